@@ -1,0 +1,54 @@
+"""lapsync track-side app: the lap counter that runs on every laptop."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Return the laptop's persistent secret key, creating it on first start."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the laptop app: defaults, instance config, environment, test dict."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        DATABASE=os.path.join(app.instance_path, "lapsync.sqlite"),
+        MIN_LAP_SECONDS=60,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+        app.config.from_prefixed_env("LAPSYNC")
+    else:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    csrf.init_app(app)
+
+    from . import auth, db, errors, laps, runners
+    db.init_app(app)
+    database = db.connect(app.config["DATABASE"])
+    db.init_schema(database)
+    database.close()
+    errors.init_app(app)
+    auth.init_app(app)
+    laps.init_app(app)
+    runners.init_app(app)
+    return app

@@ -1,0 +1,125 @@
+"""The only place that opens and closes the laptop's SQLite database."""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import sqlite_utils
+from cuid2 import Cuid
+from flask import Flask, current_app, g
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
+_cuid = Cuid(length=24)
+
+
+def new_id() -> str:
+    """Return a new cuid2 id, born on this laptop."""
+    return _cuid.generate()
+
+
+def now_ms() -> int:
+    """Return this laptop's clock as epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open the database file with the pragmas every connection needs."""
+    conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # FULL: a lap confirmed to the helper survives a power cut, not only a crash.
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=10000")
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Run a write transaction that takes the write lock up front.
+
+    BEGIN IMMEDIATE rather than sqlite-utils' deferred BEGIN: a deferred
+    transaction that reads first can fail with SQLITE_BUSY_SNAPSHOT when the
+    sync job writes in between, and that error is not retried by busy_timeout.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.execute("COMMIT")
+
+
+def init_schema(db: sqlite_utils.Database) -> None:
+    """Create missing tables and this laptop's device id; never drops anything."""
+    db.conn.executescript(SCHEMA.read_text(encoding="utf-8"))
+    with transaction(db):
+        if get_meta(db, "device_id") is None:
+            set_meta(db, "device_id", new_id())
+
+
+def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
+    """Return one value of the meta table."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    """Store one value in the meta table."""
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
+
+
+def device_id(db: sqlite_utils.Database) -> str:
+    """Return this laptop's device id."""
+    value = get_meta(db, "device_id")
+    if value is None:
+        raise RuntimeError("database not initialised: run `flask --app app init-db`")
+    return value
+
+
+def record_change(db: sqlite_utils.Database, entity: str, entity_id: str, payload: dict) -> int:
+    """Append a change to the outbox (inside the caller's transaction); return its seq."""
+    cursor = db.execute(
+        "INSERT INTO change (entity, entity_id, payload, created_at) VALUES (?, ?, ?, ?)",
+        [entity, entity_id, json.dumps(payload, separators=(",", ":")), now_ms()],
+    )
+    return cursor.lastrowid
+
+
+def get_db() -> sqlite_utils.Database:
+    """Return the request's database connection, opening it on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(exc: BaseException | None = None) -> None:
+    """Close the request's connection, if one was opened."""
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the laptop database (safe to run again: it never drops data)."""
+    db = connect(current_app.config["DATABASE"])
+    init_schema(db)
+    click.echo(f"Initialised {current_app.config['DATABASE']} (device {device_id(db)})")
+    db.close()
+
+
+def init_app(app: Flask) -> None:
+    """Register teardown and CLI commands with the app."""
+    app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,45 @@
+"""One shape for every error: JSON `{"error", "message"}` or an HTML page."""
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+class InputError(Exception):
+    """Bad input from a person or a client: becomes a 4xx, changes nothing."""
+
+    def __init__(self, code: str, message: str, status: int = 422, **extra):
+        super().__init__(message)
+        self.code, self.message, self.status, self.extra = code, message, status, extra
+
+
+def wants_json() -> bool:
+    """Tell whether the client asked for JSON rather than a page."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" or request.is_json
+
+
+def error_response(code: str, message: str, status: int, **extra) -> tuple[Response | str, int]:
+    """Answer an error in the form the client asked for."""
+    if wants_json():
+        return jsonify(error=code, message=message, **extra), status
+    return render_template("error.html", code=code, message=message, status=status), status
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers."""
+
+    @app.errorhandler(InputError)
+    def handle_input_error(exc: InputError):
+        return error_response(exc.code, exc.message, exc.status, **exc.extra)
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf_error(exc: CSRFError):
+        return error_response("csrf", "The form expired or lacks its security token. "
+                              "Reload the page and try again.", 400)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(code, exc.description or exc.name, exc.code or 500)

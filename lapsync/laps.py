@@ -1,0 +1,202 @@
+"""Lap entry and void: the helper's page and the domain functions behind it."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlite_utils
+from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template,
+                   request, url_for)
+
+from . import hlc
+from .auth import can_record, login_required
+from .db import device_id, get_db, new_id, now_ms, record_change, transaction
+from .errors import InputError, wants_json
+
+bp = Blueprint("laps", __name__)
+MAX_START_NUMBER = 999_999
+RECENT_LIMIT = 30
+
+
+def parse_start_number(raw: str | None) -> int:
+    """Turn the typed start number into an int or raise InputError."""
+    text = (raw or "").strip()
+    if not text:
+        raise InputError("missing_start_number", "Type a start number.", 400)
+    if not text.isdigit() or not text.isascii():
+        raise InputError("invalid_start_number", f"{text[:20]!r} is not a start number: digits only.", 400)
+    number = int(text[:12])
+    if len(text) > 12 or not 1 <= number <= MAX_START_NUMBER:
+        raise InputError("invalid_start_number",
+                         f"Start numbers run from 1 to {MAX_START_NUMBER}.", 400)
+    return number
+
+
+def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:
+    """Find the runner with this start number, or raise InputError."""
+    runners = list(db.query("SELECT id, start_number, name, class, grade FROM runner "
+                            "WHERE start_number = ? ORDER BY name", [start_number]))
+    if runner_id:
+        runners = [r for r in runners if r["id"] == runner_id]
+    if not runners:
+        raise InputError("unknown_runner", f"No runner has start number {start_number}. "
+                         "Nothing was recorded.", 404)
+    if len(runners) > 1:
+        raise InputError("ambiguous_start_number", f"Start number {start_number} belongs to "
+                         f"{len(runners)} runners: choose one.", 409, runners=runners)
+    return runners[0]
+
+
+def last_lap_time(db: sqlite_utils.Database, runner_id: str) -> int | None:
+    """Return the time of the runner's latest lap that counts."""
+    row = db.execute("SELECT max(time) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
+                     [runner_id]).fetchone()
+    return row[0]
+
+
+def lap_count(db: sqlite_utils.Database, runner_id: str) -> int:
+    """Return how many of the runner's laps count."""
+    return db.execute("SELECT count(*) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
+                      [runner_id]).fetchone()[0]
+
+
+def lap_result(db: sqlite_utils.Database, lap_id: str, previous: int | None,
+               duplicate: bool = False) -> dict:
+    """Describe a recorded lap for the helper: lap, runner, count, time since previous."""
+    lap = db.execute("SELECT id, runner_id, time FROM lap WHERE id = ?", [lap_id]).fetchone()
+    runner = next(db.query("SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
+                           [lap[1]]))
+    return {"lap": {"id": lap[0], "time": lap[2]}, "runner": runner,
+            "count": lap_count(db, lap[1]), "duplicate": duplicate,
+            "since_previous_ms": None if previous is None else lap[2] - previous}
+
+
+def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
+               confirm: bool = False, client_key: str | None = None,
+               runner_id: str | None = None) -> dict:
+    """Record one lap and its outbox change in one transaction; return lap_result."""
+    with transaction(db):
+        if client_key:
+            row = db.execute("SELECT id FROM lap WHERE client_key = ?", [client_key]).fetchone()
+            if row:  # a double submit or a retried request: the same lap, once
+                return lap_result(db, row[0], None, duplicate=True)
+        runner = pick_runner(db, start_number, runner_id)
+        previous, now = last_lap_time(db, runner["id"]), now_ms()
+        if previous is not None and now - previous < min_lap_ms and not confirm:
+            seconds = max(0, (now - previous) // 1000)
+            raise InputError("too_soon", f"{runner['name']} ({start_number}) was counted "
+                             f"{seconds} s ago. Count this lap anyway?", 409,
+                             runner=runner, since_previous_ms=now - previous)
+        lap = {"id": new_id(), "runner_id": runner["id"], "created_by": user_id, "time": now,
+               "device_id": device_id(db), "client_key": client_key}
+        db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
+                   "VALUES (:id, :runner_id, :created_by, :time, :device_id, :client_key)", lap)
+        record_change(db, "lap", lap["id"], {k: v for k, v in lap.items() if k != "client_key"})
+        return lap_result(db, lap["id"], previous)
+
+
+def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
+             reason: str = "") -> dict:
+    """Void (or restore) a lap, never deleting it; record the change; return the lap."""
+    reason = (reason or "").strip()
+    if len(reason) > 200:
+        raise InputError("invalid_reason", "The reason may be at most 200 characters.")
+    with transaction(db):
+        row = db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap_id]).fetchone()
+        if row is None:
+            raise InputError("unknown_lap", "That lap does not exist.", 404)
+        if (row[0] is not None) == voided:  # already in that state: nothing to change
+            return {"id": lap_id, "voided": voided, "changed": False}
+        stamp = hlc.tick(db)
+        values = [now_ms(), user_id, reason or "voided at the track"] if voided else [None] * 3
+        db.execute("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, void_hlc = ? "
+                   "WHERE id = ?", [*values, stamp, lap_id])
+        record_change(db, "lap_void", lap_id, {
+            "lap_id": lap_id, "voided": voided, "at": values[0] or now_ms(), "by": user_id,
+            "reason": values[2], "hlc": stamp, "origin": device_id(db)})
+    return {"id": lap_id, "voided": voided, "changed": True}
+
+
+def recent_laps(db: sqlite_utils.Database, limit: int = RECENT_LIMIT) -> list[dict]:
+    """Return this laptop's latest laps, newest first (by entry order, not clock)."""
+    return list(db.query(
+        "SELECT lap.id, lap.time, lap.voided_at, runner.start_number, runner.name, "
+        "runner.class FROM lap JOIN runner ON runner.id = lap.runner_id "
+        "WHERE lap.device_id = ? ORDER BY lap.rowid DESC LIMIT ?", [device_id(db), limit]))
+
+
+def render_index(status: int = 200, **context):
+    """Render the lap entry page with the recent laps."""
+    return render_template("laps.html", recent=recent_laps(get_db()), client_key=new_id(),
+                           **context), status
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Show the lap entry page."""
+    return render_index()
+
+
+@bp.post("/laps")
+@can_record
+def create():
+    """Record a lap from the typed start number (JSON or plain form post)."""
+    db = get_db()
+    try:
+        start_number = parse_start_number(request.form.get("start_number"))
+        result = record_lap(
+            db, start_number, g.user["id"], int(current_app.config["MIN_LAP_SECONDS"] * 1000),
+            confirm=request.form.get("confirm") == "1",
+            client_key=(request.form.get("client_key") or "")[:64] or None,
+            runner_id=request.form.get("runner_id") or None)
+    except InputError as exc:
+        if wants_json():
+            raise
+        return render_index(exc.status, problem=exc, typed=request.form.get("start_number", ""))
+    if wants_json():
+        return jsonify(result), 200 if result["duplicate"] else 201
+    flash_lap(result)
+    return redirect(url_for("laps.index"))
+
+
+def flash_lap(result: dict) -> None:
+    """Tell the helper (without JavaScript) which lap was recorded."""
+    runner = result["runner"]
+    since = result["since_previous_ms"]
+    since_text = "first lap" if since is None else f"{since // 60000} min {since // 1000 % 60} s since last lap"
+    flash(f"Lap {result['count']} for {runner['name']} ({runner['start_number']}, "
+          f"{runner['class']}) – {since_text}", "success")
+
+
+@bp.post("/laps/<lap_id>/void")
+@can_record
+def void(lap_id: str):
+    """Void a lap (undo); it stays visible, struck through."""
+    return change_void(lap_id, True)
+
+
+@bp.post("/laps/<lap_id>/restore")
+@can_record
+def restore(lap_id: str):
+    """Restore a voided lap."""
+    return change_void(lap_id, False)
+
+
+def change_void(lap_id: str, voided: bool):
+    """Apply a void or restore and answer JSON or redirect."""
+    result = set_void(get_db(), lap_id[:64], g.user["id"], voided, request.form.get("reason", ""))
+    if wants_json():
+        return jsonify(result)
+    flash("Lap voided." if voided else "Lap restored.", "success")
+    return redirect(url_for("laps.index"))
+
+
+def clock(ms: int | None) -> str:
+    """Format epoch ms as the laptop's local time of day."""
+    return "" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
+
+
+def init_app(app) -> None:
+    """Register the blueprint and the clock filter."""
+    app.register_blueprint(bp)
+    app.add_template_filter(clock)

@@ -1,0 +1,70 @@
+-- lapsync laptop schema (SQLite). Applied by `flask --app app init-db` and at
+-- every start: CREATE ... IF NOT EXISTS only, never DROP.
+-- Times are epoch milliseconds of this laptop's clock. Ids are cuid2 strings
+-- born on this laptop (or on the laptop/central that created the record).
+
+-- Key/value facts about this laptop: device_id, hlc (hybrid logical clock),
+-- pull cursor, last sync success/error.
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS user (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,          -- the login
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'teacher', 'viewer')),
+    created_at    INTEGER NOT NULL,
+    hlc           TEXT NOT NULL                  -- last writer wins (hlc, origin)
+);
+
+-- Local only: a login on this laptop. Never synced.
+CREATE TABLE IF NOT EXISTS user_session (
+    id          TEXT PRIMARY KEY,                -- secrets.token_urlsafe
+    user_id     TEXT NOT NULL REFERENCES user(id),
+    valid_until INTEGER NOT NULL                 -- 8 h after login
+);
+
+-- start_number is unique for runners created here (checked in runners.py);
+-- it is not a UNIQUE constraint because two laptops offline may give the same
+-- number to two runners, and both must survive the merge (central records the
+-- clash; laps reference runner ids).
+CREATE TABLE IF NOT EXISTS runner (
+    id           TEXT PRIMARY KEY,
+    start_number INTEGER NOT NULL CHECK (start_number BETWEEN 1 AND 999999),
+    name         TEXT NOT NULL,
+    class        TEXT NOT NULL,
+    grade        INTEGER NOT NULL CHECK (grade BETWEEN 1 AND 13),
+    hlc          TEXT NOT NULL,                  -- last writer wins (hlc, origin)
+    origin       TEXT NOT NULL                   -- device id of the last writer
+);
+CREATE INDEX IF NOT EXISTS runner_start_number ON runner(start_number);
+CREATE INDEX IF NOT EXISTS runner_class ON runner(class, name);
+
+-- A lap ("Round" in the earlier app). Never deleted: a wrong lap is voided.
+CREATE TABLE IF NOT EXISTS lap (
+    id          TEXT PRIMARY KEY,
+    runner_id   TEXT NOT NULL REFERENCES runner(id),
+    created_by  TEXT NOT NULL REFERENCES user(id),
+    time        INTEGER NOT NULL,                -- device clock when entered
+    device_id   TEXT NOT NULL,                   -- the laptop that recorded it
+    client_key  TEXT UNIQUE,                     -- idempotency key of the POST
+    voided_at   INTEGER,                         -- NULL = counts
+    voided_by   TEXT REFERENCES user(id),
+    void_reason TEXT,
+    void_hlc    TEXT                             -- last void/restore wins
+);
+CREATE INDEX IF NOT EXISTS lap_runner_time ON lap(runner_id, time);
+
+-- The outbox: every local change, in the same transaction as the change.
+-- AUTOINCREMENT keeps seq strictly increasing and never reused.
+CREATE TABLE IF NOT EXISTS change (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity     TEXT NOT NULL CHECK (entity IN ('lap', 'lap_void', 'runner', 'user')),
+    entity_id  TEXT NOT NULL,
+    payload    TEXT NOT NULL,                    -- JSON snapshot of the change
+    created_at INTEGER NOT NULL,
+    pushed_at  INTEGER                           -- set after central acknowledged
+);
+CREATE INDEX IF NOT EXISTS change_pending ON change(seq) WHERE pushed_at IS NULL;

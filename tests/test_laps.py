@@ -1,0 +1,173 @@
+"""Lap entry: recording, minimum lap time, void, unknown numbers, bad input."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from cuid2 import is_cuid
+
+from lapsync import create_app
+from lapsync.db import connect
+
+JSON = {"Accept": "application/json"}
+
+
+def post_lap(client, number, **extra):
+    """Post a start number the way the page's script does."""
+    data = {"start_number": number, **extra}
+    return client.post("/laps", data=data, headers={**JSON, "X-CSRFToken": client.csrf})
+
+
+def test_lap_gets_cuid_and_next_seq_and_survives_restart(app, teacher, runners):
+    first = post_lap(teacher, "1")
+    assert first.status_code == 201
+    body = first.get_json()
+    assert is_cuid(body["lap"]["id"])
+    assert body["runner"]["name"] == "Anna Berg" and body["count"] == 1
+    assert body["since_previous_ms"] is None
+    second = post_lap(teacher, "2").get_json()
+    db = connect(app.config["DATABASE"])
+    seqs = {row["entity_id"]: row["seq"] for row in db.query("SELECT * FROM change WHERE entity = 'lap'")}
+    assert seqs[second["lap"]["id"]] == seqs[body["lap"]["id"]] + 1
+    db.close()
+    restarted = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": app.config["DATABASE"]})
+    db = connect(restarted.config["DATABASE"])
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 2
+    assert db.execute("SELECT runner_id FROM lap WHERE id = ?", [body["lap"]["id"]]).fetchone()[0] == runners[1]
+    db.close()
+
+
+def test_outbox_change_is_written_with_the_lap(teacher, runners, db):
+    lap_id = post_lap(teacher, "17").get_json()["lap"]["id"]
+    change = next(db.query("SELECT * FROM change WHERE entity_id = ?", [lap_id]))
+    payload = json.loads(change["payload"])
+    assert payload["runner_id"] == runners[17] and change["pushed_at"] is None
+
+
+def test_min_lap_time_warns_and_records_nothing_until_confirmed(teacher, runners, db):
+    assert post_lap(teacher, "1").status_code == 201
+    warned = post_lap(teacher, "1")
+    assert warned.status_code == 409
+    assert warned.get_json()["error"] == "too_soon"
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 1
+    confirmed = post_lap(teacher, "1", confirm="1")
+    assert confirmed.status_code == 201 and confirmed.get_json()["count"] == 2
+    assert 0 <= confirmed.get_json()["since_previous_ms"] < 60_000
+
+
+def test_min_lap_time_comes_from_config(tmp_path):
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(tmp_path / "x.sqlite"),
+                      "MIN_LAP_SECONDS": 0})
+    from tests.conftest import login
+    from lapsync.auth import create_user
+    from lapsync.runners import add_runner
+    db = connect(app.config["DATABASE"])
+    create_user(db, "tom", "teacher", "correct-horse")
+    add_runner(db, 5, "Eva", "7c", 7)
+    client = app.test_client()
+    client.csrf = login(client, "tom")
+    assert post_lap(client, "5").status_code == 201
+    assert post_lap(client, "5").status_code == 201
+
+
+def test_unknown_number_records_nothing(teacher, runners, db):
+    response = post_lap(teacher, "999")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "unknown_runner", "message": response.get_json()["message"]}
+    assert "999" in response.get_json()["message"]
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM change WHERE entity = 'lap'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "abc", "-3", "0", "1.5", "1e3", "1000000",
+                                 "99999999999999999999999", "١٢", "12 13", "x" * 5000])
+def test_bad_start_numbers_are_refused(teacher, runners, db, raw):
+    response = post_lap(teacher, raw)
+    assert response.status_code == 400
+    assert response.get_json()["error"] in ("missing_start_number", "invalid_start_number")
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 0
+
+
+def test_double_submit_with_same_key_records_once(teacher, runners, db):
+    first = post_lap(teacher, "2", client_key="k-123")
+    again = post_lap(teacher, "2", client_key="k-123")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.get_json()["lap"]["id"] == first.get_json()["lap"]["id"]
+    assert again.get_json()["duplicate"] is True
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 1
+
+
+def test_void_keeps_the_lap_struck_through_and_syncs(teacher, runners, db):
+    lap_id = post_lap(teacher, "1").get_json()["lap"]["id"]
+    response = teacher.post(f"/laps/{lap_id}/void", headers={**JSON, "X-CSRFToken": teacher.csrf})
+    assert response.get_json() == {"id": lap_id, "voided": True, "changed": True}
+    row = next(db.query("SELECT * FROM lap WHERE id = ?", [lap_id]))
+    assert row["voided_at"] and row["voided_by"] and row["void_hlc"]
+    assert db.execute("SELECT count(*) FROM change WHERE entity = 'lap_void'").fetchone()[0] == 1
+    page = teacher.get("/").get_data(as_text=True)
+    assert f'data-lap="{lap_id}" class="voided"' in page
+    assert post_lap(teacher, "1").get_json()["count"] == 1  # voided laps never count nor block
+
+
+def test_void_twice_changes_nothing_and_restore_counts_again(teacher, runners, db):
+    lap_id = post_lap(teacher, "1").get_json()["lap"]["id"]
+    headers = {**JSON, "X-CSRFToken": teacher.csrf}
+    teacher.post(f"/laps/{lap_id}/void", headers=headers)
+    assert teacher.post(f"/laps/{lap_id}/void", headers=headers).get_json()["changed"] is False
+    assert teacher.post(f"/laps/{lap_id}/restore", headers=headers).get_json()["voided"] is False
+    assert db.execute("SELECT count(*) FROM change WHERE entity = 'lap_void'").fetchone()[0] == 2
+    assert db.execute("SELECT voided_at FROM lap").fetchone()[0] is None
+
+
+def test_void_of_unknown_lap_is_404(teacher, runners):
+    response = teacher.post("/laps/nope/void", headers={**JSON, "X-CSRFToken": teacher.csrf})
+    assert response.status_code == 404 and response.get_json()["error"] == "unknown_lap"
+
+
+def test_void_reason_too_long_is_refused(teacher, runners, db):
+    lap_id = post_lap(teacher, "1").get_json()["lap"]["id"]
+    response = teacher.post(f"/laps/{lap_id}/void", data={"reason": "x" * 201},
+                            headers={**JSON, "X-CSRFToken": teacher.csrf})
+    assert response.status_code == 422
+    assert db.execute("SELECT voided_at FROM lap").fetchone()[0] is None
+
+
+def test_plain_form_post_without_javascript(teacher, runners):
+    response = teacher.post("/laps", data={"start_number": "17", "csrf_token": teacher.csrf},
+                            follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Lap 1 for Cleo Dahl (17, 6b)" in page and "first lap" in page
+
+
+def test_plain_form_unknown_number_shows_red_message(teacher, runners):
+    response = teacher.post("/laps", data={"start_number": "404", "csrf_token": teacher.csrf})
+    assert response.status_code == 404
+    assert 'class="feedback bad"' in response.get_data(as_text=True)
+    assert "No runner has start number 404" in response.get_data(as_text=True)
+
+
+def test_plain_form_too_soon_offers_confirm_button(teacher, runners, db):
+    teacher.post("/laps", data={"start_number": "2", "csrf_token": teacher.csrf})
+    response = teacher.post("/laps", data={"start_number": "2", "csrf_token": teacher.csrf})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert 'name="confirm" value="1"' in page and "Count this lap anyway?" in page
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 1
+
+
+def test_same_number_on_two_runners_asks_which(teacher, runners, db):
+    db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
+               "VALUES ('r-other', 17, 'Dora Eck', '6b', 6, '0', 'elsewhere')")
+    response = post_lap(teacher, "17")
+    assert response.status_code == 409
+    assert {r["name"] for r in response.get_json()["runners"]} == {"Cleo Dahl", "Dora Eck"}
+    chosen = post_lap(teacher, "17", runner_id="r-other")
+    assert chosen.status_code == 201 and chosen.get_json()["runner"]["name"] == "Dora Eck"
+
+
+def test_recent_laps_newest_first(teacher, runners):
+    post_lap(teacher, "1")
+    post_lap(teacher, "2")
+    page = teacher.get("/").get_data(as_text=True)
+    assert page.index("Ben Cruz") < page.index("Anna Berg")
