@@ -1,0 +1,393 @@
+"""Benchmark lap entry: POST /laps through the real handler on a database of 1M laps.
+
+Default mode drives the WSGI app in this one process with Flask's test client
+(routing, session cookie, login check, CSRF, SQLite commit with synchronous=FULL).
+--http drives a real werkzeug server (another process) on loopback with requests.
+Run from the repository root:
+
+    .venv/bin/python bench/bench_laps.py                 # 100k laps on 1M, test client
+    .venv/bin/python bench/bench_laps.py --runs 3        # three fresh copies, median
+    .venv/bin/python bench/bench_laps.py --http --laps 20000
+
+The prepared 1M-lap database is cached in bench/out/ (git-ignored) and copied
+for every run, so each run starts from the same file.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import re
+import shutil
+import sqlite3
+import statistics
+import string
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lapsync import create_app  # noqa: E402
+from lapsync.auth import create_user  # noqa: E402
+from lapsync.db import connect, device_id, transaction  # noqa: E402
+from lapsync.hlc import format_hlc  # noqa: E402
+from lapsync.runners import save_runner  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+USER, PASSWORD = "bench-teacher", "bench-password"
+TARGET_P99_MS, TARGET_RATE = 10.0, 1000.0
+ALNUM = string.ascii_lowercase + string.digits
+BASE36 = string.digits + string.ascii_lowercase
+CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
+CHUNK = 50_000
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--laps", type=int, default=100_000, help="laps to record and time")
+    p.add_argument("--base-laps", type=int, default=1_000_000, help="laps already in the database")
+    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
+    p.add_argument("--seed", type=int, default=2, help="seed for ids, runners and start numbers")
+    p.add_argument("--warmup", type=int, default=500, help="untimed laps before timing starts")
+    p.add_argument("--runs", type=int, default=1, help="runs, each on a fresh copy; median reported")
+    p.add_argument("--http", action="store_true", help="real werkzeug server on loopback + requests")
+    p.add_argument("--cpu", type=int, default=0,
+                   help="pin this process to one CPU (the --http server gets the next); -1: no pinning")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the cached base database")
+    p.add_argument("--profile", metavar="FILE", help="write cProfile stats of the timed loop")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    return p.parse_args(argv)
+
+
+# --- the prepared database -------------------------------------------------
+
+def fake_cuid(rng: random.Random) -> str:
+    """Return a cuid2-shaped id (24 chars, a letter first); real cuid2 is 30x slower to make."""
+    return rng.choice(string.ascii_lowercase) + "".join(rng.choices(ALNUM, k=23))
+
+
+def page_key(rng: random.Random, ms: int) -> str:
+    """Return a client_key shaped like the one laps.js sends (base36 time + random)."""
+    digits = ""
+    while ms:
+        ms, r = divmod(ms, 36)
+        digits = BASE36[r] + digits
+    return digits + "".join(rng.choices(BASE36, k=10))
+
+
+def add_runners(db, count: int, rng: random.Random) -> list[str]:
+    """Add COUNT runners with start numbers 1..COUNT through save_runner, one transaction."""
+    ids = []
+    with transaction(db):
+        for number in range(1, count + 1):
+            cls = CLASSES[rng.randrange(len(CLASSES))]
+            fields = {"start_number": number, "name": f"Runner {number:05d}", "class": cls,
+                      "grade": int(cls[:-1])}
+            ids.append(save_runner(db, fields))
+    return ids
+
+
+def lap_rows(count: int, runner_ids: list[str], user_id: str, device: str, end_ms: int,
+             rng: random.Random):
+    """Yield (lap, change) row pairs: COUNT laps spread over the hours before END_MS."""
+    step = 50  # ms between laps: 1M laps over ~14 h, ~4 min per runner's lap
+    for i in range(count):
+        at = end_ms - (count - i) * step
+        lap_id, runner_id = fake_cuid(rng), runner_ids[rng.randrange(len(runner_ids))]
+        payload = json.dumps({"id": lap_id, "runner_id": runner_id, "created_by": user_id,
+                              "time": at, "device_id": device}, separators=(",", ":"))
+        yield ((lap_id, runner_id, user_id, at, device, page_key(rng, at)),
+               ("lap", lap_id, payload, at, at + 5_000))
+
+
+def void_rows(lap_sample: list[tuple], user_id: str, device: str):
+    """Yield (update, change) rows voiding the sampled laps, as set_void would."""
+    for lap_id, at in lap_sample:
+        stamp = format_hlc(at + 20_000, 0)
+        payload = json.dumps({"lap_id": lap_id, "voided": True, "at": at + 20_000, "by": user_id,
+                              "reason": "voided at the track", "hlc": stamp, "origin": device},
+                             separators=(",", ":"))
+        yield ((at + 20_000, user_id, "voided at the track", stamp, lap_id),
+               ("lap_void", lap_id, payload, at + 20_000, at + 25_000))
+
+
+def insert_laps(db, args: argparse.Namespace, runner_ids: list[str], user_id: str,
+                rng: random.Random) -> None:
+    """Bulk insert the base laps and their pushed outbox changes in one transaction."""
+    device, end_ms = device_id(db), int(time.time() * 1000) - 60_000
+    voided = []
+    with transaction(db):
+        rows = lap_rows(args.base_laps, runner_ids, user_id, device, end_ms, rng)
+        while chunk := list(itertools.islice(rows, CHUNK)):
+            db.conn.executemany("INSERT INTO lap (id, runner_id, created_by, time, device_id, "
+                                "client_key) VALUES (?, ?, ?, ?, ?, ?)", [c[0] for c in chunk])
+            db.conn.executemany("INSERT INTO change (entity, entity_id, payload, created_at, "
+                                "pushed_at) VALUES (?, ?, ?, ?, ?)", [c[1] for c in chunk])
+            voided += [(c[0][0], c[0][3]) for c in chunk if rng.random() < 0.01]
+        pairs = list(void_rows(voided, user_id, device))
+        db.conn.executemany("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, "
+                            "void_hlc = ? WHERE id = ?", [p[0] for p in pairs])
+        db.conn.executemany("INSERT INTO change (entity, entity_id, payload, created_at, "
+                            "pushed_at) VALUES (?, ?, ?, ?, ?)", [p[1] for p in pairs])
+        db.execute("UPDATE change SET pushed_at = ? WHERE pushed_at IS NULL", [end_ms])
+        db.execute("UPDATE meta SET value = ? WHERE key = 'hlc'", [format_hlc(end_ms, 0)])
+
+
+def db_count(db) -> int:
+    """Return how many laps the database holds."""
+    return db.execute("SELECT count(*) FROM lap").fetchone()[0]
+
+
+def build_base(path: Path, args: argparse.Namespace) -> None:
+    """Create the cached database: users, runners, base laps (built under a temp name)."""
+    tmp = path.with_suffix(".building")
+    for stale in OUT.glob(tmp.name + "*"):
+        stale.unlink()
+    started = time.perf_counter()
+    create_app({"SECRET_KEY": "bench", "DATABASE": str(tmp)})
+    db = connect(tmp)
+    db.execute("PRAGMA synchronous=OFF")  # preparation only; the timed runs use the app's FULL
+    db.execute("PRAGMA cache_size=-1000000")
+    rng = random.Random(args.seed)
+    user_id = create_user(db, USER, "teacher", PASSWORD)
+    create_user(db, "bench-admin", "admin", PASSWORD)
+    runner_ids = add_runners(db, args.runners, rng)
+    insert_laps(db, args, runner_ids, user_id, rng)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    tmp.rename(path)
+    print(f"built {path.name} in {time.perf_counter() - started:.1f} s")
+
+
+def base_database(args: argparse.Namespace) -> Path:
+    """Return the cached base database for these options, building it when missing."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"base-{args.base_laps}laps-{args.runners}runners-seed{args.seed}.sqlite"
+    if args.rebuild or not path.exists():
+        build_base(path, args)
+    return path
+
+
+def fresh_copy(base: Path, run: int) -> Path:
+    """Copy the base database to a run file and return its path."""
+    path = OUT / f"run-{os.getpid()}-{run}.sqlite"
+    remove_db(path)
+    shutil.copyfile(base, path)
+    return path
+
+
+def remove_db(path: Path) -> None:
+    """Delete a database file and its WAL/shm files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+# --- driving the handler ---------------------------------------------------
+
+def bench_app(db_path: Path):
+    """Create the laptop app as production would, on the run's database file."""
+    return create_app({"SECRET_KEY": "bench-secret", "DATABASE": str(db_path), "MIN_LAP_SECONDS": 0})
+
+
+def csrf_of(html: str) -> str:
+    """Return the page's CSRF token (from the meta tag base.html renders)."""
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def lap_form(rng: random.Random, runners: int, csrf: str) -> dict:
+    """Return the form laps.js posts for one typed start number."""
+    return {"start_number": str(rng.randint(1, runners)), "csrf_token": csrf,
+            "client_key": page_key(rng, int(time.time() * 1000))}
+
+
+class TestClientDriver:
+    """Post laps through Flask's test client in this process."""
+
+    def __init__(self, db_path: Path):
+        self.client = bench_app(db_path).test_client()
+        token = csrf_of(self.client.get("/login").get_data(as_text=True))
+        login = self.client.post("/login", data={"name": USER, "password": PASSWORD,
+                                                 "csrf_token": token})
+        assert login.status_code == 302, login.get_data(as_text=True)
+        self.csrf = csrf_of(self.client.get("/").get_data(as_text=True))
+        self.headers = {"Accept": "application/json", "X-CSRFToken": self.csrf}
+
+    def post(self, form: dict) -> int:
+        """Post one lap; return the status code."""
+        return self.client.post("/laps", data=form, headers=self.headers).status_code
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+def serve(db_path: str, cpu: int, conn) -> None:
+    """Run the app in a werkzeug server on a free loopback port (child process)."""
+    import logging
+    from werkzeug.serving import make_server
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server("127.0.0.1", 0, bench_app(Path(db_path)), threaded=True)
+    conn.send(server.server_port)
+    server.serve_forever()
+
+
+class HttpDriver:
+    """Post laps over loopback HTTP to a werkzeug server in a child process."""
+
+    def __init__(self, db_path: Path, cpu: int):
+        import requests
+        parent, child = multiprocessing.Pipe()
+        server_cpu = -1 if cpu < 0 else (cpu + 1) % os.cpu_count()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=serve, args=(str(db_path), server_cpu, child), daemon=True)
+        self.process.start()
+        self.base = f"http://127.0.0.1:{parent.recv()}"
+        self.session = requests.Session()
+        token = csrf_of(self.session.get(self.base + "/login").text)
+        login = self.session.post(self.base + "/login", allow_redirects=False,
+                                  data={"name": USER, "password": PASSWORD, "csrf_token": token})
+        assert login.status_code == 302, login.text
+        self.csrf = csrf_of(self.session.get(self.base + "/").text)
+        self.headers = {"Accept": "application/json", "X-CSRFToken": self.csrf}
+
+    def post(self, form: dict) -> int:
+        """Post one lap; return the status code."""
+        return self.session.post(self.base + "/laps", data=form, headers=self.headers).status_code
+
+    def close(self) -> None:
+        """Stop the server process."""
+        self.session.close()
+        self.process.terminate()
+        self.process.join()
+
+
+def timed_laps(driver, args: argparse.Namespace, rng: random.Random) -> tuple[list[int], float]:
+    """Post warm-up laps, then the timed laps; return per-lap ns and the total seconds."""
+    for _ in range(args.warmup):
+        check(driver.post(lap_form(rng, args.runners, driver.csrf)))
+    forms = (lap_form(rng, args.runners, driver.csrf) for _ in range(args.laps))
+    samples, profiler = [], cProfile.Profile() if args.profile else None
+    started = time.perf_counter_ns()
+    if profiler:
+        profiler.enable()
+    for form in forms:
+        t0 = time.perf_counter_ns()
+        status = driver.post(form)
+        samples.append(time.perf_counter_ns() - t0)
+        check(status)
+    total = (time.perf_counter_ns() - started) / 1e9
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    return samples, total
+
+
+def check(status: int) -> None:
+    """Stop the benchmark at the first lap that was not recorded."""
+    if status != 201:
+        raise SystemExit(f"POST /laps answered {status}, expected 201")
+
+
+def verify(db_path: Path, args: argparse.Namespace) -> str:
+    """Check that every posted lap and its outbox change are in the database."""
+    db = connect(db_path)
+    laps = db_count(db)
+    pending = db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+    db.close()
+    posted = args.warmup + args.laps
+    if laps != args.base_laps + posted or pending != posted:
+        raise SystemExit(f"database check failed: {laps} laps, {pending} pending changes")
+    return f"verified: {laps:,} laps in the database, {pending:,} pending outbox changes"
+
+
+# --- reporting -------------------------------------------------------------
+
+def percentile(ordered: list[int], q: float) -> float:
+    """Return the nearest-rank percentile of sorted ns samples, in ms."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1e6
+
+
+def figures(samples: list[int], total: float) -> dict:
+    """Summarise one run."""
+    ordered = sorted(samples)
+    return {"count": len(samples), "total_s": total, "laps_per_s": len(samples) / total,
+            "mean_ms": statistics.fmean(samples) / 1e6, "p50_ms": percentile(ordered, 0.50),
+            "p90_ms": percentile(ordered, 0.90), "p99_ms": percentile(ordered, 0.99),
+            "max_ms": ordered[-1] / 1e6}
+
+
+def print_figures(label: str, f: dict) -> None:
+    """Print one run's figures and their ratio to the targets."""
+    print(f"{label}: {f['count']:,} laps in {f['total_s']:.2f} s = {f['laps_per_s']:,.0f} laps/s; "
+          f"mean {f['mean_ms']:.3f} ms, p50 {f['p50_ms']:.3f} ms, p90 {f['p90_ms']:.3f} ms, "
+          f"p99 {f['p99_ms']:.3f} ms, max {f['max_ms']:.1f} ms")
+    print(f"  p99 {f['p99_ms']:.2f} ms = {f['p99_ms'] / TARGET_P99_MS:.2f}x of the "
+          f"{TARGET_P99_MS:.0f} ms limit ({'met' if f['p99_ms'] <= TARGET_P99_MS else 'MISSED'}); "
+          f"{f['laps_per_s']:,.0f} laps/s = {f['laps_per_s'] / TARGET_RATE:.2f}x of the "
+          f"{TARGET_RATE:,.0f} laps/s target ({'met' if f['laps_per_s'] >= TARGET_RATE else 'MISSED'})")
+
+
+def environment(db_path: Path, args: argparse.Namespace) -> dict:
+    """Describe what the figures were measured on."""
+    db = connect(db_path)
+    sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[db.execute("PRAGMA synchronous").fetchone()[0]]
+    journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+    db.close()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "flask": version("flask"), "werkzeug": version("werkzeug"),
+            "sqlite-utils": version("sqlite-utils"), "synchronous": sync, "journal_mode": journal,
+            "cpu": cpu, "cpus": os.cpu_count(), "pinned_to": sorted(os.sched_getaffinity(0)),
+            "loadavg": os.getloadavg(), "mode": "http" if args.http else "test-client",
+            "db_file": str(db_path.relative_to(ROOT)), "db_mb": round(db_path.stat().st_size / 2**20)}
+
+
+def run_once(base: Path, args: argparse.Namespace, run: int) -> dict:
+    """Record the laps on a fresh copy of the base database; return the figures."""
+    db_path = fresh_copy(base, run)
+    try:
+        if run == 0:
+            print("environment:", json.dumps(environment(db_path, args)))
+        driver = HttpDriver(db_path, args.cpu) if args.http else TestClientDriver(db_path)
+        try:
+            samples, total = timed_laps(driver, args, random.Random(args.seed * 1000 + run))
+        finally:
+            driver.close()
+        result = figures(samples, total)
+        print_figures(f"run {run + 1}", result)
+        print(" ", verify(db_path, args))
+        return result
+    finally:
+        remove_db(db_path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build or reuse the base database, run the benchmark, print the figures."""
+    args = parse_args(argv)
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+    base = base_database(args)
+    print(f"base database: {base.relative_to(ROOT)} ({args.base_laps:,} laps, "
+          f"{args.runners:,} runners), copied fresh for every run")
+    results = [run_once(base, args, run) for run in range(args.runs)]
+    if args.runs > 1:
+        median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+        print_figures(f"median of {args.runs} runs", median)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "runs": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
