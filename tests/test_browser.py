@@ -1,0 +1,132 @@
+"""Real-browser test: headless Debian Chromium, driven by Playwright, against the real app.
+
+Never `playwright install`: the browser is Debian's /usr/bin/chromium
+(`python3 dev.py test` and .ci/run install it).
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from werkzeug.serving import make_server
+
+from lapsync import create_app
+from lapsync.auth import create_user
+from lapsync.db import connect
+from lapsync.runners import add_runner
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PASSWORD = "correct-horse"
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serve the real app on a free loopback port with a teacher and three runners."""
+    app = create_app({"SECRET_KEY": "browser-test", "DATABASE": str(tmp_path / "laptop.sqlite"),
+                      "MIN_LAP_SECONDS": 60})
+    db = connect(app.config["DATABASE"])
+    create_user(db, "tom", "teacher", PASSWORD)
+    for number, name, class_ in [(1, "Anna Berg", "5a"), (2, "Ben Cruz", "5a"), (17, "Cleo Dahl", "6b")]:
+        add_runner(db, number, name, class_, 5)
+    db.close()
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(10)
+
+
+@pytest.fixture
+def page():
+    """A fresh page in headless Debian Chromium; fails (never skips) without the browser."""
+    assert os.path.exists(CHROMIUM), (
+        f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. Run `python3 dev.py test` "
+        "as root or `sudo apt-get install chromium` (never `playwright install`).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(10_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def type_number(page, number: str) -> None:
+    """Type a start number into the entry field and press Enter, as a barcode scanner does."""
+    field = page.locator("#start_number")
+    expect(field).to_be_focused()
+    field.press_sequentially(number)
+    field.press("Enter")
+
+
+def expect_counted(page, name: str, count: int) -> None:
+    """Wait for the green confirmation naming the runner and showing the new lap count."""
+    feedback = page.locator("#feedback")
+    expect(feedback).to_contain_text(name)
+    expect(feedback).to_have_class(re.compile(r"\bgood\b"))
+    expect(feedback.locator(".count")).to_have_text(str(count))
+
+
+def lap_count(app, number: int) -> int:
+    """Count a runner's laps that count, straight from the database file."""
+    db = connect(app.config["DATABASE"])
+    try:
+        return db.execute("SELECT count(*) FROM lap JOIN runner ON runner.id = lap.runner_id "
+                          "WHERE start_number = ? AND voided_at IS NULL", [number]).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_helper_counts_voids_and_confirms_with_the_keyboard(server, page, tmp_path):
+    app, url = server
+    page.goto(f"{url}/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.get_by_label("Name").fill("tom")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    expect(page.locator("#start_number")).to_be_visible()
+    expect(page.locator(".empty-note")).to_be_visible()
+
+    for number, name in [("1", "Anna Berg"), ("2", "Ben Cruz"), ("17", "Cleo Dahl")]:
+        type_number(page, number)
+        expect_counted(page, name, 1)
+        expect(page.locator("#start_number")).to_have_value("")
+    rows = page.locator("#recent tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Cleo Dahl")  # newest first
+    expect(page.locator(".empty-note")).to_be_hidden()
+
+    ben = rows.filter(has_text="Ben Cruz")
+    ben.get_by_role("button", name="Void").click()
+    expect(ben).to_have_class(re.compile(r"\bvoided\b"))
+    assert "line-through" in ben.locator("td").nth(2).evaluate(
+        "el => getComputedStyle(el).textDecorationLine")
+    assert lap_count(app, 2) == 0
+
+    type_number(page, "2")  # his only lap was voided: no too-soon warning
+    expect_counted(page, "Ben Cruz", 1)
+    expect(rows).to_have_count(4)
+
+    type_number(page, "1")  # Anna's lap counts: warned, nothing recorded yet
+    feedback = page.locator("#feedback")
+    expect(feedback).to_have_class(re.compile(r"\bwarn\b"))
+    expect(feedback).to_contain_text("Anna Berg")
+    expect(page.locator("#start_number")).to_have_value("1")
+    assert lap_count(app, 1) == 1
+    page.locator("#start_number").press("Enter")  # Enter again confirms
+    expect_counted(page, "Anna Berg", 2)
+    expect(rows).to_have_count(5)
+    assert [lap_count(app, n) for n in (1, 2, 17)] == [2, 1, 1]
+
+    shot = tmp_path / "lap-entry.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
