@@ -31,6 +31,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
+        CENTRAL_URL=None,          # set by `flask --app app connect URL TOKEN`
+        CENTRAL_TOKEN=None,
+        SYNC_ENABLED=True,         # background sync (never under tests)
+        SYNC_INTERVAL=5,           # seconds between background syncs
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -51,4 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     laps.init_app(app)
     runners.init_app(app)
+    from . import client, scheduler
+    client.init_app(app)
+    scheduler.init_app(app)
     return app

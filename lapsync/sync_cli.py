@@ -1,0 +1,141 @@
+"""CLI for sync: `flask connect URL TOKEN`, `flask sync`, `flask sync-status [--json]`."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+
+import click
+from flask import current_app
+
+from . import client, protocol
+from .db import connect, device_id
+from .errors import InputError
+
+EXIT_CODES = {client.TRANSIENT: 2, client.AUTH: 3}  # anything else: 1
+
+
+def fail(result: client.SyncResult, hint: str = "") -> None:
+    """Print why the sync failed and exit non-zero (2 unreachable, 3 not authorised, 1 other)."""
+    click.secho(f"Sync failed: {result.error.message}{hint}", fg="red", err=True)
+    sys.exit(EXIT_CODES.get(result.error.kind, 1))
+
+
+def moved(result: client.SyncResult) -> str:
+    """Describe what one sync moved, e.g. 'pushed 12 changes, pulled 40 (runner 38, user 2)'."""
+    pulled = ", ".join(f"{entity} {count}" for entity, count in sorted(result.pulled.items()))
+    text = f"pushed {result.pushed} changes, pulled {result.pulled_total}"
+    text += f" ({pulled})" if pulled else ""
+    if result.rejected:
+        text += f"; central rejected {result.rejected} (see sync-status)"
+    return text
+
+
+def run_sync(db, central: client.Central) -> client.SyncResult:
+    """Sync once now, with a progress bar when the backlog is larger than one batch."""
+    pending = client.pending_count(db)
+    if pending <= protocol.MAX_BATCH_CHANGES:
+        return client.sync_once(db, central, force=True)
+    with click.progressbar(length=pending, label="Pushing", file=sys.stderr) as bar:
+        return client.sync_once(db, central, force=True, progress=bar.update)
+
+
+@click.command("connect")
+@click.argument("url")
+@click.argument("token")
+def connect_command(url: str, token: str) -> None:
+    """Connect this laptop to central at URL with a device TOKEN, then sync once.
+
+    The token comes from `flask --app sync register-device NAME` on central.
+    URL and token are stored in the instance config file (mode 600). Exit status:
+    2 when central cannot be reached, 3 when it refuses the token, 1 otherwise.
+    """
+    try:
+        url, token = client.validate_url(url), client.validate_token(token)
+    except InputError as exc:
+        raise click.BadParameter(exc.message, param_hint="URL" if exc.code == "invalid_url" else "TOKEN")
+    path = client.config_file(current_app)
+    try:
+        client.write_central_config(path, url, token)
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {path}: {exc}")
+    current_app.config.update(CENTRAL_URL=url, CENTRAL_TOKEN=token)
+    click.echo(f"Stored central {url} in {path}.")
+    db = connect(current_app.config["DATABASE"])
+    try:
+        client.reset_state(db)
+        result = run_sync(db, client.central_from_config(current_app.config))
+    finally:
+        db.close()
+    if result.error:
+        fail(result, "\nThe URL and token are stored: fix the problem and run "
+                     "`flask --app app sync` (the running app retries by itself).")
+    click.echo(f"Connected: {moved(result)}.")
+
+
+@click.command("sync")
+def sync_command() -> None:
+    """Sync with central now: push pending changes, pull what is new.
+
+    Exit status: 2 when central cannot be reached, 3 when it refuses this
+    device's token, 1 for other errors or when no central is configured.
+    """
+    central = client.central_from_config(current_app.config)
+    if central is None:
+        raise click.ClickException("Not connected to central: run "
+                                   "`flask --app app connect URL TOKEN` first.")
+    db = connect(current_app.config["DATABASE"])
+    try:
+        result = run_sync(db, central)
+    finally:
+        db.close()
+    if result.error:
+        fail(result, f"\n({result.pushed} changes pushed before that.)" if result.pushed else "")
+    click.echo(f"Synced: {moved(result)}.")
+
+
+def when(ms: int | None, now: int) -> str:
+    """Format an epoch-ms moment as local time plus its age."""
+    if not ms:
+        return "never"
+    return f"{datetime.fromtimestamp(ms / 1000):%Y-%m-%d %H:%M:%S} ({client.age(now - ms)} ago)"
+
+
+def status_lines(info: dict, now: int) -> list[str]:
+    """Render sync_status (plus rejected items) as lines for the terminal."""
+    oldest = info["oldest_pending_age_s"]
+    lines = [f"status:        {info['text']}",
+             f"central:       {info['central_url'] or 'not connected'}",
+             f"device:        {info['device_id']}",
+             f"pending:       {info['pending']} changes ({info['pending_laps']} laps)"
+             + (f", oldest {client.age(oldest * 1000)}" if oldest is not None else ""),
+             f"last success:  {when(info['last_success_ms'], now)}",
+             f"last error:    {info['last_error'] or 'none'}"
+             + (f" at {when(info['last_error_ms'], now)}" if info["last_error_ms"] else ""),
+             f"authorised:    {'unknown' if info['authorised'] is None else 'yes' if info['authorised'] else 'NO'}"]
+    if info["backoff_until_ms"] and info["backoff_until_ms"] > now:
+        lines.append(f"next retry:    in {client.age(info['backoff_until_ms'] - now)} "
+                     f"({info['failures']} failures in a row)")
+    if info["clock_offset_ms"] is not None:
+        lines.append(f"clock offset:  central is {info['clock_offset_ms']:+d} ms from this laptop")
+    lines.append(f"rejected:      {info['rejected']}")
+    lines += [f"  {item['direction']} {item['ref']} {item['entity']} {item['entity_id']}: "
+              f"{item['error']} {item['message']}".rstrip() for item in info["rejected_items"]]
+    return lines
+
+
+@click.command("sync-status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def sync_status_command(as_json: bool) -> None:
+    """Show pending changes, the oldest one's age, last success, last error, auth state."""
+    db = connect(current_app.config["DATABASE"])
+    try:
+        now = client.now_ms()
+        info = client.status_for(current_app, db)
+        info.update(device_id=device_id(db), rejected_items=client.rejected_items(db), now_ms=now)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        click.echo("\n".join(status_lines(info, now)))
