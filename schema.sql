@@ -60,10 +60,6 @@ CREATE INDEX IF NOT EXISTS lap_runner_time ON lap(runner_id, time);
 -- entry are read from this index alone, not from ~200 table rows per runner
 -- (bench/bench_laps.py: 0.5 ms -> 0.03 ms per lap on 1M laps).
 CREATE INDEX IF NOT EXISTS lap_counting ON lap(runner_id, time) WHERE voided_at IS NULL;
--- Laps that count, per runner: the lap count and the previous lap's time at every
--- entry are read from this index alone, not from ~200 table rows per runner
--- (bench/bench_laps.py: 0.5 ms -> 0.03 ms per lap on 1M laps).
-CREATE INDEX IF NOT EXISTS lap_counting ON lap(runner_id, time) WHERE voided_at IS NULL;
 
 -- The outbox: every local change, in the same transaction as the change.
 -- AUTOINCREMENT keeps seq strictly increasing and never reused.
