@@ -1,25 +1,45 @@
 """The roster: runners, their start numbers, search and CSV import."""
 from __future__ import annotations
 
-import sqlite_utils
-from flask import Blueprint, render_template
+import itertools
+import re
+from pathlib import Path
 
-from . import hlc
-from .auth import login_required
-from .db import get_db, device_id, new_id, record_change, transaction
-from .errors import InputError
+import click
+import sqlite_utils
+from flask.cli import with_appcontext
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
+
+from . import hlc, roster_csv
+from .auth import admin_required, login_required
+from .db import connect, device_id, get_db, new_id, record_change, transaction
+from .errors import InputError, wants_json
+from .roster_csv import RosterError
 
 bp = Blueprint("runners", __name__, url_prefix="/runners")
 MAX_START_NUMBER = 999_999
 MAX_NAME = 100
 MAX_CLASS = 20
 GRADES = range(1, 14)
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def whole_number(value) -> int:
+    """Return an int given as int or as ASCII digits; raise ValueError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip()
+    # isdigit() alone lets through '١٢' and '²'; int() alone lets through '+1' and '1_0'.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise ValueError(text)
+    return int(text)
 
 
 def validate_runner(start_number, name, class_, grade) -> dict:
     """Check a runner's fields; return them cleaned or raise InputError."""
     try:
-        start_number = int(str(start_number).strip())
+        start_number = whole_number(start_number)
     except ValueError:
         raise InputError("invalid_start_number", "The start number must be a whole number.")
     if not 1 <= start_number <= MAX_START_NUMBER:
@@ -27,10 +47,13 @@ def validate_runner(start_number, name, class_, grade) -> dict:
     name, class_ = str(name or "").strip(), str(class_ or "").strip()
     if not 1 <= len(name) <= MAX_NAME:
         raise InputError("invalid_name", f"The name must be 1 to {MAX_NAME} characters.")
-    if not 1 <= len(class_) <= MAX_CLASS:
-        raise InputError("invalid_class", f"The class must be 1 to {MAX_CLASS} characters.")
+    if CONTROL_CHARS.search(name):
+        raise InputError("invalid_name", "The name must not contain line breaks or tabs.")
+    if not 1 <= len(class_) <= MAX_CLASS or CONTROL_CHARS.search(class_):
+        raise InputError("invalid_class", f"The class must be 1 to {MAX_CLASS} characters "
+                         "on one line.")
     try:
-        grade = int(str(grade).strip())
+        grade = whole_number(grade)
     except ValueError:
         raise InputError("invalid_grade", "The grade must be a whole number.")
     if grade not in GRADES:
@@ -62,14 +85,184 @@ def add_runner(db: sqlite_utils.Database, start_number, name, class_, grade) -> 
         return save_runner(db, fields)
 
 
+def next_start_number(db: sqlite_utils.Database) -> int:
+    """Return the number after the highest start number in use (1 for an empty roster)."""
+    return db.execute("SELECT coalesce(max(start_number), 0) + 1 FROM runner").fetchone()[0]
+
+
+def create_runner(db: sqlite_utils.Database, start_number, name, class_, grade) -> str:
+    """Add a runner from form input; an empty start number gets the next free one."""
+    with transaction(db):
+        if not str(start_number or "").strip():
+            start_number = next_start_number(db)
+        return save_runner(db, validate_runner(start_number, name, class_, grade))
+
+
+def get_runner(db: sqlite_utils.Database, runner_id: str) -> dict | None:
+    """Return one runner, or None."""
+    rows = list(db.query("SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
+                         [runner_id]))
+    return rows[0] if rows else None
+
+
+def update_runner(db: sqlite_utils.Database, runner_id: str, start_number, name, class_,
+                  grade) -> None:
+    """Edit a runner: a new hlc and an outbox change, or InputError (404 when unknown)."""
+    with transaction(db):
+        if get_runner(db, runner_id) is None:
+            raise InputError("unknown_runner", "There is no such runner.", 404)
+        save_runner(db, validate_runner(start_number, name, class_, grade), runner_id)
+
+
+def import_roster(db: sqlite_utils.Database, data: bytes) -> int:
+    """Import a roster CSV whole in one transaction, or raise RosterError; return the count."""
+    with transaction(db):
+        existing = db.execute("SELECT start_number, name, class FROM runner").fetchall()
+        runners = roster_csv.parse_roster(data, existing, validate_runner, MAX_START_NUMBER)
+        for fields in runners:
+            save_runner(db, fields)
+    return len(runners)
+
+
+def _fold(text: str | None) -> str:
+    """Fold case the Unicode way (SQLite's lower() only knows ASCII)."""
+    return (text or "").casefold()
+
+
+def _natural(text: str) -> tuple:
+    """Sort key that puts class 5a before 10a."""
+    parts = re.split(r"(\d+)", text.casefold())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+def search_runners(db: sqlite_utils.Database, query: str = "") -> list[dict]:
+    """Return runners whose name contains QUERY or whose number is QUERY, with lap counts."""
+    db.conn.create_function("lapsync_fold", 1, _fold, deterministic=True)
+    query = query.strip()
+    number = int(query) if query.isascii() and query.isdigit() and len(query) <= 9 else None
+    rows = db.query(
+        "SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade, "
+        "count(lap.id) AS laps FROM runner "
+        "LEFT JOIN lap ON lap.runner_id = runner.id AND lap.voided_at IS NULL "
+        "WHERE :query = '' OR instr(lapsync_fold(runner.name), :folded) > 0 "
+        "OR runner.start_number = :number GROUP BY runner.id",
+        {"query": query, "folded": _fold(query), "number": number})
+    return sorted(rows, key=lambda r: (_natural(r["class"]), _fold(r["name"]), r["start_number"]))
+
+
+def group_by_class(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Group sorted runners by class, keeping their order."""
+    return [(cls, list(group)) for cls, group in itertools.groupby(rows, key=lambda r: r["class"])]
+
+
 @bp.get("/")
 @login_required
 def index():
-    """List runners grouped by class."""
-    rows = list(get_db().query("SELECT * FROM runner ORDER BY class, name"))
-    return render_template("runners.html", runners=rows)
+    """List runners grouped by class, with search and lap counts; printable."""
+    query = request.args.get("q", "").strip()[:MAX_NAME]
+    rows = search_runners(get_db(), query)
+    return render_template("runners.html", groups=group_by_class(rows), q=query, total=len(rows))
+
+
+def _form_fields() -> tuple:
+    """Read the runner form's fields in validate_runner's order."""
+    form = request.form
+    return (form.get("start_number", ""), form.get("name", ""), form.get("class", ""),
+            form.get("grade", ""))
+
+
+def _typed() -> dict:
+    """Return what was typed into the form, to show it again with the error."""
+    return dict(zip(("start_number", "name", "class", "grade"), _form_fields()))
+
+
+def _form_page(runner: dict, error: InputError | None = None, status: int = 200):
+    """Render the add/edit form, with the error of a refused save."""
+    if error is not None and wants_json():
+        raise error
+    return render_template("runners_form.html", runner=runner, error=error,
+                           next_number=next_start_number(get_db())), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def new():
+    """Add a runner (admin)."""
+    if request.method == "GET":
+        return _form_page({})
+    try:
+        runner_id = create_runner(get_db(), *_form_fields())
+    except InputError as exc:
+        return _form_page(_typed(), exc, exc.status)
+    runner = get_runner(get_db(), runner_id)
+    flash(f"Added {runner['name']} ({runner['class']}) with start number {runner['start_number']}.")
+    return redirect(url_for("runners.index"))
+
+
+@bp.route("/<runner_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(runner_id: str):
+    """Edit a runner (admin)."""
+    runner = get_runner(get_db(), runner_id)
+    if runner is None:
+        abort(404, "There is no such runner.")
+    if request.method == "GET":
+        return _form_page(runner)
+    try:
+        update_runner(get_db(), runner_id, *_form_fields())
+    except InputError as exc:
+        return _form_page({**_typed(), "id": runner_id}, exc, exc.status)
+    flash(f"Saved {request.form['name'].strip()}.")
+    return redirect(url_for("runners.index"))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def import_csv():
+    """Import a school office roster CSV (admin): all rows or none."""
+    if request.method == "GET":
+        return render_template("import.html")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        error = InputError("missing_file", "Choose a CSV file to import.", 400)
+        if wants_json():
+            raise error
+        return render_template("import.html", error=error), 400
+    try:
+        count = import_roster(get_db(), upload.read(roster_csv.MAX_BYTES + 1))
+    except RosterError as exc:
+        if wants_json():
+            raise
+        return render_template("import.html", report=exc, filename=upload.filename), exc.status
+    flash(f"Imported {count} runner{'s' if count != 1 else ''} from {upload.filename}.")
+    return redirect(url_for("runners.index"))
+
+
+@click.command("import-runners")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_runners_command(file: Path) -> None:
+    """Import runners from a school office CSV file, all rows or none.
+
+    \b
+    Header: Name,Klasse,Jahrgang and optionally Startnummer, in any order;
+    ',' or ';' between fields; UTF-8 (with or without BOM) or Windows-1252.
+    Rows without a start number get the next ones after the highest in use.
+    A bad file changes nothing: every bad line is listed and the exit code is 1.
+    """
+    db = connect(current_app.config["DATABASE"])
+    try:
+        with file.open("rb") as handle:
+            count = import_roster(db, handle.read(roster_csv.MAX_BYTES + 1))
+    except RosterError as exc:
+        click.echo(roster_csv.format_report(exc), err=True)
+        raise SystemExit(1)
+    finally:
+        db.close()
+    click.echo(f"Imported {count} runner{'s' if count != 1 else ''} from {file}.")
 
 
 def init_app(app) -> None:
-    """Register the blueprint."""
+    """Register the blueprint and the import-runners command."""
     app.register_blueprint(bp)
+    app.cli.add_command(import_runners_command)

@@ -1,0 +1,228 @@
+"""School office roster CSV: decode, parse and check a whole file, as pure functions.
+
+The laptop (runners.py) and central both feed bytes in and get either every
+runner of the file back, cleaned and numbered, or one RosterError with a
+report of every bad line. Nothing here touches a database: the caller passes
+the runners it already has and writes the result in one transaction.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .errors import InputError
+
+REQUIRED = ("name", "klasse", "jahrgang")
+OPTIONAL = ("startnummer",)
+MAX_ROWS = 10_000
+MAX_BYTES = 4 * 1024 * 1024
+MAX_START_DIGITS = 7  # beyond any valid start number; keeps int() cheap
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: its line (header = 1) and what is wrong."""
+
+    line: int
+    message: str
+
+    def as_dict(self) -> dict:
+        """Return the problem as JSON-ready data."""
+        return {"line": self.line, "message": self.message}
+
+
+class RosterError(InputError):
+    """A roster file that is rejected whole, with the report of every bad line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: p.line)
+        count = len(self.problems)
+        super().__init__("invalid_roster", f"The file was not imported: {count} "
+                         f"problem{'s' if count != 1 else ''} found. Nothing was changed.",
+                         422, problems=[p.as_dict() for p in self.problems])
+
+
+@dataclass
+class _Row:
+    """A data row on its way through the checks."""
+
+    line: int
+    cells: dict
+    start_number: int | None = None
+    bad_number: bool = False
+
+
+def decode(data: bytes) -> str:
+    """Decode UTF-8 (with or without BOM) or else Windows-1252; raise RosterError otherwise."""
+    if len(data) > MAX_BYTES:
+        raise RosterError([Problem(1, f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")])
+    if data.startswith(UTF16_BOMS):
+        raise RosterError([Problem(1, "The file is UTF-16 text: save it as "
+                                      "'CSV UTF-8' or 'CSV (semicolon separated)'.")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise RosterError([Problem(line, f"The file is neither UTF-8 nor Windows-1252 text "
+                                             f"(byte 0x{data[exc.start]:02X} cannot be read).")])
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise RosterError([Problem(line, "The file contains NUL bytes: it is not a text CSV.")])
+    return text
+
+
+def delimiter(header_line: str) -> str:
+    """Pick `;` (German Excel) or `,` from the header line."""
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+def check_header(cells: list[str]) -> list[str]:
+    """Return the normalised column names, or raise RosterError for a wrong header."""
+    names = [cell.strip().lower() for cell in cells]
+    expected = "Name, Klasse, Jahrgang and optionally Startnummer"
+    unknown = [n for n in names if n not in REQUIRED + OPTIONAL]
+    missing = [n for n in REQUIRED if n not in names]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if unknown or missing or doubled:
+        parts = ([f"unknown column{'s' if len(unknown) > 1 else ''} "
+                  f"{', '.join(repr(c) for c in unknown)}"] if unknown else [])
+        parts += [f"missing {', '.join(m.capitalize() for m in missing)}"] if missing else []
+        parts += [f"column {', '.join(d.capitalize() for d in doubled)} twice"] if doubled else []
+        raise RosterError([Problem(1, f"Wrong header ({'; '.join(parts)}): "
+                                      f"expected {expected}.")])
+    return names
+
+
+def read_rows(text: str) -> tuple[list[_Row], list[Problem]]:
+    """Split the text into header-keyed data rows; blank lines are skipped."""
+    first_line = text.split("\n", 1)[0]
+    if not text.strip():
+        raise RosterError([Problem(1, "The file is empty: expected the header "
+                                      "Name,Klasse,Jahrgang and one line per runner.")])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter(first_line))
+    try:
+        columns = check_header(next(reader))
+        return _data_rows(reader, columns)
+    except csv.Error as exc:
+        raise RosterError([Problem(reader.line_num, f"The line cannot be read as CSV ({exc}).")])
+
+
+def _data_rows(reader, columns: list[str]) -> tuple[list[_Row], list[Problem]]:
+    """Collect the data rows after the header, checking column count and row limit."""
+    rows, problems, previous_end = [], [], reader.line_num
+    for cells in reader:
+        line, previous_end = previous_end + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(rows) + len(problems) >= MAX_ROWS:
+            raise RosterError(problems + [Problem(line, f"Too many rows: at most {MAX_ROWS:,} "
+                                                        "runners per file.")])
+        if len(cells) != len(columns):
+            problems.append(Problem(line, f"Expected {len(columns)} columns, found {len(cells)}."))
+            continue
+        rows.append(_Row(line, dict(zip(columns, cells))))
+    if not rows and not problems:
+        raise RosterError([Problem(1, "The file has a header but no runners.")])
+    return rows, problems
+
+
+def parse_start_number(raw: str) -> int | None:
+    """Return the file's start number, None when empty; ValueError when not digits."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_START_DIGITS:
+        raise ValueError(f"The start number {text[:20]!r} is not valid: use digits only, e.g. 17.")
+    return int(text)
+
+
+def _key(name: str, class_: str) -> tuple[str, str]:
+    """Compare names and classes the way a person would: case and spacing ignored."""
+    return (" ".join(name.split()).casefold(), " ".join(class_.split()).casefold())
+
+
+def check_numbers(rows: list[_Row], taken: set[int]) -> list[Problem]:
+    """Read given start numbers; report bad ones, doubles in the file and numbers in use."""
+    problems, first_line = [], {}
+    for row in rows:
+        try:
+            row.start_number = parse_start_number(row.cells.get("startnummer", ""))
+        except ValueError as exc:
+            row.bad_number = True
+            problems.append(Problem(row.line, str(exc)))
+            continue
+        number = row.start_number
+        if number is None:
+            continue
+        if number in first_line:
+            problems.append(Problem(row.line, f"Start number {number} is also on line "
+                                              f"{first_line[number]}."))
+        elif number in taken:
+            problems.append(Problem(row.line, f"Start number {number} is already used "
+                                              "by a runner on the roster."))
+        first_line.setdefault(number, row.line)
+    return problems
+
+
+def assign_numbers(rows: list[_Row], taken: set[int], highest: int) -> None:
+    """Give rows without a start number the next ones after the highest in use or in the file."""
+    in_file = [r.start_number for r in rows if r.start_number and r.start_number <= highest]
+    following = max([n for n in taken if n <= highest] + in_file, default=0) + 1
+    for row in rows:
+        if row.start_number is None and not row.bad_number:
+            row.start_number, following = following, following + 1
+
+
+def check_names(rows: list[_Row], existing: list[tuple[int, str, str]]) -> list[Problem]:
+    """Report a runner already on the roster or twice in the file (same name and class)."""
+    known = {_key(name, class_): f"already on the roster with start number {number}"
+             for number, name, class_ in existing}
+    problems = []
+    for row in rows:
+        key = _key(row.cells["name"], row.cells["klasse"])
+        if key[0] and key in known:
+            problems.append(Problem(row.line, f"{row.cells['name'].strip()} "
+                                              f"({row.cells['klasse'].strip()}) is {known[key]}."))
+        known.setdefault(key, f"also on line {row.line}")
+    return problems
+
+
+def parse_roster(data: bytes, existing: Iterable[tuple[int, str, str]],
+                 validate: Callable[..., dict], highest: int = 999_999) -> list[dict]:
+    """Check a whole roster file against the runners in use; return every runner or raise.
+
+    `existing` holds (start_number, name, class) of the runners already there;
+    `validate(start_number, name, class_, grade)` cleans one runner or raises
+    InputError; `highest` is the largest valid start number.
+    """
+    existing = list(existing)
+    taken = {number for number, _, _ in existing}
+    rows, problems = read_rows(decode(data))
+    problems += check_numbers(rows, taken)
+    assign_numbers(rows, taken, highest)
+    problems += check_names(rows, existing)
+    runners = []
+    for row in rows:
+        # A bad start number is reported already: check the other fields with a stand-in.
+        number = 1 if row.bad_number else row.start_number
+        try:
+            runners.append(validate(number, row.cells["name"], row.cells["klasse"],
+                                    row.cells["jahrgang"]))
+        except InputError as exc:
+            problems.append(Problem(row.line, exc.message))
+    if problems:
+        raise RosterError(problems)
+    return runners
+
+
+def format_report(error: RosterError) -> str:
+    """Render the report as plain text lines for the CLI."""
+    lines = [f"line {p.line}: {p.message}" for p in error.problems]
+    return "\n".join([error.message, *lines])
+

@@ -1,0 +1,172 @@
+"""Roster CSV parsing: encodings, delimiters, numbering and the per-line report."""
+from __future__ import annotations
+
+import pytest
+
+from lapsync.roster_csv import MAX_ROWS, RosterError, decode, format_report, parse_roster
+from lapsync.runners import MAX_START_NUMBER, validate_runner
+
+HEADER = "Name,Klasse,Jahrgang"
+
+
+def parse(text: str | bytes, existing=()) -> list[dict]:
+    """Parse a roster the way the laptop does, against EXISTING (number, name, class)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return parse_roster(data, existing, validate_runner, MAX_START_NUMBER)
+
+
+def problems(text: str | bytes, existing=()) -> list[tuple[int, str]]:
+    """Return the report of a rejected roster as (line, message) pairs."""
+    with pytest.raises(RosterError) as caught:
+        parse(text, existing)
+    return [(p.line, p.message) for p in caught.value.problems]
+
+
+def test_plain_utf8_file_numbers_runners_from_one():
+    runners = parse(f"{HEADER}\nAnna Berg,5a,5\nBen Cruz,5b,5\n")
+    assert runners == [
+        {"start_number": 1, "name": "Anna Berg", "class": "5a", "grade": 5},
+        {"start_number": 2, "name": "Ben Cruz", "class": "5b", "grade": 5},
+    ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
+def test_umlauts_read_right_in_every_encoding(encoding):
+    data = f"{HEADER}\nJürgen Öztürk,7c,7\nZoë Weiß,7c,7\n".encode(encoding)
+    names = [r["name"] for r in parse(data)]
+    assert names == ["Jürgen Öztürk", "Zoë Weiß"]
+
+
+def test_bom_does_not_spoil_the_first_column_name():
+    runners = parse("\ufeffStartnummer;Name;Klasse;Jahrgang\r\n5;Anna;5a;5\r\n".encode("utf-8"))
+    assert runners[0]["start_number"] == 5
+
+
+def test_semicolon_file_from_german_excel_with_crlf():
+    data = "Name;Klasse;Jahrgang\r\nMüller, Anna;5a;5\r\nÖzil;6b;6\r\n".encode("cp1252")
+    runners = parse(data)
+    assert [r["name"] for r in runners] == ["Müller, Anna", "Özil"]
+    assert [r["class"] for r in runners] == ["5a", "6b"]
+
+
+def test_header_is_case_insensitive_trimmed_and_in_any_order():
+    runners = parse(" JAHRGANG , klasse ,Name , StartNummer\n5,5a,Anna,42\n")
+    assert runners == [{"start_number": 42, "name": "Anna", "class": "5a", "grade": 5}]
+
+
+def test_quoted_fields_and_blank_lines():
+    runners = parse(f'{HEADER}\n"Berg, Anna",5a,5\n\n"Cruz ""Benny"" Ben",5a,5\n\n')
+    assert [r["name"] for r in runners] == ["Berg, Anna", 'Cruz "Benny" Ben']
+
+
+def test_missing_numbers_come_after_the_highest_in_database_and_file():
+    existing = [(30, "Old One", "9a")]
+    runners = parse("Name,Klasse,Jahrgang,Startnummer\nA,5a,5,\nB,5a,5,45\nC,5a,5,\nD,5a,5,12\n",
+                    existing)
+    assert [r["start_number"] for r in runners] == [46, 45, 47, 12]
+
+
+def test_missing_numbers_come_after_the_database_when_the_file_has_none():
+    runners = parse(f"{HEADER}\nA,5a,5\nB,5a,5\n", [(7, "X", "1a"), (3, "Y", "1a")])
+    assert [r["start_number"] for r in runners] == [8, 9]
+
+
+def test_startnummer_column_may_be_present_but_empty_everywhere():
+    runners = parse("Name,Klasse,Jahrgang,Startnummer\nA,5a,5,\nB,5a,5, \n")
+    assert [r["start_number"] for r in runners] == [1, 2]
+
+
+@pytest.mark.parametrize("text, line, fragment", [
+    ("", 1, "empty"),
+    ("\n\n  \n", 1, "empty"),
+    (f"{HEADER}\n", 1, "no runners"),
+    ("Name,Klasse\nAnna,5a\n", 1, "missing Jahrgang"),
+    ("Vorname,Klasse,Jahrgang\nAnna,5a,5\n", 1, "unknown column 'vorname'"),
+    ("Name,Klasse,Jahrgang,Name\nA,5a,5,B\n", 1, "Name twice"),
+    ("Anna,5a,5\nBen,5a,5\n", 1, "Wrong header"),
+    (f"{HEADER}\nAnna,5a,5\nBen,5a\n", 3, "Expected 3 columns, found 2"),
+    (f"{HEADER}\nAnna,5a,5,extra\n", 2, "Expected 3 columns, found 4"),
+    (f"{HEADER}\nAnna,5a,5\n ,5a,5\n", 3, "name must be 1 to 100"),
+    (f"{HEADER}\n{'x' * 101},5a,5\n", 2, "name must be 1 to 100"),
+    (f"{HEADER}\nAnna,,5\n", 2, "class must be"),
+    (f"{HEADER}\nAnna,5a,0\n", 2, "grade must be 1 to 13"),
+    (f"{HEADER}\nAnna,5a,14\n", 2, "grade must be 1 to 13"),
+    (f"{HEADER}\nAnna,5a,x\n", 2, "grade must be a whole number"),
+    (f"{HEADER}\nAnna,5a,5.0\n", 2, "grade must be a whole number"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,zwölf\n", 2, "'zwölf' is not valid"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,-3\n", 2, "'-3' is not valid"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,1.5\n", 2, "'1.5' is not valid"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,١٢\n", 2, "is not valid"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,0\n", 2, "Start numbers run from 1 to 999999"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,1000000\n", 2, "Start numbers run from 1 to 999999"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,7\nBen,5a,5,8\nCleo,5b,5,7\n", 4,
+     "Start number 7 is also on line 2"),
+    (f"{HEADER},Startnummer\nAnna,5a,5,17\n", 2, "Start number 17 is already used"),
+    (f"{HEADER}\nAnna Berg,5a,5\nanna  berg,5A,5\n", 3, "is also on line 2"),
+    (f"{HEADER}\nCleo Dahl,6b,6\n", 2, "already on the roster with start number 17"),
+    (f'{HEADER}\n"Anna\nBerg",5a,5\n', 2, "line breaks"),
+])
+def test_bad_rows_are_reported_with_their_line(text, line, fragment):
+    report = problems(text, existing=[(17, "Cleo Dahl", "6b")])
+    assert any(at == line and fragment in message for at, message in report), report
+
+
+def test_every_bad_line_is_reported_not_only_the_first():
+    text = (f"{HEADER},Startnummer\nGood One,5a,5,1\n,5a,5,2\nBad Grade,5a,99,3\n"
+            "Good Two,5a,5,4\nBad Number,5a,5,x\nDouble,5a,5,4\n")
+    report = problems(text)
+    assert [line for line, _ in report] == [3, 4, 6, 7]
+
+
+def test_a_line_with_a_bad_number_and_a_bad_grade_reports_both():
+    report = problems(f"{HEADER},Startnummer\nAnna,5a,x,abc\n")
+    assert [line for line, _ in report] == [2, 2]
+    assert "'abc' is not valid" in report[0][1] and "grade" in report[1][1]
+
+
+def test_line_numbers_count_physical_lines_of_quoted_multiline_fields_and_blanks():
+    text = f'{HEADER}\n"Anna, the\nfirst",5a,5\n\nBen,5a,0\n'
+    report = problems(text)
+    assert report[-1][0] == 5 and "grade" in report[-1][1]
+
+
+def test_too_many_rows_is_refused():
+    rows = "".join(f"Kind {i},5a,5\n" for i in range(MAX_ROWS + 1))
+    report = problems(f"{HEADER}\n{rows}")
+    assert report[-1] == (MAX_ROWS + 2, f"Too many rows: at most {MAX_ROWS:,} runners per file.")
+
+
+def test_exactly_the_row_limit_is_accepted():
+    rows = "".join(f"Kind {i},5a,5\n" for i in range(MAX_ROWS))
+    assert len(parse(f"{HEADER}\n{rows}")) == MAX_ROWS
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (b"Name,Klasse,Jahrgang\nAnna\x81,5a,5\n", "neither UTF-8 nor Windows-1252"),
+    (b"Name,Klasse,Jahrgang\n\x8fAnna,5a,5\n", "byte 0x8F"),
+    ("Name,Klasse,Jahrgang\n".encode("utf-16"), "UTF-16"),
+    (b"Name,Klasse,Jahrgang\nAn\x00na,5a,5\n", "NUL"),
+])
+def test_unreadable_bytes_are_refused_with_a_clear_message(data, fragment):
+    report = problems(data)
+    assert len(report) == 1 and fragment in report[0][1]
+
+
+def test_undefined_cp1252_byte_reports_its_line():
+    report = problems(b"Name,Klasse,Jahrgang\nAnna,5a,5\nZo\xeb,5a,5\nX\x81,5a,5\n")
+    assert report[0][0] == 4
+
+
+def test_decode_prefers_utf8_and_falls_back_to_cp1252():
+    assert decode("Zoë".encode("utf-8")) == "Zoë"
+    assert decode("\ufeffZoë".encode("utf-8")) == "Zoë"
+    assert decode("Zoë €".encode("cp1252")) == "Zoë €"
+
+
+def test_report_is_json_ready_and_printable():
+    with pytest.raises(RosterError) as caught:
+        parse(f"{HEADER}\nAnna,5a,0\n")
+    error = caught.value
+    assert error.status == 422 and error.code == "invalid_roster"
+    assert error.extra["problems"] == [{"line": 2, "message": "The grade must be 1 to 13."}]
+    assert format_report(error).splitlines()[1] == "line 2: The grade must be 1 to 13."
