@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import itertools
 import json
 import math
@@ -33,12 +34,14 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import sqlite_utils
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lapsync import create_app  # noqa: E402
 from lapsync.auth import create_user  # noqa: E402
-from lapsync.db import connect, device_id, transaction  # noqa: E402
+from lapsync.db import SCHEMA, connect, device_id, transaction  # noqa: E402
 from lapsync.hlc import format_hlc  # noqa: E402
 from lapsync.runners import save_runner  # noqa: E402
 
@@ -66,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached base database")
     p.add_argument("--profile", metavar="FILE", help="write cProfile stats of the timed loop")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--breakdown", action="store_true",
+                   help="time every SQL statement and connection close (test-client mode)")
     return p.parse_args(argv)
 
 
@@ -172,7 +177,8 @@ def build_base(path: Path, args: argparse.Namespace) -> None:
 def base_database(args: argparse.Namespace) -> Path:
     """Return the cached base database for these options, building it when missing."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"base-{args.base_laps}laps-{args.runners}runners-seed{args.seed}.sqlite"
+    schema = hashlib.sha256(SCHEMA.read_bytes()).hexdigest()[:8]  # a schema change rebuilds
+    path = OUT / f"base-{args.base_laps}laps-{args.runners}runners-seed{args.seed}-{schema}.sqlite"
     if args.rebuild or not path.exists():
         build_base(path, args)
     return path
@@ -272,13 +278,14 @@ class HttpDriver:
         self.process.join()
 
 
-def timed_laps(driver, args: argparse.Namespace, rng: random.Random) -> tuple[list[int], float]:
-    """Post warm-up laps, then the timed laps; return per-lap ns and the total seconds."""
+def timed_laps(driver, args: argparse.Namespace, rng: random.Random) -> tuple[list[int], float, float]:
+    """Post warm-up laps, then the timed laps; return per-lap ns, wall and CPU seconds."""
     for _ in range(args.warmup):
         check(driver.post(lap_form(rng, args.runners, driver.csrf)))
     forms = (lap_form(rng, args.runners, driver.csrf) for _ in range(args.laps))
     samples, profiler = [], cProfile.Profile() if args.profile else None
-    started = time.perf_counter_ns()
+    breakdown = Breakdown() if args.breakdown and not args.http else None
+    started, cpu_started = time.perf_counter_ns(), time.process_time()
     if profiler:
         profiler.enable()
     for form in forms:
@@ -286,11 +293,13 @@ def timed_laps(driver, args: argparse.Namespace, rng: random.Random) -> tuple[li
         status = driver.post(form)
         samples.append(time.perf_counter_ns() - t0)
         check(status)
-    total = (time.perf_counter_ns() - started) / 1e9
+    total, cpu = (time.perf_counter_ns() - started) / 1e9, time.process_time() - cpu_started
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    return samples, total
+    if breakdown:
+        breakdown.report(args.laps)
+    return samples, total, cpu
 
 
 def check(status: int) -> None:
@@ -311,6 +320,43 @@ def verify(db_path: Path, args: argparse.Namespace) -> str:
     return f"verified: {laps:,} laps in the database, {pending:,} pending outbox changes"
 
 
+class Breakdown:
+    """Time each SQL statement and each connection close the app runs (instrumentation)."""
+
+    def __init__(self):
+        self.times: dict[str, list[int]] = {}
+        self.execute, self.close = sqlite_utils.Database.execute, sqlite_utils.Database.close
+        sqlite_utils.Database.execute = lambda db, *args: self.timed_execute(db, *args)
+        sqlite_utils.Database.close = lambda db: self.timed_close(db)
+
+    def record(self, key: str, started: int) -> None:
+        """Add one duration."""
+        self.times.setdefault(key, []).append(time.perf_counter_ns() - started)
+
+    def timed_execute(self, db, sql, parameters=None):
+        """Run and time Database.execute (db.query goes through it too)."""
+        started = time.perf_counter_ns()
+        try:
+            return self.execute(db, sql, parameters) if parameters is not None else self.execute(db, sql)
+        finally:
+            self.record(" ".join(sql.split())[:72], started)
+
+    def timed_close(self, db):
+        """Run and time Database.close (a WAL checkpoint when it is the last connection)."""
+        started = time.perf_counter_ns()
+        self.close(db)
+        self.record("<close connection>", started)
+
+    def report(self, laps: int) -> None:
+        """Print the statements by total time per lap, and restore sqlite-utils."""
+        sqlite_utils.Database.execute, sqlite_utils.Database.close = self.execute, self.close
+        print("  time per lap by statement (mean / p50 / p99 in ms, calls per lap):")
+        for key, values in sorted(self.times.items(), key=lambda kv: -sum(kv[1]))[:14]:
+            ordered = sorted(values)
+            print(f"    {sum(values) / laps / 1e6:7.3f} {percentile(ordered, 0.5):7.3f} "
+                  f"{percentile(ordered, 0.99):7.3f}  x{len(values) / laps:.0f}  {key}")
+
+
 # --- reporting -------------------------------------------------------------
 
 def percentile(ordered: list[int], q: float) -> float:
@@ -318,10 +364,11 @@ def percentile(ordered: list[int], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1e6
 
 
-def figures(samples: list[int], total: float) -> dict:
+def figures(samples: list[int], total: float, cpu: float) -> dict:
     """Summarise one run."""
     ordered = sorted(samples)
     return {"count": len(samples), "total_s": total, "laps_per_s": len(samples) / total,
+            "cpu_ms_per_lap": cpu * 1e3 / len(samples),
             "mean_ms": statistics.fmean(samples) / 1e6, "p50_ms": percentile(ordered, 0.50),
             "p90_ms": percentile(ordered, 0.90), "p99_ms": percentile(ordered, 0.99),
             "max_ms": ordered[-1] / 1e6}
@@ -331,7 +378,8 @@ def print_figures(label: str, f: dict) -> None:
     """Print one run's figures and their ratio to the targets."""
     print(f"{label}: {f['count']:,} laps in {f['total_s']:.2f} s = {f['laps_per_s']:,.0f} laps/s; "
           f"mean {f['mean_ms']:.3f} ms, p50 {f['p50_ms']:.3f} ms, p90 {f['p90_ms']:.3f} ms, "
-          f"p99 {f['p99_ms']:.3f} ms, max {f['max_ms']:.1f} ms")
+          f"p99 {f['p99_ms']:.3f} ms, max {f['max_ms']:.1f} ms; "
+          f"CPU of this process {f['cpu_ms_per_lap']:.3f} ms per lap")
     print(f"  p99 {f['p99_ms']:.2f} ms = {f['p99_ms'] / TARGET_P99_MS:.2f}x of the "
           f"{TARGET_P99_MS:.0f} ms limit ({'met' if f['p99_ms'] <= TARGET_P99_MS else 'MISSED'}); "
           f"{f['laps_per_s']:,.0f} laps/s = {f['laps_per_s'] / TARGET_RATE:.2f}x of the "
@@ -362,10 +410,10 @@ def run_once(base: Path, args: argparse.Namespace, run: int) -> dict:
             print("environment:", json.dumps(environment(db_path, args)))
         driver = HttpDriver(db_path, args.cpu) if args.http else TestClientDriver(db_path)
         try:
-            samples, total = timed_laps(driver, args, random.Random(args.seed * 1000 + run))
+            samples, total, cpu = timed_laps(driver, args, random.Random(args.seed * 1000 + run))
         finally:
             driver.close()
-        result = figures(samples, total)
+        result = figures(samples, total, cpu)
         print_figures(f"run {run + 1}", result)
         print(" ", verify(db_path, args))
         return result
