@@ -7,6 +7,7 @@ from datetime import datetime
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from . import client, protocol
 from .db import connect, device_id
@@ -43,6 +44,7 @@ def run_sync(db, central: client.Central) -> client.SyncResult:
 @click.command("connect")
 @click.argument("url")
 @click.argument("token")
+@with_appcontext
 def connect_command(url: str, token: str) -> None:
     """Connect this laptop to central at URL with a device TOKEN, then sync once.
 
@@ -74,6 +76,7 @@ def connect_command(url: str, token: str) -> None:
 
 
 @click.command("sync")
+@with_appcontext
 def sync_command() -> None:
     """Sync with central now: push pending changes, pull what is new.
 
@@ -126,6 +129,7 @@ def status_lines(info: dict, now: int) -> list[str]:
 
 @click.command("sync-status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@with_appcontext
 def sync_status_command(as_json: bool) -> None:
     """Show pending changes, the oldest one's age, last success, last error, auth state."""
     db = connect(current_app.config["DATABASE"])

@@ -1,0 +1,594 @@
+"""The laptop's sync client over real HTTP on loopback: push, pull, errors, status, CLI."""
+from __future__ import annotations
+
+import json
+import random
+import socket
+import stat
+
+import pytest
+
+from lapsync import client, hlc, protocol
+from lapsync.auth import hash_password
+from lapsync.db import device_id, get_meta, new_id, now_ms, record_change, transaction
+from lapsync.laps import record_lap, set_void
+from tests.conftest import PASSWORD, login
+from tests.fake_central import TOKEN, FakeCentral
+
+
+@pytest.fixture
+def central():
+    """A fake central on a real loopback port."""
+    server = FakeCentral()
+    yield server
+    server.close()
+
+
+def to(server: FakeCentral, token: str = TOKEN, read_timeout: float = 5) -> client.Central:
+    """A client for the server."""
+    return client.Central(server.url, token, 2, read_timeout)
+
+
+def user_id(db, name: str = "tom") -> str:
+    """Return a user's id."""
+    return db.execute("SELECT id FROM user WHERE name = ?", [name]).fetchone()[0]
+
+
+def laps(db, *numbers: int) -> list[str]:
+    """Record laps (no minimum lap time); return their ids."""
+    return [record_lap(db, n, user_id(db), 0)["lap"]["id"] for n in numbers]
+
+
+def pending(db) -> list[int]:
+    """Return the seqs still waiting for central."""
+    return [r[0] for r in db.execute("SELECT seq FROM change WHERE pushed_at IS NULL ORDER BY seq")]
+
+
+def changes(db) -> int:
+    """Return the number of outbox rows."""
+    return db.execute("SELECT count(*) FROM change").fetchone()[0]
+
+
+def backlog(db, count: int) -> None:
+    """Write COUNT lap changes to the outbox at once (as a long day offline would)."""
+    user, me = user_id(db), device_id(db)
+    with transaction(db):
+        for _ in range(count):
+            lap_id = new_id()
+            record_change(db, "lap", lap_id, {"id": lap_id, "runner_id": new_id(), "created_by": user,
+                                              "time": now_ms(), "device_id": me})
+
+
+def free_port() -> int:
+    """Return a loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---- push -----------------------------------------------------------------------
+
+def test_sync_pushes_everything_once_with_bearer_token_and_clock(db, runners, central):
+    laps(db, 1, 2, 17)
+    total = changes(db)
+    before = now_ms()
+    result = client.sync_once(db, to(central))
+    assert result.error is None and result.pushed == total
+    assert pending(db) == []
+    assert [c["seq"] for c in central.received] == list(range(1, total + 1))
+    body = central.pushed()[0]
+    assert body["protocol"] == protocol.PROTOCOL_VERSION and body["device_id"] == device_id(db)
+    assert before <= body["device_time"] <= now_ms()
+    assert abs(int(get_meta(db, "clock_offset_ms"))) < 5_000
+    assert client.sync_once(db, to(central)).pushed == 0  # nothing twice
+    assert len(central.received) == total
+
+
+def test_only_acked_rows_are_marked_pushed(db, runners, central):
+    laps(db, 1, 2, 17)
+    seqs = pending(db)
+    central.fault("push", (200, {"acked_seq": seqs[2], "server_time": now_ms(), "rejected": []}))
+    central.fault("push", 500)
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.TRANSIENT
+    assert pending(db) == seqs[3:]
+
+
+def test_response_lost_after_central_committed_is_replayed_once(db, runners, central):
+    laps(db, 1, 2)
+    total = changes(db)
+    central.fault("push", "commit_drop")
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.TRANSIENT
+    assert len(central.received) == total and len(pending(db)) == total  # not marked yet
+    assert client.sync_once(db, to(central), force=True).error is None
+    assert pending(db) == [] and len(central.received) == total  # replay changed nothing
+
+
+def test_409_seq_gap_resends_from_where_central_says(db, runners, central):
+    laps(db, 1)
+    client.sync_once(db, to(central))
+    kept = 3  # central lost everything after seq 3 (restored from a backup)
+    central.applied[device_id(db)] = kept
+    central.received = central.received[:kept]
+    laps(db, 2, 17)
+    result = client.sync_once(db, to(central))
+    assert result.error is None and pending(db) == []
+    assert [c["seq"] for c in central.received] == list(range(1, changes(db) + 1))
+
+
+def test_409_with_central_ahead_marks_acked_rows_and_resumes(db, runners, central):
+    laps(db, 1, 2, 17)
+    seqs = pending(db)
+    central.applied[device_id(db)] = seqs[4]  # central applied these; the ack got lost
+    central.fault("push", (409, {"error": "seq_gap", "message": "gap", "acked_seq": seqs[4],
+                                 "resume_from": seqs[5]}))
+    result = client.sync_once(db, to(central))
+    assert result.error is None and pending(db) == []
+    assert [c["seq"] for c in central.received] == seqs[5:]
+    assert central.pushed()[1]["changes"][0]["seq"] == seqs[5]
+
+
+def test_ack_beyond_this_laptop_is_refused_and_marks_nothing(db, runners, central):
+    laps(db, 1)
+    central.fault("push", (200, {"acked_seq": 10_000, "server_time": now_ms(), "rejected": []}))
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.PROTOCOL and "another laptop" in result.error.message
+    assert len(pending(db)) == changes(db)
+
+
+def test_batches_are_bounded_by_count(db, central):
+    backlog(db, 2 * protocol.MAX_BATCH_CHANGES + 5)
+    result = client.sync_once(db, to(central))
+    sizes = [len(body["changes"]) for body in central.pushed()]
+    assert result.error is None and pending(db) == []
+    assert sizes == [protocol.MAX_BATCH_CHANGES, protocol.MAX_BATCH_CHANGES, changes(db) - sizes[0] * 2]
+
+
+def test_batch_body_is_bounded_by_bytes(db, runners, monkeypatch):
+    laps(db, 1, 2, 17, 1, 2, 17)
+    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 1_500)
+    body, seqs = client.build_batch(db, pending(db)[0])
+    assert len(body) <= 1_500 and 1 <= len(seqs) < changes(db)
+    decoded = json.loads(body)
+    assert [c["seq"] for c in decoded["changes"]] == seqs
+    assert decoded["changes"][0]["data"] == json.loads(
+        db.execute("SELECT payload FROM change WHERE seq = ?", [seqs[0]]).fetchone()[0])
+
+
+def test_rejected_items_are_recorded_and_do_not_wedge_the_queue(app, db, runners, central):
+    bad = laps(db, 1)[0]
+    central.reject_ids.add(bad)
+    result = client.sync_once(db, to(central))
+    assert result.error is None and result.rejected == 1 and pending(db) == []
+    row = next(db.query("SELECT * FROM rejected_change"))
+    assert row["entity"] == "lap" and row["entity_id"] == bad and row["error"] == "scripted_reject"
+    good = laps(db, 2)[0]
+    assert client.sync_once(db, to(central)).error is None
+    assert good in [c["id"] for c in central.received] and pending(db) == []
+    output = app.test_cli_runner().invoke(args=["sync-status"]).output
+    assert "rejected:      1" in output and bad in output
+
+
+def test_other_4xx_is_recorded_shown_and_pull_still_runs(db, runners, central):
+    laps(db, 1)
+    central.fault("push", (422, {"error": "invalid_change", "message": "seq 7: bad field"}))
+    central.pull_changes.append(runner_change(new_id(), 40, "Dora", "0000000000001.0000", "central"))
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.REFUSED and "seq 7: bad field" in result.error.message
+    assert "bad field" in get_meta(db, "last_error")
+    assert len(pending(db)) == changes(db)
+    assert db.execute("SELECT name FROM runner WHERE start_number = 40").fetchone()[0] == "Dora"
+
+
+def test_empty_push_binds_the_device_before_the_first_pull(db, central):
+    with transaction(db):
+        db.execute("UPDATE change SET pushed_at = 1")
+    client.sync_once(db, to(central))
+    paths = [path for path, _ in central.requests]
+    assert paths[0].endswith("/push") and paths[1].endswith("/pull")
+    assert central.pushed()[0]["changes"] == []
+    central.requests.clear()
+    client.sync_once(db, to(central), force=True)
+    assert [p for p, _ in central.requests if p.endswith("/push")] == []  # bound already
+
+
+# ---- errors, backoff, auth ------------------------------------------------------
+
+def test_401_stops_retrying_until_the_token_changes(db, central):
+    wrong = to(central, token="revoked-token")
+    result = client.sync_once(db, wrong)
+    assert result.error.kind == client.AUTH and "not authorised" in result.error.message
+    asked = len(central.requests)
+    assert client.sync_once(db, wrong).skipped == "auth"
+    assert len(central.requests) == asked  # no request at all
+    status = client.sync_status(db, central.url, wrong.fingerprint)
+    assert status["text"].startswith("device not authorised") and status["authorised"] is False
+    assert client.sync_once(db, to(central)).error is None  # a new token is tried
+    assert client.sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
+
+
+def test_403_counts_as_not_authorised(db, central):
+    central.fault("push", (403, {"error": "device_mismatch", "message": "bound to another laptop"}))
+    assert client.sync_once(db, to(central)).error.kind == client.AUTH
+    assert client.blocked(db, to(central).fingerprint) == "auth"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_transient_status_backs_off_and_retries_later(db, central, status):
+    central.fault("push", status)
+    before = now_ms()
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.TRANSIENT
+    until = int(get_meta(db, "backoff_until_ms"))
+    assert before <= until <= now_ms() + client.BACKOFF_BASE_MS
+    assert get_meta(db, "failures") == "1"
+    assert client.blocked(db, to(central).fingerprint, now=until - 1) == "backoff"
+    assert client.blocked(db, to(central).fingerprint, now=until + 1) is None
+    with transaction(db):  # the backoff has passed: the next tick tries again
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'backoff_until_ms'")
+    assert client.sync_once(db, to(central)).error is None
+    assert get_meta(db, "failures") == "0"
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped():
+    rng = random.Random(7)
+    for failures in range(1, 25):
+        ceiling = min(client.BACKOFF_CAP_MS, client.BACKOFF_BASE_MS * 2 ** (failures - 1))
+        delays = [client.backoff_ms(failures, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8 and min(delays) < ceiling * 0.2  # full jitter
+    assert client.backoff_ms(10_000, rng) <= client.BACKOFF_CAP_MS
+
+
+def test_failures_in_a_row_grow_the_backoff(db, central):
+    for n in range(1, 4):
+        central.fault("pull", 503)
+        assert client.sync_once(db, to(central), force=True).error.kind == client.TRANSIENT
+        assert get_meta(db, "failures") == str(n)
+
+
+def test_timeout_is_transient(db, central):
+    central.fault("push", ("sleep", 1.5))
+    result = client.sync_once(db, to(central, read_timeout=0.3))
+    assert result.error.kind == client.TRANSIENT and "in time" in result.error.message
+    assert len(pending(db)) == changes(db)
+
+
+def test_refused_connection_is_transient(db):
+    result = client.sync_once(db, client.Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
+    assert result.error.kind == client.TRANSIENT and "cannot be reached" in result.error.message
+    assert client.sync_status(db, "http://x", "f")["state"] == "offline"
+
+
+def test_dropped_connection_is_transient_and_marks_nothing(db, runners, central):
+    central.fault("push", "drop")
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.TRANSIENT
+    assert len(pending(db)) == changes(db) and central.received == []
+
+
+def test_garbled_answer_is_transient(db, central):
+    central.fault("pull", (200, ["not", "an", "object"]))
+    assert client.sync_once(db, to(central)).error.kind == client.TRANSIENT
+
+
+def test_manual_sync_ignores_backoff(db, central):
+    central.fault("push", 500)
+    client.sync_once(db, to(central))
+    with transaction(db):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + 60_000)])
+    assert client.sync_once(db, to(central)).skipped == "backoff"
+    assert client.sync_once(db, to(central), force=True).error is None
+
+
+# ---- pull ---------------------------------------------------------------------
+
+def runner_change(rid, number, name, stamp, origin, grade=5):
+    """A pulled runner change."""
+    return {"entity": "runner", "id": rid, "data": {"id": rid, "start_number": number, "name": name,
+            "class": "5a", "grade": grade, "hlc": stamp, "origin": origin}}
+
+
+def user_change(uid, name, stamp, origin, role="teacher", password=PASSWORD):
+    """A pulled user change."""
+    return {"entity": "user", "id": uid, "data": {"id": uid, "name": name,
+            "password_hash": hash_password(password), "role": role, "created_at": 1,
+            "hlc": stamp, "origin": origin}}
+
+
+def void_change(lap_id, voided, stamp, origin, by=None):
+    """A pulled void (or restore) of a lap."""
+    return {"entity": "lap_void", "id": lap_id, "data": {"lap_id": lap_id, "voided": voided,
+            "at": 5, "by": by or new_id(), "reason": "double count" if voided else None,
+            "hlc": stamp, "origin": origin}}
+
+
+def test_pull_applies_runner_edits_by_last_writer_wins(db, runners, central):
+    local = db.execute("SELECT hlc, origin FROM runner WHERE id = ?", [runners[1]]).fetchone()
+    older = hlc.format_hlc(hlc.parse(local[0])[0] - 1, 0)
+    newer = hlc.format_hlc(hlc.parse(local[0])[0] + 60_000, 0)
+    fresh = new_id()
+    central.pull_changes += [
+        runner_change(runners[1], 1, "Old Name", older, "zz-other"),      # loses
+        runner_change(runners[2], 2, "Ben Renamed", newer, "aa-other"),   # wins
+        runner_change(runners[17], 17, "Tie Low", local[0], "00-low"),    # same hlc, lower origin
+        runner_change(fresh, 99, "New Runner", newer, "aa-other"),
+    ]
+    outbox = changes(db)
+    result = client.sync_once(db, to(central))
+    assert result.error is None and result.pulled["runner"] == 4
+    names = dict(db.execute("SELECT id, name FROM runner").fetchall())
+    assert names[runners[1]] == "Anna Berg" and names[runners[2]] == "Ben Renamed"
+    assert names[runners[17]] == "Cleo Dahl" and names[fresh] == "New Runner"
+    assert changes(db) == outbox  # pulled changes are not local changes
+    assert get_meta(db, "hlc") >= newer  # the clock moved past what it saw
+    assert get_meta(db, "pull_cursor") == "4"
+
+
+def test_runner_tie_on_hlc_goes_to_the_higher_origin(db, central):
+    rid, stamp = new_id(), "0000000000005.0000"
+    central.pull_changes += [runner_change(rid, 5, "From B", stamp, "bbb"),
+                             runner_change(rid, 5, "From A", stamp, "aaa"),
+                             runner_change(rid, 5, "From C", stamp, "ccc")]
+    client.sync_once(db, to(central))
+    assert db.execute("SELECT name, origin FROM runner WHERE id = ?", [rid]).fetchone() == ("From C", "ccc")
+
+
+def test_pulled_user_can_log_in_offline_and_loses_to_newer_local(app, db, central):
+    uid = new_id()
+    central.pull_changes.append(user_change(uid, "petra", "0000000000009.0000", "central"))
+    client.sync_once(db, to(central))
+    fresh = app.test_client()
+    login(fresh, "petra")  # the pulled password hash works offline
+    central.pull_changes.append(user_change(uid, "petra", "0000000000008.0000", "central",
+                                            role="viewer"))
+    client.sync_once(db, to(central), force=True)
+    assert db.execute("SELECT role FROM user WHERE id = ?", [uid]).fetchone()[0] == "teacher"
+    central.pull_changes.append(user_change(uid, "petra", "0000000000010.0000", "central",
+                                            role="viewer"))
+    client.sync_once(db, to(central), force=True)
+    assert db.execute("SELECT role FROM user WHERE id = ?", [uid]).fetchone()[0] == "viewer"
+
+
+def test_pulled_voids_apply_to_local_laps_by_last_writer_wins(db, runners, central):
+    lap_a, lap_b = laps(db, 1, 2)
+    set_void(db, lap_b, user_id(db), True, "typo")
+    local_stamp = db.execute("SELECT void_hlc FROM lap WHERE id = ?", [lap_b]).fetchone()[0]
+    later = hlc.format_hlc(hlc.parse(local_stamp)[0] + 1000, 0)
+    admin = user_id(db, "ada")
+    central.pull_changes += [
+        void_change(lap_a, True, later, "central", by=admin),              # applies
+        void_change(lap_b, False, "0000000000001.0000", "central"),        # older: ignored
+        void_change(new_id(), True, later, "central"),                     # another laptop's lap
+    ]
+    outbox = changes(db)
+    assert client.sync_once(db, to(central)).error is None
+    a = next(db.query("SELECT * FROM lap WHERE id = ?", [lap_a]))
+    assert a["voided_at"] == 5 and a["voided_by"] == admin and a["void_reason"] == "double count"
+    assert db.execute("SELECT voided_at IS NOT NULL FROM lap WHERE id = ?", [lap_b]).fetchone()[0] == 1
+    central.pull_changes.append(void_change(lap_a, False, hlc.format_hlc(hlc.parse(later)[0] + 1, 0),
+                                            "central"))
+    client.sync_once(db, to(central), force=True)
+    assert db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap_a]).fetchone()[0] is None
+    assert changes(db) == outbox
+
+
+def test_pulled_void_with_unknown_user_keeps_the_lap_voided(db, runners, central):
+    lap = laps(db, 1)[0]
+    central.pull_changes.append(void_change(lap, True, "9999999999999.0000", "central", by=new_id()))
+    client.sync_once(db, to(central))
+    row = db.execute("SELECT voided_at, voided_by FROM lap WHERE id = ?", [lap]).fetchone()
+    assert row == (5, None)
+
+
+def test_settings_and_totals_arrive(db, runners, central):
+    central.pull_changes += [
+        {"entity": "setting", "id": "min_lap_seconds", "data": {"key": "min_lap_seconds", "value": 45}},
+        {"entity": "setting", "id": "event_name", "data": {"key": "event_name", "value": "Lauf 2025"}},
+        {"entity": "total", "id": runners[1], "data": {"runner_id": runners[1], "other_laps": 7}},
+        {"entity": "total", "id": "unknown-yet", "data": {"runner_id": "unknown-yet", "other_laps": 2}},
+        {"entity": "total", "id": runners[1], "data": {"runner_id": runners[1], "other_laps": 9}},
+    ]
+    assert client.min_lap_seconds(db, 60) == 60
+    client.sync_once(db, to(central))
+    assert client.min_lap_seconds(db, 60) == 45
+    assert json.loads(get_meta(db, "setting:event_name")) == "Lauf 2025"
+    assert client.other_laps(db, runners[1]) == 9 and client.other_laps(db, runners[2]) == 0
+    assert client.other_laps(db, "unknown-yet") == 2
+
+
+@pytest.mark.parametrize("raw", ['"sixty"', "-5", "true", "1e9", "not json"])
+def test_min_lap_seconds_ignores_a_bad_setting(db, raw):
+    with transaction(db):
+        db.execute("INSERT INTO meta (key, value) VALUES ('setting:min_lap_seconds', ?)", [raw])
+    assert client.min_lap_seconds(db, 60) == 60
+
+
+def test_bad_pulled_items_are_recorded_and_the_rest_applies(db, central):
+    good = new_id()
+    central.pull_changes += [
+        user_change(new_id(), "tom", "0000000000009.0000", "central"),        # name taken locally
+        runner_change(new_id(), 3, "Bad Grade", "0000000000009.0000", "central", grade=99),
+        runner_change(new_id(), 4, "Bad Clock", "yesterday", "central"),
+        {"entity": "spaceship", "id": "x", "data": {}},
+        {"entity": "runner", "id": "y", "data": "not an object"},
+        runner_change(good, 5, "Good", "0000000000009.0000", "central"),
+    ]
+    result = client.sync_once(db, to(central))
+    assert result.error is None and result.pulled == {"not applied": 5, "runner": 1}
+    assert db.execute("SELECT name FROM runner WHERE id = ?", [good]).fetchone()[0] == "Good"
+    assert db.execute("SELECT count(*) FROM rejected_pull").fetchone()[0] == 5
+    assert get_meta(db, "pull_cursor") == "6"
+    assert client.sync_status(db, central.url, None)["rejected"] == 5
+
+
+def test_pull_pages_until_no_more(db, central):
+    central.pull_changes += [runner_change(new_id(), n, f"R{n}", "0000000000009.0000", "c")
+                             for n in range(1, protocol.MAX_PULL_LIMIT + 6)]
+    result = client.sync_once(db, to(central))
+    assert result.pulled["runner"] == protocol.MAX_PULL_LIMIT + 5
+    assert len([p for p, _ in central.requests if p.endswith("/pull")]) == 2
+
+
+def test_pull_cursor_ahead_restarts_from_central_answer(db, central):
+    with transaction(db):
+        db.execute("INSERT INTO meta (key, value) VALUES ('pull_cursor', '500')")
+    central.pull_changes.append(runner_change(new_id(), 8, "Again", "0000000000009.0000", "c"))
+    central.fault("pull", (409, {"error": "cursor_ahead", "message": "new database", "resume_from": 0}))
+    assert client.sync_once(db, to(central)).error is None
+    assert get_meta(db, "pull_cursor") == "1"
+
+
+@pytest.mark.parametrize("page", [
+    {"protocol": 2, "next_cursor": 1, "more": False, "changes": []},
+    {"protocol": 1, "next_cursor": -1, "more": False, "changes": []},
+    {"protocol": 1, "next_cursor": 1, "more": "no", "changes": []},
+    {"protocol": 1, "next_cursor": 1, "more": False, "changes": {}},
+])
+def test_malformed_pull_page_is_an_error_and_moves_no_cursor(db, central, page):
+    central.fault("pull", (200, page))
+    result = client.sync_once(db, to(central))
+    assert result.error.kind == client.PROTOCOL
+    assert get_meta(db, "pull_cursor") is None
+
+
+def test_pull_that_promises_more_but_sends_nothing_ends(db, central):
+    central.fault("pull", (200, {"protocol": 1, "next_cursor": 0, "more": True, "changes": []}))
+    assert client.sync_once(db, to(central)).error.kind == client.PROTOCOL
+
+
+# ---- status -------------------------------------------------------------------
+
+def test_status_texts(db, runners, central):
+    fingerprint = to(central).fingerprint
+    assert client.sync_status(db, None, None)["text"].startswith("not connected to central")
+    assert client.sync_status(db, central.url, fingerprint)["text"].startswith("not synced yet")
+    client.sync_once(db, to(central))
+    now = int(get_meta(db, "last_success_ms")) + 12_000
+    assert client.sync_status(db, central.url, fingerprint, now)["text"] == "synced 12 s ago"
+    laps(db, 1, 2, 17)
+    oldest = db.execute("SELECT min(created_at) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+    client.sync_once(db, client.Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
+    status = client.sync_status(db, central.url, fingerprint, oldest + 14 * 60_000 + 5)
+    assert status["text"] == "offline – 3 laps waiting (oldest 14 min)"
+    assert status["level"] == "bad" and status["pending"] == 3
+    with transaction(db):
+        record_change(db, "runner", new_id(), {})
+    status = client.sync_status(db, central.url, fingerprint, oldest + 2 * 3_600_000 + 5 * 60_000)
+    assert status["text"] == "offline – 4 changes waiting (oldest 2 h 5 min)"
+
+
+def test_status_is_on_every_page(app, db, central, teacher):
+    page = teacher.get("/").get_data(as_text=True)
+    assert 'id="sync-status"' in page and "not connected to central" in page
+    app.config.update(CENTRAL_URL=central.url, CENTRAL_TOKEN=TOKEN)
+    client.sync_once(db, to(central))
+    for path in ("/", "/runners/", "/login"):
+        assert "synced 0 s ago" in teacher.get(path).get_data(as_text=True) or \
+            "synced 1 s ago" in teacher.get(path).get_data(as_text=True)
+    assert teacher.get("/sync/status").get_json()["state"] == "synced"
+    app.config.update(CENTRAL_TOKEN="revoked")
+    client.sync_once(db, to(central, token="revoked"))
+    assert "device not authorised" in teacher.get("/").get_data(as_text=True)
+
+
+# ---- CLI ----------------------------------------------------------------------
+
+@pytest.fixture
+def cli(app, tmp_path):
+    """A CLI runner whose instance config file lives under tmp_path."""
+    app.config["INSTANCE_CONFIG_FILE"] = str(tmp_path / "instance" / "config.py")
+    return app.test_cli_runner()
+
+
+def config_text(app) -> str:
+    """Return the instance config file's text."""
+    return client.config_file(app).read_text(encoding="utf-8")
+
+
+def test_connect_stores_url_and_token_and_runs_a_first_sync(app, db, cli, central):
+    path = client.config_file(app)
+    path.parent.mkdir()
+    path.write_text("SECRET_THING = 'keep me'\nCENTRAL_URL = 'http://old:1'\n", encoding="utf-8")
+    central.pull_changes.append(runner_change(new_id(), 70, "From Central", "0000000000009.0000", "c"))
+    result = cli.invoke(args=["connect", central.url + "/", TOKEN])
+    assert result.exit_code == 0, result.output
+    assert "runner 1" in result.output and "pushed" in result.output
+    text = config_text(app)
+    assert "SECRET_THING = 'keep me'" in text and f"CENTRAL_URL = {central.url!r}" in text
+    assert f"CENTRAL_TOKEN = {TOKEN!r}" in text and "http://old:1" not in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert db.execute("SELECT count(*) FROM runner WHERE start_number = 70").fetchone()[0] == 1
+    assert pending(db) == []
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "host:5000", "http://", "http://exa mple",
+                                 "http://user:pw@host", "http://host:99999", "javascript:alert(1)",
+                                 "http://host/?q=1", ""])
+def test_connect_refuses_a_bad_url_and_writes_nothing(app, cli, url):
+    result = cli.invoke(args=["connect", url, TOKEN])
+    assert result.exit_code == 2 and "URL" in result.output
+    assert not client.config_file(app).exists()
+
+
+@pytest.mark.parametrize("token", ["", "   ", "with space", "x" * 501, "tökén"])
+def test_connect_refuses_a_bad_token_and_writes_nothing(app, cli, token, central):
+    result = cli.invoke(args=["connect", central.url, token])
+    assert result.exit_code == 2 and "TOKEN" in result.output
+    assert not client.config_file(app).exists()
+
+
+def test_connect_exits_non_zero_when_central_is_unreachable(app, cli):
+    result = cli.invoke(args=["connect", f"http://127.0.0.1:{free_port()}", TOKEN])
+    assert result.exit_code == 2 and "cannot be reached" in result.output
+    assert "CENTRAL_TOKEN" in config_text(app)  # kept: the app retries by itself
+
+
+def test_connect_exits_non_zero_on_401_and_again_clears_the_auth_state(app, db, cli, central):
+    result = cli.invoke(args=["connect", central.url, "wrong-token"])
+    assert result.exit_code == 3 and "not authorised" in result.output
+    assert client.blocked(db, client.config_fingerprint(central.url, "wrong-token")) == "auth"
+    assert cli.invoke(args=["connect", central.url, TOKEN]).exit_code == 0
+    assert client.sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
+
+
+def test_sync_command_prints_what_moved(app, db, runners, cli, central):
+    app.config.update(CENTRAL_URL=central.url, CENTRAL_TOKEN=TOKEN)
+    laps(db, 1, 2)
+    total = changes(db)
+    result = cli.invoke(args=["sync"])
+    assert result.exit_code == 0 and f"pushed {total} changes, pulled 0" in result.output
+    assert pending(db) == []
+
+
+def test_sync_command_shows_progress_for_a_large_backlog(app, db, cli, central):
+    app.config.update(CENTRAL_URL=central.url, CENTRAL_TOKEN=TOKEN)
+    backlog(db, protocol.MAX_BATCH_CHANGES + 10)
+    result = cli.invoke(args=["sync"])
+    assert result.exit_code == 0, result.output
+    assert "Pushing" in result.stderr and pending(db) == []
+
+
+def test_sync_command_fails_without_central_or_when_unreachable(app, cli):
+    result = cli.invoke(args=["sync"])
+    assert result.exit_code == 1 and "connect URL TOKEN" in result.output
+    app.config.update(CENTRAL_URL=f"http://127.0.0.1:{free_port()}", CENTRAL_TOKEN=TOKEN)
+    assert cli.invoke(args=["sync"]).exit_code == 2
+
+
+def test_sync_status_command_text_and_json(app, db, runners, cli, central):
+    app.config.update(CENTRAL_URL=central.url, CENTRAL_TOKEN=TOKEN)
+    laps(db, 1)
+    text = cli.invoke(args=["sync-status"]).output
+    assert "pending:       7 changes (1 laps)" in text and "last success:  never" in text
+    assert "authorised:    yes" in text and device_id(db) in text
+    central.fault("push", 503)
+    cli.invoke(args=["sync"])
+    info = json.loads(cli.invoke(args=["sync-status", "--json"]).output)
+    assert info["pending"] == 7 and info["state"] == "offline"
+    assert "503" in info["last_error"] and info["last_success_ms"] is None
+    assert info["oldest_pending_age_s"] >= 0 and info["backoff_until_ms"] is not None
+    cli.invoke(args=["sync"])
+    info = json.loads(cli.invoke(args=["sync-status", "--json"]).output)
+    assert info["pending"] == 0 and info["state"] == "synced" and info["last_success_ms"]
