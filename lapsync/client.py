@@ -555,12 +555,13 @@ def refresh_central_config(app: Flask) -> None:
     """Take CENTRAL_URL/CENTRAL_TOKEN from the instance config file when it changed."""
     path = config_file(app)
     try:
-        mtime = path.stat().st_mtime_ns
+        info = path.stat()
     except OSError:
         return
-    if app.extensions.get("lapsync_config_mtime") == mtime:
+    seen = (info.st_mtime_ns, info.st_size, info.st_ino)  # connect replaces the file
+    if app.extensions.get("lapsync_config_seen") == seen:
         return
-    app.extensions["lapsync_config_mtime"] = mtime
+    app.extensions["lapsync_config_seen"] = seen
     values: dict = {}
     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), values)
     for key in ("CENTRAL_URL", "CENTRAL_TOKEN"):
