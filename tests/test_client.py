@@ -592,3 +592,97 @@ def test_sync_status_command_text_and_json(app, db, runners, cli, central):
     cli.invoke(args=["sync"])
     info = json.loads(cli.invoke(args=["sync-status", "--json"]).output)
     assert info["pending"] == 0 and info["state"] == "synced" and info["last_success_ms"]
+
+
+# ---- against the real central (sync/) on a real PostgreSQL ---------------------
+
+def laptop(tmp_path, name: str):
+    """Another laptop app with its own SQLite file and instance config file."""
+    from lapsync import create_app
+    return create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(tmp_path / f"{name}.sqlite"),
+                       "INSTANCE_CONFIG_FILE": str(tmp_path / f"{name}-config.py")})
+
+
+def roster(db) -> list[tuple]:
+    """Return the runners as comparable rows."""
+    return db.execute("SELECT id, start_number, name, class, grade, hlc, origin FROM runner "
+                      "ORDER BY id").fetchall()
+
+
+def central_laps(central_db) -> int:
+    """Return how many laps central holds."""
+    return central_db.execute("SELECT count(*) AS n FROM lap").fetchone()["n"]
+
+
+def test_two_laptops_converge_through_real_central(app, db, runners, cli, live_central, central_db,
+                                                    device_token, tmp_path):
+    from lapsync import db as laptop_db
+    from sync.devices import register_device
+    a_laps = laps(db, 1, 1, 2)
+    set_void(db, a_laps[1], user_id(db), True, "double")
+    assert cli.invoke(args=["connect", live_central, device_token]).exit_code == 0
+    assert central_laps(central_db) == 3 and pending(db) == []
+    b = laptop(tmp_path, "b")
+    b_cli = b.test_cli_runner()
+    result = b_cli.invoke(args=["connect", live_central, register_device(central_db, "laptop-b")])
+    assert result.exit_code == 0, result.output
+    assert "runner 3" in result.output and "user 3" in result.output
+    b_db = laptop_db.connect(b.config["DATABASE"])
+    assert roster(b_db) == roster(db)
+    browser = b.test_client()
+    login(browser, "tom")  # the teacher logs in on B offline, with the pulled hash
+    b_lap = laps(b_db, 1)[0]
+    new_runner = client_add_runner(b_db, 50, "Late Runner")
+    laps(b_db, 50)
+    assert b_cli.invoke(args=["sync"]).exit_code == 0
+    assert cli.invoke(args=["sync"]).exit_code == 0
+    assert central_laps(central_db) == 5
+    assert roster(db) == roster(b_db) and new_runner in {r[0] for r in roster(db)}
+    assert client.other_laps(db, runners[1]) == 1       # B's lap of runner 1
+    assert client.other_laps(b_db, runners[1]) == 1     # A's lap that counts (one is voided)
+    assert client.other_laps(db, new_runner) == 1
+    assert b_lap not in [r[0] for r in db.execute("SELECT id FROM lap")]  # laps stay where made
+    b_db.close()
+
+
+def client_add_runner(db, number: int, name: str) -> str:
+    """Add a runner on a laptop."""
+    from lapsync.runners import add_runner
+    return add_runner(db, number, name, "7c", 7)
+
+
+def test_replayed_push_after_a_lost_ack_changes_nothing_at_central(app, db, runners, cli,
+                                                                   live_central, central_db,
+                                                                   device_token):
+    from tests.pg import snapshot
+    laps(db, 1, 2, 17)
+    app.config.update(CENTRAL_URL=live_central, CENTRAL_TOKEN=device_token)
+    assert cli.invoke(args=["sync"]).exit_code == 0
+    before = snapshot(central_db, skip_device_contact=True)
+    with transaction(db):  # the laptop died between central's commit and its own ack
+        db.execute("UPDATE change SET pushed_at = NULL")
+    assert cli.invoke(args=["sync"]).exit_code == 0
+    assert pending(db) == [] and snapshot(central_db, skip_device_contact=True) == before
+
+
+def test_central_settings_and_voids_reach_the_laptop(app, db, runners, cli, live_central,
+                                                     central_db, device_token):
+    from sync.settings import set_setting
+    lap = laps(db, 1)[0]
+    app.config.update(CENTRAL_URL=live_central, CENTRAL_TOKEN=device_token)
+    assert cli.invoke(args=["sync"]).exit_code == 0
+    set_setting(central_db, "min_lap_seconds", 30)
+    assert cli.invoke(args=["sync"]).exit_code == 0
+    assert client.min_lap_seconds(db, 60) == 30
+    assert db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap]).fetchone()[0] is None
+
+
+def test_revoked_token_shows_not_authorised(app, db, cli, live_central, central_db, device_token):
+    from sync.devices import revoke_device
+    app.config.update(CENTRAL_URL=live_central, CENTRAL_TOKEN=device_token)
+    assert cli.invoke(args=["sync"]).exit_code == 0
+    revoke_device(central_db, "laptop-a")
+    result = cli.invoke(args=["sync"])
+    assert result.exit_code == 3 and "not authorised" in result.output
+    assert client.sync_once(db, client.central_from_config(app.config)).skipped == "auth"
+    assert client.status_for(app, db)["text"].startswith("device not authorised")
