@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -110,7 +111,7 @@ class Central:
         return self.check(response.status_code, body)
 
     @staticmethod
-    def check(status: int, body) -> tuple[int, dict]:
+    def check(status: int, body: Any) -> tuple[int, dict]:
         """Raise SyncError for an unusable answer; return (status, body) otherwise."""
         if not isinstance(body, dict):
             if status < 300 or status >= 500:
@@ -138,7 +139,7 @@ def config_fingerprint(url: str, token: str) -> str:
     return hashlib.sha256(f"{url}\n{token}".encode()).hexdigest()[:16]
 
 
-def central_from_config(config) -> Central | None:
+def central_from_config(config: Mapping[str, Any]) -> Central | None:
     """Build a Central from CENTRAL_URL and CENTRAL_TOKEN, or None when unset."""
     url, token = config.get("CENTRAL_URL"), config.get("CENTRAL_TOKEN")
     if not url or not token:
@@ -180,7 +181,7 @@ def build_batch(db: sqlite_utils.Database, start: int) -> tuple[bytes, list[int]
     return (head + ",".join(parts) + "]}").encode(), seqs
 
 
-def as_seq(value, name: str) -> int:
+def as_seq(value: Any, name: str) -> int:
     """Return a seq number from central's answer or raise a protocol SyncError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SyncError(PROTOCOL, f"central's answer has no valid {name}: {value!r}")
@@ -208,7 +209,7 @@ def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = N
     return count
 
 
-def store_rejected(db: sqlite_utils.Database, item) -> None:
+def store_rejected(db: sqlite_utils.Database, item: Any) -> None:
     """Keep one item central refused for good (inside the caller's transaction)."""
     if not isinstance(item, dict) or isinstance(item.get("seq"), bool) \
             or not isinstance(item.get("seq"), int):
@@ -221,7 +222,7 @@ def store_rejected(db: sqlite_utils.Database, item) -> None:
                 str(item.get("message") or "")[:500], now_ms()])
 
 
-def store_clock_offset(db: sqlite_utils.Database, server_time, sent: int, received: int) -> None:
+def store_clock_offset(db: sqlite_utils.Database, server_time: Any, sent: int, received: int) -> None:
     """Estimate central's clock minus this laptop's from one round trip."""
     if isinstance(server_time, int) and not isinstance(server_time, bool):
         with transaction(db):
@@ -275,7 +276,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
 
 # ---- pull ---------------------------------------------------------------------
 
-def check_hlc(value) -> str:
+def check_hlc(value: Any) -> str:
     """Return a valid hlc string or raise ValueError."""
     if not isinstance(value, str) or not HLC_RE.match(value):
         raise ValueError(f"invalid hlc {value!r}")
@@ -389,7 +390,7 @@ APPLY = {"runner": apply_runner, "user": apply_user, "lap_void": apply_void,
          "setting": apply_setting, "total": apply_total}
 
 
-def apply_change(db: sqlite_utils.Database, change, me: str) -> bool:
+def apply_change(db: sqlite_utils.Database, change: Any, me: str) -> bool:
     """Apply one pulled change (never to the outbox); record it if unusable; return success."""
     db.execute("SAVEPOINT pulled_change")
     try:
@@ -406,7 +407,7 @@ def apply_change(db: sqlite_utils.Database, change, me: str) -> bool:
     return ok
 
 
-def store_rejected_pull(db: sqlite_utils.Database, change, exc: Exception) -> None:
+def store_rejected_pull(db: sqlite_utils.Database, change: Any, exc: Exception) -> None:
     """Keep a pulled item that could not be applied, for sync-status."""
     change = change if isinstance(change, dict) else {"data": change}
     cursor = change.get("cursor")
@@ -642,33 +643,39 @@ def waiting_text(pending: int, laps: int, oldest_ms: int | None, now: int) -> st
     return f"{pending} {noun} waiting{oldest}"
 
 
+def status_text(state: dict, central_url: str | None, fingerprint: str | None,
+                waiting: str, pending: int, now: int) -> tuple[str, str]:
+    """Return (state, text) for the top bar: synced, offline, not authorised, ..."""
+    success, error_ms = int(state.get("last_success_ms") or 0), int(state.get("last_error_ms") or 0)
+    if not central_url:
+        kind, text_ = "not_connected", "not connected to central"
+    elif fingerprint and state.get("auth_failed") == fingerprint:
+        kind, text_ = "unauthorised", "device not authorised"
+    elif error_ms > success:
+        return "offline", f"offline – {waiting}"
+    elif success:
+        kind, text_ = "synced", f"synced {age(now - success)} ago"
+    else:
+        kind, text_ = "never", "not synced yet"
+    return kind, text_ + (f" – {waiting}" if pending else "")
+
+
 def sync_status(db: sqlite_utils.Database, central_url: str | None, fingerprint: str | None,
                 now: int | None = None) -> dict:
     """Return the sync state for the page and the CLI, from one cheap query."""
     now = now_ms() if now is None else now
     pending, laps, oldest, rejected, meta = db.execute(STATUS_SQL).fetchone()
     state = json.loads(meta or "{}")
-    success, error_ms = int(state.get("last_success_ms") or 0), int(state.get("last_error_ms") or 0)
-    waiting = waiting_text(pending, laps, oldest, now)
-    if not central_url:
-        kind, text_ = "not_connected", "not connected to central"
-    elif fingerprint and state.get("auth_failed") == fingerprint:
-        kind, text_ = "unauthorised", "device not authorised"
-    elif error_ms > success:
-        kind, text_ = "offline", f"offline – {waiting}"
-    elif success:
-        kind, text_ = "synced", f"synced {age(now - success)} ago"
-    else:
-        kind, text_ = "never", "not synced yet"
-    if pending and kind in ("not_connected", "unauthorised", "synced", "never"):
-        text_ += f" – {waiting}"
+    kind, text_ = status_text(state, central_url, fingerprint,
+                              waiting_text(pending, laps, oldest, now), pending, now)
     level = {"synced": "good", "never": "warn", "not_connected": "neutral"}.get(kind, "bad")
+    number = lambda key: int(state.get(key) or 0) or None  # noqa: E731
     return {"state": kind, "text": text_, "level": level, "central_url": central_url,
             "pending": pending, "pending_laps": laps, "oldest_pending_ms": oldest,
             "oldest_pending_age_s": None if oldest is None else max(0, (now - oldest) // 1000),
-            "last_success_ms": success or None, "last_error": state.get("last_error") or None,
-            "last_error_ms": error_ms or None, "failures": int(state.get("failures") or 0),
-            "backoff_until_ms": int(state.get("backoff_until_ms") or 0) or None,
+            "last_success_ms": number("last_success_ms"), "last_error": state.get("last_error") or None,
+            "last_error_ms": number("last_error_ms"), "failures": number("failures") or 0,
+            "backoff_until_ms": number("backoff_until_ms"),
             "clock_offset_ms": int(state["clock_offset_ms"]) if state.get("clock_offset_ms") else None,
             "authorised": state.get("auth_failed") != fingerprint if fingerprint else None,
             "rejected": rejected}
