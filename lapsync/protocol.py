@@ -33,8 +33,54 @@ PULL  GET /api/v1/pull?cursor=N&limit=M
               other devices; the laptop shows its own laps + other_laps.
   The cursor is a server-assigned change id given out in commit order, never a
   device clock: a row committed late never hides below a cursor already served.
+  A total may name a runner id the laptop does not know yet (its runner change comes
+  in a later page or push): keep it by runner id.
+  400      invalid_cursor / invalid_limit (cursor: integer >= 0; limit: 1..MAX_PULL_LIMIT)
+  409      {"error": "cursor_ahead", "message", "resume_from": 0}: the cursor is beyond
+           anything central ever handed out (central's database was replaced): pull
+           again from 0.
+
+Validation (validate_push below; both ends run it, central on every push):
+  ids         cuid2: a lowercase letter, then lowercase letters and digits, 20 to 32
+              characters in all (laptops make 24; cuid v1 ids of the old app fit too).
+  every object has exactly the fields listed (an unknown or missing field is 422);
+  integers are JSON integers (not 1.0, not "1", not true); strings are valid Unicode
+  without NUL; times are epoch ms in [0, 10^14); hlc is "<13 digits>.<4 digits>".
+  A pushed change's "origin" and a lap's "device_id" must be the pushing laptop's
+  "device_id": a laptop pushes only what it made itself.
+  Errors: 400 malformed_json / unsupported_protocol, 413 batch_too_large,
+  415 unsupported_media_type, 422 invalid_body / invalid_change (with "seq" and
+  "field" naming the item); nothing of the batch is applied.
+  401 missing_token / invalid_token / revoked_token; 403 device_mismatch: a token is
+  bound to the laptop "device_id" of its first push (a revoked token's successor for
+  the same laptop carries on from its last applied seq; two live tokens for one laptop:
+  403 laptop_registered). 503 busy: central is overloaded; retry later.
+
+Central's merge rules (sync/push.py):
+  lap       insert once by id, never changed again. A lap for a runner central does not
+            know yet is kept (no foreign key) and counts for that runner id; it links as
+            soon as the runner arrives. Nothing is ever refused for it.
+  lap_void  the void state of a lap is a last-writer-wins register keyed by lap id:
+            the change with the greater (hlc, origin) wins, on every node. A void for a
+            lap central does not have yet is kept and applies when the lap arrives.
+  runner    last writer wins by (hlc, origin). Start numbers are not unique: a second
+            runner id with the same start number (or the same name in the same class)
+            is stored as well and the clash is recorded for the admin.
+  user      last writer wins by (hlc, origin); a user whose name another user id has
+            already is refused for good (listed in "rejected", error "duplicate_user").
+  Push (even with no changes) before the first pull: the push binds the token to
+  the laptop, so that the pull can leave out the laptop's own changes.
 """
 from __future__ import annotations
+
+import datetime
+import math
+import re
+from typing import Any
+
+from cuid2 import is_cuid
+
+from .errors import InputError
 
 PROTOCOL_VERSION = 1
 API_PREFIX = "/api/v1"
@@ -43,3 +89,224 @@ MAX_BATCH_BYTES = 1_000_000       # request body bytes per push
 MAX_PULL_LIMIT = 1000             # changes per pull page
 PUSH_ENTITIES = ("lap", "lap_void", "runner", "user")
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")
+
+MIN_ID_LENGTH, MAX_ID_LENGTH = 20, 32
+MAX_TIME = 10 ** 14                # epoch ms, year 5138: rules out seconds*1000 typos
+MAX_START_NUMBER = 999_999
+MAX_RUNNER_NAME, MAX_CLASS, MAX_USER_NAME, MAX_REASON = 100, 20, 50, 200
+MAX_PASSWORD_HASH = 500
+GRADES = range(1, 14)
+ROLES = ("admin", "teacher", "viewer")
+HLC_PATTERN = re.compile(r"\d{13}\.\d{4}")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+PUSH_FIELDS = ("protocol", "device_id", "device_time", "changes")
+CHANGE_FIELDS = ("seq", "entity", "id", "data")
+DATA_FIELDS = {
+    "lap": ("id", "runner_id", "created_by", "time", "device_id"),
+    "lap_void": ("lap_id", "voided", "at", "by", "reason", "hlc", "origin"),
+    "runner": ("id", "start_number", "name", "class", "grade", "hlc", "origin"),
+    "user": ("id", "name", "password_hash", "role", "created_at", "hlc", "origin"),
+}
+ID_FIELD = {"lap": "id", "lap_void": "lap_id", "runner": "id", "user": "id"}
+SETTINGS = ("min_lap_seconds", "metres_per_lap", "event_name", "event_date")
+
+
+class ProtocolError(InputError):
+    """A push or pull the server refuses as a whole: {"error", "message"} with a 4xx."""
+
+
+def is_id(value: Any) -> bool:
+    """Tell whether value is an id as the protocol allows it (a cuid2)."""
+    return is_cuid(value, min_length=MIN_ID_LENGTH, max_length=MAX_ID_LENGTH)
+
+
+class _Item:
+    """Field checks for one object of the body; errors name the item and field."""
+
+    def __init__(self, where: str, seq: int | None = None):
+        self.where, self.seq = where, seq
+
+    def fail(self, field: str | None, message: str) -> ProtocolError:
+        """Return the 422 error for this item."""
+        extra = {"field": field} if field else {}
+        if self.seq is None:
+            return ProtocolError("invalid_body", f"{self.where}: {message}", 422, **extra)
+        return ProtocolError("invalid_change", f"{self.where}: {message}", 422,
+                             seq=self.seq, **extra)
+
+    def fields(self, obj: Any, names: tuple[str, ...]) -> dict:
+        """Check obj is an object with exactly these fields."""
+        if not isinstance(obj, dict):
+            raise self.fail(None, "must be a JSON object")
+        unknown = sorted(set(obj) - set(names))
+        missing = [name for name in names if name not in obj]
+        if unknown:
+            raise self.fail(unknown[0], f"unknown field {unknown[0]!r}")
+        if missing:
+            raise self.fail(missing[0], f"missing field {missing[0]!r}")
+        return obj
+
+    def integer(self, obj: dict, name: str, low: int, high: int) -> int:
+        """Return a JSON integer field within [low, high]."""
+        value = obj[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(name, f"{name!r} must be an integer")
+        if not low <= value <= high:
+            raise self.fail(name, f"{name!r} must be between {low} and {high}")
+        return value
+
+    def text(self, obj: dict, name: str, high: int, low: int = 1, one_line: bool = True) -> str:
+        """Return a stripped string field of low..high characters."""
+        value = obj[name]
+        if not isinstance(value, str):
+            raise self.fail(name, f"{name!r} must be a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.fail(name, f"{name!r} is not valid Unicode") from None
+        if "\x00" in value or (one_line and CONTROL_CHARS.search(value)):
+            raise self.fail(name, f"{name!r} must not contain control characters")
+        value = value.strip()
+        if not low <= len(value) <= high:
+            raise self.fail(name, f"{name!r} must be {low} to {high} characters")
+        return value
+
+    def ident(self, obj: dict, name: str) -> str:
+        """Return an id field (a cuid2)."""
+        if not is_id(obj[name]):
+            raise self.fail(name, f"{name!r} must be a cuid "
+                            f"({MIN_ID_LENGTH}-{MAX_ID_LENGTH} lowercase letters and digits)")
+        return obj[name]
+
+    def hlc(self, obj: dict, name: str = "hlc") -> str:
+        """Return a hybrid logical clock field."""
+        value = obj[name]
+        if not isinstance(value, str) or not HLC_PATTERN.fullmatch(value):
+            raise self.fail(name, f"{name!r} must look like 0001700000000000.0000 "
+                            "(13 digits, a dot, 4 digits)")
+        return value
+
+    def origin(self, obj: dict, device_id: str, name: str = "origin") -> str:
+        """Return an origin field, which must be the pushing laptop."""
+        value = self.ident(obj, name)
+        if value != device_id:
+            raise self.fail(name, f"{name!r} must be the pushing laptop's device_id: "
+                            "a laptop pushes only changes it made")
+        return value
+
+
+def _lap(item: _Item, data: dict, device_id: str) -> dict:
+    """Clean a lap's data."""
+    return {"id": item.ident(data, "id"), "runner_id": item.ident(data, "runner_id"),
+            "created_by": item.ident(data, "created_by"),
+            "time": item.integer(data, "time", 0, MAX_TIME - 1),
+            "device_id": item.origin(data, device_id, "device_id")}
+
+
+def _lap_void(item: _Item, data: dict, device_id: str) -> dict:
+    """Clean a void's (or restore's) data."""
+    if not isinstance(data["voided"], bool):
+        raise item.fail("voided", "'voided' must be true or false")
+    reason = data["reason"]
+    if reason is not None:
+        reason = item.text(data, "reason", MAX_REASON, low=0, one_line=False) or None
+    return {"lap_id": item.ident(data, "lap_id"), "voided": data["voided"],
+            "at": item.integer(data, "at", 0, MAX_TIME - 1), "by": item.ident(data, "by"),
+            "reason": reason, "hlc": item.hlc(data), "origin": item.origin(data, device_id)}
+
+
+def _runner(item: _Item, data: dict, device_id: str) -> dict:
+    """Clean a runner's data."""
+    return {"id": item.ident(data, "id"),
+            "start_number": item.integer(data, "start_number", 1, MAX_START_NUMBER),
+            "name": item.text(data, "name", MAX_RUNNER_NAME),
+            "class": item.text(data, "class", MAX_CLASS),
+            "grade": item.integer(data, "grade", GRADES.start, GRADES.stop - 1),
+            "hlc": item.hlc(data), "origin": item.origin(data, device_id)}
+
+
+def _user(item: _Item, data: dict, device_id: str) -> dict:
+    """Clean a user's data."""
+    role = data["role"]
+    if role not in ROLES:
+        raise item.fail("role", f"'role' must be one of {', '.join(ROLES)}")
+    password_hash = item.text(data, "password_hash", MAX_PASSWORD_HASH)
+    if not password_hash.startswith("$argon2"):
+        raise item.fail("password_hash", "'password_hash' must be an argon2 hash")
+    return {"id": item.ident(data, "id"), "name": item.text(data, "name", MAX_USER_NAME, one_line=False),
+            "password_hash": password_hash, "role": role,
+            "created_at": item.integer(data, "created_at", 0, MAX_TIME - 1),
+            "hlc": item.hlc(data), "origin": item.origin(data, device_id)}
+
+
+_CLEANERS = {"lap": _lap, "lap_void": _lap_void, "runner": _runner, "user": _user}
+
+
+def validate_change(change: Any, device_id: str, expected_seq: int | None = None) -> dict:
+    """Check one pushed change; return {"seq", "entity", "id", "data"} cleaned."""
+    seq = change.get("seq") if isinstance(change, dict) else None
+    item = _Item(f"change seq {seq}" if isinstance(seq, int) else "change",
+                 seq if isinstance(seq, int) and not isinstance(seq, bool) else None)
+    item.fields(change, CHANGE_FIELDS)
+    seq = item.integer(change, "seq", 1, 2 ** 63 - 1)
+    if expected_seq is not None and seq != expected_seq:
+        raise item.fail("seq", f"seqs must ascend without gaps inside a batch: "
+                        f"expected {expected_seq}")
+    entity = change["entity"]
+    if entity not in PUSH_ENTITIES:
+        raise item.fail("entity", f"'entity' must be one of {', '.join(PUSH_ENTITIES)}")
+    item.where = f"change seq {seq} ({entity})"
+    data = _CLEANERS[entity](item, item.fields(change["data"], DATA_FIELDS[entity]), device_id)
+    if change["id"] != data[ID_FIELD[entity]]:
+        raise item.fail("id", f"'id' must equal data.{ID_FIELD[entity]}")
+    return {"seq": seq, "entity": entity, "id": change["id"], "data": data}
+
+
+def validate_push(body: Any) -> dict:
+    """Check a decoded push body; return it cleaned or raise ProtocolError."""
+    version = body.get("protocol", PROTOCOL_VERSION) if isinstance(body, dict) else None
+    if version is not None and (type(version) is not int or version != PROTOCOL_VERSION):
+        raise ProtocolError("unsupported_protocol", f"This server speaks sync protocol "
+                            f"{PROTOCOL_VERSION}, not {body['protocol']!r}.", 400,
+                            supported=[PROTOCOL_VERSION])
+    item = _Item("push body")
+    item.fields(body, PUSH_FIELDS)
+    device_id = item.ident(body, "device_id")
+    device_time = item.integer(body, "device_time", 0, MAX_TIME - 1)
+    changes = body["changes"]
+    if not isinstance(changes, list):
+        raise item.fail("changes", "'changes' must be a list")
+    if len(changes) > MAX_BATCH_CHANGES:
+        raise ProtocolError("batch_too_large", f"At most {MAX_BATCH_CHANGES} changes per push, "
+                            f"not {len(changes)}.", 413, max_changes=MAX_BATCH_CHANGES)
+    cleaned: list[dict] = []
+    for change in changes:
+        expected = cleaned[-1]["seq"] + 1 if cleaned else None
+        cleaned.append(validate_change(change, device_id, expected))
+    return {"protocol": PROTOCOL_VERSION, "device_id": device_id, "device_time": device_time,
+            "changes": cleaned}
+
+
+def validate_setting(key: Any, value: Any) -> Any:
+    """Check an event setting; return its cleaned value or raise ProtocolError."""
+    item = _Item(f"setting {key!r}")
+    if key not in SETTINGS:
+        raise ProtocolError("unknown_setting", f"Settings are {', '.join(SETTINGS)}.", 422)
+    holder = {key: value}
+    if key == "min_lap_seconds":
+        return item.integer(holder, key, 0, 3600)
+    if key == "metres_per_lap":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not 0 < value <= 100_000:
+            raise item.fail(key, "'metres_per_lap' must be a number above 0 and at most 100000")
+        return value
+    if key == "event_name":
+        return item.text(holder, key, 100)
+    text = item.text(holder, key, 10)
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise item.fail(key, "'event_date' must be a date like 2025-06-27") from None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise item.fail(key, "'event_date' must be a date like 2025-06-27")
+    return text

@@ -1,6 +1,8 @@
 """Shared fixtures: a fresh laptop database file per test, users, runners, logins."""
 from __future__ import annotations
 
+pytest_plugins = ["tests.pg"]
+
 import re
 
 import pytest

@@ -1,0 +1,90 @@
+"""lapsync central: the sync server every laptop pushes to and pulls from (PostgreSQL).
+
+Development:  flask --app sync init-db && flask --app sync run
+Production:   gunicorn -w 4 -b 0.0.0.0:8000 'sync:create_app()'
+(each gunicorn worker opens its own connection pool on first use; see sync/db.py
+and docs/CENTRAL.md).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import psycopg
+from flask import Flask, jsonify
+from psycopg_pool import PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from lapsync.errors import InputError
+from lapsync.protocol import MAX_BATCH_BYTES
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+def error(code: str, message: str, status: int, **extra):
+    """Answer an error as JSON {"error", "message"}."""
+    response = jsonify(error=code, message=message, **extra)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="lapsync"'
+    return response
+
+
+def register_errors(app: Flask) -> None:
+    """Answer every error as JSON: bad input 4xx, database trouble 503, never HTML."""
+
+    @app.errorhandler(InputError)
+    def input_error(exc: InputError):
+        return error(exc.code, exc.message, exc.status, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        response = error((exc.name or "error").lower().replace(" ", "_"),
+                         exc.description or exc.name, exc.code or 500)
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(psycopg.OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(exc: Exception):
+        log.warning("database unavailable: %s", exc)
+        response = error("unavailable", "Central's database is busy or unreachable; "
+                         "retry shortly.", 503)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("unexpected error")
+        return error("internal_error", "Central failed unexpectedly; retry later.", 500)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create central: defaults, instance/central/config.py, FLASK_* environment, test dict."""
+    app = Flask(__name__, instance_path=str(ROOT / "instance" / "central"),
+                instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        DATABASE_URL=os.environ.get("DATABASE_URL") or None,
+        PGDATA=os.path.join(app.instance_path, "pgdata"),
+        DB_POOL_SIZE=10,
+        DB_POOL_TIMEOUT=10.0,
+        MAX_CONTENT_LENGTH=MAX_BATCH_BYTES,
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+    else:
+        app.config.update(test_config)
+
+    from . import api, db, devices, settings, users
+    db.init_app(app)
+    devices.init_app(app)
+    users.init_app(app)
+    settings.init_app(app)
+    api.init_app(app)
+    register_errors(app)
+    return app

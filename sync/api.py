@@ -1,0 +1,86 @@
+"""The sync API for laptops: POST /api/v1/push, GET /api/v1/pull (Bearer device tokens)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, jsonify, request, send_file
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from lapsync.protocol import API_PREFIX, MAX_BATCH_BYTES, ProtocolError, validate_push
+
+from .db import connection
+from .devices import authenticate
+from .pull import parse_paging, pull
+from .push import push
+
+bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
+OPENAPI = Path(__file__).resolve().with_name("openapi.yaml")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """Build a JSON object, refusing a key given twice (which value would count?)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("a key appears twice in one object")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    """Refuse NaN and Infinity, which are not JSON."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json() -> Any:
+    """Return the request's JSON body or raise 415, 413 or 400."""
+    if request.mimetype != "application/json":
+        raise ProtocolError("unsupported_media_type", "Send the batch as application/json.", 415)
+    too_large = ProtocolError("batch_too_large", f"A push body may have at most "
+                              f"{MAX_BATCH_BYTES} bytes.", 413, max_bytes=MAX_BATCH_BYTES)
+    if (request.content_length or 0) > MAX_BATCH_BYTES:
+        raise too_large
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    try:
+        return json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("malformed_json", f"The body is not valid JSON: {exc}"[:300],
+                            400) from None
+
+
+def current_device() -> dict:
+    """Return the live device of the request's Bearer token or raise a 401."""
+    with connection() as conn:
+        return authenticate(conn, request.headers.get("Authorization"))
+
+
+@bp.post("/push")
+def push_view():
+    """Apply a batch of a laptop's changes exactly once; answer the acknowledged seq."""
+    device = current_device()
+    batch = validate_push(read_json())
+    with connection() as conn:
+        return jsonify(push(conn, device, batch))
+
+
+@bp.get("/pull")
+def pull_view():
+    """Answer one page of changes since the cursor."""
+    device = current_device()
+    cursor, limit = parse_paging(request.args.get("cursor"), request.args.get("limit"))
+    with connection() as conn:
+        return jsonify(pull(conn, device, cursor, limit))
+
+
+@bp.get("/openapi.yaml")
+def openapi():
+    """Serve the OpenAPI description of this API."""
+    return send_file(OPENAPI, mimetype="application/yaml")
+
+
+def init_app(app) -> None:
+    """Register the API blueprint."""
+    app.register_blueprint(bp)

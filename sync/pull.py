@@ -1,0 +1,81 @@
+"""Serve a laptop's pull: everything changed since its cursor, in change-id order."""
+from __future__ import annotations
+
+import psycopg
+
+from lapsync.protocol import MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
+
+from .db import now_ms
+
+# One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
+# write_transaction), so every id below the highest visible one is visible too.
+# Rows the pulling laptop made itself are read (own = true) so that the cursor
+# moves past them, but not sent back.
+PULL_SQL = """
+SELECT change_id, 'runner' AS entity, id, (origin = %(laptop)s) IS TRUE AS own,
+       jsonb_build_object('id', id, 'start_number', start_number, 'name', name,
+                          'class', class, 'grade', grade, 'hlc', hlc, 'origin', origin) AS data
+FROM runner WHERE change_id > %(cursor)s
+UNION ALL
+SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,
+       jsonb_build_object('id', id, 'name', name, 'password_hash', password_hash, 'role', role,
+                          'created_at', created_at, 'hlc', hlc, 'origin', origin)
+FROM app_user WHERE change_id > %(cursor)s
+UNION ALL
+SELECT change_id, 'lap_void', lap_id, (origin = %(laptop)s) IS TRUE,
+       jsonb_build_object('lap_id', lap_id, 'voided', voided, 'at', at, 'by', by,
+                          'reason', reason, 'hlc', hlc, 'origin', origin)
+FROM lap_void WHERE change_id > %(cursor)s
+UNION ALL
+SELECT change_id, 'setting', key, false, jsonb_build_object('key', key, 'value', value)
+FROM setting WHERE change_id > %(cursor)s
+UNION ALL
+SELECT t.change_id, 'total', t.runner_id, false,
+       jsonb_build_object('runner_id', t.runner_id, 'other_laps', t.laps - coalesce(d.laps, 0))
+FROM runner_total t
+LEFT JOIN device_runner_laps d ON d.runner_id = t.runner_id AND d.laptop_id = %(laptop)s
+WHERE t.change_id > %(cursor)s
+ORDER BY change_id
+LIMIT %(limit)s
+"""
+
+
+def _whole(text: str | None, default: int) -> int | None:
+    """Return a query argument of ASCII digits as int, default when absent, else None."""
+    if text is None:
+        return default
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def parse_paging(cursor: str | None, limit: str | None) -> tuple[int, int]:
+    """Turn the cursor and limit query arguments into ints or raise a 400."""
+    number = _whole(cursor, 0)
+    if number is None:
+        raise ProtocolError("invalid_cursor", "cursor must be a whole number >= 0.", 400)
+    size = _whole(limit, MAX_PULL_LIMIT)
+    if size is None or not 1 <= size <= MAX_PULL_LIMIT:
+        raise ProtocolError("invalid_limit", f"limit must be 1 to {MAX_PULL_LIMIT}.", 400)
+    return number, size
+
+
+def last_change_id(conn: psycopg.Connection) -> int:
+    """Return the highest change id ever handed out (0 for none)."""
+    row = conn.execute("SELECT last_value, is_called FROM change_id_seq").fetchone()
+    return row["last_value"] if row["is_called"] else 0
+
+
+def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dict:
+    """Return one page of changes after cursor for a device (see lapsync/protocol.py)."""
+    now = now_ms()
+    if cursor > last_change_id(conn):
+        raise ProtocolError("cursor_ahead", f"Cursor {cursor} is beyond anything central "
+                            "handed out (its database was replaced): pull again from 0.", 409,
+                            resume_from=0)
+    rows = conn.execute(PULL_SQL, {"cursor": cursor, "limit": limit + 1,
+                                   "laptop": device["laptop_id"]}).fetchall()
+    more, rows = len(rows) > limit, rows[:limit]
+    conn.execute("UPDATE device SET last_contact = %s WHERE id = %s", [now, device["id"]])
+    return {"protocol": PROTOCOL_VERSION, "server_time": now,
+            "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
+            "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],
+                         "data": r["data"]} for r in rows if not r["own"]]}

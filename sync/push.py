@@ -1,0 +1,249 @@
+"""Apply a laptop's push: exactly once, in one transaction, conflicts resolved by id.
+
+Rules (see lapsync/protocol.py): laps are inserted once by id and never change;
+a lap's void state and every runner and user are last-writer-wins registers by
+(hlc, origin); start-number and name clashes are recorded, never merged. Laps,
+voids and runners commute (sets and registers), so a batch applies them by kind:
+runners and users in seq order, then all laps in one statement, then voids.
+"""
+from __future__ import annotations
+
+import collections
+import json
+
+import psycopg
+
+from lapsync.protocol import ProtocolError
+
+from . import clock
+from .db import now_ms, write_transaction
+from .devices import bind_laptop, lock_device
+
+LAP_INSERT = """
+WITH new AS (
+    INSERT INTO lap (id, runner_id, created_by, device_time, device_id, pushed_by,
+                     received_at, clock_offset_ms)
+    SELECT t.id, t.runner_id, t.created_by, t.device_time, t.device_id,
+           %(pushed_by)s, %(received_at)s, %(offset)s
+    FROM unnest(%(id)s::text[], %(runner_id)s::text[], %(created_by)s::text[],
+                %(device_time)s::bigint[], %(device_id)s::text[])
+         AS t(id, runner_id, created_by, device_time, device_id)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, runner_id, device_id
+)
+SELECT new.runner_id, new.device_id, count(*) AS inserted,
+       count(*) FILTER (WHERE v.voided IS NOT TRUE) AS counted
+FROM new LEFT JOIN lap_void v ON v.lap_id = new.id
+GROUP BY new.runner_id, new.device_id
+"""
+
+RUNNER_UPSERT = """
+INSERT INTO runner AS r (id, start_number, name, class, grade, hlc, origin, change_id)
+VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(origin)s,
+        nextval('change_id_seq'))
+ON CONFLICT (id) DO UPDATE SET
+    start_number = excluded.start_number, name = excluded.name, class = excluded.class,
+    grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
+    change_id = excluded.change_id
+WHERE (excluded.hlc, excluded.origin) > (r.hlc, r.origin)
+RETURNING id
+"""
+
+USER_UPSERT = """
+INSERT INTO app_user AS u (id, name, password_hash, role, created_at, hlc, origin, change_id)
+VALUES (%(id)s, %(name)s, %(password_hash)s, %(role)s, %(created_at)s, %(hlc)s, %(origin)s,
+        nextval('change_id_seq'))
+ON CONFLICT (id) DO UPDATE SET
+    name = excluded.name, password_hash = excluded.password_hash, role = excluded.role,
+    hlc = excluded.hlc, origin = excluded.origin, change_id = excluded.change_id
+WHERE (excluded.hlc, excluded.origin) > (u.hlc, u.origin)
+RETURNING id
+"""
+
+VOID_UPSERT = """
+INSERT INTO lap_void AS v (lap_id, voided, at, by, reason, hlc, origin, change_id)
+VALUES (%(lap_id)s, %(voided)s, %(at)s, %(by)s, %(reason)s, %(hlc)s, %(origin)s,
+        nextval('change_id_seq'))
+ON CONFLICT (lap_id) DO UPDATE SET
+    voided = excluded.voided, at = excluded.at, by = excluded.by, reason = excluded.reason,
+    hlc = excluded.hlc, origin = excluded.origin, change_id = excluded.change_id
+WHERE (excluded.hlc, excluded.origin) > (v.hlc, v.origin)
+RETURNING lap_id
+"""
+
+
+class Deltas:
+    """Changes to the lap totals of one batch: per runner and per (laptop, runner)."""
+
+    def __init__(self):
+        self.runner: collections.Counter = collections.Counter()
+        self.laptop: collections.Counter = collections.Counter()
+
+    def add(self, runner_id: str, laptop_id: str, n: int) -> None:
+        """Count n more (or fewer) laps of runner_id recorded on laptop_id."""
+        self.runner[runner_id] += n
+        self.laptop[(laptop_id, runner_id)] += n
+
+
+def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
+    """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps."""
+    runners = [(r, n) for r, n in deltas.runner.items() if n]
+    if runners:
+        conn.execute(
+            "INSERT INTO runner_total (runner_id, laps, change_id) "
+            "SELECT r, n, nextval('change_id_seq') FROM unnest(%s::text[], %s::int[]) AS t(r, n) "
+            "ON CONFLICT (runner_id) DO UPDATE SET laps = runner_total.laps + excluded.laps, "
+            "change_id = excluded.change_id",
+            [[r for r, _ in runners], [n for _, n in runners]])
+    laptops = [(k, n) for k, n in deltas.laptop.items() if n]
+    if laptops:
+        conn.execute(
+            "INSERT INTO device_runner_laps (laptop_id, runner_id, laps) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[]) "
+            "ON CONFLICT (laptop_id, runner_id) DO UPDATE "
+            "SET laps = device_runner_laps.laps + excluded.laps",
+            [[k[0] for k, _ in laptops], [k[1] for k, _ in laptops], [n for _, n in laptops]])
+
+
+def insert_laps(conn: psycopg.Connection, laps: list[dict], device: dict, received_at: int,
+                offset: int, deltas: Deltas) -> int:
+    """Insert new laps (a re-sent lap is a no-op); count those not voided; return inserted."""
+    unique = list({lap["id"]: lap for lap in reversed(laps)}.values())  # first one wins
+    params = {key: [lap[key] for lap in unique]
+              for key in ("id", "runner_id", "created_by", "device_id")}
+    params.update(device_time=[lap["time"] for lap in unique], pushed_by=device["id"],
+                  received_at=received_at, offset=offset)
+    inserted = 0
+    for row in conn.execute(LAP_INSERT, params).fetchall():
+        deltas.add(row["runner_id"], row["device_id"], row["counted"])
+        inserted += row["inserted"]
+    return inserted
+
+
+def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> None:
+    """Apply a void or restore if it is the latest by (hlc, origin); adjust totals."""
+    before = conn.execute("SELECT voided FROM lap_void WHERE lap_id = %(lap_id)s",
+                          void).fetchone()
+    if conn.execute(VOID_UPSERT, void).fetchone() is None:
+        return  # an older or the same change: the stored state stays
+    was_voided = bool(before and before["voided"])
+    if was_voided == void["voided"]:
+        return
+    lap = conn.execute("SELECT runner_id, device_id FROM lap WHERE id = %s",
+                       [void["lap_id"]]).fetchone()
+    if lap is not None:  # no lap yet: the void waits in lap_void and applies on arrival
+        deltas.add(lap["runner_id"], lap["device_id"], -1 if void["voided"] else 1)
+
+
+def record_clash(conn: psycopg.Connection, kind: str, value: str, one: str, other: str,
+                 now: int) -> None:
+    """Record (or reopen) a clash between two runner ids."""
+    a, b = sorted((one, other))
+    conn.execute("INSERT INTO clash (kind, value, runner_a, runner_b, detected_at) "
+                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (kind, value, runner_a, runner_b) "
+                 "DO UPDATE SET resolved_at = NULL, detected_at = excluded.detected_at "
+                 "WHERE clash.resolved_at IS NOT NULL", [kind, value, a, b, now])
+
+
+def clash_value(kind: str, runner: dict) -> str:
+    """Return the value two runners share in a clash of this kind."""
+    if kind == "start_number":
+        return str(runner["start_number"])
+    return f"{runner['name'].lower()} / {runner['class'].lower()}"
+
+
+def detect_clashes(conn: psycopg.Connection, runner: dict, now: int) -> None:
+    """Record clashes of a changed runner; resolve its clashes that no longer hold."""
+    others = conn.execute(
+        "SELECT id, start_number, name, class FROM runner WHERE id <> %(id)s AND "
+        "(start_number = %(start_number)s OR (lower(name) = lower(%(name)s) "
+        "AND lower(class) = lower(%(class)s)))", runner).fetchall()
+    for other in others:
+        for kind in ("start_number", "name"):
+            if clash_value(kind, other) == clash_value(kind, runner):
+                record_clash(conn, kind, clash_value(kind, runner), runner["id"], other["id"], now)
+    current = {(kind, clash_value(kind, runner)) for kind in ("start_number", "name")}
+    for clash in conn.execute("SELECT id, kind, value FROM clash WHERE resolved_at IS NULL "
+                              "AND %(id)s IN (runner_a, runner_b)", runner).fetchall():
+        if (clash["kind"], clash["value"]) not in current:
+            conn.execute("UPDATE clash SET resolved_at = %s WHERE id = %s", [now, clash["id"]])
+
+
+def reject(conn: psycopg.Connection, laptop_id: str, change: dict, error: str, message: str,
+           now: int) -> dict:
+    """Keep a change refused for good for the admin; return its entry for the answer."""
+    conn.execute("INSERT INTO rejected_change (laptop_id, seq, entity, entity_id, error, "
+                 "message, payload, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                 "ON CONFLICT (laptop_id, seq) DO NOTHING",
+                 [laptop_id, change["seq"], change["entity"], change["id"], error, message,
+                  json.dumps(change["data"]), now])
+    return {"seq": change["seq"], "error": error, "message": message}
+
+
+def apply_user(conn: psycopg.Connection, laptop_id: str, change: dict, now: int) -> dict | None:
+    """Upsert a user (last writer wins); return a rejection if its name is taken."""
+    user = change["data"]
+    taken = conn.execute("SELECT id FROM app_user WHERE name = %s AND id <> %s",
+                         [user["name"], user["id"]]).fetchone()
+    if taken is not None:
+        return reject(conn, laptop_id, change, "duplicate_user",
+                      f"Another user is called {user['name']!r} at central already.", now)
+    conn.execute(USER_UPSERT, user)
+    return None
+
+
+def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
+                  device_time: int, now: int) -> tuple[list[dict], int]:
+    """Apply new changes of one batch; return (rejected, laps inserted)."""
+    laptop_id, rejected, deltas = device["laptop_id"], [], Deltas()
+    for change in changes:
+        if change["entity"] == "runner":
+            if conn.execute(RUNNER_UPSERT, change["data"]).fetchone() is not None:
+                detect_clashes(conn, change["data"], now)
+        elif change["entity"] == "user":
+            refused = apply_user(conn, laptop_id, change, now)
+            rejected += [refused] if refused else []
+    laps = [c["data"] for c in changes if c["entity"] == "lap"]
+    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps else 0
+    for change in changes:
+        if change["entity"] == "lap_void":
+            apply_void(conn, change["data"], deltas)
+    apply_totals(conn, deltas)
+    stamps = [c["data"]["hlc"] for c in changes if "hlc" in c["data"]]
+    if stamps:
+        clock.observe(conn, max(stamps))
+    return rejected, inserted
+
+
+def earlier_rejections(conn: psycopg.Connection, laptop_id: str, first: int,
+                       last: int) -> list[dict]:
+    """Return rejections already given for seqs first..last (a replayed batch)."""
+    return conn.execute("SELECT seq, error, message FROM rejected_change "
+                        "WHERE laptop_id = %s AND seq BETWEEN %s AND %s ORDER BY seq",
+                        [laptop_id, first, last]).fetchall()
+
+
+def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None) -> dict:
+    """Apply a validated push batch in one transaction; return the push answer.
+
+    Replays are no-ops: seqs at or below the device's last applied seq are
+    skipped; a batch whose first new seq leaves a gap is refused (409) whole.
+    """
+    now = now_ms() if now is None else now
+    with write_transaction(conn):
+        device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
+        last_seq = device["last_seq"]
+        changes = [c for c in batch["changes"] if c["seq"] > last_seq]
+        if changes and changes[0]["seq"] != last_seq + 1:
+            raise ProtocolError("seq_gap", f"Central has applied up to seq {last_seq}; "
+                                f"this batch starts at {changes[0]['seq']}.", 409,
+                                acked_seq=last_seq, resume_from=last_seq + 1)
+        old = batch["changes"][:len(batch["changes"]) - len(changes)]
+        rejected = earlier_rejections(conn, device["laptop_id"], old[0]["seq"],
+                                      old[-1]["seq"]) if old else []
+        new_rejected, inserted = apply_changes(conn, device, changes, batch["device_time"], now)
+        acked = changes[-1]["seq"] if changes else last_seq
+        conn.execute("UPDATE device SET last_seq = %s, last_contact = %s, clock_offset_ms = %s, "
+                     "laps_pushed = laps_pushed + %s WHERE id = %s",
+                     [acked, now, now - batch["device_time"], inserted, device["id"]])
+    return {"acked_seq": acked, "server_time": now, "rejected": rejected + new_rejected}

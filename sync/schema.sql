@@ -1,0 +1,160 @@
+-- lapsync central schema (PostgreSQL). Applied by `flask --app sync init-db`:
+-- CREATE ... IF NOT EXISTS only, never DROP, safe to run again.
+-- Times are epoch milliseconds. Ids of users, runners and laps are cuid2 strings
+-- born on the laptop (or at central) that created the record.
+--
+-- change_id: every row a pull can return (runner, app_user, lap_void, setting,
+-- runner_total) carries the change id of its latest change. Change ids come from
+-- change_id_seq, taken only while holding the central write lock (sync/db.py,
+-- write_transaction), so they are handed out in commit order and a pull cursor
+-- never skips a row that commits late.
+-- hlc and origin columns use the "C" collation so that (hlc, origin) compares
+-- byte-wise, exactly like Python and SQLite compare them on the laptops.
+
+CREATE SEQUENCE IF NOT EXISTS change_id_seq AS bigint;
+
+-- Facts about this central node: node_id (its origin for central edits), hlc.
+CREATE TABLE IF NOT EXISTS meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS app_user (
+    id            text PRIMARY KEY,
+    name          text NOT NULL UNIQUE,                 -- the login
+    password_hash text NOT NULL,                        -- argon2id, as on the laptops
+    role          text NOT NULL CHECK (role IN ('admin', 'teacher', 'viewer')),
+    created_at    bigint NOT NULL,
+    hlc           text COLLATE "C" NOT NULL,            -- last writer wins (hlc, origin)
+    origin        text COLLATE "C" NOT NULL,            -- node of the last writer
+    change_id     bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS app_user_change ON app_user (change_id);
+
+-- A login to central's admin pages (next issue). Never synced.
+CREATE TABLE IF NOT EXISTS user_session (
+    id          text PRIMARY KEY,
+    user_id     text NOT NULL REFERENCES app_user (id),
+    valid_until bigint NOT NULL
+);
+
+-- start_number is deliberately not UNIQUE: two laptops offline may give the same
+-- number to two runners; both are kept and the clash is recorded (table clash).
+CREATE TABLE IF NOT EXISTS runner (
+    id           text PRIMARY KEY,
+    start_number integer NOT NULL CHECK (start_number BETWEEN 1 AND 999999),
+    name         text NOT NULL,
+    class        text NOT NULL,
+    grade        integer NOT NULL CHECK (grade BETWEEN 1 AND 13),
+    hlc          text COLLATE "C" NOT NULL,
+    origin       text COLLATE "C" NOT NULL,
+    change_id    bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runner_start_number ON runner (start_number);
+CREATE INDEX IF NOT EXISTS runner_name_class ON runner (lower(name), lower(class));
+CREATE INDEX IF NOT EXISTS runner_change ON runner (change_id);
+
+-- A laptop's sync identity. The token is shown once and stored as its sha256
+-- (tokens are 256-bit random, so a fast hash is enough). laptop_id is the
+-- laptop's own device id, bound at the token's first push.
+CREATE TABLE IF NOT EXISTS device (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text NOT NULL,
+    token_hash      text NOT NULL UNIQUE,
+    laptop_id       text,
+    created_at      bigint NOT NULL,
+    revoked_at      bigint,
+    last_contact    bigint,
+    last_seq        bigint NOT NULL DEFAULT 0,          -- last applied outbox seq
+    clock_offset_ms bigint,                             -- server clock - laptop clock
+    laps_pushed     bigint NOT NULL DEFAULT 0           -- laps this token delivered first
+);
+CREATE UNIQUE INDEX IF NOT EXISTS device_live_name ON device (name) WHERE revoked_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS device_live_laptop ON device (laptop_id)
+    WHERE revoked_at IS NULL;
+
+-- A lap ("Round" in the earlier app). Inserted once by id and never changed.
+-- runner_id and created_by have NO foreign key on purpose: a lap may arrive before
+-- its runner (or user) does; it is kept, counts for that runner id, and links as
+-- soon as the runner arrives. Its void state lives in lap_void.
+CREATE TABLE IF NOT EXISTS lap (
+    id              text PRIMARY KEY,
+    runner_id       text NOT NULL,
+    created_by      text NOT NULL,
+    device_time     bigint NOT NULL,                    -- laptop clock when entered
+    device_id       text NOT NULL,                      -- the laptop that recorded it
+    pushed_by       bigint NOT NULL REFERENCES device (id),
+    received_at     bigint NOT NULL,                    -- central clock at receipt
+    clock_offset_ms bigint NOT NULL                     -- laptop's offset at receipt:
+                                                        -- device_time + offset ~ central time
+);
+CREATE INDEX IF NOT EXISTS lap_runner ON lap (runner_id);
+
+-- The void state of a lap: a last-writer-wins register by (hlc, origin), keyed by
+-- lap id and kept apart from the lap, so a void that arrives before its lap is
+-- simply stored and applies when the lap arrives. No row = the lap counts.
+CREATE TABLE IF NOT EXISTS lap_void (
+    lap_id    text PRIMARY KEY,
+    voided    boolean NOT NULL,                         -- false = restored
+    at        bigint NOT NULL,
+    by        text NOT NULL,
+    reason    text,
+    hlc       text COLLATE "C" NOT NULL,
+    origin    text COLLATE "C" NOT NULL,
+    change_id bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lap_void_change ON lap_void (change_id);
+
+-- Event settings decided centrally (minimum lap time, metres per lap, ...).
+CREATE TABLE IF NOT EXISTS setting (
+    key       text PRIMARY KEY,
+    value     jsonb NOT NULL,
+    change_id bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS setting_change ON setting (change_id);
+
+-- Laps that count (inserted, not voided) per runner id, kept in step with lap and
+-- lap_void in the same transaction; and the part of it recorded by each laptop,
+-- so a pull can send other_laps = total - the pulling laptop's own laps.
+CREATE TABLE IF NOT EXISTS runner_total (
+    runner_id text PRIMARY KEY,
+    laps      integer NOT NULL,
+    change_id bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runner_total_change ON runner_total (change_id);
+CREATE INDEX IF NOT EXISTS runner_total_standings ON runner_total (laps DESC);
+
+CREATE TABLE IF NOT EXISTS device_runner_laps (
+    laptop_id text NOT NULL,
+    runner_id text NOT NULL,
+    laps      integer NOT NULL,
+    PRIMARY KEY (laptop_id, runner_id)
+);
+
+-- Two runner ids that share a start number (kind start_number) or a name in the
+-- same class (kind name). Nothing is merged or dropped; the admin decides.
+-- resolved_at is set when a later edit removes the clash (and cleared if it returns).
+CREATE TABLE IF NOT EXISTS clash (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('start_number', 'name')),
+    value       text NOT NULL,                          -- the number, or name / class
+    runner_a    text NOT NULL,                          -- runner_a < runner_b
+    runner_b    text NOT NULL,
+    detected_at bigint NOT NULL,
+    resolved_at bigint,
+    UNIQUE (kind, value, runner_a, runner_b)
+);
+
+-- Changes refused for good (acknowledged so they never wedge a laptop's queue).
+CREATE TABLE IF NOT EXISTS rejected_change (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    laptop_id text NOT NULL,
+    seq       bigint NOT NULL,
+    entity    text NOT NULL,
+    entity_id text NOT NULL,
+    error     text NOT NULL,
+    message   text NOT NULL,
+    payload   jsonb NOT NULL,
+    at        bigint NOT NULL,
+    UNIQUE (laptop_id, seq)
+);

@@ -1,0 +1,230 @@
+"""Central's merge of pushed batches: exactly once, last writer wins, clashes kept."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from lapsync.protocol import ProtocolError, validate_push
+from sync.devices import find_device, register_device
+from sync.pull import pull
+from sync.push import push
+from tests.pg import Outbox, snapshot
+
+
+def send(conn, token: str, body: dict, now: int | None = None) -> dict:
+    """Validate and apply a push body as the device of token."""
+    return push(conn, find_device(conn, token), validate_push(body), now)
+
+
+def totals(conn) -> dict:
+    """Return {runner_id: laps that count}."""
+    return {r["runner_id"]: r["laps"] for r in conn.execute("SELECT * FROM runner_total")}
+
+
+def counted_laps(conn) -> dict:
+    """Recount laps that count from lap and lap_void (the truth runner_total must match)."""
+    rows = conn.execute("SELECT lap.runner_id, count(*) AS n FROM lap LEFT JOIN lap_void v "
+                        "ON v.lap_id = lap.id WHERE v.voided IS NOT TRUE "
+                        "GROUP BY lap.runner_id").fetchall()
+    return {r["runner_id"]: r["n"] for r in rows}
+
+
+def test_batch_is_applied_once_and_acknowledged(central_db, device_token):
+    box = Outbox()
+    runner = box.runner(17, "Cleo Dahl")
+    laps = [box.lap(runner) for _ in range(3)]
+    answer = send(central_db, device_token, box.body(), now=1_700_000_005_000)
+    assert answer == {"acked_seq": 4, "server_time": 1_700_000_005_000, "rejected": []}
+    assert totals(central_db) == {runner: 3}
+    stored = central_db.execute("SELECT * FROM lap WHERE id = %s", [laps[0]]).fetchone()
+    assert stored["device_time"] == box.clock_ms and stored["received_at"] == 1_700_000_005_000
+    assert stored["clock_offset_ms"] == 5_000 and stored["device_id"] == box.laptop_id
+    device = central_db.execute("SELECT * FROM device").fetchone()
+    assert device["last_seq"] == 4 and device["laps_pushed"] == 3
+    assert device["laptop_id"] == box.laptop_id and device["clock_offset_ms"] == 5_000
+
+
+@pytest.mark.parametrize("first,last", [(1, 6), (1, 3), (2, 5), (6, 6), (4, 6)])
+def test_replaying_any_batch_changes_nothing(central_db, device_token, first, last):
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    lap = box.lap(runner)
+    box.lap(runner)
+    box.void(lap)
+    box.runner(2, "Anna Berg", runner_id=runner)
+    box.user("tina")
+    assert send(central_db, device_token, box.body())["acked_seq"] == 6
+    before = snapshot(central_db, skip_device_contact=True)
+    for _ in range(3):
+        assert send(central_db, device_token, box.body(first, last))["acked_seq"] == 6
+    assert snapshot(central_db, skip_device_contact=True) == before
+
+
+def test_a_gap_is_refused_whole_with_the_seq_to_resume_from(central_db, device_token):
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    for _ in range(5):
+        box.lap(runner)
+    send(central_db, device_token, box.body(1, 2))
+    before = snapshot(central_db)
+    with pytest.raises(ProtocolError) as refused:
+        send(central_db, device_token, box.body(4, 6))
+    assert refused.value.status == 409 and refused.value.code == "seq_gap"
+    assert refused.value.extra == {"acked_seq": 2, "resume_from": 3}
+    assert snapshot(central_db) == before
+    assert send(central_db, device_token, box.body(2, 6))["acked_seq"] == 6
+    assert totals(central_db) == {runner: 5}
+
+
+def test_an_empty_push_binds_the_laptop_and_applies_nothing(central_db, device_token):
+    box = Outbox()
+    assert send(central_db, device_token, box.body())["acked_seq"] == 0
+    assert central_db.execute("SELECT laptop_id FROM device").fetchone()["laptop_id"] == box.laptop_id
+
+
+def edits(box: Outbox, runner_id: str) -> list[dict]:
+    """Three edits of one runner by one laptop; return the push bodies, one per edit."""
+    bodies = []
+    for number in (5, 6, 7):
+        box.runner(number, f"Name {box.laptop_id[:4]} {number}", runner_id=runner_id)
+        bodies.append(box.body(len(box.changes), len(box.changes)))
+    return bodies
+
+
+def test_runner_edits_converge_whatever_the_arrival_order(pg_url, central_db):
+    runner_id = Outbox().new_id()
+    boxes = [Outbox(clock_ms=1_700_000_000_000 + i) for i in range(3)]
+    # Same clock on two laptops: the tie is broken by origin, the same way everywhere.
+    boxes[2].clock_ms = boxes[1].clock_ms
+    pushes = [(i, body) for i, box in enumerate(boxes) for body in edits(box, runner_id)]
+    expected = max((p[1]["changes"][0]["data"] for p in pushes), key=lambda d: (d["hlc"], d["origin"]))
+    outcomes = set()
+    for order in itertools.islice(itertools.permutations(range(len(pushes))), 0, None, 7919):
+        central_db.execute("TRUNCATE runner, device, clash, runner_total, device_runner_laps, lap")
+        tokens = [register_device(central_db, f"laptop-{i}") for i in range(3)]
+        for index in order:
+            i, body = pushes[index]
+            # a laptop pushes its own seqs in order; other laptops interleave freely
+            send(central_db, tokens[i], boxes[i].body(1, body["changes"][0]["seq"]))
+        row = central_db.execute("SELECT * FROM runner WHERE id = %s", [runner_id]).fetchone()
+        outcomes.add((row["start_number"], row["name"], row["hlc"], row["origin"]))
+    assert outcomes == {(expected["start_number"], expected["name"], expected["hlc"],
+                         expected["origin"])}
+
+
+def test_void_and_restore_last_writer_wins_and_totals_follow(central_db, device_token):
+    box = Outbox()
+    runner = box.runner(3, "Ben Cruz")
+    lap = box.lap(runner)
+    box.lap(runner)
+    box.void(lap, True, hlc="1700000000000.0010")
+    box.void(lap, False, hlc="1700000000000.0020")
+    box.void(lap, True, hlc="1700000000000.0015")   # older than the restore: loses
+    send(central_db, device_token, box.body())
+    assert central_db.execute("SELECT voided FROM lap_void").fetchone()["voided"] is False
+    assert totals(central_db) == counted_laps(central_db) == {runner: 2}
+
+
+def test_a_void_that_arrives_before_its_lap_applies_when_the_lap_comes(central_db, device_token):
+    box = Outbox()
+    runner = box.runner(4, "Dora Eck")
+    lap_id = box.new_id()
+    box.void(lap_id)
+    send(central_db, device_token, box.body())
+    assert central_db.execute("SELECT voided FROM lap_void WHERE lap_id = %s", [lap_id]).fetchone()
+    box.lap(runner, lap_id=lap_id)
+    box.lap(runner)
+    send(central_db, device_token, box.body(3))
+    assert totals(central_db) == counted_laps(central_db) == {runner: 1}
+
+
+def test_a_lap_for_an_unknown_runner_is_kept_and_links_when_the_runner_arrives(central_db):
+    a, b = Outbox(), Outbox()
+    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    late_runner = b.new_id()
+    lap = a.lap(late_runner)
+    send(central_db, token_a, a.body())
+    assert totals(central_db) == {late_runner: 1}
+    b.runner(99, "Late Comer", runner_id=late_runner)
+    send(central_db, token_b, b.body())
+    linked = central_db.execute("SELECT runner.name FROM lap JOIN runner ON runner.id = "
+                                "lap.runner_id WHERE lap.id = %s", [lap]).fetchone()
+    assert linked["name"] == "Late Comer"
+
+
+def test_a_start_number_clash_is_recorded_and_both_runners_keep_their_laps(central_db):
+    a, b = Outbox(), Outbox()
+    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    anna = a.runner(17, "Anna Berg", "5a")
+    ben = b.runner(17, "Ben Cruz", "6b")
+    a.lap(anna), a.lap(anna), b.lap(ben)
+    send(central_db, token_a, a.body())
+    send(central_db, token_b, b.body())
+    send(central_db, token_b, b.body())  # a replay records nothing twice
+    clashes = central_db.execute("SELECT * FROM clash").fetchall()
+    assert [(c["kind"], c["value"], c["resolved_at"]) for c in clashes] == [("start_number", "17", None)]
+    assert {clashes[0]["runner_a"], clashes[0]["runner_b"]} == {anna, ben}
+    assert totals(central_db) == {anna: 2, ben: 1}
+    assert central_db.execute("SELECT count(*) AS n FROM runner").fetchone()["n"] == 2
+    b.runner(18, "Ben Cruz", "6b", runner_id=ben)   # the admin's fix, made on laptop b
+    send(central_db, token_b, b.body())
+    assert central_db.execute("SELECT resolved_at FROM clash").fetchone()["resolved_at"] is not None
+
+
+def test_the_same_name_in_the_same_class_is_a_clash_too(central_db):
+    a, b = Outbox(), Outbox()
+    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    a.runner(1, "Anna Berg", "5a")
+    b.runner(2, "anna berg", "5A")
+    b.runner(3, "Anna Berg", "6a")  # another class: no clash
+    send(central_db, token_a, a.body())
+    send(central_db, token_b, b.body())
+    clashes = central_db.execute("SELECT kind, value FROM clash").fetchall()
+    assert clashes == [{"kind": "name", "value": "anna berg / 5a"}]
+
+
+def test_a_user_whose_name_is_taken_is_rejected_for_good_and_acknowledged(central_db):
+    a, b = Outbox(), Outbox()
+    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    a.user("tom")
+    b.user("tom")
+    b.user("tina")
+    send(central_db, token_a, a.body())
+    answer = send(central_db, token_b, b.body())
+    assert answer["acked_seq"] == 2
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "duplicate_user")]
+    assert send(central_db, token_b, b.body())["rejected"] == answer["rejected"]  # replay: same answer
+    names = [r["name"] for r in central_db.execute("SELECT name FROM app_user ORDER BY name")]
+    assert names == ["tina", "tom"]
+    kept = central_db.execute("SELECT * FROM rejected_change").fetchone()
+    assert kept["laptop_id"] == b.laptop_id and kept["payload"]["name"] == "tom"
+
+
+def test_other_laps_are_the_total_minus_the_pulling_laptops_own(central_db):
+    a, b = Outbox(), Outbox()
+    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    runner = a.runner(5, "Eva Fox")
+    for _ in range(3):
+        a.lap(runner)
+    b.lap(runner)
+    send(central_db, token_a, a.body())
+    send(central_db, token_b, b.body())
+    seen = {}
+    for token in (token_a, token_b):
+        page = pull(central_db, find_device(central_db, token), 0, 100)
+        seen[token] = [c["data"]["other_laps"] for c in page["changes"] if c["entity"] == "total"]
+    assert seen == {token_a: [1], token_b: [3]}
+
+
+def test_a_void_of_another_laptops_lap_moves_the_totals(central_db):
+    a, b = Outbox(), Outbox()
+    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    runner = a.runner(6, "Finn Gold")
+    lap = a.lap(runner)
+    send(central_db, token_a, a.body())
+    b.void(lap)  # b learnt of the lap somehow (e.g. the admin on b): a void from elsewhere
+    send(central_db, token_b, b.body())
+    assert totals(central_db) == {runner: 0} and counted_laps(central_db) == {}
+    page = pull(central_db, find_device(central_db, token_a), 0, 100)
+    assert [c["entity"] for c in page["changes"]].count("lap_void") == 1
