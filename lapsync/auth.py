@@ -8,6 +8,7 @@ import click
 import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask.cli import with_appcontext
 from flask import (Blueprint, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
 
@@ -172,6 +173,7 @@ def users():
 @click.option("--role", type=click.Choice(ROLES), required=True, help="admin, teacher or viewer")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="At least 8 characters (asked for when left out).")
+@with_appcontext
 def create_user_command(name: str, role: str, password: str) -> None:
     """Create a user who can log in on this laptop."""
     db = connect(current_app.config["DATABASE"])

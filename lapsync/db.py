@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import sqlite_utils
 from cuid2 import Cuid
+from flask.cli import with_appcontext
 from flask import Flask, current_app, g
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
@@ -111,6 +112,7 @@ def close_db(exc: BaseException | None = None) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create the laptop database (safe to run again: it never drops data)."""
     db = connect(current_app.config["DATABASE"])

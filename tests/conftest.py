@@ -4,27 +4,46 @@ from __future__ import annotations
 pytest_plugins = ["tests.pg"]
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from lapsync import create_app
 from lapsync.auth import create_user
-from lapsync.db import connect
+from lapsync.db import connect, new_id, set_meta
 from lapsync.runners import add_runner
 
 PASSWORD = "correct-horse"
 
 
-@pytest.fixture
-def app(tmp_path):
-    """A laptop app on its own SQLite file, with one user of each role."""
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(tmp_path / "laptop.sqlite"),
-                      "MIN_LAP_SECONDS": 60})
-    db = connect(app.config["DATABASE"])
+@pytest.fixture(scope="session")
+def users_template(tmp_path_factory) -> Path:
+    """A laptop database with one user of each role, made once per test session.
+
+    Hashing passwords with argon2 is slow on purpose; copying a finished file
+    keeps every test on its own fresh SQLite file without paying that each time.
+    """
+    path = tmp_path_factory.mktemp("template") / "laptop.sqlite"
+    create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(path)})
+    db = connect(path)
     for name, role in [("ada", "admin"), ("tom", "teacher"), ("vic", "viewer")]:
         create_user(db, name, role, PASSWORD)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    return app
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, users_template):
+    """A laptop app on its own SQLite file, with one user of each role."""
+    path = tmp_path / "laptop.sqlite"
+    shutil.copyfile(users_template, path)
+    db = connect(path)
+    set_meta(db, "device_id", new_id())  # every test laptop is a device of its own
+    db.close()
+    return create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(path),
+                       "MIN_LAP_SECONDS": 60})
 
 
 @pytest.fixture
