@@ -7,8 +7,9 @@ import sqlite_utils
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template,
                    request, url_for)
 
-from . import hlc
+from . import hlc, scheduler
 from .auth import can_record, login_required
+from .client import min_lap_seconds, other_laps
 from .db import device_id, get_db, new_id, now_ms, record_change, transaction
 from .errors import InputError, wants_json
 
@@ -54,9 +55,10 @@ def last_lap_time(db: sqlite_utils.Database, runner_id: str) -> int | None:
 
 
 def lap_count(db: sqlite_utils.Database, runner_id: str) -> int:
-    """Return how many of the runner's laps count."""
-    return db.execute("SELECT count(*) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
-                      [runner_id]).fetchone()[0]
+    """Return how many of the runner's laps count: this laptop's plus other devices' (as pulled)."""
+    own = db.execute("SELECT count(*) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
+                     [runner_id]).fetchone()[0]
+    return own + other_laps(db, runner_id)
 
 
 def lap_result(db: sqlite_utils.Database, lap_id: str, previous: int | None,
@@ -144,8 +146,9 @@ def create():
     db = get_db()
     try:
         start_number = parse_start_number(request.form.get("start_number"))
+        min_lap_ms = int(min_lap_seconds(db, current_app.config["MIN_LAP_SECONDS"]) * 1000)
         result = record_lap(
-            db, start_number, g.user["id"], int(current_app.config["MIN_LAP_SECONDS"] * 1000),
+            db, start_number, g.user["id"], min_lap_ms,
             confirm=request.form.get("confirm") == "1",
             client_key=(request.form.get("client_key") or "")[:64] or None,
             runner_id=request.form.get("runner_id") or None)
@@ -153,6 +156,8 @@ def create():
         if wants_json():
             raise
         return render_index(exc.status, problem=exc, typed=request.form.get("start_number", ""))
+    if not result["duplicate"]:
+        scheduler.nudge(current_app)  # push soon; never blocks the helper
     if wants_json():
         return jsonify(result), 200 if result["duplicate"] else 201
     flash_lap(result)

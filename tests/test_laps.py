@@ -171,3 +171,14 @@ def test_recent_laps_newest_first(teacher, runners):
     post_lap(teacher, "2")
     page = teacher.get("/").get_data(as_text=True)
     assert page.index("Ben Cruz") < page.index("Anna Berg")
+
+
+def test_pulled_min_lap_time_overrides_config(teacher, runners, db):
+    db.execute("INSERT INTO meta (key, value) VALUES ('setting:min_lap_seconds', '0')")
+    assert post_lap(teacher, "1").status_code == 201
+    assert post_lap(teacher, "1").status_code == 201  # central set no minimum
+
+
+def test_count_includes_laps_from_other_laptops(teacher, runners, db):
+    db.execute("INSERT INTO runner_other_laps (runner_id, laps) VALUES (?, 4)", [runners[2]])
+    assert post_lap(teacher, "2").get_json()["count"] == 5
