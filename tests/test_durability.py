@@ -28,18 +28,15 @@ from lapsync.runners import add_runner
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse"
 JSON = {"Accept": "application/json"}
-# The smallest real server: the production app factory behind werkzeug.
-SERVER = ("import sys\n"
+# The smallest real server: the production app factory behind werkzeug. It binds
+# a free port itself (no race with other processes) and writes it to a file.
+SERVER = ("import os, sys\n"
           "from werkzeug.serving import make_server\n"
           "from lapsync import create_app\n"
-          "make_server('127.0.0.1', int(sys.argv[1]), create_app(), threaded=True).serve_forever()\n")
-
-
-def free_port() -> int:
-    """Return a loopback port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+          "server = make_server('127.0.0.1', 0, create_app(), threaded=True)\n"
+          "open(sys.argv[1] + '.tmp', 'w').write(str(server.server_port))\n"
+          "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+          "server.serve_forever()\n")
 
 
 class AppProcess:
@@ -47,12 +44,12 @@ class AppProcess:
 
     def __init__(self, database: Path, log: Path):
         self.database, self.log_path = database, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port_file = log.with_suffix(".port")
+        self.port, self.url = 0, ""
         env = {**os.environ, "LAPSYNC_DATABASE": str(database), "LAPSYNC_MIN_LAP_SECONDS": "60",
                "FLASK_SECRET_KEY": "durability-test-secret"}
         self.log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port)], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port_file)], cwd=ROOT,
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> "AppProcess":
@@ -63,18 +60,22 @@ class AppProcess:
         self.kill()
 
     def wait_ready(self, timeout: float = 30) -> None:
-        """Poll the port until the app accepts connections; fail if it died."""
+        """Poll until the app has bound its port and accepts connections; fail if it died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"app process exited {self.proc.returncode}:\n{self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+            if self.port or self.port_file.exists():
+                self.port = self.port or int(self.port_file.read_text())
+                self.url = f"http://127.0.0.1:{self.port}"
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
         self.kill()
-        raise AssertionError(f"app not listening on {self.port} after {timeout} s:\n{self.output()}")
+        raise AssertionError(f"app not listening after {timeout} s:\n{self.output()}")
 
     def kill(self) -> int:
         """Send SIGKILL (no shutdown code runs) and reap the process."""
