@@ -46,11 +46,13 @@ Validation (validate_push below; both ends run it, central on every push):
   every object has exactly the fields listed (an unknown or missing field is 422);
   integers are JSON integers (not 1.0, not "1", not true); strings are valid Unicode
   without NUL; times are epoch ms in [0, 10^14); hlc is "<13 digits>.<4 digits>".
-  A pushed change's "origin" and a lap's "device_id" must be the pushing laptop's
-  "device_id": a laptop pushes only what it made itself.
+  A change's "origin" (and a lap's "device_id") names the node that made it; that is
+  normally the pushing laptop, but it is not enforced (a laptop database copied from
+  another keeps the other's origin on its older changes: refusing them would wedge it).
   Errors: 400 malformed_json / unsupported_protocol, 413 batch_too_large,
-  415 unsupported_media_type, 422 invalid_body / invalid_change (with "seq" and
-  "field" naming the item); nothing of the batch is applied.
+  415 unsupported_media_type, 422 invalid_body / invalid_change (with "index" into
+  changes, "seq" when known and "field" naming the item); nothing of the batch is
+  applied.
   401 missing_token / invalid_token / revoked_token; 403 device_mismatch: a token is
   bound to the laptop "device_id" of its first push (a revoked token's successor for
   the same laptop carries on from its last applied seq; two live tokens for one laptop:
@@ -123,16 +125,18 @@ def is_id(value: Any) -> bool:
 class _Item:
     """Field checks for one object of the body; errors name the item and field."""
 
-    def __init__(self, where: str, seq: int | None = None):
-        self.where, self.seq = where, seq
+    def __init__(self, where: str, seq: int | None = None, index: int | None = None):
+        self.where, self.seq, self.index = where, seq, index
 
     def fail(self, field: str | None, message: str) -> ProtocolError:
         """Return the 422 error for this item."""
         extra = {"field": field} if field else {}
-        if self.seq is None:
+        if self.index is None:
             return ProtocolError("invalid_body", f"{self.where}: {message}", 422, **extra)
+        if self.seq is not None:
+            extra["seq"] = self.seq
         return ProtocolError("invalid_change", f"{self.where}: {message}", 422,
-                             seq=self.seq, **extra)
+                             index=self.index, **extra)
 
     def fields(self, obj: Any, names: tuple[str, ...]) -> dict:
         """Check obj is an object with exactly these fields."""
@@ -186,24 +190,15 @@ class _Item:
                             "(13 digits, a dot, 4 digits)")
         return value
 
-    def origin(self, obj: dict, device_id: str, name: str = "origin") -> str:
-        """Return an origin field, which must be the pushing laptop."""
-        value = self.ident(obj, name)
-        if value != device_id:
-            raise self.fail(name, f"{name!r} must be the pushing laptop's device_id: "
-                            "a laptop pushes only changes it made")
-        return value
-
-
-def _lap(item: _Item, data: dict, device_id: str) -> dict:
+def _lap(item: _Item, data: dict) -> dict:
     """Clean a lap's data."""
     return {"id": item.ident(data, "id"), "runner_id": item.ident(data, "runner_id"),
             "created_by": item.ident(data, "created_by"),
             "time": item.integer(data, "time", 0, MAX_TIME - 1),
-            "device_id": item.origin(data, device_id, "device_id")}
+            "device_id": item.ident(data, "device_id")}
 
 
-def _lap_void(item: _Item, data: dict, device_id: str) -> dict:
+def _lap_void(item: _Item, data: dict) -> dict:
     """Clean a void's (or restore's) data."""
     if not isinstance(data["voided"], bool):
         raise item.fail("voided", "'voided' must be true or false")
@@ -212,20 +207,20 @@ def _lap_void(item: _Item, data: dict, device_id: str) -> dict:
         reason = item.text(data, "reason", MAX_REASON, low=0, one_line=False) or None
     return {"lap_id": item.ident(data, "lap_id"), "voided": data["voided"],
             "at": item.integer(data, "at", 0, MAX_TIME - 1), "by": item.ident(data, "by"),
-            "reason": reason, "hlc": item.hlc(data), "origin": item.origin(data, device_id)}
+            "reason": reason, "hlc": item.hlc(data), "origin": item.ident(data, "origin")}
 
 
-def _runner(item: _Item, data: dict, device_id: str) -> dict:
+def _runner(item: _Item, data: dict) -> dict:
     """Clean a runner's data."""
     return {"id": item.ident(data, "id"),
             "start_number": item.integer(data, "start_number", 1, MAX_START_NUMBER),
             "name": item.text(data, "name", MAX_RUNNER_NAME),
             "class": item.text(data, "class", MAX_CLASS),
             "grade": item.integer(data, "grade", GRADES.start, GRADES.stop - 1),
-            "hlc": item.hlc(data), "origin": item.origin(data, device_id)}
+            "hlc": item.hlc(data), "origin": item.ident(data, "origin")}
 
 
-def _user(item: _Item, data: dict, device_id: str) -> dict:
+def _user(item: _Item, data: dict) -> dict:
     """Clean a user's data."""
     role = data["role"]
     if role not in ROLES:
@@ -236,17 +231,18 @@ def _user(item: _Item, data: dict, device_id: str) -> dict:
     return {"id": item.ident(data, "id"), "name": item.text(data, "name", MAX_USER_NAME, one_line=False),
             "password_hash": password_hash, "role": role,
             "created_at": item.integer(data, "created_at", 0, MAX_TIME - 1),
-            "hlc": item.hlc(data), "origin": item.origin(data, device_id)}
+            "hlc": item.hlc(data), "origin": item.ident(data, "origin")}
 
 
 _CLEANERS = {"lap": _lap, "lap_void": _lap_void, "runner": _runner, "user": _user}
 
 
-def validate_change(change: Any, device_id: str, expected_seq: int | None = None) -> dict:
-    """Check one pushed change; return {"seq", "entity", "id", "data"} cleaned."""
+def validate_change(change: Any, index: int = 0, expected_seq: int | None = None) -> dict:
+    """Check one pushed change (changes[index]); return it cleaned: seq, entity, id, data."""
     seq = change.get("seq") if isinstance(change, dict) else None
-    item = _Item(f"change seq {seq}" if isinstance(seq, int) else "change",
-                 seq if isinstance(seq, int) and not isinstance(seq, bool) else None)
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        seq = expected_seq  # name the change by the seq it should have had
+    item = _Item(f"changes[{index}] (seq {seq})", seq, index)
     item.fields(change, CHANGE_FIELDS)
     seq = item.integer(change, "seq", 1, 2 ** 63 - 1)
     if expected_seq is not None and seq != expected_seq:
@@ -255,8 +251,8 @@ def validate_change(change: Any, device_id: str, expected_seq: int | None = None
     entity = change["entity"]
     if entity not in PUSH_ENTITIES:
         raise item.fail("entity", f"'entity' must be one of {', '.join(PUSH_ENTITIES)}")
-    item.where = f"change seq {seq} ({entity})"
-    data = _CLEANERS[entity](item, item.fields(change["data"], DATA_FIELDS[entity]), device_id)
+    item.where = f"changes[{index}] (seq {seq}, {entity})"
+    data = _CLEANERS[entity](item, item.fields(change["data"], DATA_FIELDS[entity]))
     if change["id"] != data[ID_FIELD[entity]]:
         raise item.fail("id", f"'id' must equal data.{ID_FIELD[entity]}")
     return {"seq": seq, "entity": entity, "id": change["id"], "data": data}
@@ -280,9 +276,9 @@ def validate_push(body: Any) -> dict:
         raise ProtocolError("batch_too_large", f"At most {MAX_BATCH_CHANGES} changes per push, "
                             f"not {len(changes)}.", 413, max_changes=MAX_BATCH_CHANGES)
     cleaned: list[dict] = []
-    for change in changes:
+    for index, change in enumerate(changes):
         expected = cleaned[-1]["seq"] + 1 if cleaned else None
-        cleaned.append(validate_change(change, device_id, expected))
+        cleaned.append(validate_change(change, index, expected))
     return {"protocol": PROTOCOL_VERSION, "device_id": device_id, "device_time": device_time,
             "changes": cleaned}
 

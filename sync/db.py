@@ -25,6 +25,7 @@ from flask import Flask, current_app
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+from flask.cli import with_appcontext
 
 SCHEMA = Path(__file__).resolve().with_name("schema.sql")
 EMBEDDED_DATABASE = "lapsync"
@@ -153,6 +154,7 @@ def set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create central's PostgreSQL tables (safe to run again: it never drops data)."""
     with connection() as conn:
@@ -162,12 +164,14 @@ def init_db_command() -> None:
 
 
 @click.command("pg-url")
+@with_appcontext
 def pg_url_command() -> None:
     """Print the database URL central uses (starts the embedded server if needed)."""
     click.echo(database_url(current_app))
 
 
 @click.command("pg-stop")
+@with_appcontext
 def pg_stop_command() -> None:
     """Stop the embedded PostgreSQL (does nothing when DATABASE_URL is set)."""
     if current_app.config.get("DATABASE_URL"):

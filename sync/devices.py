@@ -6,6 +6,7 @@ import secrets
 
 import click
 import psycopg
+from flask.cli import with_appcontext
 
 from lapsync.errors import InputError
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
@@ -111,6 +112,7 @@ def list_devices(conn: psycopg.Connection) -> list[dict]:
 
 
 @click.command("register-device")
+@with_appcontext
 @click.argument("name")
 def register_device_command(name: str) -> None:
     """Register a laptop called NAME and print its sync token (shown only this once)."""
@@ -124,6 +126,7 @@ def register_device_command(name: str) -> None:
 
 
 @click.command("revoke-device")
+@with_appcontext
 @click.argument("name")
 def revoke_device_command(name: str) -> None:
     """Revoke the token of the device called NAME: its pushes and pulls get 401."""
@@ -134,6 +137,7 @@ def revoke_device_command(name: str) -> None:
 
 
 @click.command("list-devices")
+@with_appcontext
 def list_devices_command() -> None:
     """List devices: name, state, laptop, last contact, last seq, clock offset, laps."""
     with connection() as conn:

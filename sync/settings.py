@@ -7,6 +7,7 @@ from typing import Any
 import click
 import psycopg
 from psycopg.types.json import Jsonb
+from flask.cli import with_appcontext
 
 from lapsync.errors import InputError
 from lapsync.protocol import SETTINGS, validate_setting
@@ -41,6 +42,7 @@ def parse_value(key: str, text: str) -> Any:
 
 
 @click.command("set-setting")
+@with_appcontext
 @click.argument("key", type=click.Choice(SETTINGS))
 @click.argument("value")
 def set_setting_command(key: str, value: str) -> None:

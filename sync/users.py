@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 import psycopg
+from flask.cli import with_appcontext
 
 from lapsync.auth import hash_password, validate_user
 from lapsync.errors import InputError
@@ -30,6 +31,7 @@ def create_user(conn: psycopg.Connection, name: str, role: str, password: str) -
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("name")
 @click.option("--role", type=click.Choice(("admin", "teacher", "viewer")), required=True,
               help="admin, teacher or viewer")

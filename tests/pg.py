@@ -176,7 +176,7 @@ def device_token(central_db) -> str:
 def live_central(central_app) -> Iterator[str]:
     """Serve central on a free loopback port; yield its base URL."""
     server = make_server("127.0.0.1", 0, central_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

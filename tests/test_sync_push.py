@@ -228,3 +228,29 @@ def test_a_void_of_another_laptops_lap_moves_the_totals(central_db):
     assert totals(central_db) == {runner: 0} and counted_laps(central_db) == {}
     page = pull(central_db, find_device(central_db, token_a), 0, 100)
     assert [c["entity"] for c in page["changes"]].count("lap_void") == 1
+
+
+def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, central_db,
+                                                                 device_token):
+    import json as _json
+
+    from lapsync.db import device_id
+    from lapsync.laps import record_lap, set_void
+
+    user = db.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
+    kept = record_lap(db, 17, user, 0)["lap"]["id"]
+    voided = record_lap(db, 17, user, 0)["lap"]["id"]
+    set_void(db, voided, user, True, "typo")
+    rows = db.query("SELECT * FROM change ORDER BY seq")
+    body = {"protocol": 1, "device_id": device_id(db), "device_time": 1_700_000_000_000,
+            "changes": [{"seq": r["seq"], "entity": r["entity"], "id": r["entity_id"],
+                         "data": _json.loads(r["payload"])} for r in rows]}
+    answer = send(central_db, device_token, body)
+    assert answer["acked_seq"] == body["changes"][-1]["seq"] and answer["rejected"] == []
+    assert totals(central_db) == {runners[17]: 1}
+    assert {r["name"] for r in central_db.execute("SELECT name FROM app_user")} == {"ada", "tom", "vic"}
+    assert central_db.execute("SELECT count(*) AS n FROM runner").fetchone()["n"] == 3
+    assert central_db.execute("SELECT id FROM lap ORDER BY id").fetchall() == sorted(
+        [{"id": kept}, {"id": voided}], key=lambda r: r["id"])
+    newest = max(c["data"]["hlc"] for c in body["changes"] if "hlc" in c["data"])
+    assert central_db.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()["value"] == newest
