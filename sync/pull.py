@@ -74,7 +74,10 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dic
     rows = conn.execute(PULL_SQL, {"cursor": cursor, "limit": limit + 1,
                                    "laptop": device["laptop_id"]}).fetchall()
     more, rows = len(rows) > limit, rows[:limit]
-    conn.execute("UPDATE device SET last_contact = %s WHERE id = %s", [now, device["id"]])
+    # SKIP LOCKED: a pull never waits for a push of the same device (which sets
+    # last_contact itself when it commits).
+    conn.execute("UPDATE device SET last_contact = %s WHERE id = (SELECT id FROM device "
+                 "WHERE id = %s FOR UPDATE SKIP LOCKED)", [now, device["id"]])
     return {"protocol": PROTOCOL_VERSION, "server_time": now,
             "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
             "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],

@@ -23,6 +23,8 @@ from lapsync.protocol import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
 from sync import create_app
 from sync.db import close_pool
 from sync.devices import register_device, revoke_device
+from sync.settings import set_setting
+from sync.users import create_user
 from tests.pg import Outbox, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,15 +65,21 @@ def test_push_then_pull_happy_path(live_central, central_db, device_token):
     pushed = checked(post_push(live_central, device_token, box.body()), request_too=True)
     assert pushed.status_code == 200
     assert pushed.json()["acked_seq"] == 4 and pushed.json()["rejected"] == []
+    create_user(central_db, "tom", "teacher", "correct-horse")
+    set_setting(central_db, "metres_per_lap", 400)
+    set_setting(central_db, "event_name", "Sponsorenlauf")
     other = register_device(central_db, "laptop-b")
     checked(post_push(live_central, other, Outbox().body()), request_too=True)
     page = checked(get_pull(live_central, other, cursor=0), request_too=True).json()
     kinds = {c["entity"]: c["data"] for c in page["changes"]}
+    assert kinds["user"]["name"] == "tom" and kinds["setting"]["key"] == "event_name"
     assert kinds["runner"]["name"] == "Cleo Dahl" and kinds["lap_void"]["lap_id"] == lap
     assert kinds["total"] == {"runner_id": runner, "other_laps": 1}
     assert page["more"] is False and page["next_cursor"] == max(c["cursor"] for c in page["changes"])
     own = checked(get_pull(live_central, device_token, cursor=0)).json()
-    assert [c["entity"] for c in own["changes"]] == ["total"]  # its own changes stay home
+    # its own runner and void stay home; what central and others decided comes
+    assert sorted(c["entity"] for c in own["changes"]) == ["setting", "setting", "total", "user"]
+    own["changes"] = [c for c in own["changes"] if c["entity"] == "total"]
     assert own["changes"][0]["data"]["other_laps"] == 0 and own["next_cursor"] == page["next_cursor"]
 
 

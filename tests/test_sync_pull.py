@@ -95,19 +95,21 @@ def test_the_cursor_skips_nothing_when_transactions_commit_out_of_order(pg_url, 
             with conn_b.transaction():          # B began first ...
                 conn_b.execute("SELECT txid_current()")
                 began_b.set()
+                go_b.wait(10)                    # ... and writes after A took the lock
                 push(conn_b, find_device(conn_b, tokens["b"]), validate_push(boxes["b"].body()))
                 b_applied.set()
                 release_b.wait(10)               # ... and commits last
         except Exception as exc:
             failures.append(exc)
 
-    began_b = threading.Event()
+    began_b, go_b = threading.Event(), threading.Event()
     thread = threading.Thread(target=writer_b)
     try:
         with conn_a.transaction():
             thread.start()
             assert began_b.wait(10)
             push(conn_a, find_device(conn_a, tokens["a"]), validate_push(boxes["a"].body()))
+            go_b.set()
             deadline = time.monotonic() + 10
             while not waiting_for_lock(central_db, conn_b.info.backend_pid):
                 assert time.monotonic() < deadline, "B never waited for the write lock"
@@ -123,6 +125,7 @@ def test_the_cursor_skips_nothing_when_transactions_commit_out_of_order(pg_url, 
         assert [c["id"] for c in seen if c["entity"] == "runner"] == [ids["b"]]
         assert failures == []
     finally:
+        go_b.set()
         release_b.set()
         thread.join(10)
         conn_a.close()
