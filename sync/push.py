@@ -19,24 +19,8 @@ from . import clock
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
 
-LAP_INSERT = """
-WITH new AS (
-    INSERT INTO lap (id, runner_id, created_by, device_time, device_id, pushed_by,
-                     received_at, clock_offset_ms)
-    SELECT t.id, t.runner_id, t.created_by, t.device_time, t.device_id,
-           %(pushed_by)s, %(received_at)s, %(offset)s
-    FROM unnest(%(id)s::text[], %(runner_id)s::text[], %(created_by)s::text[],
-                %(device_time)s::bigint[], %(device_id)s::text[])
-         AS t(id, runner_id, created_by, device_time, device_id)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, runner_id, device_id
-)
-SELECT new.runner_id, new.device_id, count(*) AS inserted,
-       count(*) FILTER (WHERE v.voided IS NOT TRUE) AS counted
-FROM new LEFT JOIN lap_void v ON v.lap_id = new.id
-GROUP BY new.runner_id, new.device_id
-"""
-
+LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
+               "received_at", "clock_offset_ms")
 RUNNER_UPSERT = """
 INSERT INTO runner AS r (id, start_number, name, class, grade, hlc, origin, change_id)
 VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(origin)s,
@@ -107,17 +91,28 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
 
 def insert_laps(conn: psycopg.Connection, laps: list[dict], device: dict, received_at: int,
                 offset: int, deltas: Deltas) -> int:
-    """Insert new laps (a re-sent lap is a no-op); count those not voided; return inserted."""
-    unique = list({lap["id"]: lap for lap in reversed(laps)}.values())  # first one wins
-    params = {key: [lap[key] for lap in unique]
-              for key in ("id", "runner_id", "created_by", "device_id")}
-    params.update(device_time=[lap["time"] for lap in unique], pushed_by=device["id"],
-                  received_at=received_at, offset=offset)
-    inserted = 0
-    for row in conn.execute(LAP_INSERT, params).fetchall():
-        deltas.add(row["runner_id"], row["device_id"], row["counted"])
-        inserted += row["inserted"]
-    return inserted
+    """Insert laps central does not have yet (a re-sent lap is a no-op); return how many.
+
+    COPY rather than INSERT ... ON CONFLICT: it is several times faster, and safe
+    because every writer holds the write lock (sync/db.py), so no other
+    transaction can insert one of these ids between the check and the COPY.
+    """
+    unique = {lap["id"]: lap for lap in reversed(laps)}  # the first change of an id wins
+    known = conn.execute("SELECT id FROM lap WHERE id = ANY(%s)", [list(unique)]).fetchall()
+    for row in known:
+        del unique[row["id"]]
+    if not unique:
+        return 0
+    with conn.cursor().copy(f"COPY lap ({', '.join(LAP_COLUMNS)}) FROM STDIN") as copy:
+        for lap in unique.values():
+            copy.write_row((lap["id"], lap["runner_id"], lap["created_by"], lap["time"],
+                            lap["device_id"], device["id"], received_at, offset))
+    voided = {row["lap_id"] for row in conn.execute(  # voids that arrived before their laps
+        "SELECT lap_id FROM lap_void WHERE lap_id = ANY(%s) AND voided", [list(unique)])}
+    for lap in unique.values():
+        if lap["id"] not in voided:
+            deltas.add(lap["runner_id"], lap["device_id"], 1)
+    return len(unique)
 
 
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cuid2 import is_cuid
 
 from lapsync.db import device_id, new_id
 from lapsync.laps import record_lap, set_void
@@ -31,11 +32,13 @@ def test_a_real_laptop_outbox_passes_validation_unchanged(db, runners):
 
 @pytest.mark.parametrize("value,ok", [
     (new_id(), True), ("c" + "a1" * 12, True), ("a" * 20, True), ("a" * 32, True),
+    ("a" * 23 + "\n", False), ("ä" * 24, False),
     ("a" * 19, False), ("a" * 33, False), ("1" + "a" * 23, False), ("A" * 24, False),
     ("a-" * 12, False), (None, False), (12345678901234567890, False),
 ])
 def test_ids_are_cuids_of_20_to_32_characters(value, ok):
     assert is_id(value) is ok
+    assert is_cuid(value, min_length=20, max_length=32) is ok  # the same rule as cuid2's
 
 
 def test_changes_keep_the_origin_they_were_made_with(db, runners):
