@@ -129,6 +129,7 @@ class _Item:
     """Field checks for one object of the body; errors name the item and field."""
 
     def __init__(self, label: str = "", seq: int | None = None, index: int | None = None):
+        """Name the item: a label for the body, or index and seq for a change."""
         self.label, self.seq, self.index, self.entity = label, seq, index, None
 
     @property

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import psycopg
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 
 
-def error(code: str, message: str, status: int, **extra):
+def error(code: str, message: str, status: int, **extra) -> Response:
     """Answer an error as JSON {"error", "message"}."""
     response = jsonify(error=code, message=message, **extra)
     response.status_code = status
@@ -36,11 +36,13 @@ def register_errors(app: Flask) -> None:
     """Answer every error as JSON: bad input 4xx, database trouble 503, never HTML."""
 
     @app.errorhandler(InputError)
-    def input_error(exc: InputError):
+    def input_error(exc: InputError) -> Response:
+        """Bad input: its 4xx and code."""
         return error(exc.code, exc.message, exc.status, **exc.extra)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> Response:
+        """404, 405, 413 from werkzeug: the same JSON shape."""
         response = error((exc.name or "error").lower().replace(" ", "_"),
                          exc.description or exc.name, exc.code or 500)
         if getattr(exc, "valid_methods", None):
@@ -49,7 +51,8 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)
-    def database_unavailable(exc: Exception):
+    def database_unavailable(exc: Exception) -> Response:
+        """The database is down or busy: 503, so laptops retry."""
         log.warning("database unavailable: %s", exc)
         response = error("unavailable", "Central's database is busy or unreachable; "
                          "retry shortly.", 503)
@@ -57,7 +60,8 @@ def register_errors(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def internal_error(exc: Exception):
+    def internal_error(exc: Exception) -> Response:
+        """A bug: logged, answered as JSON."""
         log.exception("unexpected error")
         return error("internal_error", "Central failed unexpectedly; retry later.", 500)
 

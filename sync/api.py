@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from lapsync.protocol import API_PREFIX, MAX_BATCH_BYTES, ProtocolError, validate_push
@@ -58,7 +58,7 @@ def current_device() -> dict:
 
 
 @bp.post("/push")
-def push_view():
+def push_view() -> Response:
     """Apply a batch of a laptop's changes exactly once; answer the acknowledged seq."""
     device = current_device()
     batch = validate_push(read_json())
@@ -67,7 +67,7 @@ def push_view():
 
 
 @bp.get("/pull")
-def pull_view():
+def pull_view() -> Response:
     """Answer one page of changes since the cursor."""
     device = current_device()
     cursor, limit = parse_paging(request.args.get("cursor"), request.args.get("limit"))
@@ -76,11 +76,11 @@ def pull_view():
 
 
 @bp.get("/openapi.yaml")
-def openapi():
+def openapi() -> Response:
     """Serve the OpenAPI description of this API."""
     return send_file(OPENAPI, mimetype="application/yaml")
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """Register the API blueprint."""
     app.register_blueprint(bp)

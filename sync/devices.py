@@ -6,6 +6,7 @@ import secrets
 
 import click
 import psycopg
+from flask import Flask
 from flask.cli import with_appcontext
 
 from lapsync.errors import InputError
@@ -150,7 +151,7 @@ def list_devices_command() -> None:
                    f"laps={d['laps_pushed']}")
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """Register the device CLI commands."""
     app.cli.add_command(register_device_command)
     app.cli.add_command(revoke_device_command)

@@ -59,7 +59,8 @@ RETURNING lap_id
 class Deltas:
     """Changes to the lap totals of one batch: per runner and per (laptop, runner)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
+        """Start with no changes."""
         self.runner: collections.Counter = collections.Counter()
         self.laptop: collections.Counter = collections.Counter()
 

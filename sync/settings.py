@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 import psycopg
-from psycopg.types.json import Jsonb
+from flask import Flask
 from flask.cli import with_appcontext
+from psycopg.types.json import Jsonb
 
 from lapsync.errors import InputError
 from lapsync.protocol import SETTINGS, validate_setting
@@ -55,6 +56,6 @@ def set_setting_command(key: str, value: str) -> None:
     click.echo(f"{key} = {json.dumps(stored)}")
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """Register the settings CLI command."""
     app.cli.add_command(set_setting_command)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 import psycopg
+from flask import Flask
 from flask.cli import with_appcontext
 
 from lapsync.auth import hash_password, validate_user
@@ -47,6 +48,6 @@ def create_user_command(name: str, role: str, password: str) -> None:
     click.echo(f"Created {role} {name.strip()!r} at central.")
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """Register the user CLI commands."""
     app.cli.add_command(create_user_command)

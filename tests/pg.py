@@ -141,6 +141,7 @@ class Outbox:
     """Builds push bodies the way a laptop's outbox does: seqs, hlc stamps, origin."""
 
     def __init__(self, laptop_id: str | None = None, clock_ms: int = 1_700_000_000_000):
+        """Start an empty outbox of a laptop (a new device id unless given)."""
         from lapsync.db import new_id
 
         self.new_id = new_id
