@@ -15,7 +15,8 @@ PUSH  POST /api/v1/push   Content-Type: application/json
            acked_seq is the device's last applied seq after this batch; seqs at or below
            it are already applied and are skipped when sent again (replay is a no-op).
            "rejected" lists items refused for good (kept at central for the admin);
-           they are acknowledged too so that they never wedge the queue.
+           they are acknowledged too so that they never wedge the queue. A replayed
+           batch gets the same answer, its earlier rejections included.
   409      {"error": "seq_gap", "message", "acked_seq": N, "resume_from": N + 1}
   4xx      {"error": "<code>", "message": "..."}: 400 malformed, 401 token, 413 too big,
            415 content type, 422 invalid item (nothing of the batch applied).
@@ -56,7 +57,7 @@ Validation (validate_push below; both ends run it, central on every push):
   401 missing_token / invalid_token / revoked_token; 403 device_mismatch: a token is
   bound to the laptop "device_id" of its first push (a revoked token's successor for
   the same laptop carries on from its last applied seq; two live tokens for one laptop:
-  403 laptop_registered). 503 busy: central is overloaded; retry later.
+  403 laptop_registered). 503 unavailable: central's database is down or busy; retry.
 
 Central's merge rules (sync/push.py):
   lap       insert once by id, never changed again. A lap for a runner central does not
