@@ -59,3 +59,24 @@ def test_a_bad_change_is_named_by_index_seq_and_field(db, runners):
     assert refused.value.extra == {"index": index, "seq": body["changes"][index]["seq"],
                                    "field": "grade"}
     assert "must be an integer" in refused.value.message
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda c: c.update(extra=1), lambda c: c.pop("id"), lambda c: c.update(id=None),
+    lambda c: c["data"].pop("id"), lambda c: c["data"].update(speed=1),
+    lambda c: c["data"].update(time=True), lambda c: c["data"].update(time=-1),
+    lambda c: c.update(seq=True), lambda c: c["data"].update(runner_id="X" * 24),
+    lambda c: c.update(id=new_id()),
+])
+def test_the_fast_lap_check_lets_no_bad_lap_through(mutate):
+    """Regression guard: laps take a fast path; every bad one must still be refused."""
+    device = new_id()
+    change = {"seq": 1, "entity": "lap", "id": new_id(), "data": {}}
+    change["data"] = {"id": change["id"], "runner_id": new_id(), "created_by": new_id(),
+                      "time": 1_700_000_000_000, "device_id": device}
+    assert validate_push({"protocol": 1, "device_id": device, "device_time": 1,
+                          "changes": [json.loads(json.dumps(change))]})
+    mutate(change)
+    with pytest.raises(ProtocolError) as refused:
+        validate_push({"protocol": 1, "device_id": device, "device_time": 1, "changes": [change]})
+    assert refused.value.status == 422
