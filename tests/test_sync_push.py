@@ -254,3 +254,18 @@ def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, ce
         [{"id": kept}, {"id": voided}], key=lambda r: r["id"])
     newest = max(c["data"]["hlc"] for c in body["changes"] if "hlc" in c["data"])
     assert central_db.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()["value"] == newest
+
+
+def test_a_lap_id_central_has_already_is_not_counted_again_under_a_new_seq(central_db,
+                                                                          device_token):
+    box = Outbox()
+    runner = box.runner(9, "Ida Jung")
+    lap = box.lap(runner)
+    send(central_db, device_token, box.body())
+    box.lap(runner, lap_id=lap)        # the same lap again under seq 3 (a copied outbox)
+    fresh = box.lap(runner)
+    box.lap(runner, lap_id=fresh)      # and twice inside one batch
+    answer = send(central_db, device_token, box.body(3))
+    assert answer["acked_seq"] == 5 and answer["rejected"] == []
+    assert totals(central_db) == counted_laps(central_db) == {runner: 2}
+    assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 2
