@@ -4,7 +4,7 @@ Rules (see lapsync/protocol.py): laps are inserted once by id and never change;
 a lap's void state and every runner and user are last-writer-wins registers by
 (hlc, origin); start-number and name clashes are recorded, never merged. Laps,
 voids and runners commute (sets and registers), so a batch applies them by kind:
-runners and users in seq order, then all laps in one statement, then voids.
+runners and users in seq order, then all laps in one COPY, then voids.
 """
 from __future__ import annotations
 
