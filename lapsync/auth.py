@@ -15,6 +15,7 @@ from flask import (Blueprint, current_app, flash, g, redirect, render_template, 
 from . import hlc
 from .db import connect, device_id, get_db, new_id, now_ms, record_change, transaction
 from .errors import InputError, error_response
+from .protocol import CONTROL_CHARS, MAX_USER_NAME
 
 bp = Blueprint("auth", __name__)
 ROLES = ("admin", "teacher", "viewer")
@@ -38,8 +39,9 @@ def check_password(password_hash: str, password: str) -> bool:
 def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
     """Check a new user's fields; return them cleaned or raise InputError."""
     name = (name or "").strip()
-    if not 1 <= len(name) <= 50:
-        raise InputError("invalid_name", "The user name must be 1 to 50 characters.")
+    if not 1 <= len(name) <= MAX_USER_NAME or CONTROL_CHARS.search(name):
+        raise InputError("invalid_name", f"The user name must be 1 to {MAX_USER_NAME} "
+                         "characters, without line breaks or tabs.")
     if role not in ROLES:
         raise InputError("invalid_role", f"The role must be one of: {', '.join(ROLES)}.")
     if not 8 <= len(password or "") <= 200:

@@ -12,9 +12,9 @@ from .auth import can_record, login_required
 from .client import min_lap_seconds, other_laps
 from .db import device_id, get_db, new_id, now_ms, record_change, transaction
 from .errors import InputError, wants_json
+from .protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
 
 bp = Blueprint("laps", __name__)
-MAX_START_NUMBER = 999_999
 RECENT_LIMIT = 30
 
 
@@ -100,8 +100,9 @@ def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
              reason: str = "") -> dict:
     """Void (or restore) a lap, never deleting it; record the change; return the lap."""
     reason = (reason or "").strip()
-    if len(reason) > 200:
-        raise InputError("invalid_reason", "The reason may be at most 200 characters.")
+    if len(reason) > MAX_REASON or CONTROL_CHARS.search(reason):
+        raise InputError("invalid_reason", f"The reason may be at most {MAX_REASON} "
+                         "characters, on one line.")
     with transaction(db):
         row = db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap_id]).fetchone()
         if row is None:

@@ -15,14 +15,11 @@ from . import hlc, roster_csv
 from .auth import admin_required, login_required
 from .db import connect, device_id, get_db, new_id, record_change, transaction
 from .errors import InputError, wants_json
+from .protocol import CONTROL_CHARS, GRADES, MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
 from .roster_csv import RosterError
 
 bp = Blueprint("runners", __name__, url_prefix="/runners")
-MAX_START_NUMBER = 999_999
-MAX_NAME = 100
-MAX_CLASS = 20
-GRADES = range(1, 14)
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_NAME = MAX_RUNNER_NAME
 
 
 def whole_number(value) -> int:
