@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up and run lapsync, or its test suite, on a machine with only Python 3.
 
-    python3 dev.py run     virtualenv, requirements, database, first admin; start the app
+    python3 dev.py run     virtualenv, requirements, databases, admin, device; start
+                           central (embedded PostgreSQL) and one laptop connected to it
     python3 dev.py test    virtualenv, test requirements, Chromium; run pytest
 
 Standard library only: this file runs before anything is installed.
@@ -10,12 +11,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -23,22 +30,48 @@ VENV = ROOT / ".venv"
 VENV_BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = VENV_BIN / "python"
 CHROMIUM = Path("/usr/bin/chromium")
-FIRST_ADMIN = "admin"
+HOST = "127.0.0.1"
+ADMIN = "admin"
+DEVICE_PREFIX = "laptop-"
+READY_TIMEOUT_S = 60.0
+CENTRAL_WORKERS = 2
 
-# Runs inside the venv: create the first admin unless any user exists. The
-# password comes through the environment so it never shows in `ps`.
-FIRST_ADMIN_SCRIPT = """
-import os
-from lapsync import create_app
-from lapsync.auth import create_user
-from lapsync.db import connect
-db = connect(create_app().config["DATABASE"])
-if db.execute("SELECT count(*) FROM user").fetchone()[0]:
-    print("exists")
-else:
-    create_user(db, os.environ["LAPSYNC_FIRST_NAME"], "admin", os.environ["LAPSYNC_FIRST_PASSWORD"])
-    print("created")
-db.close()
+# Runs inside the venv: what exists already, as JSON, so that a second `run` makes
+# no new device and no new password. LAPSYNC_SYNC_ENABLED=false (set by dev.py)
+# keeps create_app() from starting the background sync in this helper.
+STATE_SCRIPT = """
+import json
+from lapsync import create_app as laptop_app
+from lapsync.db import connect, device_id
+from sync import create_app as central_app
+from sync.db import close_pool, connection
+from sync.devices import find_device, list_devices
+
+laptop = laptop_app()
+db = connect(laptop.config["DATABASE"])
+try:
+    me = device_id(db)
+    laptop_users = {name: uid for uid, name in db.execute("SELECT id, name FROM user")}
+finally:
+    db.close()
+token = laptop.config.get("CENTRAL_TOKEN")
+central = central_app()
+with central.app_context():
+    with connection() as conn:
+        device = find_device(conn, token) if token else None
+        live = [d for d in list_devices(conn) if d["revoked_at"] is None]
+        central_users = {r["name"]: r["id"] for r in conn.execute("SELECT id, name FROM app_user")}
+    close_pool(central)
+print(json.dumps({
+    "laptop_id": me, "laptop_users": laptop_users, "central_users": central_users,
+    "central_url": laptop.config.get("CENTRAL_URL"),
+    "device": device and {"name": device["name"], "live": device["revoked_at"] is None,
+                          "laptop_id": device["laptop_id"]},
+    "live_devices": [d["name"] for d in live],
+    "bound_device": next((d["name"] for d in live if d["laptop_id"] == me), None),
+    "database_url": bool(central.config.get("DATABASE_URL")),
+    "pgdata": central.config["PGDATA"],
+}))
 """
 
 
@@ -51,6 +84,8 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run a command in the repository root; stop dev.py if it fails."""
     result = subprocess.run(cmd, cwd=ROOT, **kwargs)
     if result.returncode != 0:
+        if kwargs.get("capture_output"):
+            sys.stderr.write((result.stdout or "") + (result.stderr or ""))
         sys.exit(f"dev.py: command failed ({result.returncode}): {' '.join(map(str, cmd))}")
     return result
 
@@ -85,17 +120,30 @@ def requirements_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def stamp_file(requirements: str) -> Path:
+    """Return where the hash of the last install of a requirements file is kept."""
+    return VENV / f".{requirements}.sha256"
+
+
+def installed(requirements: str) -> bool:
+    """Tell whether this requirements file, or one that includes it, is installed unchanged."""
+    for path in ROOT.glob("requirements*.txt"):
+        stamp = stamp_file(path.name)
+        if (ROOT / requirements) in requirement_files(path) and stamp.exists() \
+                and stamp.read_text(encoding="utf-8").strip() == requirements_hash(path):
+            return True
+    return False
+
+
 def install(requirements: str) -> None:
     """Install a requirements file into .venv, skipped when unchanged since the last install."""
-    path = ROOT / requirements
-    stamp = VENV / f".{requirements}.sha256"
-    wanted = requirements_hash(path)
-    if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == wanted:
+    if installed(requirements):
         say(f"{requirements} unchanged since the last install")
         return
     say(f"installing {requirements}")
+    path = ROOT / requirements
     run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(path)])
-    stamp.write_text(wanted + "\n", encoding="utf-8")
+    stamp_file(requirements).write_text(requirements_hash(path) + "\n", encoding="utf-8")
 
 
 def flask(*args: str) -> list[str]:
@@ -103,44 +151,257 @@ def flask(*args: str) -> list[str]:
     return [str(PYTHON), "-m", "flask", "--app", "app", *args]
 
 
-def create_first_admin() -> None:
-    """Create user `admin` with a random password, shown once, if no user exists yet."""
+def central_flask(*args: str) -> list[str]:
+    """Return the command line of a Flask CLI command on the central server."""
+    return [str(PYTHON), "-m", "flask", "--app", "sync", *args]
+
+
+def helper_env() -> dict:
+    """Return the environment for helper commands: never a background sync there."""
+    return {**os.environ, "LAPSYNC_SYNC_ENABLED": "false"}
+
+
+# ---- what `run` finds, and what it has to do ------------------------------------
+
+@dataclass
+class Plan:
+    """What `run` must do before starting the apps; empty on a second run."""
+
+    create_admin: bool = False     # no `admin` at central nor on the laptop yet
+    revoke: str | None = None      # a live device bound to this laptop whose token is lost
+    register: str | None = None    # register a device under this name ...
+    connect: bool = False          # ... and/or run `connect` (new token or new central URL)
+    sync_now: bool = False         # pull the new admin now (the laptop is connected already)
+
+
+def free_device_name(live: list[str]) -> str:
+    """Return the first name laptop-1, laptop-2, ... that no live device has."""
+    n = 1
+    while f"{DEVICE_PREFIX}{n}" in live:
+        n += 1
+    return f"{DEVICE_PREFIX}{n}"
+
+
+def decide(state: dict, central_url: str) -> Plan:
+    """Decide what to create, from what exists (STATE_SCRIPT's answer)."""
+    # An admin the laptop already has reaches central by push: no second one.
+    create_admin = ADMIN not in state["central_users"] and ADMIN not in state["laptop_users"]
+    device = state["device"]
+    if device and device["live"] and device["laptop_id"] in (None, state["laptop_id"]):
+        moved = state["central_url"] != central_url  # e.g. another --central-port
+        return Plan(create_admin, connect=moved, sync_now=create_admin and not moved)
+    # No usable token: a fresh laptop, a new central, or a lost config file. A live
+    # device still bound to this laptop must be revoked first (one live token per
+    # laptop); its successor keeps its name and carries on from its seqs.
+    bound = state["bound_device"]
+    return Plan(create_admin, revoke=bound, register=bound or free_device_name(state["live_devices"]),
+                connect=True)
+
+
+def admin_clash(state: dict) -> bool:
+    """Tell whether central and the laptop each have a different user called admin."""
+    central, laptop = state["central_users"].get(ADMIN), state["laptop_users"].get(ADMIN)
+    return bool(central and laptop and central != laptop)
+
+
+def read_state() -> dict:
+    """Ask both databases what exists (admin users, this laptop's device)."""
+    result = run([str(PYTHON), "-c", STATE_SCRIPT], env=helper_env(), capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def create_central_admin() -> str:
+    """Create `admin` at central with a random password; return the password."""
     password = secrets.token_urlsafe(12)
-    env = {**os.environ, "LAPSYNC_FIRST_NAME": FIRST_ADMIN, "LAPSYNC_FIRST_PASSWORD": password}
-    result = run([str(PYTHON), "-c", FIRST_ADMIN_SCRIPT], env=env, capture_output=True, text=True)
-    if result.stdout.strip() != "created":
-        say("users exist already: log in with your account")
-        return
-    line = "=" * 60
-    print(f"\n{line}\n  First admin created. This password is shown ONCE:\n\n"
-          f"    name:     {FIRST_ADMIN}\n    password: {password}\n\n"
-          f"  Note it now; add more users at /users.\n{line}\n", flush=True)
+    # Through click's FLASK_<COMMAND>_<OPTION> variable, so it never shows in `ps`.
+    env = {**helper_env(), "FLASK_CREATE_USER_PASSWORD": password}
+    run(central_flask("create-user", ADMIN, "--role", "admin"), env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    return password
 
 
-def laptop_process(port: int) -> tuple[str, list[str], str]:
-    """Describe the laptop app process: name, command line, URL."""
-    return ("laptop", flask("run", "--host", "127.0.0.1", "--port", str(port)),
-            f"http://127.0.0.1:{port}/")
+def register_device(name: str) -> str:
+    """Register a device at central; return its token (the last line printed)."""
+    result = run(central_flask("register-device", name), env=helper_env(),
+                 capture_output=True, text=True)
+    return result.stdout.strip().splitlines()[-1]
 
 
-def serve(processes: list[tuple[str, list[str], str]]) -> int:
-    """Start every process, print its URL, wait; Ctrl+C stops them all."""
-    running = []
-    for name, cmd, url in processes:
-        running.append(subprocess.Popen(cmd, cwd=ROOT))
-        say(f"{name} app: {url}")
-    say("press Ctrl+C to stop")
+def connect_laptop(plan: Plan, state: dict, central_url: str) -> str:
+    """Carry out the device part of the plan; return the laptop's device name."""
+    if plan.revoke:
+        say(f"revoking device {plan.revoke!r}: this laptop lost its token")
+        run(central_flask("revoke-device", plan.revoke), env=helper_env())
+    if plan.register:
+        say(f"registering this laptop at central as device {plan.register!r}")
+        token = register_device(plan.register)
+        run(flask("connect", central_url, token), env=helper_env())
+        return plan.register
+    if plan.connect:
+        say(f"central moved to {central_url}: connecting again with the stored token")
+        run(flask("connect", central_url, read_laptop_token()), env=helper_env())
+    elif plan.sync_now:
+        run(flask("sync"), env=helper_env())
+    return state["device"]["name"]
+
+
+def read_laptop_token() -> str:
+    """Return the laptop's stored central token (instance config)."""
+    script = ("from lapsync import create_app\n"
+              "print(create_app().config['CENTRAL_TOKEN'])\n")
+    return run([str(PYTHON), "-c", script], env=helper_env(), capture_output=True,
+               text=True).stdout.strip().splitlines()[-1]
+
+
+# ---- processes --------------------------------------------------------------------
+
+def central_command(port: int) -> list[str]:
+    """Return central's server command: gunicorn as in production (flask run on Windows)."""
+    if os.name == "nt":  # gunicorn needs fork
+        return central_flask("run", "--host", HOST, "--port", str(port))
+    return [str(PYTHON), "-m", "gunicorn", "-w", str(CENTRAL_WORKERS), "-b", f"{HOST}:{port}",
+            "--graceful-timeout", "5", "--no-control-socket", "sync:create_app()"]
+
+
+def laptop_command(port: int) -> list[str]:
+    """Return the laptop app's server command (its background sync starts under `run`)."""
+    return flask("run", "--host", HOST, "--port", str(port))
+
+
+def port_free(port: int) -> bool:
+    """Tell whether nothing listens on HOST:port (SO_REUSEADDR: TIME_WAIT is no obstacle)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def answers(url: str) -> bool:
+    """Tell whether an HTTP server answers at url (any status), ignoring proxies."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        while all(proc.poll() is None for proc in running):
-            time.sleep(0.5)
+        opener.open(url, timeout=2).close()
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def wait_ready(name: str, proc: subprocess.Popen, url: str, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until url answers; stop dev.py if the process dies or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not answers(url):
+        if proc.poll() is not None:
+            sys.exit(f"dev.py: {name} exited during start (status {proc.returncode})")
+        if time.monotonic() > deadline:
+            sys.exit(f"dev.py: {name} did not answer at {url} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def start(name: str, cmd: list[str]) -> tuple[str, subprocess.Popen]:
+    """Start one server process in the repository root."""
+    say(f"starting {name}")
+    return name, subprocess.Popen(cmd, cwd=ROOT)
+
+
+def supervise(running: list[tuple[str, subprocess.Popen]], poll_s: float = 0.3) -> int:
+    """Wait until Ctrl+C (0) or until one process ends (its status, at least 1)."""
+    try:
+        while True:
+            for name, proc in running:
+                if proc.poll() is not None:
+                    say(f"{name} exited with status {proc.returncode}: stopping the rest")
+                    return proc.returncode if proc.returncode > 0 else 1
+            time.sleep(poll_s)
     except KeyboardInterrupt:
-        pass
+        say("Ctrl+C: stopping")
+        return 0
+
+
+def stop(running: list[tuple[str, subprocess.Popen]], timeout: float = 10.0) -> None:
+    """Terminate every process still running; kill what does not end in time."""
+    for _, proc in running:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout
+    for _, proc in running:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def raise_interrupt(signum, frame) -> None:
+    """Turn SIGTERM into the same clean stop as Ctrl+C."""
+    raise KeyboardInterrupt
+
+
+def embedded_running(pgdata: Path) -> bool:
+    """Tell whether the embedded PostgreSQL in pgdata runs (its postmaster.pid exists)."""
+    return (pgdata / "postmaster.pid").exists()
+
+
+def banner(laptop_url: str, central_url: str, device: str, password: str | None,
+           state: dict) -> str:
+    """Return the block that shows both URLs and the login."""
+    line = "=" * 72
+    database = ("DATABASE_URL" if state["database_url"]
+                else f"embedded PostgreSQL in {os.path.relpath(state['pgdata'], ROOT)}")
+    if password:
+        login = (f"    name:     {ADMIN}\n    password: {password}\n\n"
+                 "  This password is shown ONCE: note it now.")
+    else:
+        login = (f"    name:     {ADMIN} (existing admin, password as printed on first run)\n\n"
+                 "  Lost it? Create another admin at central; it reaches the laptop at its\n"
+                 "  next sync:  .venv/bin/flask --app sync create-user NAME --role admin")
+    return (f"\n{line}\n  lapsync is running. Ctrl+C stops both.\n\n"
+            f"  laptop:   {laptop_url}   (lap entry; device {device!r}, syncs in the background)\n"
+            f"  central:  {central_url}   (sync API {central_url}api/v1/openapi.yaml)\n"
+            f"            database: {database}\n\n"
+            f"  Login, the same on every laptop (a central user; laptops receive it by pull):\n"
+            f"{login}\n{line}\n")
+
+
+def start_all(args: argparse.Namespace) -> int:
+    """Prepare both databases, start central and the connected laptop, wait for Ctrl+C."""
+    for name, port, option in (("laptop", args.port, "--port"),
+                               ("central", args.central_port, "--central-port")):
+        if not port_free(port):
+            sys.exit(f"dev.py: port {port} ({name}) is in use; choose another with {option}")
+    laptop_url, central_url = f"http://{HOST}:{args.port}/", f"http://{HOST}:{args.central_port}/"
+    pgdata = Path(os.environ.get("FLASK_PGDATA") or ROOT / "instance" / "central" / "pgdata")
+    stop_pg = not os.environ.get("DATABASE_URL") and not embedded_running(pgdata)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    running: list[tuple[str, subprocess.Popen]] = []
+    try:
+        run(flask("init-db"), env=helper_env())
+        run(central_flask("init-db"), env=helper_env())
+        state = read_state()
+        plan = decide(state, central_url.rstrip("/"))
+        if admin_clash(state):
+            say(f"warning: central and this laptop each have a different user {ADMIN!r}: they "
+                "clash (see `flask --app app sync-status`); the laptop keeps its own")
+        password = create_central_admin() if plan.create_admin else None
+        running.append(start("central", central_command(args.central_port)))
+        wait_ready("central", running[-1][1], central_url + "api/v1/openapi.yaml")
+        device = connect_laptop(plan, state, central_url.rstrip("/"))
+        running.append(start("laptop", laptop_command(args.port)))
+        wait_ready("laptop", running[-1][1], laptop_url + "login")
+        print(banner(laptop_url, central_url, device, password, state), flush=True)
+        return supervise(running)
+    except KeyboardInterrupt:
+        say("interrupted during start: stopping")
+        return 130
     finally:
-        for proc in running:
-            if proc.poll() is None:
-                proc.terminate()
-        codes = [proc.wait() for proc in running]
-    return next((code for code in codes if code > 0), 0)
+        stop(running)
+        signal.signal(signal.SIGTERM, previous)
+        if stop_pg and embedded_running(pgdata):
+            subprocess.run(central_flask("pg-stop"), cwd=ROOT, env=helper_env())
 
 
 def ensure_chromium() -> None:
@@ -160,12 +421,10 @@ def ensure_chromium() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Set everything up and run the laptop app."""
+    """Set everything up and run central and the laptop app."""
     ensure_venv()
     install("requirements.txt")
-    run(flask("init-db"))
-    create_first_admin()
-    return serve([laptop_process(args.port)])
+    return start_all(args)
 
 
 def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
@@ -183,10 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dev.py", description="Set up and run lapsync, or its tests (needs only Python 3).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")
     run_parser = commands.add_parser(
-        "run", help="set up venv, requirements, database and first admin; run the app",
-        description="Create .venv, install requirements.txt, initialise the database, create a "
-                    "first admin (its password is printed once) and run the laptop app.")
+        "run", help="set up everything; run central and one laptop connected to it",
+        description="Create .venv, install requirements.txt, initialise both databases (central "
+                    "on an embedded PostgreSQL under instance/central unless DATABASE_URL is set), "
+                    "create central's admin (its password is printed once), register this laptop "
+                    "as a device and connect it, then run central (gunicorn) and the laptop app "
+                    "with its background sync. Running it again creates nothing new. Ctrl+C stops "
+                    "both; if one of them dies, the other is stopped and dev.py exits non-zero.")
     run_parser.add_argument("--port", type=int, default=5000, help="laptop app port (default 5000)")
+    run_parser.add_argument("--central-port", type=int, default=8000,
+                            help="central server port (default 8000)")
     commands.add_parser(
         "test", help="set up venv, test requirements and Chromium; run pytest",
         usage="dev.py test [-h] [pytest args ...]", allow_abbrev=False,
