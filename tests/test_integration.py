@@ -1,0 +1,485 @@
+"""Whole-system sync tests: real laptops, central on a real loopback port, real PostgreSQL.
+
+No mocks of the database or of HTTP between laptop and central. Faults are made
+by a small TCP proxy of this module (FaultProxy) that sits on loopback between a
+laptop and central and can drop or hold central's answer after central committed,
+or run a hook (e.g. SIGKILL central) while a push is inside central. Processes
+that must die are real processes: the laptop's `flask --app app sync` and central
+under gunicorn.
+
+What tests/test_client.py and tests/test_sync_*.py show already, and is not
+repeated here: replay of one body and of windows of an Outbox (test_sync_push,
+test_sync_api), a lost ack against the fake central (test_client), a lost ack
+simulated by clearing pushed_at (test_client), two gunicorn processes with
+overlapping pushes, the pull cursor under out-of-order commits, a start-number
+clash built from Outbox bodies, and two laptops converging in one order.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+import pytest
+import requests
+from hypothesis import HealthCheck, given, note, seed, settings, strategies as st
+from psycopg import sql
+from psycopg.rows import dict_row
+from werkzeug.serving import make_server
+
+from lapsync import client
+from lapsync import create_app as create_laptop
+from lapsync.db import connect, device_id, get_meta, new_id, now_ms, record_change, set_meta, transaction
+from lapsync.errors import InputError
+from lapsync.laps import lap_count, record_lap, set_void
+from lapsync.runners import add_runner, update_runner
+from sync import create_app as create_central
+from sync.db import close_pool
+from sync.devices import register_device
+from tests.conftest import login
+from tests.pg import admin_execute, drop_database, snapshot, with_database
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 20250627                     # every random choice below derives from it
+JSON = {"Accept": "application/json"}
+BASE_ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Ben Cruz", "5a", 5), (3, "Cleo Dahl", "6b", 6)]
+
+
+# ---- a fault-injecting TCP proxy ----------------------------------------------
+
+@dataclass
+class Exchange:
+    """One HTTP request that went through the proxy, and central's answer to it."""
+
+    method: str
+    path: str
+    body: bytes
+    push: int | None = None          # 1, 2, ... for POST /api/v1/push
+    status: int | None = None
+    answer: bytes | None = None
+
+
+@dataclass
+class Fault:
+    """What the proxy does to one push: hooks around forwarding, and the answer's fate.
+
+    respond: "pass" forwards central's answer, "drop" closes the laptop's connection
+    without it, "hold" keeps the laptop waiting (held is set) until release.
+    """
+
+    respond: str = "pass"
+    before: Callable[[Exchange], None] | None = None
+    after: Callable[[Exchange], None] | None = None
+
+
+@dataclass
+class Message:
+    """One parsed HTTP message: its first line, headers, raw bytes and body."""
+
+    first: str
+    headers: dict
+    raw: bytes
+    body: bytes
+
+
+def read_message(reader, response: bool) -> Message | None:
+    """Read one HTTP/1.x message (Content-Length, chunked or until EOF); None at EOF."""
+    first = reader.readline(65537)
+    if not first:
+        return None
+    head, headers = [first], {}
+    while True:
+        line = reader.readline(65537)
+        if not line:
+            raise ConnectionError("message cut off in its headers")
+        head.append(line)
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    raw, body = b"", b""
+    if "content-length" in headers:
+        body = reader.read(int(headers["content-length"]))
+        if len(body) < int(headers["content-length"]):
+            raise ConnectionError("message cut off in its body")
+        raw = body
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size_line = reader.readline(65537)
+            size = int(size_line.split(b";")[0], 16)
+            chunk = reader.read(size + 2)
+            raw, body = raw + size_line + chunk, body + chunk[:size]
+            if size == 0:
+                break
+    elif response:
+        body = raw = reader.read()
+    return Message(first.decode("latin-1").strip(), headers, b"".join(head) + raw, body)
+
+
+class FaultProxy:
+    """A loopback TCP proxy for central: forwards each request on a fresh connection."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.exchanges: list[Exchange] = []
+        self.faults: dict[int, Fault] = {}
+        self.held, self.release = threading.Event(), threading.Event()
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+        self.pushes = 0
+        self.thread = threading.Thread(target=self.accept, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop accepting; let held connections go."""
+        self.stopped.set()
+        self.release.set()
+        self.thread.join(5)
+        self.listener.close()
+
+    def pushed(self) -> list[Exchange]:
+        """Return the push exchanges so far, in order."""
+        return [e for e in self.exchanges if e.push is not None]
+
+    def accept(self) -> None:
+        """Serve each laptop connection in a thread of its own."""
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn: socket.socket) -> None:
+        """Forward requests of one keep-alive connection until a fault or EOF ends it."""
+        with conn:
+            reader = conn.makefile("rb")
+            while True:
+                try:
+                    request = read_message(reader, response=False)
+                except (OSError, ValueError):
+                    return
+                if request is None or not self.forward(conn, request):
+                    return
+
+    def record(self, request: Message) -> tuple[Exchange, Fault]:
+        """Log a request; return it with the fault scripted for it (if a push)."""
+        method, path, _ = request.first.split(" ", 2)
+        exchange = Exchange(method, path, request.body)
+        with self.lock:
+            if method == "POST" and path.endswith("/api/v1/push"):
+                self.pushes += 1
+                exchange.push = self.pushes
+            self.exchanges.append(exchange)
+            return exchange, self.faults.pop(exchange.push, None) or Fault()
+
+    def forward(self, conn: socket.socket, request: Message) -> bool:
+        """Send one request upstream and deal with the answer; tell whether to go on."""
+        exchange, fault = self.record(request)
+        if fault.before:
+            fault.before(exchange)
+        host, port = self.upstream.rsplit("/", 1)[-1].split(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=60) as upstream:
+                upstream.sendall(request.raw)
+                if fault.after:
+                    fault.after(exchange)
+                answer = read_message(upstream.makefile("rb"), response=True)
+        except (OSError, ValueError):
+            answer = None   # central died: the laptop sees its connection close
+        if answer is None:
+            return False
+        exchange.status, exchange.answer = int(answer.first.split(" ")[1]), answer.body
+        if fault.respond == "drop":
+            return False    # central committed; the laptop never hears of it
+        if fault.respond == "hold":
+            self.held.set()
+            self.release.wait(60)
+            return False
+        conn.sendall(answer.raw)
+        return True
+
+
+@pytest.fixture
+def proxy(live_central):
+    """A fault proxy in front of the live central."""
+    server = FaultProxy(live_central)
+    yield server
+    server.close()
+
+
+# ---- laptops --------------------------------------------------------------------
+
+def fresh_laptop_file(template: Path, path: Path) -> Path:
+    """Copy the users template to PATH and give the copy a device id of its own."""
+    shutil.copyfile(template, path)
+    db = connect(path)
+    with transaction(db):
+        set_meta(db, "device_id", new_id())
+    db.close()
+    return path
+
+
+class Laptop:
+    """A laptop app on its own SQLite file: a teacher and an admin logged in, its CLI."""
+
+    def __init__(self, base: Path, name: str, template: Path):
+        path = fresh_laptop_file(template, base / f"{name}.sqlite")
+        self.name = name
+        self.app = create_laptop({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(path),
+                                  "MIN_LAP_SECONDS": 60,
+                                  "INSTANCE_CONFIG_FILE": str(base / f"{name}-config.py")})
+        self.db = connect(path)
+        self.teacher, self.admin = self.app.test_client(), self.app.test_client()
+        self.teacher.csrf, self.admin.csrf = login(self.teacher, "tom"), login(self.admin, "ada")
+        self.cli = self.app.test_cli_runner()
+
+    @property
+    def device(self) -> str:
+        """Return this laptop's device id."""
+        return device_id(self.db)
+
+    def lap(self, number: int, confirm: bool = False, runner_id: str | None = None):
+        """Record a lap the way the lap page does; return the response."""
+        data = {"start_number": str(number), "client_key": new_id()}
+        data.update({"confirm": "1"} if confirm else {})
+        data.update({"runner_id": runner_id} if runner_id else {})
+        return self.teacher.post("/laps", data=data, headers={**JSON, "X-CSRFToken": self.teacher.csrf})
+
+    def record(self, number: int, confirm: bool = False) -> str:
+        """Record a lap that must be accepted; return its id."""
+        response = self.lap(number, confirm)
+        assert response.status_code == 201, (self.name, number, response.get_json())
+        return response.get_json()["lap"]["id"]
+
+    def void(self, lap_id: str, voided: bool = True) -> None:
+        """Void (or restore) a lap through the page's endpoint."""
+        action = "void" if voided else "restore"
+        response = self.teacher.post(f"/laps/{lap_id}/{action}", data={"reason": "double count"},
+                                     headers={**JSON, "X-CSRFToken": self.teacher.csrf})
+        assert response.status_code == 200 and response.get_json()["changed"], response.get_json()
+
+    def save_runner(self, number: int, name: str, class_: str, grade: int,
+                    runner_id: str | None = None) -> str:
+        """Add (or edit) a runner through the admin's form; return its id."""
+        path = f"/runners/{runner_id}/edit" if runner_id else "/runners/new"
+        response = self.admin.post(path, data={"start_number": str(number), "name": name,
+                                               "class": class_, "grade": str(grade)},
+                                   headers={"X-CSRFToken": self.admin.csrf})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return runner_id or self.runner_id(number)
+
+    def runner_id(self, number: int) -> str:
+        """Return the id of this laptop's only runner with that start number."""
+        rows = self.db.execute("SELECT id FROM runner WHERE start_number = ?", [number]).fetchall()
+        assert len(rows) == 1, (self.name, number, rows)
+        return rows[0][0]
+
+    def knows(self, number: int) -> bool:
+        """Tell whether a runner has this start number here."""
+        return self.db.execute("SELECT 1 FROM runner WHERE start_number = ?", [number]).fetchone() is not None
+
+    def connect(self, url: str, token: str) -> None:
+        """Run `flask connect URL TOKEN` (stores the config and syncs once)."""
+        result = self.cli.invoke(args=["connect", url, token])
+        assert result.exit_code == 0, result.output
+
+    def sync(self) -> str:
+        """Run `flask sync`; return its output."""
+        result = self.cli.invoke(args=["sync"])
+        assert result.exit_code == 0, (self.name, result.output)
+        return result.output
+
+    def close(self) -> None:
+        """Close the assertion connection."""
+        self.db.close()
+
+
+@pytest.fixture
+def laptops(tmp_path, users_template):
+    """Make laptops on demand: make("a") -> Laptop; all closed at the end."""
+    made: list[Laptop] = []
+
+    def make(name: str) -> Laptop:
+        made.append(Laptop(tmp_path, name, users_template))
+        return made[-1]
+
+    yield make
+    for laptop in made:
+        laptop.close()
+
+
+# ---- reading both ends --------------------------------------------------------
+
+def roster(db) -> list[tuple]:
+    """Return a laptop's runners (id, start_number, name, class, grade, hlc, origin), sorted."""
+    return sorted(db.execute("SELECT id, start_number, name, class, grade, hlc, origin "
+                             "FROM runner").fetchall())
+
+
+def central_roster(conn) -> list[tuple]:
+    """Return central's runners in the same shape."""
+    rows = conn.execute("SELECT id, start_number, name, class, grade, hlc, origin FROM runner")
+    return sorted(tuple(row.values()) for row in rows)
+
+
+def central_totals(conn) -> dict:
+    """Return central's runner_total, without zero rows."""
+    return {r["runner_id"]: r["laps"] for r in conn.execute("SELECT runner_id, laps FROM runner_total")
+            if r["laps"]}
+
+
+def central_counting(conn) -> dict:
+    """Return {lap id: runner id} of central's laps that count (lap minus voids)."""
+    rows = conn.execute("SELECT lap.id, lap.runner_id FROM lap LEFT JOIN lap_void v "
+                        "ON v.lap_id = lap.id WHERE v.voided IS NOT TRUE").fetchall()
+    return {r["id"]: r["runner_id"] for r in rows}
+
+
+def central_laps(conn) -> Counter:
+    """Return how often each lap id is stored at central (exactly once: all 1)."""
+    return Counter(r["id"] for r in conn.execute("SELECT id FROM lap"))
+
+
+def by_runner(laps: dict) -> dict:
+    """Count {lap id: runner id} per runner."""
+    return dict(Counter(laps.values()))
+
+
+def laptop_laps(db) -> tuple[dict, dict]:
+    """Return ({lap id: runner id} of all laps, of those that count) recorded on a laptop."""
+    rows = db.execute("SELECT id, runner_id, voided_at IS NULL FROM lap").fetchall()
+    return {r[0]: r[1] for r in rows}, {r[0]: r[1] for r in rows if r[2]}
+
+
+def pending(db) -> list[int]:
+    """Return the outbox seqs not yet acknowledged."""
+    return [r[0] for r in db.execute("SELECT seq FROM change WHERE pushed_at IS NULL ORDER BY seq")]
+
+
+def lww_roster(dbs) -> list[tuple]:
+    """Compute the roster from every runner change in the laptops' outboxes by (hlc, origin)."""
+    latest: dict = {}
+    for db in dbs:
+        for (payload,) in db.execute("SELECT payload FROM change WHERE entity = 'runner'"):
+            r = json.loads(payload)
+            if r["id"] not in latest or (r["hlc"], r["origin"]) > (latest[r["id"]]["hlc"],
+                                                                  latest[r["id"]]["origin"]):
+                latest[r["id"]] = r
+    return sorted((r["id"], r["start_number"], r["name"], r["class"], r["grade"], r["hlc"],
+                   r["origin"]) for r in latest.values())
+
+
+def assert_converged(laps: list[Laptop], central_db, context: str) -> None:
+    """Central holds the union of the laptops' laps once; every laptop shows central's state."""
+    recorded, counting = {}, {}
+    for laptop in laps:
+        mine, counts = laptop_laps(laptop.db)
+        recorded.update(mine)
+        counting.update(counts)
+        assert pending(laptop.db) == [], (context, laptop.name)
+    stored = central_laps(central_db)
+    assert set(stored) == set(recorded) and set(stored.values()) == {1}, context
+    assert central_counting(central_db) == counting, context
+    assert central_totals(central_db) == by_runner(counting), context
+    expected_roster = lww_roster([laptop.db for laptop in laps])
+    assert central_roster(central_db) == expected_roster, context
+    totals = central_totals(central_db)
+    for laptop in laps:
+        assert roster(laptop.db) == expected_roster, (context, laptop.name)
+        shown = {r[0]: lap_count(laptop.db, r[0]) for r in expected_roster}
+        assert shown == {r[0]: totals.get(r[0], 0) for r in expected_roster}, (context, laptop.name)
+
+
+def two_connected_laptops(laptops, live_central, central_db) -> tuple[Laptop, Laptop]:
+    """Laptop A with the base roster connects first; laptop B connects and pulls it."""
+    a, b = laptops("a"), laptops("b")
+    for number, name, class_, grade in BASE_ROSTER:
+        add_runner(a.db, number, name, class_, grade)
+    a.connect(live_central, register_device(central_db, "laptop-a"))
+    b.connect(live_central, register_device(central_db, "laptop-b"))
+    assert roster(b.db) == roster(a.db) and len(roster(b.db)) == len(BASE_ROSTER)
+    return a, b
+
+
+# ---- 1. two laptops offline, synced in any order ---------------------------------
+
+def offline_a1(a: Laptop, b: Laptop) -> None:
+    """A counts, voids one lap, voids and restores another, adds runner 20, renames 2."""
+    laps = [a.record(1), a.record(2), a.record(3), a.record(1, confirm=True)]
+    a.void(laps[1])
+    a.void(laps[2])
+    a.void(laps[2], voided=False)
+    a.save_runner(20, "Dora Ernst", "7c", 7)
+    a.record(20)
+    a.save_runner(2, "Ben Cruz-A", "5a", 5, a.runner_id(2))
+
+
+def offline_b1(a: Laptop, b: Laptop) -> None:
+    """B counts, voids a lap, adds runner 21, renames 2 too and moves 3 to another class."""
+    laps = [b.record(1), b.record(3), b.record(3, confirm=True)]
+    b.void(laps[2])
+    b.save_runner(21, "Emil Fox", "7c", 7)
+    b.record(21)
+    b.save_runner(2, "Ben Cruz-B", "5a", 5, b.runner_id(2))
+    b.save_runner(3, "Cleo Dahl", "6c", 6, b.runner_id(3))
+
+
+def offline_a2(a: Laptop, b: Laptop) -> None:
+    """A counts more, voids its lap of runner 20, counts 21 if it knows it, edits runner 20."""
+    laps = [a.record(2, confirm=True), a.record(20, confirm=True)]
+    a.void(laps[1])
+    if a.knows(21):
+        a.record(21)
+    a.save_runner(20, "Dora Ernst-Weg", "7c", 7, a.runner_id(20))
+
+
+def offline_b2(a: Laptop, b: Laptop) -> None:
+    """B counts more; if it knows runner 20 by now, counts and edits it (against A's edit)."""
+    b.record(1, confirm=True)
+    if b.knows(20):
+        b.record(20)
+        b.save_runner(20, "Dora Ernst", "7c", 8, b.runner_id(20))
+    lap = b.record(21, confirm=True)
+    b.void(lap)
+    b.void(lap, voided=False)
+
+
+STEPS = {"A1": offline_a1, "B1": offline_b1, "A2": offline_a2, "B2": offline_b2,
+         "syncA": lambda a, b: a.sync(), "syncB": lambda a, b: b.sync()}
+ORDERS = {
+    "a_then_b": ["A1", "B1", "A2", "B2", "syncA", "syncB"],
+    "b_then_a": ["A1", "B1", "A2", "B2", "syncB", "syncA"],
+    "interleaved": ["A1", "B1", "syncA", "syncB", "A2", "B2", "syncB", "syncA"],
+}
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+def test_two_offline_laptops_converge_in_any_sync_order(laptops, live_central, central_db, order):
+    a, b = two_connected_laptops(laptops, live_central, central_db)
+    for step in ORDERS[order]:
+        STEPS[step](a, b)
+    for laptop in (a, b, a, b):   # the final round: each laptop syncs twice
+        laptop.sync()
+    assert_converged([a, b], central_db, f"order {order}")
+    assert {row[1] for row in roster(a.db)} == {1, 2, 3, 20, 21}
+    edits = {row[2] for row in roster(a.db) if row[1] == 2}
+    assert len(edits) == 1 and edits <= {"Ben Cruz-A", "Ben Cruz-B"}   # one winner everywhere
