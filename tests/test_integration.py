@@ -483,3 +483,257 @@ def test_two_offline_laptops_converge_in_any_sync_order(laptops, live_central, c
     assert {row[1] for row in roster(a.db)} == {1, 2, 3, 20, 21}
     edits = {row[2] for row in roster(a.db) if row[1] == 2}
     assert len(edits) == 1 and edits <= {"Ben Cruz-A", "Ben Cruz-B"}   # one winner everywhere
+
+
+# ---- 2. replays, lost answers, killed processes ---------------------------------
+
+MAX_BATCH = 1000  # lapsync.protocol.MAX_BATCH_CHANGES, the client's batch size
+
+
+@pytest.fixture
+def offline(tmp_path, users_template):
+    """Make a laptop database with N runners: offline(n) -> (db, runner ids); closed at the end."""
+    opened = []
+
+    def make(runners: int) -> tuple:
+        db = connect(fresh_laptop_file(users_template, tmp_path / f"laptop{len(opened)}.sqlite"))
+        opened.append(db)
+        return db, [add_runner(db, n, f"Runner {n}", "5a", 5) for n in range(1, runners + 1)]
+
+    yield make
+    for db in opened:
+        db.close()
+
+
+def user_id(db, name: str = "tom") -> str:
+    """Return a user's id on a laptop."""
+    return db.execute("SELECT id FROM user WHERE name = ?", [name]).fetchone()[0]
+
+
+def bulk_laps(db, runner_ids: list[str], count: int) -> list[str]:
+    """Record COUNT laps round-robin in one transaction, each with its outbox change as record_lap does."""
+    me, user, start, ids = device_id(db), user_id(db), now_ms(), []
+    with transaction(db):
+        for n in range(count):
+            lap = {"id": new_id(), "runner_id": runner_ids[n % len(runner_ids)], "created_by": user,
+                   "time": start + n, "device_id": me}
+            db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id) "
+                       "VALUES (:id, :runner_id, :created_by, :time, :device_id)", lap)
+            record_change(db, "lap", lap["id"], lap)
+            ids.append(lap["id"])
+    return ids
+
+
+def void_some(db, laps: list[str], every: int) -> None:
+    """Void every n-th lap and restore every 2n-th again (each a change of its own)."""
+    user = user_id(db)
+    for lap in laps[::every]:
+        set_void(db, lap, user, True)
+    for lap in laps[::2 * every]:
+        set_void(db, lap, user, False)
+
+
+def last_seq(db) -> int:
+    """Return the laptop's highest outbox seq."""
+    return db.execute("SELECT max(seq) FROM change").fetchone()[0]
+
+
+def central_device(central_db, db) -> dict:
+    """Return central's device row for a laptop: last applied seq and laps delivered."""
+    return central_db.execute("SELECT last_seq, laps_pushed FROM device WHERE laptop_id = %s",
+                              [device_id(db)]).fetchone()
+
+
+def seqs(body: bytes) -> list[int]:
+    """Return the seqs of a captured push body."""
+    return [c["seq"] for c in json.loads(body)["changes"]]
+
+
+def assert_exactly_once(db, central_db, context: str = "") -> None:
+    """Every lap of the laptop is at central once, totals and shown counts agree, all acked."""
+    recorded, counting = laptop_laps(db)
+    assert pending(db) == [], context
+    stored = central_laps(central_db)
+    assert set(stored) == set(recorded) and set(stored.values()) == {1}, context
+    assert central_counting(central_db) == counting, context
+    totals = central_totals(central_db)
+    assert totals == by_runner(counting), context
+    assert central_device(central_db, db) == {"last_seq": last_seq(db), "laps_pushed": len(recorded)}, context
+    assert {r: lap_count(db, r) for r in totals} == totals, context
+
+
+def test_replaying_every_captured_push_batch_in_shuffled_order_changes_nothing(
+        offline, proxy, live_central, central_db):
+    db, runners = offline(7)
+    laps = bulk_laps(db, runners, 2 * MAX_BATCH + 300)
+    void_some(db, laps, 97)
+    update_runner(db, runners[0], 1, "Renamed Runner", "5b", 5)
+    token = register_device(central_db, "laptop-a")
+    assert client.sync_once(db, client.Central(proxy.url, token)).error is None
+    captured = proxy.pushed()
+    assert len(captured) == 3 and all(e.status == 200 for e in captured)
+    before = snapshot(central_db, skip_device_contact=True)
+    replays = [e.body for e in captured] * 4
+    random.Random(SEED).shuffle(replays)
+    for n, body in enumerate(replays):
+        response = requests.post(f"{live_central}/api/v1/push", data=body, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+        assert response.status_code == 200, (SEED, n, response.text)
+        assert response.json()["acked_seq"] == last_seq(db) and response.json()["rejected"] == [], (SEED, n)
+    assert snapshot(central_db, skip_device_contact=True) == before, f"seed {SEED}"
+    assert client.sync_once(db, client.Central(live_central, token), force=True).pushed == 0
+    assert_exactly_once(db, central_db, f"seed {SEED}")
+
+
+def test_answer_dropped_after_central_committed_is_retried_and_counted_once(offline, proxy, central_db):
+    db, runners = offline(5)
+    laps = bulk_laps(db, runners, 2 * MAX_BATCH + 300)
+    void_some(db, laps, 50)
+    central = client.Central(proxy.url, register_device(central_db, "laptop-a"), 2, 10)
+    proxy.faults[2] = Fault(respond="drop")
+    failed = client.sync_once(db, central)
+    assert failed.error is not None and failed.error.kind == client.TRANSIENT, failed.error
+    dropped = proxy.pushed()[1]
+    batch = seqs(dropped.body)
+    assert dropped.status == 200 and json.loads(dropped.answer)["acked_seq"] == batch[-1]
+    assert central_device(central_db, db)["last_seq"] == batch[-1]   # central committed ...
+    assert pending(db)[0] == batch[0]                                 # ... the laptop never heard
+    deadline = time.monotonic() + 5
+    while (retry := client.sync_once(db, central)).skipped == "backoff":   # the job's own retry
+        assert time.monotonic() < deadline, "backoff did not end"
+        time.sleep(0.02)
+    assert retry.error is None, retry.error
+    assert seqs(proxy.pushed()[2].body)[0] == batch[0]   # the same changes went again
+    assert_exactly_once(db, central_db)
+
+
+def laptop_sync_process(path: Path, url: str, token: str, log: Path) -> subprocess.Popen:
+    """Start `flask --app app sync` on a laptop file, configured through the environment."""
+    env = {**os.environ, "LAPSYNC_DATABASE": str(path), "LAPSYNC_CENTRAL_URL": url,
+           "LAPSYNC_CENTRAL_TOKEN": token, "FLASK_SECRET_KEY": "integration-test"}
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "sync"], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_laptop_killed_between_centrals_commit_and_its_ack_syncs_exactly_once(
+        offline, proxy, central_db, tmp_path):
+    db, runners = offline(5)
+    path = Path(db.execute("PRAGMA database_list").fetchone()[2])
+    laps = bulk_laps(db, runners, MAX_BATCH + 500)
+    void_some(db, laps, 40)
+    token, log = register_device(central_db, "laptop-a"), tmp_path / "sync.log"
+    proxy.faults[2] = Fault(respond="hold")
+    process = laptop_sync_process(path, proxy.url, token, log)
+    try:
+        deadline = time.monotonic() + 60
+        while not proxy.held.wait(0.05):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+        os.kill(process.pid, signal.SIGKILL)   # central committed; its answer is on the way
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+    assert process.returncode == -signal.SIGKILL
+    held = proxy.pushed()[1]
+    batch = seqs(held.body)
+    assert json.loads(held.answer)["acked_seq"] == batch[-1] == last_seq(db)
+    assert pending(db) == batch                                # never acknowledged locally
+    assert set(central_laps(central_db)) == set(laptop_laps(db)[0])
+    before = snapshot(central_db, skip_device_contact=True)
+    again = laptop_sync_process(path, proxy.url, token, log)
+    assert again.wait(60) == 0, log.read_text()
+    assert f"pushed {len(batch)} changes" in log.read_text()
+    assert snapshot(central_db, skip_device_contact=True) == before
+    assert_exactly_once(db, central_db)
+
+
+class CentralProcess:
+    """Central under gunicorn with two workers, in a process group of its own."""
+
+    def __init__(self, pg_url: str, log: Path):
+        env = {**os.environ, "DATABASE_URL": pg_url, "FLASK_DATABASE_URL": pg_url}
+        self.log = open(log, "a", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0", "sync:create_app()"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self.url = self.wait_listening()
+        threading.Thread(target=self.drain, daemon=True).start()
+
+    def wait_listening(self, timeout: float = 30) -> str:
+        """Return the URL gunicorn reports once it listens."""
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stderr:
+            self.log.write(line)
+            found = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                return found.group(1)
+            if time.monotonic() > deadline:
+                break
+        self.kill()
+        raise AssertionError(f"gunicorn did not start (exit {self.proc.poll()})")
+
+    def drain(self) -> None:
+        """Copy gunicorn's log to the log file (a full pipe would stall it)."""
+        for line in self.proc.stderr:
+            self.log.write(line)
+
+    def kill(self) -> None:
+        """SIGKILL the master and its workers at once; no shutdown code runs."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def blocked_by(central_db, pid: int) -> bool:
+    """Tell whether some backend waits for a lock held by backend PID."""
+    return central_db.execute("SELECT count(*) AS n FROM pg_stat_activity "
+                              "WHERE %s = ANY(pg_blocking_pids(pid))", [pid]).fetchone()["n"] > 0
+
+
+def test_central_killed_inside_a_push_and_restarted_loses_and_doubles_no_lap(
+        offline, pg_url, central_db, tmp_path):
+    db, runners = offline(20)
+    laps = bulk_laps(db, runners, 5 * MAX_BATCH)
+    void_some(db, laps, 101)
+    token, log = register_device(central_db, "laptop-a"), tmp_path / "central.log"
+    first = CentralProcess(pg_url, log)
+    proxy, locker, second = FaultProxy(first.url), psycopg.connect(pg_url), None
+
+    def hold_totals(exchange: Exchange) -> None:
+        """Lock every lap total: the third batch's transaction stops after writing its laps."""
+        locker.execute("SELECT runner_id FROM runner_total FOR UPDATE")
+
+    def kill_central_inside_the_transaction(exchange: Exchange) -> None:
+        """SIGKILL central while its transaction waits, laps written, not committed."""
+        deadline = time.monotonic() + 20
+        while not blocked_by(central_db, locker.info.backend_pid):
+            assert time.monotonic() < deadline, "the push never reached the lap totals"
+            time.sleep(0.01)
+        first.kill()
+        locker.rollback()
+
+    proxy.faults[3] = Fault(before=hold_totals, after=kill_central_inside_the_transaction)
+    try:
+        central = client.Central(proxy.url, token, 2, 30)
+        failed = client.sync_once(db, central)
+        assert failed.error is not None and failed.error.kind == client.TRANSIENT, failed.error
+        committed = seqs(proxy.pushed()[1].body)[-1]          # batches 1 and 2, not 3
+        assert central_device(central_db, db)["last_seq"] == committed
+        sent = {r[0] for r in db.execute("SELECT entity_id FROM change WHERE entity = 'lap' "
+                                         "AND seq <= ?", [committed])}
+        assert set(central_laps(central_db)) == sent          # all of 1-2, nothing of 3
+        assert pending(db)[0] == committed + 1
+        second = CentralProcess(pg_url, log)
+        proxy.upstream = second.url
+        assert client.sync_once(db, central, force=True).error is None
+        assert_exactly_once(db, central_db)
+    finally:
+        proxy.close()
+        locker.close()
+        for process in (first, second):
+            if process is not None:
+                process.kill()
