@@ -737,3 +737,35 @@ def test_central_killed_inside_a_push_and_restarted_loses_and_doubles_no_lap(
         for process in (first, second):
             if process is not None:
                 process.kill()
+
+
+# ---- 3. a start-number clash across two laptops ------------------------------------
+
+def test_start_number_clash_across_laptops_keeps_both_runners_and_lap_entry_asks_which(
+        laptops, live_central, central_db):
+    a, b = two_connected_laptops(laptops, live_central, central_db)
+    lena = a.save_runner(17, "Lena Roth", "5a", 5)      # both offline: 17 is free on each
+    mia = b.save_runner(17, "Mia Sommer", "6b", 6)
+    a.record(17), a.record(17, confirm=True), b.record(17)
+    for laptop in (a, b, a, b):
+        laptop.sync()
+    clashes = central_db.execute("SELECT kind, value, runner_a, runner_b, resolved_at FROM clash").fetchall()
+    assert clashes == [{"kind": "start_number", "value": "17", "runner_a": min(lena, mia),
+                        "runner_b": max(lena, mia), "resolved_at": None}]
+    assert central_totals(central_db) == {lena: 2, mia: 1}
+    assert_converged([a, b], central_db, "clash")
+    for laptop in (a, b):
+        assert {r[0] for r in roster(laptop.db) if r[1] == 17} == {lena, mia}
+        outbox = laptop.db.execute("SELECT count(*) FROM change").fetchone()[0]
+        asked = laptop.lap(17, confirm=True)
+        assert asked.status_code == 409, asked.get_json()
+        assert asked.get_json()["error"] == "ambiguous_start_number"
+        assert {r["id"] for r in asked.get_json()["runners"]} == {lena, mia}
+        assert laptop.db.execute("SELECT count(*) FROM change").fetchone()[0] == outbox  # nothing recorded
+    chosen = a.lap(17, confirm=True, runner_id=mia)
+    assert chosen.status_code == 201 and chosen.get_json()["runner"]["id"] == mia
+    assert chosen.get_json()["count"] == 2                # B's lap + this one
+    for laptop in (a, b, a):
+        laptop.sync()
+    assert central_totals(central_db) == {lena: 2, mia: 2}
+    assert_converged([a, b], central_db, "clash, after choosing")
