@@ -376,7 +376,10 @@ def start_all(args: argparse.Namespace) -> int:
     laptop_url, central_url = f"http://{HOST}:{args.port}/", f"http://{HOST}:{args.central_port}/"
     pgdata = Path(os.environ.get("FLASK_PGDATA") or ROOT / "instance" / "central" / "pgdata")
     stop_pg = not os.environ.get("DATABASE_URL") and not embedded_running(pgdata)
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    # Ctrl+C and SIGTERM stop everything the same way, even where SIGINT was
+    # inherited as ignored (e.g. started in the background by a script).
+    previous = signal.signal(signal.SIGTERM, raise_interrupt), \
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     running: list[tuple[str, subprocess.Popen]] = []
     try:
         run(flask("init-db"), env=helper_env())
@@ -399,7 +402,8 @@ def start_all(args: argparse.Namespace) -> int:
         return 130
     finally:
         stop(running)
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
         if stop_pg and embedded_running(pgdata):
             subprocess.run(central_flask("pg-stop"), cwd=ROOT, env=helper_env())
 
