@@ -769,3 +769,233 @@ def test_start_number_clash_across_laptops_keeps_both_runners_and_lap_entry_asks
         laptop.sync()
     assert central_totals(central_db) == {lena: 2, mia: 2}
     assert_converged([a, b], central_db, "clash, after choosing")
+
+
+# ---- 4. property: random interleavings on three laptops converge ------------------
+
+_databases = itertools.count(1)
+WORDS = ("Anna", "Ben", "Cleo")
+CLASSES = ("5a", "6b")
+MIN_LAP_MS = 60_000   # every example runs in far less: a second lap of a runner is "too soon"
+
+
+@contextlib.contextmanager
+def fresh_central(server_url: str, template: str):
+    """Serve central on a loopback port on a fresh database (a template copy), dropped after."""
+    name = f"lapsync_prop_{os.getpid()}_{next(_databases)}"
+    admin_execute(server_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(template)))
+    url = with_database(server_url, name)
+    app = create_central({"TESTING": True, "DATABASE_URL": url, "DB_POOL_SIZE": 4})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            yield f"http://127.0.0.1:{server.server_port}", conn
+    finally:
+        server.shutdown()
+        thread.join(5)
+        close_pool(app)
+        drop_database(server_url, name)
+
+
+def lww(events: list[dict]) -> dict:
+    """Return the event with the greatest (hlc, origin)."""
+    return max(events, key=lambda e: (e["hlc"], e["origin"]))
+
+
+@dataclass
+class Model:
+    """Every change the laptops made, and what applying all of them in one place gives."""
+
+    laps: dict = field(default_factory=dict)       # lap id -> runner id
+    voids: dict = field(default_factory=dict)      # lap id -> [lap_void payloads]
+    runners: dict = field(default_factory=dict)    # runner id -> [runner payloads]
+    tags: dict = field(default_factory=dict)       # runner id -> its number of birth (order)
+    added: int = 0
+
+    def voided(self, lap_id: str) -> bool:
+        """Return a lap's void state by last writer wins."""
+        return bool(self.voids.get(lap_id)) and lww(self.voids[lap_id])["voided"]
+
+    def counting(self) -> dict:
+        """Return {lap id: runner id} of the laps that count."""
+        return {lap: runner for lap, runner in self.laps.items() if not self.voided(lap)}
+
+    def roster(self) -> list[tuple]:
+        """Return the runners by last writer wins, shaped like roster()."""
+        rows = [lww(events) for events in self.runners.values()]
+        return sorted((r["id"], r["start_number"], r["name"], r["class"], r["grade"], r["hlc"],
+                       r["origin"]) for r in rows)
+
+
+def last_payload(db, entity: str) -> dict:
+    """Return the payload of the laptop's latest outbox change of an entity."""
+    row = db.execute("SELECT payload FROM change WHERE entity = ? ORDER BY seq DESC LIMIT 1",
+                     [entity]).fetchone()
+    return json.loads(row[0])
+
+
+class Fleet:
+    """Three laptop databases syncing with one central, and the model of what they did."""
+
+    def __init__(self, base: Path, template: Path, url: str, central_db):
+        self.dbs = [connect(fresh_laptop_file(template, base / f"laptop{i}.sqlite")) for i in range(3)]
+        self.centrals = [client.Central(url, register_device(central_db, f"laptop-{i}"), 2, 10)
+                         for i in range(3)]
+        self.users = [user_id(db) for db in self.dbs]
+        self.model = Model()
+
+    def close(self) -> None:
+        """Close the laptop databases."""
+        for db in self.dbs:
+            db.close()
+
+    def known(self, i: int) -> list[str]:
+        """Return the runner ids laptop i knows, in the (deterministic) order of their birth."""
+        ids = [r[0] for r in self.dbs[i].execute("SELECT id FROM runner")]
+        return sorted(ids, key=self.model.tags.__getitem__)
+
+    def own_laps(self, i: int) -> list[str]:
+        """Return laptop i's laps in the order they were recorded."""
+        return [r[0] for r in self.dbs[i].execute("SELECT id FROM lap ORDER BY rowid")]
+
+    def apply(self, op: tuple) -> None:
+        """Run one operation on its laptop and add what it changed to the model."""
+        getattr(self, op[0])(*op[1:])
+
+    def record(self, i: int, pick: int, confirm: bool) -> None:
+        """Record a lap of a known runner; too soon without confirm records nothing."""
+        db, known = self.dbs[i], self.known(i)
+        if not known:
+            return
+        runner = known[pick % len(known)]
+        number = db.execute("SELECT start_number FROM runner WHERE id = ?", [runner]).fetchone()[0]
+        counted = any(r == runner and lap in self.own_laps(i) and not self.model.voided(lap)
+                      for lap, r in self.model.laps.items())
+        try:
+            lap = record_lap(db, number, self.users[i], MIN_LAP_MS, confirm=confirm, runner_id=runner)
+        except InputError as exc:
+            assert exc.code == "too_soon" and counted and not confirm, exc.code
+            return
+        assert confirm or not counted, "a second lap within the minimum time was not refused"
+        self.model.laps[lap["lap"]["id"]] = runner
+
+    def set_void(self, i: int, pick: int, voided: bool) -> None:
+        """Void or restore one of laptop i's laps."""
+        laps = self.own_laps(i)
+        if not laps:
+            return
+        lap = laps[pick % len(laps)]
+        changed = set_void(self.dbs[i], lap, self.users[i], voided)["changed"]
+        assert changed == (self.model.voided(lap) != voided)
+        if changed:
+            self.model.voids.setdefault(lap, []).append(last_payload(self.dbs[i], "lap_void"))
+
+    def void(self, i: int, pick: int) -> None:
+        """Void a lap."""
+        self.set_void(i, pick, True)
+
+    def restore(self, i: int, pick: int) -> None:
+        """Restore a lap."""
+        self.set_void(i, pick, False)
+
+    def save(self, i: int, runner: str | None, number: int, word: int, class_: int,
+             grade: int) -> None:
+        """Add (runner None) or edit a runner; a start number taken here is refused."""
+        db = self.dbs[i]
+        tag = self.model.tags[runner] if runner else self.model.added
+        taken = db.execute("SELECT 1 FROM runner WHERE start_number = ? AND id IS NOT ?",
+                           [number, runner]).fetchone() is not None
+        fields = (number, f"{WORDS[word]} {tag}", CLASSES[class_], grade)
+        try:
+            if runner:
+                update_runner(db, runner, *fields)
+            else:
+                self.model.added += 1
+                runner = add_runner(db, *fields)
+        except InputError as exc:
+            assert exc.code == "duplicate_start_number" and taken, exc.code
+            return
+        assert not taken, "a start number taken on this laptop was given again"
+        self.model.tags.setdefault(runner, tag)
+        self.model.runners.setdefault(runner, []).append(last_payload(db, "runner"))
+
+    def add(self, i: int, number: int, word: int, class_: int, grade: int) -> None:
+        """Add a runner."""
+        self.save(i, None, number, word, class_, grade)
+
+    def edit(self, i: int, pick: int, number: int, word: int, class_: int, grade: int) -> None:
+        """Edit a runner laptop i knows (its own or pulled)."""
+        known = self.known(i)
+        if known:
+            self.save(i, known[pick % len(known)], number, word, class_, grade)
+
+    def sync(self, i: int) -> None:
+        """Sync laptop i now; it must succeed with nothing rejected."""
+        result = client.sync_once(self.dbs[i], self.centrals[i], force=True)
+        assert result.error is None and result.rejected == 0, result.error
+
+
+LAPTOP, PICK, NUMBER = st.integers(0, 2), st.integers(0, 999), st.integers(1, 8)
+RUNNER_FIELDS = (NUMBER, st.integers(0, len(WORDS) - 1), st.integers(0, len(CLASSES) - 1),
+                 st.integers(1, 13))
+OPERATION = st.one_of(
+    st.tuples(st.just("record"), LAPTOP, PICK, st.booleans()),
+    st.tuples(st.just("record"), LAPTOP, PICK, st.just(True)),
+    st.tuples(st.just("sync"), LAPTOP),
+    st.tuples(st.just("void"), LAPTOP, PICK),
+    st.tuples(st.just("void"), LAPTOP, PICK),
+    st.tuples(st.just("restore"), LAPTOP, PICK),
+    st.tuples(st.just("add"), LAPTOP, *RUNNER_FIELDS),
+    st.tuples(st.just("edit"), LAPTOP, PICK, *RUNNER_FIELDS),
+)
+# Every example starts with a runner on each laptop, two of them sharing number 1,
+# and one sync round, so that laptops edit and count each other's runners early.
+OPENING = [("add", 0, 1, 0, 0, 5), ("add", 1, 2, 1, 1, 6), ("add", 2, 1, 2, 0, 5),
+           ("sync", 0), ("sync", 1), ("sync", 2), ("sync", 0)]
+
+
+@seed(SEED)
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(OPERATION, min_size=20, max_size=60))
+def test_random_interleavings_on_three_laptops_converge_to_all_changes_applied_in_one_place(
+        pg_server_url, pg_template, users_template, ops):
+    ops = OPENING + ops
+    note(f"seed {SEED}; operations {ops}")
+    with fresh_central(pg_server_url, pg_template) as (url, central_db), \
+            tempfile.TemporaryDirectory(prefix="lapsync-prop-") as base:
+        fleet = Fleet(Path(base), users_template, url, central_db)
+        try:
+            for n, op in enumerate(ops):
+                try:
+                    fleet.apply(op)
+                except AssertionError as exc:
+                    raise AssertionError(f"seed {SEED}: operation {n} {op}: {exc}") from exc
+            for i in [0, 1, 2, 0, 1, 2]:        # the final round: each laptop syncs twice
+                fleet.sync(i)
+            assert_fleet_converged(fleet, central_db, f"seed {SEED}")
+        finally:
+            fleet.close()
+
+
+def assert_fleet_converged(fleet: Fleet, central_db, context: str) -> None:
+    """Central and every laptop hold the state of all changes applied in one place."""
+    model = fleet.model
+    expected_roster, counting = model.roster(), model.counting()
+    assert central_roster(central_db) == expected_roster, context
+    stored = central_laps(central_db)
+    assert set(stored) == set(model.laps) and set(stored.values()) <= {1}, context
+    assert central_counting(central_db) == counting, context
+    totals = central_totals(central_db)
+    assert totals == by_runner(counting), context
+    for i, db in enumerate(fleet.dbs):
+        where = f"{context}, laptop {i}"
+        assert pending(db) == [], where
+        assert db.execute("SELECT count(*) FROM rejected_change").fetchone()[0] == 0, where
+        assert db.execute("SELECT count(*) FROM rejected_pull").fetchone()[0] == 0, where
+        assert roster(db) == expected_roster, where
+        shown = {r[0]: lap_count(db, r[0]) for r in expected_roster}
+        assert shown == {r[0]: totals.get(r[0], 0) for r in expected_roster}, where
