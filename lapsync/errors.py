@@ -16,7 +16,7 @@ class InputError(Exception):
 
 def wants_json() -> bool:
     """Tell whether the client asked for JSON rather than a page."""
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" or request.is_json
 
 

@@ -182,3 +182,9 @@ def test_pulled_min_lap_time_overrides_config(teacher, runners, db):
 def test_count_includes_laps_from_other_laptops(teacher, runners, db):
     db.execute("INSERT INTO runner_other_laps (runner_id, laps) VALUES (?, 4)", [runners[2]])
     assert post_lap(teacher, "2").get_json()["count"] == 5
+
+
+def test_accept_any_gets_the_page_flow_not_json(teacher, runners):
+    response = teacher.post("/laps", data={"start_number": "1", "csrf_token": teacher.csrf},
+                            headers={"Accept": "*/*"})
+    assert response.status_code == 302  # a plain form post: redirect back to the page
