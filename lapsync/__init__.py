@@ -12,11 +12,22 @@ csrf = CSRFProtect()
 
 
 def load_secret_key(instance_path: str) -> str:
-    """Return the laptop's persistent secret key, creating it on first start."""
+    """Return the app's persistent secret key, creating it on first start.
+
+    Written to a temporary file and linked into place, so that processes starting
+    together (gunicorn workers) all end up with the one key that won.
+    """
     path = Path(instance_path) / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_hex(32), encoding="utf-8")
-        path.chmod(0o600)
+        tmp = path.with_name(f"secret_key.{os.getpid()}.tmp")
+        tmp.write_text(secrets.token_hex(32), encoding="utf-8")
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text(encoding="utf-8").strip()
 
 

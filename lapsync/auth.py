@@ -121,11 +121,11 @@ can_record = role_required("admin", "teacher")
 admin_required = role_required("admin")
 
 
-def safe_next(target: str | None) -> str:
+def safe_next(target: str | None, fallback: str = "laps.index") -> str:
     """Return a local redirect target, never another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return url_for("laps.index")
+    return url_for(fallback)
 
 
 @bp.route("/login", methods=["GET", "POST"])

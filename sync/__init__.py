@@ -12,20 +12,27 @@ import os
 from pathlib import Path
 
 import psycopg
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from lapsync.errors import InputError
+from lapsync import load_secret_key
+from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_BATCH_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
+csrf = CSRFProtect()
 
 
 def error(code: str, message: str, status: int, **extra) -> Response:
-    """Answer an error as JSON {"error", "message"}."""
-    response = jsonify(error=code, message=message, **extra)
+    """Answer an error: JSON {"error", "message"} for the API and JSON clients, else a page."""
+    if request.path.startswith("/api/") or wants_json():
+        response = jsonify(error=code, message=message, **extra)
+    else:
+        response = make_response(render_template("error.html", code=code, message=message,
+                                                 status=status))
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="lapsync"'
@@ -33,12 +40,18 @@ def error(code: str, message: str, status: int, **extra) -> Response:
 
 
 def register_errors(app: Flask) -> None:
-    """Answer every error as JSON: bad input 4xx, database trouble 503, never HTML."""
+    """Answer every error alike: bad input 4xx, database trouble 503, never a bare 500 page."""
 
     @app.errorhandler(InputError)
     def input_error(exc: InputError) -> Response:
         """Bad input: its 4xx and code."""
         return error(exc.code, exc.message, exc.status, **exc.extra)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Response:
+        """A form without its token (admin pages; the API uses device tokens)."""
+        return error("csrf", "The form expired or lacks its security token. "
+                     "Reload the page and try again.", 400)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
@@ -77,6 +90,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         DB_POOL_SIZE=10,
         DB_POOL_TIMEOUT=10.0,
         MAX_CONTENT_LENGTH=MAX_BATCH_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -84,11 +100,24 @@ def create_app(test_config: dict | None = None) -> Flask:
     else:
         app.config.update(test_config)
 
-    from . import api, db, devices, settings, users
+    if not app.config.get("SECRET_KEY"):
+        # One file shared by all gunicorn workers, so every worker reads the same cookies.
+        app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    csrf.init_app(app)
+
+    from . import api, auth, db, devices, settings, standings, users
     db.init_app(app)
+    auth.init_app(app)
+    standings.init_app(app)
     devices.init_app(app)
     users.init_app(app)
     settings.init_app(app)
     api.init_app(app)
+    csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)
+
+    @app.get("/")
+    def index() -> Response:
+        """Send the organiser to the standings."""
+        return redirect(url_for("standings.index"))
     return app

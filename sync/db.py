@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 import psycopg
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -153,6 +153,22 @@ def set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
 
 
+def get_db() -> psycopg.Connection:
+    """Return the request's pooled connection (admin pages), borrowed on first use."""
+    if "sync_conn" not in g:
+        g.sync_conn_cm = connection()
+        g.sync_conn = g.sync_conn_cm.__enter__()
+    return g.sync_conn
+
+
+def release_db(exc: BaseException | None = None) -> None:
+    """Give the request's connection back to the pool."""
+    g.pop("sync_conn", None)
+    manager = g.pop("sync_conn_cm", None)
+    if manager is not None:
+        manager.__exit__(None, None, None)
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db_command() -> None:
@@ -183,6 +199,7 @@ def pg_stop_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the database CLI commands."""
+    app.teardown_appcontext(release_db)
     app.cli.add_command(init_db_command)
     app.cli.add_command(pg_url_command)
     app.cli.add_command(pg_stop_command)

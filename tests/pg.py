@@ -102,7 +102,7 @@ def pg_url(pg_server_url, pg_template) -> Iterator[str]:
 @pytest.fixture
 def central_app(pg_url):
     """Central on the test's fresh database."""
-    app = create_app({"TESTING": True, "DATABASE_URL": pg_url, "DB_POOL_SIZE": 8})
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": pg_url, "DB_POOL_SIZE": 8})
     yield app
     close_pool(app)
 
@@ -218,3 +218,57 @@ def snapshot(conn: psycopg.Connection, skip_device_contact: bool = False) -> dic
         state[table] = sorted(rows, key=repr)
     state["change_id_seq"] = conn.execute("SELECT last_value FROM change_id_seq").fetchone()
     return state
+
+
+CENTRAL_PASSWORD = "central-secret"
+
+
+@pytest.fixture(scope="session")
+def central_password_hash() -> str:
+    """One argon2 hash of CENTRAL_PASSWORD, made once (hashing is slow on purpose)."""
+    from lapsync.auth import hash_password
+    return hash_password(CENTRAL_PASSWORD)
+
+
+@pytest.fixture
+def central_users(central_app, central_password_hash) -> dict:
+    """Central users 'ada' (admin) and 'vic' (viewer); returns their ids by name."""
+    from sync import clock
+    from sync.db import connection, write_transaction
+    from lapsync.db import new_id
+    ids = {}
+    with connection(central_app) as conn, write_transaction(conn):
+        for name, role in [("ada", "admin"), ("vic", "viewer")]:
+            ids[name] = new_id()
+            conn.execute("INSERT INTO app_user (id, name, password_hash, role, created_at, hlc, "
+                         "origin, change_id) VALUES (%s, %s, %s, %s, 0, %s, %s, "
+                         "nextval('change_id_seq'))",
+                         [ids[name], name, central_password_hash, role, clock.tick(conn),
+                          clock.node_id(conn)])
+    return ids
+
+
+def central_login(client, name: str) -> str:
+    """Log a central test client in as NAME; return a CSRF token for later posts."""
+    import re
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"name": name, "password": CENTRAL_PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = client.get("/standings/").get_data(as_text=True)
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def central_admin(central_client, central_users):
+    """A central test client logged in as admin; `.csrf` holds its token."""
+    central_client.csrf = central_login(central_client, "ada")
+    return central_client
+
+
+@pytest.fixture
+def central_viewer(central_client, central_users):
+    """A central test client logged in as viewer; `.csrf` holds its token."""
+    central_client.csrf = central_login(central_client, "vic")
+    return central_client
