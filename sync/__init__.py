@@ -13,17 +13,23 @@ from pathlib import Path
 
 import psycopg
 from flask import Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from lapsync import load_secret_key
+from lapsync import i18n, load_secret_key
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_BATCH_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
+# The admin menu, in order; entries whose endpoint does not exist yet are left out.
+NAV = [("standings.index", _l("Standings")), ("live.index", _l("Live")),
+       ("review.index", _l("Review")), ("roster.index", _l("Runners")),
+       ("results.index", _l("Results")), ("charts.index", _l("Charts")),
+       ("devices.index", _l("Devices")), ("settings.index", _l("Settings"))]
 
 
 def error(code: str, message: str, status: int, **extra) -> Response:
@@ -104,6 +110,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         # One file shared by all gunicorn workers, so every worker reads the same cookies.
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     csrf.init_app(app)
+    i18n.init_app(app)
 
     from . import api, auth, db, devices, settings, standings, users
     db.init_app(app)
@@ -115,6 +122,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.init_app(app)
     csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)
+
+    @app.context_processor
+    def navigation() -> dict:
+        """The admin menu: only the rooms this build has (each blueprint adds its own)."""
+        return {"nav": [(endpoint, label) for endpoint, label in NAV if endpoint in app.view_functions]}
 
     @app.get("/")
     def index() -> Response:

@@ -1,0 +1,22 @@
+"""English and German for both apps, chosen from the browser's Accept-Language."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+from flask_babel import Babel, get_locale
+
+LANGUAGES = ("en", "de")
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+
+def select_locale() -> str:
+    """Pick the browser's preferred language among ours; English otherwise."""
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def init_app(app: Flask) -> None:
+    """Attach Flask-Babel (one catalog, lapsync/translations, serves both apps)."""
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale
