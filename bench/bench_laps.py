@@ -29,6 +29,7 @@ import shutil
 import sqlite3
 import statistics
 import string
+import subprocess
 import sys
 import time
 from importlib.metadata import version
@@ -207,7 +208,10 @@ def bench_app(db_path: Path):
 
 def csrf_of(html: str) -> str:
     """Return the page's CSRF token (from the meta tag base.html renders)."""
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    if found is None:
+        raise SystemExit(f"no CSRF token in the page; it starts: {html[:300]!r}")
+    return found.group(1)
 
 
 def lap_form(rng: random.Random, runners: int, csrf: str) -> dict:
@@ -260,6 +264,14 @@ class HttpDriver:
         self.process.start()
         self.base = f"http://127.0.0.1:{parent.recv()}"
         self.session = requests.Session()
+        try:
+            self.login()
+        except BaseException:
+            self.close()
+            raise
+
+    def login(self) -> None:
+        """Log in as the bench teacher and keep the CSRF token."""
         token = csrf_of(self.session.get(self.base + "/login").text)
         login = self.session.post(self.base + "/login", allow_redirects=False,
                                   data={"name": USER, "password": PASSWORD, "csrf_token": token})
@@ -390,6 +402,14 @@ def print_figures(label: str, f: dict) -> None:
           f"{TARGET_RATE:,.0f} laps/s target ({'met' if f['laps_per_s'] >= TARGET_RATE else 'MISSED'})")
 
 
+def code_version() -> str:
+    """Return the commit measured, marked dirty when lapsync/ or schema.sql has local edits."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "lapsync", "schema.sql")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
 def environment(db_path: Path, args: argparse.Namespace) -> dict:
     """Describe what the figures were measured on."""
     db = connect(db_path)
@@ -398,7 +418,7 @@ def environment(db_path: Path, args: argparse.Namespace) -> dict:
     db.close()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+    return {"commit": code_version(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "flask": version("flask"), "werkzeug": version("werkzeug"),
             "sqlite-utils": version("sqlite-utils"), "synchronous": sync, "journal_mode": journal,
             "cpu": cpu, "cpus": os.cpu_count(), "pinned_to": sorted(os.sched_getaffinity(0)),
