@@ -116,6 +116,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     auth.init_app(app)
     standings.init_app(app)
+    from . import charts, live  # issue 4: live view, charts
+    live.init_app(app)
+    charts.init_app(app)
     devices.init_app(app)
     users.init_app(app)
     settings.init_app(app)

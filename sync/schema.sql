@@ -158,3 +158,45 @@ CREATE TABLE IF NOT EXISTS rejected_change (
     at        bigint NOT NULL,
     UNIQUE (laptop_id, seq)
 );
+
+-- The live view's cursor (sync/live.py): every lap gets a feed id from its own
+-- sequence when it is inserted. Laps are only inserted under the central write
+-- lock (sync/db.py, write_transaction), so feed ids are handed out in commit
+-- order, like change ids: a poll that has seen feed id N has seen every lap below
+-- N, however late a lap's received_at is. (received_at is taken before the lock,
+-- so it can be out of commit order.) The sequence must keep CACHE 1: per-session
+-- caches would break the order. Existing laps get ids in table order once.
+CREATE SEQUENCE IF NOT EXISTS lap_feed_seq AS bigint;
+ALTER TABLE lap ADD COLUMN IF NOT EXISTS feed_id bigint NOT NULL DEFAULT nextval('lap_feed_seq');
+CREATE INDEX IF NOT EXISTS lap_feed ON lap (feed_id);
+
+-- ---- review queue and decision log (sync/review.py) -------------------------
+
+-- A runner the admin merged into another (the survivor, which keeps its id): its
+-- laps moved to the survivor, it is hidden from standings and lap entry, and a
+-- pull sends it with "merged_into" so laptops do the same. Never cleared: a merge
+-- is final, whatever later edits of the runner say.
+ALTER TABLE runner ADD COLUMN IF NOT EXISTS merged_into text;
+
+-- A clash the admin decided to keep (both runners stay as they are).
+ALTER TABLE clash ADD COLUMN IF NOT EXISTS dismissed_at bigint;
+
+-- Every decision made at central: who, when, what, on which records.
+CREATE TABLE IF NOT EXISTS decision (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          bigint NOT NULL,
+    user_id     text NOT NULL REFERENCES app_user (id),
+    action      text NOT NULL,         -- void_lap, keep_laps, renumber, merge, keep_runners,
+                                       -- register_device, revoke_device, settings
+    subject_ids text[] NOT NULL,       -- the laps, runners, clash or device decided on
+    details     jsonb NOT NULL
+);
+
+-- Two laps of one runner closer than the minimum lap time that the admin kept:
+-- the pair leaves the review queue (lap_a < lap_b).
+CREATE TABLE IF NOT EXISTS kept_lap_pair (
+    lap_a       text NOT NULL,
+    lap_b       text NOT NULL,
+    decision_id bigint NOT NULL REFERENCES decision (id),
+    PRIMARY KEY (lap_a, lap_b)
+);

@@ -1,25 +1,225 @@
-"""Standings: merged lap totals per runner, class and grade."""
+"""Standings: merged lap totals per runner, class and grade, and one runner's laps.
+
+Totals come from runner_total, which push (and every central void) keeps in step
+with lap and lap_void in the same transaction, so these pages never count the lap
+table: with 5,000 runners they read 5,000 total rows however many laps there are.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from datetime import datetime
+
+import psycopg
+from flask import Blueprint, Flask, abort, render_template, request
+from flask_babel import gettext as _
+from psycopg import sql
 
 from .auth import login_required
 from .db import get_db
+from .settings import get_settings
 
 bp = Blueprint("standings", __name__, url_prefix="/standings")
+
+MAX_QUERY = 100
+RUNNER_ORDER = {
+    "laps": sql.SQL("laps DESC, start_number, id"),
+    "name": sql.SQL("lower(name), start_number, id"),
+    "number": sql.SQL("start_number, id"),
+}
+GROUP_ORDER = {
+    "laps": sql.SQL("laps DESC, key"),
+    "average": sql.SQL("average DESC, key"),
+    "name": sql.SQL("key"),
+}
+GROUP_COLUMN = {"class": sql.SQL("r.class"), "grade": sql.SQL("r.grade")}
+
+RUNNERS_SQL = sql.SQL("""
+WITH ranked AS (
+    SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps,
+           rank() OVER (ORDER BY coalesce(t.laps, 0) DESC) AS place
+    FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+    WHERE (%(class)s::text IS NULL OR r.class = %(class)s)
+      AND (%(grade)s::int IS NULL OR r.grade = %(grade)s)
+)
+SELECT * FROM ranked
+WHERE %(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0
+   OR start_number = %(number)s
+ORDER BY {order}
+""")
+
+GROUPS_SQL = sql.SQL("""
+SELECT {column} AS key, count(*) AS runners, coalesce(sum(t.laps), 0)::bigint AS laps,
+       round(coalesce(sum(t.laps), 0)::numeric / count(*), 2) AS average
+FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+GROUP BY {column}
+ORDER BY {order}
+""")
+
+RUNNER_LAPS_SQL = """
+SELECT l.id, l.device_id, l.device_time, l.received_at, l.clock_offset_ms, l.created_by,
+       d.name AS device_name, u.name AS helper_name,
+       v.voided, v.at AS void_at, v.by AS void_by, vu.name AS void_by_name, v.reason
+FROM lap l
+LEFT JOIN device d ON d.id = l.pushed_by
+LEFT JOIN app_user u ON u.id = l.created_by
+LEFT JOIN lap_void v ON v.lap_id = l.id
+LEFT JOIN app_user vu ON vu.id = v.by
+WHERE l.runner_id = %s
+ORDER BY l.received_at, l.id
+"""
+
+
+class BadFilter(Exception):
+    """A standings query argument that cannot be used (the page says which)."""
+
+
+def local_time(ms: int | None) -> str:
+    """Format epoch milliseconds as the server's local date and time."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_offset(ms: int | None) -> str:
+    """Format a clock offset (server minus laptop) in seconds with its sign."""
+    return "" if ms is None else f"{ms / 1000:+.1f} s"
+
+
+def metres_per_lap(conn: psycopg.Connection) -> float | None:
+    """Return the metres_per_lap setting, or None when it is not set."""
+    value = get_settings(conn).get("metres_per_lap")
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def distance(laps: int, metres: float | None) -> dict | None:
+    """Return {'m', 'km'} for a lap count, or None without metres per lap."""
+    if metres is None:
+        return None
+    metres_run = laps * metres
+    return {"m": round(metres_run, 1) if metres_run % 1 else int(metres_run),
+            "km": f"{metres_run / 1000:.2f}"}
+
+
+def parse_runner_filters(args) -> dict:
+    """Read search, class, grade and sort from the query string or raise BadFilter."""
+    q = (args.get("q") or "").strip()
+    if len(q) > MAX_QUERY:
+        raise BadFilter(_("The search is at most %(n)s characters.", n=MAX_QUERY))
+    grade = (args.get("grade") or "").strip()
+    if grade and not (grade.isascii() and grade.isdigit() and 1 <= int(grade) <= 13):
+        raise BadFilter(_("The grade must be a whole number from 1 to 13."))
+    sort = args.get("sort") or "laps"
+    if sort not in RUNNER_ORDER:
+        raise BadFilter(_("Sort by laps, name or number."))
+    number = int(q) if q.isascii() and q.isdigit() and len(q) <= 6 else None
+    return {"q": q or None, "number": number, "class": (args.get("class") or "").strip() or None,
+            "grade": int(grade) if grade else None, "sort": sort}
+
+
+def runner_standings(conn: psycopg.Connection, filters: dict) -> list[dict]:
+    """Return runners with their laps and place, filtered and sorted as asked."""
+    query = RUNNERS_SQL.format(order=RUNNER_ORDER[filters["sort"]])
+    return conn.execute(query, filters).fetchall()
+
+
+def group_standings(conn: psycopg.Connection, by: str, sort: str = "laps") -> list[dict]:
+    """Return runners, laps and average laps per runner for every class or grade."""
+    query = GROUPS_SQL.format(column=GROUP_COLUMN[by], order=GROUP_ORDER[sort])
+    return conn.execute(query).fetchall()
+
+
+def unassigned_laps(conn: psycopg.Connection) -> int:
+    """Count laps that count for runner ids central does not know yet."""
+    return conn.execute("SELECT coalesce(sum(t.laps), 0)::bigint AS n FROM runner_total t "
+                        "WHERE NOT EXISTS (SELECT 1 FROM runner r WHERE r.id = t.runner_id)"
+                        ).fetchone()["n"]
+
+
+def class_names(conn: psycopg.Connection) -> list[str]:
+    """Return every class name in use, sorted."""
+    return [r["class"] for r in conn.execute("SELECT DISTINCT class FROM runner ORDER BY class")]
+
+
+def find_runner(conn: psycopg.Connection, runner_id: str) -> dict | None:
+    """Return a runner with its laps that count, or None."""
+    return conn.execute("SELECT r.*, coalesce(t.laps, 0) AS laps FROM runner r "
+                        "LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.id = %s",
+                        [runner_id]).fetchone()
+
+
+def runner_laps(conn: psycopg.Connection, runner_id: str) -> list[dict]:
+    """Return every lap of a runner id in receipt order, with device, helper and void."""
+    laps = conn.execute(RUNNER_LAPS_SQL, [runner_id]).fetchall()
+    counted = 0
+    for lap in laps:
+        lap["voided"] = bool(lap["voided"])
+        counted += 0 if lap["voided"] else 1
+        lap["number"] = None if lap["voided"] else counted
+    return laps
 
 
 @bp.get("/")
 @login_required
 def index():
-    """Show every runner with the laps that count, most laps first."""
-    rows = get_db().execute(
-        "SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps "
-        "FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id "
-        "ORDER BY laps DESC, r.name").fetchall()
-    return render_template("standings.html", runners=rows)
+    """Show every runner with the laps that count: search, filter by class/grade, sort."""
+    conn, error, status = get_db(), None, 200
+    try:
+        filters = parse_runner_filters(request.args)
+    except BadFilter as exc:
+        error, status = str(exc), 400
+        filters = parse_runner_filters({})
+    metres = metres_per_lap(conn)
+    runners = runner_standings(conn, filters)
+    for runner in runners:
+        runner["distance"] = distance(runner["laps"], metres)
+    return render_template("standings.html", runners=runners, filters=filters, error=error,
+                           classes=class_names(conn), metres=metres,
+                           unassigned=unassigned_laps(conn)), status
+
+
+def group_page(by: str):
+    """Render the class or grade standings, sorted as asked."""
+    conn = get_db()
+    sort = request.args.get("sort") or "laps"
+    error, status = None, 200
+    if sort not in GROUP_ORDER:
+        error, status, sort = _("Sort by laps, average or name."), 400, "laps"
+    metres = metres_per_lap(conn)
+    groups = group_standings(conn, by, sort)
+    for group in groups:
+        group["distance"] = distance(group["laps"], metres)
+    return render_template("standings_groups.html", groups=groups, by=by, sort=sort,
+                           error=error, metres=metres), status
+
+
+@bp.get("/classes")
+@login_required
+def classes():
+    """Show runners, laps, distance and average laps per runner for every class."""
+    return group_page("class")
+
+
+@bp.get("/grades")
+@login_required
+def grades():
+    """Show runners, laps, distance and average laps per runner for every grade."""
+    return group_page("grade")
+
+
+@bp.get("/runner/<runner_id>")
+@login_required
+def runner(runner_id: str):
+    """Show one runner's every lap: device, helper, times, clock offset, void state."""
+    conn = get_db()
+    person = find_runner(conn, runner_id) if len(runner_id) <= 64 else None
+    if person is None:
+        abort(404, _("There is no runner with this id."))
+    laps = runner_laps(conn, runner_id)
+    return render_template("runner.html", runner=person, laps=laps,
+                           distance=distance(person["laps"], metres_per_lap(conn)))
 
 
 def init_app(app: Flask) -> None:
-    """Register the standings blueprint."""
+    """Register the standings blueprint and its time filters."""
     app.register_blueprint(bp)
+    app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(format_offset, "clock_offset")

@@ -1,0 +1,142 @@
+"""Charts: laps over time (5-minute buckets) and laps per class, as inline SVG.
+
+Time axis: a lap is placed at its device time corrected by the clock offset
+measured at its push (device_time + clock_offset_ms ~ central's clock at the
+moment the runner passed). Not the receipt time: a laptop that was offline for an
+hour delivers an hour of laps in one push, and they would all pile up in one
+bucket. Not the raw device time either: a laptop whose clock is wrong by ten
+minutes would shift its laps by ten minutes. The offset is estimated at each push
+(central's clock minus the laptop's), so drift within one offline stretch is the
+only error left: seconds, not minutes.
+
+Voided laps never count: the time chart leaves out laps whose lap_void says
+voided; the class chart reads runner_total (kept without voided laps).
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import psycopg
+from flask import Blueprint, Flask, render_template
+
+from .auth import login_required
+from .db import get_db
+
+bp = Blueprint("charts", __name__, url_prefix="/charts")
+
+BUCKET_MS = 5 * 60 * 1000
+MAX_BUCKETS = 576          # 48 hours: a 24-hour relay fits twice
+WIDTH, HEIGHT = 900, 320   # the time chart's drawing area in SVG units
+MARGIN = {"left": 60, "right": 20, "top": 20, "bottom": 60}
+CLASS_ROW = 28             # height of one class's bar in the class chart
+
+BUCKETS_SQL = """
+SELECT (l.device_time + l.clock_offset_ms) / %(size)s AS bucket, count(*) AS laps
+FROM lap l LEFT JOIN lap_void v ON v.lap_id = l.id
+WHERE v.voided IS NOT TRUE
+GROUP BY 1 ORDER BY 1
+"""
+
+CLASSES_SQL = """
+SELECT r.class, coalesce(sum(t.laps), 0)::bigint AS laps
+FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+GROUP BY r.class ORDER BY r.class
+"""
+
+
+def laps_per_bucket(conn: psycopg.Connection) -> tuple[list[dict], int]:
+    """Return ([{start, laps}] per 5-minute bucket, gaps as 0, and the laps left out).
+
+    At most MAX_BUCKETS buckets up to the last lap are returned; laps before them
+    (a laptop whose clock was days off, say) are counted as left out.
+    """
+    rows = conn.execute(BUCKETS_SQL, {"size": BUCKET_MS}).fetchall()
+    if not rows:
+        return [], 0
+    counts = {r["bucket"]: r["laps"] for r in rows}
+    last = rows[-1]["bucket"]
+    first = max(rows[0]["bucket"], last - MAX_BUCKETS + 1)
+    earlier = sum(r["laps"] for r in rows if r["bucket"] < first)
+    return [{"start": b * BUCKET_MS, "laps": counts.get(b, 0)}
+            for b in range(first, last + 1)], earlier
+
+
+def laps_per_class(conn: psycopg.Connection) -> list[dict]:
+    """Return [{class, laps}] for every class, by class name."""
+    return [{"class": r["class"], "laps": r["laps"]} for r in conn.execute(CLASSES_SQL)]
+
+
+def nice_ticks(top: int, count: int = 5) -> list[int]:
+    """Return axis ticks 0..>=top at a step of 1, 2 or 5 times a power of ten."""
+    top = max(top, 1)
+    rough = top / count
+    power = 10 ** math.floor(math.log10(rough)) if rough >= 1 else 1
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    return list(range(0, math.ceil(top / step) * step + 1, step))
+
+
+def clock(ms: int) -> str:
+    """Format epoch ms as local HH:MM."""
+    return datetime.fromtimestamp(ms / 1000).strftime("%H:%M")
+
+
+def time_chart(buckets: list[dict]) -> dict:
+    """Lay out the laps-over-time bars: positions, heights, ticks and labels."""
+    ticks = nice_ticks(max(b["laps"] for b in buckets))
+    scale = HEIGHT / ticks[-1]
+    slot = WIDTH / len(buckets)
+    label_every = max(1, math.ceil(len(buckets) / 12))
+    bars = []
+    for i, b in enumerate(buckets):
+        start = datetime.fromtimestamp(b["start"] / 1000)
+        width = min(max(slot * 0.8, 1), 40)
+        bars.append({"x": round(MARGIN["left"] + (i + 0.5) * slot - width / 2, 2),
+                     "width": round(width, 2), "height": round(b["laps"] * scale, 2),
+                     "y": round(MARGIN["top"] + HEIGHT - b["laps"] * scale, 2), "laps": b["laps"],
+                     "bucket": start.strftime("%Y-%m-%dT%H:%M"), "start": b["start"],
+                     "from": clock(b["start"]), "to": clock(b["start"] + BUCKET_MS),
+                     "label": start.strftime("%H:%M") if i % label_every == 0 else None,
+                     "center": round(MARGIN["left"] + (i + 0.5) * slot, 2)})
+    return {"bars": bars, "ticks": [{"value": t, "y": round(MARGIN["top"] + HEIGHT - t * scale, 2)}
+                                    for t in ticks],
+            "width": MARGIN["left"] + WIDTH + MARGIN["right"],
+            "height": MARGIN["top"] + HEIGHT + MARGIN["bottom"],
+            "left": MARGIN["left"], "right": MARGIN["left"] + WIDTH,
+            "baseline": MARGIN["top"] + HEIGHT, "top": MARGIN["top"],
+            "first_day": bars[0]["bucket"][:10], "last_day": bars[-1]["bucket"][:10]}
+
+
+def class_chart(classes: list[dict]) -> dict:
+    """Lay out the laps-per-class bars (one horizontal bar per class)."""
+    ticks = nice_ticks(max(c["laps"] for c in classes))
+    left, width = 140, 700
+    scale = width / ticks[-1]
+    bars = [{"y": MARGIN["top"] + i * CLASS_ROW + 4, "height": CLASS_ROW - 8,
+             "width": round(c["laps"] * scale, 2), "laps": c["laps"], "class": c["class"],
+             "middle": MARGIN["top"] + i * CLASS_ROW + CLASS_ROW / 2} for i, c in enumerate(classes)]
+    baseline = MARGIN["top"] + len(classes) * CLASS_ROW
+    return {"bars": bars, "left": left, "right": left + width, "top": MARGIN["top"],
+            "baseline": baseline, "width": left + width + MARGIN["right"] + 60,
+            "height": baseline + 50,
+            "ticks": [{"value": t, "x": round(left + t * scale, 2)} for t in ticks]}
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Show laps over time and laps per class; a clear note when there are none yet."""
+    conn = get_db()
+    buckets, earlier = laps_per_bucket(conn)
+    classes = laps_per_class(conn)
+    has_class_laps = any(c["laps"] for c in classes)
+    return render_template(
+        "charts.html", bucket_minutes=BUCKET_MS // 60000,
+        time=time_chart(buckets) if buckets else None,
+        earlier=earlier,
+        classes=class_chart(classes) if has_class_laps else None)
+
+
+def init_app(app: Flask) -> None:
+    """Register the charts page."""
+    app.register_blueprint(bp)
