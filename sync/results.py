@@ -1,0 +1,235 @@
+"""Results out: the CSV export, printable class lists and certificates.
+
+Laps come from runner_total (kept in step with laps and voids by every writer, so
+voided laps never count) and are never counted from the lap table: the export
+stays fast with a million laps. Distances are laps × the metres_per_lap setting.
+
+Excel safety of /admin/results.csv: UTF-8 with a byte order mark (so Excel picks
+the right encoding), and any text cell that starts with =, +, -, @, tab, CR or LF
+gets a single quote in front, so a runner called "=HYPERLINK(...)" shows as text
+and never runs as a formula (CSV/formula injection). Numbers are never changed.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterator
+from datetime import date
+
+import psycopg
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
+from flask_babel import format_date, format_decimal, gettext as _
+
+from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
+
+from .auth import login_required
+from .db import connection, get_db
+from .roster import list_classes, search_runners
+from .settings import get_settings
+
+bp = Blueprint("results", __name__, url_prefix="/admin")
+HEADER = ("start_number", "name", "class", "grade", "laps", "distance_m")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+CHUNK_ROWS = 1000
+# Every runner with the laps that count, by class (5a before 10a), then most laps.
+RESULTS = """
+SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps
+FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+WHERE (%(class)s::text IS NULL OR r.class = %(class)s)
+ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class,
+         laps DESC, lower(r.name), r.start_number
+"""
+CLASS_SUMMARY = """
+SELECT r.class, count(*) AS runners, sum(coalesce(t.laps, 0)) AS laps
+FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id GROUP BY r.class
+"""
+
+
+def excel_safe(value):
+    """Return a text cell Excel would read as a formula with a quote in front; else as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def distance_m(laps: int, metres_per_lap) -> int | float | None:
+    """Return laps × metres per lap (whole metres stay whole); None without the setting."""
+    if metres_per_lap is None:
+        return None
+    value = laps * metres_per_lap
+    return int(value) if float(value).is_integer() else round(value, 2)
+
+
+def export_filename(event_name: str | None) -> str:
+    """Return the CSV's file name with the event name reduced to safe ASCII."""
+    text = unicodedata.normalize("NFKD", (event_name or "").replace("ß", "ss"))
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text.encode("ascii", "ignore").decode()).strip("-")
+    slug = slug[:60].rstrip("-")
+    return f"results-{slug}.csv" if slug else "results.csv"
+
+
+def csv_row(row: dict, metres_per_lap) -> list:
+    """Return one runner as CSV cells, text cells made Excel-safe."""
+    distance = distance_m(row["laps"], metres_per_lap)
+    return [row["start_number"], excel_safe(row["name"]), excel_safe(row["class"]), row["grade"],
+            row["laps"], "" if distance is None else distance]
+
+
+def results_csv_chunks(conn: psycopg.Connection, metres_per_lap) -> Iterator[str]:
+    """Yield the results CSV in chunks: BOM and header, then every runner (server-side cursor)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(HEADER)
+    with conn.transaction(), conn.cursor(name="results_csv") as cursor:
+        cursor.itersize = CHUNK_ROWS
+        cursor.execute(RESULTS, {"class": None})
+        for number, row in enumerate(cursor, 1):
+            writer.writerow(csv_row(row, metres_per_lap))
+            if number % CHUNK_ROWS == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+def ranked(rows: list[dict], metres_per_lap) -> list[dict]:
+    """Add rank (equal laps share a rank: 1, 2, 2, 4) and distance to rows sorted by laps."""
+    out, rank, previous = [], 0, None
+    for position, row in enumerate(rows, 1):
+        if row["laps"] != previous:
+            rank, previous = position, row["laps"]
+        out.append({**row, "rank": rank, "distance": distance_m(row["laps"], metres_per_lap)})
+    return out
+
+
+def class_results(conn: psycopg.Connection, class_name: str | None = None) -> list[tuple[str, list]]:
+    """Return [(class, ranked runners)] for every class, or for one class."""
+    metres = get_settings(conn).get("metres_per_lap")
+    rows = conn.execute(RESULTS, {"class": class_name}).fetchall()
+    return [(name, ranked(list(group), metres))
+            for name, group in itertools.groupby(rows, key=lambda r: r["class"])]
+
+
+def class_summary(conn: psycopg.Connection) -> list[dict]:
+    """Return each class with its runner count and laps, in natural class order."""
+    metres = get_settings(conn).get("metres_per_lap")
+    totals = {row["class"]: row for row in conn.execute(CLASS_SUMMARY)}
+    return [{**totals[name], "distance": distance_m(totals[name]["laps"], metres)}
+            for name in list_classes(conn)]
+
+
+def runner_result(conn: psycopg.Connection, runner_id: str) -> dict | None:
+    """Return one runner with laps and distance, or None."""
+    row = conn.execute("SELECT r.id, r.start_number, r.name, r.class, r.grade, "
+                       "coalesce(t.laps, 0) AS laps FROM runner r "
+                       "LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.id = %s",
+                       [runner_id]).fetchone()
+    if row is None:
+        return None
+    return {**row, "distance": distance_m(row["laps"], get_settings(conn).get("metres_per_lap"))}
+
+
+def event_info(conn: psycopg.Connection) -> dict:
+    """Return the event's name and its date formatted for the reader's language."""
+    settings = get_settings(conn)
+    day = settings.get("event_date")
+    return {"name": settings.get("event_name") or "",
+            "date": format_date(date.fromisoformat(day), "long") if day else ""}
+
+
+def distance_text(metres) -> str:
+    """Format a distance for people: '800 m', '12.4 km' (in the reader's language)."""
+    if metres is None:
+        return "–"
+    if metres >= 1000:
+        return _("%(km)s km", km=format_decimal(metres / 1000, format="#,##0.##"))
+    return _("%(m)s m", m=format_decimal(metres, format="#,##0.##"))
+
+
+@bp.app_template_filter("results_distance")
+def _distance_filter(metres) -> str:
+    """Jinja filter: a distance in metres as text."""
+    return distance_text(metres)
+
+
+@bp.get("/results")
+@login_required
+def index():
+    """Offer the exports: CSV, class lists, certificates; find a runner's certificate."""
+    conn = get_db()
+    query = request.args.get("q", "").strip()[:MAX_RUNNER_NAME]
+    found = search_runners(conn, query) if query else []
+    return render_template("results.html", classes=class_summary(conn), q=query, found=found,
+                           event=event_info(conn))
+
+
+@bp.get("/results.csv")
+@login_required
+def results_csv() -> Response:
+    """Download every runner's result as Excel-safe CSV (UTF-8 with BOM), streamed."""
+    settings = get_settings(get_db())
+    app = current_app._get_current_object()
+
+    def generate() -> Iterator[str]:
+        """Stream on a connection of its own: the request's is released before streaming."""
+        with connection(app) as conn:
+            yield from results_csv_chunks(conn, settings.get("metres_per_lap"))
+
+    filename = export_filename(settings.get("event_name"))
+    return Response(generate(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store"})
+
+
+def _class_arg() -> str | None:
+    """Return the class asked for in ?class=, or None for all."""
+    name = request.args.get("class", "").strip()
+    return name[:MAX_CLASS + 1] or None
+
+
+@bp.get("/results/classes")
+@login_required
+def class_lists():
+    """Print the ranking of every class (or one), one class per page, for the ceremony."""
+    conn = get_db()
+    class_name = _class_arg()
+    groups = class_results(conn, class_name)
+    if class_name and not groups:
+        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
+    return render_template("results_classes.html", groups=groups, class_name=class_name,
+                           event=event_info(conn))
+
+
+@bp.get("/certificates/runner/<runner_id>")
+@login_required
+def certificate_runner(runner_id: str):
+    """Print one runner's certificate."""
+    conn = get_db()
+    runner = runner_result(conn, runner_id)
+    if runner is None:
+        abort(404, _("There is no such runner."))
+    return render_template("certificate.html", runners=[runner], title=runner["name"],
+                           event=event_info(conn))
+
+
+@bp.get("/certificates/class/<path:class_name>")
+@login_required
+def certificate_class(class_name: str):
+    """Print a certificate for every runner of a class, one per page."""
+    conn = get_db()
+    groups = class_results(conn, class_name)
+    if not groups:
+        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
+    runners = sorted(groups[0][1], key=lambda r: (r["name"].casefold(), r["start_number"]))
+    return render_template("certificate.html", runners=runners,
+                           title=_("Class %(class_name)s", class_name=class_name),
+                           event=event_info(conn))
+
+
+def init_app(app: Flask) -> None:
+    """Register the results blueprint."""
+    app.register_blueprint(bp)

@@ -1,0 +1,271 @@
+"""The roster at central: CSV import, add and edit runners, printable start-number sheets.
+
+Same rules as the laptop: the school office CSV goes through lapsync/roster_csv.py and
+every runner through lapsync/runners.validate_runner. Every runner written here gets
+central's hlc and origin and a new change id, so every laptop pulls it; clashes are
+recorded with the function the push uses (sync/push.py, detect_clashes).
+"""
+from __future__ import annotations
+
+import psycopg
+from flask import (Blueprint, Flask, abort, flash, g, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext as _, ngettext
+
+from lapsync import roster_csv
+from lapsync.db import new_id
+from lapsync.errors import InputError, wants_json
+from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
+from lapsync.roster_csv import RosterError
+from lapsync.runners import validate_runner
+
+from . import clock
+from .auth import admin_required, login_required
+from .db import get_db, now_ms, write_transaction
+from .push import detect_clashes
+from .settings import get_settings
+
+bp = Blueprint("roster", __name__, url_prefix="/runners")
+# Classes sort naturally (5a before 10a): by their leading number, then as text.
+CLASSES = """
+SELECT class FROM (SELECT DISTINCT class FROM runner) c
+ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class
+"""
+SEARCH = """
+SELECT id, start_number, name, class, grade, change_id FROM runner
+WHERE (%(q)s = '' OR start_number = %(n)s OR strpos(lower(name), lower(%(q)s)) > 0)
+  AND (%(c)s = '' OR class = %(c)s)
+ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class,
+         lower(name), start_number
+"""
+UPSERT = """
+INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, change_id)
+VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(origin)s,
+        nextval('change_id_seq'))
+ON CONFLICT (id) DO UPDATE SET
+    start_number = excluded.start_number, name = excluded.name, class = excluded.class,
+    grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
+    change_id = excluded.change_id
+"""
+INSERT_MANY = """
+INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, change_id)
+SELECT id, n, name, class, grade, %(hlc)s, %(origin)s, nextval('change_id_seq')
+FROM unnest(%(ids)s::text[], %(numbers)s::int[], %(names)s::text[], %(classes)s::text[],
+            %(grades)s::int[]) WITH ORDINALITY AS t(id, n, name, class, grade, pos)
+ORDER BY pos
+"""
+# The same test detect_clashes applies, for many runners at once: which of them clash?
+CLASHING = """
+SELECT DISTINCT n.id FROM runner n JOIN runner o ON o.id <> n.id
+AND (o.start_number = n.start_number
+     OR (lower(o.name) = lower(n.name) AND lower(o.class) = lower(n.class)))
+WHERE n.id = ANY(%s)
+"""
+
+
+def highest_start_number(conn: psycopg.Connection) -> int:
+    """Return the highest start number in use at central (0 for an empty roster)."""
+    return conn.execute("SELECT coalesce(max(start_number), 0) AS n FROM runner").fetchone()["n"]
+
+
+def get_runner(conn: psycopg.Connection, runner_id: str) -> dict | None:
+    """Return one runner (with its change id, the version an edit form carries), or None."""
+    return conn.execute("SELECT id, start_number, name, class, grade, change_id FROM runner "
+                        "WHERE id = %s", [runner_id]).fetchone()
+
+
+def list_classes(conn: psycopg.Connection) -> list[str]:
+    """Return every class that has runners, in natural order."""
+    return [row["class"] for row in conn.execute(CLASSES)]
+
+
+def search_runners(conn: psycopg.Connection, query: str = "", class_name: str = "") -> list[dict]:
+    """Return runners whose name contains QUERY or whose number is QUERY, of one class or all."""
+    query = query.strip()
+    number = int(query) if query.isascii() and query.isdigit() and len(query) <= 9 else None
+    return conn.execute(SEARCH, {"q": query, "n": number, "c": class_name}).fetchall()
+
+
+def _number_taken(conn: psycopg.Connection, start_number: int, except_id: str | None) -> bool:
+    """Tell whether another runner has this start number."""
+    return conn.execute("SELECT 1 FROM runner WHERE start_number = %s AND id IS DISTINCT FROM %s",
+                        [start_number, except_id]).fetchone() is not None
+
+
+def _store(conn: psycopg.Connection, runner: dict) -> None:
+    """Insert or overwrite a runner with a new hlc, central's origin and a change id."""
+    runner.update(hlc=clock.tick(conn), origin=clock.node_id(conn))
+    conn.execute(UPSERT, runner)
+    detect_clashes(conn, runner, now_ms())
+
+
+def add_runner(conn: psycopg.Connection, start_number, name, class_, grade) -> dict:
+    """Validate and add a runner (an empty start number gets the next free one); return it."""
+    with write_transaction(conn):
+        if not str(start_number or "").strip():
+            start_number = highest_start_number(conn) + 1
+        fields = validate_runner(start_number, name, class_, grade)
+        if _number_taken(conn, fields["start_number"], None):
+            raise InputError("duplicate_start_number", _(
+                "Start number %(number)s is taken already.", number=fields["start_number"]), 409)
+        runner = {"id": new_id(), **fields}
+        _store(conn, runner)
+    return runner
+
+
+def edit_runner(conn: psycopg.Connection, runner_id: str, version, start_number, name, class_,
+                grade) -> dict:
+    """Save an edit made on the form of VERSION (the change id it showed); return the runner.
+
+    Refused with 409 when the runner changed since (a laptop's push or another admin),
+    so an edit never silently overwrites what the form did not show.
+    """
+    fields = validate_runner(start_number, name, class_, grade)
+    with write_transaction(conn):
+        current = conn.execute("SELECT change_id FROM runner WHERE id = %s FOR UPDATE",
+                               [runner_id]).fetchone()
+        if current is None:
+            raise InputError("unknown_runner", _("There is no such runner."), 404)
+        if str(current["change_id"]) != str(version or "").strip():
+            raise InputError("changed_meanwhile", _(
+                "This runner was changed by someone else while you edited. "
+                "Reload the form and make your change again."), 409)
+        if _number_taken(conn, fields["start_number"], runner_id):
+            raise InputError("duplicate_start_number", _(
+                "Start number %(number)s is taken already.", number=fields["start_number"]), 409)
+        runner = {"id": runner_id, **fields}
+        _store(conn, runner)
+    return runner
+
+
+def import_roster(conn: psycopg.Connection, data: bytes) -> int:
+    """Import a roster CSV whole in one transaction, or raise RosterError; return the count.
+
+    One hlc for the whole import: each runner is its own last-writer-wins register,
+    so they may share a timestamp, and 10,000 ticks within one millisecond would
+    overrun the clock's counter.
+    """
+    with write_transaction(conn):
+        existing = [(r["start_number"], r["name"], r["class"]) for r in
+                    conn.execute("SELECT start_number, name, class FROM runner")]
+        runners = roster_csv.parse_roster(data, existing, validate_runner, MAX_START_NUMBER)
+        ids = [new_id() for _runner in runners]
+        conn.execute(INSERT_MANY, {
+            "hlc": clock.tick(conn), "origin": clock.node_id(conn), "ids": ids,
+            "numbers": [r["start_number"] for r in runners], "names": [r["name"] for r in runners],
+            "classes": [r["class"] for r in runners], "grades": [r["grade"] for r in runners]})
+        now, by_id = now_ms(), dict(zip(ids, runners))
+        for row in conn.execute(CLASHING, [ids]).fetchall():
+            detect_clashes(conn, {"id": row["id"], **by_id[row["id"]]}, now)
+    return len(runners)
+
+
+def _form_fields() -> tuple:
+    """Read the runner form's fields in validate_runner's order."""
+    form = request.form
+    return (form.get("start_number", ""), form.get("name", ""), form.get("class", ""),
+            form.get("grade", ""))
+
+
+def _typed(**extra) -> dict:
+    """Return what was typed into the form, to show it again with the error."""
+    return {**dict(zip(("start_number", "name", "class", "grade"), _form_fields())), **extra}
+
+
+def _form_page(runner: dict, error: InputError | None = None, status: int = 200):
+    """Render the add/edit form, with the error of a refused save."""
+    if error is not None and wants_json():
+        raise error
+    return render_template("roster_form.html", runner=runner, error=error,
+                           next_number=highest_start_number(get_db()) + 1), status
+
+
+@bp.get("/")
+@login_required
+def index():
+    """List the runners (search by name or number, filter by class); admins get the actions."""
+    query = request.args.get("q", "").strip()[:MAX_RUNNER_NAME]
+    class_name = request.args.get("class", "").strip()[:MAX_CLASS]
+    conn = get_db()
+    return render_template("roster.html", runners=search_runners(conn, query, class_name),
+                           classes=list_classes(conn), q=query, class_name=class_name,
+                           is_admin=g.user["role"] == "admin")
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def new():
+    """Add a runner (admin); laptops receive it at their next pull."""
+    if request.method == "GET":
+        return _form_page({})
+    try:
+        runner = add_runner(get_db(), *_form_fields())
+    except InputError as exc:
+        return _form_page(_typed(), exc, exc.status)
+    flash(_("Added %(name)s (%(class_name)s) with start number %(number)s.", name=runner["name"],
+            class_name=runner["class"], number=runner["start_number"]))
+    return redirect(url_for("roster.index"))
+
+
+@bp.route("/<runner_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(runner_id: str):
+    """Edit a runner (admin); laptops take the edit at their next pull (newest edit wins)."""
+    runner = get_runner(get_db(), runner_id)
+    if runner is None:
+        abort(404, _("There is no such runner."))
+    if request.method == "GET":
+        return _form_page(runner)
+    try:
+        saved = edit_runner(get_db(), runner_id, request.form.get("version"), *_form_fields())
+    except InputError as exc:
+        if exc.code == "changed_meanwhile":  # show what is stored now, not the stale edit
+            return _form_page(get_runner(get_db(), runner_id), exc, exc.status)
+        return _form_page(_typed(id=runner_id, change_id=request.form.get("version", "")),
+                          exc, exc.status)
+    flash(_("Saved %(name)s.", name=saved["name"]))
+    return redirect(url_for("roster.index"))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def import_csv():
+    """Import a school office roster CSV (admin): all rows or none."""
+    if request.method == "GET":
+        return render_template("roster_import.html")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        error = InputError("missing_file", _("Choose a CSV file to import."), 400)
+        if wants_json():
+            raise error
+        return render_template("roster_import.html", error=error), 400
+    try:
+        count = import_roster(get_db(), upload.read(roster_csv.MAX_BYTES + 1))
+    except RosterError as exc:
+        if wants_json():
+            raise
+        return render_template("roster_import.html", report=exc,
+                               filename=upload.filename), exc.status
+    flash(ngettext("Imported %(num)s runner from %(file)s.",
+                   "Imported %(num)s runners from %(file)s.", count, file=upload.filename))
+    return redirect(url_for("roster.index"))
+
+
+@bp.get("/sheets")
+@login_required
+def sheets():
+    """Print start-number sheets: one big number per page (or two), all runners or one class."""
+    class_name = request.args.get("class", "").strip()[:MAX_CLASS]
+    per_page = request.args.get("per_page", "1")
+    if per_page not in ("1", "2"):
+        raise InputError("invalid_per_page", _("Print one or two sheets per page."), 400)
+    runners = search_runners(get_db(), "", class_name)
+    if class_name and not runners:
+        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
+    return render_template("roster_sheets.html", runners=runners, class_name=class_name,
+                           per_page=int(per_page), event=get_settings(get_db()).get("event_name"))
+
+
+def init_app(app: Flask) -> None:
+    """Register the roster blueprint."""
+    app.register_blueprint(bp)
