@@ -41,6 +41,7 @@ GROUP BY 1 ORDER BY 1
 CLASSES_SQL = """
 SELECT r.class, coalesce(sum(t.laps), 0)::bigint AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+WHERE r.merged_into IS NULL
 GROUP BY r.class ORDER BY r.class
 """
 

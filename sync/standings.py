@@ -13,6 +13,8 @@ from flask import Blueprint, Flask, abort, render_template, request
 from flask_babel import gettext as _
 from psycopg import sql
 
+from lapsync.protocol import is_id
+
 from .auth import login_required
 from .db import get_db
 from .settings import get_settings
@@ -37,7 +39,8 @@ WITH ranked AS (
     SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps,
            rank() OVER (ORDER BY coalesce(t.laps, 0) DESC) AS place
     FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
-    WHERE (%(class)s::text IS NULL OR r.class = %(class)s)
+    WHERE r.merged_into IS NULL
+      AND (%(class)s::text IS NULL OR r.class = %(class)s)
       AND (%(grade)s::int IS NULL OR r.grade = %(grade)s)
 )
 SELECT * FROM ranked
@@ -50,6 +53,7 @@ GROUPS_SQL = sql.SQL("""
 SELECT {column} AS key, count(*) AS runners, coalesce(sum(t.laps), 0)::bigint AS laps,
        round(coalesce(sum(t.laps), 0)::numeric / count(*), 2) AS average
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+WHERE r.merged_into IS NULL
 GROUP BY {column}
 ORDER BY {order}
 """)
@@ -136,13 +140,18 @@ def unassigned_laps(conn: psycopg.Connection) -> int:
 
 def class_names(conn: psycopg.Connection) -> list[str]:
     """Return every class name in use, sorted."""
-    return [r["class"] for r in conn.execute("SELECT DISTINCT class FROM runner ORDER BY class")]
+    rows = conn.execute("SELECT DISTINCT class FROM runner WHERE merged_into IS NULL "
+                        "ORDER BY class").fetchall()
+    return [r["class"] for r in rows]
 
 
 def find_runner(conn: psycopg.Connection, runner_id: str) -> dict | None:
-    """Return a runner with its laps that count, or None."""
-    return conn.execute("SELECT r.*, coalesce(t.laps, 0) AS laps FROM runner r "
-                        "LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.id = %s",
+    """Return a runner with its laps that count (and the runner it was merged into), or None."""
+    return conn.execute("SELECT r.id, r.start_number, r.name, r.class, r.grade, r.merged_into, "
+                        "coalesce(t.laps, 0) AS laps, m.name AS merged_into_name, "
+                        "m.start_number AS merged_into_number FROM runner r "
+                        "LEFT JOIN runner_total t ON t.runner_id = r.id "
+                        "LEFT JOIN runner m ON m.id = r.merged_into WHERE r.id = %s",
                         [runner_id]).fetchone()
 
 
@@ -210,7 +219,7 @@ def grades():
 def runner(runner_id: str):
     """Show one runner's every lap: device, helper, times, clock offset, void state."""
     conn = get_db()
-    person = find_runner(conn, runner_id) if len(runner_id) <= 64 else None
+    person = find_runner(conn, runner_id) if is_id(runner_id) else None
     if person is None:
         abort(404, _("There is no runner with this id."))
     laps = runner_laps(conn, runner_id)

@@ -1,0 +1,229 @@
+"""Central standings: runners, classes, grades, one runner's laps (real PostgreSQL)."""
+from __future__ import annotations
+
+import html
+import re
+import secrets
+
+import pytest
+
+from lapsync.protocol import validate_push
+from sync.devices import find_device, register_device
+from sync.push import push
+from sync.settings import set_setting
+from sync.standings import local_time
+from sync.db import now_ms
+from tests.pg import Outbox
+
+T0 = 1_700_000_100_000
+
+
+def send(conn, token: str, box: Outbox, now: int, device_time: int | None = None) -> None:
+    """Push all of an outbox's changes through central's real push, received at `now`."""
+    push(conn, find_device(conn, token), validate_push(box.body(device_time=device_time)), now)
+
+
+def rows(page: str, attribute: str = "data-runner") -> list[dict]:
+    """Return the data-* attributes of every table row that has `attribute`, in page order."""
+    found = []
+    for tag in re.findall(rf"<tr {attribute}=[^>]*>", page):
+        found.append({k: html.unescape(v) for k, v in re.findall(r'data-([\w-]+)="([^"]*)"', tag)})
+    return found
+
+
+def text(response) -> str:
+    """Return a response body as text."""
+    return response.get_data(as_text=True)
+
+
+def logged_in(client, conn, user_id: str):
+    """Give a test client a session of user_id made directly: the real login form (and its
+    argon2 check, ~0.25 s a time) is tested in tests/test_sync_auth.py."""
+    sid = secrets.token_urlsafe(32)
+    conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
+                 [sid, user_id, now_ms() + 3_600_000])
+    with client.session_transaction() as session:
+        session["sid"] = sid
+    return client
+
+
+@pytest.fixture
+def viewer(central_client, central_users, central_db):
+    """A client logged in as the viewer 'vic'."""
+    return logged_in(central_client, central_db, central_users["vic"])
+
+
+@pytest.fixture
+def event(central_db, device_token):
+    """Three classes in two grades; Anna has 3 laps with one voided, Ben 4, Cleo and Dora 0."""
+    box = Outbox()
+    box.user("tina", user_id=box.user_id)
+    ids = {"anna": box.runner(1, "Anna Berg", "5a", 5), "ben": box.runner(2, "Ben Cruz", "5b", 5),
+           "cleo": box.runner(17, "Cleo Dahl", "6a", 6), "dora": box.runner(170, "Dora Ek", "6a", 6)}
+    anna = [box.lap(ids["anna"], time=T0 + i * 120_000) for i in range(3)]
+    for i in range(4):
+        box.lap(ids["ben"], time=T0 + i * 90_000)
+    box.void(anna[1])
+    send(central_db, device_token, box, now=T0 + 600_000, device_time=T0 + 595_000)
+    return {**ids, "box": box, "anna_laps": anna}
+
+
+def test_runners_show_laps_that_count_and_distance(viewer, central_db, event):
+    set_setting(central_db, "metres_per_lap", 400)
+    page = text(viewer.get("/standings/"))
+    shown = rows(page)
+    assert [r["runner"] for r in shown] == [event["ben"], event["anna"], event["cleo"], event["dora"]]
+    assert [r["laps"] for r in shown] == ["4", "2", "0", "0"]   # Anna's voided lap never counts
+    assert [r["distance-m"] for r in shown] == ["1600", "800", "0", "0"]
+    assert "1.60" in page and "0.80" in page
+    assert 'href="/standings/runner/%s"' % event["anna"] in page
+
+
+def test_distance_with_fractional_metres_per_lap(viewer, central_db, event):
+    set_setting(central_db, "metres_per_lap", 333.5)
+    shown = {r["runner"]: r for r in rows(text(viewer.get("/standings/")))}
+    assert shown[event["ben"]]["distance-m"] == "1334"
+    assert shown[event["anna"]]["distance-m"] == "667"
+    assert "1.33" in text(viewer.get("/standings/?q=ben"))
+
+
+def test_without_metres_per_lap_distance_is_blank_and_explained(viewer, event):
+    page = text(viewer.get("/standings/"))
+    assert all("distance-m" not in r for r in rows(page))
+    assert "metres per lap is set" in page
+
+
+def test_class_aggregates(viewer, central_db, event):
+    set_setting(central_db, "metres_per_lap", 400)
+    page = text(viewer.get("/standings/classes"))
+    groups = rows(page, "data-group")
+    assert [(g["group"], g["runners"], g["laps"], g["average"], g["distance-m"]) for g in groups] == [
+        ("5b", "1", "4", "4.00", "1600"), ("5a", "1", "2", "2.00", "800"), ("6a", "2", "0", "0.00", "0")]
+    by_name = rows(text(viewer.get("/standings/classes?sort=name")), "data-group")
+    assert [g["group"] for g in by_name] == ["5a", "5b", "6a"]
+
+
+def test_grade_aggregates(viewer, central_db, event):
+    set_setting(central_db, "metres_per_lap", 250)
+    groups = rows(text(viewer.get("/standings/grades")), "data-group")
+    assert [(g["group"], g["runners"], g["laps"], g["average"], g["distance-m"]) for g in groups] == [
+        ("5", "2", "6", "3.00", "1500"), ("6", "2", "0", "0.00", "0")]
+    by_average = rows(text(viewer.get("/standings/grades?sort=average")), "data-group")
+    assert by_average[0]["group"] == "5"
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("q=CLEO", ["cleo"]),                     # name substring, any case
+    ("q=berg", ["anna"]),
+    ("q=17", ["cleo"]),                       # an exact start number, not 170
+    ("q=170", ["dora"]),
+    ("q=%25", []),                            # LIKE wildcards are plain text
+    ("class=6a", ["cleo", "dora"]),
+    ("class=6a&sort=number", ["cleo", "dora"]),
+    ("grade=5", ["ben", "anna"]),
+    ("grade=5&q=R", ["ben", "anna"]),
+    ("grade=6&q=ek", ["dora"]),
+    ("grade=6&class=5a", []),
+    ("class=nope", []),
+    ("sort=name", ["anna", "ben", "cleo", "dora"]),
+    ("sort=number", ["anna", "ben", "cleo", "dora"]),
+    ("sort=laps", ["ben", "anna", "cleo", "dora"]),
+])
+def test_search_filter_and_sort(viewer, event, query, expected):
+    shown = rows(text(viewer.get(f"/standings/?{query}")))
+    assert [r["runner"] for r in shown] == [event[name] for name in expected]
+
+
+def test_place_is_ranked_within_the_class_or_grade_filter(viewer, event):
+    page = text(viewer.get("/standings/?grade=6"))
+    assert re.findall(r"<tr data-runner=[^>]*><td>(\d+)</td>", page) == ["1", "1"]  # a tie
+
+
+@pytest.mark.parametrize("query,message", [
+    ("sort=evil", "Sort by laps, name or number"),
+    ("sort=laps;DROP TABLE runner", "Sort by laps, name or number"),
+    ("grade=x", "grade must be a whole number"),
+    ("grade=14", "grade must be a whole number"),
+    ("grade=-1", "grade must be a whole number"),
+    ("q=" + "x" * 101, "at most 100 characters"),
+])
+def test_bad_query_arguments_get_400_and_the_unfiltered_list(viewer, central_db, event,
+                                                             query, message):
+    response = viewer.get(f"/standings/?{query}")
+    assert response.status_code == 400 and message in text(response)
+    assert len(rows(text(response))) == 4
+    assert central_db.execute("SELECT count(*) AS n FROM runner").fetchone()["n"] == 4
+
+
+@pytest.mark.parametrize("path", ["/standings/classes?sort=evil", "/standings/grades?sort=1"])
+def test_bad_group_sort_gets_400(viewer, event, path):
+    response = viewer.get(path)
+    assert response.status_code == 400 and "Sort by laps, average or name" in text(response)
+    assert rows(text(response), "data-group")
+
+
+def test_runner_page_lists_every_lap_with_device_helper_times_and_void(viewer, central_db,
+                                                                       event):
+    set_setting(central_db, "metres_per_lap", 400)
+    page = text(viewer.get(f"/standings/runner/{event['anna']}"))
+    laps = rows(page, 'id="lap-[^"]+" data-lap')
+    assert [lap["lap"] for lap in laps] == sorted(event["anna_laps"])  # one receipt time: by id
+    assert [lap["voided"] == "true" for lap in laps] == [lap == event["anna_laps"][1]
+                                                         for lap in sorted(event["anna_laps"])]
+    assert 'class="voided"' in page and "voided by tina at" in page and "double count" in page
+    assert "laptop-a" in page and event["box"].laptop_id in page and "tina" in page
+    assert local_time(T0 + 120_000) in page              # device time
+    assert local_time(T0 + 600_000) in page              # receipt time
+    assert "+5.0 s" in page                              # clock offset of that push
+    assert '<dd id="laps">2</dd>' in page and "800 m (0.80 km)" in page
+
+
+def test_runner_page_orders_by_receipt_time_not_device_clock(viewer, central_db, event):
+    late = Outbox(clock_ms=T0 - 3_600_000)               # a laptop whose clock is an hour behind
+    token = register_device(central_db, "laptop-b")
+    early_lap = late.lap(event["ben"], time=T0 - 3_600_000)   # earliest device time of all...
+    send(central_db, token, late, now=T0 + 900_000, device_time=T0 - 2_700_000)  # ...received last
+    page = text(viewer.get(f"/standings/runner/{event['ben']}"))
+    laps = [lap["lap"] for lap in rows(page, 'id="lap-[^"]+" data-lap')]
+    assert len(laps) == 5 and laps[-1] == early_lap
+    assert "laptop-b" in page and late.user_id in page  # unknown helper: shown by id
+    assert "+3600.0 s" in page
+
+
+def test_a_merged_runner_leaves_the_standings_and_points_to_its_survivor(viewer, central_db,
+                                                                         event):
+    central_db.execute("UPDATE runner SET merged_into = %s WHERE id = %s",
+                       [event["cleo"], event["dora"]])
+    shown = [r["runner"] for r in rows(text(viewer.get("/standings/")))]
+    assert event["dora"] not in shown and len(shown) == 3
+    assert rows(text(viewer.get("/standings/classes")), "data-group")[2]["runners"] == "1"
+    page = text(viewer.get(f"/standings/runner/{event['dora']}"))
+    assert 'id="merged"' in page and "Cleo Dahl" in page
+
+
+def test_laps_of_a_runner_central_does_not_know_yet_are_mentioned(viewer, central_db,
+                                                                  device_token, event):
+    box = Outbox()
+    box.lap(box.new_id())
+    box.lap(box.new_id())
+    send(central_db, register_device(central_db, "laptop-c"), box, now=T0 + 700_000)
+    assert "2 laps belong to runners central does not know yet" in text(
+        viewer.get("/standings/"))
+
+
+@pytest.mark.parametrize("runner_id", ["nosuchrunner0000000000000", "x" * 300, "%00"])
+def test_unknown_runner_is_a_404_page(viewer, event, runner_id):
+    response = viewer.get(f"/standings/runner/{runner_id}")
+    assert response.status_code == 404 and "There is no runner with this id" in text(response)
+
+
+def test_empty_event_pages(viewer):
+    assert "No runner matches" in text(viewer.get("/standings/"))
+    assert "No runners yet" in text(viewer.get("/standings/classes"))
+
+
+@pytest.mark.parametrize("path", ["/standings/", "/standings/classes", "/standings/grades",
+                                  "/standings/runner/abc"])
+def test_anonymous_is_sent_to_login(central_client, path):
+    response = central_client.get(path)
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
