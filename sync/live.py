@@ -17,7 +17,7 @@ sequence may already hold an id of a transaction that has not committed).
 from __future__ import annotations
 
 import psycopg
-from flask import Blueprint, Flask, jsonify, render_template, request
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError
@@ -31,7 +31,7 @@ bp = Blueprint("live", __name__, url_prefix="/live")
 PAGE_LAPS = 50       # laps the page shows (and the page without JavaScript)
 FEED_LIMIT = 200     # laps per poll; the client asks again at once when there are more
 VOID_LIMIT = 500
-POLL_MS = 2000
+POLL_MS = 2000       # how often live.js asks (config LIVE_POLL_MS)
 
 LAP_SELECT = """
 SELECT l.feed_id, l.id, l.runner_id, r.start_number, r.name, r.class,
@@ -123,15 +123,19 @@ def index():
     """Show the newest laps; live.js keeps them current, a meta refresh does without it."""
     page = first_page(get_db())
     return render_template("live.html", laps=page["laps"], cursor=page["cursor"],
-                           void_cursor=page["void_cursor"], poll_ms=POLL_MS, page_laps=PAGE_LAPS)
+                           void_cursor=page["void_cursor"], page_laps=PAGE_LAPS,
+                           poll_ms=current_app.config.get("LIVE_POLL_MS", POLL_MS))
 
 
 @bp.get("/feed")
 @login_required
 def feed_view():
     """Answer laps (and void changes) after the client's cursors as JSON."""
-    after = parse_cursor("after", request.args.get("after"))
-    voids = parse_cursor("voids", request.args.get("voids"))
+    try:
+        after = parse_cursor("after", request.args.get("after"))
+        voids = parse_cursor("voids", request.args.get("voids"))
+    except InputError as exc:  # a JSON endpoint: JSON errors whatever the Accept header says
+        return jsonify(error=exc.code, message=exc.message), exc.status
     response = jsonify(feed(get_db(), after, voids))
     response.headers["Cache-Control"] = "no-store"
     return response

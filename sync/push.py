@@ -110,7 +110,9 @@ def insert_laps(conn: psycopg.Connection, laps: list[dict], device: dict, receiv
     Safe because every writer holds the write lock (sync/db.py): no other
     transaction inserts laps between the check and the COPY.
     """
-    unique = {lap["id"]: lap for lap in reversed(laps)}  # the first change of an id wins
+    unique: dict[str, dict] = {}
+    for lap in laps:  # the first change of an id wins; batch order kept (live feed order)
+        unique.setdefault(lap["id"], lap)
     try:
         with conn.transaction():
             copy_laps(conn, list(unique.values()), device, received_at, offset)
