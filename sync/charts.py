@@ -115,7 +115,8 @@ def class_chart(classes: list[dict]) -> dict:
     scale = width / ticks[-1]
     bars = [{"y": MARGIN["top"] + i * CLASS_ROW + 4, "height": CLASS_ROW - 8,
              "width": round(c["laps"] * scale, 2), "laps": c["laps"], "class": c["class"],
-             "middle": MARGIN["top"] + i * CLASS_ROW + CLASS_ROW / 2} for i, c in enumerate(classes)]
+             "middle": MARGIN["top"] + i * CLASS_ROW + CLASS_ROW / 2}
+            for i, c in enumerate(classes)]
     baseline = MARGIN["top"] + len(classes) * CLASS_ROW
     return {"bars": bars, "left": left, "right": left + width, "top": MARGIN["top"],
             "baseline": baseline, "width": left + width + MARGIN["right"] + 60,
