@@ -185,7 +185,7 @@ def _form_page(runner: dict, error: InputError | None = None, status: int = 200)
 def index():
     """List the runners (search by name or number, filter by class); admins get the actions."""
     query = request.args.get("q", "").strip()[:MAX_RUNNER_NAME]
-    class_name = request.args.get("class", "").strip()[:MAX_CLASS]
+    class_name = request.args.get("class", "").strip()[:MAX_CLASS + 1]  # too long: no match
     conn = get_db()
     return render_template("roster.html", runners=search_runners(conn, query, class_name),
                            classes=list_classes(conn), q=query, class_name=class_name,
@@ -255,7 +255,7 @@ def import_csv():
 @login_required
 def sheets():
     """Print start-number sheets: one big number per page (or two), all runners or one class."""
-    class_name = request.args.get("class", "").strip()[:MAX_CLASS]
+    class_name = request.args.get("class", "").strip()[:MAX_CLASS + 1]  # too long: no match
     per_page = request.args.get("per_page", "1")
     if per_page not in ("1", "2"):
         raise InputError("invalid_per_page", _("Print one or two sheets per page."), 400)
