@@ -22,6 +22,8 @@ from .settings import get_settings
 bp = Blueprint("standings", __name__, url_prefix="/standings")
 
 MAX_QUERY = 100
+PER_PAGE = 100     # runners per page: the page stays small and fast with 5,000 runners
+MAX_PAGE = 10_000
 RUNNER_ORDER = {
     "laps": sql.SQL("laps DESC, start_number, id"),
     "name": sql.SQL("lower(name), start_number, id"),
@@ -43,10 +45,11 @@ WITH ranked AS (
       AND (%(class)s::text IS NULL OR r.class = %(class)s)
       AND (%(grade)s::int IS NULL OR r.grade = %(grade)s)
 )
-SELECT * FROM ranked
+SELECT *, count(*) OVER () AS matches FROM ranked
 WHERE %(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0
    OR start_number = %(number)s
 ORDER BY {order}
+LIMIT %(limit)s OFFSET %(offset)s
 """)
 
 GROUPS_SQL = sql.SQL("""
@@ -114,15 +117,20 @@ def parse_runner_filters(args) -> dict:
     sort = args.get("sort") or "laps"
     if sort not in RUNNER_ORDER:
         raise BadFilter(_("Sort by laps, name or number."))
+    page = (args.get("page") or "1").strip()
+    if not (page.isascii() and page.isdigit() and 1 <= int(page) <= MAX_PAGE):
+        raise BadFilter(_("The page must be a whole number from 1 to %(max)s.", max=MAX_PAGE))
     number = int(q) if q.isascii() and q.isdigit() and len(q) <= 6 else None
     return {"q": q or None, "number": number, "class": (args.get("class") or "").strip() or None,
-            "grade": int(grade) if grade else None, "sort": sort}
+            "grade": int(grade) if grade else None, "sort": sort, "page": int(page),
+            "limit": PER_PAGE, "offset": (int(page) - 1) * PER_PAGE}
 
 
-def runner_standings(conn: psycopg.Connection, filters: dict) -> list[dict]:
-    """Return runners with their laps and place, filtered and sorted as asked."""
+def runner_standings(conn: psycopg.Connection, filters: dict) -> tuple[list[dict], int]:
+    """Return one page of runners with laps and place, filtered and sorted, and the matches."""
     query = RUNNERS_SQL.format(order=RUNNER_ORDER[filters["sort"]])
-    return conn.execute(query, filters).fetchall()
+    rows = conn.execute(query, filters).fetchall()
+    return rows, rows[0]["matches"] if rows else 0
 
 
 def group_standings(conn: psycopg.Connection, by: str, sort: str = "laps") -> list[dict]:
@@ -177,11 +185,12 @@ def index():
         error, status = str(exc), 400
         filters = parse_runner_filters({})
     metres = metres_per_lap(conn)
-    runners = runner_standings(conn, filters)
+    runners, matches = runner_standings(conn, filters)
     for runner in runners:
         runner["distance"] = distance(runner["laps"], metres)
     return render_template("standings.html", runners=runners, filters=filters, error=error,
-                           classes=class_names(conn), metres=metres,
+                           classes=class_names(conn), metres=metres, matches=matches,
+                           pages=max(1, -(-matches // PER_PAGE)),
                            unassigned=unassigned_laps(conn)), status
 
 

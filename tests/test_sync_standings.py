@@ -134,6 +134,25 @@ def test_search_filter_and_sort(viewer, event, query, expected):
     assert [r["runner"] for r in shown] == [event[name] for name in expected]
 
 
+def test_long_lists_come_in_pages_of_100(viewer, central_db, device_token):
+    box = Outbox()
+    ids = [box.runner(n, f"Runner {n:03d}", "5a" if n % 2 else "5b") for n in range(1, 206)]
+    box.lap(ids[-1])
+    send(central_db, device_token, box, now=T0)
+    first = text(viewer.get("/standings/?sort=number"))
+    assert [r["runner"] for r in rows(first)] == ids[:100]
+    assert "Runners 1 to 100 of 205." in first and "Page 1 of 3" in first
+    assert 'href="/standings/?sort=number&amp;page=2"' in first and 'rel="prev"' not in first
+    last = text(viewer.get("/standings/?sort=number&page=3"))
+    assert [r["runner"] for r in rows(last)] == ids[200:] and 'rel="next"' not in last
+    top = rows(text(viewer.get("/standings/")))
+    assert top[0]["runner"] == ids[-1] and top[0]["laps"] == "1"
+    in_class = text(viewer.get("/standings/?class=5b&page=2"))
+    assert len(rows(in_class)) == 2 and "Runners 101 to 102 of 102." in in_class
+    past = text(viewer.get("/standings/?page=7"))
+    assert rows(past) == [] and "past the end of the list" in past and 'rel="prev"' in past
+
+
 def test_place_is_ranked_within_the_class_or_grade_filter(viewer, event):
     page = text(viewer.get("/standings/?grade=6"))
     assert re.findall(r"<tr data-runner=[^>]*><td>(\d+)</td>", page) == ["1", "1"]  # a tie
@@ -146,6 +165,9 @@ def test_place_is_ranked_within_the_class_or_grade_filter(viewer, event):
     ("grade=14", "grade must be a whole number"),
     ("grade=-1", "grade must be a whole number"),
     ("q=" + "x" * 101, "at most 100 characters"),
+    ("page=0", "page must be a whole number"),
+    ("page=abc", "page must be a whole number"),
+    ("page=99999999999999999999", "page must be a whole number"),
 ])
 def test_bad_query_arguments_get_400_and_the_unfiltered_list(viewer, central_db, event,
                                                              query, message):
