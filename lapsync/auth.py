@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask.cli import with_appcontext
 from flask import (Blueprint, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
+from flask_babel import gettext as _
 
 from . import hlc
 from .db import connect, device_id, get_db, new_id, now_ms, record_change, transaction
@@ -21,6 +22,12 @@ bp = Blueprint("auth", __name__)
 ROLES = ("admin", "teacher", "viewer")
 SESSION_MS = 8 * 3600 * 1000
 _hasher = PasswordHasher()
+
+
+def role_label(role: str) -> str:
+    """Name a role in the page's language (the stored role stays admin/teacher/viewer)."""
+    labels = {"admin": _("admin"), "teacher": _("teacher"), "viewer": _("viewer")}
+    return labels.get(role, role)
 
 
 def hash_password(password: str) -> str:
@@ -40,12 +47,13 @@ def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
     """Check a new user's fields; return them cleaned or raise InputError."""
     name = (name or "").strip()
     if not 1 <= len(name) <= MAX_USER_NAME or CONTROL_CHARS.search(name):
-        raise InputError("invalid_name", f"The user name must be 1 to {MAX_USER_NAME} "
-                         "characters, without line breaks or tabs.")
+        raise InputError("invalid_name", _("The user name must be 1 to %(max)s characters, "
+                                           "without line breaks or tabs.", max=MAX_USER_NAME))
     if role not in ROLES:
-        raise InputError("invalid_role", f"The role must be one of: {', '.join(ROLES)}.")
+        raise InputError("invalid_role", _("The role must be one of: %(roles)s.",
+                                           roles=", ".join(ROLES)))
     if not 8 <= len(password or "") <= 200:
-        raise InputError("invalid_password", "The password must be 8 to 200 characters.")
+        raise InputError("invalid_password", _("The password must be 8 to 200 characters."))
     return name, role, password
 
 
@@ -55,7 +63,8 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) 
     password_hash = hash_password(password)  # slow: outside the write lock
     with transaction(db):
         if db.execute("SELECT 1 FROM user WHERE name = ?", [name]).fetchone():
-            raise InputError("duplicate_name", f"A user called {name!r} exists already.", 409)
+            raise InputError("duplicate_name", _("A user called %(name)s exists already.",
+                                                 name=repr(name)), 409)
         user = {"id": new_id(), "name": name, "password_hash": password_hash, "role": role,
                 "created_at": now_ms(), "hlc": hlc.tick(db)}
         db.table("user").insert(user)
@@ -108,9 +117,9 @@ def role_required(*roles: str):
             if g.user is None:
                 if request.method == "GET" and not request.is_json:
                     return redirect(url_for("auth.login", next=request.full_path))
-                return error_response("login_required", "Please log in first.", 401)
+                return error_response("login_required", _("Please log in first."), 401)
             if roles and g.user["role"] not in roles:
-                return error_response("forbidden", "Your role may not do this.", 403)
+                return error_response("forbidden", _("Your role may not do this."), 403)
             return view(*args, **kwargs)
         return wrapped
     return decorator
@@ -138,7 +147,7 @@ def login():
             session.clear()
             session["sid"] = session_id
             return redirect(safe_next(request.args.get("next")))
-        return render_template("login.html", error="Wrong name or password."), 401
+        return render_template("login.html", error=_("Wrong name or password.")), 401
     return render_template("login.html")
 
 
@@ -161,7 +170,7 @@ def users():
         try:
             create_user(db, request.form.get("name", ""), request.form.get("role", ""),
                         request.form.get("password", ""))
-            flash(f"User {request.form['name'].strip()} created.")
+            flash(_("User %(name)s created.", name=request.form["name"].strip()))
             return redirect(url_for("auth.users"))
         except InputError as exc:
             flash(exc.message, "error")
@@ -191,4 +200,5 @@ def create_user_command(name: str, role: str, password: str) -> None:
 def init_app(app) -> None:
     """Register the blueprint and CLI commands."""
     app.register_blueprint(bp)
+    app.add_template_global(role_label)
     app.cli.add_command(create_user_command)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale
 
 LANGUAGES = ("en", "de")
@@ -11,7 +11,13 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def select_locale() -> str:
-    """Pick the browser's preferred language among ours; English otherwise."""
+    """Pick the browser's preferred language among ours; English otherwise.
+
+    Outside a request (CLI commands, the sync job, domain functions in tests)
+    there is no browser to ask: English, never an error.
+    """
+    if not has_request_context():
+        return "en"
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlite_utils
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template,
                    request, url_for)
+from flask_babel import gettext as _
 
 from . import hlc, scheduler
 from .auth import can_record, login_required
@@ -22,13 +23,14 @@ def parse_start_number(raw: str | None) -> int:
     """Turn the typed start number into an int or raise InputError."""
     text = (raw or "").strip()
     if not text:
-        raise InputError("missing_start_number", "Type a start number.", 400)
+        raise InputError("missing_start_number", _("Type a start number."), 400)
     if not text.isdigit() or not text.isascii():
-        raise InputError("invalid_start_number", f"{text[:20]!r} is not a start number: digits only.", 400)
+        raise InputError("invalid_start_number", _("%(text)s is not a start number: digits only.",
+                                                   text=repr(text[:20])), 400)
     number = int(text[:12])
     if len(text) > 12 or not 1 <= number <= MAX_START_NUMBER:
         raise InputError("invalid_start_number",
-                         f"Start numbers run from 1 to {MAX_START_NUMBER}.", 400)
+                         _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER), 400)
     return number
 
 
@@ -39,11 +41,12 @@ def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | N
     if runner_id:
         runners = [r for r in runners if r["id"] == runner_id]
     if not runners:
-        raise InputError("unknown_runner", f"No runner has start number {start_number}. "
-                         "Nothing was recorded.", 404)
+        raise InputError("unknown_runner", _("No runner has start number %(number)s. "
+                                             "Nothing was recorded.", number=start_number), 404)
     if len(runners) > 1:
-        raise InputError("ambiguous_start_number", f"Start number {start_number} belongs to "
-                         f"{len(runners)} runners: choose one.", 409, runners=runners)
+        raise InputError("ambiguous_start_number", _(
+            "Start number %(number)s belongs to %(count)s runners: choose one.",
+            number=start_number, count=len(runners)), 409, runners=runners)
     return runners[0]
 
 
@@ -85,9 +88,10 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
         previous, now = last_lap_time(db, runner["id"]), now_ms()
         if previous is not None and now - previous < min_lap_ms and not confirm:
             seconds = max(0, (now - previous) // 1000)
-            raise InputError("too_soon", f"{runner['name']} ({start_number}) was counted "
-                             f"{seconds} s ago. Count this lap anyway?", 409,
-                             runner=runner, since_previous_ms=now - previous)
+            raise InputError("too_soon", _(
+                "%(name)s (%(number)s) was counted %(seconds)s s ago. Count this lap anyway?",
+                name=runner["name"], number=start_number, seconds=seconds), 409,
+                runner=runner, since_previous_ms=now - previous)
         lap = {"id": new_id(), "runner_id": runner["id"], "created_by": user_id, "time": now,
                "device_id": device_id(db), "client_key": client_key}
         db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
@@ -101,12 +105,12 @@ def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
     """Void (or restore) a lap, never deleting it; record the change; return the lap."""
     reason = (reason or "").strip()
     if len(reason) > MAX_REASON or CONTROL_CHARS.search(reason):
-        raise InputError("invalid_reason", f"The reason may be at most {MAX_REASON} "
-                         "characters, on one line.")
+        raise InputError("invalid_reason", _("The reason may be at most %(max)s characters, "
+                                             "on one line.", max=MAX_REASON))
     with transaction(db):
         row = db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap_id]).fetchone()
         if row is None:
-            raise InputError("unknown_lap", "That lap does not exist.", 404)
+            raise InputError("unknown_lap", _("That lap does not exist."), 404)
         if (row[0] is not None) == voided:  # already in that state: nothing to change
             return {"id": lap_id, "voided": voided, "changed": False}
         stamp = hlc.tick(db)
@@ -130,7 +134,26 @@ def recent_laps(db: sqlite_utils.Database, limit: int = RECENT_LIMIT) -> list[di
 def render_index(status: int = 200, **context):
     """Render the lap entry page with the recent laps."""
     return render_template("laps.html", recent=recent_laps(get_db()), client_key=new_id(),
-                           **context), status
+                           js_strings=js_strings(), **context), status
+
+
+def js_strings() -> dict[str, str]:
+    """Return laps.js's texts in the page's language ({name} marks a value JS fills in)."""
+    return {
+        "first_lap": _("first lap"),
+        "since_last_lap": _("{time} since last lap"),
+        "saving": _("Saving {number} …"),
+        "confirm_hint": _("Press Enter to count it, Esc to skip."),
+        "not_recorded": _("Not recorded."),
+        "no_answer": _("The laptop app did not answer: lap {number} was NOT recorded. "
+                       "Type it again."),
+        "http_error": _("The laptop app answered {status}."),
+        "skipped": _("Skipped: nothing was recorded."),
+        "void": _("Void"),
+        "restore": _("Restore"),
+        "voided": _("Lap voided: it no longer counts."),
+        "restored": _("Lap restored."),
+    }
 
 
 @bp.get("/")
@@ -169,9 +192,12 @@ def flash_lap(result: dict) -> None:
     """Tell the helper (without JavaScript) which lap was recorded."""
     runner = result["runner"]
     since = result["since_previous_ms"]
-    since_text = "first lap" if since is None else f"{since // 60000} min {since // 1000 % 60} s since last lap"
-    flash(f"Lap {result['count']} for {runner['name']} ({runner['start_number']}, "
-          f"{runner['class']}) – {since_text}", "success")
+    since_text = _("first lap") if since is None else _(
+        "%(minutes)s min %(seconds)s s since last lap",
+        minutes=since // 60000, seconds=since // 1000 % 60)
+    flash(_("Lap %(count)s for %(name)s (%(number)s, %(class_name)s) – %(since)s",
+            count=result["count"], name=runner["name"], number=runner["start_number"],
+            class_name=runner["class"], since=since_text), "success")
 
 
 @bp.post("/laps/<lap_id>/void")
@@ -193,7 +219,7 @@ def change_void(lap_id: str, voided: bool):
     result = set_void(get_db(), lap_id[:64], g.user["id"], voided, request.form.get("reason", ""))
     if wants_json():
         return jsonify(result)
-    flash("Lap voided." if voided else "Lap restored.", "success")
+    flash(_("Lap voided.") if voided else _("Lap restored."), "success")
     return redirect(url_for("laps.index"))
 
 

@@ -12,6 +12,9 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from babel.numbers import format_decimal
+from flask_babel import get_locale, gettext as _, ngettext
+
 from .errors import InputError
 
 REQUIRED = ("name", "klasse", "jahrgang")
@@ -20,6 +23,12 @@ MAX_ROWS = 10_000
 MAX_BYTES = 4 * 1024 * 1024
 MAX_START_DIGITS = 7  # beyond any valid start number; keeps int() cheap
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def number_text(number: int) -> str:
+    """Write a large number the page's way: 10,000 in English, 10.000 in German."""
+    locale = get_locale()
+    return format_decimal(number, locale=locale) if locale else f"{number:,}"
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,10 @@ class RosterError(InputError):
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(problems, key=lambda p: p.line)
         count = len(self.problems)
-        super().__init__("invalid_roster", f"The file was not imported: {count} "
-                         f"problem{'s' if count != 1 else ''} found. Nothing was changed.",
-                         422, problems=[p.as_dict() for p in self.problems])
+        super().__init__("invalid_roster", ngettext(
+            "The file was not imported: %(num)s problem found. Nothing was changed.",
+            "The file was not imported: %(num)s problems found. Nothing was changed.", count),
+            422, problems=[p.as_dict() for p in self.problems])
 
 
 @dataclass
@@ -58,10 +68,11 @@ class _Row:
 def decode(data: bytes) -> str:
     """Decode UTF-8 (with or without BOM) or else Windows-1252; raise RosterError otherwise."""
     if len(data) > MAX_BYTES:
-        raise RosterError([Problem(1, f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")])
+        raise RosterError([Problem(1, _("The file is larger than %(size)s MB.",
+                                        size=MAX_BYTES // (1024 * 1024)))])
     if data.startswith(UTF16_BOMS):
-        raise RosterError([Problem(1, "The file is UTF-16 text: save it as "
-                                      "'CSV UTF-8' or 'CSV (semicolon separated)'.")])
+        raise RosterError([Problem(1, _("The file is UTF-16 text: save it as "
+                                        "'CSV UTF-8' or 'CSV (semicolon separated)'."))])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -69,11 +80,12 @@ def decode(data: bytes) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n") + 1
-            raise RosterError([Problem(line, f"The file is neither UTF-8 nor Windows-1252 text "
-                                             f"(byte 0x{data[exc.start]:02X} cannot be read).")])
+            raise RosterError([Problem(line, _(
+                "The file is neither UTF-8 nor Windows-1252 text (byte %(byte)s cannot be read).",
+                byte="0x%02X" % data[exc.start]))])
     if "\x00" in text:
         line = text[:text.index("\x00")].count("\n") + 1
-        raise RosterError([Problem(line, "The file contains NUL bytes: it is not a text CSV.")])
+        raise RosterError([Problem(line, _("The file contains NUL bytes: it is not a text CSV."))])
     return text
 
 
@@ -85,32 +97,44 @@ def delimiter(header_line: str) -> str:
 def check_header(cells: list[str]) -> list[str]:
     """Return the normalised column names, or raise RosterError for a wrong header."""
     names = [cell.strip().lower() for cell in cells]
-    expected = "Name, Klasse, Jahrgang and optionally Startnummer"
     unknown = [n for n in names if n not in REQUIRED + OPTIONAL]
     missing = [n for n in REQUIRED if n not in names]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if unknown or missing or doubled:
-        parts = ([f"unknown column{'s' if len(unknown) > 1 else ''} "
-                  f"{', '.join(repr(c) for c in unknown)}"] if unknown else [])
-        parts += [f"missing {', '.join(m.capitalize() for m in missing)}"] if missing else []
-        parts += [f"column {', '.join(d.capitalize() for d in doubled)} twice"] if doubled else []
-        raise RosterError([Problem(1, f"Wrong header ({'; '.join(parts)}): "
-                                      f"expected {expected}.")])
+        raise RosterError([Problem(1, _(
+            "Wrong header (%(details)s): expected %(expected)s.",
+            details="; ".join(header_faults(unknown, missing, doubled)),
+            expected=_("Name, Klasse, Jahrgang and optionally Startnummer")))])
     return names
+
+
+def header_faults(unknown: list[str], missing: list[str], doubled: list[str]) -> list[str]:
+    """Describe what is wrong with the header's columns, one phrase per kind of fault."""
+    parts = []
+    if unknown:
+        parts.append(ngettext("unknown column %(columns)s", "unknown columns %(columns)s",
+                              len(unknown), columns=", ".join(repr(c) for c in unknown)))
+    if missing:
+        parts.append(_("missing %(columns)s", columns=", ".join(m.capitalize() for m in missing)))
+    if doubled:
+        parts.append(ngettext("column %(columns)s twice", "columns %(columns)s twice",
+                              len(doubled), columns=", ".join(d.capitalize() for d in doubled)))
+    return parts
 
 
 def read_rows(text: str) -> tuple[list[_Row], list[Problem]]:
     """Split the text into header-keyed data rows; blank lines are skipped."""
     first_line = text.split("\n", 1)[0]
     if not text.strip():
-        raise RosterError([Problem(1, "The file is empty: expected the header "
-                                      "Name,Klasse,Jahrgang and one line per runner.")])
+        raise RosterError([Problem(1, _("The file is empty: expected the header "
+                                        "Name,Klasse,Jahrgang and one line per runner."))])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter(first_line))
     try:
         columns = check_header(next(reader))
         return _data_rows(reader, columns)
     except csv.Error as exc:
-        raise RosterError([Problem(reader.line_num, f"The line cannot be read as CSV ({exc}).")])
+        raise RosterError([Problem(reader.line_num, _("The line cannot be read as CSV "
+                                                      "(%(reason)s).", reason=str(exc)))])
 
 
 def _data_rows(reader, columns: list[str]) -> tuple[list[_Row], list[Problem]]:
@@ -121,14 +145,15 @@ def _data_rows(reader, columns: list[str]) -> tuple[list[_Row], list[Problem]]:
         if not any(cell.strip() for cell in cells):
             continue
         if len(rows) + len(problems) >= MAX_ROWS:
-            raise RosterError(problems + [Problem(line, f"Too many rows: at most {MAX_ROWS:,} "
-                                                        "runners per file.")])
+            raise RosterError(problems + [Problem(line, _(
+                "Too many rows: at most %(max)s runners per file.", max=number_text(MAX_ROWS)))])
         if len(cells) != len(columns):
-            problems.append(Problem(line, f"Expected {len(columns)} columns, found {len(cells)}."))
+            problems.append(Problem(line, _("Expected %(expected)s columns, found %(found)s.",
+                                            expected=len(columns), found=len(cells))))
             continue
         rows.append(_Row(line, dict(zip(columns, cells))))
     if not rows and not problems:
-        raise RosterError([Problem(1, "The file has a header but no runners.")])
+        raise RosterError([Problem(1, _("The file has a header but no runners."))])
     return rows, problems
 
 
@@ -138,7 +163,8 @@ def parse_start_number(raw: str) -> int | None:
     if not text:
         return None
     if not (text.isascii() and text.isdigit()) or len(text) > MAX_START_DIGITS:
-        raise ValueError(f"The start number {text[:20]!r} is not valid: use digits only, e.g. 17.")
+        raise ValueError(_("The start number %(text)s is not valid: use digits only, e.g. 17.",
+                           text=repr(text[:20])))
     return int(text)
 
 
@@ -161,11 +187,12 @@ def check_numbers(rows: list[_Row], taken: set[int]) -> list[Problem]:
         if number is None:
             continue
         if number in first_line:
-            problems.append(Problem(row.line, f"Start number {number} is also on line "
-                                              f"{first_line[number]}."))
+            problems.append(Problem(row.line, _("Start number %(number)s is also on line "
+                                                "%(line)s.", number=number,
+                                                line=first_line[number])))
         elif number in taken:
-            problems.append(Problem(row.line, f"Start number {number} is already used "
-                                              "by a runner on the roster."))
+            problems.append(Problem(row.line, _("Start number %(number)s is already used "
+                                                "by a runner on the roster.", number=number)))
         first_line.setdefault(number, row.line)
     return problems
 
@@ -181,16 +208,23 @@ def assign_numbers(rows: list[_Row], taken: set[int], highest: int) -> None:
 
 def check_names(rows: list[_Row], existing: list[tuple[int, str, str]]) -> list[Problem]:
     """Report a runner already on the roster or twice in the file (same name and class)."""
-    known = {_key(name, class_): f"already on the roster with start number {number}"
-             for number, name, class_ in existing}
+    known = {_key(name, class_): ("roster", number) for number, name, class_ in existing}
     problems = []
     for row in rows:
         key = _key(row.cells["name"], row.cells["klasse"])
         if key[0] and key in known:
-            problems.append(Problem(row.line, f"{row.cells['name'].strip()} "
-                                              f"({row.cells['klasse'].strip()}) is {known[key]}."))
-        known.setdefault(key, f"also on line {row.line}")
+            problems.append(Problem(row.line, _twice_text(row, *known[key])))
+        known.setdefault(key, ("file", row.line))
     return problems
+
+
+def _twice_text(row: _Row, where: str, number: int) -> str:
+    """Say where the row's runner is already: on the roster (start number) or a file line."""
+    names = {"name": row.cells["name"].strip(), "class_name": row.cells["klasse"].strip()}
+    if where == "roster":
+        return _("%(name)s (%(class_name)s) is already on the roster with start number "
+                 "%(number)s.", number=number, **names)
+    return _("%(name)s (%(class_name)s) is also on line %(line)s.", line=number, **names)
 
 
 def parse_roster(data: bytes, existing: Iterable[tuple[int, str, str]],
@@ -202,7 +236,7 @@ def parse_roster(data: bytes, existing: Iterable[tuple[int, str, str]],
     InputError; `highest` is the largest valid start number.
     """
     existing = list(existing)
-    taken = {number for number, _, _ in existing}
+    taken = {number for number, _name, _class in existing}
     rows, problems = read_rows(decode(data))
     problems += check_numbers(rows, taken)
     assign_numbers(rows, taken, highest)
@@ -223,6 +257,7 @@ def parse_roster(data: bytes, existing: Iterable[tuple[int, str, str]],
 
 def format_report(error: RosterError) -> str:
     """Render the report as plain text lines for the CLI."""
-    lines = [f"line {p.line}: {p.message}" for p in error.problems]
+    lines = [_("line %(line)s: %(message)s", line=p.line, message=p.message)
+             for p in error.problems]
     return "\n".join([error.message, *lines])
 

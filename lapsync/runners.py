@@ -10,6 +10,7 @@ import sqlite_utils
 from flask.cli import with_appcontext
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
+from flask_babel import gettext as _, ngettext
 
 from . import hlc, roster_csv
 from .auth import admin_required, login_required
@@ -38,23 +39,26 @@ def validate_runner(start_number, name, class_, grade) -> dict:
     try:
         start_number = whole_number(start_number)
     except ValueError:
-        raise InputError("invalid_start_number", "The start number must be a whole number.")
+        raise InputError("invalid_start_number", _("The start number must be a whole number."))
     if not 1 <= start_number <= MAX_START_NUMBER:
-        raise InputError("invalid_start_number", f"Start numbers run from 1 to {MAX_START_NUMBER}.")
+        raise InputError("invalid_start_number",
+                         _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER))
     name, class_ = str(name or "").strip(), str(class_ or "").strip()
     if not 1 <= len(name) <= MAX_NAME:
-        raise InputError("invalid_name", f"The name must be 1 to {MAX_NAME} characters.")
+        raise InputError("invalid_name", _("The name must be 1 to %(max)s characters.",
+                                           max=MAX_NAME))
     if CONTROL_CHARS.search(name):
-        raise InputError("invalid_name", "The name must not contain line breaks or tabs.")
+        raise InputError("invalid_name", _("The name must not contain line breaks or tabs."))
     if not 1 <= len(class_) <= MAX_CLASS or CONTROL_CHARS.search(class_):
-        raise InputError("invalid_class", f"The class must be 1 to {MAX_CLASS} characters "
-                         "on one line.")
+        raise InputError("invalid_class", _("The class must be 1 to %(max)s characters "
+                                            "on one line.", max=MAX_CLASS))
     try:
         grade = whole_number(grade)
     except ValueError:
-        raise InputError("invalid_grade", "The grade must be a whole number.")
+        raise InputError("invalid_grade", _("The grade must be a whole number."))
     if grade not in GRADES:
-        raise InputError("invalid_grade", f"The grade must be {GRADES.start} to {GRADES.stop - 1}.")
+        raise InputError("invalid_grade", _("The grade must be %(low)s to %(high)s.",
+                                            low=GRADES.start, high=GRADES.stop - 1))
     return {"start_number": start_number, "name": name, "class": class_, "grade": grade}
 
 
@@ -67,8 +71,8 @@ def number_taken(db: sqlite_utils.Database, start_number: int, except_id: str | 
 def save_runner(db: sqlite_utils.Database, fields: dict, runner_id: str | None = None) -> str:
     """Insert or update a validated runner and its outbox change (caller's transaction)."""
     if number_taken(db, fields["start_number"], runner_id):
-        raise InputError("duplicate_start_number",
-                         f"Start number {fields['start_number']} is taken already.", 409)
+        raise InputError("duplicate_start_number", _("Start number %(number)s is taken already.",
+                                                     number=fields["start_number"]), 409)
     runner = {"id": runner_id or new_id(), **fields, "hlc": hlc.tick(db), "origin": device_id(db)}
     db.table("runner").upsert(runner, pk="id")
     record_change(db, "runner", runner["id"], runner)
@@ -107,7 +111,7 @@ def update_runner(db: sqlite_utils.Database, runner_id: str, start_number, name,
     """Edit a runner: a new hlc and an outbox change, or InputError (404 when unknown)."""
     with transaction(db):
         if get_runner(db, runner_id) is None:
-            raise InputError("unknown_runner", "There is no such runner.", 404)
+            raise InputError("unknown_runner", _("There is no such runner."), 404)
         save_runner(db, validate_runner(start_number, name, class_, grade), runner_id)
 
 
@@ -192,7 +196,8 @@ def new():
     except InputError as exc:
         return _form_page(_typed(), exc, exc.status)
     runner = get_runner(get_db(), runner_id)
-    flash(f"Added {runner['name']} ({runner['class']}) with start number {runner['start_number']}.")
+    flash(_("Added %(name)s (%(class_name)s) with start number %(number)s.", name=runner["name"],
+            class_name=runner["class"], number=runner["start_number"]))
     return redirect(url_for("runners.index"))
 
 
@@ -202,14 +207,14 @@ def edit(runner_id: str):
     """Edit a runner (admin)."""
     runner = get_runner(get_db(), runner_id)
     if runner is None:
-        abort(404, "There is no such runner.")
+        abort(404, _("There is no such runner."))
     if request.method == "GET":
         return _form_page(runner)
     try:
         update_runner(get_db(), runner_id, *_form_fields())
     except InputError as exc:
         return _form_page({**_typed(), "id": runner_id}, exc, exc.status)
-    flash(f"Saved {request.form['name'].strip()}.")
+    flash(_("Saved %(name)s.", name=request.form["name"].strip()))
     return redirect(url_for("runners.index"))
 
 
@@ -221,7 +226,7 @@ def import_csv():
         return render_template("import.html")
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        error = InputError("missing_file", "Choose a CSV file to import.", 400)
+        error = InputError("missing_file", _("Choose a CSV file to import."), 400)
         if wants_json():
             raise error
         return render_template("import.html", error=error), 400
@@ -231,8 +236,14 @@ def import_csv():
         if wants_json():
             raise
         return render_template("import.html", report=exc, filename=upload.filename), exc.status
-    flash(f"Imported {count} runner{'s' if count != 1 else ''} from {upload.filename}.")
+    flash(imported_text(count, upload.filename))
     return redirect(url_for("runners.index"))
+
+
+def imported_text(count: int, filename: str) -> str:
+    """Say how many runners came from which file (English outside a request)."""
+    return ngettext("Imported %(num)s runner from %(file)s.",
+                    "Imported %(num)s runners from %(file)s.", count, file=filename)
 
 
 @click.command("import-runners")
@@ -256,7 +267,7 @@ def import_runners_command(file: Path) -> None:
         raise SystemExit(1)
     finally:
         db.close()
-    click.echo(f"Imported {count} runner{'s' if count != 1 else ''} from {file}.")
+    click.echo(imported_text(count, str(file)))
 
 
 def init_app(app) -> None:

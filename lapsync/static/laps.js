@@ -10,6 +10,17 @@
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var queue = Promise.resolve();
   var pendingConfirm = null;   // {number, runnerId} awaiting a second Enter
+  // The page's texts in its language (laps.js_strings); English if the block is missing.
+  var texts = {};
+  try { texts = JSON.parse(document.getElementById("i18n").textContent); } catch (e) { texts = {}; }
+
+  function t(key, fallback, values) {
+    var text = texts[key] || fallback;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(values[name]));
+    });
+    return text;
+  }
 
   function newKey() {
     return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
@@ -32,9 +43,9 @@
   }
 
   function since(ms) {
-    if (ms === null || ms === undefined) return "first lap";
+    if (ms === null || ms === undefined) return t("first_lap", "first lap");
     var s = Math.round(ms / 1000), m = Math.floor(s / 60);
-    return (m ? m + " min " : "") + (s % 60) + " s since last lap";
+    return t("since_last_lap", "{time} since last lap", {time: (m ? m + " min " : "") + (s % 60) + " s"});
   }
 
   function post(url, data) {
@@ -44,7 +55,8 @@
       headers: {"Accept": "application/json", "X-CSRFToken": csrf}
     }).then(function (resp) {
       return resp.json().catch(function () {
-        return {error: "http_" + resp.status, message: "The laptop app answered " + resp.status + "."};
+        return {error: "http_" + resp.status,
+                message: t("http_error", "The laptop app answered {status}.", {status: resp.status})};
       });
     });
   }
@@ -55,7 +67,7 @@
     tr.innerHTML = "<td>" + clock(result.lap.time) + "</td><td>" + esc(r.start_number) +
       "</td><td>" + esc(r.name) + "</td><td>" + esc(r["class"]) + "</td><td>" +
       '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(result.lap.id) +
-      '/void"><button type="submit" class="small">Void</button></form></td>';
+      '/void"><button type="submit" class="small">' + esc(t("void", "Void")) + "</button></form></td>";
     recent.insertBefore(tr, recent.firstChild);
   }
 
@@ -65,7 +77,7 @@
     data.append("client_key", newKey());
     if (confirm) data.append("confirm", "1");
     if (runnerId) data.append("runner_id", runnerId);
-    show("busy", "Saving " + esc(number) + " …");
+    show("busy", esc(t("saving", "Saving {number} …", {number: number})));
     return post(form.action, data).then(function (res) {
       if (res.lap) {
         if (!res.duplicate) addRow(res);
@@ -75,12 +87,14 @@
       } else if (res.error === "too_soon") {
         pendingConfirm = {number: number, runnerId: res.runner.id};
         field.value = number;
-        show("warn", esc(res.message) + " <strong>Press Enter to count it, Esc to skip.</strong>");
+        show("warn", esc(res.message) + " <strong>" +
+          esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong>");
       } else {
-        show("bad", esc(res.message || "Not recorded."));
+        show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
       }
     }).catch(function () {
-      show("bad", "The laptop app did not answer: lap " + esc(number) + " was NOT recorded. Type it again.");
+      show("bad", esc(t("no_answer", "The laptop app did not answer: lap {number} was NOT recorded. " +
+        "Type it again.", {number: number})));
     });
   }
 
@@ -100,7 +114,7 @@
     if (ev.key === "Escape" && pendingConfirm) {
       pendingConfirm = null;
       field.value = "";
-      show("info", "Skipped: nothing was recorded.");
+      show("info", esc(t("skipped", "Skipped: nothing was recorded.")));
     }
   });
 
@@ -113,8 +127,9 @@
       var row = f.closest("tr"), button = f.querySelector("button");
       row.classList.toggle("voided", res.voided);
       f.action = f.action.replace(/\/(void|restore)$/, res.voided ? "/restore" : "/void");
-      button.textContent = res.voided ? "Restore" : "Void";
-      show("info", res.voided ? "Lap voided: it no longer counts." : "Lap restored.");
+      button.textContent = res.voided ? t("restore", "Restore") : t("void", "Void");
+      show("info", esc(res.voided ? t("voided", "Lap voided: it no longer counts.")
+                                  : t("restored", "Lap restored.")));
       field.focus();
     });
   });
