@@ -48,14 +48,14 @@ FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id GROUP BY r.class
 """
 
 
-def excel_safe(value):
+def excel_safe(value: object) -> object:
     """Return a text cell Excel would read as a formula with a quote in front; else as is."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
 
-def distance_m(laps: int, metres_per_lap) -> int | float | None:
+def distance_m(laps: int, metres_per_lap: float | None) -> int | float | None:
     """Return laps × metres per lap (whole metres stay whole); None without the setting."""
     if metres_per_lap is None:
         return None
@@ -71,14 +71,14 @@ def export_filename(event_name: str | None) -> str:
     return f"results-{slug}.csv" if slug else "results.csv"
 
 
-def csv_row(row: dict, metres_per_lap) -> list:
+def csv_row(row: dict, metres_per_lap: float | None) -> list:
     """Return one runner as CSV cells, text cells made Excel-safe."""
     distance = distance_m(row["laps"], metres_per_lap)
     return [row["start_number"], excel_safe(row["name"]), excel_safe(row["class"]), row["grade"],
             row["laps"], "" if distance is None else distance]
 
 
-def results_csv_chunks(conn: psycopg.Connection, metres_per_lap) -> Iterator[str]:
+def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None) -> Iterator[str]:
     """Yield the results CSV in chunks: BOM and header, then every runner (server-side cursor)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -96,7 +96,7 @@ def results_csv_chunks(conn: psycopg.Connection, metres_per_lap) -> Iterator[str
     yield buffer.getvalue()
 
 
-def ranked(rows: list[dict], metres_per_lap) -> list[dict]:
+def ranked(rows: list[dict], metres_per_lap: float | None) -> list[dict]:
     """Add rank (equal laps share a rank: 1, 2, 2, 4) and distance to rows sorted by laps."""
     out, rank, previous = [], 0, None
     for position, row in enumerate(rows, 1):
@@ -106,7 +106,8 @@ def ranked(rows: list[dict], metres_per_lap) -> list[dict]:
     return out
 
 
-def class_results(conn: psycopg.Connection, class_name: str | None = None) -> list[tuple[str, list]]:
+def class_results(conn: psycopg.Connection,
+                  class_name: str | None = None) -> list[tuple[str, list]]:
     """Return [(class, ranked runners)] for every class, or for one class."""
     metres = get_settings(conn).get("metres_per_lap")
     rows = conn.execute(RESULTS, {"class": class_name}).fetchall()
@@ -141,7 +142,7 @@ def event_info(conn: psycopg.Connection) -> dict:
             "date": format_date(date.fromisoformat(day), "long") if day else ""}
 
 
-def distance_text(metres) -> str:
+def distance_text(metres: float | None) -> str:
     """Format a distance for people: '800 m', '12.4 km' (in the reader's language)."""
     if metres is None:
         return "–"
@@ -151,7 +152,7 @@ def distance_text(metres) -> str:
 
 
 @bp.app_template_filter("results_distance")
-def _distance_filter(metres) -> str:
+def _distance_filter(metres: float | None) -> str:
     """Jinja filter: a distance in metres as text."""
     return distance_text(metres)
 

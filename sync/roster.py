@@ -99,7 +99,8 @@ def _store(conn: psycopg.Connection, runner: dict) -> None:
     detect_clashes(conn, runner, now_ms())
 
 
-def add_runner(conn: psycopg.Connection, start_number, name, class_, grade) -> dict:
+def add_runner(conn: psycopg.Connection, start_number: str | int, name: str, class_: str,
+               grade: str | int) -> dict:
     """Validate and add a runner (an empty start number gets the next free one); return it."""
     with write_transaction(conn):
         if not str(start_number or "").strip():
@@ -113,8 +114,8 @@ def add_runner(conn: psycopg.Connection, start_number, name, class_, grade) -> d
     return runner
 
 
-def edit_runner(conn: psycopg.Connection, runner_id: str, version, start_number, name, class_,
-                grade) -> dict:
+def edit_runner(conn: psycopg.Connection, runner_id: str, version: str | int | None,
+                start_number: str | int, name: str, class_: str, grade: str | int) -> dict:
     """Save an edit made on the form of VERSION (the change id it showed); return the runner.
 
     Refused with 409 when the runner changed since (a laptop's push or another admin),

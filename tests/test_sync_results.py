@@ -36,6 +36,12 @@ def read_csv(response, data: bytes | None = None) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
+def ranking(page: str, *columns: str) -> list[tuple[str, ...]]:
+    """Return the text of the given cells (by class) of every ranked row of a page."""
+    return [tuple(row.split(f'class="{column}">')[1].split("<")[0] for column in columns)
+            for row in page.split("<tr data-runner")[1:]]
+
+
 @pytest.fixture
 def event(central_db, device_token) -> dict:
     """Four runners in two classes with laps (two voided), 400 m per lap, a named event."""
@@ -143,9 +149,8 @@ def test_class_lists_rank_by_laps_one_class_per_page(central_viewer, central_db,
     assert page.index('data-class="5a"') < page.index('data-class="10a"')
     assert page.count('class="class-block class-list"') == 2
     five_a = page[page.index('data-class="5a"'):page.index('data-class="10a"')]
-    ranks = [(line.split('class="rank">')[1].split("<")[0], line.split('class="name">')[1].split("<")[0])
-             for line in five_a.split("<tr ")[1:]]
-    assert ranks == [("1.", "Ben Cohn"), ("1.", "Cem Demir"), ("1.", "Dana Eck")]
+    assert ranking(five_a, "rank", "name") == [("1.", "Ben Cohn"), ("1.", "Cem Demir"),
+                                               ("1.", "Dana Eck")]
     assert "2 km" in five_a and "Sponsorenlauf Müllerstraße 2025" in page
 
 
@@ -154,10 +159,8 @@ def test_ranks_skip_after_a_tie(central_viewer, central_db, device_token):
     run(central_db, device_token, [(1, "A", "6a", 4), (2, "B", "6a", 9), (3, "C", "6a", 4),
                                    (4, "D", "6a", 1)])
     page = central_viewer.get("/admin/results/classes?class=6a").get_data(as_text=True)
-    ranks = [(row.split('class="rank">')[1].split("<")[0], row.split('class="name">')[1].split("<")[0],
-              row.split('class="distance">')[1].split("<")[0]) for row in page.split("<tr data-runner")[1:]]
-    assert ranks == [("1.", "B", "2.25 km"), ("2.", "A", "1 km"), ("2.", "C", "1 km"),
-                     ("4.", "D", "250 m")]
+    assert ranking(page, "rank", "name", "distance") == [
+        ("1.", "B", "2.25 km"), ("2.", "A", "1 km"), ("2.", "C", "1 km"), ("4.", "D", "250 m")]
 
 
 def test_class_list_of_an_unknown_class_is_a_404(central_viewer, event):

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from sync.clock import node_id
 from sync.devices import find_device
 from sync.pull import pull
