@@ -82,6 +82,14 @@ CREATE TABLE IF NOT EXISTS runner_other_laps (
     laps      INTEGER NOT NULL CHECK (laps >= 0)
 );
 
+-- Runners the admin merged into another at central (a pulled runner with
+-- merged_into): their laps count for the survivor from then on (client.py,
+-- apply_runner) and they are hidden from lap entry and the roster. Final.
+CREATE TABLE IF NOT EXISTS runner_merge (
+    runner_id   TEXT PRIMARY KEY,
+    merged_into TEXT NOT NULL
+);
+
 -- Outbox rows central acknowledged but refused for good (kept there for the
 -- admin); listed by `flask sync-status` so they are seen, never wedging the queue.
 CREATE TABLE IF NOT EXISTS rejected_change (

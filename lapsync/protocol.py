@@ -25,7 +25,12 @@ PULL  GET /api/v1/pull?cursor=N&limit=M
   200      {"protocol": 1, "server_time": ms, "next_cursor": N, "more": bool,
             "changes": [{"cursor": N, "entity": E, "id": "...", "data": {...}}, ...]}
   entity / data (a laptop is not sent back changes it made itself):
-    runner    as in push
+    runner    as in push, plus "merged_into": "<runner id>" once the admin merged this
+              runner into another (the survivor keeps its id; field absent otherwise).
+              A merge is final and applies whatever the LWW order says: the laptop
+              points the runner's laps to the survivor (as soon as it has the
+              survivor) and hides the merged runner from lap entry and the roster.
+              A merged runner is sent even to the laptop whose edit it last took.
     user      as in push (password hashes go only to authenticated devices)
     lap_void  as in push: voids and restores decided elsewhere (central, other laptops)
     setting   {"key": "min_lap_seconds" | "metres_per_lap" | "event_name" | "event_date",
@@ -69,8 +74,13 @@ Central's merge rules (sync/push.py):
   runner    last writer wins by (hlc, origin). Start numbers are not unique: a second
             runner id with the same start number (or the same name in the same class)
             is stored as well and the clash is recorded for the admin.
+            A runner the admin merged stays merged; a lap pushed for it later counts
+            for the survivor, and it takes part in no clash any more.
   user      last writer wins by (hlc, origin); a user whose name another user id has
             already is refused for good (listed in "rejected", error "duplicate_user").
+  admin     decisions made at central (sync/review.py) are changes like these: a void
+            with central's hlc and origin (it wins by LWW over older stamps), a
+            renumbered runner, a runner with merged_into; each is logged at central.
   Push (even with no changes) before the first pull: the push binds the token to
   the laptop, so that the pull can leave out the laptop's own changes.
 """

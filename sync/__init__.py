@@ -123,6 +123,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     users.init_app(app)
     settings.init_app(app)
     api.init_app(app)
+    from . import review  # issue 4: review queue and decision log
+    review.init_app(app)
     from . import results, roster  # issue 4: roster management, results out
     roster.init_app(app)
     results.init_app(app)

@@ -1,18 +1,30 @@
-"""Devices: long-lived, revocable Bearer tokens for laptops, stored hashed."""
+"""Devices: long-lived, revocable Bearer tokens for laptops, stored hashed.
+
+The devices page lists every laptop's sync state; an admin registers a device
+(its token is shown once, on the answer to that form, and never again) and
+revokes one (the same effect as `flask --app sync revoke-device NAME`).
+"""
 from __future__ import annotations
 
+import datetime
 import hashlib
 import secrets
 
 import click
 import psycopg
-from flask import Flask
+from flask import (Blueprint, Flask, flash, g, make_response, redirect, render_template,
+                   request, url_for)
 from flask.cli import with_appcontext
+from flask_babel import gettext as _
 
-from lapsync.errors import InputError
+from lapsync.client import age
+from lapsync.errors import InputError, wants_json
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
 
-from .db import connection, now_ms
+from .auth import admin_required, login_required
+from .db import connection, get_db, now_ms
+
+bp = Blueprint("devices", __name__, url_prefix="/devices")
 
 MAX_DEVICE_NAME = 50
 DEVICE_COLUMNS = ("id, name, laptop_id, created_at, revoked_at, last_contact, last_seq, "
@@ -151,8 +163,125 @@ def list_devices_command() -> None:
                    f"laps={d['laps_pushed']}")
 
 
+def live_device(conn: psycopg.Connection, device_id: int, lock: bool = False) -> dict:
+    """Return a device that is not revoked, or raise 404/409."""
+    device = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM device WHERE id = %s"
+                          + (" FOR UPDATE" if lock else ""), [device_id]).fetchone()
+    if device is None:
+        raise InputError("unknown_device", _("There is no such device."), 404)
+    if device["revoked_at"] is not None:
+        raise InputError("already_revoked", _("The token of %(name)s was revoked already.",
+                                              name=device["name"]), 409)
+    return device
+
+
+def revoke_device_id(conn: psycopg.Connection, device_id: int) -> dict:
+    """Revoke a live device by its id (as revoke-device does by name); return it."""
+    with conn.transaction():
+        device = live_device(conn, device_id, lock=True)
+        conn.execute("UPDATE device SET revoked_at = %s WHERE id = %s", [now_ms(), device_id])
+    return device
+
+
+# ---- the devices page ----------------------------------------------------------
+
+@bp.app_template_filter("ms_datetime")
+def ms_datetime(ms: int | None) -> str:
+    """Format epoch ms as central's local date and time (or a dash)."""
+    if ms is None:
+        return "–"
+    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bp.app_template_filter("ms_time")
+def ms_time(ms: int | None) -> str:
+    """Format epoch ms as central's local time of day with seconds (or a dash)."""
+    if ms is None:
+        return "–"
+    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
+
+
+def offset_text(offset_ms: int | None) -> str:
+    """Describe a laptop's clock offset (central minus laptop) for people."""
+    if offset_ms is None:
+        return "–"
+    seconds = f"{abs(offset_ms) / 1000:.1f}"
+    if abs(offset_ms) < 1000:
+        return _("in step (%(ms)s ms)", ms=offset_ms)
+    if offset_ms > 0:
+        return _("laptop %(seconds)s s behind", seconds=seconds)
+    return _("laptop %(seconds)s s ahead", seconds=seconds)
+
+
+def device_rows(conn: psycopg.Connection) -> list[dict]:
+    """Return every device with its contact age and clock offset as text."""
+    now = now_ms()
+    return [{**d, "contact_age": age(now - d["last_contact"]) if d["last_contact"] else None,
+             "offset": offset_text(d["clock_offset_ms"])} for d in list_devices(conn)]
+
+
+def render_page(status: int = 200, **context):
+    """Render the devices page (never cached: it may show a new token)."""
+    response = make_response(render_template("devices.html", devices=device_rows(get_db()),
+                                             **context), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/")
+@login_required
+def index():
+    """List every laptop: last contact, last applied seq, laps pushed, clock offset, state."""
+    return render_page()
+
+
+@bp.post("/register")
+@admin_required
+def register():
+    """Register a device and show its token this once."""
+    from .review import log_decision  # here: review imports push, which imports this module
+
+    name, conn = request.form.get("name", ""), get_db()
+    try:
+        with conn.transaction():
+            token = register_device(conn, name)
+            device = conn.execute("SELECT id, name FROM device WHERE token_hash = %s",
+                                  [hash_token(token)]).fetchone()
+            log_decision(conn, g.user["id"], "register_device", [str(device["id"])],
+                         {"name": device["name"]})
+    except InputError as exc:
+        if wants_json():
+            raise
+        return render_page(exc.status, error=exc, typed_name=name)
+    return render_page(201, new_device=device["name"], new_token=token)
+
+
+@bp.post("/<int:device_id>/revoke")
+@admin_required
+def revoke(device_id: int):
+    """Revoke a device's token: the first post asks to confirm, the second revokes."""
+    from .review import log_decision  # here: review imports push, which imports this module
+
+    conn = get_db()
+    try:
+        if request.form.get("confirm") != "yes":
+            return render_page(confirm=live_device(conn, device_id))
+        with conn.transaction():
+            device = revoke_device_id(conn, device_id)
+            log_decision(conn, g.user["id"], "revoke_device", [str(device_id)],
+                         {"name": device["name"], "laptop_id": device["laptop_id"]})
+    except InputError as exc:
+        if wants_json():
+            raise
+        return render_page(exc.status, error=exc)
+    flash(_("The token of %(name)s was revoked: it can no longer push or pull.",
+            name=device["name"]))
+    return redirect(url_for("devices.index"))
+
+
 def init_app(app: Flask) -> None:
-    """Register the device CLI commands."""
+    """Register the devices page and the device CLI commands."""
+    app.register_blueprint(bp)
     app.cli.add_command(register_device_command)
     app.cli.add_command(revoke_device_command)
     app.cli.add_command(list_devices_command)

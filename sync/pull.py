@@ -10,11 +10,15 @@ from .db import now_ms
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
 # write_transaction), so every id below the highest visible one is visible too.
 # Rows the pulling laptop made itself are read (own = true) so that the cursor
-# moves past them, but not sent back.
+# moves past them, but not sent back; a merged runner is always sent (the laptop's
+# own later edit of it must not hide the merge from it).
 PULL_SQL = """
-SELECT change_id, 'runner' AS entity, id, (origin = %(laptop)s) IS TRUE AS own,
+SELECT change_id, 'runner' AS entity, id,
+       (origin = %(laptop)s AND merged_into IS NULL) IS TRUE AS own,
        jsonb_build_object('id', id, 'start_number', start_number, 'name', name,
-                          'class', class, 'grade', grade, 'hlc', hlc, 'origin', origin) AS data
+                          'class', class, 'grade', grade, 'hlc', hlc, 'origin', origin)
+       || CASE WHEN merged_into IS NULL THEN '{}'::jsonb
+               ELSE jsonb_build_object('merged_into', merged_into) END AS data
 FROM runner WHERE change_id > %(cursor)s
 UNION ALL
 SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,

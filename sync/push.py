@@ -30,7 +30,7 @@ ON CONFLICT (id) DO UPDATE SET
     grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
     change_id = excluded.change_id
 WHERE (excluded.hlc, excluded.origin) > (r.hlc, r.origin)
-RETURNING id
+RETURNING id, merged_into
 """
 
 USER_UPSERT = """
@@ -130,6 +130,16 @@ def insert_laps(conn: psycopg.Connection, laps: list[dict], device: dict, receiv
     return len(unique)
 
 
+def redirect_merged(conn: psycopg.Connection, laps: list[dict]) -> None:
+    """Count laps of a merged runner for its survivor (sent before the laptop knew of the merge)."""
+    merged = conn.execute("SELECT id, merged_into FROM runner WHERE id = ANY(%s) "
+                          "AND merged_into IS NOT NULL",
+                          [list({lap["runner_id"] for lap in laps})]).fetchall()
+    survivors = {row["id"]: row["merged_into"] for row in merged}
+    for lap in laps if survivors else ():
+        lap["runner_id"] = survivors.get(lap["runner_id"], lap["runner_id"])
+
+
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> None:
     """Apply a void or restore if it is the latest by (hlc, origin); adjust totals."""
     before = conn.execute("SELECT voided FROM lap_void WHERE lap_id = %(lap_id)s",
@@ -165,9 +175,10 @@ def clash_value(kind: str, runner: dict) -> str:
 def detect_clashes(conn: psycopg.Connection, runner: dict, now: int) -> None:
     """Record clashes of a changed runner; resolve its clashes that no longer hold."""
     others = conn.execute(
-        "SELECT id, start_number, name, class FROM runner WHERE id <> %(id)s AND "
-        "(start_number = %(start_number)s OR (lower(name) = lower(%(name)s) "
-        "AND lower(class) = lower(%(class)s)))", runner).fetchall()
+        "SELECT id, start_number, name, class FROM runner WHERE id <> %(id)s "
+        "AND merged_into IS NULL AND (start_number = %(start_number)s "
+        "OR (lower(name) = lower(%(name)s) AND lower(class) = lower(%(class)s)))",
+        runner).fetchall()
     for other in others:
         for kind in ("start_number", "name"):
             if clash_value(kind, other) == clash_value(kind, runner):
@@ -208,12 +219,15 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
     laptop_id, rejected, deltas = device["laptop_id"], [], Deltas()
     for change in changes:
         if change["entity"] == "runner":
-            if conn.execute(RUNNER_UPSERT, change["data"]).fetchone() is not None:
+            row = conn.execute(RUNNER_UPSERT, change["data"]).fetchone()
+            if row is not None and row["merged_into"] is None:  # a merged runner clashes no more
                 detect_clashes(conn, change["data"], now)
         elif change["entity"] == "user":
             refused = apply_user(conn, laptop_id, change, now)
             rejected += [refused] if refused else []
     laps = [c["data"] for c in changes if c["entity"] == "lap"]
+    if laps:
+        redirect_merged(conn, laps)
     inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps else 0
     for change in changes:
         if change["entity"] == "lap_void":

@@ -1,19 +1,38 @@
-"""Event settings decided at central (minimum lap time, metres per lap, ...)."""
+"""Event settings decided at central (minimum lap time, metres per lap, ...).
+
+Each saved value gets a new change id, so every laptop pulls it (sync/pull.py).
+The settings page shows them to every user; an admin edits them there.
+"""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
 import psycopg
-from flask import Flask
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 from flask.cli import with_appcontext
+from flask_babel import gettext as _, lazy_gettext as _l
 from psycopg.types.json import Jsonb
 
-from lapsync.errors import InputError
+from lapsync.errors import InputError, wants_json
 from lapsync.protocol import SETTINGS, validate_setting
 
-from .db import connection, write_transaction
+from .auth import admin_required, login_required
+from .db import connection, get_db, write_transaction
+from .review import log_decision
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+# What the form says when a field is refused (validate_setting's text names the key).
+FIELD_ERRORS = {
+    "event_name": _l("The event name must be 1 to 100 characters on one line."),
+    "event_date": _l("The date must be a real date, written like 2025-06-27."),
+    "min_lap_seconds": _l("The minimum lap time must be a whole number of seconds "
+                          "from 0 to 3600."),
+    "metres_per_lap": _l("Metres per lap must be a number above 0 and at most 100000."),
+}
+DECIMAL = re.compile(r"\d{1,6}([.,]\d{1,3})?")
 
 
 def set_setting(conn: psycopg.Connection, key: str, value: Any) -> Any:
@@ -25,6 +44,30 @@ def set_setting(conn: psycopg.Connection, key: str, value: Any) -> Any:
                      "DO UPDATE SET value = excluded.value, change_id = excluded.change_id",
                      [key, Jsonb(value)])
     return value
+
+
+def save_settings(conn: psycopg.Connection, values: dict, user_id: str | None = None) -> dict:
+    """Validate all values, then store the changed ones in one transaction; return them.
+
+    Unchanged values keep their change id (laptops have them already). With a
+    user id the change is logged as a decision (sync/review.py).
+    """
+    cleaned = {key: validate_setting(key, value) for key, value in values.items()}
+    with write_transaction(conn):
+        stored = get_settings(conn)
+        changed = {key: value for key, value in cleaned.items()
+                   if key not in stored or stored[key] != value
+                   or type(stored[key]) is not type(value)}
+        for key, value in changed.items():
+            conn.execute("INSERT INTO setting (key, value, change_id) "
+                         "VALUES (%s, %s, nextval('change_id_seq')) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value, change_id = excluded.change_id",
+                         [key, Jsonb(value)])
+        if changed and user_id is not None:
+            log_decision(conn, user_id, "settings", sorted(changed),
+                         {key: {"from": stored.get(key), "to": value}
+                          for key, value in changed.items()})
+    return changed
 
 
 def get_settings(conn: psycopg.Connection) -> dict:
@@ -56,6 +99,58 @@ def set_setting_command(key: str, value: str) -> None:
     click.echo(f"{key} = {json.dumps(stored)}")
 
 
+def parse_form(form: dict, stored: dict) -> tuple[dict, dict]:
+    """Read the settings form: (values to save, errors by field); empty new fields are skipped."""
+    values, errors = {}, {}
+    for key in SETTINGS:
+        text = str(form.get(key, "")).strip()
+        if not text and key not in stored:
+            continue
+        value: Any = text
+        if key == "min_lap_seconds":
+            value = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else text
+        elif key == "metres_per_lap" and text.isascii() and DECIMAL.fullmatch(text):
+            number = float(text.replace(",", "."))
+            value = int(number) if number.is_integer() else number
+        try:
+            values[key] = validate_setting(key, value)
+        except InputError:
+            errors[key] = str(FIELD_ERRORS[key])
+    return values, errors
+
+
+def render_page(status: int = 200, **context):
+    """Render the settings page with the stored values (or what was typed)."""
+    stored = get_settings(get_db())
+    return render_template("settings.html", stored=stored,
+                           typed=context.pop("typed", stored), **context), status
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Show the event settings (a form for admins)."""
+    return render_page()
+
+
+@bp.post("/")
+@admin_required
+def save():
+    """Save the event settings: all of them or, with a bad field, none."""
+    conn = get_db()
+    values, errors = parse_form(request.form, get_settings(conn))
+    if errors:
+        if wants_json():
+            key = next(iter(errors))
+            raise InputError("invalid_setting", errors[key], 400, field=key)
+        return render_page(400, errors=errors, typed=dict(request.form))
+    changed = save_settings(conn, values, g.user["id"])
+    flash(_("Settings saved. Laptops receive them at their next sync.") if changed
+          else _("Nothing changed: the settings were saved already."))
+    return redirect(url_for("settings.index"))
+
+
 def init_app(app: Flask) -> None:
-    """Register the settings CLI command."""
+    """Register the settings page and CLI command."""
+    app.register_blueprint(bp)
     app.cli.add_command(set_setting_command)

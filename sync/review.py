@@ -1,0 +1,461 @@
+"""Review queue: suspected double counts and runner clashes, decided by the admin and logged.
+
+Double counts: two laps of one runner that count and lie closer together than the
+event's minimum lap time. Their times are compared as *corrected device times*,
+device_time + clock_offset_ms (the laptop's clock offset estimated at the push
+that delivered the lap), not as receipt times: a laptop that was offline for an
+hour delivers all its laps in one push with one receipt time, so receipt times
+would pair every lap of that hour. Corrected device times put the laps of all
+laptops on central's clock, to within the offset estimate (about a network round
+trip plus the time a batch takes to build).
+
+Every decision runs in one write transaction that first checks the version the
+admin was shown (a lap's void change id, a runner's change id) and refuses with
+409 when the record changed meanwhile. Each decision is a change the laptops pull:
+a void is a lap_void register written with central's hlc and origin (laptops apply
+it by last-writer-wins), a renumber a runner change, a merge a runner change that
+carries "merged_into" (lapsync/protocol.py). Lap totals change through the same
+code the push uses (sync/push.py: apply_void, Deltas, apply_totals).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from flask import (Blueprint, Flask, flash, g, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext as _
+from psycopg.types.json import Jsonb
+
+from lapsync.errors import InputError, wants_json
+from lapsync.protocol import MAX_START_NUMBER, is_id
+from lapsync.runners import whole_number
+
+from . import clock
+from .auth import admin_required, login_required
+from .db import get_db, now_ms, write_transaction
+from .push import Deltas, apply_totals, apply_void, detect_clashes
+
+bp = Blueprint("review", __name__, url_prefix="/review")
+
+DEFAULT_MIN_LAP_SECONDS = 60   # the laptops' default (lapsync MIN_LAP_SECONDS)
+MAX_PAIRS = 200
+MAX_DECISIONS = 100
+VOID_REASON = "double count (central review)"
+
+# Each runner's counting laps in corrected-time order; a lap and the one before it
+# are a pair when they are closer than the minimum lap time and were not kept.
+PAIRS_SQL = """
+WITH counting AS (
+    SELECT l.id, l.runner_id, l.device_id, l.device_time + l.clock_offset_ms AS central_time
+    FROM lap l LEFT JOIN lap_void v ON v.lap_id = l.id
+    WHERE v.voided IS NOT TRUE
+), paired AS (
+    SELECT c.*, lag(c.id) OVER w AS prev_id, lag(c.central_time) OVER w AS prev_time,
+           lag(c.device_id) OVER w AS prev_device
+    FROM counting c
+    WINDOW w AS (PARTITION BY c.runner_id ORDER BY c.central_time, c.id)
+)
+SELECT p.prev_id AS first_id, p.id AS second_id, p.runner_id,
+       p.central_time - p.prev_time AS gap_ms, p.device_id <> p.prev_device AS two_laptops
+FROM paired p
+WHERE p.prev_id IS NOT NULL AND p.central_time - p.prev_time < %(min_ms)s
+  AND NOT EXISTS (SELECT 1 FROM kept_lap_pair k
+                  WHERE k.lap_a = least(p.id, p.prev_id) AND k.lap_b = greatest(p.id, p.prev_id))
+ORDER BY two_laptops DESC, gap_ms, p.runner_id
+LIMIT %(limit)s
+"""
+
+LAPS_SQL = """
+SELECT l.id, l.runner_id, l.device_id, l.device_time, l.received_at, l.clock_offset_ms,
+       l.device_time + l.clock_offset_ms AS central_time, coalesce(v.change_id, 0) AS version,
+       coalesce(v.voided, false) AS voided, d.name AS device_name, u.name AS helper_name
+FROM lap l
+LEFT JOIN lap_void v ON v.lap_id = l.id
+LEFT JOIN device d ON d.id = l.pushed_by
+LEFT JOIN app_user u ON u.id = l.created_by
+WHERE l.id = ANY(%s)
+"""
+
+RUNNERS_SQL = """
+SELECT r.id, r.start_number, r.name, r.class, r.grade, r.change_id AS version, r.merged_into,
+       coalesce(t.laps, 0) AS laps
+FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
+WHERE r.id = ANY(%s)
+"""
+
+CLASHES_SQL = """
+SELECT c.id, c.kind, c.value, c.runner_a, c.runner_b, c.detected_at
+FROM clash c
+JOIN runner a ON a.id = c.runner_a AND a.merged_into IS NULL
+JOIN runner b ON b.id = c.runner_b AND b.merged_into IS NULL
+WHERE c.resolved_at IS NULL AND c.dismissed_at IS NULL
+ORDER BY c.detected_at, c.id
+"""
+
+DECISIONS_SQL = """
+SELECT d.id, d.at, d.action, d.subject_ids, d.details, u.name AS user_name
+FROM decision d LEFT JOIN app_user u ON u.id = d.user_id
+ORDER BY d.id DESC
+LIMIT %s
+"""
+
+
+# ---- reading the queue --------------------------------------------------------------
+
+def min_lap_ms(conn: psycopg.Connection) -> int:
+    """Return the event's minimum lap time in ms (central's setting, else the default)."""
+    row = conn.execute("SELECT value FROM setting WHERE key = 'min_lap_seconds'").fetchone()
+    seconds = row["value"] if row and isinstance(row["value"], int) else DEFAULT_MIN_LAP_SECONDS
+    return seconds * 1000
+
+
+def runners_by_id(conn: psycopg.Connection, ids: list[str]) -> dict[str, dict]:
+    """Return runners (with version and laps that count) by id."""
+    return {row["id"]: row for row in conn.execute(RUNNERS_SQL, [list(ids)])}
+
+
+def suspected_doubles(conn: psycopg.Connection, limit: int = MAX_PAIRS) -> list[dict]:
+    """Return pairs of counting laps closer than the minimum lap time, two-laptop pairs first."""
+    pairs = conn.execute(PAIRS_SQL, {"min_ms": min_lap_ms(conn), "limit": limit}).fetchall()
+    ids = [lap for p in pairs for lap in (p["first_id"], p["second_id"])]
+    laps = {row["id"]: row for row in conn.execute(LAPS_SQL, [ids])}
+    runners = runners_by_id(conn, [p["runner_id"] for p in pairs])
+    return [{**p, "first": laps[p["first_id"]], "second": laps[p["second_id"]],
+             "runner": runners.get(p["runner_id"])} for p in pairs]
+
+
+def open_clashes(conn: psycopg.Connection) -> list[dict]:
+    """Return clashes nobody resolved or dismissed, with both runners."""
+    clashes = conn.execute(CLASHES_SQL).fetchall()
+    runners = runners_by_id(conn, [r for c in clashes for r in (c["runner_a"], c["runner_b"])])
+    return [{**c, "a": runners[c["runner_a"]], "b": runners[c["runner_b"]]} for c in clashes]
+
+
+def decisions(conn: psycopg.Connection, limit: int = MAX_DECISIONS) -> list[dict]:
+    """Return the latest decisions, newest first, with the user's name and a sentence."""
+    return [{**row, "text": describe(row["action"], row["details"])}
+            for row in conn.execute(DECISIONS_SQL, [limit])]
+
+
+def describe(action: str, d: dict) -> str:
+    """Say in one sentence what a decision did."""
+    if action == "void_lap":
+        return _("Voided a lap of %(runner)s recorded on %(device)s as a double count.",
+                 runner=d.get("runner"), device=d.get("device"))
+    if action == "keep_laps":
+        return _("Kept two close laps of %(runner)s: not a double count.", runner=d.get("runner"))
+    if action == "renumber":
+        return _("Gave %(name)s start number %(to)s (was %(from)s).", name=d.get("name"),
+                 to=d.get("to"), **{"from": d.get("from")})
+    if action == "merge":
+        return _("Merged %(merged)s into %(survivor)s: %(laps)s laps moved.",
+                 merged=d.get("merged"), survivor=d.get("survivor"), laps=d.get("laps_moved"))
+    if action == "keep_runners":
+        return _("Kept both runners of the clash on %(value)s.", value=d.get("value"))
+    if action == "register_device":
+        return _("Registered device %(name)s.", name=d.get("name"))
+    if action == "revoke_device":
+        return _("Revoked the token of device %(name)s.", name=d.get("name"))
+    if action == "settings":
+        changes = ", ".join(f"{key} = {value.get('to')}" for key, value in sorted(d.items()))
+        return _("Changed the event settings: %(changes)s.", changes=changes)
+    return action
+
+
+def runner_label(conn: psycopg.Connection, runner_id: str) -> str:
+    """Return 'number name' of a runner for the log (its id if central lacks it)."""
+    runner = runners_by_id(conn, [runner_id]).get(runner_id)
+    return f"{runner['start_number']} {runner['name']}" if runner else runner_id
+
+
+# ---- checks shared by the actions ----------------------------------------------------
+
+def parse_version(value: Any) -> int:
+    """Return the version a form carried, or raise a 400."""
+    try:
+        return whole_number(value)
+    except ValueError:
+        raise InputError("invalid_version", _("The form lacks the version of the record it "
+                                              "showed. Reload the page and try again."), 400)
+
+
+def stale(what: str) -> InputError:
+    """Return the 409 for a record that changed after the page showed it."""
+    return InputError("stale", _("%(what)s changed since this page was loaded, so nothing was "
+                                 "done. Look at it again and decide anew.", what=what), 409)
+
+
+def lap_state(conn: psycopg.Connection, lap_id: Any) -> dict:
+    """Return a lap with its version and void state, or raise a 404."""
+    row = conn.execute(LAPS_SQL, [[lap_id]]).fetchone() if is_id(lap_id) else None
+    if row is None:
+        raise InputError("unknown_lap", _("There is no such lap."), 404)
+    return row
+
+
+def runner_state(conn: psycopg.Connection, runner_id: Any, version: Any) -> dict:
+    """Return a runner that still has VERSION and is not merged, or raise 404/409."""
+    version = parse_version(version)
+    row = runners_by_id(conn, [runner_id]).get(runner_id) if is_id(runner_id) else None
+    if row is None:
+        raise InputError("unknown_runner", _("There is no such runner."), 404)
+    if row["version"] != version:
+        raise stale(_("Runner %(number)s (%(name)s)", number=row["start_number"], name=row["name"]))
+    if row["merged_into"] is not None:
+        raise InputError("merged_runner", _("%(name)s was merged into another runner already.",
+                                            name=row["name"]), 409)
+    return row
+
+
+def log_decision(conn: psycopg.Connection, user_id: str, action: str, subjects: list[str],
+                 details: dict) -> int:
+    """Record who decided what on which records (caller's transaction); return its id."""
+    return conn.execute("INSERT INTO decision (at, user_id, action, subject_ids, details) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                        [now_ms(), user_id, action, subjects, Jsonb(details)]).fetchone()["id"]
+
+
+def central_stamp(conn: psycopg.Connection) -> dict:
+    """Return a new (hlc, origin) of central for a last-writer-wins change."""
+    return {"hlc": clock.tick(conn), "origin": clock.node_id(conn)}
+
+
+# ---- double counts -----------------------------------------------------------------
+
+def void_lap(conn: psycopg.Connection, user_id: str, lap_id: Any, version: Any,
+             other_id: Any = None) -> dict:
+    """Void a lap as a double count (the laptops pull the void); log it; return the lap."""
+    version = parse_version(version)
+    with write_transaction(conn):
+        lap = lap_state(conn, lap_id)
+        if lap["version"] != version:
+            raise stale(_("This lap"))
+        if lap["voided"]:
+            raise InputError("already_voided", _("This lap is voided already."), 409)
+        void = {"lap_id": lap["id"], "voided": True, "at": now_ms(), "by": user_id,
+                "reason": VOID_REASON, **central_stamp(conn)}
+        deltas = Deltas()
+        apply_void(conn, void, deltas)
+        apply_totals(conn, deltas)
+        subjects = [lap["id"]] + ([other_id] if is_id(other_id) and other_id != lap["id"] else [])
+        log_decision(conn, user_id, "void_lap", subjects,
+                     {"runner_id": lap["runner_id"], "runner": runner_label(conn, lap["runner_id"]),
+                      "device": lap["device_name"], "device_time": lap["device_time"],
+                      "reason": VOID_REASON})
+    return lap
+
+
+def keep_laps(conn: psycopg.Connection, user_id: str, first_id: Any, first_version: Any,
+              second_id: Any, second_version: Any) -> None:
+    """Keep both laps of a suspected pair: the pair leaves the queue; log it."""
+    versions = [parse_version(first_version), parse_version(second_version)]
+    if first_id == second_id:
+        raise InputError("same_lap", _("A pair needs two different laps."), 400)
+    with write_transaction(conn):
+        laps = [lap_state(conn, first_id), lap_state(conn, second_id)]
+        for lap, version in zip(laps, versions):
+            if lap["version"] != version or lap["voided"]:
+                raise stale(_("One of the two laps"))
+        if laps[0]["runner_id"] != laps[1]["runner_id"]:
+            raise InputError("not_a_pair", _("These laps belong to different runners."), 400)
+        a, b = sorted(lap["id"] for lap in laps)
+        runner_id = laps[0]["runner_id"]
+        decision = log_decision(conn, user_id, "keep_laps", [a, b], {
+            "runner_id": runner_id, "runner": runner_label(conn, runner_id)})
+        conn.execute("INSERT INTO kept_lap_pair (lap_a, lap_b, decision_id) VALUES (%s, %s, %s) "
+                     "ON CONFLICT DO NOTHING", [a, b, decision])
+
+
+# ---- clashes -----------------------------------------------------------------------
+
+def parse_start_number(value: Any) -> int:
+    """Return a start number from a form, or raise a 400."""
+    try:
+        number = whole_number(value)
+    except ValueError:
+        number = None
+    if number is None or not 1 <= number <= MAX_START_NUMBER:
+        raise InputError("invalid_start_number", _("A start number is a whole number from 1 to "
+                                                   "%(max)s.", max=MAX_START_NUMBER), 400)
+    return number
+
+
+def renumber(conn: psycopg.Connection, user_id: str, runner_id: Any, version: Any,
+             start_number: Any) -> dict:
+    """Give a runner a new start number nobody else has; log it; return the runner."""
+    number = parse_start_number(start_number)
+    with write_transaction(conn):
+        runner = runner_state(conn, runner_id, version)
+        if runner["start_number"] == number:
+            raise InputError("same_start_number", _("%(name)s has start number %(number)s "
+                             "already.", name=runner["name"], number=number), 400)
+        holder = conn.execute("SELECT name FROM runner WHERE start_number = %s AND id <> %s "
+                              "AND merged_into IS NULL", [number, runner["id"]]).fetchone()
+        if holder is not None:
+            raise InputError("start_number_taken", _("Start number %(number)s belongs to "
+                             "%(name)s: choose a free number.", number=number,
+                             name=holder["name"]), 409)
+        changed = {**runner, "start_number": number, **central_stamp(conn)}
+        conn.execute("UPDATE runner SET start_number = %(start_number)s, hlc = %(hlc)s, "
+                     "origin = %(origin)s, change_id = nextval('change_id_seq') "
+                     "WHERE id = %(id)s", changed)
+        detect_clashes(conn, changed, now_ms())
+        log_decision(conn, user_id, "renumber", [runner["id"]],
+                     {"name": runner["name"], "from": runner["start_number"], "to": number})
+    return changed
+
+
+def move_laps(conn: psycopg.Connection, from_id: str, to_id: str) -> int:
+    """Point every lap of one runner to another and move their totals; return laps moved."""
+    counting = conn.execute(
+        "SELECT l.device_id, count(*) AS n FROM lap l LEFT JOIN lap_void v ON v.lap_id = l.id "
+        "WHERE l.runner_id = %s AND v.voided IS NOT TRUE GROUP BY l.device_id", [from_id]).fetchall()
+    moved = conn.execute("UPDATE lap SET runner_id = %s WHERE runner_id = %s",
+                         [to_id, from_id]).rowcount
+    deltas = Deltas()
+    for row in counting:
+        deltas.add(from_id, row["device_id"], -row["n"])
+        deltas.add(to_id, row["device_id"], row["n"])
+    apply_totals(conn, deltas)
+    return moved
+
+
+def mark_merged(conn: psycopg.Connection, runner_id: str, survivor_id: str) -> None:
+    """Mark a runner merged into the survivor with a new central change (laptops pull it)."""
+    conn.execute("UPDATE runner SET merged_into = %(to)s, hlc = %(hlc)s, origin = %(origin)s, "
+                 "change_id = nextval('change_id_seq') WHERE id = %(id)s",
+                 {"to": survivor_id, "id": runner_id, **central_stamp(conn)})
+
+
+def merge(conn: psycopg.Connection, user_id: str, survivor_id: Any, survivor_version: Any,
+          merged_id: Any, merged_version: Any) -> dict:
+    """Merge one runner into another: laps move to the survivor, which keeps its id; log it."""
+    if survivor_id == merged_id:
+        raise InputError("same_runner", _("A runner cannot be merged with itself."), 400)
+    with write_transaction(conn):
+        survivor = runner_state(conn, survivor_id, survivor_version)
+        merged = runner_state(conn, merged_id, merged_version)
+        moved = move_laps(conn, merged["id"], survivor["id"])
+        mark_merged(conn, merged["id"], survivor["id"])
+        # Runners merged into the one that goes now follow it to the survivor.
+        for row in conn.execute("SELECT id FROM runner WHERE merged_into = %s",
+                                [merged["id"]]).fetchall():
+            move_laps(conn, row["id"], survivor["id"])
+            mark_merged(conn, row["id"], survivor["id"])
+        conn.execute("UPDATE clash SET resolved_at = %s WHERE resolved_at IS NULL "
+                     "AND %s IN (runner_a, runner_b)", [now_ms(), merged["id"]])
+        log_decision(conn, user_id, "merge", [survivor["id"], merged["id"]],
+                     {"survivor": f"{survivor['start_number']} {survivor['name']}",
+                      "merged": f"{merged['start_number']} {merged['name']}", "laps_moved": moved})
+    return survivor
+
+
+def keep_runners(conn: psycopg.Connection, user_id: str, clash_id: Any, version_a: Any,
+                 version_b: Any) -> None:
+    """Dismiss a clash: both runners stay as they are; log it."""
+    try:
+        clash_id = whole_number(clash_id)
+    except ValueError:
+        clash_id = None
+    with write_transaction(conn):
+        clash = None if clash_id is None else conn.execute(
+            "SELECT id, kind, value, runner_a, runner_b, resolved_at, dismissed_at FROM clash "
+            "WHERE id = %s", [clash_id]).fetchone()
+        if clash is None:
+            raise InputError("unknown_clash", _("There is no such clash."), 404)
+        runner_state(conn, clash["runner_a"], version_a)
+        runner_state(conn, clash["runner_b"], version_b)
+        if clash["resolved_at"] is not None or clash["dismissed_at"] is not None:
+            raise stale(_("This clash"))
+        conn.execute("UPDATE clash SET dismissed_at = %s WHERE id = %s", [now_ms(), clash["id"]])
+        log_decision(conn, user_id, "keep_runners", [clash["runner_a"], clash["runner_b"]],
+                     {"clash": clash["id"], "kind": clash["kind"], "value": clash["value"]})
+
+
+# ---- pages -------------------------------------------------------------------------
+
+def render_index(error: InputError | None = None, status: int = 200):
+    """Render the review page: both queues and the decision log, with an error if any."""
+    conn = get_db()
+    return render_template("review.html", doubles=suspected_doubles(conn),
+                           clashes=open_clashes(conn), log=decisions(conn),
+                           min_lap_seconds=min_lap_ms(conn) // 1000, error=error), status
+
+
+def act(action, message) -> Any:
+    """Run an admin action on the request's form; flash and redirect, or re-render with 4xx."""
+    try:
+        result = action(get_db(), g.user["id"])
+    except InputError as exc:
+        if wants_json():
+            raise
+        return render_index(exc, exc.status)
+    flash(message(result) if callable(message) else message)
+    return redirect(url_for("review.index"))
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Show the suspected double counts, the clashes and the decision log."""
+    return render_index()
+
+
+@bp.post("/void")
+@admin_required
+def void():
+    """Void one lap of a suspected double count."""
+    form = request.form
+    return act(lambda conn, user: void_lap(conn, user, form.get("lap_id"), form.get("version"),
+                                           form.get("other_id")),
+               _("The lap was voided. Laptops learn it at their next sync."))
+
+
+@bp.post("/keep-laps")
+@admin_required
+def keep_both_laps():
+    """Keep both laps of a suspected double count."""
+    form = request.form
+    return act(lambda conn, user: keep_laps(conn, user, form.get("first_id"),
+                                            form.get("first_version"), form.get("second_id"),
+                                            form.get("second_version")),
+               _("Both laps count. The pair left the queue."))
+
+
+@bp.post("/renumber")
+@admin_required
+def renumber_runner():
+    """Give a runner of a clash a new start number."""
+    form = request.form
+    return act(lambda conn, user: renumber(conn, user, form.get("runner_id"), form.get("version"),
+                                           form.get("start_number")),
+               lambda r: _("%(name)s now has start number %(number)s.", name=r["name"],
+                           number=r["start_number"]))
+
+
+@bp.post("/merge")
+@admin_required
+def merge_runners():
+    """Merge one runner of a clash into the other."""
+    form = request.form
+    return act(lambda conn, user: merge(conn, user, form.get("survivor_id"),
+                                        form.get("survivor_version"), form.get("merged_id"),
+                                        form.get("merged_version")),
+               lambda r: _("Merged: the laps now count for %(name)s (%(number)s).",
+                           name=r["name"], number=r["start_number"]))
+
+
+@bp.post("/keep-runners")
+@admin_required
+def keep_both_runners():
+    """Dismiss a clash: both runners stay."""
+    form = request.form
+    return act(lambda conn, user: keep_runners(conn, user, form.get("clash_id"),
+                                               form.get("version_a"), form.get("version_b")),
+               _("Both runners stay as they are. The clash left the queue."))
+
+
+def init_app(app: Flask) -> None:
+    """Register the review blueprint."""
+    app.register_blueprint(bp)
