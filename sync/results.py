@@ -27,7 +27,7 @@ from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 
 from .auth import login_required
 from .db import connection, get_db
-from .roster import list_classes, search_runners
+from .roster import search_runners
 from .settings import get_settings
 
 bp = Blueprint("results", __name__, url_prefix="/admin")
@@ -45,6 +45,7 @@ ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class)
 CLASS_SUMMARY = """
 SELECT r.class, count(*) AS runners, sum(coalesce(t.laps, 0)) AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id GROUP BY r.class
+ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class
 """
 
 
@@ -118,9 +119,8 @@ def class_results(conn: psycopg.Connection,
 def class_summary(conn: psycopg.Connection) -> list[dict]:
     """Return each class with its runner count and laps, in natural class order."""
     metres = get_settings(conn).get("metres_per_lap")
-    totals = {row["class"]: row for row in conn.execute(CLASS_SUMMARY)}
-    return [{**totals[name], "distance": distance_m(totals[name]["laps"], metres)}
-            for name in list_classes(conn)]
+    return [{**row, "distance": distance_m(row["laps"], metres)}
+            for row in conn.execute(CLASS_SUMMARY)]
 
 
 def runner_result(conn: psycopg.Connection, runner_id: str) -> dict | None:
