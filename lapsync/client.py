@@ -316,20 +316,36 @@ def remember_origin(db: sqlite_utils.Database, entity: str, entity_id: str, stam
 
 
 def apply_runner(db: sqlite_utils.Database, data: dict, me: str) -> None:
-    """Upsert a pulled runner if its (hlc, origin) beats the local one."""
+    """Upsert a pulled runner if its (hlc, origin) beats the local one; apply a merge."""
     runner = {"id": text(data, "id", 64), "start_number": integer(data, "start_number"),
               "name": text(data, "name", 100), "class": text(data, "class", 20),
               "grade": integer(data, "grade"), "hlc": check_hlc(data["hlc"]),
               "origin": text(data, "origin", 64)}
+    merged_into = text(data, "merged_into", 64) if data.get("merged_into") is not None else None
+    if merged_into == runner["id"]:
+        raise ValueError("runner merged into itself")
     hlc.observe(db, runner["hlc"])
     row = db.execute("SELECT hlc, origin FROM runner WHERE id = ?", [runner["id"]]).fetchone()
-    if row and (runner["hlc"], runner["origin"]) <= (row[0], row[1]):
-        return
-    db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
-               "VALUES (:id, :start_number, :name, :class, :grade, :hlc, :origin) "
-               "ON CONFLICT (id) DO UPDATE SET start_number = excluded.start_number, "
-               "name = excluded.name, class = excluded.class, grade = excluded.grade, "
-               "hlc = excluded.hlc, origin = excluded.origin", runner)
+    if not row or (runner["hlc"], runner["origin"]) > (row[0], row[1]):
+        db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
+                   "VALUES (:id, :start_number, :name, :class, :grade, :hlc, :origin) "
+                   "ON CONFLICT (id) DO UPDATE SET start_number = excluded.start_number, "
+                   "name = excluded.name, class = excluded.class, grade = excluded.grade, "
+                   "hlc = excluded.hlc, origin = excluded.origin", runner)
+    if merged_into is not None:  # final, whatever the LWW order: not part of the register
+        db.execute("INSERT INTO runner_merge (runner_id, merged_into) VALUES (?, ?) "
+                   "ON CONFLICT (runner_id) DO UPDATE SET merged_into = excluded.merged_into",
+                   [runner["id"], merged_into])
+    relink_merged(db, runner["id"])
+
+
+def relink_merged(db: sqlite_utils.Database, runner_id: str) -> None:
+    """Point laps of a merged runner to its survivor once both are here (RUNNER_ID is either)."""
+    db.execute("UPDATE lap SET runner_id = (SELECT merged_into FROM runner_merge "
+               "WHERE runner_merge.runner_id = lap.runner_id) "
+               "WHERE runner_id IN (SELECT m.runner_id FROM runner_merge m "
+               "JOIN runner s ON s.id = m.merged_into WHERE ? IN (m.runner_id, m.merged_into))",
+               [runner_id])
 
 
 def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:

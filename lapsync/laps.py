@@ -37,7 +37,8 @@ def parse_start_number(raw: str | None) -> int:
 def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:
     """Find the runner with this start number, or raise InputError."""
     runners = list(db.query("SELECT id, start_number, name, class, grade FROM runner "
-                            "WHERE start_number = ? ORDER BY name", [start_number]))
+                            "WHERE start_number = ? AND id NOT IN (SELECT runner_id FROM "
+                            "runner_merge) ORDER BY name", [start_number]))
     if runner_id:
         runners = [r for r in runners if r["id"] == runner_id]
     if not runners:

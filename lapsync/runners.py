@@ -64,7 +64,8 @@ def validate_runner(start_number, name, class_, grade) -> dict:
 
 def number_taken(db: sqlite_utils.Database, start_number: int, except_id: str | None = None) -> bool:
     """Tell whether another runner has this start number."""
-    return db.execute("SELECT 1 FROM runner WHERE start_number = ? AND id IS NOT ?",
+    return db.execute("SELECT 1 FROM runner WHERE start_number = ? AND id IS NOT ? "
+                      "AND id NOT IN (SELECT runner_id FROM runner_merge)",
                       [start_number, except_id]).fetchone() is not None
 
 
@@ -145,8 +146,9 @@ def search_runners(db: sqlite_utils.Database, query: str = "") -> list[dict]:
         "SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade, "
         "count(lap.id) AS laps FROM runner "
         "LEFT JOIN lap ON lap.runner_id = runner.id AND lap.voided_at IS NULL "
-        "WHERE :query = '' OR instr(lapsync_fold(runner.name), :folded) > 0 "
-        "OR runner.start_number = :number GROUP BY runner.id",
+        "WHERE runner.id NOT IN (SELECT runner_id FROM runner_merge) AND (:query = '' "
+        "OR instr(lapsync_fold(runner.name), :folded) > 0 OR runner.start_number = :number) "
+        "GROUP BY runner.id",
         {"query": query, "folded": _fold(query), "number": number})
     return sorted(rows, key=lambda r: (_natural(r["class"]), _fold(r["name"]), r["start_number"]))
 
