@@ -71,7 +71,7 @@ LEFT JOIN app_user u ON u.id = l.created_by
 LEFT JOIN lap_void v ON v.lap_id = l.id
 LEFT JOIN app_user vu ON vu.id = v.by
 WHERE l.runner_id = %s
-ORDER BY l.received_at, l.id
+ORDER BY l.received_at, l.feed_id, l.id
 """
 
 
@@ -164,7 +164,12 @@ def find_runner(conn: psycopg.Connection, runner_id: str) -> dict | None:
 
 
 def runner_laps(conn: psycopg.Connection, runner_id: str) -> list[dict]:
-    """Return every lap of a runner id in receipt order, with device, helper and void."""
+    """Return every lap of a runner id in receipt order, with device, helper and void.
+
+    Receipt time is central's clock, so laps of different laptops compare; never the
+    device clock alone. Within one push (one receipt time) the feed id keeps the
+    laptop's own order of entry.
+    """
     laps = conn.execute(RUNNER_LAPS_SQL, [runner_id]).fetchall()
     counted = 0
     for lap in laps:

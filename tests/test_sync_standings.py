@@ -96,6 +96,7 @@ def test_without_metres_per_lap_distance_is_blank_and_explained(viewer, event):
 def test_class_aggregates(viewer, central_db, event):
     set_setting(central_db, "metres_per_lap", 400)
     page = text(viewer.get("/standings/classes"))
+    assert "<h1>Standings by class</h1>" in page and "Standings by class –" in page
     groups = rows(page, "data-group")
     assert [(g["group"], g["runners"], g["laps"], g["average"], g["distance-m"]) for g in groups] == [
         ("5b", "1", "4", "4.00", "1600"), ("5a", "1", "2", "2.00", "800"), ("6a", "2", "0", "0.00", "0")]
@@ -189,9 +190,8 @@ def test_runner_page_lists_every_lap_with_device_helper_times_and_void(viewer, c
     set_setting(central_db, "metres_per_lap", 400)
     page = text(viewer.get(f"/standings/runner/{event['anna']}"))
     laps = rows(page, 'id="lap-[^"]+" data-lap')
-    assert [lap["lap"] for lap in laps] == sorted(event["anna_laps"])  # one receipt time: by id
-    assert [lap["voided"] == "true" for lap in laps] == [lap == event["anna_laps"][1]
-                                                         for lap in sorted(event["anna_laps"])]
+    assert [lap["lap"] for lap in laps] == event["anna_laps"]  # one push: the laptop's order
+    assert [lap["voided"] for lap in laps] == ["false", "true", "false"]
     assert 'class="voided"' in page and "voided by tina at" in page and "double count" in page
     assert "laptop-a" in page and event["box"].laptop_id in page and "tina" in page
     assert local_time(T0 + 120_000) in page              # device time
