@@ -1,11 +1,18 @@
 """Review queue at central: double counts and clashes, every decision logged and pulled."""
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
+import threading
+from pathlib import Path
 
 import pytest
+import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from werkzeug.serving import make_server
 
 from lapsync import client as laptop_sync
 from lapsync.db import connect, device_id, new_id, now_ms, set_meta
@@ -21,6 +28,8 @@ from tests.pg import Outbox, snapshot
 
 T = 1_700_000_000_000
 JSON = {"Accept": "application/json"}
+SPEC = OpenAPI.from_file_path(str(Path(__file__).resolve().parent.parent / "sync" / "openapi.yaml"))
+CHROMIUM = "/usr/bin/chromium"
 
 
 # ---- helpers ---------------------------------------------------------------------
@@ -591,3 +600,86 @@ def test_after_a_merge_the_laptop_counts_the_survivors_laps_and_hides_the_merged
     sync(a, live_central, tokens["laptop-a"])
     assert lap_count(a, survivor) == lap_count(b, survivor) == 5
     assert device_id(b) in {r["laptop_id"] for r in central_db.execute("SELECT laptop_id FROM device")}
+
+
+def test_a_pulled_merge_matches_the_openapi_spec(laptops, live_central, central_db, admin):
+    a = laptops("a")
+    token = register_device(central_db, "laptop-a")
+    box = Outbox()
+    keep, drop = box.runner(17, "Cleo Dahl", "6b", 6), box.runner(18, "Cleo Dahl", "6b", 6)
+    send(central_db, register_device(central_db, "laptop-x"), box, now=T, device_time=T)
+    post(admin, "/review/merge", **merge_form(central_db, keep, drop))
+    sync(a, live_central, token)  # binds the token, so the raw pull below is a laptop's
+    response = requests.get(f"{live_central}/api/v1/pull", params={"cursor": 0},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    SPEC.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
+    runners = {c["id"]: c["data"] for c in response.json()["changes"] if c["entity"] == "runner"}
+    assert runners[drop]["merged_into"] == keep and "merged_into" not in runners[keep]
+
+
+# ---- in a real browser ------------------------------------------------------------------
+
+@pytest.fixture
+def served_laptop(app):
+    """The laptop app of tests/conftest.py served on a free loopback port; yields its URL.
+
+    On 127.0.0.2, not central's 127.0.0.1: cookies are per host, not per port, and
+    both apps call their session cookie "session".
+    """
+    httpd = make_server("127.0.0.2", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.2:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(10)
+
+
+def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
+        served_laptop, db, laptops, live_central, central_db, central_users):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.conftest import PASSWORD
+    from tests.pg import CENTRAL_PASSWORD
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
+    a, b = laptops("a"), db  # b: the laptop served to the browser
+    tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
+    add_runner(a, 17, "Cleo Dahl", "6b", 6)
+    sync(a, live_central, tokens["laptop-a"])
+    sync(b, live_central, tokens["laptop-b"])
+    record_lap(a, 17, tom(a), 0)
+    lap_b = record_lap(b, 17, tom(b), 0)["lap"]["id"]  # the same pass, typed on both laptops
+    sync(a, live_central, tokens["laptop-a"])
+    sync(b, live_central, tokens["laptop-b"])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(10_000)
+            page.goto(f"{served_laptop}/login")
+            page.fill("input[name=name]", "tom")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(f"{served_laptop}/runners/")
+            laps_cell = page.locator("tr", has_text="Cleo Dahl").locator("td.laps")
+            expect(laps_cell).to_have_text("1")
+
+            page.goto(f"{live_central}/login")
+            page.fill("input[name=name]", "ada")
+            page.fill("input[name=password]", CENTRAL_PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(f"{live_central}/review/")
+            pair = page.locator("#doubles article.pair")
+            expect(pair).to_have_count(1)
+            expect(pair).to_contain_text("two laptops")
+            pair.locator(f'tr[data-lap="{lap_b}"] button').click()
+            expect(page.locator(".flash")).to_contain_text("The lap was voided")
+            expect(page.locator("#doubles article.pair")).to_have_count(0)
+            expect(page.locator("#decision-log tr[data-action=void_lap]")).to_contain_text("ada")
+
+            sync(b, live_central, tokens["laptop-b"])  # the laptop's next sync pulls the void
+            page.goto(f"{served_laptop}/runners/")
+            expect(laps_cell).to_have_text("0")
+        finally:
+            browser.close()
+    assert lap_count(b, pick_runner(b, 17, None)["id"]) == 1  # A's lap still counts
