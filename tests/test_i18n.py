@@ -169,7 +169,7 @@ def test_sync_status_text_in_german(app, teacher, db):
     body = teacher.get("/sync/status", headers=JSON_DE).get_json()
     assert body["state"] == "not_connected"
     assert re.fullmatch(r"nicht mit der Zentrale verbunden – \d+ Änderungen warten "
-                        r"\(älteste seit \d+ s\)", body["text"]), body["text"]
+                        r"\(älteste seit \d+ (s|min|h \d+ min)\)", body["text"]), body["text"]
     with transaction(db):
         set_meta(db, "last_error_ms", "1")
     with app.test_request_context(headers=DE):
