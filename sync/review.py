@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from flask import (Blueprint, Flask, flash, g, redirect, render_template, request,
+from flask import (Blueprint, Flask, flash, g, jsonify, redirect, render_template, request,
                    url_for)
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
@@ -384,14 +384,17 @@ def render_index(error: InputError | None = None, status: int = 200):
 
 
 def act(action, message) -> Any:
-    """Run an admin action on the request's form; flash and redirect, or re-render with 4xx."""
+    """Run an admin action; flash and redirect (JSON: ok), or re-render the page with its 4xx."""
     try:
         result = action(get_db(), g.user["id"])
     except InputError as exc:
         if wants_json():
             raise
         return render_index(exc, exc.status)
-    flash(message(result) if callable(message) else message)
+    text = message(result) if callable(message) else message
+    if wants_json():
+        return jsonify(ok=True, message=text)
+    flash(text)
     return redirect(url_for("review.index"))
 
 

@@ -197,9 +197,10 @@ def test_void_this_one_voids_by_lww_adjusts_totals_logs_and_is_pulled(central_db
 def test_keep_both_takes_the_pair_out_of_the_queue_and_changes_no_count(central_db, admin,
                                                                         doubles):
     before, cursor = totals(central_db), last_change(central_db)
-    response = post(admin, "/review/keep-laps", first_id=doubles["first"],
-                    first_version=0, second_id=doubles["second"], second_version=0)
-    assert response.status_code == 302
+    response = admin.post("/review/keep-laps", headers=JSON, data={
+        "csrf_token": admin.csrf, "first_id": doubles["first"], "first_version": 0,
+        "second_id": doubles["second"], "second_version": 0})
+    assert response.status_code == 200 and response.get_json()["ok"] is True
     assert review.suspected_doubles(central_db) == []
     assert totals(central_db) == before and last_change(central_db) == cursor
     assert logged(central_db) == [("keep_laps", sorted([doubles["first"], doubles["second"]]))]
@@ -615,6 +616,46 @@ def test_a_pulled_merge_matches_the_openapi_spec(laptops, live_central, central_
     SPEC.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
     runners = {c["id"]: c["data"] for c in response.json()["changes"] if c["entity"] == "runner"}
     assert runners[drop]["merged_into"] == keep and "merged_into" not in runners[keep]
+
+
+def runner_change(runner_id: str, number: int, name: str, merged_into: str | None = None) -> dict:
+    """A pulled runner change as central sends it (central's stamp, an optional merge)."""
+    data = {"id": runner_id, "start_number": number, "name": name, "class": "6b", "grade": 6,
+            "hlc": f"{now_ms():013d}.0000", "origin": new_id()}
+    return {"cursor": 1, "entity": "runner", "id": runner_id,
+            "data": {**data, "merged_into": merged_into} if merged_into else data}
+
+
+def test_a_merge_pulled_before_its_survivor_applies_when_the_survivor_arrives(laptops):
+    db = laptops("a")
+    merged = add_runner(db, 18, "Cleo Dahl", "6b", 6)
+    laps = [record_lap(db, 18, tom(db), 0, confirm=True)["lap"]["id"] for _ in range(2)]
+    survivor = new_id()
+    result = laptop_sync.SyncResult()
+    laptop_sync.apply_page(db, [runner_change(merged, 18, "Cleo Dahl", survivor)], 1, result)
+    assert result.pulled == {"runner": 1}
+    assert lap_count(db, merged) == 2  # the survivor is not here yet: the laps wait
+    with pytest.raises(InputError):
+        pick_runner(db, 18, None)  # but the merged runner is hidden already
+    laptop_sync.apply_page(db, [runner_change(survivor, 17, "Cleo Dahl")], 2, result)
+    assert lap_count(db, survivor) == 2 and lap_count(db, merged) == 0
+    assert {r[0] for r in db.execute("SELECT runner_id FROM lap")} == {survivor}
+    assert [r["id"] for r in search_runners(db)] == [survivor]
+    assert db.execute("SELECT count(*) FROM change WHERE entity = 'lap'").fetchone()[0] == len(laps)
+
+
+@pytest.mark.parametrize("merged_into", ["SELF", 42, "", "x" * 65])
+def test_a_malformed_merge_is_set_aside_not_applied(laptops, merged_into):
+    db = laptops("a")
+    runner = add_runner(db, 18, "Cleo Dahl", "6b", 6)
+    record_lap(db, 18, tom(db), 0)
+    change = runner_change(runner, 18, "Cleo Dahl", "placeholder")
+    change["data"]["merged_into"] = runner if merged_into == "SELF" else merged_into
+    result = laptop_sync.SyncResult()
+    laptop_sync.apply_page(db, [change], 1, result)
+    assert result.pulled == {"not applied": 1}
+    assert pick_runner(db, 18, None)["id"] == runner and lap_count(db, runner) == 1
+    assert db.execute("SELECT count(*) FROM rejected_pull").fetchone()[0] == 1
 
 
 # ---- in a real browser ------------------------------------------------------------------
