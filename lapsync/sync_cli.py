@@ -41,7 +41,9 @@ def run_sync(db, central: client.Central) -> client.SyncResult:
         return client.sync_once(db, central, force=True, progress=bar.update)
 
 
-@click.command("connect")
+# ignore_unknown_options: a device token is URL-safe base64 and 1 in 64 begin with
+# "-"; without it click reads such a token as an option ("No such option '-0'").
+@click.command("connect", context_settings={"ignore_unknown_options": True})
 @click.argument("url")
 @click.argument("token")
 @with_appcontext
