@@ -1021,3 +1021,15 @@ def assert_fleet_converged(fleet: Fleet, central_db, context: str) -> None:
         assert roster(db) == expected_roster, where
         shown = {r[0]: lap_count(db, r[0]) for r in expected_roster}
         assert shown == {r[0]: totals.get(r[0], 0) for r in expected_roster}, where
+
+
+# ---- regression: a device token that begins with "-" --------------------------------
+
+def test_connect_accepts_a_device_token_that_begins_with_a_dash(laptops, live_central, central_db):
+    """Regression: 1 in 64 tokens central prints begin with '-'; connect took them for an option."""
+    token = next(t for t in (register_device(central_db, f"laptop-{n}") for n in range(5000))
+                 if t.startswith("-"))
+    laptop = laptops("a")
+    laptop.connect(live_central, token)
+    assert client.config_file(laptop.app).read_text(encoding="utf-8").count(repr(token)) == 1
+    assert pending(laptop.db) == []
