@@ -12,9 +12,13 @@ One run, all on this machine:
   3. central's real Flask app (not TESTING) in this process, logged in through its
      real login form; every page is requested through the Flask test client, so the
      time is server time (routing, session, SQL, template), no network;
-  4. per page: --warmup untimed requests, then --requests timed ones; median, p95,
-     min, max and their ratio to the target (standings <= 50 ms, CSV <= 1 s). The CSV
-     is timed until its whole streamed body has been read, and checked row by row.
+  4. per page: --warmup untimed requests (every answer checked: the CSV row by row),
+     then --requests timed ones, taken round-robin over the pages so that a burst of
+     load from other processes hits all pages alike; median, p95, min, max and their
+     ratio to the target (standings <= 50 ms, CSV <= 1 s). The CSV is timed until its
+     whole streamed body has been read. Also shown: this process's CPU time per request
+     (Flask, psycopg, Jinja) and, for a local server, PostgreSQL's (from /proc): wall
+     time beyond their sum is time spent waiting for a CPU.
 
 Run from the repository root:
 
@@ -395,31 +399,81 @@ def percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def measure(client, page: dict, warmup: int, count: int, profile: bool = False) -> dict:
-    """Time one page: warm-up, then count requests; check the answer; return the figures."""
-    for _ in range(warmup):
+class BackendCpu:
+    """CPU seconds used by the bench database's server processes, from /proc (local servers only).
+
+    Sums utime + stime of every backend of the database but the monitor's own;
+    unavailable (None) when PostgreSQL runs elsewhere or /proc is not readable.
+    """
+
+    def __init__(self, url: str):
+        """Open the monitor's connection."""
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float | None:
+        """Return the backends' CPU seconds so far, or None."""
+        pids = [row[0] for row in self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")]
+        try:
+            return sum(sum(int(x) for x in Path(f"/proc/{pid}/stat").read_text()
+                           .rsplit(")", 1)[1].split()[11:13]) for pid in pids) / self.tick
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        """Close the monitor's connection."""
+        self.conn.close()
+
+
+def warm_up(client, page: dict, count: int) -> None:
+    """Request a page untimed (at least once), checking every answer."""
+    for _ in range(max(1, count)):
         _, _, body, status = request_once(client, page["path"])
         if status != 200:
             raise SystemExit(f"{page['path']} answered {status}: {body[:300]!r}")
         page["check"](body)
+
+
+def measure(client, todo: list[tuple[dict, int]], monitor: BackendCpu,
+            profile: str | None = None) -> list[dict]:
+    """Time the pages round-robin (a burst of load hits them alike); return their figures.
+
+    todo holds (page, requests). Each round requests every page that still has
+    requests to make; PostgreSQL's CPU is read around each request.
+    """
+    samples = {page["name"]: {"wall": [], "cpu": [], "pg": []} for page, _ in todo}
     profiler = cProfile.Profile() if profile else None
-    times, cpu_times = [], []
-    for _ in range(count):
-        if profiler:
-            profiler.enable()
-        elapsed, cpu, body, status = request_once(client, page["path"])
-        if profiler:
-            profiler.disable()
-        assert status == 200, (page["path"], status)
-        times.append(elapsed * 1000)
-        cpu_times.append(cpu * 1000)
+    for round_ in range(max(count for _, count in todo)):
+        for page, count in todo:
+            if round_ >= count:
+                continue
+            before = monitor.seconds()
+            if page["name"] == profile:
+                profiler.enable()
+            elapsed, cpu, body, status = request_once(client, page["path"])
+            if page["name"] == profile:
+                profiler.disable()
+            after = monitor.seconds()
+            assert status == 200, (page["path"], status)
+            sample = samples[page["name"]]
+            sample["wall"].append(elapsed * 1000)
+            sample["cpu"].append(cpu * 1000)
+            sample["pg"].append(None if None in (before, after) else (after - before) * 1000)
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-    ordered = sorted(times)
+    return [figures(page, samples[page["name"]]) for page, _ in todo]
+
+
+def figures(page: dict, sample: dict) -> dict:
+    """Summarise one page's samples: wall-clock median, p95, min, max; CPU of app and PostgreSQL."""
+    ordered = sorted(sample["wall"])
+    pg = None if None in sample["pg"] else statistics.mean(sample["pg"])
     return {"name": page["name"], "path": page["path"], "target_ms": page["target"],
-            "requests": count, "median_ms": statistics.median(ordered),
+            "requests": len(ordered), "median_ms": statistics.median(ordered),
             "p95_ms": percentile(ordered, 0.95), "min_ms": ordered[0], "max_ms": ordered[-1],
-            "cpu_median_ms": statistics.median(cpu_times), "bytes": len(body)}
+            "cpu_median_ms": statistics.median(sample["cpu"]), "pg_cpu_mean_ms": pg}
 
 
 def explain(url: str) -> None:
@@ -466,7 +520,9 @@ def report_line(figures: dict) -> str:
     """Format one page's figures, with the ratio to its target when it has one."""
     line = (f"{figures['name']:<36} median {figures['median_ms']:8.1f} ms  p95 {figures['p95_ms']:8.1f} ms"
             f"  (min {figures['min_ms']:.1f}, max {figures['max_ms']:.1f}, n={figures['requests']};"
-            f" app CPU {figures['cpu_median_ms']:.1f})")
+            f" CPU: app {figures['cpu_median_ms']:.1f}"
+            + (f", PostgreSQL {figures['pg_cpu_mean_ms']:.1f}" if figures["pg_cpu_mean_ms"] is not None
+               else "") + ")")
     target = figures["target_ms"]
     if target:
         verdict = "met" if figures["p95_ms"] <= target else "MISSED"
@@ -494,13 +550,18 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "DB_POOL_SIZE": 4})
         try:
             client = logged_in_client(app)
-            results = []
-            todo = pages(data, args) + (other_pages(data) if args.other_requests else [])
-            for page in todo:
-                count = args.requests if page["target"] else args.other_requests
-                results.append(measure(client, page, args.warmup if page["target"] else 1, count,
-                                       profile=args.profile == page["name"]))
-                print(report_line(results[-1]), flush=True)
+            todo = [(page, args.requests) for page in pages(data, args)]
+            todo += [(page, args.other_requests) for page in other_pages(data)
+                     if args.other_requests]
+            for page, _ in todo:
+                warm_up(client, page, args.warmup if page["target"] else 1)
+            monitor = BackendCpu(url)
+            try:
+                results = measure(client, todo, monitor, args.profile)
+            finally:
+                monitor.close()
+            for line in results:
+                print(report_line(line))
         finally:
             close_pool(app)
         missed = [r["name"] for r in results if r["target_ms"] and r["p95_ms"] > r["target_ms"]]
