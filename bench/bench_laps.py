@@ -26,6 +26,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import sqlite3
 import statistics
 import string
@@ -448,6 +449,8 @@ def run_once(base: Path, args: argparse.Namespace, run: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     """Build or reuse the base database, run the benchmark, print the figures."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the --http server stops and the run copy is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
     base = base_database(args)
