@@ -290,6 +290,29 @@ def test_http_and_csrf_errors_in_german_with_english_codes(teacher):
     assert no_token.get_json()["message"].startswith("Das Formular ist abgelaufen")
 
 
+# --- central ------------------------------------------------------------------------------------
+
+def test_central_pages_in_german_and_english(central_admin):
+    html = page(central_admin.get("/standings/", headers=DE))
+    assert '<html lang="de">' in html and "Wertung" in html and "Kein Läufer passt." in html
+    review = page(central_admin.get("/review/", headers=DE))
+    assert "Vermutete Doppelzählungen" in review and "Entscheidungsprotokoll" in review
+    english = page(central_admin.get("/standings/", headers={"Accept-Language": "fr"}))
+    assert '<html lang="en">' in english and "Standings" in english
+
+
+def test_central_messages_in_german_with_english_codes(central_admin):
+    bad = central_admin.post("/settings/", headers=JSON_DE, data={
+        "csrf_token": central_admin.csrf, "event_name": "Lauf", "event_date": "2025-02-30",
+        "min_lap_seconds": "60", "metres_per_lap": "400"})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_setting"
+    assert bad.get_json()["message"] == \
+        "Das Datum muss ein gültiges Datum sein, geschrieben wie 2025-06-27."
+    roster = upload(central_admin, b"Name,Klasse,Jahrgang\nEva,7a,x\n", JSON_DE)
+    assert roster.status_code == 422 and roster.get_json()["problems"] == [
+        {"line": 2, "message": "Der Jahrgang muss eine ganze Zahl sein."}]
+
+
 # --- outside a request: English, never an error ------------------------------------------------
 
 def test_domain_messages_without_any_context_are_english(db):
