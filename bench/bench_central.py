@@ -14,7 +14,8 @@ One run, all on this machine:
      time is server time (routing, session, SQL, template), no network;
   4. per page: --warmup untimed requests (every answer checked: the CSV row by row),
      then --requests timed ones, taken round-robin over the pages so that a burst of
-     load from other processes hits all pages alike; median, p95, min, max and their
+     load from other processes hits all pages alike (the pages without a target are
+     timed afterwards, by --other-requests, for information); median, p95, min, max and their
      ratio to the target (standings <= 50 ms, CSV <= 1 s). The CSV is timed until its
      whole streamed body has been read. Also shown: this process's CPU time per request
      (Flask, psycopg, Jinja) and, for a local server, PostgreSQL's (from /proc): wall
@@ -550,18 +551,21 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "DB_POOL_SIZE": 4})
         try:
             client = logged_in_client(app)
-            todo = [(page, args.requests) for page in pages(data, args)]
-            todo += [(page, args.other_requests) for page in other_pages(data)
-                     if args.other_requests]
-            for page, _ in todo:
-                warm_up(client, page, args.warmup if page["target"] else 1)
-            monitor = BackendCpu(url)
+            # The pages with a target first, among themselves: the heavy pages without
+            # one (review queue, charts) keep both CPUs busy and would disturb them.
+            groups = [[(page, args.requests) for page in pages(data, args)]]
+            if args.other_requests:
+                groups.append([(page, args.other_requests) for page in other_pages(data)])
+            monitor, results = BackendCpu(url), []
             try:
-                results = measure(client, todo, monitor, args.profile)
+                for todo in groups:
+                    for page, _ in todo:
+                        warm_up(client, page, args.warmup if page["target"] else 1)
+                    results += measure(client, todo, monitor, args.profile)
+                    for line in results[-len(todo):]:
+                        print(report_line(line), flush=True)
             finally:
                 monitor.close()
-            for line in results:
-                print(report_line(line))
         finally:
             close_pool(app)
         missed = [r["name"] for r in results if r["target_ms"] and r["p95_ms"] > r["target_ms"]]
