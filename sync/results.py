@@ -38,13 +38,14 @@ CHUNK_ROWS = 1000
 RESULTS = """
 SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
-WHERE (%(class)s::text IS NULL OR r.class = %(class)s)
+WHERE r.merged_into IS NULL AND (%(class)s::text IS NULL OR r.class = %(class)s)
 ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class,
          laps DESC, lower(r.name), r.start_number
 """
 CLASS_SUMMARY = """
 SELECT r.class, count(*) AS runners, sum(coalesce(t.laps, 0)) AS laps
-FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id GROUP BY r.class
+FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.merged_into IS NULL
+GROUP BY r.class
 ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class
 """
 
@@ -127,7 +128,8 @@ def runner_result(conn: psycopg.Connection, runner_id: str) -> dict | None:
     """Return one runner with laps and distance, or None."""
     row = conn.execute("SELECT r.id, r.start_number, r.name, r.class, r.grade, "
                        "coalesce(t.laps, 0) AS laps FROM runner r "
-                       "LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.id = %s",
+                       "LEFT JOIN runner_total t ON t.runner_id = r.id "
+                       "WHERE r.id = %s AND r.merged_into IS NULL",
                        [runner_id]).fetchone()
     if row is None:
         return None

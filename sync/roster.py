@@ -28,12 +28,12 @@ from .settings import get_settings
 bp = Blueprint("roster", __name__, url_prefix="/runners")
 # Classes sort naturally (5a before 10a): by their leading number, then as text.
 CLASSES = """
-SELECT class FROM (SELECT DISTINCT class FROM runner) c
+SELECT class FROM (SELECT DISTINCT class FROM runner WHERE merged_into IS NULL) c
 ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class
 """
 SEARCH = """
 SELECT id, start_number, name, class, grade, change_id FROM runner
-WHERE (%(q)s = '' OR start_number = %(n)s OR strpos(lower(name), lower(%(q)s)) > 0)
+WHERE merged_into IS NULL AND (%(q)s = '' OR start_number = %(n)s OR strpos(lower(name), lower(%(q)s)) > 0)
   AND (%(c)s = '' OR class = %(c)s)
 ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class,
          lower(name), start_number
@@ -56,7 +56,7 @@ ORDER BY pos
 """
 # The same test detect_clashes applies, for many runners at once: which of them clash?
 CLASHING = """
-SELECT DISTINCT n.id FROM runner n JOIN runner o ON o.id <> n.id
+SELECT DISTINCT n.id FROM runner n JOIN runner o ON o.id <> n.id AND o.merged_into IS NULL
 AND (o.start_number = n.start_number
      OR (lower(o.name) = lower(n.name) AND lower(o.class) = lower(n.class)))
 WHERE n.id = ANY(%s)
@@ -88,7 +88,8 @@ def search_runners(conn: psycopg.Connection, query: str = "", class_name: str = 
 
 def _number_taken(conn: psycopg.Connection, start_number: int, except_id: str | None) -> bool:
     """Tell whether another runner has this start number."""
-    return conn.execute("SELECT 1 FROM runner WHERE start_number = %s AND id IS DISTINCT FROM %s",
+    return conn.execute("SELECT 1 FROM runner WHERE start_number = %s AND id IS DISTINCT FROM %s "
+                        "AND merged_into IS NULL",
                         [start_number, except_id]).fetchone() is not None
 
 

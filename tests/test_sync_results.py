@@ -226,3 +226,13 @@ def test_results_page_lists_classes_and_finds_a_runner(central_viewer, event):
     assert f"/admin/certificates/runner/{event['Cem Demir']}" in found
     none = central_viewer.get("/admin/results?q=zzz").get_data(as_text=True)
     assert "No runner matches" in none
+
+
+def test_merged_runners_leave_the_results(central_viewer, central_db, event):
+    # Regression: a runner merged in the review queue showed up with 0 laps.
+    central_db.execute("UPDATE runner SET merged_into = %s WHERE id = %s",
+                       [event["Ben Cohn"], event["Dana Eck"]])
+    names = [row[1] for row in read_csv(central_viewer.get("/admin/results.csv"))[1:]]
+    assert "Dana Eck" not in names and "Ben Cohn" in names
+    assert central_viewer.get(f"/admin/certificates/runner/{event['Dana Eck']}").status_code == 404
+    assert "Dana Eck" not in central_viewer.get("/admin/results/classes").get_data(as_text=True)

@@ -312,3 +312,14 @@ def test_sheets_refuse_an_unknown_class_and_a_bad_layout(central_viewer):
 def test_print_css_puts_each_sheet_on_its_own_page(central_client):
     css = central_client.get("/static/central.css").get_data(as_text=True)
     assert "@page bib-one" in css and ".per-page-1 .bib-sheet { page: bib-one" in css
+
+
+def test_a_merged_runner_leaves_the_roster_and_frees_its_number(central_admin, central_db,
+                                                                   device_token):
+    # Regression: merged runners were listed and kept their start number taken.
+    survivor = pushed_runner(central_db, device_token, 30, "Ida Sommer")
+    merged = pushed_runner(central_db, device_token, 31, "Ida Sommer (2)")
+    central_db.execute("UPDATE runner SET merged_into = %s WHERE id = %s", [survivor, merged])
+    page = central_admin.get("/runners/").get_data(as_text=True)
+    assert "Ida Sommer (2)" not in page and "Ida Sommer" in page
+    assert add(central_admin, start_number="31", name="Jan Neu").status_code == 302
