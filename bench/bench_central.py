@@ -327,6 +327,7 @@ def pages(data: dict, args: argparse.Namespace) -> list[dict]:
     def standings(expect_rows: int | None = None):
         """Check a standings page's runner rows: some (None) or exactly expect_rows."""
         def check(body: bytes) -> None:
+            """Count the runner rows of the page."""
             rows = len(runner_rows.findall(body.decode()))
             assert rows if expect_rows is None else rows == expect_rows, rows
         return check

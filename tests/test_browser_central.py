@@ -43,6 +43,7 @@ class Laptop:
     """The real laptop app on its own SQLite file, served on a loopback port, logged in as tom."""
 
     def __init__(self, base: Path, name: str, template: Path, central_url: str, token: str):
+        """Copy the users template, give it a device id, serve it, log tom in over HTTP."""
         self.path = base / f"{name}.sqlite"
         shutil.copyfile(template, self.path)
         db = connect(self.path)
@@ -124,6 +125,7 @@ def laptops(tmp_path, users_template, live_central, central_db):
     made: list[Laptop] = []
 
     def make(name: str) -> Laptop:
+        """Register a device at central and serve a laptop with its token."""
         token = register_device(central_db, f"laptop-{name}")
         made.append(Laptop(tmp_path, name, users_template, live_central, token))
         return made[-1]
