@@ -224,22 +224,40 @@ def checkpoint(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def timed_copy(url: str, chunks: list[str], device: int) -> float:
-    """COPY the laps into an empty copy of central's lap table in one transaction; return seconds."""
+def timed_copy(url: str, chunks: list[str], device: int, table: str, foreign_key: bool = False) -> float:
+    """COPY the laps into a fresh, empty copy of central's lap table in one transaction; return seconds.
+
+    LIKE ... INCLUDING ALL copies columns, defaults, checks and indexes, not the
+    foreign key of lap.pushed_by; foreign_key adds it back (a per-row check).
+    """
     columns = "id, runner_id, created_by, device_time, device_id, pushed_by, received_at, clock_offset_ms"
     data = [chunk.replace("{device}", str(device)) for chunk in chunks]
+    fk = ", FOREIGN KEY (pushed_by) REFERENCES device (id)" if foreign_key else ""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS lap_copy")
-        conn.execute("CREATE TABLE lap_copy (LIKE lap INCLUDING ALL)")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (LIKE lap INCLUDING ALL{fk})")
         checkpoint(url)
         started = time.perf_counter()
-        with conn.transaction(), conn.cursor().copy(f"COPY lap_copy ({columns}) FROM STDIN") as copy:
+        with conn.transaction(), conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for chunk in data:
                 copy.write(chunk)
         return time.perf_counter() - started
 
 
 # --- the push, in a laptop process of its own ---------------------------------
+
+def peak_rss_kb() -> int:
+    """Return this process's peak RSS in KiB.
+
+    VmHWM counts this program only. ru_maxrss would not: Linux carries the RSS of the
+    forked parent (here holding the COPY data) over into the child's ru_maxrss at exec.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 def child(spec: dict) -> None:
     """Laptop process: push the backlog, then time syncs with nothing to send; print JSON."""
@@ -250,7 +268,7 @@ def child(spec: dict) -> None:
     if not spec.get("noop_only"):  # --cli: `flask --app app sync` pushed already
         client.push(db, central, result)
     push_s = time.perf_counter() - started
-    push_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    push_rss = peak_rss_kb()
     started = time.perf_counter()
     first = client.sync_once(db, central)  # the pull after the push (totals of 5,000 runners)
     first_s = time.perf_counter() - started
@@ -265,37 +283,39 @@ def child(spec: dict) -> None:
         raise SystemExit(f"sync after the push failed: {first.error.message}")
     print(json.dumps({"push_s": push_s, "pushed": result.pushed, "rejected": result.rejected,
                       "first_sync_s": first_s, "first_pulled": first.pulled_total,
-                      "noop_s": noop, "push_rss_kb": push_rss,
+                      "noop_s": noop, "push_rss_kb": push_rss, "peak_rss_kb": peak_rss_kb(),
                       "pending": client.pending_count(db)}))
 
 
 def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str) -> dict:
-    """Run the laptop's push in a child process; return its figures and peak RSS (wait4)."""
+    """Run the laptop's push in a process of its own; return its figures and peak RSS."""
     if args.cli:
         env = {**os.environ, "LAPSYNC_DATABASE": str(path), "LAPSYNC_CENTRAL_URL": base,
                "LAPSYNC_CENTRAL_TOKEN": token, "LAPSYNC_SECRET_KEY": "bench",
                "LAPSYNC_SYNC_ENABLED": "false"}
+        # `flask --app app sync` itself, with its peak RSS printed at exit (VmHWM, see above).
+        wrapper = ("import atexit, sys; sys.path.insert(0, 'bench'); import bench_push;"
+                   "atexit.register(lambda: print('peak_rss_kb', bench_push.peak_rss_kb(), file=sys.stderr));"
+                   "sys.argv = ['flask', '--app', 'app', 'sync']; from flask.cli import main; main()")
         started = time.perf_counter()
-        process = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "app", "sync"], cwd=ROOT,
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out = process.stdout.read().decode()
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = status
-        figures = {"push_s": time.perf_counter() - started, "cli_output": out.strip(),
-                   "pushed": args.laps if status == 0 else 0}
-        spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs}
-        after = json.loads(subprocess.run([sys.executable, __file__, "--child", json.dumps(
-            {**spec, "noop_only": True})], capture_output=True, check=True, text=True).stdout)
-        return {**after, **figures, "peak_rss_kb": usage.ru_maxrss}
+        process = subprocess.run([sys.executable, "-c", wrapper], cwd=ROOT, env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - started
+        if process.returncode != 0:
+            raise SystemExit(f"flask --app app sync failed: {process.stdout}{process.stderr[-2000:]}")
+        peak = int(process.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
+        spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs, "noop_only": True}
+        after = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                               capture_output=True, check=True, text=True).stdout
+        print(f"  flask --app app sync: {process.stdout.strip()}")
+        return {**json.loads(after.strip().splitlines()[-1]), "push_s": elapsed, "pushed": args.laps,
+                "peak_rss_kb": peak}
     spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs}
-    process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
-                               stdout=subprocess.PIPE)
-    out = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = status
-    if status != 0:
-        raise SystemExit(f"the laptop process failed (status {status}): {out}")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_kb": usage.ru_maxrss}
+    process = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                             stdout=subprocess.PIPE, text=True)
+    if process.returncode != 0:
+        raise SystemExit(f"the laptop process failed (status {process.returncode}): {process.stdout}")
+    return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 # --- checks and report ---------------------------------------------------------
@@ -329,14 +349,16 @@ def environment(args: argparse.Namespace, server_url: str) -> dict:
             "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
 
 
-def report(args: argparse.Namespace, copy_s: float, laptop: dict) -> dict:
+def report(args: argparse.Namespace, copy_s: float, copy_fk_s: float, laptop: dict) -> dict:
     """Print the figures and their ratio to the targets; return them."""
     copy_rate, push_rate = args.laps / copy_s, args.laps / laptop["push_s"]
     ratio = push_rate / copy_rate
     noop = sorted(laptop["noop_s"])
     noop_ms = statistics.median(noop) * 1000
     rss_mb = laptop["peak_rss_kb"] / 1024
-    print(f"COPY:  {args.laps:,} laps in {copy_s:.2f} s = {copy_rate:,.0f} laps/s")
+    print(f"COPY:  {args.laps:,} laps in {copy_s:.2f} s = {copy_rate:,.0f} laps/s "
+          f"(into lap_copy: LIKE lap INCLUDING ALL; with lap's foreign key on pushed_by too: "
+          f"{args.laps / copy_fk_s:,.0f} laps/s)")
     print(f"push:  {args.laps:,} laps in {laptop['push_s']:.2f} s = {push_rate:,.0f} laps/s "
           f"= {ratio:.2f}x COPY (target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
     print(f"no-op sync at {args.laps:,} laps: median {noop_ms:.2f} ms of {len(noop)} "
@@ -345,7 +367,8 @@ def report(args: argparse.Namespace, copy_s: float, laptop: dict) -> dict:
     print(f"laptop peak RSS: {rss_mb:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
           f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}); first sync after the push "
           f"(pull) {laptop['first_sync_s'] * 1000:.0f} ms, {laptop['first_pulled']:,} changes")
-    return {"laps": args.laps, "copy_s": copy_s, "copy_laps_per_s": copy_rate, "push_s": laptop["push_s"],
+    return {"laps": args.laps, "copy_s": copy_s, "copy_laps_per_s": copy_rate,
+            "copy_fk_laps_per_s": args.laps / copy_fk_s, "push_s": laptop["push_s"],
             "push_laps_per_s": push_rate, "ratio": ratio, "noop_median_ms": noop_ms,
             "noop_ms": [s * 1000 for s in laptop["noop_s"]], "peak_rss_mb": rss_mb}
 
@@ -373,11 +396,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"prepared in {time.perf_counter() - started:.1f} s: {args.runners:,} runners synced, "
               f"{args.laps:,} laps pending in {path.relative_to(ROOT)} "
               f"({path.stat().st_size / 2**20:.0f} MB)")
-        copy_s = timed_copy(url, chunks, device)
+        copy_s = timed_copy(url, chunks, device, "lap_copy")
+        copy_fk_s = timed_copy(url, chunks, device, "lap_copy_fk", foreign_key=True)
         del chunks
         checkpoint(url)
         laptop = run_laptop(args, path, base, token)
-        figures = report(args, copy_s, laptop)
+        figures = report(args, copy_s, copy_fk_s, laptop)
         print(" ", verify(url, args, laptop))
         if args.json:
             Path(args.json).write_text(json.dumps({"args": vars(args), **figures}, indent=1, default=str))
@@ -386,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
-            with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
+            with psycopg.connect(pg.get_uri(), autocommit=True) as conn:  # lap_copy* go with it
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
 
 

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -89,6 +90,7 @@ class Central:
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}",
                                      "Accept": "application/json"})
+        self.encodings: set[str] = set()  # optional push encodings central announced
 
     @property
     def fingerprint(self) -> str:
@@ -161,25 +163,109 @@ def pending_count(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0]
 
 
-def build_batch(db: sqlite_utils.Database, start: int) -> tuple[bytes, list[int]]:
-    """Encode the outbox rows from seq START as one push body within the batch limits."""
+# A lap's outbox payload exactly as record_change writes it (compact JSON, keys in
+# this order, ids of letters and digits): such a lap can travel in a compact lap run.
+# Any other payload goes verbatim, so central checks it exactly as it is.
+LAP_PAYLOAD = re.compile(r'\{"id":"([a-z][0-9a-z]*)","runner_id":"([a-z][0-9a-z]*)",'
+                         r'"created_by":"([a-z][0-9a-z]*)","time":(0|[1-9][0-9]*),'
+                         r'"device_id":"([a-z][0-9a-z]*)"\}')
+LAP_PAYLOAD_FRAME = len('{"id":"","runner_id":"","created_by":"","time":,"device_id":""}')
+RUN_FRAME = len('{"seq":,"entity":"laps","data":{"id":[],"runner_id":[],"created_by":[],'
+                '"time":[],"device_id":[]}}') + 20 + 1  # + seq digits + a comma
+
+
+@dataclass
+class Batch:
+    """The encoded changes of one push (the body's head is stamped when it is sent)."""
+
+    changes: str
+    seqs: list[int]
+
+
+class BatchEncoder:
+    """Encode outbox rows as push changes within the batch byte limit."""
+
+    def __init__(self, budget: int, compact: bool):
+        """Start an empty batch of at most budget bytes; compact: lap runs allowed."""
+        self.budget, self.compact = budget, compact
+        self.items: list[str] = []
+        self.seqs: list[int] = []
+        self.size = 0
+        self.run: list[list[str]] | None = None  # id, runner_id, created_by, time, device_id
+
+    def add(self, seq: int, entity: str, entity_id: str, payload: str) -> bool:
+        """Add one outbox row; False when it does not fit any more."""
+        lap = LAP_PAYLOAD.fullmatch(payload) if self.compact and entity == "lap" else None
+        if lap is not None and lap.group(1) == entity_id:
+            extra = len(payload) - LAP_PAYLOAD_FRAME + 13  # quotes and commas of 5 values
+            extra += RUN_FRAME if self.run is None else 0
+        else:
+            lap = None
+            # payload is stored as JSON text already: splice it in, don't re-encode.
+            item = f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},"data":{payload}}}'
+            extra = len(item.encode()) + 1
+        if self.seqs and self.size + extra > self.budget:
+            return False
+        if lap is None:
+            self.end_run()
+            self.items.append(item)
+        else:
+            if self.run is None:
+                self.run = [[], [], [], [], []]
+                self.run_seq = seq
+            for values, value in zip(self.run, lap.groups()):
+                values.append(value)
+        self.seqs.append(seq)
+        self.size += extra
+        return True
+
+    def end_run(self) -> None:
+        """Close the open lap run into one compact item."""
+        if self.run is None:
+            return
+        ids, runners, creators, times, devices = ('","'.join(values) for values in self.run)
+        self.items.append(f'{{"seq":{self.run_seq},"entity":"laps","data":{{"id":["{ids}"],'
+                          f'"runner_id":["{runners}"],"created_by":["{creators}"],'
+                          f'"time":[{",".join(self.run[3])}],"device_id":["{devices}"]}}}}')
+        self.run = None
+
+    def batch(self) -> Batch:
+        """Return the encoded changes."""
+        self.end_run()
+        return Batch(",".join(self.items), self.seqs)
+
+
+def head_bytes(db: sqlite_utils.Database) -> int:
+    """Return an upper bound of a push body's size without its changes."""
+    return len(push_body(device_id(db), "", 10 ** 14 - 1))
+
+
+def encode_batch(db: sqlite_utils.Database, start: int, compact: bool = False) -> Batch:
+    """Encode the outbox rows from seq START (one query) within the batch limits."""
     rows = db.execute("SELECT seq, entity, entity_id, payload FROM change WHERE seq >= ? "
                       "ORDER BY seq LIMIT ?", [start, protocol.MAX_BATCH_CHANGES]).fetchall()
-    head = (f'{{"protocol":{protocol.PROTOCOL_VERSION},"device_id":{json.dumps(device_id(db))},'
-            f'"device_time":{now_ms()},"changes":[')
-    parts: list[str] = []
-    seqs: list[int] = []
-    size = len(head) + 2
-    for seq, entity, entity_id, payload in rows:
-        # payload is stored as JSON text already: splice it in, don't re-encode.
-        item = f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},"data":{payload}}}'
-        extra = len(item.encode()) + (1 if parts else 0)
-        if parts and size + extra > protocol.MAX_BATCH_BYTES:
+    encoder = BatchEncoder(protocol.MAX_BATCH_BYTES - head_bytes(db), compact)
+    for row in rows:
+        if not encoder.add(*row):
             break
-        parts.append(item)
-        seqs.append(seq)
-        size += extra
-    return (head + ",".join(parts) + "]}").encode(), seqs
+    return encoder.batch()
+
+
+def push_body(laptop_id: str, changes: str, device_time: int | None = None) -> bytes:
+    """Wrap encoded changes into a push body stamped with this laptop's clock."""
+    device_time = now_ms() if device_time is None else device_time
+    return (f'{{"protocol":{protocol.PROTOCOL_VERSION},"device_id":{json.dumps(laptop_id)},'
+            f'"device_time":{device_time},"changes":[{changes}]}}').encode()
+
+
+def build_batch(db: sqlite_utils.Database, start: int, compact: bool = False) -> tuple[bytes, list[int]]:
+    """Encode the outbox rows from seq START as one push body within the batch limits.
+
+    compact: consecutive laps travel as compact lap runs (protocol.py), which only a
+    central that announced "laps" in its encodings accepts.
+    """
+    batch = encode_batch(db, start, compact)
+    return push_body(device_id(db), batch.changes), batch.seqs
 
 
 def as_seq(value: Any, name: str) -> int:
@@ -230,15 +316,23 @@ def store_clock_offset(db: sqlite_utils.Database, server_time: Any, sent: int, r
             set_meta(db, "clock_offset_ms", str(server_time - (sent + received) // 2))
 
 
-def push_once(db: sqlite_utils.Database, central: Central, start: int,
-              result: SyncResult, allow_empty: bool = False) -> int | None:
-    """Send one batch from seq START; mark what central acknowledged; return the next start."""
-    body, seqs = build_batch(db, start)
-    if not seqs and not allow_empty:
-        raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which this laptop "
-                        "does not have")
+def learn_encodings(central: Central, answer: dict) -> None:
+    """Remember the optional push encodings central's answer announces."""
+    encodings = answer.get("encodings")
+    if isinstance(encodings, list):
+        central.encodings = {e for e in encodings if isinstance(e, str)}
+
+
+def send(central: Central, laptop_id: str, batch: Batch) -> tuple[int, dict, int, int]:
+    """POST one batch; return (status, answer, sent at, answered at) in laptop ms."""
     sent = now_ms()
-    status, answer = central.push(body)
+    status, answer = central.push(push_body(laptop_id, batch.changes, sent))
+    return status, answer, sent, now_ms()
+
+
+def settle(db: sqlite_utils.Database, central: Central, status: int, answer: dict,
+           sent: int, received: int, result: SyncResult) -> int | None:
+    """Mark what central's answer to a batch acknowledged; return the next start."""
     acked = as_seq(answer.get("acked_seq"), "acked_seq")
     check_acked(db, acked)
     if status == 409:
@@ -246,33 +340,81 @@ def push_once(db: sqlite_utils.Database, central: Central, start: int,
             raise SyncError(REFUSED, f"central answered 409: {answer.get('message', '')}"[:300], 409)
         result.pushed += mark_pushed(db, acked)
         return as_seq(answer.get("resume_from"), "resume_from")
+    learn_encodings(central, answer)
     rejected = answer.get("rejected") or []
     result.pushed += mark_pushed(db, acked, rejected if isinstance(rejected, list) else [],
                                  central.fingerprint)
     result.rejected += len(rejected) if isinstance(rejected, list) else 0
-    store_clock_offset(db, answer.get("server_time"), sent, now_ms())
+    store_clock_offset(db, answer.get("server_time"), sent, received)
     return first_pending(db)
+
+
+def push_once(db: sqlite_utils.Database, central: Central, start: int,
+              result: SyncResult, allow_empty: bool = False) -> int | None:
+    """Send one batch from seq START; mark what central acknowledged; return the next start."""
+    batch = encode_batch(db, start, protocol.LAP_RUN in central.encodings)
+    if not batch.seqs and not allow_empty:
+        raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which this laptop "
+                        "does not have")
+    return settle(db, central, *send(central, device_id(db), batch), result)
+
+
+def compact_refused(central: Central, batch: Batch, error: SyncError) -> SyncError:
+    """Stop sending lap runs after central refused a batch holding one (e.g. a downgrade)."""
+    if error.status == 422 and '"entity":"laps"' in batch.changes:
+        central.encodings.discard(protocol.LAP_RUN)
+    return error
 
 
 def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
          progress: Callable[[int], None] | None = None) -> None:
-    """Push every pending change in bounded batches until none is left."""
+    """Push every pending change in bounded batches until none is left.
+
+    Pipelined: while central applies batch n, this laptop encodes batch n + 1; as
+    soon as central acknowledges all of n, n + 1 goes out and n is marked pushed
+    meanwhile. A batch is marked only after central's answer to it, as before.
+    """
     start, seen = first_pending(db), Counter()
     if start is None and get_meta(db, "push_bound") != central.fingerprint:
         # An empty push binds the token to this laptop before the first pull, so
         # that central leaves this laptop's own changes out of the pull.
         last = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
         start = push_once(db, central, last + 1, result, allow_empty=True)
-    for _ in range(MAX_BATCHES_PER_RUN):
-        if start is None:
-            return
-        seen[start] += 1
-        if seen[start] > 2:  # central keeps answering without moving on
-            raise SyncError(PROTOCOL, f"central does not acknowledge seq {start}")
-        before = result.pushed
-        start = push_once(db, central, start, result)
-        if progress:
-            progress(result.pushed - before)
+    laptop_id, batch, inflight = device_id(db), None, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lapsync-push") as sender:
+        for _ in range(MAX_BATCHES_PER_RUN):
+            if inflight is None:  # not pipelined: start from the first pending change
+                if start is None:
+                    return
+                seen[start] += 1
+                if seen[start] > 2:  # central keeps answering without moving on
+                    raise SyncError(PROTOCOL, f"central does not acknowledge seq {start}")
+                batch = encode_batch(db, start, protocol.LAP_RUN in central.encodings)
+                if not batch.seqs:
+                    raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which "
+                                    "this laptop does not have")
+                inflight = sender.submit(send, central, laptop_id, batch)
+            batch, inflight, start = push_step(db, central, sender, laptop_id, batch, inflight,
+                                               result, progress)
+
+
+def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExecutor,
+              laptop_id: str, batch: Batch, inflight: Future, result: SyncResult,
+              progress: Callable[[int], None] | None) -> tuple[Batch | None, Future | None, int | None]:
+    """Settle the batch in flight, sending the next one first when central took all of it."""
+    ahead = encode_batch(db, batch.seqs[-1] + 1, protocol.LAP_RUN in central.encodings)
+    try:
+        status, answer, sent, received = inflight.result()
+    except SyncError as exc:
+        raise compact_refused(central, batch, exc) from None
+    following = None
+    if status == 200 and answer.get("acked_seq") == batch.seqs[-1] and ahead.seqs:
+        following = sender.submit(send, central, laptop_id, ahead)
+    before = result.pushed
+    start = settle(db, central, status, answer, sent, received, result)
+    if progress:
+        progress(result.pushed - before)
+    return (ahead, following, start) if following else (None, None, start)
 
 
 # ---- pull ---------------------------------------------------------------------

@@ -11,7 +11,18 @@ PUSH  POST /api/v1/push   Content-Type: application/json
     lap_void  {"lap_id", "voided": bool, "at", "by", "reason", "hlc", "origin"}
     runner    {"id", "start_number", "name", "class", "grade", "hlc", "origin"}
     user      {"id", "name", "password_hash", "role", "created_at", "hlc", "origin"}
-  200      {"acked_seq": N, "server_time": ms, "rejected": [{"seq", "error", "message"}]}
+  compact lap runs (optional): consecutive lap changes may travel as one item
+           {"seq": 12, "entity": "laps", "data": {"id": [...], "runner_id": [...],
+            "created_by": [...], "time": [...], "device_id": [...]}}
+           which stands for the n lap changes with seqs 12 .. 12 + n - 1, the i-th being
+           {"seq": 12 + i, "entity": "lap", "id": id[i], "data": {"id": id[i],
+            "runner_id": runner_id[i], "created_by": created_by[i], "time": time[i],
+            "device_id": device_id[i]}}. The five lists have one length n >= 1; every value
+           is checked exactly as in a lap change, and a run counts as n changes towards
+           MAX_BATCH_CHANGES. Verbose and compact items mix freely in one batch. A laptop
+           sends runs only to a central whose push answer lists "laps" in "encodings".
+  200      {"acked_seq": N, "server_time": ms, "rejected": [{"seq", "error", "message"}],
+            "encodings": ["laps"]}
            acked_seq is the device's last applied seq after this batch; seqs at or below
            it are already applied and are skipped when sent again (replay is a no-op).
            "rejected" lists items refused for good (kept at central for the admin);
@@ -57,8 +68,8 @@ Validation (validate_push below; both ends run it, central on every push):
   another keeps the other's origin on its older changes: refusing them would wedge it).
   Errors: 400 malformed_json / unsupported_protocol, 413 batch_too_large,
   415 unsupported_media_type, 422 invalid_body / invalid_change (with "index" into
-  changes, "seq" when known and "field" naming the item); nothing of the batch is
-  applied.
+  changes, "seq" when known and "field" naming the item; in a compact run, "seq" names
+  the lap at fault); nothing of the batch is applied.
   401 missing_token / invalid_token / revoked_token; 403 device_mismatch: a token is
   bound to the laptop "device_id" of its first push (a revoked token's successor for
   the same laptop carries on from its last applied seq; two live tokens for one laptop:
@@ -95,10 +106,15 @@ from .errors import InputError
 
 PROTOCOL_VERSION = 1
 API_PREFIX = "/api/v1"
-MAX_BATCH_CHANGES = 1000          # changes per push
-MAX_BATCH_BYTES = 1_000_000       # request body bytes per push
+# Batches are large because central's cost per batch grows with the runners it
+# touches (lap totals), not only with its laps: 10,000 laps of 5,000 runners cost
+# about a third per lap of 1,000 laps (bench/bench_push.py, docs/BENCHMARKS.md).
+MAX_BATCH_CHANGES = 10_000        # changes per push (a compact lap run counts its laps)
+MAX_BATCH_BYTES = 8_000_000       # request body bytes per push
 MAX_PULL_LIMIT = 1000             # changes per pull page
 PUSH_ENTITIES = ("lap", "lap_void", "runner", "user")
+LAP_RUN = "laps"                   # the entity of a compact lap run
+PUSH_ENCODINGS = (LAP_RUN,)        # optional encodings central accepts (push answer)
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")
 
 MIN_ID_LENGTH, MAX_ID_LENGTH = 20, 32
@@ -119,6 +135,7 @@ DATA_FIELDS = {
     "user": ("id", "name", "password_hash", "role", "created_at", "hlc", "origin"),
 }
 ID_FIELD = {"lap": "id", "lap_void": "lap_id", "runner": "id", "user": "id"}
+LAP_RUN_FIELDS = ("seq", "entity", "data")
 SETTINGS = ("min_lap_seconds", "metres_per_lap", "event_name", "event_date")
 
 
@@ -129,6 +146,8 @@ class ProtocolError(InputError):
 # The rule of cuid2.is_cuid(value, MIN_ID_LENGTH, MAX_ID_LENGTH), compiled once:
 # ids are checked a few thousand times per push.
 _ID_PATTERN = re.compile(rf"[a-z][0-9a-z]{{{MIN_ID_LENGTH - 1},{MAX_ID_LENGTH - 1}}}")
+# A whole column of a compact lap run, joined by newlines, checked in one C-level match.
+_ID_LINES = re.compile(rf"{_ID_PATTERN.pattern}(?:\n{_ID_PATTERN.pattern})*")
 
 
 def is_id(value: Any) -> bool:
@@ -277,10 +296,98 @@ def _valid_lap_change(change: Any, expected_seq: int | None) -> bool:
             and is_id(data.get("device_id")))
 
 
+def _all_ids(values: Any) -> bool:
+    """Tell fast whether values is a list of ids (a column of a compact lap run)."""
+    if type(values) is not list or not values:
+        return False
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return False  # not all strings
+    # An id with a newline inside would pass as two: the count of newlines rules it out.
+    return joined.count("\n") == len(values) - 1 and _ID_LINES.fullmatch(joined) is not None
+
+
+def _valid_lap_run(change: Any, expected_seq: int | None) -> bool:
+    """Tell fast whether a change is a valid compact lap run; False: check in detail."""
+    if type(change) is not dict or len(change) != 3 or change.get("entity") != LAP_RUN:
+        return False
+    seq, data = change.get("seq"), change.get("data")
+    if type(seq) is not int or seq < 1 or (expected_seq is not None and seq != expected_seq):
+        return False
+    if type(data) is not dict or len(data) != 5 or not all(k in data for k in DATA_FIELDS["lap"]):
+        return False
+    times = data["time"]
+    n = len(times) if type(times) is list else 0
+    return (n > 0 and seq + n - 1 <= 2 ** 63 - 1
+            and all(len(data[k]) == n and _all_ids(data[k])
+                    for k in ("id", "runner_id", "created_by", "device_id"))
+            and all(type(t) is int for t in times) and 0 <= min(times) and max(times) < MAX_TIME)
+
+
+def _lap_run(change: Any, index: int, expected_seq: int | None) -> dict:
+    """Check a compact lap run in detail; raise the error for its first bad lap."""
+    item = _Item(seq=change.get("seq") if isinstance(change.get("seq"), int) else expected_seq,
+                 index=index)
+    item.fields(change, LAP_RUN_FIELDS)
+    seq = item.integer(change, "seq", 1, 2 ** 63 - 1)
+    if expected_seq is not None and seq != expected_seq:
+        raise item.fail("seq", f"seqs must ascend without gaps inside a batch: "
+                        f"expected {expected_seq}")
+    item.entity = "lap"
+    data = item.fields(change["data"], DATA_FIELDS["lap"])
+    for name in DATA_FIELDS["lap"]:
+        if not isinstance(data[name], list) or not data[name]:
+            raise item.fail(name, f"{name!r} of a lap run must be a non-empty list")
+        if len(data[name]) != len(data["id"]):
+            raise item.fail(name, f"{name!r} must have as many values as 'id' "
+                            f"({len(data['id'])})")
+    if seq + len(data["id"]) - 1 > 2 ** 63 - 1:
+        raise item.fail("seq", "the run's last seq is out of range")
+    for i, values in enumerate(zip(*(data[name] for name in DATA_FIELDS["lap"]))):
+        item.seq = seq + i
+        _lap(item, dict(zip(DATA_FIELDS["lap"], values)))
+    return change  # every lap passed: the run is its own cleaned form
+
+
+def last_seq(change: dict) -> int:
+    """Return the last seq a validated change stands for (a lap run stands for several)."""
+    if change["entity"] == LAP_RUN:
+        return change["seq"] + len(change["data"]["id"]) - 1
+    return change["seq"]
+
+
+def change_count(change: dict) -> int:
+    """Return how many changes a validated change stands for."""
+    return last_seq(change) - change["seq"] + 1
+
+
+def expand_changes(changes: list[dict]) -> list[dict]:
+    """Return validated changes with every compact lap run written out as lap changes."""
+    expanded = []
+    for change in changes:
+        if change["entity"] != LAP_RUN:
+            expanded.append(change)
+            continue
+        columns = change["data"]
+        for i, values in enumerate(zip(*(columns[name] for name in DATA_FIELDS["lap"]))):
+            data = dict(zip(DATA_FIELDS["lap"], values))
+            expanded.append({"seq": change["seq"] + i, "entity": "lap", "id": data["id"],
+                             "data": data})
+    return expanded
+
+
 def validate_change(change: Any, index: int = 0, expected_seq: int | None = None) -> dict:
-    """Check one pushed change (changes[index]); return it cleaned: seq, entity, id, data."""
+    """Check one pushed change (changes[index]); return it cleaned: seq, entity, id, data.
+
+    A compact lap run comes back as it is (seq, entity "laps", data of five lists).
+    """
     if _valid_lap_change(change, expected_seq):
         return change
+    if _valid_lap_run(change, expected_seq):
+        return change
+    if isinstance(change, dict) and change.get("entity") == LAP_RUN:
+        return _lap_run(change, index, expected_seq)
     seq = change.get("seq") if isinstance(change, dict) else None
     if not isinstance(seq, int) or isinstance(seq, bool):
         seq = expected_seq  # name the change by the seq it should have had
@@ -300,6 +407,12 @@ def validate_change(change: Any, index: int = 0, expected_seq: int | None = None
     return {"seq": seq, "entity": entity, "id": change["id"], "data": data}
 
 
+def _too_many(count: int) -> ProtocolError:
+    """Return the 413 for a batch of too many changes."""
+    return ProtocolError("batch_too_large", f"At most {MAX_BATCH_CHANGES} changes per push, "
+                         f"not {count}.", 413, max_changes=MAX_BATCH_CHANGES)
+
+
 def validate_push(body: Any) -> dict:
     """Check a decoded push body; return it cleaned or raise ProtocolError."""
     version = body.get("protocol", PROTOCOL_VERSION) if isinstance(body, dict) else None
@@ -315,12 +428,15 @@ def validate_push(body: Any) -> dict:
     if not isinstance(changes, list):
         raise item.fail("changes", "'changes' must be a list")
     if len(changes) > MAX_BATCH_CHANGES:
-        raise ProtocolError("batch_too_large", f"At most {MAX_BATCH_CHANGES} changes per push, "
-                            f"not {len(changes)}.", 413, max_changes=MAX_BATCH_CHANGES)
+        raise _too_many(len(changes))
     cleaned: list[dict] = []
+    count = 0
     for index, change in enumerate(changes):
-        expected = cleaned[-1]["seq"] + 1 if cleaned else None
+        expected = last_seq(cleaned[-1]) + 1 if cleaned else None
         cleaned.append(validate_change(change, index, expected))
+        count += change_count(cleaned[-1])
+        if count > MAX_BATCH_CHANGES:  # compact runs count their laps
+            raise _too_many(count)
     return {"protocol": PROTOCOL_VERSION, "device_id": device_id, "device_time": device_time,
             "changes": cleaned}
 

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lapsync.protocol import API_PREFIX, MAX_BATCH_BYTES, ProtocolError, validate_push
+from lapsync.protocol import (API_PREFIX, MAX_BATCH_BYTES, PUSH_ENCODINGS, ProtocolError,
+                              validate_push)
 
 from .db import connection
 from .devices import authenticate
@@ -59,11 +60,14 @@ def current_device() -> dict:
 
 @bp.post("/push")
 def push_view() -> Response:
-    """Apply a batch of a laptop's changes exactly once; answer the acknowledged seq."""
+    """Apply a batch of a laptop's changes exactly once; answer the acknowledged seq.
+
+    The answer lists the optional encodings this central accepts (compact lap runs).
+    """
     device = current_device()
     batch = validate_push(read_json())
     with connection() as conn:
-        return jsonify(push(conn, device, batch))
+        return jsonify({**push(conn, device, batch), "encodings": list(PUSH_ENCODINGS)})
 
 
 @bp.get("/pull")

@@ -13,12 +13,15 @@ import json
 
 import psycopg
 
-from lapsync.protocol import ProtocolError
+from lapsync.protocol import DATA_FIELDS, LAP_RUN, ProtocolError
+from lapsync.protocol import last_seq as end_seq
 
 from . import clock
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
 
+# Arrays go as binary parameters (%b): psycopg dumps 10,000 ids in binary several
+# times faster than as text, which quotes each element (bench/bench_push.py).
 LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
                "received_at", "clock_offset_ms")
 RUNNER_UPSERT = """
@@ -69,75 +72,127 @@ class Deltas:
         self.runner[runner_id] += n
         self.laptop[(laptop_id, runner_id)] += n
 
+    def add_laps(self, runner_ids: list[str], laptop_ids: list[str]) -> None:
+        """Count one more lap for each (runner, laptop) pair (Counter.update counts in C)."""
+        self.runner.update(runner_ids)
+        self.laptop.update(zip(laptop_ids, runner_ids))
+
+
+TOTALS_UPDATE = """
+UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = nextval('change_id_seq')
+FROM unnest(%b::text[], %b::int[]) AS d(runner_id, n) WHERE t.runner_id = d.runner_id
+RETURNING t.runner_id
+"""
+TOTALS_INSERT = """
+INSERT INTO runner_total (runner_id, laps, change_id)
+SELECT r, n, nextval('change_id_seq') FROM unnest(%b::text[], %b::int[]) AS t(r, n)
+ON CONFLICT (runner_id) DO UPDATE SET laps = runner_total.laps + excluded.laps,
+    change_id = excluded.change_id
+"""
+LAPTOP_TOTALS_UPDATE = """
+UPDATE device_runner_laps AS t SET laps = t.laps + d.n
+FROM unnest(%b::text[], %b::text[], %b::int[]) AS d(laptop_id, runner_id, n)
+WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
+RETURNING t.laptop_id, t.runner_id
+"""
+LAPTOP_TOTALS_INSERT = """
+INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::int[])
+ON CONFLICT (laptop_id, runner_id) DO UPDATE SET laps = device_runner_laps.laps + excluded.laps
+"""
+
 
 def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
-    """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps."""
-    runners = [(r, n) for r, n in deltas.runner.items() if n]
+    """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps.
+
+    UPDATE ... FROM the deltas first, then INSERT only the rows that were missing:
+    after the first batches of an event nearly every runner has its rows, and a
+    plain UPDATE is much cheaper than INSERT ... ON CONFLICT for each of them.
+    """
+    runners = {r: n for r, n in deltas.runner.items() if n}
     if runners:
-        conn.execute(
-            "INSERT INTO runner_total (runner_id, laps, change_id) "
-            "SELECT r, n, nextval('change_id_seq') FROM unnest(%s::text[], %s::int[]) AS t(r, n) "
-            "ON CONFLICT (runner_id) DO UPDATE SET laps = runner_total.laps + excluded.laps, "
-            "change_id = excluded.change_id",
-            [[r for r, _ in runners], [n for _, n in runners]])
-    laptops = [(k, n) for k, n in deltas.laptop.items() if n]
+        done = conn.execute(TOTALS_UPDATE, [list(runners), list(runners.values())]).fetchall()
+        for row in done:
+            del runners[row["runner_id"]]
+        if runners:
+            conn.execute(TOTALS_INSERT, [list(runners), list(runners.values())])
+    laptops = {k: n for k, n in deltas.laptop.items() if n}
     if laptops:
-        conn.execute(
-            "INSERT INTO device_runner_laps (laptop_id, runner_id, laps) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[]) "
-            "ON CONFLICT (laptop_id, runner_id) DO UPDATE "
-            "SET laps = device_runner_laps.laps + excluded.laps",
-            [[k[0] for k, _ in laptops], [k[1] for k, _ in laptops], [n for _, n in laptops]])
+        done = conn.execute(LAPTOP_TOTALS_UPDATE, [[k[0] for k in laptops], [k[1] for k in laptops],
+                                                   list(laptops.values())]).fetchall()
+        for row in done:
+            del laptops[(row["laptop_id"], row["runner_id"])]
+        if laptops:
+            conn.execute(LAPTOP_TOTALS_INSERT, [[k[0] for k in laptops], [k[1] for k in laptops],
+                                                list(laptops.values())])
 
 
-def copy_laps(conn: psycopg.Connection, laps: list[dict], device: dict, received_at: int,
+def copy_laps(conn: psycopg.Connection, rows: list[tuple], device: dict, received_at: int,
               offset: int) -> None:
-    """COPY laps into the lap table (ids and times are validated: nothing to escape)."""
+    """COPY lap rows (id, runner_id, created_by, time, device_id) into the lap table.
+
+    Ids and times are validated (letters, digits, integers): nothing to escape.
+    """
     tail = f"\t{device['id']}\t{received_at}\t{offset}\n"
-    rows = "".join(f"{lap['id']}\t{lap['runner_id']}\t{lap['created_by']}\t{lap['time']}"
-                   f"\t{lap['device_id']}{tail}" for lap in laps)
+    text = "".join(f"{i}\t{r}\t{c}\t{t}\t{d}{tail}" for i, r, c, t, d in rows)
     with conn.cursor().copy(f"COPY lap ({', '.join(LAP_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(rows)
+        copy.write(text)
 
 
-def insert_laps(conn: psycopg.Connection, laps: list[dict], device: dict, received_at: int,
+def lap_columns(changes: list[dict]) -> dict[str, list]:
+    """Gather the laps of lap changes and compact lap runs as columns, in seq order."""
+    columns: dict[str, list] = {name: [] for name in DATA_FIELDS["lap"]}
+    for change in changes:
+        if change["entity"] == LAP_RUN:
+            for name, values in columns.items():
+                values += change["data"][name]
+        elif change["entity"] == "lap":
+            for name, values in columns.items():
+                values.append(change["data"][name])
+    return columns
+
+
+def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
                 offset: int, deltas: Deltas) -> int:
     """Insert laps central does not have yet (a re-sent lap is a no-op); return how many.
 
-    COPY rather than INSERT ... ON CONFLICT: several times faster. New seqs almost
-    never hold a lap central has, so the COPY is tried first (in a savepoint); if
-    one is there already, the known ids are filtered out and the rest copied.
-    Safe because every writer holds the write lock (sync/db.py): no other
-    transaction inserts laps between the check and the COPY.
+    laps holds columns (lap_columns). COPY rather than INSERT ... ON CONFLICT:
+    several times faster. New seqs almost never hold a lap central has, so the
+    COPY is tried first (in a savepoint); if one is there already, the known ids
+    are filtered out and the rest copied. Safe because every writer holds the
+    write lock (sync/db.py): no other transaction inserts laps between the check
+    and the COPY.
     """
-    unique: dict[str, dict] = {}
-    for lap in laps:  # the first change of an id wins; batch order kept (live feed order)
-        unique.setdefault(lap["id"], lap)
+    rows = list(zip(*(laps[name] for name in DATA_FIELDS["lap"])))
+    if len(set(laps["id"])) != len(rows):  # an id twice: its first change wins, order kept
+        first: dict[str, tuple] = {}
+        for row in rows:
+            first.setdefault(row[0], row)
+        rows = list(first.values())
     try:
         with conn.transaction():
-            copy_laps(conn, list(unique.values()), device, received_at, offset)
+            copy_laps(conn, rows, device, received_at, offset)
     except psycopg.errors.UniqueViolation:
-        known = conn.execute("SELECT id FROM lap WHERE id = ANY(%s)", [list(unique)]).fetchall()
-        for row in known:
-            del unique[row["id"]]
-        if unique:
-            copy_laps(conn, list(unique.values()), device, received_at, offset)
+        known = {row["id"] for row in conn.execute("SELECT id FROM lap WHERE id = ANY(%b)",
+                                                   [[row[0] for row in rows]])}
+        rows = [row for row in rows if row[0] not in known]
+        if rows:
+            copy_laps(conn, rows, device, received_at, offset)
     voided = {row["lap_id"] for row in conn.execute(  # voids that arrived before their laps
-        "SELECT lap_id FROM lap_void WHERE lap_id = ANY(%s) AND voided", [list(unique)])}
-    for lap in unique.values():
-        if lap["id"] not in voided:
-            deltas.add(lap["runner_id"], lap["device_id"], 1)
-    return len(unique)
+        "SELECT lap_id FROM lap_void WHERE lap_id = ANY(%b) AND voided", [[row[0] for row in rows]])}
+    counting = [row for row in rows if row[0] not in voided] if voided else rows
+    deltas.add_laps([row[1] for row in counting], [row[4] for row in counting])
+    return len(rows)
 
 
-def redirect_merged(conn: psycopg.Connection, laps: list[dict]) -> None:
+def redirect_merged(conn: psycopg.Connection, laps: dict[str, list]) -> None:
     """Count laps of a merged runner for its survivor (sent before the laptop knew of the merge)."""
-    merged = conn.execute("SELECT id, merged_into FROM runner WHERE id = ANY(%s) "
+    merged = conn.execute("SELECT id, merged_into FROM runner WHERE id = ANY(%b) "
                           "AND merged_into IS NOT NULL",
-                          [list({lap["runner_id"] for lap in laps})]).fetchall()
+                          [list(set(laps["runner_id"]))]).fetchall()
     survivors = {row["id"]: row["merged_into"] for row in merged}
-    for lap in laps if survivors else ():
-        lap["runner_id"] = survivors.get(lap["runner_id"], lap["runner_id"])
+    if survivors:
+        laps["runner_id"] = [survivors.get(r, r) for r in laps["runner_id"]]
 
 
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> None:
@@ -225,10 +280,10 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
         elif change["entity"] == "user":
             refused = apply_user(conn, laptop_id, change, now)
             rejected += [refused] if refused else []
-    laps = [c["data"] for c in changes if c["entity"] == "lap"]
-    if laps:
+    laps = lap_columns(changes)
+    if laps["id"]:
         redirect_merged(conn, laps)
-    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps else 0
+    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps["id"] else 0
     for change in changes:
         if change["entity"] == "lap_void":
             apply_void(conn, change["data"], deltas)
@@ -247,6 +302,20 @@ def earlier_rejections(conn: psycopg.Connection, laptop_id: str, first: int,
                         [laptop_id, first, last]).fetchall()
 
 
+def unapplied(changes: list[dict], last_seq: int) -> list[dict]:
+    """Return the changes after last_seq; a lap run central has in part is cut."""
+    kept = []
+    for change in changes:
+        if end_seq(change) <= last_seq:
+            continue
+        if change["seq"] <= last_seq:  # only a lap run stands for several seqs
+            cut = last_seq + 1 - change["seq"]
+            change = {"seq": last_seq + 1, "entity": LAP_RUN,
+                      "data": {name: values[cut:] for name, values in change["data"].items()}}
+        kept.append(change)
+    return kept
+
+
 def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
@@ -257,16 +326,17 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
     with write_transaction(conn):
         device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
         last_seq = device["last_seq"]
-        changes = [c for c in batch["changes"] if c["seq"] > last_seq]
+        changes = unapplied(batch["changes"], last_seq)
         if changes and changes[0]["seq"] != last_seq + 1:
             raise ProtocolError("seq_gap", f"Central has applied up to seq {last_seq}; "
                                 f"this batch starts at {changes[0]['seq']}.", 409,
                                 acked_seq=last_seq, resume_from=last_seq + 1)
-        old = batch["changes"][:len(batch["changes"]) - len(changes)]
-        rejected = earlier_rejections(conn, device["laptop_id"], old[0]["seq"],
-                                      old[-1]["seq"]) if old else []
+        rejected = []
+        if batch["changes"] and batch["changes"][0]["seq"] <= last_seq:  # a replay, in part
+            rejected = earlier_rejections(conn, device["laptop_id"], batch["changes"][0]["seq"],
+                                          min(last_seq, end_seq(batch["changes"][-1])))
         new_rejected, inserted = apply_changes(conn, device, changes, batch["device_time"], now)
-        acked = changes[-1]["seq"] if changes else last_seq
+        acked = end_seq(changes[-1]) if changes else last_seq
         conn.execute("UPDATE device SET last_seq = %s, last_contact = %s, clock_offset_ms = %s, "
                      "laps_pushed = laps_pushed + %s WHERE id = %s",
                      [acked, now, now - batch["device_time"], inserted, device["id"]])
