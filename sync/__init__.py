@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 from flask import Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from psycopg_pool import PoolTimeout
@@ -56,8 +57,8 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
         """A form without its token (admin pages; the API uses device tokens)."""
-        return error("csrf", "The form expired or lacks its security token. "
-                     "Reload the page and try again.", 400)
+        return error("csrf", _("The form expired or lacks its security token. "
+                               "Reload the page and try again."), 400)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -5,9 +5,10 @@ import functools
 import secrets
 
 import psycopg
+from flask_babel import gettext as _
 from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
 
-from lapsync.auth import SESSION_MS, check_password, safe_next
+from lapsync.auth import SESSION_MS, check_password, role_label, safe_next
 from lapsync.errors import error_response
 
 from .db import get_db, now_ms
@@ -58,9 +59,9 @@ def role_required(*roles: str):
             if g.user is None:
                 if request.method == "GET" and not request.is_json:
                     return redirect(url_for("auth.login", next=request.full_path))
-                return error_response("login_required", "Please log in first.", 401)
+                return error_response("login_required", _("Please log in first."), 401)
             if roles and g.user["role"] not in roles:
-                return error_response("forbidden", "Only an admin may do this.", 403)
+                return error_response("forbidden", _("Only an admin may do this."), 403)
             return view(*args, **kwargs)
         return wrapped
     return decorator
@@ -80,7 +81,7 @@ def login():
             session.clear()
             session["sid"] = session_id
             return redirect(safe_next(request.args.get("next"), "standings.index"))
-        return render_template("login.html", error="Wrong name or password."), 401
+        return render_template("login.html", error=_("Wrong name or password.")), 401
     return render_template("login.html")
 
 
@@ -96,3 +97,4 @@ def logout():
 def init_app(app: Flask) -> None:
     """Register the login blueprint."""
     app.register_blueprint(bp)
+    app.add_template_global(role_label)

@@ -56,3 +56,10 @@ def test_pages_answer_html_errors_and_the_api_json(central_admin):
 def test_api_needs_no_csrf_but_a_device_token(central_client):
     response = central_client.post("/api/v1/push", json={})
     assert response.status_code == 401 and response.get_json()["error"]
+
+
+def test_login_page_and_errors_in_german(central_client, central_viewer):
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+    assert "Bei der Zentrale anmelden" in central_client.get("/login", headers=german).get_data(as_text=True)
+    page = central_viewer.get("/no-such-page", headers=german).get_data(as_text=True)
+    assert "zur Wertung" in page and "Betrachter" in page
