@@ -327,8 +327,10 @@ def _valid_lap_run(change: Any, expected_seq: int | None) -> bool:
 
 def _lap_run(change: Any, index: int, expected_seq: int | None) -> dict:
     """Check a compact lap run in detail; raise the error for its first bad lap."""
-    item = _Item(seq=change.get("seq") if isinstance(change.get("seq"), int) else expected_seq,
-                 index=index)
+    seq = change.get("seq")
+    if type(seq) is not int:
+        seq = expected_seq  # name the run by the seq it should have had
+    item = _Item(seq=seq, index=index)
     item.fields(change, LAP_RUN_FIELDS)
     seq = item.integer(change, "seq", 1, 2 ** 63 - 1)
     if expected_seq is not None and seq != expected_seq:
@@ -375,6 +377,23 @@ def expand_changes(changes: list[dict]) -> list[dict]:
             expanded.append({"seq": change["seq"] + i, "entity": "lap", "id": data["id"],
                              "data": data})
     return expanded
+
+
+def compact_changes(changes: list[dict]) -> list[dict]:
+    """Return changes with consecutive lap changes grouped into compact lap runs."""
+    grouped: list[dict] = []
+    for change in changes:
+        if change["entity"] != "lap":
+            grouped.append(change)
+            continue
+        run = grouped[-1] if grouped and grouped[-1]["entity"] == LAP_RUN else None
+        if run is None or last_seq(run) + 1 != change["seq"]:
+            run = {"seq": change["seq"], "entity": LAP_RUN,
+                   "data": {name: [] for name in DATA_FIELDS["lap"]}}
+            grouped.append(run)
+        for name, values in run["data"].items():
+            values.append(change["data"][name])
+    return grouped
 
 
 def validate_change(change: Any, index: int = 0, expected_seq: int | None = None) -> dict:

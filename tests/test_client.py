@@ -686,3 +686,99 @@ def test_revoked_token_shows_not_authorised(app, db, cli, live_central, central_
     assert result.exit_code == 3 and "not authorised" in result.output
     assert client.sync_once(db, client.central_from_config(app.config)).skipped == "auth"
     assert client.status_for(app, db)["text"].startswith("device not authorised")
+
+
+# ---- compact lap runs and the pipelined push --------------------------------------
+
+def verbose_changes(db, start: int) -> list[dict]:
+    """Return the changes of a verbose batch from START, decoded."""
+    return json.loads(client.build_batch(db, start)[0])["changes"]
+
+
+def test_a_compact_batch_carries_exactly_the_changes_of_the_verbose_one(db, runners):
+    first = laps(db, 1, 2)[0]
+    set_void(db, first, user_id(db), True, "typo")
+    laps(db, 17, 1)
+    with transaction(db):  # a lap payload not as record_change writes it: it goes verbatim
+        lap_id = new_id()
+        db.execute("INSERT INTO change (entity, entity_id, payload, created_at) VALUES "
+                   "('lap', ?, ?, ?)", [lap_id, json.dumps({
+                       "runner_id": runners[1], "id": lap_id, "created_by": user_id(db),
+                       "time": now_ms(), "device_id": device_id(db)}), now_ms()])
+    laps(db, 2)
+    start = pending(db)[0]
+    body, seqs = client.build_batch(db, start, compact=True)
+    decoded = json.loads(body)
+    assert [c["entity"] for c in decoded["changes"]][-5:] == ["laps", "lap_void", "laps", "lap", "laps"]
+    cleaned = protocol.validate_push(decoded)
+    assert protocol.expand_changes(cleaned["changes"]) == verbose_changes(db, start)
+    assert seqs == list(range(start, changes(db) + 1))
+
+
+def test_compact_batches_are_bounded_by_bytes_too(db, monkeypatch):
+    backlog(db, 60)
+    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 2_000)
+    start, covered = pending(db)[0], []
+    while start <= changes(db):
+        body, seqs = client.build_batch(db, start, compact=True)
+        assert len(body) <= 2_000 and seqs and seqs[0] == start
+        decoded = protocol.validate_push(json.loads(body))["changes"]
+        assert [c["seq"] for c in protocol.expand_changes(decoded)] == seqs
+        covered += seqs
+        start = seqs[-1] + 1
+    assert covered == list(range(pending(db)[0], changes(db) + 1))
+
+
+class RecordingCentral(client.Central):
+    """A client that keeps every push body it sends."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bodies: list[dict] = []
+
+    def push(self, body: bytes) -> tuple[int, dict]:
+        """Record the body, then POST it."""
+        self.bodies.append(json.loads(body))
+        return super().push(body)
+
+
+def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
+        db, live_central, central_db, device_token, monkeypatch):
+    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 40)
+    backlog(db, 150)
+    central = RecordingCentral(live_central, device_token)
+    result = client.sync_once(db, central)
+    assert result.error is None and pending(db) == [] and central.encodings == {"laps"}
+    entities = [{c["entity"] for c in body["changes"]} for body in central.bodies]
+    assert entities[:2] == [{"lap", "user"}, {"lap"}]       # sent before central's first answer
+    assert all(kinds == {"laps"} for kinds in entities[2:]) and len(entities) >= 4
+    sent = [c["seq"] for body in central.bodies
+            for c in protocol.expand_changes(protocol.validate_push(body)["changes"])]
+    assert sent == list(range(1, changes(db) + 1))
+    stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
+    assert stored == {"n": 150, "d": 150}
+
+
+def test_a_pipelined_push_marks_a_batch_only_after_its_answer(db, central, monkeypatch):
+    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 10)
+    backlog(db, 35)
+    central.fault("push", ("sleep", 0))   # batch 1 answered
+    central.fault("push", "commit_drop")  # batch 2 applied, its answer lost
+    failed = client.sync_once(db, to(central))
+    assert failed.error is not None and failed.error.kind == client.TRANSIENT
+    bodies = central.pushed()
+    assert len(bodies) == 2                                   # batch 3 waited for batch 2's answer
+    assert pending(db)[0] == bodies[1]["changes"][0]["seq"]   # batch 1 marked, batch 2 not
+    assert client.sync_once(db, to(central), force=True).error is None
+    assert pending(db) == [] and [c["seq"] for c in central.received] == list(range(1, changes(db) + 1))
+
+
+def test_a_central_that_refuses_compact_runs_gets_verbose_batches_again(db, runners, central):
+    laps(db, 1, 2)
+    server = to(central)
+    server.encodings = {"laps"}  # announced earlier; central was downgraded since
+    central.fault("push", (422, {"error": "invalid_change", "message": "unknown entity 'laps'"}))
+    failed = client.sync_once(db, server)
+    assert failed.error is not None and failed.error.status == 422 and server.encodings == set()
+    assert client.sync_once(db, server, force=True).error is None and pending(db) == []
+    assert {c["entity"] for c in central.pushed()[-1]["changes"]} <= {"lap", "runner", "user"}

@@ -8,7 +8,9 @@ from cuid2 import is_cuid
 
 from lapsync.db import device_id, new_id
 from lapsync.laps import record_lap, set_void
-from lapsync.protocol import ProtocolError, is_id, validate_push
+from lapsync import protocol
+from lapsync.protocol import (ProtocolError, compact_changes, expand_changes, is_id, last_seq,
+                              validate_push)
 
 
 def outbox_body(db) -> dict:
@@ -80,3 +82,87 @@ def test_the_fast_lap_check_lets_no_bad_lap_through(mutate):
     with pytest.raises(ProtocolError) as refused:
         validate_push({"protocol": 1, "device_id": device, "device_time": 1, "changes": [change]})
     assert refused.value.status == 422
+
+
+# ---- compact lap runs -------------------------------------------------------------
+
+def lap_run_body(laps: int = 4, first_seq: int = 1) -> dict:
+    """Return a push body of one compact run of LAPS laps from FIRST_SEQ."""
+    device = new_id()
+    return {"protocol": 1, "device_id": device, "device_time": 1, "changes": [{
+        "seq": first_seq, "entity": "laps", "data": {
+            "id": [new_id() for _ in range(laps)], "runner_id": [new_id() for _ in range(laps)],
+            "created_by": [new_id()] * laps, "time": [1_700_000_000_000 + i for i in range(laps)],
+            "device_id": [device] * laps}}]}
+
+
+def test_compact_lap_runs_stand_for_their_laps(db, runners):
+    user = db.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
+    laps = [record_lap(db, n, user, 0)["lap"]["id"] for n in (1, 2, 17)]
+    set_void(db, laps[0], user, True, "typo")
+    record_lap(db, 2, user, 0)
+    verbose = outbox_body(db)
+    compact = {**verbose, "changes": compact_changes(verbose["changes"])}
+    runs = [c for c in compact["changes"] if c["entity"] == "laps"]
+    assert [len(run["data"]["id"]) for run in runs] == [3, 1]
+    cleaned = validate_push(json.loads(json.dumps(compact)))
+    assert cleaned == compact
+    assert expand_changes(cleaned["changes"]) == validate_push(verbose)["changes"]
+    assert [last_seq(c) for c in cleaned["changes"]][-1] == verbose["changes"][-1]["seq"]
+
+
+RUN_FIELDS = ("id", "runner_id", "created_by", "time", "device_id")
+
+
+@pytest.mark.parametrize("mutate,seq,field", [
+    (lambda r: r["data"]["runner_id"].__setitem__(2, "X" * 24), 12, "runner_id"),
+    (lambda r: r["data"]["id"].__setitem__(3, None), 13, "id"),
+    (lambda r: r["data"]["created_by"].__setitem__(1, "a" * 19), 11, "created_by"),
+    (lambda r: r["data"]["device_id"].__setitem__(0, "a" * 33), 10, "device_id"),
+    (lambda r: r["data"]["time"].__setitem__(1, True), 11, "time"),
+    (lambda r: r["data"]["time"].__setitem__(2, 1.5), 12, "time"),
+    (lambda r: r["data"]["time"].__setitem__(3, -1), 13, "time"),
+    (lambda r: r["data"]["time"].__setitem__(0, 10 ** 14), 10, "time"),
+    (lambda r: r["data"]["time"].__setitem__(0, "1700000000000"), 10, "time"),
+    # a newline-joined pair of ids must not pass as two ids of the column
+    (lambda r: r["data"]["id"].__setitem__(1, "a" * 24 + "\n" + "b" * 24), 11, "id"),
+    (lambda r: r["data"]["runner_id"].pop(), 10, "runner_id"),
+    (lambda r: r["data"]["time"].append(1), 10, "time"),
+    (lambda r: r["data"].update(device_id="a" * 24), 10, "device_id"),
+    (lambda r: r["data"].update(id=[], runner_id=[], created_by=[], time=[], device_id=[]), 10, "id"),
+    (lambda r: r["data"].pop("created_by"), 10, "created_by"),
+    (lambda r: r["data"].update(speed=[1, 2, 3, 4]), 10, "speed"),
+    (lambda r: r.update(id=r["data"]["id"][0]), 10, "id"),
+    (lambda r: r.pop("data"), 10, "data"),
+    (lambda r: r.update(data=[1]), 10, None),
+    (lambda r: r.update(seq=True), None, "seq"),
+    (lambda r: r.update(seq=0), 0, "seq"),
+])
+def test_a_bad_compact_run_is_refused_naming_the_lap_and_field(mutate, seq, field):
+    body = lap_run_body(4, first_seq=10)
+    assert validate_push(json.loads(json.dumps(body)))
+    mutate(body["changes"][0])
+    with pytest.raises(ProtocolError) as refused:
+        validate_push(body)
+    assert refused.value.status == 422 and refused.value.code == "invalid_change"
+    assert refused.value.extra.get("index") == 0 and refused.value.extra.get("field") == field
+    assert refused.value.extra.get("seq") == seq
+
+
+def test_a_change_after_a_run_must_follow_its_last_lap():
+    body = lap_run_body(5, first_seq=3)
+    lap = expand_changes(lap_run_body(1)["changes"])[0]
+    body["changes"].append({**lap, "seq": 7})          # the run ends at 7
+    with pytest.raises(ProtocolError) as refused:
+        validate_push(body)
+    assert refused.value.extra == {"index": 1, "seq": 7, "field": "seq"}
+    body["changes"][1]["seq"] = 8
+    assert [last_seq(c) for c in validate_push(body)["changes"]] == [7, 8]
+
+
+def test_runs_count_their_laps_towards_the_batch_limit(monkeypatch):
+    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 10)
+    assert validate_push(lap_run_body(10))
+    with pytest.raises(ProtocolError) as refused:
+        validate_push(lap_run_body(11))
+    assert refused.value.status == 413 and refused.value.code == "batch_too_large"

@@ -19,7 +19,7 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from lapsync.protocol import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
+from lapsync.protocol import MAX_BATCH_BYTES, MAX_BATCH_CHANGES, compact_changes
 from sync import create_app
 from sync.db import close_pool
 from sync.devices import register_device, revoke_device
@@ -387,3 +387,49 @@ def test_two_central_processes_apply_concurrent_overlapping_pushes_exactly_once(
     devices = central_db.execute("SELECT last_seq, laps_pushed FROM device ORDER BY name").fetchall()
     assert devices == [{"last_seq": len(box.changes), "laps_pushed": 150} for box in boxes]
     assert central_db.execute("SELECT count(*) AS n FROM runner").fetchone()["n"] == 15
+
+
+# ---- compact lap runs -------------------------------------------------------------
+
+def test_push_answers_announce_compact_lap_runs_and_accept_them(live_central, central_db, device_token):
+    box = Outbox()
+    runner = box.runner(5, "Emil Falk")
+    first = checked(post_push(live_central, device_token, box.body()), request_too=True)
+    assert first.status_code == 200 and first.json()["encodings"] == ["laps"]
+    laps = [box.lap(runner) for _ in range(5)]
+    box.void(laps[1])
+    box.lap(runner)
+    body = {**box.body(2), "changes": compact_changes(box.body(2)["changes"])}
+    assert [c["entity"] for c in body["changes"]] == ["laps", "lap_void", "laps"]
+    pushed = checked(post_push(live_central, device_token, body), request_too=True)
+    assert pushed.status_code == 200 and pushed.json()["acked_seq"] == 8
+    assert central_db.execute("SELECT laps FROM runner_total").fetchone()["laps"] == 5
+    assert {r["id"] for r in central_db.execute("SELECT id FROM lap")} >= set(laps)
+
+
+BAD_RUNS = {
+    "runner id not cuid": (lambda run: run["runner_id"].__setitem__(2, "Runner 3"), 5, "runner_id"),
+    "time as text": (lambda run: run["time"].__setitem__(1, "1700000000000"), 4, "time"),
+    "columns of two lengths": (lambda run: run["device_id"].pop(), 3, "device_id"),
+    "extra column": (lambda run: run.update(speed=[1, 2, 3]), 3, "speed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RUNS))
+def test_a_bad_compact_run_gets_422_naming_the_lap_and_changes_nothing(live_central, central_db,
+                                                                       device_token, case):
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    box.lap(runner)
+    assert post_push(live_central, device_token, box.body()).status_code == 200
+    for _ in range(3):
+        box.lap(runner)
+    body = {**box.body(3), "changes": compact_changes(box.body(3)["changes"])}
+    mutate, seq, field = BAD_RUNS[case]
+    mutate(body["changes"][0]["data"])
+    before = snapshot(central_db)
+    response = checked(post_push(live_central, device_token, body))
+    assert response.status_code == 422, response.text
+    assert {k: response.json().get(k) for k in ("error", "index", "seq", "field")} == {
+        "error": "invalid_change", "index": 0, "seq": seq, "field": field}
+    assert snapshot(central_db) == before

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import itertools
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
 
-from lapsync.protocol import ProtocolError, validate_push
+from lapsync.protocol import ProtocolError, compact_changes, validate_push
 from sync.devices import find_device, register_device
 from sync.pull import pull
 from sync.push import push
-from tests.pg import Outbox, snapshot
+from tests.pg import Outbox, snapshot, with_database
 
 
 def send(conn, token: str, body: dict, now: int | None = None) -> dict:
@@ -269,3 +272,72 @@ def test_a_lap_id_central_has_already_is_not_counted_again_under_a_new_seq(centr
     assert answer["acked_seq"] == 5 and answer["rejected"] == []
     assert totals(central_db) == counted_laps(central_db) == {runner: 2}
     assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 2
+
+
+# ---- compact lap runs -------------------------------------------------------------
+
+def compact(body: dict) -> dict:
+    """Return the body with its consecutive laps as compact lap runs."""
+    return {**body, "changes": compact_changes(body["changes"])}
+
+
+@pytest.fixture
+def second_central(pg_server_url, pg_template):
+    """A second fresh central database (a connection), dropped afterwards."""
+    name = f"{pg_template}_second"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(pg_template)))
+    try:
+        with psycopg.connect(with_database(pg_server_url, name), autocommit=True,
+                             row_factory=dict_row) as conn:
+            yield conn
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_compact_runs_merge_exactly_like_the_same_laps_sent_one_by_one(central_db, second_central):
+    box = Outbox()
+    runner = box.runner(3, "Carla Ost")
+    laps = [box.lap(runner) for _ in range(6)]
+    box.void(laps[2])
+    box.lap(runner, lap_id=laps[0])    # a re-sent id
+    box.lap(box.new_id())              # a runner central does not know
+    answer = send(central_db, register_device(central_db, "a"), compact(box.body()), now=5)
+    assert answer == {"acked_seq": 10, "server_time": 5, "rejected": []}
+    send(second_central, register_device(second_central, "a"), box.body(), now=5)
+    compared = {key: rows for key, rows in snapshot(central_db).items() if key not in ("meta", "device")}
+    assert compared == {key: rows for key, rows in snapshot(second_central).items()
+                        if key not in ("meta", "device")}
+    assert totals(central_db) == counted_laps(central_db)
+    assert sum(totals(central_db).values()) == 6
+
+
+@pytest.mark.parametrize("first,last", [(1, 9), (1, 4), (3, 7), (9, 9), (5, 9)])
+def test_replaying_a_compact_batch_or_any_part_changes_nothing(central_db, device_token, first, last):
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    for _ in range(8):
+        box.lap(runner)
+    assert send(central_db, device_token, compact(box.body()))["acked_seq"] == 9
+    before = snapshot(central_db, skip_device_contact=True)
+    for _ in range(2):
+        assert send(central_db, device_token, compact(box.body(first, last)))["acked_seq"] == 9
+    assert snapshot(central_db, skip_device_contact=True) == before
+
+
+def test_a_run_central_has_in_part_applies_only_its_new_laps(central_db, device_token):
+    box = Outbox()
+    runner = box.runner(2, "Bert Cole")
+    laps = [box.lap(runner) for _ in range(8)]
+    assert send(central_db, device_token, box.body(1, 4))["acked_seq"] == 4   # laps 1-3
+    answer = send(central_db, device_token, compact(box.body(2, 9)))          # one run, seqs 2-9
+    assert answer["acked_seq"] == 9
+    assert totals(central_db) == counted_laps(central_db) == {runner: 8}
+    assert {r["id"] for r in central_db.execute("SELECT id FROM lap")} == set(laps)
+    assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 8
+    with pytest.raises(ProtocolError) as refused:                              # a gap, as ever
+        box.lap(runner), box.lap(runner)
+        send(central_db, device_token, compact(box.body(11, 11)))
+    assert refused.value.code == "seq_gap" and refused.value.extra["resume_from"] == 10
