@@ -267,10 +267,12 @@ def child(spec: dict) -> None:
     db = connect(spec["db"])
     central = client.Central(spec["url"], spec["token"])
     result = client.SyncResult()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if not spec.get("noop_only"):  # --cli: `flask --app app sync` pushed already
         client.push(db, central, result)
-    push_s = time.perf_counter() - started
+    push_s, push_cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    print("pushed", flush=True)  # the parent reads central's CPU time now
+    sys.stdin.readline()
     push_rss = peak_rss_kb()
     started = time.perf_counter()
     first = client.sync_once(db, central)  # the pull after the push (totals of 5,000 runners)
@@ -280,7 +282,7 @@ def child(spec: dict) -> None:
     noop_busy = noop_syncs(db, central, spec["noop"])
     settle_central(spec["pg"])
     noop = noop_syncs(db, central, spec["noop"])
-    print(json.dumps({"push_s": push_s, "pushed": result.pushed, "rejected": result.rejected,
+    print(json.dumps({"push_s": push_s, "push_cpu_s": push_cpu_s, "pushed": result.pushed, "rejected": result.rejected,
                       "first_sync_s": first_s, "first_pulled": first.pulled_total,
                       "noop_s": noop, "noop_busy_s": noop_busy, "push_rss_kb": push_rss,
                       "peak_rss_kb": peak_rss_kb(), "pending": client.pending_count(db)}))
@@ -306,7 +308,8 @@ def settle_central(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_url: str) -> dict:
+def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_url: str,
+               central: subprocess.Popen) -> dict:
     """Run the laptop's push in a process of its own; return its figures and peak RSS."""
     if args.cli:
         env = {**os.environ, "LAPSYNC_DATABASE": str(path), "LAPSYNC_CENTRAL_URL": base,
@@ -316,26 +319,60 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
         wrapper = ("import atexit, sys; sys.path.insert(0, 'bench'); import bench_push;"
                    "atexit.register(lambda: print('peak_rss_kb', bench_push.peak_rss_kb(), file=sys.stderr));"
                    "sys.argv = ['flask', '--app', 'app', 'sync']; from flask.cli import main; main()")
-        started = time.perf_counter()
+        started, before = time.perf_counter(), central_cpu(central, args.pgdata)
         process = subprocess.run([sys.executable, "-c", wrapper], cwd=ROOT, env=env, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, central_cpu(central, args.pgdata)
         if process.returncode != 0:
             raise SystemExit(f"flask --app app sync failed: {process.stdout}{process.stderr[-2000:]}")
         peak = int(process.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
         spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs, "noop_only": True,
                 "pg": pg_url}
         after = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                               capture_output=True, check=True, text=True).stdout
+                               capture_output=True, check=True, text=True, stdin=subprocess.DEVNULL).stdout
         print(f"  flask --app app sync: {process.stdout.strip()}")
         return {**json.loads(after.strip().splitlines()[-1]), "push_s": elapsed, "pushed": args.laps,
-                "peak_rss_kb": peak}
+                "peak_rss_kb": peak, "cpu_s": {key: cpu[key] - before[key] for key in cpu}}
     spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs, "pg": pg_url}
-    process = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                             stdout=subprocess.PIPE, text=True)
-    if process.returncode != 0:
-        raise SystemExit(f"the laptop process failed (status {process.returncode}): {process.stdout}")
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    before = central_cpu(central, args.pgdata)
+    process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines = [process.stdout.readline()]
+    after = central_cpu(central, args.pgdata)
+    process.stdin.write("go on\n")
+    process.stdin.flush()
+    lines += process.stdout.readlines()
+    if process.wait() != 0 or lines[0].strip() != "pushed":
+        raise SystemExit(f"the laptop process failed (status {process.returncode}): {''.join(lines)}")
+    return {**json.loads(lines[-1]), "cpu_s": {key: after[key] - before[key] for key in before}}
+
+
+def tree_cpu(root: int) -> float:
+    """Return CPU seconds of a process, its reaped children and its live descendants."""
+    clock = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / clock  # utime stime cutime cstime
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+def central_cpu(central: subprocess.Popen, pgdata: Path) -> dict:
+    """Return CPU seconds so far of central's server processes and of PostgreSQL."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    return {"central": tree_cpu(central.pid), "postgres": tree_cpu(postmaster)}
 
 
 # --- checks and report ---------------------------------------------------------
@@ -380,12 +417,18 @@ def report(args: argparse.Namespace, copy_s: float, copy_fk_s: float, laptop: di
           f"(into lap_copy: LIKE lap INCLUDING ALL; with lap's foreign key on pushed_by too: "
           f"{args.laps / copy_fk_s:,.0f} laps/s)")
     print(f"push:  {args.laps:,} laps in {laptop['push_s']:.2f} s = {push_rate:,.0f} laps/s "
-          f"= {ratio:.2f}x COPY (target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+          f"= {ratio:.2f}x COPY (target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})"
+          + (f"; laptop CPU {laptop['push_cpu_s'] * 1e6 / args.laps:.1f} us per lap"
+             if "push_cpu_s" in laptop and not args.cli else ""))
     print(f"no-op sync at {args.laps:,} laps: median {noop_ms:.2f} ms of {len(noop)} "
           f"(min {noop[0] * 1000:.2f}, max {noop[-1] * 1000:.2f}) "
           f"(target <= {TARGET_NOOP_MS:.0f} ms: {'met' if noop_ms <= TARGET_NOOP_MS else 'MISSED'}); "
           f"right after the push, before central's vacuum and checkpoint: median {busy_ms:.2f} ms "
           f"(min {busy[0] * 1000:.2f}, max {busy[-1] * 1000:.2f})")
+    print(f"CPU per lap during the push: central's server processes "
+          f"{laptop['cpu_s']['central'] * 1e6 / args.laps:.1f} us, PostgreSQL (all its processes) "
+          f"{laptop['cpu_s']['postgres'] * 1e6 / args.laps:.1f} us; COPY needed "
+          f"{copy_s * 1e6 / args.laps:.1f} us of wall time per lap")
     print(f"laptop peak RSS: {rss_mb:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
           f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}); first sync after the push "
           f"(pull) {laptop['first_sync_s'] * 1000:.0f} ms, {laptop['first_pulled']:,} changes")
@@ -393,7 +436,8 @@ def report(args: argparse.Namespace, copy_s: float, copy_fk_s: float, laptop: di
             "copy_fk_laps_per_s": args.laps / copy_fk_s, "push_s": laptop["push_s"],
             "push_laps_per_s": push_rate, "ratio": ratio, "noop_median_ms": noop_ms,
             "noop_ms": [s * 1000 for s in laptop["noop_s"]], "noop_busy_median_ms": busy_ms,
-            "noop_busy_ms": [s * 1000 for s in laptop["noop_busy_s"]], "peak_rss_mb": rss_mb}
+            "noop_busy_ms": [s * 1000 for s in laptop["noop_busy_s"]], "peak_rss_mb": rss_mb,
+            "cpu_s": laptop["cpu_s"], "laptop_push_cpu_s": laptop.get("push_cpu_s")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -423,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         copy_fk_s = timed_copy(url, chunks, device, "lap_copy_fk", foreign_key=True)
         del chunks
         checkpoint(url)
-        laptop = run_laptop(args, path, base, token, url)
+        laptop = run_laptop(args, path, base, token, url, central)
         figures = report(args, copy_s, copy_fk_s, laptop)
         print(" ", verify(url, args, laptop))
         if args.json:
