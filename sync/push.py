@@ -187,9 +187,9 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
 
 def redirect_merged(conn: psycopg.Connection, laps: dict[str, list]) -> None:
     """Count laps of a merged runner for its survivor (sent before the laptop knew of the merge)."""
-    merged = conn.execute("SELECT id, merged_into FROM runner WHERE id = ANY(%b) "
-                          "AND merged_into IS NOT NULL",
-                          [list(set(laps["runner_id"]))]).fetchall()
+    # All merged runners, not a lookup of the batch's runners: merges are a handful of
+    # admin decisions (index runner_merged), a batch touches thousands of runners.
+    merged = conn.execute("SELECT id, merged_into FROM runner WHERE merged_into IS NOT NULL")
     survivors = {row["id"]: row["merged_into"] for row in merged}
     if survivors:
         laps["runner_id"] = [survivors.get(r, r) for r in laps["runner_id"]]
