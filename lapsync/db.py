@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from flask import Flask, current_app, g
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
 _cuid = Cuid(length=24)
+POOL = "lapsync_db_idle"  # idle connections kept between requests
+POOL_SIZE = 4
 
 
 def new_id() -> str:
@@ -98,16 +101,31 @@ def record_change(db: sqlite_utils.Database, entity: str, entity_id: str, payloa
 
 
 def get_db() -> sqlite_utils.Database:
-    """Return the request's database connection, opening it on first use."""
+    """Return the request's database connection: an idle one of the app's, or a new one."""
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
+        try:
+            g.db = current_app.extensions[POOL].get_nowait()
+        except queue.Empty:
+            g.db = connect(current_app.config["DATABASE"])
     return g.db
 
 
 def close_db(exc: BaseException | None = None) -> None:
-    """Close the request's connection, if one was opened."""
+    """Hand the request's connection back for the next request (or close a surplus one).
+
+    Why keep connections: opening one costs the pragmas, and closing the last
+    connection to a WAL database checkpoints and removes the WAL, which cost more
+    than the whole lap insert (bench/bench_laps.py).
+    """
     db = g.pop("db", None)
-    if db is not None:
+    if db is None:
+        return
+    if db.conn.in_transaction:  # never hand on a half-done transaction
+        db.conn.rollback()
+    idle = current_app.extensions[POOL]
+    if idle.qsize() < POOL_SIZE:
+        idle.put(db)
+    else:
         db.close()
 
 
@@ -123,5 +141,6 @@ def init_db_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Register teardown and CLI commands with the app."""
+    app.extensions[POOL] = queue.SimpleQueue()
     app.teardown_appcontext(close_db)
     app.cli.add_command(init_db_command)

@@ -188,3 +188,14 @@ def test_accept_any_gets_the_page_flow_not_json(teacher, runners):
     response = teacher.post("/laps", data={"start_number": "1", "csrf_token": teacher.csrf},
                             headers={"Accept": "*/*"})
     assert response.status_code == 302  # a plain form post: redirect back to the page
+
+
+def test_connections_are_reused_between_requests(app, teacher, runners):
+    # Regression (bench/bench_laps.py): a connection per request, closed at its end,
+    # checkpointed the WAL on every close and cost more than the lap insert itself.
+    post_lap(teacher, "1", confirm="1")
+    idle = app.extensions["lapsync_db_idle"]
+    kept = idle.get_nowait()
+    idle.put(kept)
+    post_lap(teacher, "2")
+    assert idle.get_nowait() is kept and not kept.conn.in_transaction
