@@ -65,15 +65,22 @@ def lap_count(db: sqlite_utils.Database, runner_id: str) -> int:
     return own + other_laps(db, runner_id)
 
 
-def lap_result(db: sqlite_utils.Database, lap_id: str, previous: int | None,
+def lap_result(db: sqlite_utils.Database, lap: dict, runner: dict, previous: int | None,
                duplicate: bool = False) -> dict:
     """Describe a recorded lap for the helper: lap, runner, count, time since previous."""
-    lap = db.execute("SELECT id, runner_id, time FROM lap WHERE id = ?", [lap_id]).fetchone()
+    return {"lap": {"id": lap["id"], "time": lap["time"]}, "runner": runner,
+            "count": lap_count(db, runner["id"]), "duplicate": duplicate,
+            "since_previous_ms": None if previous is None else lap["time"] - previous}
+
+
+def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
+    """Return the result of the lap already recorded under this idempotency key, if any."""
+    rows = list(db.query("SELECT id, runner_id, time FROM lap WHERE client_key = ?", [client_key]))
+    if not rows:
+        return None
     runner = next(db.query("SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
-                           [lap[1]]))
-    return {"lap": {"id": lap[0], "time": lap[2]}, "runner": runner,
-            "count": lap_count(db, lap[1]), "duplicate": duplicate,
-            "since_previous_ms": None if previous is None else lap[2] - previous}
+                           [rows[0]["runner_id"]]))
+    return lap_result(db, rows[0], runner, None, duplicate=True)
 
 
 def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
@@ -81,10 +88,9 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
                runner_id: str | None = None) -> dict:
     """Record one lap and its outbox change in one transaction; return lap_result."""
     with transaction(db):
-        if client_key:
-            row = db.execute("SELECT id FROM lap WHERE client_key = ?", [client_key]).fetchone()
-            if row:  # a double submit or a retried request: the same lap, once
-                return lap_result(db, row[0], None, duplicate=True)
+        known = known_lap(db, client_key) if client_key else None
+        if known:  # a double submit or a retried request: the same lap, once
+            return known
         runner = pick_runner(db, start_number, runner_id)
         previous, now = last_lap_time(db, runner["id"]), now_ms()
         if previous is not None and now - previous < min_lap_ms and not confirm:
@@ -98,7 +104,7 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
         db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
                    "VALUES (:id, :runner_id, :created_by, :time, :device_id, :client_key)", lap)
         record_change(db, "lap", lap["id"], {k: v for k, v in lap.items() if k != "client_key"})
-        return lap_result(db, lap["id"], previous)
+        return lap_result(db, lap, runner, previous)
 
 
 def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
