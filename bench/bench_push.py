@@ -282,7 +282,8 @@ def child(spec: dict) -> None:
     noop_busy = noop_syncs(db, central, spec["noop"])
     settle_central(spec["pg"])
     noop = noop_syncs(db, central, spec["noop"])
-    print(json.dumps({"push_s": push_s, "push_cpu_s": push_cpu_s, "pushed": result.pushed, "rejected": result.rejected,
+    print(json.dumps({"push_s": push_s, "push_cpu_s": push_cpu_s, "pushed": result.pushed,
+                      "rejected": result.rejected,
                       "first_sync_s": first_s, "first_pulled": first.pulled_total,
                       "noop_s": noop, "noop_busy_s": noop_busy, "push_rss_kb": push_rss,
                       "peak_rss_kb": peak_rss_kb(), "pending": client.pending_count(db)}))
@@ -332,7 +333,9 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
                                capture_output=True, check=True, text=True, stdin=subprocess.DEVNULL).stdout
         print(f"  flask --app app sync: {process.stdout.strip()}")
         return {**json.loads(after.strip().splitlines()[-1]), "push_s": elapsed, "pushed": args.laps,
-                "peak_rss_kb": peak, "cpu_s": {key: cpu[key] - before[key] for key in cpu}}
+                "peak_rss_kb": peak,
+                "cpu_s": {key: cpu[key] - before[key] for key in ("central", "postgres")},
+                "central_rss_kb": cpu["central_rss_kb"]}
     spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs, "pg": pg_url}
     before = central_cpu(central, args.pgdata)
     process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
@@ -344,12 +347,13 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
     lines += process.stdout.readlines()
     if process.wait() != 0 or lines[0].strip() != "pushed":
         raise SystemExit(f"the laptop process failed (status {process.returncode}): {''.join(lines)}")
-    return {**json.loads(lines[-1]), "cpu_s": {key: after[key] - before[key] for key in before}}
+    return {**json.loads(lines[-1]),
+            "cpu_s": {key: after[key] - before[key] for key in ("central", "postgres")},
+            "central_rss_kb": after["central_rss_kb"]}
 
 
-def tree_cpu(root: int) -> float:
-    """Return CPU seconds of a process, its reaped children and its live descendants."""
-    clock = os.sysconf("SC_CLK_TCK")
+def process_tree(root: int) -> list[int]:
+    """Return a process and its live descendants."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -357,22 +361,43 @@ def tree_cpu(root: int) -> float:
                 parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-    total, todo = 0.0, [root]
+    tree, todo = [], [root]
     while todo:
         pid = todo.pop()
+        tree.append(pid)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return tree
+
+
+def tree_cpu(root: int) -> float:
+    """Return CPU seconds of a process, its reaped children and its live descendants."""
+    total = 0.0
+    for pid in process_tree(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(f) for f in fields[11:15]) / clock  # utime stime cutime cstime
-        todo += [child for child, parent in parents.items() if parent == pid]
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
     return total
+
+
+def tree_peak_rss_kb(root: int) -> int:
+    """Return the highest peak RSS (VmHWM) of a process and its live descendants."""
+    peaks = [0]
+    for pid in process_tree(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return max(peaks)
 
 
 def central_cpu(central: subprocess.Popen, pgdata: Path) -> dict:
     """Return CPU seconds so far of central's server processes and of PostgreSQL."""
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    return {"central": tree_cpu(central.pid), "postgres": tree_cpu(postmaster)}
+    return {"central": tree_cpu(central.pid), "postgres": tree_cpu(postmaster),
+            "central_rss_kb": tree_peak_rss_kb(central.pid)}
 
 
 # --- checks and report ---------------------------------------------------------
@@ -430,14 +455,16 @@ def report(args: argparse.Namespace, copy_s: float, copy_fk_s: float, laptop: di
           f"{laptop['cpu_s']['postgres'] * 1e6 / args.laps:.1f} us; COPY needed "
           f"{copy_s * 1e6 / args.laps:.1f} us of wall time per lap")
     print(f"laptop peak RSS: {rss_mb:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
-          f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}); first sync after the push "
+          f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}); central's largest server process "
+          f"peaked at {laptop['central_rss_kb'] / 1024:.0f} MB; first sync after the push "
           f"(pull) {laptop['first_sync_s'] * 1000:.0f} ms, {laptop['first_pulled']:,} changes")
     return {"laps": args.laps, "copy_s": copy_s, "copy_laps_per_s": copy_rate,
             "copy_fk_laps_per_s": args.laps / copy_fk_s, "push_s": laptop["push_s"],
             "push_laps_per_s": push_rate, "ratio": ratio, "noop_median_ms": noop_ms,
             "noop_ms": [s * 1000 for s in laptop["noop_s"]], "noop_busy_median_ms": busy_ms,
             "noop_busy_ms": [s * 1000 for s in laptop["noop_busy_s"]], "peak_rss_mb": rss_mb,
-            "cpu_s": laptop["cpu_s"], "laptop_push_cpu_s": laptop.get("push_cpu_s")}
+            "cpu_s": laptop["cpu_s"], "laptop_push_cpu_s": laptop.get("push_cpu_s"),
+            "central_peak_rss_mb": laptop["central_rss_kb"] / 1024}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -478,7 +505,8 @@ def main(argv: list[str] | None = None) -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             with psycopg.connect(pg.get_uri(), autocommit=True) as conn:  # lap_copy* go with it
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                             .format(sql.Identifier(DATABASE)))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ bp = Blueprint("sync", __name__, url_prefix="/sync")
 
 BACKOFF_BASE_MS = 1_000
 BACKOFF_CAP_MS = 5 * 60 * 1000
-MAX_BATCHES_PER_RUN = 10_000      # 10M changes: a run always ends
+MAX_BATCHES_PER_RUN = 10_000      # a run always ends
 MAX_PAGES_PER_RUN = 10_000
 MAX_TOKEN = 500
 MAX_URL = 2_000
@@ -202,7 +202,8 @@ class BatchEncoder:
         else:
             lap = None
             # payload is stored as JSON text already: splice it in, don't re-encode.
-            item = f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},"data":{payload}}}'
+            item = (f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},'
+                    f'"data":{payload}}}')
             extra = len(item.encode()) + 1
         if self.seqs and self.size + extra > self.budget:
             return False

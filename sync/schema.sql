@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS device_runner_laps (
 );
 -- Every push updates a row per runner it touched. Half-empty pages let those updates
 -- stay on their page without touching the index (HOT): a 10,000-lap push updates its
--- ~4,000 rows in half the time (bench/bench_push.py). Applies to pages written from now on.
+-- ~4,300 rows in half the time (bench/bench_push.py). Applies to pages written from now on.
 ALTER TABLE device_runner_laps SET (fillfactor = 50);
 
 -- Two runner ids that share a start number (kind start_number) or a name in the
