@@ -108,8 +108,8 @@ PROTOCOL_VERSION = 1
 API_PREFIX = "/api/v1"
 # Batches are large because central's cost of a batch grows with the runners it
 # touches (one lap total each), not only with its laps: of 5,000 runners, 1,000 laps
-# touch ~900, 20,000 laps ~4,900. Per lap, 20,000-lap batches push 15 % faster than
-# 10,000-lap ones and over 3x faster than 1,000-lap ones (docs/BENCHMARKS.md).
+# touch ~900, 20,000 laps ~4,900. 20,000-lap batches push laps about twice as fast as
+# 1,000-lap ones, and 15 % faster than 10,000-lap ones (docs/BENCHMARKS.md).
 MAX_BATCH_CHANGES = 20_000        # changes per push (a compact lap run counts its laps)
 MAX_BATCH_BYTES = 8_000_000       # request body bytes per push
 MAX_PULL_LIMIT = 1000             # changes per pull page
