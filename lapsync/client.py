@@ -285,7 +285,7 @@ def check_acked(db: sqlite_utils.Database, acked: int) -> None:
 
 
 def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = None,
-                fingerprint: str | None = None) -> int:
+                fingerprint: str | None = None, central: Central | None = None) -> int:
     """Mark rows up to ACKED as pushed and store rejected items, in one transaction."""
     with transaction(db):
         count = db.execute("UPDATE change SET pushed_at = ? WHERE seq <= ? AND pushed_at IS NULL",
@@ -294,6 +294,8 @@ def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = N
             store_rejected(db, item)
         if fingerprint:  # central has bound this token to this laptop
             set_meta(db, "push_bound", fingerprint)
+        if central is not None:
+            remember_encodings(db, central)
     return count
 
 
@@ -318,10 +320,22 @@ def store_clock_offset(db: sqlite_utils.Database, server_time: Any, sent: int, r
 
 
 def learn_encodings(central: Central, answer: dict) -> None:
-    """Remember the optional push encodings central's answer announces."""
+    """Take the optional push encodings central's answer announces (none if it lists none)."""
     encodings = answer.get("encodings")
-    if isinstance(encodings, list):
-        central.encodings = {e for e in encodings if isinstance(e, str)}
+    central.encodings = {e for e in encodings if isinstance(e, str)} \
+        if isinstance(encodings, list) else set()
+
+
+def remember_encodings(db: sqlite_utils.Database, central: Central) -> None:
+    """Store central's push encodings for the next run (inside the caller's transaction)."""
+    set_meta(db, "push_encodings", " ".join([central.fingerprint, *sorted(central.encodings)]))
+
+
+def recall_encodings(db: sqlite_utils.Database, central: Central) -> None:
+    """Start with the push encodings this URL and token announced in an earlier run."""
+    stored = (get_meta(db, "push_encodings") or "").split()
+    if not central.encodings and stored[:1] == [central.fingerprint]:
+        central.encodings = set(stored[1:])
 
 
 def send(central: Central, laptop_id: str, batch: Batch) -> tuple[int, dict, int, int]:
@@ -344,7 +358,7 @@ def settle(db: sqlite_utils.Database, central: Central, status: int, answer: dic
     learn_encodings(central, answer)
     rejected = answer.get("rejected") or []
     result.pushed += mark_pushed(db, acked, rejected if isinstance(rejected, list) else [],
-                                 central.fingerprint)
+                                 central.fingerprint, central)
     result.rejected += len(rejected) if isinstance(rejected, list) else 0
     store_clock_offset(db, answer.get("server_time"), sent, received)
     return first_pending(db)
@@ -360,10 +374,13 @@ def push_once(db: sqlite_utils.Database, central: Central, start: int,
     return settle(db, central, *send(central, device_id(db), batch), result)
 
 
-def compact_refused(central: Central, batch: Batch, error: SyncError) -> SyncError:
+def compact_refused(db: sqlite_utils.Database, central: Central, batch: Batch,
+                    error: SyncError) -> SyncError:
     """Stop sending lap runs after central refused a batch holding one (e.g. a downgrade)."""
     if error.status == 422 and '"entity":"laps"' in batch.changes:
         central.encodings.discard(protocol.LAP_RUN)
+        with transaction(db):
+            remember_encodings(db, central)
     return error
 
 
@@ -376,6 +393,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
     meanwhile. A batch is marked only after central's answer to it, as before.
     """
     start, seen = first_pending(db), Counter()
+    recall_encodings(db, central)
     if start is None and get_meta(db, "push_bound") != central.fingerprint:
         # An empty push binds the token to this laptop before the first pull, so
         # that central leaves this laptop's own changes out of the pull.
@@ -407,7 +425,7 @@ def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExe
     try:
         status, answer, sent, received = inflight.result()
     except SyncError as exc:
-        raise compact_refused(central, batch, exc) from None
+        raise compact_refused(db, central, batch, exc) from None
     following = None
     if status == 200 and answer.get("acked_seq") == batch.seqs[-1] and ahead.seqs:
         following = sender.submit(send, central, laptop_id, ahead)

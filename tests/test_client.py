@@ -757,6 +757,14 @@ def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
     assert sent == list(range(1, changes(db) + 1))
     stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
     assert stored == {"n": 150, "d": 150}
+    backlog(db, 50)                                          # the next run (a new process) ...
+    again = RecordingCentral(live_central, device_token)
+    assert client.sync_once(db, again).error is None and pending(db) == []
+    assert [{c["entity"] for c in body["changes"]} for body in again.bodies] == [{"laps"}, {"laps"}]
+    from sync.devices import register_device
+    other = RecordingCentral(live_central, register_device(central_db, "laptop-b"))
+    client.recall_encodings(db, other)                        # ... not for another URL or token
+    assert other.encodings == set()
 
 
 def test_a_pipelined_push_marks_a_batch_only_after_its_answer(db, central, monkeypatch):
@@ -780,5 +788,8 @@ def test_a_central_that_refuses_compact_runs_gets_verbose_batches_again(db, runn
     central.fault("push", (422, {"error": "invalid_change", "message": "unknown entity 'laps'"}))
     failed = client.sync_once(db, server)
     assert failed.error is not None and failed.error.status == 422 and server.encodings == set()
+    fresh = to(central)
+    client.recall_encodings(db, fresh)   # the next run does not start with lap runs either
+    assert fresh.encodings == set()
     assert client.sync_once(db, server, force=True).error is None and pending(db) == []
     assert {c["entity"] for c in central.pushed()[-1]["changes"]} <= {"lap", "runner", "user"}
