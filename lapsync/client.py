@@ -192,11 +192,14 @@ class BatchEncoder:
         self.seqs: list[int] = []
         self.size = 0
         self.run: list[list[str]] | None = None  # id, runner_id, created_by, time, device_id
+        self.run_seq = 0                          # the open run's first seq
 
     def add(self, seq: int, entity: str, entity_id: str, payload: str) -> bool:
         """Add one outbox row; False when it does not fit any more."""
         lap = LAP_PAYLOAD.fullmatch(payload) if self.compact and entity == "lap" else None
         if lap is not None and lap.group(1) == entity_id:
+            if self.run is not None and seq != self.run_seq + len(self.run[0]):
+                self.end_run()  # a run stands for consecutive seqs only
             extra = len(payload) - LAP_PAYLOAD_FRAME + 13  # quotes and commas of 5 values
             extra += RUN_FRAME if self.run is None else 0
         else:
@@ -259,7 +262,8 @@ def push_body(laptop_id: str, changes: str, device_time: int | None = None) -> b
             f'"device_time":{device_time},"changes":[{changes}]}}').encode()
 
 
-def build_batch(db: sqlite_utils.Database, start: int, compact: bool = False) -> tuple[bytes, list[int]]:
+def build_batch(db: sqlite_utils.Database, start: int,
+                compact: bool = False) -> tuple[bytes, list[int]]:
     """Encode the outbox rows from seq START as one push body within the batch limits.
 
     compact: consecutive laps travel as compact lap runs (protocol.py), which only a
@@ -417,9 +421,12 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
                                                result, progress)
 
 
+Step = tuple[Batch | None, Future | None, int | None]  # next batch, its request, next start
+
+
 def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExecutor,
               laptop_id: str, batch: Batch, inflight: Future, result: SyncResult,
-              progress: Callable[[int], None] | None) -> tuple[Batch | None, Future | None, int | None]:
+              progress: Callable[[int], None] | None) -> Step:
     """Settle the batch in flight, sending the next one first when central took all of it."""
     ahead = encode_batch(db, batch.seqs[-1] + 1, protocol.LAP_RUN in central.encodings)
     try:

@@ -715,6 +715,21 @@ def test_a_compact_batch_carries_exactly_the_changes_of_the_verbose_one(db, runn
     assert seqs == list(range(start, changes(db) + 1))
 
 
+def test_a_lap_run_never_spans_a_gap_in_the_outbox_seqs(db):
+    backlog(db, 6)
+    first = changes(db) - 5
+    with transaction(db):  # a row gone from the outbox (it never happens; if it did ...)
+        db.execute("DELETE FROM change WHERE seq = ?", [first + 3])
+    body, seqs = client.build_batch(db, first, compact=True)
+    assert seqs == [first, first + 1, first + 2, first + 4, first + 5]
+    sent = json.loads(body)["changes"]
+    assert [c["entity"] for c in sent] == ["laps", "laps"]
+    assert [c["seq"] for c in protocol.expand_changes(sent)] == seqs  # ... no seq is renamed
+    with pytest.raises(protocol.ProtocolError) as refused:   # and central refuses the gap
+        protocol.validate_push(json.loads(body))
+    assert refused.value.extra["field"] == "seq"
+
+
 def test_compact_batches_are_bounded_by_bytes_too(db, monkeypatch):
     backlog(db, 60)
     monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 2_000)
