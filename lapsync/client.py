@@ -801,9 +801,10 @@ WITH pending AS (
 SELECT pending.n, pending.laps,
        (SELECT created_at FROM change WHERE pushed_at IS NULL ORDER BY seq LIMIT 1),
        (SELECT count(*) FROM rejected_change) + (SELECT count(*) FROM rejected_pull),
-       (SELECT json_group_object(key, value) FROM meta WHERE key IN (%s))
+       (SELECT json_group_object(key, value) FROM meta
+        WHERE key IN (SELECT value FROM json_each(?)))
 FROM pending
-""" % ",".join(f"'{key}'" for key in STATE_KEYS)
+"""
 
 
 def age(ms: int) -> str:
@@ -853,7 +854,7 @@ def sync_status(db: sqlite_utils.Database, central_url: str | None, fingerprint:
                 now: int | None = None) -> dict:
     """Return the sync state for the page and the CLI, from one cheap query."""
     now = now_ms() if now is None else now
-    pending, laps, oldest, rejected, meta = db.execute(STATUS_SQL).fetchone()
+    pending, laps, oldest, rejected, meta = db.execute(STATUS_SQL, [json.dumps(STATE_KEYS)]).fetchone()
     state = json.loads(meta or "{}")
     kind, text_ = status_text(state, central_url, fingerprint,
                               waiting_text(pending, laps, oldest, now), pending, now)
