@@ -321,7 +321,7 @@ def _valid_lap_run(change: Any, expected_seq: int | None) -> bool:
     times = data["time"]
     n = len(times) if type(times) is list else 0
     return (n > 0 and seq + n - 1 <= 2 ** 63 - 1
-            and all(len(data[k]) == n and _all_ids(data[k])
+            and all(_all_ids(data[k]) and len(data[k]) == n
                     for k in ("id", "runner_id", "created_by", "device_id"))
             and all(type(t) is int for t in times) and 0 <= min(times) and max(times) < MAX_TIME)
 

@@ -5,6 +5,8 @@ import json
 
 import pytest
 from cuid2 import is_cuid
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lapsync.db import device_id, new_id
 from lapsync.laps import record_lap, set_void
@@ -129,6 +131,11 @@ RUN_FIELDS = ("id", "runner_id", "created_by", "time", "device_id")
     (lambda r: r["data"]["runner_id"].pop(), 10, "runner_id"),
     (lambda r: r["data"]["time"].append(1), 10, "time"),
     (lambda r: r["data"].update(device_id="a" * 24), 10, "device_id"),
+    # not lists at all: refused as bad input, never a 500 (regression)
+    (lambda r: r["data"].update(runner_id=5), 10, "runner_id"),
+    (lambda r: r["data"].update(id=None), 10, "id"),
+    (lambda r: r["data"].update(time=1_700_000_000_000), 10, "time"),
+    (lambda r: r["data"].update(created_by={"a": 1}), 10, "created_by"),
     (lambda r: r["data"].update(id=[], runner_id=[], created_by=[], time=[], device_id=[]), 10, "id"),
     (lambda r: r["data"].pop("created_by"), 10, "created_by"),
     (lambda r: r["data"].update(speed=[1, 2, 3, 4]), 10, "speed"),
@@ -166,3 +173,30 @@ def test_runs_count_their_laps_towards_the_batch_limit(monkeypatch):
     with pytest.raises(ProtocolError) as refused:
         validate_push(lap_run_body(11))
     assert refused.value.status == 413 and refused.value.code == "batch_too_large"
+
+
+
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 10 ** 15), st.floats(),
+              st.text(max_size=30), st.just(new_id()), st.just("a" * 24 + "\n" + "b" * 24)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(RUN_FIELDS), whole_column=st.booleans(), value=_VALUES)
+def test_any_value_in_a_lap_run_is_valid_or_refused_never_a_crash(field, whole_column, value):
+    """Regression guard: a column that was not a list raised TypeError (a 500 at central)."""
+    body = lap_run_body(3, first_seq=5)
+    column = body["changes"][0]["data"][field]
+    if whole_column:
+        body["changes"][0]["data"][field] = value
+    else:
+        column[1] = value
+    try:
+        validate_push(body)
+    except ProtocolError as refused:
+        assert refused.status == 422 and refused.extra["seq"] in ((5, 6, 7) if whole_column else (6,))
+        # a column of another length is named where the lengths part (at 'id' or at field)
+        assert refused.extra["field"] in ((field, "runner_id") if whole_column else (field,))
