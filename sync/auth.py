@@ -1,15 +1,13 @@
 """Login to central's admin pages: argon2 passwords, 8 h sessions, roles."""
 from __future__ import annotations
 
-import functools
 import secrets
 
 import psycopg
 from flask_babel import gettext as _
 from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
 
-from lapsync.auth import SESSION_MS, check_password, role_label, safe_next
-from lapsync.errors import error_response
+from lapsync.auth import SESSION_MS, check_password, role_label, role_required, safe_next
 
 from .db import get_db, now_ms
 
@@ -51,22 +49,7 @@ def load_logged_in_user() -> None:
         g.user = session_user(get_db(), session["sid"])
 
 
-def role_required(*roles: str):
-    """Send anonymous users to login; answer 403 to users without one of the roles."""
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            if g.user is None:
-                if request.method == "GET" and not request.is_json:
-                    return redirect(url_for("auth.login", next=request.full_path))
-                return error_response("login_required", _("Please log in first."), 401)
-            if roles and g.user["role"] not in roles:
-                return error_response("forbidden", _("Only an admin may do this."), 403)
-            return view(*args, **kwargs)
-        return wrapped
-    return decorator
-
-
+# The laptop's decorator serves central too: both apps have g.user and auth.login.
 login_required = role_required()
 admin_required = role_required("admin")
 
