@@ -220,26 +220,31 @@ def edit(runner_id: str):
     return redirect(url_for("runners.index"))
 
 
-@bp.route("/import", methods=["GET", "POST"])
-@admin_required
-def import_csv():
-    """Import a school office roster CSV (admin): all rows or none."""
+def roster_upload(template: str, importer, db, index_endpoint: str):
+    """Serve a roster import form (laptop and central): all rows or none, a report per line."""
     if request.method == "GET":
-        return render_template("import.html")
+        return render_template(template)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         error = InputError("missing_file", _("Choose a CSV file to import."), 400)
         if wants_json():
             raise error
-        return render_template("import.html", error=error), 400
+        return render_template(template, error=error), 400
     try:
-        count = import_roster(get_db(), upload.read(roster_csv.MAX_BYTES + 1))
+        count = importer(db, upload.read(roster_csv.MAX_BYTES + 1))
     except RosterError as exc:
         if wants_json():
             raise
-        return render_template("import.html", report=exc, filename=upload.filename), exc.status
+        return render_template(template, report=exc, filename=upload.filename), exc.status
     flash(imported_text(count, upload.filename))
-    return redirect(url_for("runners.index"))
+    return redirect(url_for(index_endpoint))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def import_csv():
+    """Import a school office roster CSV (admin): all rows or none."""
+    return roster_upload("import.html", import_roster, get_db(), "runners.index")
 
 
 def imported_text(count: int, filename: str) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import psycopg
 from flask import (Blueprint, Flask, abort, flash, g, redirect, render_template, request,
                    url_for)
-from flask_babel import gettext as _, ngettext
+from flask_babel import gettext as _
 
 from lapsync import roster_csv
 from lapsync.db import new_id
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
-from lapsync.roster_csv import RosterError
-from lapsync.runners import validate_runner
+from lapsync.runners import roster_upload, validate_runner
 
 from . import clock
 from .auth import admin_required, login_required
@@ -233,24 +232,7 @@ def edit(runner_id: str):
 @admin_required
 def import_csv():
     """Import a school office roster CSV (admin): all rows or none."""
-    if request.method == "GET":
-        return render_template("roster_import.html")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        error = InputError("missing_file", _("Choose a CSV file to import."), 400)
-        if wants_json():
-            raise error
-        return render_template("roster_import.html", error=error), 400
-    try:
-        count = import_roster(get_db(), upload.read(roster_csv.MAX_BYTES + 1))
-    except RosterError as exc:
-        if wants_json():
-            raise
-        return render_template("roster_import.html", report=exc,
-                               filename=upload.filename), exc.status
-    flash(ngettext("Imported %(num)s runner from %(file)s.",
-                   "Imported %(num)s runners from %(file)s.", count, file=upload.filename))
-    return redirect(url_for("roster.index"))
+    return roster_upload("roster_import.html", import_roster, get_db(), "roster.index")
 
 
 @bp.get("/sheets")
