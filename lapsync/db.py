@@ -19,6 +19,10 @@ SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
 _cuid = Cuid(length=24)
 POOL = "lapsync_db_idle"  # idle connections kept between requests
 POOL_SIZE = 4
+# PRAGMA synchronous values the app accepts (config SQLITE_SYNCHRONOUS). OFF is
+# not among them: with it a power cut can corrupt the database file itself.
+SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
+DEFAULT_SYNCHRONOUS = "FULL"
 
 
 def new_id() -> str:
@@ -31,13 +35,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
+def connect(path: str | Path, synchronous: str = DEFAULT_SYNCHRONOUS) -> sqlite_utils.Database:
     """Open the database file with the pragmas every connection needs."""
+    if synchronous not in SYNCHRONOUS:  # never formatted into SQL unchecked
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
     conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
     db = sqlite_utils.Database(conn, execute_plugins=False)
     db.execute("PRAGMA journal_mode=WAL")
     # FULL: a lap confirmed to the helper survives a power cut, not only a crash.
-    db.execute("PRAGMA synchronous=FULL")
+    # In WAL mode NORMAL syncs only at checkpoints: a power cut can take back the
+    # last commits (docs/BENCHMARKS.md, "Laptop durability").
+    db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=10000")
     return db
@@ -106,8 +114,17 @@ def get_db() -> sqlite_utils.Database:
         try:
             g.db = current_app.extensions[POOL].get_nowait()
         except queue.Empty:
-            g.db = connect(current_app.config["DATABASE"])
+            g.db = connect(current_app.config["DATABASE"], synchronous_setting(current_app))
     return g.db
+
+
+def synchronous_setting(app: Flask) -> str:
+    """Return the app's SQLITE_SYNCHRONOUS (default FULL), upper-cased and checked."""
+    value = str(app.config.get("SQLITE_SYNCHRONOUS") or DEFAULT_SYNCHRONOUS).strip().upper()
+    if value not in SYNCHRONOUS:
+        raise ValueError(f"config SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS)}, "
+                         f"not {app.config.get('SQLITE_SYNCHRONOUS')!r}")
+    return value
 
 
 def close_db(exc: BaseException | None = None) -> None:
@@ -140,7 +157,8 @@ def init_db_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register teardown and CLI commands with the app."""
+    """Register teardown and CLI commands with the app (a bad SQLITE_SYNCHRONOUS stops it)."""
+    app.config["SQLITE_SYNCHRONOUS"] = synchronous_setting(app)
     app.extensions[POOL] = queue.SimpleQueue()
     app.teardown_appcontext(close_db)
     app.cli.add_command(init_db_command)
