@@ -1,7 +1,7 @@
 """Whole-system sync tests: real laptops, central on a real loopback port, real PostgreSQL.
 
 No mocks of the database or of HTTP between laptop and central. Faults are made
-by a small TCP proxy of this module (FaultProxy) that sits on loopback between a
+by a small TCP proxy (FaultProxy, bench/faultproxy.py) that sits on loopback between a
 laptop and central and can drop or hold central's answer after central committed,
 or run a hook (e.g. SIGKILL central) while a push is inside central. Processes
 that must die are real processes: the laptop's `flask --app app sync` and central
@@ -30,7 +30,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psycopg
 import pytest
@@ -49,6 +47,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
+from bench.faultproxy import Exchange, Fault, FaultProxy
 from lapsync import client, protocol
 from lapsync import create_app as create_laptop
 from lapsync.db import connect, device_id, new_id, now_ms, record_change, set_meta, transaction
@@ -67,162 +66,7 @@ JSON = {"Accept": "application/json"}
 BASE_ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Ben Cruz", "5a", 5), (3, "Cleo Dahl", "6b", 6)]
 
 
-# ---- a fault-injecting TCP proxy ----------------------------------------------
-
-@dataclass
-class Exchange:
-    """One HTTP request that went through the proxy, and central's answer to it."""
-
-    method: str
-    path: str
-    body: bytes
-    push: int | None = None          # 1, 2, ... for POST /api/v1/push
-    status: int | None = None
-    answer: bytes | None = None
-
-
-@dataclass
-class Fault:
-    """What the proxy does to one push: hooks around forwarding, and the answer's fate.
-
-    respond: "pass" forwards central's answer, "drop" closes the laptop's connection
-    without it, "hold" keeps the laptop waiting (held is set) until release.
-    """
-
-    respond: str = "pass"
-    before: Callable[[Exchange], None] | None = None
-    after: Callable[[Exchange], None] | None = None
-
-
-@dataclass
-class Message:
-    """One parsed HTTP message: its first line, headers, raw bytes and body."""
-
-    first: str
-    headers: dict
-    raw: bytes
-    body: bytes
-
-
-def read_message(reader, response: bool) -> Message | None:
-    """Read one HTTP/1.x message (Content-Length, chunked or until EOF); None at EOF."""
-    first = reader.readline(65537)
-    if not first:
-        return None
-    head, headers = [first], {}
-    while True:
-        line = reader.readline(65537)
-        if not line:
-            raise ConnectionError("message cut off in its headers")
-        head.append(line)
-        if line in (b"\r\n", b"\n"):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    raw, body = b"", b""
-    if "content-length" in headers:
-        body = reader.read(int(headers["content-length"]))
-        if len(body) < int(headers["content-length"]):
-            raise ConnectionError("message cut off in its body")
-        raw = body
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        while True:
-            size_line = reader.readline(65537)
-            size = int(size_line.split(b";")[0], 16)
-            chunk = reader.read(size + 2)
-            raw, body = raw + size_line + chunk, body + chunk[:size]
-            if size == 0:
-                break
-    elif response:
-        body = raw = reader.read()
-    return Message(first.decode("latin-1").strip(), headers, b"".join(head) + raw, body)
-
-
-class FaultProxy:
-    """A loopback TCP proxy for central: forwards each request on a fresh connection."""
-
-    def __init__(self, upstream: str):
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.exchanges: list[Exchange] = []
-        self.faults: dict[int, Fault] = {}
-        self.held, self.release = threading.Event(), threading.Event()
-        self.lock, self.stopped = threading.Lock(), threading.Event()
-        self.pushes = 0
-        self.thread = threading.Thread(target=self.accept, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop accepting; let held connections go."""
-        self.stopped.set()
-        self.release.set()
-        self.thread.join(5)
-        self.listener.close()
-
-    def pushed(self) -> list[Exchange]:
-        """Return the push exchanges so far, in order."""
-        return [e for e in self.exchanges if e.push is not None]
-
-    def accept(self) -> None:
-        """Serve each laptop connection in a thread of its own."""
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn: socket.socket) -> None:
-        """Forward requests of one keep-alive connection until a fault or EOF ends it."""
-        with conn:
-            reader = conn.makefile("rb")
-            while True:
-                try:
-                    request = read_message(reader, response=False)
-                except (OSError, ValueError):
-                    return
-                if request is None or not self.forward(conn, request):
-                    return
-
-    def record(self, request: Message) -> tuple[Exchange, Fault]:
-        """Log a request; return it with the fault scripted for it (if a push)."""
-        method, path, _ = request.first.split(" ", 2)
-        exchange = Exchange(method, path, request.body)
-        with self.lock:
-            if method == "POST" and path.endswith("/api/v1/push"):
-                self.pushes += 1
-                exchange.push = self.pushes
-            self.exchanges.append(exchange)
-            return exchange, self.faults.pop(exchange.push, None) or Fault()
-
-    def forward(self, conn: socket.socket, request: Message) -> bool:
-        """Send one request upstream and deal with the answer; tell whether to go on."""
-        exchange, fault = self.record(request)
-        if fault.before:
-            fault.before(exchange)
-        host, port = self.upstream.rsplit("/", 1)[-1].split(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=60) as upstream:
-                upstream.sendall(request.raw)
-                if fault.after:
-                    fault.after(exchange)
-                answer = read_message(upstream.makefile("rb"), response=True)
-        except (OSError, ValueError):
-            answer = None   # central died: the laptop sees its connection close
-        if answer is None:
-            return False
-        exchange.status, exchange.answer = int(answer.first.split(" ")[1]), answer.body
-        if fault.respond == "drop":
-            return False    # central committed; the laptop never hears of it
-        if fault.respond == "hold":
-            self.held.set()
-            self.release.wait(60)
-            return False
-        conn.sendall(answer.raw)
-        return True
-
+# ---- a fault-injecting TCP proxy (bench/faultproxy.py) ---------------------------
 
 @pytest.fixture
 def proxy(live_central):
