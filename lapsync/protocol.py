@@ -125,7 +125,7 @@ MAX_RUNNER_NAME, MAX_CLASS, MAX_USER_NAME, MAX_REASON = 100, 20, 50, 200
 MAX_PASSWORD_HASH = 500
 GRADES = range(1, 14)
 ROLES = ("admin", "teacher", "viewer")
-HLC_PATTERN = re.compile(r"\d{13}\.\d{4}")
+HLC_PATTERN = re.compile(r"[0-9]{13}\.[0-9]{4}")  # not \d: that takes any Unicode digit
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 PUSH_FIELDS = ("protocol", "device_id", "device_time", "changes")
 CHANGE_FIELDS = ("seq", "entity", "id", "data")
@@ -435,8 +435,10 @@ def _too_many(count: int) -> ProtocolError:
 
 def validate_push(body: Any) -> dict:
     """Check a decoded push body; return it cleaned or raise ProtocolError."""
-    version = body.get("protocol", PROTOCOL_VERSION) if isinstance(body, dict) else None
-    if version is not None and (type(version) is not int or version != PROTOCOL_VERSION):
+    # "protocol": null is a wrong version too (it passed as absent); absent is a 422 below.
+    has_version = isinstance(body, dict) and "protocol" in body
+    version = body["protocol"] if has_version else PROTOCOL_VERSION
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError("unsupported_protocol", f"This server speaks sync protocol "
                             f"{PROTOCOL_VERSION}, not {body['protocol']!r}.", 400,
                             supported=[PROTOCOL_VERSION])

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 from cuid2 import is_cuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -200,3 +203,190 @@ def test_any_value_in_a_lap_run_is_valid_or_refused_never_a_crash(field, whole_c
         assert refused.status == 422 and refused.extra["seq"] in ((5, 6, 7) if whole_column else (6,))
         # a column of another length is named where the lengths part (at 'id' or at field)
         assert refused.extra["field"] in ((field, "runner_id") if whole_column else (field,))
+
+
+# ---- fuzzing the validator (issue 5) ----------------------------------------------
+
+def test_protocol_null_is_an_unsupported_protocol_not_an_absent_one():
+    """Regression (schemathesis): "protocol": null was taken for an absent field and accepted."""
+    body = lap_run_body(1)
+    with pytest.raises(ProtocolError) as refused:
+        validate_push({**body, "protocol": None})
+    assert refused.value.status == 400 and refused.value.code == "unsupported_protocol"
+    body.pop("protocol")
+    with pytest.raises(ProtocolError) as refused:
+        validate_push(body)
+    assert refused.value.status == 422 and refused.value.extra == {"field": "protocol"}
+
+
+@pytest.mark.parametrize("hlc", ["١٧٠٠٠٠٠٠٠٠٠٠٠.٠٠٠٠", "１７００００００００００００.００００",
+                                 "1700000000000.0000\n", " 1700000000000.0000"])
+def test_an_hlc_is_ascii_digits_only(hlc):
+    """Regression: \\d let Arabic-Indic digits through; such a stamp sorts above every real
+    one, so the runner it came with could never be edited again anywhere."""
+    box = {"seq": 1, "entity": "runner", "id": "r" * 24, "data": {
+        "id": "r" * 24, "start_number": 1, "name": "Anna", "class": "5a", "grade": 5,
+        "hlc": "1700000000000.0000", "origin": "o" * 24}}
+    body = {"protocol": 1, "device_id": "d" * 24, "device_time": 1, "changes": [box]}
+    assert validate_push(json.loads(json.dumps(body)))
+    box["data"]["hlc"] = hlc
+    with pytest.raises(ProtocolError) as refused:
+        validate_push(body)
+    assert refused.value.extra == {"index": 0, "seq": 1, "field": "hlc"}
+
+
+def _spec_validator(name: str) -> jsonschema.Draft202012Validator:
+    """Return a validator for one schema of sync/openapi.yaml (OpenAPI 3.1 is JSON Schema)."""
+    spec = yaml.safe_load((Path(protocol.__file__).parent.parent / "sync" / "openapi.yaml").read_text())
+    return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}",
+                                            "components": spec["components"]})
+
+
+SPEC_PUSH = _spec_validator("PushRequest")
+
+
+# A valid body with one change of every kind, fixed ids (hypothesis replays examples).
+def _every_kind_body() -> dict:
+    """Return a valid push body: runner, user, lap, compact run, void."""
+    me, user, runner, lap = "d" * 24, "u" * 24, "r" * 24, "l" * 24
+    stamp = "1700000000000.0001"
+    return {"protocol": 1, "device_id": me, "device_time": 1_700_000_000_000, "changes": [
+        {"seq": 1, "entity": "runner", "id": runner, "data": {
+            "id": runner, "start_number": 7, "name": "Anna Berg", "class": "5a", "grade": 5,
+            "hlc": stamp, "origin": me}},
+        {"seq": 2, "entity": "user", "id": user, "data": {
+            "id": user, "name": "tom", "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+            "role": "teacher", "created_at": 5, "hlc": stamp, "origin": me}},
+        {"seq": 3, "entity": "lap", "id": lap, "data": {
+            "id": lap, "runner_id": runner, "created_by": user, "time": 1_700_000_000_000,
+            "device_id": me}},
+        {"seq": 4, "entity": "laps", "data": {
+            "id": ["m" * 24, "n" * 24], "runner_id": [runner] * 2, "created_by": [user] * 2,
+            "time": [1, 2], "device_id": [me] * 2}},
+        {"seq": 6, "entity": "lap_void", "id": lap, "data": {
+            "lap_id": lap, "voided": True, "at": 3, "by": user, "reason": "typo",
+            "hlc": "1700000000000.0002", "origin": me}},
+    ]}
+
+
+_TEXT = st.text(alphabet=st.characters(codec=None), max_size=40)  # lone surrogates too
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2, 2 ** 64), st.floats(), _TEXT,
+              st.sampled_from(["", " ", "a" * 24, "A" * 24, "1700000000000.0000", "laps", "lap",
+                               "runner", "user", "lap_void", "$argon2", "admin", "\x00", "\n",
+                               "١٧٠٠٠٠٠٠٠٠٠٠٠.٠٠٠٠", "=cmd|' /C calc'!A0", "'; DROP TABLE lap;--"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(_TEXT, inner, max_size=4)),
+    max_leaves=10)
+
+
+_WIDE_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def near_misses(value: object) -> list:
+    """Return values close to a valid one: the edge cases a validator gets wrong."""
+    if isinstance(value, bool):
+        return [not value, 0, 1, "true", None]
+    if isinstance(value, int):
+        return [value - 1, value + 1, -1, 0, 10 ** 14, 10 ** 14 - 1, 2 ** 63, float(value),
+                str(value), True, None]
+    if isinstance(value, str):
+        return [value.translate(_WIDE_DIGITS), value.upper(), value + "\n", " " + value + " ",
+                value[:-1], value + "a", value * 5, "", value + "\x00", value + "\ud800",
+                value + "\t", None]
+    if isinstance(value, list):
+        return [value[:-1], value + value[-1:], [], value[:1] * 3, None]
+    return [None, [], {}, "x"]
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    """Return the path of every part of a JSON value below it."""
+    keys = value if isinstance(value, dict) else range(len(value)) if isinstance(value, list) else ()
+    return [p for k in keys for p in [prefix + (k,), *_paths(value[k], prefix + (k,))]]
+
+
+@st.composite
+def mutated_bodies(draw) -> object:
+    """Draw a valid body with a few parts tweaked, replaced, dropped or added, or any JSON."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(_JSON)
+    body = _every_kind_body()
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(body)
+        if not paths:
+            break
+        *where, key = draw(st.sampled_from(paths))
+        holder = body
+        for step in where:
+            holder = holder[step]
+        action = draw(st.sampled_from(["tweak", "tweak", "tweak", "replace", "drop", "add"]))
+        if action == "tweak":
+            holder[key] = draw(st.sampled_from(near_misses(holder[key])))
+        elif action == "replace":
+            holder[key] = draw(_JSON)
+        elif action == "drop":
+            del holder[key]
+        elif isinstance(holder, dict):
+            holder[draw(_TEXT)] = draw(_JSON)
+        else:
+            holder.append(draw(_JSON))
+    return body
+
+
+TRIMMED = {"name", "class", "reason", "password_hash"}  # the spec's limits count after trimming
+
+
+def trimmed(body: dict) -> dict:
+    """Return body with the text fields the protocol trims trimmed (a copy)."""
+    body = json.loads(json.dumps(body))
+    for change in body["changes"]:
+        data = change["data"]
+        for name in TRIMMED & set(data) if change["entity"] != "laps" else ():
+            data[name] = data[name].strip() if isinstance(data[name], str) else data[name]
+    return body
+
+
+def check_outcome(body: object) -> None:
+    """Assert validate_push cleans what the spec allows or refuses it with a 4xx, no crash."""
+    try:
+        cleaned = validate_push(body)
+    except ProtocolError as refused:
+        assert refused.status in (400, 413, 422)
+        assert refused.code and refused.message and isinstance(refused.message, str)
+        if refused.code == "invalid_change":
+            assert 0 <= refused.extra["index"] < len(body["changes"])
+        return
+    SPEC_PUSH.validate(trimmed(body))                 # accepted only what the spec allows
+    assert validate_push(json.loads(json.dumps(cleaned))) == cleaned  # clean stays clean
+    seqs = [c["seq"] for c in expand_changes(cleaned["changes"])]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else True
+    for change in expand_changes(cleaned["changes"]):
+        text = json.dumps(change["data"], ensure_ascii=False)
+        assert "\x00" not in text
+        text.encode("utf-8")                                      # no lone surrogates
+
+
+def test_every_near_miss_in_every_place_is_refused_unless_the_spec_allows_it():
+    """Each part of a valid body, in turn, set to each of its near misses (about 800 bodies)."""
+    tried = 0
+    for *where, key in _paths(_every_kind_body()):
+        for value in near_misses(_locate(_every_kind_body(), where)[key]):
+            body = _every_kind_body()
+            _locate(body, where)[key] = value
+            check_outcome(body)
+            tried += 1
+    assert tried > 500
+
+
+def _locate(body: object, where: list) -> object:
+    """Return the part of body at path where."""
+    for step in where:
+        body = body[step]
+    return body
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(body=mutated_bodies())
+def test_any_json_body_is_cleaned_or_refused_with_a_4xx_never_a_crash(body):
+    """Whatever JSON arrives, the validator returns a clean batch or a ProtocolError."""
+    check_outcome(body)
