@@ -38,7 +38,7 @@ def test_a_real_laptop_outbox_passes_validation_unchanged(db, runners):
 
 
 @pytest.mark.parametrize("value,ok", [
-    (new_id(), True), ("c" + "a1" * 12, True), ("a" * 20, True), ("a" * 32, True),
+    pytest.param(new_id(), True, id="a-fresh-new_id"), ("c" + "a1" * 12, True), ("a" * 20, True), ("a" * 32, True),
     ("a" * 23 + "\n", False), ("ä" * 24, False),
     ("a" * 19, False), ("a" * 33, False), ("1" + "a" * 23, False), ("A" * 24, False),
     ("a-" * 12, False), (None, False), (12345678901234567890, False),
