@@ -1,7 +1,8 @@
 """Benchmark lap entry: POST /laps through the real handler on a database of 1M laps.
 
 Default mode drives the WSGI app in this one process with Flask's test client
-(routing, session cookie, login check, CSRF, SQLite commit with synchronous=FULL).
+(routing, session cookie, login check, CSRF, SQLite commit with synchronous=FULL,
+or what --synchronous sets).
 --http drives a real werkzeug server (another process) on loopback with requests.
 Run from the repository root:
 
@@ -73,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--breakdown", action="store_true",
                    help="time every SQL statement and connection close (test-client mode)")
+    p.add_argument("--synchronous", choices=("FULL", "NORMAL", "EXTRA"), default="FULL",
+                   help="the app's SQLITE_SYNCHRONOUS (PRAGMA synchronous in WAL mode; "
+                        "default FULL, as in production)")
     return p.parse_args(argv)
 
 
@@ -202,9 +206,10 @@ def remove_db(path: Path) -> None:
 
 # --- driving the handler ---------------------------------------------------
 
-def bench_app(db_path: Path):
+def bench_app(db_path: Path, synchronous: str = "FULL"):
     """Create the laptop app as production would, on the run's database file."""
-    return create_app({"SECRET_KEY": "bench-secret", "DATABASE": str(db_path), "MIN_LAP_SECONDS": 0})
+    return create_app({"SECRET_KEY": "bench-secret", "DATABASE": str(db_path), "MIN_LAP_SECONDS": 0,
+                       "SQLITE_SYNCHRONOUS": synchronous})
 
 
 def csrf_of(html: str) -> str:
@@ -224,8 +229,8 @@ def lap_form(rng: random.Random, runners: int, csrf: str) -> dict:
 class TestClientDriver:
     """Post laps through Flask's test client in this process."""
 
-    def __init__(self, db_path: Path):
-        self.client = bench_app(db_path).test_client()
+    def __init__(self, db_path: Path, synchronous: str = "FULL"):
+        self.client = bench_app(db_path, synchronous).test_client()
         token = csrf_of(self.client.get("/login").get_data(as_text=True))
         login = self.client.post("/login", data={"name": USER, "password": PASSWORD,
                                                  "csrf_token": token})
@@ -245,14 +250,14 @@ class TestClientDriver:
         """Nothing to stop."""
 
 
-def serve(db_path: str, cpu: int, conn) -> None:
+def serve(db_path: str, cpu: int, conn, synchronous: str = "FULL") -> None:
     """Run the app in a werkzeug server on a free loopback port (child process)."""
     import logging
     from werkzeug.serving import make_server
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = make_server("127.0.0.1", 0, bench_app(Path(db_path)), threaded=True)
+    server = make_server("127.0.0.1", 0, bench_app(Path(db_path), synchronous), threaded=True)
     conn.send(server.server_port)
     server.serve_forever()
 
@@ -260,12 +265,12 @@ def serve(db_path: str, cpu: int, conn) -> None:
 class HttpDriver:
     """Post laps over loopback HTTP to a werkzeug server in a child process."""
 
-    def __init__(self, db_path: Path, cpu: int):
+    def __init__(self, db_path: Path, cpu: int, synchronous: str = "FULL"):
         import requests
         parent, child = multiprocessing.Pipe()
         server_cpu = -1 if cpu < 0 else (cpu + 1) % os.cpu_count()
         self.process = multiprocessing.get_context("fork").Process(
-            target=serve, args=(str(db_path), server_cpu, child), daemon=True)
+            target=serve, args=(str(db_path), server_cpu, child, synchronous), daemon=True)
         self.process.start()
         self.base = f"http://127.0.0.1:{parent.recv()}"
         self.session = requests.Session()
@@ -427,7 +432,7 @@ def code_version() -> str:
 def environment(db_path: Path, args: argparse.Namespace) -> dict:
     """Describe what the figures were measured on."""
     db = connect(db_path)
-    sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[db.execute("PRAGMA synchronous").fetchone()[0]]
+    sync = args.synchronous  # what the app's connections use (SQLITE_SYNCHRONOUS)
     journal = db.execute("PRAGMA journal_mode").fetchone()[0]
     db.close()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -446,7 +451,8 @@ def run_once(base: Path, args: argparse.Namespace, run: int) -> dict:
     try:
         if run == 0:
             print("environment:", json.dumps(environment(db_path, args)))
-        driver = HttpDriver(db_path, args.cpu) if args.http else TestClientDriver(db_path)
+        driver = HttpDriver(db_path, args.cpu, args.synchronous) if args.http \
+            else TestClientDriver(db_path, args.synchronous)
         try:
             samples, total, cpu = timed_laps(driver, args, random.Random(args.seed * 1000 + run))
         finally:
