@@ -122,3 +122,22 @@ CREATE TABLE IF NOT EXISTS lww_origin (
     origin    TEXT NOT NULL,
     PRIMARY KEY (entity, entity_id)
 );
+
+-- ---- login rate limit (auth.py) ---------------------------------------------
+
+-- Local only, never synced: a login attempt is written here before its password is
+-- checked and deleted again when the password was right, so a row is a failed (or
+-- unfinished) login. auth.py refuses a login while the name typed has
+-- LOGIN_MAX_FAILURES_PER_ACCOUNT rows, or the client's address has
+-- LOGIN_MAX_FAILURES_PER_ADDRESS rows, younger than LOGIN_WINDOW_SECONDS; older
+-- rows are deleted at the next attempt. Created at every start like every table
+-- here, so an existing laptop database gets it too.
+CREATE TABLE IF NOT EXISTS login_failure (
+    id      INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,                       -- the name typed (first 100 characters)
+    address TEXT NOT NULL,                       -- the client's IP address
+    at      INTEGER NOT NULL                     -- this laptop's clock, epoch ms
+);
+CREATE INDEX IF NOT EXISTS login_failure_account ON login_failure(account, at);
+CREATE INDEX IF NOT EXISTS login_failure_address ON login_failure(address, at);
+CREATE INDEX IF NOT EXISTS login_failure_at ON login_failure(at);

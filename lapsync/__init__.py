@@ -6,7 +6,9 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import RequestEntityTooLarge
 
 csrf = CSRFProtect()
 
@@ -31,6 +33,12 @@ def load_secret_key(instance_path: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def too_large_message(limit: int) -> str:
+    """Say that a request was larger than the limit (bytes), in the page's language."""
+    return _("The request is too large: this server accepts at most %(size)s MB.",
+             size=max(1, limit // 1_000_000))
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Create the laptop app: defaults, instance config, environment, test dict."""
     app = Flask(__name__, instance_relative_config=True)
@@ -38,7 +46,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(
         DATABASE=os.path.join(app.instance_path, "lapsync.sqlite"),
         MIN_LAP_SECONDS=60,
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        # Above this a request is refused with 413 before it is read: the 4 MB of a
+        # roster CSV (roster_csv.MAX_BYTES) plus room for the rest of the form.
+        MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+        # Login rate limit (auth.py, table login_failure): at most this many failed
+        # logins per name, and per client address, within the window; then 429.
+        LOGIN_WINDOW_SECONDS=15 * 60,
+        LOGIN_MAX_FAILURES_PER_ACCOUNT=5,
+        LOGIN_MAX_FAILURES_PER_ADDRESS=20,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
@@ -64,6 +79,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_schema(database)
     database.close()
     errors.init_app(app)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        """Answer 413 naming the limit; nothing of the request was read or written."""
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return errors.error_response("too_large", too_large_message(limit), 413, max_bytes=limit)
     auth.init_app(app)
     laps.init_app(app)
     runners.init_app(app)

@@ -17,11 +17,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from psycopg_pool import PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lapsync import i18n, load_secret_key
+from lapsync import i18n, load_secret_key, too_large_message
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_BATCH_BYTES
+from lapsync.roster_csv import MAX_BYTES as MAX_ROSTER_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -69,6 +71,12 @@ def register_errors(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        """A body above MAX_CONTENT_LENGTH: 413 naming the limit, nothing read or written."""
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return error("too_large", too_large_message(limit), 413, max_bytes=limit)
+
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)
     def database_unavailable(exc: Exception) -> Response:
@@ -96,7 +104,20 @@ def create_app(test_config: dict | None = None) -> Flask:
         PGDATA=os.path.join(app.instance_path, "pgdata"),
         DB_POOL_SIZE=10,
         DB_POOL_TIMEOUT=10.0,
-        MAX_CONTENT_LENGTH=MAX_BATCH_BYTES,
+        # Above this a request is refused with 413 before it is read. It exceeds the
+        # largest push (MAX_BATCH_BYTES, which the API refuses with its own JSON 413
+        # batch_too_large) and the largest roster CSV, with room for the form around it.
+        MAX_CONTENT_LENGTH=max(MAX_BATCH_BYTES, MAX_ROSTER_BYTES) + 1024 * 1024,
+        # Login rate limit (sync/auth.py, table login_failure, shared by all workers):
+        # at most this many failed logins per name, and per client address, within
+        # the window; then 429 until the oldest of them leaves the window.
+        LOGIN_WINDOW_SECONDS=15 * 60,
+        LOGIN_MAX_FAILURES_PER_ACCOUNT=5,
+        LOGIN_MAX_FAILURES_PER_ADDRESS=20,
+        # Behind a TLS proxy (nginx, caddy) set this to the number of proxies in front,
+        # so the rate limit counts the client's address (X-Forwarded-For), not the
+        # proxy's. 0: the connection's address is used and forwarding headers ignored.
+        TRUSTED_PROXIES=0,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
@@ -112,6 +133,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     csrf.init_app(app)
     i18n.init_app(app)
+    if int(app.config["TRUSTED_PROXIES"]):
+        proxies = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     from . import api, auth, db, devices, settings, standings, users
     db.init_app(app)

@@ -1,23 +1,30 @@
-"""Login to central's admin pages: argon2 passwords, 8 h sessions, roles."""
+"""Login to central's admin pages: argon2 passwords, 8 h sessions, roles, a rate limit."""
 from __future__ import annotations
 
 import secrets
 
+import click
 import psycopg
-from flask_babel import gettext as _
-from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
+from flask.cli import with_appcontext
 
-from lapsync.auth import SESSION_MS, check_password, role_label, role_required, safe_next
+from lapsync.auth import (SESSION_MS, LoginLimits, account_key, check_password,
+                          check_unknown_user, login_view, role_label, role_required, wait_ms)
 
-from .db import get_db, now_ms
+from .db import WRITE_LOCK, connection, get_db, init_schema, now_ms
 
 bp = Blueprint("auth", __name__)
+# Advisory lock around the check and the record of one login attempt: short, and
+# apart from the write lock, so logins never wait for a push.
+LOGIN_LOCK = WRITE_LOCK + 2
 
 
 def start_session(conn: psycopg.Connection, name: str, password: str) -> str | None:
     """Check a login; on success store a session valid for 8 h and return its id."""
     row = conn.execute("SELECT id, password_hash FROM app_user WHERE name = %s", [name]).fetchone()
-    if row is None or not check_password(row["password_hash"], password):
+    if row is None:
+        return check_unknown_user(password) or None
+    if not check_password(row["password_hash"], password):
         return None
     session_id = secrets.token_urlsafe(32)
     with conn.transaction():
@@ -25,6 +32,70 @@ def start_session(conn: psycopg.Connection, name: str, password: str) -> str | N
         conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
                      [session_id, row["id"], now_ms() + SESSION_MS])
     return session_id
+
+
+def _recent(conn: psycopg.Connection, column: str, value: str, since: int, limit: int) -> list[int]:
+    """Return the times of the failures of one account or address since `since`, newest first."""
+    query = {"account": "SELECT at FROM login_failure WHERE account = %s AND at > %s "
+                        "ORDER BY at DESC LIMIT %s",
+             "address": "SELECT at FROM login_failure WHERE address = %s AND at > %s "
+                        "ORDER BY at DESC LIMIT %s"}[column]
+    return [row["at"] for row in conn.execute(query, [value, since, max(limit, 1)])]
+
+
+def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
+           now: int) -> tuple[int | None, int]:
+    """Check the limits and record the attempt in one transaction (see claim_login_attempt)."""
+    since = now - limits.window_ms
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOGIN_LOCK])
+        conn.execute("DELETE FROM login_failure WHERE at <= %s", [since])
+        wait = max(wait_ms(_recent(conn, "account", account_key(name), since, limits.per_account),
+                           limits.per_account, limits.window_ms, now),
+                   wait_ms(_recent(conn, "address", address, since, limits.per_address),
+                           limits.per_address, limits.window_ms, now))
+        if wait:
+            return None, wait
+        row = conn.execute("INSERT INTO login_failure (account, address, at) VALUES (%s, %s, %s) "
+                           "RETURNING id", [account_key(name), address, now]).fetchone()
+        return row["id"], 0
+
+
+def claim_login_attempt(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
+                        now: int | None = None) -> tuple[int | None, int]:
+    """Record a login attempt as failed until its password proves right, or refuse it.
+
+    Returns (attempt id, 0), or (None, ms to wait) while the name or the address has
+    used up its failures. The state is in PostgreSQL, so all workers count alike.
+    A database made before the table existed gets it here (init-db is idempotent).
+    """
+    now = now_ms() if now is None else now
+    try:
+        return _claim(conn, name, address, limits, now)
+    except psycopg.errors.UndefinedTable:
+        init_schema(conn)
+        return _claim(conn, name, address, limits, now)
+
+
+def forget_login_failures(conn: psycopg.Connection, name: str | None = None) -> int:
+    """Delete the failed logins of one name (a success resets its count), or all; return how many."""
+    with conn.transaction():
+        if name is None:
+            return conn.execute("DELETE FROM login_failure").rowcount
+        return conn.execute("DELETE FROM login_failure WHERE account = %s",
+                            [account_key(name)]).rowcount
+
+
+def rate_limited_login(conn: psycopg.Connection, name: str, password: str, address: str,
+                       limits: LoginLimits) -> tuple[str | None, int]:
+    """Log in under the rate limit: (session id, 0), (None, 0) if wrong, (None, wait ms) if refused."""
+    attempt, wait = claim_login_attempt(conn, name, address, limits)
+    if attempt is None:
+        return None, wait
+    session_id = start_session(conn, name, password)
+    if session_id:
+        forget_login_failures(conn, name)
+    return session_id, 0
 
 
 def session_user(conn: psycopg.Connection, session_id: str | None) -> dict | None:
@@ -56,16 +127,10 @@ admin_required = role_required("admin")
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the login form and start a session."""
-    if request.method == "POST":
-        session_id = start_session(get_db(), request.form.get("name", "").strip(),
-                                   request.form.get("password", ""))
-        if session_id:
-            session.clear()
-            session["sid"] = session_id
-            return redirect(safe_next(request.args.get("next"), "standings.index"))
-        return render_template("login.html", error=_("Wrong name or password.")), 401
-    return render_template("login.html")
+    """Show the login form and start a session (rate-limited per name and address)."""
+    limits = LoginLimits.from_config(current_app.config)
+    return login_view(lambda name, password, address: rate_limited_login(
+        get_db(), name, password, address, limits), "standings.index")
 
 
 @bp.post("/logout")
@@ -77,7 +142,18 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+@click.command("unlock-logins")
+@click.argument("name", required=False)
+@with_appcontext
+def unlock_logins_command(name: str | None) -> None:
+    """Forget failed logins: of NAME, or of every name and address without NAME."""
+    with connection() as conn:
+        count = forget_login_failures(conn, name)
+    click.echo(f"Forgot {count} failed login(s){f' of {name!r}' if name else ''}.")
+
+
 def init_app(app: Flask) -> None:
-    """Register the login blueprint."""
+    """Register the login blueprint and the unlock-logins command."""
     app.register_blueprint(bp)
     app.add_template_global(role_label)
+    app.cli.add_command(unlock_logins_command)

@@ -206,3 +206,23 @@ CREATE TABLE IF NOT EXISTS kept_lap_pair (
     decision_id bigint NOT NULL REFERENCES decision (id),
     PRIMARY KEY (lap_a, lap_b)
 );
+
+-- ---- login rate limit (sync/auth.py) ----------------------------------------
+
+-- Never synced: a login attempt is written here before its password is checked and
+-- deleted again when the password was right, so a row is a failed (or unfinished)
+-- login. The state lives here, not in a worker's memory, so every gunicorn worker
+-- (and every central machine on this database) counts the same attempts. Logins
+-- are refused while the name typed has LOGIN_MAX_FAILURES_PER_ACCOUNT rows, or the
+-- client's address LOGIN_MAX_FAILURES_PER_ADDRESS rows, younger than
+-- LOGIN_WINDOW_SECONDS; older rows are deleted at the next attempt. An existing
+-- database gets the table from `flask --app sync init-db` (run it after upgrading).
+CREATE TABLE IF NOT EXISTS login_failure (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account text NOT NULL,                              -- the name typed (first 100 chars)
+    address text NOT NULL,                              -- the client's IP address
+    at      bigint NOT NULL                             -- central clock, epoch ms
+);
+CREATE INDEX IF NOT EXISTS login_failure_account ON login_failure (account, at);
+CREATE INDEX IF NOT EXISTS login_failure_address ON login_failure (address, at);
+CREATE INDEX IF NOT EXISTS login_failure_at ON login_failure (at);

@@ -138,3 +138,173 @@ def test_init_db_command_is_idempotent(app, db):
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0 and before in result.output
     assert db.execute("SELECT count(*) FROM user").fetchone()[0] == 3
+
+
+# --- login rate limit (per name and per address, state in the database) ----------------------
+
+from lapsync.auth import (LoginLimits, claim_login_attempt, forget_login_failures,  # noqa: E402
+                          rate_limited_login, wait_ms)
+from lapsync.db import connect  # noqa: E402
+
+LIMITS = LoginLimits(window_ms=15 * 60 * 1000, per_account=5, per_address=20)
+NOW = 1_800_000_000_000
+
+
+def failures(db) -> int:
+    """Count the stored failed logins."""
+    return db.execute("SELECT count(*) FROM login_failure").fetchone()[0]
+
+
+def post_login(client, name: str, password: str, address: str = "127.0.0.1", json: bool = False):
+    """Post the login form from an address (as HTML, or asking for JSON)."""
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token},
+                       headers=JSON if json else {}, environ_base={"REMOTE_ADDR": address})
+
+
+@pytest.mark.parametrize("times,limit,expected", [
+    ([], 5, 0), ([NOW - 1] * 4, 5, 0),
+    ([NOW - 1, NOW - 2, NOW - 3, NOW - 4, NOW - 600_000], 5, 300_000),
+    ([NOW] * 9, 5, 900_000), ([NOW - 1] * 5, 0, 0)])
+def test_wait_until_the_limit_th_newest_failure_leaves_the_window(times, limit, expected):
+    assert wait_ms(times, limit, LIMITS.window_ms, NOW) == expected
+
+
+def test_five_failures_of_one_name_lock_it_from_every_address_until_the_first_expires(db):
+    for i in range(5):
+        attempt, wait = claim_login_attempt(db, "tom", f"10.0.0.{i}", LIMITS, now=NOW + i * 1000)
+        assert attempt is not None and wait == 0
+    for address in ("10.0.0.1", "10.9.9.9"):
+        assert claim_login_attempt(db, "tom", address, LIMITS, now=NOW + 60_000) == \
+            (None, LIMITS.window_ms - 60_000)
+    assert claim_login_attempt(db, "ada", "10.0.0.1", LIMITS, now=NOW + 60_000)[0] is not None
+    assert failures(db) == 6  # refused attempts are not recorded
+    attempt, wait = claim_login_attempt(db, "tom", "10.0.0.1", LIMITS, now=NOW + LIMITS.window_ms)
+    assert attempt is not None and wait == 0
+
+
+def test_twenty_failures_from_one_address_lock_it_for_every_name(db):
+    for i in range(20):
+        assert claim_login_attempt(db, f"name{i}", "10.0.0.7", LIMITS, now=NOW)[0] is not None
+    assert claim_login_attempt(db, "ada", "10.0.0.7", LIMITS, now=NOW + 1) == \
+        (None, LIMITS.window_ms - 1)
+    assert claim_login_attempt(db, "ada", "10.0.0.8", LIMITS, now=NOW + 1)[0] is not None
+
+
+def test_expired_failures_are_deleted(db):
+    claim_login_attempt(db, "tom", "10.0.0.1", LIMITS, now=NOW)
+    claim_login_attempt(db, "ada", "10.0.0.1", LIMITS, now=NOW + LIMITS.window_ms)
+    assert db.execute("SELECT account FROM login_failure").fetchall() == [("ada",)]
+
+
+def test_success_resets_the_names_count_only(db):
+    for _ in range(4):
+        claim_login_attempt(db, "tom", "10.0.0.1", LIMITS)
+    claim_login_attempt(db, "ada", "10.0.0.1", LIMITS)
+    session_id, wait = rate_limited_login(db, "tom", PASSWORD, "10.0.0.1", LIMITS)
+    assert session_id and wait == 0
+    assert db.execute("SELECT account FROM login_failure").fetchall() == [("ada",)]
+
+
+def test_parallel_guesses_cannot_pass_the_limit_together(app):
+    """Check and record share one write transaction: 12 parallel claims, 5 pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def claim(_):
+        conn = connect(app.config["DATABASE"])
+        try:
+            return claim_login_attempt(conn, "tom", "10.0.0.1", LIMITS)[0] is not None
+        finally:
+            conn.close()
+    with ThreadPoolExecutor(12) as pool:
+        assert sum(pool.map(claim, range(12))) == 5
+
+
+def test_sixth_login_is_refused_with_429_even_with_the_right_password(client, db):
+    for _ in range(5):
+        assert post_login(client, "tom", "wrong-password").status_code == 401
+    page = post_login(client, "tom", PASSWORD)
+    assert page.status_code == 429 and page.mimetype == "text/html"
+    assert "Too many failed logins" in page.get_data(as_text=True)
+    assert "Try again in 15 min" in page.get_data(as_text=True)
+    assert 890 <= int(page.headers["Retry-After"]) <= 900
+    as_json = post_login(client, "tom", PASSWORD, json=True)
+    assert as_json.status_code == 429
+    body = as_json.get_json()
+    assert body["error"] == "too_many_attempts" and "Try again in 15 min" in body["message"]
+    assert 890 <= body["retry_after"] <= 900
+    assert db.execute("SELECT count(*) FROM user_session").fetchone()[0] == 0
+    assert client.get("/").status_code == 302
+    assert post_login(client, "ada", PASSWORD).status_code == 302  # other names still log in
+
+
+def test_address_limit_refuses_the_right_password_from_that_address_only(client, db):
+    for i in range(20):
+        claim_login_attempt(db, f"guess{i}", "10.1.1.1", LIMITS)
+    assert post_login(client, "tom", PASSWORD, address="10.1.1.1").status_code == 429
+    assert post_login(client, "tom", PASSWORD, address="10.1.1.2").status_code == 302
+
+
+def test_limits_are_config_values(tmp_path, users_template):
+    import shutil
+    from lapsync import create_app
+    path = tmp_path / "laptop.sqlite"
+    shutil.copyfile(users_template, path)
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(path),
+                      "LOGIN_MAX_FAILURES_PER_ACCOUNT": 1, "LOGIN_WINDOW_SECONDS": 60})
+    client = app.test_client()
+    assert post_login(client, "tom", "wrong-password").status_code == 401
+    refused = post_login(client, "tom", PASSWORD, json=True)
+    assert refused.status_code == 429 and refused.get_json()["retry_after"] <= 60
+    assert "Try again in 1 min" in refused.get_json()["message"]
+
+
+def test_json_login_answers_json(client):
+    token = csrf_token(client, "/login")
+    wrong = client.post("/login", json={"name": "tom", "password": "nope"},
+                        headers={"X-CSRFToken": token})
+    assert wrong.status_code == 401 and wrong.get_json()["error"] == "wrong_login"
+    right = client.post("/login", json={"name": "tom", "password": PASSWORD},
+                        headers={"X-CSRFToken": token})
+    assert right.status_code == 200 and right.get_json() == {"name": "tom"}
+    assert client.get("/").status_code == 200
+
+
+def test_failures_are_shared_by_every_process_on_the_database(app, client, db):
+    """No in-process state: failures stored by anyone count for every app on the file."""
+    from lapsync import create_app
+    other = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": app.config["DATABASE"]})
+    for _ in range(5):
+        claim_login_attempt(db, "tom", "10.0.0.1", LIMITS)
+    assert post_login(client, "tom", PASSWORD).status_code == 429
+    assert post_login(other.test_client(), "tom", PASSWORD).status_code == 429
+
+
+def test_unlock_logins_command(app, db):
+    for name in ("tom", "tom", "ada"):
+        claim_login_attempt(db, name, "10.0.0.1", LIMITS)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["unlock-logins", "tom"])
+    assert result.exit_code == 0 and "Forgot 2 failed login(s) of 'tom'" in result.output
+    assert runner.invoke(args=["unlock-logins"]).output.startswith("Forgot 1 failed")
+    assert failures(db) == 0
+
+
+def test_an_existing_database_gets_the_login_failure_table(app, db):
+    db.execute("DROP TABLE login_failure")  # a laptop database from before the rate limit
+    from lapsync import create_app
+    create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": app.config["DATABASE"]})
+    assert failures(db) == 0
+
+
+def test_unknown_name_costs_a_password_check_too(db):
+    import time
+    from lapsync.auth import check_unknown_user
+    assert check_unknown_user("warm-up") is False  # makes the stand-in hash once
+    started = time.perf_counter()
+    start_session(db, "tom", "wrong-password")
+    known = time.perf_counter() - started
+    started = time.perf_counter()
+    assert start_session(db, "nobody", "wrong-password") is None
+    unknown = time.perf_counter() - started
+    assert unknown > known / 3  # an argon2 check, not an instant answer
