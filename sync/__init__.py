@@ -135,7 +135,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     if int(app.config["TRUSTED_PROXIES"]):
         proxies = int(app.config["TRUSTED_PROXIES"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from . import api, auth, db, devices, settings, standings, users
     db.init_app(app)

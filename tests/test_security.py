@@ -103,6 +103,16 @@ def test_anonymous_writes_are_refused_everywhere_and_change_nothing(app, client,
     assert snapshot(db) == before
 
 
+def test_anonymous_reads_change_nothing_and_show_no_data(app, client, db, ids):
+    before = snapshot(db)
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in ("static", "auth.login", "sync.status"):
+            continue
+        response = client.get(url_for_rule(rule.rule, ids))
+        assert response.status_code == 302 and "/login" in response.headers["Location"], rule.rule
+    assert snapshot(db) == before
+
+
 def test_anonymous_logout_only_goes_to_login(client, db):
     before = snapshot(db)
     response = client.post("/logout", data={"csrf_token": csrf_token(client, "/login")})
