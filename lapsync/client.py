@@ -102,13 +102,17 @@ class Central:
         try:
             response = self.session.request(method, self.url + protocol.API_PREFIX + path,
                                             timeout=self.timeout, **kwargs)
-            body = response.json() if response.content else {}
         except requests.Timeout as exc:
             raise SyncError(TRANSIENT, f"central did not answer in time ({exc.__class__.__name__})")
         except requests.ConnectionError as exc:
             raise SyncError(TRANSIENT, f"central cannot be reached ({exc.__class__.__name__})")
         except requests.RequestException as exc:  # e.g. a body cut off mid-way
             raise SyncError(TRANSIENT, f"the connection to central broke ({exc.__class__.__name__})")
+        # The body is read already. Parsed apart from the request: requests' JSON error
+        # is a RequestException too, and an HTML error page (a gateway's 502, another
+        # server's 404) is an answer to classify by its status, not a broken connection.
+        try:
+            body = response.json() if response.content else {}
         except ValueError:
             body = None
         return self.check(response.status_code, body)

@@ -5,8 +5,11 @@ import json
 import random
 import socket
 import stat
+import threading
 
 import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Response
 
 from lapsync import client, hlc, protocol
 from lapsync.auth import hash_password
@@ -271,6 +274,24 @@ def test_dropped_connection_is_transient_and_marks_nothing(db, runners, central)
 def test_garbled_answer_is_transient(db, central):
     central.fault("pull", (200, ["not", "an", "object"]))
     assert client.sync_once(db, to(central)).error.kind == client.TRANSIENT
+
+
+@pytest.mark.parametrize("status, kind", [(502, client.TRANSIENT), (503, client.TRANSIENT),
+                                          (404, client.REFUSED), (413, client.REFUSED)])
+def test_an_html_error_page_is_classed_by_its_status_not_as_a_broken_connection(db, status, kind):
+    """Regression (found by bench/chaos.py): a gateway's HTML 502 was reported as "the connection
+    to central broke (JSONDecodeError)", and another server's HTML 404 retried for ever as transient."""
+    page = Response("<html><body><h1>Error</h1></body></html>", status, mimetype="text/html")
+    server = make_server("127.0.0.1", 0, page, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        result = client.sync_once(db, client.Central(f"http://127.0.0.1:{server.server_port}", TOKEN, 2, 5))
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert (result.error.kind, result.error.status) == (kind, status), result.error.message
+    assert result.error.message.startswith(f"central answered {status}")
 
 
 def test_manual_sync_ignores_backoff(db, central):
