@@ -133,7 +133,7 @@ class Schedule:
     one fault per request). Delays are uniform in [min_delay_s, max_delay_s].
     """
 
-    seed: int
+    seed: int | str
     refuse: float = 0.0
     delay: float = 0.0
     drop: float = 0.0
@@ -144,13 +144,16 @@ class Schedule:
     max_delay_s: float = 2.0
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
+        # Two streams: connections and requests interleave differently from run to
+        # run, yet the n-th connection and the n-th request always draw the same.
+        self.connections = random.Random(f"{self.seed}/connections")
+        self.rng = random.Random(f"{self.seed}/requests")
         self.lock = threading.Lock()
 
     def refuses(self) -> bool:
         """Draw whether the next new connection is refused."""
         with self.lock:
-            return self.rng.random() < self.refuse
+            return self.connections.random() < self.refuse
 
     def draw(self) -> Fault:
         """Draw the fault of the next request (a plain Fault when none)."""
