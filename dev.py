@@ -3,13 +3,14 @@
 
     python3 dev.py run     virtualenv, requirements, databases, admin, device; start
                            central (embedded PostgreSQL) and one laptop connected to it
-    python3 dev.py test    virtualenv, test requirements, Chromium; run pytest
+    python3 dev.py test    virtualenv, test requirements, Chromium, faketime; run pytest
 
 Standard library only: this file runs before anything is installed.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -424,6 +425,20 @@ def ensure_chromium() -> None:
              "(Debian's package; never `playwright install`.)")
 
 
+def ensure_faketime() -> None:
+    """Make sure libfaketime exists (the chaos test skews laptop clocks), apt-get when root."""
+    if glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1") or glob.glob("/usr/lib/faketime/libfaketimeMT.so.1"):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        say("installing Debian's faketime for the chaos test (laptop clocks skewed)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update"], env=env)
+        run(["apt-get", "install", "-y", "faketime"], env=env)
+        return
+    sys.exit("dev.py: the chaos test needs libfaketime. Install it with:\n"
+             "    sudo apt-get install faketime")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Set everything up and run central and the laptop app."""
     ensure_venv()
@@ -436,6 +451,7 @@ def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     ensure_venv()
     install("requirements-dev.txt")
     ensure_chromium()
+    ensure_faketime()
     say("running pytest " + " ".join(pytest_args))
     return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *pytest_args], cwd=ROOT).returncode
 
@@ -460,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test", help="set up venv, test requirements and Chromium; run pytest",
         usage="dev.py test [-h] [pytest args ...]", allow_abbrev=False,
         description="Create .venv, install requirements-dev.txt, make sure /usr/bin/chromium "
-                    "exists (apt-get install chromium when root), then run `pytest -q` with "
+                    "and libfaketime exist (apt-get install chromium faketime when root), then run `pytest -q` with "
                     "any further arguments, e.g. `dev.py test tests/test_laps.py -x`. "
                     "Exits with pytest's exit code.")
     return parser
