@@ -72,7 +72,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     csrf.init_app(app)
 
-    from . import auth, db, errors, i18n, laps, runners
+    from . import auth, db, errors, i18n, laps, runners, sessions
+    sessions.init_app(app)
     i18n.init_app(app)
     db.init_app(app)
     database = db.connect(app.config["DATABASE"])
