@@ -456,7 +456,7 @@ class Killer(threading.Thread):
         time.sleep(downtime)
         laptop.start(skew)
 
-    def at_push_answer(self, laptop: Laptop, wait_s: float = 3.0) -> bool:
+    def at_push_answer(self, laptop: Laptop, wait_s: float = 6.0) -> bool:
         """Kill the laptop when central has answered its next push, before it hears; True if so."""
         proc, fired = laptop.proc, threading.Event()
 
@@ -476,8 +476,31 @@ class Killer(threading.Thread):
             proxy.faults.pop(number, None)
         return fired.wait(0.5)
 
+    def inside_push(self, proxy: FaultProxy, delay: float, wait_s: float = 6.0) -> bool:
+        """SIGKILL central DELAY s after the proxy forwarded a push to it; True if it did."""
+        proc, fired = self.central.proc, threading.Event()
+
+        def kill_now(exchange) -> None:
+            """Runs in the proxy once the push went upstream, before central's answer."""
+            time.sleep(delay)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                fired.set()
+
+        with proxy.lock:
+            number = proxy.pushes + 1
+            proxy.faults[number] = Fault(after=kill_now)
+        if fired.wait(wait_s):
+            return True
+        with proxy.lock:
+            proxy.faults.pop(number, None)
+        return fired.wait(0.5)
+
     def kill_central(self) -> None:
-        """Kill central's master and workers; start it again after a pause."""
+        """Kill central (half the time while a push is inside it); start it again after a pause."""
+        if self.rng.random() < 0.5 and self.inside_push(self.rng.choice(self.laptops).proxy,
+                                                        self.rng.uniform(0.0, 0.03)):
+            self.kills["central_inside_push"] += 1
         self.central.kill()
         self.kills["central"] += 1
         time.sleep(self.rng.uniform(0.5, 3.0))
@@ -533,6 +556,12 @@ def snapshot(database_url: str, laptops: list[Laptop]) -> Snapshot:
                     offsets)
 
 
+def central_lap_count(database_url: str) -> int:
+    """Return how many laps central holds now."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM lap").fetchone()[0]
+
+
 def differences(snap: Snapshot, names: list[str]) -> list[str]:
     """Return how the laptops differ from central (empty once sync has settled)."""
     problems = []
@@ -584,6 +613,8 @@ def violations(snap: Snapshot, ledgers: list[Ledger], names: list[str]) -> tuple
         problems.append(f"laps doubled: {doubled}")
     for name, ledger in zip(names, ledgers):
         problems += [f"{name}: unexpected answer: {text}" for text in ledger.unexpected[:5]]
+        if ledger.counts["logins_again"]:   # a login lasts 8 h, whatever the clock does
+            problems.append(f"{name}: the helper was logged out {ledger.counts['logins_again']} times")
     figures = {"lost": len(lost), "doubled": doubled, "extra": len(extra),
                "unconfirmed_at_central": len(unconfirmed), "voids_not_applied": len(voids_wrong),
                "laps_at_central": sum(snap.central_laps.values()),
@@ -642,7 +673,10 @@ class Report:
             f"runners added: {self.runners_added}, runner renames: {self.edits}",
             f"faults injected: {faults} (total {sum(self.faults.values())} over {self.requests} requests)",
             f"process kills: laptop {self.kills['laptop']} (at a push answer: "
-            f"{self.kills['laptop_at_push_answer']}), central {self.kills['central']}",
+            f"{self.kills['laptop_at_push_answer']}), central {self.kills['central']} (inside a push: "
+            f"{self.kills['central_inside_push']})",
+            f"laps at central when the network healed: {f.get('laps_at_central_at_heal', '?')} "
+            f"(the rest arrived while sync settled)",
             f"settle after heal: {self.settle_s:.1f} s, forced syncs {self.forced_syncs}",
             f"laps at central: {f.get('laps_at_central', '?')} (entered but unconfirmed: "
             f"{f.get('unconfirmed_at_central', '?')})",
@@ -777,11 +811,13 @@ def chaos(config: Config, central: Central, proxies: list[FaultProxy], laptops: 
     for helper in helpers:
         helper.join(RETRY_S + 30)
     report.chaos_s = time.monotonic() - started
+    report.figures["laps_at_central_at_heal"] = central_lap_count(database_url)
     for proxy in proxies:
         proxy.heal()
     snap = settle(laptops, database_url, config, report)
     names = [laptop.name for laptop in laptops]
-    problems, report.figures = violations(snap, ledgers, names)
+    problems, figures = violations(snap, ledgers, names)
+    report.figures.update(figures)
     for thread in [*helpers, killer]:
         if thread.is_alive() or thread.error:
             problems.append(f"{thread.name}: {'still running' if thread.is_alive() else repr(thread.error)}")
