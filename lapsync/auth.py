@@ -249,7 +249,8 @@ def login_fields() -> tuple[str, str]:
 
 def client_address() -> str:
     """Return the client's IP address, as the rate limit counts it."""
-    return request.remote_addr or "unknown"
+    # A forwarded address (central behind a trusted proxy) is text from a header.
+    return (request.remote_addr or "unknown")[:100].replace("\x00", "")
 
 
 def login_failed(code: str, message: str, status: int, wait: int = 0) -> Response:

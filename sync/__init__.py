@@ -48,6 +48,12 @@ def error(code: str, message: str, status: int, **extra) -> Response:
     return response
 
 
+def nul_refused() -> Response:
+    """Answer 400: text with a NUL character, which PostgreSQL text cannot hold."""
+    return error("invalid_text", _("The request contains a NUL character, which no text "
+                                   "here may hold."), 400)
+
+
 def register_errors(app: Flask) -> None:
     """Answer every error alike: bad input 4xx, database trouble 503, never a bare 500 page."""
 
@@ -76,6 +82,19 @@ def register_errors(app: Flask) -> None:
         """A body above MAX_CONTENT_LENGTH: 413 naming the limit, nothing read or written."""
         limit = app.config["MAX_CONTENT_LENGTH"]
         return error("too_large", too_large_message(limit), 413, max_bytes=limit)
+
+    @app.errorhandler(psycopg.DataError)
+    def data_error(exc: psycopg.DataError) -> Response:
+        """Text with NUL bound to a query: 400 (was a 500); any other data error is a bug.
+
+        PostgreSQL text cannot hold NUL, and psycopg refuses it before sending the
+        statement, so nothing was written (a transaction around it rolls back). One
+        handler covers every search, filter, id in a URL and login name.
+        """
+        if "NUL" in str(exc):
+            return nul_refused()
+        log.exception("unexpected data error")
+        return error("internal_error", "Central failed unexpectedly; retry later.", 500)
 
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)

@@ -474,3 +474,48 @@ def test_a_hostile_login_name_is_recorded_verbatim(central_client, central_db):
                                                    "csrf_token": token})
     assert response.status_code == 401
     assert central_db.execute("SELECT account FROM login_failure").fetchone()["account"] == NASTY[0]
+
+
+@pytest.mark.parametrize("method,path,args", [
+    ("GET", "/runners/", {"q": "a\x00b"}), ("GET", "/runners/sheets", {"class": "a\x00b"}),
+    ("GET", "/admin/results", {"q": "a\x00b"}), ("GET", "/admin/results/classes", {"class": "a\x00b"}),
+    ("GET", "/admin/certificates/class/a%00b", None), ("GET", "/admin/certificates/runner/a%00b", None),
+    ("GET", "/runners/a%00b/edit", None), ("POST", "/runners/a%00b/edit", None),
+    ("POST", "/login", None)])
+def test_nul_characters_that_reach_a_query_are_a_400_not_a_500(central_admin, central_db, world,
+                                                                method, path, args):
+    """Regression: PostgreSQL text cannot hold NUL; these answered 500."""
+    before = snapshot(central_db)
+    form = {"name": "a\x00b", "password": "x", "start_number": "5", "class": "5a", "grade": "5",
+            "csrf_token": central_admin.csrf}
+    for headers in ({}, JSON):
+        response = central_admin.open(path, method=method, query_string=args, headers=headers,
+                                      data=form if method == "POST" else None)
+        assert response.status_code == 400, response.get_data(as_text=True)[:300]
+        if headers:
+            assert response.get_json()["error"] == "invalid_text"
+        else:
+            assert "NUL character" in response.get_data(as_text=True)
+    assert snapshot(central_db) == before
+
+
+def test_nul_characters_anywhere_in_a_page_request_never_answer_500(central_app, central_admin,
+                                                                     central_db, world):
+    before = snapshot(central_db)
+    nul = "a\x00b"
+    for endpoint, method, rule in routes(central_app, False) + routes(central_app, True):
+        if endpoint in ("static", "auth.logout"):
+            continue
+        for url in {url_for_rule(rule, world), re.sub(r"<(path:)?(runner_id|class_name)>", "a%00b",
+                                                      url_for_rule(rule, {"device_id": world["device_id"]}))}:
+            if method == "GET":
+                response = central_admin.get(url, query_string={"q": nul, "class": nul})
+            else:
+                response = central_admin.post(url, data={"name": nul, "class": nul, "event_name": nul,
+                                                         "reason": nul, "csrf_token": central_admin.csrf})
+            assert response.status_code < 500, (method, url)
+    roster = central_admin.post("/runners/import", data={"csrf_token": central_admin.csrf, "file": (
+        io.BytesIO(b"Name,Klasse,Jahrgang\nA\x00B,5a,5\n"), "nul.csv")},
+        content_type="multipart/form-data")
+    assert roster.status_code == 422  # the importer's report: the name holds a control character
+    assert snapshot(central_db) == before
