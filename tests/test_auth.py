@@ -1,10 +1,11 @@
-"""Login, sessions, roles, CSRF and the create-user command."""
+"""Login, sessions, roles, CSRF, the create-user command and the login rate limit."""
 from __future__ import annotations
 
 import pytest
 
-from lapsync.auth import create_user, session_user, start_session
-from lapsync.db import now_ms
+from lapsync.auth import (LoginLimits, claim_login_attempt, create_user, rate_limited_login,
+                          session_user, start_session, wait_ms)
+from lapsync.db import connect, now_ms
 from lapsync.errors import InputError
 from tests.conftest import PASSWORD, csrf_token, login
 
@@ -141,10 +142,6 @@ def test_init_db_command_is_idempotent(app, db):
 
 
 # --- login rate limit (per name and per address, state in the database) ----------------------
-
-from lapsync.auth import (LoginLimits, claim_login_attempt, forget_login_failures,  # noqa: E402
-                          rate_limited_login, wait_ms)
-from lapsync.db import connect  # noqa: E402
 
 LIMITS = LoginLimits(window_ms=15 * 60 * 1000, per_account=5, per_address=20)
 NOW = 1_800_000_000_000

@@ -17,7 +17,7 @@ from markupsafe import escape
 
 from lapsync.db import now_ms
 from lapsync.laps import record_lap
-from tests.conftest import PASSWORD, csrf_token, login
+from tests.conftest import csrf_token, login
 
 JSON = {"Accept": "application/json"}
 # Writes a teacher may do (lap entry); every other write is for admins only.

@@ -1,6 +1,17 @@
-"""Central's admin login: sessions, roles, CSRF, and HTML versus JSON errors."""
+"""Central's admin login: sessions, roles, CSRF, HTML versus JSON errors, the login rate limit."""
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from lapsync.auth import LoginLimits
+from sync import create_app
+from sync.auth import claim_login_attempt, rate_limited_login
+from sync.db import close_pool
 from tests.pg import CENTRAL_PASSWORD, central_login
 
 
@@ -66,18 +77,6 @@ def test_login_page_and_errors_in_german(central_client, central_viewer):
 
 
 # --- login rate limit: per name and per address, state in PostgreSQL --------------------------
-
-import re  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-
-import psycopg  # noqa: E402
-import pytest  # noqa: E402
-from psycopg.rows import dict_row  # noqa: E402
-
-from lapsync.auth import LoginLimits  # noqa: E402
-from sync import create_app  # noqa: E402
-from sync.auth import claim_login_attempt, rate_limited_login  # noqa: E402
-from sync.db import close_pool  # noqa: E402
 
 LIMITS = LoginLimits(window_ms=15 * 60 * 1000, per_account=5, per_address=20)
 NOW = 1_800_000_000_000
