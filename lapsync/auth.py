@@ -24,6 +24,7 @@ from .protocol import CONTROL_CHARS, MAX_USER_NAME
 bp = Blueprint("auth", __name__)
 ROLES = ("admin", "teacher", "viewer")
 SESSION_MS = 8 * 3600 * 1000
+CLOCK_SLACK_MS = 60_000  # failures stamped further ahead than this: the clock went back
 MAX_ACCOUNT_KEY = 100  # longer names cannot be users (MAX_USER_NAME); keeps the table small
 _hasher = PasswordHasher()
 _dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
@@ -146,10 +147,13 @@ def claim_login_attempt(db: sqlite_utils.Database, name: str, address: str,
     has used up its failures. Check and record share one write transaction, so
     guesses sent in parallel cannot all slip through before the first one fails.
     """
-    now = now_ms() if now is None else now
-    since = now - limits.window_ms
     with transaction(db):
-        db.execute("DELETE FROM login_failure WHERE at <= ?", [since])
+        now = now_ms() if now is None else now  # read under the lock: stamps stay in order
+        since = now - limits.window_ms
+        # Expired, or stamped well ahead of a clock that was set back since (they
+        # would lock the name for the window plus the jump).
+        db.execute("DELETE FROM login_failure WHERE at <= ? OR at > ?",
+                   [since, now + CLOCK_SLACK_MS])
         by_account = [r[0] for r in db.execute(
             "SELECT at FROM login_failure WHERE account = ? AND at > ? ORDER BY at DESC LIMIT ?",
             [account_key(name), since, max(limits.per_account, 1)])]

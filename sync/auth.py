@@ -8,7 +8,7 @@ import psycopg
 from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
 from flask.cli import with_appcontext
 
-from lapsync.auth import (SESSION_MS, LoginLimits, account_key, check_password,
+from lapsync.auth import (CLOCK_SLACK_MS, SESSION_MS, LoginLimits, account_key, check_password,
                           check_unknown_user, login_view, role_label, role_required, wait_ms)
 
 from .db import WRITE_LOCK, connection, get_db, init_schema, now_ms
@@ -44,12 +44,15 @@ def _recent(conn: psycopg.Connection, column: str, value: str, since: int, limit
 
 
 def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
-           now: int) -> tuple[int | None, int]:
+           now: int | None) -> tuple[int | None, int]:
     """Check the limits and record the attempt in one transaction (see claim_login_attempt)."""
-    since = now - limits.window_ms
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOGIN_LOCK])
-        conn.execute("DELETE FROM login_failure WHERE at <= %s", [since])
+        now = now_ms() if now is None else now  # read under the lock: stamps stay in order
+        since = now - limits.window_ms
+        # Expired, or stamped well ahead of a clock that was set back since.
+        conn.execute("DELETE FROM login_failure WHERE at <= %s OR at > %s",
+                     [since, now + CLOCK_SLACK_MS])
         wait = max(wait_ms(_recent(conn, "account", account_key(name), since, limits.per_account),
                            limits.per_account, limits.window_ms, now),
                    wait_ms(_recent(conn, "address", address, since, limits.per_address),
@@ -69,7 +72,6 @@ def claim_login_attempt(conn: psycopg.Connection, name: str, address: str, limit
     used up its failures. The state is in PostgreSQL, so all workers count alike.
     A database made before the table existed gets it here (init-db is idempotent).
     """
-    now = now_ms() if now is None else now
     try:
         return _claim(conn, name, address, limits, now)
     except psycopg.errors.UndefinedTable:

@@ -194,6 +194,14 @@ def test_expired_failures_are_deleted(db):
     assert db.execute("SELECT account FROM login_failure").fetchall() == [("ada",)]
 
 
+def test_failures_ahead_of_a_clock_set_back_are_dropped(db):
+    for _ in range(5):
+        claim_login_attempt(db, "tom", "10.0.0.1", LIMITS, now=NOW)
+    assert claim_login_attempt(db, "tom", "10.0.0.1", LIMITS, now=NOW - 30_000)[0] is None  # jitter
+    attempt, wait = claim_login_attempt(db, "tom", "10.0.0.1", LIMITS, now=NOW - 3600_000)
+    assert attempt is not None and wait == 0  # not locked for the window plus an hour
+
+
 def test_success_resets_the_names_count_only(db):
     for _ in range(4):
         claim_login_attempt(db, "tom", "10.0.0.1", LIMITS)

@@ -111,6 +111,14 @@ def test_five_failures_lock_a_name_and_twenty_an_address(central_db):
     assert failures(central_db) == ["ada"]  # and the old failures were deleted
 
 
+def test_failures_ahead_of_a_clock_set_back_are_dropped(central_db):
+    for _ in range(5):
+        claim_login_attempt(central_db, "ada", "10.0.0.1", LIMITS, now=NOW)
+    assert claim_login_attempt(central_db, "ada", "10.0.0.1", LIMITS, now=NOW - 30_000)[0] is None
+    attempt, wait = claim_login_attempt(central_db, "ada", "10.0.0.1", LIMITS, now=NOW - 3600_000)
+    assert attempt is not None and wait == 0  # not locked for the window plus an hour
+
+
 def test_success_resets_the_names_count(central_app, central_users, central_db):
     from sync.db import connection
     for name in ("ada", "ada", "vic"):
