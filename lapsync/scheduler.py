@@ -20,6 +20,10 @@ JOB_ID = "lapsync-sync"
 EXTENSION = "lapsync_scheduler"
 NUDGE_DELAY_S = 0.5
 MAX_ROUNDS = 3  # extra rounds when laps arrive during a sync
+# Syncs start at least this far apart. Each sync commits to SQLite a few times
+# (an fsync each under synchronous=FULL); back to back under a steady stream of
+# laps they added nearly one commit per lap to lap entry's own (bench_load.py).
+MIN_GAP_S = 0.5
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +36,7 @@ class SyncJob:
         self.lock = threading.Lock()
         self.again = threading.Event()
         self.nudged_until = 0.0
+        self.started = float("-inf")  # monotonic start of the last sync
         self.centrals: dict = {}
 
     def run(self) -> None:
@@ -41,12 +46,20 @@ class SyncJob:
             return
         try:
             for _ in range(MAX_ROUNDS):
+                self.pace()
                 self.again.clear()
                 self.sync()
                 if not self.again.is_set():
                     break
         finally:
             self.lock.release()
+
+    def pace(self) -> None:
+        """Wait until MIN_GAP_S has passed since the last sync started (laps batch up meanwhile)."""
+        wait = self.started + MIN_GAP_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.started = time.monotonic()
 
     def sync(self) -> None:
         """Run one sync, logging rather than raising (the job must keep ticking)."""

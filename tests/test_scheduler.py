@@ -143,3 +143,25 @@ def test_job_takes_a_new_token_from_the_config_file(tmp_path, central):
     assert app.config["CENTRAL_TOKEN"] == TOKEN
     assert db.execute("SELECT value FROM meta WHERE key = 'last_success_ms'").fetchone() is not None
     db.close()
+
+
+def test_sync_rounds_start_min_gap_apart_while_laps_keep_arriving(tmp_path, monkeypatch):
+    """Regression (bench/bench_load.py): at 50 laps/s every sync saw new laps and went
+    round again at once, so syncs ran back to back, each committing (fsync) a few times
+    for a handful of laps: nearly one extra commit per lap beside lap entry's own."""
+    monkeypatch.setattr(scheduler, "MIN_GAP_S", 0.2)
+    app = live_app(tmp_path, SYNC_ENABLED=False)
+    job = app.extensions[scheduler.EXTENSION]
+    starts: list[float] = []
+
+    def sync() -> None:  # stands in for client.sync_app: a lap arrives during every sync
+        starts.append(time.monotonic())
+        job.again.set()
+
+    monkeypatch.setattr(job, "sync", sync)
+    job.run()
+    job.run()  # the next run (a nudge or the interval) keeps the gap too
+    assert len(starts) == 2 * scheduler.MAX_ROUNDS
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.2 - 0.005, gaps
+    assert max(gaps) < 0.2 + 0.15, gaps  # paced, not stalled
