@@ -401,6 +401,10 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
     meanwhile. A batch is marked only after central's answer to it, as before.
     """
     start, seen = first_pending(db), Counter()
+    # The backlog found now: laps typed meanwhile go with the next sync. Chasing them
+    # under a steady stream of laps kept one run going, a few laps and two commits
+    # (fsyncs) per round trip (bench/bench_load.py).
+    end = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
     recall_encodings(db, central)
     if start is None and get_meta(db, "push_bound") != central.fingerprint:
         # An empty push binds the token to this laptop before the first pull, so
@@ -411,7 +415,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lapsync-push") as sender:
         for _ in range(MAX_BATCHES_PER_RUN):
             if inflight is None:  # not pipelined: start from the first pending change
-                if start is None:
+                if start is None or start > end:
                     return
                 seen[start] += 1
                 if seen[start] > 2:  # central keeps answering without moving on
@@ -422,7 +426,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
                                     "this laptop does not have")
                 inflight = sender.submit(send, central, laptop_id, batch)
             batch, inflight, start = push_step(db, central, sender, laptop_id, batch, inflight,
-                                               result, progress)
+                                               result, progress, end)
 
 
 Step = tuple[Batch | None, Future | None, int | None]  # next batch, its request, next start
@@ -430,15 +434,19 @@ Step = tuple[Batch | None, Future | None, int | None]  # next batch, its request
 
 def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExecutor,
               laptop_id: str, batch: Batch, inflight: Future, result: SyncResult,
-              progress: Callable[[int], None] | None) -> Step:
-    """Settle the batch in flight, sending the next one first when central took all of it."""
+              progress: Callable[[int], None] | None, end: int | None = None) -> Step:
+    """Settle the batch in flight, sending the next one first when central took all of it.
+
+    END: the last seq of this run's backlog; nothing after it is sent ahead.
+    """
     ahead = encode_batch(db, batch.seqs[-1] + 1, protocol.LAP_RUN in central.encodings)
     try:
         status, answer, sent, received = inflight.result()
     except SyncError as exc:
         raise compact_refused(db, central, batch, exc) from None
     following = None
-    if status == 200 and answer.get("acked_seq") == batch.seqs[-1] and ahead.seqs:
+    if status == 200 and answer.get("acked_seq") == batch.seqs[-1] and ahead.seqs \
+            and (end is None or batch.seqs[-1] < end):
         following = sender.submit(send, central, laptop_id, ahead)
     before = result.pushed
     start = settle(db, central, status, answer, sent, received, result)

@@ -13,7 +13,8 @@ from werkzeug.wrappers import Response
 
 from lapsync import client, hlc, protocol
 from lapsync.auth import hash_password
-from lapsync.db import device_id, get_meta, new_id, now_ms, record_change, transaction
+from lapsync.db import (connect, device_id, get_meta, new_id, now_ms, record_change,
+                         transaction)
 from lapsync.laps import record_lap, set_void
 from tests.conftest import PASSWORD, login
 from tests.fake_central import TOKEN, FakeCentral
@@ -85,6 +86,34 @@ def test_sync_pushes_everything_once_with_bearer_token_and_clock(db, runners, ce
     assert abs(int(get_meta(db, "clock_offset_ms"))) < 5_000
     assert client.sync_once(db, to(central)).pushed == 0  # nothing twice
     assert len(central.received) == total
+
+
+def test_a_push_sends_the_backlog_it_found_and_leaves_laps_typed_meanwhile(db, runners, central,
+                                                                           monkeypatch):
+    """Regression (bench/bench_load.py): with a lap typed during every round trip, one push
+    went on and on, a few laps and two commits (fsyncs) per round, beside lap entry."""
+    laps(db, 1, 2)
+    found = pending(db)
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    typed: list[str] = []
+    real_send = client.send
+
+    def send_while_a_helper_types(*args):  # a lap is recorded while the batch travels
+        if len(typed) < 5:  # bounded, so that the old behaviour ends too
+            helper = connect(path)
+            typed.append(record_lap(helper, 17, user_id(helper), 0)["lap"]["id"])
+            helper.close()
+        return real_send(*args)
+
+    monkeypatch.setattr(client, "send", send_while_a_helper_types)
+    result = client.SyncResult()
+    client.push(db, to(central), result)
+    assert len(central.pushed()) == 1 and result.pushed == len(found)
+    assert [c["seq"] for c in central.received] == found
+    assert len(typed) == 1 and len(pending(db)) == 1  # waits for the next sync
+    monkeypatch.setattr(client, "send", real_send)
+    assert client.sync_once(db, to(central)).pushed == 1 and pending(db) == []
+    assert typed[0] in [c["id"] for c in central.received]
 
 
 def test_only_acked_rows_are_marked_pushed(db, runners, central):
