@@ -170,3 +170,166 @@ def test_report_is_json_ready_and_printable():
     assert error.status == 422 and error.code == "invalid_roster"
     assert error.extra["problems"] == [{"line": 2, "message": "The grade must be 1 to 13."}]
     assert format_report(error).splitlines()[1] == "line 2: The grade must be 1 to 13."
+
+
+# ---- fuzzing (issue 5): any bytes give every runner or a report, never a crash ------
+
+import csv  # noqa: E402
+import io  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lapsync.protocol import CONTROL_CHARS  # noqa: E402
+
+TAKEN = [(17, "Cleo Dahl", "6b")]
+_TRICKY = ["=SUM(A1:A9)", "+49 170", "-5", "@cmd", "=cmd|' /C calc'!A0", '"quoted"', "a,b",
+           "a;b", "x\ny", "x\r\ny", "\t", " ", "", "5", "13", "14", "0", "007", "١٢", "Zoë",
+           "Ærø", "€", "ß", "\u2028", "\ufeff", "'; DROP TABLE runner;--", "Anna Berg", "5a",
+           "x" * 101, "17"]
+SAFE = st.text(alphabet="abcdefghijklmnopqrstuvwxyzäöüßÄÖÜé -'", min_size=1, max_size=20)
+TRICKY = st.one_of(st.sampled_from(_TRICKY), st.text(max_size=12))
+COLUMN = {"name": SAFE, "klasse": st.sampled_from(["5a", "6b", "Q1", " 7c "]),
+          "jahrgang": st.sampled_from([str(g) for g in range(1, 14)]),
+          "startnummer": st.sampled_from(["", "", "3", "12", "999999"])}
+GOOD_HEADERS = st.sampled_from([["Name", "Klasse", "Jahrgang"], ["name", " KLASSE ", "jahrgang"],
+                                ["Jahrgang", "Name", "Klasse", "Startnummer"]])
+HEADERS = st.sampled_from([["Name", "Klasse", "Jahrgang"], ["name", " KLASSE ", "jahrgang"],
+                           ["Jahrgang", "Name", "Klasse", "Startnummer"],
+                           ["Name", "Klasse", "Jahrgang", "Startnummer"], ["Name", "Klasse"],
+                           ["Name", "Klasse", "Jahrgang", "Name"], ["Vorname", "Klasse", "Jahrgang"]])
+
+
+@st.composite
+def roster_row(draw, header: list[str]) -> list[str]:
+    """Draw one row: mostly good cells for its columns, now and then a tricky one or ragged."""
+    row = [draw(st.one_of(COLUMN.get(name.strip().lower(), TRICKY), TRICKY)
+                if draw(st.integers(0, 24)) == 0 else COLUMN.get(name.strip().lower(), TRICKY))
+           for name in header]
+    if draw(st.integers(0, 24)) == 0:
+        row = row[:-1] if draw(st.booleans()) else row + [draw(TRICKY)]
+    return row
+
+
+@st.composite
+def roster_files(draw) -> bytes:
+    """Draw a roster-like file: header, rows with tricky cells, any delimiter and codec."""
+    if draw(st.integers(0, 7)) == 0:
+        return draw(st.binary(max_size=300))                       # any bytes at all
+    header = draw(st.one_of(GOOD_HEADERS, GOOD_HEADERS, HEADERS))
+    rows = [header] + draw(st.lists(roster_row(header), min_size=1, max_size=8))
+    delimiter = draw(st.sampled_from([",", ";"]))
+    if draw(st.booleans()):                                        # properly quoted
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))
+                   ).writerows(rows)
+        text = out.getvalue()
+    else:                                                          # naive: quotes left broken
+        text = "\n".join(delimiter.join(row) for row in rows) + draw(st.sampled_from(["", "\n"]))
+    codec = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-8", "utf-16"]))
+    data = text.encode(codec, errors="replace")
+    if draw(st.integers(0, 9)) == 0:                               # a stray byte somewhere
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at:]
+    return data
+
+
+def check_roster(data: bytes, existing=TAKEN) -> list[dict] | RosterError:
+    """Parse data; assert the outcome is all runners, clean, or a report of real lines."""
+    try:
+        runners = parse(data, existing)
+    except RosterError as refused:
+        lines = data.count(b"\n") + data.count(b"\r") + 2        # generous: any line break
+        assert refused.problems and refused.status == 422
+        assert all(1 <= p.line <= lines and p.message.strip() for p in refused.problems)
+        assert [p.line for p in refused.problems] == sorted(p.line for p in refused.problems)
+        assert format_report(refused).startswith(refused.message)
+        return refused
+    numbers = [r["start_number"] for r in runners]
+    assert runners and len(set(numbers)) == len(numbers)
+    assert not set(numbers) & {n for n, _name, _class in existing}
+    for runner in runners:
+        assert validate_runner(runner["start_number"], runner["name"], runner["class"],
+                               runner["grade"]) == runner           # clean as stored
+        assert not CONTROL_CHARS.search(runner["name"] + runner["class"])
+    return runners
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=roster_files())
+def test_any_file_imports_whole_and_clean_or_is_refused_with_a_line_report(data):
+    check_roster(data)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(rows=st.lists(st.tuples(SAFE, st.sampled_from(["5a", "6b", "7c", "10d", "Q1"]),
+                               st.integers(1, 13), st.booleans()), min_size=1, max_size=12),
+       delimiter=st.sampled_from([",", ";"]), codec=st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]),
+       formula=st.sampled_from(["", "=", "+", "-", "@"]))
+def test_a_clean_file_imports_exactly_its_rows_in_any_encoding(rows, delimiter, codec, formula):
+    """Names as the office typed them, formula-like ones included (neutralised on export)."""
+    rows = [(formula + name.strip() if name.strip() else "x", class_, grade, quoted)
+            for name, class_, grade, quoted in rows]
+    keys = [(" ".join(n.split()).casefold(), c.casefold()) for n, c, _g, _q in rows]
+    if len(set(keys)) != len(keys):
+        return  # doubles are a refusal, checked elsewhere
+    lines = [delimiter.join(["Name", "Klasse", "Jahrgang"])]
+    lines += [delimiter.join([f'"{n}"' if q else n, c, str(g)]) for n, c, g, q in rows]
+    runners = check_roster(("\r\n".join(lines) + "\r\n").encode(codec), existing=[])
+    assert [(r["name"], r["class"], r["grade"]) for r in runners] == \
+        [(" ".join(n.split(" ")).strip(), c, g) for n, c, g, _q in rows]
+    assert [r["start_number"] for r in runners] == list(range(1, len(rows) + 1))
+
+
+def _post_roster(client, data: bytes, as_json: bool):
+    """Upload data to a roster import view (the laptop's or central's) as a form or JSON client."""
+    headers = {"Accept": "application/json", "X-CSRFToken": client.csrf} if as_json else {}
+    form = {"file": (io.BytesIO(data), "klassen.csv")}
+    if not as_json:
+        form["csrf_token"] = client.csrf
+    return client.post("/runners/import", data=form, content_type="multipart/form-data",
+                       headers=headers)
+
+
+def check_upload(client, data: bytes, as_json: bool, existing: list, state) -> None:
+    """Post data; the view must do exactly what parse_roster says: import all, or refuse all."""
+    before = state()
+    expected = check_roster(data, existing)
+    response = _post_roster(client, data, as_json)
+    if isinstance(expected, RosterError):
+        assert response.status_code == 422, response.get_data(as_text=True)[:500]
+        assert state() == before                                    # nothing changed
+        if as_json:
+            assert response.get_json()["error"] == "invalid_roster"
+            assert response.get_json()["problems"] == expected.extra["problems"]
+        else:
+            assert 'class="import-report"' in response.get_data(as_text=True)
+        return
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    assert len(state()[0]) == len(before[0]) + len(expected)
+
+
+_VIEWS = settings(max_examples=100, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@_VIEWS
+@given(data=roster_files(), as_json=st.booleans())
+def test_the_laptop_import_view_imports_all_or_nothing_whatever_the_file(admin, db, data, as_json):
+    existing = db.execute("SELECT start_number, name, class FROM runner").fetchall()
+    check_upload(admin, data, as_json, existing, lambda: (
+        db.execute("SELECT * FROM runner ORDER BY id").fetchall(),
+        db.execute("SELECT count(*), max(seq) FROM change").fetchone()))
+
+
+@_VIEWS
+@given(data=roster_files(), as_json=st.booleans())
+def test_the_central_import_view_imports_all_or_nothing_whatever_the_file(central_admin, central_db,
+                                                                         data, as_json):
+    existing = [(r["start_number"], r["name"], r["class"])
+                for r in central_db.execute("SELECT start_number, name, class FROM runner")]
+    check_upload(central_admin, data, as_json, existing, lambda: (
+        central_db.execute("SELECT * FROM runner ORDER BY id").fetchall(),
+        central_db.execute("SELECT last_value FROM change_id_seq").fetchone(),
+        central_db.execute("SELECT count(*) FROM clash").fetchone()))
