@@ -341,3 +341,123 @@ def test_a_run_central_has_in_part_applies_only_its_new_laps(central_db, device_
         box.lap(runner), box.lap(runner)
         send(central_db, device_token, compact(box.body(11, 11)))
     assert refused.value.code == "seq_gap" and refused.value.extra["resume_from"] == 10
+
+
+# ---- fuzzing the push endpoint (issue 5) -------------------------------------------
+
+import json  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.test_protocol import _spec_validator, mutated_bodies  # noqa: E402
+
+ME = "d" * 24                                   # the laptop the fuzzed token is bound to
+POOL = [c * 24 for c in "abcefgh"]              # few ids: re-sent laps, voids before laps, clashes
+SPEC_PULL = _spec_validator("PullResponse")
+_RAW = st.one_of(st.binary(max_size=200), st.sampled_from([
+    b"", b"null", b"[]", b"{}", b'"x"', b"1e400", b"NaN", b'{"protocol": 1, "protocol": 1}',
+    b"[" * 100_000, b'{"a":' * 5000 + b"1" + b"}" * 5000, b"9" * 5000, b"\xff\xfe{}",
+    b'{"protocol": 1, "device_id": "\\ud800"}']))
+
+
+def _text(low: int, high: int) -> st.SearchStrategy:
+    """Names as people type them, and as attackers do: stored and shown verbatim."""
+    typed = st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=low, max_size=high)
+    tricky = st.sampled_from(["Anna Berg", "'; DROP TABLE runner;--", "=1+1", "Zoë", "<b>x</b>",
+                              "Robert'); --", "a\u2028b", "\u202eevil", "🏃" * 25])
+    return st.one_of(tricky, typed).filter(lambda t: low <= len(t.strip()) <= high)
+
+
+@st.composite
+def valid_change(draw) -> dict:
+    """Draw one change a laptop could send (seq is set by valid_batches)."""
+    kind = draw(st.sampled_from(["lap", "lap", "laps", "lap_void", "runner", "user"]))
+    hlc = f"{draw(st.integers(1_700_000_000_000, 1_700_000_000_003)):013d}.{draw(st.integers(0, 2)):04d}"
+    origin, one = draw(st.sampled_from([ME, POOL[0]])), st.sampled_from(POOL)
+    time = st.integers(0, 10 ** 14 - 1)
+    if kind == "lap":
+        lap = {"id": draw(one), "runner_id": draw(one), "created_by": draw(one),
+               "time": draw(time), "device_id": draw(st.sampled_from([ME, POOL[1]]))}
+        return {"entity": "lap", "id": lap["id"], "data": lap}
+    if kind == "laps":
+        n = draw(st.integers(1, 4))
+        return {"entity": "laps", "data": {
+            "id": draw(st.lists(one, min_size=n, max_size=n)),
+            "runner_id": draw(st.lists(one, min_size=n, max_size=n)),
+            "created_by": [draw(one)] * n, "time": draw(st.lists(time, min_size=n, max_size=n)),
+            "device_id": [ME] * n}}
+    if kind == "lap_void":
+        lap_id = draw(one)
+        return {"entity": "lap_void", "id": lap_id, "data": {
+            "lap_id": lap_id, "voided": draw(st.booleans()), "at": draw(time), "by": draw(one),
+            "reason": draw(st.one_of(st.none(), _text(0, 200))), "hlc": hlc, "origin": origin}}
+    if kind == "runner":
+        runner_id = draw(one)
+        return {"entity": "runner", "id": runner_id, "data": {
+            "id": runner_id, "start_number": draw(st.integers(1, 4)), "name": draw(_text(1, 100)),
+            "class": draw(st.one_of(st.sampled_from(["5a", "6b"]), _text(1, 20))),
+            "grade": draw(st.integers(1, 13)), "hlc": hlc, "origin": origin}}
+    user_id = draw(one)
+    return {"entity": "user", "id": user_id, "data": {
+        "id": user_id, "name": draw(st.one_of(st.sampled_from(["tom", "ada"]), _text(1, 50))),
+        "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        "role": draw(st.sampled_from(["admin", "teacher", "viewer"])), "created_at": draw(time),
+        "hlc": hlc, "origin": origin}}
+
+
+@st.composite
+def valid_batches(draw) -> dict:
+    """Draw a valid push body of ME: seqs from 1, contiguous (a run counts its laps)."""
+    changes, seq = [], 1
+    for change in draw(st.lists(valid_change(), max_size=8)):
+        changes.append({"seq": seq, **change})
+        seq += len(change["data"]["id"]) if change["entity"] == "laps" else 1
+    return {"protocol": 1, "device_id": ME, "device_time": draw(st.integers(0, 10 ** 14 - 1)),
+            "changes": changes}
+
+
+def shifted(body: object, by: int) -> object:
+    """Move every integer seq of a body's changes up by `by` (each example a new batch)."""
+    if isinstance(body, dict) and isinstance(body.get("changes"), list):
+        for change in body["changes"]:
+            if isinstance(change, dict) and type(change.get("seq")) is int:
+                change["seq"] += by
+    return body
+
+
+def post_push(client, token: str, data: bytes, media: str = "application/json"):
+    """POST raw bytes to the push endpoint as the device of token."""
+    return client.post("/api/v1/push", data=data, content_type=media,
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(kind_body=st.one_of(valid_batches().map(lambda b: ("valid", b)),
+                           mutated_bodies().map(lambda b: ("mutated", b)),
+                           _RAW.map(lambda b: ("raw", b))),
+       media=st.sampled_from(["application/json"] * 6 + ["text/plain", "application/json; charset=utf-8"]))
+def test_any_push_body_is_applied_or_refused_with_a_4xx_and_a_refusal_writes_nothing(
+        central_client, central_db, device_token, kind_body, media):
+    kind, body = kind_body
+    bind = {"protocol": 1, "device_id": ME, "device_time": 0, "changes": []}
+    assert post_push(central_client, device_token, json.dumps(bind).encode()).status_code == 200
+    acked = central_db.execute("SELECT last_seq FROM device").fetchone()["last_seq"]
+    data = body if kind == "raw" else json.dumps(shifted(body, acked)).encode()
+    before = snapshot(central_db, skip_device_contact=True)
+    response = post_push(central_client, device_token, data, media)
+    answer = response.get_json()
+    assert response.status_code in (200, 400, 403, 409, 413, 415, 422), answer
+    if kind == "valid" and media != "text/plain":
+        assert response.status_code == 200, answer          # what a laptop sends is taken
+    if response.status_code != 200:
+        assert isinstance(answer["error"], str) and isinstance(answer["message"], str)
+        assert snapshot(central_db, skip_device_contact=True) == before
+        return
+    assert answer["acked_seq"] >= acked
+    kept = totals(central_db)                                # a runner with every lap voided: 0
+    assert min(kept.values(), default=0) >= 0
+    assert {runner: n for runner, n in kept.items() if n} == counted_laps(central_db)
+    page = pull(central_db, {"id": 0, "laptop_id": POOL[-1]}, 0, 1000)  # what others pull
+    SPEC_PULL.validate(json.loads(json.dumps(page)))        # stored data pulls as the spec says
