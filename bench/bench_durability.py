@@ -10,10 +10,17 @@ Three parts, each for both settings (the app's config SQLITE_SYNCHRONOUS):
   3. process kill: the laptop app as its own process (as in tests/test_durability.py),
      four helpers posting at once, SIGKILL at a random moment of the burst,
      --kills times per setting; every lap whose POST answered 2xx must be in
-     the file afterwards with its outbox change.
-What a power cut or an OS crash would take under NORMAL cannot be shown by
-killing a process (the page cache survives that); the summary explains it with
-the SQLite documentation. Run from the repository root:
+     the file afterwards with its outbox change;
+  4. power cut, modelled: a process kill cannot show what a power cut or an OS
+     crash takes (the page cache survives a kill). Here a laptop file made by the
+     app is opened through an apsw VFS that keeps, per file, only what was
+     fsynced; laps are committed with record_lap's statements (lap + outbox
+     change, BEGIN IMMEDIATE) and then the power is "cut": every write not
+     fsynced is dropped (the worst case; a real cut loses some or all of them)
+     and the files are opened again with the app's own connect(). apsw brings
+     its own SQLite build; the WAL and sync logic is the same.
+The summary explains the results with the SQLite documentation. Run from the
+repository root:
 
     .venv/bin/python bench/bench_durability.py                     # ~3 minutes
     .venv/bin/python bench/bench_durability.py --rounds 1 --laps 5000 --kills 2
@@ -76,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kills", type=int, default=5, help="SIGKILL trials per setting (0: skip)")
     p.add_argument("--helpers", type=int, default=4, help="concurrent helpers in a kill trial")
     p.add_argument("--seed", type=int, default=None, help="seed of the kill moments (default random)")
+    p.add_argument("--cuts", type=int, default=5, help="modelled power cuts per setting (0: skip)")
+    p.add_argument("--cut-laps", type=int, default=3_000,
+                   help="at most this many laps before a modelled power cut")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p.parse_args(argv)
 
@@ -176,9 +186,137 @@ def kills(args: argparse.Namespace) -> dict:
     return {"seed": seed, "trials": trials}
 
 
+# --- 4. power cut, modelled -------------------------------------------------------
+
+def power_cut_vfs(name: str):
+    """Return an apsw VFS called NAME that remembers, per file, only the content of its last fsync."""
+    import apsw
+
+    class File(apsw.VFSFile):
+        """A file of the default VFS whose writes count as durable only once synced."""
+
+        def __init__(self, vfs, name, flags):
+            super().__init__("", name, flags)
+            self.vfs = vfs
+            self.path = name.filename() if isinstance(name, apsw.URIFilename) else name
+            if self.path not in vfs.durable:  # what existed before is on the disk
+                vfs.durable[self.path] = bytearray(Path(self.path).read_bytes()) \
+                    if self.path and Path(self.path).exists() else None
+            vfs.pending.setdefault(self.path, [])
+
+        def xWrite(self, data, offset):
+            super().xWrite(data, offset)
+            self.vfs.pending[self.path].append((offset, bytes(data)))
+
+        def xTruncate(self, size):
+            super().xTruncate(size)
+            self.vfs.pending[self.path].append((size, None))
+
+        def xSync(self, flags):
+            super().xSync(flags)
+            image = self.vfs.durable[self.path] or bytearray()
+            for offset, data in self.vfs.pending[self.path]:
+                if data is None:
+                    del image[offset:]
+                else:
+                    image[len(image):offset] = bytes(max(0, offset - len(image)))
+                    image[offset:offset + len(data)] = data
+            self.vfs.durable[self.path], self.vfs.pending[self.path] = image, []
+            self.vfs.syncs += 1
+
+    class VFS(apsw.VFS):
+        """The default VFS with durability bookkeeping."""
+
+        def __init__(self):
+            self.durable: dict[str, bytearray | None] = {}
+            self.pending: dict[str, list] = {}
+            self.syncs = 0
+            super().__init__(name, "")
+
+        def xOpen(self, name, flags):
+            return File(self, name, flags)
+
+    return VFS()
+
+
+def cut_trial(work: Path, setting: str, laps: int) -> dict:
+    """Commit LAPS laps as record_lap does, cut the power, count what the files still hold."""
+    import apsw
+    from lapsync.db import connect, device_id, new_id, now_ms
+
+    path = prepare_database(work, runners=40)
+    db = connect(path)
+    me, user = device_id(db), db.execute("SELECT id FROM user").fetchone()[0]
+    runners = [r[0] for r in db.execute("SELECT id FROM runner")]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    vfs = power_cut_vfs(f"powercut-{work.name}")
+    conn = apsw.Connection(str(path), vfs=f"powercut-{work.name}")
+    # apsw's VFS has no shared-memory methods: one connection, WAL index in its heap.
+    for pragma in ("locking_mode=EXCLUSIVE", "journal_mode=WAL", f"synchronous={setting}",
+                   "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    confirmed = []
+    for i in range(laps):
+        lap = {"id": new_id(), "runner_id": runners[i % len(runners)], "created_by": user,
+               "time": now_ms(), "device_id": me}
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
+                     "VALUES (:id, :runner_id, :created_by, :time, :device_id, NULL)", lap)
+        conn.execute("INSERT INTO change (entity, entity_id, payload, created_at) "
+                     "VALUES ('lap', ?, ?, ?)",
+                     (lap["id"], json.dumps(lap, separators=(",", ":")), now_ms()))
+        conn.execute("COMMIT")  # here the helper sees the lap confirmed
+        confirmed.append(lap["id"])
+    survived = after_power_cut(vfs, path, work / "after")
+    conn.close()
+    vfs.unregister()
+    lost = [lap_id for lap_id in confirmed if lap_id not in survived["laps"]]
+    return {"confirmed": len(confirmed), "lost": len(lost), "syncs": vfs.syncs,
+            "integrity": survived["integrity"]}
+
+
+def after_power_cut(vfs, path: Path, where: Path) -> dict:
+    """Write each file as the disk holds it after the cut; open it as the app would; read it."""
+    from lapsync.db import connect
+
+    where.mkdir()
+    for suffix in ("", "-wal"):  # -shm is rebuilt from the WAL; unsynced files are gone
+        image = vfs.durable.get(f"{path}{suffix}")
+        if image is not None:
+            Path(f"{where / path.name}{suffix}").write_bytes(bytes(image))
+    db = connect(where / path.name)
+    try:
+        laps = {r[0] for r in db.execute("SELECT l.id FROM lap l JOIN change c "
+                                         "ON c.entity = 'lap' AND c.entity_id = l.id")}
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+    return {"laps": laps, "integrity": integrity}
+
+
+def power_cuts(args: argparse.Namespace) -> dict:
+    """Run the modelled power cuts for both settings; return the trials per setting."""
+    rng = random.Random(args.seed if args.seed is not None else 3)
+    counts = [rng.randint(100, args.cut_laps) for _ in range(args.cuts)]
+    trials: dict[str, list[dict]] = {s: [] for s in SETTINGS}
+    print(f"-- modelled power cuts after {counts} laps (writes not fsynced are dropped)")
+    for count in counts:
+        for setting in SETTINGS:
+            work = Path(tempfile.mkdtemp(prefix=f"cut-{setting}-", dir=bench_laps.OUT))
+            try:
+                trial = cut_trial(work, setting, count)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            trials[setting].append(trial)
+            print(f"   {setting:6} {trial['confirmed']} laps confirmed, {trial['syncs']} fsyncs; "
+                  f"after the cut: lost {trial['lost']}, integrity_check {trial['integrity']}")
+    return trials
+
+
 # --- the summary -----------------------------------------------------------------
 
-def summary(speeds: dict | None, fsyncs: dict, killed: dict | None) -> None:
+def summary(speeds: dict | None, fsyncs: dict, killed: dict | None, cuts: dict | None) -> None:
     """Print the comparison, the ratios and what each setting risks."""
     print("\n== synchronous=FULL vs NORMAL (WAL mode), measured in this run ==")
     if speeds:
@@ -201,6 +339,12 @@ def summary(speeds: dict | None, fsyncs: dict, killed: dict | None) -> None:
             print(f"{name:6} SIGKILL: {len(trials)} kills, {total['confirmed']} laps confirmed before "
                   f"them, {total['in_flight']} in flight; lost {total['lost']}, without outbox "
                   f"change {total['without_change']}, error answers {total['errors']}")
+    for name, trials in (cuts or {}).items():
+        confirmed, lost = sum(t["confirmed"] for t in trials), sum(t["lost"] for t in trials)
+        ok = all(t["integrity"] == "ok" for t in trials)
+        print(f"{name:6} power cut (model): {len(trials)} cuts, {confirmed} laps confirmed before "
+              f"them; lost {lost} ({lost / confirmed:.0%}), per cut {[t['lost'] for t in trials]}; "
+              f"integrity_check {'ok every time' if ok else 'FAILED'}")
     print("""
 What each setting risks (SQLite documentation):
   FULL   in WAL mode the WAL is fsynced at every commit, before COMMIT returns:
@@ -231,10 +375,12 @@ def main(argv: list[str] | None = None) -> None:
         os.sched_setaffinity(0, set(range(os.cpu_count())))  # the kill trials use both CPUs
     fsyncs = {s: fsyncs_per_lap(args, s) for s in SETTINGS} if args.fsync_laps else {}
     killed = kills(args) if args.kills else None
-    summary(speeds, fsyncs, killed)
+    cuts = power_cuts(args) if args.cuts else None
+    summary(speeds, fsyncs, killed, cuts)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "speed": speeds,
-                                               "fsyncs": fsyncs, "kills": killed}, indent=1))
+                                               "fsyncs": fsyncs, "kills": killed,
+                                               "power_cuts": cuts}, indent=1))
 
 
 if __name__ == "__main__":
