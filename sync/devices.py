@@ -3,11 +3,21 @@
 The devices page lists every laptop's sync state; an admin registers a device
 (its token is shown once, on the answer to that form, and never again) and
 revokes one (the same effect as `flask --app sync revoke-device NAME`).
+
+A device may be trusted to manage users (`manage_users`, off by default): only then
+may its pushes create, promote, change or demote an admin (sync/push.py,
+apply_user). The flag is set at registration (`register-device NAME
+--manage-users`, a checkbox on the page) and changed with `set-device NAME
+--manage-users / --no-manage-users` or the page. A change on the page goes into the
+decision log with the admin's name; one on the command line (the operator, who holds
+the database anyway) is printed and logged as a warning. The page also lists the
+changes central refused from laptops (rejected_change), so an attempt is seen.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import secrets
 
 import click
@@ -22,13 +32,17 @@ from lapsync.errors import InputError, wants_json
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
 
 from .auth import admin_required, login_required
-from .db import connection, get_db, now_ms
+from .db import connection, get_db, init_schema, now_ms
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
+log = logging.getLogger(__name__)
 
 MAX_DEVICE_NAME = 50
 DEVICE_COLUMNS = ("id, name, laptop_id, created_at, revoked_at, last_contact, last_seq, "
-                  "clock_offset_ms, laps_pushed")
+                  "clock_offset_ms, laps_pushed, manage_users")
+MAX_REFUSED_SHOWN = 50             # refused changes listed on the devices page
+# The devices page's yes/no values of the manage_users field.
+FLAG_VALUES = {"yes": True, "no": False}
 
 
 def hash_token(token: str) -> str:
@@ -45,14 +59,15 @@ def clean_name(name: str) -> str:
     return name
 
 
-def register_device(conn: psycopg.Connection, name: str) -> str:
+def register_device(conn: psycopg.Connection, name: str, manage_users: bool = False) -> str:
     """Create a device called NAME; return its token (shown once, stored hashed)."""
     name = clean_name(name)
     token = secrets.token_urlsafe(32)
     try:
         with conn.transaction():
-            conn.execute("INSERT INTO device (name, token_hash, created_at) VALUES (%s, %s, %s)",
-                         [name, hash_token(token), now_ms()])
+            conn.execute("INSERT INTO device (name, token_hash, created_at, manage_users) "
+                         "VALUES (%s, %s, %s, %s)",
+                         [name, hash_token(token), now_ms(), bool(manage_users)])
     except psycopg.errors.UniqueViolation:
         raise InputError("duplicate_device", f"A device called {name!r} exists already "
                          "(revoke it first to register a new token).", 409) from None
@@ -67,10 +82,28 @@ def revoke_device(conn: psycopg.Connection, name: str) -> bool:
     return row is not None
 
 
+def select_devices(conn: psycopg.Connection, rest: str, params: list) -> list[dict]:
+    """SELECT DEVICE_COLUMNS FROM device + a fixed clause (rest); return the rows.
+
+    A database made before one of DEVICE_COLUMNS existed gets it here (init-db is
+    idempotent), so laptops keep syncing, and the page keeps working, with a central
+    upgraded without running init-db. Only outside a transaction, where the failed
+    statement aborted nothing.
+    """
+    query = f"SELECT {DEVICE_COLUMNS} FROM device {rest}"
+    try:
+        return conn.execute(query, params).fetchall()
+    except psycopg.errors.UndefinedColumn:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise
+        init_schema(conn)
+        return conn.execute(query, params).fetchall()
+
+
 def find_device(conn: psycopg.Connection, token: str) -> dict | None:
     """Return the device a token belongs to (revoked or not), or None."""
-    return conn.execute(f"SELECT {DEVICE_COLUMNS} FROM device WHERE token_hash = %s",
-                        [hash_token(token)]).fetchone()
+    rows = select_devices(conn, "WHERE token_hash = %s", [hash_token(token)])
+    return rows[0] if rows else None
 
 
 def authenticate(conn: psycopg.Connection, header: str | None) -> dict:
@@ -120,22 +153,96 @@ def bind_laptop(conn: psycopg.Connection, device: dict, laptop_id: str) -> dict:
 
 def list_devices(conn: psycopg.Connection) -> list[dict]:
     """Return every device, live ones first, by name."""
-    return conn.execute(f"SELECT {DEVICE_COLUMNS} FROM device "
-                        "ORDER BY revoked_at IS NOT NULL, name, id").fetchall()
+    return select_devices(conn, "ORDER BY revoked_at IS NOT NULL, name, id", [])
+
+
+def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: str,
+                        device: dict, **details) -> None:
+    """Log a device decision in the decision log, or (user_id None: the command line) to the logger."""
+    from .review import log_decision  # here: review imports push, which imports this module
+
+    if user_id is None:  # a trust given is a warning; the rest is routine
+        log.log(logging.WARNING if details.get("manage_users") else logging.INFO,
+                "command line: %s of device %r (id %s) %s", action, device["name"],
+                device["id"], details)
+        return
+    log_decision(conn, user_id, action, [str(device["id"])], {"name": device["name"], **details})
+
+
+def register_logged(conn: psycopg.Connection, user_id: str | None, name: str,
+                    manage_users: bool) -> tuple[dict, str]:
+    """Register a device and log it in one transaction; return (device, token)."""
+    with conn.transaction():
+        token = register_device(conn, name, manage_users)
+        device = find_device(conn, token)
+        log_device_decision(conn, user_id, "register_device", device,
+                            **({"manage_users": True} if manage_users else {}))
+    return device, token
+
+
+def set_manage_users(conn: psycopg.Connection, user_id: str | None, device_id: int,
+                     allowed: bool) -> tuple[dict, bool]:
+    """Trust a live device to manage users, or stop; log a change; return (device, changed)."""
+    with conn.transaction():
+        device = live_device(conn, device_id, lock=True)
+        if device["manage_users"] == allowed:
+            return device, False
+        conn.execute("UPDATE device SET manage_users = %s WHERE id = %s", [allowed, device_id])
+        log_device_decision(conn, user_id, "device_manage_users", device, manage_users=allowed)
+    return {**device, "manage_users": allowed}, True
+
+
+def live_device_id(conn: psycopg.Connection, name: str) -> int:
+    """Return the id of the live device called NAME, or raise a 404."""
+    row = conn.execute("SELECT id FROM device WHERE name = %s AND revoked_at IS NULL",
+                       [name]).fetchone()
+    if row is None:
+        raise InputError("unknown_device", f"No live device is called {name!r}.", 404)
+    return row["id"]
+
+
+def refused_changes(conn: psycopg.Connection, limit: int = MAX_REFUSED_SHOWN) -> list[dict]:
+    """Return the latest changes central refused for good, with the device that sent them."""
+    return conn.execute(
+        "SELECT r.id, r.laptop_id, r.seq, r.entity, r.entity_id, r.error, r.message, r.at, "
+        "(SELECT d.name FROM device d WHERE d.laptop_id = r.laptop_id ORDER BY d.id DESC "
+        "LIMIT 1) AS device_name FROM rejected_change r ORDER BY r.id DESC LIMIT %s",
+        [limit]).fetchall()
 
 
 @click.command("register-device")
 @with_appcontext
 @click.argument("name")
-def register_device_command(name: str) -> None:
+@click.option("--manage-users", is_flag=True,
+              help="Trust this laptop to manage users: its pushes may create, promote, "
+                   "change or demote admins. Off by default: only central does that.")
+def register_device_command(name: str, manage_users: bool) -> None:
     """Register a laptop called NAME and print its sync token (shown only this once)."""
     with connection() as conn:
         try:
-            token = register_device(conn, name)
+            _device, token = register_logged(conn, None, name, manage_users)
         except InputError as exc:
             raise click.ClickException(exc.message) from None
-    click.echo(f"Device {name.strip()!r} registered. Its token (shown only now):")
+    trust = " It may manage users (admins too)." if manage_users else ""
+    click.echo(f"Device {name.strip()!r} registered.{trust} Its token (shown only now):")
     click.echo(token)
+
+
+@click.command("set-device")
+@with_appcontext
+@click.argument("name")
+@click.option("--manage-users/--no-manage-users", required=True,
+              help="Trust the live device NAME to manage users (admins too), or stop.")
+def set_device_command(name: str, manage_users: bool) -> None:
+    """Change whether the live device NAME may manage users; the change is logged."""
+    with connection() as conn:
+        try:
+            device, changed = set_manage_users(conn, None, live_device_id(conn, name),
+                                               manage_users)
+        except InputError as exc:
+            raise click.ClickException(exc.message) from None
+    state = "may manage users" if manage_users else "may not manage users"
+    click.echo(f"Device {device['name']!r} {state}{'' if changed else ' (unchanged)'}.")
 
 
 @click.command("revoke-device")
@@ -152,7 +259,7 @@ def revoke_device_command(name: str) -> None:
 @click.command("list-devices")
 @with_appcontext
 def list_devices_command() -> None:
-    """List devices: name, state, laptop, last contact, last seq, clock offset, laps."""
+    """List devices: name, state, laptop, last contact, last seq, clock offset, laps, users."""
     with connection() as conn:
         devices = list_devices(conn)
     for d in devices:
@@ -160,7 +267,7 @@ def list_devices_command() -> None:
         click.echo(f"{d['name']:<20} {state:<8} laptop={d['laptop_id'] or '-'} "
                    f"last_contact={d['last_contact'] or '-'} last_seq={d['last_seq']} "
                    f"offset_ms={d['clock_offset_ms'] if d['clock_offset_ms'] is not None else '-'} "
-                   f"laps={d['laps_pushed']}")
+                   f"laps={d['laps_pushed']} manage_users={'yes' if d['manage_users'] else 'no'}")
 
 
 def live_device(conn: psycopg.Connection, device_id: int, lock: bool = False) -> dict:
@@ -222,8 +329,9 @@ def device_rows(conn: psycopg.Connection) -> list[dict]:
 
 def render_page(status: int = 200, **context):
     """Render the devices page (never cached: it may show a new token)."""
-    response = make_response(render_template("devices.html", devices=device_rows(get_db()),
-                                             **context), status)
+    conn = get_db()
+    response = make_response(render_template("devices.html", devices=device_rows(conn),
+                                             refused=refused_changes(conn), **context), status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -235,25 +343,49 @@ def index():
     return render_page()
 
 
+def form_flag(value: str | None, default: bool | None = None) -> bool:
+    """Read a yes/no form field (a checkbox sends "yes"); raise a 400 for anything else."""
+    if value is None and default is not None:
+        return default
+    if value not in FLAG_VALUES:
+        raise InputError("invalid_manage_users", _("Whether the device may manage users is "
+                                                   "yes or no."), 400)
+    return FLAG_VALUES[value]
+
+
 @bp.post("/register")
 @admin_required
 def register():
     """Register a device and show its token this once."""
-    from .review import log_decision  # here: review imports push, which imports this module
-
     name, conn = request.form.get("name", ""), get_db()
     try:
-        with conn.transaction():
-            token = register_device(conn, name)
-            device = conn.execute("SELECT id, name FROM device WHERE token_hash = %s",
-                                  [hash_token(token)]).fetchone()
-            log_decision(conn, g.user["id"], "register_device", [str(device["id"])],
-                         {"name": device["name"]})
+        manage_users = form_flag(request.form.get("manage_users"), default=False)
+        device, token = register_logged(conn, g.user["id"], name, manage_users)
     except InputError as exc:
         if wants_json():
             raise
         return render_page(exc.status, error=exc, typed_name=name)
     return render_page(201, new_device=device["name"], new_token=token)
+
+
+@bp.post("/<int:device_id>/manage-users")
+@admin_required
+def manage_users(device_id: int):
+    """Trust a device to manage users (admins too), or stop trusting it; log the change."""
+    try:
+        allowed = form_flag(request.form.get("manage_users"))
+        device, _changed = set_manage_users(get_db(), g.user["id"], device_id, allowed)
+    except InputError as exc:
+        if wants_json():
+            raise
+        return render_page(exc.status, error=exc)
+    if allowed:
+        flash(_("%(name)s may now manage users: its pushes may create and change admins.",
+                name=device["name"]))
+    else:
+        flash(_("%(name)s may no longer manage users: central refuses its changes of admins.",
+                name=device["name"]))
+    return redirect(url_for("devices.index"))
 
 
 @bp.post("/<int:device_id>/revoke")
@@ -283,5 +415,6 @@ def init_app(app: Flask) -> None:
     """Register the devices page and the device CLI commands."""
     app.register_blueprint(bp)
     app.cli.add_command(register_device_command)
+    app.cli.add_command(set_device_command)
     app.cli.add_command(revoke_device_command)
     app.cli.add_command(list_devices_command)

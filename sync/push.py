@@ -256,14 +256,52 @@ def reject(conn: psycopg.Connection, laptop_id: str, change: dict, error: str, m
     return {"seq": change["seq"], "error": error, "message": message}
 
 
-def apply_user(conn: psycopg.Connection, laptop_id: str, change: dict, now: int) -> dict | None:
-    """Upsert a user (last writer wins); return a rejection if its name is taken."""
+# Only central grants or changes the admin role and an admin's password: a device
+# not trusted to manage users (device.manage_users) may create and change teachers
+# and viewers (a helper who arrives while the laptop is offline), never an admin.
+USER_AT_CENTRAL = """
+SELECT name, password_hash, role,
+       (%(hlc)s COLLATE "C", %(origin)s COLLATE "C") > (hlc, origin) AS newer
+FROM app_user WHERE id = %(id)s
+"""
+USER_FIELDS = ("name", "password_hash", "role")
+ADMIN_REFUSED = "admin_only_at_central"
+
+
+def admin_refusal(stored: dict | None, user: dict) -> str | None:
+    """Say why an untrusted device's user change may not apply; None if it may.
+
+    Refused: creating an admin, making a user an admin, changing anything of an
+    admin, demoting one. A change that loses last-writer-wins, or that carries what
+    central holds already, changes nothing and is no attempt.
+    """
+    if stored is None:
+        what = None if user["role"] != "admin" else \
+            f"admin {user['name']!r} was not created at central"
+    elif not stored["newer"] or "admin" not in (stored["role"], user["role"]) \
+            or all(stored[field] == user[field] for field in USER_FIELDS):
+        what = None
+    elif stored["role"] != "admin":
+        what = f"{stored['name']!r} stays {stored['role']} at central"
+    else:
+        what = f"admin {stored['name']!r} stays as it is at central"
+    return what and (f"Only central can make or change an admin: {what}; this laptop keeps "
+                     "its own copy. An admin at central can let this device manage users.")
+
+
+def apply_user(conn: psycopg.Connection, laptop_id: str, change: dict, now: int,
+               trusted: bool = False) -> dict | None:
+    """Upsert a user (last writer wins); reject a taken name, or an untrusted admin change."""
     user = change["data"]
     taken = conn.execute("SELECT id FROM app_user WHERE name = %s AND id <> %s",
                          [user["name"], user["id"]]).fetchone()
     if taken is not None:
         return reject(conn, laptop_id, change, "duplicate_user",
                       f"Another user is called {user['name']!r} at central already.", now)
+    if not trusted:
+        refusal = admin_refusal(conn.execute(USER_AT_CENTRAL, user).fetchone(), user)
+        if refusal:
+            return reject(conn, laptop_id, change, ADMIN_REFUSED, refusal, now)
     conn.execute(USER_UPSERT, user)
     return None
 
@@ -278,7 +316,7 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
             if row is not None and row["merged_into"] is None:  # a merged runner clashes no more
                 detect_clashes(conn, change["data"], now)
         elif change["entity"] == "user":
-            refused = apply_user(conn, laptop_id, change, now)
+            refused = apply_user(conn, laptop_id, change, now, device["manage_users"])
             rejected += [refused] if refused else []
     laps = lap_columns(changes)
     if laps["id"]:

@@ -226,3 +226,16 @@ CREATE TABLE IF NOT EXISTS login_failure (
 CREATE INDEX IF NOT EXISTS login_failure_account ON login_failure (account, at);
 CREATE INDEX IF NOT EXISTS login_failure_address ON login_failure (address, at);
 CREATE INDEX IF NOT EXISTS login_failure_at ON login_failure (at);
+
+-- ---- who may manage users (sync/push.py apply_user, sync/devices.py) ----------
+
+-- A device trusted to manage users: its pushed user changes apply as they come
+-- (last writer wins). Any other device's user change is refused for good (kept in
+-- rejected_change, reported to the laptop) if it would create an admin, make a user
+-- an admin, change anything of an admin, or demote one: only central grants or
+-- changes the admin role and an admin's password. Off by default; set by
+-- `register-device NAME --manage-users`, `set-device NAME --manage-users` or the
+-- devices page (logged in decision with the admin's name; the commands print and
+-- log it). An existing database gets the column from init-db; devices made before
+-- count as not trusted.
+ALTER TABLE device ADD COLUMN IF NOT EXISTS manage_users boolean NOT NULL DEFAULT false;

@@ -676,7 +676,8 @@ def test_two_laptops_converge_through_real_central(app, db, runners, cli, live_c
     b_cli = b.test_cli_runner()
     result = b_cli.invoke(args=["connect", live_central, register_device(central_db, "laptop-b")])
     assert result.exit_code == 0, result.output
-    assert "runner 3" in result.output and "user 3" in result.output
+    # tom and vic; not ada, A's own admin: only central makes admins (A is not trusted to).
+    assert "runner 3" in result.output and "user 2" in result.output
     b_db = laptop_db.connect(b.config["DATABASE"])
     assert roster(b_db) == roster(db)
     browser = b.test_client()

@@ -429,7 +429,8 @@ def test_replaying_every_captured_push_batch_in_shuffled_order_changes_nothing(
     laps = bulk_laps(db, runners, 2 * MAX_BATCH + 300)
     void_some(db, laps, 97)
     update_runner(db, runners[0], 1, "Renamed Runner", "5b", 5)
-    token = register_device(central_db, "laptop-a")
+    # Trusted to manage users: the laptop's own admin ada (users template) reaches central.
+    token = register_device(central_db, "laptop-a", manage_users=True)
     assert client.sync_once(db, client.Central(proxy.url, token)).error is None
     captured = proxy.pushed()
     assert len(captured) == 3 and all(e.status == 200 for e in captured)
@@ -708,7 +709,9 @@ class Fleet:
 
     def __init__(self, base: Path, template: Path, url: str, central_db):
         self.dbs = [connect(fresh_laptop_file(template, base / f"laptop{i}.sqlite")) for i in range(3)]
-        self.centrals = [client.Central(url, register_device(central_db, f"laptop-{i}"), 2, 10)
+        # Trusted to manage users: the laptops' own admin ada (users template) reaches central.
+        self.centrals = [client.Central(url, register_device(central_db, f"laptop-{i}",
+                                                             manage_users=True), 2, 10)
                          for i in range(3)]
         self.users = [user_id(db) for db in self.dbs]
         self.model = Model()

@@ -233,8 +233,7 @@ def test_a_void_of_another_laptops_lap_moves_the_totals(central_db):
     assert [c["entity"] for c in page["changes"]].count("lap_void") == 1
 
 
-def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, central_db,
-                                                                 device_token):
+def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, central_db):
     import json as _json
 
     from lapsync.db import device_id
@@ -248,7 +247,8 @@ def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, ce
     body = {"protocol": 1, "device_id": device_id(db), "device_time": 1_700_000_000_000,
             "changes": [{"seq": r["seq"], "entity": r["entity"], "id": r["entity_id"],
                          "data": _json.loads(r["payload"])} for r in rows]}
-    answer = send(central_db, device_token, body)
+    # The laptop's own admin ada is in its outbox: a device trusted to manage users.
+    answer = send(central_db, register_device(central_db, "laptop-a", manage_users=True), body)
     assert answer["acked_seq"] == body["changes"][-1]["seq"] and answer["rejected"] == []
     assert totals(central_db) == {runners[17]: 1}
     assert {r["name"] for r in central_db.execute("SELECT name FROM app_user")} == {"ada", "tom", "vic"}
