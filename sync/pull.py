@@ -12,33 +12,38 @@ from .db import now_ms
 # Rows the pulling laptop made itself are read (own = true) so that the cursor
 # moves past them, but not sent back; a merged runner is always sent (the laptop's
 # own later edit of it must not hide the merge from it).
+# Each branch has its own ORDER BY change_id LIMIT: a walk of its change_id index
+# that stops after one page, whatever the planner believes about the table. Without
+# it the plan depended on statistics: before the first autovacuum of a big push,
+# runner_total (full of dead rows) got a parallel seq scan, ~10 ms at 1M laps for
+# nothing to send, growing with the table (bench/bench_sync_cost.py).
 PULL_SQL = """
-SELECT change_id, 'runner' AS entity, id,
-       (origin = %(laptop)s AND merged_into IS NULL) IS TRUE AS own,
-       jsonb_build_object('id', id, 'start_number', start_number, 'name', name,
-                          'class', class, 'grade', grade, 'hlc', hlc, 'origin', origin)
-       || CASE WHEN merged_into IS NULL THEN '{}'::jsonb
-               ELSE jsonb_build_object('merged_into', merged_into) END AS data
-FROM runner WHERE change_id > %(cursor)s
+(SELECT change_id, 'runner' AS entity, id,
+        (origin = %(laptop)s AND merged_into IS NULL) IS TRUE AS own,
+        jsonb_build_object('id', id, 'start_number', start_number, 'name', name,
+                           'class', class, 'grade', grade, 'hlc', hlc, 'origin', origin)
+        || CASE WHEN merged_into IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('merged_into', merged_into) END AS data
+ FROM runner WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
-SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,
-       jsonb_build_object('id', id, 'name', name, 'password_hash', password_hash, 'role', role,
-                          'created_at', created_at, 'hlc', hlc, 'origin', origin)
-FROM app_user WHERE change_id > %(cursor)s
+(SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,
+        jsonb_build_object('id', id, 'name', name, 'password_hash', password_hash, 'role', role,
+                           'created_at', created_at, 'hlc', hlc, 'origin', origin)
+ FROM app_user WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
-SELECT change_id, 'lap_void', lap_id, (origin = %(laptop)s) IS TRUE,
-       jsonb_build_object('lap_id', lap_id, 'voided', voided, 'at', at, 'by', by,
-                          'reason', reason, 'hlc', hlc, 'origin', origin)
-FROM lap_void WHERE change_id > %(cursor)s
+(SELECT change_id, 'lap_void', lap_id, (origin = %(laptop)s) IS TRUE,
+        jsonb_build_object('lap_id', lap_id, 'voided', voided, 'at', at, 'by', by,
+                           'reason', reason, 'hlc', hlc, 'origin', origin)
+ FROM lap_void WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
-SELECT change_id, 'setting', key, false, jsonb_build_object('key', key, 'value', value)
-FROM setting WHERE change_id > %(cursor)s
+(SELECT change_id, 'setting', key, false, jsonb_build_object('key', key, 'value', value)
+ FROM setting WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
-SELECT t.change_id, 'total', t.runner_id, false,
-       jsonb_build_object('runner_id', t.runner_id, 'other_laps', t.laps - coalesce(d.laps, 0))
-FROM runner_total t
-LEFT JOIN device_runner_laps d ON d.runner_id = t.runner_id AND d.laptop_id = %(laptop)s
-WHERE t.change_id > %(cursor)s
+(SELECT t.change_id, 'total', t.runner_id, false,
+        jsonb_build_object('runner_id', t.runner_id, 'other_laps', t.laps - coalesce(d.laps, 0))
+ FROM runner_total t
+ LEFT JOIN device_runner_laps d ON d.runner_id = t.runner_id AND d.laptop_id = %(laptop)s
+ WHERE t.change_id > %(cursor)s ORDER BY t.change_id LIMIT %(limit)s)
 ORDER BY change_id
 LIMIT %(limit)s
 """
@@ -68,6 +73,22 @@ def last_change_id(conn: psycopg.Connection) -> int:
     return row["last_value"] if row["is_called"] else 0
 
 
+def touch_device(conn: psycopg.Connection, device_id: int, now: int) -> None:
+    """Note a device's last contact without waiting for the WAL to reach the disk.
+
+    Every pull writes this, and a synchronous commit would make each one wait for
+    an fsync: on a busy disk that was most of a no-op sync's time (0.7 to 9 ms
+    instead of 0.3, bench/bench_sync_cost.py). A crash can lose only the last
+    fraction of a second of contact times, never data: pushes commit synchronously.
+    SKIP LOCKED: a pull never waits for a push of the same device (which sets
+    last_contact itself when it commits).
+    """
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = off")
+        conn.execute("UPDATE device SET last_contact = %s WHERE id = (SELECT id FROM device "
+                     "WHERE id = %s FOR UPDATE SKIP LOCKED)", [now, device_id])
+
+
 def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dict:
     """Return one page of changes after cursor for a device (see lapsync/protocol.py)."""
     now = now_ms()
@@ -78,10 +99,7 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dic
     rows = conn.execute(PULL_SQL, {"cursor": cursor, "limit": limit + 1,
                                    "laptop": device["laptop_id"]}).fetchall()
     more, rows = len(rows) > limit, rows[:limit]
-    # SKIP LOCKED: a pull never waits for a push of the same device (which sets
-    # last_contact itself when it commits).
-    conn.execute("UPDATE device SET last_contact = %s WHERE id = (SELECT id FROM device "
-                 "WHERE id = %s FOR UPDATE SKIP LOCKED)", [now, device["id"]])
+    touch_device(conn, device["id"], now)
     return {"protocol": PROTOCOL_VERSION, "server_time": now,
             "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
             "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],

@@ -146,3 +146,33 @@ def test_bad_paging_arguments_are_refused(cursor, limit, code):
 def test_paging_defaults():
     assert parse_paging(None, None) == (0, 1000)
     assert parse_paging("42", "7") == (42, 7)
+
+
+def plan_nodes(plan: dict) -> list[dict]:
+    """Return every node of an EXPLAIN (FORMAT JSON) plan."""
+    return [plan] + [node for child in plan.get("Plans", []) for node in plan_nodes(child)]
+
+
+def seq_scanned(conn, cursor: int, laptop: str) -> set[str]:
+    """Return the tables the pull's plan reads whole (Seq Scan) at this cursor."""
+    from sync.pull import PULL_SQL
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + PULL_SQL,
+                       {"cursor": cursor, "limit": 1001, "laptop": laptop}).fetchone()
+    plan = row["QUERY PLAN"][0]["Plan"]
+    return {n["Relation Name"] for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"}
+
+
+def test_the_pull_plan_reads_by_change_id_even_before_the_first_analyze(central_db):
+    """Regression: right after a big push, before autovacuum had analysed runner_total
+    (full of dead rows), the pull planned a parallel seq scan of all of it: ~10 ms at
+    1M laps (bench/bench_sync_cost.py), growing with the table, for nothing to send."""
+    central_db.execute("INSERT INTO runner_total (runner_id, laps, change_id) SELECT 'r' || n, "
+                       "(n % 40 = 0)::int, nextval('change_id_seq') FROM generate_series(1, 200000) n")
+    central_db.execute("DELETE FROM runner_total WHERE laps = 0")  # dead rows, as updates leave
+    cursor = central_db.execute("SELECT last_value AS c FROM change_id_seq").fetchone()["c"]
+    assert central_db.execute("SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables "
+                              "WHERE relname = 'runner_total'").fetchone() == \
+        {"last_analyze": None, "last_autoanalyze": None}
+    assert "runner_total" not in seq_scanned(central_db, cursor, "laptop-x")
+    central_db.execute("ANALYZE runner_total")
+    assert "runner_total" not in seq_scanned(central_db, cursor, "laptop-x")
