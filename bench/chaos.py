@@ -86,9 +86,16 @@ FAKETIME_GLOBS = ("/usr/lib/*/faketime/libfaketimeMT.so.1", "/usr/lib/faketime/l
 CLASSES = ("5a", "5b", "6a", "6b", "7c")
 LATE_BASE = 1000          # laptop i registers late runners from 1000 * (i + 1) + 1 on
 RETRY_S = 90.0            # a helper keeps sending one action this long while its laptop is down
+# libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1 breaks time.sleep (its clock_nanosleep
+# on an absolute monotonic deadline fails with EINVAL), while faking the monotonic clock too
+# hangs every timed wait (threading.Event.wait never returns). So the monotonic clock stays
+# real, and a skewed process gets a time.sleep that is a timed wait: the same pause.
+SLEEP_FIX = ("import os, threading, time\n"
+             "if os.environ.get('FAKETIME'):\n"
+             "    time.sleep = lambda seconds: threading.Event().wait(max(0.0, seconds)) and None\n")
 # The smallest real laptop server: the production app factory behind werkzeug's
 # threaded server, configured by the environment; it writes the port it bound.
-SERVER = ("import os, sys\n"
+SERVER = SLEEP_FIX + ("import os, sys\n"
           "from werkzeug.serving import make_server\n"
           "from lapsync import create_app\n"
           "server = make_server('127.0.0.1', 0, create_app(), threaded=True)\n"
@@ -175,13 +182,22 @@ class Central:
             self.proc.wait(10)
 
 
+def http() -> requests.Session:
+    """Return an HTTP session that talks to loopback directly (no proxy from the environment)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 def wait_http(url: str, deadline: float, proc: subprocess.Popen, log: Path) -> None:
     """Wait until url answers 200; fail if the process dies or time runs out."""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited {proc.returncode}; see {log}")
         try:
-            if requests.get(url, timeout=2).status_code == 200:
+            with http() as session:
+                ok = session.get(url, timeout=2).status_code == 200
+            if ok:
                 return
         except requests.RequestException:
             pass
@@ -245,7 +261,8 @@ class Laptop:
         """Run `flask --app app sync` on this laptop (its clock skewed too); return its exit code."""
         env = {**self.env(), "LAPSYNC_SYNC_ENABLED": "false"}
         with open(self.log_path, "ab") as log:
-            return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "sync"], cwd=ROOT,
+            return subprocess.run([sys.executable, "-c", SLEEP_FIX + "from flask.cli import main\nmain()",
+                                   "--app", "app", "sync"], cwd=ROOT,
                                   env=env, stdout=log, stderr=subprocess.STDOUT, timeout=120).returncode
 
 
@@ -264,8 +281,11 @@ class Ledger:
 
 
 def page_csrf(html: str) -> str:
-    """Return the CSRF token from a page's meta tag."""
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+    """Return the CSRF token from a page's meta tag (a page without one is a defect)."""
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    if found is None:
+        raise RuntimeError(f"a laptop page without its CSRF token: {html[:200]!r}")
+    return found.group(1)
 
 
 class Helper(threading.Thread):
@@ -277,12 +297,12 @@ class Helper(threading.Thread):
         self.laptop, self.ledger, self.stop, self.config = laptop, ledger, stop, config
         self.base, self.late, self.late_lock = base, late, late_lock
         self.rng = random.Random(f"{config.seed}:helper:{laptop.index}")
-        self.sessions = {TEACHER: requests.Session(), ADMIN: requests.Session()}
+        self.sessions = {TEACHER: http(), ADMIN: http()}
         self.error: BaseException | None = None
 
     def login(self, who: str) -> None:
         """Log in through the real form; the session then carries the CSRF header."""
-        session = self.sessions[who] = requests.Session()
+        session = self.sessions[who] = http()
         url = self.laptop.url
         token = page_csrf(session.get(f"{url}/login", timeout=10).text)
         answer = session.post(f"{url}/login", data={"name": who, "password": PASSWORD,
@@ -303,7 +323,7 @@ class Helper(threading.Thread):
                     self.login(who)
                 answer = self.sessions[who].post(self.laptop.url + path, data=data, headers=JSON,
                                                  timeout=15, allow_redirects=False)
-            except (requests.RequestException, AttributeError):
+            except requests.RequestException:
                 self.ledger.counts["cut_by_kill"] += 1   # sent again with the same data
                 time.sleep(0.05)
                 continue
@@ -556,6 +576,19 @@ def snapshot(database_url: str, laptops: list[Laptop]) -> Snapshot:
                     offsets)
 
 
+def tracebacks(logs: list[Path]) -> list[str]:
+    """Return one violation per log with a Python traceback (a crash in the product)."""
+    problems = []
+    for log in logs:
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        if "Traceback" in text:
+            tail = text[text.index("Traceback"):].splitlines()
+            last = next((line for line in tail[1:] if line and not line.startswith(" ")), "")
+            problems.append(f"{log.name}: {text.count('Traceback')} tracebacks, the first ends "
+                            f"{last[:200]!r}")
+    return problems
+
+
 def central_lap_count(database_url: str) -> int:
     """Return how many laps central holds now."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -646,6 +679,12 @@ class Report:
     chaos_s: float = 0.0
     figures: dict = field(default_factory=dict)
     violations: list = field(default_factory=list)
+
+    def as_json(self) -> str:
+        """Return the report as JSON (counters as plain objects)."""
+        data = {name: dict(value) if isinstance(value, Counter) else value
+                for name, value in vars(self).items()}
+        return json.dumps({**data, "ok": self.ok}, indent=2, default=str)
 
     @property
     def ok(self) -> bool:
@@ -818,6 +857,7 @@ def chaos(config: Config, central: Central, proxies: list[FaultProxy], laptops: 
     names = [laptop.name for laptop in laptops]
     problems, figures = violations(snap, ledgers, names)
     report.figures.update(figures)
+    problems += tracebacks([laptop.log_path for laptop in laptops] + [central.log_path])
     for thread in [*helpers, killer]:
         if thread.is_alive() or thread.error:
             problems.append(f"{thread.name}: {'still running' if thread.is_alive() else repr(thread.error)}")
@@ -884,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(config)
     print(report.summary(), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(asdict(report), indent=2, default=str), encoding="utf-8")
+        args.json.write_text(report.as_json(), encoding="utf-8")
     if report.ok and not args.keep and not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
