@@ -870,6 +870,9 @@ def sync_status(db: sqlite_utils.Database, central_url: str | None, fingerprint:
     state = json.loads(meta or "{}")
     kind, text_ = status_text(state, central_url, fingerprint,
                               waiting_text(pending, laps, oldest, now), pending, now)
+    if rejected:  # refused for good (e.g. an admin only central may make): seen on every page
+        text_ += " – " + ngettext("%(num)s change refused (see sync-status)",
+                                  "%(num)s changes refused (see sync-status)", rejected)
     level = {"synced": "good", "never": "warn", "not_connected": "neutral"}.get(kind, "bad")
     number = lambda key: int(state.get(key) or 0) or None  # noqa: E731
     return {"state": kind, "text": text_, "level": level, "central_url": central_url,
