@@ -326,7 +326,8 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
         if change["entity"] == "lap_void":
             apply_void(conn, change["data"], deltas)
     apply_totals(conn, deltas)
-    stamps = [c["data"]["hlc"] for c in changes if "hlc" in c["data"]]
+    refused = {r["seq"] for r in rejected}  # a refused change moves nothing, not even the clock
+    stamps = [c["data"]["hlc"] for c in changes if "hlc" in c["data"] and c["seq"] not in refused]
     if stamps:
         clock.observe(conn, max(stamps))
     return rejected, inserted

@@ -274,6 +274,123 @@ def test_a_lap_id_central_has_already_is_not_counted_again_under_a_new_seq(centr
     assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 2
 
 
+# ---- users: only central makes or changes an admin (issue 5) ------------------------
+
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+OTHER_HASH = "$argon2id$v=19$m=65536,t=3,p=4$b3RoZXI$b3RoZXI"
+LATER = 4_000_000_000_000  # a laptop clock ahead of central's: its user changes win LWW
+HOSTILE = "'); DROP TABLE app_user;--"
+
+
+def central_users_of(conn, **roles: str) -> dict:
+    """Create users at central (its clock and origin), name=role; return their rows by name."""
+    from lapsync.db import new_id
+    from sync import clock
+    from sync.db import write_transaction
+    with write_transaction(conn):
+        return {name: conn.execute(
+            "INSERT INTO app_user (id, name, password_hash, role, created_at, hlc, origin, "
+            "change_id) VALUES (%s, %s, %s, %s, 0, %s, %s, nextval('change_id_seq')) RETURNING *",
+            [new_id(), name, HASH, role, clock.tick(conn), clock.node_id(conn)]).fetchone()
+            for name, role in roles.items()}
+
+
+def user_change(box: Outbox, user_id: str, name: str, role: str, password_hash: str = HASH) -> dict:
+    """Append a user change to a laptop's outbox (a created or an edited user)."""
+    return box.add("user", user_id, {"id": user_id, "name": name, "role": role,
+                                     "password_hash": password_hash, "created_at": box.clock_ms,
+                                     "hlc": box.stamp(), "origin": box.laptop_id})
+
+
+# Each makes one user change that only central, or a device trusted to manage users, may make.
+ADMIN_CHANGES = {
+    "create an admin": lambda box, u: user_change(box, box.new_id(), "mallory", "admin"),
+    "create an admin with a hostile name": lambda box, u: user_change(box, box.new_id(),
+                                                                      HOSTILE, "admin"),
+    "promote a teacher": lambda box, u: user_change(box, u["tina"]["id"], "tina", "admin"),
+    "promote a viewer": lambda box, u: user_change(box, u["vic"]["id"], "vic", "admin"),
+    "change an admin's password": lambda box, u: user_change(box, u["ada"]["id"], "ada", "admin",
+                                                             OTHER_HASH),
+    "rename an admin": lambda box, u: user_change(box, u["ada"]["id"], "ada2", "admin"),
+    "demote an admin": lambda box, u: user_change(box, u["ada"]["id"], "ada", "viewer"),
+    "demote an admin and take its password": lambda box, u: user_change(
+        box, u["ada"]["id"], "ada", "teacher", OTHER_HASH),
+}
+
+
+def without(state: dict, *tables: str) -> dict:
+    """Return a snapshot without some tables."""
+    return {table: rows for table, rows in state.items() if table not in tables}
+
+
+@pytest.mark.parametrize("case", ADMIN_CHANGES)
+def test_an_untrusted_device_cannot_make_or_change_an_admin_and_its_queue_moves_on(
+        central_db, device_token, case):
+    users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
+    box = Outbox(clock_ms=LATER)
+    change = ADMIN_CHANGES[case](box, users)
+    before = snapshot(central_db)
+    answer = send(central_db, device_token, box.body())
+    assert answer["acked_seq"] == 1                                   # acknowledged, not wedged
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "admin_only_at_central")]
+    assert answer["rejected"][0]["message"].startswith("Only central can make or change an admin")
+    assert without(snapshot(central_db), "device", "rejected_change") == \
+        without(before, "device", "rejected_change")                  # not even central's clock
+    kept = central_db.execute("SELECT * FROM rejected_change").fetchone()
+    assert (kept["seq"], kept["entity"], kept["entity_id"], kept["error"]) == \
+        (1, "user", change["id"], "admin_only_at_central")
+    assert kept["payload"] == change["data"] and kept["laptop_id"] == box.laptop_id
+    assert send(central_db, device_token, box.body())["rejected"] == answer["rejected"]  # replay
+    runner = box.runner(1, "Anna Berg")
+    box.lap(runner)
+    later = send(central_db, device_token, box.body(2))               # the next batch applies
+    assert later["acked_seq"] == 3 and later["rejected"] == [] and totals(central_db) == {runner: 1}
+    assert central_db.execute("SELECT * FROM app_user ORDER BY name").fetchall() == \
+        sorted(users.values(), key=lambda u: u["name"])
+
+
+@pytest.mark.parametrize("case", ADMIN_CHANGES)
+def test_a_device_trusted_to_manage_users_may_make_and_change_admins(central_db, case):
+    users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
+    box = Outbox(clock_ms=LATER)
+    change = ADMIN_CHANGES[case](box, users)
+    answer = send(central_db, register_device(central_db, "trusted", manage_users=True), box.body())
+    assert answer["acked_seq"] == 1 and answer["rejected"] == []
+    stored = central_db.execute("SELECT * FROM app_user WHERE id = %s", [change["id"]]).fetchone()
+    assert {k: stored[k] for k in ("name", "role", "password_hash", "hlc", "origin")} == \
+        {k: change["data"][k] for k in ("name", "role", "password_hash", "hlc", "origin")}
+
+
+def test_an_untrusted_device_may_create_and_change_teachers_and_viewers(central_db, device_token):
+    users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
+    box = Outbox(clock_ms=LATER)
+    helper = user_change(box, box.new_id(), "helper", "teacher")      # arrived while offline
+    parent = user_change(box, box.new_id(), "parent", "viewer")
+    user_change(box, users["tina"]["id"], "tina", "viewer", OTHER_HASH)
+    user_change(box, users["vic"]["id"], "victor", "teacher", OTHER_HASH)
+    user_change(box, helper["id"], "helper", "admin")                 # but no further
+    answer = send(central_db, device_token, box.body())
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(5, "admin_only_at_central")]
+    rows = {r["name"]: (r["role"], r["password_hash"]) for r in
+            central_db.execute("SELECT name, role, password_hash FROM app_user")}
+    assert rows == {"ada": ("admin", HASH), "tina": ("viewer", OTHER_HASH),
+                    "victor": ("teacher", OTHER_HASH), "helper": ("teacher", HASH),
+                    "parent": ("viewer", HASH)}
+    assert parent["id"] in {r["id"] for r in central_db.execute("SELECT id FROM app_user")}
+
+
+def test_an_admin_change_that_changes_nothing_at_central_is_no_attempt(central_db, device_token):
+    users = central_users_of(central_db, ada="admin")
+    stale = Outbox(clock_ms=1_000_000_000_000)                       # older than central's stamp
+    user_change(stale, users["ada"]["id"], "ada", "teacher", OTHER_HASH)
+    assert send(central_db, device_token, stale.body())["rejected"] == []  # loses LWW: a no-op
+    same = Outbox(clock_ms=LATER)                                     # newer, but what central has
+    user_change(same, users["ada"]["id"], "ada", "admin")
+    assert send(central_db, register_device(central_db, "b"), same.body())["rejected"] == []
+    ada = central_db.execute("SELECT role, password_hash FROM app_user").fetchone()
+    assert ada == {"role": "admin", "password_hash": HASH}
+
+
 # ---- compact lap runs -------------------------------------------------------------
 
 def compact(body: dict) -> dict:
