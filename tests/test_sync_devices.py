@@ -200,3 +200,130 @@ def test_device_forms_need_the_csrf_token(central_db, central_admin, device_toke
     assert central_admin.post(f"/devices/{device['id']}/revoke", data={"confirm": "yes"}
                               ).status_code == 400
     assert find_device(central_db, device_token)["revoked_at"] is None
+
+
+# ---- trusted to manage users (issue 5) ---------------------------------------------
+
+def trust(conn, name: str) -> bool:
+    """Return whether the live device NAME may manage users."""
+    return conn.execute("SELECT manage_users FROM device WHERE name = %s AND revoked_at IS NULL",
+                        [name]).fetchone()["manage_users"]
+
+
+def test_a_device_manages_users_only_when_registered_so(central_db):
+    register_device(central_db, "plain")
+    register_device(central_db, "trusted", manage_users=True)
+    assert (trust(central_db, "plain"), trust(central_db, "trusted")) == (False, True)
+
+
+def test_cli_registers_a_trusted_device_and_changes_the_flag(central_app, central_db, caplog):
+    runner = central_app.test_cli_runner()
+    made = runner.invoke(args=["register-device", "office", "--manage-users"])
+    assert made.exit_code == 0 and "may manage users" in made.output
+    assert find_device(central_db, made.output.strip().splitlines()[-1])["manage_users"] is True
+    assert "manage_users=yes" in runner.invoke(args=["list-devices"]).output
+    assert any("register_device" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)                                 # a trust given is logged
+    off = runner.invoke(args=["set-device", "office", "--no-manage-users"])
+    assert off.exit_code == 0 and "may not manage users" in off.output
+    assert trust(central_db, "office") is False
+    again = runner.invoke(args=["set-device", "office", "--no-manage-users"])
+    assert again.exit_code == 0 and "(unchanged)" in again.output
+    assert runner.invoke(args=["set-device", "office", "--manage-users"]).exit_code == 0
+    assert trust(central_db, "office") is True
+
+
+def test_cli_refuses_bad_set_device_calls_and_changes_nothing(central_app, central_db):
+    register_device(central_db, "office")
+    revoke_device(central_db, "office")
+    register_device(central_db, "gym")
+    before = snapshot(central_db)
+    runner = central_app.test_cli_runner()
+    for args, text in [(["set-device", "nobody", "--manage-users"], "No live device"),
+                       (["set-device", "office", "--manage-users"], "No live device"),  # revoked
+                       (["set-device", "gym"], "--manage-users"),                       # no choice
+                       (["set-device", "--manage-users"], "NAME")]:
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0 and text in result.output, args
+    assert snapshot(central_db) == before
+
+
+def test_an_admin_registers_a_trusted_device_with_the_checkbox(central_db, central_admin):
+    response = post(central_admin, "/devices/register", name="office", manage_users="yes")
+    assert response.status_code == 201
+    device = central_db.execute("SELECT id, manage_users FROM device").fetchone()
+    assert device["manage_users"] is True
+    assert decisions(central_db) == [("register_device", [str(device["id"])],
+                                      {"name": "office", "manage_users": True})]
+    page = central_admin.get("/devices/").get_data(as_text=True)
+    assert 'data-manage-users="yes"' in page and "yes, admins too" in page
+    assert 'id="manage-users"' in page                                   # the checkbox
+
+
+def test_an_admin_trusts_a_device_and_stops_trusting_it_and_both_are_logged(
+        central_db, central_admin, device_token):
+    device = find_device(central_db, device_token)
+    path = f"/devices/{device['id']}/manage-users"
+    page = central_admin.get("/devices/").get_data(as_text=True)
+    assert 'data-manage-users="no"' in page and f'action="{path}"' in page
+    done = post(central_admin, path, manage_users="yes")
+    assert done.status_code == 302 and trust(central_db, "laptop-a") is True
+    assert "may now manage users" in central_admin.get("/devices/").get_data(as_text=True)
+    assert post(central_admin, path, manage_users="yes").status_code == 302  # twice: one entry
+    assert post(central_admin, path, manage_users="no").status_code == 302
+    assert trust(central_db, "laptop-a") is False
+    assert decisions(central_db) == [
+        ("device_manage_users", [str(device["id"])], {"name": "laptop-a", "manage_users": True}),
+        ("device_manage_users", [str(device["id"])], {"name": "laptop-a", "manage_users": False})]
+    log = central_admin.get("/review/").get_data(as_text=True)
+    assert "Let device laptop-a manage users" in log and "may no longer manage users" in log
+
+
+def test_bad_manage_users_forms_are_refused_and_change_nothing(central_db, central_admin,
+                                                               device_token):
+    device = find_device(central_db, device_token)
+    register_device(central_db, "old")
+    old = central_db.execute("SELECT id FROM device WHERE name = 'old'").fetchone()["id"]
+    revoke_device(central_db, "old")
+    before = snapshot(central_db)
+    path = f"/devices/{device['id']}/manage-users"
+    for url, form, status in [(path, {}, 400), (path, {"manage_users": "maybe"}, 400),
+                              (path, {"manage_users": "YES "}, 400),
+                              (path, {"manage_users": "on"}, 400),
+                              (f"/devices/{old}/manage-users", {"manage_users": "yes"}, 409),
+                              ("/devices/999999/manage-users", {"manage_users": "yes"}, 404)]:
+        page = post(central_admin, url, **form)
+        assert page.status_code == status and 'id="device-error"' in page.get_data(as_text=True)
+        answer = central_admin.post(url, headers=JSON, data={"csrf_token": central_admin.csrf, **form})
+        assert answer.status_code == status and answer.get_json()["error"], (url, form)
+    registered = post(central_admin, "/devices/register", name="x", manage_users="maybe")
+    assert registered.status_code == 400 and 'id="token"' not in registered.get_data(as_text=True)
+    assert post(central_admin, path + "x", manage_users="yes").status_code == 404
+    assert snapshot(central_db) == before and decisions(central_db) == []
+
+
+def test_trust_is_read_at_each_push_and_refused_changes_are_listed(central_db, central_viewer,
+                                                                   device_token):
+    device = find_device(central_db, device_token)
+    box = Outbox()
+    box.user("<b>mallory</b>", "admin")
+    answer = push(central_db, device, validate_push(box.body()))
+    assert [r["error"] for r in answer["rejected"]] == ["admin_only_at_central"]
+    central_db.execute("UPDATE device SET manage_users = true")
+    box.user("office", "admin")
+    assert push(central_db, device, validate_push(box.body(2)))["rejected"] == []
+    html = central_viewer.get("/devices/").get_data(as_text=True)
+    refused = re.search(r'<table class="list" id="refused-changes">(.*?)</table>', html, re.S).group(1)
+    assert refused.count('data-error="admin_only_at_central"') == 1
+    assert "laptop-a" in refused and "&lt;b&gt;mallory&lt;/b&gt;" in refused
+    assert "<b>mallory" not in html and "$argon2" not in html          # escaped; no hash shown
+    assert "/manage-users" not in html                                   # a viewer sees, no form
+
+
+def test_an_old_database_gets_the_flag_from_init_db_or_the_first_sync(central_app, central_db,
+                                                                      device_token):
+    central_db.execute("ALTER TABLE device DROP COLUMN manage_users")  # as before issue 5
+    assert authenticate(central_db, f"Bearer {device_token}")["manage_users"] is False
+    central_db.execute("ALTER TABLE device DROP COLUMN manage_users")
+    assert central_app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    assert find_device(central_db, device_token)["manage_users"] is False
