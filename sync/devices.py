@@ -158,7 +158,7 @@ def list_devices(conn: psycopg.Connection) -> list[dict]:
 
 def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: str,
                         device: dict, **details) -> None:
-    """Log a device decision in the decision log, or (user_id None: the command line) to the logger."""
+    """Log a device decision: the decision log, or the logger for the command line (no user)."""
     from .review import log_decision  # here: review imports push, which imports this module
 
     if user_id is None:  # a trust given is a warning; the rest is routine

@@ -520,3 +520,48 @@ def test_nul_characters_anywhere_in_a_page_request_never_answer_500(central_app,
         content_type="multipart/form-data")
     assert roster.status_code == 422  # the importer's report: the name holds a control character
     assert snapshot(central_db) == before
+
+
+# --- a device token cannot make anyone an admin (issue 5) ----------------------------------------
+
+def test_a_laptop_database_edited_to_make_its_user_an_admin_changes_nothing_at_central(
+        app, live_central, central_app, central_db, device_token):
+    import sqlite3
+
+    from lapsync.db import now_ms
+    from tests.conftest import PASSWORD
+    cli = app.test_cli_runner()                         # laptop: ada (admin), tom, vic; untrusted
+    assert cli.invoke(args=["connect", live_central, device_token]).exit_code == 0
+    tom = central_db.execute("SELECT * FROM app_user WHERE name = 'tom'").fetchone()
+    assert tom["role"] == "teacher" and not central_db.execute(
+        "SELECT 1 FROM app_user WHERE name = 'ada'").fetchone()  # the laptop's admin stayed there
+    laptop = sqlite3.connect(app.config["DATABASE"])    # Mallory edits the laptop's file
+    with laptop:
+        origin = laptop.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()[0]
+        laptop.execute("UPDATE user SET role = 'admin', hlc = ? WHERE name = 'tom'",
+                       [f"{now_ms() + 3_600_000:013d}.0000"])
+        row = laptop.execute("SELECT id, name, password_hash, role, created_at, hlc FROM user "
+                             "WHERE name = 'tom'").fetchone()
+        data = {**dict(zip(("id", "name", "password_hash", "role", "created_at", "hlc"), row)),
+                "origin": origin}
+        laptop.execute("INSERT INTO change (entity, entity_id, payload, created_at) "
+                       "VALUES ('user', ?, ?, ?)", [row[0], json.dumps(data), now_ms()])
+    laptop.close()
+    synced = cli.invoke(args=["sync"])
+    assert synced.exit_code == 0 and "central rejected 1" in synced.output, synced.output
+    assert central_db.execute("SELECT * FROM app_user WHERE name = 'tom'").fetchone() == tom
+    refused = central_db.execute("SELECT entity_id, error FROM rejected_change ORDER BY seq")
+    assert [(r["entity_id"] == tom["id"], r["error"]) for r in refused] == [
+        (False, "admin_only_at_central"), (True, "admin_only_at_central")]  # ada, then tom
+    status = cli.invoke(args=["sync-status"]).output    # the laptop sees why, and moved on
+    assert "pending:       0 changes" in status and "rejected:      2" in status
+    assert re.search(rf"user {tom['id']}: admin_only_at_central Only central can make or change an "
+                     r"admin: 'tom' stays teacher at central", status), status
+    assert "2 changes refused" in app.test_client().get("/sync/status").get_json()["text"]
+    central = central_app.test_client()                 # tom at central: still only a teacher
+    assert central.post("/login", data={"name": "tom", "password": PASSWORD,
+                                        "csrf_token": page_token(central)}).status_code == 302
+    assert central.post("/devices/register", data={"name": "mallory", "manage_users": "yes",
+                                                   "csrf_token": page_token(central, "/devices/")}
+                        ).status_code == 403
+    assert central_db.execute("SELECT count(*) AS n FROM device").fetchone()["n"] == 1
