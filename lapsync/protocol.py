@@ -89,6 +89,10 @@ Central's merge rules (sync/push.py):
             for the survivor, and it takes part in no clash any more.
   user      last writer wins by (hlc, origin); a user whose name another user id has
             already is refused for good (listed in "rejected", error "duplicate_user").
+            From a device not trusted to manage users (central's device.manage_users),
+            a change that would create an admin, make a user an admin, change anything
+            of an admin or demote one is refused for good too ("admin_only_at_central"):
+            only central makes and changes admins; teachers and viewers replicate freely.
   admin     decisions made at central (sync/review.py) are changes like these: a void
             with central's hlc and origin (it wins by LWW over older stamps), a
             renumbered runner, a runner with merged_into; each is logged at central.
