@@ -12,10 +12,9 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-
-from lapsync.db import new_id
 from psycopg import sql
 
+from lapsync.db import new_id
 from sync.devices import register_device
 from tests.pg import CENTRAL_TABLES
 
@@ -48,7 +47,7 @@ def prepare(case, conn) -> dict:
     """Give the case a fresh device token; a valid push comes from that token's own laptop."""
     if case.operation.method.upper() == "POST" and case.meta.generation.mode.is_positive \
             and isinstance(case.body, dict):
-        case.body["device_id"] = new_id()  # else all but the first are 403 device_mismatch
+        case.body["device_id"] = new_id()  # generated ids repeat: 403 laptop_registered
     return {"Authorization": f"Bearer {register_device(conn, new_id()[:20])}"}
 
 
