@@ -8,18 +8,28 @@ One run, all on this machine:
   3. a real laptop SQLite file: users and runners pushed by an untimed first sync,
      then --laps lap rows and their pending outbox changes written by executemany;
   4. the physical limit: PostgreSQL's own COPY of the same rows into a fresh,
-     empty copy of central's lap table (CREATE TABLE lap_copy (LIKE lap INCLUDING ALL));
+     empty copy of central's lap table (CREATE TABLE lap_copy (LIKE lap INCLUDING ALL):
+     the same columns, defaults, checks and indexes);
   5. the push: a laptop process of its own runs lapsync.client.push (what the
      scheduler and `flask --app app sync` run; --cli runs that command itself)
-     and reports its peak RSS; then 20 syncs with nothing to send (push + pull,
+     and reports its peak RSS;
+  6. steps 4 and 5 again --rounds times in all, interleaved (central's laps and the
+     laptop's pushed marks are reset in between): the machine is shared and noisy,
+     so the figures are medians and the ratio is the median push against the median
+     COPY of the same run;
+  7. after the last round, 20 syncs with nothing to send (push + pull,
      client.sync_once as the background job calls it), timed one by one: once
      right after the push, and once more after central's VACUUM ANALYZE and
      CHECKPOINT (what autovacuum and the checkpointer do soon after a big push on
      their own): the steady state that the no-op target is about.
+--bandwidth MBIT puts bench/faultproxy.py between laptop and central, limiting each
+direction to MBIT megabits per second (a slow link); --gzip forces the laptop's
+choice of compression (by default it compresses only when the link is slow).
 Run from the repository root:
 
-    .venv/bin/python bench/bench_push.py                 # 1M laps
-    .venv/bin/python bench/bench_push.py --laps 100000   # well under a minute
+    .venv/bin/python bench/bench_push.py                      # 1M laps, 3 rounds
+    .venv/bin/python bench/bench_push.py --laps 100000        # well under a minute
+    .venv/bin/python bench/bench_push.py --bandwidth 10 --laps 200000 --gzip never
 """
 from __future__ import annotations
 
@@ -58,7 +68,8 @@ from lapsync.runners import save_runner  # noqa: E402
 OUT = ROOT / "bench" / "out"
 VENV_BIN = Path(sys.executable).parent
 DATABASE = "lapsync_bench_push"
-TARGET_RATIO, TARGET_NOOP_MS, TARGET_RSS_MB = 0.25, 10.0, 150.0
+TARGET_RATIO, TARGET_NOOP_MS = 0.5, 10.0     # issue 6 goal 1; issue 3's no-op target
+TARGET_RSS_MB, TARGET_CENTRAL_RSS_MB = 100.0, 200.0   # issue 6 goal 5: laptop, each central worker
 ALNUM = string.ascii_lowercase + string.digits
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
 CHUNK = 50_000
@@ -73,7 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn",
                    help="how central is served on loopback")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--rounds", type=int, default=3, help="COPY and push rounds (medians are quoted)")
     p.add_argument("--noop-syncs", type=int, default=20, help="syncs with nothing to send")
+    p.add_argument("--bandwidth", type=float, metavar="MBIT",
+                   help="limit each direction between laptop and central to MBIT Mbit/s")
+    p.add_argument("--gzip", choices=("auto", "always", "never"), default="auto",
+                   help="the laptop's push compression: as the product decides, or forced")
     p.add_argument("--cli", action="store_true",
                    help="push by running `flask --app app sync` (timed as a whole process)")
     p.add_argument("--pgdata", type=Path, default=OUT / "pg-push" / "pgdata",
@@ -141,13 +157,14 @@ def start_central(args: argparse.Namespace, url: str) -> tuple[subprocess.Popen,
                    f"run_simple('127.0.0.1', {port}, create_app(), threaded=True)"]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
-            if requests.get(base + protocol.API_PREFIX + "/openapi.yaml", timeout=1).ok:
+            if requests.get(base + protocol.API_PREFIX + "/openapi.yaml", timeout=5).ok:
                 return process, base
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or slow on a busy machine
             time.sleep(0.05)
-    process.kill()
+    stop(process)
     raise SystemExit("central did not start")
 
 
@@ -262,10 +279,33 @@ def peak_rss_kb() -> int:
                 return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
+class CountingCentral(client.Central):
+    """The laptop's client to central, counting the push bodies and the bytes it sends."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bodies, self.raw_bytes, self.gzipped, self.wire_bytes = 0, 0, 0, 0
+
+    def compress(self, body: bytes) -> bytes:
+        """Compress as the product does; count it."""
+        packed = super().compress(body)
+        self.gzipped += 1
+        self.wire_bytes += len(packed) - len(body)
+        return packed
+
+    def push(self, body: bytes) -> tuple[int, dict]:
+        """POST one batch as the product does; count it."""
+        self.bodies += 1
+        self.raw_bytes += len(body)
+        self.wire_bytes += len(body)
+        return super().push(body)
+
+
 def child(spec: dict) -> None:
     """Laptop process: push the backlog, then time syncs with nothing to send; print JSON."""
     db = connect(spec["db"])
-    central = client.Central(spec["url"], spec["token"])
+    central = CountingCentral(spec["url"], spec["token"])
+    central.gzip = {"auto": None, "always": True, "never": False}[spec.get("gzip", "auto")]
     result = client.SyncResult()
     started, cpu = time.perf_counter(), time.process_time()
     if not spec.get("noop_only"):  # --cli: `flask --app app sync` pushed already
@@ -274,6 +314,13 @@ def child(spec: dict) -> None:
     print("pushed", flush=True)  # the parent reads central's CPU time now
     sys.stdin.readline()
     push_rss = peak_rss_kb()
+    wire = {"bodies": central.bodies, "raw_bytes": central.raw_bytes, "gzipped": central.gzipped,
+            "wire_bytes": central.wire_bytes}
+    if not spec["noop"]:  # not the last round
+        print(json.dumps({"push_s": push_s, "push_cpu_s": push_cpu_s, "pushed": result.pushed,
+                          "rejected": result.rejected, "push_rss_kb": push_rss, "wire": wire,
+                          "peak_rss_kb": peak_rss_kb(), "pending": client.pending_count(db)}))
+        return
     started = time.perf_counter()
     first = client.sync_once(db, central)  # the pull after the push (totals of 5,000 runners)
     first_s = time.perf_counter() - started
@@ -283,7 +330,7 @@ def child(spec: dict) -> None:
     settle_central(spec["pg"])
     noop = noop_syncs(db, central, spec["noop"])
     print(json.dumps({"push_s": push_s, "push_cpu_s": push_cpu_s, "pushed": result.pushed,
-                      "rejected": result.rejected,
+                      "rejected": result.rejected, "wire": wire,
                       "first_sync_s": first_s, "first_pulled": first.pulled_total,
                       "noop_s": noop, "noop_busy_s": noop_busy, "push_rss_kb": push_rss,
                       "peak_rss_kb": peak_rss_kb(), "pending": client.pending_count(db)}))
@@ -310,8 +357,12 @@ def settle_central(url: str) -> None:
 
 
 def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_url: str,
-               central: subprocess.Popen) -> dict:
-    """Run the laptop's push in a process of its own; return its figures and peak RSS."""
+               central: subprocess.Popen, noop: int) -> dict:
+    """Run the laptop's push in a process of its own; return its figures and peak RSS.
+
+    base: the URL the laptop uses for central (the throttling proxy's with --bandwidth);
+    noop: syncs with nothing to send timed after the push (0: none, not the last round).
+    """
     if args.cli:
         env = {**os.environ, "LAPSYNC_DATABASE": str(path), "LAPSYNC_CENTRAL_URL": base,
                "LAPSYNC_CENTRAL_TOKEN": token, "LAPSYNC_SECRET_KEY": "bench",
@@ -327,16 +378,20 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
         if process.returncode != 0:
             raise SystemExit(f"flask --app app sync failed: {process.stdout}{process.stderr[-2000:]}")
         peak = int(process.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
-        spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs, "noop_only": True,
-                "pg": pg_url}
-        after = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                               capture_output=True, check=True, text=True, stdin=subprocess.DEVNULL).stdout
         print(f"  flask --app app sync: {process.stdout.strip()}")
-        return {**json.loads(after.strip().splitlines()[-1]), "push_s": elapsed, "pushed": args.laps,
-                "peak_rss_kb": peak,
+        figures = {"pending": 0, "rejected": 0}
+        if noop:
+            spec = {"db": str(path), "url": base, "token": token, "noop": noop, "noop_only": True,
+                    "pg": pg_url}
+            after = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                                   capture_output=True, check=True, text=True,
+                                   input="go on\n").stdout
+            figures = json.loads(after.strip().splitlines()[-1])
+        return {**figures, "push_s": elapsed, "pushed": args.laps, "peak_rss_kb": peak, "wire": None,
                 "cpu_s": {key: cpu[key] - before[key] for key in ("central", "postgres")},
-                "central_rss_kb": cpu["central_rss_kb"]}
-    spec = {"db": str(path), "url": base, "token": token, "noop": args.noop_syncs, "pg": pg_url}
+                "central_rss_kb": cpu["central_rss_kb"], "worker_rss_kb": cpu["worker_rss_kb"]}
+    spec = {"db": str(path), "url": base, "token": token, "noop": noop, "pg": pg_url,
+            "gzip": args.gzip}
     before = central_cpu(central, args.pgdata)
     process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -349,7 +404,7 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
         raise SystemExit(f"the laptop process failed (status {process.returncode}): {''.join(lines)}")
     return {**json.loads(lines[-1]),
             "cpu_s": {key: after[key] - before[key] for key in ("central", "postgres")},
-            "central_rss_kb": after["central_rss_kb"]}
+            "central_rss_kb": after["central_rss_kb"], "worker_rss_kb": after["worker_rss_kb"]}
 
 
 def process_tree(root: int) -> list[int]:
@@ -393,11 +448,29 @@ def tree_peak_rss_kb(root: int) -> int:
     return max(peaks)
 
 
+def worker_peak_rss_kb(central: subprocess.Popen) -> list[int]:
+    """Return the peak RSS (VmHWM) of each of central's worker processes.
+
+    gunicorn: the children of its master (the master only forks and watches them);
+    werkzeug: the one server process.
+    """
+    workers = [pid for pid in process_tree(central.pid) if pid != central.pid] or [central.pid]
+    peaks = []
+    for pid in workers:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return peaks
+
+
 def central_cpu(central: subprocess.Popen, pgdata: Path) -> dict:
-    """Return CPU seconds so far of central's server processes and of PostgreSQL."""
+    """Return CPU seconds so far of central's server processes and of PostgreSQL, and peak RSS."""
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
     return {"central": tree_cpu(central.pid), "postgres": tree_cpu(postmaster),
-            "central_rss_kb": tree_peak_rss_kb(central.pid)}
+            "central_rss_kb": tree_peak_rss_kb(central.pid),
+            "worker_rss_kb": worker_peak_rss_kb(central)}
 
 
 # --- checks and report ---------------------------------------------------------
@@ -431,40 +504,83 @@ def environment(args: argparse.Namespace, server_url: str) -> dict:
             "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
 
 
-def report(args: argparse.Namespace, copy_s: float, copy_fk_s: float, laptop: dict) -> dict:
-    """Print the figures and their ratio to the targets; return them."""
-    copy_rate, push_rate = args.laps / copy_s, args.laps / laptop["push_s"]
+def met(ok: bool) -> str:
+    """Say whether a target was met."""
+    return "met" if ok else "MISSED"
+
+
+def report(args: argparse.Namespace, copies: list[float], copy_fk_s: float, rounds: list[dict]) -> dict:
+    """Print the figures (medians over the rounds) and their ratio to the targets; return them."""
+    laptop, n = rounds[-1], args.laps
+    pushes = [r["push_s"] for r in rounds]
+    copy_s, push_s = statistics.median(copies), statistics.median(pushes)
+    copy_rate, push_rate = n / copy_s, n / push_s
     ratio = push_rate / copy_rate
     noop, busy = sorted(laptop["noop_s"]), sorted(laptop["noop_busy_s"])
     noop_ms, busy_ms = statistics.median(noop) * 1000, statistics.median(busy) * 1000
-    rss_mb = laptop["peak_rss_kb"] / 1024
-    print(f"COPY:  {args.laps:,} laps in {copy_s:.2f} s = {copy_rate:,.0f} laps/s "
-          f"(into lap_copy: LIKE lap INCLUDING ALL; with lap's foreign key on pushed_by too: "
-          f"{args.laps / copy_fk_s:,.0f} laps/s)")
-    print(f"push:  {args.laps:,} laps in {laptop['push_s']:.2f} s = {push_rate:,.0f} laps/s "
-          f"= {ratio:.2f}x COPY (target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})"
-          + (f"; laptop CPU {laptop['push_cpu_s'] * 1e6 / args.laps:.1f} us per lap"
-             if "push_cpu_s" in laptop and not args.cli else ""))
-    print(f"no-op sync at {args.laps:,} laps: median {noop_ms:.2f} ms of {len(noop)} "
+    rss_mb = max(r["peak_rss_kb"] for r in rounds) / 1024
+    workers_mb = max(max(r["worker_rss_kb"]) for r in rounds) / 1024
+    cpu = {key: statistics.median(r["cpu_s"][key] for r in rounds) * 1e6 / n for key in ("central", "postgres")}
+    link = f"through a {args.bandwidth:g} Mbit/s link (bench/faultproxy.py)" if args.bandwidth else "on loopback"
+    print(f"COPY:  {n:,} laps, median of {len(copies)}: {copy_s:.2f} s = {copy_rate:,.0f} laps/s "
+          f"(runs: {', '.join(f'{n / c:,.0f}' for c in copies)}; into lap_copy: LIKE lap INCLUDING ALL; "
+          f"with a foreign key on pushed_by, which lap no longer has: {n / copy_fk_s:,.0f} laps/s)")
+    print(f"push:  {n:,} laps {link}, median of {len(rounds)}: {push_s:.2f} s = {push_rate:,.0f} laps/s "
+          f"= {ratio:.2f}x COPY (target >= {TARGET_RATIO}x: {met(ratio >= TARGET_RATIO)}); "
+          f"runs: {', '.join(f'{n / s:,.0f}' for s in pushes)} laps/s = "
+          f"{', '.join(f'{c / s:.2f}x' for c, s in zip(copies, pushes))} of the COPY before each"
+          + (f"; laptop CPU {statistics.median(r['push_cpu_s'] for r in rounds) * 1e6 / n:.1f} us per lap"
+             if not args.cli else ""))
+    if laptop.get("wire"):
+        wire = laptop["wire"]
+        print(f"wire:  {wire['bodies']} push bodies, {wire['raw_bytes'] / 1e6:,.1f} MB of JSON "
+              f"({wire['raw_bytes'] / n:.0f} bytes per lap) sent as {wire['wire_bytes'] / 1e6:,.1f} MB; "
+              f"{wire['gzipped']} of them gzip-compressed (--gzip {args.gzip})")
+    print(f"no-op sync at {n:,} laps: median {noop_ms:.2f} ms of {len(noop)} "
           f"(min {noop[0] * 1000:.2f}, max {noop[-1] * 1000:.2f}) "
-          f"(target <= {TARGET_NOOP_MS:.0f} ms: {'met' if noop_ms <= TARGET_NOOP_MS else 'MISSED'}); "
+          f"(target <= {TARGET_NOOP_MS:.0f} ms: {met(noop_ms <= TARGET_NOOP_MS)}); "
           f"right after the push, before central's vacuum and checkpoint: median {busy_ms:.2f} ms "
           f"(min {busy[0] * 1000:.2f}, max {busy[-1] * 1000:.2f})")
-    print(f"CPU per lap during the push: central's server processes "
-          f"{laptop['cpu_s']['central'] * 1e6 / args.laps:.1f} us, PostgreSQL (all its processes) "
-          f"{laptop['cpu_s']['postgres'] * 1e6 / args.laps:.1f} us; COPY needed "
-          f"{copy_s * 1e6 / args.laps:.1f} us of wall time per lap")
-    print(f"laptop peak RSS: {rss_mb:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
-          f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}); central's largest server process "
-          f"peaked at {laptop['central_rss_kb'] / 1024:.0f} MB; first sync after the push "
-          f"(pull) {laptop['first_sync_s'] * 1000:.0f} ms, {laptop['first_pulled']:,} changes")
-    return {"laps": args.laps, "copy_s": copy_s, "copy_laps_per_s": copy_rate,
-            "copy_fk_laps_per_s": args.laps / copy_fk_s, "push_s": laptop["push_s"],
-            "push_laps_per_s": push_rate, "ratio": ratio, "noop_median_ms": noop_ms,
+    print(f"CPU per lap during the push (median): central's server processes {cpu['central']:.1f} us, "
+          f"PostgreSQL (all its processes) {cpu['postgres']:.1f} us; COPY needed "
+          f"{copy_s * 1e6 / n:.1f} us of wall time per lap")
+    print(f"laptop peak RSS (highest of the rounds): {rss_mb:.0f} MB = {rss_mb / TARGET_RSS_MB:.2f}x "
+          f"of {TARGET_RSS_MB:.0f} MB ({met(rss_mb <= TARGET_RSS_MB)}); central's workers: peak RSS "
+          f"{workers_mb:.0f} MB = {workers_mb / TARGET_CENTRAL_RSS_MB:.2f}x of {TARGET_CENTRAL_RSS_MB:.0f} MB "
+          f"({met(workers_mb <= TARGET_CENTRAL_RSS_MB)}; VmHWM of each worker: "
+          f"{', '.join(f'{kb / 1024:.0f}' for kb in laptop['worker_rss_kb'])} MB)")
+    print(f"first sync after the push (pull): {laptop['first_sync_s'] * 1000:.0f} ms, "
+          f"{laptop['first_pulled']:,} changes")
+    return {"laps": n, "copy_s": copy_s, "copy_runs_s": copies, "copy_laps_per_s": copy_rate,
+            "copy_fk_laps_per_s": n / copy_fk_s, "push_s": push_s,
+            "push_runs_s": pushes, "push_laps_per_s": push_rate,
+            "ratio": ratio, "noop_median_ms": noop_ms,
             "noop_ms": [s * 1000 for s in laptop["noop_s"]], "noop_busy_median_ms": busy_ms,
             "noop_busy_ms": [s * 1000 for s in laptop["noop_busy_s"]], "peak_rss_mb": rss_mb,
-            "cpu_s": laptop["cpu_s"], "laptop_push_cpu_s": laptop.get("push_cpu_s"),
+            "worker_peak_rss_mb": workers_mb, "cpu_us_per_lap": cpu, "wire": laptop.get("wire"),
+            "laptop_push_cpu_s": [r.get("push_cpu_s") for r in rounds],
             "central_peak_rss_mb": laptop["central_rss_kb"] / 1024}
+
+
+def reset_round(url: str, path: Path, roster_seq: int) -> None:
+    """Undo a push for the next round: central forgets the laps, the laptop has them pending again."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE lap, runner_total, device_runner_laps")
+        conn.execute("UPDATE device SET last_seq = %s, laps_pushed = 0", [roster_seq])
+    db = connect(path)
+    db.execute("PRAGMA synchronous=OFF")  # preparation only
+    with transaction(db):
+        db.execute("UPDATE change SET pushed_at = NULL WHERE seq > ?", [roster_seq])
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def throttle(args: argparse.Namespace, base: str):
+    """Return the link the laptop pushes through: a throttling proxy (--bandwidth) or None."""
+    if not args.bandwidth:
+        return None
+    from faultproxy import FaultProxy  # bench/faultproxy.py: no faults, only its rate limit
+    return FaultProxy(base, rate=args.bandwidth * 1e6 / 8, keep_exchanges=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -479,6 +595,7 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"push-{os.getpid()}.sqlite"
     central, base = start_central(args, url)
+    link = None
     try:
         started = time.perf_counter()
         token = register(url)
@@ -486,20 +603,33 @@ def main(argv: list[str] | None = None) -> None:
         sync_roster(path, base, token)
         chunks = add_backlog(path, args, user_id, runner_ids, rng)
         with psycopg.connect(url, autocommit=True) as conn:
-            device = conn.execute("SELECT id FROM device").fetchone()[0]
+            device, roster_seq = conn.execute("SELECT id, last_seq FROM device").fetchone()
         print(f"prepared in {time.perf_counter() - started:.1f} s: {args.runners:,} runners synced, "
               f"{args.laps:,} laps pending in {path.relative_to(ROOT)} "
               f"({path.stat().st_size / 2**20:.0f} MB)")
-        copy_s = timed_copy(url, chunks, device, "lap_copy")
+        link = throttle(args, base)
         copy_fk_s = timed_copy(url, chunks, device, "lap_copy_fk", foreign_key=True)
+        copies, rounds = [], []
+        for number in range(1, args.rounds + 1):
+            if number > 1:
+                reset_round(url, path, roster_seq)
+            copies.append(timed_copy(url, chunks, device, "lap_copy"))
+            checkpoint(url)
+            last = number == args.rounds
+            rounds.append(run_laptop(args, path, link.url if link else base, token, url, central,
+                                     args.noop_syncs if last else 0))
+            print(f"  round {number}: COPY {args.laps / copies[-1]:,.0f} laps/s, "
+                  f"push {args.laps / rounds[-1]['push_s']:,.0f} laps/s", flush=True)
+            if not last:
+                verify(url, args, rounds[-1])
         del chunks
-        checkpoint(url)
-        laptop = run_laptop(args, path, base, token, url, central)
-        figures = report(args, copy_s, copy_fk_s, laptop)
-        print(" ", verify(url, args, laptop))
+        figures = report(args, copies, copy_fk_s, rounds)
+        print(" ", verify(url, args, rounds[-1]))
         if args.json:
             Path(args.json).write_text(json.dumps({"args": vars(args), **figures}, indent=1, default=str))
     finally:
+        if link is not None:
+            link.close()
         stop(central)
         if not args.keep:
             for suffix in ("", "-wal", "-shm"):

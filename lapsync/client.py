@@ -13,6 +13,7 @@ import random
 import re
 import sqlite3
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +44,13 @@ TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")      # printable ASCII: safe in a heade
 STATE_KEYS = ("last_success_ms", "last_error", "last_error_ms", "auth_failed",
               "backoff_until_ms", "failures", "clock_offset_ms")
 TRANSIENT, AUTH, REFUSED, PROTOCOL = "transient", "auth", "refused", "protocol"
+# A push goes gzip-compressed when the link to central carried less than this on the
+# last large push (bytes/s: the push's size over its round trip less central's own
+# time, apply_ms). zlib at level 1 packs a batch of laps ~3.5x at ~80 MB/s, which
+# saves more time than it costs below ~50 MB/s; on loopback or gigabit it would not
+# pay (docs/BENCHMARKS.md: a 10 Mbit/s link and loopback, with and without).
+GZIP_BELOW_BYTES_PER_S = 25_000_000
+MEASURE_FROM_BYTES = 256_000      # a smaller push tells more of latency than of bandwidth
 
 
 class SyncError(Exception):
@@ -91,6 +99,9 @@ class Central:
         self.session.headers.update({"Authorization": f"Bearer {token}",
                                      "Accept": "application/json"})
         self.encodings: set[str] = set()  # optional push encodings central announced
+        self.content_encodings: set[str] = set()  # Content-Encodings central accepts
+        self.link_rate: float | None = None  # bytes/s to central, from the last large push
+        self.gzip: bool | None = None        # None: when the link is slow; True/False: forced
 
     @property
     def fingerprint(self) -> str:
@@ -131,10 +142,40 @@ class Central:
             message = f"device not authorised: {message}"
         raise SyncError(classify(status), f"central answered {status}: {message}", status)
 
+    def compressing(self) -> bool:
+        """Tell whether the next push goes gzip-compressed (only if central accepts gzip)."""
+        if protocol.GZIP not in self.content_encodings:
+            return False
+        if self.gzip is not None:
+            return self.gzip
+        return self.link_rate is not None and self.link_rate < GZIP_BELOW_BYTES_PER_S
+
+    @staticmethod
+    def compress(body: bytes) -> bytes:
+        """Return body gzip-compressed at level 1 (the fastest; most of the gain)."""
+        packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip format
+        return packer.compress(body) + packer.flush()
+
     def push(self, body: bytes) -> tuple[int, dict]:
-        """POST one batch to /push."""
-        return self.request("POST", "/push", data=body,
-                            headers={"Content-Type": "application/json"})
+        """POST one batch to /push, gzip-compressed when the link is slow; learn its speed."""
+        headers = {"Content-Type": "application/json"}
+        if self.compressing():
+            body = self.compress(body)
+            headers["Content-Encoding"] = protocol.GZIP
+        started = time.perf_counter()
+        status, answer = self.request("POST", "/push", data=body, headers=headers)
+        if status == 200:
+            self.learn_link(len(body), time.perf_counter() - started, answer)
+        return status, answer
+
+    def learn_link(self, size: int, seconds: float, answer: dict) -> None:
+        """Take central's Content-Encodings and the link's speed from a push's answer."""
+        accepted = answer.get("content_encodings")
+        self.content_encodings = {e for e in accepted if isinstance(e, str)} \
+            if isinstance(accepted, list) else set()
+        apply_ms = answer.get("apply_ms")
+        if size >= MEASURE_FROM_BYTES and type(apply_ms) in (int, float) and apply_ms >= 0:
+            self.link_rate = size / max(seconds - apply_ms / 1000, 0.001)
 
     def pull(self, cursor: int, limit: int = protocol.MAX_PULL_LIMIT) -> tuple[int, dict]:
         """GET one page of changes after the cursor."""
@@ -178,12 +219,21 @@ RUN_FRAME = len('{"seq":,"entity":"laps","data":{"id":[],"runner_id":[],"created
                 '"time":[],"device_id":[]}}') + 20 + 1  # + seq digits + a comma
 
 
+RUN_LAPS = 8192  # laps per compact run: each run's columns are joined and let go as it ends
+
+
 @dataclass
 class Batch:
     """The encoded changes of one push (the body's head is stamped when it is sent)."""
 
-    changes: str
+    items: list[bytes]   # encoded changes, every one after the first with its comma
     seqs: list[int]
+    runs: bool = False   # holds a compact lap run
+
+    def body(self, laptop_id: str, device_time: int | None = None) -> bytes:
+        """Return the push body, stamped now; the batch lets go of its items (sent once)."""
+        items, self.items = self.items, []
+        return b"".join([push_head(laptop_id, device_time), *items, b"]}"])
 
 
 class BatchEncoder:
@@ -192,17 +242,20 @@ class BatchEncoder:
     def __init__(self, budget: int, compact: bool):
         """Start an empty batch of at most budget bytes; compact: lap runs allowed."""
         self.budget, self.compact = budget, compact
-        self.items: list[str] = []
+        self.items: list[bytes] = []
         self.seqs: list[int] = []
         self.size = 0
         self.run: list[list[str]] | None = None  # id, runner_id, created_by, time, device_id
         self.run_seq = 0                          # the open run's first seq
+        self.runs = False
+        self.known: dict[str, str] = {}           # one copy of each repeated id
 
     def add(self, seq: int, entity: str, entity_id: str, payload: str) -> bool:
         """Add one outbox row; False when it does not fit any more."""
         lap = LAP_PAYLOAD.fullmatch(payload) if self.compact and entity == "lap" else None
         if lap is not None and lap.group(1) == entity_id:
-            if self.run is not None and seq != self.run_seq + len(self.run[0]):
+            if self.run is not None and (seq != self.run_seq + len(self.run[0])
+                                         or len(self.run[0]) >= RUN_LAPS):
                 self.end_run()  # a run stands for consecutive seqs only
             extra = len(payload) - LAP_PAYLOAD_FRAME + 13  # quotes and commas of 5 values
             extra += RUN_FRAME if self.run is None else 0
@@ -210,60 +263,78 @@ class BatchEncoder:
             lap = None
             # payload is stored as JSON text already: splice it in, don't re-encode.
             item = (f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},'
-                    f'"data":{payload}}}')
-            extra = len(item.encode()) + 1
+                    f'"data":{payload}}}').encode()
+            extra = len(item) + 1
         if self.seqs and self.size + extra > self.budget:
             return False
         if lap is None:
             self.end_run()
-            self.items.append(item)
+            self.append(item)
         else:
             if self.run is None:
                 self.run = [[], [], [], [], []]
                 self.run_seq = seq
-            for values, value in zip(self.run, lap.groups()):
-                values.append(value)
+            ids, runners, creators, times, devices = self.run
+            values = lap.groups()
+            ids.append(values[0])
+            times.append(values[3])
+            # Interned: a run repeats a few runner, user and laptop ids thousands of times.
+            known = self.known
+            runners.append(known.setdefault(values[1], values[1]))
+            creators.append(known.setdefault(values[2], values[2]))
+            devices.append(known.setdefault(values[4], values[4]))
         self.seqs.append(seq)
         self.size += extra
         return True
+
+    def append(self, item: bytes) -> None:
+        """Add an encoded change after the others."""
+        self.items.append(b"," + item if self.items else item)
 
     def end_run(self) -> None:
         """Close the open lap run into one compact item."""
         if self.run is None:
             return
         ids, runners, creators, times, devices = ('","'.join(values) for values in self.run)
-        self.items.append(f'{{"seq":{self.run_seq},"entity":"laps","data":{{"id":["{ids}"],'
-                          f'"runner_id":["{runners}"],"created_by":["{creators}"],'
-                          f'"time":[{",".join(self.run[3])}],"device_id":["{devices}"]}}}}')
-        self.run = None
+        self.append(f'{{"seq":{self.run_seq},"entity":"laps","data":{{"id":["{ids}"],'
+                    f'"runner_id":["{runners}"],"created_by":["{creators}"],'
+                    f'"time":[{",".join(self.run[3])}],"device_id":["{devices}"]}}}}'.encode())
+        self.run, self.runs = None, True
 
     def batch(self) -> Batch:
         """Return the encoded changes."""
         self.end_run()
-        return Batch(",".join(self.items), self.seqs)
+        return Batch(self.items, self.seqs, self.runs)
 
 
 def head_bytes(db: sqlite_utils.Database) -> int:
     """Return an upper bound of a push body's size without its changes."""
-    return len(push_body(device_id(db), "", 10 ** 14 - 1))
+    return len(push_head(device_id(db), 10 ** 14 - 1)) + 2
 
 
 def encode_batch(db: sqlite_utils.Database, start: int, compact: bool = False) -> Batch:
-    """Encode the outbox rows from seq START (one query) within the batch limits."""
-    rows = db.execute("SELECT seq, entity, entity_id, payload FROM change WHERE seq >= ? "
-                      "ORDER BY seq LIMIT ?", [start, protocol.MAX_BATCH_CHANGES]).fetchall()
+    """Encode the outbox rows from seq START (one query) within the batch limits.
+
+    Rows are read as they are encoded, not fetched all at once: a batch's rows as
+    Python tuples would take several times the memory of its encoded text.
+    """
     encoder = BatchEncoder(protocol.MAX_BATCH_BYTES - head_bytes(db), compact)
-    for row in rows:
-        if not encoder.add(*row):
-            break
+    rows = db.execute("SELECT seq, entity, entity_id, payload FROM change WHERE seq >= ? "
+                      "ORDER BY seq LIMIT ?", [start, protocol.MAX_BATCH_CHANGES])
+    try:
+        for row in rows:
+            if not encoder.add(*row):
+                break
+    finally:
+        rows.close()  # ends the read (a WAL snapshot) even when the batch is full early
     return encoder.batch()
 
 
-def push_body(laptop_id: str, changes: str, device_time: int | None = None) -> bytes:
-    """Wrap encoded changes into a push body stamped with this laptop's clock."""
+def push_head(laptop_id: str, device_time: int | None = None) -> bytes:
+    """Return a push body up to its list of changes, stamped with this laptop's clock."""
     device_time = now_ms() if device_time is None else device_time
     return (f'{{"protocol":{protocol.PROTOCOL_VERSION},"device_id":{json.dumps(laptop_id)},'
-            f'"device_time":{device_time},"changes":[{changes}]}}').encode()
+            f'"device_time":{device_time},"changes":[').encode()
 
 
 def build_batch(db: sqlite_utils.Database, start: int,
@@ -274,7 +345,7 @@ def build_batch(db: sqlite_utils.Database, start: int,
     central that announced "laps" in its encodings accepts.
     """
     batch = encode_batch(db, start, compact)
-    return push_body(device_id(db), batch.changes), batch.seqs
+    return batch.body(device_id(db)), batch.seqs
 
 
 def as_seq(value: Any, name: str) -> int:
@@ -349,7 +420,7 @@ def recall_encodings(db: sqlite_utils.Database, central: Central) -> None:
 def send(central: Central, laptop_id: str, batch: Batch) -> tuple[int, dict, int, int]:
     """POST one batch; return (status, answer, sent at, answered at) in laptop ms."""
     sent = now_ms()
-    status, answer = central.push(push_body(laptop_id, batch.changes, sent))
+    status, answer = central.push(batch.body(laptop_id, sent))
     return status, answer, sent, now_ms()
 
 
@@ -385,7 +456,7 @@ def push_once(db: sqlite_utils.Database, central: Central, start: int,
 def compact_refused(db: sqlite_utils.Database, central: Central, batch: Batch,
                     error: SyncError) -> SyncError:
     """Stop sending lap runs after central refused a batch holding one (e.g. a downgrade)."""
-    if error.status == 422 and '"entity":"laps"' in batch.changes:
+    if error.status == 422 and batch.runs:
         central.encodings.discard(protocol.LAP_RUN)
         with transaction(db):
             remember_encodings(db, central)

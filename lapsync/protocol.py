@@ -21,16 +21,21 @@ PUSH  POST /api/v1/push   Content-Type: application/json
            is checked exactly as in a lap change, and a run counts as n changes towards
            MAX_BATCH_CHANGES. Verbose and compact items mix freely in one batch. A laptop
            sends runs only to a central whose push answer lists "laps" in "encodings".
+  gzip (optional): the body may be sent with `Content-Encoding: gzip` to a central
+           whose push answer lists "gzip" in "content_encodings"; MAX_BATCH_BYTES applies
+           to the decompressed body. The laptop compresses only when the link is slow
+           (client.py: the round trip less "apply_ms" gives the link's bytes/s).
   200      {"acked_seq": N, "server_time": ms, "rejected": [{"seq", "error", "message"}],
-            "encodings": ["laps"]}
+            "encodings": ["laps"], "content_encodings": ["gzip"], "apply_ms": ms}
            acked_seq is the device's last applied seq after this batch; seqs at or below
            it are already applied and are skipped when sent again (replay is a no-op).
            "rejected" lists items refused for good (kept at central for the admin);
            they are acknowledged too so that they never wedge the queue. A replayed
-           batch gets the same answer, its earlier rejections included.
+           batch gets the same answer, its earlier rejections included. "apply_ms" is
+           central's own time for the batch, from its body fully received to the answer.
   409      {"error": "seq_gap", "message", "acked_seq": N, "resume_from": N + 1}
   4xx      {"error": "<code>", "message": "..."}: 400 malformed, 401 token, 413 too big,
-           415 content type, 422 invalid item (nothing of the batch applied).
+           415 content type or encoding, 422 invalid item (nothing of the batch applied).
 
 PULL  GET /api/v1/pull?cursor=N&limit=M
   200      {"protocol": 1, "server_time": ms, "next_cursor": N, "more": bool,
@@ -66,10 +71,11 @@ Validation (validate_push below; both ends run it, central on every push):
   A change's "origin" (and a lap's "device_id") names the node that made it; that is
   normally the pushing laptop, but it is not enforced (a laptop database copied from
   another keeps the other's origin on its older changes: refusing them would wedge it).
-  Errors: 400 malformed_json / unsupported_protocol, 413 batch_too_large,
-  415 unsupported_media_type, 422 invalid_body / invalid_change (with "index" into
-  changes, "seq" when known and "field" naming the item; in a compact run, "seq" names
-  the lap at fault); nothing of the batch is applied.
+  Errors: 400 malformed_json / malformed_gzip / unsupported_protocol, 413 batch_too_large,
+  415 unsupported_media_type (not JSON, or a Content-Encoding other than gzip),
+  422 invalid_body / invalid_change (with "index" into changes, "seq" when known and
+  "field" naming the item; in a compact run, "seq" names the lap at fault); nothing of
+  the batch is applied.
   401 missing_token / invalid_token / revoked_token; 403 device_mismatch: a token is
   bound to the laptop "device_id" of its first push (a revoked token's successor for
   the same laptop carries on from its last applied seq; two live tokens for one laptop:
@@ -104,6 +110,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import zlib
 from typing import Any
 
 from .errors import InputError
@@ -112,14 +119,19 @@ PROTOCOL_VERSION = 1
 API_PREFIX = "/api/v1"
 # Batches are large because central's cost of a batch grows with the runners it
 # touches (one lap total each), not only with its laps: of 5,000 runners, 1,000 laps
-# touch ~900, 20,000 laps ~4,900. 20,000-lap batches push laps about twice as fast as
-# 1,000-lap ones, and 15 % faster than 10,000-lap ones (docs/BENCHMARKS.md).
-MAX_BATCH_CHANGES = 20_000        # changes per push (a compact lap run counts its laps)
-MAX_BATCH_BYTES = 8_000_000       # request body bytes per push
+# touch ~900, 20,000 laps ~4,900, 50,000 laps all of them. Each touched runner costs
+# ~10 us of PostgreSQL's time (two totals updated), so the totals cost ~2.5 us per lap
+# in 20,000-lap batches and ~1 us in 50,000-lap ones, against ~5 us per lap for
+# the laps themselves (docs/BENCHMARKS.md). The byte limit lets 50,000 verbose laps
+# (~240 bytes each) through; a compact run takes ~135 bytes per lap.
+MAX_BATCH_CHANGES = 50_000        # changes per push (a compact lap run counts its laps)
+MAX_BATCH_BYTES = 16_000_000      # request body bytes per push (decompressed, with gzip)
 MAX_PULL_LIMIT = 1000             # changes per pull page
 PUSH_ENTITIES = ("lap", "lap_void", "runner", "user")
 LAP_RUN = "laps"                   # the entity of a compact lap run
 PUSH_ENCODINGS = (LAP_RUN,)        # optional encodings central accepts (push answer)
+GZIP = "gzip"                      # a push body's Content-Encoding, if any
+PUSH_CONTENT_ENCODINGS = (GZIP,)   # Content-Encodings central accepts (push answer)
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")
 
 MIN_ID_LENGTH, MAX_ID_LENGTH = 20, 32
@@ -435,6 +447,37 @@ def _too_many(count: int) -> ProtocolError:
     """Return the 413 for a batch of too many changes."""
     return ProtocolError("batch_too_large", f"At most {MAX_BATCH_CHANGES} changes per push, "
                          f"not {count}.", 413, max_changes=MAX_BATCH_CHANGES)
+
+
+def too_large_body() -> ProtocolError:
+    """Return the 413 for a push body of too many bytes."""
+    return ProtocolError("batch_too_large", f"A push body may have at most {MAX_BATCH_BYTES} "
+                         "bytes.", 413, max_bytes=MAX_BATCH_BYTES)
+
+
+def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
+    """Return a push body without its Content-Encoding (gzip or none), within MAX_BATCH_BYTES.
+
+    The limit applies to the decompressed body too: a small gzip stream that would
+    unpack to gigabytes is refused after MAX_BATCH_BYTES + 1 bytes of it.
+    """
+    coding = (content_encoding or "identity").strip().lower()
+    if coding == "identity":
+        return raw
+    if coding != GZIP:
+        raise ProtocolError("unsupported_media_type", f"A push body may be gzip-compressed, not "
+                            f"{content_encoding[:50]!r}.", 415)
+    inflater = zlib.decompressobj(wbits=31)  # gzip only: its header and CRC are checked
+    try:
+        body = inflater.decompress(raw, MAX_BATCH_BYTES + 1)
+    except zlib.error as exc:
+        raise ProtocolError("malformed_gzip", f"The body is not valid gzip: {exc}"[:300], 400) from None
+    if len(body) > MAX_BATCH_BYTES:
+        raise too_large_body()
+    if not inflater.eof or inflater.unused_data:
+        raise ProtocolError("malformed_gzip", "The gzip body is cut short or has data after "
+                            "its end.", 400)
+    return body
 
 
 def validate_push(body: Any) -> dict:

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request, send_file
+from flask import Blueprint, Flask, Response, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lapsync.protocol import (API_PREFIX, MAX_BATCH_BYTES, PUSH_ENCODINGS, ProtocolError,
-                              validate_push)
+from lapsync.protocol import (API_PREFIX, MAX_BATCH_BYTES, PUSH_CONTENT_ENCODINGS,
+                              PUSH_ENCODINGS, ProtocolError, decode_body, validate_push)
 
 from .db import connection
 from .devices import authenticate
@@ -45,6 +46,8 @@ def read_json() -> Any:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:
         raise too_large from None
+    g.body_received = time.perf_counter()  # central's own time starts now (apply_ms)
+    raw = decode_body(raw, request.headers.get("Content-Encoding"))  # gzip, if sent so
     try:
         return json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
@@ -62,12 +65,16 @@ def current_device() -> dict:
 def push_view() -> Response:
     """Apply a batch of a laptop's changes exactly once; answer the acknowledged seq.
 
-    The answer lists the optional encodings this central accepts (compact lap runs).
+    The answer lists the optional encodings this central accepts (compact lap runs,
+    gzip) and apply_ms, its own time since the body arrived (the laptop tells the
+    link's speed from it).
     """
     device = current_device()
     batch = validate_push(read_json())
     with connection() as conn:
-        return jsonify({**push(conn, device, batch), "encodings": list(PUSH_ENCODINGS)})
+        return jsonify({**push(conn, device, batch), "encodings": list(PUSH_ENCODINGS),
+                        "content_encodings": list(PUSH_CONTENT_ENCODINGS),
+                        "apply_ms": round((time.perf_counter() - g.body_received) * 1000)})
 
 
 @bp.get("/pull")

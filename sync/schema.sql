@@ -77,13 +77,21 @@ CREATE UNIQUE INDEX IF NOT EXISTS device_live_laptop ON device (laptop_id)
 -- runner_id and created_by have NO foreign key on purpose: a lap may arrive before
 -- its runner (or user) does; it is kept, counts for that runner id, and links as
 -- soon as the runner arrives. Its void state lives in lap_void.
+-- pushed_by has no foreign key either, and that is deliberate: only sync/push.py
+-- writes laps, and it writes the id of the device row it has just locked FOR
+-- UPDATE in the same transaction; devices are never deleted (revoked only). The
+-- check could never fail, and it cost about 4 us of PostgreSQL's time per lap,
+-- a quarter of a catch-up push (docs/BENCHMARKS.md); tests/test_sync_push.py
+-- checks that every lap's pushed_by names a real device. (A database created
+-- before this change keeps its lap_pushed_by_fkey: harmless, only slower; to
+-- drop it by hand: ALTER TABLE lap DROP CONSTRAINT lap_pushed_by_fkey.)
 CREATE TABLE IF NOT EXISTS lap (
     id              text PRIMARY KEY,
     runner_id       text NOT NULL,
     created_by      text NOT NULL,
     device_time     bigint NOT NULL,                    -- laptop clock when entered
     device_id       text NOT NULL,                      -- the laptop that recorded it
-    pushed_by       bigint NOT NULL REFERENCES device (id),
+    pushed_by       bigint NOT NULL,                    -- device (id) that delivered it, see above
     received_at     bigint NOT NULL,                    -- central clock at receipt
     clock_offset_ms bigint NOT NULL                     -- laptop's offset at receipt:
                                                         -- device_time + offset ~ central time

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import socket
 import stat
 import threading
@@ -53,13 +54,18 @@ def changes(db) -> int:
     return db.execute("SELECT count(*) FROM change").fetchone()[0]
 
 
+def quick_id() -> str:
+    """Return a random cuid-shaped id (24 characters): cuid2 takes ~30 us, too slow for 100k."""
+    return "q" + secrets.token_hex(12)[1:]
+
+
 def backlog(db, count: int) -> None:
     """Write COUNT lap changes to the outbox at once (as a long day offline would)."""
     user, me = user_id(db), device_id(db)
     with transaction(db):
         for _ in range(count):
-            lap_id = new_id()
-            record_change(db, "lap", lap_id, {"id": lap_id, "runner_id": new_id(), "created_by": user,
+            lap_id = quick_id()
+            record_change(db, "lap", lap_id, {"id": lap_id, "runner_id": quick_id(), "created_by": user,
                                               "time": now_ms(), "device_id": me})
 
 
@@ -859,3 +865,72 @@ def test_a_central_that_refuses_compact_runs_gets_verbose_batches_again(db, runn
     assert fresh.encodings == set()
     assert client.sync_once(db, server, force=True).error is None and pending(db) == []
     assert {c["entity"] for c in central.pushed()[-1]["changes"]} <= {"lap", "runner", "user"}
+
+
+# ---- the catch-up push (issue 6): short runs, gzip on slow links -------------------
+
+def test_long_runs_are_cut_so_that_each_runs_columns_are_let_go_as_it_ends(db, monkeypatch):
+    monkeypatch.setattr(client, "RUN_LAPS", 4)
+    backlog(db, 10)
+    start = pending(db)[0]
+    body, seqs = client.build_batch(db, start, compact=True)
+    runs = [c for c in json.loads(body)["changes"] if c["entity"] == "laps"]
+    assert [len(run["data"]["id"]) for run in runs] == [4, 4, 2]
+    cleaned = protocol.validate_push(json.loads(body))
+    assert protocol.expand_changes(cleaned["changes"]) == verbose_changes(db, start)
+    assert seqs == list(range(start, changes(db) + 1))
+
+
+def test_the_links_speed_decides_compression_where_central_accepts_gzip():
+    central = client.Central("http://127.0.0.1:9", TOKEN)
+    accepts = {"content_encodings": ["gzip"], "apply_ms": 500}
+    assert not central.compressing()                      # nothing measured yet
+    central.learn_link(1_000_000, 0.51, accepts)          # 10 ms on the wire: 100 MB/s
+    assert central.link_rate == pytest.approx(1e8) and not central.compressing()
+    central.learn_link(1_000_000, 1.5, accepts)           # 1 s on the wire: 1 MB/s
+    assert central.link_rate == pytest.approx(1e6) and central.compressing()
+    central.learn_link(10_000, 9.0, accepts)              # a small push tells of latency only
+    assert central.link_rate == pytest.approx(1e6) and central.compressing()
+    central.learn_link(1_000_000, 1.5, {"apply_ms": 500})  # a central that does not list gzip
+    assert not central.compressing()
+    central.learn_link(1_000_000, 0.51, accepts)
+    central.gzip = True                                    # forced either way (bench_push --gzip)
+    assert central.compressing()
+    central.learn_link(1_000_000, 1.5, accepts)
+    central.gzip = False
+    assert not central.compressing()
+    for bad in (None, "500", True, -1):                   # no usable apply_ms: no estimate
+        fresh = client.Central("http://127.0.0.1:9", TOKEN)
+        fresh.learn_link(1_000_000, 1.5, {"content_encodings": ["gzip"], "apply_ms": bad})
+        assert fresh.link_rate is None and not fresh.compressing()
+
+
+class WatchedCentral(client.Central):
+    """A client that notes, for every push, whether it went gzip-compressed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gzipped: list[bool] = []
+
+    def push(self, body: bytes) -> tuple[int, dict]:
+        """Note the choice, then push as the product does."""
+        self.gzipped.append(self.compressing())
+        return super().push(body)
+
+
+def test_pushes_go_gzip_compressed_once_the_link_proves_slow_and_arrive_once(
+        db, live_central, central_db, device_token, monkeypatch):
+    from bench.faultproxy import FaultProxy
+    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 2_500)
+    backlog(db, 7_000)
+    link = FaultProxy(live_central, rate=4_000_000, keep_exchanges=False)  # 32 Mbit/s
+    try:
+        central = WatchedCentral(link.url, device_token)
+        result = client.sync_once(db, central)
+    finally:
+        link.close()
+    assert result.error is None and pending(db) == []
+    assert central.gzipped[0] is False and central.gzipped[1:] == [True] * (len(central.gzipped) - 1)
+    assert len(central.gzipped) == 3 and central.link_rate < client.GZIP_BELOW_BYTES_PER_S
+    stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
+    assert stored == {"n": 7_000, "d": 7_000}

@@ -390,3 +390,15 @@ def _locate(body: object, where: list) -> object:
 def test_any_json_body_is_cleaned_or_refused_with_a_4xx_never_a_crash(body):
     """Whatever JSON arrives, the validator returns a clean batch or a ProtocolError."""
     check_outcome(body)
+
+
+@pytest.mark.parametrize("encoding", [None, "", "identity", " Identity "])
+def test_a_body_without_a_content_encoding_is_taken_as_it_is(encoding):
+    raw = b'{"protocol": 1}'
+    assert protocol.decode_body(raw, encoding) is raw
+
+
+def test_a_gzip_body_unpacks_to_exactly_its_json():
+    import gzip
+    raw = json.dumps({"protocol": 1, "changes": ["x" * 1000] * 50}).encode()
+    assert protocol.decode_body(gzip.compress(raw, 1), "gzip") == raw

@@ -30,7 +30,7 @@ def test_schema_never_drops_and_laps_have_no_runner_foreign_key(central_db):
     keys = central_db.execute(
         "SELECT conname FROM pg_constraint WHERE conrelid = 'lap'::regclass AND contype = 'f'"
     ).fetchall()
-    assert [k["conname"] for k in keys] == ["lap_pushed_by_fkey"]
+    assert keys == []  # nor on pushed_by: see sync/schema.sql and test_sync_push.py
 
 
 def test_config_layers_defaults_then_environment(monkeypatch, tmp_path):

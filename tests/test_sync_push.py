@@ -578,3 +578,107 @@ def test_any_push_body_is_applied_or_refused_with_a_4xx_and_a_refusal_writes_not
     assert {runner: n for runner, n in kept.items() if n} == counted_laps(central_db)
     page = pull(central_db, {"id": 0, "laptop_id": POOL[-1]}, 0, 1000)  # what others pull
     SPEC_PULL.validate(json.loads(json.dumps(page)))        # stored data pulls as the spec says
+
+
+# ---- the catch-up push (issue 6): pushed_by, COPY in chunks, voids first, gzip -----
+
+import gzip  # noqa: E402
+
+from lapsync import protocol  # noqa: E402
+from sync import push as push_module  # noqa: E402
+from sync.devices import revoke_device  # noqa: E402
+
+
+def test_every_laps_pushed_by_names_the_device_that_delivered_it(central_db, device_token):
+    # lap.pushed_by has no foreign key (sync/schema.sql says why): push writes the id of
+    # the device row it locked, for every device, a revoked token's successor included.
+    box, other = Outbox(), Outbox()
+    runner = box.runner(1, "Anna Berg")
+    first = [box.lap(runner), box.lap(runner)]
+    send(central_db, device_token, compact(box.body()))
+    revoke_device(central_db, "laptop-a")
+    successor = register_device(central_db, "laptop-a2")
+    later = box.lap(runner)
+    send(central_db, successor, box.body(4, 4))
+    theirs = other.lap(runner)
+    send(central_db, register_device(central_db, "laptop-b"), other.body())
+    rows = central_db.execute("SELECT l.id, d.name FROM lap l LEFT JOIN device d "
+                              "ON d.id = l.pushed_by").fetchall()
+    assert {r["id"]: r["name"] for r in rows} == {
+        first[0]: "laptop-a", first[1]: "laptop-a", later: "laptop-a2", theirs: "laptop-b"}
+
+
+def test_a_batch_of_many_copy_chunks_arrives_whole_and_once(central_db, device_token, monkeypatch):
+    monkeypatch.setattr(push_module, "COPY_CHUNK", 3)  # 10 laps: four COPY writes
+    box = Outbox()
+    runner, other = box.runner(1, "Anna Berg"), box.runner(2, "Bert Cole")
+    laps = [box.lap(runner if i % 3 else other) for i in range(7)]
+    send(central_db, device_token, compact(box.body(1, 5)))
+    box.lap(runner, lap_id=laps[1])                      # a lap id central has: COPY retried
+    laps += [box.lap(other) for _ in range(3)]
+    assert send(central_db, device_token, compact(box.body(6)))["acked_seq"] == 13
+    assert sorted(r["id"] for r in central_db.execute("SELECT id FROM lap")) == sorted(laps)
+    assert totals(central_db) == counted_laps(central_db) == {runner: 4, other: 6}
+    assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 10
+
+
+def test_voids_and_restores_that_arrive_before_their_laps_count_right_in_a_run(central_db, device_token):
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    ids = [box.new_id() for _ in range(5)]
+    box.void(ids[0])                                     # voided before it arrives
+    box.void(ids[1]), box.void(ids[1], voided=False)     # voided, then restored
+    box.void(box.new_id())                               # a void whose lap never comes
+    send(central_db, device_token, box.body())
+    for lap_id in ids:
+        box.lap(runner, lap_id=lap_id)
+    send(central_db, device_token, compact(box.body(6)))
+    assert totals(central_db) == counted_laps(central_db) == {runner: 4}
+
+
+def post_raw(client, token: str, data: bytes, encoding: str | None = None):
+    """POST a push body as it is, with a Content-Encoding if given."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return client.post("/api/v1/push", data=data, content_type="application/json", headers=headers)
+
+
+def test_a_gzip_push_applies_like_its_json_and_its_replay_changes_nothing(central_client, central_db,
+                                                                        device_token):
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    for _ in range(5):
+        box.lap(runner)
+    packed = gzip.compress(json.dumps(compact(box.body())).encode())
+    answer = post_raw(central_client, device_token, packed, "gzip")
+    assert answer.status_code == 200 and answer.json["acked_seq"] == 6
+    assert answer.json["content_encodings"] == ["gzip"] and answer.json["encodings"] == ["laps"]
+    assert type(answer.json["apply_ms"]) is int and answer.json["apply_ms"] >= 0
+    assert totals(central_db) == {runner: 5}
+    before = snapshot(central_db, skip_device_contact=True)
+    assert post_raw(central_client, device_token, packed, "GZip").json["acked_seq"] == 6
+    assert snapshot(central_db, skip_device_contact=True) == before
+
+
+@pytest.mark.parametrize("case,status,code", [
+    ("not gzip", 400, "malformed_gzip"), ("cut short", 400, "malformed_gzip"),
+    ("data after its end", 400, "malformed_gzip"), ("unpacks too large", 413, "batch_too_large"),
+    ("another encoding", 415, "unsupported_media_type")])
+def test_a_bad_compressed_body_is_refused_and_changes_nothing(central_client, central_db, device_token,
+                                                              monkeypatch, case, status, code):
+    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 4_000)  # the limit after decompression
+    box = Outbox()
+    box.lap(box.runner(1, "Anna Berg"))
+    raw = json.dumps(box.body()).encode()
+    packed = gzip.compress(raw)
+    data, encoding = {
+        "not gzip": (raw, "gzip"), "cut short": (packed[:-9], "gzip"),
+        "data after its end": (packed + packed, "gzip"),
+        "unpacks too large": (gzip.compress(raw[:-2] + b" " * 5_000 + b"]}"), "gzip"),
+        "another encoding": (packed, "br")}[case]
+    before = snapshot(central_db)
+    answer = post_raw(central_client, device_token, data, encoding)
+    assert (answer.status_code, answer.json["error"]) == (status, code)
+    assert answer.json["message"]
+    assert snapshot(central_db) == before
