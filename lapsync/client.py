@@ -757,7 +757,10 @@ def blocked(db: sqlite_utils.Database, fingerprint: str, now: int | None = None)
     state = sync_state(db)
     if state.get("auth_failed") == fingerprint:
         return "auth"
-    if int(state.get("backoff_until_ms") or 0) > (now if now is not None else now_ms()):
+    now = now if now is not None else now_ms()
+    # No backoff is longer than the cap: one further ahead was set before this laptop's
+    # clock went back (a correction, a restart) and must not stall sync for hours.
+    if now < int(state.get("backoff_until_ms") or 0) <= now + BACKOFF_CAP_MS:
         return "backoff"
     return None
 

@@ -269,6 +269,20 @@ def test_transient_status_backs_off_and_retries_later(db, central, status):
     assert get_meta(db, "failures") == "0"
 
 
+def test_a_clock_set_back_does_not_stretch_a_backoff_beyond_the_cap(db, central):
+    """Regression (found by bench/chaos.py): a backoff set before the laptop's clock went back an
+    hour lay an hour ahead, and the background sync skipped every tick for that hour."""
+    central.fault("push", 503)
+    client.sync_once(db, to(central))
+    until, fingerprint = int(get_meta(db, "backoff_until_ms")), to(central).fingerprint
+    assert client.blocked(db, fingerprint, now=until - client.BACKOFF_CAP_MS) == "backoff"
+    assert client.blocked(db, fingerprint, now=until - 3_600_000) is None   # clock set back 1 h
+    with transaction(db):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + 3_600_000)])
+    result = client.sync_once(db, to(central))    # the background job's call: not forced
+    assert result.skipped is None and result.error is None
+
+
 def test_backoff_is_exponential_with_full_jitter_and_capped():
     rng = random.Random(7)
     for failures in range(1, 25):
