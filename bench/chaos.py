@@ -24,9 +24,10 @@ What runs, all on loopback:
     has not yet heard it) and restarted.
 
 After --duration seconds the helpers stop, the network heals, and sync settles:
-the background jobs catch up by themselves; a laptop still waiting out a long
-backoff gets one `flask --app app sync` (what a helper types when the network is
-back; counted as "forced syncs"). Then it checks, from the SQLite files and
+the background jobs catch up by themselves; a laptop still waiting out a backoff
+of more than 5 s (the client's backoff grows to at most 5 min) gets one
+`flask --app app sync`, what a helper types when the network is back (counted as
+"forced syncs"); a backoff beyond the cap gets no such help. Then it checks, from the SQLite files and
 central's database: every lap confirmed to a helper is at central exactly once;
 no lap at central that no helper entered; every laptop lap reached central;
 every confirmed void (and restore) holds at central and on the laptop; every
@@ -775,8 +776,11 @@ def settle(laptops: list[Laptop], database_url: str, config: Config, report: Rep
         if not differences(snap, names) or time.monotonic() > deadline:
             break
         for laptop, state in zip(laptops, snap.laptops):
-            clock_ms = time.time() * 1000 + laptop.skew * 1000
-            waiting = state["backoff_until_ms"] - clock_ms > config.patience * 1000
+            # A backoff of up to the client's 5 min cap is the design: a helper would type
+            # `flask --app app sync`. One further ahead (set before the clock went back) must
+            # be ignored by the laptop itself: no help then, so a stall shows as a violation.
+            ahead_ms = state["backoff_until_ms"] - (time.time() + laptop.skew) * 1000
+            waiting = config.patience * 1000 < ahead_ms <= client.BACKOFF_CAP_MS
             if waiting and time.monotonic() - forced_at[laptop.name] > config.patience:
                 forced_at[laptop.name] = time.monotonic()
                 report.forced_syncs += 1
