@@ -6,6 +6,7 @@ import sqlite_utils
 from .db import get_meta, now_ms, set_meta
 
 ZERO = "0000000000000.0000"
+MAX_COUNTER = 9999
 
 
 def parse(hlc: str) -> tuple[int, int]:
@@ -19,12 +20,22 @@ def format_hlc(physical: int, counter: int) -> str:
     return f"{physical:013d}.{counter:04d}"
 
 
+def after(last: str, now: int) -> str:
+    """Return the timestamp that follows LAST at wall clock NOW."""
+    last_physical, last_counter = parse(last)
+    physical = max(now, last_physical)
+    counter = last_counter + 1 if physical == last_physical else 0
+    # The counter has four digits (the wire format; and ".10000" would sort before
+    # ".9999"). It runs up while the clock lags the stamps seen, e.g. for an hour after
+    # pulling from a laptop an hour fast: then the next millisecond is taken.
+    if counter > MAX_COUNTER:
+        physical, counter = physical + 1, 0
+    return format_hlc(physical, counter)
+
+
 def tick(db: sqlite_utils.Database) -> str:
     """Return a new local timestamp, later than any seen (call inside a transaction)."""
-    last_physical, last_counter = parse(get_meta(db, "hlc", ZERO))
-    physical = max(now_ms(), last_physical)
-    counter = last_counter + 1 if physical == last_physical else 0
-    value = format_hlc(physical, counter)
+    value = after(get_meta(db, "hlc", ZERO), now_ms())
     set_meta(db, "hlc", value)
     return value
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
-from lapsync.hlc import ZERO, format_hlc, parse
+from lapsync.hlc import ZERO, after
 
 from .db import get_meta, now_ms, set_meta
 
@@ -18,10 +18,7 @@ def node_id(conn: psycopg.Connection) -> str:
 
 def tick(conn: psycopg.Connection) -> str:
     """Return a new central timestamp, later than any seen (inside write_transaction)."""
-    last_physical, last_counter = parse(get_meta(conn, "hlc", ZERO))
-    physical = max(now_ms(), last_physical)
-    counter = last_counter + 1 if physical == last_physical else 0
-    value = format_hlc(physical, counter)
+    value = after(get_meta(conn, "hlc", ZERO), now_ms())
     set_meta(conn, "hlc", value)
     return value
 
