@@ -600,14 +600,15 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         token = register(url)
         user_id, runner_ids = build_roster(path, args, rng)
-        sync_roster(path, base, token)
+        link = throttle(args, base)
+        laptop_url = link.url if link else base  # the URL the laptop knows central by
+        sync_roster(path, laptop_url, token)
         chunks = add_backlog(path, args, user_id, runner_ids, rng)
         with psycopg.connect(url, autocommit=True) as conn:
             device, roster_seq = conn.execute("SELECT id, last_seq FROM device").fetchone()
         print(f"prepared in {time.perf_counter() - started:.1f} s: {args.runners:,} runners synced, "
               f"{args.laps:,} laps pending in {path.relative_to(ROOT)} "
               f"({path.stat().st_size / 2**20:.0f} MB)")
-        link = throttle(args, base)
         copy_fk_s = timed_copy(url, chunks, device, "lap_copy_fk", foreign_key=True)
         copies, rounds = [], []
         for number in range(1, args.rounds + 1):
@@ -616,7 +617,7 @@ def main(argv: list[str] | None = None) -> None:
             copies.append(timed_copy(url, chunks, device, "lap_copy"))
             checkpoint(url)
             last = number == args.rounds
-            rounds.append(run_laptop(args, path, link.url if link else base, token, url, central,
+            rounds.append(run_laptop(args, path, laptop_url, token, url, central,
                                      args.noop_syncs if last else 0))
             print(f"  round {number}: COPY {args.laps / copies[-1]:,.0f} laps/s, "
                   f"push {args.laps / rounds[-1]['push_s']:,.0f} laps/s", flush=True)
