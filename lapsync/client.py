@@ -163,7 +163,12 @@ class Central:
             body = self.compress(body)
             headers["Content-Encoding"] = protocol.GZIP
         started = time.perf_counter()
-        status, answer = self.request("POST", "/push", data=body, headers=headers)
+        try:
+            status, answer = self.request("POST", "/push", data=body, headers=headers)
+        except SyncError as exc:
+            if "Content-Encoding" in headers and exc.status in (400, 415):
+                self.content_encodings.discard(protocol.GZIP)  # e.g. a downgraded central
+            raise
         if status == 200:
             self.learn_link(len(body), time.perf_counter() - started, answer)
         return status, answer

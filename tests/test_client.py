@@ -948,3 +948,15 @@ def test_pushes_go_gzip_compressed_once_the_link_proves_slow_and_arrive_once(
     assert len(central.gzipped) == 3 and central.link_rate < client.GZIP_BELOW_BYTES_PER_S
     stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
     assert stored == {"n": 7_000, "d": 7_000}
+
+
+def test_a_refused_gzip_push_is_sent_as_plain_json_next_time(db, central):
+    backlog(db, 3)
+    server = to(central)
+    server.content_encodings, server.gzip = {"gzip"}, True  # announced once, forced on
+    central.fault("push", 415)                                # a central that no longer takes it
+    failed = client.sync_once(db, server, force=True)
+    assert failed.error is not None and failed.error.status == 415 and not server.compressing()
+    assert client.sync_once(db, server, force=True).error is None and pending(db) == []
+    first, second = central.pushed()              # the fake reads plain JSON only
+    assert first is None and second["changes"]
