@@ -119,12 +119,14 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer in {timeout} s")
 
 
-def start_central(url: str, workers: int, env: dict | None = None,
-                  log: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Serve central with gunicorn sync workers on a loopback port; return it and its base URL."""
+def start_central(url: str, workers: int, env: dict | None = None, log: Path | None = None,
+                  threads: int = 1) -> tuple[subprocess.Popen, str]:
+    """Serve central with gunicorn on a loopback port (sync workers, or gthread with threads > 1)."""
     port = free_port()
     command = [str(VENV_BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
                "--timeout", "300", "--backlog", "2048", "--log-level", "warning", "sync:create_app()"]
+    if threads > 1:
+        command[1:1] = ["--threads", str(threads)]  # gunicorn's gthread worker
     output = open(log, "ab") if log else None
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {}), "DATABASE_URL": url},
                                stdout=output, stderr=output)
