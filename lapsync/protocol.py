@@ -313,16 +313,22 @@ def _valid_lap_change(change: Any, expected_seq: int | None) -> bool:
             and is_id(data.get("device_id")))
 
 
-def _all_ids(values: Any) -> bool:
-    """Tell fast whether values is a list of ids (a column of a compact lap run)."""
+def _all_ids(values: Any, repeats: bool = False) -> bool:
+    """Tell fast whether values is a list of ids (a column of a compact lap run).
+
+    repeats: a column that holds few distinct values (runners, users, laptops): each
+    distinct value is checked once (a set of 50,000 is built in ~0.5 ms, their check
+    as text takes ~8 ms).
+    """
     if type(values) is not list or not values:
         return False
     try:
-        joined = "\n".join(values)
+        distinct = set(values) if repeats else values
+        joined = "\n".join(distinct)
     except TypeError:
-        return False  # not all strings
+        return False  # not all strings (or not even hashable)
     # An id with a newline inside would pass as two: the count of newlines rules it out.
-    return joined.count("\n") == len(values) - 1 and _ID_LINES.fullmatch(joined) is not None
+    return joined.count("\n") == len(distinct) - 1 and _ID_LINES.fullmatch(joined) is not None
 
 
 def _valid_lap_run(change: Any, expected_seq: int | None) -> bool:
@@ -337,8 +343,9 @@ def _valid_lap_run(change: Any, expected_seq: int | None) -> bool:
     times = data["time"]
     n = len(times) if type(times) is list else 0
     return (n > 0 and seq + n - 1 <= 2 ** 63 - 1
-            and all(_all_ids(data[k]) and len(data[k]) == n
-                    for k in ("id", "runner_id", "created_by", "device_id"))
+            and _all_ids(data["id"]) and len(data["id"]) == n
+            and all(_all_ids(data[k], repeats=True) and len(data[k]) == n
+                    for k in ("runner_id", "created_by", "device_id"))
             and all(type(t) is int for t in times) and 0 <= min(times) and max(times) < MAX_TIME)
 
 

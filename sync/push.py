@@ -12,6 +12,7 @@ import collections
 import json
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from lapsync.protocol import DATA_FIELDS, LAP_RUN, ProtocolError
 from lapsync.protocol import last_seq as end_seq
@@ -75,8 +76,15 @@ class Deltas:
 
     def add_laps(self, runner_ids: list[str], laptop_ids: list[str]) -> None:
         """Count one more lap for each (runner, laptop) pair (Counter.update counts in C)."""
-        self.runner.update(runner_ids)
-        self.laptop.update(zip(laptop_ids, runner_ids))
+        laptops = set(laptop_ids)
+        if len(laptops) != 1:
+            self.runner.update(runner_ids)
+            self.laptop.update(zip(laptop_ids, runner_ids))
+            return
+        # The usual batch: all laps of one laptop. Count runners once, not 50,000 pairs.
+        laptop, counts = laptops.pop(), collections.Counter(runner_ids)
+        self.runner.update(counts)
+        self.laptop.update({(laptop, runner): n for runner, n in counts.items()})
 
 
 TOTALS_UPDATE = """
@@ -110,19 +118,19 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
     after the first batches of an event nearly every runner has its rows, and a
     plain UPDATE is much cheaper than INSERT ... ON CONFLICT for each of them.
     """
+    cursor = conn.cursor(row_factory=tuple_row)  # thousands of rows back: no dict for each
     runners = {r: n for r, n in deltas.runner.items() if n}
     if runners:
-        done = conn.execute(TOTALS_UPDATE, [list(runners), list(runners.values())]).fetchall()
-        for row in done:
-            del runners[row["runner_id"]]
+        for (runner_id,) in cursor.execute(TOTALS_UPDATE, [list(runners), list(runners.values())]):
+            del runners[runner_id]
         if runners:
             conn.execute(TOTALS_INSERT, [list(runners), list(runners.values())])
     laptops = {k: n for k, n in deltas.laptop.items() if n}
     if laptops:
-        done = conn.execute(LAPTOP_TOTALS_UPDATE, [[k[0] for k in laptops], [k[1] for k in laptops],
-                                                   list(laptops.values())]).fetchall()
-        for row in done:
-            del laptops[(row["laptop_id"], row["runner_id"])]
+        for key in cursor.execute(LAPTOP_TOTALS_UPDATE, [[k[0] for k in laptops],
+                                                         [k[1] for k in laptops],
+                                                         list(laptops.values())]):
+            del laptops[key]
         if laptops:
             conn.execute(LAPTOP_TOTALS_INSERT, [[k[0] for k in laptops], [k[1] for k in laptops],
                                                 list(laptops.values())])
