@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Callable
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -74,6 +75,11 @@ class Deltas:
         self.runner[runner_id] += n
         self.laptop[(laptop_id, runner_id)] += n
 
+    def merge(self, other: Deltas) -> None:
+        """Add another batch part's changes to these."""
+        self.runner.update(other.runner)
+        self.laptop.update(other.laptop)
+
     def add_laps(self, runner_ids: list[str], laptop_ids: list[str]) -> None:
         """Count one more lap for each (runner, laptop) pair (Counter.update counts in C)."""
         laptops = set(laptop_ids)
@@ -136,19 +142,22 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
                                                 list(laptops.values())])
 
 
-def copy_laps(conn: psycopg.Connection, rows: list[tuple], device: dict, received_at: int,
-              offset: int) -> None:
-    """COPY lap rows (id, runner_id, created_by, time, device_id) into the lap table.
+def copy_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
+              offset: int, meanwhile: Callable[[int, int], None]) -> None:
+    """COPY lap columns (id, runner_id, created_by, time, device_id) into the lap table.
 
     Ids and times are validated (letters, digits, integers): nothing to escape.
-    Written in chunks: PostgreSQL parses and indexes one chunk while Python
-    formats the next, instead of waiting for the whole batch's text.
+    Written in chunks: PostgreSQL parses and indexes one chunk while Python formats
+    the next and does meanwhile(start, end), its own work on that chunk's laps.
     """
     tail = f"\t{device['id']}\t{received_at}\t{offset}\n"
+    columns = [laps[name] for name in DATA_FIELDS["lap"]]
     with conn.cursor().copy(f"COPY lap ({', '.join(LAP_COLUMNS)}) FROM STDIN") as copy:
-        for start in range(0, len(rows), COPY_CHUNK):
+        for start in range(0, len(columns[0]), COPY_CHUNK):
+            end = start + COPY_CHUNK
             copy.write("".join(f"{i}\t{r}\t{c}\t{t}\t{d}{tail}"
-                               for i, r, c, t, d in rows[start:start + COPY_CHUNK]))
+                               for i, r, c, t, d in zip(*(column[start:end] for column in columns))))
+            meanwhile(start, end)
 
 
 def lap_columns(changes: list[dict]) -> dict[str, list]:
@@ -164,14 +173,27 @@ def lap_columns(changes: list[dict]) -> dict[str, list]:
     return columns
 
 
-# Voids that arrived before their laps. A join with the unnested ids, not
-# `lap_id = ANY(ids)`: for that the planner estimates the selectivity of each of the
-# batch's 50,000 ids one by one (~25 ms of PostgreSQL's CPU per batch, even with
-# lap_void empty); the join costs ~3 ms while lap_void holds a few thousand voids.
+# Ids of a batch that central has, as a lap or as a void that came first. A join with
+# the unnested ids, not `id = ANY(ids)`: for that the planner estimates the
+# selectivity of each of the batch's 50,000 ids one by one (~25 ms of PostgreSQL's
+# CPU per batch, even with lap_void empty); the join costs ~3 ms while lap_void
+# holds a few thousand voids.
 VOIDED_FIRST = """
 SELECT v.lap_id FROM lap_void v JOIN unnest(%b::text[]) AS u(id) ON v.lap_id = u.id
 WHERE v.voided
 """
+KNOWN_LAPS = "SELECT l.id FROM lap l JOIN unnest(%b::text[]) AS u(id) ON l.id = u.id"
+
+
+def new_laps(conn: psycopg.Connection, laps: dict[str, list]) -> dict[str, list]:
+    """Return the laps central does not have, each id once (its first change wins, order kept)."""
+    known = {row["id"] for row in conn.execute(KNOWN_LAPS, [laps["id"]])}
+    keep = []
+    for index, lap_id in enumerate(laps["id"]):
+        if lap_id not in known:
+            known.add(lap_id)
+            keep.append(index)
+    return {name: [values[i] for i in keep] for name, values in laps.items()}
 
 
 def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
@@ -179,31 +201,32 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
     """Insert laps central does not have yet (a re-sent lap is a no-op); return how many.
 
     laps holds columns (lap_columns). COPY rather than INSERT ... ON CONFLICT:
-    several times faster. New seqs almost never hold a lap central has, so the
-    COPY is tried first (in a savepoint); if one is there already, the known ids
-    are filtered out and the rest copied. Safe because every writer holds the
-    write lock (sync/db.py): no other transaction inserts laps between the check
-    and the COPY.
+    several times faster. New seqs almost never hold a lap central has (or an id
+    twice), so the COPY is tried first (in a savepoint); if it meets a known id, the
+    batch's new laps are copied instead. Safe because every writer holds the write
+    lock (sync/db.py): no other transaction inserts laps between the check and the
+    COPY. The laps are counted for the totals while PostgreSQL takes in the COPY.
     """
-    rows = list(zip(*(laps[name] for name in DATA_FIELDS["lap"])))
-    if len(set(laps["id"])) != len(rows):  # an id twice: its first change wins, order kept
-        first: dict[str, tuple] = {}
-        for row in rows:
-            first.setdefault(row[0], row)
-        rows = list(first.values())
+    voided = {row["lap_id"] for row in conn.execute(VOIDED_FIRST, [laps["id"]])}
+    counted = Deltas()
+
+    def count(start: int, end: int) -> None:
+        """Count the laps of one COPY chunk (a void that came first: not counted)."""
+        runners, laptops = laps["runner_id"][start:end], laps["device_id"][start:end]
+        if voided:
+            kept = [i for i, lap_id in enumerate(laps["id"][start:end]) if lap_id not in voided]
+            runners, laptops = [runners[i] for i in kept], [laptops[i] for i in kept]
+        counted.add_laps(runners, laptops)
+
     try:
         with conn.transaction():
-            copy_laps(conn, rows, device, received_at, offset)
+            copy_laps(conn, laps, device, received_at, offset, count)
     except psycopg.errors.UniqueViolation:
-        known = {row["id"] for row in conn.execute("SELECT id FROM lap WHERE id = ANY(%b)",
-                                                   [[row[0] for row in rows]])}
-        rows = [row for row in rows if row[0] not in known]
-        if rows:
-            copy_laps(conn, rows, device, received_at, offset)
-    voided = {row["lap_id"] for row in conn.execute(VOIDED_FIRST, [[row[0] for row in rows]])}
-    counting = [row for row in rows if row[0] not in voided] if voided else rows
-    deltas.add_laps([row[1] for row in counting], [row[4] for row in counting])
-    return len(rows)
+        laps, counted = new_laps(conn, laps), Deltas()
+        if laps["id"]:
+            copy_laps(conn, laps, device, received_at, offset, count)
+    deltas.merge(counted)
+    return len(laps["id"])
 
 
 def redirect_merged(conn: psycopg.Connection, laps: dict[str, list]) -> None:
