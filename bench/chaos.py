@@ -25,7 +25,7 @@ What runs, all on loopback:
 
 After --duration seconds the helpers stop, the network heals, and sync settles:
 the background jobs catch up by themselves; a laptop still waiting out a backoff
-of more than 5 s (the client's backoff grows to at most 5 min) gets one
+of more than 5 s (the client's backoff grows to at most 30 s) gets one
 `flask --app app sync`, what a helper types when the network is back (counted as
 "forced syncs"); a backoff beyond the cap gets no such help. Then it checks, from the SQLite files and
 central's database: every lap confirmed to a helper is at central exactly once;
@@ -776,7 +776,7 @@ def settle(laptops: list[Laptop], database_url: str, config: Config, report: Rep
         if not differences(snap, names) or time.monotonic() > deadline:
             break
         for laptop, state in zip(laptops, snap.laptops):
-            # A backoff of up to the client's 5 min cap is the design: a helper would type
+            # A backoff of up to the client's 30 s cap is the design: a helper would type
             # `flask --app app sync`. One further ahead (set before the clock went back) must
             # be ignored by the laptop itself: no help then, so a stall shows as a violation.
             ahead_ms = state["backoff_until_ms"] - (time.time() + laptop.skew) * 1000

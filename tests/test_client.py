@@ -347,7 +347,7 @@ def test_manual_sync_ignores_backoff(db, central):
     central.fault("push", 500)
     client.sync_once(db, to(central))
     with transaction(db):
-        db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + 60_000)])
+        db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + client.BACKOFF_CAP_MS // 2)])
     assert client.sync_once(db, to(central)).skipped == "backoff"
     assert client.sync_once(db, to(central), force=True).error is None
 
@@ -960,3 +960,18 @@ def test_a_refused_gzip_push_is_sent_as_plain_json_next_time(db, central):
     assert client.sync_once(db, server, force=True).error is None and pending(db) == []
     first, second = central.pushed()              # the fake reads plain JSON only
     assert first is None and second["changes"]
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("1700000000000.0000", True), ("1700000000000.0001", True),
+    ("\u0661" * 13 + ".0000", False),          # Arabic-Indic digits: \d took them
+    ("1700000000000.0000\n", False),           # ^...$ let a trailing newline through
+    ("170000000000.0000", False), (None, False), (1700000000000, False),
+])
+def test_a_pulled_hlc_is_ascii_digits_only(value, ok):
+    """The pull checks stamps as central does: a stamp that outranks every real one is refused."""
+    if ok:
+        assert client.check_hlc(value) == value
+    else:
+        with pytest.raises(ValueError):
+            client.check_hlc(value)
