@@ -222,12 +222,14 @@ def child(spec: dict) -> None:
 # --- the write lock, sampled ----------------------------------------------------------
 
 class LockSampler(threading.Thread):
-    """Sample central's advisory write lock every 10 ms: held or not, and how many wait."""
+    """Sample central's advisory write lock every 10 ms (held or not, how many wait) and
+    what PostgreSQL's active backends are doing (a statistical profile of the database)."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.stop_flag = url, threading.Event()
         self.samples: list[tuple[int, int]] = []
+        self.activity: dict[str, int] = {}
 
     def run(self) -> None:
         """Poll pg_locks until stopped."""
@@ -239,14 +241,23 @@ class LockSampler(threading.Thread):
                                    "FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
                                    "AND objid = %s AND objsubid = 1", [WRITE_LOCK]).fetchone()
                 self.samples.append((row[0], row[1]))
+                for query, wait in conn.execute(
+                        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60), "
+                        "coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND state = 'active' "
+                        "AND pid <> pg_backend_pid()"):
+                    key = f"{wait:<24} {query}"
+                    self.activity[key] = self.activity.get(key, 0) + 1
                 time.sleep(0.01)
 
     def figures(self) -> dict:
         """Return the share of samples with the lock held and the mean number waiting."""
         n = max(1, len(self.samples))
+        top = sorted(self.activity.items(), key=lambda kv: -kv[1])[:6]
         return {"samples": len(self.samples), "held": sum(1 for h, _ in self.samples if h) / n,
                 "mean_waiting": sum(w for _, w in self.samples) / n,
-                "max_waiting": max((w for _, w in self.samples), default=0)}
+                "max_waiting": max((w for _, w in self.samples), default=0),
+                "busy_backends": {k: round(v / n, 2) for k, v in top}}
 
 
 # --- one run -----------------------------------------------------------------------------
@@ -354,6 +365,20 @@ def report(rows: list[dict]) -> None:
               f"{row['lock']['held']:>9.0%}{row['lock']['mean_waiting']:>8.1f}  "
               f"{cpu['central']:.0f}/{cpu['postgres']:.0f}/{cpu['laptops']:.0f} s of {row['wall_s']:.0f} s wall"
               f"  {'yes' if row['checks']['exactly_once'] else 'NO'}")
+    for row in rows:
+        lock, pushes = row["lock"], max(1, row["push"]["n"])
+        # Little's law: mean number waiting x time = total waiting time, shared by the pushes.
+        wait_ms = lock["mean_waiting"] * row["wall_s"] * 1000 / pushes
+        print(f"  {row['mode']} -w {row['workers']}: write lock held {lock['held']:.0%} of the time; "
+              f"a push waited for it {wait_ms:.0f} ms on average (push median {row['push']['median']:.0f} ms); "
+              f"server CPU per lap {(row['cpu_s']['central'] + row['cpu_s']['postgres']) * 1e6 / row['laps']:.0f} us "
+              f"(central {row['cpu_s']['central'] * 1e6 / row['laps']:.0f}, PostgreSQL "
+              f"{row['cpu_s']['postgres'] * 1e6 / row['laps']:.0f})")
+    for row in rows:
+        busy = row["lock"].get("busy_backends", {})
+        print(f"  {row['mode']} -w {row['workers']}: PostgreSQL backends busy on average (sampled every 10 ms):")
+        for what, mean in busy.items():
+            print(f"      {mean:5.2f}  {what}")
     for row in rows:
         c = row["checks"]
         print(f"  {row['mode']} -w {row['workers']}: {c['laps']:,} laps at central ({c['distinct_ids']:,} distinct) "
