@@ -80,8 +80,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS device_live_laptop ON device (laptop_id)
 -- pushed_by has no foreign key either, and that is deliberate: only sync/push.py
 -- writes laps, and it writes the id of the device row it has just locked FOR
 -- UPDATE in the same transaction; devices are never deleted (revoked only). The
--- check could never fail, and it cost about 4 us of PostgreSQL's time per lap,
--- a quarter of a catch-up push (docs/BENCHMARKS.md); tests/test_sync_push.py
+-- check could never fail, and it cost about 2 us per lap (a COPY of 1M laps with it
+-- ran at 0.7x of one without: docs/BENCHMARKS.md); tests/test_sync_push.py
 -- checks that every lap's pushed_by names a real device. (A database created
 -- before this change keeps its lap_pushed_by_fkey: harmless, only slower; to
 -- drop it by hand: ALTER TABLE lap DROP CONSTRAINT lap_pushed_by_fkey.)
