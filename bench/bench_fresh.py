@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     kit.print_json("load average at the end", {"loadavg": os.getloadavg()})
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    if result["missing"] or result["errors"]:
+        raise SystemExit("some laps failed or never reached central (see above)")
 
 
 if __name__ == "__main__":

@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     report(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    if not all(row["checks"]["exactly_once"] for row in rows):
+        raise SystemExit("exactly-once check FAILED (see above)")
 
 
 if __name__ == "__main__":
