@@ -37,7 +37,7 @@ NAV = [("standings.index", _l("Standings")), ("live.index", _l("Live")),
 
 def error(code: str, message: str, status: int, **extra) -> Response:
     """Answer an error: JSON {"error", "message"} for the API and JSON clients, else a page."""
-    if request.path.startswith("/api/") or wants_json():
+    if request.path.startswith(("/api/", "/healthz")) or wants_json():
         response = jsonify(error=code, message=message, **extra)
     else:
         response = make_response(render_template("error.html", code=code, message=message,
@@ -172,6 +172,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import results, roster  # issue 4: roster management, results out
     roster.init_app(app)
     results.init_app(app)
+    from . import health  # ops: load balancer and monitoring check
+    health.init_app(app)
     csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)
 
