@@ -114,7 +114,8 @@ def get_db() -> sqlite_utils.Database:
         try:
             g.db = current_app.extensions[POOL].get_nowait()
         except queue.Empty:
-            g.db = connect(current_app.config["DATABASE"], synchronous_setting(current_app))
+            # SQLITE_SYNCHRONOUS was checked and upper-cased by init_app.
+            g.db = connect(current_app.config["DATABASE"], current_app.config["SQLITE_SYNCHRONOUS"])
     return g.db
 
 
