@@ -1,0 +1,136 @@
+"""The hybrid logical clock's pure core (lapsync/hlc.py): parse, format_hlc, after, latest.
+
+A stamp is 13 digits of milliseconds, a dot and 4 digits of counter: 18 characters,
+so that comparing two stamps as strings orders them in time. The limits are written
+here as numbers on purpose, not imported from the code under test.
+"""
+from __future__ import annotations
+
+import pytest
+
+from lapsync import hlc
+
+
+def test_zero_is_the_earliest_stamp_in_the_wire_format():
+    assert hlc.ZERO == "0000000000000.0000"
+    assert hlc.parse(hlc.ZERO) == (0, 0)
+
+
+@pytest.mark.parametrize("stamp, parts", [
+    ("0000000000005.0003", (5, 3)),
+    ("1717171717171.0042", (1717171717171, 42)),
+    ("9999999999999.9999", (9999999999999, 9999)),
+    ("0000000000000.9999", (0, 9999)),
+])
+def test_parse_splits_milliseconds_and_counter(stamp, parts):
+    assert hlc.parse(stamp) == parts
+    assert hlc.format_hlc(*parts) == stamp
+
+
+@pytest.mark.parametrize("stamp", ["", "12345", "1.2.3", "abc.0001", "0000000000005.x", ".",
+                                   "0000000000005,0003"])
+def test_parse_refuses_what_is_not_milliseconds_dot_counter(stamp):
+    with pytest.raises(ValueError):
+        hlc.parse(stamp)
+
+
+@pytest.mark.parametrize("physical, counter, stamp", [
+    (0, 0, "0000000000000.0000"),
+    (5, 3, "0000000000005.0003"),
+    (1717171717171, 9999, "1717171717171.9999"),
+    (9999999999999, 1, "9999999999999.0001"),
+])
+def test_format_is_fixed_width_with_leading_zeros(physical, counter, stamp):
+    assert hlc.format_hlc(physical, counter) == stamp
+    assert len(stamp) == 18
+
+
+def test_fixed_width_makes_string_order_time_order():
+    pairs = [(9, 0), (10, 0), (10, 9), (10, 10), (99, 9999), (100, 0), (1717171717171, 3)]
+    stamps = [hlc.format_hlc(*pair) for pair in pairs]
+    assert stamps == sorted(stamps)
+    assert sorted(reversed(stamps)) == stamps
+
+
+def test_a_clock_ahead_of_the_last_stamp_starts_a_new_millisecond_at_counter_zero():
+    assert hlc.after(hlc.ZERO, 5) == "0000000000005.0000"
+    assert hlc.after("0000000000007.0002", 9) == "0000000000009.0000"
+    assert hlc.after("0000000000007.9999", 8) == "0000000000008.0000"
+
+
+def test_the_same_millisecond_counts_up():
+    assert hlc.after("0000000000007.0002", 7) == "0000000000007.0003"
+    assert hlc.after("0000000000007.0000", 7) == "0000000000007.0001"
+
+
+def test_a_clock_behind_the_last_stamp_keeps_its_millisecond_and_counts_up():
+    assert hlc.after("0000000000007.0002", 5) == "0000000000007.0003"
+    assert hlc.after("1717171717171.0041", 0) == "1717171717171.0042"
+
+
+def test_the_counter_reaches_9999_then_takes_the_next_millisecond():
+    assert hlc.after("0000000000007.9998", 7) == "0000000000007.9999"
+    assert hlc.after("0000000000007.9998", 3) == "0000000000007.9999"
+    assert hlc.after("0000000000007.9999", 7) == "0000000000008.0000"
+    assert hlc.after("0000000000007.9999", 3) == "0000000000008.0000"
+
+
+def test_a_full_counter_never_becomes_five_digits_nor_sorts_backwards():
+    stamp = "0000000000007.9997"
+    seen = [stamp]
+    for _ in range(4):
+        stamp = hlc.after(stamp, 2)
+        seen.append(stamp)
+    assert seen == ["0000000000007.9997", "0000000000007.9998", "0000000000007.9999",
+                    "0000000000008.0000", "0000000000008.0001"]
+    assert all(len(s) == 18 for s in seen)
+
+
+def test_after_never_goes_backwards_whatever_the_wall_clock_does():
+    walls = [100, 100, 100, 99, 50, 101, 101, 0, 102, 5000, 4000, 4000, 5000, 5001]
+    stamp, stamps = hlc.ZERO, []
+    for now in walls:
+        stamp = hlc.after(stamp, now)
+        stamps.append(stamp)
+    assert stamps == [
+        "0000000000100.0000", "0000000000100.0001", "0000000000100.0002",
+        "0000000000100.0003", "0000000000100.0004", "0000000000101.0000",
+        "0000000000101.0001", "0000000000101.0002", "0000000000102.0000",
+        "0000000005000.0000", "0000000005000.0001", "0000000005000.0002",
+        "0000000005000.0003", "0000000005001.0000",
+    ]
+    assert all(a < b for a, b in zip(stamps, stamps[1:]))
+
+
+def test_ten_thousand_stamps_in_one_millisecond_stay_ordered_and_unique():
+    stamp, stamps = "0000000000050.0000", []
+    for _ in range(10_001):
+        stamp = hlc.after(stamp, 50)
+        stamps.append(stamp)
+    assert stamps[9_998] == "0000000000050.9999"
+    assert stamps[9_999] == "0000000000051.0000"
+    assert stamps[10_000] == "0000000000051.0001"
+    assert stamps == sorted(set(stamps))
+
+
+def test_latest_moves_forward_to_a_later_remote_stamp():
+    assert hlc.latest("0000000000007.0002", "0000000000007.0003") == "0000000000007.0003"
+    assert hlc.latest("0000000000007.9999", "0000000000008.0000") == "0000000000008.0000"
+    assert hlc.latest(hlc.ZERO, "1717171717171.0000") == "1717171717171.0000"
+
+
+def test_latest_never_moves_back_to_an_earlier_remote_stamp():
+    assert hlc.latest("0000000000007.0003", "0000000000007.0002") == "0000000000007.0003"
+    assert hlc.latest("0000000000008.0000", "0000000000007.9999") == "0000000000008.0000"
+    assert hlc.latest("1717171717171.0000", hlc.ZERO) == "1717171717171.0000"
+
+
+def test_latest_of_equal_stamps_is_that_stamp():
+    assert hlc.latest("0000000000007.0003", "0000000000007.0003") == "0000000000007.0003"
+
+
+def test_after_latest_is_later_than_both_clocks():
+    local, remote = "0000000000010.0004", "0000000000020.0007"
+    assert hlc.after(hlc.latest(local, remote), 15) == "0000000000020.0008"
+    assert hlc.after(hlc.latest(remote, local), 15) == "0000000000020.0008"
+    assert hlc.after(hlc.latest(local, remote), 25) == "0000000000025.0000"
