@@ -4,6 +4,7 @@
     python3 dev.py run     virtualenv, requirements, databases, admin, device; start
                            central (embedded PostgreSQL) and one laptop connected to it
     python3 dev.py test    virtualenv, test requirements, Chromium, faketime; run pytest
+    python3 dev.py mutate  virtualenv, test requirements; mutation score of the core modules
 
 Standard library only: this file runs before anything is installed.
 """
@@ -458,11 +459,119 @@ def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *pytest_args], cwd=ROOT).returncode
 
 
+# ---- mutation testing ---------------------------------------------------------------
+
+# Each core module (a package ends in "/") and the tests that must pin it on their own:
+# `mutate` runs the module's mutants against these tests only. One line per module.
+MUTATE = {
+    "lapsync/protocol.py": ["tests/core/test_protocol*.py", "tests/test_protocol.py",
+                            "tests/test_outbox.py"],
+    "lapsync/hlc.py": ["tests/core/test_hlc.py"],
+    "lapsync/roster_csv.py": ["tests/core/test_roster*.py"],
+}
+MUTANTS = ROOT / "mutants"
+# mutmut's statuses counted as killed and as survived ("no tests": no test reaches the
+# code); any other (suspicious, skipped, not checked) is neither and lowers the score.
+KILLED = {"killed", "timeout", "caught by type check"}
+SURVIVED = {"survived", "no tests"}
+
+
+def module_name(module: str) -> str:
+    """Return a core module's short name: lapsync/hlc.py -> hlc, lapsync/protocol/ -> protocol."""
+    return Path(module).stem
+
+
+def select_modules(names: list[str]) -> list[str]:
+    """Return the MUTATE keys named by short name or path (all of them when none)."""
+    known = {**{module_name(m): m for m in MUTATE}, **{m: m for m in MUTATE}}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        sys.exit(f"dev.py: no core module {', '.join(unknown)} in MUTATE; choose from "
+                 f"{', '.join(module_name(m) for m in MUTATE)}")
+    return [known[n] for n in names] or list(MUTATE)
+
+
+def module_tests(module: str) -> list[str]:
+    """Return the module's test files (MUTATE's patterns expanded); exit when there are none."""
+    tests = sorted({p.relative_to(ROOT).as_posix() for pattern in MUTATE[module]
+                    for p in ROOT.glob(pattern)})
+    if not tests:
+        sys.exit(f"dev.py: no test file matches {MUTATE[module]} for {module}")
+    return tests
+
+
+def mutmut_workdir(module: str, tests: list[str]) -> Path:
+    """Make a fresh mutants/NAME/: the repository by symlinks, and pyproject.toml's
+    [tool.mutmut] plus this module as only_mutate and its tests as the test selection."""
+    workdir = MUTANTS / module_name(module)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    for entry in ROOT.iterdir():
+        if not entry.name.startswith(".") and entry.name not in ("mutants", "instance",
+                                                                 "pyproject.toml"):
+            (workdir / entry.name).symlink_to(entry)
+    only = module + "*" if module.endswith("/") else module
+    selection = (f"only_mutate = {json.dumps([only])}\n"
+                 f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    if "[tool.mutmut]\n" not in text:
+        sys.exit("dev.py: pyproject.toml has no [tool.mutmut] table")
+    (workdir / "pyproject.toml").write_text(
+        text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + selection, 1), encoding="utf-8")
+    return workdir
+
+
+def mutmut_statuses(workdir: Path) -> dict[str, str]:
+    """Return {mutant name: status} from `mutmut results --all true` in workdir."""
+    result = subprocess.run([str(PYTHON), "-m", "mutmut", "results", "--all", "true"],
+                            cwd=workdir, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"dev.py: mutmut results failed in {workdir}:\n{result.stdout}{result.stderr}")
+    pairs = (line.strip().rpartition(": ") for line in result.stdout.splitlines())
+    return {name: status for name, colon, status in pairs if colon}
+
+
+def score_table(rows: list[tuple[str, dict[str, str]]]) -> str:
+    """Return the Markdown table module | mutants | killed | survived | score."""
+    lines = ["| module | mutants | killed | survived | score |", "|---|--:|--:|--:|--:|"]
+    for module, statuses in rows:
+        total = len(statuses)
+        killed = sum(s in KILLED for s in statuses.values())
+        survived = sum(s in SURVIVED for s in statuses.values())
+        score = f"{100 * killed / total:.1f} %" if total else "-"
+        lines.append(f"| `{module}` | {total} | {killed} | {survived} | {score} |")
+    return "\n".join(lines)
+
+
+def cmd_mutate(args: argparse.Namespace) -> int:
+    """Run mutmut on the chosen core modules, each against its own tests; print the table."""
+    modules = select_modules(args.modules)
+    ensure_venv()
+    install("requirements-dev.txt")
+    rows = []
+    for module in modules:
+        tests = module_tests(module)
+        workdir = mutmut_workdir(module, tests)
+        say(f"mutmut: {module} against {' '.join(tests)} (in {workdir.relative_to(ROOT)})")
+        if subprocess.run([str(PYTHON), "-m", "mutmut", "run"], cwd=workdir).returncode != 0:
+            sys.exit(f"dev.py: mutmut run failed for {module}")
+        statuses = mutmut_statuses(workdir)
+        rows.append((module, statuses))
+        for name, status in sorted(statuses.items()):
+            if status not in KILLED:
+                print(f"    {status}: {name}")
+    say("mutants not killed are listed above; see one with: cd mutants/NAME && "
+        "../../.venv/bin/mutmut show MUTANT")
+    print(f"\nMutation score, {time.strftime('%Y-%m-%d')} (`python3 dev.py mutate`):\n")
+    print(score_table(rows), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser with the run and test commands."""
     parser = argparse.ArgumentParser(
         prog="dev.py", description="Set up and run lapsync, or its tests (needs only Python 3).")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test,mutate}")
     run_parser = commands.add_parser(
         "run", help="set up everything; run central and one laptop connected to it",
         description="Create .venv, install requirements.txt, initialise both databases (central "
@@ -481,6 +590,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "and libfaketime exist (apt-get install chromium faketime when root), then run `pytest -q` with "
                     "any further arguments, e.g. `dev.py test tests/test_laps.py -x`. "
                     "Exits with pytest's exit code.")
+    mutate_parser = commands.add_parser(
+        "mutate", help="mutation testing of the shared core (slow; not part of `test`)",
+        description="Create .venv, install requirements-dev.txt, then run mutmut (configured in "
+                    "pyproject.toml) on each chosen core module in mutants/NAME/, every mutant "
+                    "against that module's own tests (MUTATE in dev.py), and print the mutants "
+                    "not killed and the Markdown table module | mutants | killed | survived | "
+                    "score.")
+    mutate_parser.add_argument("modules", nargs="*", metavar="MODULE",
+                               help="short name or path, e.g. hlc or lapsync/hlc.py "
+                                    "(default: every module in MUTATE)")
     return parser
 
 
@@ -492,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_test(args, extra)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    if args.command == "mutate":
+        return cmd_mutate(args)
     return cmd_run(args)
 
 
