@@ -180,6 +180,13 @@ def test_spaces_around_fields_reach_the_validator_untouched():
         {"start_number": 1, "name": "  Anna Berg ", "class": " 5a ", "grade": "  5 "}]
 
 
+@pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])
+def test_a_quoted_line_break_reaches_the_validator_as_written(newline):
+    text = f'{HEADER}\r\n"Anna{newline}Berg","5a{newline}",5\r\n'
+    assert parse(text) == [{"start_number": 1, "name": f"Anna{newline}Berg",
+                            "class": f"5a{newline}", "grade": "5"}]
+
+
 def test_a_zero_width_space_makes_a_different_name_a_control_character_does_not():
     """Duplicates compare names split on whitespace: U+001F counts as whitespace, U+200B not."""
     assert len(parse(f"{HEADER}\nAnna Berg,5a,5\nAnna\u200b Berg,5a,5\n")) == 2
