@@ -303,7 +303,8 @@ def _valid_lap_change(change: Any, expected_seq: int | None) -> bool:
     if type(change) is not dict or len(change) != 4 or change.get("entity") != "lap":
         return False
     seq, data = change.get("seq"), change.get("data")
-    if type(seq) is not int or seq < 1 or (expected_seq is not None and seq != expected_seq):
+    if type(seq) is not int or not 1 <= seq <= 2 ** 63 - 1 \
+            or (expected_seq is not None and seq != expected_seq):
         return False
     if type(data) is not dict or len(data) != 5 or change.get("id") != data.get("id"):
         return False
