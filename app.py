@@ -1,4 +1,4 @@
 """Laptop entry point: `flask --app app run`."""
-from lapsync import create_app
+from lapsync.laptop import create_app
 
 app = create_app()

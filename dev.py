@@ -43,8 +43,8 @@ CENTRAL_WORKERS = 2
 # keeps create_app() from starting the background sync in this helper.
 STATE_SCRIPT = """
 import json
-from lapsync import create_app as laptop_app
-from lapsync.db import connect, device_id
+from lapsync.laptop import create_app as laptop_app
+from lapsync.laptop.db import connect, device_id
 from sync import create_app as central_app
 from sync.db import close_pool, connection
 from sync.devices import find_device, list_devices
@@ -251,7 +251,7 @@ def connect_laptop(plan: Plan, state: dict, central_url: str) -> str:
 
 def read_laptop_token() -> str:
     """Return the laptop's stored central token (instance config)."""
-    script = ("from lapsync import create_app\n"
+    script = ("from lapsync.laptop import create_app\n"
               "print(create_app().config['CENTRAL_TOKEN'])\n")
     return run([str(PYTHON), "-c", script], env=helper_env(), capture_output=True,
                text=True).stdout.strip().splitlines()[-1]

@@ -143,7 +143,7 @@ def fake_cuid(rng: random.Random) -> str:
 
 def add_users(conn: psycopg.Connection, rng: random.Random) -> tuple[str, list[str]]:
     """Add the admin who logs in (real argon2 hash) and eight helpers; return their ids."""
-    from lapsync.auth import hash_password
+    from lapsync.laptop.auth import hash_password
     from sync import clock
 
     admin, helpers = fake_cuid(rng), [fake_cuid(rng) for _ in range(8)]

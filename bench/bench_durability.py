@@ -46,7 +46,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_laps  # noqa: E402
-from tests.test_durability import AppProcess, Burst, prepare_database, stored_laps  # noqa: E402
+
+from tests.test_durability import (  # noqa: E402
+    AppProcess,
+    Burst,
+    prepare_database,
+    stored_laps,
+)
 
 SETTINGS = ("FULL", "NORMAL")
 DOCS = {
@@ -242,7 +248,9 @@ def power_cut_vfs(name: str):
 def cut_trial(work: Path, setting: str, laps: int) -> dict:
     """Commit LAPS laps as record_lap does, cut the power, count what the files still hold."""
     import apsw
-    from lapsync.db import connect, device_id, new_id, now_ms
+
+    from lapsync.ids import new_id
+    from lapsync.laptop.db import connect, device_id, now_ms
 
     path = prepare_database(work, runners=40)
     db = connect(path)
@@ -278,7 +286,7 @@ def cut_trial(work: Path, setting: str, laps: int) -> dict:
 
 def after_power_cut(vfs, path: Path, where: Path) -> dict:
     """Write each file as the disk holds it after the cut; open it as the app would; read it."""
-    from lapsync.db import connect
+    from lapsync.laptop.db import connect
 
     where.mkdir()
     for suffix in ("", "-wal"):  # -shm is rebuilt from the WAL; unsynced files are gone

@@ -36,10 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import central_kit as kit  # noqa: E402
-from bench_wide import fresh_central, laptop_files, roster  # noqa: E402
-
 import psycopg  # noqa: E402
 import requests  # noqa: E402
+from bench_wide import fresh_central, laptop_files, roster  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 GOAL_P95_S = 2.0

@@ -42,11 +42,11 @@ import sqlite_utils
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lapsync import create_app  # noqa: E402
-from lapsync.auth import create_user  # noqa: E402
-from lapsync.db import SCHEMA, connect, device_id, transaction  # noqa: E402
 from lapsync.hlc import format_hlc  # noqa: E402
-from lapsync.runners import save_runner  # noqa: E402
+from lapsync.laptop import create_app  # noqa: E402
+from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.db import SCHEMA, connect, device_id, transaction  # noqa: E402
+from lapsync.laptop.runners import save_runner  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 USER, PASSWORD = "bench-teacher", "bench-password"
@@ -253,6 +253,7 @@ class TestClientDriver:
 def serve(db_path: str, cpu: int, conn, synchronous: str = "FULL") -> None:
     """Run the app in a werkzeug server on a free loopback port (child process)."""
     import logging
+
     from werkzeug.serving import make_server
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})

@@ -41,8 +41,8 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,10 +54,11 @@ from psycopg import sql  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from lapsync import client, protocol  # noqa: E402
-from lapsync.auth import create_user  # noqa: E402
-from lapsync.db import connect, device_id, init_schema, transaction  # noqa: E402
-from lapsync.runners import save_runner  # noqa: E402
+from lapsync import protocol  # noqa: E402
+from lapsync.laptop import client  # noqa: E402
+from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
+from lapsync.laptop.runners import save_runner  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 VENV_BIN = Path(sys.executable).parent

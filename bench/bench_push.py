@@ -53,15 +53,22 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import requests  # noqa: E402
+from central_kit import (  # noqa: E402
+    free_port,
+    process_tree,
+    start_postgres,
+    stop,
+    tree_cpu,
+    with_database,
+)
 from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from lapsync import client, protocol  # noqa: E402
-from lapsync.auth import create_user  # noqa: E402
-from lapsync.db import connect, device_id, init_schema, transaction  # noqa: E402
-from lapsync.runners import save_runner  # noqa: E402
-from central_kit import (free_port, process_tree, start_postgres, stop,  # noqa: E402
-                         tree_cpu, with_database)
+from lapsync import protocol  # noqa: E402
+from lapsync.laptop import client  # noqa: E402
+from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
+from lapsync.laptop.runners import save_runner  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 VENV_BIN = Path(sys.executable).parent
@@ -443,7 +450,7 @@ def environment(args: argparse.Namespace, server_url: str) -> dict:
         if args.server == "gunicorn" else f"werkzeug {version('werkzeug')} threaded"
     return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "postgresql": pg, "psycopg": version("psycopg"), "requests": version("requests"),
-            "central": server, "laptop": "flask --app app sync" if args.cli else "lapsync.client.push",
+            "central": server, "laptop": "flask --app app sync" if args.cli else "lapsync.laptop.client.push",
             "max_batch_changes": protocol.MAX_BATCH_CHANGES, "max_batch_bytes": protocol.MAX_BATCH_BYTES,
             "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
 
@@ -524,7 +531,9 @@ def throttle(args: argparse.Namespace, base: str):
     """Return the link the laptop pushes through: a throttling proxy (--bandwidth) or None."""
     if not args.bandwidth:
         return None
-    from faultproxy import FaultProxy  # bench/faultproxy.py: no faults, only its rate limit
+    from faultproxy import (
+        FaultProxy,  # bench/faultproxy.py: no faults, only its rate limit
+    )
     return FaultProxy(base, rate=args.bandwidth * 1e6 / 8, keep_exchanges=False)
 
 

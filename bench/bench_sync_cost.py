@@ -41,15 +41,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import central_kit as kit  # noqa: E402
-
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from lapsync import client  # noqa: E402
-from lapsync.auth import create_user  # noqa: E402
-from lapsync.db import connect, device_id, init_schema, transaction  # noqa: E402
-from lapsync.laps import record_lap  # noqa: E402
-from lapsync.runners import save_runner  # noqa: E402
+from lapsync.laptop import client  # noqa: E402
+from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
+from lapsync.laptop.laps import record_lap  # noqa: E402
+from lapsync.laptop.runners import save_runner  # noqa: E402
 
 BUILD_VERSION = "3"          # bump when the way the data is built changes
 NOOP_GOAL_MS, PUSH_GOAL_MS = 5.0, 20.0

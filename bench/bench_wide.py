@@ -43,12 +43,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import central_kit as kit  # noqa: E402
-
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from lapsync import client  # noqa: E402
-from lapsync.db import connect, device_id, init_schema, new_id, set_meta, transaction  # noqa: E402
+from lapsync.ids import new_id  # noqa: E402
+from lapsync.laptop import client  # noqa: E402
+from lapsync.laptop.db import (  # noqa: E402
+    connect,
+    device_id,
+    init_schema,
+    set_meta,
+    transaction,
+)
 
 DATABASE = "lapsync_bench_wide"
 EVENT_MS = 8 * 3600 * 1000
@@ -115,8 +121,8 @@ def laptop_files(args: argparse.Namespace, runners: list[dict], folder: Path) ->
         set_meta(db, "pull_cursor", str(len(runners)))  # the roster arrived by an earlier pull
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    from lapsync.auth import hash_password
-    from lapsync.db import record_change
+    from lapsync.laptop.auth import hash_password
+    from lapsync.laptop.db import record_change
 
     password_hash = hash_password("bench-password")  # one argon2 hash for every helper
     paths = []

@@ -75,9 +75,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from bench.faultproxy import KINDS, Fault, FaultProxy, Schedule  # noqa: E402
-from lapsync import client  # noqa: E402
-from lapsync.db import connect, get_meta, init_schema  # noqa: E402
-from lapsync.laps import lap_count  # noqa: E402
+from lapsync.laptop import client  # noqa: E402
+from lapsync.laptop.db import connect, get_meta, init_schema  # noqa: E402
+from lapsync.laptop.laps import lap_count  # noqa: E402
 
 PASSWORD = "chaos-password"
 TEACHER, ADMIN = "tom", "ada"
@@ -98,7 +98,7 @@ SLEEP_FIX = ("import os, threading, time\n"
 # threaded server, configured by the environment; it writes the port it bound.
 SERVER = SLEEP_FIX + ("import os, sys\n"
           "from werkzeug.serving import make_server\n"
-          "from lapsync import create_app\n"
+          "from lapsync.laptop import create_app\n"
           "server = make_server('127.0.0.1', 0, create_app(), threaded=True)\n"
           "open(sys.argv[1] + '.tmp', 'w').write(str(server.server_port))\n"
           "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"

@@ -1,10 +1,6 @@
 """Hybrid logical clock: orders edits across laptops without trusting wall clocks."""
 from __future__ import annotations
 
-import sqlite_utils
-
-from .db import get_meta, now_ms, set_meta
-
 ZERO = "0000000000000.0000"
 MAX_COUNTER = 9999
 
@@ -33,14 +29,6 @@ def after(last: str, now: int) -> str:
     return format_hlc(physical, counter)
 
 
-def tick(db: sqlite_utils.Database) -> str:
-    """Return a new local timestamp, later than any seen (call inside a transaction)."""
-    value = after(get_meta(db, "hlc", ZERO), now_ms())
-    set_meta(db, "hlc", value)
-    return value
-
-
-def observe(db: sqlite_utils.Database, remote: str) -> None:
-    """Move the local clock past a timestamp received from another node."""
-    if remote > get_meta(db, "hlc", ZERO):
-        set_meta(db, "hlc", remote)
+def latest(current: str, remote: str) -> str:
+    """Return the clock's value after observing REMOTE: never earlier than CURRENT."""
+    return remote if remote > current else current

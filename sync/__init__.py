@@ -12,7 +12,16 @@ import os
 from pathlib import Path
 
 import psycopg
-from flask import Flask, Response, jsonify, make_response, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -20,10 +29,11 @@ from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lapsync import i18n, load_secret_key, too_large_message
+from lapsync import i18n
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_BATCH_BYTES
 from lapsync.roster_csv import MAX_BYTES as MAX_ROSTER_BYTES
+from lapsync.web import load_secret_key, too_large_message
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)

@@ -9,8 +9,15 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lapsync.protocol import (API_PREFIX, MAX_BATCH_BYTES, PUSH_CONTENT_ENCODINGS,
-                              PUSH_ENCODINGS, ProtocolError, decode_body, validate_push)
+from lapsync.protocol import (
+    API_PREFIX,
+    MAX_BATCH_BYTES,
+    PUSH_CONTENT_ENCODINGS,
+    PUSH_ENCODINGS,
+    ProtocolError,
+    decode_body,
+    validate_push,
+)
 
 from .db import connection
 from .devices import authenticate

@@ -8,8 +8,18 @@ import psycopg
 from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
 from flask.cli import with_appcontext
 
-from lapsync.auth import (CLOCK_SLACK_MS, SESSION_MS, LoginLimits, account_key, check_password,
-                          check_unknown_user, login_view, role_label, role_required, wait_ms)
+from lapsync.laptop.auth import (
+    CLOCK_SLACK_MS,
+    SESSION_MS,
+    LoginLimits,
+    account_key,
+    check_password,
+    check_unknown_user,
+    login_view,
+    role_label,
+    role_required,
+    wait_ms,
+)
 
 from .db import WRITE_LOCK, connection, get_db, init_schema, now_ms
 

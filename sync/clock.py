@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
-from lapsync.hlc import ZERO, after
+from lapsync.hlc import ZERO, after, latest
 
 from .db import get_meta, now_ms, set_meta
 
@@ -25,5 +25,6 @@ def tick(conn: psycopg.Connection) -> str:
 
 def observe(conn: psycopg.Connection, remote: str) -> None:
     """Move central's clock past a timestamp received from a laptop."""
-    if remote > get_meta(conn, "hlc", ZERO):
+    current = get_meta(conn, "hlc", ZERO)
+    if latest(current, remote) != current:
         set_meta(conn, "hlc", remote)

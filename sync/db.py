@@ -22,10 +22,10 @@ from pathlib import Path
 import click
 import psycopg
 from flask import Flask, current_app, g
+from flask.cli import with_appcontext
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from flask.cli import with_appcontext
 
 SCHEMA = Path(__file__).resolve().with_name("schema.sql")
 EMBEDDED_DATABASE = "lapsync"
@@ -131,7 +131,7 @@ def next_change_id(conn: psycopg.Connection) -> int:
 
 def init_schema(conn: psycopg.Connection) -> None:
     """Create missing tables, indexes and this node's id; never drops anything."""
-    from lapsync.db import new_id
+    from lapsync.ids import new_id
 
     with conn.transaction():
         # Two processes running init-db at once must not race on CREATE ... IF NOT EXISTS.

@@ -22,14 +22,23 @@ import secrets
 
 import click
 import psycopg
-from flask import (Blueprint, Flask, flash, g, make_response, redirect, render_template,
-                   request, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync.client import age
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
+from lapsync.text import age
 
 from .auth import admin_required, login_required
 from .db import connection, get_db, init_schema, now_ms
@@ -159,7 +168,9 @@ def list_devices(conn: psycopg.Connection) -> list[dict]:
 def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: str,
                         device: dict, **details) -> None:
     """Log a device decision: the decision log, or the logger for the command line (no user)."""
-    from .review import log_decision  # here: review imports push, which imports this module
+    from .review import (
+        log_decision,  # here: review imports push, which imports this module
+    )
 
     if user_id is None:  # a trust given is a warning; the rest is routine
         log.log(logging.WARNING if details.get("manage_users") else logging.INFO,
@@ -392,7 +403,9 @@ def manage_users(device_id: int):
 @admin_required
 def revoke(device_id: int):
     """Revoke a device's token: the first post asks to confirm, the second revokes."""
-    from .review import log_decision  # here: review imports push, which imports this module
+    from .review import (
+        log_decision,  # here: review imports push, which imports this module
+    )
 
     conn = get_db()
     try:

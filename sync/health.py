@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import psycopg
-
 from flask import Blueprint, Flask, Response, jsonify
 
 from .db import connection

@@ -20,8 +20,17 @@ from collections.abc import Iterator
 from datetime import date
 
 import psycopg
-from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
-from flask_babel import format_date, format_decimal, gettext as _
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+)
+from flask_babel import format_date, format_decimal
+from flask_babel import gettext as _
 
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 

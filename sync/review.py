@@ -23,14 +23,23 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from flask import (Blueprint, Flask, flash, g, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_START_NUMBER, is_id
-from lapsync.runners import whole_number
+from lapsync.text import whole_number
 
 from . import clock
 from .auth import admin_required, login_required

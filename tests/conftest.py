@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from lapsync import create_app
-from lapsync.auth import create_user
-from lapsync.db import connect, new_id, set_meta
-from lapsync.runners import add_runner
+from lapsync.ids import new_id
+from lapsync.laptop import create_app
+from lapsync.laptop.auth import create_user
+from lapsync.laptop.db import connect, set_meta
+from lapsync.laptop.runners import add_runner
 
 PASSWORD = "correct-horse"
 

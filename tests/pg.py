@@ -142,7 +142,7 @@ class Outbox:
 
     def __init__(self, laptop_id: str | None = None, clock_ms: int = 1_700_000_000_000):
         """Start an empty outbox of a laptop (a new device id unless given)."""
-        from lapsync.db import new_id
+        from lapsync.ids import new_id
 
         self.new_id = new_id
         self.laptop_id = laptop_id or new_id()
@@ -226,16 +226,16 @@ CENTRAL_PASSWORD = "central-secret"
 @pytest.fixture(scope="session")
 def central_password_hash() -> str:
     """One argon2 hash of CENTRAL_PASSWORD, made once (hashing is slow on purpose)."""
-    from lapsync.auth import hash_password
+    from lapsync.laptop.auth import hash_password
     return hash_password(CENTRAL_PASSWORD)
 
 
 @pytest.fixture
 def central_users(central_app, central_password_hash) -> dict:
     """Central users 'ada' (admin) and 'vic' (viewer); returns their ids by name."""
+    from lapsync.ids import new_id
     from sync import clock
     from sync.db import connection, write_transaction
-    from lapsync.db import new_id
     ids = {}
     with connection(central_app) as conn, write_transaction(conn):
         for name, role in [("ada", "admin"), ("vic", "viewer")]:

@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from lapsync.auth import (LoginLimits, claim_login_attempt, create_user, rate_limited_login,
-                          session_user, start_session, wait_ms)
-from lapsync.db import connect, now_ms
 from lapsync.errors import InputError
+from lapsync.laptop.auth import (
+    LoginLimits,
+    claim_login_attempt,
+    create_user,
+    rate_limited_login,
+    session_user,
+    start_session,
+    wait_ms,
+)
+from lapsync.laptop.db import connect, now_ms
 from tests.conftest import PASSWORD, csrf_token, login
 
 JSON = {"Accept": "application/json"}
@@ -252,7 +259,8 @@ def test_address_limit_refuses_the_right_password_from_that_address_only(client,
 
 def test_limits_are_config_values(tmp_path, users_template):
     import shutil
-    from lapsync import create_app
+
+    from lapsync.laptop import create_app
     path = tmp_path / "laptop.sqlite"
     shutil.copyfile(users_template, path)
     app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(path),
@@ -277,7 +285,7 @@ def test_json_login_answers_json(client):
 
 def test_failures_are_shared_by_every_process_on_the_database(app, client, db):
     """No in-process state: failures stored by anyone count for every app on the file."""
-    from lapsync import create_app
+    from lapsync.laptop import create_app
     other = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": app.config["DATABASE"]})
     for _ in range(5):
         claim_login_attempt(db, "tom", "10.0.0.1", LIMITS)
@@ -297,14 +305,15 @@ def test_unlock_logins_command(app, db):
 
 def test_an_existing_database_gets_the_login_failure_table(app, db):
     db.execute("DROP TABLE login_failure")  # a laptop database from before the rate limit
-    from lapsync import create_app
+    from lapsync.laptop import create_app
     create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": app.config["DATABASE"]})
     assert failures(db) == 0
 
 
 def test_unknown_name_costs_a_password_check_too(db):
     import time
-    from lapsync.auth import check_unknown_user
+
+    from lapsync.laptop.auth import check_unknown_user
     assert check_unknown_user("warm-up") is False  # makes the stand-in hash once
     started = time.perf_counter()
     start_session(db, "tom", "wrong-password")

@@ -13,10 +13,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
-from lapsync import create_app
-from lapsync.auth import create_user
-from lapsync.db import connect
-from lapsync.runners import add_runner
+from lapsync.laptop import create_app
+from lapsync.laptop.auth import create_user
+from lapsync.laptop.db import connect
+from lapsync.laptop.runners import add_runner
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -21,11 +21,12 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
-from lapsync import client
-from lapsync import create_app as create_laptop
-from lapsync.db import connect, new_id, set_meta, transaction
-from lapsync.laps import lap_count
-from lapsync.runners import add_runner
+from lapsync.ids import new_id
+from lapsync.laptop import client
+from lapsync.laptop import create_app as create_laptop
+from lapsync.laptop.db import connect, set_meta, transaction
+from lapsync.laptop.laps import lap_count
+from lapsync.laptop.runners import add_runner
 from sync.devices import register_device
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD

@@ -12,11 +12,19 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
-from lapsync import client, hlc, protocol
-from lapsync.auth import hash_password
-from lapsync.db import (connect, device_id, get_meta, new_id, now_ms, record_change,
-                         transaction)
-from lapsync.laps import record_lap, set_void
+from lapsync import hlc, protocol
+from lapsync.ids import new_id
+from lapsync.laptop import client
+from lapsync.laptop.auth import hash_password
+from lapsync.laptop.db import (
+    connect,
+    device_id,
+    get_meta,
+    now_ms,
+    record_change,
+    transaction,
+)
+from lapsync.laptop.laps import record_lap, set_void
 from tests.conftest import PASSWORD, login
 from tests.fake_central import TOKEN, FakeCentral
 
@@ -668,7 +676,7 @@ def test_sync_status_command_text_and_json(app, db, runners, cli, central):
 
 def laptop(tmp_path, name: str):
     """Another laptop app with its own SQLite file and instance config file."""
-    from lapsync import create_app
+    from lapsync.laptop import create_app
     return create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(tmp_path / f"{name}.sqlite"),
                        "INSTANCE_CONFIG_FILE": str(tmp_path / f"{name}-config.py")})
 
@@ -686,7 +694,7 @@ def central_laps(central_db) -> int:
 
 def test_two_laptops_converge_through_real_central(app, db, runners, cli, live_central, central_db,
                                                     device_token, tmp_path):
-    from lapsync import db as laptop_db
+    from lapsync.laptop import db as laptop_db
     from sync.devices import register_device
     a_laps = laps(db, 1, 1, 2)
     set_void(db, a_laps[1], user_id(db), True, "double")
@@ -718,7 +726,7 @@ def test_two_laptops_converge_through_real_central(app, db, runners, cli, live_c
 
 def client_add_runner(db, number: int, name: str) -> str:
     """Add a runner on a laptop."""
-    from lapsync.runners import add_runner
+    from lapsync.laptop.runners import add_runner
     return add_runner(db, number, name, "7c", 7)
 
 

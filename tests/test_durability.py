@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from lapsync import create_app
-from lapsync.auth import create_user
-from lapsync.db import connect, get_db, init_schema
-from lapsync.runners import add_runner
+from lapsync.laptop import create_app
+from lapsync.laptop.auth import create_user
+from lapsync.laptop.db import connect, get_db, init_schema
+from lapsync.laptop.runners import add_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse"
@@ -34,7 +34,7 @@ JSON = {"Accept": "application/json"}
 # a free port itself (no race with other processes) and writes it to a file.
 SERVER = ("import os, sys\n"
           "from werkzeug.serving import make_server\n"
-          "from lapsync import create_app\n"
+          "from lapsync.laptop import create_app\n"
           "app = create_app()\n"
           "print('synchronous=' + app.config['SQLITE_SYNCHRONOUS'], flush=True)\n"
           "server = make_server('127.0.0.1', 0, app, threaded=True)\n"

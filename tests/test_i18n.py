@@ -27,11 +27,12 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
-from lapsync import laps, roster_csv
-from lapsync.client import sync_status
-from lapsync.db import set_meta, transaction
+from lapsync import roster_csv
 from lapsync.errors import InputError
-from lapsync.runners import add_runner, validate_runner
+from lapsync.laptop import laps
+from lapsync.laptop.client import sync_status
+from lapsync.laptop.db import set_meta, transaction
+from lapsync.laptop.runners import add_runner, validate_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "lapsync" / "translations"
@@ -154,7 +155,7 @@ def test_js_strings_block_in_german_covers_every_key_of_laps_js(teacher, runners
     assert strings["confirm_hint"] == "Enter zählt die Runde, Esc überspringt sie."
     assert "{number}" in strings["saving"] and "{number}" in strings["no_answer"]
     assert all(isinstance(v, str) and v for v in strings.values())
-    script = (ROOT / "lapsync" / "static" / "laps.js").read_text(encoding="utf-8")
+    script = (ROOT / "lapsync" / "laptop" / "static" / "laps.js").read_text(encoding="utf-8")
     used = set(re.findall(r'\bt\("([a-z_]+)"', script))
     assert used and used <= set(strings), used - set(strings)
 
@@ -179,7 +180,8 @@ def test_sync_status_text_in_german(app, teacher, db):
 
 
 def test_waiting_and_age_texts_in_german(app):
-    from lapsync.client import age, status_text, waiting_text
+    from lapsync.laptop.client import status_text, waiting_text
+    from lapsync.text import age
     with app.test_request_context(headers=DE):
         assert waiting_text(3, 3, 0, 14 * 60_000) == "3 Runden warten (älteste seit 14 min)"
         assert waiting_text(1, 0, None, 0) == "1 Änderung wartet"

@@ -42,18 +42,28 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from hypothesis import HealthCheck, given, note, seed, settings, strategies as st
+from hypothesis import HealthCheck, given, note, seed, settings
+from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
 from bench.faultproxy import Exchange, Fault, FaultProxy
-from lapsync import client, protocol
-from lapsync import create_app as create_laptop
-from lapsync.db import connect, device_id, new_id, now_ms, record_change, set_meta, transaction
+from lapsync import protocol
 from lapsync.errors import InputError
-from lapsync.laps import lap_count, record_lap, set_void
-from lapsync.runners import add_runner, update_runner
+from lapsync.ids import new_id
+from lapsync.laptop import client
+from lapsync.laptop import create_app as create_laptop
+from lapsync.laptop.db import (
+    connect,
+    device_id,
+    now_ms,
+    record_change,
+    set_meta,
+    transaction,
+)
+from lapsync.laptop.laps import lap_count, record_lap, set_void
+from lapsync.laptop.runners import add_runner, update_runner
 from sync import create_app as create_central
 from sync.db import close_pool
 from sync.devices import register_device

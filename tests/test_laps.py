@@ -6,8 +6,8 @@ import json
 import pytest
 from cuid2 import is_cuid
 
-from lapsync import create_app
-from lapsync.db import connect
+from lapsync.laptop import create_app
+from lapsync.laptop.db import connect
 
 JSON = {"Accept": "application/json"}
 
@@ -58,9 +58,9 @@ def test_min_lap_time_warns_and_records_nothing_until_confirmed(teacher, runners
 def test_min_lap_time_comes_from_config(tmp_path):
     app = create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(tmp_path / "x.sqlite"),
                       "MIN_LAP_SECONDS": 0})
+    from lapsync.laptop.auth import create_user
+    from lapsync.laptop.runners import add_runner
     from tests.conftest import login
-    from lapsync.auth import create_user
-    from lapsync.runners import add_runner
     db = connect(app.config["DATABASE"])
     create_user(db, "tom", "teacher", "correct-horse")
     add_runner(db, 5, "Eva", "7c", 7)

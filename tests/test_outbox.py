@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lapsync import protocol
-from lapsync.auth import create_user
-from lapsync.db import connect
 from lapsync.errors import InputError
-from lapsync.laps import record_lap, set_void
-from lapsync.runners import add_runner
+from lapsync.laptop.auth import create_user
+from lapsync.laptop.db import connect
+from lapsync.laptop.laps import record_lap, set_void
+from lapsync.laptop.runners import add_runner
 
 texts = st.text(max_size=120)
 numbers = st.one_of(st.integers(-5, 1_000_005), st.text(max_size=8))

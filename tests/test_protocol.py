@@ -11,11 +11,18 @@ from cuid2 import is_cuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lapsync.db import device_id, new_id
-from lapsync.laps import record_lap, set_void
 from lapsync import protocol
-from lapsync.protocol import (ProtocolError, compact_changes, expand_changes, is_id, last_seq,
-                              validate_push)
+from lapsync.ids import new_id
+from lapsync.laptop.db import device_id
+from lapsync.laptop.laps import record_lap, set_void
+from lapsync.protocol import (
+    ProtocolError,
+    compact_changes,
+    expand_changes,
+    is_id,
+    last_seq,
+    validate_push,
+)
 
 
 def outbox_body(db) -> dict:

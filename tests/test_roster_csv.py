@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from lapsync.roster_csv import MAX_ROWS, RosterError, decode, format_report, parse_roster
-from lapsync.runners import MAX_START_NUMBER, validate_runner
+from lapsync.laptop.runners import MAX_START_NUMBER, validate_runner
+from lapsync.roster_csv import (
+    MAX_ROWS,
+    RosterError,
+    decode,
+    format_report,
+    parse_roster,
+)
 
 HEADER = "Name,Klasse,Jahrgang"
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lapsync.runners import add_runner, import_runners_command, search_runners
+from lapsync.laptop.runners import add_runner, import_runners_command, search_runners
 
 JSON = {"Accept": "application/json"}
 CSV_HEADER = "Name,Klasse,Jahrgang"

@@ -6,12 +6,12 @@ import time
 import click
 import pytest
 
-from lapsync import create_app, scheduler
-from lapsync.auth import create_user
-from lapsync.client import config_file, write_central_config
-from lapsync.db import connect, device_id
-from lapsync.laps import record_lap
-from lapsync.runners import add_runner
+from lapsync.laptop import create_app, scheduler
+from lapsync.laptop.auth import create_user
+from lapsync.laptop.client import config_file, write_central_config
+from lapsync.laptop.db import connect, device_id
+from lapsync.laptop.laps import record_lap
+from lapsync.laptop.runners import add_runner
 from tests.fake_central import TOKEN, FakeCentral
 
 

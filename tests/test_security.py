@@ -15,8 +15,8 @@ import re
 import pytest
 from markupsafe import escape
 
-from lapsync.db import now_ms
-from lapsync.laps import record_lap
+from lapsync.laptop.db import now_ms
+from lapsync.laptop.laps import record_lap
 from tests.conftest import csrf_token, login
 
 JSON = {"Accept": "application/json"}

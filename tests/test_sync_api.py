@@ -17,7 +17,10 @@ import pytest
 import requests
 import yaml
 from openapi_core import OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_core.contrib.requests import (
+    RequestsOpenAPIRequest,
+    RequestsOpenAPIResponse,
+)
 
 from lapsync.protocol import MAX_BATCH_BYTES, MAX_BATCH_CHANGES, compact_changes
 from sync import create_app

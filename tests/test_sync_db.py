@@ -8,7 +8,14 @@ from pathlib import Path
 import psycopg
 
 from sync import ROOT, create_app
-from sync.db import close_pool, connection, database_url, get_meta, get_pool, init_schema
+from sync.db import (
+    close_pool,
+    connection,
+    database_url,
+    get_meta,
+    get_pool,
+    init_schema,
+)
 
 
 def test_init_db_is_idempotent_and_keeps_the_node_id(central_app, central_db):

@@ -8,8 +8,14 @@ import pytest
 
 from lapsync.errors import InputError
 from lapsync.protocol import ProtocolError, validate_push
-from sync.devices import (authenticate, find_device, hash_token, offset_text, register_device,
-                          revoke_device)
+from sync.devices import (
+    authenticate,
+    find_device,
+    hash_token,
+    offset_text,
+    register_device,
+    revoke_device,
+)
 from sync.push import push
 from tests.pg import Outbox, snapshot
 

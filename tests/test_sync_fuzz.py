@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from psycopg import sql
 
-from lapsync.db import new_id
+from lapsync.ids import new_id
 from sync.devices import register_device
 from tests.pg import CENTRAL_TABLES
 

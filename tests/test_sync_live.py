@@ -104,6 +104,7 @@ def test_a_lap_waiting_for_the_write_lock_is_seen_by_the_next_poll(viewer, centr
     """Real concurrency: a push blocked behind another writer commits after a poll."""
     import psycopg
     from psycopg.rows import dict_row
+
     from sync.db import write_transaction
     box = Outbox()
     runner = box.runner(7, "Anna Berg")

@@ -236,8 +236,8 @@ def test_a_void_of_another_laptops_lap_moves_the_totals(central_db):
 def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, central_db):
     import json as _json
 
-    from lapsync.db import device_id
-    from lapsync.laps import record_lap, set_void
+    from lapsync.laptop.db import device_id
+    from lapsync.laptop.laps import record_lap, set_void
 
     user = db.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
     kept = record_lap(db, 17, user, 0)["lap"]["id"]
@@ -284,7 +284,7 @@ HOSTILE = "'); DROP TABLE app_user;--"
 
 def central_users_of(conn, **roles: str) -> dict:
     """Create users at central (its clock and origin), name=role; return their rows by name."""
-    from lapsync.db import new_id
+    from lapsync.ids import new_id
     from sync import clock
     from sync.db import write_transaction
     with write_transaction(conn):

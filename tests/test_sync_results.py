@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from lapsync.db import new_id
+from lapsync.ids import new_id
 from lapsync.protocol import validate_push
 from sync.devices import find_device
 from sync.push import push

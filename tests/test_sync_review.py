@@ -11,15 +11,19 @@ from pathlib import Path
 import pytest
 import requests
 from openapi_core import OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_core.contrib.requests import (
+    RequestsOpenAPIRequest,
+    RequestsOpenAPIResponse,
+)
 from werkzeug.serving import make_server
 
-from lapsync import client as laptop_sync
-from lapsync.db import connect, device_id, new_id, now_ms, set_meta
-from lapsync.laps import lap_count, pick_runner, record_lap
 from lapsync.errors import InputError
+from lapsync.ids import new_id
+from lapsync.laptop import client as laptop_sync
+from lapsync.laptop.db import connect, device_id, now_ms, set_meta
+from lapsync.laptop.laps import lap_count, pick_runner, record_lap
+from lapsync.laptop.runners import add_runner, search_runners
 from lapsync.protocol import validate_push
-from lapsync.runners import add_runner, search_runners
 from sync import clock, review
 from sync.devices import find_device, register_device
 from sync.pull import pull

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import io
 
+from lapsync.protocol import validate_push
 from sync.clock import node_id
 from sync.devices import find_device
 from sync.pull import pull
 from sync.push import push
-from lapsync.protocol import validate_push
 from tests.pg import Outbox, snapshot
 
 

@@ -532,7 +532,7 @@ def test_a_laptop_database_edited_to_make_its_user_an_admin_changes_nothing_at_c
         app, live_central, central_app, central_db, device_token):
     import sqlite3
 
-    from lapsync.db import now_ms
+    from lapsync.laptop.db import now_ms
     from tests.conftest import PASSWORD
     cli = app.test_cli_runner()                         # laptop: ada (admin), tom, vic; untrusted
     assert cli.invoke(args=["connect", live_central, device_token]).exit_code == 0

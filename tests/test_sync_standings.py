@@ -8,11 +8,11 @@ import secrets
 import pytest
 
 from lapsync.protocol import validate_push
+from sync.db import now_ms
 from sync.devices import find_device, register_device
 from sync.push import push
 from sync.settings import set_setting
 from sync.standings import local_time
-from sync.db import now_ms
 from tests.pg import Outbox
 
 T0 = 1_700_000_100_000

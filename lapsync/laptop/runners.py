@@ -7,31 +7,39 @@ from pathlib import Path
 
 import click
 import sqlite_utils
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.cli import with_appcontext
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
-from flask_babel import gettext as _, ngettext
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
-from . import hlc, roster_csv
+from lapsync import roster_csv
+from lapsync.errors import InputError, wants_json
+from lapsync.ids import new_id
+from lapsync.protocol import (
+    CONTROL_CHARS,
+    GRADES,
+    MAX_CLASS,
+    MAX_RUNNER_NAME,
+    MAX_START_NUMBER,
+)
+from lapsync.roster_csv import RosterError
+from lapsync.text import whole_number
+
+from . import clock
 from .auth import admin_required, login_required
-from .db import connect, device_id, get_db, new_id, record_change, transaction
-from .errors import InputError, wants_json
-from .protocol import CONTROL_CHARS, GRADES, MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
-from .roster_csv import RosterError
+from .db import connect, device_id, get_db, record_change, transaction
 
 bp = Blueprint("runners", __name__, url_prefix="/runners")
 MAX_NAME = MAX_RUNNER_NAME
-
-
-def whole_number(value) -> int:
-    """Return an int given as int or as ASCII digits; raise ValueError for anything else."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = "" if value is None else str(value).strip()
-    # isdigit() alone lets through '١٢' and '²'; int() alone lets through '+1' and '1_0'.
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
-        raise ValueError(text)
-    return int(text)
 
 
 def validate_runner(start_number, name, class_, grade) -> dict:
@@ -74,7 +82,7 @@ def save_runner(db: sqlite_utils.Database, fields: dict, runner_id: str | None =
     if number_taken(db, fields["start_number"], runner_id):
         raise InputError("duplicate_start_number", _("Start number %(number)s is taken already.",
                                                      number=fields["start_number"]), 409)
-    runner = {"id": runner_id or new_id(), **fields, "hlc": hlc.tick(db), "origin": device_id(db)}
+    runner = {"id": runner_id or new_id(), **fields, "hlc": clock.tick(db), "origin": device_id(db)}
     db.table("runner").upsert(runner, pk="id")
     record_change(db, "runner", runner["id"], runner)
     return runner["id"]

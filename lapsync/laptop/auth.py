@@ -11,15 +11,28 @@ import click
 import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.cli import with_appcontext
-from flask import (Blueprint, Response, current_app, flash, g, jsonify, redirect,
-                   render_template, request, session, url_for)
 from flask_babel import gettext as _
 
-from . import hlc
-from .db import connect, device_id, get_db, new_id, now_ms, record_change, transaction
-from .errors import InputError, error_response, wants_json
-from .protocol import CONTROL_CHARS, MAX_USER_NAME
+from lapsync.errors import InputError, error_response, wants_json
+from lapsync.ids import new_id
+from lapsync.protocol import CONTROL_CHARS, MAX_USER_NAME
+
+from . import clock
+from .db import connect, device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("auth", __name__)
 ROLES = ("admin", "teacher", "viewer")
@@ -72,7 +85,7 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) 
             raise InputError("duplicate_name", _("A user called %(name)s exists already.",
                                                  name=repr(name)), 409)
         user = {"id": new_id(), "name": name, "password_hash": password_hash, "role": role,
-                "created_at": now_ms(), "hlc": hlc.tick(db)}
+                "created_at": now_ms(), "hlc": clock.tick(db)}
         db.table("user").insert(user)
         record_change(db, "user", user["id"], {**user, "origin": device_id(db)})
     return user["id"]
@@ -272,7 +285,7 @@ def login_failed(code: str, message: str, status: int, wait: int = 0) -> Respons
 
 def too_many_logins(wait: int) -> Response:
     """Answer 429: this name or address failed too often; say when to try again."""
-    from .client import age  # the duration the way the sync status writes it
+    from lapsync.text import age  # the duration the way the sync status writes it
 
     minutes = math.ceil(wait / 60_000) * 60_000
     return login_failed("too_many_attempts", _(

@@ -11,23 +11,18 @@ from pathlib import Path
 
 import click
 import sqlite_utils
-from cuid2 import Cuid
-from flask.cli import with_appcontext
 from flask import Flask, current_app, g
+from flask.cli import with_appcontext
 
-SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
-_cuid = Cuid(length=24)
+from lapsync.ids import new_id
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schema.sql"
 POOL = "lapsync_db_idle"  # idle connections kept between requests
 POOL_SIZE = 4
 # PRAGMA synchronous values the app accepts (config SQLITE_SYNCHRONOUS). OFF is
 # not among them: with it a power cut can corrupt the database file itself.
 SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
 DEFAULT_SYNCHRONOUS = "FULL"
-
-
-def new_id() -> str:
-    """Return a new cuid2 id, born on this laptop."""
-    return _cuid.generate()
 
 
 def now_ms() -> int:

@@ -27,9 +27,12 @@ import sqlite_utils
 from flask import Blueprint, Flask, current_app, jsonify
 from flask_babel import gettext, ngettext
 
-from . import hlc, protocol
+from lapsync import protocol
+from lapsync.errors import InputError
+from lapsync.text import age
+
+from . import clock
 from .db import connect, device_id, get_db, get_meta, now_ms, set_meta, transaction
-from .errors import InputError
 
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 
@@ -583,7 +586,7 @@ def apply_runner(db: sqlite_utils.Database, data: dict, me: str) -> None:
     merged_into = text(data, "merged_into", 64) if data.get("merged_into") is not None else None
     if merged_into == runner["id"]:
         raise ValueError("runner merged into itself")
-    hlc.observe(db, runner["hlc"])
+    clock.observe(db, runner["hlc"])
     row = db.execute("SELECT hlc, origin FROM runner WHERE id = ?", [runner["id"]]).fetchone()
     if not row or (runner["hlc"], runner["origin"]) > (row[0], row[1]):
         db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
@@ -613,7 +616,7 @@ def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
             "password_hash": text(data, "password_hash", 500), "role": text(data, "role", 20),
             "created_at": integer(data, "created_at"), "hlc": check_hlc(data["hlc"])}
     origin = text(data, "origin", 64)
-    hlc.observe(db, user["hlc"])
+    clock.observe(db, user["hlc"])
     row = db.execute("SELECT hlc FROM user WHERE id = ?", [user["id"]]).fetchone()
     if row and (user["hlc"], origin) <= (row[0], local_origin(db, "user", user["id"], row[0], me)):
         return
@@ -630,7 +633,7 @@ def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
     lap_id, stamp, origin = text(data, "lap_id", 64), check_hlc(data["hlc"]), text(data, "origin", 64)
     if not isinstance(data["voided"], bool):
         raise ValueError("invalid voided")
-    hlc.observe(db, stamp)
+    clock.observe(db, stamp)
     row = db.execute("SELECT void_hlc FROM lap WHERE id = ?", [lap_id]).fetchone()
     if row is None:  # a lap of another device: its effect arrives in the totals
         return
@@ -899,19 +902,6 @@ SELECT pending.n, pending.laps,
         WHERE key IN (SELECT value FROM json_each(?)))
 FROM pending
 """
-
-
-def age(ms: int) -> str:
-    """Format a duration as '12 s', '14 min', '2 h 5 min' or '3 d'."""
-    seconds = max(0, ms // 1000)
-    if seconds < 60:
-        return gettext("%(seconds)s s", seconds=seconds)
-    if seconds < 3600:
-        return gettext("%(minutes)s min", minutes=seconds // 60)
-    if seconds < 86_400:
-        return gettext("%(hours)s h %(minutes)s min", hours=seconds // 3600,
-                       minutes=seconds // 60 % 60)
-    return ngettext("%(num)s d", "%(num)s d", seconds // 86_400)
 
 
 def waiting_text(pending: int, laps: int, oldest_ms: int | None, now: int) -> str:

@@ -9,9 +9,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import client, protocol
+from lapsync import protocol
+from lapsync.errors import InputError
+
+from . import client
 from .db import connect, device_id
-from .errors import InputError
 
 EXIT_CODES = {client.TRANSIENT: 2, client.AUTH: 3}  # anything else: 1
 

@@ -4,16 +4,27 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlite_utils
-from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template,
-                   request, url_for)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
-from . import hlc, scheduler
+from lapsync.errors import InputError, wants_json
+from lapsync.ids import new_id
+from lapsync.protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
+
+from . import clock, scheduler
 from .auth import can_record, login_required
 from .client import min_lap_seconds, other_laps
-from .db import device_id, get_db, new_id, now_ms, record_change, transaction
-from .errors import InputError, wants_json
-from .protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
+from .db import device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
@@ -120,7 +131,7 @@ def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
             raise InputError("unknown_lap", _("That lap does not exist."), 404)
         if (row[0] is not None) == voided:  # already in that state: nothing to change
             return {"id": lap_id, "voided": voided, "changed": False}
-        stamp = hlc.tick(db)
+        stamp = clock.tick(db)
         values = [now_ms(), user_id, reason or "voided at the track"] if voided else [None] * 3
         db.execute("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, void_hlc = ? "
                    "WHERE id = ?", [*values, stamp, lap_id])
@@ -230,7 +241,7 @@ def change_void(lap_id: str, voided: bool):
     return redirect(url_for("laps.index"))
 
 
-def clock(ms: int | None) -> str:
+def time_of_day(ms: int | None) -> str:
     """Format epoch ms as the laptop's local time of day."""
     return "" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
 
@@ -238,4 +249,4 @@ def clock(ms: int | None) -> str:
 def init_app(app) -> None:
     """Register the blueprint and the clock filter."""
     app.register_blueprint(bp)
-    app.add_template_filter(clock)
+    app.add_template_filter(time_of_day, "clock")

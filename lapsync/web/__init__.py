@@ -1,0 +1,34 @@
+"""The web parts both apps share: secret key, size limit message, templates and CSS."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask_babel import gettext as _
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Return the app's persistent secret key, creating it on first start.
+
+    Written to a temporary file and linked into place, so that processes starting
+    together (gunicorn workers) all end up with the one key that won.
+    """
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        tmp = path.with_name(f"secret_key.{os.getpid()}.tmp")
+        tmp.write_text(secrets.token_hex(32), encoding="utf-8")
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
+
+
+def too_large_message(limit: int) -> str:
+    """Say that a request was larger than the limit (bytes), in the page's language."""
+    return _("The request is too large: this server accepts at most %(size)s MB.",
+             size=max(1, limit // 1_000_000))
