@@ -300,7 +300,7 @@ def near_misses(value: object) -> list:
     if isinstance(value, str):
         return [value.translate(_WIDE_DIGITS), value.upper(), value + "\n", " " + value + " ",
                 value[:-1], value + "a", value * 5, "", value + "\x00", value + "\ud800",
-                value + "\t", None]
+                value + "\t", value[:1] + "\t" + value[1:], value[:1] + "\x00" + value[1:], None]
     if isinstance(value, list):
         return [value[:-1], value + value[-1:], [], value[:1] * 3, None]
     return [None, [], {}, "x"]
@@ -368,9 +368,12 @@ def check_outcome(body: object) -> None:
     seqs = [c["seq"] for c in expand_changes(cleaned["changes"])]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else True
     for change in expand_changes(cleaned["changes"]):
-        text = json.dumps(change["data"], ensure_ascii=False)
-        assert "\x00" not in text
-        text.encode("utf-8")                                      # no lone surrogates
+        for name, value in change["data"].items():   # the values: json.dumps writes NUL as \u0000
+            if isinstance(value, str):
+                assert "\x00" not in value
+                value.encode("utf-8")                             # no lone surrogates
+                if change["entity"] == "runner" and name in ("name", "class"):
+                    assert not any(c < " " or c == "\x7f" for c in value)  # spec: no controls
 
 
 def test_every_near_miss_in_every_place_is_refused_unless_the_spec_allows_it():
