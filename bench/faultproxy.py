@@ -20,8 +20,8 @@ for the n-th push (`faults[n] = Fault(...)`, as the integration tests do). `coun
 tallies what was done, by kind. `heal()` ends all faults. `rate` limits the
 throughput in each direction (bytes/s, shared by all connections like one link).
 
-Standard library only; listens on 127.0.0.1 only. Used by tests/test_integration.py,
-tests/test_faultproxy.py and bench/chaos.py.
+Standard library only; listens on 127.0.0.1 only. Used by tests/system/test_integration.py,
+tests/system/test_faultproxy.py and bench/chaos.py.
 """
 from __future__ import annotations
 

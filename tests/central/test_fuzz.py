@@ -18,7 +18,7 @@ from lapsync.ids import new_id
 from sync.devices import register_device
 from tests.pg import CENTRAL_TABLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "sync" / "openapi.yaml"
 # Schema-valid pushes may still break rules a schema cannot state (seqs contiguous,
 # run columns of one length, change id = data id): those get 422. No 400 or 413.

@@ -32,7 +32,7 @@ from tests.pg import Outbox, snapshot
 
 T = 1_700_000_000_000
 JSON = {"Accept": "application/json"}
-SPEC = OpenAPI.from_file_path(str(Path(__file__).resolve().parent.parent / "sync" / "openapi.yaml"))
+SPEC = OpenAPI.from_file_path(str(Path(__file__).resolve().parents[2] / "sync" / "openapi.yaml"))
 CHROMIUM = "/usr/bin/chromium"
 
 

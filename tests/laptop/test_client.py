@@ -26,7 +26,7 @@ from lapsync.laptop.db import (
 )
 from lapsync.laptop.laps import record_lap, set_void
 from tests.conftest import PASSWORD, login
-from tests.fake_central import TOKEN, FakeCentral
+from tests.laptop.fake_central import TOKEN, FakeCentral
 
 
 @pytest.fixture

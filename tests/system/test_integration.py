@@ -7,7 +7,7 @@ or run a hook (e.g. SIGKILL central) while a push is inside central. Processes
 that must die are real processes: the laptop's `flask --app app sync` and central
 under gunicorn.
 
-What tests/test_client.py and tests/test_sync_*.py show already, and is not
+What tests/laptop/test_client.py and tests/test_sync_*.py show already, and is not
 repeated here: replay of one body and of windows of an Outbox (test_sync_push,
 test_sync_api), a lost ack against the fake central (test_client), a lost ack
 simulated by clearing pushed_at (test_client), two gunicorn processes with
@@ -70,7 +70,7 @@ from sync.devices import register_device
 from tests.conftest import login
 from tests.pg import admin_execute, drop_database, snapshot, with_database
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 20250627                     # every random choice below derives from it
 JSON = {"Accept": "application/json"}
 BASE_ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Ben Cruz", "5a", 5), (3, "Cleo Dahl", "6b", 6)]
