@@ -1,109 +1,6 @@
-"""The sync wire format that laptop (client.py) and central (sync/api.py) share.
+"""The sync wire format both ends share: limits, validation, compact runs, gzip bodies.
 
-Protocol version 1, JSON over HTTP, `Authorization: Bearer <device token>`.
-
-PUSH  POST /api/v1/push   Content-Type: application/json
-  request  {"protocol": 1, "device_id": "<laptop cuid>", "device_time": <laptop epoch ms>,
-            "changes": [{"seq": 12, "entity": "lap", "id": "<cuid>", "data": {...}}, ...]}
-           changes are this laptop's outbox rows in ascending, contiguous seq order.
-  entity / data:
-    lap       {"id", "runner_id", "created_by", "time", "device_id"}
-    lap_void  {"lap_id", "voided": bool, "at", "by", "reason", "hlc", "origin"}
-    runner    {"id", "start_number", "name", "class", "grade", "hlc", "origin"}
-    user      {"id", "name", "password_hash", "role", "created_at", "hlc", "origin"}
-  compact lap runs (optional): consecutive lap changes may travel as one item
-           {"seq": 12, "entity": "laps", "data": {"id": [...], "runner_id": [...],
-            "created_by": [...], "time": [...], "device_id": [...]}}
-           which stands for the n lap changes with seqs 12 .. 12 + n - 1, the i-th being
-           {"seq": 12 + i, "entity": "lap", "id": id[i], "data": {"id": id[i],
-            "runner_id": runner_id[i], "created_by": created_by[i], "time": time[i],
-            "device_id": device_id[i]}}. The five lists have one length n >= 1; every value
-           is checked exactly as in a lap change, and a run counts as n changes towards
-           MAX_BATCH_CHANGES. Verbose and compact items mix freely in one batch. A laptop
-           sends runs only to a central whose push answer lists "laps" in "encodings".
-  gzip (optional): the body may be sent with `Content-Encoding: gzip` to a central
-           whose push answer lists "gzip" in "content_encodings"; MAX_BATCH_BYTES applies
-           to the decompressed body. The laptop compresses only when the link is slow
-           (client.py: the round trip less "apply_ms" gives the link's bytes/s).
-  200      {"acked_seq": N, "server_time": ms, "rejected": [{"seq", "error", "message"}],
-            "encodings": ["laps"], "content_encodings": ["gzip"], "apply_ms": ms}
-           acked_seq is the device's last applied seq after this batch; seqs at or below
-           it are already applied and are skipped when sent again (replay is a no-op).
-           "rejected" lists items refused for good (kept at central for the admin);
-           they are acknowledged too so that they never wedge the queue. A replayed
-           batch gets the same answer, its earlier rejections included. "apply_ms" is
-           central's own time for the batch, from its body fully received to the answer.
-  409      {"error": "seq_gap", "message", "acked_seq": N, "resume_from": N + 1}
-  4xx      {"error": "<code>", "message": "..."}: 400 malformed, 401 token, 413 too big,
-           415 content type or encoding, 422 invalid item (nothing of the batch applied).
-
-PULL  GET /api/v1/pull?cursor=N&limit=M
-  200      {"protocol": 1, "server_time": ms, "next_cursor": N, "more": bool,
-            "changes": [{"cursor": N, "entity": E, "id": "...", "data": {...}}, ...]}
-  entity / data (a laptop is not sent back changes it made itself):
-    runner    as in push, plus "merged_into": "<runner id>" once the admin merged this
-              runner into another (the survivor keeps its id; field absent otherwise).
-              A merge is final and applies whatever the LWW order says: the laptop
-              points the runner's laps to the survivor (as soon as it has the
-              survivor) and hides the merged runner from lap entry and the roster.
-              A merged runner is sent even to the laptop whose edit it last took.
-    user      as in push (password hashes go only to authenticated devices)
-    lap_void  as in push: voids and restores decided elsewhere (central, other laptops)
-    setting   {"key": "min_lap_seconds" | "metres_per_lap" | "event_name" | "event_date",
-               "value": ...}
-    total     {"runner_id", "other_laps"}: laps of this runner that count, recorded on
-              other devices; the laptop shows its own laps + other_laps.
-  The cursor is a server-assigned change id given out in commit order, never a
-  device clock: a row committed late never hides below a cursor already served.
-  A total may name a runner id the laptop does not know yet (its runner change comes
-  in a later page or push): keep it by runner id.
-  400      invalid_cursor / invalid_limit (cursor: integer >= 0; limit: 1..MAX_PULL_LIMIT)
-  409      {"error": "cursor_ahead", "message", "resume_from": 0}: the cursor is beyond
-           anything central ever handed out (central's database was replaced): pull
-           again from 0.
-
-Validation (validate_push below; both ends run it, central on every push):
-  ids         cuid2: a lowercase letter, then lowercase letters and digits, 20 to 32
-              characters in all (laptops make 24; cuid v1 ids of the old app fit too).
-  every object has exactly the fields listed (an unknown or missing field is 422);
-  integers are JSON integers (not 1.0, not "1", not true); strings are valid Unicode
-  without NUL; times are epoch ms in [0, 10^14); hlc is "<13 digits>.<4 digits>".
-  A change's "origin" (and a lap's "device_id") names the node that made it; that is
-  normally the pushing laptop, but it is not enforced (a laptop database copied from
-  another keeps the other's origin on its older changes: refusing them would wedge it).
-  Errors: 400 malformed_json / malformed_gzip / unsupported_protocol, 413 batch_too_large,
-  415 unsupported_media_type (not JSON, or a Content-Encoding other than gzip),
-  422 invalid_body / invalid_change (with "index" into changes, "seq" when known and
-  "field" naming the item; in a compact run, "seq" names the lap at fault); nothing of
-  the batch is applied.
-  401 missing_token / invalid_token / revoked_token; 403 device_mismatch: a token is
-  bound to the laptop "device_id" of its first push (a revoked token's successor for
-  the same laptop carries on from its last applied seq; two live tokens for one laptop:
-  403 laptop_registered). 503 unavailable: central's database is down or busy; retry.
-
-Central's merge rules (sync/push.py):
-  lap       insert once by id, never changed again. A lap for a runner central does not
-            know yet is kept (no foreign key) and counts for that runner id; it links as
-            soon as the runner arrives. Nothing is ever refused for it.
-  lap_void  the void state of a lap is a last-writer-wins register keyed by lap id:
-            the change with the greater (hlc, origin) wins, on every node. A void for a
-            lap central does not have yet is kept and applies when the lap arrives.
-  runner    last writer wins by (hlc, origin). Start numbers are not unique: a second
-            runner id with the same start number (or the same name in the same class)
-            is stored as well and the clash is recorded for the admin.
-            A runner the admin merged stays merged; a lap pushed for it later counts
-            for the survivor, and it takes part in no clash any more.
-  user      last writer wins by (hlc, origin); a user whose name another user id has
-            already is refused for good (listed in "rejected", error "duplicate_user").
-            From a device not trusted to manage users (central's device.manage_users),
-            a change that would create an admin, make a user an admin, change anything
-            of an admin or demote one is refused for good too ("admin_only_at_central"):
-            only central makes and changes admins; teachers and viewers replicate freely.
-  admin     decisions made at central (sync/review.py) are changes like these: a void
-            with central's hlc and origin (it wins by LWW over older stamps), a
-            renumbered runner, a runner with merged_into; each is logged at central.
-  Push (even with no changes) before the first pull: the push binds the token to
-  the laptop, so that the pull can leave out the laptop's own changes.
+Specified in sync/openapi.yaml; the reasons behind the rules are in docs/PROTOCOL.md.
 """
 from __future__ import annotations
 
@@ -117,13 +14,7 @@ from .errors import InputError
 
 PROTOCOL_VERSION = 1
 API_PREFIX = "/api/v1"
-# Batches are large because central's cost of a batch grows with the runners it
-# touches (one lap total each), not only with its laps: of 5,000 runners, 1,000 laps
-# touch ~900, 20,000 laps ~4,900, 50,000 laps all of them. Each touched runner costs
-# ~10 us of PostgreSQL's time (two totals updated), so the totals cost ~2.5 us per lap
-# in 20,000-lap batches and ~1 us in 50,000-lap ones, against ~5 us per lap for
-# the laps themselves (docs/BENCHMARKS.md). The byte limit lets 50,000 verbose laps
-# (~240 bytes each) through; a compact run takes ~135 bytes per lap.
+# Large batches: central's cost grows with the runners a batch touches (docs/PROTOCOL.md).
 MAX_BATCH_CHANGES = 50_000        # changes per push (a compact lap run counts its laps)
 MAX_BATCH_BYTES = 16_000_000      # request body bytes per push (decompressed, with gzip)
 MAX_PULL_LIMIT = 1000             # changes per pull page
