@@ -12,9 +12,9 @@ class ClockSafeSessionInterface(SecureCookieSessionInterface):
     Flask refuses a cookie signed "in the future" (itsdangerous: signature age < 0).
     A laptop's clock is set back often: a correction when a network appears, a
     dead CMOS battery, a restart. Every helper was then logged out, and the next
-    lap typed answered "form expired" (bench/chaos.py found it). The login's
-    lifetime is kept on the laptop's side instead (user_session.valid_until, 8 h;
-    logout deletes it), so the cookie's own age adds nothing.
+    lap typed answered "form expired". The login's lifetime is kept on the laptop's
+    side instead (user_session.valid_until, 8 h; logout deletes it), so the
+    cookie's own age adds nothing.
     """
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
