@@ -30,6 +30,7 @@ from flask_babel import gettext as _
 from lapsync.errors import InputError, error_response, wants_json
 from lapsync.ids import new_id
 from lapsync.protocol import CONTROL_CHARS, MAX_USER_NAME
+from lapsync.text import age  # a wait written the way the sync status writes durations
 
 from . import clock
 from .db import connect, device_id, get_db, now_ms, record_change, transaction
@@ -285,8 +286,6 @@ def login_failed(code: str, message: str, status: int, wait: int = 0) -> Respons
 
 def too_many_logins(wait: int) -> Response:
     """Answer 429: this name or address failed too often; say when to try again."""
-    from lapsync.text import age  # the duration the way the sync status writes it
-
     minutes = math.ceil(wait / 60_000) * 60_000
     return login_failed("too_many_attempts", _(
         "Too many failed logins for this name or from this address. Try again in %(wait)s.",

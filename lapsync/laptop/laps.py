@@ -23,7 +23,7 @@ from lapsync.protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
 
 from . import clock, scheduler
 from .auth import can_record, login_required
-from .client import min_lap_seconds, other_laps
+from .client.pull import min_lap_seconds, other_laps
 from .db import device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("laps", __name__)

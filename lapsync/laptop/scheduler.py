@@ -1,4 +1,4 @@
-"""Background sync: APScheduler 3.x wiring only; the work is client.sync_app."""
+"""Background sync: APScheduler 3.x wiring only; the work is client.state.sync_app."""
 from __future__ import annotations
 
 import atexit
@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from flask.helpers import get_debug_flag
 
-from . import client
+from .client.state import sync_app
 
 JOB_ID = "lapsync-sync"
 EXTENSION = "lapsync_scheduler"
@@ -64,7 +64,7 @@ class SyncJob:
     def sync(self) -> None:
         """Run one sync, logging rather than raising (the job must keep ticking)."""
         try:
-            result = client.sync_app(self.app, self.centrals)
+            result = sync_app(self.app, self.centrals)
         except Exception:  # noqa: BLE001 - a crash here would only be lost in a thread
             log.exception("sync failed")
             return

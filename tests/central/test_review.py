@@ -19,7 +19,9 @@ from werkzeug.serving import make_server
 
 from lapsync.errors import InputError
 from lapsync.ids import new_id
-from lapsync.laptop import client as laptop_sync
+from lapsync.laptop.client.pull import apply_page
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import Central, SyncResult
 from lapsync.laptop.db import connect, device_id, now_ms, set_meta
 from lapsync.laptop.laps import lap_count, pick_runner, record_lap
 from lapsync.laptop.runners import add_runner, search_runners
@@ -544,7 +546,7 @@ def tom(db) -> str:
 
 def sync(db, url: str, token: str) -> None:
     """Run one real sync of a laptop against central over HTTP; it must succeed."""
-    result = laptop_sync.sync_once(db, laptop_sync.Central(url, token, 2, 10), force=True)
+    result = sync_once(db, Central(url, token, 2, 10), force=True)
     assert result.error is None, result.error.message
 
 
@@ -635,13 +637,13 @@ def test_a_merge_pulled_before_its_survivor_applies_when_the_survivor_arrives(la
     merged = add_runner(db, 18, "Cleo Dahl", "6b", 6)
     laps = [record_lap(db, 18, tom(db), 0, confirm=True)["lap"]["id"] for _ in range(2)]
     survivor = new_id()
-    result = laptop_sync.SyncResult()
-    laptop_sync.apply_page(db, [runner_change(merged, 18, "Cleo Dahl", survivor)], 1, result)
+    result = SyncResult()
+    apply_page(db, [runner_change(merged, 18, "Cleo Dahl", survivor)], 1, result)
     assert result.pulled == {"runner": 1}
     assert lap_count(db, merged) == 2  # the survivor is not here yet: the laps wait
     with pytest.raises(InputError):
         pick_runner(db, 18, None)  # but the merged runner is hidden already
-    laptop_sync.apply_page(db, [runner_change(survivor, 17, "Cleo Dahl")], 2, result)
+    apply_page(db, [runner_change(survivor, 17, "Cleo Dahl")], 2, result)
     assert lap_count(db, survivor) == 2 and lap_count(db, merged) == 0
     assert {r[0] for r in db.execute("SELECT runner_id FROM lap")} == {survivor}
     assert [r["id"] for r in search_runners(db)] == [survivor]
@@ -655,8 +657,8 @@ def test_a_malformed_merge_is_set_aside_not_applied(laptops, merged_into):
     record_lap(db, 18, tom(db), 0)
     change = runner_change(runner, 18, "Cleo Dahl", "placeholder")
     change["data"]["merged_into"] = runner if merged_into == "SELF" else merged_into
-    result = laptop_sync.SyncResult()
-    laptop_sync.apply_page(db, [change], 1, result)
+    result = SyncResult()
+    apply_page(db, [change], 1, result)
     assert result.pulled == {"not applied": 1}
     assert pick_runner(db, 18, None)["id"] == runner and lap_count(db, runner) == 1
     assert db.execute("SELECT count(*) FROM rejected_pull").fetchone()[0] == 1

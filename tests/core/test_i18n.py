@@ -30,7 +30,7 @@ from babel.messages.pofile import read_po
 from lapsync import roster_csv
 from lapsync.errors import InputError
 from lapsync.laptop import laps
-from lapsync.laptop.client import sync_status
+from lapsync.laptop.client.status import sync_status
 from lapsync.laptop.db import set_meta, transaction
 from lapsync.laptop.runners import add_runner, validate_runner
 
@@ -180,7 +180,7 @@ def test_sync_status_text_in_german(app, teacher, db):
 
 
 def test_waiting_and_age_texts_in_german(app):
-    from lapsync.laptop.client import status_text, waiting_text
+    from lapsync.laptop.client.status import status_text, waiting_text
     from lapsync.text import age
     with app.test_request_context(headers=DE):
         assert waiting_text(3, 3, 0, 14 * 60_000) == "3 Runden warten (älteste seit 14 min)"

@@ -14,8 +14,32 @@ from werkzeug.wrappers import Response
 
 from lapsync import hlc, protocol
 from lapsync.ids import new_id
-from lapsync.laptop import client
 from lapsync.laptop.auth import hash_password
+from lapsync.laptop.client import batch as client_batch
+from lapsync.laptop.client import push as client_push
+from lapsync.laptop.client.batch import build_batch
+from lapsync.laptop.client.connect import config_file
+from lapsync.laptop.client.pull import check_hlc, min_lap_seconds, other_laps
+from lapsync.laptop.client.push import recall_encodings
+from lapsync.laptop.client.state import (
+    BACKOFF_BASE_MS,
+    BACKOFF_CAP_MS,
+    backoff_ms,
+    blocked,
+    sync_once,
+)
+from lapsync.laptop.client.status import status_for, sync_status
+from lapsync.laptop.client.transport import (
+    AUTH,
+    GZIP_BELOW_BYTES_PER_S,
+    PROTOCOL,
+    REFUSED,
+    TRANSIENT,
+    Central,
+    SyncResult,
+    central_from_config,
+    config_fingerprint,
+)
 from lapsync.laptop.db import (
     connect,
     device_id,
@@ -37,9 +61,9 @@ def central():
     server.close()
 
 
-def to(server: FakeCentral, token: str = TOKEN, read_timeout: float = 5) -> client.Central:
+def to(server: FakeCentral, token: str = TOKEN, read_timeout: float = 5) -> Central:
     """A client for the server."""
-    return client.Central(server.url, token, 2, read_timeout)
+    return Central(server.url, token, 2, read_timeout)
 
 
 def user_id(db, name: str = "tom") -> str:
@@ -90,7 +114,7 @@ def test_sync_pushes_everything_once_with_bearer_token_and_clock(db, runners, ce
     laps(db, 1, 2, 17)
     total = changes(db)
     before = now_ms()
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.error is None and result.pushed == total
     assert pending(db) == []
     assert [c["seq"] for c in central.received] == list(range(1, total + 1))
@@ -98,7 +122,7 @@ def test_sync_pushes_everything_once_with_bearer_token_and_clock(db, runners, ce
     assert body["protocol"] == protocol.PROTOCOL_VERSION and body["device_id"] == device_id(db)
     assert before <= body["device_time"] <= now_ms()
     assert abs(int(get_meta(db, "clock_offset_ms"))) < 5_000
-    assert client.sync_once(db, to(central)).pushed == 0  # nothing twice
+    assert sync_once(db, to(central)).pushed == 0  # nothing twice
     assert len(central.received) == total
 
 
@@ -110,7 +134,7 @@ def test_a_push_sends_the_backlog_it_found_and_leaves_laps_typed_meanwhile(db, r
     found = pending(db)
     path = db.execute("PRAGMA database_list").fetchone()[2]
     typed: list[str] = []
-    real_send = client.send
+    real_send = client_push.send
 
     def send_while_a_helper_types(*args):  # a lap is recorded while the batch travels
         if len(typed) < 5:  # bounded, so that the old behaviour ends too
@@ -119,14 +143,14 @@ def test_a_push_sends_the_backlog_it_found_and_leaves_laps_typed_meanwhile(db, r
             helper.close()
         return real_send(*args)
 
-    monkeypatch.setattr(client, "send", send_while_a_helper_types)
-    result = client.SyncResult()
-    client.push(db, to(central), result)
+    monkeypatch.setattr(client_push, "send", send_while_a_helper_types)
+    result = SyncResult()
+    client_push.push(db, to(central), result)
     assert len(central.pushed()) == 1 and result.pushed == len(found)
     assert [c["seq"] for c in central.received] == found
     assert len(typed) == 1 and len(pending(db)) == 1  # waits for the next sync
-    monkeypatch.setattr(client, "send", real_send)
-    assert client.sync_once(db, to(central)).pushed == 1 and pending(db) == []
+    monkeypatch.setattr(client_push, "send", real_send)
+    assert sync_once(db, to(central)).pushed == 1 and pending(db) == []
     assert typed[0] in [c["id"] for c in central.received]
 
 
@@ -135,8 +159,8 @@ def test_only_acked_rows_are_marked_pushed(db, runners, central):
     seqs = pending(db)
     central.fault("push", (200, {"acked_seq": seqs[2], "server_time": now_ms(), "rejected": []}))
     central.fault("push", 500)
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.TRANSIENT
+    result = sync_once(db, to(central))
+    assert result.error.kind == TRANSIENT
     assert pending(db) == seqs[3:]
 
 
@@ -144,21 +168,21 @@ def test_response_lost_after_central_committed_is_replayed_once(db, runners, cen
     laps(db, 1, 2)
     total = changes(db)
     central.fault("push", "commit_drop")
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.TRANSIENT
+    result = sync_once(db, to(central))
+    assert result.error.kind == TRANSIENT
     assert len(central.received) == total and len(pending(db)) == total  # not marked yet
-    assert client.sync_once(db, to(central), force=True).error is None
+    assert sync_once(db, to(central), force=True).error is None
     assert pending(db) == [] and len(central.received) == total  # replay changed nothing
 
 
 def test_409_seq_gap_resends_from_where_central_says(db, runners, central):
     laps(db, 1)
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     kept = 3  # central lost everything after seq 3 (restored from a backup)
     central.applied[device_id(db)] = kept
     central.received = central.received[:kept]
     laps(db, 2, 17)
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.error is None and pending(db) == []
     assert [c["seq"] for c in central.received] == list(range(1, changes(db) + 1))
 
@@ -169,7 +193,7 @@ def test_409_with_central_ahead_marks_acked_rows_and_resumes(db, runners, centra
     central.applied[device_id(db)] = seqs[4]  # central applied these; the ack got lost
     central.fault("push", (409, {"error": "seq_gap", "message": "gap", "acked_seq": seqs[4],
                                  "resume_from": seqs[5]}))
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.error is None and pending(db) == []
     assert [c["seq"] for c in central.received] == seqs[5:]
     assert central.pushed()[1]["changes"][0]["seq"] == seqs[5]
@@ -178,14 +202,14 @@ def test_409_with_central_ahead_marks_acked_rows_and_resumes(db, runners, centra
 def test_ack_beyond_this_laptop_is_refused_and_marks_nothing(db, runners, central):
     laps(db, 1)
     central.fault("push", (200, {"acked_seq": 10_000, "server_time": now_ms(), "rejected": []}))
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.PROTOCOL and "another laptop" in result.error.message
+    result = sync_once(db, to(central))
+    assert result.error.kind == PROTOCOL and "another laptop" in result.error.message
     assert len(pending(db)) == changes(db)
 
 
 def test_batches_are_bounded_by_count(db, central):
     backlog(db, 2 * protocol.MAX_BATCH_CHANGES + 5)
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     sizes = [len(body["changes"]) for body in central.pushed()]
     assert result.error is None and pending(db) == []
     assert sizes == [protocol.MAX_BATCH_CHANGES, protocol.MAX_BATCH_CHANGES, changes(db) - sizes[0] * 2]
@@ -194,7 +218,7 @@ def test_batches_are_bounded_by_count(db, central):
 def test_batch_body_is_bounded_by_bytes(db, runners, monkeypatch):
     laps(db, 1, 2, 17, 1, 2, 17)
     monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 1_500)
-    body, seqs = client.build_batch(db, pending(db)[0])
+    body, seqs = build_batch(db, pending(db)[0])
     assert len(body) <= 1_500 and 1 <= len(seqs) < changes(db)
     decoded = json.loads(body)
     assert [c["seq"] for c in decoded["changes"]] == seqs
@@ -205,12 +229,12 @@ def test_batch_body_is_bounded_by_bytes(db, runners, monkeypatch):
 def test_rejected_items_are_recorded_and_do_not_wedge_the_queue(app, db, runners, central):
     bad = laps(db, 1)[0]
     central.reject_ids.add(bad)
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.error is None and result.rejected == 1 and pending(db) == []
     row = next(db.query("SELECT * FROM rejected_change"))
     assert row["entity"] == "lap" and row["entity_id"] == bad and row["error"] == "scripted_reject"
     good = laps(db, 2)[0]
-    assert client.sync_once(db, to(central)).error is None
+    assert sync_once(db, to(central)).error is None
     assert good in [c["id"] for c in central.received] and pending(db) == []
     output = app.test_cli_runner().invoke(args=["sync-status"]).output
     assert "rejected:      1" in output and bad in output
@@ -220,8 +244,8 @@ def test_other_4xx_is_recorded_shown_and_pull_still_runs(db, runners, central):
     laps(db, 1)
     central.fault("push", (422, {"error": "invalid_change", "message": "seq 7: bad field"}))
     central.pull_changes.append(runner_change(new_id(), 40, "Dora", "0000000000001.0000", "central"))
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.REFUSED and "seq 7: bad field" in result.error.message
+    result = sync_once(db, to(central))
+    assert result.error.kind == REFUSED and "seq 7: bad field" in result.error.message
     assert "bad field" in get_meta(db, "last_error")
     assert len(pending(db)) == changes(db)
     assert db.execute("SELECT name FROM runner WHERE start_number = 40").fetchone()[0] == "Dora"
@@ -230,12 +254,12 @@ def test_other_4xx_is_recorded_shown_and_pull_still_runs(db, runners, central):
 def test_empty_push_binds_the_device_before_the_first_pull(db, central):
     with transaction(db):
         db.execute("UPDATE change SET pushed_at = 1")
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     paths = [path for path, _ in central.requests]
     assert paths[0].endswith("/push") and paths[1].endswith("/pull")
     assert central.pushed()[0]["changes"] == []
     central.requests.clear()
-    client.sync_once(db, to(central), force=True)
+    sync_once(db, to(central), force=True)
     assert [p for p, _ in central.requests if p.endswith("/push")] == []  # bound already
 
 
@@ -243,37 +267,37 @@ def test_empty_push_binds_the_device_before_the_first_pull(db, central):
 
 def test_401_stops_retrying_until_the_token_changes(db, central):
     wrong = to(central, token="revoked-token")
-    result = client.sync_once(db, wrong)
-    assert result.error.kind == client.AUTH and "not authorised" in result.error.message
+    result = sync_once(db, wrong)
+    assert result.error.kind == AUTH and "not authorised" in result.error.message
     asked = len(central.requests)
-    assert client.sync_once(db, wrong).skipped == "auth"
+    assert sync_once(db, wrong).skipped == "auth"
     assert len(central.requests) == asked  # no request at all
-    status = client.sync_status(db, central.url, wrong.fingerprint)
+    status = sync_status(db, central.url, wrong.fingerprint)
     assert status["text"].startswith("device not authorised") and status["authorised"] is False
-    assert client.sync_once(db, to(central)).error is None  # a new token is tried
-    assert client.sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
+    assert sync_once(db, to(central)).error is None  # a new token is tried
+    assert sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
 
 
 def test_403_counts_as_not_authorised(db, central):
     central.fault("push", (403, {"error": "device_mismatch", "message": "bound to another laptop"}))
-    assert client.sync_once(db, to(central)).error.kind == client.AUTH
-    assert client.blocked(db, to(central).fingerprint) == "auth"
+    assert sync_once(db, to(central)).error.kind == AUTH
+    assert blocked(db, to(central).fingerprint) == "auth"
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
 def test_transient_status_backs_off_and_retries_later(db, central, status):
     central.fault("push", status)
     before = now_ms()
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.TRANSIENT
+    result = sync_once(db, to(central))
+    assert result.error.kind == TRANSIENT
     until = int(get_meta(db, "backoff_until_ms"))
-    assert before <= until <= now_ms() + client.BACKOFF_BASE_MS
+    assert before <= until <= now_ms() + BACKOFF_BASE_MS
     assert get_meta(db, "failures") == "1"
-    assert client.blocked(db, to(central).fingerprint, now=until - 1) == "backoff"
-    assert client.blocked(db, to(central).fingerprint, now=until + 1) is None
+    assert blocked(db, to(central).fingerprint, now=until - 1) == "backoff"
+    assert blocked(db, to(central).fingerprint, now=until + 1) is None
     with transaction(db):  # the backoff has passed: the next tick tries again
         db.execute("UPDATE meta SET value = '0' WHERE key = 'backoff_until_ms'")
-    assert client.sync_once(db, to(central)).error is None
+    assert sync_once(db, to(central)).error is None
     assert get_meta(db, "failures") == "0"
 
 
@@ -281,60 +305,60 @@ def test_a_clock_set_back_does_not_stretch_a_backoff_beyond_the_cap(db, central)
     """Regression (found by bench/chaos.py): a backoff set before the laptop's clock went back an
     hour lay an hour ahead, and the background sync skipped every tick for that hour."""
     central.fault("push", 503)
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     until, fingerprint = int(get_meta(db, "backoff_until_ms")), to(central).fingerprint
-    assert client.blocked(db, fingerprint, now=until - client.BACKOFF_CAP_MS) == "backoff"
-    assert client.blocked(db, fingerprint, now=until - 3_600_000) is None   # clock set back 1 h
+    assert blocked(db, fingerprint, now=until - BACKOFF_CAP_MS) == "backoff"
+    assert blocked(db, fingerprint, now=until - 3_600_000) is None   # clock set back 1 h
     with transaction(db):
         db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + 3_600_000)])
-    result = client.sync_once(db, to(central))    # the background job's call: not forced
+    result = sync_once(db, to(central))    # the background job's call: not forced
     assert result.skipped is None and result.error is None
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped():
     rng = random.Random(7)
     for failures in range(1, 25):
-        ceiling = min(client.BACKOFF_CAP_MS, client.BACKOFF_BASE_MS * 2 ** (failures - 1))
-        delays = [client.backoff_ms(failures, rng) for _ in range(200)]
+        ceiling = min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (failures - 1))
+        delays = [backoff_ms(failures, rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8 and min(delays) < ceiling * 0.2  # full jitter
-    assert client.backoff_ms(10_000, rng) <= client.BACKOFF_CAP_MS
+    assert backoff_ms(10_000, rng) <= BACKOFF_CAP_MS
 
 
 def test_failures_in_a_row_grow_the_backoff(db, central):
     for n in range(1, 4):
         central.fault("pull", 503)
-        assert client.sync_once(db, to(central), force=True).error.kind == client.TRANSIENT
+        assert sync_once(db, to(central), force=True).error.kind == TRANSIENT
         assert get_meta(db, "failures") == str(n)
 
 
 def test_timeout_is_transient(db, central):
     central.fault("push", ("sleep", 1.5))
-    result = client.sync_once(db, to(central, read_timeout=0.3))
-    assert result.error.kind == client.TRANSIENT and "in time" in result.error.message
+    result = sync_once(db, to(central, read_timeout=0.3))
+    assert result.error.kind == TRANSIENT and "in time" in result.error.message
     assert len(pending(db)) == changes(db)
 
 
 def test_refused_connection_is_transient(db):
-    result = client.sync_once(db, client.Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
-    assert result.error.kind == client.TRANSIENT and "cannot be reached" in result.error.message
-    assert client.sync_status(db, "http://x", "f")["state"] == "offline"
+    result = sync_once(db, Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
+    assert result.error.kind == TRANSIENT and "cannot be reached" in result.error.message
+    assert sync_status(db, "http://x", "f")["state"] == "offline"
 
 
 def test_dropped_connection_is_transient_and_marks_nothing(db, runners, central):
     central.fault("push", "drop")
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.TRANSIENT
+    result = sync_once(db, to(central))
+    assert result.error.kind == TRANSIENT
     assert len(pending(db)) == changes(db) and central.received == []
 
 
 def test_garbled_answer_is_transient(db, central):
     central.fault("pull", (200, ["not", "an", "object"]))
-    assert client.sync_once(db, to(central)).error.kind == client.TRANSIENT
+    assert sync_once(db, to(central)).error.kind == TRANSIENT
 
 
-@pytest.mark.parametrize("status, kind", [(502, client.TRANSIENT), (503, client.TRANSIENT),
-                                          (404, client.REFUSED), (413, client.REFUSED)])
+@pytest.mark.parametrize("status, kind", [(502, TRANSIENT), (503, TRANSIENT),
+                                          (404, REFUSED), (413, REFUSED)])
 def test_an_html_error_page_is_classed_by_its_status_not_as_a_broken_connection(db, status, kind):
     """Regression (found by bench/chaos.py): a gateway's HTML 502 was reported as "the connection
     to central broke (JSONDecodeError)", and another server's HTML 404 retried for ever as transient."""
@@ -343,7 +367,7 @@ def test_an_html_error_page_is_classed_by_its_status_not_as_a_broken_connection(
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        result = client.sync_once(db, client.Central(f"http://127.0.0.1:{server.server_port}", TOKEN, 2, 5))
+        result = sync_once(db, Central(f"http://127.0.0.1:{server.server_port}", TOKEN, 2, 5))
     finally:
         server.shutdown()
         thread.join(5)
@@ -353,11 +377,11 @@ def test_an_html_error_page_is_classed_by_its_status_not_as_a_broken_connection(
 
 def test_manual_sync_ignores_backoff(db, central):
     central.fault("push", 500)
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     with transaction(db):
-        db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + client.BACKOFF_CAP_MS // 2)])
-    assert client.sync_once(db, to(central)).skipped == "backoff"
-    assert client.sync_once(db, to(central), force=True).error is None
+        db.execute("UPDATE meta SET value = ? WHERE key = 'backoff_until_ms'", [str(now_ms() + BACKOFF_CAP_MS // 2)])
+    assert sync_once(db, to(central)).skipped == "backoff"
+    assert sync_once(db, to(central), force=True).error is None
 
 
 # ---- pull ---------------------------------------------------------------------
@@ -394,7 +418,7 @@ def test_pull_applies_runner_edits_by_last_writer_wins(db, runners, central):
         runner_change(fresh, 99, "New Runner", newer, "aa-other"),
     ]
     outbox = changes(db)
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.error is None and result.pulled["runner"] == 4
     names = dict(db.execute("SELECT id, name FROM runner").fetchall())
     assert names[runners[1]] == "Anna Berg" and names[runners[2]] == "Ben Renamed"
@@ -409,23 +433,23 @@ def test_runner_tie_on_hlc_goes_to_the_higher_origin(db, central):
     central.pull_changes += [runner_change(rid, 5, "From B", stamp, "bbb"),
                              runner_change(rid, 5, "From A", stamp, "aaa"),
                              runner_change(rid, 5, "From C", stamp, "ccc")]
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     assert db.execute("SELECT name, origin FROM runner WHERE id = ?", [rid]).fetchone() == ("From C", "ccc")
 
 
 def test_pulled_user_can_log_in_offline_and_loses_to_newer_local(app, db, central):
     uid = new_id()
     central.pull_changes.append(user_change(uid, "petra", "0000000000009.0000", "central"))
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     fresh = app.test_client()
     login(fresh, "petra")  # the pulled password hash works offline
     central.pull_changes.append(user_change(uid, "petra", "0000000000008.0000", "central",
                                             role="viewer"))
-    client.sync_once(db, to(central), force=True)
+    sync_once(db, to(central), force=True)
     assert db.execute("SELECT role FROM user WHERE id = ?", [uid]).fetchone()[0] == "teacher"
     central.pull_changes.append(user_change(uid, "petra", "0000000000010.0000", "central",
                                             role="viewer"))
-    client.sync_once(db, to(central), force=True)
+    sync_once(db, to(central), force=True)
     assert db.execute("SELECT role FROM user WHERE id = ?", [uid]).fetchone()[0] == "viewer"
 
 
@@ -441,13 +465,13 @@ def test_pulled_voids_apply_to_local_laps_by_last_writer_wins(db, runners, centr
         void_change(new_id(), True, later, "central"),                     # another laptop's lap
     ]
     outbox = changes(db)
-    assert client.sync_once(db, to(central)).error is None
+    assert sync_once(db, to(central)).error is None
     a = next(db.query("SELECT * FROM lap WHERE id = ?", [lap_a]))
     assert a["voided_at"] == 5 and a["voided_by"] == admin and a["void_reason"] == "double count"
     assert db.execute("SELECT voided_at IS NOT NULL FROM lap WHERE id = ?", [lap_b]).fetchone()[0] == 1
     central.pull_changes.append(void_change(lap_a, False, hlc.format_hlc(hlc.parse(later)[0] + 1, 0),
                                             "central"))
-    client.sync_once(db, to(central), force=True)
+    sync_once(db, to(central), force=True)
     assert db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap_a]).fetchone()[0] is None
     assert changes(db) == outbox
 
@@ -455,7 +479,7 @@ def test_pulled_voids_apply_to_local_laps_by_last_writer_wins(db, runners, centr
 def test_pulled_void_with_unknown_user_keeps_the_lap_voided(db, runners, central):
     lap = laps(db, 1)[0]
     central.pull_changes.append(void_change(lap, True, "9999999999999.0000", "central", by=new_id()))
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     row = db.execute("SELECT voided_at, voided_by FROM lap WHERE id = ?", [lap]).fetchone()
     assert row == (5, None)
 
@@ -468,19 +492,19 @@ def test_settings_and_totals_arrive(db, runners, central):
         {"entity": "total", "id": "unknown-yet", "data": {"runner_id": "unknown-yet", "other_laps": 2}},
         {"entity": "total", "id": runners[1], "data": {"runner_id": runners[1], "other_laps": 9}},
     ]
-    assert client.min_lap_seconds(db, 60) == 60
-    client.sync_once(db, to(central))
-    assert client.min_lap_seconds(db, 60) == 45
+    assert min_lap_seconds(db, 60) == 60
+    sync_once(db, to(central))
+    assert min_lap_seconds(db, 60) == 45
     assert json.loads(get_meta(db, "setting:event_name")) == "Lauf 2025"
-    assert client.other_laps(db, runners[1]) == 9 and client.other_laps(db, runners[2]) == 0
-    assert client.other_laps(db, "unknown-yet") == 2
+    assert other_laps(db, runners[1]) == 9 and other_laps(db, runners[2]) == 0
+    assert other_laps(db, "unknown-yet") == 2
 
 
 @pytest.mark.parametrize("raw", ['"sixty"', "-5", "true", "1e9", "not json"])
 def test_min_lap_seconds_ignores_a_bad_setting(db, raw):
     with transaction(db):
         db.execute("INSERT INTO meta (key, value) VALUES ('setting:min_lap_seconds', ?)", [raw])
-    assert client.min_lap_seconds(db, 60) == 60
+    assert min_lap_seconds(db, 60) == 60
 
 
 def test_bad_pulled_items_are_recorded_and_the_rest_applies(db, central):
@@ -493,18 +517,18 @@ def test_bad_pulled_items_are_recorded_and_the_rest_applies(db, central):
         {"entity": "runner", "id": "y", "data": "not an object"},
         runner_change(good, 5, "Good", "0000000000009.0000", "central"),
     ]
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.error is None and result.pulled == {"not applied": 5, "runner": 1}
     assert db.execute("SELECT name FROM runner WHERE id = ?", [good]).fetchone()[0] == "Good"
     assert db.execute("SELECT count(*) FROM rejected_pull").fetchone()[0] == 5
     assert get_meta(db, "pull_cursor") == "6"
-    assert client.sync_status(db, central.url, None)["rejected"] == 5
+    assert sync_status(db, central.url, None)["rejected"] == 5
 
 
 def test_pull_pages_until_no_more(db, central):
     central.pull_changes += [runner_change(new_id(), n, f"R{n}", "0000000000009.0000", "c")
                              for n in range(1, protocol.MAX_PULL_LIMIT + 6)]
-    result = client.sync_once(db, to(central))
+    result = sync_once(db, to(central))
     assert result.pulled["runner"] == protocol.MAX_PULL_LIMIT + 5
     assert len([p for p, _ in central.requests if p.endswith("/pull")]) == 2
 
@@ -514,7 +538,7 @@ def test_pull_cursor_ahead_restarts_from_central_answer(db, central):
         db.execute("INSERT INTO meta (key, value) VALUES ('pull_cursor', '500')")
     central.pull_changes.append(runner_change(new_id(), 8, "Again", "0000000000009.0000", "c"))
     central.fault("pull", (409, {"error": "cursor_ahead", "message": "new database", "resume_from": 0}))
-    assert client.sync_once(db, to(central)).error is None
+    assert sync_once(db, to(central)).error is None
     assert get_meta(db, "pull_cursor") == "1"
 
 
@@ -526,34 +550,34 @@ def test_pull_cursor_ahead_restarts_from_central_answer(db, central):
 ])
 def test_malformed_pull_page_is_an_error_and_moves_no_cursor(db, central, page):
     central.fault("pull", (200, page))
-    result = client.sync_once(db, to(central))
-    assert result.error.kind == client.PROTOCOL
+    result = sync_once(db, to(central))
+    assert result.error.kind == PROTOCOL
     assert get_meta(db, "pull_cursor") is None
 
 
 def test_pull_that_promises_more_but_sends_nothing_ends(db, central):
     central.fault("pull", (200, {"protocol": 1, "next_cursor": 0, "more": True, "changes": []}))
-    assert client.sync_once(db, to(central)).error.kind == client.PROTOCOL
+    assert sync_once(db, to(central)).error.kind == PROTOCOL
 
 
 # ---- status -------------------------------------------------------------------
 
 def test_status_texts(db, runners, central):
     fingerprint = to(central).fingerprint
-    assert client.sync_status(db, None, None)["text"].startswith("not connected to central")
-    assert client.sync_status(db, central.url, fingerprint)["text"].startswith("not synced yet")
-    client.sync_once(db, to(central))
+    assert sync_status(db, None, None)["text"].startswith("not connected to central")
+    assert sync_status(db, central.url, fingerprint)["text"].startswith("not synced yet")
+    sync_once(db, to(central))
     now = int(get_meta(db, "last_success_ms")) + 12_000
-    assert client.sync_status(db, central.url, fingerprint, now)["text"] == "synced 12 s ago"
+    assert sync_status(db, central.url, fingerprint, now)["text"] == "synced 12 s ago"
     laps(db, 1, 2, 17)
     oldest = db.execute("SELECT min(created_at) FROM change WHERE pushed_at IS NULL").fetchone()[0]
-    client.sync_once(db, client.Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
-    status = client.sync_status(db, central.url, fingerprint, oldest + 14 * 60_000 + 5)
+    sync_once(db, Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
+    status = sync_status(db, central.url, fingerprint, oldest + 14 * 60_000 + 5)
     assert status["text"] == "offline – 3 laps waiting (oldest 14 min)"
     assert status["level"] == "bad" and status["pending"] == 3
     with transaction(db):
         record_change(db, "runner", new_id(), {})
-    status = client.sync_status(db, central.url, fingerprint, oldest + 2 * 3_600_000 + 5 * 60_000)
+    status = sync_status(db, central.url, fingerprint, oldest + 2 * 3_600_000 + 5 * 60_000)
     assert status["text"] == "offline – 4 changes waiting (oldest 2 h 5 min)"
 
 
@@ -561,13 +585,13 @@ def test_status_is_on_every_page(app, db, central, teacher):
     page = teacher.get("/").get_data(as_text=True)
     assert 'id="sync-status"' in page and "not connected to central" in page
     app.config.update(CENTRAL_URL=central.url, CENTRAL_TOKEN=TOKEN)
-    client.sync_once(db, to(central))
+    sync_once(db, to(central))
     for path in ("/", "/runners/", "/login"):
         assert "synced 0 s ago" in teacher.get(path).get_data(as_text=True) or \
             "synced 1 s ago" in teacher.get(path).get_data(as_text=True)
     assert teacher.get("/sync/status").get_json()["state"] == "synced"
     app.config.update(CENTRAL_TOKEN="revoked")
-    client.sync_once(db, to(central, token="revoked"))
+    sync_once(db, to(central, token="revoked"))
     assert "device not authorised" in teacher.get("/").get_data(as_text=True)
 
 
@@ -582,11 +606,11 @@ def cli(app, tmp_path):
 
 def config_text(app) -> str:
     """Return the instance config file's text."""
-    return client.config_file(app).read_text(encoding="utf-8")
+    return config_file(app).read_text(encoding="utf-8")
 
 
 def test_connect_stores_url_and_token_and_runs_a_first_sync(app, db, cli, central):
-    path = client.config_file(app)
+    path = config_file(app)
     path.parent.mkdir()
     path.write_text("SECRET_THING = 'keep me'\nCENTRAL_URL = 'http://old:1'\n", encoding="utf-8")
     central.pull_changes.append(runner_change(new_id(), 70, "From Central", "0000000000009.0000", "c"))
@@ -607,14 +631,14 @@ def test_connect_stores_url_and_token_and_runs_a_first_sync(app, db, cli, centra
 def test_connect_refuses_a_bad_url_and_writes_nothing(app, cli, url):
     result = cli.invoke(args=["connect", url, TOKEN])
     assert result.exit_code == 2 and "URL" in result.output
-    assert not client.config_file(app).exists()
+    assert not config_file(app).exists()
 
 
 @pytest.mark.parametrize("token", ["", "   ", "with space", "x" * 501, "tökén"])
 def test_connect_refuses_a_bad_token_and_writes_nothing(app, cli, token, central):
     result = cli.invoke(args=["connect", central.url, token])
     assert result.exit_code == 2 and "TOKEN" in result.output
-    assert not client.config_file(app).exists()
+    assert not config_file(app).exists()
 
 
 def test_connect_exits_non_zero_when_central_is_unreachable(app, cli):
@@ -626,9 +650,9 @@ def test_connect_exits_non_zero_when_central_is_unreachable(app, cli):
 def test_connect_exits_non_zero_on_401_and_again_clears_the_auth_state(app, db, cli, central):
     result = cli.invoke(args=["connect", central.url, "wrong-token"])
     assert result.exit_code == 3 and "not authorised" in result.output
-    assert client.blocked(db, client.config_fingerprint(central.url, "wrong-token")) == "auth"
+    assert blocked(db, config_fingerprint(central.url, "wrong-token")) == "auth"
     assert cli.invoke(args=["connect", central.url, TOKEN]).exit_code == 0
-    assert client.sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
+    assert sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
 
 
 def test_sync_command_prints_what_moved(app, db, runners, cli, central):
@@ -717,9 +741,9 @@ def test_two_laptops_converge_through_real_central(app, db, runners, cli, live_c
     assert cli.invoke(args=["sync"]).exit_code == 0
     assert central_laps(central_db) == 5
     assert roster(db) == roster(b_db) and new_runner in {r[0] for r in roster(db)}
-    assert client.other_laps(db, runners[1]) == 1       # B's lap of runner 1
-    assert client.other_laps(b_db, runners[1]) == 1     # A's lap that counts (one is voided)
-    assert client.other_laps(db, new_runner) == 1
+    assert other_laps(db, runners[1]) == 1       # B's lap of runner 1
+    assert other_laps(b_db, runners[1]) == 1     # A's lap that counts (one is voided)
+    assert other_laps(db, new_runner) == 1
     assert b_lap not in [r[0] for r in db.execute("SELECT id FROM lap")]  # laps stay where made
     b_db.close()
 
@@ -752,7 +776,7 @@ def test_central_settings_and_voids_reach_the_laptop(app, db, runners, cli, live
     assert cli.invoke(args=["sync"]).exit_code == 0
     set_setting(central_db, "min_lap_seconds", 30)
     assert cli.invoke(args=["sync"]).exit_code == 0
-    assert client.min_lap_seconds(db, 60) == 30
+    assert min_lap_seconds(db, 60) == 30
     assert db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap]).fetchone()[0] is None
 
 
@@ -763,15 +787,15 @@ def test_revoked_token_shows_not_authorised(app, db, cli, live_central, central_
     revoke_device(central_db, "laptop-a")
     result = cli.invoke(args=["sync"])
     assert result.exit_code == 3 and "not authorised" in result.output
-    assert client.sync_once(db, client.central_from_config(app.config)).skipped == "auth"
-    assert client.status_for(app, db)["text"].startswith("device not authorised")
+    assert sync_once(db, central_from_config(app.config)).skipped == "auth"
+    assert status_for(app, db)["text"].startswith("device not authorised")
 
 
 # ---- compact lap runs and the pipelined push --------------------------------------
 
 def verbose_changes(db, start: int) -> list[dict]:
     """Return the changes of a verbose batch from START, decoded."""
-    return json.loads(client.build_batch(db, start)[0])["changes"]
+    return json.loads(build_batch(db, start)[0])["changes"]
 
 
 def test_a_compact_batch_carries_exactly_the_changes_of_the_verbose_one(db, runners):
@@ -786,7 +810,7 @@ def test_a_compact_batch_carries_exactly_the_changes_of_the_verbose_one(db, runn
                        "time": now_ms(), "device_id": device_id(db)}), now_ms()])
     laps(db, 2)
     start = pending(db)[0]
-    body, seqs = client.build_batch(db, start, compact=True)
+    body, seqs = build_batch(db, start, compact=True)
     decoded = json.loads(body)
     assert [c["entity"] for c in decoded["changes"]][-5:] == ["laps", "lap_void", "laps", "lap", "laps"]
     cleaned = protocol.validate_push(decoded)
@@ -799,7 +823,7 @@ def test_a_lap_run_never_spans_a_gap_in_the_outbox_seqs(db):
     first = changes(db) - 5
     with transaction(db):  # a row gone from the outbox (it never happens; if it did ...)
         db.execute("DELETE FROM change WHERE seq = ?", [first + 3])
-    body, seqs = client.build_batch(db, first, compact=True)
+    body, seqs = build_batch(db, first, compact=True)
     assert seqs == [first, first + 1, first + 2, first + 4, first + 5]
     sent = json.loads(body)["changes"]
     assert [c["entity"] for c in sent] == ["laps", "laps"]
@@ -814,7 +838,7 @@ def test_compact_batches_are_bounded_by_bytes_too(db, monkeypatch):
     monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 2_000)
     start, covered = pending(db)[0], []
     while start <= changes(db):
-        body, seqs = client.build_batch(db, start, compact=True)
+        body, seqs = build_batch(db, start, compact=True)
         assert len(body) <= 2_000 and seqs and seqs[0] == start
         decoded = protocol.validate_push(json.loads(body))["changes"]
         assert [c["seq"] for c in protocol.expand_changes(decoded)] == seqs
@@ -823,7 +847,7 @@ def test_compact_batches_are_bounded_by_bytes_too(db, monkeypatch):
     assert covered == list(range(pending(db)[0], changes(db) + 1))
 
 
-class RecordingCentral(client.Central):
+class RecordingCentral(Central):
     """A client that keeps every push body it sends."""
 
     def __init__(self, *args, **kwargs):
@@ -841,7 +865,7 @@ def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
     monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 40)
     backlog(db, 150)
     central = RecordingCentral(live_central, device_token)
-    result = client.sync_once(db, central)
+    result = sync_once(db, central)
     assert result.error is None and pending(db) == [] and central.encodings == {"laps"}
     entities = [{c["entity"] for c in body["changes"]} for body in central.bodies]
     assert entities[:2] == [{"lap", "user"}, {"lap"}]       # sent before central's first answer
@@ -853,11 +877,11 @@ def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
     assert stored == {"n": 150, "d": 150}
     backlog(db, 50)                                          # the next run (a new process) ...
     again = RecordingCentral(live_central, device_token)
-    assert client.sync_once(db, again).error is None and pending(db) == []
+    assert sync_once(db, again).error is None and pending(db) == []
     assert [{c["entity"] for c in body["changes"]} for body in again.bodies] == [{"laps"}, {"laps"}]
     from sync.devices import register_device
     other = RecordingCentral(live_central, register_device(central_db, "laptop-b"))
-    client.recall_encodings(db, other)                        # ... not for another URL or token
+    recall_encodings(db, other)                        # ... not for another URL or token
     assert other.encodings == set()
 
 
@@ -866,12 +890,12 @@ def test_a_pipelined_push_marks_a_batch_only_after_its_answer(db, central, monke
     backlog(db, 35)
     central.fault("push", ("sleep", 0))   # batch 1 answered
     central.fault("push", "commit_drop")  # batch 2 applied, its answer lost
-    failed = client.sync_once(db, to(central))
-    assert failed.error is not None and failed.error.kind == client.TRANSIENT
+    failed = sync_once(db, to(central))
+    assert failed.error is not None and failed.error.kind == TRANSIENT
     bodies = central.pushed()
     assert len(bodies) == 2                                   # batch 3 waited for batch 2's answer
     assert pending(db)[0] == bodies[1]["changes"][0]["seq"]   # batch 1 marked, batch 2 not
-    assert client.sync_once(db, to(central), force=True).error is None
+    assert sync_once(db, to(central), force=True).error is None
     assert pending(db) == [] and [c["seq"] for c in central.received] == list(range(1, changes(db) + 1))
 
 
@@ -880,22 +904,22 @@ def test_a_central_that_refuses_compact_runs_gets_verbose_batches_again(db, runn
     server = to(central)
     server.encodings = {"laps"}  # announced earlier; central was downgraded since
     central.fault("push", (422, {"error": "invalid_change", "message": "unknown entity 'laps'"}))
-    failed = client.sync_once(db, server)
+    failed = sync_once(db, server)
     assert failed.error is not None and failed.error.status == 422 and server.encodings == set()
     fresh = to(central)
-    client.recall_encodings(db, fresh)   # the next run does not start with lap runs either
+    recall_encodings(db, fresh)   # the next run does not start with lap runs either
     assert fresh.encodings == set()
-    assert client.sync_once(db, server, force=True).error is None and pending(db) == []
+    assert sync_once(db, server, force=True).error is None and pending(db) == []
     assert {c["entity"] for c in central.pushed()[-1]["changes"]} <= {"lap", "runner", "user"}
 
 
 # ---- the catch-up push (issue 6): short runs, gzip on slow links -------------------
 
 def test_long_runs_are_cut_so_that_each_runs_columns_are_let_go_as_it_ends(db, monkeypatch):
-    monkeypatch.setattr(client, "RUN_LAPS", 4)
+    monkeypatch.setattr(client_batch, "RUN_LAPS", 4)
     backlog(db, 10)
     start = pending(db)[0]
-    body, seqs = client.build_batch(db, start, compact=True)
+    body, seqs = build_batch(db, start, compact=True)
     runs = [c for c in json.loads(body)["changes"] if c["entity"] == "laps"]
     assert [len(run["data"]["id"]) for run in runs] == [4, 4, 2]
     cleaned = protocol.validate_push(json.loads(body))
@@ -904,7 +928,7 @@ def test_long_runs_are_cut_so_that_each_runs_columns_are_let_go_as_it_ends(db, m
 
 
 def test_the_links_speed_decides_compression_where_central_accepts_gzip():
-    central = client.Central("http://127.0.0.1:9", TOKEN)
+    central = Central("http://127.0.0.1:9", TOKEN)
     accepts = {"content_encodings": ["gzip"], "apply_ms": 500}
     assert not central.compressing()                      # nothing measured yet
     central.learn_link(1_000_000, 0.51, accepts)          # 10 ms on the wire: 100 MB/s
@@ -922,12 +946,12 @@ def test_the_links_speed_decides_compression_where_central_accepts_gzip():
     central.gzip = False
     assert not central.compressing()
     for bad in (None, "500", True, -1):                   # no usable apply_ms: no estimate
-        fresh = client.Central("http://127.0.0.1:9", TOKEN)
+        fresh = Central("http://127.0.0.1:9", TOKEN)
         fresh.learn_link(1_000_000, 1.5, {"content_encodings": ["gzip"], "apply_ms": bad})
         assert fresh.link_rate is None and not fresh.compressing()
 
 
-class WatchedCentral(client.Central):
+class WatchedCentral(Central):
     """A client that notes, for every push, whether it went gzip-compressed."""
 
     def __init__(self, *args, **kwargs):
@@ -942,18 +966,18 @@ class WatchedCentral(client.Central):
 
 def test_pushes_go_gzip_compressed_once_the_link_proves_slow_and_arrive_once(
         db, live_central, central_db, device_token, monkeypatch):
-    from bench.faultproxy import FaultProxy
+    from lapsync.devkit.faultproxy import FaultProxy
     monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 2_500)
     backlog(db, 7_000)
     link = FaultProxy(live_central, rate=4_000_000, keep_exchanges=False)  # 32 Mbit/s
     try:
         central = WatchedCentral(link.url, device_token)
-        result = client.sync_once(db, central)
+        result = sync_once(db, central)
     finally:
         link.close()
     assert result.error is None and pending(db) == []
     assert central.gzipped[0] is False and central.gzipped[1:] == [True] * (len(central.gzipped) - 1)
-    assert len(central.gzipped) == 3 and central.link_rate < client.GZIP_BELOW_BYTES_PER_S
+    assert len(central.gzipped) == 3 and central.link_rate < GZIP_BELOW_BYTES_PER_S
     stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
     assert stored == {"n": 7_000, "d": 7_000}
 
@@ -963,9 +987,9 @@ def test_a_refused_gzip_push_is_sent_as_plain_json_next_time(db, central):
     server = to(central)
     server.content_encodings, server.gzip = {"gzip"}, True  # announced once, forced on
     central.fault("push", 415)                                # a central that no longer takes it
-    failed = client.sync_once(db, server, force=True)
+    failed = sync_once(db, server, force=True)
     assert failed.error is not None and failed.error.status == 415 and not server.compressing()
-    assert client.sync_once(db, server, force=True).error is None and pending(db) == []
+    assert sync_once(db, server, force=True).error is None and pending(db) == []
     first, second = central.pushed()              # the fake reads plain JSON only
     assert first is None and second["changes"]
 
@@ -979,7 +1003,7 @@ def test_a_refused_gzip_push_is_sent_as_plain_json_next_time(db, central):
 def test_a_pulled_hlc_is_ascii_digits_only(value, ok):
     """The pull checks stamps as central does: a stamp that outranks every real one is refused."""
     if ok:
-        assert client.check_hlc(value) == value
+        assert check_hlc(value) == value
     else:
         with pytest.raises(ValueError):
-            client.check_hlc(value)
+            check_hlc(value)

@@ -8,7 +8,7 @@ import pytest
 
 from lapsync.laptop import create_app, scheduler
 from lapsync.laptop.auth import create_user
-from lapsync.laptop.client import config_file, write_central_config
+from lapsync.laptop.client.connect import config_file, write_central_config
 from lapsync.laptop.db import connect, device_id
 from lapsync.laptop.laps import record_lap
 from lapsync.laptop.runners import add_runner
@@ -154,7 +154,7 @@ def test_sync_rounds_start_min_gap_apart_while_laps_keep_arriving(tmp_path, monk
     job = app.extensions[scheduler.EXTENSION]
     starts: list[float] = []
 
-    def sync() -> None:  # stands in for client.sync_app: a lap arrives during every sync
+    def sync() -> None:  # stands in for client.state.sync_app: a lap arrives during every sync
         starts.append(time.monotonic())
         job.again.set()
 

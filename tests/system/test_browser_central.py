@@ -22,8 +22,9 @@ from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from lapsync.ids import new_id
-from lapsync.laptop import client
 from lapsync.laptop import create_app as create_laptop
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import Central, SyncResult
 from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.laps import lap_count
 from lapsync.laptop.runners import add_runner
@@ -58,7 +59,7 @@ class Laptop:
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.central = client.Central(central_url, token)
+        self.central = Central(central_url, token)
         self.http = requests.Session()
         self.csrf = self.login(self.http)
 
@@ -95,11 +96,11 @@ class Laptop:
                                 timeout=10, headers={**JSON, "X-CSRFToken": self.csrf})
         assert answer.status_code == 200 and answer.json()["changed"], answer.text[:500]
 
-    def sync(self) -> client.SyncResult:
+    def sync(self) -> SyncResult:
         """Push and pull once with lapsync.client, as the background job does."""
         db = connect(self.path)
         try:
-            result = client.sync_once(db, self.central, force=True)
+            result = sync_once(db, self.central, force=True)
         finally:
             db.close()
         assert result.error is None, result.error

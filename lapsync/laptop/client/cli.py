@@ -11,20 +11,25 @@ from flask.cli import with_appcontext
 
 from lapsync import protocol
 from lapsync.errors import InputError
+from lapsync.text import age
 
-from . import client
-from .db import connect, device_id
+from ..db import connect, device_id, now_ms
+from .connect import config_file, validate_token, validate_url, write_central_config
+from .push import pending_count
+from .state import reset_state, sync_once
+from .status import rejected_items, status_for
+from .transport import AUTH, TRANSIENT, Central, SyncResult, central_from_config
 
-EXIT_CODES = {client.TRANSIENT: 2, client.AUTH: 3}  # anything else: 1
+EXIT_CODES = {TRANSIENT: 2, AUTH: 3}  # anything else: 1
 
 
-def fail(result: client.SyncResult, hint: str = "") -> None:
+def fail(result: SyncResult, hint: str = "") -> None:
     """Print why the sync failed and exit non-zero (2 unreachable, 3 not authorised, 1 other)."""
     click.secho(f"Sync failed: {result.error.message}{hint}", fg="red", err=True)
     sys.exit(EXIT_CODES.get(result.error.kind, 1))
 
 
-def moved(result: client.SyncResult) -> str:
+def moved(result: SyncResult) -> str:
     """Describe what one sync moved, e.g. 'pushed 12 changes, pulled 40 (runner 38, user 2)'."""
     pulled = ", ".join(f"{entity} {count}" for entity, count in sorted(result.pulled.items()))
     text = f"pushed {result.pushed} changes, pulled {result.pulled_total}"
@@ -34,13 +39,13 @@ def moved(result: client.SyncResult) -> str:
     return text
 
 
-def run_sync(db, central: client.Central) -> client.SyncResult:
+def run_sync(db, central: Central) -> SyncResult:
     """Sync once now, with a progress bar when the backlog is larger than one batch."""
-    pending = client.pending_count(db)
+    pending = pending_count(db)
     if pending <= protocol.MAX_BATCH_CHANGES:
-        return client.sync_once(db, central, force=True)
+        return sync_once(db, central, force=True)
     with click.progressbar(length=pending, label="Pushing", file=sys.stderr) as bar:
-        return client.sync_once(db, central, force=True, progress=bar.update)
+        return sync_once(db, central, force=True, progress=bar.update)
 
 
 # ignore_unknown_options: a device token is URL-safe base64 and 1 in 64 begin with
@@ -57,20 +62,20 @@ def connect_command(url: str, token: str) -> None:
     2 when central cannot be reached, 3 when it refuses the token, 1 otherwise.
     """
     try:
-        url, token = client.validate_url(url), client.validate_token(token)
+        url, token = validate_url(url), validate_token(token)
     except InputError as exc:
         raise click.BadParameter(exc.message, param_hint="URL" if exc.code == "invalid_url" else "TOKEN")
-    path = client.config_file(current_app)
+    path = config_file(current_app)
     try:
-        client.write_central_config(path, url, token)
+        write_central_config(path, url, token)
     except OSError as exc:
         raise click.ClickException(f"Cannot write {path}: {exc}")
     current_app.config.update(CENTRAL_URL=url, CENTRAL_TOKEN=token)
     click.echo(f"Stored central {url} in {path}.")
     db = connect(current_app.config["DATABASE"])
     try:
-        client.reset_state(db)
-        result = run_sync(db, client.central_from_config(current_app.config))
+        reset_state(db)
+        result = run_sync(db, central_from_config(current_app.config))
     finally:
         db.close()
     if result.error:
@@ -87,7 +92,7 @@ def sync_command() -> None:
     Exit status: 2 when central cannot be reached, 3 when it refuses this
     device's token, 1 for other errors or when no central is configured.
     """
-    central = client.central_from_config(current_app.config)
+    central = central_from_config(current_app.config)
     if central is None:
         raise click.ClickException("Not connected to central: run "
                                    "`flask --app app connect URL TOKEN` first.")
@@ -105,7 +110,7 @@ def when(ms: int | None, now: int) -> str:
     """Format an epoch-ms moment as local time plus its age."""
     if not ms:
         return "never"
-    return f"{datetime.fromtimestamp(ms / 1000):%Y-%m-%d %H:%M:%S} ({client.age(now - ms)} ago)"
+    return f"{datetime.fromtimestamp(ms / 1000):%Y-%m-%d %H:%M:%S} ({age(now - ms)} ago)"
 
 
 def status_lines(info: dict, now: int) -> list[str]:
@@ -115,13 +120,13 @@ def status_lines(info: dict, now: int) -> list[str]:
              f"central:       {info['central_url'] or 'not connected'}",
              f"device:        {info['device_id']}",
              f"pending:       {info['pending']} changes ({info['pending_laps']} laps)"
-             + (f", oldest {client.age(oldest * 1000)}" if oldest is not None else ""),
+             + (f", oldest {age(oldest * 1000)}" if oldest is not None else ""),
              f"last success:  {when(info['last_success_ms'], now)}",
              f"last error:    {info['last_error'] or 'none'}"
              + (f" at {when(info['last_error_ms'], now)}" if info["last_error_ms"] else ""),
              f"authorised:    {'unknown' if info['authorised'] is None else 'yes' if info['authorised'] else 'NO'}"]
     if info["backoff_until_ms"] and info["backoff_until_ms"] > now:
-        lines.append(f"next retry:    in {client.age(info['backoff_until_ms'] - now)} "
+        lines.append(f"next retry:    in {age(info['backoff_until_ms'] - now)} "
                      f"({info['failures']} failures in a row)")
     if info["clock_offset_ms"] is not None:
         lines.append(f"clock offset:  central is {info['clock_offset_ms']:+d} ms from this laptop")
@@ -138,9 +143,9 @@ def sync_status_command(as_json: bool) -> None:
     """Show pending changes, the oldest one's age, last success, last error, auth state."""
     db = connect(current_app.config["DATABASE"])
     try:
-        now = client.now_ms()
-        info = client.status_for(current_app, db)
-        info.update(device_id=device_id(db), rejected_items=client.rejected_items(db), now_ms=now)
+        now = now_ms()
+        info = status_for(current_app, db)
+        info.update(device_id=device_id(db), rejected_items=rejected_items(db), now_ms=now)
     finally:
         db.close()
     if as_json:

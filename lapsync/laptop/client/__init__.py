@@ -1,0 +1,30 @@
+"""The laptop's sync client: push and pull over HTTP (the wire format is lapsync.protocol).
+
+Domain functions take the database; only `state.sync_app` (the scheduler's job) and
+the CLI open a connection. HTTP calls never run inside a database transaction, and
+every write transaction is short, so sync never blocks lap entry.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, current_app, jsonify
+
+from ..db import get_db
+from .cli import connect_command, sync_command, sync_status_command
+from .status import status_for
+
+bp = Blueprint("sync", __name__, url_prefix="/sync")
+
+
+@bp.get("/status")
+def status():
+    """Answer the sync state shown in the top bar (polled by sync_status.js)."""
+    info = status_for(current_app, get_db())
+    return jsonify({key: info[key] for key in ("state", "text", "level", "pending")})
+
+
+def init_app(app: Flask) -> None:
+    """Register the status endpoint, the template helper and the CLI commands."""
+    app.register_blueprint(bp)
+    app.context_processor(lambda: {"sync_status": lambda: status_for(current_app, get_db())})
+    for command in (connect_command, sync_command, sync_status_command):
+        app.cli.add_command(command)

@@ -1,0 +1,247 @@
+"""Pull from central: apply pages of runners, users, voids, settings and totals."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import sqlite_utils
+
+from lapsync import protocol
+
+from .. import clock
+from ..db import device_id, get_meta, now_ms, set_meta, transaction
+from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
+
+MAX_PAGES_PER_RUN = 10_000      # a run always ends
+
+
+def check_hlc(value: Any) -> str:
+    """Return a valid hlc string or raise ValueError."""
+    if not isinstance(value, str) or not protocol.HLC_PATTERN.fullmatch(value):
+        raise ValueError(f"invalid hlc {value!r}")
+    return value
+
+
+def text(data: dict, key: str, limit: int = 200) -> str:
+    """Return a required, non-empty string field or raise ValueError."""
+    value = data[key]
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise ValueError(f"invalid {key}")
+    return value
+
+
+def integer(data: dict, key: str) -> int:
+    """Return a required integer field or raise ValueError."""
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"invalid {key}")
+    return value
+
+
+def local_origin(db: sqlite_utils.Database, entity: str, entity_id: str,
+                 local_hlc: str | None, me: str) -> str:
+    """Return who wrote the local version (tables without an origin column)."""
+    row = db.execute("SELECT hlc, origin FROM lww_origin WHERE entity = ? AND entity_id = ?",
+                     [entity, entity_id]).fetchone()
+    return row[1] if row and row[0] == local_hlc else me
+
+
+def remember_origin(db: sqlite_utils.Database, entity: str, entity_id: str, stamp: str,
+                    origin: str) -> None:
+    """Remember the origin of a pulled write that won."""
+    db.execute("INSERT OR REPLACE INTO lww_origin (entity, entity_id, hlc, origin) "
+               "VALUES (?, ?, ?, ?)", [entity, entity_id, stamp, origin])
+
+
+def apply_runner(db: sqlite_utils.Database, data: dict, me: str) -> None:
+    """Upsert a pulled runner if its (hlc, origin) beats the local one; apply a merge."""
+    runner = {"id": text(data, "id", 64), "start_number": integer(data, "start_number"),
+              "name": text(data, "name", 100), "class": text(data, "class", 20),
+              "grade": integer(data, "grade"), "hlc": check_hlc(data["hlc"]),
+              "origin": text(data, "origin", 64)}
+    merged_into = text(data, "merged_into", 64) if data.get("merged_into") is not None else None
+    if merged_into == runner["id"]:
+        raise ValueError("runner merged into itself")
+    clock.observe(db, runner["hlc"])
+    row = db.execute("SELECT hlc, origin FROM runner WHERE id = ?", [runner["id"]]).fetchone()
+    if not row or (runner["hlc"], runner["origin"]) > (row[0], row[1]):
+        db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
+                   "VALUES (:id, :start_number, :name, :class, :grade, :hlc, :origin) "
+                   "ON CONFLICT (id) DO UPDATE SET start_number = excluded.start_number, "
+                   "name = excluded.name, class = excluded.class, grade = excluded.grade, "
+                   "hlc = excluded.hlc, origin = excluded.origin", runner)
+    if merged_into is not None:  # final, whatever the LWW order: not part of the register
+        db.execute("INSERT INTO runner_merge (runner_id, merged_into) VALUES (?, ?) "
+                   "ON CONFLICT (runner_id) DO UPDATE SET merged_into = excluded.merged_into",
+                   [runner["id"], merged_into])
+    relink_merged(db, runner["id"])
+
+
+def relink_merged(db: sqlite_utils.Database, runner_id: str) -> None:
+    """Point laps of a merged runner to its survivor once both are here (RUNNER_ID is either)."""
+    db.execute("UPDATE lap SET runner_id = (SELECT merged_into FROM runner_merge "
+               "WHERE runner_merge.runner_id = lap.runner_id) "
+               "WHERE runner_id IN (SELECT m.runner_id FROM runner_merge m "
+               "JOIN runner s ON s.id = m.merged_into WHERE ? IN (m.runner_id, m.merged_into))",
+               [runner_id])
+
+
+def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
+    """Upsert a pulled user (with password hash, for offline login) by LWW."""
+    user = {"id": text(data, "id", 64), "name": text(data, "name", 50),
+            "password_hash": text(data, "password_hash", 500), "role": text(data, "role", 20),
+            "created_at": integer(data, "created_at"), "hlc": check_hlc(data["hlc"])}
+    origin = text(data, "origin", 64)
+    clock.observe(db, user["hlc"])
+    row = db.execute("SELECT hlc FROM user WHERE id = ?", [user["id"]]).fetchone()
+    if row and (user["hlc"], origin) <= (row[0], local_origin(db, "user", user["id"], row[0], me)):
+        return
+    db.execute("INSERT INTO user (id, name, password_hash, role, created_at, hlc) "
+               "VALUES (:id, :name, :password_hash, :role, :created_at, :hlc) "
+               "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+               "password_hash = excluded.password_hash, role = excluded.role, "
+               "hlc = excluded.hlc", user)
+    remember_origin(db, "user", user["id"], user["hlc"], origin)
+
+
+def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
+    """Void or restore a local lap if the pulled decision is newer (LWW)."""
+    lap_id, stamp, origin = text(data, "lap_id", 64), check_hlc(data["hlc"]), text(data, "origin", 64)
+    if not isinstance(data["voided"], bool):
+        raise ValueError("invalid voided")
+    clock.observe(db, stamp)
+    row = db.execute("SELECT void_hlc FROM lap WHERE id = ?", [lap_id]).fetchone()
+    if row is None:  # a lap of another device: its effect arrives in the totals
+        return
+    if row[0] is not None and (stamp, origin) <= (row[0], local_origin(db, "lap_void", lap_id, row[0], me)):
+        return
+    values = [None, None, None]
+    if data["voided"]:
+        by = data.get("by")
+        known = isinstance(by, str) and db.execute("SELECT 1 FROM user WHERE id = ?", [by]).fetchone()
+        values = [integer(data, "at"), by if known else None,
+                  str(data.get("reason") or "voided centrally")[:200]]
+    db.execute("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, void_hlc = ? "
+               "WHERE id = ?", [*values, stamp, lap_id])
+    remember_origin(db, "lap_void", lap_id, stamp, origin)
+
+
+def apply_setting(db: sqlite_utils.Database, data: dict, me: str) -> None:
+    """Store a pulled event setting in meta as `setting:<key>` (JSON value)."""
+    set_meta(db, f"setting:{text(data, 'key', 100)}", json.dumps(data["value"]))
+
+
+def apply_total(db: sqlite_utils.Database, data: dict, me: str) -> None:
+    """Store how many laps of a runner other devices recorded."""
+    laps = integer(data, "other_laps")
+    if laps < 0:
+        raise ValueError("invalid other_laps")
+    db.execute("INSERT INTO runner_other_laps (runner_id, laps) VALUES (?, ?) "
+               "ON CONFLICT (runner_id) DO UPDATE SET laps = excluded.laps",
+               [text(data, "runner_id", 64), laps])
+
+
+APPLY = {"runner": apply_runner, "user": apply_user, "lap_void": apply_void,
+         "setting": apply_setting, "total": apply_total}
+
+
+def apply_change(db: sqlite_utils.Database, change: Any, me: str) -> bool:
+    """Apply one pulled change (never to the outbox); record it if unusable; return success."""
+    db.execute("SAVEPOINT pulled_change")
+    try:
+        apply = APPLY.get(change.get("entity")) if isinstance(change, dict) else None
+        if apply is None or not isinstance(change.get("data"), dict):
+            raise ValueError(f"unknown entity {change.get('entity') if isinstance(change, dict) else change!r}")
+        apply(db, change["data"], me)
+        ok = True
+    except (KeyError, TypeError, ValueError, sqlite3.IntegrityError) as exc:
+        db.execute("ROLLBACK TO pulled_change")
+        store_rejected_pull(db, change, exc)
+        ok = False
+    db.execute("RELEASE pulled_change")
+    return ok
+
+
+def store_rejected_pull(db: sqlite_utils.Database, change: Any, exc: Exception) -> None:
+    """Keep a pulled item that could not be applied, for sync-status."""
+    change = change if isinstance(change, dict) else {"data": change}
+    cursor = change.get("cursor")
+    db.execute("INSERT OR REPLACE INTO rejected_pull (cursor, entity, entity_id, error, data, "
+               "rejected_at) VALUES (?, ?, ?, ?, ?, ?)",
+               [cursor if isinstance(cursor, int) and not isinstance(cursor, bool) else None,
+                str(change.get("entity"))[:50], str(change.get("id"))[:64],
+                f"{exc.__class__.__name__}: {exc}"[:300], json.dumps(change)[:10_000], now_ms()])
+
+
+def check_page(page: dict, cursor: int) -> tuple[list, int, bool]:
+    """Return (changes, next_cursor, more) of a pull answer or raise a protocol SyncError."""
+    if page.get("protocol") != protocol.PROTOCOL_VERSION:
+        raise SyncError(PROTOCOL, f"central speaks protocol {page.get('protocol')!r}, "
+                        f"this laptop {protocol.PROTOCOL_VERSION}")
+    changes, more = page.get("changes"), page.get("more")
+    next_cursor = as_seq(page.get("next_cursor"), "next_cursor")
+    if not isinstance(changes, list) or not isinstance(more, bool) or next_cursor < cursor:
+        raise SyncError(PROTOCOL, "central's pull answer is malformed")
+    return changes, next_cursor, more
+
+
+def apply_page(db: sqlite_utils.Database, changes: list, next_cursor: int, result: SyncResult) -> None:
+    """Apply one page and store the new cursor, in one transaction."""
+    with transaction(db):
+        me = device_id(db)
+        for change in changes:
+            ok = apply_change(db, change, me)
+            result.pulled[change.get("entity") if ok else "not applied"] += 1
+        set_meta(db, "pull_cursor", str(next_cursor))
+
+
+def restart_pull(db: sqlite_utils.Database, answer: dict, restarted: bool) -> int:
+    """Move the cursor where central says (its database was replaced); return it."""
+    if answer.get("error") != "cursor_ahead" or restarted:
+        raise SyncError(REFUSED, f"central answered 409 to a pull: {answer.get('message', '')}"[:300], 409)
+    cursor = as_seq(answer.get("resume_from"), "resume_from")
+    with transaction(db):
+        set_meta(db, "pull_cursor", str(cursor))
+    return cursor
+
+
+def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> None:
+    """Pull pages from the stored cursor until central says there is no more."""
+    cursor, restarted = int(get_meta(db, "pull_cursor", "0")), False
+    for _ in range(MAX_PAGES_PER_RUN):
+        status, page = central.pull(cursor)
+        if status == 409:
+            cursor = restart_pull(db, page, restarted)
+            restarted = True
+            continue
+        changes, next_cursor, more = check_page(page, cursor)
+        apply_page(db, changes, next_cursor, result)
+        if not more:
+            return
+        if next_cursor == cursor and not changes:
+            raise SyncError(PROTOCOL, f"central says there is more after cursor {cursor} "
+                            "but sends nothing")
+        cursor = next_cursor
+
+
+# Settings and totals as the last pull left them.
+
+
+def min_lap_seconds(db: sqlite_utils.Database, default: float) -> float:
+    """Return the event's minimum lap time: central's setting if pulled, else DEFAULT."""
+    raw = get_meta(db, "setting:min_lap_seconds")
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86_400:
+        return default
+    return value
+
+
+def other_laps(db: sqlite_utils.Database, runner_id: str) -> int:
+    """Return the runner's laps recorded on other devices (as last pulled)."""
+    row = db.execute("SELECT laps FROM runner_other_laps WHERE runner_id = ?", [runner_id]).fetchone()
+    return row[0] if row else 0
+

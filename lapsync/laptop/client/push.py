@@ -1,0 +1,198 @@
+"""Push the outbox to central in bounded, pipelined batches; mark what it acknowledged."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import sqlite_utils
+
+from lapsync import protocol
+
+from ..db import device_id, get_meta, now_ms, set_meta, transaction
+from .batch import Batch, encode_batch
+from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
+
+MAX_BATCHES_PER_RUN = 10_000      # a run always ends
+
+
+def first_pending(db: sqlite_utils.Database) -> int | None:
+    """Return the lowest seq not yet acknowledged by central."""
+    return db.execute("SELECT min(seq) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+
+
+def pending_count(db: sqlite_utils.Database) -> int:
+    """Return how many outbox rows wait for central."""
+    return db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+
+
+def check_acked(db: sqlite_utils.Database, acked: int) -> None:
+    """Refuse an acknowledgement of seqs this laptop never wrote."""
+    last = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
+    if acked > last:
+        raise SyncError(PROTOCOL, f"central acknowledges seq {acked} but this laptop's last "
+                        f"change is {last}: is this device token used by another laptop?")
+
+
+def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = None,
+                fingerprint: str | None = None, central: Central | None = None) -> int:
+    """Mark rows up to ACKED as pushed and store rejected items, in one transaction."""
+    with transaction(db):
+        count = db.execute("UPDATE change SET pushed_at = ? WHERE seq <= ? AND pushed_at IS NULL",
+                           [now_ms(), acked]).rowcount
+        for item in rejected or []:
+            store_rejected(db, item)
+        if fingerprint:  # central has bound this token to this laptop
+            set_meta(db, "push_bound", fingerprint)
+        if central is not None:
+            remember_encodings(db, central)
+    return count
+
+
+def store_rejected(db: sqlite_utils.Database, item: Any) -> None:
+    """Keep one item central refused for good (inside the caller's transaction)."""
+    if not isinstance(item, dict) or isinstance(item.get("seq"), bool) \
+            or not isinstance(item.get("seq"), int):
+        return
+    row = db.execute("SELECT entity, entity_id FROM change WHERE seq = ?", [item["seq"]]).fetchone()
+    entity, entity_id = row if row else ("?", "?")
+    db.execute("INSERT OR REPLACE INTO rejected_change (seq, entity, entity_id, error, message, "
+               "rejected_at) VALUES (?, ?, ?, ?, ?, ?)",
+               [item["seq"], entity, entity_id, str(item.get("error") or "rejected")[:100],
+                str(item.get("message") or "")[:500], now_ms()])
+
+
+def store_clock_offset(db: sqlite_utils.Database, server_time: Any, sent: int, received: int) -> None:
+    """Estimate central's clock minus this laptop's from one round trip."""
+    if isinstance(server_time, int) and not isinstance(server_time, bool):
+        with transaction(db):
+            set_meta(db, "clock_offset_ms", str(server_time - (sent + received) // 2))
+
+
+def learn_encodings(central: Central, answer: dict) -> None:
+    """Take the optional push encodings central's answer announces (none if it lists none)."""
+    encodings = answer.get("encodings")
+    central.encodings = {e for e in encodings if isinstance(e, str)} \
+        if isinstance(encodings, list) else set()
+
+
+def remember_encodings(db: sqlite_utils.Database, central: Central) -> None:
+    """Store central's push encodings for the next run (inside the caller's transaction)."""
+    set_meta(db, "push_encodings", " ".join([central.fingerprint, *sorted(central.encodings)]))
+
+
+def recall_encodings(db: sqlite_utils.Database, central: Central) -> None:
+    """Start with the push encodings this URL and token announced in an earlier run."""
+    stored = (get_meta(db, "push_encodings") or "").split()
+    if not central.encodings and stored[:1] == [central.fingerprint]:
+        central.encodings = set(stored[1:])
+
+
+def send(central: Central, laptop_id: str, batch: Batch) -> tuple[int, dict, int, int]:
+    """POST one batch; return (status, answer, sent at, answered at) in laptop ms."""
+    sent = now_ms()
+    status, answer = central.push(batch.body(laptop_id, sent))
+    return status, answer, sent, now_ms()
+
+
+def settle(db: sqlite_utils.Database, central: Central, status: int, answer: dict,
+           sent: int, received: int, result: SyncResult) -> int | None:
+    """Mark what central's answer to a batch acknowledged; return the next start."""
+    acked = as_seq(answer.get("acked_seq"), "acked_seq")
+    check_acked(db, acked)
+    if status == 409:
+        if answer.get("error") != "seq_gap":
+            raise SyncError(REFUSED, f"central answered 409: {answer.get('message', '')}"[:300], 409)
+        result.pushed += mark_pushed(db, acked)
+        return as_seq(answer.get("resume_from"), "resume_from")
+    learn_encodings(central, answer)
+    rejected = answer.get("rejected") or []
+    result.pushed += mark_pushed(db, acked, rejected if isinstance(rejected, list) else [],
+                                 central.fingerprint, central)
+    result.rejected += len(rejected) if isinstance(rejected, list) else 0
+    store_clock_offset(db, answer.get("server_time"), sent, received)
+    return first_pending(db)
+
+
+def push_once(db: sqlite_utils.Database, central: Central, start: int,
+              result: SyncResult, allow_empty: bool = False) -> int | None:
+    """Send one batch from seq START; mark what central acknowledged; return the next start."""
+    batch = encode_batch(db, start, protocol.LAP_RUN in central.encodings)
+    if not batch.seqs and not allow_empty:
+        raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which this laptop "
+                        "does not have")
+    return settle(db, central, *send(central, device_id(db), batch), result)
+
+
+def compact_refused(db: sqlite_utils.Database, central: Central, batch: Batch,
+                    error: SyncError) -> SyncError:
+    """Stop sending lap runs after central refused a batch holding one (e.g. a downgrade)."""
+    if error.status == 422 and batch.runs:
+        central.encodings.discard(protocol.LAP_RUN)
+        with transaction(db):
+            remember_encodings(db, central)
+    return error
+
+
+def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
+         progress: Callable[[int], None] | None = None) -> None:
+    """Push every pending change in bounded batches until none is left.
+
+    Pipelined: while central applies batch n, this laptop encodes batch n + 1; as
+    soon as central acknowledges all of n, n + 1 goes out and n is marked pushed
+    meanwhile. A batch is marked only after central's answer to it.
+    """
+    start, seen = first_pending(db), Counter()
+    # The backlog found now: laps typed meanwhile go with the next sync, so that a
+    # steady stream of laps cannot keep one run going at a few laps per round trip.
+    end = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
+    recall_encodings(db, central)
+    if start is None and get_meta(db, "push_bound") != central.fingerprint:
+        # An empty push binds the token to this laptop before the first pull, so
+        # that central leaves this laptop's own changes out of the pull.
+        last = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
+        start = push_once(db, central, last + 1, result, allow_empty=True)
+    laptop_id, batch, inflight = device_id(db), None, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lapsync-push") as sender:
+        for _ in range(MAX_BATCHES_PER_RUN):
+            if inflight is None:  # not pipelined: start from the first pending change
+                if start is None or start > end:
+                    return
+                seen[start] += 1
+                if seen[start] > 2:  # central keeps answering without moving on
+                    raise SyncError(PROTOCOL, f"central does not acknowledge seq {start}")
+                batch = encode_batch(db, start, protocol.LAP_RUN in central.encodings)
+                if not batch.seqs:
+                    raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which "
+                                    "this laptop does not have")
+                inflight = sender.submit(send, central, laptop_id, batch)
+            batch, inflight, start = push_step(db, central, sender, laptop_id, batch, inflight,
+                                               result, progress, end)
+
+
+Step = tuple[Batch | None, Future | None, int | None]  # next batch, its request, next start
+
+
+def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExecutor,
+              laptop_id: str, batch: Batch, inflight: Future, result: SyncResult,
+              progress: Callable[[int], None] | None, end: int | None = None) -> Step:
+    """Settle the batch in flight, sending the next one first when central took all of it.
+
+    END: the last seq of this run's backlog; nothing after it is sent ahead.
+    """
+    ahead = encode_batch(db, batch.seqs[-1] + 1, protocol.LAP_RUN in central.encodings)
+    try:
+        status, answer, sent, received = inflight.result()
+    except SyncError as exc:
+        raise compact_refused(db, central, batch, exc) from None
+    following = None
+    if status == 200 and answer.get("acked_seq") == batch.seqs[-1] and ahead.seqs \
+            and (end is None or batch.seqs[-1] < end):
+        following = sender.submit(send, central, laptop_id, ahead)
+    before = result.pushed
+    start = settle(db, central, status, answer, sent, received, result)
+    if progress:
+        progress(result.pushed - before)
+    return (ahead, following, start) if following else (None, None, start)
+

@@ -1,0 +1,128 @@
+"""One sync run and its state: backoff, auth failures, last success, the background job."""
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+from flask import Flask
+
+from ..db import connect, get_meta, now_ms, set_meta, transaction
+from .connect import refresh_central_config
+from .pull import pull
+from .push import push
+from .transport import (
+    AUTH,
+    TRANSIENT,
+    Central,
+    SyncError,
+    SyncResult,
+    central_from_config,
+)
+
+BACKOFF_BASE_MS = 1_000
+BACKOFF_CAP_MS = 30 * 1000       # back within 30 s of central returning, at ~1 request/15 s while down
+STATE_KEYS = ("last_success_ms", "last_error", "last_error_ms", "auth_failed",
+              "backoff_until_ms", "failures", "clock_offset_ms")
+
+
+def backoff_ms(failures: int, rng: random.Random | None = None) -> int:
+    """Return a full-jitter exponential backoff delay for the n-th failure in a row."""
+    ceiling = min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (min(max(failures, 1), 30) - 1))
+    return int((rng or random).uniform(0, ceiling))
+
+
+def sync_state(db: sqlite_utils.Database) -> dict:
+    """Return the sync state kept in meta."""
+    rows = db.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(STATE_KEYS))})",
+                      list(STATE_KEYS)).fetchall()
+    return dict(rows)
+
+
+def blocked(db: sqlite_utils.Database, fingerprint: str, now: int | None = None) -> str | None:
+    """Tell why the background job must not try now: 'auth', 'backoff' or None."""
+    state = sync_state(db)
+    if state.get("auth_failed") == fingerprint:
+        return "auth"
+    now = now if now is not None else now_ms()
+    # No backoff is longer than the cap: one further ahead was set before this laptop's
+    # clock went back (a correction, a restart) and must not stall sync for hours.
+    if now < int(state.get("backoff_until_ms") or 0) <= now + BACKOFF_CAP_MS:
+        return "backoff"
+    return None
+
+
+def record_success(db: sqlite_utils.Database) -> None:
+    """Note a complete sync; clear failures, backoff and auth state."""
+    with transaction(db):
+        for key, value in [("last_success_ms", str(now_ms())), ("failures", "0"),
+                           ("backoff_until_ms", "0"), ("auth_failed", "")]:
+            set_meta(db, key, value)
+
+
+def record_failure(db: sqlite_utils.Database, error: SyncError, fingerprint: str) -> None:
+    """Note a failed sync: auth failures stick to this URL and token, others back off."""
+    with transaction(db):
+        now = now_ms()
+        set_meta(db, "last_error", f"{error.kind}: {error.message}"[:500])
+        set_meta(db, "last_error_ms", str(now))
+        if error.kind == AUTH:
+            set_meta(db, "auth_failed", fingerprint)
+            return
+        failures = int(get_meta(db, "failures", "0") or 0) + 1
+        set_meta(db, "failures", str(failures))
+        set_meta(db, "backoff_until_ms", str(now + backoff_ms(failures)))
+
+
+def reset_state(db: sqlite_utils.Database) -> None:
+    """Forget auth failures and backoff (after `connect`)."""
+    with transaction(db):
+        for key, value in [("auth_failed", ""), ("failures", "0"), ("backoff_until_ms", "0")]:
+            set_meta(db, key, value)
+
+
+def sync_once(db: sqlite_utils.Database, central: Central, force: bool = False,
+              progress: Callable[[int], None] | None = None) -> SyncResult:
+    """Push, then pull; record success or the classified error; return what moved."""
+    result = SyncResult()
+    if not force and (reason := blocked(db, central.fingerprint)):
+        result.skipped = reason
+        return result
+    try:
+        push_error = None
+        try:
+            push(db, central, result, progress)
+        except SyncError as exc:
+            if exc.kind in (TRANSIENT, AUTH):
+                raise
+            push_error = exc  # a refused batch must not stop the roster arriving
+        pull(db, central, result)
+        if push_error:
+            raise push_error
+    except SyncError as exc:
+        result.error = exc
+    except sqlite3.OperationalError as exc:  # e.g. locked longer than busy_timeout
+        result.error = SyncError(TRANSIENT, f"local database busy: {exc}")
+    if result.error:
+        record_failure(db, result.error, central.fingerprint)
+    else:
+        record_success(db)
+    return result
+
+
+def sync_app(app: Flask, cache: dict | None = None) -> SyncResult | None:
+    """Run one background sync with its own connection (no request context)."""
+    if not app.testing:
+        refresh_central_config(app)
+    central = central_from_config(app.config)
+    if central is None:
+        return None
+    if cache is not None:  # keep one HTTP session (keep-alive) per URL and token
+        central = cache.setdefault(central.fingerprint, central)
+    db = connect(app.config["DATABASE"])
+    try:
+        return sync_once(db, central)
+    finally:
+        db.close()
+
