@@ -47,12 +47,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_laps  # noqa: E402
 
-from tests.test_durability import (  # noqa: E402
-    AppProcess,
-    Burst,
-    prepare_database,
-    stored_laps,
-)
+from lapsync.devkit.laptops import Burst, prepare_database, stored_laps  # noqa: E402
+from lapsync.devkit.processes import AppProcess  # noqa: E402
 
 SETTINGS = ("FULL", "NORMAL")
 DOCS = {

@@ -18,11 +18,11 @@ One run, all on this machine:
      so the figures are medians and the ratio is the median push against the median
      COPY of the same run;
   7. after the last round, 20 syncs with nothing to send (push + pull,
-     client.sync_once as the background job calls it), timed one by one: once
+     sync_once as the background job calls it), timed one by one: once
      right after the push, and once more after central's VACUUM ANALYZE and
      CHECKPOINT (what autovacuum and the checkpointer do soon after a big push on
      their own): the steady state that the no-op target is about.
---bandwidth MBIT puts bench/faultproxy.py between laptop and central, limiting each
+--bandwidth MBIT puts lapsync/devkit/faultproxy.py between laptop and central, limiting each
 direction to MBIT megabits per second (a slow link); --gzip forces the laptop's
 choice of compression (by default it compresses only when the link is slow).
 Run from the repository root:
@@ -65,8 +65,11 @@ from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync import protocol  # noqa: E402
-from lapsync.laptop import client  # noqa: E402
+from lapsync.devkit.faultproxy import FaultProxy  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.client.push import pending_count  # noqa: E402
+from lapsync.laptop.client.state import sync_once  # noqa: E402
+from lapsync.laptop.client.transport import Central, SyncResult  # noqa: E402
 from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
 from lapsync.laptop.runners import save_runner  # noqa: E402
 
@@ -204,7 +207,7 @@ def add_backlog(path: Path, args: argparse.Namespace, user_id: str, runner_ids: 
 def sync_roster(path: Path, base: str, token: str) -> None:
     """Push users and runners and pull once (untimed), as `connect` does."""
     db = connect(path)
-    result = client.sync_once(db, client.Central(base, token), force=True)
+    result = sync_once(db, Central(base, token), force=True)
     db.close()
     if result.error:
         raise SystemExit(f"roster sync failed: {result.error.message}")
@@ -259,7 +262,7 @@ def peak_rss_kb() -> int:
                 return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-class CountingCentral(client.Central):
+class CountingCentral(Central):
     """The laptop's client to central, counting the push bodies and the bytes it sends."""
 
     def __init__(self, *args, **kwargs):
@@ -286,7 +289,7 @@ def child(spec: dict) -> None:
     db = connect(spec["db"])
     central = CountingCentral(spec["url"], spec["token"])
     central.gzip = {"auto": None, "always": True, "never": False}[spec.get("gzip", "auto")]
-    result = client.SyncResult()
+    result = SyncResult()
     started, cpu = time.perf_counter(), time.process_time()
     if not spec.get("noop_only"):  # --cli: `flask --app app sync` pushed already
         client.push(db, central, result)
@@ -299,10 +302,10 @@ def child(spec: dict) -> None:
     if not spec["noop"]:  # not the last round
         print(json.dumps({"push_s": push_s, "push_cpu_s": push_cpu_s, "pushed": result.pushed,
                           "rejected": result.rejected, "push_rss_kb": push_rss, "wire": wire,
-                          "peak_rss_kb": peak_rss_kb(), "pending": client.pending_count(db)}))
+                          "peak_rss_kb": peak_rss_kb(), "pending": pending_count(db)}))
         return
     started = time.perf_counter()
-    first = client.sync_once(db, central)  # the pull after the push (totals of 5,000 runners)
+    first = sync_once(db, central)  # the pull after the push (totals of 5,000 runners)
     first_s = time.perf_counter() - started
     if first.error:
         raise SystemExit(f"sync after the push failed: {first.error.message}")
@@ -313,15 +316,15 @@ def child(spec: dict) -> None:
                       "rejected": result.rejected, "wire": wire,
                       "first_sync_s": first_s, "first_pulled": first.pulled_total,
                       "noop_s": noop, "noop_busy_s": noop_busy, "push_rss_kb": push_rss,
-                      "peak_rss_kb": peak_rss_kb(), "pending": client.pending_count(db)}))
+                      "peak_rss_kb": peak_rss_kb(), "pending": pending_count(db)}))
 
 
-def noop_syncs(db, central: client.Central, count: int) -> list[float]:
+def noop_syncs(db, central: Central, count: int) -> list[float]:
     """Time COUNT syncs with nothing to send (push + pull, as the background job runs them)."""
     times = []
     for _ in range(count):
         started = time.perf_counter()
-        again = client.sync_once(db, central)
+        again = sync_once(db, central)
         times.append(time.perf_counter() - started)
         if again.error or again.pushed or again.pulled_total:
             raise SystemExit(f"a sync with nothing to send moved something: {again}")
@@ -472,7 +475,7 @@ def report(args: argparse.Namespace, copies: list[float], copy_fk_s: float, roun
     rss_mb = max(r["peak_rss_kb"] for r in rounds) / 1024
     workers_mb = max(max(r["worker_rss_kb"]) for r in rounds) / 1024
     cpu = {key: statistics.median(r["cpu_s"][key] for r in rounds) * 1e6 / n for key in ("central", "postgres")}
-    link = f"through a {args.bandwidth:g} Mbit/s link (bench/faultproxy.py)" if args.bandwidth else "on loopback"
+    link = f"through a {args.bandwidth:g} Mbit/s link (lapsync/devkit/faultproxy.py)" if args.bandwidth else "on loopback"
     print(f"COPY:  {n:,} laps, median of {len(copies)}: {copy_s:.2f} s = {copy_rate:,.0f} laps/s "
           f"(runs: {', '.join(f'{n / c:,.0f}' for c in copies)}; into lap_copy: LIKE lap INCLUDING ALL; "
           f"with a foreign key on pushed_by, which lap no longer has: {n / copy_fk_s:,.0f} laps/s)")
@@ -531,9 +534,7 @@ def throttle(args: argparse.Namespace, base: str):
     """Return the link the laptop pushes through: a throttling proxy (--bandwidth) or None."""
     if not args.bandwidth:
         return None
-    from faultproxy import (
-        FaultProxy,  # bench/faultproxy.py: no faults, only its rate limit
-    )
+    # No faults, only its rate limit.
     return FaultProxy(base, rate=args.bandwidth * 1e6 / 8, keep_exchanges=False)
 
 

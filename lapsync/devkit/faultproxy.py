@@ -21,7 +21,7 @@ tallies what was done, by kind. `heal()` ends all faults. `rate` limits the
 throughput in each direction (bytes/s, shared by all connections like one link).
 
 Standard library only; listens on 127.0.0.1 only. Used by tests/system/test_integration.py,
-tests/system/test_faultproxy.py and bench/chaos.py.
+tests/core/test_devkit_faultproxy.py, bench/chaos.py and bench/bench_push.py.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fault proxy of bench/faultproxy.py: every fault kind, the seeded schedule, heal, rate.
+"""The fault proxy of lapsync/devkit/faultproxy.py: every fault kind, the seeded schedule, heal, rate.
 
 A small real HTTP server (werkzeug, threaded, loopback) stands for central; it
 notes every request it handled completely, so each test can tell whether a fault
@@ -15,7 +15,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from bench.faultproxy import KINDS, Fault, FaultProxy, Schedule
+from lapsync.devkit.faultproxy import KINDS, Fault, FaultProxy, Schedule
 
 BIG = 64 * 1024
 
