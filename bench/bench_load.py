@@ -55,8 +55,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync import protocol  # noqa: E402
-from lapsync.laptop import client  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.client.status import sync_status  # noqa: E402
+from lapsync.laptop.client.transport import config_fingerprint  # noqa: E402
 from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
 from lapsync.laptop.runners import save_runner  # noqa: E402
 
@@ -227,7 +228,7 @@ def laptop_status(path: Path, central: Central, token: str) -> dict:
     """Return the laptop's sync status, read from its file as `sync-status --json` does."""
     db = connect(path)
     try:
-        return client.sync_status(db, central.url, client.config_fingerprint(central.url, token))
+        return sync_status(db, central.url, config_fingerprint(central.url, token))
     finally:
         db.close()
 

@@ -44,8 +44,9 @@ import central_kit as kit  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from lapsync.laptop import client  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
+from lapsync.laptop.client.state import sync_once  # noqa: E402
+from lapsync.laptop.client.transport import Central, SyncResult  # noqa: E402
 from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
 from lapsync.laptop.laps import record_lap  # noqa: E402
 from lapsync.laptop.runners import save_runner  # noqa: E402
@@ -116,11 +117,11 @@ def build_laptop(path: Path, args: argparse.Namespace, laps: int, rng: random.Ra
     db.close()
 
 
-def sync_laptop(path: Path, base: str, token: str) -> client.SyncResult:
+def sync_laptop(path: Path, base: str, token: str) -> SyncResult:
     """Run one full sync of the laptop file (push everything, pull everything)."""
     db = connect(path)
     try:
-        result = client.sync_once(db, client.Central(base, token, read_timeout=600), force=True)
+        result = sync_once(db, Central(base, token, read_timeout=600), force=True)
     finally:
         db.close()
     if result.error:
@@ -343,7 +344,7 @@ def cached(args: argparse.Namespace, server_url: str, size: int) -> tuple[str, d
 
 # --- the measurement ----------------------------------------------------------------
 
-class TimedCentral(client.Central):
+class TimedCentral(Central):
     """The real client's Central, noting how long each HTTP request took."""
 
     def __init__(self, *a, **kw):
@@ -351,7 +352,7 @@ class TimedCentral(client.Central):
         self.requests: list[tuple[str, float]] = []
 
     def request(self, method: str, path: str, **kwargs):
-        """Send one request (client.Central.request) and note its wall time."""
+        """Send one request (Central.request) and note its wall time."""
         started = time.perf_counter()
         try:
             return super().request(method, path, **kwargs)
@@ -401,7 +402,7 @@ class Setup:
             record_lap(self.db, self.rng.randint(1, runners), self.user_id, 0)
         self.client.requests.clear()
         started = time.perf_counter()
-        result = client.sync_once(self.db, self.client)
+        result = sync_once(self.db, self.client)
         took = time.perf_counter() - started
         if result.error or result.skipped or result.pushed != laps or result.rejected:
             raise SystemExit(f"sync at {self.size:,} laps went wrong: {result}")

@@ -47,7 +47,9 @@ import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync.ids import new_id  # noqa: E402
-from lapsync.laptop import client  # noqa: E402
+from lapsync.laptop.client.push import pending_count  # noqa: E402
+from lapsync.laptop.client.state import sync_once  # noqa: E402
+from lapsync.laptop.client.transport import Central  # noqa: E402
 from lapsync.laptop.db import (  # noqa: E402
     connect,
     device_id,
@@ -144,7 +146,7 @@ def laptop_files(args: argparse.Namespace, runners: list[dict], folder: Path) ->
 
 # --- one laptop (in a child process) --------------------------------------------------
 
-class TimedCentral(client.Central):
+class TimedCentral(Central):
     """The real client's Central, noting each request's path, wall time and outcome."""
 
     def __init__(self, *a, log: list, **kw):
@@ -152,7 +154,7 @@ class TimedCentral(client.Central):
         self.log = log
 
     def request(self, method: str, path: str, **kwargs):
-        """Send one request (client.Central.request) and note how long it took."""
+        """Send one request (Central.request) and note how long it took."""
         started = time.perf_counter()
         ok = False
         try:
@@ -194,18 +196,18 @@ def run_laptop(spec: dict, laptop: dict, go: threading.Event, out: dict) -> None
     started = time.perf_counter()
     sent = 0
     for _ in range(100_000):
-        if spec["mode"] == "stream" and client.pending_count(db) == 0 and sent < spec["laps"]:
+        if spec["mode"] == "stream" and pending_count(db) == 0 and sent < spec["laps"]:
             count = min(spec["chunk"], spec["laps"] - sent)
             record_laps(db, rng, runner_ids, user_id, count)
             sent += count
-        result = client.sync_once(db, central, force=True)
+        result = sync_once(db, central, force=True)
         if result.error or result.rejected:
             errors.append(result.error.message if result.error else f"{result.rejected} rejected")
             time.sleep(0.2)
-        if client.pending_count(db) == 0 and (spec["mode"] == "backlog" or sent >= spec["laps"]):
+        if pending_count(db) == 0 and (spec["mode"] == "backlog" or sent >= spec["laps"]):
             break
     out[laptop["path"]] = {"seconds": time.perf_counter() - started, "requests": log, "errors": errors,
-                           "pending": client.pending_count(db), "device_id": device_id(db),
+                           "pending": pending_count(db), "device_id": device_id(db),
                            "laps": db.execute("SELECT count(*) FROM lap").fetchone()[0],
                            "last_seq": db.execute("SELECT max(seq) FROM change").fetchone()[0]}
     db.close()
