@@ -10,7 +10,7 @@ One run, all on this machine:
   4. the physical limit: PostgreSQL's own COPY of the same rows into a fresh,
      empty copy of central's lap table (CREATE TABLE lap_copy (LIKE lap INCLUDING ALL):
      the same columns, defaults, checks and indexes);
-  5. the push: a laptop process of its own runs lapsync.client.push (what the
+  5. the push: a laptop process of its own runs lapsync.laptop.client.push.push (what the
      scheduler and `flask --app app sync` run; --cli runs that command itself)
      and reports its peak RSS;
   6. steps 4 and 5 again --rounds times in all, interleaved (central's laps and the
@@ -18,7 +18,7 @@ One run, all on this machine:
      so the figures are medians and the ratio is the median push against the median
      COPY of the same run;
   7. after the last round, 20 syncs with nothing to send (push + pull,
-     sync_once as the background job calls it), timed one by one: once
+     client.state.sync_once as the background job calls it), timed one by one: once
      right after the push, and once more after central's VACUUM ANALYZE and
      CHECKPOINT (what autovacuum and the checkpointer do soon after a big push on
      their own): the steady state that the no-op target is about.
@@ -67,7 +67,7 @@ from psycopg.rows import dict_row  # noqa: E402
 from lapsync import protocol  # noqa: E402
 from lapsync.devkit.faultproxy import FaultProxy  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
-from lapsync.laptop.client.push import pending_count  # noqa: E402
+from lapsync.laptop.client.push import pending_count, push  # noqa: E402
 from lapsync.laptop.client.state import sync_once  # noqa: E402
 from lapsync.laptop.client.transport import Central, SyncResult  # noqa: E402
 from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
@@ -292,7 +292,7 @@ def child(spec: dict) -> None:
     result = SyncResult()
     started, cpu = time.perf_counter(), time.process_time()
     if not spec.get("noop_only"):  # --cli: `flask --app app sync` pushed already
-        client.push(db, central, result)
+        push(db, central, result)
     push_s, push_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     print("pushed", flush=True)  # the parent reads central's CPU time now
     sys.stdin.readline()
@@ -453,7 +453,7 @@ def environment(args: argparse.Namespace, server_url: str) -> dict:
         if args.server == "gunicorn" else f"werkzeug {version('werkzeug')} threaded"
     return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "postgresql": pg, "psycopg": version("psycopg"), "requests": version("requests"),
-            "central": server, "laptop": "flask --app app sync" if args.cli else "lapsync.laptop.client.push",
+            "central": server, "laptop": "flask --app app sync" if args.cli else "lapsync.laptop.client.push.push",
             "max_batch_changes": protocol.MAX_BATCH_CHANGES, "max_batch_bytes": protocol.MAX_BATCH_BYTES,
             "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
 

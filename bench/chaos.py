@@ -76,7 +76,7 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync.devkit.faultproxy import KINDS, Fault, FaultProxy, Schedule  # noqa: E402
 from lapsync.laptop.client.state import BACKOFF_CAP_MS, sync_once  # noqa: E402
-from lapsync.laptop.client.transport import Central  # noqa: E402
+from lapsync.laptop.client.transport import Central as CentralClient  # noqa: E402
 from lapsync.laptop.db import connect, get_meta, init_schema  # noqa: E402
 from lapsync.laptop.laps import lap_count  # noqa: E402
 
@@ -753,7 +753,7 @@ def first_sync(path: Path, url: str, token: str) -> None:
     db = connect(path)
     try:
         init_schema(db)
-        result = sync_once(db, Central(url, token), force=True)
+        result = sync_once(db, CentralClient(url, token), force=True)
         if result.error:
             raise RuntimeError(f"first sync of {path.name} failed: {result.error.message}")
     finally:

@@ -48,12 +48,20 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
-from lapsync.devkit.faultproxy import Exchange, Fault, FaultProxy
 from lapsync import protocol
+from lapsync.devkit.faultproxy import Exchange, Fault, FaultProxy
+from lapsync.devkit.postgres import (
+    admin_execute,
+    drop_database,
+    snapshot,
+    with_database,
+)
 from lapsync.errors import InputError
 from lapsync.ids import new_id
-from lapsync.laptop import client
 from lapsync.laptop import create_app as create_laptop
+from lapsync.laptop.client.connect import config_file
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import TRANSIENT, Central
 from lapsync.laptop.db import (
     connect,
     device_id,
@@ -68,7 +76,6 @@ from sync import create_app as create_central
 from sync.db import close_pool
 from sync.devices import register_device
 from tests.conftest import login
-from lapsync.devkit.postgres import admin_execute, drop_database, snapshot, with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20250627                     # every random choice below derives from it
@@ -441,7 +448,7 @@ def test_replaying_every_captured_push_batch_in_shuffled_order_changes_nothing(
     update_runner(db, runners[0], 1, "Renamed Runner", "5b", 5)
     # Trusted to manage users: the laptop's own admin ada (users template) reaches central.
     token = register_device(central_db, "laptop-a", manage_users=True)
-    assert client.sync_once(db, client.Central(proxy.url, token)).error is None
+    assert sync_once(db, Central(proxy.url, token)).error is None
     captured = proxy.pushed()
     assert len(captured) == 3 and all(e.status == 200 for e in captured)
     before = snapshot(central_db, skip_device_contact=True)
@@ -454,7 +461,7 @@ def test_replaying_every_captured_push_batch_in_shuffled_order_changes_nothing(
         assert response.status_code == 200, (SEED, n, response.text)
         assert response.json()["acked_seq"] == last_seq(db) and response.json()["rejected"] == [], (SEED, n)
     assert snapshot(central_db, skip_device_contact=True) == before, f"seed {SEED}"
-    assert client.sync_once(db, client.Central(live_central, token), force=True).pushed == 0
+    assert sync_once(db, Central(live_central, token), force=True).pushed == 0
     assert_exactly_once(db, central_db, f"seed {SEED}")
 
 
@@ -463,17 +470,17 @@ def test_answer_dropped_after_central_committed_is_retried_and_counted_once(
     db, runners = offline(5)
     laps = bulk_laps(db, runners, 2 * MAX_BATCH + 300)
     void_some(db, laps, 50)
-    central = client.Central(proxy.url, register_device(central_db, "laptop-a"), 2, 10)
+    central = Central(proxy.url, register_device(central_db, "laptop-a"), 2, 10)
     proxy.faults[2] = Fault(respond="drop")
-    failed = client.sync_once(db, central)
-    assert failed.error is not None and failed.error.kind == client.TRANSIENT, failed.error
+    failed = sync_once(db, central)
+    assert failed.error is not None and failed.error.kind == TRANSIENT, failed.error
     dropped = proxy.pushed()[1]
     batch = seqs(dropped.body)
     assert dropped.status == 200 and json.loads(dropped.answer)["acked_seq"] == batch[-1]
     assert central_device(central_db, db)["last_seq"] == batch[-1]   # central committed ...
     assert pending(db)[0] == batch[0]                                 # ... the laptop never heard
     deadline = time.monotonic() + 5
-    while (retry := client.sync_once(db, central)).skipped == "backoff":   # the job's own retry
+    while (retry := sync_once(db, central)).skipped == "backoff":   # the job's own retry
         assert time.monotonic() < deadline, "backoff did not end"
         time.sleep(0.02)
     assert retry.error is None, retry.error
@@ -592,9 +599,9 @@ def test_central_killed_inside_a_push_and_restarted_loses_and_doubles_no_lap(
 
     proxy.faults[3] = Fault(before=hold_totals, after=kill_central_inside_the_transaction)
     try:
-        central = client.Central(proxy.url, token, 2, 30)
-        failed = client.sync_once(db, central)
-        assert failed.error is not None and failed.error.kind == client.TRANSIENT, failed.error
+        central = Central(proxy.url, token, 2, 30)
+        failed = sync_once(db, central)
+        assert failed.error is not None and failed.error.kind == TRANSIENT, failed.error
         committed = seqs(proxy.pushed()[1].body)[-1]          # batches 1 and 2, not 3
         assert central_device(central_db, db)["last_seq"] == committed
         sent = {r[0] for r in db.execute("SELECT entity_id FROM change WHERE entity = 'lap' "
@@ -603,7 +610,7 @@ def test_central_killed_inside_a_push_and_restarted_loses_and_doubles_no_lap(
         assert pending(db)[0] == committed + 1
         second = CentralProcess(pg_url, log)
         proxy.upstream = second.url
-        assert client.sync_once(db, central, force=True).error is None
+        assert sync_once(db, central, force=True).error is None
         assert_exactly_once(db, central_db)
     finally:
         proxy.close()
@@ -720,7 +727,7 @@ class Fleet:
     def __init__(self, base: Path, template: Path, url: str, central_db):
         self.dbs = [connect(fresh_laptop_file(template, base / f"laptop{i}.sqlite")) for i in range(3)]
         # Trusted to manage users: the laptops' own admin ada (users template) reaches central.
-        self.centrals = [client.Central(url, register_device(central_db, f"laptop-{i}",
+        self.centrals = [Central(url, register_device(central_db, f"laptop-{i}",
                                                              manage_users=True), 2, 10)
                          for i in range(3)]
         self.users = [user_id(db) for db in self.dbs]
@@ -813,7 +820,7 @@ class Fleet:
 
     def sync(self, i: int) -> None:
         """Sync laptop i now; it must succeed with nothing rejected."""
-        result = client.sync_once(self.dbs[i], self.centrals[i], force=True)
+        result = sync_once(self.dbs[i], self.centrals[i], force=True)
         assert result.error is None and result.rejected == 0, result.error
 
 
@@ -888,5 +895,5 @@ def test_connect_accepts_a_device_token_that_begins_with_a_dash(laptops, live_ce
                  if t.startswith("-"))
     laptop = laptops("a")
     laptop.connect(live_central, token)
-    assert client.config_file(laptop.app).read_text(encoding="utf-8").count(repr(token)) == 1
+    assert config_file(laptop.app).read_text(encoding="utf-8").count(repr(token)) == 1
     assert pending(laptop.db) == []
