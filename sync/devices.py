@@ -42,6 +42,7 @@ from lapsync.text import age
 
 from .auth import admin_required, login_required
 from .db import connection, get_db, init_schema, now_ms
+from .decisions import log_decision
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 log = logging.getLogger(__name__)
@@ -168,10 +169,6 @@ def list_devices(conn: psycopg.Connection) -> list[dict]:
 def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: str,
                         device: dict, **details) -> None:
     """Log a device decision: the decision log, or the logger for the command line (no user)."""
-    from .review import (
-        log_decision,  # here: review imports push, which imports this module
-    )
-
     if user_id is None:  # a trust given is a warning; the rest is routine
         log.log(logging.WARNING if details.get("manage_users") else logging.INFO,
                 "command line: %s of device %r (id %s) %s", action, device["name"],
@@ -403,10 +400,6 @@ def manage_users(device_id: int):
 @admin_required
 def revoke(device_id: int):
     """Revoke a device's token: the first post asks to confirm, the second revokes."""
-    from .review import (
-        log_decision,  # here: review imports push, which imports this module
-    )
-
     conn = get_db()
     try:
         if request.form.get("confirm") != "yes":

@@ -8,12 +8,10 @@ runners and users in seq order, then all laps in one COPY, then voids.
 """
 from __future__ import annotations
 
-import collections
 import json
 from collections.abc import Callable
 
 import psycopg
-from psycopg.rows import tuple_row
 
 from lapsync.protocol import DATA_FIELDS, LAP_RUN, ProtocolError
 from lapsync.protocol import last_seq as end_seq
@@ -21,24 +19,13 @@ from lapsync.protocol import last_seq as end_seq
 from . import clock
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
+from .ledger import Deltas, apply_totals, apply_void, detect_clashes, upsert_runner
 
 # Arrays go as binary parameters (%b): psycopg dumps 10,000 ids in binary several
 # times faster than as text, which quotes each element (bench/bench_push.py).
 COPY_CHUNK = 4096                  # lap rows per COPY write (about 500 kB)
 LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
                "received_at", "clock_offset_ms")
-RUNNER_UPSERT = """
-INSERT INTO runner AS r (id, start_number, name, class, grade, hlc, origin, change_id)
-VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(origin)s,
-        nextval('change_id_seq'))
-ON CONFLICT (id) DO UPDATE SET
-    start_number = excluded.start_number, name = excluded.name, class = excluded.class,
-    grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
-    change_id = excluded.change_id
-WHERE (excluded.hlc, excluded.origin) > (r.hlc, r.origin)
-RETURNING id, merged_into
-"""
-
 USER_UPSERT = """
 INSERT INTO app_user AS u (id, name, password_hash, role, created_at, hlc, origin, change_id)
 VALUES (%(id)s, %(name)s, %(password_hash)s, %(role)s, %(created_at)s, %(hlc)s, %(origin)s,
@@ -49,97 +36,6 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE (excluded.hlc, excluded.origin) > (u.hlc, u.origin)
 RETURNING id
 """
-
-VOID_UPSERT = """
-INSERT INTO lap_void AS v (lap_id, voided, at, by, reason, hlc, origin, change_id)
-VALUES (%(lap_id)s, %(voided)s, %(at)s, %(by)s, %(reason)s, %(hlc)s, %(origin)s,
-        nextval('change_id_seq'))
-ON CONFLICT (lap_id) DO UPDATE SET
-    voided = excluded.voided, at = excluded.at, by = excluded.by, reason = excluded.reason,
-    hlc = excluded.hlc, origin = excluded.origin, change_id = excluded.change_id
-WHERE (excluded.hlc, excluded.origin) > (v.hlc, v.origin)
-RETURNING lap_id
-"""
-
-
-class Deltas:
-    """Changes to the lap totals of one batch: per runner and per (laptop, runner)."""
-
-    def __init__(self) -> None:
-        """Start with no changes."""
-        self.runner: collections.Counter = collections.Counter()
-        self.laptop: collections.Counter = collections.Counter()
-
-    def add(self, runner_id: str, laptop_id: str, n: int) -> None:
-        """Count n more (or fewer) laps of runner_id recorded on laptop_id."""
-        self.runner[runner_id] += n
-        self.laptop[(laptop_id, runner_id)] += n
-
-    def merge(self, other: Deltas) -> None:
-        """Add another batch part's changes to these."""
-        self.runner.update(other.runner)
-        self.laptop.update(other.laptop)
-
-    def add_laps(self, runner_ids: list[str], laptop_ids: list[str]) -> None:
-        """Count one more lap for each (runner, laptop) pair (Counter.update counts in C)."""
-        laptops = set(laptop_ids)
-        if len(laptops) != 1:
-            self.runner.update(runner_ids)
-            self.laptop.update(zip(laptop_ids, runner_ids))
-            return
-        # The usual batch: all laps of one laptop. Count runners once, not 50,000 pairs.
-        laptop, counts = laptops.pop(), collections.Counter(runner_ids)
-        self.runner.update(counts)
-        self.laptop.update({(laptop, runner): n for runner, n in counts.items()})
-
-
-TOTALS_UPDATE = """
-UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = nextval('change_id_seq')
-FROM unnest(%b::text[], %b::int[]) AS d(runner_id, n) WHERE t.runner_id = d.runner_id
-RETURNING t.runner_id
-"""
-TOTALS_INSERT = """
-INSERT INTO runner_total (runner_id, laps, change_id)
-SELECT r, n, nextval('change_id_seq') FROM unnest(%b::text[], %b::int[]) AS t(r, n)
-ON CONFLICT (runner_id) DO UPDATE SET laps = runner_total.laps + excluded.laps,
-    change_id = excluded.change_id
-"""
-LAPTOP_TOTALS_UPDATE = """
-UPDATE device_runner_laps AS t SET laps = t.laps + d.n
-FROM unnest(%b::text[], %b::text[], %b::int[]) AS d(laptop_id, runner_id, n)
-WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
-RETURNING t.laptop_id, t.runner_id
-"""
-LAPTOP_TOTALS_INSERT = """
-INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
-SELECT * FROM unnest(%b::text[], %b::text[], %b::int[])
-ON CONFLICT (laptop_id, runner_id) DO UPDATE SET laps = device_runner_laps.laps + excluded.laps
-"""
-
-
-def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
-    """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps.
-
-    UPDATE ... FROM the deltas first, then INSERT only the rows that were missing:
-    after the first batches of an event nearly every runner has its rows, and a
-    plain UPDATE is much cheaper than INSERT ... ON CONFLICT for each of them.
-    """
-    cursor = conn.cursor(row_factory=tuple_row)  # thousands of rows back: no dict for each
-    runners = {r: n for r, n in deltas.runner.items() if n}
-    if runners:
-        for (runner_id,) in cursor.execute(TOTALS_UPDATE, [list(runners), list(runners.values())]):
-            del runners[runner_id]
-        if runners:
-            conn.execute(TOTALS_INSERT, [list(runners), list(runners.values())])
-    laptops = {k: n for k, n in deltas.laptop.items() if n}
-    if laptops:
-        for key in cursor.execute(LAPTOP_TOTALS_UPDATE, [[k[0] for k in laptops],
-                                                         [k[1] for k in laptops],
-                                                         list(laptops.values())]):
-            del laptops[key]
-        if laptops:
-            conn.execute(LAPTOP_TOTALS_INSERT, [[k[0] for k in laptops], [k[1] for k in laptops],
-                                                list(laptops.values())])
 
 
 def copy_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
@@ -239,56 +135,6 @@ def redirect_merged(conn: psycopg.Connection, laps: dict[str, list]) -> None:
         laps["runner_id"] = [survivors.get(r, r) for r in laps["runner_id"]]
 
 
-def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> None:
-    """Apply a void or restore if it is the latest by (hlc, origin); adjust totals."""
-    before = conn.execute("SELECT voided FROM lap_void WHERE lap_id = %(lap_id)s",
-                          void).fetchone()
-    if conn.execute(VOID_UPSERT, void).fetchone() is None:
-        return  # an older or the same change: the stored state stays
-    was_voided = bool(before and before["voided"])
-    if was_voided == void["voided"]:
-        return
-    lap = conn.execute("SELECT runner_id, device_id FROM lap WHERE id = %s",
-                       [void["lap_id"]]).fetchone()
-    if lap is not None:  # no lap yet: the void waits in lap_void and applies on arrival
-        deltas.add(lap["runner_id"], lap["device_id"], -1 if void["voided"] else 1)
-
-
-def record_clash(conn: psycopg.Connection, kind: str, value: str, one: str, other: str,
-                 now: int) -> None:
-    """Record (or reopen) a clash between two runner ids."""
-    a, b = sorted((one, other))
-    conn.execute("INSERT INTO clash (kind, value, runner_a, runner_b, detected_at) "
-                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (kind, value, runner_a, runner_b) "
-                 "DO UPDATE SET resolved_at = NULL, detected_at = excluded.detected_at "
-                 "WHERE clash.resolved_at IS NOT NULL", [kind, value, a, b, now])
-
-
-def clash_value(kind: str, runner: dict) -> str:
-    """Return the value two runners share in a clash of this kind."""
-    if kind == "start_number":
-        return str(runner["start_number"])
-    return f"{runner['name'].lower()} / {runner['class'].lower()}"
-
-
-def detect_clashes(conn: psycopg.Connection, runner: dict, now: int) -> None:
-    """Record clashes of a changed runner; resolve its clashes that no longer hold."""
-    others = conn.execute(
-        "SELECT id, start_number, name, class FROM runner WHERE id <> %(id)s "
-        "AND merged_into IS NULL AND (start_number = %(start_number)s "
-        "OR (lower(name) = lower(%(name)s) AND lower(class) = lower(%(class)s)))",
-        runner).fetchall()
-    for other in others:
-        for kind in ("start_number", "name"):
-            if clash_value(kind, other) == clash_value(kind, runner):
-                record_clash(conn, kind, clash_value(kind, runner), runner["id"], other["id"], now)
-    current = {(kind, clash_value(kind, runner)) for kind in ("start_number", "name")}
-    for clash in conn.execute("SELECT id, kind, value FROM clash WHERE resolved_at IS NULL "
-                              "AND %(id)s IN (runner_a, runner_b)", runner).fetchall():
-        if (clash["kind"], clash["value"]) not in current:
-            conn.execute("UPDATE clash SET resolved_at = %s WHERE id = %s", [now, clash["id"]])
-
-
 def reject(conn: psycopg.Connection, laptop_id: str, change: dict, error: str, message: str,
            now: int) -> dict:
     """Keep a change refused for good for the admin; return its entry for the answer."""
@@ -356,7 +202,7 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
     laptop_id, rejected, deltas = device["laptop_id"], [], Deltas()
     for change in changes:
         if change["entity"] == "runner":
-            row = conn.execute(RUNNER_UPSERT, change["data"]).fetchone()
+            row = upsert_runner(conn, change["data"], newer_only=True)
             if row is not None and row["merged_into"] is None:  # a merged runner clashes no more
                 detect_clashes(conn, change["data"], now)
         elif change["entity"] == "user":

@@ -1,22 +1,9 @@
 """Review queue: suspected double counts and runner clashes, decided by the admin and logged.
 
-Double counts: two laps of one runner that count and lie closer together than the
-event's minimum lap time. Their times are compared as *corrected device times*,
-device_time + clock_offset_ms (the laptop's clock offset estimated at the push
-that delivered the lap), not as receipt times: a laptop that was offline for an
-hour delivers all its laps in one push with one receipt time, so receipt times
-would pair every lap of that hour. Corrected device times put the laps of all
-laptops on central's clock, to within the offset estimate (about a network round
-trip plus the time a batch takes to build). The queue is one window over all laps
-that count (about 1 s for 1M laps: an admin page, not on any lap's path).
-
-Every decision runs in one write transaction that first checks the version the
-admin was shown (a lap's void change id, a runner's change id) and refuses with
-409 when the record changed meanwhile. Each decision is a change the laptops pull:
-a void is a lap_void register written with central's hlc and origin (laptops apply
-it by last-writer-wins), a renumber a runner change, a merge a runner change that
-carries "merged_into" (lapsync/protocol.py). Lap totals change through the same
-code the push uses (sync/push.py: apply_void, Deltas, apply_totals).
+Laps pair by corrected device time (device_time + clock_offset_ms), not receipt
+time: a laptop back online delivers an hour of laps with one receipt time. Each
+decision checks the version the admin was shown (409 if it changed) and becomes a
+change the laptops pull; totals change through the ledger (sync/ledger.py).
 """
 from __future__ import annotations
 
@@ -35,7 +22,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from psycopg.types.json import Jsonb
 
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_START_NUMBER, is_id
@@ -44,13 +30,13 @@ from lapsync.text import whole_number
 from . import clock
 from .auth import admin_required, login_required
 from .db import get_db, now_ms, write_transaction
-from .push import Deltas, apply_totals, apply_void, detect_clashes
+from .decisions import decisions, log_decision
+from .ledger import Deltas, apply_totals, apply_void, detect_clashes
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
 DEFAULT_MIN_LAP_SECONDS = 60   # the laptops' default (lapsync MIN_LAP_SECONDS)
 MAX_PAIRS = 200
-MAX_DECISIONS = 100
 VOID_REASON = "double count (central review)"
 
 # Each runner's counting laps in corrected-time order; a lap and the one before it
@@ -103,14 +89,6 @@ WHERE c.resolved_at IS NULL AND c.dismissed_at IS NULL
 ORDER BY c.detected_at, c.id
 """
 
-DECISIONS_SQL = """
-SELECT d.id, d.at, d.action, d.subject_ids, d.details, u.name AS user_name
-FROM decision d LEFT JOIN app_user u ON u.id = d.user_id
-ORDER BY d.id DESC
-LIMIT %s
-"""
-
-
 # ---- reading the queue --------------------------------------------------------------
 
 def min_lap_ms(conn: psycopg.Connection) -> int:
@@ -140,43 +118,6 @@ def open_clashes(conn: psycopg.Connection) -> list[dict]:
     clashes = conn.execute(CLASHES_SQL).fetchall()
     runners = runners_by_id(conn, [r for c in clashes for r in (c["runner_a"], c["runner_b"])])
     return [{**c, "a": runners[c["runner_a"]], "b": runners[c["runner_b"]]} for c in clashes]
-
-
-def decisions(conn: psycopg.Connection, limit: int = MAX_DECISIONS) -> list[dict]:
-    """Return the latest decisions, newest first, with the user's name and a sentence."""
-    return [{**row, "text": describe(row["action"], row["details"])}
-            for row in conn.execute(DECISIONS_SQL, [limit])]
-
-
-def describe(action: str, d: dict) -> str:
-    """Say in one sentence what a decision did."""
-    if action == "void_lap":
-        return _("Voided a lap of %(runner)s recorded on %(device)s as a double count.",
-                 runner=d.get("runner"), device=d.get("device"))
-    if action == "keep_laps":
-        return _("Kept two close laps of %(runner)s: not a double count.", runner=d.get("runner"))
-    if action == "renumber":
-        return _("Gave %(name)s start number %(to)s (was %(from)s).", name=d.get("name"),
-                 to=d.get("to"), **{"from": d.get("from")})
-    if action == "merge":
-        return _("Merged %(merged)s into %(survivor)s: %(laps)s laps moved.",
-                 merged=d.get("merged"), survivor=d.get("survivor"), laps=d.get("laps_moved"))
-    if action == "keep_runners":
-        return _("Kept both runners of the clash on %(value)s.", value=d.get("value"))
-    if action == "register_device" and d.get("manage_users"):
-        return _("Registered device %(name)s, trusted to manage users.", name=d.get("name"))
-    if action == "register_device":
-        return _("Registered device %(name)s.", name=d.get("name"))
-    if action == "device_manage_users" and d.get("manage_users"):
-        return _("Let device %(name)s manage users (admins too).", name=d.get("name"))
-    if action == "device_manage_users":
-        return _("Device %(name)s may no longer manage users.", name=d.get("name"))
-    if action == "revoke_device":
-        return _("Revoked the token of device %(name)s.", name=d.get("name"))
-    if action == "settings":
-        changes = ", ".join(f"{key} = {value.get('to')}" for key, value in sorted(d.items()))
-        return _("Changed the event settings: %(changes)s.", changes=changes)
-    return action
 
 
 def runner_label(conn: psycopg.Connection, runner_id: str) -> str:
@@ -222,14 +163,6 @@ def runner_state(conn: psycopg.Connection, runner_id: Any, version: Any) -> dict
         raise InputError("merged_runner", _("%(name)s was merged into another runner already.",
                                             name=row["name"]), 409)
     return row
-
-
-def log_decision(conn: psycopg.Connection, user_id: str, action: str, subjects: list[str],
-                 details: dict) -> int:
-    """Record who decided what on which records (caller's transaction); return its id."""
-    return conn.execute("INSERT INTO decision (at, user_id, action, subject_ids, details) "
-                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                        [now_ms(), user_id, action, subjects, Jsonb(details)]).fetchone()["id"]
 
 
 def central_stamp(conn: psycopg.Connection) -> dict:

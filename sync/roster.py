@@ -3,7 +3,7 @@
 Same rules as the laptop: the school office CSV goes through lapsync/roster_csv.py and
 every runner through lapsync/runners.validate_runner. Every runner written here gets
 central's hlc and origin and a new change id, so every laptop pulls it; clashes are
-recorded with the function the push uses (sync/push.py, detect_clashes).
+recorded with the function the push uses (sync/ledger.py, detect_clashes).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
 from . import clock
 from .auth import admin_required, login_required
 from .db import get_db, now_ms, write_transaction
-from .push import detect_clashes
+from .ledger import detect_clashes, upsert_runner
 from .settings import get_settings
 
 bp = Blueprint("roster", __name__, url_prefix="/runners")
@@ -45,15 +45,6 @@ WHERE merged_into IS NULL AND (%(q)s = '' OR start_number = %(n)s OR strpos(lowe
   AND (%(c)s = '' OR class = %(c)s)
 ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class,
          lower(name), start_number
-"""
-UPSERT = """
-INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, change_id)
-VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(origin)s,
-        nextval('change_id_seq'))
-ON CONFLICT (id) DO UPDATE SET
-    start_number = excluded.start_number, name = excluded.name, class = excluded.class,
-    grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
-    change_id = excluded.change_id
 """
 INSERT_MANY = """
 INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, change_id)
@@ -104,7 +95,7 @@ def _number_taken(conn: psycopg.Connection, start_number: int, except_id: str | 
 def _store(conn: psycopg.Connection, runner: dict) -> None:
     """Insert or overwrite a runner with a new hlc, central's origin and a change id."""
     runner.update(hlc=clock.tick(conn), origin=clock.node_id(conn))
-    conn.execute(UPSERT, runner)
+    upsert_runner(conn, runner, newer_only=False)
     detect_clashes(conn, runner, now_ms())
 
 

@@ -31,7 +31,7 @@ from lapsync.protocol import SETTINGS, validate_setting
 
 from .auth import admin_required, login_required
 from .db import connection, get_db, write_transaction
-from .review import log_decision
+from .decisions import log_decision
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 # What the form says when a field is refused (validate_setting's text names the key).
@@ -60,7 +60,7 @@ def save_settings(conn: psycopg.Connection, values: dict, user_id: str | None = 
     """Validate all values, then store the changed ones in one transaction; return them.
 
     Unchanged values keep their change id (laptops have them already). With a
-    user id the change is logged as a decision (sync/review.py).
+    user id the change is logged as a decision (sync/decisions.py).
     """
     cleaned = {key: validate_setting(key, value) for key, value in values.items()}
     with write_transaction(conn):

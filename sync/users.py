@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from lapsync.errors import InputError
+from lapsync.ids import new_id
 from lapsync.laptop.auth import hash_password, validate_user
 
 from . import clock
@@ -15,8 +16,6 @@ from .db import connection, now_ms, write_transaction
 
 def create_user(conn: psycopg.Connection, name: str, role: str, password: str) -> str:
     """Create a user at central (argon2 hash, as on the laptops); return its id."""
-    from lapsync.ids import new_id
-
     name, role, password = validate_user(name, role, password)
     password_hash = hash_password(password)  # slow: outside the write lock
     with write_transaction(conn):

@@ -1,0 +1,62 @@
+"""The decision log: who decided what at central, newest first, in one sentence each."""
+from __future__ import annotations
+
+import psycopg
+from flask_babel import gettext as _
+from psycopg.types.json import Jsonb
+
+from .db import now_ms
+
+MAX_DECISIONS = 100
+
+DECISIONS_SQL = """
+SELECT d.id, d.at, d.action, d.subject_ids, d.details, u.name AS user_name
+FROM decision d LEFT JOIN app_user u ON u.id = d.user_id
+ORDER BY d.id DESC
+LIMIT %s
+"""
+
+
+def log_decision(conn: psycopg.Connection, user_id: str, action: str, subjects: list[str],
+                 details: dict) -> int:
+    """Record who decided what on which records (caller's transaction); return its id."""
+    return conn.execute("INSERT INTO decision (at, user_id, action, subject_ids, details) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                        [now_ms(), user_id, action, subjects, Jsonb(details)]).fetchone()["id"]
+
+
+def decisions(conn: psycopg.Connection, limit: int = MAX_DECISIONS) -> list[dict]:
+    """Return the latest decisions, newest first, with the user's name and a sentence."""
+    return [{**row, "text": describe(row["action"], row["details"])}
+            for row in conn.execute(DECISIONS_SQL, [limit])]
+
+
+def describe(action: str, d: dict) -> str:
+    """Say in one sentence what a decision did."""
+    if action == "void_lap":
+        return _("Voided a lap of %(runner)s recorded on %(device)s as a double count.",
+                 runner=d.get("runner"), device=d.get("device"))
+    if action == "keep_laps":
+        return _("Kept two close laps of %(runner)s: not a double count.", runner=d.get("runner"))
+    if action == "renumber":
+        return _("Gave %(name)s start number %(to)s (was %(from)s).", name=d.get("name"),
+                 to=d.get("to"), **{"from": d.get("from")})
+    if action == "merge":
+        return _("Merged %(merged)s into %(survivor)s: %(laps)s laps moved.",
+                 merged=d.get("merged"), survivor=d.get("survivor"), laps=d.get("laps_moved"))
+    if action == "keep_runners":
+        return _("Kept both runners of the clash on %(value)s.", value=d.get("value"))
+    if action == "register_device" and d.get("manage_users"):
+        return _("Registered device %(name)s, trusted to manage users.", name=d.get("name"))
+    if action == "register_device":
+        return _("Registered device %(name)s.", name=d.get("name"))
+    if action == "device_manage_users" and d.get("manage_users"):
+        return _("Let device %(name)s manage users (admins too).", name=d.get("name"))
+    if action == "device_manage_users":
+        return _("Device %(name)s may no longer manage users.", name=d.get("name"))
+    if action == "revoke_device":
+        return _("Revoked the token of device %(name)s.", name=d.get("name"))
+    if action == "settings":
+        changes = ", ".join(f"{key} = {value.get('to')}" for key, value in sorted(d.items()))
+        return _("Changed the event settings: %(changes)s.", changes=changes)
+    return action
