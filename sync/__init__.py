@@ -170,16 +170,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     auth.init_app(app)
     standings.init_app(app)
-    from . import charts, live  # issue 4: live view, charts
+    from . import charts, live
     live.init_app(app)
     charts.init_app(app)
     devices.init_app(app)
     users.init_app(app)
     settings.init_app(app)
     api.init_app(app)
-    from . import review  # issue 4: review queue and decision log
+    from . import review
     review.init_app(app)
-    from . import results, roster  # issue 4: roster management, results out
+    from . import results, roster
     roster.init_app(app)
     results.init_app(app)
     from . import health  # ops: load balancer and monitoring check
