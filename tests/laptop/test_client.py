@@ -19,7 +19,7 @@ from lapsync.laptop.client import batch as client_batch
 from lapsync.laptop.client import push as client_push
 from lapsync.laptop.client.batch import build_batch
 from lapsync.laptop.client.connect import config_file
-from lapsync.laptop.client.pull import check_hlc, min_lap_seconds, other_laps
+from lapsync.laptop.client.pull import min_lap_seconds, other_laps
 from lapsync.laptop.client.push import recall_encodings
 from lapsync.laptop.client.state import (
     BACKOFF_BASE_MS,
@@ -1003,7 +1003,7 @@ def test_a_refused_gzip_push_is_sent_as_plain_json_next_time(db, central):
 def test_a_pulled_hlc_is_ascii_digits_only(value, ok):
     """The pull checks stamps as central does: a stamp that outranks every real one is refused."""
     if ok:
-        assert check_hlc(value) == value
+        assert protocol.pulled_hlc(value) == value
     else:
         with pytest.raises(ValueError):
-            check_hlc(value)
+            protocol.pulled_hlc(value)

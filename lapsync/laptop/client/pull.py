@@ -8,35 +8,30 @@ from typing import Any
 import sqlite_utils
 
 from lapsync import protocol
+from lapsync.protocol import (
+    MAX_CLASS,
+    MAX_PASSWORD_HASH,
+    MAX_RUNNER_NAME,
+    MAX_USER_NAME,
+    pulled_hlc,
+    pulled_id,
+    pulled_integer,
+    pulled_text,
+)
 
 from .. import clock
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
-from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
+from .transport import (
+    PROTOCOL,
+    REFUSED,
+    Central,
+    SyncError,
+    SyncResult,
+    as_seq,
+    decoded,
+)
 
 MAX_PAGES_PER_RUN = 10_000      # a run always ends
-
-
-def check_hlc(value: Any) -> str:
-    """Return a valid hlc string or raise ValueError."""
-    if not isinstance(value, str) or not protocol.HLC_PATTERN.fullmatch(value):
-        raise ValueError(f"invalid hlc {value!r}")
-    return value
-
-
-def text(data: dict, key: str, limit: int = 200) -> str:
-    """Return a required, non-empty string field or raise ValueError."""
-    value = data[key]
-    if not isinstance(value, str) or not 1 <= len(value) <= limit:
-        raise ValueError(f"invalid {key}")
-    return value
-
-
-def integer(data: dict, key: str) -> int:
-    """Return a required integer field or raise ValueError."""
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"invalid {key}")
-    return value
 
 
 def local_origin(db: sqlite_utils.Database, entity: str, entity_id: str,
@@ -56,11 +51,12 @@ def remember_origin(db: sqlite_utils.Database, entity: str, entity_id: str, stam
 
 def apply_runner(db: sqlite_utils.Database, data: dict, me: str) -> None:
     """Upsert a pulled runner if its (hlc, origin) beats the local one; apply a merge."""
-    runner = {"id": text(data, "id", 64), "start_number": integer(data, "start_number"),
-              "name": text(data, "name", 100), "class": text(data, "class", 20),
-              "grade": integer(data, "grade"), "hlc": check_hlc(data["hlc"]),
-              "origin": text(data, "origin", 64)}
-    merged_into = text(data, "merged_into", 64) if data.get("merged_into") is not None else None
+    runner = {"id": pulled_id(data, "id"), "start_number": pulled_integer(data, "start_number"),
+              "name": pulled_text(data, "name", MAX_RUNNER_NAME),
+              "class": pulled_text(data, "class", MAX_CLASS),
+              "grade": pulled_integer(data, "grade"), "hlc": pulled_hlc(data["hlc"]),
+              "origin": pulled_id(data, "origin")}
+    merged_into = pulled_id(data, "merged_into") if data.get("merged_into") is not None else None
     if merged_into == runner["id"]:
         raise ValueError("runner merged into itself")
     clock.observe(db, runner["hlc"])
@@ -89,10 +85,10 @@ def relink_merged(db: sqlite_utils.Database, runner_id: str) -> None:
 
 def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
     """Upsert a pulled user (with password hash, for offline login) by LWW."""
-    user = {"id": text(data, "id", 64), "name": text(data, "name", 50),
-            "password_hash": text(data, "password_hash", 500), "role": text(data, "role", 20),
-            "created_at": integer(data, "created_at"), "hlc": check_hlc(data["hlc"])}
-    origin = text(data, "origin", 64)
+    user = {"id": pulled_id(data, "id"), "name": pulled_text(data, "name", MAX_USER_NAME),
+            "password_hash": pulled_text(data, "password_hash", MAX_PASSWORD_HASH),
+            "role": pulled_text(data, "role", 20), "created_at": pulled_integer(data, "created_at"), "hlc": pulled_hlc(data["hlc"])}
+    origin = pulled_id(data, "origin")
     clock.observe(db, user["hlc"])
     row = db.execute("SELECT hlc FROM user WHERE id = ?", [user["id"]]).fetchone()
     if row and (user["hlc"], origin) <= (row[0], local_origin(db, "user", user["id"], row[0], me)):
@@ -107,7 +103,8 @@ def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
 
 def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
     """Void or restore a local lap if the pulled decision is newer (LWW)."""
-    lap_id, stamp, origin = text(data, "lap_id", 64), check_hlc(data["hlc"]), text(data, "origin", 64)
+    lap_id, stamp = pulled_id(data, "lap_id"), pulled_hlc(data["hlc"])
+    origin = pulled_id(data, "origin")
     if not isinstance(data["voided"], bool):
         raise ValueError("invalid voided")
     clock.observe(db, stamp)
@@ -120,7 +117,7 @@ def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
     if data["voided"]:
         by = data.get("by")
         known = isinstance(by, str) and db.execute("SELECT 1 FROM user WHERE id = ?", [by]).fetchone()
-        values = [integer(data, "at"), by if known else None,
+        values = [pulled_integer(data, "at"), by if known else None,
                   str(data.get("reason") or "voided centrally")[:200]]
     db.execute("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, void_hlc = ? "
                "WHERE id = ?", [*values, stamp, lap_id])
@@ -129,17 +126,17 @@ def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
 
 def apply_setting(db: sqlite_utils.Database, data: dict, me: str) -> None:
     """Store a pulled event setting in meta as `setting:<key>` (JSON value)."""
-    set_meta(db, f"setting:{text(data, 'key', 100)}", json.dumps(data["value"]))
+    set_meta(db, f"setting:{pulled_text(data, 'key', 100)}", json.dumps(data["value"]))
 
 
 def apply_total(db: sqlite_utils.Database, data: dict, me: str) -> None:
     """Store how many laps of a runner other devices recorded."""
-    laps = integer(data, "other_laps")
+    laps = pulled_integer(data, "other_laps")
     if laps < 0:
         raise ValueError("invalid other_laps")
     db.execute("INSERT INTO runner_other_laps (runner_id, laps) VALUES (?, ?) "
                "ON CONFLICT (runner_id) DO UPDATE SET laps = excluded.laps",
-               [text(data, "runner_id", 64), laps])
+               [pulled_id(data, "runner_id"), laps])
 
 
 APPLY = {"runner": apply_runner, "user": apply_user, "lap_void": apply_void,
@@ -176,14 +173,7 @@ def store_rejected_pull(db: sqlite_utils.Database, change: Any, exc: Exception) 
 
 def check_page(page: dict, cursor: int) -> tuple[list, int, bool]:
     """Return (changes, next_cursor, more) of a pull answer or raise a protocol SyncError."""
-    if page.get("protocol") != protocol.PROTOCOL_VERSION:
-        raise SyncError(PROTOCOL, f"central speaks protocol {page.get('protocol')!r}, "
-                        f"this laptop {protocol.PROTOCOL_VERSION}")
-    changes, more = page.get("changes"), page.get("more")
-    next_cursor = as_seq(page.get("next_cursor"), "next_cursor")
-    if not isinstance(changes, list) or not isinstance(more, bool) or next_cursor < cursor:
-        raise SyncError(PROTOCOL, "central's pull answer is malformed")
-    return changes, next_cursor, more
+    return decoded(protocol.check_pull_page, page, cursor)
 
 
 def apply_page(db: sqlite_utils.Database, changes: list, next_cursor: int, result: SyncResult) -> None:

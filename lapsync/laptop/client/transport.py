@@ -5,13 +5,15 @@ import hashlib
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import requests
 
 from lapsync import protocol
 
+T = TypeVar("T")
 TRANSIENT, AUTH, REFUSED, PROTOCOL = "transient", "auth", "refused", "protocol"
 # A push goes gzip-compressed when the link to central carried less than this on the
 # last large push (bytes/s: the push's size over its round trip less central's own
@@ -168,8 +170,14 @@ def central_from_config(config: Mapping[str, Any]) -> Central | None:
 
 
 
+def decoded(check: Callable[..., T], *args: Any) -> T:
+    """Run a protocol check of central's answer; its ProtocolError becomes a protocol SyncError."""
+    try:
+        return check(*args)
+    except protocol.ProtocolError as exc:
+        raise SyncError(PROTOCOL, exc.message) from None
+
+
 def as_seq(value: Any, name: str) -> int:
     """Return a seq number from central's answer or raise a protocol SyncError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SyncError(PROTOCOL, f"central's answer has no valid {name}: {value!r}")
-    return value
+    return decoded(protocol.answer_seq, value, name)
