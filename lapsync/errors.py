@@ -1,14 +1,27 @@
-"""One shape for every error: JSON `{"error", "message"}` or an HTML page.
+"""One shape for every error: JSON `{"error", "message"}` or an HTML page, in both apps.
 
 The code is API and stays English; the message is for people and follows the
-browser's language (flask_babel; English outside a request).
+browser's language (flask_babel; English outside a request). Both apps register
+these handlers with init_app; central adds its database handlers (sync/__init__.py).
 """
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, render_template, request
+from dataclasses import dataclass
+
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from lapsync.web import too_large_message
 
 
 class InputError(Exception):
@@ -19,8 +32,24 @@ class InputError(Exception):
         self.code, self.message, self.status, self.extra = code, message, status, extra
 
 
+@dataclass(frozen=True)
+class ErrorRules:
+    """An app's error settings: paths that always answer JSON, a 401 challenge, message style."""
+
+    json_paths: tuple[str, ...] = ()
+    challenge: str | None = None
+    translate_stock: bool = True
+
+
+def rules() -> ErrorRules:
+    """Return the current app's error settings (the defaults before init_app)."""
+    return current_app.extensions.get("lapsync.errors", ErrorRules())
+
+
 def wants_json() -> bool:
-    """Tell whether the client asked for JSON rather than a page."""
+    """Tell whether the client asked for JSON rather than a page (or the path is JSON-only)."""
+    if request.path.startswith(rules().json_paths):  # () matches nothing
+        return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" or request.is_json
 
@@ -33,10 +62,18 @@ def error_response(code: str, message: str, status: int, **extra) -> tuple[Respo
     return render_template("error.html", code=code, message=message, status=status), status
 
 
+def handled_error(code: str, message: str, status: int, **extra) -> Response:
+    """Answer an error from an error handler: as error_response, with the app's 401 challenge."""
+    response = make_response(error_response(code, message, status, **extra))
+    if status == 401 and rules().challenge:
+        response.headers["WWW-Authenticate"] = rules().challenge
+    return response
+
+
 def http_message(exc: HTTPException) -> str:
     """Return the message for an HTTP error: werkzeug's stock text in the page's language."""
-    if exc.description != type(exc).description:  # given by our code, translated there
-        return exc.description or exc.name
+    if exc.description != type(exc).description or not rules().translate_stock:
+        return exc.description or exc.name  # given by our code, translated there
     stock = {
         400: _("The request was not understood."),
         401: _("Please log in first."),
@@ -49,19 +86,38 @@ def http_message(exc: HTTPException) -> str:
     return stock.get(exc.code, exc.description or exc.name)
 
 
-def init_app(app: Flask) -> None:
-    """Register the error handlers."""
+def init_app(app: Flask, json_paths: tuple[str, ...] = (), challenge: str | None = None,
+             translate_stock: bool = True) -> None:
+    """Register the error handlers of both apps.
+
+    json_paths: path prefixes whose errors are always JSON (central's API);
+    challenge: the WWW-Authenticate header of a 401 from a handler;
+    translate_stock: False keeps werkzeug's own English text for stock HTTP errors.
+    """
+    app.extensions["lapsync.errors"] = ErrorRules(tuple(json_paths), challenge, translate_stock)
 
     @app.errorhandler(InputError)
-    def handle_input_error(exc: InputError):
-        return error_response(exc.code, exc.message, exc.status, **exc.extra)
+    def input_error(exc: InputError) -> Response:
+        """Bad input: its 4xx and code."""
+        return handled_error(exc.code, exc.message, exc.status, **exc.extra)
 
     @app.errorhandler(CSRFError)
-    def handle_csrf_error(exc: CSRFError):
-        return error_response("csrf", _("The form expired or lacks its security token. "
-                                        "Reload the page and try again."), 400)
+    def csrf_error(exc: CSRFError) -> Response:
+        """A form without its token (central's API uses device tokens instead)."""
+        return handled_error("csrf", _("The form expired or lacks its security token. "
+                                       "Reload the page and try again."), 400)
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> Response:
+        """404, 405 and the rest from werkzeug or abort(): the same shape, 405 with Allow."""
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(code, http_message(exc), exc.code or 500)
+        response = handled_error(code, http_message(exc), exc.code or 500)
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        """A body above MAX_CONTENT_LENGTH: 413 naming the limit, nothing read or written."""
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return handled_error("too_large", too_large_message(limit), 413, max_bytes=limit)

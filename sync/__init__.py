@@ -12,28 +12,17 @@ import os
 from pathlib import Path
 
 import psycopg
-from flask import (
-    Flask,
-    Response,
-    jsonify,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Flask, Response, redirect, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 from psycopg_pool import PoolTimeout
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lapsync import i18n
-from lapsync.errors import InputError, wants_json
+from lapsync import errors, i18n, web
 from lapsync.protocol import MAX_BATCH_BYTES
 from lapsync.roster_csv import MAX_BYTES as MAX_ROSTER_BYTES
-from lapsync.web import load_secret_key, too_large_message
+from lapsync.web import load_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -43,55 +32,21 @@ NAV = [("standings.index", _l("Standings")), ("live.index", _l("Live")),
        ("review.index", _l("Review")), ("roster.index", _l("Runners")),
        ("results.index", _l("Results")), ("charts.index", _l("Charts")),
        ("devices.index", _l("Devices")), ("settings.index", _l("Settings"))]
-
-
-def error(code: str, message: str, status: int, **extra) -> Response:
-    """Answer an error: JSON {"error", "message"} for the API and JSON clients, else a page."""
-    if request.path.startswith(("/api/", "/healthz")) or wants_json():
-        response = jsonify(error=code, message=message, **extra)
-    else:
-        response = make_response(render_template("error.html", code=code, message=message,
-                                                 status=status))
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="lapsync"'
-    return response
+FAILED = "Central failed unexpectedly; retry later."
 
 
 def nul_refused() -> Response:
     """Answer 400: text with a NUL character, which PostgreSQL text cannot hold."""
-    return error("invalid_text", _("The request contains a NUL character, which no text "
-                                   "here may hold."), 400)
+    return errors.handled_error("invalid_text", _("The request contains a NUL character, "
+                                                  "which no text here may hold."), 400)
 
 
 def register_errors(app: Flask) -> None:
     """Answer every error alike: bad input 4xx, database trouble 503, never a bare 500 page."""
-
-    @app.errorhandler(InputError)
-    def input_error(exc: InputError) -> Response:
-        """Bad input: its 4xx and code."""
-        return error(exc.code, exc.message, exc.status, **exc.extra)
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError) -> Response:
-        """A form without its token (admin pages; the API uses device tokens)."""
-        return error("csrf", _("The form expired or lacks its security token. "
-                               "Reload the page and try again."), 400)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        """404, 405, 413 from werkzeug: the same JSON shape."""
-        response = error((exc.name or "error").lower().replace(" ", "_"),
-                         exc.description or exc.name, exc.code or 500)
-        if getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge) -> Response:
-        """A body above MAX_CONTENT_LENGTH: 413 naming the limit, nothing read or written."""
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        return error("too_large", too_large_message(limit), 413, max_bytes=limit)
+    # The shared handlers; the API and /healthz answer JSON whatever the client accepts,
+    # a 401 there names the Bearer scheme, and stock HTTP errors keep werkzeug's text.
+    errors.init_app(app, json_paths=("/api/", "/healthz"), challenge='Bearer realm="lapsync"',
+                    translate_stock=False)
 
     @app.errorhandler(psycopg.DataError)
     def data_error(exc: psycopg.DataError) -> Response:
@@ -104,15 +59,15 @@ def register_errors(app: Flask) -> None:
         if "NUL" in str(exc):
             return nul_refused()
         log.exception("unexpected data error")
-        return error("internal_error", "Central failed unexpectedly; retry later.", 500)
+        return errors.handled_error("internal_error", FAILED, 500)
 
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)
     def database_unavailable(exc: Exception) -> Response:
         """The database is down or busy: 503, so laptops retry."""
         log.warning("database unavailable: %s", exc)
-        response = error("unavailable", "Central's database is busy or unreachable; "
-                         "retry shortly.", 503)
+        response = errors.handled_error("unavailable", "Central's database is busy or "
+                                        "unreachable; retry shortly.", 503)
         response.headers["Retry-After"] = "5"
         return response
 
@@ -120,7 +75,7 @@ def register_errors(app: Flask) -> None:
     def internal_error(exc: Exception) -> Response:
         """A bug: logged, answered as JSON."""
         log.exception("unexpected error")
-        return error("internal_error", "Central failed unexpectedly; retry later.", 500)
+        return errors.handled_error("internal_error", FAILED, 500)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -162,6 +117,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     csrf.init_app(app)
     i18n.init_app(app)
+    web.init_app(app)
     if int(app.config["TRUSTED_PROXIES"]):
         proxies = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)

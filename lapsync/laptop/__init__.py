@@ -5,9 +5,9 @@ import os
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from lapsync.web import load_secret_key, too_large_message
+from lapsync import errors, i18n, web
+from lapsync.web import load_secret_key
 
 csrf = CSRFProtect()
 
@@ -45,22 +45,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     csrf.init_app(app)
 
-    from lapsync import errors, i18n
-
     from . import auth, db, laps, runners, sessions
     sessions.init_app(app)
     i18n.init_app(app)
+    web.init_app(app)
     db.init_app(app)
     database = db.connect(app.config["DATABASE"])
     db.init_schema(database)
     database.close()
     errors.init_app(app)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(exc: RequestEntityTooLarge):
-        """Answer 413 naming the limit; nothing of the request was read or written."""
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        return errors.error_response("too_large", too_large_message(limit), 413, max_bytes=limit)
     auth.init_app(app)
     laps.init_app(app)
     runners.init_app(app)

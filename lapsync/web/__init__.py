@@ -5,7 +5,18 @@ import os
 import secrets
 from pathlib import Path
 
+from flask import Blueprint, Flask
 from flask_babel import gettext as _
+
+# Shared templates live under web/ (web/layout.html, web/login.html, ...) so that they
+# never shadow an app's own; each app's base.html extends web/layout.html.
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/web-static")
+
+
+def init_app(app: Flask) -> None:
+    """Register the shared templates and CSS (served under /web-static/)."""
+    app.register_blueprint(bp)
 
 
 def load_secret_key(instance_path: str) -> str:

@@ -168,7 +168,8 @@ def test_class_list_of_an_unknown_class_is_a_404(central_viewer, event):
 
 
 def test_print_css_breaks_pages_per_class_and_certificate(central_client):
-    css = central_client.get("/static/central.css").get_data(as_text=True)
+    css = "".join(central_client.get(sheet).get_data(as_text=True)  # the page links both
+                  for sheet in ("/web-static/lapsync.css", "/static/central.css"))
     assert ".class-block { break-before: page; }" in css
     assert "@page certificate { size: A4 portrait" in css
     assert ".certificate { page: certificate; height: 270mm; margin: 0; break-after: page; }" in css

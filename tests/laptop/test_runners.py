@@ -113,7 +113,7 @@ def test_number_search_is_exact_not_a_substring(teacher, db, runners):
 def test_page_is_printable_one_class_per_block(teacher, runners):
     html = teacher.get("/runners/").get_data(as_text=True)
     assert html.count('class="class-block"') == 2
-    css = teacher.get("/static/app.css").get_data(as_text=True)
+    css = teacher.get("/web-static/lapsync.css").get_data(as_text=True)
     assert re.search(r"@media print\s*{[^}]*}[^@]*\.class-block\s*{\s*break-before:\s*page", css)
 
 
