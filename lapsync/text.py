@@ -3,16 +3,26 @@ from __future__ import annotations
 
 from flask_babel import gettext, ngettext
 
+from lapsync.protocol import MAX_START_NUMBER
 
-def whole_number(value) -> int:
+
+def whole_number(value, max_digits: int = 9) -> int:
     """Return an int given as int or as ASCII digits; raise ValueError for anything else."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = "" if value is None else str(value).strip()
     # isdigit() alone lets through '١٢' and '²'; int() alone lets through '+1' and '1_0'.
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
         raise ValueError(text)
     return int(text)
+
+
+def check_start_number(value, max_digits: int = 9) -> int:
+    """Return a start number (1 to MAX_START_NUMBER) as whole_number reads it; else ValueError."""
+    number = whole_number(value, max_digits)
+    if not 1 <= number <= MAX_START_NUMBER:
+        raise ValueError(value)
+    return number
 
 
 def age(ms: int) -> str:

@@ -8,17 +8,17 @@ import psycopg
 from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
 from flask.cli import with_appcontext
 
-from lapsync.laptop.auth import (
-    CLOCK_SLACK_MS,
+from lapsync.authcore import (
     SESSION_MS,
     LoginLimits,
-    account_key,
     check_password,
     check_unknown_user,
+    claim_attempt,
+    forget_failures,
+    limited_login,
     login_view,
     role_label,
     role_required,
-    wait_ms,
 )
 
 from .db import WRITE_LOCK, connection, get_db, init_schema, now_ms
@@ -27,6 +27,12 @@ bp = Blueprint("auth", __name__)
 # Advisory lock around the check and the record of one login attempt: short, and
 # apart from the write lock, so logins never wait for a push.
 LOGIN_LOCK = WRITE_LOCK + 2
+RECENT_FAILURES = {
+    "account": "SELECT at FROM login_failure WHERE account = %s AND at > %s "
+               "ORDER BY at DESC LIMIT %s",
+    "address": "SELECT at FROM login_failure WHERE address = %s AND at > %s "
+               "ORDER BY at DESC LIMIT %s",
+}
 
 
 def start_session(conn: psycopg.Connection, name: str, password: str) -> str | None:
@@ -44,13 +50,34 @@ def start_session(conn: psycopg.Connection, name: str, password: str) -> str | N
     return session_id
 
 
-def _recent(conn: psycopg.Connection, column: str, value: str, since: int, limit: int) -> list[int]:
-    """Return the times of the failures of one account or address since `since`, newest first."""
-    query = {"account": "SELECT at FROM login_failure WHERE account = %s AND at > %s "
-                        "ORDER BY at DESC LIMIT %s",
-             "address": "SELECT at FROM login_failure WHERE address = %s AND at > %s "
-                        "ORDER BY at DESC LIMIT %s"}[column]
-    return [row["at"] for row in conn.execute(query, [value, since, max(limit, 1)])]
+class PostgresFailures:
+    """The failed logins in central's PostgreSQL: authcore's FailureStore."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        """Work on conn, inside the caller's transaction."""
+        self.conn = conn
+
+    def drop_failures(self, since: int, until: int) -> None:
+        """Delete the failures stamped at or before since, or after until."""
+        self.conn.execute("DELETE FROM login_failure WHERE at <= %s OR at > %s", [since, until])
+
+    def recent_failures(self, column: str, value: str, since: int, limit: int) -> list[int]:
+        """Return the times of up to limit failures after since by account or address, newest first."""
+        return [row["at"] for row in self.conn.execute(RECENT_FAILURES[column],
+                                                       [value, since, limit])]
+
+    def record_failure(self, account: str, address: str, at: int) -> int:
+        """Store a failure; return its id."""
+        return self.conn.execute("INSERT INTO login_failure (account, address, at) "
+                                 "VALUES (%s, %s, %s) RETURNING id",
+                                 [account, address, at]).fetchone()["id"]
+
+    def forget(self, account: str | None) -> int:
+        """Delete the failures of one account, or all; return how many."""
+        if account is None:
+            return self.conn.execute("DELETE FROM login_failure").rowcount
+        return self.conn.execute("DELETE FROM login_failure WHERE account = %s",
+                                 [account]).rowcount
 
 
 def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
@@ -59,29 +86,14 @@ def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimit
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOGIN_LOCK])
         now = now_ms() if now is None else now  # read under the lock: stamps stay in order
-        since = now - limits.window_ms
-        # Expired, or stamped well ahead of a clock that was set back since.
-        conn.execute("DELETE FROM login_failure WHERE at <= %s OR at > %s",
-                     [since, now + CLOCK_SLACK_MS])
-        wait = max(wait_ms(_recent(conn, "account", account_key(name), since, limits.per_account),
-                           limits.per_account, limits.window_ms, now),
-                   wait_ms(_recent(conn, "address", address, since, limits.per_address),
-                           limits.per_address, limits.window_ms, now))
-        if wait:
-            return None, wait
-        row = conn.execute("INSERT INTO login_failure (account, address, at) VALUES (%s, %s, %s) "
-                           "RETURNING id", [account_key(name), address, now]).fetchone()
-        return row["id"], 0
+        return claim_attempt(PostgresFailures(conn), name, address, limits, now)
 
 
 def claim_login_attempt(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
                         now: int | None = None) -> tuple[int | None, int]:
-    """Record a login attempt as failed until its password proves right, or refuse it.
-
-    Returns (attempt id, 0), or (None, ms to wait) while the name or the address has
-    used up its failures. The state is in PostgreSQL, so all workers count alike.
-    A database made before the table existed gets it here (init-db is idempotent).
-    """
+    """Record a login attempt as failed until its password proves right, or refuse it."""
+    # In PostgreSQL, so all workers count alike. A database made before the table
+    # existed gets it here (init-db is idempotent).
     try:
         return _claim(conn, name, address, limits, now)
     except psycopg.errors.UndefinedTable:
@@ -92,22 +104,15 @@ def claim_login_attempt(conn: psycopg.Connection, name: str, address: str, limit
 def forget_login_failures(conn: psycopg.Connection, name: str | None = None) -> int:
     """Delete the failed logins of one name (a success resets its count), or all; return how many."""
     with conn.transaction():
-        if name is None:
-            return conn.execute("DELETE FROM login_failure").rowcount
-        return conn.execute("DELETE FROM login_failure WHERE account = %s",
-                            [account_key(name)]).rowcount
+        return forget_failures(PostgresFailures(conn), name)
 
 
 def rate_limited_login(conn: psycopg.Connection, name: str, password: str, address: str,
                        limits: LoginLimits) -> tuple[str | None, int]:
     """Log in under the rate limit: (session id, 0), (None, 0) if wrong, (None, wait ms) if refused."""
-    attempt, wait = claim_login_attempt(conn, name, address, limits)
-    if attempt is None:
-        return None, wait
-    session_id = start_session(conn, name, password)
-    if session_id:
-        forget_login_failures(conn, name)
-    return session_id, 0
+    return limited_login(lambda: claim_login_attempt(conn, name, address, limits),
+                         lambda: start_session(conn, name, password),
+                         lambda: forget_login_failures(conn, name))
 
 
 def session_user(conn: psycopg.Connection, session_id: str | None) -> dict | None:
@@ -132,7 +137,7 @@ def load_logged_in_user() -> None:
         g.user = session_user(get_db(), session["sid"])
 
 
-# The laptop's decorator serves central too: both apps have g.user and auth.login.
+# The core's decorator serves both apps: each has g.user and auth.login.
 login_required = role_required()
 admin_required = role_required("admin")
 

@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_START_NUMBER, is_id
-from lapsync.text import whole_number
+from lapsync.text import check_start_number, whole_number
 
 from . import clock
 from .auth import admin_required, login_required
@@ -221,13 +221,10 @@ def keep_laps(conn: psycopg.Connection, user_id: str, first_id: Any, first_versi
 def parse_start_number(value: Any) -> int:
     """Return a start number from a form, or raise a 400."""
     try:
-        number = whole_number(value)
+        return check_start_number(value)
     except ValueError:
-        number = None
-    if number is None or not 1 <= number <= MAX_START_NUMBER:
         raise InputError("invalid_start_number", _("A start number is a whole number from 1 to "
-                                                   "%(max)s.", max=MAX_START_NUMBER), 400)
-    return number
+                                                   "%(max)s.", max=MAX_START_NUMBER), 400) from None
 
 
 def renumber(conn: psycopg.Connection, user_id: str, runner_id: Any, version: Any,

@@ -6,9 +6,9 @@ import psycopg
 from flask import Flask
 from flask.cli import with_appcontext
 
+from lapsync.authcore import hash_password, validate_user
 from lapsync.errors import InputError
 from lapsync.ids import new_id
-from lapsync.laptop.auth import hash_password, validate_user
 
 from . import clock
 from .db import connection, now_ms, write_transaction

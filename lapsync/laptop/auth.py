@@ -1,23 +1,15 @@
 """Login, sessions and roles on the laptop; users are synced like runners."""
 from __future__ import annotations
 
-import functools
-import math
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import click
 import sqlite_utils
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     g,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -27,54 +19,32 @@ from flask import (
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync.errors import InputError, error_response, wants_json
+from lapsync.authcore import (
+    ROLES,
+    SESSION_MS,
+    LoginLimits,
+    check_password,
+    check_unknown_user,
+    claim_attempt,
+    forget_failures,
+    hash_password,
+    limited_login,
+    login_view,
+    role_label,
+    role_required,
+    validate_user,
+)
+from lapsync.errors import InputError
 from lapsync.ids import new_id
-from lapsync.protocol import CONTROL_CHARS, MAX_USER_NAME
-from lapsync.text import age  # a wait written the way the sync status writes durations
 
 from . import clock
 from .db import connect, device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("auth", __name__)
-ROLES = ("admin", "teacher", "viewer")
-SESSION_MS = 8 * 3600 * 1000
-CLOCK_SLACK_MS = 60_000  # failures stamped further ahead than this: the clock went back
-MAX_ACCOUNT_KEY = 100  # longer names cannot be users (MAX_USER_NAME); keeps the table small
-_hasher = PasswordHasher()
-_dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
-
-
-def role_label(role: str) -> str:
-    """Name a role in the page's language (the stored role stays admin/teacher/viewer)."""
-    labels = {"admin": _("admin"), "teacher": _("teacher"), "viewer": _("viewer")}
-    return labels.get(role, role)
-
-
-def hash_password(password: str) -> str:
-    """Hash a password with argon2id."""
-    return _hasher.hash(password)
-
-
-def check_password(password_hash: str, password: str) -> bool:
-    """Tell whether the password matches the stored hash."""
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
-    """Check a new user's fields; return them cleaned or raise InputError."""
-    name = (name or "").strip()
-    if not 1 <= len(name) <= MAX_USER_NAME or CONTROL_CHARS.search(name):
-        raise InputError("invalid_name", _("The user name must be 1 to %(max)s characters, "
-                                           "without line breaks or tabs.", max=MAX_USER_NAME))
-    if role not in ROLES:
-        raise InputError("invalid_role", _("The role must be one of: %(roles)s.",
-                                           roles=", ".join(ROLES)))
-    if not 8 <= len(password or "") <= 200:
-        raise InputError("invalid_password", _("The password must be 8 to 200 characters."))
-    return name, role, password
+RECENT_FAILURES = {
+    "account": "SELECT at FROM login_failure WHERE account = ? AND at > ? ORDER BY at DESC LIMIT ?",
+    "address": "SELECT at FROM login_failure WHERE address = ? AND at > ? ORDER BY at DESC LIMIT ?",
+}
 
 
 def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) -> str:
@@ -92,18 +62,6 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) 
     return user["id"]
 
 
-def check_unknown_user(password: str) -> bool:
-    """Spend the time of a password check for a name that is no user; return False.
-
-    Answering an unknown name faster than a wrong password would tell a guesser
-    which names exist.
-    """
-    if not _dummy_hash:
-        _dummy_hash.append(hash_password(secrets.token_hex(16)))
-    check_password(_dummy_hash[0], password)
-    return False
-
-
 def start_session(db: sqlite_utils.Database, name: str, password: str) -> str | None:
     """Check a login; on success store a session valid for 8 h and return its id."""
     row = db.execute("SELECT id, password_hash FROM user WHERE name = ?", [name]).fetchone()
@@ -119,89 +77,57 @@ def start_session(db: sqlite_utils.Database, name: str, password: str) -> str | 
     return session_id
 
 
-# ---- login rate limit --------------------------------------------------------
+# ---- login rate limit (the decisions are lapsync.authcore's) -----------------
 
-@dataclass(frozen=True)
-class LoginLimits:
-    """Failed logins allowed per account and per address within a window (0: no limit)."""
+class SqliteFailures:
+    """The failed logins in the laptop's SQLite: authcore's FailureStore."""
 
-    window_ms: int
-    per_account: int
-    per_address: int
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        """Work on db, inside the caller's transaction."""
+        self.db = db
 
-    @classmethod
-    def from_config(cls, config: dict) -> "LoginLimits":
-        """Read LOGIN_WINDOW_SECONDS and LOGIN_MAX_FAILURES_PER_ACCOUNT / _PER_ADDRESS."""
-        return cls(int(config["LOGIN_WINDOW_SECONDS"]) * 1000,
-                   int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
-                   int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+    def drop_failures(self, since: int, until: int) -> None:
+        """Delete the failures stamped at or before since, or after until."""
+        self.db.execute("DELETE FROM login_failure WHERE at <= ? OR at > ?", [since, until])
 
+    def recent_failures(self, column: str, value: str, since: int, limit: int) -> list[int]:
+        """Return the times of up to limit failures after since by account or address, newest first."""
+        return [r[0] for r in self.db.execute(RECENT_FAILURES[column], [value, since, limit])]
 
-def account_key(name: str) -> str:
-    """Return the name a login counts against (no user name is longer)."""
-    return name[:MAX_ACCOUNT_KEY]
+    def record_failure(self, account: str, address: str, at: int) -> int:
+        """Store a failure; return its id."""
+        return self.db.execute("INSERT INTO login_failure (account, address, at) VALUES (?, ?, ?)",
+                               [account, address, at]).lastrowid
 
-
-def wait_ms(newest_first: list[int], limit: int, window_ms: int, now: int) -> int:
-    """Return how long until fewer than `limit` of these failures lie in the window.
-
-    newest_first: the times of the failures younger than the window, newest first
-    (only the first `limit` matter). 0 means a login may be tried now.
-    """
-    if limit <= 0 or len(newest_first) < limit:
-        return 0
-    return max(1, newest_first[limit - 1] + window_ms - now)
+    def forget(self, account: str | None) -> int:
+        """Delete the failures of one account, or all; return how many."""
+        if account is None:
+            return self.db.execute("DELETE FROM login_failure").rowcount
+        return self.db.execute("DELETE FROM login_failure WHERE account = ?", [account]).rowcount
 
 
 def claim_login_attempt(db: sqlite_utils.Database, name: str, address: str,
                         limits: LoginLimits, now: int | None = None) -> tuple[int | None, int]:
-    """Record a login attempt as failed until its password proves right, or refuse it.
-
-    Returns (attempt id, 0), or (None, ms to wait) while the name or the address
-    has used up its failures. Check and record share one write transaction, so
-    guesses sent in parallel cannot all slip through before the first one fails.
-    """
+    """Record a login attempt as failed until its password proves right, or refuse it."""
+    # One write transaction: guesses sent in parallel cannot all slip through
+    # before the first one fails.
     with transaction(db):
         now = now_ms() if now is None else now  # read under the lock: stamps stay in order
-        since = now - limits.window_ms
-        # Expired, or stamped well ahead of a clock that was set back since (they
-        # would lock the name for the window plus the jump).
-        db.execute("DELETE FROM login_failure WHERE at <= ? OR at > ?",
-                   [since, now + CLOCK_SLACK_MS])
-        by_account = [r[0] for r in db.execute(
-            "SELECT at FROM login_failure WHERE account = ? AND at > ? ORDER BY at DESC LIMIT ?",
-            [account_key(name), since, max(limits.per_account, 1)])]
-        by_address = [r[0] for r in db.execute(
-            "SELECT at FROM login_failure WHERE address = ? AND at > ? ORDER BY at DESC LIMIT ?",
-            [address, since, max(limits.per_address, 1)])]
-        wait = max(wait_ms(by_account, limits.per_account, limits.window_ms, now),
-                   wait_ms(by_address, limits.per_address, limits.window_ms, now))
-        if wait:
-            return None, wait
-        cursor = db.execute("INSERT INTO login_failure (account, address, at) VALUES (?, ?, ?)",
-                            [account_key(name), address, now])
-        return cursor.lastrowid, 0
+        return claim_attempt(SqliteFailures(db), name, address, limits, now)
 
 
 def forget_login_failures(db: sqlite_utils.Database, name: str | None = None) -> int:
     """Delete the failed logins of one name (a success resets its count), or all; return how many."""
     with transaction(db):
-        if name is None:
-            return db.execute("DELETE FROM login_failure").rowcount
-        return db.execute("DELETE FROM login_failure WHERE account = ?",
-                          [account_key(name)]).rowcount
+        return forget_failures(SqliteFailures(db), name)
 
 
 def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, address: str,
                        limits: LoginLimits) -> tuple[str | None, int]:
     """Log in under the rate limit: (session id, 0), (None, 0) if wrong, (None, wait ms) if refused."""
-    attempt, wait = claim_login_attempt(db, name, address, limits)
-    if attempt is None:
-        return None, wait
-    session_id = start_session(db, name, password)
-    if session_id:
-        forget_login_failures(db, name)
-    return session_id, 0
+    return limited_login(lambda: claim_login_attempt(db, name, address, limits),
+                         lambda: start_session(db, name, password),
+                         lambda: forget_login_failures(db, name))
 
 
 def session_user(db: sqlite_utils.Database, session_id: str | None) -> dict | None:
@@ -228,88 +154,9 @@ def load_logged_in_user() -> None:
     g.user = session_user(get_db(), session.get("sid")) if "sid" in session else None
 
 
-def role_required(*roles: str):
-    """Send anonymous users to login; answer 403 to users without one of the roles."""
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            if g.user is None:
-                if request.method == "GET" and not request.is_json:
-                    return redirect(url_for("auth.login", next=request.full_path))
-                return error_response("login_required", _("Please log in first."), 401)
-            if roles and g.user["role"] not in roles:
-                return error_response("forbidden", _("Your role may not do this."), 403)
-            return view(*args, **kwargs)
-        return wrapped
-    return decorator
-
-
 login_required = role_required()
 can_record = role_required("admin", "teacher")
 admin_required = role_required("admin")
-
-
-def safe_next(target: str | None, fallback: str = "laps.index") -> str:
-    """Return a local redirect target, never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for(fallback)
-
-
-def login_fields() -> tuple[str, str]:
-    """Return the name and password of a login form or JSON body ("" when missing)."""
-    data = request.get_json(silent=True) if request.is_json else request.form
-    data = data if isinstance(data, dict) else {}
-    name, password = data.get("name"), data.get("password")
-    return (name.strip() if isinstance(name, str) else "",
-            password if isinstance(password, str) else "")
-
-
-def client_address() -> str:
-    """Return the client's IP address, as the rate limit counts it."""
-    # A forwarded address (central behind a trusted proxy) is text from a header.
-    return (request.remote_addr or "unknown")[:100].replace("\x00", "")
-
-
-def login_failed(code: str, message: str, status: int, wait: int = 0) -> Response:
-    """Answer a refused login: the form again with the message, or JSON for JSON."""
-    if wants_json():
-        extra = {"retry_after": math.ceil(wait / 1000)} if wait else {}
-        response = jsonify(error=code, message=str(message), **extra)
-    else:
-        response = current_app.make_response(render_template("login.html", error=message))
-    response.status_code = status
-    if wait:
-        response.headers["Retry-After"] = str(math.ceil(wait / 1000))
-    return response
-
-
-def too_many_logins(wait: int) -> Response:
-    """Answer 429: this name or address failed too often; say when to try again."""
-    minutes = math.ceil(wait / 60_000) * 60_000
-    return login_failed("too_many_attempts", _(
-        "Too many failed logins for this name or from this address. Try again in %(wait)s.",
-        wait=age(minutes)), 429, wait)
-
-
-def login_view(attempt: Callable[[str, str, str], tuple[str | None, int]], after_login: str):
-    """Show the login form (GET) or log in with attempt(name, password, address) (POST).
-
-    attempt is the app's rate_limited_login on its own database (laptop or central).
-    """
-    if request.method != "POST":
-        return render_template("login.html")
-    name, password = login_fields()
-    session_id, wait = attempt(name, password, client_address())
-    if wait:
-        return too_many_logins(wait)
-    if not session_id:
-        return login_failed("wrong_login", _("Wrong name or password."), 401)
-    session.clear()
-    session["sid"] = session_id
-    if wants_json():
-        return jsonify(name=name)
-    return redirect(safe_next(request.args.get("next"), after_login))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from lapsync.errors import InputError, wants_json
 from lapsync.ids import new_id
 from lapsync.protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
+from lapsync.text import check_start_number
 
 from . import clock, scheduler
 from .auth import can_record, login_required
@@ -28,6 +29,7 @@ from .db import device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
+SCANNED_DIGITS = 12  # digits the lap form reads: a zero-padded number up to this length counts
 
 
 def parse_start_number(raw: str | None) -> int:
@@ -38,11 +40,12 @@ def parse_start_number(raw: str | None) -> int:
     if not text.isdigit() or not text.isascii():
         raise InputError("invalid_start_number", _("%(text)s is not a start number: digits only.",
                                                    text=repr(text[:20])), 400)
-    number = int(text[:12])
-    if len(text) > 12 or not 1 <= number <= MAX_START_NUMBER:
+    try:
+        return check_start_number(text, SCANNED_DIGITS)
+    except ValueError:
         raise InputError("invalid_start_number",
-                         _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER), 400)
-    return number
+                         _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER),
+                         400) from None
 
 
 def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from lapsync.laptop.auth import LoginLimits
+from lapsync.authcore import LoginLimits
 from sync import create_app
 from sync.auth import claim_login_attempt, rate_limited_login
 from sync.db import close_pool

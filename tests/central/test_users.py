@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from lapsync.authcore import check_password
 from lapsync.errors import InputError
-from lapsync.laptop.auth import check_password
 from sync.devices import find_device
 from sync.pull import pull
 from sync.users import create_user

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+from lapsync.authcore import LoginLimits, wait_ms
 from lapsync.errors import InputError
 from lapsync.laptop.auth import (
-    LoginLimits,
     claim_login_attempt,
     create_user,
     rate_limited_login,
     session_user,
     start_session,
-    wait_ms,
 )
 from lapsync.laptop.db import connect, now_ms
 from tests.conftest import PASSWORD, csrf_token, login

@@ -1,0 +1,243 @@
+"""The auth core both apps share: roles, passwords, sessions, the login rate limit, login views.
+
+Each app keeps its own database access: the rate limit's failures sit behind
+FailureStore, implemented on SQLite by the laptop and on PostgreSQL by central.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import (
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from lapsync.errors import InputError, error_response, wants_json
+from lapsync.protocol import CONTROL_CHARS, MAX_USER_NAME
+from lapsync.text import age
+
+ROLES = ("admin", "teacher", "viewer")
+SESSION_MS = 8 * 3600 * 1000
+CLOCK_SLACK_MS = 60_000  # failures stamped further ahead than this: the clock went back
+MAX_ACCOUNT_KEY = 100  # longer names cannot be users (MAX_USER_NAME); keeps the table small
+_hasher = PasswordHasher()
+_dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
+
+
+def role_label(role: str) -> str:
+    """Name a role in the page's language (the stored role stays admin/teacher/viewer)."""
+    labels = {"admin": _("admin"), "teacher": _("teacher"), "viewer": _("viewer")}
+    return labels.get(role, role)
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with argon2id."""
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    """Tell whether the password matches the stored hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_unknown_user(password: str) -> bool:
+    """Spend the time of a password check for a name that is no user; return False."""
+    # Answering an unknown name faster than a wrong password tells a guesser which names exist.
+    if not _dummy_hash:
+        _dummy_hash.append(hash_password(secrets.token_hex(16)))
+    check_password(_dummy_hash[0], password)
+    return False
+
+
+def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
+    """Check a new user's fields; return them cleaned or raise InputError."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= MAX_USER_NAME or CONTROL_CHARS.search(name):
+        raise InputError("invalid_name", _("The user name must be 1 to %(max)s characters, "
+                                           "without line breaks or tabs.", max=MAX_USER_NAME))
+    if role not in ROLES:
+        raise InputError("invalid_role", _("The role must be one of: %(roles)s.",
+                                           roles=", ".join(ROLES)))
+    if not 8 <= len(password or "") <= 200:
+        raise InputError("invalid_password", _("The password must be 8 to 200 characters."))
+    return name, role, password
+
+
+# ---- login rate limit --------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed logins allowed per account and per address within a window (0: no limit)."""
+
+    window_ms: int
+    per_account: int
+    per_address: int
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LoginLimits":
+        """Read LOGIN_WINDOW_SECONDS and LOGIN_MAX_FAILURES_PER_ACCOUNT / _PER_ADDRESS."""
+        return cls(int(config["LOGIN_WINDOW_SECONDS"]) * 1000,
+                   int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
+                   int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+
+
+class FailureStore(Protocol):
+    """Where an app keeps its failed logins (table login_failure), inside its own transaction."""
+
+    def drop_failures(self, since: int, until: int) -> None:
+        """Delete the failures stamped at or before since, or after until."""
+
+    def recent_failures(self, column: str, value: str, since: int, limit: int) -> list[int]:
+        """Return the times of up to limit failures after since by account or address, newest first."""
+
+    def record_failure(self, account: str, address: str, at: int) -> int:
+        """Store a failure; return its id."""
+
+    def forget(self, account: str | None) -> int:
+        """Delete the failures of one account, or all; return how many."""
+
+
+def account_key(name: str) -> str:
+    """Return the name a login counts against (no user name is longer)."""
+    return name[:MAX_ACCOUNT_KEY]
+
+
+def wait_ms(newest_first: list[int], limit: int, window_ms: int, now: int) -> int:
+    """Return how long until fewer than `limit` of these failures lie in the window (0: now)."""
+    # newest_first: the failures younger than the window; only the first `limit` matter.
+    if limit <= 0 or len(newest_first) < limit:
+        return 0
+    return max(1, newest_first[limit - 1] + window_ms - now)
+
+
+def claim_attempt(store: FailureStore, name: str, address: str, limits: LoginLimits,
+                  now: int) -> tuple[int | None, int]:
+    """Record an attempt as failed, or refuse it: (attempt id, 0) or (None, ms to wait)."""
+    since = now - limits.window_ms
+    # Expired, or stamped well ahead of a clock that was set back since (they would
+    # lock the name for the window plus the jump).
+    store.drop_failures(since, now + CLOCK_SLACK_MS)
+    account = account_key(name)
+    wait = max(wait_ms(store.recent_failures("account", account, since,
+                                             max(limits.per_account, 1)),
+                       limits.per_account, limits.window_ms, now),
+               wait_ms(store.recent_failures("address", address, since,
+                                             max(limits.per_address, 1)),
+                       limits.per_address, limits.window_ms, now))
+    if wait:
+        return None, wait
+    return store.record_failure(account, address, now), 0
+
+
+def forget_failures(store: FailureStore, name: str | None) -> int:
+    """Delete the failed logins of one name, or all without a name; return how many."""
+    return store.forget(None if name is None else account_key(name))
+
+
+def limited_login(claim: Callable[[], tuple[int | None, int]], start: Callable[[], str | None],
+                  forget: Callable[[], int]) -> tuple[str | None, int]:
+    """Log in under the rate limit: (session id, 0), (None, 0) if wrong, (None, wait ms) if refused."""
+    attempt, wait = claim()
+    if attempt is None:
+        return None, wait
+    session_id = start()
+    if session_id:
+        forget()  # a success resets the name's count
+    return session_id, 0
+
+
+# ---- views both apps share (each has g.user and an auth.login endpoint) -----
+
+def role_required(*roles: str):
+    """Send anonymous users to login; answer 403 to users without one of the roles."""
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if g.user is None:
+                if request.method == "GET" and not request.is_json:
+                    return redirect(url_for("auth.login", next=request.full_path))
+                return error_response("login_required", _("Please log in first."), 401)
+            if roles and g.user["role"] not in roles:
+                return error_response("forbidden", _("Your role may not do this."), 403)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+def safe_next(target: str | None, fallback: str = "laps.index") -> str:
+    """Return a local redirect target, never another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for(fallback)
+
+
+def login_fields() -> tuple[str, str]:
+    """Return the name and password of a login form or JSON body ("" when missing)."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    data = data if isinstance(data, dict) else {}
+    name, password = data.get("name"), data.get("password")
+    return (name.strip() if isinstance(name, str) else "",
+            password if isinstance(password, str) else "")
+
+
+def client_address() -> str:
+    """Return the client's IP address, as the rate limit counts it."""
+    # A forwarded address (central behind a trusted proxy) is text from a header.
+    return (request.remote_addr or "unknown")[:100].replace("\x00", "")
+
+
+def login_failed(code: str, message: str, status: int, wait: int = 0) -> Response:
+    """Answer a refused login: the form again with the message, or JSON for JSON."""
+    if wants_json():
+        extra = {"retry_after": math.ceil(wait / 1000)} if wait else {}
+        response = jsonify(error=code, message=str(message), **extra)
+    else:
+        response = current_app.make_response(render_template("login.html", error=message))
+    response.status_code = status
+    if wait:
+        response.headers["Retry-After"] = str(math.ceil(wait / 1000))
+    return response
+
+
+def too_many_logins(wait: int) -> Response:
+    """Answer 429: this name or address failed too often; say when to try again."""
+    minutes = math.ceil(wait / 60_000) * 60_000
+    return login_failed("too_many_attempts", _(
+        "Too many failed logins for this name or from this address. Try again in %(wait)s.",
+        wait=age(minutes)), 429, wait)
+
+
+def login_view(attempt: Callable[[str, str, str], tuple[str | None, int]], after_login: str):
+    """Show the login form (GET) or log in with attempt(name, password, address) (POST)."""
+    # attempt is the app's rate_limited_login on its own database (laptop or central).
+    if request.method != "POST":
+        return render_template("login.html")
+    name, password = login_fields()
+    session_id, wait = attempt(name, password, client_address())
+    if wait:
+        return too_many_logins(wait)
+    if not session_id:
+        return login_failed("wrong_login", _("Wrong name or password."), 401)
+    session.clear()
+    session["sid"] = session_id
+    if wants_json():
+        return jsonify(name=name)
+    return redirect(safe_next(request.args.get("next"), after_login))
