@@ -477,13 +477,18 @@ SURVIVED = {"survived", "no tests"}
 
 
 def module_name(module: str) -> str:
-    """Return a core module's short name: lapsync/hlc.py -> hlc, lapsync/protocol/ -> protocol."""
-    return Path(module).stem
+    """Return a module's dotted name, also its folder under mutants/ and mutmut's prefix of
+    its mutants: lapsync/hlc.py -> lapsync.hlc, lapsync/protocol/ -> lapsync.protocol."""
+    path = module.rstrip("/")
+    return (path[:-3] if path.endswith(".py") else path).replace("/", ".")
 
 
 def select_modules(names: list[str]) -> list[str]:
-    """Return the MUTATE keys named by short name or path (all of them when none)."""
-    known = {**{module_name(m): m for m in MUTATE}, **{m: m for m in MUTATE}}
+    """Return the MUTATE keys named by path, dotted name or unique last part (all when none)."""
+    stems = [Path(m).stem for m in MUTATE]
+    known = {stem: m for stem, m in zip(stems, MUTATE) if stems.count(stem) == 1}
+    for m in MUTATE:
+        known.update({m: m, module_name(m): m})
     unknown = [n for n in names if n not in known]
     if unknown:
         sys.exit(f"dev.py: no core module {', '.join(unknown)} in MUTATE; choose from "
@@ -504,7 +509,7 @@ def module_tests(module: str) -> list[str]:
 
 
 def mutmut_workdir(module: str, tests: list[str]) -> Path:
-    """Make a fresh mutants/NAME/: the repository by symlinks, and pyproject.toml's
+    """Make a fresh mutants/MODULE/: the repository by symlinks, and pyproject.toml's
     [tool.mutmut] plus this module as only_mutate and its tests as the test selection."""
     workdir = MUTANTS / module_name(module)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -563,8 +568,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         for name, status in sorted(statuses.items()):
             if status not in KILLED:
                 print(f"    {status}: {name}")
-    say("mutants not killed are listed above; see one with: cd mutants/NAME && "
-        "../../.venv/bin/mutmut show MUTANT")
+    say("mutants not killed are listed above; see one with: cd mutants/MODULE && "
+        "../../.venv/bin/mutmut show MUTANT  (e.g. mutants/lapsync.hlc)")
     print(f"\nMutation score, {time.strftime('%Y-%m-%d')} (`python3 dev.py mutate`):\n")
     print(score_table(rows), flush=True)
     return 0
@@ -596,12 +601,13 @@ def build_parser() -> argparse.ArgumentParser:
     mutate_parser = commands.add_parser(
         "mutate", help="mutation testing of the shared core (slow; not part of `test`)",
         description="Create .venv, install requirements-dev.txt, then run mutmut (configured in "
-                    "pyproject.toml) on each chosen core module in mutants/NAME/, every mutant "
+                    "pyproject.toml) on each chosen core module in mutants/MODULE/, every mutant "
                     "against that module's own tests (MUTATE in dev.py), and print the mutants "
                     "not killed and the Markdown table module | mutants | killed | survived | "
                     "score.")
     mutate_parser.add_argument("modules", nargs="*", metavar="MODULE",
-                               help="short name or path, e.g. hlc or lapsync/hlc.py "
+                               help="path, dotted name or unique last part, e.g. lapsync/hlc.py, "
+                                    "lapsync.hlc or hlc "
                                     "(default: every module in MUTATE)")
     return parser
 
