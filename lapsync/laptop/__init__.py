@@ -9,6 +9,8 @@ from flask_wtf.csrf import CSRFProtect
 from lapsync import errors, i18n, web
 from lapsync.web import load_secret_key
 
+from . import auth, client, db, laps, runners, scheduler, sessions
+
 csrf = CSRFProtect()
 
 
@@ -45,7 +47,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
     csrf.init_app(app)
 
-    from . import auth, db, laps, runners, sessions
     sessions.init_app(app)
     i18n.init_app(app)
     web.init_app(app)
@@ -57,7 +58,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     laps.init_app(app)
     runners.init_app(app)
-    from . import client, scheduler
     client.init_app(app)
     scheduler.init_app(app)
     return app
