@@ -57,35 +57,38 @@ class BatchEncoder:
         """Add one outbox row; False when it does not fit any more."""
         lap = LAP_PAYLOAD.fullmatch(payload) if self.compact and entity == "lap" else None
         if lap is not None and lap.group(1) == entity_id:
-            if self.run is not None and (seq != self.run_seq + len(self.run[0])
-                                         or len(self.run[0]) >= RUN_LAPS):
-                self.end_run()  # a run stands for consecutive seqs only
-            extra = len(payload) - LAP_PAYLOAD_FRAME + 13  # quotes and commas of 5 values
-            extra += RUN_FRAME if self.run is None else 0
-        else:
-            lap = None
-            # payload is stored as JSON text already: splice it in, don't re-encode.
-            item = (f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},'
-                    f'"data":{payload}}}').encode()
-            extra = len(item) + 1
+            return self.add_lap(seq, len(payload), lap.groups())
+        # payload is stored as JSON text already: splice it in, don't re-encode.
+        item = (f'{{"seq":{seq},"entity":{json.dumps(entity)},"id":{json.dumps(entity_id)},'
+                f'"data":{payload}}}').encode()
+        if self.seqs and self.size + len(item) + 1 > self.budget:
+            return False
+        self.end_run()
+        self.append(item)
+        self.seqs.append(seq)
+        self.size += len(item) + 1
+        return True
+
+    def add_lap(self, seq: int, payload_size: int, values: tuple[str, ...]) -> bool:
+        """Add a lap's five values to the open compact run or a new one; False when full."""
+        if self.run is not None and (seq != self.run_seq + len(self.run[0])
+                                     or len(self.run[0]) >= RUN_LAPS):
+            self.end_run()  # a run stands for consecutive seqs only
+        extra = payload_size - LAP_PAYLOAD_FRAME + 13  # quotes and commas of 5 values
+        extra += RUN_FRAME if self.run is None else 0
         if self.seqs and self.size + extra > self.budget:
             return False
-        if lap is None:
-            self.end_run()
-            self.append(item)
-        else:
-            if self.run is None:
-                self.run = [[], [], [], [], []]
-                self.run_seq = seq
-            ids, runners, creators, times, devices = self.run
-            values = lap.groups()
-            ids.append(values[0])
-            times.append(values[3])
-            # Interned: a run repeats a few runner, user and laptop ids thousands of times.
-            known = self.known
-            runners.append(known.setdefault(values[1], values[1]))
-            creators.append(known.setdefault(values[2], values[2]))
-            devices.append(known.setdefault(values[4], values[4]))
+        if self.run is None:
+            self.run = [[], [], [], [], []]
+            self.run_seq = seq
+        ids, runners, creators, times, devices = self.run
+        ids.append(values[0])
+        times.append(values[3])
+        # Interned: a run repeats a few runner, user and laptop ids thousands of times.
+        known = self.known
+        runners.append(known.setdefault(values[1], values[1]))
+        creators.append(known.setdefault(values[2], values[2]))
+        devices.append(known.setdefault(values[4], values[4]))
         self.seqs.append(seq)
         self.size += extra
         return True
