@@ -24,8 +24,8 @@ from flask_babel import gettext as _
 from lapsync import roster_csv
 from lapsync.errors import InputError, wants_json
 from lapsync.ids import new_id
-from lapsync.laptop.runners import roster_upload, validate_runner
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
+from lapsync.runners import roster_upload, validate_runner
 
 from . import clock
 from .auth import admin_required, login_required
