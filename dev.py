@@ -11,10 +11,13 @@ Standard library only: this file runs before anything is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import hashlib
 import json
 import os
+import random
+import re
 import secrets
 import shutil
 import signal
@@ -468,12 +471,19 @@ MUTATE = {
                             "tests/test_outbox.py"],
     "lapsync/hlc.py": ["tests/core/test_hlc.py"],
     "lapsync/roster_csv.py": ["tests/core/test_roster*.py"],
+    "sync/ledger.py": ["tests/central/test_ledger.py", "tests/central/test_push.py",
+                       "tests/central/test_review.py"],
+    "lapsync/laptop/db.py": ["tests/laptop/test_outbox_contract.py", "tests/laptop/test_laps.py",
+                             "tests/test_outbox.py"],
+    "lapsync/laptop/client/pull.py": ["tests/laptop/test_pull_apply.py",
+                                      "tests/laptop/test_client.py"],
 }
 MUTANTS = ROOT / "mutants"
 # mutmut's statuses counted as killed and as survived ("no tests": no test reaches the
 # code); any other (suspicious, skipped, not checked) is neither and lowers the score.
 KILLED = {"killed", "timeout", "caught by type check"}
 SURVIVED = {"survived", "no tests"}
+NOT_RUN = "not checked"  # left out of a sample
 
 
 def module_name(module: str) -> str:
@@ -521,12 +531,49 @@ def mutmut_workdir(module: str, tests: list[str]) -> Path:
     only = module + "*" if module.endswith("/") else module
     selection = (f"only_mutate = {json.dumps([only])}\n"
                  f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    text = mutmut_source_paths((ROOT / "pyproject.toml").read_text(encoding="utf-8"), module)
     if "[tool.mutmut]\n" not in text:
         sys.exit("dev.py: pyproject.toml has no [tool.mutmut] table")
     (workdir / "pyproject.toml").write_text(
         text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + selection, 1), encoding="utf-8")
     return workdir
+
+
+def mutmut_source_paths(text: str, module: str) -> str:
+    """Return pyproject.toml's text with the module's top directory (e.g. sync/) among
+    mutmut's source_paths and out of also_copy (mutmut mutates only source_paths)."""
+    top = module.split("/")[0]
+    for key, keep in (("source_paths", True), ("also_copy", False)):
+        match = re.search(rf"^{key} = (\[.*\])$", text, re.M)
+        if match is None:
+            continue
+        paths = [p for p in json.loads(match.group(1)) if p != top] + ([top] if keep else [])
+        text = text[:match.start(1)] + json.dumps(paths) + text[match.end(1):]
+    return text
+
+
+# Runs inside the venv, in mutants/NAME/: mutmut's own first step (copy the sources,
+# write the mutants) without running any test, so that a sample can be drawn from the
+# names `mutmut results` then lists. mutmut 3.8.1's internals (pinned).
+GENERATE_MUTANTS = """
+import os
+from mutmut.__main__ import copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths
+os.makedirs("mutants", exist_ok=True)
+copy_src_dir()
+copy_also_copy_files()
+setup_source_paths()
+create_mutants(1)
+"""
+# Runs inside the venv: one embedded PostgreSQL for the whole `mutate` run (central's
+# tests and the laptop's tests against a live central use it through DATABASE_URL),
+# so that no mutant pays a server start. It stops when stdin closes.
+SCRATCH_POSTGRES = """
+import sys
+from lapsync.devkit.postgres import scratch_postgres
+with scratch_postgres() as url:
+    print(url, flush=True)
+    sys.stdin.read()
+"""
 
 
 def mutmut_statuses(workdir: Path) -> dict[str, str]:
@@ -540,15 +587,51 @@ def mutmut_statuses(workdir: Path) -> dict[str, str]:
 
 
 def score_table(rows: list[tuple[str, dict[str, str]]]) -> str:
-    """Return the Markdown table module | mutants | killed | survived | score."""
-    lines = ["| module | mutants | killed | survived | score |", "|---|--:|--:|--:|--:|"]
+    """Return the Markdown table module | mutants (run / total) | killed | survived | score;
+    mutants a sample left out ("not checked") count in total only, the score is of those run."""
+    lines = ["| module | mutants (run / total) | killed | survived | score |",
+             "|---|--:|--:|--:|--:|"]
     for module, statuses in rows:
         total = len(statuses)
+        ran = sum(s != NOT_RUN for s in statuses.values())
         killed = sum(s in KILLED for s in statuses.values())
         survived = sum(s in SURVIVED for s in statuses.values())
-        score = f"{100 * killed / total:.1f} %" if total else "-"
-        lines.append(f"| `{module}` | {total} | {killed} | {survived} | {score} |")
+        score = f"{100 * killed / ran:.1f} %" if ran else "-"
+        lines.append(f"| `{module}` | {ran} / {total} | {killed} | {survived} | {score} |")
     return "\n".join(lines)
+
+
+def sample_mutants(workdir: Path, size: int, seed: int) -> list[str]:
+    """Write the module's mutants without testing them; return SIZE of their names, drawn
+    with SEED (the same seed and source give the same sample)."""
+    result = subprocess.run([str(PYTHON), "-c", GENERATE_MUTANTS], cwd=workdir,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"dev.py: could not write the mutants in {workdir}:\n{result.stderr}")
+    names = sorted(mutmut_statuses(workdir))
+    return sorted(random.Random(seed).sample(names, min(size, len(names))))
+
+
+@contextlib.contextmanager
+def mutation_postgres():
+    """Start one embedded PostgreSQL for the run and set DATABASE_URL (unless it is set)."""
+    if os.environ.get("DATABASE_URL"):
+        yield
+        return
+    server = subprocess.Popen([str(PYTHON), "-c", SCRATCH_POSTGRES], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    url = server.stdout.readline().strip()
+    if not url:
+        server.wait()
+        sys.exit("dev.py: the embedded PostgreSQL for the mutation run did not start")
+    say("one embedded PostgreSQL for this run (DATABASE_URL for mutmut's workers)")
+    os.environ["DATABASE_URL"] = url
+    try:
+        yield
+    finally:
+        del os.environ["DATABASE_URL"]
+        server.stdin.close()
+        server.wait(60)
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
@@ -556,23 +639,35 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     modules = select_modules(args.modules)
     ensure_venv()
     install("requirements-dev.txt")
+    with mutation_postgres():
+        rows = mutate_modules(modules, args.sample, args.seed)
+    say("mutants not killed are listed above; see one with: cd mutants/MODULE && "
+        "../../.venv/bin/mutmut show MUTANT  (e.g. mutants/lapsync.hlc)")
+    sampled = f", a sample of {args.sample} per module, seed {args.seed}" if args.sample else ""
+    print(f"\nMutation score, {time.strftime('%Y-%m-%d')} (`python3 dev.py mutate`{sampled}):\n")
+    print(score_table(rows), flush=True)
+    return 0
+
+
+def mutate_modules(modules: list[str], sample: int | None, seed: int) -> list:
+    """Run mutmut on each module (all its mutants, or a sample); return (module, statuses)."""
     rows = []
     for module in modules:
         tests = module_tests(module)
         workdir = mutmut_workdir(module, tests)
         say(f"mutmut: {module} against {' '.join(tests)} (in {workdir.relative_to(ROOT)})")
-        if subprocess.run([str(PYTHON), "-m", "mutmut", "run"], cwd=workdir).returncode != 0:
+        names = sample_mutants(workdir, sample, seed) if sample else []
+        if names:
+            say(f"a sample of {len(names)} mutants (seed {seed})")
+        if subprocess.run([str(PYTHON), "-m", "mutmut", "run", *names],
+                          cwd=workdir).returncode != 0:
             sys.exit(f"dev.py: mutmut run failed for {module}")
         statuses = mutmut_statuses(workdir)
         rows.append((module, statuses))
         for name, status in sorted(statuses.items()):
-            if status not in KILLED:
+            if status not in KILLED and status != NOT_RUN:
                 print(f"    {status}: {name}")
-    say("mutants not killed are listed above; see one with: cd mutants/MODULE && "
-        "../../.venv/bin/mutmut show MUTANT  (e.g. mutants/lapsync.hlc)")
-    print(f"\nMutation score, {time.strftime('%Y-%m-%d')} (`python3 dev.py mutate`):\n")
-    print(score_table(rows), flush=True)
-    return 0
+    return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -609,6 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
                                help="path, dotted name or unique last part, e.g. lapsync/hlc.py, "
                                     "lapsync.hlc or hlc "
                                     "(default: every module in MUTATE)")
+    mutate_parser.add_argument("--sample", type=int, metavar="N",
+                               help="run only N mutants per module, drawn at random "
+                                    "(the table says how many of how many)")
+    mutate_parser.add_argument("--seed", type=int, default=1,
+                               help="seed of --sample's draw (default 1)")
     return parser
 
 
