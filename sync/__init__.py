@@ -24,6 +24,22 @@ from lapsync.protocol import MAX_BATCH_BYTES
 from lapsync.roster_csv import MAX_BYTES as MAX_ROSTER_BYTES
 from lapsync.web import load_secret_key
 
+from . import (
+    api,
+    auth,
+    charts,
+    db,
+    devices,
+    health,
+    live,
+    results,
+    review,
+    roster,
+    settings,
+    standings,
+    users,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -122,23 +138,18 @@ def create_app(test_config: dict | None = None) -> Flask:
         proxies = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from . import api, auth, db, devices, settings, standings, users
     db.init_app(app)
     auth.init_app(app)
     standings.init_app(app)
-    from . import charts, live
     live.init_app(app)
     charts.init_app(app)
     devices.init_app(app)
     users.init_app(app)
     settings.init_app(app)
     api.init_app(app)
-    from . import review
     review.init_app(app)
-    from . import results, roster
     roster.init_app(app)
     results.init_app(app)
-    from . import health  # ops: load balancer and monitoring check
     health.init_app(app)
     csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)

