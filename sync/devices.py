@@ -1,17 +1,9 @@
-"""Devices: long-lived, revocable Bearer tokens for laptops, stored hashed.
+"""Devices: long-lived, revocable Bearer tokens for laptops, stored hashed; the devices page.
 
-The devices page lists every laptop's sync state; an admin registers a device
-(its token is shown once, on the answer to that form, and never again) and
-revokes one (the same effect as `flask --app sync revoke-device NAME`).
-
-A device may be trusted to manage users (`manage_users`, off by default): only then
-may its pushes create, promote, change or demote an admin (sync/push.py,
-apply_user). The flag is set at registration (`register-device NAME
---manage-users`, a checkbox on the page) and changed with `set-device NAME
---manage-users / --no-manage-users` or the page. A change on the page goes into the
-decision log with the admin's name; one on the command line (the operator, who holds
-the database anyway) is printed and logged as a warning. The page also lists the
-changes central refused from laptops (rejected_change), so an attempt is seen.
+A token is shown once, on registration. Only a device trusted to manage users
+(`manage_users`, off by default) may push changes to admins (sync/push.py,
+apply_user); a change of that trust is logged: on the page as a decision, on the
+command line as a warning.
 """
 from __future__ import annotations
 
