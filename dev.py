@@ -475,8 +475,8 @@ MUTATE = {
                        "tests/central/test_review.py"],
     "lapsync/laptop/db.py": ["tests/laptop/test_outbox_contract.py", "tests/laptop/test_laps.py",
                              "tests/test_outbox.py"],
-    "lapsync/laptop/client/pull.py": ["tests/laptop/test_pull_apply.py",
-                                      "tests/laptop/test_client.py"],
+    # Not test_client.py: its real-HTTP timeouts fail under mutmut's tracing on a busy machine.
+    "lapsync/laptop/client/pull.py": ["tests/laptop/test_pull_apply.py"],
 }
 MUTANTS = ROOT / "mutants"
 # mutmut's statuses counted as killed and as survived ("no tests": no test reaches the
