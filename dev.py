@@ -452,14 +452,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return start_all(args)
 
 
+# Two pytest-xdist workers, one per core of the reference machine; loadgroup keeps
+# the timing-sensitive system tests on one worker (SerialGroup in tests/conftest.py).
+PARALLEL = ["-n", "2", "--dist", "loadgroup"]
+
+
 def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     """Set up the test tools and run the whole suite (or what pytest_args select)."""
     ensure_venv()
     install("requirements-dev.txt")
     ensure_chromium()
     ensure_faketime()
-    say("running pytest " + " ".join(pytest_args))
-    return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *pytest_args], cwd=ROOT).returncode
+    args = [*PARALLEL, *pytest_args]  # a later -n (e.g. -n 0) overrides PARALLEL's
+    say("running pytest " + " ".join(args))
+    return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *args], cwd=ROOT).returncode
 
 
 # ---- mutation testing ---------------------------------------------------------------
@@ -690,7 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
         "test", help="set up venv, test requirements and Chromium; run pytest",
         usage="dev.py test [-h] [pytest args ...]", allow_abbrev=False,
         description="Create .venv, install requirements-dev.txt, make sure /usr/bin/chromium "
-                    "and libfaketime exist (apt-get install chromium faketime when root), then run `pytest -q` with "
+                    "and libfaketime exist (apt-get install chromium faketime when root), then run "
+                    "`pytest -q -n 2 --dist loadgroup` (two xdist workers; `-n 0` runs serially) with "
                     "any further arguments, e.g. `dev.py test tests/test_laps.py -x`. "
                     "Exits with pytest's exit code.")
     mutate_parser = commands.add_parser(

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling
 
 from lapsync.ids import new_id
 from lapsync.laptop import create_app
@@ -16,6 +17,41 @@ from lapsync.laptop.db import connect, set_meta
 from lapsync.laptop.runners import add_runner
 
 PASSWORD = "correct-horse"
+# SIGKILL timing, skewed clocks and real browsers: under `dev.py test` (pytest-xdist,
+# --dist loadgroup) these files run one after another on one worker, never beside
+# each other. The group is the largest unit, so xdist hands it out first and the
+# other worker takes everything else meanwhile.
+SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py",
+                "tests/system/test_browser.py", "tests/system/test_browser_central.py")
+
+
+class SerialGroup(LoadGroupScheduling):
+    """xdist's loadgroup with SERIAL_FILES as the one group "serial".
+
+    Not an xdist_group marker: xdist 3.8 marks a group by rewriting item._nodeid,
+    which pytest 9 no longer reads, so marked tests would be spread over workers.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        """Return "serial" for a test of SERIAL_FILES; any other test is its own unit."""
+        if nodeid.split("::", 1)[0] in SERIAL_FILES:
+            return "serial"
+        return super()._split_scope(nodeid)
+
+
+class SerialGroupPlugin:
+    """Hands xdist the SerialGroup scheduler under --dist loadgroup."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log) -> SerialGroup | None:
+        """Return SerialGroup for --dist loadgroup; else leave the choice to xdist."""
+        return SerialGroup(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the scheduler where xdist is active (not under -p no:xdist)."""
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(SerialGroupPlugin(), "lapsync-serial-group")
 
 
 @pytest.fixture(scope="session")
