@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import click
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
+    Blueprint,
     Response,
     current_app,
     g,
@@ -25,6 +27,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError, error_response, wants_json
@@ -241,3 +244,40 @@ def login_view(attempt: Callable[[str, str, str], tuple[str | None, int]], after
     if wants_json():
         return jsonify(name=name)
     return redirect(safe_next(request.args.get("next"), after_login))
+
+
+def add_session_views(bp: Blueprint, attempt: Callable[[str, str, str, LoginLimits],
+                                                       tuple[str | None, int]],
+                      end: Callable[[str], None], after_login: str) -> None:
+    """Add /login and /logout to an app's auth blueprint.
+
+    attempt(name, password, address, limits) is the app's rate-limited login on its own
+    database; end(session id) deletes a session there.
+    """
+    def login():
+        """Show the login form and start a session (rate-limited per name and address)."""
+        limits = LoginLimits.from_config(current_app.config)
+        return login_view(lambda name, password, address: attempt(name, password, address,
+                                                                  limits), after_login)
+
+    def logout():
+        """End the session."""
+        if "sid" in session:
+            end(session["sid"])
+        session.clear()
+        return redirect(url_for("auth.login"))
+
+    bp.add_url_rule("/login", view_func=login, methods=["GET", "POST"])
+    bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
+
+
+def unlock_logins_command(forget: Callable[[str | None], int]) -> click.Command:
+    """Return the unlock-logins command; forget(name or None) deletes failures, returns how many."""
+    @click.command("unlock-logins")
+    @click.argument("name", required=False)
+    @with_appcontext
+    def command(name: str | None) -> None:
+        """Forget failed logins: of NAME, or of every name and address without NAME."""
+        count = forget(name)
+        click.echo(f"Forgot {count} failed login(s){f' of {name!r}' if name else ''}.")
+    return command

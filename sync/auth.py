@@ -3,22 +3,21 @@ from __future__ import annotations
 
 import secrets
 
-import click
 import psycopg
-from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
-from flask.cli import with_appcontext
+from flask import Blueprint, Flask, g, request, session
 
 from lapsync.authcore import (
     SESSION_MS,
     LoginLimits,
+    add_session_views,
     check_password,
     check_unknown_user,
     claim_attempt,
     forget_failures,
     limited_login,
-    login_view,
     role_label,
     role_required,
+    unlock_logins_command,
 )
 
 from .db import WRITE_LOCK, connection, get_db, init_schema, now_ms
@@ -142,35 +141,18 @@ login_required = role_required()
 admin_required = role_required("admin")
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    """Show the login form and start a session (rate-limited per name and address)."""
-    limits = LoginLimits.from_config(current_app.config)
-    return login_view(lambda name, password, address: rate_limited_login(
-        get_db(), name, password, address, limits), "standings.index")
+add_session_views(bp, lambda *attempt: rate_limited_login(get_db(), *attempt),
+                  lambda session_id: end_session(get_db(), session_id), "standings.index")
 
 
-@bp.post("/logout")
-def logout():
-    """End the session."""
-    if "sid" in session:
-        end_session(get_db(), session["sid"])
-    session.clear()
-    return redirect(url_for("auth.login"))
-
-
-@click.command("unlock-logins")
-@click.argument("name", required=False)
-@with_appcontext
-def unlock_logins_command(name: str | None) -> None:
-    """Forget failed logins: of NAME, or of every name and address without NAME."""
+def _forget_failures_command(name: str | None) -> int:
+    """Forget failed logins on a pooled connection of the command's own."""
     with connection() as conn:
-        count = forget_login_failures(conn, name)
-    click.echo(f"Forgot {count} failed login(s){f' of {name!r}' if name else ''}.")
+        return forget_login_failures(conn, name)
 
 
 def init_app(app: Flask) -> None:
     """Register the login blueprint and the unlock-logins command."""
     app.register_blueprint(bp)
     app.add_template_global(role_label)
-    app.cli.add_command(unlock_logins_command)
+    app.cli.add_command(unlock_logins_command(_forget_failures_command))

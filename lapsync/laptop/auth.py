@@ -1,6 +1,7 @@
 """Login, sessions and roles on the laptop; users are synced like runners."""
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 import click
@@ -23,15 +24,16 @@ from lapsync.authcore import (
     ROLES,
     SESSION_MS,
     LoginLimits,
+    add_session_views,
     check_password,
     check_unknown_user,
     claim_attempt,
     forget_failures,
     hash_password,
     limited_login,
-    login_view,
     role_label,
     role_required,
+    unlock_logins_command,
     validate_user,
 )
 from lapsync.errors import InputError
@@ -159,21 +161,8 @@ can_record = role_required("admin", "teacher")
 admin_required = role_required("admin")
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    """Show the login form and start a session (rate-limited per name and address)."""
-    limits = LoginLimits.from_config(current_app.config)
-    return login_view(lambda name, password, address: rate_limited_login(
-        get_db(), name, password, address, limits), "laps.index")
-
-
-@bp.post("/logout")
-def logout():
-    """End the session."""
-    if "sid" in session:
-        end_session(get_db(), session["sid"])
-    session.clear()
-    return redirect(url_for("auth.login"))
+add_session_views(bp, lambda *attempt: rate_limited_login(get_db(), *attempt),
+                  lambda session_id: end_session(get_db(), session_id), "laps.index")
 
 
 @bp.route("/users", methods=["GET", "POST"])
@@ -213,17 +202,10 @@ def create_user_command(name: str, role: str, password: str) -> None:
     click.echo(f"Created {role} {name!r}.")
 
 
-@click.command("unlock-logins")
-@click.argument("name", required=False)
-@with_appcontext
-def unlock_logins_command(name: str | None) -> None:
-    """Forget failed logins: of NAME, or of every name and address without NAME."""
-    db = connect(current_app.config["DATABASE"])
-    try:
-        count = forget_login_failures(db, name)
-    finally:
-        db.close()
-    click.echo(f"Forgot {count} failed login(s){f' of {name!r}' if name else ''}.")
+def _forget_failures_command(name: str | None) -> int:
+    """Forget failed logins on a connection of the command's own."""
+    with contextlib.closing(connect(current_app.config["DATABASE"])) as db:
+        return forget_login_failures(db, name)
 
 
 def init_app(app) -> None:
@@ -231,4 +213,4 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.add_template_global(role_label)
     app.cli.add_command(create_user_command)
-    app.cli.add_command(unlock_logins_command)
+    app.cli.add_command(unlock_logins_command(_forget_failures_command))
