@@ -1,7 +1,11 @@
-"""Runners in both apps: a runner's fields checked, the roster CSV upload form served."""
+"""Runners in both apps: a runner's fields checked, the add/edit form and the roster CSV
+upload form served."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
@@ -72,3 +76,57 @@ def imported_text(count: int, filename: str) -> str:
     """Say how many runners came from which file (English outside a request)."""
     return ngettext("Imported %(num)s runner from %(file)s.",
                     "Imported %(num)s runners from %(file)s.", count, file=filename)
+
+
+def runner_form_fields() -> tuple:
+    """Read the runner form's fields in validate_runner's order."""
+    form = request.form
+    return (form.get("start_number", ""), form.get("name", ""), form.get("class", ""),
+            form.get("grade", ""))
+
+
+def typed_runner(**extra) -> dict:
+    """Return what was typed into the runner form (and extra), to show it again with the error."""
+    return {**dict(zip(("start_number", "name", "class", "grade"), runner_form_fields())), **extra}
+
+
+def added_text(runner: dict) -> str:
+    """Say which runner was added."""
+    return _("Added %(name)s (%(class_name)s) with start number %(number)s.", name=runner["name"],
+             class_name=runner["class"], number=runner["start_number"])
+
+
+def saved_text(runner: dict) -> str:
+    """Say which runner was saved."""
+    return _("Saved %(name)s.", name=runner["name"])
+
+
+@dataclass(frozen=True)
+class RunnerForm:
+    """An app's add/edit runner form: its template, next free start number and list page."""
+
+    template: str
+    next_number: Callable[[], int]
+    index_endpoint: str
+
+    def page(self, runner: dict, error: InputError | None = None, status: int = 200):
+        """Render the form with runner's fields and the error of a refused save (raised for JSON)."""
+        if error is not None and wants_json():
+            raise error
+        return render_template(self.template, runner=runner, error=error,
+                               next_number=self.next_number()), status
+
+    def serve(self, runner: dict | None, save: Callable[..., dict],
+              refused: Callable[[InputError], dict], message: Callable[[dict], str]):
+        """Show the form of runner (GET), or save(*fields) and go back to the list with message."""
+        # refused(error) returns the fields to show again with the error of a refused save.
+        if runner is None:
+            abort(404, _("There is no such runner."))
+        if request.method == "GET":
+            return self.page(runner)
+        try:
+            saved = save(*runner_form_fields())
+        except InputError as exc:
+            return self.page(refused(exc), exc, exc.status)
+        flash(message(saved))
+        return redirect(url_for(self.index_endpoint))

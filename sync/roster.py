@@ -12,20 +12,24 @@ from flask import (
     Blueprint,
     Flask,
     abort,
-    flash,
     g,
-    redirect,
     render_template,
     request,
-    url_for,
 )
 from flask_babel import gettext as _
 
 from lapsync import roster_csv
-from lapsync.errors import InputError, wants_json
+from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
-from lapsync.runners import roster_upload, validate_runner
+from lapsync.runners import (
+    RunnerForm,
+    added_text,
+    roster_upload,
+    saved_text,
+    typed_runner,
+    validate_runner,
+)
 
 from . import clock
 from .auth import admin_required, login_required
@@ -161,24 +165,14 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
     return len(runners)
 
 
-def _form_fields() -> tuple:
-    """Read the runner form's fields in validate_runner's order."""
-    form = request.form
-    return (form.get("start_number", ""), form.get("name", ""), form.get("class", ""),
-            form.get("grade", ""))
+FORM = RunnerForm("roster_form.html", lambda: highest_start_number(get_db()) + 1, "roster.index")
 
 
-def _typed(**extra) -> dict:
-    """Return what was typed into the form, to show it again with the error."""
-    return {**dict(zip(("start_number", "name", "class", "grade"), _form_fields())), **extra}
-
-
-def _form_page(runner: dict, error: InputError | None = None, status: int = 200):
-    """Render the add/edit form, with the error of a refused save."""
-    if error is not None and wants_json():
-        raise error
-    return render_template("roster_form.html", runner=runner, error=error,
-                           next_number=highest_start_number(get_db()) + 1), status
+def _refused_edit(runner_id: str, exc: InputError) -> dict:
+    """Return the runner to show again with the error of a refused edit."""
+    if exc.code == "changed_meanwhile":  # show what is stored now, not the stale edit
+        return get_runner(get_db(), runner_id)
+    return typed_runner(id=runner_id, change_id=request.form.get("version", ""))
 
 
 @bp.get("/")
@@ -197,35 +191,18 @@ def index():
 @admin_required
 def new():
     """Add a runner (admin); laptops receive it at their next pull."""
-    if request.method == "GET":
-        return _form_page({})
-    try:
-        runner = add_runner(get_db(), *_form_fields())
-    except InputError as exc:
-        return _form_page(_typed(), exc, exc.status)
-    flash(_("Added %(name)s (%(class_name)s) with start number %(number)s.", name=runner["name"],
-            class_name=runner["class"], number=runner["start_number"]))
-    return redirect(url_for("roster.index"))
+    return FORM.serve({}, lambda *fields: add_runner(get_db(), *fields),
+                      lambda exc: typed_runner(), added_text)
 
 
 @bp.route("/<runner_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(runner_id: str):
     """Edit a runner (admin); laptops take the edit at their next pull (newest edit wins)."""
-    runner = get_runner(get_db(), runner_id)
-    if runner is None:
-        abort(404, _("There is no such runner."))
-    if request.method == "GET":
-        return _form_page(runner)
-    try:
-        saved = edit_runner(get_db(), runner_id, request.form.get("version"), *_form_fields())
-    except InputError as exc:
-        if exc.code == "changed_meanwhile":  # show what is stored now, not the stale edit
-            return _form_page(get_runner(get_db(), runner_id), exc, exc.status)
-        return _form_page(_typed(id=runner_id, change_id=request.form.get("version", "")),
-                          exc, exc.status)
-    flash(_("Saved %(name)s.", name=saved["name"]))
-    return redirect(url_for("roster.index"))
+    return FORM.serve(get_runner(get_db(), runner_id),
+                      lambda *fields: edit_runner(get_db(), runner_id, request.form.get("version"),
+                                                  *fields),
+                      lambda exc: _refused_edit(runner_id, exc), saved_text)
 
 
 @bp.route("/import", methods=["GET", "POST"])

@@ -9,26 +9,30 @@ import click
 import sqlite_utils
 from flask import (
     Blueprint,
-    abort,
     current_app,
-    flash,
-    redirect,
     render_template,
     request,
-    url_for,
 )
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
 from lapsync import roster_csv
-from lapsync.errors import InputError, wants_json
+from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import (
     MAX_RUNNER_NAME,
     MAX_START_NUMBER,
 )
 from lapsync.roster_csv import RosterError
-from lapsync.runners import imported_text, roster_upload, validate_runner
+from lapsync.runners import (
+    RunnerForm,
+    added_text,
+    imported_text,
+    roster_upload,
+    saved_text,
+    typed_runner,
+    validate_runner,
+)
 
 from . import clock
 from .auth import admin_required, login_required
@@ -143,57 +147,34 @@ def index():
     return render_template("runners.html", groups=group_by_class(rows), q=query, total=len(rows))
 
 
-def _form_fields() -> tuple:
-    """Read the runner form's fields in validate_runner's order."""
-    form = request.form
-    return (form.get("start_number", ""), form.get("name", ""), form.get("class", ""),
-            form.get("grade", ""))
+FORM = RunnerForm("runners_form.html", lambda: next_start_number(get_db()), "runners.index")
 
 
-def _typed() -> dict:
-    """Return what was typed into the form, to show it again with the error."""
-    return dict(zip(("start_number", "name", "class", "grade"), _form_fields()))
+def _created(*fields) -> dict:
+    """Add a runner from the form's fields; return it as stored."""
+    return get_runner(get_db(), create_runner(get_db(), *fields))
 
 
-def _form_page(runner: dict, error: InputError | None = None, status: int = 200):
-    """Render the add/edit form, with the error of a refused save."""
-    if error is not None and wants_json():
-        raise error
-    return render_template("runners_form.html", runner=runner, error=error,
-                           next_number=next_start_number(get_db())), status
+def _updated(runner_id: str, *fields) -> dict:
+    """Save the form's fields to a runner; return it as stored."""
+    update_runner(get_db(), runner_id, *fields)
+    return get_runner(get_db(), runner_id)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @admin_required
 def new():
     """Add a runner (admin)."""
-    if request.method == "GET":
-        return _form_page({})
-    try:
-        runner_id = create_runner(get_db(), *_form_fields())
-    except InputError as exc:
-        return _form_page(_typed(), exc, exc.status)
-    runner = get_runner(get_db(), runner_id)
-    flash(_("Added %(name)s (%(class_name)s) with start number %(number)s.", name=runner["name"],
-            class_name=runner["class"], number=runner["start_number"]))
-    return redirect(url_for("runners.index"))
+    return FORM.serve({}, _created, lambda exc: typed_runner(), added_text)
 
 
 @bp.route("/<runner_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(runner_id: str):
     """Edit a runner (admin)."""
-    runner = get_runner(get_db(), runner_id)
-    if runner is None:
-        abort(404, _("There is no such runner."))
-    if request.method == "GET":
-        return _form_page(runner)
-    try:
-        update_runner(get_db(), runner_id, *_form_fields())
-    except InputError as exc:
-        return _form_page({**_typed(), "id": runner_id}, exc, exc.status)
-    flash(_("Saved %(name)s.", name=request.form["name"].strip()))
-    return redirect(url_for("runners.index"))
+    return FORM.serve(get_runner(get_db(), runner_id),
+                      lambda *fields: _updated(runner_id, *fields),
+                      lambda exc: typed_runner(id=runner_id), saved_text)
 
 
 @bp.route("/import", methods=["GET", "POST"])
