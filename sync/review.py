@@ -7,6 +7,7 @@ change the laptops pull; totals change through the ledger (sync/ledger.py).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -330,10 +331,12 @@ def render_index(error: InputError | None = None, status: int = 200):
                            min_lap_seconds=min_lap_ms(conn) // 1000, error=error), status
 
 
-def act(action, message) -> Any:
-    """Run an admin action; flash and redirect (JSON: ok), or re-render the page with its 4xx."""
+def act(action: Callable[..., Any], fields: tuple[str, ...],
+        message: str | Callable[[Any], str]) -> Any:
+    """Run action(conn, user id, *form fields); flash and redirect, or re-render with its 4xx."""
+    form = request.form
     try:
-        result = action(get_db(), g.user["id"])
+        result = action(get_db(), g.user["id"], *(form.get(field) for field in fields))
     except InputError as exc:
         if wants_json():
             raise
@@ -356,9 +359,7 @@ def index():
 @admin_required
 def void():
     """Void one lap of a suspected double count."""
-    form = request.form
-    return act(lambda conn, user: void_lap(conn, user, form.get("lap_id"), form.get("version"),
-                                           form.get("other_id")),
+    return act(void_lap, ("lap_id", "version", "other_id"),
                _("The lap was voided. Laptops learn it at their next sync."))
 
 
@@ -366,10 +367,7 @@ def void():
 @admin_required
 def keep_both_laps():
     """Keep both laps of a suspected double count."""
-    form = request.form
-    return act(lambda conn, user: keep_laps(conn, user, form.get("first_id"),
-                                            form.get("first_version"), form.get("second_id"),
-                                            form.get("second_version")),
+    return act(keep_laps, ("first_id", "first_version", "second_id", "second_version"),
                _("Both laps count. The pair left the queue."))
 
 
@@ -377,9 +375,7 @@ def keep_both_laps():
 @admin_required
 def renumber_runner():
     """Give a runner of a clash a new start number."""
-    form = request.form
-    return act(lambda conn, user: renumber(conn, user, form.get("runner_id"), form.get("version"),
-                                           form.get("start_number")),
+    return act(renumber, ("runner_id", "version", "start_number"),
                lambda r: _("%(name)s now has start number %(number)s.", name=r["name"],
                            number=r["start_number"]))
 
@@ -388,10 +384,7 @@ def renumber_runner():
 @admin_required
 def merge_runners():
     """Merge one runner of a clash into the other."""
-    form = request.form
-    return act(lambda conn, user: merge(conn, user, form.get("survivor_id"),
-                                        form.get("survivor_version"), form.get("merged_id"),
-                                        form.get("merged_version")),
+    return act(merge, ("survivor_id", "survivor_version", "merged_id", "merged_version"),
                lambda r: _("Merged: the laps now count for %(name)s (%(number)s).",
                            name=r["name"], number=r["start_number"]))
 
@@ -400,9 +393,7 @@ def merge_runners():
 @admin_required
 def keep_both_runners():
     """Dismiss a clash: both runners stay."""
-    form = request.form
-    return act(lambda conn, user: keep_runners(conn, user, form.get("clash_id"),
-                                               form.get("version_a"), form.get("version_b")),
+    return act(keep_runners, ("clash_id", "version_a", "version_b"),
                _("Both runners stay as they are. The clash left the queue."))
 
 
