@@ -8,6 +8,7 @@ here as a number on purpose, not imported from the code under test.
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 import zlib
 
 import pytest
@@ -64,6 +65,18 @@ def test_a_body_past_the_limit_unpacked_is_a_413(raw):
     assert (error.status, error.code) == (413, "batch_too_large")
     assert error.extra == {"max_bytes": 16_000_000}
     assert error.message == "A push body may have at most 16000000 bytes."
+
+
+def test_a_bomb_is_refused_without_unpacking_it_whole():
+    """The body is unpacked only to the limit + 1 byte: a 64 MB bomb never takes 64 MB."""
+    tracemalloc.start()
+    try:
+        error = refusal(BOMB, "gzip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert error.status == 413
+    assert peak < 3 * LIMIT
 
 
 def test_too_large_body_is_the_413_for_a_body_of_too_many_bytes():

@@ -68,11 +68,11 @@ def test_a_valid_run_comes_back_as_the_object_sent(laps):
 
 @pytest.mark.parametrize("column", ID_COLUMNS)
 @pytest.mark.parametrize("value", ["a" * 20, "z" * 32, "a" + "0" * 19, "q" + "9" * 31])
-@pytest.mark.parametrize("laps, at", [(1, 0), (3, 0), (3, 1), (3, 2)])
-def test_ids_of_20_and_32_characters_are_accepted_in_every_column(column, value, laps, at):
-    change = run(10, laps)
-    change["data"][column][at] = value
-    assert validate_push(body_of(copy.deepcopy(change)))["changes"] == [change]
+def test_ids_of_20_and_32_characters_are_accepted_in_every_column(column, value):
+    for laps, at in [(1, 0), (3, 0), (3, 1), (3, 2)]:
+        change = run(10, laps)
+        change["data"][column][at] = value
+        assert validate_push(body_of(copy.deepcopy(change)))["changes"] == [change]
 
 
 @pytest.mark.parametrize("value", [0, 1, 10 ** 14 - 2, 10 ** 14 - 1])
@@ -113,6 +113,14 @@ def test_a_run_that_would_end_past_the_top_seq_is_refused(seq, laps):
     assert error.message == f"changes[0] (seq {seq}, lap): the run's last seq is out of range"
 
 
+@pytest.mark.parametrize("seq, laps, at", [(TOP_SEQ, 1, 0), (TOP_SEQ - 1, 2, 1),
+                                           (TOP_SEQ - 1, 2, 0), (TOP_SEQ - 2, 3, 2)])
+def test_a_bad_lap_of_a_run_ending_at_the_top_seq_is_named_by_its_seq(seq, laps, at):
+    change = run(seq, laps)
+    change["data"]["created_by"][at] = "U" * 24
+    assert refusal(change).extra == {"index": 0, "seq": seq + at, "field": "created_by"}
+
+
 def test_the_run_end_is_checked_before_its_laps():
     change = run(TOP_SEQ, 2)
     change["data"]["time"][1] = -1
@@ -138,13 +146,14 @@ def expected_message(column: str, value: object) -> str:
 
 @pytest.mark.parametrize("column, value", [(c, v) for c in ID_COLUMNS for v in BAD_IDS]
                          + [("time", v) for v in BAD_TIMES])
-@pytest.mark.parametrize("laps, at", [(1, 0), (4, 0), (4, 1), (4, 3)])
-def test_a_bad_value_is_refused_naming_the_lap_by_its_seq(column, value, laps, at):
-    change = run(10, laps)
-    change["data"][column][at] = value
-    error = refusal(change)
-    assert error.extra == {"index": 0, "seq": 10 + at, "field": column}
-    assert error.message == f"changes[0] (seq {10 + at}, lap): {expected_message(column, value)}"
+def test_a_bad_value_is_refused_naming_the_lap_by_its_seq(column, value):
+    for seq, laps, at in [(10, 1, 0), (10, 4, 0), (10, 4, 1), (1000, 4, 3)]:
+        change = run(seq, laps)
+        change["data"][column][at] = value
+        error = refusal(change)
+        assert error.extra == {"index": 0, "seq": seq + at, "field": column}
+        assert error.message == \
+            f"changes[0] (seq {seq + at}, lap): {expected_message(column, value)}"
 
 
 @pytest.mark.parametrize("column, value", [(c, v) for c in ID_COLUMNS for v in BAD_IDS[:8]]
@@ -195,6 +204,13 @@ def test_a_column_that_is_not_a_non_empty_list_is_refused(column, value):
     assert error.extra == {"index": 0, "seq": 10, "field": column}
     assert error.message == f"changes[0] (seq 10, lap): '{column}' of a lap run must be a " \
                             "non-empty list"
+
+
+@pytest.mark.parametrize("column", ID_COLUMNS)
+def test_a_column_that_is_an_object_keyed_by_an_id_is_refused(column):
+    change = run(10, 1)
+    change["data"][column] = {change["data"][column][0]: 0}
+    assert refusal(change).extra == {"index": 0, "seq": 10, "field": column}
 
 
 def test_five_empty_columns_are_refused_at_the_first():
@@ -275,6 +291,29 @@ def test_a_change_after_a_run_must_follow_its_last_lap():
     assert refusal(run(3, 5), run(9, 1)).extra == {"index": 1, "seq": 9, "field": "seq"}
     changes = [run(3, 5), lap(8, 9), run(9, 2)]
     assert validate_push(body_of(*copy.deepcopy(changes)))["changes"] == changes
+
+
+class Mapping(dict):
+    """A dict subclass, as a caller of validate_change may hold a change (not JSON's dict)."""
+
+
+@pytest.mark.parametrize("seq, laps", [(1, 1), (5, 3), (TOP_SEQ, 1), (TOP_SEQ - 2, 3)])
+def test_a_run_held_in_a_dict_subclass_is_checked_as_thoroughly(seq, laps):
+    change = Mapping(run(seq, laps))
+    assert validate_change(change) is change
+    assert validate_change(change, 4, seq) is change
+    bad = Mapping(run(seq, laps))
+    bad["data"] = {**bad["data"], "time": [-1] * laps}
+    with pytest.raises(ProtocolError) as caught:
+        validate_change(bad)
+    assert caught.value.extra == {"index": 0, "seq": seq, "field": "time"}
+
+
+@pytest.mark.parametrize("seq, laps", [(TOP_SEQ, 2), (TOP_SEQ - 1, 3)])
+def test_a_run_in_a_dict_subclass_past_the_top_seq_is_refused(seq, laps):
+    with pytest.raises(ProtocolError) as caught:
+        validate_change(Mapping(run(seq, laps)))
+    assert caught.value.extra == {"index": 0, "seq": seq, "field": "seq"}
 
 
 # ---- last_seq, change_count, expand_changes, compact_changes --------------------------
