@@ -203,17 +203,27 @@ def _class_arg() -> str | None:
     return name[:MAX_CLASS + 1] or None  # cut beyond any class's length: it matches none
 
 
+def _class_groups(conn: psycopg.Connection, class_name: str | None) -> list:
+    """Return class_results of one class (404 when it has no runners) or of all (None)."""
+    groups = class_results(conn, class_name)
+    if class_name and not groups:
+        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
+    return groups
+
+
+def _certificates(conn: psycopg.Connection, runners: list[dict], title: str) -> str:
+    """Render the certificates of runners, one per page."""
+    return render_template("certificate.html", runners=runners, title=title,
+                           event=event_info(conn))
+
+
 @bp.get("/results/classes")
 @login_required
 def class_lists():
     """Print the ranking of every class (or one), one class per page, for the ceremony."""
-    conn = get_db()
-    class_name = _class_arg()
-    groups = class_results(conn, class_name)
-    if class_name and not groups:
-        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
-    return render_template("results_classes.html", groups=groups, class_name=class_name,
-                           event=event_info(conn))
+    conn, class_name = get_db(), _class_arg()
+    return render_template("results_classes.html", groups=_class_groups(conn, class_name),
+                           class_name=class_name, event=event_info(conn))
 
 
 @bp.get("/certificates/runner/<runner_id>")
@@ -224,8 +234,7 @@ def certificate_runner(runner_id: str):
     runner = runner_result(conn, runner_id)
     if runner is None:
         abort(404, _("There is no such runner."))
-    return render_template("certificate.html", runners=[runner], title=runner["name"],
-                           event=event_info(conn))
+    return _certificates(conn, [runner], runner["name"])
 
 
 @bp.get("/certificates/class/<path:class_name>")
@@ -233,13 +242,10 @@ def certificate_runner(runner_id: str):
 def certificate_class(class_name: str):
     """Print a certificate for every runner of a class, one per page."""
     conn = get_db()
-    groups = class_results(conn, class_name)
-    if not groups:
-        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
-    runners = sorted(groups[0][1], key=lambda r: (r["name"].casefold(), r["start_number"]))
-    return render_template("certificate.html", runners=runners,
-                           title=_("Class %(class_name)s", class_name=class_name),
-                           event=event_info(conn))
+    runners = _class_groups(conn, class_name)[0][1]
+    return _certificates(conn, sorted(runners, key=lambda r: (r["name"].casefold(),
+                                                              r["start_number"])),
+                         _("Class %(class_name)s", class_name=class_name))
 
 
 def init_app(app: Flask) -> None:
