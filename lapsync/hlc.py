@@ -1,6 +1,9 @@
 """Hybrid logical clock: orders edits across laptops without trusting wall clocks."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 ZERO = "0000000000000.0000"
 MAX_COUNTER = 9999
 
@@ -32,3 +35,23 @@ def after(last: str, now: int) -> str:
 def latest(current: str, remote: str) -> str:
     """Return the clock's value after observing REMOTE: never earlier than CURRENT."""
     return remote if remote > current else current
+
+
+# Both apps keep their clock under the "hlc" key of a meta table: get_meta(db, key,
+# default) and set_meta(db, key, value) are the app's own (SQLite or PostgreSQL).
+MetaGet = Callable[[Any, str, str], str]
+MetaSet = Callable[[Any, str, str], None]
+
+
+def tick_meta(db: Any, get_meta: MetaGet, set_meta: MetaSet, now: int) -> str:
+    """Return a new timestamp later than the stored one and now, and store it."""
+    value = after(get_meta(db, "hlc", ZERO), now)
+    set_meta(db, "hlc", value)
+    return value
+
+
+def observe_meta(db: Any, get_meta: MetaGet, set_meta: MetaSet, remote: str) -> None:
+    """Move the stored clock past a timestamp received from another node."""
+    current = get_meta(db, "hlc", ZERO)
+    if latest(current, remote) != current:
+        set_meta(db, "hlc", remote)

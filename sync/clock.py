@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
-from lapsync.hlc import ZERO, after, latest
+from lapsync.hlc import observe_meta, tick_meta
 
 from .db import get_meta, now_ms, set_meta
 
@@ -18,13 +18,9 @@ def node_id(conn: psycopg.Connection) -> str:
 
 def tick(conn: psycopg.Connection) -> str:
     """Return a new central timestamp, later than any seen (inside write_transaction)."""
-    value = after(get_meta(conn, "hlc", ZERO), now_ms())
-    set_meta(conn, "hlc", value)
-    return value
+    return tick_meta(conn, get_meta, set_meta, now_ms())
 
 
 def observe(conn: psycopg.Connection, remote: str) -> None:
     """Move central's clock past a timestamp received from a laptop."""
-    current = get_meta(conn, "hlc", ZERO)
-    if latest(current, remote) != current:
-        set_meta(conn, "hlc", remote)
+    observe_meta(conn, get_meta, set_meta, remote)

@@ -3,20 +3,16 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from lapsync.hlc import ZERO, after, latest
+from lapsync.hlc import observe_meta, tick_meta
 
 from .db import get_meta, now_ms, set_meta
 
 
 def tick(db: sqlite_utils.Database) -> str:
     """Return a new local timestamp, later than any seen (call inside a transaction)."""
-    value = after(get_meta(db, "hlc", ZERO), now_ms())
-    set_meta(db, "hlc", value)
-    return value
+    return tick_meta(db, get_meta, set_meta, now_ms())
 
 
 def observe(db: sqlite_utils.Database, remote: str) -> None:
     """Move the local clock past a timestamp received from another node."""
-    current = get_meta(db, "hlc", ZERO)
-    if latest(current, remote) != current:
-        set_meta(db, "hlc", remote)
+    observe_meta(db, get_meta, set_meta, remote)
