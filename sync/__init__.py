@@ -22,7 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from lapsync import errors, i18n, web
 from lapsync.protocol import MAX_BATCH_BYTES
 from lapsync.roster_csv import MAX_BYTES as MAX_ROSTER_BYTES
-from lapsync.web import load_secret_key
+from lapsync.web import load_config
 
 from . import (
     api,
@@ -99,7 +99,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance" / "central"),
                 instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.from_mapping(
+    load_config(app, dict(
         DATABASE_URL=os.environ.get("DATABASE_URL") or None,
         PGDATA=os.path.join(app.instance_path, "pgdata"),
         DB_POOL_SIZE=10,
@@ -108,29 +108,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         # largest push (MAX_BATCH_BYTES, which the API refuses with its own JSON 413
         # batch_too_large) and the largest roster CSV, with room for the form around it.
         MAX_CONTENT_LENGTH=max(MAX_BATCH_BYTES, MAX_ROSTER_BYTES) + 1024 * 1024,
-        # Login rate limit (sync/auth.py, table login_failure, shared by all workers):
-        # at most this many failed logins per name, and per client address, within
-        # the window; then 429 until the oldest of them leaves the window.
-        LOGIN_WINDOW_SECONDS=15 * 60,
-        LOGIN_MAX_FAILURES_PER_ACCOUNT=5,
-        LOGIN_MAX_FAILURES_PER_ADDRESS=20,
         # Behind a TLS proxy (nginx, caddy) set this to the number of proxies in front,
         # so the rate limit counts the client's address (X-Forwarded-For), not the
         # proxy's. 0: the connection's address is used and forwarding headers ignored.
         TRUSTED_PROXIES=0,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
-    )
-    if test_config is None:
-        app.config.from_pyfile("config.py", silent=True)
-        app.config.from_prefixed_env()
-    else:
-        app.config.update(test_config)
-
-    if not app.config.get("SECRET_KEY"):
-        # One file shared by all gunicorn workers, so every worker reads the same cookies.
-        app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    ), test_config)
     csrf.init_app(app)
     i18n.init_app(app)
     web.init_app(app)

@@ -7,7 +7,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from lapsync import errors, i18n, web
-from lapsync.web import load_secret_key
+from lapsync.web import load_config
 
 from . import auth, client, db, laps, runners, scheduler, sessions
 
@@ -18,33 +18,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Create the laptop app: defaults, instance config, environment, test dict."""
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.from_mapping(
+    load_config(app, dict(
         DATABASE=os.path.join(app.instance_path, "lapsync.sqlite"),
         MIN_LAP_SECONDS=60,
         # Above this a request is refused with 413 before it is read: the 4 MB of a
         # roster CSV (roster_csv.MAX_BYTES) plus room for the rest of the form.
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
-        # Login rate limit (auth.py, table login_failure): at most this many failed
-        # logins per name, and per client address, within the window; then 429.
-        LOGIN_WINDOW_SECONDS=15 * 60,
-        LOGIN_MAX_FAILURES_PER_ACCOUNT=5,
-        LOGIN_MAX_FAILURES_PER_ADDRESS=20,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        WTF_CSRF_TIME_LIMIT=None,  # the session's own 8 h expiry limits the token
         CENTRAL_URL=None,          # set by `flask --app app connect URL TOKEN`
         CENTRAL_TOKEN=None,
         SYNC_ENABLED=True,         # background sync (never under tests)
         SYNC_INTERVAL=5,           # seconds between background syncs
-    )
-    if test_config is None:
-        app.config.from_pyfile("config.py", silent=True)
-        app.config.from_prefixed_env()
-        app.config.from_prefixed_env("LAPSYNC")
-    else:
-        app.config.update(test_config)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    ), test_config, ("FLASK", "LAPSYNC"))
     csrf.init_app(app)
 
     sessions.init_app(app)

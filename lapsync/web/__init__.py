@@ -1,4 +1,5 @@
-"""The web parts both apps share: secret key, size limit message, templates and CSS."""
+"""The web parts both apps share: config loading, secret key, size limit message, templates
+and CSS."""
 from __future__ import annotations
 
 import os
@@ -12,11 +13,38 @@ from flask_babel import gettext as _
 # never shadow an app's own; each app's base.html extends web/layout.html.
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/web-static")
+# Defaults both apps share. Login rate limit (the app's auth.py, table login_failure):
+# at most this many failed logins per name, and per client address, within the
+# window; then 429 until the oldest of them leaves the window.
+SHARED_DEFAULTS = {
+    "LOGIN_WINDOW_SECONDS": 15 * 60,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # the session's own 8 h expiry limits the token
+}
 
 
 def init_app(app: Flask) -> None:
     """Register the shared templates and CSS (served under /web-static/)."""
     app.register_blueprint(bp)
+
+
+def load_config(app: Flask, defaults: dict, test_config: dict | None,
+                env_prefixes: tuple[str, ...] = ("FLASK",)) -> None:
+    """Layer the config: shared and app defaults, instance config.py, environment, test dict."""
+    app.config.from_mapping(SHARED_DEFAULTS)
+    app.config.from_mapping(defaults)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        for prefix in env_prefixes:
+            app.config.from_prefixed_env(prefix)
+    else:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        # One file shared by all workers (gunicorn), so every worker reads the same cookies.
+        app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
 
 
 def load_secret_key(instance_path: str) -> str:
