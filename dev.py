@@ -11,13 +11,10 @@ Standard library only: this file runs before anything is installed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import hashlib
 import json
 import os
-import random
-import re
 import secrets
 import shutil
 import signal
@@ -40,45 +37,6 @@ ADMIN = "admin"
 DEVICE_PREFIX = "laptop-"
 READY_TIMEOUT_S = 60.0
 CENTRAL_WORKERS = 2
-
-# Runs inside the venv: what exists already, as JSON, so that a second `run` makes
-# no new device and no new password. LAPSYNC_SYNC_ENABLED=false (set by dev.py)
-# keeps create_app() from starting the background sync in this helper.
-STATE_SCRIPT = """
-import json
-from lapsync.laptop import create_app as laptop_app
-from lapsync.laptop.db import connect, device_id
-from sync import create_app as central_app
-from sync.db import close_pool, connection
-from sync.devices import find_device, list_devices
-
-laptop = laptop_app()
-db = connect(laptop.config["DATABASE"])
-try:
-    me = device_id(db)
-    laptop_users = {name: uid for uid, name in db.execute("SELECT id, name FROM user")}
-finally:
-    db.close()
-token = laptop.config.get("CENTRAL_TOKEN")
-central = central_app()
-with central.app_context():
-    with connection() as conn:
-        device = find_device(conn, token) if token else None
-        live = [d for d in list_devices(conn) if d["revoked_at"] is None]
-        central_users = {r["name"]: r["id"] for r in conn.execute("SELECT id, name FROM app_user")}
-    close_pool(central)
-print(json.dumps({
-    "laptop_id": me, "laptop_users": laptop_users, "central_users": central_users,
-    "central_url": laptop.config.get("CENTRAL_URL"),
-    "device": device and {"name": device["name"], "live": device["revoked_at"] is None,
-                          "laptop_id": device["laptop_id"]},
-    "live_devices": [d["name"] for d in live],
-    "bound_device": next((d["name"] for d in live if d["laptop_id"] == me), None),
-    "database_url": bool(central.config.get("DATABASE_URL")),
-    "pgdata": central.config["PGDATA"],
-}))
-"""
-
 
 def say(message: str) -> None:
     """Print a progress line that stands out from pip's and Flask's output."""
@@ -188,7 +146,7 @@ def free_device_name(live: list[str]) -> str:
 
 
 def decide(state: dict, central_url: str) -> Plan:
-    """Decide what to create, from what exists (STATE_SCRIPT's answer)."""
+    """Decide what to create, from what exists (lapsync/devkit/run_state.py's answer)."""
     # An admin the laptop already has reaches central by push: no second one.
     create_admin = ADMIN not in state["central_users"] and ADMIN not in state["laptop_users"]
     device = state["device"]
@@ -211,7 +169,7 @@ def admin_clash(state: dict) -> bool:
 
 def read_state() -> dict:
     """Ask both databases what exists (admin users, this laptop's device)."""
-    result = run([str(PYTHON), "-c", STATE_SCRIPT], env=helper_env(), capture_output=True, text=True)
+    result = run([str(PYTHON), "-m", "lapsync.devkit.run_state"], env=helper_env(), capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -468,212 +426,11 @@ def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *args], cwd=ROOT).returncode
 
 
-# ---- mutation testing ---------------------------------------------------------------
-
-# Each core module (a package ends in "/") and the tests that must pin it on their own:
-# `mutate` runs the module's mutants against these tests only. One line per module.
-MUTATE = {
-    "lapsync/protocol.py": ["tests/core/test_protocol*.py", "tests/test_protocol.py",
-                            "tests/test_outbox.py"],
-    "lapsync/hlc.py": ["tests/core/test_hlc.py"],
-    "lapsync/roster_csv.py": ["tests/core/test_roster*.py"],
-    "sync/ledger.py": ["tests/central/test_ledger.py", "tests/central/test_push.py",
-                       "tests/central/test_review.py"],
-    "lapsync/laptop/db.py": ["tests/laptop/test_outbox_contract.py", "tests/laptop/test_laps.py",
-                             "tests/test_outbox.py"],
-    # Not test_client.py: its real-HTTP timeouts fail under mutmut's tracing on a busy machine.
-    "lapsync/laptop/client/pull.py": ["tests/laptop/test_pull_apply.py"],
-}
-MUTANTS = ROOT / "mutants"
-# mutmut's statuses counted as killed and as survived ("no tests": no test reaches the
-# code); any other (suspicious, skipped, not checked) is neither and lowers the score.
-KILLED = {"killed", "timeout", "caught by type check"}
-SURVIVED = {"survived", "no tests"}
-NOT_RUN = "not checked"  # left out of a sample
-
-
-def module_name(module: str) -> str:
-    """Return a module's dotted name, also its folder under mutants/ and mutmut's prefix of
-    its mutants: lapsync/hlc.py -> lapsync.hlc, lapsync/protocol/ -> lapsync.protocol."""
-    path = module.rstrip("/")
-    return (path[:-3] if path.endswith(".py") else path).replace("/", ".")
-
-
-def select_modules(names: list[str]) -> list[str]:
-    """Return the MUTATE keys named by path, dotted name or unique last part (all when none)."""
-    stems = [Path(m).stem for m in MUTATE]
-    known = {stem: m for stem, m in zip(stems, MUTATE) if stems.count(stem) == 1}
-    for m in MUTATE:
-        known.update({m: m, module_name(m): m})
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        sys.exit(f"dev.py: no core module {', '.join(unknown)} in MUTATE; choose from "
-                 f"{', '.join(module_name(m) for m in MUTATE)}")
-    return [known[n] for n in names] or list(MUTATE)
-
-
-def module_tests(module: str) -> list[str]:
-    """Return the module's test files (MUTATE's patterns expanded); exit when there are none."""
-    for pattern in MUTATE[module]:
-        if not any(ROOT.glob(pattern)):  # moved or renamed: MUTATE needs updating
-            say(f"warning: no test file matches {pattern} (tests of {module})")
-    tests = sorted({p.relative_to(ROOT).as_posix() for pattern in MUTATE[module]
-                    for p in ROOT.glob(pattern)})
-    if not tests:
-        sys.exit(f"dev.py: no test file matches {MUTATE[module]} for {module}")
-    return tests
-
-
-def mutmut_workdir(module: str, tests: list[str]) -> Path:
-    """Make a fresh mutants/MODULE/: the repository by symlinks, and pyproject.toml's
-    [tool.mutmut] plus this module as only_mutate and its tests as the test selection."""
-    workdir = MUTANTS / module_name(module)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    for entry in ROOT.iterdir():
-        if not entry.name.startswith(".") and entry.name not in ("mutants", "instance",
-                                                                 "pyproject.toml"):
-            (workdir / entry.name).symlink_to(entry)
-    only = module + "*" if module.endswith("/") else module
-    selection = (f"only_mutate = {json.dumps([only])}\n"
-                 f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
-    text = mutmut_source_paths((ROOT / "pyproject.toml").read_text(encoding="utf-8"), module)
-    if "[tool.mutmut]\n" not in text:
-        sys.exit("dev.py: pyproject.toml has no [tool.mutmut] table")
-    (workdir / "pyproject.toml").write_text(
-        text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + selection, 1), encoding="utf-8")
-    return workdir
-
-
-def mutmut_source_paths(text: str, module: str) -> str:
-    """Return pyproject.toml's text with the module's top directory (e.g. sync/) among
-    mutmut's source_paths and out of also_copy (mutmut mutates only source_paths)."""
-    top = module.split("/")[0]
-    for key, keep in (("source_paths", True), ("also_copy", False)):
-        match = re.search(rf"^{key} = (\[.*\])$", text, re.M)
-        if match is None:
-            continue
-        paths = [p for p in json.loads(match.group(1)) if p != top] + ([top] if keep else [])
-        text = text[:match.start(1)] + json.dumps(paths) + text[match.end(1):]
-    return text
-
-
-# Runs inside the venv, in mutants/NAME/: mutmut's own first step (copy the sources,
-# write the mutants) without running any test, so that a sample can be drawn from the
-# names `mutmut results` then lists. mutmut 3.8.1's internals (pinned).
-GENERATE_MUTANTS = """
-import os
-from mutmut.__main__ import copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths
-os.makedirs("mutants", exist_ok=True)
-copy_src_dir()
-copy_also_copy_files()
-setup_source_paths()
-create_mutants(1)
-"""
-# Runs inside the venv: one embedded PostgreSQL for the whole `mutate` run (central's
-# tests and the laptop's tests against a live central use it through DATABASE_URL),
-# so that no mutant pays a server start. It stops when stdin closes.
-SCRATCH_POSTGRES = """
-import sys
-from lapsync.devkit.postgres import scratch_postgres
-with scratch_postgres() as url:
-    print(url, flush=True)
-    sys.stdin.read()
-"""
-
-
-def mutmut_statuses(workdir: Path) -> dict[str, str]:
-    """Return {mutant name: status} from `mutmut results --all true` in workdir."""
-    result = subprocess.run([str(PYTHON), "-m", "mutmut", "results", "--all", "true"],
-                            cwd=workdir, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"dev.py: mutmut results failed in {workdir}:\n{result.stdout}{result.stderr}")
-    pairs = (line.strip().rpartition(": ") for line in result.stdout.splitlines())
-    return {name: status for name, colon, status in pairs if colon}
-
-
-def score_table(rows: list[tuple[str, dict[str, str]]]) -> str:
-    """Return the Markdown table module | mutants (run / total) | killed | survived | score;
-    mutants a sample left out ("not checked") count in total only, the score is of those run."""
-    lines = ["| module | mutants (run / total) | killed | survived | score |",
-             "|---|--:|--:|--:|--:|"]
-    for module, statuses in rows:
-        total = len(statuses)
-        ran = sum(s != NOT_RUN for s in statuses.values())
-        killed = sum(s in KILLED for s in statuses.values())
-        survived = sum(s in SURVIVED for s in statuses.values())
-        score = f"{100 * killed / ran:.1f} %" if ran else "-"
-        lines.append(f"| `{module}` | {ran} / {total} | {killed} | {survived} | {score} |")
-    return "\n".join(lines)
-
-
-def sample_mutants(workdir: Path, size: int, seed: int) -> list[str]:
-    """Write the module's mutants without testing them; return SIZE of their names, drawn
-    with SEED (the same seed and source give the same sample)."""
-    result = subprocess.run([str(PYTHON), "-c", GENERATE_MUTANTS], cwd=workdir,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"dev.py: could not write the mutants in {workdir}:\n{result.stderr}")
-    names = sorted(mutmut_statuses(workdir))
-    return sorted(random.Random(seed).sample(names, min(size, len(names))))
-
-
-@contextlib.contextmanager
-def mutation_postgres():
-    """Start one embedded PostgreSQL for the run and set DATABASE_URL (unless it is set)."""
-    if os.environ.get("DATABASE_URL"):
-        yield
-        return
-    server = subprocess.Popen([str(PYTHON), "-c", SCRATCH_POSTGRES], cwd=ROOT, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    url = server.stdout.readline().strip()
-    if not url:
-        server.wait()
-        sys.exit("dev.py: the embedded PostgreSQL for the mutation run did not start")
-    say("one embedded PostgreSQL for this run (DATABASE_URL for mutmut's workers)")
-    os.environ["DATABASE_URL"] = url
-    try:
-        yield
-    finally:
-        del os.environ["DATABASE_URL"]
-        server.stdin.close()
-        server.wait(60)
-
-
-def cmd_mutate(args: argparse.Namespace) -> int:
-    """Run mutmut on the chosen core modules, each against its own tests; print the table."""
-    modules = select_modules(args.modules)
+def cmd_mutate(args: list[str]) -> int:
+    """Set up the test tools and run the mutation tests (lapsync/devkit/mutate.py)."""
     ensure_venv()
     install("requirements-dev.txt")
-    with mutation_postgres():
-        rows = mutate_modules(modules, args.sample, args.seed)
-    say("mutants not killed are listed above; see one with: cd mutants/MODULE && "
-        "../../.venv/bin/mutmut show MUTANT  (e.g. mutants/lapsync.hlc)")
-    sampled = f", a sample of {args.sample} per module, seed {args.seed}" if args.sample else ""
-    print(f"\nMutation score, {time.strftime('%Y-%m-%d')} (`python3 dev.py mutate`{sampled}):\n")
-    print(score_table(rows), flush=True)
-    return 0
-
-
-def mutate_modules(modules: list[str], sample: int | None, seed: int) -> list:
-    """Run mutmut on each module (all its mutants, or a sample); return (module, statuses)."""
-    rows = []
-    for module in modules:
-        tests = module_tests(module)
-        workdir = mutmut_workdir(module, tests)
-        say(f"mutmut: {module} against {' '.join(tests)} (in {workdir.relative_to(ROOT)})")
-        names = sample_mutants(workdir, sample, seed) if sample else []
-        if names:
-            say(f"a sample of {len(names)} mutants (seed {seed})")
-        if subprocess.run([str(PYTHON), "-m", "mutmut", "run", *names],
-                          cwd=workdir).returncode != 0:
-            sys.exit(f"dev.py: mutmut run failed for {module}")
-        statuses = mutmut_statuses(workdir)
-        rows.append((module, statuses))
-        for name, status in sorted(statuses.items()):
-            if status not in KILLED and status != NOT_RUN:
-                print(f"    {status}: {name}")
-    return rows
+    return subprocess.run([str(PYTHON), "-m", "lapsync.devkit.mutate", *args], cwd=ROOT).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -698,24 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create .venv, install requirements-dev.txt, make sure /usr/bin/chromium "
                     "and libfaketime exist (apt-get install chromium faketime when root), then run "
                     "`pytest -q -n 2 --dist loadgroup` (two xdist workers; `-n 0` runs serially) with "
-                    "any further arguments, e.g. `dev.py test tests/test_laps.py -x`. "
+                    "any further arguments, e.g. `dev.py test tests/laptop/test_laps.py -x`. "
                     "Exits with pytest's exit code.")
-    mutate_parser = commands.add_parser(
+    commands.add_parser(
         "mutate", help="mutation testing of the shared core (slow; not part of `test`)",
-        description="Create .venv, install requirements-dev.txt, then run mutmut (configured in "
-                    "pyproject.toml) on each chosen core module in mutants/MODULE/, every mutant "
-                    "against that module's own tests (MUTATE in dev.py), and print the mutants "
-                    "not killed and the Markdown table module | mutants | killed | survived | "
-                    "score.")
-    mutate_parser.add_argument("modules", nargs="*", metavar="MODULE",
-                               help="path, dotted name or unique last part, e.g. lapsync/hlc.py, "
-                                    "lapsync.hlc or hlc "
-                                    "(default: every module in MUTATE)")
-    mutate_parser.add_argument("--sample", type=int, metavar="N",
-                               help="run only N mutants per module, drawn at random "
-                                    "(the table says how many of how many)")
-    mutate_parser.add_argument("--seed", type=int, default=1,
-                               help="seed of --sample's draw (default 1)")
+        usage="dev.py mutate [-h] [MODULE ...] [--sample N] [--seed S]", add_help=False,
+        description="Create .venv, install requirements-dev.txt, then run "
+                    "lapsync/devkit/mutate.py (`dev.py mutate --help` lists its options).")
     return parser
 
 
@@ -725,10 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "test":
         return cmd_test(args, extra)
+    if args.command == "mutate":
+        return cmd_mutate(extra)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
-    if args.command == "mutate":
-        return cmd_mutate(args)
     return cmd_run(args)
 
 

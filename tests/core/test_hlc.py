@@ -134,3 +134,52 @@ def test_after_latest_is_later_than_both_clocks():
     assert hlc.after(hlc.latest(local, remote), 15) == "0000000000020.0008"
     assert hlc.after(hlc.latest(remote, local), 15) == "0000000000020.0008"
     assert hlc.after(hlc.latest(local, remote), 25) == "0000000000025.0000"
+
+
+class MetaTable:
+    """A meta table in memory: the get_meta/set_meta pair both apps give the clock."""
+
+    def __init__(self, **rows: str):
+        self.rows, self.writes = dict(rows), []
+
+    def get(self, db: object, key: str, default: str) -> str:
+        assert db is self
+        return self.rows.get(key, default)
+
+    def set(self, db: object, key: str, value: str) -> None:
+        assert db is self
+        self.rows[key] = value
+        self.writes.append((key, value))
+
+
+def test_tick_meta_starts_from_zero_and_stores_each_stamp_under_hlc():
+    meta = MetaTable()
+    first = hlc.tick_meta(meta, meta.get, meta.set, 5)
+    second = hlc.tick_meta(meta, meta.get, meta.set, 5)
+    third = hlc.tick_meta(meta, meta.get, meta.set, 9)
+    assert (first, second, third) == ("0000000000005.0000", "0000000000005.0001",
+                                      "0000000000009.0000")
+    assert meta.writes == [("hlc", first), ("hlc", second), ("hlc", third)]
+
+
+def test_tick_meta_stays_ahead_of_a_stored_stamp_when_the_clock_lags():
+    meta = MetaTable(hlc="0000000000100.0041")
+    assert hlc.tick_meta(meta, meta.get, meta.set, 7) == "0000000000100.0042"
+    assert meta.rows == {"hlc": "0000000000100.0042"}
+
+
+def test_observe_meta_stores_a_later_remote_stamp():
+    meta = MetaTable(hlc="0000000000100.0041")
+    hlc.observe_meta(meta, meta.get, meta.set, "0000000000100.0042")
+    assert meta.writes == [("hlc", "0000000000100.0042")]
+    fresh = MetaTable()
+    hlc.observe_meta(fresh, fresh.get, fresh.set, "0000000000001.0000")
+    assert fresh.rows == {"hlc": "0000000000001.0000"}
+
+
+@pytest.mark.parametrize("remote", ["0000000000100.0041", "0000000000100.0040",
+                                    "0000000000099.9999", hlc.ZERO])
+def test_observe_meta_never_writes_an_equal_or_older_stamp(remote):
+    meta = MetaTable(hlc="0000000000100.0041")
+    hlc.observe_meta(meta, meta.get, meta.set, remote)
+    assert meta.writes == [] and meta.rows == {"hlc": "0000000000100.0041"}

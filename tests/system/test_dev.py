@@ -40,7 +40,7 @@ DRIVER = ("import sys\n"
 
 
 def state(**overrides) -> dict:
-    """Return STATE_SCRIPT's answer for a connected laptop with a central admin."""
+    """Return run_state's answer for a connected laptop with a central admin."""
     base = {"laptop_id": "me", "laptop_users": {"admin": "u1"}, "central_users": {"admin": "u1"},
             "central_url": "http://127.0.0.1:8000",
             "device": {"name": "laptop-1", "live": True, "laptop_id": "me"},
