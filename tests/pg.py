@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
+import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
-from werkzeug.serving import make_server
 
 from lapsync.devkit.postgres import (  # noqa: F401  (tests import these from here)
     CENTRAL_TABLES,
@@ -33,8 +32,9 @@ from lapsync.devkit.postgres import (  # noqa: F401  (tests import these from he
     with_database,
 )
 from sync import create_app
-from sync.db import close_pool, init_schema
+from sync.db import close_pool, init_schema, now_ms
 from sync.devices import register_device
+from tests.web import served
 
 _counter = itertools.count(1)
 
@@ -103,12 +103,8 @@ def device_token(central_db) -> str:
 @pytest.fixture
 def live_central(central_app) -> Iterator[str]:
     """Serve central on a free loopback port; yield its base URL."""
-    server = make_server("127.0.0.1", 0, central_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with served(central_app) as url:
+        yield url
 
 
 class Outbox:
@@ -178,6 +174,23 @@ class Outbox:
 
 
 CENTRAL_PASSWORD = "central-secret"
+
+
+def logged_in(client, conn, user_id: str):
+    """Give a central test client a session of user_id made directly: the real login form (and
+    its argon2 check, ~0.25 s a time) is tested in tests/central/test_auth.py."""
+    sid = secrets.token_urlsafe(32)
+    conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
+                 [sid, user_id, now_ms() + 3_600_000])
+    with client.session_transaction() as session:
+        session["sid"] = sid
+    return client
+
+
+@pytest.fixture
+def viewer(central_client, central_users, central_db):
+    """A central test client logged in as the viewer 'vic' (a session made directly)."""
+    return logged_in(central_client, central_db, central_users["vic"])
 
 
 @pytest.fixture(scope="session")

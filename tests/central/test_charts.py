@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 from datetime import datetime
 
 import pytest
 
 from lapsync.protocol import validate_push
 from sync.charts import BUCKET_MS, MAX_BUCKETS, nice_ticks
-from sync.db import now_ms
 from sync.devices import find_device, register_device
 from sync.push import push
 from tests.pg import Outbox
@@ -23,18 +21,6 @@ S = 1000
 def send(conn, token: str, box: Outbox, now: int, device_time: int) -> None:
     """Push an outbox through central's real push: received at `now`, laptop clock `device_time`."""
     push(conn, find_device(conn, token), validate_push(box.body(device_time=device_time)), now)
-
-
-@pytest.fixture
-def viewer(central_client, central_users, central_db):
-    """A client logged in as the viewer 'vic' by a session made directly (the login form and
-    its slow argon2 check are tested in tests/central/test_auth.py)."""
-    sid = secrets.token_urlsafe(32)
-    central_db.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
-                       [sid, central_users["vic"], now_ms() + 3_600_000])
-    with central_client.session_transaction() as session:
-        session["sid"] = sid
-    return central_client
 
 
 def bars(page: str, chart: str) -> list[dict]:

@@ -1,14 +1,12 @@
 """Central live view: the newest laps, a polled JSON feed whose cursor never skips a lap."""
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from lapsync.protocol import validate_push
 from sync import create_app
@@ -17,6 +15,7 @@ from sync.devices import find_device, register_device
 from sync.live import FEED_LIMIT, PAGE_LAPS
 from sync.push import push
 from tests.pg import Outbox
+from tests.web import launch_chromium, served
 
 T0 = 1_700_000_100_000
 
@@ -24,23 +23,6 @@ T0 = 1_700_000_100_000
 def send(conn, token: str, box: Outbox, now: int, first: int = 1) -> None:
     """Push an outbox's changes from seq `first` through central's real push, received at `now`."""
     push(conn, find_device(conn, token), validate_push(box.body(first)), now)
-
-
-def logged_in(client, conn, user_id: str):
-    """Give a test client a session of user_id made directly (the login form and its slow
-    argon2 check are tested in tests/central/test_auth.py)."""
-    sid = secrets.token_urlsafe(32)
-    conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
-                 [sid, user_id, now_ms() + 3_600_000])
-    with client.session_transaction() as session:
-        session["sid"] = sid
-    return client
-
-
-@pytest.fixture
-def viewer(central_client, central_users, central_db):
-    """A client logged in as the viewer 'vic'."""
-    return logged_in(central_client, central_db, central_users["vic"])
 
 
 def feed(client, **params) -> dict:
@@ -171,21 +153,16 @@ def test_feed_works_across_processes_without_shared_memory(viewer, central_db, p
     """Two app instances (as two gunicorn workers): a lap pushed over HTTP to one is in the
     other's feed, because the feed reads only the database."""
     other = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": pg_url})
-    server = make_server("127.0.0.1", 0, other, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     try:
-        seen = feed(viewer)
-        box = Outbox()
-        box.lap(box.runner(7, "Anna Berg"))
-        answer = requests.post(f"http://127.0.0.1:{server.server_port}/api/v1/push",
-                               json=box.body(), timeout=10,
-                               headers={"Authorization": f"Bearer {device_token}"})
-        assert answer.status_code == 200, answer.text
-        assert len(feed(viewer, after=seen["cursor"], voids=seen["void_cursor"])["laps"]) == 1
+        with served(other) as url:
+            seen = feed(viewer)
+            box = Outbox()
+            box.lap(box.runner(7, "Anna Berg"))
+            answer = requests.post(f"{url}/api/v1/push", json=box.body(), timeout=10,
+                                   headers={"Authorization": f"Bearer {device_token}"})
+            assert answer.status_code == 200, answer.text
+            assert len(feed(viewer, after=seen["cursor"], voids=seen["void_cursor"])["laps"]) == 1
     finally:
-        server.shutdown()
-        thread.join(5)
         close_pool(other)
 
 
@@ -200,14 +177,10 @@ def test_anonymous_is_sent_to_login(central_client, path):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 def test_live_page_updates_itself_in_a_real_browser(live_central, central_app, central_db,
                                                     central_users, device_token):
     """live.js: a lap pushed after the page loaded appears, a void strikes it through."""
     from playwright.sync_api import expect, sync_playwright
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     central_app.config["LIVE_POLL_MS"] = 200   # the page's poll interval (2 s in production)
     sid = secrets.token_urlsafe(32)
     central_db.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
@@ -216,8 +189,7 @@ def test_live_page_updates_itself_in_a_real_browser(live_central, central_app, c
     runner = box.runner(7, "Anna Berg", "5a")
     send(central_db, device_token, box, now=now_ms())
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = launch_chromium(playwright)
         try:
             context = browser.new_context()
             page = context.new_page()

@@ -1,11 +1,8 @@
 """Review queue at central: double counts and clashes, every decision logged and pulled."""
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,6 @@ from openapi_core.contrib.requests import (
     RequestsOpenAPIRequest,
     RequestsOpenAPIResponse,
 )
-from werkzeug.serving import make_server
 
 from lapsync.errors import InputError
 from lapsync.ids import new_id
@@ -30,12 +26,12 @@ from sync import clock, review
 from sync.devices import find_device, register_device
 from sync.pull import pull
 from sync.push import push
-from tests.pg import Outbox, snapshot
+from tests.pg import Outbox, logged_in, snapshot
+from tests.web import launch_chromium, served
 
 T = 1_700_000_000_000
 JSON = {"Accept": "application/json"}
 SPEC = OpenAPI.from_file_path(str(Path(__file__).resolve().parents[2] / "sync" / "openapi.yaml"))
-CHROMIUM = "/usr/bin/chromium"
 
 
 # ---- helpers ---------------------------------------------------------------------
@@ -96,12 +92,8 @@ def last_change(conn) -> int:
 
 
 def session_login(client, conn, user_id: str):
-    """Log a test client in with a session row (argon2 login itself is tested in test_sync_auth)."""
-    sid = secrets.token_urlsafe(32)
-    conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
-                 [sid, user_id, now_ms() + 3_600_000])
-    with client.session_transaction() as session:
-        session["sid"] = sid
+    """Log a test client in with a session row; `.csrf` holds its token."""
+    logged_in(client, conn, user_id)
     page = client.get("/review/").get_data(as_text=True)
     client.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
     return client
@@ -673,12 +665,8 @@ def served_laptop(app):
     On 127.0.0.2, not central's 127.0.0.1: cookies are per host, not per port, and
     both apps call their session cookie "session".
     """
-    httpd = make_server("127.0.0.2", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.2:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(10)
+    with served(app, "127.0.0.2") as url:
+        yield url
 
 
 def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
@@ -687,7 +675,6 @@ def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
 
     from tests.conftest import PASSWORD
     from tests.pg import CENTRAL_PASSWORD
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     a, b = laptops("a"), db  # b: the laptop served to the browser
     tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
     add_runner(a, 17, "Cleo Dahl", "6b", 6)
@@ -698,8 +685,7 @@ def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
     sync(a, live_central, tokens["laptop-a"])
     sync(b, live_central, tokens["laptop-b"])
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page()
             page.set_default_timeout(10_000)

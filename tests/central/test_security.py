@@ -156,29 +156,27 @@ def test_anonymous_reads_change_nothing_and_show_no_data(central_app, central_cl
     assert snapshot(central_db) == before
 
 
-def test_the_viewer_cannot_write_anywhere(central_app, central_viewer, central_db, world):
-    before = snapshot(central_db)
-    for (endpoint, method, rule), as_json in itertools.product(routes(central_app, True),
-                                                               [False, True]):
+def assert_every_session_write_refused(app, client, conn, world, code: str, status: int) -> None:
+    """Send every form and JSON write (not the open ones, not the API) with the client's session
+    and CSRF token: each must be refused with code and status, and nothing may change."""
+    before = snapshot(conn)
+    for (endpoint, method, rule), as_json in itertools.product(routes(app, True), [False, True]):
         if endpoint in OPEN_WRITES or rule.startswith("/api/"):
             continue
-        response = send(central_viewer, method, url_for_rule(rule, world), world,
-                        central_viewer.csrf, as_json)
-        assert_refused(response, "forbidden", 403, as_json, f"{method} {rule}")
-    assert snapshot(central_db) == before
+        response = send(client, method, url_for_rule(rule, world), world, client.csrf, as_json)
+        assert_refused(response, code, status, as_json, f"{method} {rule}")
+    assert snapshot(conn) == before
+
+
+def test_the_viewer_cannot_write_anywhere(central_app, central_viewer, central_db, world):
+    assert_every_session_write_refused(central_app, central_viewer, central_db, world,
+                                       "forbidden", 403)
 
 
 def test_expired_session_is_refused_on_every_write(central_app, central_admin, central_db, world):
     central_db.execute("UPDATE user_session SET valid_until = 0")
-    before = snapshot(central_db)
-    for (endpoint, method, rule), as_json in itertools.product(routes(central_app, True),
-                                                               [False, True]):
-        if endpoint in OPEN_WRITES or rule.startswith("/api/"):
-            continue
-        response = send(central_admin, method, url_for_rule(rule, world), world,
-                        central_admin.csrf, as_json)
-        assert_refused(response, "login_required", 401, as_json, f"{method} {rule}")
-    assert snapshot(central_db) == before
+    assert_every_session_write_refused(central_app, central_admin, central_db, world,
+                                       "login_required", 401)
 
 
 def test_every_form_and_json_write_without_a_valid_csrf_token_is_refused(central_app, central_admin,

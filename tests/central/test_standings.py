@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 
 import pytest
 
 from lapsync.protocol import validate_push
-from sync.db import now_ms
 from sync.devices import find_device, register_device
 from sync.push import push
 from sync.settings import set_setting
@@ -34,23 +32,6 @@ def rows(page: str, attribute: str = "data-runner") -> list[dict]:
 def text(response) -> str:
     """Return a response body as text."""
     return response.get_data(as_text=True)
-
-
-def logged_in(client, conn, user_id: str):
-    """Give a test client a session of user_id made directly: the real login form (and its
-    argon2 check, ~0.25 s a time) is tested in tests/central/test_auth.py."""
-    sid = secrets.token_urlsafe(32)
-    conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
-                 [sid, user_id, now_ms() + 3_600_000])
-    with client.session_transaction() as session:
-        session["sid"] = sid
-    return client
-
-
-@pytest.fixture
-def viewer(central_client, central_users, central_db):
-    """A client logged in as the viewer 'vic'."""
-    return logged_in(central_client, central_db, central_users["vic"])
 
 
 @pytest.fixture

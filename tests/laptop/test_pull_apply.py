@@ -101,13 +101,21 @@ def test_a_new_runner_is_inserted_and_moves_the_clock(db):
     assert get_meta(db, "hlc") == stamp(3)
 
 
+def apply_losers_then_winner(db, change, entity_id: str, name_of, kept: str, **winner) -> None:
+    """Apply a change stamped 5 from this laptop, then three that must lose to it (an older
+    stamp, the same stamp from a lower origin, the same stamp and origin): the name stays
+    `kept`. Then the same stamp from a greater origin, with `winner`'s fields."""
+    apply(db, change(entity_id, n=5, origin=ME))
+    apply(db, change(entity_id, n=4, name="older"))
+    apply(db, change(entity_id, n=5, origin=LOW, name="lower origin"))
+    apply(db, change(entity_id, n=5, origin=ME, name="same"))
+    assert name_of(entity_id) == kept
+    apply(db, change(entity_id, n=5, origin=HIGH, **winner))
+
+
 def test_a_runner_is_replaced_only_by_a_later_hlc_or_the_same_hlc_from_a_greater_origin(db):
-    apply(db, runner_change("r1", n=5, origin=ME))
-    apply(db, runner_change("r1", n=4, name="Older"))
-    apply(db, runner_change("r1", n=5, origin=LOW, name="Lower origin"))
-    apply(db, runner_change("r1", n=5, origin=ME, name="Same"))
-    assert runner_row(db, "r1")["name"] == "Dora Eck"
-    apply(db, runner_change("r1", n=5, origin=HIGH, name="Higher origin"))
+    apply_losers_then_winner(db, runner_change, "r1", lambda i: runner_row(db, i)["name"],
+                             "Dora Eck", name="Higher origin")
     assert runner_row(db, "r1")["name"] == "Higher origin"
     apply(db, runner_change("r1", n=6, origin=LOW, start_number=9, name="Newer", grade=8,
                             **{"class": "8a"}))
@@ -169,13 +177,9 @@ def test_a_new_user_is_inserted_with_its_origin_remembered(db):
 
 
 def test_a_user_is_replaced_only_by_a_later_stamp_or_origin(db):
-    apply(db, user_change("u1", n=5, origin=ME))
-    apply(db, user_change("u1", n=4, name="older"))
-    apply(db, user_change("u1", n=5, origin=LOW, name="lower"))
-    apply(db, user_change("u1", n=5, origin=ME, name="same"))
-    assert row(db, "SELECT name FROM user WHERE id = 'u1'") == {"name": "una"}
-    apply(db, user_change("u1", n=5, origin=HIGH, name="higher", role="viewer",
-                          password_hash="$argon2id$other"))
+    apply_losers_then_winner(
+        db, user_change, "u1", lambda i: row(db, "SELECT name FROM user WHERE id = ?", i)["name"],
+        "una", name="higher", role="viewer", password_hash="$argon2id$other")
     assert row(db, "SELECT name, role, password_hash, created_at FROM user WHERE id = 'u1'") == {
         "name": "higher", "role": "viewer", "password_hash": "$argon2id$other", "created_at": 123}
     apply(db, user_change("u1", n=5, origin=LOW, name="lower again"))

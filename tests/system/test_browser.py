@@ -5,22 +5,17 @@ Never `playwright install`: the browser is Debian's /usr/bin/chromium
 """
 from __future__ import annotations
 
-import os
 import re
-import threading
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from werkzeug.serving import make_server
 
 from lapsync.laptop import create_app
 from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect
 from lapsync.laptop.runners import add_runner
+from tests.web import launch_chromium, served
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "correct-horse"
 
 
@@ -34,24 +29,15 @@ def server(tmp_path):
     for number, name, class_ in [(1, "Anna Berg", "5a"), (2, "Ben Cruz", "5a"), (17, "Cleo Dahl", "6b")]:
         add_runner(db, number, name, class_, 5)
     db.close()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(10)
+    with served(app) as url:
+        yield app, url
 
 
 @pytest.fixture
 def page():
     """A fresh page in headless Debian Chromium; fails (never skips) without the browser."""
-    assert os.path.exists(CHROMIUM), (
-        f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. Run `python3 dev.py test` "
-        "as root or `sudo apt-get install chromium` (never `playwright install`).")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(10_000)

@@ -10,7 +10,6 @@ Chromium driven by Playwright (never `playwright install`); without
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -31,10 +30,8 @@ from lapsync.laptop.runners import add_runner
 from sync.devices import register_device
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD
+from tests.web import launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Ben Cruz", "5a", 5), (17, "Cleo Dahl", "6b", 6)]
 JSON = {"Accept": "application/json"}
 
@@ -142,11 +139,8 @@ def laptops(tmp_path, users_template, live_central, central_db):
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium for this module; fails (never skips) without it."""
-    assert os.path.exists(CHROMIUM), (
-        f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "
-        "(`sudo apt-get install chromium`; never `playwright install`).")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             yield browser
         finally:
