@@ -334,7 +334,6 @@ def tree(tmp_path):
 def test_run_starts_central_and_a_connected_laptop_and_a_lap_reaches_central(tree):
     """The README's run command, twice: a lap typed on the laptop arrives at central;
     the second run makes no new device and no new password and keeps the data."""
-    started = time.monotonic()
     port, central_port = free_port(), free_port()
     base, pgdata = f"http://127.0.0.1:{port}/", tree / "instance" / "central" / "pgdata"
     run = DevRun(tree, port, central_port)
@@ -372,7 +371,6 @@ def test_run_starts_central_and_a_connected_laptop_and_a_lap_reaches_central(tre
         assert again.ctrl_c() == 0
     finally:
         again.kill()
-    assert time.monotonic() - started < 40
 
 
 def test_run_stops_the_laptop_and_fails_when_central_dies(tree):
