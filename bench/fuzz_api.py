@@ -45,10 +45,9 @@ from psycopg.rows import dict_row  # noqa: E402
 from schemathesis.engine import from_schema  # noqa: E402
 
 from lapsync.devkit.fuzz import CONFIG, FINGERPRINT  # noqa: E402
-from lapsync.devkit.postgres import start_postgres, with_database  # noqa: E402
+from lapsync.devkit.postgres import create_database, start_postgres  # noqa: E402
 from lapsync.devkit.processes import free_port, stop  # noqa: E402
 from lapsync.ids import new_id  # noqa: E402
-from sync.db import init_schema  # noqa: E402
 from sync.devices import register_device  # noqa: E402
 
 SPEC = ROOT / "sync" / "openapi.yaml"
@@ -69,17 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--show", type=int, default=5, help="failures to print in full")
     p.add_argument("--json", help="also write the figures to this file")
     return p.parse_args(argv)
-
-
-def fresh_central(server_url: str) -> str:
-    """Create an empty central database with its schema; return its URL."""
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    url = with_database(server_url, DATABASE)
-    with psycopg.connect(url, autocommit=True) as conn:
-        init_schema(conn)
-    return url
 
 
 def start_central(url: str, workers: int) -> tuple[subprocess.Popen, str]:
@@ -221,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start PostgreSQL and central, fuzz every operation, print the figures."""
     args = parse_args(argv)
     pg = None if args.database_url else start_postgres(args.pgdata)
-    url = fresh_central(args.database_url or pg.get_uri())
+    url = create_database(args.database_url or pg.get_uri(), DATABASE)
     central, base = start_central(url, args.workers)
     print(f"schemathesis {version('schemathesis')}, hypothesis {version('hypothesis')}; central: "
           f"gunicorn {args.workers} workers at {base}; seed {args.seed}; {args.cases:,} fuzzing "

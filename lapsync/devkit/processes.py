@@ -163,13 +163,18 @@ def tree_cpu(root: int) -> float:
     return total
 
 
-def tree_peak_rss_mb(root: int) -> float:
-    """Return the highest peak RSS (VmHWM) among a process and its live descendants."""
-    peaks = [0]
-    for pid in process_tree(root):
+def vm_hwm_kb(pids: list[int]) -> list[int]:
+    """Return the peak RSS (VmHWM, in kB) of each of pids that is still alive."""
+    peaks = []
+    for pid in pids:
         try:
             text = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         peaks += [int(line.split()[1]) for line in text.splitlines() if line.startswith("VmHWM:")]
-    return max(peaks) / 1024
+    return peaks
+
+
+def tree_peak_rss_mb(root: int) -> float:
+    """Return the highest peak RSS (VmHWM) among a process and its live descendants."""
+    return max([0, *vm_hwm_kb(process_tree(root))]) / 1024
