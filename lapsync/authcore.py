@@ -38,7 +38,7 @@ ROLES = ("admin", "teacher", "viewer")
 SESSION_MS = 8 * 3600 * 1000
 CLOCK_SLACK_MS = 60_000  # failures stamped further ahead than this: the clock went back
 MAX_ACCOUNT_KEY = 100  # longer names cannot be users (MAX_USER_NAME); keeps the table small
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory choice
 _dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
 
 
@@ -46,6 +46,13 @@ def role_label(role: str) -> str:
     """Name a role in the page's language (the stored role stays admin/teacher/viewer)."""
     labels = {"admin": _("admin"), "teacher": _("teacher"), "viewer": _("viewer")}
     return labels.get(role, role)
+
+
+def use_hash_parameters(time_cost: int, memory_cost: int, parallelism: int) -> None:
+    """Hash new passwords with these argon2 parameters (a hash keeps its own for checks)."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+    _dummy_hash.clear()
 
 
 def hash_password(password: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 
+from lapsync import authcore
 from lapsync.ids import new_id
 from lapsync.laptop import create_app
 from lapsync.laptop.auth import create_user
@@ -17,6 +18,10 @@ from lapsync.laptop.db import connect, set_meta
 from lapsync.laptop.runners import add_runner
 
 PASSWORD = "correct-horse"
+# The apps in this process hash with cheap argon2 parameters, as Django's test settings
+# do: a login then costs ~1 ms, not ~200 ms. Apps in subprocesses keep the real ones;
+# tests/core/test_authcore.py pins those.
+authcore.use_hash_parameters(time_cost=1, memory_cost=1024, parallelism=1)
 # SIGKILL timing, skewed clocks and real browsers: under `dev.py test` (pytest-xdist,
 # --dist loadgroup) these files run one after another on one worker, never beside
 # each other. The group is the largest unit, so xdist hands it out first and the
