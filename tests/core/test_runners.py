@@ -198,11 +198,12 @@ def test_upload_form_is_shown_on_get():
     assert importer.calls == []
 
 
-@pytest.mark.parametrize("data", [{}, {"file": (io.BytesIO(b"x"), "")}])
-def test_upload_without_a_file(data):
+@pytest.mark.parametrize("nameless", [False, True])
+def test_upload_without_a_file(nameless):
     importer = Importer(1)
     client = upload_app(importer)
-    response = client.post("/import", data=dict(data), content_type="multipart/form-data")
+    data = {"file": (io.BytesIO(b"x"), "")} if nameless else {}
+    response = client.post("/import", data=data, content_type="multipart/form-data")
     assert response.status_code == 400
     assert response.get_data(as_text=True) == "import|missing_file|||"
     response = client.post("/import", data={}, headers=JSON, content_type="multipart/form-data")
