@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -76,8 +78,10 @@ def test_each_process_opens_its_own_pool_after_fork(central_app):
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
 
 
-def test_without_database_url_central_starts_an_embedded_postgres(tmp_path):
-    pgdata = tmp_path / "pgdata"
+def test_without_database_url_central_starts_an_embedded_postgres():
+    # Not under tmp_path: the server runs as its own user, and another pytest run
+    # starting on the machine makes /tmp/pytest-of-root owner-only again.
+    pgdata = Path(tempfile.mkdtemp(prefix="lapsync-test-db-")) / "pgdata"
     app = create_app({"TESTING": True, "DATABASE_URL": None, "PGDATA": str(pgdata)})
     runner = app.test_cli_runner()
     try:
@@ -92,3 +96,4 @@ def test_without_database_url_central_starts_an_embedded_postgres(tmp_path):
         result = runner.invoke(args=["pg-stop"])
     assert result.exit_code == 0 and "Stopped" in result.output
     assert not Path(pgdata / "postmaster.pid").exists()
+    shutil.rmtree(pgdata.parent, ignore_errors=True)

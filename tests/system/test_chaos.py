@@ -23,7 +23,7 @@ from lapsync.devkit.faultproxy import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 4943
-DURATION_S = 45
+DURATION_S = 25
 
 
 def run_chaos(pg_url: str, workdir: Path) -> tuple[dict, str]:
