@@ -1,9 +1,11 @@
 """lapsync/web (config, secret key, size message), lapsync/ids and lapsync/i18n."""
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 from flask import Flask, render_template_string
@@ -202,3 +204,22 @@ def test_init_app_keeps_a_given_catalog_folder(tmp_path):
     assert app.config["BABEL_TRANSLATION_DIRECTORIES"] == str(tmp_path)
     with app.test_request_context("/", headers={"Accept-Language": "de"}), force_locale("de"):
         assert render_template_string("{{ _('Log in') }}") == "Log in"
+
+
+def test_secret_key_file_is_written_and_read_as_utf_8_whatever_the_locale(tmp_path, monkeypatch):
+    encodings = []
+    write, read = Path.write_text, Path.read_text
+
+    def spy_write(self, data, encoding=None, errors=None, newline=None):
+        encodings.append(("write", encoding))
+        return write(self, data, encoding="utf-8")
+
+    def spy_read(self, encoding=None, errors=None):
+        encodings.append(("read", encoding))
+        return read(self, encoding="utf-8")
+
+    monkeypatch.setattr(Path, "write_text", spy_write)
+    monkeypatch.setattr(Path, "read_text", spy_read)
+    load_secret_key(str(tmp_path))
+    assert [op for op, _ in encodings] == ["write", "read"]
+    assert all(enc is not None and codecs.lookup(enc).name == "utf-8" for _, enc in encodings)
