@@ -94,7 +94,7 @@ def touch_device(conn: psycopg.Connection, device_id: int, now: int) -> None:
 
 
 def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dict:
-    """Return one page of changes after cursor for a device (see lapsync/protocol.py)."""
+    """Return one page of changes after cursor for a device (see docs/PROTOCOL.md)."""
     now = now_ms()
     if cursor > last_change_id(conn):
         raise ProtocolError("cursor_ahead", f"Cursor {cursor} is beyond anything central "

@@ -1,6 +1,6 @@
 """Apply a laptop's push: exactly once, in one transaction, conflicts resolved by id.
 
-Rules (see lapsync/protocol.py): laps are inserted once by id and never change;
+Rules (see docs/PROTOCOL.md): laps are inserted once by id and never change;
 a lap's void state and every runner and user are last-writer-wins registers by
 (hlc, origin); start-number and name clashes are recorded, never merged. Laps,
 voids and runners commute (sets and registers), so a batch applies them by kind:

@@ -178,7 +178,7 @@ def test_a_change_after_a_run_must_follow_its_last_lap():
 
 
 def test_runs_count_their_laps_towards_the_batch_limit(monkeypatch):
-    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 10)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 10)
     assert validate_push(lap_run_body(10))
     with pytest.raises(ProtocolError) as refused:
         validate_push(lap_run_body(11))
@@ -244,7 +244,7 @@ def test_an_hlc_is_ascii_digits_only(hlc):
 
 def _spec_validator(name: str) -> jsonschema.Draft202012Validator:
     """Return a validator for one schema of sync/openapi.yaml (OpenAPI 3.1 is JSON Schema)."""
-    spec = yaml.safe_load((Path(protocol.__file__).parent.parent / "sync" / "openapi.yaml").read_text())
+    spec = yaml.safe_load((Path(protocol.__file__).parents[2] / "sync" / "openapi.yaml").read_text())
     return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}",
                                             "components": spec["components"]})
 

@@ -667,7 +667,7 @@ def test_a_gzip_push_applies_like_its_json_and_its_replay_changes_nothing(centra
     ("another encoding", 415, "unsupported_media_type")])
 def test_a_bad_compressed_body_is_refused_and_changes_nothing(central_client, central_db, device_token,
                                                               monkeypatch, case, status, code):
-    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 4_000)  # the limit after decompression
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_BYTES", 4_000)  # the limit after decompression
     box = Outbox()
     box.lap(box.runner(1, "Anna Berg"))
     raw = json.dumps(box.body()).encode()

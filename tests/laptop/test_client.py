@@ -15,7 +15,6 @@ from werkzeug.wrappers import Response
 from lapsync import hlc, protocol
 from lapsync.ids import new_id
 from lapsync.laptop.auth import hash_password
-from lapsync.laptop.client import batch as client_batch
 from lapsync.laptop.client import push as client_push
 from lapsync.laptop.client.batch import build_batch
 from lapsync.laptop.client.connect import config_file
@@ -49,6 +48,7 @@ from lapsync.laptop.db import (
     transaction,
 )
 from lapsync.laptop.laps import record_lap, set_void
+from lapsync.protocol import encode as protocol_encode
 from tests.conftest import PASSWORD, login
 from tests.laptop.fake_central import TOKEN, FakeCentral
 
@@ -217,7 +217,7 @@ def test_batches_are_bounded_by_count(db, central):
 
 def test_batch_body_is_bounded_by_bytes(db, runners, monkeypatch):
     laps(db, 1, 2, 17, 1, 2, 17)
-    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 1_500)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_BYTES", 1_500)
     body, seqs = build_batch(db, pending(db)[0])
     assert len(body) <= 1_500 and 1 <= len(seqs) < changes(db)
     decoded = json.loads(body)
@@ -835,7 +835,7 @@ def test_a_lap_run_never_spans_a_gap_in_the_outbox_seqs(db):
 
 def test_compact_batches_are_bounded_by_bytes_too(db, monkeypatch):
     backlog(db, 60)
-    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 2_000)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_BYTES", 2_000)
     start, covered = pending(db)[0], []
     while start <= changes(db):
         body, seqs = build_batch(db, start, compact=True)
@@ -862,7 +862,7 @@ class RecordingCentral(Central):
 
 def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
         db, live_central, central_db, device_token, monkeypatch):
-    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 40)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 40)
     backlog(db, 150)
     central = RecordingCentral(live_central, device_token)
     result = sync_once(db, central)
@@ -886,7 +886,7 @@ def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
 
 
 def test_a_pipelined_push_marks_a_batch_only_after_its_answer(db, central, monkeypatch):
-    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 10)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 10)
     backlog(db, 35)
     central.fault("push", ("sleep", 0))   # batch 1 answered
     central.fault("push", "commit_drop")  # batch 2 applied, its answer lost
@@ -916,7 +916,7 @@ def test_a_central_that_refuses_compact_runs_gets_verbose_batches_again(db, runn
 # ---- the catch-up push (issue 6): short runs, gzip on slow links -------------------
 
 def test_long_runs_are_cut_so_that_each_runs_columns_are_let_go_as_it_ends(db, monkeypatch):
-    monkeypatch.setattr(client_batch, "RUN_LAPS", 4)
+    monkeypatch.setattr(protocol_encode, "RUN_LAPS", 4)
     backlog(db, 10)
     start = pending(db)[0]
     body, seqs = build_batch(db, start, compact=True)
@@ -967,7 +967,7 @@ class WatchedCentral(Central):
 def test_pushes_go_gzip_compressed_once_the_link_proves_slow_and_arrive_once(
         db, live_central, central_db, device_token, monkeypatch):
     from lapsync.devkit.faultproxy import FaultProxy
-    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", 2_500)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 2_500)
     backlog(db, 7_000)
     link = FaultProxy(live_central, rate=4_000_000, keep_exchanges=False)  # 32 Mbit/s
     try:

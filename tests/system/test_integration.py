@@ -361,7 +361,7 @@ MAX_BATCH = 1000
 def small_batches(monkeypatch):
     """Bound a push to MAX_BATCH changes, whatever the protocol's limit: a few thousand laps
     make several batches (the laptop reads the limit at every batch; central accepts less)."""
-    monkeypatch.setattr(protocol, "MAX_BATCH_CHANGES", MAX_BATCH)
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", MAX_BATCH)
 
 
 @pytest.fixture

@@ -1,7 +1,4 @@
-"""The sync wire format both ends share: limits, validation, compact runs, gzip bodies.
-
-Specified in sync/openapi.yaml; the reasons behind the rules are in docs/PROTOCOL.md.
-"""
+"""Validation of push bodies (central runs it on every push), compact lap runs, gzip bodies."""
 from __future__ import annotations
 
 import datetime
@@ -10,41 +7,34 @@ import re
 import zlib
 from typing import Any
 
-from .errors import InputError
+from lapsync.errors import InputError
 
-PROTOCOL_VERSION = 1
-API_PREFIX = "/api/v1"
-# Large batches: central's cost grows with the runners a batch touches (docs/PROTOCOL.md).
-MAX_BATCH_CHANGES = 50_000        # changes per push (a compact lap run counts its laps)
-MAX_BATCH_BYTES = 16_000_000      # request body bytes per push (decompressed, with gzip)
-MAX_PULL_LIMIT = 1000             # changes per pull page
-PUSH_ENTITIES = ("lap", "lap_void", "runner", "user")
-LAP_RUN = "laps"                   # the entity of a compact lap run
-PUSH_ENCODINGS = (LAP_RUN,)        # optional encodings central accepts (push answer)
-GZIP = "gzip"                      # a push body's Content-Encoding, if any
-PUSH_CONTENT_ENCODINGS = (GZIP,)   # Content-Encodings central accepts (push answer)
-PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")
-
-MIN_ID_LENGTH, MAX_ID_LENGTH = 20, 32
-MAX_TIME = 10 ** 14                # epoch ms, year 5138: rules out seconds*1000 typos
-MAX_START_NUMBER = 999_999
-MAX_RUNNER_NAME, MAX_CLASS, MAX_USER_NAME, MAX_REASON = 100, 20, 50, 200
-MAX_PASSWORD_HASH = 500
-GRADES = range(1, 14)
-ROLES = ("admin", "teacher", "viewer")
-HLC_PATTERN = re.compile(r"[0-9]{13}\.[0-9]{4}")  # not \d: that takes any Unicode digit
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-PUSH_FIELDS = ("protocol", "device_id", "device_time", "changes")
-CHANGE_FIELDS = ("seq", "entity", "id", "data")
-DATA_FIELDS = {
-    "lap": ("id", "runner_id", "created_by", "time", "device_id"),
-    "lap_void": ("lap_id", "voided", "at", "by", "reason", "hlc", "origin"),
-    "runner": ("id", "start_number", "name", "class", "grade", "hlc", "origin"),
-    "user": ("id", "name", "password_hash", "role", "created_at", "hlc", "origin"),
-}
-ID_FIELD = {"lap": "id", "lap_void": "lap_id", "runner": "id", "user": "id"}
-LAP_RUN_FIELDS = ("seq", "entity", "data")
-SETTINGS = ("min_lap_seconds", "metres_per_lap", "event_name", "event_date")
+from . import limits
+from .limits import (
+    CHANGE_FIELDS,
+    CONTROL_CHARS,
+    DATA_FIELDS,
+    GRADES,
+    GZIP,
+    HLC_PATTERN,
+    ID_FIELD,
+    LAP_RUN,
+    LAP_RUN_FIELDS,
+    MAX_CLASS,
+    MAX_ID_LENGTH,
+    MAX_PASSWORD_HASH,
+    MAX_REASON,
+    MAX_RUNNER_NAME,
+    MAX_START_NUMBER,
+    MAX_TIME,
+    MAX_USER_NAME,
+    MIN_ID_LENGTH,
+    PROTOCOL_VERSION,
+    PUSH_ENTITIES,
+    PUSH_FIELDS,
+    ROLES,
+    SETTINGS,
+)
 
 
 class ProtocolError(InputError):
@@ -344,21 +334,21 @@ def validate_change(change: Any, index: int = 0, expected_seq: int | None = None
 
 def _too_many(count: int) -> ProtocolError:
     """Return the 413 for a batch of too many changes."""
-    return ProtocolError("batch_too_large", f"At most {MAX_BATCH_CHANGES} changes per push, "
-                         f"not {count}.", 413, max_changes=MAX_BATCH_CHANGES)
+    return ProtocolError("batch_too_large", f"At most {limits.MAX_BATCH_CHANGES} changes per push, "
+                         f"not {count}.", 413, max_changes=limits.MAX_BATCH_CHANGES)
 
 
 def too_large_body() -> ProtocolError:
     """Return the 413 for a push body of too many bytes."""
-    return ProtocolError("batch_too_large", f"A push body may have at most {MAX_BATCH_BYTES} "
-                         "bytes.", 413, max_bytes=MAX_BATCH_BYTES)
+    return ProtocolError("batch_too_large", f"A push body may have at most {limits.MAX_BATCH_BYTES} "
+                         "bytes.", 413, max_bytes=limits.MAX_BATCH_BYTES)
 
 
 def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
-    """Return a push body without its Content-Encoding (gzip or none), within MAX_BATCH_BYTES.
+    """Return a push body without its Content-Encoding (gzip or none), within limits.MAX_BATCH_BYTES.
 
     The limit applies to the decompressed body too: a small gzip stream that would
-    unpack to gigabytes is refused after MAX_BATCH_BYTES + 1 bytes of it.
+    unpack to gigabytes is refused after limits.MAX_BATCH_BYTES + 1 bytes of it.
     """
     coding = (content_encoding or "identity").strip().lower()
     if coding == "identity":
@@ -368,10 +358,10 @@ def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
                             f"{content_encoding[:50]!r}.", 415)
     inflater = zlib.decompressobj(wbits=31)  # gzip only: its header and CRC are checked
     try:
-        body = inflater.decompress(raw, MAX_BATCH_BYTES + 1)
+        body = inflater.decompress(raw, limits.MAX_BATCH_BYTES + 1)
     except zlib.error as exc:
         raise ProtocolError("malformed_gzip", f"The body is not valid gzip: {exc}"[:300], 400) from None
-    if len(body) > MAX_BATCH_BYTES:
+    if len(body) > limits.MAX_BATCH_BYTES:
         raise too_large_body()
     if not inflater.eof or inflater.unused_data:
         raise ProtocolError("malformed_gzip", "The gzip body is cut short or has data after "
@@ -395,7 +385,7 @@ def validate_push(body: Any) -> dict:
     changes = body["changes"]
     if not isinstance(changes, list):
         raise item.fail("changes", "'changes' must be a list")
-    if len(changes) > MAX_BATCH_CHANGES:
+    if len(changes) > limits.MAX_BATCH_CHANGES:
         raise _too_many(len(changes))
     cleaned: list[dict] = []
     count = 0
@@ -403,7 +393,7 @@ def validate_push(body: Any) -> dict:
         expected = last_seq(cleaned[-1]) + 1 if cleaned else None
         cleaned.append(validate_change(change, index, expected))
         count += change_count(cleaned[-1])
-        if count > MAX_BATCH_CHANGES:  # compact runs count their laps
+        if count > limits.MAX_BATCH_CHANGES:  # compact runs count their laps
             raise _too_many(count)
     return {"protocol": PROTOCOL_VERSION, "device_id": device_id, "device_time": device_time,
             "changes": cleaned}
@@ -432,53 +422,3 @@ def validate_setting(key: Any, value: Any) -> Any:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise item.fail(key, "'event_date' must be a date like 2025-06-27")
     return text
-
-
-# Pull: a laptop's checks of what central sends. A bad item raises ValueError and is
-# set aside by the laptop; a bad page raises ProtocolError and stops the pull.
-
-def pulled_hlc(value: Any) -> str:
-    """Return a pulled hlc stamp or raise ValueError."""
-    if not isinstance(value, str) or not HLC_PATTERN.fullmatch(value):
-        raise ValueError(f"invalid hlc {value!r}")
-    return value
-
-
-def pulled_text(data: dict, key: str, limit: int = 200) -> str:
-    """Return a pulled string field of 1 to LIMIT characters or raise ValueError."""
-    value = data[key]
-    if not isinstance(value, str) or not 1 <= len(value) <= limit:
-        raise ValueError(f"invalid {key}")
-    return value
-
-
-def pulled_id(data: dict, key: str) -> str:
-    """Return a pulled id field (at most MAX_ID_LENGTH characters) or raise ValueError."""
-    return pulled_text(data, key, MAX_ID_LENGTH)
-
-
-def pulled_integer(data: dict, key: str) -> int:
-    """Return a pulled integer field or raise ValueError."""
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"invalid {key}")
-    return value
-
-
-def answer_seq(value: Any, name: str) -> int:
-    """Return a seq or cursor (an integer >= 0) of central's answer or raise ProtocolError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProtocolError("invalid_answer", f"central's answer has no valid {name}: {value!r}")
-    return value
-
-
-def check_pull_page(page: dict, cursor: int) -> tuple[list, int, bool]:
-    """Return (changes, next_cursor, more) of a pull page after CURSOR or raise ProtocolError."""
-    if page.get("protocol") != PROTOCOL_VERSION:
-        raise ProtocolError("unsupported_protocol", f"central speaks protocol "
-                            f"{page.get('protocol')!r}, this laptop {PROTOCOL_VERSION}")
-    changes, more = page.get("changes"), page.get("more")
-    next_cursor = answer_seq(page.get("next_cursor"), "next_cursor")
-    if not isinstance(changes, list) or not isinstance(more, bool) or next_cursor < cursor:
-        raise ProtocolError("invalid_answer", "central's pull answer is malformed")
-    return changes, next_cursor, more

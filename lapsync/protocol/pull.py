@@ -1,0 +1,56 @@
+"""A laptop's checks of what central sends in a pull: items and pages."""
+from __future__ import annotations
+
+from typing import Any
+
+from .limits import HLC_PATTERN, MAX_ID_LENGTH, PROTOCOL_VERSION
+from .validate import ProtocolError
+
+# Pull: a laptop's checks of what central sends. A bad item raises ValueError and is
+# set aside by the laptop; a bad page raises ProtocolError and stops the pull.
+
+def pulled_hlc(value: Any) -> str:
+    """Return a pulled hlc stamp or raise ValueError."""
+    if not isinstance(value, str) or not HLC_PATTERN.fullmatch(value):
+        raise ValueError(f"invalid hlc {value!r}")
+    return value
+
+
+def pulled_text(data: dict, key: str, limit: int = 200) -> str:
+    """Return a pulled string field of 1 to LIMIT characters or raise ValueError."""
+    value = data[key]
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise ValueError(f"invalid {key}")
+    return value
+
+
+def pulled_id(data: dict, key: str) -> str:
+    """Return a pulled id field (at most MAX_ID_LENGTH characters) or raise ValueError."""
+    return pulled_text(data, key, MAX_ID_LENGTH)
+
+
+def pulled_integer(data: dict, key: str) -> int:
+    """Return a pulled integer field or raise ValueError."""
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"invalid {key}")
+    return value
+
+
+def answer_seq(value: Any, name: str) -> int:
+    """Return a seq or cursor (an integer >= 0) of central's answer or raise ProtocolError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProtocolError("invalid_answer", f"central's answer has no valid {name}: {value!r}")
+    return value
+
+
+def check_pull_page(page: dict, cursor: int) -> tuple[list, int, bool]:
+    """Return (changes, next_cursor, more) of a pull page after CURSOR or raise ProtocolError."""
+    if page.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError("unsupported_protocol", f"central speaks protocol "
+                            f"{page.get('protocol')!r}, this laptop {PROTOCOL_VERSION}")
+    changes, more = page.get("changes"), page.get("more")
+    next_cursor = answer_seq(page.get("next_cursor"), "next_cursor")
+    if not isinstance(changes, list) or not isinstance(more, bool) or next_cursor < cursor:
+        raise ProtocolError("invalid_answer", "central's pull answer is malformed")
+    return changes, next_cursor, more
