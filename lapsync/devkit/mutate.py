@@ -32,8 +32,8 @@ def say(message: str) -> None:
 # Each core module (a package ends in "/") and the tests that must pin it on their own:
 # `mutate` runs the module's mutants against these tests only. One line per module.
 MUTATE = {
-    "lapsync/protocol/": ["tests/core/test_protocol*.py", "tests/test_protocol.py",
-                            "tests/test_outbox.py"],
+    "lapsync/protocol/": ["tests/core/test_protocol*.py", "tests/core/test_protocol.py",
+                            "tests/laptop/test_outbox.py"],
     "lapsync/hlc.py": ["tests/core/test_hlc.py"],
     "lapsync/roster_csv.py": ["tests/core/test_roster*.py"],
     "lapsync/authcore.py": ["tests/core/test_authcore.py"],
@@ -45,7 +45,7 @@ MUTATE = {
     "sync/ledger.py": ["tests/central/test_ledger.py", "tests/central/test_push.py",
                        "tests/central/test_review.py"],
     "lapsync/laptop/db.py": ["tests/laptop/test_outbox_contract.py", "tests/laptop/test_laps.py",
-                             "tests/test_outbox.py"],
+                             "tests/laptop/test_outbox.py"],
     # Not test_client.py: its real-HTTP timeouts fail under mutmut's tracing on a busy machine.
     "lapsync/laptop/client/pull.py": ["tests/laptop/test_pull_apply.py"],
 }

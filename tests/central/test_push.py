@@ -467,7 +467,7 @@ import json  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.test_protocol import _spec_validator, mutated_bodies  # noqa: E402
+from tests.core.test_protocol import _spec_validator, mutated_bodies  # noqa: E402
 
 ME = "d" * 24                                   # the laptop the fuzzed token is bound to
 POOL = [c * 24 for c in "abcefgh"]              # few ids: re-sent laps, voids before laps, clashes
