@@ -197,13 +197,65 @@ def test_of_several_bad_laps_the_first_is_named_and_in_it_the_first_field():
 
 @pytest.mark.parametrize("column", COLUMNS)
 @pytest.mark.parametrize("value", [None, 5, "a" * 24, {"0": "a" * 24}, [], True])
-def test_a_column_that_is_not_a_non_empty_list_is_refused(column, value):
-    change = run(10, 3)
+@pytest.mark.parametrize("laps", [1, 3])
+def test_a_column_that_is_not_a_non_empty_list_is_refused(column, value, laps):
+    change = run(10, laps)
     change["data"][column] = value
     error = refusal(change)
     assert error.extra == {"index": 0, "seq": 10, "field": column}
     assert error.message == f"changes[0] (seq 10, lap): '{column}' of a lap run must be a " \
                             "non-empty list"
+
+
+@pytest.mark.parametrize("value", [
+    "A" * 24, "a" * 19, "a" * 24 + "\n" + "b" * 24, "a" * 24 + "\n" + "b" * 24 + "\n" + "c" * 24,
+])
+def test_a_bad_value_in_every_id_column_at_once_is_refused_at_the_first(value):
+    """Each id column is checked as a whole; a fault in all of them must not cancel out."""
+    change = run(10, 1)
+    for column in ID_COLUMNS:
+        change["data"][column] = [value]
+    assert refusal(change).extra == {"index": 0, "seq": 10, "field": "id"}
+
+
+def test_every_id_column_an_object_keyed_by_an_id_is_refused():
+    change = run(10, 1)
+    for column in ID_COLUMNS:
+        change["data"][column] = {change["data"][column][0]: 0}
+    assert refusal(change).extra == {"index": 0, "seq": 10, "field": "id"}
+
+
+@pytest.mark.parametrize("length", [2, 4])
+def test_columns_all_of_another_length_than_the_ids_are_refused(length):
+    change = run(10, 3)
+    for column in ("runner_id", "created_by", "device_id"):
+        change["data"][column] = [change["data"][column][0]] * length
+    assert refusal(change).extra == {"index": 0, "seq": 10, "field": "runner_id"}
+
+
+@pytest.mark.parametrize("laps", [1, 3])
+def test_a_sixth_column_is_refused(laps):
+    change = run(10, laps)
+    change["data"]["speed"] = [1] * laps
+    error = refusal(change)
+    assert error.extra == {"index": 0, "seq": 10, "field": "speed"}
+    assert error.message == "changes[0] (seq 10, lap): unknown field 'speed'"
+
+
+def test_five_columns_of_other_names_are_refused():
+    change = run(10, 2)
+    change["data"] = {"x_" + column: values for column, values in change["data"].items()}
+    assert refusal(change).extra == {"index": 0, "seq": 10, "field": "x_created_by"}
+
+
+@pytest.mark.parametrize("entity", ["lap", "lap_void", "runner", "user", "Laps", "lap_run"])
+def test_a_run_under_another_entity_name_is_refused(entity):
+    """Only "laps" makes a change a compact run: any other entity needs its id and data."""
+    change = run(10, 1)
+    change["entity"] = entity
+    error = refusal(change)
+    assert error.extra == {"index": 0, "seq": 10, "field": "id"}
+    assert error.message == "changes[0] (seq 10): missing field 'id'"
 
 
 @pytest.mark.parametrize("column", ID_COLUMNS)
