@@ -138,3 +138,21 @@ def test_a_batch_lets_go_of_its_changes_once_sent():
     batch = encoder.batch()
     first = batch.body(LAPTOP, 1)
     assert b'"seq":1' in first and batch.body(LAPTOP, 1) == push_head(LAPTOP, 1) + b"]}"
+
+
+def test_a_verbose_batch_says_it_holds_no_run():
+    encoder = BatchEncoder(10_000, compact=False)
+    encoder.add(1, "lap", lap_id(1), lap_payload(1))
+    assert encoder.batch().runs is False
+
+
+def test_laps_fill_a_budget_exactly_and_not_one_byte_beyond():
+    probe = BatchEncoder(10**9, compact=True)
+    for seq in range(1, 6):
+        probe.add(seq, "lap", lap_id(seq), lap_payload(seq))
+    estimate = probe.size  # the encoder's own bound: one run frame plus each lap's values
+    exact = BatchEncoder(estimate, compact=True)
+    assert all(exact.add(seq, "lap", lap_id(seq), lap_payload(seq)) for seq in range(1, 6))
+    short = BatchEncoder(estimate - 1, compact=True)
+    added = [short.add(seq, "lap", lap_id(seq), lap_payload(seq)) for seq in range(1, 6)]
+    assert added == [True, True, True, True, False]
