@@ -156,3 +156,11 @@ def test_laps_fill_a_budget_exactly_and_not_one_byte_beyond():
     short = BatchEncoder(estimate - 1, compact=True)
     added = [short.add(seq, "lap", lap_id(seq), lap_payload(seq)) for seq in range(1, 6)]
     assert added == [True, True, True, True, False]
+
+
+def test_the_size_bound_of_a_run_counts_its_frame_once():
+    encoder = BatchEncoder(10**9, compact=True)
+    for seq in range(1, 101):
+        encoder.add(seq, "lap", lap_id(seq), lap_payload(seq))
+    bound, encoded = encoder.size, len(encoder.batch().changes)
+    assert encoded <= bound <= encoded + 25  # the frame's room for a 20-digit seq and a comma
