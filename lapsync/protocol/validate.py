@@ -128,7 +128,7 @@ class _Item:
         """Return a hybrid logical clock field."""
         value = obj[name]
         if not isinstance(value, str) or not HLC_PATTERN.fullmatch(value):
-            raise self.fail(name, f"{name!r} must look like 0001700000000000.0000 "
+            raise self.fail(name, f"{name!r} must look like 1700000000000.0000 "
                             "(13 digits, a dot, 4 digits)")
         return value
 

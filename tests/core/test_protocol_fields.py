@@ -199,7 +199,7 @@ def test_an_hlc_of_13_digits_a_dot_and_4_digits_is_accepted(entity, value):
 ])
 def test_any_other_hlc_is_refused(entity, value):
     assert refused(entity, "hlc", value) == \
-        "'hlc' must look like 0001700000000000.0000 (13 digits, a dot, 4 digits)"
+        "'hlc' must look like 1700000000000.0000 (13 digits, a dot, 4 digits)"
 
 
 # ---- booleans and enumerations ------------------------------------------------------
