@@ -14,26 +14,13 @@ import copy
 import pytest
 
 from lapsync.protocol import ProtocolError, validate_change, validate_push
-
-DEVICE, LAP, RUNNER, USER = "d" * 24, "l" * 24, "r" * 24, "u" * 24
-STAMP = "1700000000000.0000"
-HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
-NOW = 1_700_000_000_000
-
-
-def valid_data(entity: str) -> dict:
-    """Return valid data of one entity (a fresh dict)."""
-    return {
-        "lap": {"id": LAP, "runner_id": RUNNER, "created_by": USER, "time": NOW,
-                "device_id": DEVICE},
-        "lap_void": {"lap_id": LAP, "voided": True, "at": NOW, "by": USER, "reason": "typo",
-                     "hlc": STAMP, "origin": DEVICE},
-        "runner": {"id": RUNNER, "start_number": 17, "name": "Anna Berg", "class": "5a",
-                   "grade": 5, "hlc": STAMP, "origin": DEVICE},
-        "user": {"id": USER, "name": "tom", "password_hash": HASH, "role": "teacher",
-                 "created_at": NOW, "hlc": STAMP, "origin": DEVICE},
-    }[entity]
-
+from tests.core.protocol_data import (
+    DEVICE,
+    HASH,
+    LAP,
+    NOW,
+    valid_data,
+)
 
 KEY = {"lap": "id", "lap_void": "lap_id", "runner": "id", "user": "id"}  # the change's id
 

@@ -15,11 +15,15 @@ import copy
 import pytest
 
 from lapsync.protocol import ProtocolError, last_seq, validate_change, validate_push
+from tests.core.protocol_data import (
+    DEVICE,
+    HASH,
+    NOW,
+    RUNNER,
+    USER,
+    valid_data,
+)
 
-DEVICE, LAP, RUNNER, USER = "d" * 24, "l" * 24, "r" * 24, "u" * 24
-STAMP = "1700000000000.0000"
-HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
-NOW = 1_700_000_000_000
 TOP_SEQ = 2 ** 63 - 1
 ENTITIES = ["lap", "lap_void", "runner", "user", "laps"]
 
@@ -32,16 +36,7 @@ def valid_change(entity: str, seq: int = 1, laps: int = 1) -> dict:
                    for i in range(laps)],
             "runner_id": [RUNNER] * laps, "created_by": [USER] * laps,
             "time": [NOW + i for i in range(laps)], "device_id": [DEVICE] * laps}}
-    data = {
-        "lap": {"id": LAP, "runner_id": RUNNER, "created_by": USER, "time": NOW,
-                "device_id": DEVICE},
-        "lap_void": {"lap_id": LAP, "voided": True, "at": NOW, "by": USER, "reason": "typo",
-                     "hlc": STAMP, "origin": DEVICE},
-        "runner": {"id": RUNNER, "start_number": 17, "name": "Anna Berg", "class": "5a",
-                   "grade": 5, "hlc": STAMP, "origin": DEVICE},
-        "user": {"id": USER, "name": "tom", "password_hash": HASH, "role": "teacher",
-                 "created_at": NOW, "hlc": STAMP, "origin": DEVICE},
-    }[entity]
+    data = valid_data(entity)
     return {"seq": seq, "entity": entity, "id": data["lap_id" if entity == "lap_void" else "id"],
             "data": data}
 

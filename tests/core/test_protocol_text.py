@@ -16,23 +16,11 @@ from typing import NamedTuple
 import pytest
 
 from lapsync.protocol import ProtocolError, validate_push, validate_setting
-
-DEVICE, LAP, RUNNER, USER = "d" * 24, "l" * 24, "r" * 24, "u" * 24
-STAMP = "1700000000000.0000"
-HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
-NOW = 1_700_000_000_000
-
-
-def valid_data(entity: str) -> dict:
-    """Return valid data of one pushed entity (a fresh dict)."""
-    return {
-        "lap_void": {"lap_id": LAP, "voided": True, "at": NOW, "by": USER, "reason": "typo",
-                     "hlc": STAMP, "origin": DEVICE},
-        "runner": {"id": RUNNER, "start_number": 17, "name": "Anna Berg", "class": "5a",
-                   "grade": 5, "hlc": STAMP, "origin": DEVICE},
-        "user": {"id": USER, "name": "tom", "password_hash": HASH, "role": "teacher",
-                 "created_at": NOW, "hlc": STAMP, "origin": DEVICE},
-    }[entity]
+from tests.core.protocol_data import (
+    DEVICE,
+    NOW,
+    valid_data,
+)
 
 
 class Text(NamedTuple):
