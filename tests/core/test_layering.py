@@ -1,8 +1,8 @@
 """The house rules of the code: import-linter's contracts (pyproject.toml), no import
 hidden inside a function, no module over 500 lines.
 
-The contracts are checked on the real tree, and on a copy with one bad import added,
-to show that each contract really fails when broken.
+The contracts are checked on the real tree, and on a copy with bad imports added, to
+show that each contract really fails when broken and names the import that broke it.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def broken_section(stdout: str, contract: str) -> str:
 
 # shown: what the report must say; the last item may be alternatives (a cycle is
 # reported by the edge the linter would remove, either one of the two).
-@pytest.mark.parametrize("module, statement, contract, shown", [
+BAD_IMPORTS = [
     ("sync/health.py", "import lapsync.laptop", "central", ["sync.health -> lapsync.laptop"]),
     ("sync/health.py", "import lapsync.devkit.postgres", "central",
      ["sync.health -> lapsync.devkit.postgres"]),
@@ -86,12 +86,22 @@ def broken_section(stdout: str, contract: str) -> str:
     ("lapsync/text.py", "import sync.db", "core", ["lapsync.text -> sync.db"]),
     ("sync/db.py", "from sync import health", "cycles",
      ["No cycles are allowed in sync.", (".db -> .health", ".health -> .db")]),
-])
-def test_a_bad_import_breaks_its_contract(tmp_path, module, statement, contract, shown):
-    root = copy_tree(tmp_path)
-    with open(root / module, "a", encoding="utf-8") as file:
-        file.write(f"\n{statement}  # the bad import under test\n")
-    result = lint(root)
+]
+
+
+@pytest.fixture(scope="module")
+def broken_report(tmp_path_factory) -> subprocess.CompletedProcess:
+    """Lint a copy of the tree with every bad import of BAD_IMPORTS added (one linter run)."""
+    root = copy_tree(tmp_path_factory.mktemp("bad-imports"))
+    for module, statement, _, _ in BAD_IMPORTS:
+        with open(root / module, "a", encoding="utf-8") as file:
+            file.write(f"\n{statement}  # a bad import under test\n")
+    return lint(root)
+
+
+@pytest.mark.parametrize("module, statement, contract, shown", BAD_IMPORTS)
+def test_a_bad_import_breaks_its_contract(broken_report, module, statement, contract, shown):
+    result = broken_report
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{CONTRACTS[contract]} BROKEN" in result.stdout, result.stdout
     section = broken_section(result.stdout, contract)
