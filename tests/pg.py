@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from lapsync.devkit.postgres import (  # noqa: F401  (tests import these from here)
     CENTRAL_TABLES,
     admin_execute,
+    create_database,
     drop_database,
     scratch_postgres,
     snapshot,
@@ -67,9 +68,7 @@ def pg_template(pg_server_url) -> Iterator[str]:
 def pg_url(pg_server_url, pg_template) -> Iterator[str]:
     """Return the URL of a fresh database with central's schema, dropped after the test."""
     name = f"lapsync_test_{os.getpid()}_{next(_counter)}"
-    admin_execute(pg_server_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-        sql.Identifier(name), sql.Identifier(pg_template)))
-    yield with_database(pg_server_url, name)
+    yield create_database(pg_server_url, name, template=pg_template)
     drop_database(pg_server_url, name)
 
 

@@ -44,17 +44,15 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
-from psycopg import sql
 from psycopg.rows import dict_row
 from werkzeug.serving import make_server
 
 from lapsync import protocol
 from lapsync.devkit.faultproxy import Exchange, Fault, FaultProxy
 from lapsync.devkit.postgres import (
-    admin_execute,
+    create_database,
     drop_database,
     snapshot,
-    with_database,
 )
 from lapsync.errors import InputError
 from lapsync.ids import new_id
@@ -667,9 +665,7 @@ MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", o
 def fresh_central(server_url: str, template: str):
     """Serve central on a loopback port on a fresh database (a template copy), dropped after."""
     name = f"lapsync_prop_{os.getpid()}_{next(_databases)}"
-    admin_execute(server_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-        sql.Identifier(name), sql.Identifier(template)))
-    url = with_database(server_url, name)
+    url = create_database(server_url, name, template=template)
     app = create_central({"TESTING": True, "DATABASE_URL": url, "DB_POOL_SIZE": 4})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
