@@ -53,6 +53,18 @@ class SerialGroupPlugin:
         return SerialGroup(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
+def expected_weight(item: pytest.Item) -> int:
+    """Rank a test by how long it is likely to run: system tests, then property tests, then the rest."""
+    if item.nodeid.startswith("tests/system/"):
+        return 0
+    return 1 if getattr(getattr(item, "obj", None), "hypothesis", None) is not None else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long tests first, so that two workers finish together, not one waiting on the last."""
+    items.sort(key=expected_weight)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the scheduler where xdist is active (not under -p no:xdist)."""
     if config.pluginmanager.hasplugin("xdist"):
