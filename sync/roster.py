@@ -1,4 +1,4 @@
-"""The roster at central: CSV import, add and edit runners, printable start-number sheets.
+"""The roster at central: CSV import, add and edit runners, printable start-number sheets and labels.
 
 Same rules as the laptop: the school office CSV goes through lapsync/roster_csv.py and
 every runner through lapsync/runners.validate_runner. Every runner written here gets
@@ -31,7 +31,7 @@ from lapsync.runners import (
     validate_runner,
 )
 
-from . import clock
+from . import clock, labels
 from .auth import admin_required, login_required
 from .db import get_db, now_ms, write_transaction
 from .ledger import detect_clashes, upsert_runner
@@ -212,19 +212,45 @@ def import_csv():
     return roster_upload("roster_import.html", import_roster, get_db(), "roster.index")
 
 
+def _runners_to_print(class_name: str) -> list[dict]:
+    """Return the runners of one class (404 for a class without runners) or all, as listed."""
+    runners = search_runners(get_db(), "", class_name)
+    if class_name and not runners:
+        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
+    return runners
+
+
 @bp.get("/sheets")
 @login_required
 def sheets():
-    """Print start-number sheets: one big number per page (or two), all runners or one class."""
+    """Print start-number sheets with a barcode: one per page (or two), all runners or one class."""
     class_name = request.args.get("class", "").strip()[:MAX_CLASS + 1]  # too long: no match
     per_page = request.args.get("per_page", "1")
     if per_page not in ("1", "2"):
         raise InputError("invalid_per_page", _("Print one or two sheets per page."), 400)
-    runners = search_runners(get_db(), "", class_name)
-    if class_name and not runners:
-        abort(404, _("There are no runners in class %(class_name)s.", class_name=class_name))
-    return render_template("roster_sheets.html", runners=runners, class_name=class_name,
-                           per_page=int(per_page), event=get_settings(get_db()).get("event_name"))
+    return render_template("roster_sheets.html", runners=_runners_to_print(class_name),
+                           class_name=class_name, per_page=int(per_page),
+                           event=get_settings(get_db()).get("event_name"),
+                           barcode=labels.code128_svg)
+
+
+@bp.get("/labels")
+@login_required
+def label_sheets():
+    """Print A4 sheets of 3 x 8 labels (number, name, class, barcode): all runners or one class."""
+    class_name = request.args.get("class", "").strip()[:MAX_CLASS + 1]  # too long: no match
+    order, layout = request.args.get("order", "class"), request.args.get("layout", "3475")
+    if order not in labels.ORDERS:
+        raise InputError("invalid_order", _("Order the labels by class or by start number."), 400)
+    if layout not in labels.LAYOUTS:
+        raise InputError("invalid_layout", _(
+            "Unknown label sheet %(layout)s: choose one of %(layouts)s.",
+            layout=layout[:20], layouts=", ".join(labels.LAYOUTS)), 400)
+    runners = labels.order_runners(_runners_to_print(class_name), order)
+    return render_template("roster_labels.html", class_name=class_name, order=order,
+                           layout=layout, layouts=labels.LAYOUTS, sheet=labels.LAYOUTS[layout],
+                           pages=labels.label_pages(runners, labels.LAYOUTS[layout]),
+                           count=len(runners), barcode=labels.code128_svg)
 
 
 def init_app(app: Flask) -> None:

@@ -1,11 +1,17 @@
-"""Central roster: CSV import (laptop rules), add and edit runners, start-number sheets."""
+"""Central roster: CSV import (laptop rules), add and edit runners, start-number sheets, labels."""
 from __future__ import annotations
 
 import io
+import re
+
+import pytest
+import zxingcpp
+from PIL import Image, ImageDraw
 
 from lapsync.protocol import validate_push
 from sync.clock import node_id
 from sync.devices import find_device
+from sync.labels import code128_svg
 from sync.pull import pull
 from sync.push import push
 from tests.pg import Outbox, snapshot
@@ -136,7 +142,7 @@ def test_import_without_csrf_token_is_a_400(central_admin, central_db):
 
 
 def test_anonymous_users_go_to_login(central_client):
-    for path in ("/runners/", "/runners/new", "/runners/import", "/runners/sheets"):
+    for path in ("/runners/", "/runners/new", "/runners/import", "/runners/sheets", "/runners/labels"):
         response = central_client.get(path)
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
@@ -323,3 +329,113 @@ def test_a_merged_runner_leaves_the_roster_and_frees_its_number(central_admin, c
     page = central_admin.get("/runners/").get_data(as_text=True)
     assert "Ida Sommer (2)" not in page and "Ida Sommer" in page
     assert add(central_admin, start_number="31", name="Jan Neu").status_code == 302
+
+
+# --- barcodes and label sheets ------------------------------------------------------------
+
+def scan(svg: str) -> list[str]:
+    """Paint an SVG's bars at 10 pixels per mm and read them as a scanner would; return the texts."""
+    width = float(re.search(r'<svg[^>]* width="([0-9.]+)mm"', svg).group(1))
+    image = Image.new("L", (round(width * 10), 60), 255)
+    draw = ImageDraw.Draw(image)
+    for x, bar in re.findall(r'<rect x="([0-9.]+)mm" y="[0-9.]+mm" width="([0-9.]+)mm"', svg):
+        draw.rectangle((round(float(x) * 10), 0, round((float(x) + float(bar)) * 10) - 1, 59), fill=0)
+    return [code.text for code in zxingcpp.read_barcodes(image, try_rotate=False)
+            if code.format == zxingcpp.BarcodeFormat.Code128]
+
+
+# Every length, and every way a number may start with 99: python-barcode 0.16.1 dropped a
+# leading pair 99 (999 scanned as 9, another runner's number).
+NUMBERS = [*range(1, 13), 99, 100, 990, 999, 1000, 9900, 9999, 10_000, 12_345, 99_000, 99_999,
+           100_000, 123_456, 990_099, 999_998, 999_999]
+
+
+@pytest.mark.parametrize("size", ["sheet", "label"])
+def test_every_kind_of_start_number_scans_back_from_its_barcode(size):
+    assert {number: scan(code128_svg(number, size)) for number in NUMBERS} == {
+        number: [str(number)] for number in NUMBERS}
+
+
+def test_barcode_is_inline_svg_of_bars_in_mm_with_quiet_zones():
+    svg = code128_svg(123456, "label")
+    assert svg.startswith('<svg class="barcode barcode-label" aria-hidden="true" ') and "<?xml" not in svg
+    bars = [float(x) for x in re.findall(r'<rect x="([0-9.]+)mm"', svg)]
+    assert min(bars) == pytest.approx(4.8)            # 12 modules of 0.4 mm before the first bar
+    assert 'height="12.000mm"' in svg and "<text" not in svg
+
+
+def test_sheets_carry_a_barcode_with_the_digits_under_it(central_viewer, central_db, device_token):
+    for number, name in [(7, "Anna"), (123456, "Ben")]:
+        pushed_runner(central_db, device_token, number, name)
+    page = central_viewer.get("/runners/sheets?per_page=2").get_data(as_text=True)
+    assert page.count('<svg class="barcode barcode-sheet"') == 2
+    assert re.search(r'<div class="bib-code"><svg [^>]*>.*?</svg><p class="bib-digits">123456</p></div>',
+                     page, re.S)
+    sheets = re.findall(r'<section class="bib-sheet".*?</section>', page, re.S)
+    assert [scan(sheet) for sheet in sheets] == [["7"], ["123456"]]
+
+
+LABEL = re.compile(r'<section class="label" data-runner="[^"]+" data-number="(\d+)" data-column="(\d)"'
+                   r'\s+data-row="(\d)" style="left: ([0-9.]+)mm; top: ([0-9.]+)mm">')
+
+
+def label_sheets(client, query: str = "") -> list[list[tuple]]:
+    """Return each A4 page's labels as (number, column, row, left mm, top mm)."""
+    page = client.get(f"/runners/labels{query}").get_data(as_text=True)
+    return [[(int(n), int(c), int(r), float(x), float(y)) for n, c, r, x, y in LABEL.findall(sheet)]
+            for sheet in page.split('<div class="label-page"')[1:]]
+
+
+def test_labels_fill_a4_sheets_of_3_by_8_row_by_row(central_viewer, central_db, device_token):
+    for i in range(26):                  # classes 5a and 10a, names in the opposite order of numbers
+        pushed_runner(central_db, device_token, 100 - i, f"Runner {i:02d}", "10a" if i % 2 else "5a")
+    by_class = label_sheets(central_viewer)
+    assert [len(sheet) for sheet in by_class] == [24, 2]
+    numbers = [label[0] for sheet in by_class for label in sheet]
+    assert numbers == [100 - i for i in range(0, 26, 2)] + [100 - i for i in range(1, 26, 2)]
+    first = by_class[0]
+    assert first[:4] == [(100, 1, 1, 0, 4.5), (98, 2, 1, 70, 4.5), (96, 3, 1, 140, 4.5),
+                         (94, 1, 2, 0, 40.5)]
+    assert first[23][1:] == (3, 8, 140, 256.5) and by_class[1][0][1:] == (1, 1, 0, 4.5)
+    by_number = label_sheets(central_viewer, "?order=number&layout=3474")
+    assert [label[0] for sheet in by_number for label in sheet] == list(range(75, 101))
+    assert by_number[0][3][1:] == (1, 2, 0, 37.5)
+    page = central_viewer.get("/runners/labels?order=number").get_data(as_text=True)
+    assert "Avery Zweckform 3475: 3 × 8 labels of 70 × 36 mm per A4 page." in page
+    assert "26 labels on 2 pages." in page and "@page { size: A4; margin: 0; }" in page
+
+
+def test_labels_of_one_class_and_the_link_on_the_roster_page(central_viewer, central_db, device_token):
+    pushed_runner(central_db, device_token, 5, "Anna", "5a")
+    pushed_runner(central_db, device_token, 6, "Ben", "6b")
+    assert [[label[0] for label in sheet] for sheet in label_sheets(central_viewer, "?class=6b")] == [[6]]
+    roster = central_viewer.get("/runners/?class=6b").get_data(as_text=True)
+    assert re.search(r'<a href="/runners/labels\?class=6b" id="labels-link">Label sheets of class 6b</a>',
+                     roster)
+    page = central_viewer.get("/runners/labels?class=6b",
+                              headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert "Etikettenbögen" in page and "1 Etikett auf 1 Seite." in page
+
+
+@pytest.mark.parametrize("query, status, message", [
+    ("?order=size", 400, "Order the labels by class or by start number."),
+    ("?layout=L7160", 400, "Unknown label sheet L7160: choose one of 3475, 3474."),
+    ("?layout=%3Cb%3Ex", 400, "Unknown label sheet &lt;b&gt;x: choose one of 3475, 3474."),
+    ("?class=9z", 404, "There are no runners in class 9z."),
+])
+def test_labels_refuse_bad_parameters_with_a_clear_page(central_viewer, central_db, device_token,
+                                                         query, status, message):
+    pushed_runner(central_db, device_token, 5, "Anna", "5a")
+    response = central_viewer.get(f"/runners/labels{query}")
+    assert response.status_code == status and message in response.get_data(as_text=True)
+    assert "<!doctype html>" in response.get_data(as_text=True)
+
+
+def test_labels_refuse_bad_parameters_to_json_clients_with_json(central_viewer):
+    response = central_viewer.get("/runners/labels?order=x", headers={"Accept": "application/json"})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_order"
+
+
+def test_labels_of_an_empty_roster_say_so(central_viewer):
+    page = central_viewer.get("/runners/labels").get_data(as_text=True)
+    assert "No runners on the roster yet." in page and 'class="label-page"' not in page
