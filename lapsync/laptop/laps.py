@@ -24,7 +24,8 @@ from lapsync.text import check_start_number
 
 from . import clock, scheduler
 from .auth import can_record, login_required
-from .client.pull import min_lap_seconds, other_laps
+from .client.pull import min_lap_seconds
+from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
 from .db import device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("laps", __name__)
@@ -66,7 +67,7 @@ def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | N
 
 
 def last_lap_time(db: sqlite_utils.Database, runner_id: str) -> int | None:
-    """Return the time of the runner's latest lap that counts."""
+    """Return the time of the runner's latest lap that counts on this laptop."""
     row = db.execute("SELECT max(time) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
                      [runner_id]).fetchone()
     return row[0]
@@ -74,27 +75,37 @@ def last_lap_time(db: sqlite_utils.Database, runner_id: str) -> int | None:
 
 def lap_count(db: sqlite_utils.Database, runner_id: str) -> int:
     """Return how many of the runner's laps count: this laptop's plus other devices' (as pulled)."""
-    own = db.execute("SELECT count(*) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
-                     [runner_id]).fetchone()[0]
-    return own + other_laps(db, runner_id)
+    return lap_counts(db, runner_id)[0]
 
 
 def lap_result(db: sqlite_utils.Database, lap: dict, runner: dict, previous: int | None,
                duplicate: bool = False) -> dict:
-    """Describe a recorded lap for the helper: lap, runner, count, time since previous."""
+    """Describe a recorded lap for the helper: lap, runner, counts, time since previous.
+
+    count is the runner's laps on all laptops (own_count: on this one). Other laptops'
+    lap times are not pulled, so since_previous_ms is the time since this laptop's
+    previous lap of the runner; when there is none here but count > 1, it is None and
+    previous_elsewhere is true. first_lap is true only when count is 1.
+    """
+    count, own = lap_counts(db, runner["id"])
     return {"lap": {"id": lap["id"], "time": lap["time"]}, "runner": runner,
-            "count": lap_count(db, runner["id"]), "duplicate": duplicate,
-            "since_previous_ms": None if previous is None else lap["time"] - previous}
+            "count": count, "own_count": own, "duplicate": duplicate, "first_lap": count == 1,
+            "since_previous_ms": None if previous is None else lap["time"] - previous,
+            "previous_elsewhere": previous is None and count > 1}
 
 
 def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
     """Return the result of the lap already recorded under this idempotency key, if any."""
-    rows = list(db.query("SELECT id, runner_id, time FROM lap WHERE client_key = ?", [client_key]))
+    rows = list(db.query("SELECT rowid, id, runner_id, time FROM lap WHERE client_key = ?",
+                         [client_key]))
     if not rows:
         return None
     runner = next(db.query("SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
                            [rows[0]["runner_id"]]))
-    return lap_result(db, rows[0], runner, None, duplicate=True)
+    previous = db.execute("SELECT time FROM lap WHERE runner_id = ? AND voided_at IS NULL "
+                          "AND rowid < ? ORDER BY rowid DESC LIMIT 1",
+                          [runner["id"], rows[0]["rowid"]]).fetchone()
+    return lap_result(db, rows[0], runner, previous and previous[0], duplicate=True)
 
 
 def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
@@ -123,17 +134,28 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
 
 def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
              reason: str = "") -> dict:
-    """Void (or restore) a lap, never deleting it; record the change; return the lap."""
+    """Void (or restore) a lap, never deleting it; record the change; return the lap.
+
+    A void decided at central is refused a restore here (403 central_decision).
+    """
     reason = (reason or "").strip()
     if len(reason) > MAX_REASON or CONTROL_CHARS.search(reason):
         raise InputError("invalid_reason", _("The reason may be at most %(max)s characters, "
                                              "on one line.", max=MAX_REASON))
     with transaction(db):
-        row = db.execute("SELECT voided_at FROM lap WHERE id = ?", [lap_id]).fetchone()
+        row = db.execute("SELECT lap.voided_at, d.action, d.by_name, d.reason FROM lap "
+                         "LEFT JOIN central_decision d ON d.entity = 'lap' "
+                         "AND d.entity_id = lap.id WHERE lap.id = ?", [lap_id]).fetchone()
         if row is None:
             raise InputError("unknown_lap", _("That lap does not exist."), 404)
         if (row[0] is not None) == voided:  # already in that state: nothing to change
             return {"id": lap_id, "voided": voided, "changed": False}
+        if row[1] == "void_lap":
+            raise InputError("central_decision", _(
+                "This lap was voided at central by %(name)s (%(reason)s). Only an admin at "
+                "central can restore it.", name=row[2] or _("an admin"),
+                reason=row[3] or _("no reason given")), 403, voided_by_name=row[2],
+                void_reason=row[3])
         stamp = clock.tick(db)
         values = [now_ms(), user_id, reason or "voided at the track"] if voided else [None] * 3
         db.execute("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, void_hlc = ? "
@@ -144,18 +166,35 @@ def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
     return {"id": lap_id, "voided": voided, "changed": True}
 
 
+RECENT_SQL = f"""
+SELECT lap.id, lap.time, lap.voided_at, runner.id AS runner_id, runner.start_number,
+       runner.name, runner.class, d.entity IS NOT NULL AS central_void,
+       CASE WHEN lap.voided_at IS NOT NULL THEN coalesce(d.by_name, u.name) END AS voided_by_name,
+       CASE WHEN lap.voided_at IS NOT NULL THEN coalesce(d.reason, lap.void_reason) END
+           AS void_reason,
+       {OWN_LAPS_SQL} AS own_count, {OWN_LAPS_SQL} + {OTHER_LAPS_SQL} AS count
+FROM lap JOIN runner ON runner.id = lap.runner_id
+LEFT JOIN central_decision d ON d.entity = 'lap' AND d.entity_id = lap.id
+    AND d.action = 'void_lap' AND lap.voided_at IS NOT NULL
+LEFT JOIN user u ON u.id = lap.voided_by
+WHERE lap.device_id = ? ORDER BY lap.rowid DESC LIMIT ?
+"""
+
+
 def recent_laps(db: sqlite_utils.Database, limit: int = RECENT_LIMIT) -> list[dict]:
-    """Return this laptop's latest laps, newest first (by entry order, not clock)."""
-    return list(db.query(
-        "SELECT lap.id, lap.time, lap.voided_at, runner.start_number, runner.name, "
-        "runner.class FROM lap JOIN runner ON runner.id = lap.runner_id "
-        "WHERE lap.device_id = ? ORDER BY lap.rowid DESC LIMIT ?", [device_id(db), limit]))
+    """Return this laptop's latest laps, newest first (by entry order, not clock).
+
+    Each row has who voided it and why (central_void: decided at central, which alone
+    can restore it) and the runner's laps now: count on all laptops, own_count here.
+    """
+    return [{**row, "central_void": bool(row["central_void"])}
+            for row in db.query(RECENT_SQL, [device_id(db), limit])]
 
 
 def render_index(status: int = 200, **context):
     """Render the lap entry page with the recent laps."""
-    return render_template("laps.html", recent=recent_laps(get_db()), client_key=new_id(),
-                           js_strings=js_strings(), **context), status
+    return render_template("laps.html", recent=recent_laps(get_db()), recent_limit=RECENT_LIMIT,
+                           client_key=new_id(), js_strings=js_strings(), **context), status
 
 
 def js_strings() -> dict[str, str]:

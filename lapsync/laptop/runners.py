@@ -36,7 +36,9 @@ from lapsync.runners import (
 
 from . import clock
 from .auth import admin_required, login_required
+from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL
 from .db import connect, device_id, get_db, record_change, transaction
+from .numbers import number_source
 
 bp = Blueprint("runners", __name__, url_prefix="/runners")
 MAX_NAME = MAX_RUNNER_NAME
@@ -67,16 +69,32 @@ def add_runner(db: sqlite_utils.Database, start_number, name, class_, grade) -> 
         return save_runner(db, fields)
 
 
-def next_start_number(db: sqlite_utils.Database) -> int:
-    """Return the number after the highest start number in use (1 for an empty roster)."""
-    return db.execute("SELECT coalesce(max(start_number), 0) + 1 FROM runner").fetchone()[0]
+def next_start_number(db: sqlite_utils.Database) -> int | None:
+    """Return the next free number of this laptop's block (or local range); None if used up."""
+    return number_source(db)["next"]
+
+
+def numbers_used_up(source: dict) -> InputError:
+    """Return the 409 for an empty start number when the block (or local range) is used up."""
+    if source["kind"] == "block":
+        message = _("The start numbers central reserved for this laptop (%(first)s–%(last)s) "
+                    "are all given out: type a start number. An admin at central can give "
+                    "this laptop a new block on the devices page; it arrives at the next sync.",
+                    first=source["first"], last=source["last"])
+    else:
+        message = _("The local start numbers %(first)s–%(last)s are all given out: type a "
+                    "start number.", first=source["first"], last=source["last"])
+    return InputError("start_numbers_used_up", message, 409)
 
 
 def create_runner(db: sqlite_utils.Database, start_number, name, class_, grade) -> str:
-    """Add a runner from form input; an empty start number gets the next free one."""
+    """Add a runner from form input; an empty start number gets the block's next free one."""
     with transaction(db):
         if not str(start_number or "").strip():
-            start_number = next_start_number(db)
+            source = number_source(db)
+            if source["next"] is None:
+                raise numbers_used_up(source)
+            start_number = source["next"]
         return save_runner(db, validate_runner(start_number, name, class_, grade))
 
 
@@ -87,13 +105,39 @@ def get_runner(db: sqlite_utils.Database, runner_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def central_decision(db: sqlite_utils.Database, runner_id: str) -> dict | None:
+    """Return central's merge or renumber of a runner (who, why, when), or None."""
+    rows = list(db.query("SELECT action, by_name, reason, at, was_start_number FROM "
+                         "central_decision WHERE entity = 'runner' AND entity_id = ?",
+                         [runner_id]))
+    return rows[0] if rows else None
+
+
+def check_central_decision(db: sqlite_utils.Database, runner: dict, start_number: int) -> None:
+    """Refuse (403) an edit that would undo central's merge or renumber of this runner."""
+    decision = central_decision(db, runner["id"])
+    by = (decision or {}).get("by_name") or _("an admin")
+    if decision and decision["action"] == "merge":
+        raise InputError("central_decision", _(
+            "%(name)s was merged into another runner at central by %(by)s: only an admin at "
+            "central can undo that.", name=runner["name"], by=by), 403)
+    if decision and start_number != runner["start_number"]:
+        raise InputError("central_decision", _(
+            "%(by)s gave %(name)s start number %(number)s at central: only an admin at "
+            "central can change it.", by=by, name=runner["name"],
+            number=runner["start_number"]), 403)
+
+
 def update_runner(db: sqlite_utils.Database, runner_id: str, start_number, name, class_,
                   grade) -> None:
     """Edit a runner: a new hlc and an outbox change, or InputError (404 when unknown)."""
     with transaction(db):
-        if get_runner(db, runner_id) is None:
+        runner = get_runner(db, runner_id)
+        if runner is None:
             raise InputError("unknown_runner", _("There is no such runner."), 404)
-        save_runner(db, validate_runner(start_number, name, class_, grade), runner_id)
+        fields = validate_runner(start_number, name, class_, grade)
+        check_central_decision(db, runner, fields["start_number"])
+        save_runner(db, fields, runner_id)
 
 
 def import_roster(db: sqlite_utils.Database, data: bytes) -> int:
@@ -117,20 +161,42 @@ def _natural(text: str) -> tuple:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
+SEARCH_SQL = f"""
+SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
+       {OWN_LAPS_SQL} AS own_laps, {OWN_LAPS_SQL} + {OTHER_LAPS_SQL} AS laps,
+       d.action AS decision, d.by_name AS decided_by, d.reason AS decision_reason,
+       d.was_start_number
+FROM runner
+LEFT JOIN central_decision d ON d.entity = 'runner' AND d.entity_id = runner.id
+WHERE runner.id NOT IN (SELECT runner_id FROM runner_merge) AND (:query = ''
+      OR instr(lapsync_fold(runner.name), :folded) > 0 OR runner.start_number = :number)
+"""
+MERGED_SQL = """
+SELECT r.id, r.start_number, r.name, r.class, s.start_number AS into_number,
+       s.name AS into_name, s.class AS into_class, d.by_name AS decided_by,
+       d.reason AS decision_reason, d.at AS decided_at
+FROM runner_merge m JOIN runner r ON r.id = m.runner_id
+LEFT JOIN runner s ON s.id = m.merged_into
+LEFT JOIN central_decision d ON d.entity = 'runner' AND d.entity_id = m.runner_id
+ORDER BY r.start_number, r.name
+"""
+
+
 def search_runners(db: sqlite_utils.Database, query: str = "") -> list[dict]:
-    """Return runners whose name contains QUERY or whose number is QUERY, with lap counts."""
+    """Return runners whose name contains QUERY or whose number is QUERY, with lap counts.
+
+    laps counts every laptop's laps (own_laps: this laptop's), as the lap page does.
+    """
     db.conn.create_function("lapsync_fold", 1, _fold, deterministic=True)
     query = query.strip()
     number = int(query) if query.isascii() and query.isdigit() and len(query) <= 9 else None
-    rows = db.query(
-        "SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade, "
-        "count(lap.id) AS laps FROM runner "
-        "LEFT JOIN lap ON lap.runner_id = runner.id AND lap.voided_at IS NULL "
-        "WHERE runner.id NOT IN (SELECT runner_id FROM runner_merge) AND (:query = '' "
-        "OR instr(lapsync_fold(runner.name), :folded) > 0 OR runner.start_number = :number) "
-        "GROUP BY runner.id",
-        {"query": query, "folded": _fold(query), "number": number})
+    rows = db.query(SEARCH_SQL, {"query": query, "folded": _fold(query), "number": number})
     return sorted(rows, key=lambda r: (_natural(r["class"]), _fold(r["name"]), r["start_number"]))
+
+
+def merged_runners(db: sqlite_utils.Database) -> list[dict]:
+    """Return the runners central merged into another, with the survivor and who decided."""
+    return list(db.query(MERGED_SQL))
 
 
 def group_by_class(rows: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -144,10 +210,17 @@ def index():
     """List runners grouped by class, with search and lap counts; printable."""
     query = request.args.get("q", "").strip()[:MAX_NAME]
     rows = search_runners(get_db(), query)
-    return render_template("runners.html", groups=group_by_class(rows), q=query, total=len(rows))
+    return render_template("runners.html", groups=group_by_class(rows), q=query, total=len(rows),
+                           merged=[] if query else merged_runners(get_db()))
 
 
 FORM = RunnerForm("runners_form.html", lambda: next_start_number(get_db()), "runners.index")
+
+
+@bp.context_processor
+def numbers_context() -> dict:
+    """Give the runner pages where new start numbers come from (the add form says so)."""
+    return {"number_source": lambda: number_source(get_db())}
 
 
 def _created(*fields) -> dict:

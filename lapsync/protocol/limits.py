@@ -36,3 +36,9 @@ DATA_FIELDS = {
 ID_FIELD = {"lap": "id", "lap_void": "lap_id", "runner": "id", "user": "id"}
 LAP_RUN_FIELDS = ("seq", "entity", "data")
 SETTINGS = ("min_lap_seconds", "metres_per_lap", "event_name", "event_date")
+# Decisions of central's admin a pulled lap_void or runner may carry (who, why, when).
+DECISION_ACTIONS = {"lap_void": ("void_lap", "restore_lap"), "runner": ("renumber", "merge")}
+# Start numbers a laptop gives late runners while it has no block from central (it never
+# pulled): the same for every such laptop, so central reserves no block in it and its own
+# next free number skips it (docs/PROTOCOL.md, "Start-number blocks").
+LOCAL_NUMBERS = range(90_000, 91_000)

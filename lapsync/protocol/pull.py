@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .limits import HLC_PATTERN, MAX_ID_LENGTH, PROTOCOL_VERSION
+from .limits import (CONTROL_CHARS, DECISION_ACTIONS, HLC_PATTERN, MAX_ID_LENGTH, MAX_REASON,
+                     MAX_START_NUMBER, MAX_TIME, MAX_USER_NAME, PROTOCOL_VERSION)
 from .validate import ProtocolError
 
 # Pull: a laptop's checks of what central sends. A bad item raises ValueError and is
@@ -35,6 +36,45 @@ def pulled_integer(data: dict, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"invalid {key}")
     return value
+
+
+def pulled_optional_text(data: dict, key: str, limit: int) -> str | None:
+    """Return a pulled one-line string field of 1 to LIMIT characters, or None if absent."""
+    if data.get(key) is None:
+        return None
+    value = pulled_text(data, key, limit)
+    if CONTROL_CHARS.search(value):
+        raise ValueError(f"invalid {key}")
+    return value
+
+
+def pulled_decision(data: dict, entity: str) -> dict | None:
+    """Return the central decision a pulled item carries (None if none) or raise ValueError."""
+    value = data.get("decision")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("action") not in DECISION_ACTIONS[entity]:
+        raise ValueError("invalid decision")
+    at = pulled_integer(value, "at")
+    was = value.get("was_start_number")
+    if not 0 <= at <= MAX_TIME or (was is not None and not 1 <= pulled_integer(
+            value, "was_start_number") <= MAX_START_NUMBER):
+        raise ValueError("invalid decision")
+    return {"action": value["action"], "at": at, "was_start_number": was,
+            "by_name": pulled_optional_text(value, "by_name", MAX_USER_NAME),
+            "reason": pulled_optional_text(value, "reason", MAX_REASON)}
+
+
+def pulled_number_block(value: Any) -> tuple[int, int] | None:
+    """Return a pull page's number block as (first, last), None for none, or raise ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"first", "last"}:
+        raise ValueError("invalid number_block")
+    first, last = pulled_integer(value, "first"), pulled_integer(value, "last")
+    if not 1 <= first <= last <= MAX_START_NUMBER:
+        raise ValueError(f"invalid number_block {first}-{last}")
+    return first, last
 
 
 def answer_seq(value: Any, name: str) -> int:

@@ -1,4 +1,4 @@
-"""Pull from central: apply pages of runners, users, voids, settings and totals."""
+"""Pull from central: apply pages of runners, users, voids, settings, totals and the number block."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from lapsync.protocol import (
     MAX_PASSWORD_HASH,
     MAX_RUNNER_NAME,
     MAX_USER_NAME,
+    pulled_decision,
     pulled_hlc,
     pulled_id,
     pulled_integer,
@@ -21,6 +22,7 @@ from lapsync.protocol import (
 
 from .. import clock
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
+from ..numbers import store_block
 from .transport import (
     PROTOCOL,
     REFUSED,
@@ -32,6 +34,7 @@ from .transport import (
 )
 
 MAX_PAGES_PER_RUN = 10_000      # a run always ends
+NOT_SENT = object()             # a pull page without number_block (an older central)
 
 
 def local_origin(db: sqlite_utils.Database, entity: str, entity_id: str,
@@ -57,21 +60,43 @@ def apply_runner(db: sqlite_utils.Database, data: dict, me: str) -> None:
               "grade": pulled_integer(data, "grade"), "hlc": pulled_hlc(data["hlc"]),
               "origin": pulled_id(data, "origin")}
     merged_into = pulled_id(data, "merged_into") if data.get("merged_into") is not None else None
+    decision = pulled_decision(data, "runner")
     if merged_into == runner["id"]:
         raise ValueError("runner merged into itself")
+    if decision and decision["action"] == "merge" and merged_into is None:
+        raise ValueError("a merge decision without merged_into")
     clock.observe(db, runner["hlc"])
     row = db.execute("SELECT hlc, origin FROM runner WHERE id = ?", [runner["id"]]).fetchone()
-    if not row or (runner["hlc"], runner["origin"]) > (row[0], row[1]):
+    won = not row or (runner["hlc"], runner["origin"]) > (row[0], row[1])
+    if won:
         db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
                    "VALUES (:id, :start_number, :name, :class, :grade, :hlc, :origin) "
                    "ON CONFLICT (id) DO UPDATE SET start_number = excluded.start_number, "
                    "name = excluded.name, class = excluded.class, grade = excluded.grade, "
                    "hlc = excluded.hlc, origin = excluded.origin", runner)
+        if decision is None:  # central's latest state of it is no renumber of its own
+            forget_decision(db, "runner", runner["id"], "renumber")
     if merged_into is not None:  # final, whatever the LWW order: not part of the register
         db.execute("INSERT INTO runner_merge (runner_id, merged_into) VALUES (?, ?) "
                    "ON CONFLICT (runner_id) DO UPDATE SET merged_into = excluded.merged_into",
                    [runner["id"], merged_into])
+    if decision is not None and (won or merged_into is not None):
+        keep_decision(db, "runner", runner["id"], decision)
     relink_merged(db, runner["id"])
+
+
+def keep_decision(db: sqlite_utils.Database, entity: str, entity_id: str, decision: dict) -> None:
+    """Remember a decision central's admin made on a lap or runner: who, why, when."""
+    db.execute("INSERT OR REPLACE INTO central_decision (entity, entity_id, action, by_name, "
+               "reason, at, was_start_number) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               [entity, entity_id, decision["action"], decision["by_name"], decision["reason"],
+                decision["at"], decision["was_start_number"]])
+
+
+def forget_decision(db: sqlite_utils.Database, entity: str, entity_id: str, action: str) -> None:
+    """Forget central's decision of ACTION on a record: a later change replaced it."""
+    db.execute("DELETE FROM central_decision WHERE entity = ? AND entity_id = ? AND action = ?",
+               [entity, entity_id, action])
 
 
 def relink_merged(db: sqlite_utils.Database, runner_id: str) -> None:
@@ -102,16 +127,22 @@ def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
 
 
 def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
-    """Void or restore a local lap if the pulled decision is newer (LWW)."""
+    """Void or restore a local lap if the pulled change is newer (LWW) or central's decision."""
     lap_id, stamp = pulled_id(data, "lap_id"), pulled_hlc(data["hlc"])
     origin = pulled_id(data, "origin")
     if not isinstance(data["voided"], bool):
         raise ValueError("invalid voided")
+    decision = pulled_decision(data, "lap_void")
+    if decision and (decision["action"] == "void_lap") != data["voided"]:
+        raise ValueError("a decision that contradicts voided")
     clock.observe(db, stamp)
     row = db.execute("SELECT void_hlc FROM lap WHERE id = ?", [lap_id]).fetchone()
     if row is None:  # a lap of another device: its effect arrives in the totals
         return
-    if row[0] is not None and (stamp, origin) <= (row[0], local_origin(db, "lap_void", lap_id, row[0], me)):
+    # Central's decision is its current state of the lap and applies whatever the order:
+    # central refuses a laptop's restore of it, so a local change it beats stays local.
+    if decision is None and row[0] is not None and (stamp, origin) <= (
+            row[0], local_origin(db, "lap_void", lap_id, row[0], me)):
         return
     values = [None, None, None]
     if data["voided"]:
@@ -122,6 +153,9 @@ def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
     db.execute("UPDATE lap SET voided_at = ?, voided_by = ?, void_reason = ?, void_hlc = ? "
                "WHERE id = ?", [*values, stamp, lap_id])
     remember_origin(db, "lap_void", lap_id, stamp, origin)
+    forget_decision(db, "lap", lap_id, "void_lap")
+    if decision is not None and data["voided"]:
+        keep_decision(db, "lap", lap_id, decision)
 
 
 def apply_setting(db: sqlite_utils.Database, data: dict, me: str) -> None:
@@ -176,14 +210,25 @@ def check_page(page: dict, cursor: int) -> tuple[list, int, bool]:
     return decoded(protocol.check_pull_page, page, cursor)
 
 
-def apply_page(db: sqlite_utils.Database, changes: list, next_cursor: int, result: SyncResult) -> None:
-    """Apply one page and store the new cursor, in one transaction."""
+def apply_page(db: sqlite_utils.Database, changes: list, next_cursor: int, result: SyncResult,
+               block: Any = NOT_SENT) -> None:
+    """Apply one page, its number block and the new cursor, in one transaction."""
     with transaction(db):
         me = device_id(db)
         for change in changes:
             ok = apply_change(db, change, me)
             result.pulled[change.get("entity") if ok else "not applied"] += 1
+        if block is not NOT_SENT:
+            apply_block(db, block)
         set_meta(db, "pull_cursor", str(next_cursor))
+
+
+def apply_block(db: sqlite_utils.Database, block: Any) -> None:
+    """Store the page's number block; keep a bad one aside (as a bad item) and the old block."""
+    try:
+        store_block(db, block)
+    except (KeyError, TypeError, ValueError) as exc:
+        store_rejected_pull(db, {"entity": "number_block", "data": block}, exc)
 
 
 def restart_pull(db: sqlite_utils.Database, answer: dict, restarted: bool) -> int:
@@ -206,7 +251,7 @@ def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> Non
             restarted = True
             continue
         changes, next_cursor, more = check_page(page, cursor)
-        apply_page(db, changes, next_cursor, result)
+        apply_page(db, changes, next_cursor, result, page.get("number_block", NOT_SENT))
         if not more:
             return
         if next_cursor == cursor and not changes:
