@@ -1,0 +1,347 @@
+"""Every page of both apps on a phone (390 x 844) and a tablet (768 x 1024), in real Chromium.
+
+No page scrolls sideways (the root's scrollWidth fits the viewport; wide tables scroll
+inside a wrapper of their own), buttons, inputs and navigation links are at least 44 px
+high, and the lap page's number field, Count button and feedback are on the first
+screen. The laptop app and central are served on loopback, filled as at a real event:
+the laptop pushes its runners, users and laps to central; a second device (tests.pg's
+Outbox) pushes a start-number clash, a double count across laptops and a refused admin.
+One browser and one set of servers for the module; one context per app and size.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from playwright.sync_api import expect, sync_playwright
+from psycopg import sql
+from psycopg.rows import dict_row
+from werkzeug.exceptions import NotFound
+
+from lapsync.ids import new_id
+from lapsync.laptop import create_app as create_laptop
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import Central
+from lapsync.laptop.db import connect, set_meta
+from lapsync.laptop.laps import record_lap, set_void
+from lapsync.laptop.auth import create_user
+from lapsync.laptop.runners import add_runner
+from sync import create_app as create_central
+from sync.db import close_pool, now_ms
+from sync.devices import register_device
+from sync.settings import save_settings
+from tests.conftest import PASSWORD
+from tests.pg import Outbox, admin_execute, drop_database, with_database
+from tests.web import launch_chromium, served
+
+# The phone in German (the longer words), the tablet in English: both languages, no extra runs.
+SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
+TOUCH_PX = 44
+# A real (and famously long) surname without a break opportunity, and a hyphenated one.
+ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Hubert Wolfeschlegelsteinhausenbergerdorff", "5a", 5),
+          (17, "Cleo Leutheusser-Schnarrenberger", "10c", 10), (123456, "Ben Cruz", "10c", 10),
+          (3, "Mia Schulze-Oberhausen", "6b", 6), (4, "Jonas Kowalczyk", "6b", 6)]
+FRESH_RUNNER = {"390x844": ("3", "Mia Schulze-Oberhausen"), "768x1024": ("4", "Jonas Kowalczyk")}
+EVENT = {"event_name": "Sponsorenlauf der Gesamtschule am Wiesengrund", "event_date": "2025-06-27",
+         "metres_per_lap": 400, "min_lap_seconds": 60}
+
+LAPTOP_PAGES = {
+    "lap entry": "/", "runners": "/runners/", "runners search": "/runners/?q=Berg",
+    "add runner": "/runners/new", "edit runner": "/runners/{runner}/edit",
+    "import": "/runners/import", "users": "/users", "big screen": "/big/", "404": "/no-such-page",
+}
+CENTRAL_PAGES = {
+    "standings": "/standings/", "standings filtered": "/standings/?class=5a&sort=name",
+    "standings by class": "/standings/classes", "standings by grade": "/standings/grades",
+    "runner page": "/standings/runner/{runner}", "live": "/live/", "review": "/review/",
+    "roster": "/runners/", "roster form": "/runners/new", "roster edit": "/runners/{runner}/edit",
+    "roster import": "/runners/import", "start-number sheets": "/runners/sheets",
+    "start-number sheets two per page": "/runners/sheets?per_page=2", "label sheets": "/runners/labels",
+    "results": "/admin/results?q=a", "results by class": "/admin/results/classes",
+    "certificate": "/admin/certificates/runner/{runner}",
+    "certificates of a class": "/admin/certificates/class/10c", "charts": "/charts/",
+    "devices": "/devices/", "settings": "/settings/", "error page": "/no-such-page",
+    "bad filter": "/standings/?grade=99", "home": "/",
+}
+# GET routes that answer data, not a page (JSON, CSV, YAML, files).
+NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "live.feed_view", "results.results_csv",
+             "api.openapi", "api.pull_view", "health.healthz"}
+
+# What sticks out to the right, for the failure message: the deepest elements past the edge.
+OVERFLOW_JS = """() => {
+  const width = window.innerWidth, out = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.right > width + 0.5 && ![...el.children].some(c => c.getBoundingClientRect().right > width + 0.5))
+      out.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className} "${el.textContent.trim().slice(0, 30)}" right=${Math.round(box.right)}`);
+  }
+  return {scroll: document.documentElement.scrollWidth, inner: width, out: out.slice(0, 8)};
+}"""
+# Visible buttons, inputs, selects and navigation links lower than the touch size (a checkbox
+# or radio counts by its label, which is what a finger hits).
+SMALL_TARGETS_JS = """(min) => {
+  const small = [];
+  for (const el of document.querySelectorAll('button, input:not([type=hidden]), select, textarea, nav a')) {
+    const style = getComputedStyle(el);
+    let box = el.getBoundingClientRect();
+    if (!box.width || !box.height || style.visibility === 'hidden') continue;
+    if ((el.type === 'checkbox' || el.type === 'radio') && el.closest('label'))
+      box = el.closest('label').getBoundingClientRect();
+    if (box.height < min - 0.5)
+      small.push(`${el.tagName.toLowerCase()}[${el.name || el.type || ''}] "${(el.textContent || el.value || '').trim().slice(0, 30)}" ${Math.round(box.height)} px`);
+  }
+  return small;
+}"""
+FIRST_SCREEN_JS = """(selectors) => selectors.map(s => {
+  const box = document.querySelector(s).getBoundingClientRect();
+  return {s, top: box.top, bottom: box.bottom, left: box.left, right: box.right,
+          inside: box.top >= 0 && box.left >= 0 && box.bottom <= innerHeight && box.right <= innerWidth};
+})"""
+
+
+# ---- the two apps, filled once for the module ---------------------------------------
+
+def central_database(server_url: str, template: str) -> str:
+    """Create this module's central database from the schema template; return its URL."""
+    name = f"lapsync_small_screens_{os.getpid()}"
+    drop_database(server_url, name)
+    admin_execute(server_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(template)))
+    return with_database(server_url, name)
+
+
+def fill_laptop(path: Path) -> dict:
+    """Give the laptop an admin, a teacher, the roster and laps (a double count among them)."""
+    db = connect(path)
+    try:
+        set_meta(db, "device_id", new_id())
+        users = {name: create_user(db, name, role, PASSWORD)
+                 for name, role in [("ada", "admin"), ("tom", "teacher")]}
+        runners = {number: add_runner(db, number, name, class_, grade)
+                   for number, name, class_, grade in ROSTER}
+        for number in (1, 2, 17, 1, 123456):
+            lap = record_lap(db, number, users["tom"], 60_000, confirm=True)
+        set_void(db, lap["lap"]["id"], users["tom"], True, "typed twice")  # a Restore button
+        return runners
+    finally:
+        db.close()
+
+
+def push_second_laptop(base: str, token: str, anna: str) -> None:
+    """Push, as another laptop, a clashing number 17, a lap of Anna now and an admin."""
+    outbox = Outbox(clock_ms=now_ms())
+    outbox.runner(17, "Dana Okonkwo-Fitzgerald", "10c", 10)
+    outbox.lap(anna)
+    outbox.user("eve", role="admin")  # untrusted device: refused, listed on the devices page
+    answer = requests.post(f"{base}/api/v1/push", json=outbox.body(), timeout=30,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text[:500]
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory, pg_server_url, pg_template):
+    """Serve the laptop app and central, filled; yield their URLs and a runner id."""
+    base = tmp_path_factory.mktemp("small-screens")
+    laptop_path = base / "laptop.sqlite"
+    cached = {"SEND_FILE_MAX_AGE_DEFAULT": 3600}  # CSS and JS once per context, not per page
+    laptop = create_laptop({"TESTING": True, "SECRET_KEY": "small-laptop", "DATABASE": str(laptop_path),
+                            "INSTANCE_CONFIG_FILE": str(base / "laptop-config.py"), **cached})
+    runners = fill_laptop(laptop_path)
+    pg_url = central_database(pg_server_url, pg_template)
+    central = create_central({"TESTING": True, "SECRET_KEY": "small-central", "DATABASE_URL": pg_url,
+                              "DB_POOL_SIZE": 4, **cached})
+    try:
+        with psycopg.connect(pg_url, autocommit=True, row_factory=dict_row) as conn, \
+                served(laptop) as laptop_url, served(central) as central_url:
+            token = register_device(conn, "Laptop am Zieleinlauf", manage_users=True)
+            other = register_device(conn, "Tablet an der Wendemarke")
+            save_settings(conn, EVENT)
+            db = connect(laptop_path)
+            try:
+                result = sync_once(db, Central(central_url, token), force=True)
+            finally:
+                db.close()
+            assert result.error is None, result.error
+            push_second_laptop(central_url, other, runners[1])
+            yield {"laptop": laptop_url, "central": central_url, "runner": runners[2],
+                   "apps": {"laptop": laptop, "central": central}}
+    finally:
+        close_pool(central)
+        drop_database(pg_server_url, pg_url.rsplit("/", 1)[-1].split("?")[0])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---- the browser: one per module, one logged-in page per app and size -----------------
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium for this module; fails (never skips) without it."""
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_context(browser, size: str):
+    """Return a fresh context of the given viewport size, in that size's language."""
+    width, height, locale = SIZES[size]
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+    context.set_default_timeout(8_000)
+    return context
+
+
+def log_in(page, url: str) -> None:
+    """Log in as the admin ada through the login form, as a person does."""
+    page.goto(f"{url}/login")
+    page.locator("input[name=name]").press_sequentially("ada", delay=5)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("input[name=password]").press("Enter")
+    expect(page).not_to_have_url(re.compile(r"/login"))
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser, sites):
+    """Return get(app, size): a page logged in as admin, one context per app and size."""
+    pages, contexts = {}, []
+
+    def get(app: str, size: str):
+        """Open (once) and return the logged-in page of app at size."""
+        if (app, size) not in pages:
+            contexts.append(new_context(browser, size))
+            pages[app, size] = contexts[-1].new_page()
+            log_in(pages[app, size], sites[app])
+        return pages[app, size]
+
+    yield get
+    for context in contexts:
+        context.close()
+
+
+def open_page(page, url: str) -> None:
+    """Go to url and wait until the page has loaded."""
+    page.goto(url, wait_until="load")
+
+
+def assert_fits(page, where: str) -> None:
+    """Assert that the page does not scroll sideways, naming what sticks out."""
+    page.wait_for_load_state("load")  # every stylesheet applied
+    found = page.evaluate(OVERFLOW_JS)
+    assert found["scroll"] <= found["inner"], f"{where} scrolls sideways: {found}"
+
+
+def assert_touch_sized(page, where: str) -> None:
+    """Assert that no visible button, input or navigation link is below the touch size."""
+    small = page.evaluate(SMALL_TARGETS_JS, TOUCH_PX)
+    assert not small, f"{where}: below {TOUCH_PX} px: {small}"
+
+
+# ---- every page, both sizes ------------------------------------------------------------
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", LAPTOP_PAGES)
+def test_laptop_page_fits(admin_page, sites, name, size):
+    page = admin_page("laptop", size)
+    open_page(page, sites["laptop"] + LAPTOP_PAGES[name].format(runner=sites["runner"]))
+    assert_fits(page, f"laptop {name} at {size}")
+    assert_touch_sized(page, f"laptop {name} at {size}")
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", CENTRAL_PAGES)
+def test_central_page_fits(admin_page, sites, name, size):
+    page = admin_page("central", size)
+    open_page(page, sites["central"] + CENTRAL_PAGES[name].format(runner=sites["runner"]))
+    assert_fits(page, f"central {name} at {size}")
+    assert_touch_sized(page, f"central {name} at {size}")
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("app", ["laptop", "central"])
+def test_login_page_fits(browser, sites, app, size):
+    context = new_context(browser, size)
+    try:
+        page = context.new_page()
+        open_page(page, f"{sites[app]}/login")
+        expect(page.locator("input[name=password]")).to_be_visible()
+        assert_fits(page, f"{app} login at {size}")
+        assert_touch_sized(page, f"{app} login at {size}")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("app", ["laptop", "central"])
+def test_import_report_fits(admin_page, sites, app, size, tmp_path):
+    bad = tmp_path / "roster.csv"
+    bad.write_text("Name,Klasse,Jahrgang\nAnna,5a,99\n" + "x" * 300 + ",5a\n", encoding="utf-8")
+    page = admin_page(app, size)
+    open_page(page, f"{sites[app]}/runners/import")
+    page.locator("input[name=file]").set_input_files(str(bad))
+    page.locator("form.stack button[type=submit]").click()
+    expect(page.locator(".report-table")).to_be_visible()
+    assert_fits(page, f"{app} import report at {size}")
+    assert_touch_sized(page, f"{app} import report at {size}")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_central_new_token_and_revoke_question_fit(admin_page, sites, size):
+    page = admin_page("central", size)
+    open_page(page, f"{sites['central']}/devices/")
+    page.locator("#register-device input[name=name]").press_sequentially(f"Laptop-{size}", delay=5)
+    page.locator("#register-device button[type=submit]").click()
+    expect(page.locator("#token")).to_be_visible()
+    assert_fits(page, f"central new token at {size}")
+    page.locator(f'#devices tr:has-text("Laptop-{size}") form[action$="/revoke"] button').click()
+    expect(page.locator("#confirm-revoke")).to_be_visible()
+    assert_fits(page, f"central revoke question at {size}")
+    assert_touch_sized(page, f"central revoke question at {size}")
+
+
+@pytest.mark.parametrize("app, pages", [("laptop", LAPTOP_PAGES), ("central", CENTRAL_PAGES)])
+def test_every_page_of_the_app_is_checked_here(sites, app, pages):
+    """A page added later fails here until it is in LAPTOP_PAGES or CENTRAL_PAGES."""
+    url_map = sites["apps"][app].url_map
+    adapter = url_map.bind("localhost")
+    checked = {"auth.login"}                     # test_login_page_fits
+    for path in pages.values():
+        try:
+            checked.add(adapter.match(path.split("?")[0].format(runner="x"), method="GET")[0])
+        except NotFound:
+            assert path == "/no-such-page", path
+    routes = {rule.endpoint for rule in url_map.iter_rules() if "GET" in rule.methods}
+    assert routes - NOT_PAGES - checked == set()
+
+
+# ---- the lap page: the entry and its answer on the first screen ------------------------
+
+@pytest.mark.parametrize("size", SIZES)
+def test_lap_entry_and_feedback_are_on_the_first_screen(admin_page, sites, size):
+    page = admin_page("laptop", size)
+    open_page(page, f"{sites['laptop']}/")
+    field = page.locator("#start_number")
+    expect(field).to_be_focused()
+    number, name = FRESH_RUNNER[size]            # no lap yet: it counts at once
+    field.press_sequentially(number, delay=10)
+    field.press("Enter")
+    feedback = page.locator("#feedback")
+    expect(feedback).to_contain_text(name)
+    expect(feedback).to_have_class(re.compile(r"\bgood\b"))
+    parts = ["#start_number", "#lap-form button[type=submit]", "#feedback"]
+    boxes = page.evaluate(FIRST_SCREEN_JS, parts)
+    assert all(box["inside"] for box in boxes), f"not on the first screen at {size}: {boxes}"
+    assert page.evaluate("window.scrollY") == 0
+
+    field.press_sequentially(number, delay=10)   # again at once: the warning asks to confirm
+    field.press("Enter")
+    expect(feedback).to_have_class(re.compile(r"\bwarn\b"))
+    boxes = page.evaluate(FIRST_SCREEN_JS, parts)
+    assert all(box["inside"] for box in boxes), f"warning not on the first screen at {size}: {boxes}"
+    assert_fits(page, f"lap page with a warning at {size}")
+    assert_touch_sized(page, f"lap page with a warning at {size}")
