@@ -228,17 +228,29 @@ def central_command(port: int) -> list[str]:
             "--graceful-timeout", "5", "--no-control-socket", "sync:create_app()"]
 
 
-def laptop_command(port: int) -> list[str]:
+def laptop_command(port: int, host: str = HOST) -> list[str]:
     """Return the laptop app's server command (its background sync starts under `run`)."""
-    return flask("run", "--host", HOST, "--port", str(port))
+    return flask("run", "--host", host, "--port", str(port))
 
 
-def port_free(port: int) -> bool:
-    """Tell whether nothing listens on HOST:port (SO_REUSEADDR: TIME_WAIT is no obstacle)."""
-    with socket.socket() as sock:
+def network_addresses(host: str) -> list[str]:
+    """Return the address tablets reach the laptop app at when it listens on host, best effort."""
+    if host not in ("0.0.0.0", "::"):  # every interface
+        return [] if host == HOST else [host]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:  # connecting a UDP socket sends nothing; it picks the outgoing interface
+            sock.connect(("10.255.255.255", 9))
+            return [sock.getsockname()[0]]
+        except OSError:
+            return []
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    """Tell whether nothing listens on host:port (SO_REUSEADDR: TIME_WAIT is no obstacle)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -312,9 +324,11 @@ def embedded_running(pgdata: Path) -> bool:
 
 
 def banner(laptop_url: str, central_url: str, device: str, password: str | None,
-           state: dict) -> str:
-    """Return the block that shows both URLs and the login."""
+           state: dict, host: str = HOST) -> str:
+    """Return the block that shows both URLs and the login (and the laptop's network URLs)."""
     line = "=" * 72
+    shared = "".join(f"  tablets:  http://{address}:{laptop_url.rsplit(':', 1)[1]}   (this network; "
+                     "see docs/SECURITY.md)\n" for address in network_addresses(host))
     database = ("DATABASE_URL" if state["database_url"]
                 else f"embedded PostgreSQL in {os.path.relpath(state['pgdata'], ROOT)}")
     if password:
@@ -326,6 +340,7 @@ def banner(laptop_url: str, central_url: str, device: str, password: str | None,
                  "  next sync:  .venv/bin/flask --app sync create-user NAME --role admin")
     return (f"\n{line}\n  lapsync is running. Ctrl+C stops both.\n\n"
             f"  laptop:   {laptop_url}   (lap entry; device {device!r}, syncs in the background)\n"
+            f"{shared}"
             f"  central:  {central_url}   (sync API {central_url}api/v1/openapi.yaml)\n"
             f"            database: {database}\n\n"
             f"  Login, the same on every laptop (a central user; laptops receive it by pull):\n"
@@ -334,11 +349,12 @@ def banner(laptop_url: str, central_url: str, device: str, password: str | None,
 
 def start_all(args: argparse.Namespace) -> int:
     """Prepare both databases, start central and the connected laptop, wait for Ctrl+C."""
-    for name, port, option in (("laptop", args.port, "--port"),
-                               ("central", args.central_port, "--central-port")):
-        if not port_free(port):
+    for name, port, option, host in (("laptop", args.port, "--port", args.host),
+                                     ("central", args.central_port, "--central-port", HOST)):
+        if not port_free(port, host):
             sys.exit(f"dev.py: port {port} ({name}) is in use; choose another with {option}")
-    laptop_url, central_url = f"http://{HOST}:{args.port}/", f"http://{HOST}:{args.central_port}/"
+    laptop_url = f"http://{HOST if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
+    central_url = f"http://{HOST}:{args.central_port}/"
     pgdata = Path(os.environ.get("FLASK_PGDATA") or ROOT / "instance" / "central" / "pgdata")
     stop_pg = not os.environ.get("DATABASE_URL") and not embedded_running(pgdata)
     # Ctrl+C and SIGTERM stop everything the same way, even where SIGINT was
@@ -358,9 +374,9 @@ def start_all(args: argparse.Namespace) -> int:
         running.append(start("central", central_command(args.central_port)))
         wait_ready("central", running[-1][1], central_url + "api/v1/openapi.yaml")
         device = connect_laptop(plan, state, central_url.rstrip("/"))
-        running.append(start("laptop", laptop_command(args.port)))
+        running.append(start("laptop", laptop_command(args.port, args.host)))
         wait_ready("laptop", running[-1][1], laptop_url + "login")
-        print(banner(laptop_url, central_url, device, password, state), flush=True)
+        print(banner(laptop_url, central_url, device, password, state, args.host), flush=True)
         return supervise(running)
     except KeyboardInterrupt:
         say("interrupted during start: stopping")
@@ -447,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its background sync. Running it again creates nothing new. Ctrl+C stops "
                     "both; if one of them dies, the other is stopped and dev.py exits non-zero.")
     run_parser.add_argument("--port", type=int, default=5000, help="laptop app port (default 5000)")
+    run_parser.add_argument("--host", default=os.environ.get("LAPSYNC_HOST") or HOST, help="laptop "
+                            "app address (default $LAPSYNC_HOST or 127.0.0.1; 0.0.0.0: tablets too)")
     run_parser.add_argument("--central-port", type=int, default=8000,
                             help="central server port (default 8000)")
     commands.add_parser(
