@@ -112,6 +112,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         # so the rate limit counts the client's address (X-Forwarded-For), not the
         # proxy's. 0: the connection's address is used and forwarding headers ignored.
         TRUSTED_PROXIES=0,
+        # Start-number blocks for laptops' late registrations (sync/blocks.py): each device
+        # gets NUMBER_BLOCK_SIZE numbers, the first block from NUMBER_BLOCK_BASE on.
+        NUMBER_BLOCK_BASE=9000,
+        NUMBER_BLOCK_SIZE=100,
     ), test_config)
     csrf.init_app(app)
     i18n.init_app(app)

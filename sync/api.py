@@ -19,6 +19,7 @@ from lapsync.protocol import (
     validate_push,
 )
 
+from .blocks import block_settings, ensure_block
 from .db import connection
 from .devices import authenticate
 from .pull import parse_paging, pull
@@ -86,10 +87,11 @@ def push_view() -> Response:
 
 @bp.get("/pull")
 def pull_view() -> Response:
-    """Answer one page of changes since the cursor."""
+    """Answer one page of changes since the cursor, with the device's number block."""
     device = current_device()
     cursor, limit = parse_paging(request.args.get("cursor"), request.args.get("limit"))
     with connection() as conn:
+        ensure_block(conn, device, *block_settings())  # a device registered before blocks
         return jsonify(pull(conn, device, cursor, limit))
 
 

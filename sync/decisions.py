@@ -9,9 +9,12 @@ from .db import now_ms
 
 MAX_DECISIONS = 100
 
+# A lap central voided can be restored from its log line while central's void stands.
 DECISIONS_SQL = """
-SELECT d.id, d.at, d.action, d.subject_ids, d.details, u.name AS user_name
+SELECT d.id, d.at, d.action, d.subject_ids, d.details, u.name AS user_name,
+       coalesce(v.central AND v.voided, false) AS undoable, v.change_id AS lap_version
 FROM decision d LEFT JOIN app_user u ON u.id = d.user_id
+LEFT JOIN lap_void v ON d.action = 'void_lap' AND v.lap_id = d.subject_ids[1]
 ORDER BY d.id DESC
 LIMIT %s
 """
@@ -36,6 +39,11 @@ def describe(action: str, d: dict) -> str:
     if action == "void_lap":
         return _("Voided a lap of %(runner)s recorded on %(device)s as a double count.",
                  runner=d.get("runner"), device=d.get("device"))
+    if action == "restore_lap":
+        return _("Restored a lap of %(runner)s that central had voided.", runner=d.get("runner"))
+    if action == "number_block":
+        return _("Gave device %(name)s start numbers %(first)s–%(last)s for late runners.",
+                 name=d.get("name"), first=d.get("first"), last=d.get("last"))
     if action == "keep_laps":
         return _("Kept two close laps of %(runner)s: not a double count.", runner=d.get("runner"))
     if action == "renumber":

@@ -32,8 +32,9 @@ from lapsync.errors import InputError, wants_json
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
 from lapsync.text import age
 
+from . import blocks
 from .auth import admin_required, login_required
-from .db import connection, get_db, init_schema, now_ms
+from .db import connection, get_db, init_schema, now_ms, write_transaction
 from .decisions import log_decision
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
@@ -171,10 +172,11 @@ def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: s
 
 def register_logged(conn: psycopg.Connection, user_id: str | None, name: str,
                     manage_users: bool) -> tuple[dict, str]:
-    """Register a device and log it in one transaction; return (device, token)."""
-    with conn.transaction():
+    """Register a device with a start-number block and log it in one transaction."""
+    with write_transaction(conn):  # the block is checked against the others under the lock
         token = register_device(conn, name, manage_users)
         device = find_device(conn, token)
+        blocks.reserve_block(conn, device["id"], *blocks.block_settings())
         log_device_decision(conn, user_id, "register_device", device,
                             **({"manage_users": True} if manage_users else {}))
     return device, token
@@ -321,10 +323,11 @@ def offset_text(offset_ms: int | None) -> str:
 
 
 def device_rows(conn: psycopg.Connection) -> list[dict]:
-    """Return every device with its contact age and clock offset as text."""
-    now = now_ms()
+    """Return every device with its contact age, clock offset as text and number block."""
+    now, held = now_ms(), blocks.current_blocks(conn)
     return [{**d, "contact_age": age(now - d["last_contact"]) if d["last_contact"] else None,
-             "offset": offset_text(d["clock_offset_ms"])} for d in list_devices(conn)]
+             "offset": offset_text(d["clock_offset_ms"]), "block": held.get(d["id"])}
+            for d in list_devices(conn)]
 
 
 def render_page(status: int = 200, **context):
@@ -406,6 +409,28 @@ def revoke(device_id: int):
         return render_page(exc.status, error=exc)
     flash(_("The token of %(name)s was revoked: it can no longer push or pull.",
             name=device["name"]))
+    return redirect(url_for("devices.index"))
+
+
+@bp.post("/<int:device_id>/block")
+@admin_required
+def number_block(device_id: int):
+    """Give a device more start numbers (action extend) or the range the admin typed."""
+    conn, form = get_db(), request.form
+    try:
+        with write_transaction(conn):
+            device = live_device(conn, device_id, lock=True)
+            if form.get("action") == "extend":
+                block = blocks.extend_block(conn, g.user["id"], device, *blocks.block_settings())
+            else:
+                block = blocks.set_block(conn, g.user["id"], device, form.get("first"),
+                                         form.get("last"))
+    except InputError as exc:
+        if wants_json():
+            raise
+        return render_page(exc.status, error=exc)
+    flash(_("%(name)s numbers late runners from %(first)s–%(last)s now; the laptop learns it "
+            "at its next sync.", name=device["name"], first=block["first"], last=block["last"]))
     return redirect(url_for("devices.index"))
 
 

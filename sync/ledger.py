@@ -17,7 +17,9 @@ VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(ori
 ON CONFLICT (id) DO UPDATE SET
     start_number = excluded.start_number, name = excluded.name, class = excluded.class,
     grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
-    change_id = excluded.change_id
+    change_id = excluded.change_id,
+    decision = CASE WHEN r.merged_into IS NOT NULL OR excluded.start_number = r.start_number
+                    THEN r.decision END
 """
 # A laptop's runner change is a last-writer-wins register; central's own edits always apply.
 RUNNER_UPSERT_NEWER = RUNNER_UPSERT + """WHERE (excluded.hlc, excluded.origin) > (r.hlc, r.origin)
@@ -26,15 +28,21 @@ RETURNING id, merged_into
 RUNNER_UPSERT_ANY = RUNNER_UPSERT + "RETURNING id, merged_into\n"
 
 VOID_UPSERT = """
-INSERT INTO lap_void AS v (lap_id, voided, at, by, reason, hlc, origin, change_id)
-VALUES (%(lap_id)s, %(voided)s, %(at)s, %(by)s, %(reason)s, %(hlc)s, %(origin)s,
+INSERT INTO lap_void AS v (lap_id, voided, at, by, reason, hlc, origin, central, change_id)
+VALUES (%(lap_id)s, %(voided)s, %(at)s, %(by)s, %(reason)s, %(hlc)s, %(origin)s, %(central)s,
         nextval('change_id_seq'))
 ON CONFLICT (lap_id) DO UPDATE SET
     voided = excluded.voided, at = excluded.at, by = excluded.by, reason = excluded.reason,
-    hlc = excluded.hlc, origin = excluded.origin, change_id = excluded.change_id
+    hlc = excluded.hlc, origin = excluded.origin, central = excluded.central,
+    change_id = excluded.change_id
 WHERE (excluded.hlc, excluded.origin) > (v.hlc, v.origin)
 RETURNING lap_id
 """
+VOID_BEFORE = """
+SELECT voided, central, (%(hlc)s COLLATE "C", %(origin)s COLLATE "C") > (hlc, origin) AS newer
+FROM lap_void WHERE lap_id = %(lap_id)s
+"""
+CENTRAL_DECISION = "central_decision"
 
 # Arrays go as binary parameters (%b): several times faster than as text (bench/bench_push.py).
 TOTALS_UPDATE = """
@@ -120,19 +128,28 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
                                                 list(laptops.values())])
 
 
-def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> None:
-    """Apply a void or restore if it is the latest by (hlc, origin); adjust totals."""
-    before = conn.execute("SELECT voided FROM lap_void WHERE lap_id = %(lap_id)s",
-                          void).fetchone()
+def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> str | None:
+    """Apply a void or restore if it is the latest by (hlc, origin); adjust totals.
+
+    A void central decided (void["central"]) stands against devices: a device's newer
+    restore of it is refused (returns CENTRAL_DECISION), a device's newer void of it
+    changes nothing. Only central restores it.
+    """
+    void = {**void, "central": bool(void.get("central"))}
+    before = conn.execute(VOID_BEFORE, void).fetchone()
+    if before and before["central"] and before["voided"] and before["newer"] \
+            and not void["central"]:
+        return None if void["voided"] else CENTRAL_DECISION
     if conn.execute(VOID_UPSERT, void).fetchone() is None:
-        return  # an older or the same change: the stored state stays
+        return None  # an older or the same change: the stored state stays
     was_voided = bool(before and before["voided"])
     if was_voided == void["voided"]:
-        return
+        return None
     lap = conn.execute("SELECT runner_id, device_id FROM lap WHERE id = %s",
                        [void["lap_id"]]).fetchone()
     if lap is not None:  # no lap yet: the void waits in lap_void and applies on arrival
         deltas.add(lap["runner_id"], lap["device_id"], -1 if void["voided"] else 1)
+    return None
 
 
 def record_clash(conn: psycopg.Connection, kind: str, value: str, one: str, other: str,

@@ -1,4 +1,5 @@
-"""Serve a laptop's pull: everything changed since its cursor, in change-id order."""
+"""Serve a laptop's pull: everything changed since its cursor, in change-id order, and the
+device's start-number block."""
 from __future__ import annotations
 
 import json
@@ -7,10 +8,13 @@ import psycopg
 
 from lapsync.protocol import MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
 
+from .blocks import current_block
 from .db import now_ms
 
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
 # write_transaction), so every id below the highest visible one is visible too.
+# A void central decided, and a runner central merged or renumbered, carry "decision"
+# (who, why, when) so that laptops show it and leave undoing it to central.
 # Rows the pulling laptop made itself are read (own = true) so that the cursor
 # moves past them, but not sent back; a merged runner is always sent (the laptop's
 # own later edit of it must not hide the merge from it).
@@ -27,7 +31,9 @@ PULL_SQL = """
         (jsonb_build_object('id', id, 'start_number', start_number, 'name', name,
                            'class', class, 'grade', grade, 'hlc', hlc, 'origin', origin)
         || CASE WHEN merged_into IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('merged_into', merged_into) END)::text AS data
+                ELSE jsonb_build_object('merged_into', merged_into) END
+        || CASE WHEN decision IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('decision', decision) END)::text AS data
  FROM runner WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
 (SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,
@@ -35,10 +41,15 @@ UNION ALL
                            'created_at', created_at, 'hlc', hlc, 'origin', origin)::text
  FROM app_user WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
-(SELECT change_id, 'lap_void', lap_id, (origin = %(laptop)s) IS TRUE,
-        jsonb_build_object('lap_id', lap_id, 'voided', voided, 'at', at, 'by', by,
-                           'reason', reason, 'hlc', hlc, 'origin', origin)::text
- FROM lap_void WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
+(SELECT v.change_id, 'lap_void', v.lap_id, (v.origin = %(laptop)s) IS TRUE,
+        (jsonb_build_object('lap_id', v.lap_id, 'voided', v.voided, 'at', v.at, 'by', v.by,
+                            'reason', v.reason, 'hlc', v.hlc, 'origin', v.origin)
+        || CASE WHEN NOT v.central THEN '{}'::jsonb ELSE jsonb_build_object('decision',
+               jsonb_build_object('action', CASE WHEN v.voided THEN 'void_lap'
+                                                 ELSE 'restore_lap' END,
+                                  'by_name', u.name, 'reason', v.reason, 'at', v.at)) END)::text
+ FROM lap_void v LEFT JOIN app_user u ON u.id = v.by AND v.central
+ WHERE v.change_id > %(cursor)s ORDER BY v.change_id LIMIT %(limit)s)
 UNION ALL
 (SELECT change_id, 'setting', key, false, jsonb_build_object('key', key, 'value', value)::text
  FROM setting WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
@@ -107,6 +118,7 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dic
     sent = [r for r in rows if not r["own"]]
     data = json.loads(f"[{','.join(r['data'] for r in sent)}]")
     return {"protocol": PROTOCOL_VERSION, "server_time": now,
+            "number_block": current_block(conn, device["id"]),
             "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
             "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],
                          "data": d} for r, d in zip(sent, data)]}

@@ -19,7 +19,14 @@ from lapsync.protocol import last_seq as end_seq
 from . import clock
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
-from .ledger import Deltas, apply_totals, apply_void, detect_clashes, upsert_runner
+from .ledger import (
+    CENTRAL_DECISION,
+    Deltas,
+    apply_totals,
+    apply_void,
+    detect_clashes,
+    upsert_runner,
+)
 
 # Arrays go as binary parameters (%b): psycopg dumps 10,000 ids in binary several
 # times faster than as text, which quotes each element (bench/bench_push.py).
@@ -156,6 +163,8 @@ FROM app_user WHERE id = %(id)s
 """
 USER_FIELDS = ("name", "password_hash", "role")
 ADMIN_REFUSED = "admin_only_at_central"
+CENTRAL_VOID = ("An admin at central voided this lap: only central can restore it. The "
+                "laptop learns the void at its next pull.")
 
 
 def admin_refusal(stored: dict | None, user: dict) -> str | None:
@@ -213,8 +222,8 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
         redirect_merged(conn, laps)
     inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps["id"] else 0
     for change in changes:
-        if change["entity"] == "lap_void":
-            apply_void(conn, change["data"], deltas)
+        if change["entity"] == "lap_void" and apply_void(conn, change["data"], deltas):
+            rejected.append(reject(conn, laptop_id, change, CENTRAL_DECISION, CENTRAL_VOID, now))
     apply_totals(conn, deltas)
     refused = {r["seq"] for r in rejected}  # a refused change moves nothing, not even the clock
     stamps = [c["data"]["hlc"] for c in changes if "hlc" in c["data"] and c["seq"] not in refused]

@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from psycopg.types.json import Jsonb
 
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_START_NUMBER, is_id
@@ -30,6 +31,7 @@ from lapsync.text import check_start_number, whole_number
 
 from . import clock
 from .auth import admin_required, login_required
+from .blocks import check_unreserved
 from .db import get_db, now_ms, write_transaction
 from .decisions import decisions, log_decision
 from .ledger import Deltas, apply_totals, apply_void, detect_clashes
@@ -66,7 +68,8 @@ LIMIT %(limit)s
 LAPS_SQL = """
 SELECT l.id, l.runner_id, l.device_id, l.device_time, l.received_at, l.clock_offset_ms,
        l.device_time + l.clock_offset_ms AS central_time, coalesce(v.change_id, 0) AS version,
-       coalesce(v.voided, false) AS voided, d.name AS device_name, u.name AS helper_name
+       coalesce(v.voided, false) AS voided, coalesce(v.central, false) AS central_void,
+       d.name AS device_name, u.name AS helper_name
 FROM lap l
 LEFT JOIN lap_void v ON v.lap_id = l.id
 LEFT JOIN device d ON d.id = l.pushed_by
@@ -184,7 +187,7 @@ def void_lap(conn: psycopg.Connection, user_id: str, lap_id: Any, version: Any,
         if lap["voided"]:
             raise InputError("already_voided", _("This lap is voided already."), 409)
         void = {"lap_id": lap["id"], "voided": True, "at": now_ms(), "by": user_id,
-                "reason": VOID_REASON, **central_stamp(conn)}
+                "reason": VOID_REASON, "central": True, **central_stamp(conn)}
         deltas = Deltas()
         apply_void(conn, void, deltas)
         apply_totals(conn, deltas)
@@ -193,6 +196,26 @@ def void_lap(conn: psycopg.Connection, user_id: str, lap_id: Any, version: Any,
                      {"runner_id": lap["runner_id"], "runner": runner_label(conn, lap["runner_id"]),
                       "device": lap["device_name"], "device_time": lap["device_time"],
                       "reason": VOID_REASON})
+    return lap
+
+
+def restore_lap(conn: psycopg.Connection, user_id: str, lap_id: Any, version: Any) -> dict:
+    """Restore a lap central voided (laptops pull it: it counts again); log it; return the lap."""
+    version = parse_version(version)
+    with write_transaction(conn):
+        lap = lap_state(conn, lap_id)
+        if lap["version"] != version:
+            raise stale(_("This lap"))
+        if not lap["voided"] or not lap["central_void"]:
+            raise InputError("not_voided_at_central", _("Only a lap voided at central can be "
+                                                        "restored here."), 409)
+        deltas = Deltas()
+        apply_void(conn, {"lap_id": lap["id"], "voided": False, "at": now_ms(), "by": user_id,
+                          "reason": None, "central": True, **central_stamp(conn)}, deltas)
+        apply_totals(conn, deltas)
+        log_decision(conn, user_id, "restore_lap", [lap["id"]],
+                     {"runner_id": lap["runner_id"], "runner": runner_label(conn, lap["runner_id"]),
+                      "device": lap["device_name"], "device_time": lap["device_time"]})
     return lap
 
 
@@ -243,10 +266,16 @@ def renumber(conn: psycopg.Connection, user_id: str, runner_id: Any, version: An
             raise InputError("start_number_taken", _("Start number %(number)s belongs to "
                              "%(name)s: choose a free number.", number=number,
                              name=holder["name"]), 409)
-        changed = {**runner, "start_number": number, **central_stamp(conn)}
+        check_unreserved(conn, number)
+        shared = conn.execute("SELECT 1 FROM runner WHERE start_number = %s AND id <> %s AND "
+                              "merged_into IS NULL", [runner["start_number"], runner["id"]])
+        reason = (f"start number {runner['start_number']} was given twice"
+                  if shared.fetchone() else "central review")
+        changed = {**runner, "start_number": number, **central_stamp(conn), "decision": note(
+            conn, user_id, "renumber", reason, was_start_number=runner["start_number"])}
         conn.execute("UPDATE runner SET start_number = %(start_number)s, hlc = %(hlc)s, "
-                     "origin = %(origin)s, change_id = nextval('change_id_seq') "
-                     "WHERE id = %(id)s", changed)
+                     "origin = %(origin)s, decision = %(decision)s, "
+                     "change_id = nextval('change_id_seq') WHERE id = %(id)s", changed)
         detect_clashes(conn, changed, now_ms())
         log_decision(conn, user_id, "renumber", [runner["id"]],
                      {"name": runner["name"], "from": runner["start_number"], "to": number})
@@ -269,11 +298,19 @@ def move_laps(conn: psycopg.Connection, from_id: str, to_id: str) -> int:
     return moved
 
 
-def mark_merged(conn: psycopg.Connection, runner_id: str, survivor_id: str) -> None:
+def note(conn: psycopg.Connection, user_id: str, action: str, reason: str, **extra) -> Jsonb:
+    """Return a runner's decision as laptops get it: action, the admin's name, why, when."""
+    user = conn.execute("SELECT name FROM app_user WHERE id = %s", [user_id]).fetchone()
+    return Jsonb({"action": action, "by_name": user and user["name"], "reason": reason,
+                  "at": now_ms(), **extra})
+
+
+def mark_merged(conn: psycopg.Connection, runner_id: str, survivor: dict, decision: Jsonb) -> None:
     """Mark a runner merged into the survivor with a new central change (laptops pull it)."""
     conn.execute("UPDATE runner SET merged_into = %(to)s, hlc = %(hlc)s, origin = %(origin)s, "
-                 "change_id = nextval('change_id_seq') WHERE id = %(id)s",
-                 {"to": survivor_id, "id": runner_id, **central_stamp(conn)})
+                 "decision = %(decision)s, change_id = nextval('change_id_seq') "
+                 "WHERE id = %(id)s", {"to": survivor["id"], "id": runner_id,
+                                       "decision": decision, **central_stamp(conn)})
 
 
 def merge(conn: psycopg.Connection, user_id: str, survivor_id: Any, survivor_version: Any,
@@ -285,12 +322,14 @@ def merge(conn: psycopg.Connection, user_id: str, survivor_id: Any, survivor_ver
         survivor = runner_state(conn, survivor_id, survivor_version)
         merged = runner_state(conn, merged_id, merged_version)
         moved = move_laps(conn, merged["id"], survivor["id"])
-        mark_merged(conn, merged["id"], survivor["id"])
+        decision = note(conn, user_id, "merge", f"the same runner as {survivor['start_number']} "
+                        f"{survivor['name']} ({survivor['class']})")
+        mark_merged(conn, merged["id"], survivor, decision)
         # Runners merged into the one that goes now follow it to the survivor.
         for row in conn.execute("SELECT id FROM runner WHERE merged_into = %s",
                                 [merged["id"]]).fetchall():
             move_laps(conn, row["id"], survivor["id"])
-            mark_merged(conn, row["id"], survivor["id"])
+            mark_merged(conn, row["id"], survivor, decision)
         conn.execute("UPDATE clash SET resolved_at = %s WHERE resolved_at IS NULL "
                      "AND %s IN (runner_a, runner_b)", [now_ms(), merged["id"]])
         log_decision(conn, user_id, "merge", [survivor["id"], merged["id"]],
@@ -361,6 +400,14 @@ def void():
     """Void one lap of a suspected double count."""
     return act(void_lap, ("lap_id", "version", "other_id"),
                _("The lap was voided. Laptops learn it at their next sync."))
+
+
+@bp.post("/restore")
+@admin_required
+def restore():
+    """Restore a lap central voided."""
+    return act(restore_lap, ("lap_id", "version"),
+               _("The lap counts again. Laptops learn it at their next sync."))
 
 
 @bp.post("/keep-laps")

@@ -7,6 +7,8 @@ recorded with the function the push uses (sync/ledger.py, detect_clashes).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 from flask import (
     Blueprint,
@@ -21,7 +23,7 @@ from flask_babel import gettext as _
 from lapsync import roster_csv
 from lapsync.errors import InputError
 from lapsync.ids import new_id
-from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME, MAX_START_NUMBER
+from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 from lapsync.runners import (
     RunnerForm,
     added_text,
@@ -33,6 +35,7 @@ from lapsync.runners import (
 
 from . import clock, labels
 from .auth import admin_required, login_required
+from .blocks import check_unreserved, free_gap_end, next_free_number
 from .db import get_db, now_ms, write_transaction
 from .ledger import detect_clashes, upsert_runner
 from .settings import get_settings
@@ -64,11 +67,6 @@ AND (o.start_number = n.start_number
      OR (lower(o.name) = lower(n.name) AND lower(o.class) = lower(n.class)))
 WHERE n.id = ANY(%s)
 """
-
-
-def highest_start_number(conn: psycopg.Connection) -> int:
-    """Return the highest start number in use at central (0 for an empty roster)."""
-    return conn.execute("SELECT coalesce(max(start_number), 0) AS n FROM runner").fetchone()["n"]
 
 
 def get_runner(conn: psycopg.Connection, runner_id: str) -> dict | None:
@@ -105,11 +103,15 @@ def _store(conn: psycopg.Connection, runner: dict) -> None:
 
 def add_runner(conn: psycopg.Connection, start_number: str | int, name: str, class_: str,
                grade: str | int) -> dict:
-    """Validate and add a runner (an empty start number gets the next free one); return it."""
+    """Validate and add a runner (an empty start number gets the next free one); return it.
+
+    A number in a device's block (or the laptops' local range) is refused: it is theirs.
+    """
     with write_transaction(conn):
         if not str(start_number or "").strip():
-            start_number = highest_start_number(conn) + 1
+            start_number = next_free_number(conn)
         fields = validate_runner(start_number, name, class_, grade)
+        check_unreserved(conn, fields["start_number"])
         if _number_taken(conn, fields["start_number"], None):
             raise InputError("duplicate_start_number", _(
                 "Start number %(number)s is taken already.", number=fields["start_number"]), 409)
@@ -127,8 +129,8 @@ def edit_runner(conn: psycopg.Connection, runner_id: str, version: str | int | N
     """
     fields = validate_runner(start_number, name, class_, grade)
     with write_transaction(conn):
-        current = conn.execute("SELECT change_id FROM runner WHERE id = %s FOR UPDATE",
-                               [runner_id]).fetchone()
+        current = conn.execute("SELECT change_id, start_number FROM runner WHERE id = %s "
+                               "FOR UPDATE", [runner_id]).fetchone()
         if current is None:
             raise InputError("unknown_runner", _("There is no such runner."), 404)
         if str(current["change_id"]) != str(version or "").strip():
@@ -138,6 +140,8 @@ def edit_runner(conn: psycopg.Connection, runner_id: str, version: str | int | N
         if _number_taken(conn, fields["start_number"], runner_id):
             raise InputError("duplicate_start_number", _(
                 "Start number %(number)s is taken already.", number=fields["start_number"]), 409)
+        if fields["start_number"] != current["start_number"]:
+            check_unreserved(conn, fields["start_number"])
         runner = {"id": runner_id, **fields}
         _store(conn, runner)
     return runner
@@ -153,7 +157,10 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
     with write_transaction(conn):
         existing = [(r["start_number"], r["name"], r["class"]) for r in
                     conn.execute("SELECT start_number, name, class FROM runner")]
-        runners = roster_csv.parse_roster(data, existing, validate_runner, MAX_START_NUMBER)
+        # Rows without a number continue after the highest free one, up to the next block.
+        following = next_free_number(conn)
+        runners = roster_csv.parse_roster(data, existing, unreserved_validator(conn),
+                                          free_gap_end(conn, following))
         ids = [new_id() for _runner in runners]
         conn.execute(INSERT_MANY, {
             "hlc": clock.tick(conn), "origin": clock.node_id(conn), "ids": ids,
@@ -165,7 +172,17 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
     return len(runners)
 
 
-FORM = RunnerForm("roster_form.html", lambda: highest_start_number(get_db()) + 1, "roster.index")
+def unreserved_validator(conn: psycopg.Connection) -> Callable[..., dict]:
+    """Return validate_runner that also refuses start numbers of a block or the local range."""
+    def validate(start_number, name, class_, grade) -> dict:
+        """Check a roster row's fields and that its number is nobody's block."""
+        fields = validate_runner(start_number, name, class_, grade)
+        check_unreserved(conn, fields["start_number"])
+        return fields
+    return validate
+
+
+FORM = RunnerForm("roster_form.html", lambda: next_free_number(get_db()), "roster.index")
 
 
 def _refused_edit(runner_id: str, exc: InputError) -> dict:

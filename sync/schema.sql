@@ -247,3 +247,32 @@ CREATE INDEX IF NOT EXISTS login_failure_at ON login_failure (at);
 -- log it). An existing database gets the column from init-db; devices made before
 -- count as not trusted.
 ALTER TABLE device ADD COLUMN IF NOT EXISTS manage_users boolean NOT NULL DEFAULT false;
+
+-- ---- central's decisions as laptops see them (sync/review.py, sync/pull.py) -----------
+
+-- A void or restore decided at central (the review page), not by a laptop: a pull sends
+-- it with who and why, laptops refuse to restore it, and a device's restore of it is
+-- refused for good (sync/ledger.py, apply_void). Voids made before: false.
+ALTER TABLE lap_void ADD COLUMN IF NOT EXISTS central boolean NOT NULL DEFAULT false;
+
+-- Central's merge or renumber that made a runner's current state, as a pull sends it:
+-- {action, by_name, reason, at, was_start_number}. A later edit that keeps the start
+-- number keeps it; a merge's stays for ever (sync/ledger.py, RUNNER_UPSERT).
+ALTER TABLE runner ADD COLUMN IF NOT EXISTS decision jsonb;
+
+-- ---- start-number blocks (sync/blocks.py) -------------------------------------
+
+-- Start numbers reserved for one device's late registrations: a laptop numbers a runner
+-- it adds from its block (sent in every pull), so two laptops never give out the same
+-- number offline. A device's latest block is its current one; every block stays
+-- reserved (its numbers may be in use), and central's own next free number, its roster
+-- import and its number checks skip them all. Blocks never overlap (checked under the
+-- write lock).
+CREATE TABLE IF NOT EXISTS number_block (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device_id  bigint NOT NULL REFERENCES device (id),
+    first      integer NOT NULL CHECK (first BETWEEN 1 AND 999999),
+    last       integer NOT NULL CHECK (last BETWEEN first AND 999999),
+    created_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS number_block_device ON number_block (device_id, id);

@@ -123,8 +123,8 @@ def check_central_decision(db: sqlite_utils.Database, runner: dict, start_number
             "central can undo that.", name=runner["name"], by=by), 403)
     if decision and start_number != runner["start_number"]:
         raise InputError("central_decision", _(
-            "%(by)s gave %(name)s start number %(number)s at central: only an admin at "
-            "central can change it.", by=by, name=runner["name"],
+            "Start number %(number)s of %(name)s was given at central by %(by)s: only an "
+            "admin at central can change it.", by=by, name=runner["name"],
             number=runner["start_number"]), 403)
 
 

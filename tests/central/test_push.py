@@ -104,7 +104,8 @@ def test_runner_edits_converge_whatever_the_arrival_order(pg_url, central_db):
     expected = max((p[1]["changes"][0]["data"] for p in pushes), key=lambda d: (d["hlc"], d["origin"]))
     outcomes = set()
     for order in itertools.islice(itertools.permutations(range(len(pushes))), 0, None, 7919):
-        central_db.execute("TRUNCATE runner, device, clash, runner_total, device_runner_laps, lap")
+        central_db.execute("TRUNCATE runner, device, number_block, clash, runner_total, "
+                           "device_runner_laps, lap")
         tokens = [register_device(central_db, f"laptop-{i}") for i in range(3)]
         for index in order:
             i, body = pushes[index]

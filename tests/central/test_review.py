@@ -695,7 +695,7 @@ def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
             page.click("button[type=submit]")
             page.goto(f"{served_laptop}/runners/")
             laps_cell = page.locator("tr", has_text="Cleo Dahl").locator("td.laps")
-            expect(laps_cell).to_have_text("1")
+            expect(laps_cell).to_have_text("2 (1 on this laptop)")  # every laptop's laps
 
             page.goto(f"{live_central}/login")
             page.fill("input[name=name]", "ada")
@@ -712,7 +712,7 @@ def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
 
             sync(b, live_central, tokens["laptop-b"])  # the laptop's next sync pulls the void
             page.goto(f"{served_laptop}/runners/")
-            expect(laps_cell).to_have_text("0")
+            expect(laps_cell).to_have_text("1 (0 on this laptop)")
         finally:
             browser.close()
     assert lap_count(b, pick_runner(b, 17, None)["id"]) == 1  # A's lap still counts
