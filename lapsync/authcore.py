@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import math
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import click
 from argon2 import PasswordHasher
@@ -38,6 +40,7 @@ ROLES = ("admin", "teacher", "viewer")
 SESSION_MS = 8 * 3600 * 1000
 CLOCK_SLACK_MS = 60_000  # failures stamped further ahead than this: the clock went back
 MAX_ACCOUNT_KEY = 100  # longer names cannot be users (MAX_USER_NAME); keeps the table small
+MAX_DOUBLINGS = 20  # a login delay doubles at most this often (60 s * 2**20 exceeds any window)
 _hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory choice
 _dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
 
@@ -95,18 +98,27 @@ def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """Failed logins allowed per account and per address within a window (0: no limit)."""
+    """When failed logins make the next attempt wait (0: no limit).
+
+    per_account: failures of one name from one address before that pair must wait,
+    first_delay_ms and then twice as long after each further failure (at most the
+    window); per_address: failures from one address, any names, before it waits
+    until the oldest leaves the window. No limit counts a name over all addresses:
+    guesses from elsewhere never lock a user out.
+    """
 
     window_ms: int
     per_account: int
     per_address: int
+    first_delay_ms: int = 60_000
 
     @classmethod
     def from_config(cls, config: dict) -> "LoginLimits":
-        """Read LOGIN_WINDOW_SECONDS and LOGIN_MAX_FAILURES_PER_ACCOUNT / _PER_ADDRESS."""
+        """Read the LOGIN_* settings (window, failures per account and address, first delay)."""
         return cls(int(config["LOGIN_WINDOW_SECONDS"]) * 1000,
                    int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
-                   int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+                   int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+                   int(config.get("LOGIN_FIRST_DELAY_SECONDS", 60)) * 1000)
 
 
 class FailureStore(Protocol):
@@ -115,14 +127,16 @@ class FailureStore(Protocol):
     def drop_failures(self, since: int, until: int) -> None:
         """Delete the failures stamped at or before since, or after until."""
 
-    def recent_failures(self, column: str, value: str, since: int, limit: int) -> list[int]:
-        """Return the times of up to limit failures after since by account or address, newest first."""
+    def recent_failures(self, address: str, account: str | None, since: int,
+                        limit: int) -> list[int]:
+        """Return the times of up to limit failures after since from address (of account
+        if given), newest first."""
 
     def record_failure(self, account: str, address: str, at: int) -> int:
         """Store a failure; return its id."""
 
-    def forget(self, account: str | None) -> int:
-        """Delete the failures of one account, or all; return how many."""
+    def forget(self, account: str | None, address: str | None = None) -> int:
+        """Delete the failures of one account (from one address if given), or all; say how many."""
 
 
 def account_key(name: str) -> str:
@@ -138,6 +152,20 @@ def wait_ms(newest_first: list[int], limit: int, window_ms: int, now: int) -> in
     return max(1, newest_first[limit - 1] + window_ms - now)
 
 
+def delay_ms(failures: int, limits: LoginLimits) -> int:
+    """Return the pause one name and address owe after this many failures (doubling, capped)."""
+    if limits.per_account <= 0 or failures < limits.per_account:
+        return 0
+    doublings = min(failures - limits.per_account, MAX_DOUBLINGS)
+    return min(limits.first_delay_ms * 2 ** doublings, limits.window_ms)
+
+
+def pair_wait_ms(newest_first: list[int], limits: LoginLimits, now: int) -> int:
+    """Return how long one name from one address must still wait after its failures (0: now)."""
+    delay = delay_ms(len(newest_first), limits)
+    return max(0, newest_first[0] + delay - now) if delay else 0
+
+
 def claim_attempt(store: FailureStore, name: str, address: str, limits: LoginLimits,
                   now: int) -> tuple[int | None, int]:
     """Record an attempt as failed, or refuse it: (attempt id, 0) or (None, ms to wait)."""
@@ -146,20 +174,19 @@ def claim_attempt(store: FailureStore, name: str, address: str, limits: LoginLim
     # lock the name for the window plus the jump).
     store.drop_failures(since, now + CLOCK_SLACK_MS)
     account = account_key(name)
-    wait = max(wait_ms(store.recent_failures("account", account, since,
-                                             max(limits.per_account, 1)),
-                       limits.per_account, limits.window_ms, now),
-               wait_ms(store.recent_failures("address", address, since,
-                                             max(limits.per_address, 1)),
-                       limits.per_address, limits.window_ms, now))
+    pair = store.recent_failures(address, account, since,
+                                 max(limits.per_account, 0) + MAX_DOUBLINGS + 1)
+    by_address = store.recent_failures(address, None, since, max(limits.per_address, 1))
+    wait = max(pair_wait_ms(pair, limits, now),
+               wait_ms(by_address, limits.per_address, limits.window_ms, now))
     if wait:
         return None, wait
     return store.record_failure(account, address, now), 0
 
 
-def forget_failures(store: FailureStore, name: str | None) -> int:
-    """Delete the failed logins of one name, or all without a name; return how many."""
-    return store.forget(None if name is None else account_key(name))
+def forget_failures(store: FailureStore, name: str | None, address: str | None = None) -> int:
+    """Delete the failed logins of one name (from one address if given), or all; say how many."""
+    return store.forget(None if name is None else account_key(name), address)
 
 
 def limited_login(claim: Callable[[], tuple[int | None, int]], start: Callable[[], str | None],
@@ -170,7 +197,7 @@ def limited_login(claim: Callable[[], tuple[int | None, int]], start: Callable[[
         return None, wait
     session_id = start()
     if session_id:
-        forget()  # a success resets the name's count
+        forget()  # a success resets the count of this name from this address
     return session_id, 0
 
 
@@ -192,11 +219,22 @@ def role_required(*roles: str):
     return decorator
 
 
+def is_local_path(target: str | None) -> bool:
+    """Tell whether target is a path on this site that no browser reads as another site."""
+    # Browsers drop tabs and line breaks anywhere in a URL and treat "\\" as "/":
+    # "/\t/evil.example" becomes "//evil.example". Refusing any whitespace, control
+    # character or backslash leaves nothing to drop, so the check sees what browsers see.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return False
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
 def safe_next(target: str | None, fallback: str = "laps.index") -> str:
-    """Return a local redirect target, never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for(fallback)
+    """Return a local redirect target, never another site (else the fallback endpoint)."""
+    return target if is_local_path(target) else url_for(fallback)
 
 
 def login_fields() -> tuple[str, str]:

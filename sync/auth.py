@@ -26,12 +26,10 @@ bp = Blueprint("auth", __name__)
 # Advisory lock around the check and the record of one login attempt: short, and
 # apart from the write lock, so logins never wait for a push.
 LOGIN_LOCK = WRITE_LOCK + 2
-RECENT_FAILURES = {
-    "account": "SELECT at FROM login_failure WHERE account = %s AND at > %s "
-               "ORDER BY at DESC LIMIT %s",
-    "address": "SELECT at FROM login_failure WHERE address = %s AND at > %s "
-               "ORDER BY at DESC LIMIT %s",
-}
+FAILURES_OF_ADDRESS = ("SELECT at FROM login_failure WHERE address = %s AND at > %s "
+                       "ORDER BY at DESC LIMIT %s")
+FAILURES_OF_PAIR = ("SELECT at FROM login_failure WHERE address = %s AND account = %s "
+                    "AND at > %s ORDER BY at DESC LIMIT %s")
 
 
 def start_session(conn: psycopg.Connection, name: str, password: str) -> str | None:
@@ -60,10 +58,15 @@ class PostgresFailures:
         """Delete the failures stamped at or before since, or after until."""
         self.conn.execute("DELETE FROM login_failure WHERE at <= %s OR at > %s", [since, until])
 
-    def recent_failures(self, column: str, value: str, since: int, limit: int) -> list[int]:
-        """Return the times of up to limit failures after since by account or address, newest first."""
-        return [row["at"] for row in self.conn.execute(RECENT_FAILURES[column],
-                                                       [value, since, limit])]
+    def recent_failures(self, address: str, account: str | None, since: int,
+                        limit: int) -> list[int]:
+        """Return the times of up to limit failures after since from address (of account
+        if given), newest first."""
+        if account is None:
+            rows = self.conn.execute(FAILURES_OF_ADDRESS, [address, since, limit])
+        else:
+            rows = self.conn.execute(FAILURES_OF_PAIR, [address, account, since, limit])
+        return [row["at"] for row in rows]
 
     def record_failure(self, account: str, address: str, at: int) -> int:
         """Store a failure; return its id."""
@@ -71,12 +74,15 @@ class PostgresFailures:
                                  "VALUES (%s, %s, %s) RETURNING id",
                                  [account, address, at]).fetchone()["id"]
 
-    def forget(self, account: str | None) -> int:
-        """Delete the failures of one account, or all; return how many."""
+    def forget(self, account: str | None, address: str | None = None) -> int:
+        """Delete the failures of one account (from one address if given), or all; say how many."""
         if account is None:
             return self.conn.execute("DELETE FROM login_failure").rowcount
-        return self.conn.execute("DELETE FROM login_failure WHERE account = %s",
-                                 [account]).rowcount
+        if address is None:
+            return self.conn.execute("DELETE FROM login_failure WHERE account = %s",
+                                     [account]).rowcount
+        return self.conn.execute("DELETE FROM login_failure WHERE account = %s AND address = %s",
+                                 [account, address]).rowcount
 
 
 def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
@@ -100,10 +106,11 @@ def claim_login_attempt(conn: psycopg.Connection, name: str, address: str, limit
         return _claim(conn, name, address, limits, now)
 
 
-def forget_login_failures(conn: psycopg.Connection, name: str | None = None) -> int:
-    """Delete the failed logins of one name (a success resets its count), or all; return how many."""
+def forget_login_failures(conn: psycopg.Connection, name: str | None = None,
+                          address: str | None = None) -> int:
+    """Delete the failed logins of one name (from one address if given), or all; say how many."""
     with conn.transaction():
-        return forget_failures(PostgresFailures(conn), name)
+        return forget_failures(PostgresFailures(conn), name, address)
 
 
 def rate_limited_login(conn: psycopg.Connection, name: str, password: str, address: str,
@@ -111,7 +118,7 @@ def rate_limited_login(conn: psycopg.Connection, name: str, password: str, addre
     """Log in under the rate limit: (session id, 0), (None, 0) if wrong, (None, wait ms) if refused."""
     return limited_login(lambda: claim_login_attempt(conn, name, address, limits),
                          lambda: start_session(conn, name, password),
-                         lambda: forget_login_failures(conn, name))
+                         lambda: forget_login_failures(conn, name, address))
 
 
 def session_user(conn: psycopg.Connection, session_id: str | None) -> dict | None:

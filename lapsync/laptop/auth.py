@@ -43,10 +43,10 @@ from . import clock
 from .db import connect, device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("auth", __name__)
-RECENT_FAILURES = {
-    "account": "SELECT at FROM login_failure WHERE account = ? AND at > ? ORDER BY at DESC LIMIT ?",
-    "address": "SELECT at FROM login_failure WHERE address = ? AND at > ? ORDER BY at DESC LIMIT ?",
-}
+FAILURES_OF_ADDRESS = ("SELECT at FROM login_failure WHERE address = ? AND at > ? "
+                       "ORDER BY at DESC LIMIT ?")
+FAILURES_OF_PAIR = ("SELECT at FROM login_failure WHERE address = ? AND account = ? AND at > ? "
+                    "ORDER BY at DESC LIMIT ?")
 
 
 def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) -> str:
@@ -92,20 +92,30 @@ class SqliteFailures:
         """Delete the failures stamped at or before since, or after until."""
         self.db.execute("DELETE FROM login_failure WHERE at <= ? OR at > ?", [since, until])
 
-    def recent_failures(self, column: str, value: str, since: int, limit: int) -> list[int]:
-        """Return the times of up to limit failures after since by account or address, newest first."""
-        return [r[0] for r in self.db.execute(RECENT_FAILURES[column], [value, since, limit])]
+    def recent_failures(self, address: str, account: str | None, since: int,
+                        limit: int) -> list[int]:
+        """Return the times of up to limit failures after since from address (of account
+        if given), newest first."""
+        if account is None:
+            rows = self.db.execute(FAILURES_OF_ADDRESS, [address, since, limit])
+        else:
+            rows = self.db.execute(FAILURES_OF_PAIR, [address, account, since, limit])
+        return [row[0] for row in rows]
 
     def record_failure(self, account: str, address: str, at: int) -> int:
         """Store a failure; return its id."""
         return self.db.execute("INSERT INTO login_failure (account, address, at) VALUES (?, ?, ?)",
                                [account, address, at]).lastrowid
 
-    def forget(self, account: str | None) -> int:
-        """Delete the failures of one account, or all; return how many."""
+    def forget(self, account: str | None, address: str | None = None) -> int:
+        """Delete the failures of one account (from one address if given), or all; say how many."""
         if account is None:
             return self.db.execute("DELETE FROM login_failure").rowcount
-        return self.db.execute("DELETE FROM login_failure WHERE account = ?", [account]).rowcount
+        if address is None:
+            return self.db.execute("DELETE FROM login_failure WHERE account = ?",
+                                   [account]).rowcount
+        return self.db.execute("DELETE FROM login_failure WHERE account = ? AND address = ?",
+                               [account, address]).rowcount
 
 
 def claim_login_attempt(db: sqlite_utils.Database, name: str, address: str,
@@ -118,10 +128,11 @@ def claim_login_attempt(db: sqlite_utils.Database, name: str, address: str,
         return claim_attempt(SqliteFailures(db), name, address, limits, now)
 
 
-def forget_login_failures(db: sqlite_utils.Database, name: str | None = None) -> int:
-    """Delete the failed logins of one name (a success resets its count), or all; return how many."""
+def forget_login_failures(db: sqlite_utils.Database, name: str | None = None,
+                          address: str | None = None) -> int:
+    """Delete the failed logins of one name (from one address if given), or all; say how many."""
     with transaction(db):
-        return forget_failures(SqliteFailures(db), name)
+        return forget_failures(SqliteFailures(db), name, address)
 
 
 def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, address: str,
@@ -129,7 +140,7 @@ def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, addr
     """Log in under the rate limit: (session id, 0), (None, 0) if wrong, (None, wait ms) if refused."""
     return limited_login(lambda: claim_login_attempt(db, name, address, limits),
                          lambda: start_session(db, name, password),
-                         lambda: forget_login_failures(db, name))
+                         lambda: forget_login_failures(db, name, address))
 
 
 def session_user(db: sqlite_utils.Database, session_id: str | None) -> dict | None:

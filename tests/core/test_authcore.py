@@ -13,6 +13,7 @@ from flask import Blueprint, session
 
 from lapsync import authcore
 from lapsync.authcore import (
+    MAX_DOUBLINGS,
     LoginLimits,
     account_key,
     add_session_views,
@@ -20,8 +21,10 @@ from lapsync.authcore import (
     check_unknown_user,
     claim_attempt,
     client_address,
+    delay_ms,
     forget_failures,
     hash_password,
+    is_local_path,
     limited_login,
     login_failed,
     login_fields,
@@ -170,10 +173,10 @@ class MemoryFailures:
         self.calls.append(("drop_failures", since, until))
         self.rows = [r for r in self.rows if since < r["at"] <= until]
 
-    def recent_failures(self, column, value, since, limit):
-        self.calls.append(("recent_failures", column, value, since, limit))
-        times = sorted((r["at"] for r in self.rows if r[column] == value and r["at"] > since),
-                       reverse=True)
+    def recent_failures(self, address, account, since, limit):
+        self.calls.append(("recent_failures", address, account, since, limit))
+        times = sorted((r["at"] for r in self.rows if r["address"] == address and r["at"] > since
+                        and account in (None, r["account"])), reverse=True)
         return times[:limit]
 
     def record_failure(self, account, address, at):
@@ -182,10 +185,11 @@ class MemoryFailures:
         self.rows.append(dict(id=self.next_id, account=account, address=address, at=at))
         return self.next_id
 
-    def forget(self, account):
-        self.calls.append(("forget", account))
+    def forget(self, account, address=None):
+        self.calls.append(("forget", account, address))
         before = len(self.rows)
-        self.rows = [r for r in self.rows if account is not None and r["account"] != account]
+        self.rows = [r for r in self.rows if account is not None and (
+            r["account"] != account or address not in (None, r["address"]))]
         return before - len(self.rows)
 
 
@@ -193,8 +197,11 @@ def test_login_limits_from_config():
     limits = LoginLimits.from_config({"LOGIN_WINDOW_SECONDS": "900",
                                       "LOGIN_MAX_FAILURES_PER_ACCOUNT": "5",
                                       "LOGIN_MAX_FAILURES_PER_ADDRESS": 20})
-    assert limits == LoginLimits(900_000, 5, 20)
+    assert limits == LoginLimits(900_000, 5, 20, 60_000)
     assert (limits.window_ms, limits.per_account, limits.per_address) == (900_000, 5, 20)
+    assert LoginLimits.from_config({"LOGIN_WINDOW_SECONDS": 60, "LOGIN_FIRST_DELAY_SECONDS": "5",
+                                    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 3,
+                                    "LOGIN_MAX_FAILURES_PER_ADDRESS": 9}).first_delay_ms == 5_000
 
 
 @pytest.mark.parametrize("name, key", [("tom", "tom"), ("", ""), ("n" * 100, "n" * 100),
@@ -219,7 +226,8 @@ def test_wait_ms(times, limit, window, now, expected):
     assert wait_ms(times, limit, window, now) == expected
 
 
-LIMITS = LoginLimits(window_ms=1000, per_account=2, per_address=3)
+LIMITS = LoginLimits(window_ms=1000, per_account=2, per_address=3, first_delay_ms=100)
+PAIR_FETCH = 2 + MAX_DOUBLINGS + 1  # per_account + doublings + 1: enough to know the delay
 
 
 def test_claim_drops_old_and_far_future_failures_then_records_the_attempt():
@@ -227,38 +235,64 @@ def test_claim_drops_old_and_far_future_failures_then_records_the_attempt():
     assert claim_attempt(store, "tom", "a2", LIMITS, 10_000) == (101, 0)
     assert store.calls == [
         ("drop_failures", 9_000, 70_000),
-        ("recent_failures", "account", "tom", 9_000, 2),
-        ("recent_failures", "address", "a2", 9_000, 3),
+        ("recent_failures", "a2", "tom", 9_000, PAIR_FETCH),
+        ("recent_failures", "a2", None, 9_000, 3),
         ("record_failure", "tom", "a2", 10_000)]
     assert [r["at"] for r in store.rows] == [10_000]
 
 
 def test_claim_keeps_failures_within_the_clock_slack():
     store = MemoryFailures([("tom", "a1", 9_500), ("tom", "a1", 70_000)])
-    assert claim_attempt(store, "tom", "a1", LIMITS, 10_000) == (None, 500)
+    assert claim_attempt(store, "tom", "a1", LIMITS, 10_000) == (None, 60_100)
 
 
-def test_claim_refused_by_the_account_limit_records_nothing():
-    store = MemoryFailures([("tom", "a1", 9_500), ("tom", "a2", 9_700)])
-    assert claim_attempt(store, "tom", "a3", LIMITS, 10_000) == (None, 500)
+def test_claim_refused_for_a_name_from_one_address_records_nothing_and_locks_out_no_one_else():
+    """Regression: failures of a name from one address locked that name for every address,
+    so anyone could lock the admin out by typing wrong passwords for 'admin'."""
+    store = MemoryFailures([("tom", "a1", 9_900), ("tom", "a1", 9_950)])
+    assert claim_attempt(store, "tom", "a1", LIMITS, 10_000) == (None, 50)
     assert not any(call[0] == "record_failure" for call in store.calls)
-    assert claim_attempt(store, "ann", "a3", LIMITS, 10_000) == (101, 0)
+    assert claim_attempt(store, "tom", "a2", LIMITS, 10_000) == (101, 0)  # tom elsewhere
+    assert claim_attempt(store, "ann", "a1", LIMITS, 10_000) == (102, 0)  # another name
+    store = MemoryFailures([("tom", "a1", 9_900), ("tom", "a1", 9_950)])
+    assert claim_attempt(store, "tom", "a1", LIMITS, 10_050) == (101, 0)  # tom, delay served
+
+
+@pytest.mark.parametrize("failures, wait", [
+    (0, 0), (1, 0), (2, 100), (3, 200), (4, 400), (5, 800), (6, 1_600), (8, 6_400),
+    (9, 10_000), (40, 10_000),  # at most the window
+])
+def test_the_delay_of_a_name_from_one_address_doubles_after_each_failure(failures, wait):
+    limits = LoginLimits(window_ms=10_000, per_account=2, per_address=100, first_delay_ms=100)
+    store = MemoryFailures([("tom", "ip", 9_999 - i) for i in range(failures - 1)]
+                           + [("tom", "ip", 10_000)] * min(failures, 1))
+    assert claim_attempt(store, "tom", "ip", limits, 10_000) == ((None, wait) if wait else (101, 0))
+    if wait:  # counted from the newest failure (a whole window: the older ones expire)
+        assert claim_attempt(store, "tom", "ip", limits, 10_000 + wait // 2)[1] > 0
+        assert claim_attempt(store, "tom", "ip", limits, 10_000 + wait)[1] == 0
+
+
+@pytest.mark.parametrize("failures, delay", [(0, 0), (1, 0), (2, 100), (3, 200), (4, 400),
+                                             (12, 1000), (10 ** 6, 1000)])
+def test_delay_ms(failures, delay):
+    assert delay_ms(failures, LIMITS) == delay
+    assert delay_ms(failures, LoginLimits(1000, 0, 3, 100)) == 0  # 0: no limit
 
 
 def test_claim_refused_by_the_address_limit_the_longer_wait_wins():
     store = MemoryFailures([("a", "ip", 9_100), ("b", "ip", 9_200), ("c", "ip", 9_300)])
     assert claim_attempt(store, "d", "ip", LIMITS, 10_000) == (None, 100)
-    store = MemoryFailures([("a", "ip", 9_100), ("b", "ip", 9_200), ("a", "ip2", 9_800)])
-    assert claim_attempt(store, "a", "ip", LIMITS, 10_000) == (None, 100)
-    store = MemoryFailures([("a", "x", 9_900), ("a", "ip", 9_800), ("b", "ip", 9_050),
-                            ("c", "ip", 9_040)])
-    assert claim_attempt(store, "a", "ip", LIMITS, 10_000) == (None, 800)
+    assert claim_attempt(store, "d", "ip2", LIMITS, 10_000) == (101, 0)
+    store = MemoryFailures([("a", "ip", 9_990), ("a", "ip", 9_980), ("b", "ip", 9_050)])
+    assert claim_attempt(store, "a", "ip", LIMITS, 10_000) == (None, 90)  # the pair's 90 > 50
+    store = MemoryFailures([("a", "ip", 9_910), ("a", "ip", 9_900), ("b", "ip", 9_200)])
+    assert claim_attempt(store, "a", "ip", LIMITS, 10_000) == (None, 200)  # the address's
 
 
 def test_claim_counts_a_long_name_under_its_account_key():
     long_name = "n" * 150
-    store = MemoryFailures([("n" * 100, "a1", 9_500), ("n" * 100, "a1", 9_600)])
-    assert claim_attempt(store, long_name, "a2", LIMITS, 10_000) == (None, 500)
+    store = MemoryFailures([("n" * 100, "a1", 9_950), ("n" * 100, "a1", 9_960)])
+    assert claim_attempt(store, long_name, "a1", LIMITS, 10_000) == (None, 60)
     store = MemoryFailures()
     claim_attempt(store, long_name, "a2", LIMITS, 10_000)
     assert store.calls[-1] == ("record_failure", "n" * 100, "a2", 10_000)
@@ -268,18 +302,19 @@ def test_a_limit_of_zero_is_no_limit_but_still_asks_for_one_failure():
     store = MemoryFailures([("tom", "ip", 9_900)] * 5)
     limits = LoginLimits(window_ms=1000, per_account=0, per_address=0)
     assert claim_attempt(store, "tom", "ip", limits, 10_000) == (101, 0)
-    assert store.calls[1][-1] == 1 and store.calls[2][-1] == 1
+    assert store.calls[1][-1] == MAX_DOUBLINGS + 1 and store.calls[2][-1] == 1
 
 
-def test_forget_failures_of_one_name_or_all():
+def test_forget_failures_of_one_name_from_one_address_of_one_name_or_all():
     store = MemoryFailures([("tom", "a", 1), ("tom", "b", 2), ("ann", "a", 3),
-                            ("n" * 100, "a", 4)])
+                            ("n" * 100, "a", 4), ("ann", "b", 5)])
+    assert forget_failures(store, "ann", "b") == 1
     assert forget_failures(store, "tom") == 2
     assert forget_failures(store, "") == 0
-    assert forget_failures(store, "n" * 120) == 1
+    assert forget_failures(store, "n" * 120, "a") == 1
     assert forget_failures(store, None) == 1
-    assert store.calls == [("forget", "tom"), ("forget", ""), ("forget", "n" * 100),
-                           ("forget", None)]
+    assert store.calls == [("forget", "ann", "b"), ("forget", "tom", None), ("forget", "", None),
+                           ("forget", "n" * 100, "a"), ("forget", None, None)]
 
 
 def test_limited_login_refused_never_checks_the_password():
@@ -310,6 +345,12 @@ def test_limited_login_success_forgets_the_names_failures():
     (None, "/home"), ("", "/home"), ("//evil.example/x", "/home"), ("/\\evil.example", "/home"),
     ("/a\\b", "/home"), ("https://evil.example/", "/home"), ("runners", "/home"),
     ("javascript:alert(1)", "/home"),
+    # Browsers drop tabs and line breaks: "/\t/evil.example" is "//evil.example" to them.
+    ("/\t/evil.example/x", "/home"), ("/\n/x", "/home"), ("/x\r", "/home"), ("\t/x", "/home"),
+    ("/ /evil.example", "/home"), ("/x\x00", "/home"), ("/x\x7f", "/home"), ("/x\x85", "/home"),
+    ("/x\u2028", "/home"), ("/x\u3000y", "/home"), ("/\\/evil.example", "/home"),
+    ("/%09/evil.example/x", "/%09/evil.example/x"),  # stays a path here: no browser decodes it
+    ("/runners/?q=J%C3%BCrgen", "/runners/?q=J%C3%BCrgen"), ("/standings/class/5a", "/standings/class/5a"),
 ])
 def test_safe_next_stays_on_this_site(target, expected):
     app = bare_app()
@@ -318,6 +359,7 @@ def test_safe_next_stays_on_this_site(target, expected):
     with app.test_request_context("/"):
         assert safe_next(target, "home") == expected
         assert safe_next("//x") == "/"
+    assert is_local_path(target) is (target == expected)
 
 
 @pytest.mark.parametrize("kwargs, expected", [
@@ -519,7 +561,7 @@ def test_laptop_login_and_rate_limit_end_to_end(app, client):
         response = client.post("/login", json={"name": "tom", "password": "wrong"}, headers=headers)
         assert response.status_code == 401
     response = client.post("/login", json={"name": "tom", "password": PASSWORD}, headers=headers)
-    assert response.status_code == 429 and response.get_json()["retry_after"] == 900
+    assert response.status_code == 429 and response.get_json()["retry_after"] == 60
     response = client.post("/login", json={"name": "ada", "password": PASSWORD}, headers=headers)
     assert response.status_code == 200 and response.get_json() == {"name": "ada"}
     assert client.get("/users").status_code == 200
