@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFProtect
 from lapsync import errors, i18n, web
 from lapsync.web import load_config
 
-from . import auth, client, db, laps, runners, scheduler, sessions
+from . import auth, bigscreen, client, db, laps, runners, scheduler, sessions
 
 csrf = CSRFProtect()
 
@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     laps.init_app(app)
+    bigscreen.init_app(app)
     runners.init_app(app)
     client.init_app(app)
     scheduler.init_app(app)

@@ -202,14 +202,30 @@ def js_strings() -> dict[str, str]:
     return {
         "first_lap": _("first lap"),
         "since_last_lap": _("{time} since last lap"),
+        "previous_elsewhere": _("previous lap on another laptop"),
+        "elsewhere": _("on another laptop"),
+        "already_recorded": _("already recorded"),
+        "count_note": _("Laps of all laptops: this one and the others as last synced."),
         "saving": _("Saving {number} …"),
         "confirm_hint": _("Press Enter to count it, Esc to skip."),
+        "next_number_hint": _("Typing the next number leaves it uncounted."),
+        "count_anyway": _("Count it anyway"),
+        "warning_left": _("Not counted: {name} ({number}) was counted {seconds} s ago."),
+        "choose_hint": _("Press 1–{n} to count for that runner, Esc to cancel: nothing counts "
+                         "until you choose, other keys are ignored."),
+        "keys_ignored": _("Keys ignored: choose a runner with its key, or Esc."),
+        "choice_cancelled": _("No runner chosen: nothing was recorded."),
         "not_recorded": _("Not recorded."),
         "no_answer": _("The laptop app did not answer: lap {number} was NOT recorded. "
                        "Type it again."),
+        "app_down": _("The laptop app is not answering"),
+        "app_down_detail": _("The laptop app is not answering: laps typed now are NOT recorded. "
+                             "Check the laptop and start the app again."),
+        "app_back": _("The laptop app is answering again."),
         "http_error": _("The laptop app answered {status}."),
         "skipped": _("Skipped: nothing was recorded."),
         "void": _("Void"),
+        "really_void": _("Really void?"),
         "restore": _("Restore"),
         "voided": _("Lap voided: it no longer counts."),
         "restored": _("Lap restored."),
@@ -248,16 +264,26 @@ def create():
     return redirect(url_for("laps.index"))
 
 
+def since_text(result: dict) -> str:
+    """Say how long ago the runner's previous lap was; "first lap" only when the count is 1."""
+    since = result["since_previous_ms"]
+    if result.get("duplicate"):  # a retried request: the lap was recorded once, earlier
+        return _("already recorded")
+    if result["count"] == 1:
+        return _("first lap")
+    if since is None:
+        return _("previous lap on another laptop")
+    text = _("%(minutes)s min %(seconds)s s since last lap",
+             minutes=since // 60000, seconds=since // 1000 % 60)
+    return f"{text} ({_('on another laptop')})" if result.get("previous_elsewhere") else text
+
+
 def flash_lap(result: dict) -> None:
     """Tell the helper (without JavaScript) which lap was recorded."""
     runner = result["runner"]
-    since = result["since_previous_ms"]
-    since_text = _("first lap") if since is None else _(
-        "%(minutes)s min %(seconds)s s since last lap",
-        minutes=since // 60000, seconds=since // 1000 % 60)
     flash(_("Lap %(count)s for %(name)s (%(number)s, %(class_name)s) – %(since)s",
             count=result["count"], name=runner["name"], number=runner["start_number"],
-            class_name=runner["class"], since=since_text), "success")
+            class_name=runner["class"], since=since_text(result)), "success")
 
 
 @bp.post("/laps/<lap_id>/void")

@@ -199,3 +199,29 @@ def test_connections_are_reused_between_requests(app, teacher, runners):
     idle.put(kept)
     post_lap(teacher, "2")
     assert idle.get_nowait() is kept and not kept.conn.in_transaction
+
+
+def test_plain_form_says_first_lap_only_when_the_count_is_one(teacher, runners, db):
+    db.execute("INSERT INTO runner_other_laps (runner_id, laps) VALUES (?, 2)", [runners[2]])
+    page = teacher.post("/laps", data={"start_number": "2", "csrf_token": teacher.csrf},
+                        follow_redirects=True).get_data(as_text=True)
+    # two laps on other laptops, one here: not "first lap"
+    assert "Lap 3 for Ben Cruz (2, 5a) – previous lap on another laptop" in page
+
+
+def test_plain_form_retry_says_already_recorded(teacher, runners):
+    data = {"start_number": "17", "csrf_token": teacher.csrf, "client_key": "k-retry"}
+    teacher.post("/laps", data=data)
+    page = teacher.post("/laps", data=data, follow_redirects=True).get_data(as_text=True)
+    assert "Lap 1 for Cleo Dahl (17, 6b) – already recorded" in page
+
+
+def test_plain_form_confirm_counts_for_the_warned_runner_of_a_shared_number(teacher, runners, db):
+    db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
+               "VALUES ('r-other', 17, 'Dora Eck', '6b', 6, '0', 'elsewhere')")
+    form = {"start_number": "17", "csrf_token": teacher.csrf, "runner_id": "r-other"}
+    teacher.post("/laps", data=form)
+    warned = teacher.post("/laps", data=form)
+    assert warned.status_code == 409 and 'name="runner_id" value="r-other"' in warned.get_data(as_text=True)
+    teacher.post("/laps", data={**form, "confirm": "1"})
+    assert db.execute("SELECT count(*) FROM lap WHERE runner_id = 'r-other'").fetchone()[0] == 2

@@ -1,5 +1,16 @@
 // Lap entry without page reloads. The page also works without this script
 // (plain form posts), so everything here is an enhancement.
+//
+// The helper's rules, also shown on the page:
+// - The number field holds only what the helper typed: the script clears it when a
+//   number is sent and never writes a number into it; late answers never touch it.
+// - Numbers are sent one after another in typing order (one queue).
+// - A "too soon" warning for the latest number is counted only by Enter on the EMPTY
+//   field (or the button in the warning); Esc skips it; typing anything leaves it
+//   uncounted and the new number is handled as itself.
+// - A start number shared by several runners shows them with keys 1..n: the key
+//   counts for that runner, Esc cancels, other keys are ignored until then. A fast
+//   burst of keys (a scanner) while the choice shows picks nobody.
 (function () {
   "use strict";
   var form = document.getElementById("lap-form");
@@ -8,9 +19,16 @@
   var feedback = document.getElementById("feedback");
   var recent = document.querySelector("#recent tbody");
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  var sounds = window.LapsyncSounds || {play: function () {}};
+  var PICK_WAIT_MS = 80;     // a second key sooner than this after a pick key is a scanner burst
+  var BURST_QUIET_MS = 150;  // keys of one burst are ignored until this long a pause
+  var ARM_MS = 4000;         // how long a Void button waits for its second press
+  var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
   var queue = Promise.resolve();
-  var pendingConfirm = null;   // {number, runnerId} awaiting a second Enter
-  // The page's texts in its language (laps.js_strings); English if the block is missing.
+  var pending = 0;           // numbers sent and not answered yet
+  var lastSeq = 0;           // the latest thing the helper sent
+  var warning = null;        // {number, runnerId, runner, seconds}: counted by Enter on the empty field
+  var choice = null;         // {number, runners, pickTimer, burstUntil}
   var texts = {};
   try { texts = JSON.parse(document.getElementById("i18n").textContent); } catch (e) { texts = {}; }
 
@@ -26,26 +44,47 @@
     return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
   }
 
-  function show(kind, html) {
-    feedback.hidden = false;
-    feedback.className = "feedback " + kind;
-    feedback.innerHTML = html;
-  }
-
   function esc(text) {
     var d = document.createElement("div");
     d.textContent = String(text);
     return d.innerHTML;
   }
 
+  // Show feedback, flash the whole area in its colour and play its tone (kind: good,
+  // warn, bad, info, busy; only the first three flash and sound).
+  function show(kind, html) {
+    feedback.hidden = false;
+    feedback.innerHTML = html;
+    feedback.className = "feedback " + kind;
+    if (kind === "good" || kind === "warn" || kind === "bad") {
+      void feedback.offsetWidth;  // restart the flash animation for a repeat of the same kind
+      feedback.classList.add("flash", "flash-" + kind);
+      sounds.play(kind);
+    }
+  }
+
   function clock(ms) {
     return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
   }
 
-  function since(ms) {
-    if (ms === null || ms === undefined) return t("first_lap", "first lap");
+  function duration(ms) {
     var s = Math.round(ms / 1000), m = Math.floor(s / 60);
-    return t("since_last_lap", "{time} since last lap", {time: (m ? m + " min " : "") + (s % 60) + " s"});
+    return (m ? m + " min " : "") + (s % 60) + " s";
+  }
+
+  // The same words as laps.flash_lap: "first lap" only when the count is 1.
+  function since(res) {
+    if (res.duplicate) return t("already_recorded", "already recorded");
+    if (res.count === 1) return t("first_lap", "first lap");
+    if (res.since_previous_ms === null || res.since_previous_ms === undefined) {
+      return t("previous_elsewhere", "previous lap on another laptop");
+    }
+    var text = t("since_last_lap", "{time} since last lap", {time: duration(res.since_previous_ms)});
+    return res.previous_elsewhere ? text + " (" + t("elsewhere", "on another laptop") + ")" : text;
+  }
+
+  function who(runner) {
+    return esc(runner.name) + " (" + esc(runner.start_number) + ", " + esc(runner["class"]) + ")";
   }
 
   function post(url, data) {
@@ -69,33 +108,112 @@
       '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(result.lap.id) +
       '/void"><button type="submit" class="small">' + esc(t("void", "Void")) + "</button></form></td>";
     recent.insertBefore(tr, recent.firstChild);
+    while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
   }
 
-  function record(number, confirm, runnerId) {
+  function counted(res) {
+    if (!res.duplicate) addRow(res);
+    show("good", '<span class="count">' + esc(res.count) + "</span> " + who(res.runner) +
+      " – " + esc(since(res)) + '<small class="count-note">' +
+      esc(t("count_note", "Laps of all laptops: this one and the others as last synced.")) + "</small>");
+    document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
+  }
+
+  // A warning is for the helper to decide only while nothing newer was sent or typed.
+  function latest(item) {
+    return item.seq === lastSeq && field.value === "";
+  }
+
+  function warned(item, res) {
+    var seconds = Math.max(0, Math.floor((res.since_previous_ms || 0) / 1000));
+    if (!latest(item)) {
+      show("warn", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
+                         {name: res.runner.name, number: res.runner.start_number, seconds: seconds})));
+      return;
+    }
+    warning = {number: item.number, runnerId: res.runner.id, runner: res.runner, seconds: seconds};
+    show("warn", esc(res.message) + ' <strong class="keys">' +
+      esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong> " +
+      esc(t("next_number_hint", "Typing the next number leaves it uncounted.")) +
+      ' <button type="button" class="confirm-warning">' + esc(t("count_anyway", "Count it anyway")) +
+      "</button>");
+  }
+
+  function offerChoice(item, res) {
+    if (!latest(item)) {
+      show("bad", esc(res.message) + " " + esc(t("not_recorded", "Not recorded.")));
+      return;
+    }
+    choice = {number: item.number, runners: res.runners, pickTimer: null, burstUntil: 0};
+    var buttons = res.runners.map(function (runner, i) {
+      return '<button type="button" class="pick" data-pick="' + i + '"><kbd>' + (i + 1) + "</kbd> " +
+        esc(runner.name) + " (" + esc(runner["class"]) + ")</button>";
+    }).join(" ");
+    show("warn", esc(res.message) + ' <strong class="keys">' +
+      esc(t("choose_hint", "Press 1–{n} to count for that runner, Esc to cancel: nothing counts " +
+            "until you choose, other keys are ignored.", {n: res.runners.length})) +
+      '</strong><span class="choices">' + buttons + '</span><span class="ignored-note" hidden>' +
+      esc(t("keys_ignored", "Keys ignored: choose a runner with its key, or Esc.")) + "</span>");
+  }
+
+  function answered(item, res) {
+    if (res.lap) counted(res);
+    else if (res.error === "too_soon") warned(item, res);
+    else if (res.error === "ambiguous_start_number") offerChoice(item, res);
+    else show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
+  }
+
+  function send(item) {
     var data = new FormData();
-    data.append("start_number", number);
+    data.append("start_number", item.number);
     data.append("client_key", newKey());
-    if (confirm) data.append("confirm", "1");
-    if (runnerId) data.append("runner_id", runnerId);
-    show("busy", esc(t("saving", "Saving {number} …", {number: number})));
-    return post(form.action, data).then(function (res) {
-      if (res.lap) {
-        if (!res.duplicate) addRow(res);
-        show("good", '<span class="count">' + esc(res.count) + "</span> " + esc(res.runner.name) +
-          " (" + esc(res.runner.start_number) + ", " + esc(res.runner["class"]) + ") – " +
-          esc(since(res.since_previous_ms)));
-      } else if (res.error === "too_soon") {
-        pendingConfirm = {number: number, runnerId: res.runner.id};
-        field.value = number;
-        show("warn", esc(res.message) + " <strong>" +
-          esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong>");
-      } else {
-        show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
-      }
-    }).catch(function () {
+    if (item.confirm) data.append("confirm", "1");
+    if (item.runnerId) data.append("runner_id", item.runnerId);
+    if (item.seq === lastSeq) show("busy", esc(t("saving", "Saving {number} …", {number: item.number})));
+    return post(form.action, data).then(function (res) { answered(item, res); }, function () {
       show("bad", esc(t("no_answer", "The laptop app did not answer: lap {number} was NOT recorded. " +
-        "Type it again.", {number: number})));
+        "Type it again.", {number: item.number})));
     });
+  }
+
+  function settle() {
+    pending -= 1;
+    form.dataset.pending = String(pending);
+  }
+
+  function submit(item) {
+    item.seq = ++lastSeq;
+    pending += 1;
+    form.dataset.pending = String(pending);
+    queue = queue.then(function () { return send(item); }).then(settle, settle);
+  }
+
+  function leaveWarning() {
+    if (!warning) return;
+    var w = warning;
+    warning = null;
+    show("info", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
+                       {name: w.runner.name, number: w.runner.start_number, seconds: w.seconds})));
+  }
+
+  function confirmWarning() {
+    var w = warning;
+    warning = null;
+    submit({number: w.number, confirm: true, runnerId: w.runnerId});
+  }
+
+  function skip(message) {
+    warning = null;
+    if (choice) clearTimeout(choice.pickTimer);
+    choice = null;
+    show("info", esc(message));
+  }
+
+  function pick(index) {
+    var c = choice;
+    choice = null;
+    clearTimeout(c.pickTimer);
+    submit({number: c.number, runnerId: c.runners[index].id});
   }
 
   form.addEventListener("submit", function (ev) {
@@ -103,34 +221,111 @@
     var number = field.value.trim();
     field.value = "";
     field.focus();
-    if (!number) return;
-    var confirm = pendingConfirm && pendingConfirm.number === number;
-    var runnerId = confirm ? pendingConfirm.runnerId : null;
-    pendingConfirm = null;
-    queue = queue.then(function () { return record(number, confirm, runnerId); });
+    if (!number) {
+      if (warning) confirmWarning();
+      return;
+    }
+    warning = null;
+    if (choice) clearTimeout(choice.pickTimer);
+    choice = null;
+    submit({number: number});
   });
+
+  // While a choice shows, keys pick or cancel and are never typed.
+  function choosing(ev) {
+    if (ev.key.length > 1 && ev.key !== "Enter" && ev.key !== "Escape" && ev.key !== "Backspace") return;
+    ev.preventDefault();
+    var now = Date.now(), index = /^[1-9]$/.test(ev.key) ? Number(ev.key) - 1 : -1;
+    if (choice.pickTimer || now < choice.burstUntil) {  // a second key at once: a scan, not a choice
+      if (choice.pickTimer) ignored();
+      clearTimeout(choice.pickTimer);
+      choice.pickTimer = null;
+      choice.burstUntil = now + BURST_QUIET_MS;
+    } else if (ev.key === "Escape") {
+      skip(t("choice_cancelled", "No runner chosen: nothing was recorded."));
+    } else if (index >= 0 && index < choice.runners.length) {
+      choice.pickTimer = setTimeout(function () { pick(index); }, PICK_WAIT_MS);
+    } else {
+      ignored();
+      choice.burstUntil = now + BURST_QUIET_MS;
+    }
+  }
+
+  function ignored() {
+    var note = feedback.querySelector(".ignored-note");
+    if (note) note.hidden = false;
+    sounds.play("bad");
+  }
 
   field.addEventListener("keydown", function (ev) {
-    if (ev.key === "Escape" && pendingConfirm) {
-      pendingConfirm = null;
-      field.value = "";
-      show("info", esc(t("skipped", "Skipped: nothing was recorded.")));
-    }
+    if (choice) { choosing(ev); return; }
+    if (ev.key === "Escape" && warning) skip(t("skipped", "Skipped: nothing was recorded."));
   });
 
+  field.addEventListener("input", function () {
+    if (warning && field.value !== "") leaveWarning();
+  });
+
+  feedback.addEventListener("click", function (ev) {
+    var button = ev.target.closest("button");
+    if (!button) return;
+    if (button.classList.contains("confirm-warning") && warning) confirmWarning();
+    else if (button.dataset.pick && choice) pick(Number(button.dataset.pick));
+    field.focus();
+  });
+
+  // Void takes two presses: the first arms the button for a few seconds.
+  function arm(button) {
+    button.dataset.armed = "1";
+    button.dataset.label = button.textContent;
+    button.textContent = t("really_void", "Really void?");
+    button.classList.add("armed");
+    button.armTimer = setTimeout(function () { disarm(button); }, ARM_MS);
+  }
+
+  function disarm(button) {
+    clearTimeout(button.armTimer);
+    if (!button.dataset.armed) return;
+    delete button.dataset.armed;
+    button.textContent = button.dataset.label;
+    button.classList.remove("armed");
+  }
+
+  function voidAnswered(f, res) {
+    var row = f.closest("tr"), button = f.querySelector("button");
+    disarm(button);
+    if (res.error === "central_decision") {
+      f.parentNode.replaceChild(document.createTextNode(res.message), f);
+      show("bad", esc(res.message));
+      return;
+    }
+    if (res.error) { show("bad", esc(res.message)); return; }
+    row.classList.toggle("voided", res.voided);
+    f.action = f.action.replace(/\/(void|restore)$/, res.voided ? "/restore" : "/void");
+    button.textContent = res.voided ? t("restore", "Restore") : t("void", "Void");
+    show("info", esc(res.voided ? t("voided", "Lap voided: it no longer counts.")
+                                : t("restored", "Lap restored.")));
+    document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
+    field.focus();  // back to typing numbers
+  }
+
   recent.addEventListener("submit", function (ev) {
-    var f = ev.target;
+    var f = ev.target, button = f.querySelector("button");
     if (!f.classList.contains("void-form")) return;
     ev.preventDefault();
-    post(f.action, new FormData()).then(function (res) {
-      if (res.error) { show("bad", esc(res.message)); return; }
-      var row = f.closest("tr"), button = f.querySelector("button");
-      row.classList.toggle("voided", res.voided);
-      f.action = f.action.replace(/\/(void|restore)$/, res.voided ? "/restore" : "/void");
-      button.textContent = res.voided ? t("restore", "Restore") : t("void", "Void");
-      show("info", esc(res.voided ? t("voided", "Lap voided: it no longer counts.")
-                                  : t("restored", "Lap restored.")));
-      field.focus();
+    if (/\/void$/.test(f.action) && !button.dataset.armed) { arm(button); return; }
+    post(f.action, new FormData()).then(function (res) { voidAnswered(f, res); }, function () {
+      disarm(button);
+      show("bad", esc(t("app_down", "The laptop app is not answering")));
     });
   });
+
+  document.addEventListener("lapsync:app-down", function () {
+    show("bad", esc(t("app_down_detail", "The laptop app is not answering: laps typed now are NOT " +
+                      "recorded. Check the laptop and start the app again.")));
+  });
+  document.addEventListener("lapsync:app-up", function () {
+    show("info", esc(t("app_back", "The laptop app is answering again.")));
+  });
+  form.dataset.pending = "0";
 })();

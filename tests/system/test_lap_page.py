@@ -1,0 +1,488 @@
+"""The lap page as the helper at the track uses it, in real Chromium (Playwright).
+
+The real laptop app on its own SQLite file, served on loopback; typed by the
+keyboard with real delays. The page's Web Audio is replaced by a spy (an init
+script) that records which tone was played; everything else is the real page.
+One browser for the module, a fresh context, database and server per test.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from lapsync.devkit.lappage import (
+    SlowLaps,
+    audit,
+    counted_numbers,
+    log_in,
+    type_plan,
+    typing_plan,
+    wait_answered,
+)
+from lapsync.ids import new_id
+from lapsync.laptop import create_app
+from lapsync.laptop.db import connect, set_meta, transaction
+from lapsync.laptop.runners import add_runner
+from tests.conftest import PASSWORD
+from tests.web import launch_chromium, served
+
+# How many numbers the fast-typing test types (bench/bench_typing.py types 1,000).
+TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "150"))
+ROSTER = [(1, "Anna Berg", "5a"), (2, "Ben Cruz", "5a"), (3, "Carl Dorn", "6b"),
+          (7, "Dana Ek", "6b"), (17, "Cleo Dahl", "6b"), (37, "Emil Fox", "7c")]
+# The spy: each played sound is recorded by its first oscillator (type:frequency).
+AUDIO_SPY = """
+window.__tones = [];
+class Param { constructor() { this.value = 0; } setValueAtTime(v) { this.value = v; }
+  exponentialRampToValueAtTime() {} linearRampToValueAtTime() {} }
+class Node { connect() {} disconnect() {} }
+class Osc extends Node {
+  constructor(ctx) { super(); this.ctx = ctx; this.type = "sine"; this.frequency = new Param(); }
+  start(when) { if (!when || when <= this.ctx.currentTime) window.__tones.push(this.type + ":" + this.frequency.value); }
+  stop() {} }
+class Gain extends Node { constructor() { super(); this.gain = new Param(); } }
+window.AudioContext = class { constructor() { this.state = "running"; this.currentTime = 0;
+  this.destination = new Node(); } createOscillator() { return new Osc(this); }
+  createGain() { return new Gain(); } resume() { return Promise.resolve(); } };
+"""
+TONES = {"sine:880": "good", "triangle:520": "warn", "square:160": "bad"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium for the module."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+class Laptop:
+    """The laptop app on a fresh database file, served on loopback (stop() ends the server)."""
+
+    def __init__(self, tmp_path, users_template, delay_ms: float = 0, min_lap: int = 60,
+                 roster=ROSTER, config: dict | None = None):
+        """Copy the users template, add the roster, serve the app behind SlowLaps."""
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.path = tmp_path / "laptop.sqlite"
+        shutil.copyfile(users_template, self.path)
+        db = connect(self.path)
+        with transaction(db):
+            set_meta(db, "device_id", new_id())
+        self.runners = {number: add_runner(db, number, name, class_, 5) for number, name, class_ in roster}
+        db.close()
+        self.app = create_app({"TESTING": True, "SECRET_KEY": "lap-page", "DATABASE": str(self.path),
+                               "MIN_LAP_SECONDS": min_lap, **(config or {})})
+        self.server = served(SlowLaps(self.app, delay_ms))
+        self.url = self.server.__enter__()
+
+    def stop(self) -> None:
+        """Shut the server down (idempotent)."""
+        if self.server:
+            self.server.__exit__(None, None, None)
+            self.server = None
+
+    def laps(self) -> list[str]:
+        """Return the start numbers of the counting laps in recording order."""
+        return counted_numbers(self.path)
+
+    def lap_runner_ids(self) -> list[str]:
+        """Return the runner ids of the counting laps in recording order."""
+        db = connect(self.path)
+        try:
+            return [r[0] for r in db.execute("SELECT runner_id FROM lap WHERE voided_at IS NULL ORDER BY rowid")]
+        finally:
+            db.close()
+
+
+@pytest.fixture
+def laptop_factory(tmp_path, users_template):
+    """Make laptops on demand; stop their servers at the end."""
+    made = []
+
+    def make(**kwargs) -> Laptop:
+        made.append(Laptop(tmp_path / str(len(made)), users_template, **kwargs))
+        return made[-1]
+
+    yield make
+    for laptop in made:
+        laptop.stop()
+
+
+@pytest.fixture
+def laptop(laptop_factory) -> Laptop:
+    """A laptop with the test roster and a 60 s minimum lap time."""
+    return laptop_factory()
+
+
+@pytest.fixture
+def context(browser):
+    """A fresh browser context with the audio spy."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.add_init_script(AUDIO_SPY)
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+def open_lap_page(context, laptop: Laptop, user: str = "tom"):
+    """Open a page, log in, and return it with the number field focused."""
+    page = context.new_page()
+    log_in(page, laptop.url, user, PASSWORD)
+    expect(page.locator("#start_number")).to_be_focused()
+    return page
+
+
+def typed(page, text: str, delay: float = 40) -> None:
+    """Type text and press Enter as a person does."""
+    page.keyboard.type(text, delay=delay)
+    page.keyboard.press("Enter")
+
+
+def scan(page, number: str) -> None:
+    """Type like a USB barcode scanner: digits and Enter with no pause between keys."""
+    for key in [*number, "Enter"]:
+        page.keyboard.press(key)
+
+
+def tones(page) -> list[str]:
+    """Return the kinds of the sounds played so far."""
+    return [TONES[tone] for tone in page.evaluate("window.__tones")]
+
+
+def feedback_is(page, kind: str, text: str | re.Pattern) -> None:
+    """Wait for the feedback area in the given colour with the given text."""
+    feedback = page.locator("#feedback")
+    expect(feedback).to_have_class(re.compile(rf"\b{kind}\b"))
+    expect(feedback).to_contain_text(text)
+
+
+def idle(page) -> None:
+    """Wait until every number sent has its answer."""
+    wait_answered(page, 15_000)
+
+
+# ---- 1. what the helper typed is never changed ------------------------------------
+
+def test_warning_is_counted_by_enter_on_the_empty_field(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    typed(page, "1")
+    feedback_is(page, "warn", "Anna Berg (1) was counted")
+    expect(page.locator("#feedback")).to_contain_text("Press Enter to count it, Esc to skip.")
+    expect(page.locator("#start_number")).to_have_value("")  # never refilled
+    assert laptop.laps() == ["1"]
+    page.keyboard.press("Enter")
+    feedback_is(page, "good", "Anna Berg")
+    expect(page.locator("#feedback .count")).to_have_text("2")
+    assert laptop.laps() == ["1", "1"]
+    assert tones(page) == ["good", "warn", "good"]
+
+
+def test_a_number_typed_during_a_warning_counts_as_itself(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "3")
+    feedback_is(page, "good", "Carl Dorn")
+    typed(page, "3")
+    feedback_is(page, "warn", "Carl Dorn (3) was counted")
+    page.keyboard.type("7", delay=40)
+    expect(page.locator("#start_number")).to_have_value("7")  # not 37
+    feedback_is(page, "info", "Not counted: Carl Dorn (3)")
+    page.keyboard.press("Enter")
+    feedback_is(page, "good", "Dana Ek")
+    idle(page)
+    assert laptop.laps() == ["3", "7"]  # nothing for Emil Fox (37), no second lap for 3
+
+
+def test_esc_skips_the_warning(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    typed(page, "2")
+    feedback_is(page, "warn", "Ben Cruz (2)")
+    page.keyboard.press("Escape")
+    feedback_is(page, "info", "Skipped: nothing was recorded.")
+    page.keyboard.press("Enter")  # the warning is gone: an empty Enter counts nothing
+    idle(page)
+    expect(page.locator("#feedback")).to_have_class(re.compile(r"\binfo\b"))
+    assert laptop.laps() == ["2"]
+
+
+def test_late_answers_never_touch_the_field(context, laptop_factory):
+    laptop = laptop_factory(delay_ms=300)
+    page = open_lap_page(context, laptop)
+    typed(page, "1", delay=10)
+    typed(page, "1", delay=10)
+    page.keyboard.type("17", delay=10)  # typed while both answers are still on their way
+    idle(page)
+    expect(page.locator("#start_number")).to_have_value("17")
+    feedback_is(page, "warn", "Not counted: Anna Berg (1)")
+    page.keyboard.press("Enter")
+    feedback_is(page, "good", "Cleo Dahl")
+    assert laptop.laps() == ["1", "17"]
+
+
+def test_fast_typing_counts_every_number_once_in_typing_order(context, laptop_factory):
+    count = TYPING_NUMBERS
+    runners = [(n, f"Runner {n}", "5a") for n in range(1, count + 1)]
+    laptop = laptop_factory(delay_ms=300, min_lap=3600, roster=runners)
+    plan = typing_plan(count, count, seed=7)
+    assert len(set(plan)) < count  # repeats, so that warnings happen
+    page = open_lap_page(context, laptop)
+    type_plan(page, plan, seed=7, max_gap_ms=30)
+    wait_answered(page, count * 400 + 30_000)
+    expect(page.locator("#start_number")).to_have_value("")
+    result = audit(plan, laptop.laps())
+    assert result["wrong_runner"] == [] and result["doubled"] == [] and result["lost"] == []
+    assert result["in_typing_order"], result
+    assert result["counted"] == result["expected"] == len(set(plan))
+
+
+# ---- 3. a USB scanner --------------------------------------------------------------
+
+def test_scanner_bursts_count_like_typing_and_a_rescan_gets_the_warning(context, laptop):
+    page = open_lap_page(context, laptop)
+    for number in ("1", "17", "2", "17"):
+        scan(page, number)
+    idle(page)
+    feedback_is(page, "warn", "Cleo Dahl (17) was counted")
+    assert laptop.laps() == ["1", "17", "2"]  # the rescan of 17 is not a silent second lap
+    scan(page, "3")
+    feedback_is(page, "good", "Carl Dorn")
+    idle(page)
+    assert laptop.laps() == ["1", "17", "2", "3"]
+
+
+# ---- 2. clashes by keyboard, and without JavaScript ---------------------------------
+
+def clash(laptop: Laptop) -> str:
+    """Give start number 17 to a second runner (as a pull from another laptop would)."""
+    db = connect(laptop.path)
+    db.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
+               "VALUES ('r-dora', 17, 'Dora Eck', '6b', 6, '0', 'elsewhere')")
+    db.close()
+    return "r-dora"
+
+
+def test_a_shared_number_is_chosen_with_the_digit_keys(context, laptop):
+    dora = clash(laptop)
+    page = open_lap_page(context, laptop)
+    typed(page, "17")
+    feedback = page.locator("#feedback")
+    feedback_is(page, "warn", "belongs to 2 runners")
+    expect(feedback).to_contain_text("Press 1–2 to count for that runner, Esc to cancel")
+    expect(feedback.locator("button.pick")).to_have_text(["1 Cleo Dahl (6b)", "2 Dora Eck (6b)"])
+    page.keyboard.press("2")
+    feedback_is(page, "good", "Dora Eck")
+    expect(page.locator("#start_number")).to_have_value("")  # the key was not typed
+    assert laptop.lap_runner_ids() == [dora]
+
+    typed(page, "17")
+    feedback_is(page, "warn", "belongs to 2 runners")
+    scan(page, "12")  # a scanner burst while the choice shows picks nobody
+    page.wait_for_timeout(300)
+    expect(feedback.locator(".ignored-note")).to_be_visible()
+    expect(page.locator("#start_number")).to_have_value("")
+    assert laptop.lap_runner_ids() == [dora]
+    page.keyboard.press("Escape")
+    feedback_is(page, "info", "No runner chosen")
+
+    typed(page, "17")
+    feedback_is(page, "warn", "belongs to 2 runners")
+    page.keyboard.press("1")
+    feedback_is(page, "good", "Cleo Dahl")
+    assert laptop.lap_runner_ids() == [dora, laptop.runners[17]]
+
+
+def test_without_javascript_a_shared_number_offers_numbered_buttons(browser, laptop):
+    dora = clash(laptop)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        log_in(page, laptop.url, "tom", PASSWORD)
+        page.locator("#start_number").press_sequentially("17", delay=30)
+        page.locator("#start_number").press("Enter")
+        expect(page.locator("#feedback")).to_contain_text("belongs to 2 runners")
+        buttons = page.locator("#feedback button.pick")
+        expect(buttons).to_have_text(["1 Cleo Dahl (6b)", "2 Dora Eck (6b)"])
+        buttons.nth(1).click()
+        expect(page.locator(".flash.good")).to_contain_text("Lap 1 for Dora Eck (17, 6b) – first lap")
+        assert laptop.lap_runner_ids() == [dora]
+
+        page.locator("#start_number").press_sequentially("1 2", delay=30)  # no browser bubble
+        page.locator("#start_number").press("Enter")
+        expect(page.locator("#feedback.bad")).to_contain_text("is not a start number")
+        assert laptop.lap_runner_ids() == [dora]
+    finally:
+        context.close()
+
+
+# ---- 8. clear errors, tab order, two-press void -----------------------------------
+
+def test_letters_and_spaces_get_the_apps_error_panel(context, laptop):
+    page = open_lap_page(context, laptop)
+    for text in ("1 2", "abc", "12a"):
+        typed(page, text)
+        feedback_is(page, "bad", "is not a start number: digits only.")
+        expect(page.locator("#feedback")).to_contain_text(text)
+    idle(page)
+    assert laptop.laps() == []
+    assert tones(page) == ["bad", "bad", "bad"]
+
+
+def test_tab_from_the_field_reaches_no_void_button_within_two_presses(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    page.locator("#start_number").focus()
+    focused = []
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+        assert not page.evaluate("!!document.activeElement.closest('#recent')")
+    assert focused[0].startswith("Count lap") and focused[1] == "sound-toggle"
+
+
+def test_void_takes_a_second_press(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    row = page.locator("#recent tbody tr").first
+    row.get_by_role("button", name="Void").click()
+    expect(row.locator("button")).to_have_text("Really void?")
+    page.wait_for_timeout(200)
+    assert laptop.laps() == ["2"]
+    row.get_by_role("button", name="Really void?").click()
+    expect(row).to_have_class(re.compile(r"\bvoided\b"))
+    expect(row.locator("button")).to_have_text("Restore")
+    assert laptop.laps() == []
+    row.get_by_role("button", name="Restore").click()  # restoring needs one press
+    expect(row).not_to_have_class(re.compile(r"\bvoided\b"))
+    assert laptop.laps() == ["2"]
+
+
+# ---- 4. feedback from a step away --------------------------------------------------
+
+def test_each_outcome_flashes_and_sounds_and_mute_is_remembered(context, laptop):
+    page = open_lap_page(context, laptop)
+    feedback = page.locator("#feedback")
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    expect(feedback).to_have_class(re.compile(r"\bflash-good\b"))
+    typed(page, "1")
+    expect(feedback).to_have_class(re.compile(r"\bflash-warn\b"))
+    typed(page, "999")
+    feedback_is(page, "bad", "No runner has start number 999")
+    expect(feedback).to_have_class(re.compile(r"\bflash-bad\b"))
+    widths = page.evaluate("""() => { const main = document.querySelector('main'), s = getComputedStyle(main);
+        return [document.getElementById('feedback').getBoundingClientRect().width,
+                main.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight)]; }""")
+    assert widths[0] >= widths[1] - 1  # the whole width of the page's column
+    assert tones(page) == ["good", "warn", "bad"]
+
+    toggle = page.locator("#sound-toggle")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(toggle).to_contain_text("Sound off")
+    page.reload()
+    expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "true")
+    page.locator("#start_number").focus()
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    expect(page.locator("#feedback")).to_have_class(re.compile(r"\bflash-good\b"))
+    assert tones(page) == []  # muted, and it stayed muted after the reload
+
+
+def test_big_screen_shows_a_lap_typed_on_the_lap_page(context, laptop):
+    page = open_lap_page(context, laptop)
+    big = context.new_page()
+    big.goto(f"{laptop.url}/big/")
+    expect(big.locator("#big-empty")).to_be_visible()
+    typed(page, "17")
+    feedback_is(page, "good", "Cleo Dahl")
+    first = big.locator("#big-laps tbody tr").first
+    expect(first).to_have_text(re.compile(r"1\s*17\s*Cleo Dahl\s*6b"), timeout=4_000)
+    typed(page, "17")
+    feedback_is(page, "warn", "Cleo Dahl")
+    page.keyboard.press("Enter")
+    feedback_is(page, "good", "Cleo Dahl")
+    expect(first).to_have_text(re.compile(r"2\s*17\s*Cleo Dahl\s*6b"), timeout=4_000)
+    expect(big.locator("#big-laps tbody tr")).to_have_count(2)
+    assert float(first.locator("td.name").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")) >= 60
+
+
+# ---- 8. an honest badge ---------------------------------------------------------------
+
+def test_badge_follows_each_lap_and_offline_is_calm(context, laptop_factory):
+    laptop = laptop_factory(config={"CENTRAL_URL": "http://127.0.0.1:9", "CENTRAL_TOKEN": "t"})
+    db = connect(laptop.path)
+    with transaction(db):  # the roster reached central; the last sync attempt failed: offline
+        db.execute("UPDATE change SET pushed_at = 1")
+        set_meta(db, "last_error_ms", str(int(time.time() * 1000)))
+        set_meta(db, "last_error", "connection refused")
+    db.close()
+    page = open_lap_page(context, laptop)
+    badge = page.locator("#sync-status")
+    expect(badge).to_have_attribute("data-state", "offline")
+    expect(badge).to_have_class(re.compile(r"\bsync-calm\b"))
+    colour = badge.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour == "rgb(216, 216, 216)", colour  # grey, not alarm red
+    polls = []
+    page.on("request", lambda request: polls.append(time.monotonic())
+            if "/sync/status" in request.url else None)
+    with page.expect_response(re.compile(r"/laps$")) as answer:
+        typed(page, "1")
+    answered = time.monotonic()
+    assert answer.value.status == 201
+    expect(badge).to_have_text(re.compile(r"^offline – 1 lap waiting \(oldest \d+ s\)$"))
+    assert any(0 <= at - answered < 0.5 for at in polls)  # fetched right after the lap, not at the next poll
+    expect(badge).to_have_class(re.compile(r"\bsync-calm\b"))
+
+
+def test_the_page_says_when_the_laptop_app_stops_answering(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    laptop.stop()
+    stopped = time.monotonic()
+    badge = page.locator("#sync-status")
+    expect(badge).to_have_text("The laptop app is not answering", timeout=5_000)
+    expect(badge).to_have_class(re.compile(r"\bsync-bad\b"))
+    feedback_is(page, "bad", "The laptop app is not answering")
+    assert time.monotonic() - stopped < 5
+
+
+# ---- 5. central's decisions --------------------------------------------------------
+
+def test_a_void_decided_at_central_shows_who_and_why_and_has_no_restore(context, laptop):
+    page = open_lap_page(context, laptop)
+    for number in ("1", "2"):
+        typed(page, number)
+        feedback_is(page, "good", "Ben Cruz" if number == "2" else "Anna Berg")
+    rows = page.locator("#recent tbody tr")
+    ben, anna = rows.nth(0), rows.nth(1)
+    anna.get_by_role("button", name="Void").click()  # the teacher's own void
+    anna.get_by_role("button", name="Really void?").click()
+    expect(anna.get_by_role("button", name="Restore")).to_be_visible()
+    db = connect(laptop.path)
+    with transaction(db):  # as a pulled void of central's admin leaves it
+        lap_id = ben.get_attribute("data-lap")
+        db.execute("UPDATE lap SET voided_at = 1, void_reason = 'double count', void_hlc = '1' "
+                   "WHERE id = ?", [lap_id])
+        db.execute("INSERT INTO central_decision (entity, entity_id, action, by_name, reason, at) "
+                   "VALUES ('lap', ?, 'void_lap', 'Petra Admin', 'double count', 1)", [lap_id])
+    db.close()
+    page.reload()
+    expect(ben).to_have_class(re.compile(r"\bvoided\b"))
+    expect(ben).to_contain_text("voided at central by Petra Admin: double count")
+    expect(ben.get_by_role("button")).to_have_count(0)
+    anna.get_by_role("button", name="Restore").click()
+    expect(anna).not_to_have_class(re.compile(r"\bvoided\b"))
+    assert laptop.laps() == ["1"]
