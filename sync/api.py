@@ -91,8 +91,8 @@ def pull_view() -> Response:
     device = current_device()
     cursor, limit = parse_paging(request.args.get("cursor"), request.args.get("limit"))
     with connection() as conn:
-        ensure_block(conn, device, *block_settings())  # a device registered before blocks
-        return jsonify(pull(conn, device, cursor, limit))
+        block = ensure_block(conn, device, *block_settings())  # also for older devices
+        return jsonify(pull(conn, device, cursor, limit, block))
 
 
 @bp.get("/openapi.yaml")

@@ -69,8 +69,8 @@ def current_blocks(conn: psycopg.Connection, device_id: int | None = None) -> di
 
 def current_block(conn: psycopg.Connection, device_id: int) -> dict | None:
     """Return a device's current block as the pull sends it ({first, last}), or None."""
-    row = current_blocks(conn, device_id).get(device_id)
-    return {"first": row["first"], "last": row["last"]} if row else None
+    return conn.execute("SELECT first, last FROM number_block WHERE device_id = %s "
+                        "ORDER BY id DESC LIMIT 1", [device_id]).fetchone()
 
 
 def reserved_error(number: int, holder: dict) -> InputError:

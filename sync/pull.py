@@ -104,8 +104,12 @@ def touch_device(conn: psycopg.Connection, device_id: int, now: int) -> None:
                      "WHERE id = %s FOR UPDATE SKIP LOCKED)", [now, device_id])
 
 
-def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dict:
-    """Return one page of changes after cursor for a device (see docs/PROTOCOL.md)."""
+def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
+         number_block: dict | None = None) -> dict:
+    """Return one page of changes after cursor for a device (see docs/PROTOCOL.md).
+
+    number_block is the device's current block if the caller read it already.
+    """
     now = now_ms()
     if cursor > last_change_id(conn):
         raise ProtocolError("cursor_ahead", f"Cursor {cursor} is beyond anything central "
@@ -118,7 +122,7 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int) -> dic
     sent = [r for r in rows if not r["own"]]
     data = json.loads(f"[{','.join(r['data'] for r in sent)}]")
     return {"protocol": PROTOCOL_VERSION, "server_time": now,
-            "number_block": current_block(conn, device["id"]),
+            "number_block": number_block or current_block(conn, device["id"]),
             "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
             "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],
                          "data": d} for r, d in zip(sent, data)]}
