@@ -103,3 +103,27 @@ def audit(plan: list[str], counted: list[str]) -> dict:
             "doubled": sorted(n for n in extra.elements() if n in typed),
             "lost": sorted((Counter(expected) - Counter(counted)).elements()),
             "in_typing_order": counted == expected}
+
+
+# Time from the Enter keydown to the feedback's answer (counted, warning or error), in the page.
+LATENCY_JS = """() => {
+  const field = document.getElementById('start_number'), feedback = document.getElementById('feedback');
+  window.__latency = []; let sent = null;
+  field.addEventListener('keydown', ev => { if (ev.key === 'Enter') sent = performance.now(); }, true);
+  new MutationObserver(() => {
+    if (sent !== null && /\\b(good|warn|bad)\\b/.test(feedback.className)) {
+      window.__latency.push(performance.now() - sent); sent = null;
+    }
+  }).observe(feedback, {attributes: true, attributeFilter: ['class']});
+}"""
+
+
+def feedback_latencies(page, numbers: list[str], pause_s: float = 0.2) -> list[float]:
+    """Type each number with a pause after it; return ms from Enter to its feedback."""
+    page.evaluate(LATENCY_JS)
+    for number in numbers:
+        page.keyboard.type(number)
+        page.keyboard.press("Enter")
+        time.sleep(pause_s)
+    wait_answered(page, 30_000)
+    return page.evaluate("window.__latency")
