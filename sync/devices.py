@@ -261,15 +261,18 @@ def revoke_device_command(name: str) -> None:
 @click.command("list-devices")
 @with_appcontext
 def list_devices_command() -> None:
-    """List devices: name, state, laptop, last contact, last seq, clock offset, laps, users."""
+    """List devices: name, state, laptop, last contact, last seq, clock offset, laps, users,
+    start-number block."""
     with connection() as conn:
-        devices = list_devices(conn)
+        devices, held = list_devices(conn), blocks.current_blocks(conn)
     for d in devices:
         state = "revoked" if d["revoked_at"] else "live"
+        block = f"{held[d['id']]['first']}-{held[d['id']]['last']}" if d["id"] in held else "-"
         click.echo(f"{d['name']:<20} {state:<8} laptop={d['laptop_id'] or '-'} "
                    f"last_contact={d['last_contact'] or '-'} last_seq={d['last_seq']} "
                    f"offset_ms={d['clock_offset_ms'] if d['clock_offset_ms'] is not None else '-'} "
-                   f"laps={d['laps_pushed']} manage_users={'yes' if d['manage_users'] else 'no'}")
+                   f"laps={d['laps_pushed']} manage_users={'yes' if d['manage_users'] else 'no'} "
+                   f"block={block}")
 
 
 def live_device(conn: psycopg.Connection, device_id: int, lock: bool = False) -> dict:

@@ -79,6 +79,15 @@ def test_a_block_skips_numbers_in_use_and_the_local_range(central_app, admin, ce
     assert current_block(central_db, b) == {"first": 91_000, "last": 91_059}
 
 
+def test_the_cli_registers_a_device_with_a_block_and_lists_it(central_app, central_db):
+    cli = central_app.test_cli_runner()
+    assert cli.invoke(args=["register-device", "gym-laptop"]).exit_code == 0
+    register_device(central_db, "old-laptop")  # registered before blocks: none yet
+    listed = cli.invoke(args=["list-devices"]).output.splitlines()
+    assert [line.split()[0] + " " + line.split()[-1] for line in listed] == [
+        "gym-laptop block=9000-9099", "old-laptop block=-"]
+
+
 def test_the_pull_sends_the_block_and_gives_an_old_device_one(central_client, central_db):
     token = register_device(central_db, "old-laptop")  # registered without a block
     assert pull_page(central_client, token)["number_block"] == {"first": 9000, "last": 9099}
