@@ -21,8 +21,6 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from lapsync.web import too_large_message
-
 
 class InputError(Exception):
     """Bad input from a person or a client: becomes a 4xx, changes nothing."""
@@ -68,6 +66,21 @@ def handled_error(code: str, message: str, status: int, **extra) -> Response:
     if status == 401 and rules().challenge:
         response.headers["WWW-Authenticate"] = rules().challenge
     return response
+
+
+def too_large_message(limit: int) -> str:
+    """Say that a request was larger than the limit (bytes), in the page's language."""
+    return _("The request is too large: this server accepts at most %(size)s MB.",
+             size=max(1, limit // 1_000_000))
+
+
+def too_large_error() -> Response:
+    """Answer 413: naming the request's limit when the body was above it, else the stock text."""
+    # Below the limit, a form field (MAX_FORM_MEMORY_SIZE) or the form's parts were too many.
+    limit, size = request.max_content_length, request.content_length
+    if limit is None or size is None or size <= limit:
+        return handled_error("too_large", _("The upload is too large."), 413)
+    return handled_error("too_large", too_large_message(limit), 413, max_bytes=limit)
 
 
 def http_message(exc: HTTPException) -> str:
@@ -118,6 +131,5 @@ def init_app(app: Flask, json_paths: tuple[str, ...] = (), challenge: str | None
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
-        """A body above MAX_CONTENT_LENGTH: 413 naming the limit, nothing read or written."""
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        return handled_error("too_large", too_large_message(limit), 413, max_bytes=limit)
+        """A body above its limit (lapsync.web.guard): 413, nothing read or written."""
+        return too_large_error()

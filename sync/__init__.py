@@ -20,8 +20,6 @@ from psycopg_pool import PoolTimeout
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lapsync import errors, i18n, web
-from lapsync.protocol import MAX_BATCH_BYTES
-from lapsync.roster_csv import MAX_BYTES as MAX_ROSTER_BYTES
 from lapsync.web import load_config
 
 from . import (
@@ -104,10 +102,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         PGDATA=os.path.join(app.instance_path, "pgdata"),
         DB_POOL_SIZE=10,
         DB_POOL_TIMEOUT=10.0,
-        # Above this a request is refused with 413 before it is read. It exceeds the
-        # largest push (MAX_BATCH_BYTES, which the API refuses with its own JSON 413
-        # batch_too_large) and the largest roster CSV, with room for the form around it.
-        MAX_CONTENT_LENGTH=max(MAX_BATCH_BYTES, MAX_ROSTER_BYTES) + 1024 * 1024,
+        # Body limits: lapsync.web's SHARED_DEFAULTS (1 MiB; uploads 5 MiB; a push its own).
         # Behind a TLS proxy (nginx, caddy) set this to the number of proxies in front,
         # so the rate limit counts the client's address (X-Forwarded-For), not the
         # proxy's. 0: the connection's address is used and forwarding headers ignored.

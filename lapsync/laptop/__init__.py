@@ -21,9 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     load_config(app, dict(
         DATABASE=os.path.join(app.instance_path, "lapsync.sqlite"),
         MIN_LAP_SECONDS=60,
-        # Above this a request is refused with 413 before it is read: the 4 MB of a
-        # roster CSV (roster_csv.MAX_BYTES) plus room for the rest of the form.
-        MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+        # Body limits: lapsync.web's SHARED_DEFAULTS (1 MiB; a roster upload 5 MiB).
         CENTRAL_URL=None,          # set by `flask --app app connect URL TOKEN`
         CENTRAL_TOKEN=None,
         SYNC_ENABLED=True,         # background sync (never under tests)

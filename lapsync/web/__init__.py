@@ -1,5 +1,5 @@
-"""The web parts both apps share: config loading, secret key, size limit message, templates
-and CSS."""
+"""The web parts both apps share: config loading, secret key, templates and CSS, request
+hardening (guard.py: security headers, body limits)."""
 from __future__ import annotations
 
 import os
@@ -7,33 +7,47 @@ import secrets
 from pathlib import Path
 
 from flask import Blueprint, Flask
-from flask_babel import gettext as _
+
+from . import guard
 
 # Shared templates live under web/ (web/layout.html, web/login.html, ...) so that they
 # never shadow an app's own; each app's base.html extends web/layout.html.
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/web-static")
-# Defaults both apps share. Login rate limit (the app's auth.py, table login_failure):
-# at most this many failed logins per name, and per client address, within the
-# window; then 429 until the oldest of them leaves the window.
+# Defaults both apps share. Login rate limit (authcore.LoginLimits, table login_failure):
+# after this many failures of one name from one client address within the window, that
+# name from that address waits the first delay, then twice as long after each further
+# failure (at most the window); after this many failures from one address, of any
+# names, the address waits until the oldest leaves the window (429 meanwhile).
 SHARED_DEFAULTS = {
     "LOGIN_WINDOW_SECONDS": 15 * 60,
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_FIRST_DELAY_SECONDS": 60,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,  # the session's own 8 h expiry limits the token
+    # Body limits (guard.body_limit), refused with 413 before the body is read: every
+    # request but uploads and pushes; a text field of a multipart form; a file upload
+    # (multipart/form-data: a 4 MB roster CSV, roster_csv.MAX_BYTES, and the form around
+    # it). A push has the protocol's own limit (MAX_BATCH_BYTES).
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "MAX_FORM_MEMORY_SIZE": 200_000,
+    "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
 }
+OWNER_ONLY_FOLDER = 0o700  # instance folders: keys, tokens, databases
 
 
 def init_app(app: Flask) -> None:
-    """Register the shared templates and CSS (served under /web-static/)."""
+    """Register the shared templates, CSS and JS (under /web-static/), headers and body limits."""
     app.register_blueprint(bp)
+    guard.init_app(app)
 
 
 def load_config(app: Flask, defaults: dict, test_config: dict | None,
                 env_prefixes: tuple[str, ...] = ("FLASK",)) -> None:
     """Layer the config: shared and app defaults, instance config.py, environment, test dict."""
+    make_private_folder(app.instance_path)
     app.config.from_mapping(SHARED_DEFAULTS)
     app.config.from_mapping(defaults)
     if test_config is None:
@@ -47,6 +61,19 @@ def load_config(app: Flask, defaults: dict, test_config: dict | None,
         app.config["SECRET_KEY"] = load_secret_key(app.instance_path)
 
 
+def make_private_folder(path: str | Path) -> None:
+    """Create a folder readable by its owner only, or make an existing one so."""
+    os.makedirs(path, mode=OWNER_ONLY_FOLDER, exist_ok=True)
+    os.chmod(path, OWNER_ONLY_FOLDER)  # makedirs leaves an existing folder's mode alone
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a new file that only its owner can read, from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def load_secret_key(instance_path: str) -> str:
     """Return the app's persistent secret key, creating it on first start.
 
@@ -56,8 +83,8 @@ def load_secret_key(instance_path: str) -> str:
     path = Path(instance_path) / "secret_key"
     if not path.exists():
         tmp = path.with_name(f"secret_key.{os.getpid()}.tmp")
-        tmp.write_text(secrets.token_hex(32), encoding="utf-8")
-        tmp.chmod(0o600)
+        tmp.unlink(missing_ok=True)  # a leftover of a crashed start
+        write_private_file(tmp, secrets.token_hex(32))
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -66,8 +93,3 @@ def load_secret_key(instance_path: str) -> str:
             tmp.unlink()
     return path.read_text(encoding="utf-8").strip()
 
-
-def too_large_message(limit: int) -> str:
-    """Say that a request was larger than the limit (bytes), in the page's language."""
-    return _("The request is too large: this server accepts at most %(size)s MB.",
-             size=max(1, limit // 1_000_000))

@@ -1,6 +1,8 @@
 """lapsync/errors.py: one error shape, JSON {"error", "message", ...} or a page, in both apps."""
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask import Flask, abort, request
 from flask_babel import lazy_gettext
@@ -272,3 +274,41 @@ def test_a_body_above_max_content_length_is_413_naming_the_limit(limit, size, me
     assert response.get_json() == {
         "error": "too_large", "max_bytes": limit,
         "message": f"The request is too large: this server accepts at most {megabytes} MB."}
+
+
+
+@pytest.mark.parametrize("unset", [True, False])
+def test_a_413_without_a_configured_limit_answers_the_stock_text(unset):
+    """Regression: the 413 handler read MAX_CONTENT_LENGTH and crashed (None // 1_000_000)
+    when it was unset, answering 500 instead of 413."""
+    app = routes(bare_app())
+    if unset:
+        del app.config["MAX_CONTENT_LENGTH"]
+    else:
+        app.config["MAX_CONTENT_LENGTH"] = None
+    client = app.test_client()
+    response = client.post("/upload", data=b"x" * 3_000_000, headers=JSON)
+    assert response.status_code == 200  # no limit: the body is read
+    response = client.get("/abort/413", headers=JSON)
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "too_large", "message": "The upload is too large."}
+    page = client.get("/abort/413", headers={**HTML, **DE})
+    assert page.status_code == 413 and "Die gesendeten Daten sind zu groß." in page.get_data(
+        as_text=True)
+
+
+def test_a_form_field_above_max_form_memory_size_is_413_without_naming_the_body_limit():
+    app = routes(bare_app(config={"MAX_CONTENT_LENGTH": 1_000_000, "MAX_FORM_MEMORY_SIZE": 200_000}))
+
+    @app.post("/form")
+    def form():
+        return str(len(request.form["name"]))
+
+    client = app.test_client()
+    ok = client.post("/form", data={"name": "x" * 190_000, "f": (io.BytesIO(b"y"), "f.csv")},
+                     content_type="multipart/form-data")
+    assert ok.status_code == 200 and ok.get_data(as_text=True) == "190000"
+    response = client.post("/form", data={"name": "x" * 200_001, "f": (io.BytesIO(b"y"), "f.csv")},
+                           content_type="multipart/form-data", headers=JSON)
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "too_large", "message": "The upload is too large."}

@@ -1,6 +1,7 @@
 """lapsync/web (config, secret key, size message), lapsync/ids and lapsync/i18n."""
 from __future__ import annotations
 
+import builtins
 import codecs
 import os
 import re
@@ -8,13 +9,16 @@ import stat
 from pathlib import Path
 
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, request
 from flask_babel import force_locale
 
-from lapsync import i18n, web
+from lapsync import i18n, roster_csv, web
+from lapsync.errors import too_large_message
 from lapsync.i18n import select_locale
 from lapsync.ids import new_id
-from lapsync.web import load_config, load_secret_key, too_large_message
+from lapsync.protocol import MAX_BATCH_BYTES
+from lapsync.web import load_config, load_secret_key
+from lapsync.web.guard import SECURITY_HEADERS, body_limit
 from tests.core.bare_app import bare_app
 
 # ---- lapsync/web: load_config ------------------------------------------------
@@ -208,18 +212,63 @@ def test_init_app_keeps_a_given_catalog_folder(tmp_path):
 
 def test_secret_key_file_is_written_and_read_as_utf_8_whatever_the_locale(tmp_path, monkeypatch):
     encodings = []
-    write, read = Path.write_text, Path.read_text
+    real_open, read = builtins.open, Path.read_text
 
-    def spy_write(self, data, encoding=None, errors=None, newline=None):
-        encodings.append(("write", encoding))
-        return write(self, data, encoding="utf-8")
+    def spy_open(file, mode="r", *args, encoding=None, **kwargs):
+        encodings.append(("write" if "w" in mode else "open", encoding))
+        return real_open(file, mode, *args, encoding="utf-8", **kwargs)
 
     def spy_read(self, encoding=None, errors=None):
         encodings.append(("read", encoding))
         return read(self, encoding="utf-8")
 
-    monkeypatch.setattr(Path, "write_text", spy_write)
+    monkeypatch.setattr(builtins, "open", spy_open)
     monkeypatch.setattr(Path, "read_text", spy_read)
     load_secret_key(str(tmp_path))
     assert [op for op, _ in encodings] == ["write", "read"]
     assert all(enc is not None and codecs.lookup(enc).name == "utf-8" for _, enc in encodings)
+
+
+# ---- lapsync/web/guard: body limits and security headers ---------------------------
+
+def test_body_limits_for_a_push_an_upload_and_everything_else():
+    config = dict(web.SHARED_DEFAULTS)
+    assert body_limit(config, "/api/v1/push", "application/json") == MAX_BATCH_BYTES
+    assert body_limit(config, "/runners/import", "multipart/form-data") == \
+        config["MAX_UPLOAD_BYTES"] > roster_csv.MAX_BYTES + 64 * 1024  # a roster and its form
+    for path, mimetype in (("/login", "application/x-www-form-urlencoded"),
+                           ("/login", "application/json"), ("/api/v1/pull", ""),
+                           ("/api/v1/push/", "application/json")):
+        assert body_limit(config, path, mimetype) == config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    assert body_limit({"MAX_CONTENT_LENGTH": None}, "/x", "multipart/form-data") is None
+    assert config["MAX_FORM_MEMORY_SIZE"] == 200_000
+
+
+def test_a_view_may_set_its_own_body_limit():
+    app = bare_app(config={"MAX_CONTENT_LENGTH": 10})
+
+    @app.post("/big")
+    def big():
+        request.max_content_length = 100
+        return str(len(request.get_data()))
+
+    client = app.test_client()
+    assert client.post("/big", data=b"x" * 100).get_data(as_text=True) == "100"
+    assert client.post("/big", data=b"x" * 101).status_code == 413
+
+
+def test_every_answer_carries_the_security_headers_a_view_may_override_one():
+    app = bare_app()
+
+    @app.get("/framed")
+    def framed():
+        return "", 200, {"X-Frame-Options": "SAMEORIGIN"}
+
+    client = app.test_client()
+    for path in ("/web-static/lapsync.css", "/web-static/actions.js", "/missing"):
+        response = client.get(path)
+        assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == \
+            SECURITY_HEADERS, path
+    assert client.get("/framed").headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "script-src 'self';" in SECURITY_HEADERS["Content-Security-Policy"]
+    assert "unsafe-inline" not in SECURITY_HEADERS["Content-Security-Policy"].split("style-src")[0]

@@ -397,7 +397,7 @@ def test_importing_the_same_file_twice_adds_nobody_twice(admin, db, runners):
 
 def test_oversized_upload_is_refused(app, admin, db, runners):
     before = snapshot(db)
-    big = CSV_HEADER.encode() + b"\n" + b"x" * app.config["MAX_CONTENT_LENGTH"]
+    big = CSV_HEADER.encode() + b"\n" + b"x" * app.config["MAX_UPLOAD_BYTES"]
     response = upload(admin, big)
     assert response.status_code == 413
     assert snapshot(db) == before

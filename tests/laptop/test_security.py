@@ -162,8 +162,8 @@ def test_every_write_without_a_valid_csrf_token_is_refused(app, admin, db, ids):
 
 # --- request size limits ------------------------------------------------------------------------
 
-def test_a_request_above_max_content_length_is_refused_with_413(app, admin, db, runners):
-    limit = app.config["MAX_CONTENT_LENGTH"]
+def test_an_upload_above_max_upload_bytes_is_refused_with_413(app, admin, db, runners):
+    limit = app.config["MAX_UPLOAD_BYTES"]
     before = snapshot(db)
 
     def send(headers: dict):
@@ -186,7 +186,7 @@ def test_a_request_above_max_content_length_is_refused_with_413(app, admin, db, 
 def test_a_roster_up_to_its_own_limit_reaches_the_importer(app, admin, db, runners):
     """Regression: MAX_CONTENT_LENGTH was 2 MB while the importer takes files up to 4 MB, so a
     3 MB roster got a bare 413 instead of the importer's answer; now the importer answers."""
-    assert app.config["MAX_CONTENT_LENGTH"] > 4 * 1024 * 1024 + 64 * 1024
+    assert app.config["MAX_UPLOAD_BYTES"] > 4 * 1024 * 1024 + 64 * 1024
     before = snapshot(db)
     data = b"Name,Klasse,Jahrgang\n" + b"x" * (4 * 1024 * 1024 + 1)
     response = admin.post("/runners/import", data={"csrf_token": admin.csrf, "file": (
