@@ -228,6 +228,8 @@ def apply_block(db: sqlite_utils.Database, block: Any) -> None:
     try:
         store_block(db, block)
     except (KeyError, TypeError, ValueError) as exc:
+        # Every page carries the block: keep only the latest bad one, not one per page.
+        db.execute("DELETE FROM rejected_pull WHERE entity = 'number_block'")
         store_rejected_pull(db, {"entity": "number_block", "data": block}, exc)
 
 
