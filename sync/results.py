@@ -5,9 +5,13 @@ voided laps never count) and are never counted from the lap table: the export
 stays fast with a million laps. Distances are laps × the metres_per_lap setting.
 
 Excel safety of /admin/results.csv: UTF-8 with a byte order mark (so Excel picks
-the right encoding), and any text cell that starts with =, +, -, @, tab, CR or LF
+the right encoding); every text cell in double quotes, so a ";" or "," in a name
+stays inside its cell; and a text cell that starts with =, +, -, @, tab, CR or LF
 gets a single quote in front, so a runner called "=HYPERLINK(...)" shows as text
-and never runs as a formula (CSV/formula injection). Numbers are never changed.
+and never runs as a formula (CSV/formula injection). So does each such piece after
+a ";" inside a cell: German Excel splits a comma-separated file on ";", and
+"x;=1+1" would otherwise leave a formula in a cell of its own. Numbers are never
+changed or quoted.
 """
 from __future__ import annotations
 
@@ -41,7 +45,9 @@ from .settings import get_settings
 
 bp = Blueprint("results", __name__, url_prefix="/admin")
 HEADER = ("start_number", "name", "class", "grade", "laps", "distance_m")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+# The start of a cell, or of a piece a ";"-splitting spreadsheet makes of it, that a
+# spreadsheet would read as a formula.
+FORMULA_PIECE = re.compile(r"(^|;)(?=[=+\-@\t\r\n])")
 CHUNK_ROWS = 1000
 # Every runner with the laps that count, by class (5a before 10a), then most laps.
 RESULTS = """
@@ -60,9 +66,9 @@ ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class)
 
 
 def excel_safe(value: object) -> object:
-    """Return a text cell Excel would read as a formula with a quote in front; else as is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
+    """Put a quote before each formula start of a text cell (also after a ";"); numbers as is."""
+    if isinstance(value, str):
+        return FORMULA_PIECE.sub(r"\1'", value)
     return value
 
 
@@ -92,7 +98,7 @@ def csv_row(row: dict, metres_per_lap: float | None) -> list:
 def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None) -> Iterator[str]:
     """Yield the results CSV in chunks: BOM and header, then every runner (server-side cursor)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)  # every text cell quoted
     buffer.write("\ufeff")
     writer.writerow(HEADER)
     with conn.transaction(), conn.cursor(name="results_csv") as cursor:

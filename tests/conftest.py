@@ -29,7 +29,7 @@ authcore.use_hash_parameters(time_cost=1, memory_cost=1024, parallelism=1)
 SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py",
                 "tests/system/test_browser.py", "tests/system/test_browser_central.py",
                 "tests/system/test_lap_page.py", "tests/system/test_small_screens.py",
-                "tests/system/test_browser_blocks.py")
+                "tests/system/test_browser_blocks.py", "tests/system/test_csp.py")
 
 
 class SerialGroup(LoadGroupScheduling):

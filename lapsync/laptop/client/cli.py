@@ -1,7 +1,8 @@
-"""CLI for sync: `flask connect URL TOKEN`, `flask sync`, `flask sync-status [--json]`."""
+"""CLI for sync: `flask connect URL [TOKEN]`, `flask sync`, `flask sync-status [--json]`."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from .status import rejected_items, status_for
 from .transport import AUTH, TRANSIENT, Central, SyncResult, central_from_config
 
 EXIT_CODES = {TRANSIENT: 2, AUTH: 3}  # anything else: 1
+TOKEN_ENV = "LAPSYNC_TOKEN"  # connect's token when TOKEN is left out: never in `ps` or history
 
 
 def fail(result: SyncResult, hint: str = "") -> None:
@@ -48,21 +50,35 @@ def run_sync(db, central: Central) -> SyncResult:
         return sync_once(db, central, force=True, progress=bar.update)
 
 
+def read_token(token: str | None) -> str:
+    """Return TOKEN as given; "-" or none: $LAPSYNC_TOKEN (none only), else standard input."""
+    if token is not None and token != "-":
+        return token
+    if token is None and os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    if sys.stdin.isatty():
+        return click.prompt("Device token", hide_input=True, err=True)
+    return sys.stdin.readline().strip()
+
+
 # ignore_unknown_options: a device token is URL-safe base64 and 1 in 64 begin with
 # "-"; without it click reads such a token as an option ("No such option '-0'").
 @click.command("connect", context_settings={"ignore_unknown_options": True})
 @click.argument("url")
-@click.argument("token")
+@click.argument("token", required=False)
 @with_appcontext
-def connect_command(url: str, token: str) -> None:
+def connect_command(url: str, token: str | None) -> None:
     """Connect this laptop to central at URL with a device TOKEN, then sync once.
 
-    The token comes from `flask --app sync register-device NAME` on central.
-    URL and token are stored in the instance config file (mode 600). Exit status:
-    2 when central cannot be reached, 3 when it refuses the token, 1 otherwise.
+    The token comes from `flask --app sync register-device NAME` on central. Leave
+    TOKEN out (or give -) to keep it off the command line, where other users of the
+    machine can see it: it is then read from $LAPSYNC_TOKEN (TOKEN left out only) or
+    from standard input (asked for, hidden, on a terminal). URL and token are stored
+    in the instance config file (mode 600). Exit status: 2 when central cannot be
+    reached, 3 when it refuses the token, 1 otherwise.
     """
     try:
-        url, token = validate_url(url), validate_token(token)
+        url, token = validate_url(url), validate_token(read_token(token))
     except InputError as exc:
         raise click.BadParameter(exc.message, param_hint="URL" if exc.code == "invalid_url" else "TOKEN")
     path = config_file(current_app)

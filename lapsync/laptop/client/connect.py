@@ -60,7 +60,7 @@ def write_central_config(path: Path, url: str, token: str) -> None:
             lines = [old for i, old in enumerate(lines) if i not in hits[1:]]
         else:
             lines.append(line)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the token's folder: owner only
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never world-readable
     with open(fd, "w", encoding="utf-8") as handle:
