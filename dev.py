@@ -200,11 +200,13 @@ def connect_laptop(plan: Plan, state: dict, central_url: str) -> str:
     if plan.register:
         say(f"registering this laptop at central as device {plan.register!r}")
         token = register_device(plan.register)
-        run(flask("connect", central_url, token), env=helper_env())
+        # In the environment, not the command line: other users of the machine see that in ps.
+        run(flask("connect", central_url), env={**helper_env(), "LAPSYNC_TOKEN": token})
         return plan.register
     if plan.connect:
         say(f"central moved to {central_url}: connecting again with the stored token")
-        run(flask("connect", central_url, read_laptop_token()), env=helper_env())
+        run(flask("connect", central_url),
+            env={**helper_env(), "LAPSYNC_TOKEN": read_laptop_token()})
     elif plan.sync_now:
         run(flask("sync"), env=helper_env())
     return state["device"]["name"]
