@@ -2,6 +2,7 @@
 hardening (guard.py: security headers, body limits)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -64,7 +65,10 @@ def load_config(app: Flask, defaults: dict, test_config: dict | None,
 def make_private_folder(path: str | Path) -> None:
     """Create a folder readable by its owner only, or make an existing one so."""
     os.makedirs(path, mode=OWNER_ONLY_FOLDER, exist_ok=True)
-    os.chmod(path, OWNER_ONLY_FOLDER)  # makedirs leaves an existing folder's mode alone
+    # makedirs leaves an existing folder's mode alone. One the app does not own (set
+    # up by an operator for a service account) keeps the mode the operator chose.
+    with contextlib.suppress(PermissionError):
+        os.chmod(path, OWNER_ONLY_FOLDER)
 
 
 def write_private_file(path: Path, text: str) -> None:
