@@ -15,10 +15,11 @@ from lapsync.roster_csv import (
 HEADER = "Name,Klasse,Jahrgang"
 
 
-def parse(text: str | bytes, existing=()) -> list[dict]:
-    """Parse a roster the way the laptop does, against EXISTING (number, name, class)."""
+def parse(text: str | bytes, existing=(), validate=validate_runner,
+          highest: int = MAX_START_NUMBER) -> list[dict]:
+    """Parse a roster the way the laptop does (or with an app's validator and highest number)."""
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return parse_roster(data, existing, validate_runner, MAX_START_NUMBER)
+    return parse_roster(data, existing, validate, highest)
 
 
 def problems(text: str | bytes, existing=()) -> list[tuple[int, str]]:
@@ -187,6 +188,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from lapsync.protocol import CONTROL_CHARS  # noqa: E402
+from sync.blocks import free_gap_end, next_free_number  # noqa: E402
+from sync.roster import unreserved_validator  # noqa: E402
 
 TAKEN = [(17, "Cleo Dahl", "6b")]
 _TRICKY = ["=SUM(A1:A9)", "+49 170", "-5", "@cmd", "=cmd|' /C calc'!A0", '"quoted"', "a,b",
@@ -240,10 +243,11 @@ def roster_files(draw) -> bytes:
     return data
 
 
-def check_roster(data: bytes, existing=TAKEN) -> list[dict] | RosterError:
+def check_roster(data: bytes, existing=TAKEN, validate=validate_runner,
+                 highest: int = MAX_START_NUMBER) -> list[dict] | RosterError:
     """Parse data; assert the outcome is all runners, clean, or a report of real lines."""
     try:
-        runners = parse(data, existing)
+        runners = parse(data, existing, validate, highest)
     except RosterError as refused:
         lines = data.count(b"\n") + data.count(b"\r") + 2        # generous: any line break
         assert refused.problems and refused.status == 422
@@ -298,10 +302,11 @@ def _post_roster(client, data: bytes, as_json: bool):
                        headers=headers)
 
 
-def check_upload(client, data: bytes, as_json: bool, existing: list, state) -> None:
+def check_upload(client, data: bytes, as_json: bool, existing: list, state,
+                 validate=validate_runner, highest: int = MAX_START_NUMBER) -> None:
     """Post data; the view must do exactly what parse_roster says: import all, or refuse all."""
     before = state()
-    expected = check_roster(data, existing)
+    expected = check_roster(data, existing, validate, highest)
     response = _post_roster(client, data, as_json)
     if isinstance(expected, RosterError):
         assert response.status_code == 422, response.get_data(as_text=True)[:500]
@@ -335,7 +340,11 @@ def test_the_central_import_view_imports_all_or_nothing_whatever_the_file(centra
                                                                          data, as_json):
     existing = [(r["start_number"], r["name"], r["class"])
                 for r in central_db.execute("SELECT start_number, name, class FROM runner")]
+    # Central numbers rows without a number up to the next reserved block and refuses
+    # numbers of a block: parse_roster with central's validator and highest number.
+    highest = free_gap_end(central_db, next_free_number(central_db))
     check_upload(central_admin, data, as_json, existing, lambda: (
         central_db.execute("SELECT * FROM runner ORDER BY id").fetchall(),
         central_db.execute("SELECT last_value FROM change_id_seq").fetchone(),
-        central_db.execute("SELECT count(*) FROM clash").fetchone()))
+        central_db.execute("SELECT count(*) FROM clash").fetchone()),
+        unreserved_validator(central_db), highest)
