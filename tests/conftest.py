@@ -22,27 +22,31 @@ PASSWORD = "correct-horse"
 # do: a login then costs ~1 ms, not ~200 ms. Apps in subprocesses keep the real ones;
 # tests/core/test_authcore.py pins those.
 authcore.use_hash_parameters(time_cost=1, memory_cost=1024, parallelism=1)
-# SIGKILL timing, skewed clocks and real browsers: under `dev.py test` (pytest-xdist,
-# --dist loadgroup) these files run one after another on one worker, never beside
-# each other. The group is the largest unit, so xdist hands it out first and the
-# other worker takes everything else meanwhile.
-SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py",
-                "tests/system/test_browser.py", "tests/system/test_browser_central.py",
-                "tests/system/test_lap_page.py", "tests/system/test_small_screens.py",
-                "tests/system/test_browser_blocks.py", "tests/system/test_csp.py")
+# SIGKILL timing and skewed clocks: under `dev.py test` (pytest-xdist, --dist
+# loadgroup) these files run one after another on one worker, never beside each other.
+SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py")
+# Real browsers: each file runs whole on one worker, so that its module-scoped apps
+# and Chromium start once; different files run side by side.
+BROWSER_FILES = ("tests/system/test_browser.py", "tests/system/test_browser_central.py",
+                 "tests/system/test_lap_page.py", "tests/system/test_small_screens.py",
+                 "tests/system/test_browser_blocks.py", "tests/system/test_csp.py",
+                 "tests/system/test_barcodes.py")
 
 
 class SerialGroup(LoadGroupScheduling):
-    """xdist's loadgroup with SERIAL_FILES as the one group "serial".
+    """xdist's loadgroup with SERIAL_FILES as one unit and each of BROWSER_FILES as one.
 
-    Not an xdist_group marker: xdist 3.8 marks a group by rewriting item._nodeid,
-    which pytest 9 no longer reads, so marked tests would be spread over workers.
+    xdist hands out the largest units first. Not an xdist_group marker: xdist 3.8 marks
+    a group by rewriting item._nodeid, which pytest 9 no longer reads.
     """
 
     def _split_scope(self, nodeid: str) -> str:
-        """Return "serial" for a test of SERIAL_FILES; any other test is its own unit."""
-        if nodeid.split("::", 1)[0] in SERIAL_FILES:
+        """Return "serial", a browser file's path, or the test itself as the unit."""
+        path = nodeid.split("::", 1)[0]
+        if path in SERIAL_FILES:
             return "serial"
+        if path in BROWSER_FILES:
+            return path
         return super()._split_scope(nodeid)
 
 
