@@ -3,11 +3,15 @@ from __future__ import annotations
 
 pytest_plugins = ["tests.pg"]
 
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
+import jinja2
 import pytest
+from flask import Flask
 from xdist.scheduler import LoadGroupScheduling
 
 from lapsync import authcore
@@ -22,6 +26,35 @@ PASSWORD = "correct-horse"
 # do: a login then costs ~1 ms, not ~200 ms. Apps in subprocesses keep the real ones;
 # tests/core/test_authcore.py pins those.
 authcore.use_hash_parameters(time_cost=1, memory_cost=1024, parallelism=1)
+
+# Test files in memory where the machine has /dev/shm: a laptop database commits with
+# synchronous=FULL, and an fsync to disk per commit only makes the suite wait.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    tempfile.tempdir = "/dev/shm"
+
+
+class MemoryBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept in memory for every app this process creates.
+
+    Each test makes a fresh app, and a fresh app compiles every template it renders
+    again: that was half the time of a page test. Jinja checks each template's source
+    checksum, so an edited template is compiled anew.
+    """
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Fill the bucket from memory if this template was compiled before."""
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Keep a freshly compiled template."""
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": MemoryBytecodeCache()}
 # SIGKILL timing and skewed clocks: under `dev.py test` (pytest-xdist, --dist
 # loadgroup) these files run one after another on one worker, never beside each other.
 SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py")
