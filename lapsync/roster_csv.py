@@ -207,6 +207,33 @@ def assign_numbers(rows: list[_Row], taken: set[int], highest: int) -> None:
             row.start_number, following = following, following + 1
 
 
+@dataclass(frozen=True)
+class NumberPool:
+    """The start numbers rows without one take, lowest free first (a laptop's block).
+
+    too_few(needed, free) says, for the report, that the rows without a number need
+    more numbers than the pool has free and what to do about it.
+    """
+
+    first: int
+    last: int
+    too_few: Callable[[int, int], str]
+
+
+def assign_from_pool(rows: list[_Row], taken: set[int], pool: NumberPool) -> list[Problem]:
+    """Give rows without a start number the pool's free numbers; report when too few are free."""
+    in_file = {row.start_number for row in rows}
+    free = (n for n in range(pool.first, pool.last + 1) if n not in taken and n not in in_file)
+    waiting = [row for row in rows if row.start_number is None and not row.bad_number]
+    for row in waiting:
+        row.start_number = next(free, None)
+        row.bad_number = row.start_number is None  # reported once below, not per row
+    left_out = [row for row in waiting if row.bad_number]
+    if not left_out:
+        return []
+    return [Problem(left_out[0].line, pool.too_few(len(waiting), len(waiting) - len(left_out)))]
+
+
 def check_names(rows: list[_Row], existing: list[tuple[int, str, str]]) -> list[Problem]:
     """Report a runner already on the roster or twice in the file (same name and class)."""
     known = {_key(name, class_): ("roster", number) for number, name, class_ in existing}
@@ -229,18 +256,23 @@ def _twice_text(row: _Row, where: str, number: int) -> str:
 
 
 def parse_roster(data: bytes, existing: Iterable[tuple[int, str, str]],
-                 validate: Callable[..., dict], highest: int = 999_999) -> list[dict]:
+                 validate: Callable[..., dict], highest: int = 999_999,
+                 pool: NumberPool | None = None) -> list[dict]:
     """Check a whole roster file against the runners in use; return every runner or raise.
 
     `existing` holds (start_number, name, class) of the runners already there;
     `validate(start_number, name, class_, grade)` cleans one runner or raises
-    InputError; `highest` is the largest valid start number.
+    InputError; rows without a start number continue after the highest in use up to
+    `highest`, or, given a `pool`, take its free numbers (too few refuse the file).
     """
     existing = list(existing)
     taken = {number for number, _name, _class in existing}
     rows, problems = read_rows(decode(data))
     problems += check_numbers(rows, taken)
-    assign_numbers(rows, taken, highest)
+    if pool is None:
+        assign_numbers(rows, taken, highest)
+    else:
+        problems += assign_from_pool(rows, taken, pool)
     problems += check_names(rows, existing)
     runners = []
     for row in rows:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlite_utils
+from flask_babel import ngettext
 
 from lapsync.protocol import LOCAL_NUMBERS, pulled_number_block
+from lapsync.roster_csv import NumberPool
 
 from .db import get_meta, set_meta
 
@@ -41,3 +43,35 @@ def number_source(db: sqlite_utils.Database) -> dict:
                                          "WHERE start_number BETWEEN ? AND ?", [first, last])}
     free = next((n for n in range(first, last + 1) if n not in used), None)
     return {"kind": kind, "first": first, "last": last, "next": free}
+
+
+def too_few_text(kind: str, first: int, last: int, needed: int, free: int) -> str:
+    """Say that a roster's rows without a number need more than the range has free, and what to do."""
+    if kind == "block":
+        return ngettext(
+            "%(num)s runner in the file has no start number, but the block %(first)s–%(last)s "
+            "that central reserved for this laptop has only %(free)s free. Type the start "
+            "numbers into the file (column Startnummer), or ask an admin at central for more "
+            "numbers on the devices page: they arrive at the next sync.",
+            "%(num)s runners in the file have no start number, but the block %(first)s–%(last)s "
+            "that central reserved for this laptop has only %(free)s free. Type the start "
+            "numbers into the file (column Startnummer), or ask an admin at central for more "
+            "numbers on the devices page: they arrive at the next sync.",
+            needed, first=first, last=last, free=free)
+    return ngettext(
+        "%(num)s runner in the file has no start number, but the local start numbers "
+        "%(first)s–%(last)s have only %(free)s free. Type the start numbers into the file "
+        "(column Startnummer), or connect this laptop to central and sync: central reserves "
+        "a block of numbers for it.",
+        "%(num)s runners in the file have no start number, but the local start numbers "
+        "%(first)s–%(last)s have only %(free)s free. Type the start numbers into the file "
+        "(column Startnummer), or connect this laptop to central and sync: central reserves "
+        "a block of numbers for it.",
+        needed, first=first, last=last, free=free)
+
+
+def import_pool(db: sqlite_utils.Database) -> NumberPool:
+    """Return the numbers an imported roster's rows without one take: this laptop's range."""
+    kind, first, last = current_range(db)
+    return NumberPool(first, last, lambda needed, free: too_few_text(kind, first, last,
+                                                                     needed, free))

@@ -38,7 +38,7 @@ from . import clock
 from .auth import admin_required, login_required
 from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL
 from .db import connect, device_id, get_db, record_change, transaction
-from .numbers import number_source
+from .numbers import import_pool, number_source
 
 bp = Blueprint("runners", __name__, url_prefix="/runners")
 MAX_NAME = MAX_RUNNER_NAME
@@ -144,7 +144,10 @@ def import_roster(db: sqlite_utils.Database, data: bytes) -> int:
     """Import a roster CSV whole in one transaction, or raise RosterError; return the count."""
     with transaction(db):
         existing = db.execute("SELECT start_number, name, class FROM runner").fetchall()
-        runners = roster_csv.parse_roster(data, existing, validate_runner, MAX_START_NUMBER)
+        # Rows without a number take free ones of this laptop's block (or the local range),
+        # never the next after the highest: those may be another laptop's or central's.
+        runners = roster_csv.parse_roster(data, existing, validate_runner, MAX_START_NUMBER,
+                                          import_pool(db))
         for fields in runners:
             save_runner(db, fields)
     return len(runners)
@@ -266,7 +269,9 @@ def import_runners_command(file: Path) -> None:
     \b
     Header: Name,Klasse,Jahrgang and optionally Startnummer, in any order;
     ',' or ';' between fields; UTF-8 (with or without BOM) or Windows-1252.
-    Rows without a start number get the next ones after the highest in use.
+    Rows without a start number get the free numbers of this laptop's block from
+    central (before the first pull: the local range 90000-90999); when too few are
+    free, the file is refused: type the numbers into it or ask central for more.
     A bad file changes nothing: every bad line is listed and the exit code is 1.
     """
     db = connect(current_app.config["DATABASE"])

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from lapsync.laptop.numbers import import_pool
 from lapsync.laptop.runners import MAX_START_NUMBER, validate_runner
 from lapsync.roster_csv import (
     MAX_ROWS,
+    NumberPool,
     RosterError,
     decode,
     format_report,
@@ -16,10 +18,10 @@ HEADER = "Name,Klasse,Jahrgang"
 
 
 def parse(text: str | bytes, existing=(), validate=validate_runner,
-          highest: int = MAX_START_NUMBER) -> list[dict]:
-    """Parse a roster the way the laptop does (or with an app's validator and highest number)."""
+          highest: int = MAX_START_NUMBER, pool: NumberPool | None = None) -> list[dict]:
+    """Parse a roster with validate_runner (or an app's validator, highest number and pool)."""
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return parse_roster(data, existing, validate, highest)
+    return parse_roster(data, existing, validate, highest, pool)
 
 
 def problems(text: str | bytes, existing=()) -> list[tuple[int, str]]:
@@ -76,6 +78,29 @@ def test_missing_numbers_come_after_the_highest_in_database_and_file():
 def test_missing_numbers_come_after_the_database_when_the_file_has_none():
     runners = parse(f"{HEADER}\nA,5a,5\nB,5a,5\n", [(7, "X", "1a"), (3, "Y", "1a")])
     assert [r["start_number"] for r in runners] == [8, 9]
+
+
+def too_few(needed: int, free: int) -> str:
+    """Say how many rows need a number and how many the pool has free."""
+    return f"{needed} need a number, {free} free"
+
+
+def test_a_pool_numbers_rows_with_its_free_numbers_lowest_first():
+    pool = NumberPool(9000, 9005, too_few)
+    existing = [(9001, "In Block", "1a"), (12000, "Above", "1a")]
+    runners = parse("Name,Klasse,Jahrgang,Startnummer\nA,5a,5,\nB,5a,5,9000\nC,5a,5,\n"
+                    "D,5a,5,44\nE,5a,5,\n", existing, pool=pool)
+    assert [r["start_number"] for r in runners] == [9002, 9000, 9003, 44, 9004]
+
+
+def test_a_pool_with_too_few_free_numbers_refuses_the_file_at_the_first_row_left_out():
+    pool = NumberPool(9000, 9002, too_few)
+    text = "Name,Klasse,Jahrgang,Startnummer\nA,5a,5,\nB,5a,5,9001\nC,5a,5,\nD,5a,5,x\nE,5a,5,\n"
+    with pytest.raises(RosterError) as caught:
+        parse(text, pool=pool)
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (5, "The start number 'x' is not valid: use digits only, e.g. 17."),
+        (6, "3 need a number, 2 free")]
 
 
 def test_startnummer_column_may_be_present_but_empty_everywhere():
@@ -244,10 +269,11 @@ def roster_files(draw) -> bytes:
 
 
 def check_roster(data: bytes, existing=TAKEN, validate=validate_runner,
-                 highest: int = MAX_START_NUMBER) -> list[dict] | RosterError:
+                 highest: int = MAX_START_NUMBER,
+                 pool: NumberPool | None = None) -> list[dict] | RosterError:
     """Parse data; assert the outcome is all runners, clean, or a report of real lines."""
     try:
-        runners = parse(data, existing, validate, highest)
+        runners = parse(data, existing, validate, highest, pool)
     except RosterError as refused:
         lines = data.count(b"\n") + data.count(b"\r") + 2        # generous: any line break
         assert refused.problems and refused.status == 422
@@ -303,10 +329,11 @@ def _post_roster(client, data: bytes, as_json: bool):
 
 
 def check_upload(client, data: bytes, as_json: bool, existing: list, state,
-                 validate=validate_runner, highest: int = MAX_START_NUMBER) -> None:
+                 validate=validate_runner, highest: int = MAX_START_NUMBER,
+                 pool: NumberPool | None = None) -> None:
     """Post data; the view must do exactly what parse_roster says: import all, or refuse all."""
     before = state()
-    expected = check_roster(data, existing, validate, highest)
+    expected = check_roster(data, existing, validate, highest, pool)
     response = _post_roster(client, data, as_json)
     if isinstance(expected, RosterError):
         assert response.status_code == 422, response.get_data(as_text=True)[:500]
@@ -329,9 +356,11 @@ _VIEWS = settings(max_examples=100, deadline=None, derandomize=True, database=No
 @given(data=roster_files(), as_json=st.booleans())
 def test_the_laptop_import_view_imports_all_or_nothing_whatever_the_file(admin, db, data, as_json):
     existing = db.execute("SELECT start_number, name, class FROM runner").fetchall()
+    # The laptop numbers rows without a number from its block (here: the local range).
     check_upload(admin, data, as_json, existing, lambda: (
         db.execute("SELECT * FROM runner ORDER BY id").fetchall(),
-        db.execute("SELECT count(*), max(seq) FROM change").fetchone()))
+        db.execute("SELECT count(*), max(seq) FROM change").fetchone()),
+        pool=import_pool(db))
 
 
 @_VIEWS

@@ -297,10 +297,10 @@ def test_edit_of_an_unknown_runner_is_404(admin, db, runners, method):
 
 # --- CSV import on the web -------------------------------------------------------------------
 
-def test_import_utf8_file_assigns_numbers_after_the_highest(admin, db, runners):
+def test_import_utf8_file_numbers_rows_from_the_local_range_before_the_first_pull(admin, db, runners):
     response = upload(admin, f"{CSV_HEADER}\nEva Fink,7a,7\nFinn Gro,7a,7\n".encode())
     assert response.status_code == 302
-    assert runner_row(db, 18)["name"] == "Eva Fink" and runner_row(db, 19)["name"] == "Finn Gro"
+    assert runner_row(db, 90000)["name"] == "Eva Fink" and runner_row(db, 90001)["name"] == "Finn Gro"
     page = admin.get("/runners/").get_data(as_text=True)
     assert "Imported 2 runners from klassen.csv." in page
 
@@ -310,12 +310,12 @@ def test_import_cp1252_semicolon_file_with_start_numbers(admin, db, runners):
     response = upload(admin, data.encode("cp1252"), follow_redirects=True)
     assert response.status_code == 200 and "Imported 2 runners" in response.get_data(as_text=True)
     assert runner_row(db, 100)["name"] == "Jürgen Öztürk"
-    assert runner_row(db, 101)["name"] == "Zoë Weiß"
+    assert runner_row(db, 90000)["name"] == "Zoë Weiß"
 
 
 def test_import_utf8_bom_file(admin, db):
     upload(admin, "\ufeffName,Klasse,Jahrgang\nZoë,5a,5\n".encode("utf-8"))
-    assert runner_row(db, 1)["name"] == "Zoë"
+    assert runner_row(db, 90000)["name"] == "Zoë"
 
 
 def test_every_imported_runner_gets_its_own_outbox_change(admin, db, runners):
@@ -411,7 +411,7 @@ def test_cli_imports_a_good_file(app, db, runners, tmp_path):
     result = app.test_cli_runner().invoke(args=["import-runners", str(path)])
     assert result.exit_code == 0, result.output
     assert "Imported 1 runner from" in result.output
-    assert runner_row(db, 18)["name"] == "Jürgen Öztürk"
+    assert runner_row(db, 90000)["name"] == "Jürgen Öztürk"
 
 
 def test_cli_refuses_a_bad_file_whole_with_the_report(app, db, runners, tmp_path):
