@@ -286,11 +286,49 @@ def flash_lap(result: dict) -> None:
             class_name=runner["class"], since=since_text(result)), "success")
 
 
+VOID_TARGET_SQL = """
+SELECT lap.id, lap.time, lap.voided_at, runner.start_number, runner.name, runner.class
+FROM lap JOIN runner ON runner.id = lap.runner_id WHERE lap.id = ?
+"""
+
+
+def void_target(db: sqlite_utils.Database, lap_id: str) -> dict:
+    """Return the lap a void asks about (time, number, name, class), or raise 404."""
+    rows = list(db.query(VOID_TARGET_SQL, [lap_id]))
+    if not rows:
+        raise InputError("unknown_lap", _("That lap does not exist."), 404)
+    return rows[0]
+
+
+def ask_void(lap_id: str, problem: InputError | None = None):
+    """Show the lap page asking whether to void this lap (the page's second step)."""
+    lap = void_target(get_db(), lap_id)
+    if lap["voided_at"] is not None:  # nothing to ask: it no longer counts already
+        flash(_("That lap is voided already."), "info")
+        return redirect(url_for("laps.index"))
+    return render_index(problem.status if problem else 200, problem=problem, confirm_void=lap,
+                        max_reason=MAX_REASON)
+
+
 @bp.post("/laps/<lap_id>/void")
 @can_record
 def void(lap_id: str):
-    """Void a lap (undo); it stays visible, struck through."""
-    return change_void(lap_id, True)
+    """Void a lap (undo); it stays visible, struck through.
+
+    A page's post voids only with confirm=1 and otherwise asks first; a JSON client
+    (laps.js, after its own second press) voids at once.
+    """
+    lap_id = lap_id[:64]
+    if wants_json():
+        return change_void(lap_id, True)
+    if request.form.get("confirm") != "1":
+        return ask_void(lap_id)
+    try:
+        return change_void(lap_id, True)
+    except InputError as exc:
+        if exc.code != "invalid_reason":
+            raise
+        return ask_void(lap_id, exc)
 
 
 @bp.post("/laps/<lap_id>/restore")

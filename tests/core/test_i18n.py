@@ -138,7 +138,10 @@ def test_recorded_lap_is_confirmed_in_german(teacher, runners):
 def test_void_and_restore_in_german(teacher, runners, db):
     post_lap(teacher, "2", DE)
     lap_id = db.execute("SELECT id FROM lap").fetchone()[0]
-    teacher.post(f"/laps/{lap_id}/void", data={"csrf_token": teacher.csrf}, headers=DE)
+    asked = page(teacher.post(f"/laps/{lap_id}/void", data={"csrf_token": teacher.csrf}, headers=DE))
+    assert "Diese Runde streichen?" in asked and "Ja, streichen" in asked  # the page asks first
+    teacher.post(f"/laps/{lap_id}/void", data={"csrf_token": teacher.csrf, "confirm": "1"},
+                 headers=DE)
     html = page(teacher.get("/", headers=DE))
     assert "Runde gestrichen." in html and "Wiederherstellen" in html
     bad = teacher.post(f"/laps/{lap_id}/void", headers={**JSON_DE, "X-CSRFToken": teacher.csrf},

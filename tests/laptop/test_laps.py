@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from cuid2 import is_cuid
@@ -130,6 +131,81 @@ def test_void_reason_too_long_is_refused(teacher, runners, db):
                             headers={**JSON, "X-CSRFToken": teacher.csrf})
     assert response.status_code == 422
     assert db.execute("SELECT voided_at FROM lap").fetchone()[0] is None
+
+
+def void_form(client, lap_id: str, action: str = "void", **extra):
+    """Post a recent-laps row's Void (or Restore) form as a browser without JavaScript does."""
+    return client.post(f"/laps/{lap_id}/{action}", data={"csrf_token": client.csrf, **extra})
+
+
+def lap_voids(db) -> list[tuple]:
+    """Return each lap's void state and reason, and how many void changes are queued."""
+    laps = db.execute("SELECT voided_at IS NOT NULL, void_reason FROM lap").fetchall()
+    return laps + db.execute("SELECT count(*) FROM change WHERE entity = 'lap_void'").fetchall()
+
+
+def test_plain_form_void_asks_first_naming_the_lap(teacher, runners, db):
+    lap = post_lap(teacher, "17").get_json()["lap"]
+    asked = void_form(teacher, lap["id"])
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and 'id="void-confirm"' in page
+    clock = datetime.fromtimestamp(lap["time"] / 1000).strftime("%H:%M:%S")
+    assert "Void this lap?</strong>" in page and f"{clock} – Cleo Dahl (17, 6b)" in page
+    assert f'action="/laps/{lap["id"]}/void"' in page and 'name="confirm" value="1"' in page
+    assert "Yes, void it" in page and 'class="void-cancel" href="/"' in page
+    assert lap_voids(db) == [(0, None), (0,)]  # asking voided nothing
+
+
+def test_plain_form_void_with_confirm_voids_with_its_reason(teacher, runners, db):
+    lap_id = post_lap(teacher, "17").get_json()["lap"]["id"]
+    response = void_form(teacher, lap_id, confirm="1", reason="typed 17 for 71")
+    assert response.status_code == 302
+    assert lap_voids(db) == [(1, "typed 17 for 71"), (1,)]
+    page = teacher.get("/").get_data(as_text=True)
+    assert "Lap voided." in page and f'data-lap="{lap_id}" class="voided"' in page
+    assert 'id="void-confirm"' not in page
+
+
+def test_plain_form_restore_needs_no_second_step(teacher, runners, db):
+    lap_id = post_lap(teacher, "17").get_json()["lap"]["id"]
+    void_form(teacher, lap_id, confirm="1")
+    assert void_form(teacher, lap_id, "restore").status_code == 302
+    assert lap_voids(db) == [(0, None), (2,)]
+
+
+def test_plain_form_void_of_a_voided_lap_does_not_ask_again(teacher, runners, db):
+    lap_id = post_lap(teacher, "17").get_json()["lap"]["id"]
+    void_form(teacher, lap_id, confirm="1")
+    again = void_form(teacher, lap_id)
+    assert again.status_code == 302
+    assert "That lap is voided already." in teacher.get("/").get_data(as_text=True)
+    assert lap_voids(db) == [(1, "voided at the track"), (1,)]
+
+
+def test_plain_form_void_with_a_bad_reason_asks_again_and_voids_nothing(teacher, runners, db):
+    lap_id = post_lap(teacher, "17").get_json()["lap"]["id"]
+    refused = void_form(teacher, lap_id, confirm="1", reason="x" * 201)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'class="feedback bad"' in page
+    assert "The reason may be at most 200 characters" in page and 'id="void-confirm"' in page
+    assert lap_voids(db) == [(0, None), (0,)]
+
+
+@pytest.mark.parametrize("confirm", ["", "1"])
+def test_plain_form_void_of_an_unknown_lap_is_a_404_page(teacher, runners, db, confirm):
+    response = void_form(teacher, "no-such-lap", confirm=confirm)
+    assert response.status_code == 404 and "That lap does not exist." in response.get_data(as_text=True)
+    assert response.mimetype == "text/html"
+
+
+def test_json_void_still_voids_in_one_request_with_or_without_confirm(teacher, runners, db):
+    headers = {**JSON, "X-CSRFToken": teacher.csrf}
+    first = post_lap(teacher, "1").get_json()["lap"]["id"]
+    second = post_lap(teacher, "2").get_json()["lap"]["id"]
+    assert teacher.post(f"/laps/{first}/void", headers=headers).get_json()["changed"] is True
+    answer = teacher.post(f"/laps/{second}/void", data={"confirm": "1"}, headers=headers)
+    assert answer.get_json() == {"id": second, "voided": True, "changed": True}
+    assert db.execute("SELECT count(*) FROM lap WHERE voided_at IS NOT NULL").fetchone()[0] == 2
 
 
 def test_plain_form_post_without_javascript(teacher, runners):

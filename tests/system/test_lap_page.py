@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import time
 
 import pytest
@@ -25,7 +26,7 @@ from lapsync.devkit.lappage import (
     wait_answered,
 )
 from lapsync.ids import new_id
-from lapsync.laptop import create_app
+from lapsync.laptop import create_app, scheduler
 from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
@@ -367,6 +368,53 @@ def test_void_takes_a_second_press(context, laptop):
     assert laptop.laps() == ["2"]
 
 
+def test_without_javascript_void_asks_first_and_cancel_keeps_the_lap(browser, laptop):
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        log_in(page, laptop.url, "tom", PASSWORD, scripted=False)
+        for number in ("2", "17"):
+            page.locator("#start_number").press_sequentially(number, delay=30)
+            page.locator("#start_number").press("Enter")
+            expect(page.locator(".flash.good")).to_contain_text(f"({number}, ")
+        rows = page.locator("#recent tbody tr")
+        ben = rows.filter(has_text="Ben Cruz")
+        clock = ben.locator("td.t").inner_text()
+        question = page.locator("#void-confirm")
+
+        ben.get_by_role("button", name="Void").click()  # one press: a question, no void
+        expect(question).to_contain_text("Void this lap?")
+        expect(question).to_contain_text(f"{clock} – Ben Cruz (2, 5a)")
+        expect(ben).to_have_class(re.compile(r"\bvoid-asked\b"))
+        assert laptop.laps() == ["2", "17"]
+        question.get_by_role("link", name="Cancel").click()
+        expect(page.locator("#start_number")).to_be_visible()
+        expect(question).to_have_count(0)
+        expect(ben.get_by_role("button")).to_have_text("Void")
+        assert laptop.laps() == ["2", "17"]
+
+        ben.get_by_role("button", name="Void").click()
+        expect(question).to_contain_text("Ben Cruz (2, 5a)")
+        question.get_by_label("Reason (optional)").press_sequentially("typed 2 for 12", delay=20)
+        question.get_by_role("button", name="Yes, void it").click()
+        expect(page.locator(".flash.good")).to_have_text("Lap voided.")
+        expect(ben).to_have_class(re.compile(r"\bvoided\b"))
+        expect(ben.get_by_role("button")).to_have_text("Restore")
+        assert laptop.laps() == ["17"]
+        db = connect(laptop.path)
+        try:
+            assert db.execute("SELECT void_reason FROM lap WHERE voided_at IS NOT NULL"
+                              ).fetchall() == [("typed 2 for 12",)]
+        finally:
+            db.close()
+        ben.get_by_role("button", name="Restore").click()  # restoring needs one press
+        expect(page.locator(".flash.good")).to_have_text("Lap restored.")
+        expect(ben).not_to_have_class(re.compile(r"\bvoided\b"))
+        assert laptop.laps() == ["2", "17"]
+    finally:
+        context.close()
+
+
 # ---- 4. feedback from a step away --------------------------------------------------
 
 def test_each_outcome_flashes_and_sounds_and_mute_is_remembered(context, laptop):
@@ -444,6 +492,57 @@ def test_badge_follows_each_lap_and_offline_is_calm(context, laptop_factory):
     expect(badge).to_have_text(re.compile(r"^offline – 1 lap waiting \(oldest \d+ s\)$"))
     assert any(0 <= at - answered < 0.5 for at in polls)  # fetched right after the lap, not at the next poll
     expect(badge).to_have_class(re.compile(r"\bsync-calm\b"))
+
+
+def closed_port() -> int:
+    """Return a loopback port nothing listens on (bound for a moment, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def badge_colour(page) -> tuple[int, ...]:
+    """Return the sync badge's computed background colour as (r, g, b)."""
+    colour = page.locator("#sync-status").evaluate("el => getComputedStyle(el).backgroundColor")
+    return tuple(int(part) for part in re.findall(r"\d+", colour)[:3])
+
+
+def test_offline_badge_names_the_laps_waiting_and_the_oldest_age_calmly(browser, context,
+                                                                       laptop_factory):
+    laptop = laptop_factory(config={"CENTRAL_URL": f"http://127.0.0.1:{closed_port()}",
+                                    "CENTRAL_TOKEN": "t", "SYNC_INTERVAL": 1})
+    db = connect(laptop.path)
+    with transaction(db):  # the roster came from central: only laps wait
+        db.execute("UPDATE change SET pushed_at = 1")
+    scheduler.start(laptop.app)  # the real background sync, trying the closed port
+    try:
+        page = open_lap_page(context, laptop)
+        for number in ("1", "2", "3"):
+            typed(page, number)
+        idle(page)
+        badge = page.locator("#sync-status")
+        expect(badge).to_have_text(re.compile(r"^offline – 3 laps waiting \(oldest \d+ s\)$"))
+        with transaction(db):  # as if the first of them was typed 14 minutes ago
+            db.execute("UPDATE change SET created_at = created_at - 14 * 60000 "
+                       "WHERE seq = (SELECT min(seq) FROM change WHERE pushed_at IS NULL)")
+        typed(page, "7")
+        expect(badge).to_have_text("offline – 4 laps waiting (oldest 14 min)")
+        red, green, blue = badge_colour(page)
+        assert max(red, green, blue) - min(red, green, blue) < 30 and red > 150, \
+            (red, green, blue)  # a light grey: calm, not the alarm red of a failure
+
+        german = browser.new_context(locale="de-DE")
+        try:
+            page = german.new_page()
+            log_in(page, laptop.url, "tom", PASSWORD)
+            expect(page.locator("#sync-status")).to_have_text(
+                "offline – 4 Runden warten (älteste seit 14 min)")
+            assert badge_colour(page) == (red, green, blue)
+        finally:
+            german.close()
+    finally:
+        scheduler.stop(laptop.app)
+        db.close()
 
 
 def test_the_page_says_when_the_laptop_app_stops_answering(context, laptop):

@@ -313,8 +313,10 @@
     var f = ev.target, button = f.querySelector("button");
     if (!f.classList.contains("void-form")) return;
     ev.preventDefault();
-    if (/\/void$/.test(f.action) && !button.dataset.armed) { arm(button); return; }
-    post(f.action, new FormData()).then(function (res) { voidAnswered(f, res); }, function () {
+    var voiding = /\/void$/.test(f.action), data = new FormData();
+    if (voiding && !button.dataset.armed) { arm(button); return; }
+    if (voiding) data.append("confirm", "1");  // the second press: void, do not ask again
+    post(f.action, data).then(function (res) { voidAnswered(f, res); }, function () {
       disarm(button);
       show("bad", esc(t("app_down", "The laptop app is not answering")));
     });
