@@ -19,13 +19,14 @@ from flask_wtf.csrf import CSRFProtect
 from psycopg_pool import PoolTimeout
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lapsync import errors, i18n, web
+from lapsync import errors, hlc, i18n, web
 from lapsync.web import load_config
 
 from . import (
     api,
     auth,
     charts,
+    clock,
     db,
     devices,
     health,
@@ -111,6 +112,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         # gets NUMBER_BLOCK_SIZE numbers, the first block from NUMBER_BLOCK_BASE on.
         NUMBER_BLOCK_BASE=9000,
         NUMBER_BLOCK_SIZE=100,
+        # A pushed stamp further ahead of central's clock is refused (sync/clock.py).
+        MAX_CLOCK_AHEAD_S=hlc.MAX_AHEAD_S,
     ), test_config)
     csrf.init_app(app)
     i18n.init_app(app)
@@ -120,6 +123,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     db.init_app(app)
+    clock.init_app(app)
     auth.init_app(app)
     standings.init_app(app)
     live.init_app(app)

@@ -19,6 +19,7 @@ from lapsync.protocol import (
     validate_push,
 )
 
+from . import clock
 from .blocks import block_settings, ensure_block
 from .db import connection
 from .devices import authenticate
@@ -80,7 +81,8 @@ def push_view() -> Response:
     device = current_device()
     batch = validate_push(read_json())
     with connection() as conn:
-        return jsonify({**push(conn, device, batch), "encodings": list(PUSH_ENCODINGS),
+        return jsonify({**push(conn, device, batch, max_ahead_ms=clock.bound_ms()),
+                        "encodings": list(PUSH_ENCODINGS),
                         "content_encodings": list(PUSH_CONTENT_ENCODINGS),
                         "apply_ms": round((time.perf_counter() - g.body_received) * 1000)})
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from lapsync.hlc import MAX_AHEAD_S
 from lapsync.protocol import DATA_FIELDS, LAP_RUN, ProtocolError
 from lapsync.protocol import last_seq as end_seq
 
@@ -254,11 +255,13 @@ def unapplied(changes: list[dict], last_seq: int) -> list[dict]:
     return kept
 
 
-def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None) -> dict:
+def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None,
+         max_ahead_ms: int = MAX_AHEAD_S * 1000) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
     Replays are no-ops: seqs at or below the device's last applied seq are
-    skipped; a batch whose first new seq leaves a gap is refused (409) whole.
+    skipped; a batch whose first new seq leaves a gap is refused (409) whole. A
+    change stamped more than max_ahead_ms ahead of central's clock is refused.
     """
     now = now_ms() if now is None else now
     with write_transaction(conn):
@@ -273,7 +276,9 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
         if batch["changes"] and batch["changes"][0]["seq"] <= last_seq:  # a replay, in part
             rejected = earlier_rejections(conn, device["laptop_id"], batch["changes"][0]["seq"],
                                           min(last_seq, end_seq(batch["changes"][-1])))
-        new_rejected, inserted = apply_changes(conn, device, changes, batch["device_time"], now)
+        kept, ahead = clock.refuse_ahead(conn, device["laptop_id"], changes, now, max_ahead_ms)
+        new_rejected, inserted = apply_changes(conn, device, kept, batch["device_time"], now)
+        new_rejected = sorted(ahead + new_rejected, key=lambda r: r["seq"])
         acked = end_seq(changes[-1]) if changes else last_seq
         conn.execute("UPDATE device SET last_seq = %s, last_contact = %s, clock_offset_ms = %s, "
                      "laps_pushed = laps_pushed + %s WHERE id = %s",

@@ -6,10 +6,10 @@ import os
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from lapsync import errors, i18n, web
+from lapsync import errors, hlc, i18n, web
 from lapsync.web import load_config
 
-from . import auth, bigscreen, client, db, laps, runners, scheduler, sessions
+from . import auth, bigscreen, client, clock, db, laps, runners, scheduler, sessions
 
 csrf = CSRFProtect()
 
@@ -26,6 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         CENTRAL_TOKEN=None,
         SYNC_ENABLED=True,         # background sync (never under tests)
         SYNC_INTERVAL=5,           # seconds between background syncs
+        # A pulled stamp further ahead of this laptop's and central's clocks is set aside.
+        MAX_CLOCK_AHEAD_S=hlc.MAX_AHEAD_S,
     ), test_config, ("FLASK", "LAPSYNC"))
     csrf.init_app(app)
 
@@ -35,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     database = db.connect(app.config["DATABASE"])
     db.init_schema(database)
+    clock.recover_unusable(database, round(float(app.config["MAX_CLOCK_AHEAD_S"]) * 1000))
     database.close()
     errors.init_app(app)
     auth.init_app(app)

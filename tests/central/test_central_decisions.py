@@ -11,6 +11,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 
 from lapsync.protocol import validate_push
 from sync import clock
+from sync.db import now_ms
 from sync.devices import find_device
 from sync.push import push
 from tests.central.test_review import (  # noqa: F401  (fixtures)
@@ -31,6 +32,11 @@ from tests.central.test_review import (  # noqa: F401  (fixtures)
 )
 
 REASON = "double count (central review)"
+
+
+def ahead(counter: int = 0) -> str:
+    """Return a stamp a minute ahead of central's clock: later than its decisions, within its bound."""
+    return f"{now_ms() + 60_000:013d}.{counter:04d}"
 
 
 @pytest.fixture
@@ -82,11 +88,12 @@ def test_a_devices_restore_of_a_central_void_is_refused_and_changes_nothing(cent
                                                                              doubles):
     lap = void_second(admin, doubles)
     before, counted = lap_void(central_db, lap), totals(central_db)
-    answer = push_void(central_db, doubles, lap, False, "2900000000000.0000")  # far ahead
+    stamp = ahead()
+    answer = push_void(central_db, doubles, lap, False, stamp)  # later than central's void
     assert [r["error"] for r in answer["rejected"]] == ["central_decision"]
     assert "only central can restore it" in answer["rejected"][0]["message"]
     assert lap_void(central_db, lap) == before and totals(central_db) == counted
-    assert clock.tick(central_db) < "2900000000000.0000"  # a refused stamp moves no clock
+    assert clock.tick(central_db) < stamp  # a refused stamp moves no clock
     stored = central_db.execute("SELECT error FROM rejected_change").fetchone()
     assert stored["error"] == "central_decision"
 
@@ -95,7 +102,7 @@ def test_a_devices_later_void_leaves_centrals_void_and_an_older_restore_is_no_at
         central_db, admin, doubles):
     lap = void_second(admin, doubles)
     before = lap_void(central_db, lap)
-    answer = push_void(central_db, doubles, lap, True, "2900000000000.0000")
+    answer = push_void(central_db, doubles, lap, True, ahead())
     assert answer["rejected"] == [] and lap_void(central_db, lap) == before
     answer = push_void(central_db, doubles, lap, False, "1600000000000.0000")  # older: loses
     assert answer["rejected"] == [] and lap_void(central_db, lap) == before
@@ -128,7 +135,7 @@ def test_an_admin_restores_a_central_void_from_the_decision_log(central_db, admi
     page = admin.get("/review/").get_data(as_text=True)
     assert "The lap counts again" in page and undo_forms(page) == []
     assert "Restored a lap of 17 Cleo Dahl that central had voided." in page
-    answer = push_void(central_db, doubles, lap, True, "2900000000000.0000")
+    answer = push_void(central_db, doubles, lap, True, ahead())
     assert answer["rejected"] == [] and lap_void(central_db, lap)["central"] is False
 
 
@@ -160,11 +167,11 @@ def test_a_renumber_is_pulled_with_who_why_and_the_old_number_while_it_stands(ce
         "at": data["decision"]["at"], "was_start_number": 17}
     box = clash["b"]
     box.runner(18, "Dora Ernst-Berg", "7c", 7, runner_id=dora,  # a later edit, same number
-               hlc="2900000000000.0001")
+               hlc=ahead(1))
     send(central_db, clash["tokens"]["laptop-b"], box, now=T + 200_000, device_time=T + 200_000)
     assert pulled_runner(central_db, clash, dora)["decision"]["action"] == "renumber"
     box.runner(19, "Dora Ernst-Berg", "7c", 7, runner_id=dora,  # a new number ends it
-               hlc="2900000000000.0002")
+               hlc=ahead(2))
     send(central_db, clash["tokens"]["laptop-b"], box, now=T + 300_000, device_time=T + 300_000)
     assert "decision" not in pulled_runner(central_db, clash, dora)
 
@@ -183,7 +190,7 @@ def test_a_merge_is_pulled_with_its_decision_for_ever(central_db, admin, clash):
         "action": "merge", "by_name": "ada", "reason": "the same runner as 17 Cleo Dahl (6b)",
         "at": data["decision"]["at"]}
     box = clash["b"]
-    box.runner(21, "Dora Ernst", "7c", 7, runner_id=dora, hlc="2900000000000.0000")
+    box.runner(21, "Dora Ernst", "7c", 7, runner_id=dora, hlc=ahead())
     send(central_db, clash["tokens"]["laptop-b"], box, now=T + 200_000, device_time=T + 200_000)
     assert pulled_runner(central_db, clash, dora)["decision"]["action"] == "merge"
 

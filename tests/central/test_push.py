@@ -9,6 +9,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from lapsync.protocol import ProtocolError, compact_changes, validate_push
+from sync.db import now_ms
 from sync.devices import find_device, register_device
 from sync.pull import pull
 from sync.push import push
@@ -279,8 +280,12 @@ def test_a_lap_id_central_has_already_is_not_counted_again_under_a_new_seq(centr
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 OTHER_HASH = "$argon2id$v=19$m=65536,t=3,p=4$b3RoZXI$b3RoZXI"
-LATER = 4_000_000_000_000  # a laptop clock ahead of central's: its user changes win LWW
 HOSTILE = "'); DROP TABLE app_user;--"
+
+
+def later() -> int:
+    """Return a laptop clock a second ahead of central's: its user changes win LWW."""
+    return now_ms() + 1000
 
 
 def central_users_of(conn, **roles: str) -> dict:
@@ -328,7 +333,7 @@ def without(state: dict, *tables: str) -> dict:
 def test_an_untrusted_device_cannot_make_or_change_an_admin_and_its_queue_moves_on(
         central_db, device_token, case):
     users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
-    box = Outbox(clock_ms=LATER)
+    box = Outbox(clock_ms=later())
     change = ADMIN_CHANGES[case](box, users)
     before = snapshot(central_db)
     answer = send(central_db, device_token, box.body())
@@ -344,8 +349,9 @@ def test_an_untrusted_device_cannot_make_or_change_an_admin_and_its_queue_moves_
     assert send(central_db, device_token, box.body())["rejected"] == answer["rejected"]  # replay
     runner = box.runner(1, "Anna Berg")
     box.lap(runner)
-    later = send(central_db, device_token, box.body(2))               # the next batch applies
-    assert later["acked_seq"] == 3 and later["rejected"] == [] and totals(central_db) == {runner: 1}
+    later_answer = send(central_db, device_token, box.body(2))        # the next batch applies
+    assert later_answer["acked_seq"] == 3 and later_answer["rejected"] == [] \
+        and totals(central_db) == {runner: 1}
     assert central_db.execute("SELECT * FROM app_user ORDER BY name").fetchall() == \
         sorted(users.values(), key=lambda u: u["name"])
 
@@ -353,7 +359,7 @@ def test_an_untrusted_device_cannot_make_or_change_an_admin_and_its_queue_moves_
 @pytest.mark.parametrize("case", ADMIN_CHANGES)
 def test_a_device_trusted_to_manage_users_may_make_and_change_admins(central_db, case):
     users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
-    box = Outbox(clock_ms=LATER)
+    box = Outbox(clock_ms=later())
     change = ADMIN_CHANGES[case](box, users)
     answer = send(central_db, register_device(central_db, "trusted", manage_users=True), box.body())
     assert answer["acked_seq"] == 1 and answer["rejected"] == []
@@ -364,7 +370,7 @@ def test_a_device_trusted_to_manage_users_may_make_and_change_admins(central_db,
 
 def test_an_untrusted_device_may_create_and_change_teachers_and_viewers(central_db, device_token):
     users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
-    box = Outbox(clock_ms=LATER)
+    box = Outbox(clock_ms=later())
     helper = user_change(box, box.new_id(), "helper", "teacher")      # arrived while offline
     parent = user_change(box, box.new_id(), "parent", "viewer")
     user_change(box, users["tina"]["id"], "tina", "viewer", OTHER_HASH)
@@ -385,7 +391,7 @@ def test_an_admin_change_that_changes_nothing_at_central_is_no_attempt(central_d
     stale = Outbox(clock_ms=1_000_000_000_000)                       # older than central's stamp
     user_change(stale, users["ada"]["id"], "ada", "teacher", OTHER_HASH)
     assert send(central_db, device_token, stale.body())["rejected"] == []  # loses LWW: a no-op
-    same = Outbox(clock_ms=LATER)                                     # newer, but what central has
+    same = Outbox(clock_ms=later())                                   # newer, but what central has
     user_change(same, users["ada"]["id"], "ada", "admin")
     assert send(central_db, register_device(central_db, "b"), same.body())["rejected"] == []
     ada = central_db.execute("SELECT role, password_hash FROM app_user").fetchone()

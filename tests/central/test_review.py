@@ -441,7 +441,7 @@ def test_after_a_merge_late_laps_count_for_the_survivor_and_the_merge_sticks(cen
     post(admin, "/review/merge", **merge_form(central_db, cleo, dora))
     b = clash["b"]  # laptop B, not synced since, counts Dora again and renames her
     b.lap(dora, time=T + 400_000)
-    b.runner(17, "Dora Ernst-Weg", "7c", 7, runner_id=dora, hlc=f"{now_ms() + 86_400_000:013d}.0000")
+    b.runner(17, "Dora Ernst-Weg", "7c", 7, runner_id=dora, hlc=f"{now_ms() + 60_000:013d}.0000")
     cursor = last_change(central_db)
     send(central_db, clash["tokens"]["laptop-b"], b, now=T + 400_000, device_time=T + 400_000)
     assert totals(central_db) == {cleo: 4}

@@ -542,7 +542,7 @@ def test_a_laptop_database_edited_to_make_its_user_an_admin_changes_nothing_at_c
     with laptop:
         origin = laptop.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()[0]
         laptop.execute("UPDATE user SET role = 'admin', hlc = ? WHERE name = 'tom'",
-                       [f"{now_ms() + 3_600_000:013d}.0000"])
+                       [f"{now_ms() + 60_000:013d}.0000"])
         row = laptop.execute("SELECT id, name, password_hash, role, created_at, hlc FROM user "
                              "WHERE name = 'tom'").fetchone()
         data = {**dict(zip(("id", "name", "password_hash", "role", "created_at", "hlc"), row)),

@@ -183,3 +183,71 @@ def test_observe_meta_never_writes_an_equal_or_older_stamp(remote):
     meta = MetaTable(hlc="0000000000100.0041")
     hlc.observe_meta(meta, meta.get, meta.set, remote)
     assert meta.writes == [] and meta.rows == {"hlc": "0000000000100.0041"}
+
+
+# ---- bounds: the fixed width is never left, and stamps far ahead are told apart ----------
+
+@pytest.mark.parametrize("stamp", ["10000000000000.0000", "9999999999999.10000", "١٢٣٤٥٦٧٨٩٠١٢٣.0000",
+                                   "0000000000005.0003\n", " 0000000000005.0003", None, 5])
+def test_parse_refuses_stamps_outside_the_fixed_width_with_a_clock_error(stamp):
+    with pytest.raises(hlc.ClockError, match="13 digits, a dot and 4 digits"):
+        hlc.parse(stamp)
+    assert issubclass(hlc.ClockError, ValueError)  # callers that catch ValueError still do
+    assert not hlc.is_stamp(stamp)
+
+
+@pytest.mark.parametrize("physical, counter", [(10 ** 13, 0), (-1, 0), (5, 10_000), (5, -1)])
+def test_format_refuses_what_the_fixed_width_cannot_hold(physical, counter):
+    with pytest.raises(hlc.ClockError, match="fixed width"):
+        hlc.format_hlc(physical, counter)
+
+
+def test_the_last_stamp_has_no_successor_and_says_so():
+    assert hlc.after("9999999999999.9998", 0) == "9999999999999.9999"
+    with pytest.raises(hlc.ClockError, match="last stamp 9999999999999.9999"):
+        hlc.after("9999999999999.9999", 0)
+    with pytest.raises(hlc.ClockError):  # nor does a wall clock beyond the width make one
+        hlc.after(hlc.ZERO, 10 ** 13)
+
+
+def test_tick_meta_at_the_last_stamp_stores_nothing():
+    meta = MetaTable(hlc="9999999999999.9999")
+    with pytest.raises(hlc.ClockError):
+        hlc.tick_meta(meta, meta.get, meta.set, 5)
+    assert meta.writes == []
+
+
+@pytest.mark.parametrize("remote", ["10000000000000.0000", "0000000000100.10000", "x"])
+def test_observe_meta_refuses_a_stamp_outside_the_width_and_keeps_the_clock(remote):
+    meta = MetaTable(hlc="0000000000100.0041")
+    with pytest.raises(hlc.ClockError):
+        hlc.observe_meta(meta, meta.get, meta.set, remote)
+    assert meta.writes == []
+
+
+def test_a_stamp_up_to_the_bound_ahead_is_taken_and_one_millisecond_more_is_not():
+    clock, bound = 1_700_000_000_000, 300_000
+    assert hlc.ceiling(clock, bound) == "1700000300000.9999"
+    assert not hlc.too_far_ahead("1700000300000.9999", clock, bound)
+    assert not hlc.too_far_ahead("1600000000000.0000", clock, bound)  # behind: always taken
+    assert hlc.too_far_ahead("1700000300001.0000", clock, bound)
+    assert hlc.too_far_ahead("9999999999999.9999", clock, bound)
+    assert hlc.too_far_ahead("10000000000000.0000", clock, bound)  # outside the width
+    assert hlc.ahead_ms("1700000300001.0000", clock) == 300_001
+
+
+def test_the_ceiling_stays_inside_the_width():
+    assert hlc.ceiling(hlc.MAX_PHYSICAL, 300_000) == "9999999999999.9999"
+    assert hlc.ceiling(-10 ** 6, 1000) == hlc.ZERO[:-4] + "9999"
+
+
+@pytest.mark.parametrize("ms, text", [(0, "0 s"), (90_000, "90 s"), (840_000, "14 min"),
+                                      (5 * 3_600_000, "5 h"), (365 * 86_400_000, "365 days")])
+def test_durations_in_messages_read_plainly(ms, text):
+    assert hlc.span(ms) == text
+
+
+def test_the_message_names_the_stamp_how_far_ahead_and_the_bound():
+    message = hlc.ahead_message("1731536000000.0000", 1_700_000_000_000, 300_000, "central's")
+    assert message == ("stamp 1731536000000.0000 lies 365 days ahead of central's clock "
+                       "(at most 5 min are taken)")

@@ -31,6 +31,7 @@ class FakeCentral:
         self.pull_changes: list[dict] = []     # {"entity", "id", "data"}; cursor = index + 1
         self.reject_ids: set[str] = set()      # ids refused for good ("rejected")
         self.script: list[tuple[str, object]] = []  # (path suffix, action) faults, in order
+        self.clock_offset_ms = 0               # server_time = this machine's clock + offset
         self.lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -126,15 +127,19 @@ class FakeCentral:
                     self.received.append(change)
                 last = change["seq"]
             self.applied[device] = last
-        return self.json({"acked_seq": last, "server_time": int(time.time() * 1000),
+        return self.json({"acked_seq": last, "server_time": self.server_time(),
                           "rejected": rejected})
+
+    def server_time(self) -> int:
+        """Return this central's clock in epoch ms."""
+        return int(time.time() * 1000) + self.clock_offset_ms
 
     def pull(self, cursor: int, limit: int) -> Response:
         """Serve one page of pull_changes after the cursor."""
         page = self.pull_changes[cursor:cursor + limit]
         changes = [{"cursor": cursor + i + 1, **change} for i, change in enumerate(page)]
         next_cursor = cursor + len(page)
-        return self.json({"protocol": protocol.PROTOCOL_VERSION, "server_time": int(time.time() * 1000),
+        return self.json({"protocol": protocol.PROTOCOL_VERSION, "server_time": self.server_time(),
                           "next_cursor": next_cursor, "more": next_cursor < len(self.pull_changes),
                           "changes": changes})
 

@@ -478,7 +478,8 @@ def test_pulled_voids_apply_to_local_laps_by_last_writer_wins(db, runners, centr
 
 def test_pulled_void_with_unknown_user_keeps_the_lap_voided(db, runners, central):
     lap = laps(db, 1)[0]
-    central.pull_changes.append(void_change(lap, True, "9999999999999.0000", "central", by=new_id()))
+    soon = hlc.format_hlc(now_ms() + 60_000, 0)  # later than the local void, within the bound
+    central.pull_changes.append(void_change(lap, True, soon, "central", by=new_id()))
     sync_once(db, to(central))
     row = db.execute("SELECT voided_at, voided_by FROM lap WHERE id = ?", [lap]).fetchone()
     assert row == (5, None)

@@ -388,12 +388,12 @@ def test_a_page_is_applied_counted_and_its_cursor_stored(db):
 
 
 def test_apply_page_hands_apply_change_this_laptops_id(db, lap):
-    me = get_meta(db, "device_id")
-    db.execute("UPDATE lap SET voided_at = 1, void_hlc = ? WHERE id = ?", [stamp(5), lap])
+    me, soon = get_meta(db, "device_id"), f"{now_ms() + 60_000:013d}.0005"  # within the bound
+    db.execute("UPDATE lap SET voided_at = 1, void_hlc = ? WHERE id = ?", [soon, lap])
     # Same stamp: a pulled write wins only over a lower origin than this laptop's id.
-    apply_page(db, [void_change(lap, n=5, voided=False, origin=me[:-1])], 1, SyncResult())
+    apply_page(db, [void_change(lap, voided=False, origin=me[:-1], hlc=soon)], 1, SyncResult())
     assert lap_void(db, lap)["voided_at"] == 1
-    apply_page(db, [void_change(lap, n=5, voided=False, origin=me + "z")], 2, SyncResult())
+    apply_page(db, [void_change(lap, voided=False, origin=me + "z", hlc=soon)], 2, SyncResult())
     assert lap_void(db, lap)["voided_at"] is None
 
 

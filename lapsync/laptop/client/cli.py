@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from lapsync import protocol
+from lapsync import hlc, protocol
 from lapsync.errors import InputError
 from lapsync.text import age
 
@@ -146,6 +146,10 @@ def status_lines(info: dict, now: int) -> list[str]:
                      f"({info['failures']} failures in a row)")
     if info["clock_offset_ms"] is not None:
         lines.append(f"clock offset:  central is {info['clock_offset_ms']:+d} ms from this laptop")
+        if -info["clock_offset_ms"] > info.get("clock_bound_ms", hlc.MAX_AHEAD_S * 1000):
+            lines.append(f"clock:         this laptop's clock is {hlc.span(info['clock_offset_ms'])} "
+                         "ahead of central's: central refuses its edits of runners, users and "
+                         "voids until its date and time are right")
     lines.append(f"rejected:      {info['rejected']}")
     lines += [f"  {item['direction']} {item['ref']} {item['entity']} {item['entity_id']}: "
               f"{item['error']} {item['message']}".rstrip() for item in info["rejected_items"]]
@@ -161,7 +165,8 @@ def sync_status_command(as_json: bool) -> None:
     try:
         now = now_ms()
         info = status_for(current_app, db)
-        info.update(device_id=device_id(db), rejected_items=rejected_items(db), now_ms=now)
+        info.update(device_id=device_id(db), rejected_items=rejected_items(db), now_ms=now,
+                    clock_bound_ms=round(float(current_app.config["MAX_CLOCK_AHEAD_S"]) * 1000))
     finally:
         db.close()
     if as_json:

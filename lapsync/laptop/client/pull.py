@@ -7,9 +7,10 @@ from typing import Any
 
 import sqlite_utils
 
-from lapsync import protocol
+from lapsync import hlc, protocol
 from lapsync.protocol import (
     MAX_CLASS,
+    MAX_TIME,
     MAX_PASSWORD_HASH,
     MAX_RUNNER_NAME,
     MAX_USER_NAME,
@@ -177,13 +178,28 @@ APPLY = {"runner": apply_runner, "user": apply_user, "lap_void": apply_void,
          "setting": apply_setting, "total": apply_total}
 
 
-def apply_change(db: sqlite_utils.Database, change: Any, me: str) -> bool:
-    """Apply one pulled change (never to the outbox); record it if unusable; return success."""
+def check_ahead(data: dict, limit: tuple[int, int]) -> None:
+    """Refuse a pulled stamp beyond the bound (ms) ahead of the clock (ms) in LIMIT."""
+    clock_ms, bound_ms = limit
+    stamp = data.get("hlc")
+    if hlc.is_stamp(stamp) and hlc.too_far_ahead(stamp, clock_ms, bound_ms):
+        raise ValueError(f"{hlc.CLOCK_AHEAD}: the " + hlc.ahead_message(
+            stamp, clock_ms, bound_ms, "this laptop's and central's") + "; set aside")
+
+
+def apply_change(db: sqlite_utils.Database, change: Any, me: str,
+                 limit: tuple[int, int] | None = None) -> bool:
+    """Apply one pulled change (never to the outbox); record it if unusable; return success.
+
+    LIMIT: (clock ms, bound ms); a stamp further ahead is set aside and moves no clock.
+    """
     db.execute("SAVEPOINT pulled_change")
     try:
         apply = APPLY.get(change.get("entity")) if isinstance(change, dict) else None
         if apply is None or not isinstance(change.get("data"), dict):
             raise ValueError(f"unknown entity {change.get('entity') if isinstance(change, dict) else change!r}")
+        if limit is not None:
+            check_ahead(change["data"], limit)
         apply(db, change["data"], me)
         ok = True
     except (KeyError, TypeError, ValueError, sqlite3.IntegrityError) as exc:
@@ -210,13 +226,27 @@ def check_page(page: dict, cursor: int) -> tuple[list, int, bool]:
     return decoded(protocol.check_pull_page, page, cursor)
 
 
+def central_time(page: dict) -> int | None:
+    """Return a pull page's server_time (central's clock), None if it has none that fits."""
+    value = page.get("server_time")
+    return value if type(value) is int and 0 <= value < MAX_TIME else None
+
+
 def apply_page(db: sqlite_utils.Database, changes: list, next_cursor: int, result: SyncResult,
-               block: Any = NOT_SENT) -> None:
-    """Apply one page, its number block and the new cursor, in one transaction."""
+               block: Any = NOT_SENT, central_ms: int | None = None,
+               bound_ms: int = hlc.MAX_AHEAD_S * 1000) -> None:
+    """Apply one page, its number block and the new cursor, in one transaction.
+
+    Stamps are bounded by the later of this laptop's clock and central's (CENTRAL_MS):
+    a laptop behind central still takes central's stamps. With central's clock known,
+    a stored clock beyond that bound comes back first (clock.recover).
+    """
     with transaction(db):
-        me = device_id(db)
+        me, clock_ms = device_id(db), max(now_ms(), central_ms or 0)
+        if central_ms is not None:
+            clock.recover(db, clock_ms, bound_ms)
         for change in changes:
-            ok = apply_change(db, change, me)
+            ok = apply_change(db, change, me, (clock_ms, bound_ms))
             result.pulled[change.get("entity") if ok else "not applied"] += 1
         if block is not NOT_SENT:
             apply_block(db, block)
@@ -246,6 +276,7 @@ def restart_pull(db: sqlite_utils.Database, answer: dict, restarted: bool) -> in
 def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> None:
     """Pull pages from the stored cursor until central says there is no more."""
     cursor, restarted = int(get_meta(db, "pull_cursor", "0")), False
+    bound_ms = getattr(central, "clock_bound_ms", hlc.MAX_AHEAD_S * 1000)  # any pull source
     for _ in range(MAX_PAGES_PER_RUN):
         status, page = central.pull(cursor)
         if status == 409:
@@ -253,7 +284,8 @@ def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> Non
             restarted = True
             continue
         changes, next_cursor, more = check_page(page, cursor)
-        apply_page(db, changes, next_cursor, result, page.get("number_block", NOT_SENT))
+        apply_page(db, changes, next_cursor, result, page.get("number_block", NOT_SENT),
+                   central_time(page), bound_ms)
         if not more:
             return
         if next_cursor == cursor and not changes:

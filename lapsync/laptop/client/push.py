@@ -8,8 +8,9 @@ from typing import Any
 
 import sqlite_utils
 
-from lapsync import protocol
+from lapsync import hlc, protocol
 
+from .. import clock
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
 from .batch import Batch, encode_batch
 from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
@@ -55,12 +56,15 @@ def store_rejected(db: sqlite_utils.Database, item: Any) -> None:
     if not isinstance(item, dict) or isinstance(item.get("seq"), bool) \
             or not isinstance(item.get("seq"), int):
         return
-    row = db.execute("SELECT entity, entity_id FROM change WHERE seq = ?", [item["seq"]]).fetchone()
-    entity, entity_id = row if row else ("?", "?")
+    row = db.execute("SELECT entity, entity_id, json_extract(payload, '$.hlc') FROM change "
+                     "WHERE seq = ?", [item["seq"]]).fetchone()
+    entity, entity_id, stamp = row if row else ("?", "?", None)
     db.execute("INSERT OR REPLACE INTO rejected_change (seq, entity, entity_id, error, message, "
                "rejected_at) VALUES (?, ?, ?, ?, ?, ?)",
                [item["seq"], entity, entity_id, str(item.get("error") or "rejected")[:100],
                 str(item.get("message") or "")[:500], now_ms()])
+    if item.get("error") == hlc.CLOCK_AHEAD and isinstance(stamp, str):
+        clock.forget_refused(db, entity, entity_id, stamp)
 
 
 def store_clock_offset(db: sqlite_utils.Database, server_time: Any, sent: int, received: int) -> None:

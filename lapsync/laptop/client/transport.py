@@ -11,7 +11,7 @@ from typing import Any, Mapping, TypeVar
 
 import requests
 
-from lapsync import protocol
+from lapsync import hlc, protocol
 
 T = TypeVar("T")
 TRANSIENT, AUTH, REFUSED, PROTOCOL = "transient", "auth", "refused", "protocol"
@@ -60,8 +60,10 @@ class Central:
     """One central server: its URL, this device's token and a keep-alive session."""
 
     def __init__(self, url: str, token: str, connect_timeout: float = 3.0,
-                 read_timeout: float = 30.0):
+                 read_timeout: float = 30.0, clock_bound_s: float = hlc.MAX_AHEAD_S):
         self.url, self.token = url.rstrip("/"), token
+        # How far ahead of this laptop's and central's clocks a pulled stamp may be.
+        self.clock_bound_ms = round(clock_bound_s * 1000)
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}",
@@ -166,7 +168,8 @@ def central_from_config(config: Mapping[str, Any]) -> Central | None:
     if not url or not token:
         return None
     return Central(url, token, float(config.get("SYNC_CONNECT_TIMEOUT", 3)),
-                   float(config.get("SYNC_READ_TIMEOUT", 30)))
+                   float(config.get("SYNC_READ_TIMEOUT", 30)),
+                   float(config.get("MAX_CLOCK_AHEAD_S", hlc.MAX_AHEAD_S)))
 
 
 
