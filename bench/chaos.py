@@ -12,7 +12,9 @@ What runs, all on loopback:
     schedule;
   * each laptop's clock skewed by up to --skew seconds with libfaketime (Debian
     package faketime: LD_PRELOAD, so time.time() of the whole process is off);
-    every restart draws a new skew, as after a clock correction;
+    every restart draws a new skew, as after a clock correction; central and the
+    laptops take stamps up to --skew + 300 s ahead of their clocks (MAX_CLOCK_AHEAD_S),
+    so that every skewed edit counts;
   * one simulated helper per laptop, over real HTTP, logged in (session cookie,
     CSRF header): laps by start number (POST /laps, confirming "too soon"),
     voids and restores of its laps, late runner registrations on the runner form
@@ -139,17 +141,28 @@ def faketime_library() -> str:
                      "faketime (or run with --no-faketime: clocks then are not skewed)")
 
 
+def clock_bound_s(config: Config) -> int:
+    """Return how far ahead a stamp may be (MAX_CLOCK_AHEAD_S of central and the laptops).
+
+    The laptops' clocks are skewed on purpose, up to --skew either way: their edits
+    must count, so central and the laptops take stamps that far ahead (and 5 min more).
+    """
+    return config.skew + 300
+
+
 class Central:
     """Central under gunicorn in a process group of its own: start, SIGKILL, start again."""
 
-    def __init__(self, database_url: str, workers: int, log: Path):
+    def __init__(self, database_url: str, workers: int, log: Path, clock_bound_s: int):
         self.database_url, self.workers, self.log_path = database_url, workers, log
+        self.clock_bound_s = clock_bound_s
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
     def start(self, timeout: float = 60.0) -> str:
         """Start gunicorn on a free port; return its URL once a worker answers."""
-        env = {**os.environ, "DATABASE_URL": self.database_url}
+        env = {**os.environ, "DATABASE_URL": self.database_url,
+               "FLASK_MAX_CLOCK_AHEAD_S": str(self.clock_bound_s)}
         log = open(self.log_path, "a", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(self.workers), "-b", "127.0.0.1:0",
@@ -228,7 +241,8 @@ class Laptop:
                "LAPSYNC_CENTRAL_TOKEN": self.token, "FLASK_SECRET_KEY": f"chaos-{self.name}",
                "LAPSYNC_SYNC_INTERVAL": "1", "LAPSYNC_SYNC_CONNECT_TIMEOUT": "2",
                "LAPSYNC_SYNC_READ_TIMEOUT": "5", "LAPSYNC_MIN_LAP_SECONDS": "20",
-               "LAPSYNC_INSTANCE_CONFIG_FILE": str(self.path.with_suffix(".config.py"))}
+               "LAPSYNC_INSTANCE_CONFIG_FILE": str(self.path.with_suffix(".config.py")),
+               "LAPSYNC_MAX_CLOCK_AHEAD_S": str(clock_bound_s(self.config))}
         if self.faketime:
             env.update(LD_PRELOAD=self.faketime, FAKETIME=f"{self.skew:+d}",
                        FAKETIME_DONT_FAKE_MONOTONIC="1")
@@ -811,7 +825,8 @@ def run(config: Config) -> Report:
     server, database_url = (None, config.database_url) if config.database_url else start_postgres(workdir)
     report = Report(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
                             if k != "database_url"})
-    central, proxies, laptops = Central(database_url, config.workers, workdir / "central.log"), [], []
+    central, proxies, laptops = Central(database_url, config.workers, workdir / "central.log",
+                                       clock_bound_s(config)), [], []
     stop = threading.Event()
     try:
         base, tokens = prepare_central(database_url, config)
