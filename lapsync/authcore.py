@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError, error_response, wants_json
+from lapsync.names import clean_name
 from lapsync.protocol import CONTROL_CHARS, MAX_USER_NAME
 from lapsync.text import age
 
@@ -63,12 +65,31 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def hash_parameters() -> str:
+    """Name the argon2 parameters this app hashes with, as a hash spells them."""
+    return (f"argon2id, m={_hasher.memory_cost}, t={_hasher.time_cost}, "
+            f"p={_hasher.parallelism}")
+
+
+def has_own_parameters(password_hash: str) -> bool:
+    """Tell whether a hash is argon2id with exactly the parameters this app hashes with."""
+    # A hash carries its own cost: one asking for 4 GiB and 16 passes would make every
+    # login of that name (and every guess) that slow. Only the app's own cost is taken.
+    h = _hasher
+    pattern = (rf"\$argon2id\$v=19\$m={h.memory_cost},t={h.time_cost},p={h.parallelism}"
+               rf"\$[A-Za-z0-9+/]{{{math.ceil(h.salt_len * 4 / 3)}}}"
+               rf"\$[A-Za-z0-9+/]{{{math.ceil(h.hash_len * 4 / 3)}}}")
+    return isinstance(password_hash, str) and re.fullmatch(pattern, password_hash) is not None
+
+
 def check_password(password_hash: str, password: str) -> bool:
     """Tell whether the password matches the stored hash."""
     try:
         return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+    except VerificationError:
         return False
+    except InvalidHashError:  # no hash (an admin's, withheld): as slow as a wrong password
+        return check_unknown_user(password)
 
 
 def check_unknown_user(password: str) -> bool:
@@ -82,10 +103,15 @@ def check_unknown_user(password: str) -> bool:
 
 def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
     """Check a new user's fields; return them cleaned or raise InputError."""
-    name = (name or "").strip()
+    name = unicodedata.normalize("NFC", (name or "").strip())
     if not 1 <= len(name) <= MAX_USER_NAME or CONTROL_CHARS.search(name):
         raise InputError("invalid_name", _("The user name must be 1 to %(max)s characters, "
                                            "without line breaks or tabs.", max=MAX_USER_NAME))
+    try:
+        name = clean_name(name)
+    except ValueError as exc:
+        raise InputError("invalid_name", _("The user name must not contain invisible "
+                                           "characters such as %(char)s.", char=exc)) from None
     if role not in ROLES:
         raise InputError("invalid_role", _("The role must be one of: %(roles)s.",
                                            roles=", ".join(ROLES)))

@@ -2,6 +2,7 @@
 upload form served."""
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from flask_babel import ngettext
 
 from lapsync import roster_csv
 from lapsync.errors import InputError, wants_json
+from lapsync.names import refused_character
 from lapsync.protocol import (
     CONTROL_CHARS,
     GRADES,
@@ -33,15 +35,21 @@ def validate_runner(start_number, name, class_, grade) -> dict:
     if not 1 <= start_number <= MAX_START_NUMBER:
         raise InputError("invalid_start_number",
                          _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER))
-    name, class_ = str(name or "").strip(), str(class_ or "").strip()
+    name, class_ = (unicodedata.normalize("NFC", str(text or "").strip()) for text in (name, class_))
     if not 1 <= len(name) <= MAX_NAME:
         raise InputError("invalid_name", _("The name must be 1 to %(max)s characters.",
                                            max=MAX_NAME))
     if CONTROL_CHARS.search(name):
         raise InputError("invalid_name", _("The name must not contain line breaks or tabs."))
+    if refused_character(name):
+        raise InputError("invalid_name", _("The name must not contain invisible characters "
+                                           "such as %(char)s.", char=refused_character(name)))
     if not 1 <= len(class_) <= MAX_CLASS or CONTROL_CHARS.search(class_):
         raise InputError("invalid_class", _("The class must be 1 to %(max)s characters "
                                             "on one line.", max=MAX_CLASS))
+    if refused_character(class_):
+        raise InputError("invalid_class", _("The class must not contain invisible characters "
+                                            "such as %(char)s.", char=refused_character(class_)))
     try:
         grade = whole_number(grade)
     except ValueError:

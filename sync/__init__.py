@@ -28,6 +28,7 @@ from . import (
     charts,
     clock,
     db,
+    device_commands,
     devices,
     health,
     live,
@@ -129,6 +130,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     live.init_app(app)
     charts.init_app(app)
     devices.init_app(app)
+    device_commands.init_app(app)
     users.init_app(app)
     settings.init_app(app)
     api.init_app(app)

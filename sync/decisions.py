@@ -54,14 +54,23 @@ def describe(action: str, d: dict) -> str:
                  merged=d.get("merged"), survivor=d.get("survivor"), laps=d.get("laps_moved"))
     if action == "keep_runners":
         return _("Kept both runners of the clash on %(value)s.", value=d.get("value"))
+    if action == "register_device" and d.get("manage_users") and d.get("manage_roster"):
+        return _("Registered device %(name)s, trusted to manage users and the roster.",
+                 name=d.get("name"))
     if action == "register_device" and d.get("manage_users"):
         return _("Registered device %(name)s, trusted to manage users.", name=d.get("name"))
+    if action == "register_device" and d.get("manage_roster"):
+        return _("Registered device %(name)s, trusted to manage the roster.", name=d.get("name"))
     if action == "register_device":
         return _("Registered device %(name)s.", name=d.get("name"))
     if action == "device_manage_users" and d.get("manage_users"):
         return _("Let device %(name)s manage users (admins too).", name=d.get("name"))
     if action == "device_manage_users":
         return _("Device %(name)s may no longer manage users.", name=d.get("name"))
+    if action == "device_manage_roster" and d.get("manage_roster"):
+        return _("Let device %(name)s manage the roster (edit any runner).", name=d.get("name"))
+    if action == "device_manage_roster":
+        return _("Device %(name)s may no longer manage the roster.", name=d.get("name"))
     if action == "revoke_device":
         return _("Revoked the token of device %(name)s.", name=d.get("name"))
     if action == "settings":

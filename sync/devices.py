@@ -1,9 +1,10 @@
 """Devices: long-lived, revocable Bearer tokens for laptops, stored hashed; the devices page.
 
-A token is shown once, on registration. Only a device trusted to manage users
-(`manage_users`, off by default) may push changes to admins (sync/push.py,
-apply_user); a change of that trust is logged: on the page as a decision, on the
-command line as a warning.
+A token is shown once, on registration. Two rights, off by default, widen what a
+device may push (sync/authority.py, sync/pushed_users.py): `manage_users` (create and
+change users, admins too; it also pulls admins' password hashes) and `manage_roster`
+(edit any runner, not only those it created). A change of either is logged: on the
+page as a decision, on the command line (sync/device_commands.py) as a warning.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import hashlib
 import logging
 import secrets
 
-import click
 import psycopg
 from flask import (
     Blueprint,
@@ -25,7 +25,6 @@ from flask import (
     request,
     url_for,
 )
-from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError, wants_json
@@ -34,7 +33,7 @@ from lapsync.text import age
 
 from . import blocks
 from .auth import admin_required, login_required
-from .db import connection, get_db, init_schema, now_ms, write_transaction
+from .db import get_db, init_schema, now_ms, write_transaction
 from .decisions import log_decision
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
@@ -42,9 +41,10 @@ log = logging.getLogger(__name__)
 
 MAX_DEVICE_NAME = 50
 DEVICE_COLUMNS = ("id, name, laptop_id, created_at, revoked_at, last_contact, last_seq, "
-                  "clock_offset_ms, laps_pushed, manage_users")
+                  "clock_offset_ms, laps_pushed, manage_users, manage_roster")
+RIGHTS = ("manage_users", "manage_roster")  # what central may trust a device with
 MAX_REFUSED_SHOWN = 50             # refused changes listed on the devices page
-# The devices page's yes/no values of the manage_users field.
+# The devices page's yes/no values of the manage_users and manage_roster fields.
 FLAG_VALUES = {"yes": True, "no": False}
 
 
@@ -62,15 +62,17 @@ def clean_name(name: str) -> str:
     return name
 
 
-def register_device(conn: psycopg.Connection, name: str, manage_users: bool = False) -> str:
+def register_device(conn: psycopg.Connection, name: str, manage_users: bool = False,
+                    manage_roster: bool = False) -> str:
     """Create a device called NAME; return its token (shown once, stored hashed)."""
     name = clean_name(name)
     token = secrets.token_urlsafe(32)
     try:
         with conn.transaction():
-            conn.execute("INSERT INTO device (name, token_hash, created_at, manage_users) "
-                         "VALUES (%s, %s, %s, %s)",
-                         [name, hash_token(token), now_ms(), bool(manage_users)])
+            conn.execute("INSERT INTO device (name, token_hash, created_at, manage_users, "
+                         "manage_roster) VALUES (%s, %s, %s, %s, %s)",
+                         [name, hash_token(token), now_ms(), bool(manage_users),
+                          bool(manage_roster)])
     except psycopg.errors.UniqueViolation:
         raise InputError("duplicate_device", f"A device called {name!r} exists already "
                          "(revoke it first to register a new token).", 409) from None
@@ -163,7 +165,7 @@ def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: s
                         device: dict, **details) -> None:
     """Log a device decision: the decision log, or the logger for the command line (no user)."""
     if user_id is None:  # a trust given is a warning; the rest is routine
-        log.log(logging.WARNING if details.get("manage_users") else logging.INFO,
+        log.log(logging.WARNING if any(details.get(r) for r in RIGHTS) else logging.INFO,
                 "command line: %s of device %r (id %s) %s", action, device["name"],
                 device["id"], details)
         return
@@ -171,27 +173,34 @@ def log_device_decision(conn: psycopg.Connection, user_id: str | None, action: s
 
 
 def register_logged(conn: psycopg.Connection, user_id: str | None, name: str,
-                    manage_users: bool) -> tuple[dict, str]:
+                    manage_users: bool, manage_roster: bool = False) -> tuple[dict, str]:
     """Register a device with a start-number block and log it in one transaction."""
     with write_transaction(conn):  # the block is checked against the others under the lock
-        token = register_device(conn, name, manage_users)
+        token = register_device(conn, name, manage_users, manage_roster)
         device = find_device(conn, token)
         blocks.reserve_block(conn, device["id"], *blocks.block_settings())
-        log_device_decision(conn, user_id, "register_device", device,
-                            **({"manage_users": True} if manage_users else {}))
+        rights = {r: True for r, given in zip(RIGHTS, (manage_users, manage_roster)) if given}
+        log_device_decision(conn, user_id, "register_device", device, **rights)
     return device, token
 
 
-def set_manage_users(conn: psycopg.Connection, user_id: str | None, device_id: int,
-                     allowed: bool) -> tuple[dict, bool]:
-    """Trust a live device to manage users, or stop; log a change; return (device, changed)."""
-    with conn.transaction():
+def set_right(conn: psycopg.Connection, user_id: str | None, device_id: int, right: str,
+              allowed: bool) -> tuple[dict, bool]:
+    """Give a live device a right of RIGHTS, or take it; log a change; return (device, changed)."""
+    if right not in RIGHTS:
+        raise ValueError(right)
+    with write_transaction(conn):
         device = live_device(conn, device_id, lock=True)
-        if device["manage_users"] == allowed:
+        if device[right] == allowed:
             return device, False
-        conn.execute("UPDATE device SET manage_users = %s WHERE id = %s", [allowed, device_id])
-        log_device_decision(conn, user_id, "device_manage_users", device, manage_users=allowed)
-    return {**device, "manage_users": allowed}, True
+        conn.execute(f"UPDATE device SET {right} = %s WHERE id = %s", [allowed, device_id])
+        if right == "manage_users":
+            # Admins' hashes go to trusted devices only (sync/pull.py): every laptop pulls
+            # the admins again, and this one takes or drops their hashes.
+            conn.execute("UPDATE app_user SET change_id = nextval('change_id_seq') "
+                         "WHERE role = 'admin'")
+        log_device_decision(conn, user_id, f"device_{right}", device, **{right: allowed})
+    return {**device, right: allowed}, True
 
 
 def live_device_id(conn: psycopg.Connection, name: str) -> int:
@@ -210,69 +219,6 @@ def refused_changes(conn: psycopg.Connection, limit: int = MAX_REFUSED_SHOWN) ->
         "(SELECT d.name FROM device d WHERE d.laptop_id = r.laptop_id ORDER BY d.id DESC "
         "LIMIT 1) AS device_name FROM rejected_change r ORDER BY r.id DESC LIMIT %s",
         [limit]).fetchall()
-
-
-@click.command("register-device")
-@with_appcontext
-@click.argument("name")
-@click.option("--manage-users", is_flag=True,
-              help="Trust this laptop to manage users: its pushes may create, promote, "
-                   "change or demote admins. Off by default: only central does that.")
-def register_device_command(name: str, manage_users: bool) -> None:
-    """Register a laptop called NAME and print its sync token (shown only this once)."""
-    with connection() as conn:
-        try:
-            _device, token = register_logged(conn, None, name, manage_users)
-        except InputError as exc:
-            raise click.ClickException(exc.message) from None
-    trust = " It may manage users (admins too)." if manage_users else ""
-    click.echo(f"Device {name.strip()!r} registered.{trust} Its token (shown only now):")
-    click.echo(token)
-
-
-@click.command("set-device")
-@with_appcontext
-@click.argument("name")
-@click.option("--manage-users/--no-manage-users", required=True,
-              help="Trust the live device NAME to manage users (admins too), or stop.")
-def set_device_command(name: str, manage_users: bool) -> None:
-    """Change whether the live device NAME may manage users; the change is logged."""
-    with connection() as conn:
-        try:
-            device, changed = set_manage_users(conn, None, live_device_id(conn, name),
-                                               manage_users)
-        except InputError as exc:
-            raise click.ClickException(exc.message) from None
-    state = "may manage users" if manage_users else "may not manage users"
-    click.echo(f"Device {device['name']!r} {state}{'' if changed else ' (unchanged)'}.")
-
-
-@click.command("revoke-device")
-@with_appcontext
-@click.argument("name")
-def revoke_device_command(name: str) -> None:
-    """Revoke the token of the device called NAME: its pushes and pulls get 401."""
-    with connection() as conn:
-        if not revoke_device(conn, name):
-            raise click.ClickException(f"No live device is called {name!r}.")
-    click.echo(f"Device {name!r} revoked.")
-
-
-@click.command("list-devices")
-@with_appcontext
-def list_devices_command() -> None:
-    """List devices: name, state, laptop, last contact, last seq, clock offset, laps, users,
-    start-number block."""
-    with connection() as conn:
-        devices, held = list_devices(conn), blocks.current_blocks(conn)
-    for d in devices:
-        state = "revoked" if d["revoked_at"] else "live"
-        block = f"{held[d['id']]['first']}-{held[d['id']]['last']}" if d["id"] in held else "-"
-        click.echo(f"{d['name']:<20} {state:<8} laptop={d['laptop_id'] or '-'} "
-                   f"last_contact={d['last_contact'] or '-'} last_seq={d['last_seq']} "
-                   f"offset_ms={d['clock_offset_ms'] if d['clock_offset_ms'] is not None else '-'} "
-                   f"laps={d['laps_pushed']} manage_users={'yes' if d['manage_users'] else 'no'} "
-                   f"block={block}")
 
 
 def live_device(conn: psycopg.Connection, device_id: int, lock: bool = False) -> dict:
@@ -349,13 +295,16 @@ def index():
     return render_page()
 
 
-def form_flag(value: str | None, default: bool | None = None) -> bool:
+def form_flag(value: str | None, default: bool | None = None,
+              right: str = "manage_users") -> bool:
     """Read a yes/no form field (a checkbox sends "yes"); raise a 400 for anything else."""
     if value is None and default is not None:
         return default
     if value not in FLAG_VALUES:
-        raise InputError("invalid_manage_users", _("Whether the device may manage users is "
-                                                   "yes or no."), 400)
+        message = _("Whether the device may manage users is yes or no.") \
+            if right == "manage_users" else \
+            _("Whether the device may manage the roster is yes or no.")
+        raise InputError(f"invalid_{right}", message, 400)
     return FLAG_VALUES[value]
 
 
@@ -363,10 +312,10 @@ def form_flag(value: str | None, default: bool | None = None) -> bool:
 @admin_required
 def register():
     """Register a device and show its token this once."""
-    name, conn = request.form.get("name", ""), get_db()
+    name, conn, form = request.form.get("name", ""), get_db(), request.form
     try:
-        manage_users = form_flag(request.form.get("manage_users"), default=False)
-        device, token = register_logged(conn, g.user["id"], name, manage_users)
+        manage_users, manage_roster = (form_flag(form.get(right), False, right) for right in RIGHTS)
+        device, token = register_logged(conn, g.user["id"], name, manage_users, manage_roster)
     except InputError as exc:
         if wants_json():
             raise
@@ -374,24 +323,46 @@ def register():
     return render_page(201, new_device=device["name"], new_token=token)
 
 
-@bp.post("/<int:device_id>/manage-users")
-@admin_required
-def manage_users(device_id: int):
-    """Trust a device to manage users (admins too), or stop trusting it; log the change."""
+def right_flash(device: dict, right: str, allowed: bool) -> str:
+    """Say what a device may do now that a right was given or taken."""
+    if right == "manage_users" and allowed:
+        return _("%(name)s may now manage users: its pushes may create and change users, "
+                 "admins too, and it receives admins' password hashes.", name=device["name"])
+    if right == "manage_users":
+        return _("%(name)s may no longer manage users: central refuses its user changes and "
+                 "sends it no admin's password hash.", name=device["name"])
+    if allowed:
+        return _("%(name)s may now manage the roster: its pushes may edit any runner.",
+                 name=device["name"])
+    return _("%(name)s may no longer manage the roster: central refuses its edits of runners "
+             "it did not create.", name=device["name"])
+
+
+def set_right_view(device_id: int, right: str):
+    """Give a device a right or take it (the form's yes/no); log the change."""
     try:
-        allowed = form_flag(request.form.get("manage_users"))
-        device, _changed = set_manage_users(get_db(), g.user["id"], device_id, allowed)
+        allowed = form_flag(request.form.get(right), right=right)
+        device, _changed = set_right(get_db(), g.user["id"], device_id, right, allowed)
     except InputError as exc:
         if wants_json():
             raise
         return render_page(exc.status, error=exc)
-    if allowed:
-        flash(_("%(name)s may now manage users: its pushes may create and change admins.",
-                name=device["name"]))
-    else:
-        flash(_("%(name)s may no longer manage users: central refuses its changes of admins.",
-                name=device["name"]))
+    flash(right_flash(device, right, allowed))
     return redirect(url_for("devices.index"))
+
+
+@bp.post("/<int:device_id>/manage-users")
+@admin_required
+def manage_users(device_id: int):
+    """Trust a device to manage users (admins too), or stop trusting it; log the change."""
+    return set_right_view(device_id, "manage_users")
+
+
+@bp.post("/<int:device_id>/manage-roster")
+@admin_required
+def manage_roster(device_id: int):
+    """Trust a device to edit any runner, or only those it created; log the change."""
+    return set_right_view(device_id, "manage_roster")
 
 
 @bp.post("/<int:device_id>/revoke")
@@ -438,9 +409,5 @@ def number_block(device_id: int):
 
 
 def init_app(app: Flask) -> None:
-    """Register the devices page and the device CLI commands."""
+    """Register the devices page (the device commands: sync/device_commands.py)."""
     app.register_blueprint(bp)
-    app.cli.add_command(register_device_command)
-    app.cli.add_command(set_device_command)
-    app.cli.add_command(revoke_device_command)
-    app.cli.add_command(list_devices_command)

@@ -7,12 +7,15 @@ import json
 import psycopg
 
 from lapsync.protocol import MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
+from lapsync.protocol.limits import WITHHELD_HASH
 
 from .blocks import current_block
 from .db import now_ms
 
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
 # write_transaction), so every id below the highest visible one is visible too.
+# An admin's password hash goes only to a device trusted to manage users; any other gets
+# WITHHELD_HASH in its place (docs/SECURITY.md).
 # A void central decided, and a runner central merged or renumbered, carry "decision"
 # (who, why, when) so that laptops show it and leave undoing it to central.
 # Rows the pulling laptop made itself are read (own = true) so that the cursor
@@ -37,7 +40,9 @@ PULL_SQL = """
  FROM runner WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
 (SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,
-        jsonb_build_object('id', id, 'name', name, 'password_hash', password_hash, 'role', role,
+        jsonb_build_object('id', id, 'name', name, 'role', role,
+                           'password_hash', CASE WHEN role = 'admin' AND NOT %(trusted)s
+                                                 THEN %(withheld)s ELSE password_hash END,
                            'created_at', created_at, 'hlc', hlc, 'origin', origin)::text
  FROM app_user WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
@@ -116,7 +121,9 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
                             "handed out (its database was replaced): pull again from 0.", 409,
                             resume_from=0)
     rows = conn.execute(PULL_SQL, {"cursor": cursor, "limit": limit + 1,
-                                   "laptop": device["laptop_id"]}).fetchall()
+                                   "laptop": device["laptop_id"],
+                                   "trusted": bool(device.get("manage_users")),
+                                   "withheld": WITHHELD_HASH}).fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     touch_device(conn, device["id"], now)
     sent = [r for r in rows if not r["own"]]

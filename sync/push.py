@@ -8,7 +8,6 @@ runners and users in seq order, then all laps in one COPY, then voids.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import psycopg
@@ -18,32 +17,17 @@ from lapsync.protocol import DATA_FIELDS, LAP_RUN, ProtocolError
 from lapsync.protocol import last_seq as end_seq
 
 from . import clock
+from .authority import apply_runner, own_laps, own_origin, reject_all, void_refusal
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
-from .ledger import (
-    CENTRAL_DECISION,
-    Deltas,
-    apply_totals,
-    apply_void,
-    detect_clashes,
-    upsert_runner,
-)
+from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
+from .pushed_users import apply_user
 
 # Arrays go as binary parameters (%b): psycopg dumps 10,000 ids in binary several
 # times faster than as text, which quotes each element (bench/bench_push.py).
 COPY_CHUNK = 4096                  # lap rows per COPY write (about 500 kB)
 LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
                "received_at", "clock_offset_ms")
-USER_UPSERT = """
-INSERT INTO app_user AS u (id, name, password_hash, role, created_at, hlc, origin, change_id)
-VALUES (%(id)s, %(name)s, %(password_hash)s, %(role)s, %(created_at)s, %(hlc)s, %(origin)s,
-        nextval('change_id_seq'))
-ON CONFLICT (id) DO UPDATE SET
-    name = excluded.name, password_hash = excluded.password_hash, role = excluded.role,
-    hlc = excluded.hlc, origin = excluded.origin, change_id = excluded.change_id
-WHERE (excluded.hlc, excluded.origin) > (u.hlc, u.origin)
-RETURNING id
-"""
 
 
 def copy_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
@@ -143,89 +127,35 @@ def redirect_merged(conn: psycopg.Connection, laps: dict[str, list]) -> None:
         laps["runner_id"] = [survivors.get(r, r) for r in laps["runner_id"]]
 
 
-def reject(conn: psycopg.Connection, laptop_id: str, change: dict, error: str, message: str,
-           now: int) -> dict:
-    """Keep a change refused for good for the admin; return its entry for the answer."""
-    conn.execute("INSERT INTO rejected_change (laptop_id, seq, entity, entity_id, error, "
-                 "message, payload, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                 "ON CONFLICT (laptop_id, seq) DO NOTHING",
-                 [laptop_id, change["seq"], change["entity"], change["id"], error, message,
-                  json.dumps(change["data"]), now])
-    return {"seq": change["seq"], "error": error, "message": message}
-
-
-# Only central grants or changes the admin role and an admin's password: a device
-# not trusted to manage users (device.manage_users) may create and change teachers
-# and viewers (a helper who arrives while the laptop is offline), never an admin.
-USER_AT_CENTRAL = """
-SELECT name, password_hash, role,
-       (%(hlc)s COLLATE "C", %(origin)s COLLATE "C") > (hlc, origin) AS newer
-FROM app_user WHERE id = %(id)s
-"""
-USER_FIELDS = ("name", "password_hash", "role")
-ADMIN_REFUSED = "admin_only_at_central"
 CENTRAL_VOID = ("An admin at central voided this lap: only central can restore it. The "
                 "laptop learns the void at its next pull.")
 
 
-def admin_refusal(stored: dict | None, user: dict) -> str | None:
-    """Say why an untrusted device's user change may not apply; None if it may.
-
-    Refused: creating an admin, making a user an admin, changing anything of an
-    admin, demoting one. A change that loses last-writer-wins, or that carries what
-    central holds already, changes nothing and is no attempt.
-    """
-    if stored is None:
-        what = None if user["role"] != "admin" else \
-            f"admin {user['name']!r} was not created at central"
-    elif not stored["newer"] or "admin" not in (stored["role"], user["role"]) \
-            or all(stored[field] == user[field] for field in USER_FIELDS):
-        what = None
-    elif stored["role"] != "admin":
-        what = f"{stored['name']!r} stays {stored['role']} at central"
-    else:
-        what = f"admin {stored['name']!r} stays as it is at central"
-    return what and (f"Only central can make or change an admin: {what}; this laptop keeps "
-                     "its own copy. An admin at central can let this device manage users.")
-
-
-def apply_user(conn: psycopg.Connection, laptop_id: str, change: dict, now: int,
-               trusted: bool = False) -> dict | None:
-    """Upsert a user (last writer wins); reject a taken name, or an untrusted admin change."""
-    user = change["data"]
-    taken = conn.execute("SELECT id FROM app_user WHERE name = %s AND id <> %s",
-                         [user["name"], user["id"]]).fetchone()
-    if taken is not None:
-        return reject(conn, laptop_id, change, "duplicate_user",
-                      f"Another user is called {user['name']!r} at central already.", now)
-    if not trusted:
-        refusal = admin_refusal(conn.execute(USER_AT_CENTRAL, user).fetchone(), user)
-        if refusal:
-            return reject(conn, laptop_id, change, ADMIN_REFUSED, refusal, now)
-    conn.execute(USER_UPSERT, user)
-    return None
-
-
 def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
                   device_time: int, now: int) -> tuple[list[dict], int]:
-    """Apply new changes of one batch; return (rejected, laps inserted)."""
-    laptop_id, rejected, deltas = device["laptop_id"], [], Deltas()
+    """Apply new changes of one batch; return (rejected, laps inserted).
+
+    What the device may not say (sync/authority.py) is refused item by item.
+    """
+    laptop_id, refusals, deltas = device["laptop_id"], [], Deltas()
+    own_origin(device, changes)
     for change in changes:
-        if change["entity"] == "runner":
-            row = upsert_runner(conn, change["data"], newer_only=True)
-            if row is not None and row["merged_into"] is None:  # a merged runner clashes no more
-                detect_clashes(conn, change["data"], now)
-        elif change["entity"] == "user":
-            refused = apply_user(conn, laptop_id, change, now, device["manage_users"])
-            rejected += [refused] if refused else []
-    laps = lap_columns(changes)
+        write = {"runner": apply_runner, "user": apply_user}.get(change["entity"])
+        refusal = write(conn, device, change["data"], now) if write else None
+        refusals += [(change, *refusal)] if refusal else []
+    laps, refused_laps = own_laps(conn, device, changes, lap_columns(changes))
+    refusals += refused_laps
     if laps["id"]:
         redirect_merged(conn, laps)
     inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps["id"] else 0
     for change in changes:
-        if change["entity"] == "lap_void" and apply_void(conn, change["data"], deltas):
-            rejected.append(reject(conn, laptop_id, change, CENTRAL_DECISION, CENTRAL_VOID, now))
+        if change["entity"] == "lap_void":
+            refusal = void_refusal(conn, device, change["data"])
+            if refusal is None and apply_void(conn, change["data"], deltas):
+                refusal = CENTRAL_DECISION, CENTRAL_VOID
+            refusals += [(change, *refusal)] if refusal else []
     apply_totals(conn, deltas)
+    rejected = reject_all(conn, laptop_id, sorted(refusals, key=lambda r: r[0]["seq"]), now)
     refused = {r["seq"] for r in rejected}  # a refused change moves nothing, not even the clock
     stamps = [c["data"]["hlc"] for c in changes if "hlc" in c["data"] and c["seq"] not in refused]
     if stamps:

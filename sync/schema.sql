@@ -276,3 +276,54 @@ CREATE TABLE IF NOT EXISTS number_block (
     created_at bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS number_block_device ON number_block (device_id, id);
+
+-- ---- a device's authority comes from its token (sync/authority.py) -------------------
+
+-- A device trusted with the roster: its pushed runner changes apply to any runner. Any
+-- other device edits only runners it created (runner.created_on); its changes of other
+-- runners are refused for good. Off by default; set by `register-device NAME
+-- --manage-roster`, `set-device NAME --manage-roster` or the devices page (logged).
+ALTER TABLE device ADD COLUMN IF NOT EXISTS manage_roster boolean NOT NULL DEFAULT false;
+
+-- The laptop (its laptop_id) whose push created a runner; NULL: made at central. Runners
+-- from before this column: the laptop that last wrote them, if a laptop did (only once,
+-- when the column is added).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'runner'
+                     AND column_name = 'created_on') THEN
+        ALTER TABLE runner ADD COLUMN created_on text;
+        UPDATE runner SET created_on = origin
+        WHERE origin IN (SELECT laptop_id FROM device WHERE laptop_id IS NOT NULL);
+    END IF;
+END
+$$;
+
+-- Every user id a laptop pushed first, with its name, whether central took the user or
+-- refused it: the id is that laptop's and that name's for good (never reused for another
+-- laptop or name), and that laptop's laps and voids may name it. Filled once from earlier
+-- refusals (the first laptop that sent an id, unless central made that user itself) and
+-- from users laptops made before this table existed.
+DO $$
+BEGIN
+    IF to_regclass('laptop_user') IS NULL THEN
+        CREATE TABLE laptop_user (
+            user_id   text PRIMARY KEY,
+            laptop_id text NOT NULL,
+            name      text NOT NULL,
+            at        bigint NOT NULL
+        );
+        INSERT INTO laptop_user (user_id, laptop_id, name, at)
+        SELECT DISTINCT ON (entity_id) entity_id, laptop_id, payload->>'name', at
+        FROM rejected_change WHERE entity = 'user' AND payload->>'name' IS NOT NULL
+          AND entity_id NOT IN (SELECT id FROM app_user WHERE origin NOT IN (
+              SELECT laptop_id FROM device WHERE laptop_id IS NOT NULL))
+        ORDER BY entity_id, at;
+        INSERT INTO laptop_user (user_id, laptop_id, name, at)
+        SELECT u.id, u.origin, u.name, u.created_at FROM app_user u
+        WHERE u.origin IN (SELECT laptop_id FROM device WHERE laptop_id IS NOT NULL)
+        ON CONFLICT (user_id) DO NOTHING;
+    END IF;
+END
+$$;

@@ -9,9 +9,17 @@ from flask.cli import with_appcontext
 from lapsync.authcore import hash_password, validate_user
 from lapsync.errors import InputError
 from lapsync.ids import new_id
+from lapsync.names import confusable
 
 from . import clock
 from .db import connection, now_ms, write_transaction
+
+
+def confusable_user(conn: psycopg.Connection, name: str, user_id: str | None = None) -> str | None:
+    """Return the name of another user that looks like name ("admin", "аdmin"), or None."""
+    others = conn.execute("SELECT name FROM app_user WHERE id IS DISTINCT FROM %s ORDER BY name",
+                          [user_id]).fetchall()
+    return confusable(name, [row["name"] for row in others])
 
 
 def create_user(conn: psycopg.Connection, name: str, role: str, password: str) -> str:
@@ -21,6 +29,10 @@ def create_user(conn: psycopg.Connection, name: str, role: str, password: str) -
     with write_transaction(conn):
         if conn.execute("SELECT 1 FROM app_user WHERE name = %s", [name]).fetchone():
             raise InputError("duplicate_name", f"A user called {name!r} exists already.", 409)
+        other = confusable_user(conn, name)
+        if other is not None:
+            raise InputError("confusable_name", f"{name!r} looks like the name of user "
+                             f"{other!r}: choose a name that looks like no other.", 409)
         user_id = new_id()
         conn.execute("INSERT INTO app_user (id, name, password_hash, role, created_at, hlc, "
                      "origin, change_id) VALUES (%s, %s, %s, %s, %s, %s, %s, "

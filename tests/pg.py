@@ -10,9 +10,14 @@ Fixtures: pg_server_url (session), pg_url (fresh database), central_app,
 central_client, central_db (a psycopg connection for assertions),
 device_token (a registered device "laptop-a"), live_central (central served on a
 real loopback port by a threaded werkzeug server; yields its base URL).
+
+A device pushes only laps recorded by users it knows (sync/authority.py): register()
+registers a device and makes sure central has HELPER, the teacher an Outbox records
+its laps and voids as (a central user every laptop pulls).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import secrets
@@ -32,8 +37,9 @@ from lapsync.devkit.postgres import (  # noqa: F401  (tests import these from he
     snapshot,
     with_database,
 )
-from sync import create_app
-from sync.db import close_pool, init_schema, now_ms
+from lapsync import authcore
+from sync import clock, create_app
+from sync.db import close_pool, init_schema, now_ms, write_transaction
 from sync.devices import register_device
 from tests.web import served
 
@@ -93,10 +99,37 @@ def central_db(pg_url) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+HELPER = "helperteacher0000000000"       # the central teacher Outbox laps are recorded by
+HELPER_PASSWORD = "helper-password"
+
+
+@functools.cache
+def own_hash(password: str = HELPER_PASSWORD) -> str:
+    """Return an argon2 hash with the parameters of this process's apps (made once)."""
+    return authcore.hash_password(password)
+
+
+def add_helper(conn: psycopg.Connection) -> str:
+    """Make sure central has the teacher HELPER (a central user every laptop knows)."""
+    with write_transaction(conn):
+        if not conn.execute("SELECT 1 FROM app_user WHERE id = %s", [HELPER]).fetchone():
+            conn.execute("INSERT INTO app_user (id, name, password_hash, role, created_at, hlc, "
+                         "origin, change_id) VALUES (%s, 'helper', %s, 'teacher', 0, %s, %s, "
+                         "nextval('change_id_seq'))",
+                         [HELPER, own_hash(), "1000000000000.0000", clock.node_id(conn)])
+    return HELPER
+
+
+def register(conn: psycopg.Connection, name: str, **rights: bool) -> str:
+    """Register a device (rights: manage_users, manage_roster) that knows HELPER; return its token."""
+    add_helper(conn)
+    return register_device(conn, name, **rights)
+
+
 @pytest.fixture
 def device_token(central_db) -> str:
     """The token of a registered device called laptop-a."""
-    return register_device(central_db, "laptop-a")
+    return register(central_db, "laptop-a")
 
 
 @pytest.fixture
@@ -115,7 +148,7 @@ class Outbox:
 
         self.new_id = new_id
         self.laptop_id = laptop_id or new_id()
-        self.user_id = new_id()
+        self.user_id = HELPER
         self.clock_ms, self.counter = clock_ms, 0
         self.changes: list[dict] = []
 
@@ -159,7 +192,7 @@ class Outbox:
         """Add a user created on this laptop; return its id."""
         user_id = user_id or self.new_id()
         self.add("user", user_id, {"id": user_id, "name": name, "role": role,
-                                   "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+                                   "password_hash": own_hash(),
                                    "created_at": self.clock_ms, "hlc": self.stamp(),
                                    "origin": self.laptop_id})
         return user_id

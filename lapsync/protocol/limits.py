@@ -21,6 +21,9 @@ MAX_TIME = 10 ** 14                # epoch ms, year 5138: rules out seconds*1000
 MAX_START_NUMBER = 999_999
 MAX_RUNNER_NAME, MAX_CLASS, MAX_USER_NAME, MAX_REASON = 100, 20, 50, 200
 MAX_PASSWORD_HASH = 500
+# What a device not trusted to manage users pulls instead of an admin's password hash: no
+# hash at all (no password matches it), so central's admins cannot log in on that laptop.
+WITHHELD_HASH = "!withheld"
 GRADES = range(1, 14)
 ROLES = ("admin", "teacher", "viewer")
 HLC_PATTERN = re.compile(r"[0-9]{13}\.[0-9]{4}")  # not \d: that takes any Unicode digit

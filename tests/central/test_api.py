@@ -25,10 +25,10 @@ from openapi_core.contrib.requests import (
 from lapsync.protocol import MAX_BATCH_BYTES, MAX_BATCH_CHANGES, compact_changes
 from sync import create_app
 from sync.db import close_pool
-from sync.devices import register_device, revoke_device
+from sync.devices import revoke_device
 from sync.settings import set_setting
 from sync.users import create_user
-from tests.pg import Outbox, snapshot
+from tests.pg import Outbox, register, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = OpenAPI.from_file_path(str(ROOT / "sync" / "openapi.yaml"))
@@ -71,7 +71,7 @@ def test_push_then_pull_happy_path(live_central, central_db, device_token):
     create_user(central_db, "tom", "teacher", "correct-horse")
     set_setting(central_db, "metres_per_lap", 400)
     set_setting(central_db, "event_name", "Sponsorenlauf")
-    other = register_device(central_db, "laptop-b")
+    other = register(central_db, "laptop-b")
     checked(post_push(live_central, other, Outbox().body()), request_too=True)
     page = checked(get_pull(live_central, other, cursor=0), request_too=True).json()
     kinds = {c["entity"]: c["data"] for c in page["changes"]}
@@ -80,8 +80,10 @@ def test_push_then_pull_happy_path(live_central, central_db, device_token):
     assert kinds["total"] == {"runner_id": runner, "other_laps": 1}
     assert page["more"] is False and page["next_cursor"] == max(c["cursor"] for c in page["changes"])
     own = checked(get_pull(live_central, device_token, cursor=0)).json()
-    # its own runner and void stay home; what central and others decided comes
-    assert sorted(c["entity"] for c in own["changes"]) == ["setting", "setting", "total", "user"]
+    # its own runner and void stay home; what central and others decided comes (the users:
+    # the helper its laps name, and tom)
+    assert sorted(c["entity"] for c in own["changes"]) == ["setting", "setting", "total", "user",
+                                                            "user"]
     own["changes"] = [c for c in own["changes"] if c["entity"] == "total"]
     assert own["changes"][0]["data"]["other_laps"] == 0 and own["next_cursor"] == page["next_cursor"]
 
@@ -253,7 +255,7 @@ def test_a_token_bound_to_laptop_a_refuses_laptop_b_with_403(live_central, centr
     before = snapshot(central_db)
     refused = checked(post_push(live_central, device_token, b.body()))
     assert refused.status_code == 403 and refused.json()["error"] == "device_mismatch"
-    second = register_device(central_db, "laptop-a2")
+    second = register(central_db, "laptop-a2")
     before = snapshot(central_db)
     taken = checked(post_push(live_central, second, a.body()))
     assert taken.status_code == 403 and taken.json()["error"] == "laptop_registered"
@@ -267,7 +269,7 @@ def test_a_new_token_for_a_laptop_carries_on_from_its_last_seq(live_central, cen
     box.lap(runner)
     assert post_push(live_central, device_token, box.body()).json()["acked_seq"] == 2
     revoke_device(central_db, "laptop-a")
-    successor = register_device(central_db, "laptop-a")
+    successor = register(central_db, "laptop-a")
     box.lap(runner)
     answer = checked(post_push(live_central, successor, box.body())).json()
     assert answer["acked_seq"] == 3
@@ -361,7 +363,7 @@ def test_two_central_processes_apply_concurrent_overlapping_pushes_exactly_once(
             if n % 10:
                 expected[runners[n % 5]] = expected.get(runners[n % 5], 0) + 1
         boxes.append(box)
-        tokens.append(register_device(central_db, f"laptop-{i}"))
+        tokens.append(register(central_db, f"laptop-{i}"))
     started = [start_gunicorn(pg_url) for _ in range(2)]
     servers = [url for _, url in started]
     try:

@@ -9,9 +9,9 @@ import pytest
 
 from lapsync.protocol import validate_push
 from sync.charts import BUCKET_MS, MAX_BUCKETS, nice_ticks
-from sync.devices import find_device, register_device
+from sync.devices import find_device
 from sync.push import push
-from tests.pg import Outbox
+from tests.pg import Outbox, register
 
 T0 = 1_700_000_100_000          # a multiple of 5 minutes
 assert T0 % BUCKET_MS == 0
@@ -53,7 +53,7 @@ def event(central_db, device_token):
     send(central_db, device_token, a, now=T0 + 1500 * S, device_time=T0 + 1500 * S)
     b = Outbox(clock_ms=T0 - 3600 * S)
     b.lap(anna, time=T0 - 3600 * S + 50 * S)          # really at T0 + 50 s: bucket 0
-    send(central_db, register_device(central_db, "laptop-b"), b, now=T0 + 7200 * S,
+    send(central_db, register(central_db, "laptop-b"), b, now=T0 + 7200 * S,
          device_time=T0 + 3600 * S)                   # offset +1 h, received 2 h after
     return {"anna": anna, "ben": ben}
 

@@ -314,13 +314,13 @@ def test_trust_is_read_at_each_push_and_refused_changes_are_listed(central_db, c
     box = Outbox()
     box.user("<b>mallory</b>", "admin")
     answer = push(central_db, device, validate_push(box.body()))
-    assert [r["error"] for r in answer["rejected"]] == ["admin_only_at_central"]
+    assert [r["error"] for r in answer["rejected"]] == ["users_only_at_central"]
     central_db.execute("UPDATE device SET manage_users = true")
     box.user("office", "admin")
     assert push(central_db, device, validate_push(box.body(2)))["rejected"] == []
     html = central_viewer.get("/devices/").get_data(as_text=True)
     refused = re.search(r'<table class="list" id="refused-changes">(.*?)</table>', html, re.S).group(1)
-    assert refused.count('data-error="admin_only_at_central"') == 1
+    assert refused.count('data-error="users_only_at_central"') == 1
     assert "laptop-a" in refused and "&lt;b&gt;mallory&lt;/b&gt;" in refused
     assert "<b>mallory" not in html and "$argon2" not in html          # escaped; no hash shown
     assert "/manage-users" not in html                                   # a viewer sees, no form

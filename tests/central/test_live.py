@@ -11,10 +11,10 @@ import requests
 from lapsync.protocol import validate_push
 from sync import create_app
 from sync.db import close_pool, now_ms
-from sync.devices import find_device, register_device
+from sync.devices import find_device
 from sync.live import FEED_LIMIT, PAGE_LAPS
 from sync.push import push
-from tests.pg import Outbox
+from tests.pg import Outbox, register
 from tests.web import launch_chromium, served
 
 T0 = 1_700_000_100_000
@@ -72,7 +72,7 @@ def test_a_lap_committed_later_with_an_older_receipt_time_is_not_lost(viewer, ce
     box_a, box_b = Outbox(), Outbox()
     runner = box_b.runner(7, "Anna Berg")
     box_b.lap(runner)
-    send(central_db, register_device(central_db, "laptop-b"), box_b, now=T0 + 5_000)
+    send(central_db, register(central_db, "laptop-b"), box_b, now=T0 + 5_000)
     seen = feed(viewer)
     late = box_a.lap(runner)
     send(central_db, device_token, box_a, now=T0)          # commits after, received "before"

@@ -56,7 +56,8 @@ def test_a_runner_edited_twice_is_pulled_once_in_its_latest_state(central_db):
     assert [(c["entity"], c["data"]["name"]) for c in changes] == [("runner", "New Name")]
 
 
-def test_own_changes_are_not_sent_back_but_the_cursor_moves_past_them(central_db, device_token):
+def test_own_changes_are_not_sent_back_but_the_cursor_moves_past_them(central_db):
+    device_token = register_device(central_db, "laptop-a")
     box = Outbox()
     for n in range(1, 6):
         box.runner(n, f"Runner {n}")
@@ -157,7 +158,8 @@ def seq_scanned(conn, cursor: int, laptop: str) -> set[str]:
     """Return the tables the pull's plan reads whole (Seq Scan) at this cursor."""
     from sync.pull import PULL_SQL
     row = conn.execute("EXPLAIN (FORMAT JSON) " + PULL_SQL,
-                       {"cursor": cursor, "limit": 1001, "laptop": laptop}).fetchone()
+                       {"cursor": cursor, "limit": 1001, "laptop": laptop, "trusted": False,
+                        "withheld": "!withheld"}).fetchone()
     plan = row["QUERY PLAN"][0]["Plan"]
     return {n["Relation Name"] for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"}
 

@@ -10,10 +10,10 @@ from psycopg.rows import dict_row
 
 from lapsync.protocol import ProtocolError, compact_changes, validate_push
 from sync.db import now_ms
-from sync.devices import find_device, register_device
+from sync.devices import find_device
 from sync.pull import pull
 from sync.push import push
-from tests.pg import Outbox, snapshot, with_database
+from tests.pg import HELPER, Outbox, own_hash, register, snapshot, with_database
 
 
 def send(conn, token: str, body: dict, now: int | None = None) -> dict:
@@ -107,7 +107,8 @@ def test_runner_edits_converge_whatever_the_arrival_order(pg_url, central_db):
     for order in itertools.islice(itertools.permutations(range(len(pushes))), 0, None, 7919):
         central_db.execute("TRUNCATE runner, device, number_block, clash, runner_total, "
                            "device_runner_laps, lap")
-        tokens = [register_device(central_db, f"laptop-{i}") for i in range(3)]
+        # Laptops trusted with the roster: each may edit a runner another one created.
+        tokens = [register(central_db, f"laptop-{i}", manage_roster=True) for i in range(3)]
         for index in order:
             i, body = pushes[index]
             # a laptop pushes its own seqs in order; other laptops interleave freely
@@ -131,22 +132,24 @@ def test_void_and_restore_last_writer_wins_and_totals_follow(central_db, device_
     assert totals(central_db) == counted_laps(central_db) == {runner: 2}
 
 
-def test_a_void_that_arrives_before_its_lap_applies_when_the_lap_comes(central_db, device_token):
+def test_a_void_of_a_lap_central_does_not_have_is_refused_and_the_lap_still_counts(
+        central_db, device_token):
     box = Outbox()
     runner = box.runner(4, "Dora Eck")
     lap_id = box.new_id()
-    box.void(lap_id)
-    send(central_db, device_token, box.body())
-    assert central_db.execute("SELECT voided FROM lap_void WHERE lap_id = %s", [lap_id]).fetchone()
+    box.void(lap_id)                    # no laptop voids a lap it has not recorded
+    answer = send(central_db, device_token, box.body())
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(2, "not_own_lap")]
+    assert central_db.execute("SELECT * FROM lap_void").fetchall() == []
     box.lap(runner, lap_id=lap_id)
     box.lap(runner)
-    send(central_db, device_token, box.body(3))
-    assert totals(central_db) == counted_laps(central_db) == {runner: 1}
+    assert send(central_db, device_token, box.body(3))["rejected"] == []
+    assert totals(central_db) == counted_laps(central_db) == {runner: 2}
 
 
 def test_a_lap_for_an_unknown_runner_is_kept_and_links_when_the_runner_arrives(central_db):
     a, b = Outbox(), Outbox()
-    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    token_a, token_b = register(central_db, "a"), register(central_db, "b")
     late_runner = b.new_id()
     lap = a.lap(late_runner)
     send(central_db, token_a, a.body())
@@ -160,7 +163,7 @@ def test_a_lap_for_an_unknown_runner_is_kept_and_links_when_the_runner_arrives(c
 
 def test_a_start_number_clash_is_recorded_and_both_runners_keep_their_laps(central_db):
     a, b = Outbox(), Outbox()
-    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    token_a, token_b = register(central_db, "a"), register(central_db, "b")
     anna = a.runner(17, "Anna Berg", "5a")
     ben = b.runner(17, "Ben Cruz", "6b")
     a.lap(anna), a.lap(anna), b.lap(ben)
@@ -179,7 +182,7 @@ def test_a_start_number_clash_is_recorded_and_both_runners_keep_their_laps(centr
 
 def test_the_same_name_in_the_same_class_is_a_clash_too(central_db):
     a, b = Outbox(), Outbox()
-    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    token_a, token_b = register(central_db, "a"), register(central_db, "b")
     a.runner(1, "Anna Berg", "5a")
     b.runner(2, "anna berg", "5A")
     b.runner(3, "Anna Berg", "6a")  # another class: no clash
@@ -191,7 +194,7 @@ def test_the_same_name_in_the_same_class_is_a_clash_too(central_db):
 
 def test_a_user_whose_name_is_taken_is_rejected_for_good_and_acknowledged(central_db):
     a, b = Outbox(), Outbox()
-    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    token_a, token_b = (register(central_db, name, manage_users=True) for name in ("a", "b"))
     a.user("tom")
     b.user("tom")
     b.user("tina")
@@ -201,14 +204,14 @@ def test_a_user_whose_name_is_taken_is_rejected_for_good_and_acknowledged(centra
     assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "duplicate_user")]
     assert send(central_db, token_b, b.body())["rejected"] == answer["rejected"]  # replay: same answer
     names = [r["name"] for r in central_db.execute("SELECT name FROM app_user ORDER BY name")]
-    assert names == ["tina", "tom"]
+    assert names == ["helper", "tina", "tom"]
     kept = central_db.execute("SELECT * FROM rejected_change").fetchone()
     assert kept["laptop_id"] == b.laptop_id and kept["payload"]["name"] == "tom"
 
 
 def test_other_laps_are_the_total_minus_the_pulling_laptops_own(central_db):
     a, b = Outbox(), Outbox()
-    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    token_a, token_b = register(central_db, "a"), register(central_db, "b")
     runner = a.runner(5, "Eva Fox")
     for _ in range(3):
         a.lap(runner)
@@ -222,17 +225,18 @@ def test_other_laps_are_the_total_minus_the_pulling_laptops_own(central_db):
     assert seen == {token_a: [1], token_b: [3]}
 
 
-def test_a_void_of_another_laptops_lap_moves_the_totals(central_db):
+def test_a_void_of_another_laptops_lap_is_refused_and_moves_nothing(central_db):
     a, b = Outbox(), Outbox()
-    token_a, token_b = register_device(central_db, "a"), register_device(central_db, "b")
+    token_a, token_b = register(central_db, "a"), register(central_db, "b")
     runner = a.runner(6, "Finn Gold")
     lap = a.lap(runner)
     send(central_db, token_a, a.body())
-    b.void(lap)  # b learnt of the lap somehow (e.g. the admin on b): a void from elsewhere
-    send(central_db, token_b, b.body())
-    assert totals(central_db) == {runner: 0} and counted_laps(central_db) == {}
+    b.void(lap)  # b learnt of the lap somehow: only the laptop that recorded it voids it
+    answer = send(central_db, token_b, b.body())
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "not_own_lap")]
+    assert totals(central_db) == counted_laps(central_db) == {runner: 1}
     page = pull(central_db, find_device(central_db, token_a), 0, 100)
-    assert [c["entity"] for c in page["changes"]].count("lap_void") == 1
+    assert [c["entity"] for c in page["changes"]].count("lap_void") == 0
 
 
 def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, central_db):
@@ -250,10 +254,11 @@ def test_a_real_laptop_outbox_is_merged_and_moves_centrals_clock(db, runners, ce
             "changes": [{"seq": r["seq"], "entity": r["entity"], "id": r["entity_id"],
                          "data": _json.loads(r["payload"])} for r in rows]}
     # The laptop's own admin ada is in its outbox: a device trusted to manage users.
-    answer = send(central_db, register_device(central_db, "laptop-a", manage_users=True), body)
+    answer = send(central_db, register(central_db, "laptop-a", manage_users=True), body)
     assert answer["acked_seq"] == body["changes"][-1]["seq"] and answer["rejected"] == []
     assert totals(central_db) == {runners[17]: 1}
-    assert {r["name"] for r in central_db.execute("SELECT name FROM app_user")} == {"ada", "tom", "vic"}
+    assert {r["name"] for r in central_db.execute("SELECT name FROM app_user")} == \
+        {"ada", "tom", "vic", "helper"}
     assert central_db.execute("SELECT count(*) AS n FROM runner").fetchone()["n"] == 3
     assert central_db.execute("SELECT id FROM lap ORDER BY id").fetchall() == sorted(
         [{"id": kept}, {"id": voided}], key=lambda r: r["id"])
@@ -276,10 +281,10 @@ def test_a_lap_id_central_has_already_is_not_counted_again_under_a_new_seq(centr
     assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 2
 
 
-# ---- users: only central makes or changes an admin (issue 5) ------------------------
+# ---- users are central's: only a device trusted to manage users changes them -------------
 
-HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
-OTHER_HASH = "$argon2id$v=19$m=65536,t=3,p=4$b3RoZXI$b3RoZXI"
+HASH = own_hash("central-password")          # the app's own argon2 parameters (tests/pg.py)
+OTHER_HASH = own_hash("another-password")
 HOSTILE = "'); DROP TABLE app_user;--"
 
 
@@ -308,16 +313,18 @@ def user_change(box: Outbox, user_id: str, name: str, role: str, password_hash: 
                                      "hlc": box.stamp(), "origin": box.laptop_id})
 
 
-# Each makes one user change that only central, or a device trusted to manage users, may make.
-ADMIN_CHANGES = {
+# Each makes one user change that only a device trusted to manage users may make.
+USER_CHANGES = {
     "create an admin": lambda box, u: user_change(box, box.new_id(), "mallory", "admin"),
     "create an admin with a hostile name": lambda box, u: user_change(box, box.new_id(),
                                                                       HOSTILE, "admin"),
+    "create a teacher": lambda box, u: user_change(box, box.new_id(), "helga", "teacher"),
     "promote a teacher": lambda box, u: user_change(box, u["tina"]["id"], "tina", "admin"),
     "promote a viewer": lambda box, u: user_change(box, u["vic"]["id"], "vic", "admin"),
+    "change a teacher's password": lambda box, u: user_change(box, u["tina"]["id"], "tina",
+                                                              "teacher", OTHER_HASH),
     "change an admin's password": lambda box, u: user_change(box, u["ada"]["id"], "ada", "admin",
                                                              OTHER_HASH),
-    "rename an admin": lambda box, u: user_change(box, u["ada"]["id"], "ada2", "admin"),
     "demote an admin": lambda box, u: user_change(box, u["ada"]["id"], "ada", "viewer"),
     "demote an admin and take its password": lambda box, u: user_change(
         box, u["ada"]["id"], "ada", "teacher", OTHER_HASH),
@@ -329,73 +336,68 @@ def without(state: dict, *tables: str) -> dict:
     return {table: rows for table, rows in state.items() if table not in tables}
 
 
-@pytest.mark.parametrize("case", ADMIN_CHANGES)
-def test_an_untrusted_device_cannot_make_or_change_an_admin_and_its_queue_moves_on(
+@pytest.mark.parametrize("case", USER_CHANGES)
+def test_an_untrusted_device_cannot_make_or_change_users_and_its_queue_moves_on(
         central_db, device_token, case):
     users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
     box = Outbox(clock_ms=later())
-    change = ADMIN_CHANGES[case](box, users)
+    change = USER_CHANGES[case](box, users)
     before = snapshot(central_db)
     answer = send(central_db, device_token, box.body())
     assert answer["acked_seq"] == 1                                   # acknowledged, not wedged
-    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "admin_only_at_central")]
-    assert answer["rejected"][0]["message"].startswith("Only central can make or change an admin")
-    assert without(snapshot(central_db), "device", "rejected_change") == \
-        without(before, "device", "rejected_change")                  # not even central's clock
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "users_only_at_central")]
+    assert answer["rejected"][0]["message"].startswith("Only central, or a device it trusts")
+    assert without(snapshot(central_db), "device", "rejected_change", "laptop_user") == \
+        without(before, "device", "rejected_change", "laptop_user")   # not even central's clock
     kept = central_db.execute("SELECT * FROM rejected_change").fetchone()
     assert (kept["seq"], kept["entity"], kept["entity_id"], kept["error"]) == \
-        (1, "user", change["id"], "admin_only_at_central")
+        (1, "user", change["id"], "users_only_at_central")
     assert kept["payload"] == change["data"] and kept["laptop_id"] == box.laptop_id
     assert send(central_db, device_token, box.body())["rejected"] == answer["rejected"]  # replay
     runner = box.runner(1, "Anna Berg")
     box.lap(runner)
     later_answer = send(central_db, device_token, box.body(2))        # the next batch applies
-    assert later_answer["acked_seq"] == 3 and later_answer["rejected"] == [] \
-        and totals(central_db) == {runner: 1}
-    assert central_db.execute("SELECT * FROM app_user ORDER BY name").fetchall() == \
-        sorted(users.values(), key=lambda u: u["name"])
+    assert later_answer["acked_seq"] == 3 and later_answer["rejected"] == []
+    assert totals(central_db) == {runner: 1}
+    assert central_db.execute("SELECT * FROM app_user WHERE id <> %s ORDER BY name",
+                              [HELPER]).fetchall() == sorted(users.values(),
+                                                             key=lambda u: u["name"])
 
 
-@pytest.mark.parametrize("case", ADMIN_CHANGES)
-def test_a_device_trusted_to_manage_users_may_make_and_change_admins(central_db, case):
+@pytest.mark.parametrize("case", USER_CHANGES)
+def test_a_device_trusted_to_manage_users_may_make_and_change_users(central_db, case):
     users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
     box = Outbox(clock_ms=later())
-    change = ADMIN_CHANGES[case](box, users)
-    answer = send(central_db, register_device(central_db, "trusted", manage_users=True), box.body())
+    change = USER_CHANGES[case](box, users)
+    answer = send(central_db, register(central_db, "trusted", manage_users=True), box.body())
     assert answer["acked_seq"] == 1 and answer["rejected"] == []
     stored = central_db.execute("SELECT * FROM app_user WHERE id = %s", [change["id"]]).fetchone()
     assert {k: stored[k] for k in ("name", "role", "password_hash", "hlc", "origin")} == \
         {k: change["data"][k] for k in ("name", "role", "password_hash", "hlc", "origin")}
 
 
-def test_an_untrusted_device_may_create_and_change_teachers_and_viewers(central_db, device_token):
-    users = central_users_of(central_db, ada="admin", tina="teacher", vic="viewer")
+def test_a_user_id_keeps_its_name_even_for_a_trusted_device(central_db):
+    users = central_users_of(central_db, ada="admin")
     box = Outbox(clock_ms=later())
-    helper = user_change(box, box.new_id(), "helper", "teacher")      # arrived while offline
-    parent = user_change(box, box.new_id(), "parent", "viewer")
-    user_change(box, users["tina"]["id"], "tina", "viewer", OTHER_HASH)
-    user_change(box, users["vic"]["id"], "victor", "teacher", OTHER_HASH)
-    user_change(box, helper["id"], "helper", "admin")                 # but no further
-    answer = send(central_db, device_token, box.body())
-    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(5, "admin_only_at_central")]
-    rows = {r["name"]: (r["role"], r["password_hash"]) for r in
-            central_db.execute("SELECT name, role, password_hash FROM app_user")}
-    assert rows == {"ada": ("admin", HASH), "tina": ("viewer", OTHER_HASH),
-                    "victor": ("teacher", OTHER_HASH), "helper": ("teacher", HASH),
-                    "parent": ("viewer", HASH)}
-    assert parent["id"] in {r["id"] for r in central_db.execute("SELECT id FROM app_user")}
+    user_change(box, users["ada"]["id"], "ada2", "admin")
+    answer = send(central_db, register(central_db, "trusted", manage_users=True), box.body())
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(1, "user_id_taken")]
+    assert "is 'ada': a user id is never reused for another name" in answer["rejected"][0]["message"]
+    assert central_db.execute("SELECT name FROM app_user WHERE id = %s",
+                              [users["ada"]["id"]]).fetchone()["name"] == "ada"
 
 
-def test_an_admin_change_that_changes_nothing_at_central_is_no_attempt(central_db, device_token):
+def test_an_unchanged_user_sent_by_an_untrusted_device_is_no_attempt(central_db, device_token):
     users = central_users_of(central_db, ada="admin")
     stale = Outbox(clock_ms=1_000_000_000_000)                       # older than central's stamp
     user_change(stale, users["ada"]["id"], "ada", "teacher", OTHER_HASH)
     assert send(central_db, device_token, stale.body())["rejected"] == []  # loses LWW: a no-op
     same = Outbox(clock_ms=later())                                   # newer, but what central has
     user_change(same, users["ada"]["id"], "ada", "admin")
-    assert send(central_db, register_device(central_db, "b"), same.body())["rejected"] == []
-    ada = central_db.execute("SELECT role, password_hash FROM app_user").fetchone()
-    assert ada == {"role": "admin", "password_hash": HASH}
+    assert send(central_db, register(central_db, "b"), same.body())["rejected"] == []
+    ada = central_db.execute("SELECT role, password_hash, hlc FROM app_user WHERE id = %s",
+                             [users["ada"]["id"]]).fetchone()
+    assert ada == {"role": "admin", "password_hash": HASH, "hlc": users["ada"]["hlc"]}
 
 
 # ---- compact lap runs -------------------------------------------------------------
@@ -428,9 +430,9 @@ def test_compact_runs_merge_exactly_like_the_same_laps_sent_one_by_one(central_d
     box.void(laps[2])
     box.lap(runner, lap_id=laps[0])    # a re-sent id
     box.lap(box.new_id())              # a runner central does not know
-    answer = send(central_db, register_device(central_db, "a"), compact(box.body()), now=5)
+    answer = send(central_db, register(central_db, "a"), compact(box.body()), now=5)
     assert answer == {"acked_seq": 10, "server_time": 5, "rejected": []}
-    send(second_central, register_device(second_central, "a"), box.body(), now=5)
+    send(second_central, register(second_central, "a"), box.body(), now=5)
     compared = {key: rows for key, rows in snapshot(central_db).items() if key not in ("meta", "device")}
     assert compared == {key: rows for key, rows in snapshot(second_central).items()
                         if key not in ("meta", "device")}
@@ -604,11 +606,11 @@ def test_every_laps_pushed_by_names_the_device_that_delivered_it(central_db, dev
     first = [box.lap(runner), box.lap(runner)]
     send(central_db, device_token, compact(box.body()))
     revoke_device(central_db, "laptop-a")
-    successor = register_device(central_db, "laptop-a2")
+    successor = register(central_db, "laptop-a2")
     later = box.lap(runner)
     send(central_db, successor, box.body(4, 4))
     theirs = other.lap(runner)
-    send(central_db, register_device(central_db, "laptop-b"), other.body())
+    send(central_db, register(central_db, "laptop-b"), other.body())
     rows = central_db.execute("SELECT l.id, d.name FROM lap l LEFT JOIN device d "
                               "ON d.id = l.pushed_by").fetchall()
     assert {r["id"]: r["name"] for r in rows} == {
@@ -629,17 +631,18 @@ def test_a_batch_of_many_copy_chunks_arrives_whole_and_once(central_db, device_t
     assert central_db.execute("SELECT laps_pushed FROM device").fetchone()["laps_pushed"] == 10
 
 
-def test_voids_and_restores_that_arrive_before_their_laps_count_right_in_a_run(central_db, device_token):
+def test_voids_and_restores_before_their_laps_in_one_batch_count_right_in_a_run(central_db,
+                                                                               device_token):
     box = Outbox()
     runner = box.runner(1, "Anna Berg")
     ids = [box.new_id() for _ in range(5)]
-    box.void(ids[0])                                     # voided before it arrives
+    box.void(ids[0])                                     # voided before it, in the same batch
     box.void(ids[1]), box.void(ids[1], voided=False)     # voided, then restored
     box.void(box.new_id())                               # a void whose lap never comes
-    send(central_db, device_token, box.body())
     for lap_id in ids:
         box.lap(runner, lap_id=lap_id)
-    send(central_db, device_token, compact(box.body(6)))
+    answer = send(central_db, device_token, compact(box.body()))
+    assert [(r["seq"], r["error"]) for r in answer["rejected"]] == [(5, "not_own_lap")]
     assert totals(central_db) == counted_laps(central_db) == {runner: 4}
 
 

@@ -23,10 +23,10 @@ from lapsync.laptop.laps import lap_count, pick_runner, record_lap
 from lapsync.laptop.runners import add_runner, search_runners
 from lapsync.protocol import validate_push
 from sync import clock, review
-from sync.devices import find_device, register_device
+from sync.devices import find_device
 from sync.pull import pull
 from sync.push import push
-from tests.pg import Outbox, logged_in, snapshot
+from tests.pg import Outbox, logged_in, register, snapshot
 from tests.web import launch_chromium, served
 
 T = 1_700_000_000_000
@@ -122,7 +122,7 @@ def doubles(central_db):
     by each laptop's offset find the double: receipt times would pair A's two laps,
     raw device times would put B's lap 107 s away.
     """
-    tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
+    tokens = {name: register(central_db, name) for name in ("laptop-a", "laptop-b")}
     a, b = Outbox(clock_ms=T), Outbox(clock_ms=T)
     runner = a.runner(17, "Cleo Dahl", "6b", 6)
     first, later = a.lap(runner, time=T), a.lap(runner, time=T + 300_000)
@@ -292,7 +292,7 @@ def test_a_post_without_csrf_token_is_refused(central_db, admin, doubles):
 @pytest.fixture
 def clash(central_db):
     """Start number 17 given to two runners on two laptops; a lap each."""
-    tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
+    tokens = {name: register(central_db, name) for name in ("laptop-a", "laptop-b")}
     a, b = Outbox(clock_ms=T), Outbox(clock_ms=T)
     cleo, dora = a.runner(17, "Cleo Dahl", "6b", 6), b.runner(17, "Dora Ernst", "7c", 7)
     a.lap(cleo)
@@ -545,7 +545,10 @@ def sync(db, url: str, token: str) -> None:
 def test_a_central_void_changes_the_laptops_count_after_its_next_pull(laptops, live_central,
                                                                       central_db, admin):
     a, b = laptops("a"), laptops("b")
-    tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
+    # Laptops copied from one users file share their users: trusted with users, their
+    # users reach central, and each laptop's laps by tom are laps of a known user.
+    tokens = {name: register(central_db, name, manage_users=True)
+              for name in ("laptop-a", "laptop-b")}
     add_runner(a, 17, "Cleo Dahl", "6b", 6)
     sync(a, live_central, tokens["laptop-a"])
     sync(b, live_central, tokens["laptop-b"])
@@ -570,7 +573,10 @@ def test_a_central_void_changes_the_laptops_count_after_its_next_pull(laptops, l
 def test_after_a_merge_the_laptop_counts_the_survivors_laps_and_hides_the_merged(
         laptops, live_central, central_db, admin):
     a, b = laptops("a"), laptops("b")
-    tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
+    # Laptops copied from one users file share their users: trusted with users, their
+    # users reach central, and each laptop's laps by tom are laps of a known user.
+    tokens = {name: register(central_db, name, manage_users=True)
+              for name in ("laptop-a", "laptop-b")}
     add_runner(a, 17, "Cleo Dahl", "6b", 6)   # the same girl, entered on both laptops offline
     add_runner(b, 18, "Cleo Dahl", "6b", 6)
     record_lap(a, 17, tom(a), 0)
@@ -603,10 +609,10 @@ def test_after_a_merge_the_laptop_counts_the_survivors_laps_and_hides_the_merged
 
 def test_a_pulled_merge_matches_the_openapi_spec(laptops, live_central, central_db, admin):
     a = laptops("a")
-    token = register_device(central_db, "laptop-a")
+    token = register(central_db, "laptop-a")
     box = Outbox()
     keep, drop = box.runner(17, "Cleo Dahl", "6b", 6), box.runner(18, "Cleo Dahl", "6b", 6)
-    send(central_db, register_device(central_db, "laptop-x"), box, now=T, device_time=T)
+    send(central_db, register(central_db, "laptop-x"), box, now=T, device_time=T)
     post(admin, "/review/merge", **merge_form(central_db, keep, drop))
     sync(a, live_central, token)  # binds the token, so the raw pull below is a laptop's
     response = requests.get(f"{live_central}/api/v1/pull", params={"cursor": 0},
@@ -676,7 +682,10 @@ def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
     from tests.conftest import PASSWORD
     from tests.pg import CENTRAL_PASSWORD
     a, b = laptops("a"), db  # b: the laptop served to the browser
-    tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b")}
+    # Laptops copied from one users file share their users: trusted with users, their
+    # users reach central, and each laptop's laps by tom are laps of a known user.
+    tokens = {name: register(central_db, name, manage_users=True)
+              for name in ("laptop-a", "laptop-b")}
     add_runner(a, 17, "Cleo Dahl", "6b", 6)
     sync(a, live_central, tokens["laptop-a"])
     sync(b, live_central, tokens["laptop-b"])

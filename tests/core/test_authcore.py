@@ -133,11 +133,18 @@ def test_user_names_refused(name):
     assert exc.code == "invalid_name" and exc.message == NAME_RULE
 
 
-@pytest.mark.parametrize("name, kept", [("\ttom\n", "tom"), ("t\u200bom", "t\u200bom"),
-                                        ("\u202etom", "\u202etom"), ("tom\u2066", "tom\u2066"),
-                                        ("to\u0085m", "to\u0085m")])
-def test_user_names_with_invisible_characters_the_strip_leaves(name, kept):
+@pytest.mark.parametrize("name, kept", [("\ttom\n", "tom"), ("to\u0308m", "töm")])
+def test_user_names_are_stripped_and_nfc_normalised(name, kept):
     assert validate_user(name, "admin", "x" * 8)[0] == kept
+
+
+@pytest.mark.parametrize("name, char", [("t\u200bom", "U+200B"), ("\u202etom", "U+202E"),
+                                        ("tom\u2066", "U+2066"), ("to\u0085m", "U+0085"),
+                                        ("to\u2028m", "U+2028"), ("\ufefftom", "U+FEFF")])
+def test_user_names_with_invisible_characters_are_refused(name, char):
+    exc = refused(name, "admin", "x" * 8)
+    assert exc.code == "invalid_name"
+    assert exc.message == f"The user name must not contain invisible characters such as {char}."
 
 
 @pytest.mark.parametrize("role", ["", None, "Admin", "root", " admin"])

@@ -723,16 +723,19 @@ def test_two_laptops_converge_through_real_central(app, db, runners, cli, live_c
     from sync.devices import register_device
     a_laps = laps(db, 1, 1, 2)
     set_void(db, a_laps[1], user_id(db), True, "double")
+    central_db.execute("UPDATE device SET manage_users = true")  # A's users reach central
     assert cli.invoke(args=["connect", live_central, device_token]).exit_code == 0
     assert central_laps(central_db) == 3 and pending(db) == []
     b = laptop(tmp_path, "b")
     b_cli = b.test_cli_runner()
     result = b_cli.invoke(args=["connect", live_central, register_device(central_db, "laptop-b")])
     assert result.exit_code == 0, result.output
-    # tom and vic; not ada, A's own admin: only central makes admins (A is not trusted to).
-    assert "runner 3" in result.output and "user 2" in result.output
+    # ada, tom and vic from A, and central's helper; B is not trusted: ada without her hash.
+    assert "runner 3" in result.output and "user 4" in result.output
     b_db = laptop_db.connect(b.config["DATABASE"])
     assert roster(b_db) == roster(db)
+    assert b_db.execute("SELECT password_hash FROM user WHERE name = 'ada'").fetchone()[0] == \
+        "!withheld"
     browser = b.test_client()
     login(browser, "tom")  # the teacher logs in on B offline, with the pulled hash
     b_lap = laps(b_db, 1)[0]

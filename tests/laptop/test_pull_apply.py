@@ -177,13 +177,60 @@ def test_a_new_user_is_inserted_with_its_origin_remembered(db):
 
 
 def test_a_user_is_replaced_only_by_a_later_stamp_or_origin(db):
-    apply_losers_then_winner(
-        db, user_change, "u1", lambda i: row(db, "SELECT name FROM user WHERE id = ?", i)["name"],
-        "una", name="higher", role="viewer", password_hash="$argon2id$other")
+    # A user's name never changes (below): its role tells which version won.
+    apply(db, user_change("u1", n=5, origin=ME))
+    apply(db, user_change("u1", n=4, role="admin"))
+    apply(db, user_change("u1", n=5, origin=LOW, role="admin"))
+    apply(db, user_change("u1", n=5, origin=ME, role="admin"))  # the same version: only its hash
+    assert row(db, "SELECT role FROM user WHERE id = 'u1'") == {"role": "teacher"}
+    apply(db, user_change("u1", n=5, origin=HIGH, role="viewer", password_hash="$argon2id$other"))
     assert row(db, "SELECT name, role, password_hash, created_at FROM user WHERE id = 'u1'") == {
-        "name": "higher", "role": "viewer", "password_hash": "$argon2id$other", "created_at": 123}
-    apply(db, user_change("u1", n=5, origin=LOW, name="lower again"))
-    assert row(db, "SELECT name FROM user WHERE id = 'u1'") == {"name": "higher"}
+        "name": "una", "role": "viewer", "password_hash": "$argon2id$other", "created_at": 123}
+    apply(db, user_change("u1", n=5, origin=LOW, role="admin"))
+    assert row(db, "SELECT role FROM user WHERE id = 'u1'") == {"role": "viewer"}
+
+
+def test_a_pulled_user_never_renames_a_user_here(db):
+    apply(db, user_change("u1", n=1))
+    renamed = {**user_change("u1", n=2, name="mallory"), "cursor": 7}
+    assert apply(db, renamed) is False
+    assert row(db, "SELECT name, hlc FROM user WHERE id = 'u1'") == {"name": "una",
+                                                                      "hlc": stamp(1)}
+    assert row(db, "SELECT error FROM rejected_pull WHERE cursor = 7") == {
+        "error": "ValueError: user id 'u1' is 'una' on this laptop: a user id is never reused "
+                 "for another name"}
+
+
+@pytest.mark.parametrize("outbox", ["refused", "pending"])
+def test_a_user_made_here_that_central_never_accepted_is_never_changed_by_a_pull(db, outbox):
+    ada = user_id(db, "ada")                               # this laptop's own admin
+    before = row(db, "SELECT * FROM user WHERE id = ?", ada)
+    seq = db.execute("SELECT seq FROM change WHERE entity = 'user' AND entity_id = ?",
+                     [ada]).fetchone()[0]
+    with transaction(db):
+        if outbox == "refused":
+            db.execute("UPDATE change SET pushed_at = 1 WHERE seq = ?", [seq])
+            db.execute("INSERT INTO rejected_change (seq, entity, entity_id, error, message, "
+                       "rejected_at) VALUES (?, 'user', ?, 'users_only_at_central', '', 1)",
+                       [seq, ada])
+    takeover = user_change(ada, n=9, origin=HIGH, name="ada", role="teacher",
+                           password_hash="$argon2id$mallory")
+    assert apply(db, takeover) is False
+    assert row(db, "SELECT * FROM user WHERE id = ?", ada) == before
+    with transaction(db):                                  # once central took it, pulls apply
+        db.execute("UPDATE change SET pushed_at = 1 WHERE seq = ?", [seq])
+        db.execute("DELETE FROM rejected_change")
+    assert apply(db, takeover) is True
+    assert row(db, "SELECT role FROM user WHERE id = ?", ada) == {"role": "teacher"}
+
+
+def test_the_same_user_version_again_takes_its_hash_given_or_withheld(db):
+    apply(db, user_change("u1", n=3, origin=HIGH, role="admin", password_hash="!withheld"))
+    apply(db, user_change("u1", n=3, origin=HIGH, role="admin"))    # the device trusted since
+    assert row(db, "SELECT password_hash FROM user WHERE id = 'u1'") == {"password_hash": HASH}
+    apply(db, user_change("u1", n=3, origin=HIGH, role="admin", password_hash="!withheld"))
+    assert row(db, "SELECT password_hash FROM user WHERE id = 'u1'") == {
+        "password_hash": "!withheld"}                                  # and no longer
 
 
 def test_a_local_user_of_the_same_stamp_wins_over_a_lower_origin(db):

@@ -16,10 +16,10 @@ from lapsync.laptop.client.pull import apply_change, apply_page
 from lapsync.laptop.client.transport import SyncResult
 from lapsync.laptop.db import device_id, transaction
 from lapsync.protocol import validate_push
-from sync.devices import find_device, register_device
+from sync.devices import find_device
 from sync.push import push
 from tests.conftest import PASSWORD
-from tests.pg import CENTRAL_PASSWORD, Outbox
+from tests.pg import CENTRAL_PASSWORD, Outbox, register
 from tests.web import launch_chromium, served
 
 T = 1_700_000_000_000
@@ -129,7 +129,7 @@ def test_an_admin_voids_a_double_count_and_undoes_it_from_the_decision_log(
     runner = box.runner(17, "Cleo Dahl", "6b", 6)
     box.lap(runner, time=T)
     second = box.lap(runner, time=T + 5_000)
-    push(central_db, find_device(central_db, register_device(central_db, "laptop-a")),
+    push(central_db, find_device(central_db, register(central_db, "laptop-a")),
          validate_push(box.body()), T + 10_000)
     log_in(page, live_central, "ada", CENTRAL_PASSWORD)
     page.goto(f"{live_central}/review/")

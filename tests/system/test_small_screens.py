@@ -33,10 +33,9 @@ from lapsync.laptop.auth import create_user
 from lapsync.laptop.runners import add_runner
 from sync import create_app as create_central
 from sync.db import close_pool, now_ms
-from sync.devices import register_device
 from sync.settings import save_settings
 from tests.conftest import PASSWORD
-from tests.pg import Outbox, admin_execute, drop_database, with_database
+from tests.pg import Outbox, admin_execute, drop_database, register, with_database
 from tests.web import launch_chromium, served
 
 # The phone in German (the longer words), the tablet in English: both languages, no extra runs.
@@ -158,8 +157,8 @@ def sites(tmp_path_factory, pg_server_url, pg_template):
     try:
         with psycopg.connect(pg_url, autocommit=True, row_factory=dict_row) as conn, \
                 served(laptop) as laptop_url, served(central) as central_url:
-            token = register_device(conn, "Laptop am Zieleinlauf", manage_users=True)
-            other = register_device(conn, "Tablet an der Wendemarke")
+            token = register(conn, "Laptop am Zieleinlauf", manage_users=True)
+            other = register(conn, "Tablet an der Wendemarke")
             save_settings(conn, EVENT)
             db = connect(laptop_path)
             try:

@@ -109,6 +109,29 @@ def relink_merged(db: sqlite_utils.Database, runner_id: str) -> None:
                [runner_id])
 
 
+# A user this laptop created whose change central refused, or has not taken yet: central
+# never accepted it, so no pulled change may touch it (another device could otherwise push
+# a user with its id, and this laptop would hand its local admin over).
+UNACCEPTED_USER = """
+SELECT 1 FROM rejected_change WHERE entity = 'user' AND entity_id = :id
+UNION ALL
+SELECT 1 FROM change WHERE pushed_at IS NULL AND entity = 'user' AND entity_id = :id
+LIMIT 1
+"""
+
+
+def user_refusal(db: sqlite_utils.Database, user: dict, row: tuple, me: str) -> str | None:
+    """Say why a pulled user may not change the local user ROW (hlc, name), or None."""
+    if row[1] != user["name"]:
+        return (f"user id {user['id']!r} is {row[1]!r} on this laptop: a user id is never "
+                "reused for another name")
+    if local_origin(db, "user", user["id"], row[0], me) == me \
+            and db.execute(UNACCEPTED_USER, {"id": user["id"]}).fetchone():
+        return (f"user {row[1]!r} was made on this laptop and central never accepted it: "
+                "no pull changes it")
+    return None
+
+
 def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
     """Upsert a pulled user (with password hash, for offline login) by LWW."""
     user = {"id": pulled_id(data, "id"), "name": pulled_text(data, "name", MAX_USER_NAME),
@@ -116,8 +139,17 @@ def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
             "role": pulled_text(data, "role", 20), "created_at": pulled_integer(data, "created_at"), "hlc": pulled_hlc(data["hlc"])}
     origin = pulled_id(data, "origin")
     clock.observe(db, user["hlc"])
-    row = db.execute("SELECT hlc FROM user WHERE id = ?", [user["id"]]).fetchone()
-    if row and (user["hlc"], origin) <= (row[0], local_origin(db, "user", user["id"], row[0], me)):
+    row = db.execute("SELECT hlc, name FROM user WHERE id = ?", [user["id"]]).fetchone()
+    refusal = row and user_refusal(db, user, row, me)
+    if refusal:
+        raise ValueError(refusal)
+    if row and (user["hlc"], origin) == (row[0], local_origin(db, "user", user["id"], row[0], me)):
+        # The same version again: only its hash may differ, withheld from a laptop not (or no
+        # longer) trusted to manage users, or given to one trusted since (sync/pull.py).
+        db.execute("UPDATE user SET password_hash = ? WHERE id = ?",
+                   [user["password_hash"], user["id"]])
+        return
+    if row and (user["hlc"], origin) < (row[0], local_origin(db, "user", user["id"], row[0], me)):
         return
     db.execute("INSERT INTO user (id, name, password_hash, role, created_at, hlc) "
                "VALUES (:id, :name, :password_hash, :role, :created_at, :hlc) "
