@@ -186,9 +186,10 @@ def create_central_admin() -> str:
 def register_device(name: str) -> str:
     """Register a device at central; return its token (the last line printed)."""
     # Trusted to manage users: this laptop's own `admin` may have to reach central by
-    # push (decide()), and only such a device may create an admin there.
-    result = run(central_flask("register-device", name, "--manage-users"), env=helper_env(),
-                 capture_output=True, text=True)
+    # push (decide()), and only such a device may create an admin there. Trusted with the
+    # roster: the organiser's laptop edits runners central imported.
+    result = run(central_flask("register-device", name, "--manage-users", "--manage-roster"),
+                 env=helper_env(), capture_output=True, text=True)
     return result.stdout.strip().splitlines()[-1]
 
 

@@ -758,7 +758,10 @@ def prepare_central(database_url: str, config: Config) -> tuple[list[dict], list
         create_user(conn, ADMIN, "admin", PASSWORD)
         base = [add_runner(conn, n, f"Runner {n}", rng.choice(CLASSES), rng.randint(5, 7))
                 for n in range(1, config.runners + 1)]
-        tokens = [register_device(conn, f"laptop-{i + 1}") for i in range(config.laptops)]
+        # The laptops' admin (central's ada) logs in on them and edits central's roster: each
+        # is trusted with users (it gets ada's hash) and with the roster.
+        tokens = [register_device(conn, f"laptop-{i + 1}", manage_users=True, manage_roster=True)
+                  for i in range(config.laptops)]
     return base, tokens
 
 

@@ -21,6 +21,12 @@ def add_late_runner(laptop, name: str, class_: str = "7c"):
                              headers={"X-CSRFToken": laptop.admin.csrf})
 
 
+def copied(central_db, name: str) -> str:
+    """Register a laptop made from the shared users file: trusted with users, so that its
+    users (the same ids on every copy) reach central once and every copy's laps name them."""
+    return register_device(central_db, name, manage_users=True)
+
+
 def numbers(rows) -> list[int]:
     """Return the start numbers of roster rows (id, start_number, ...)."""
     return sorted(row[1] for row in rows)
@@ -53,8 +59,8 @@ def test_two_offline_laptops_number_late_runners_from_their_blocks_without_a_cla
         laptops, live_central, central_app, central_db, central_admin):
     central_app.config["NUMBER_BLOCK_SIZE"] = 3
     a, b, c = laptops("a"), laptops("b"), laptops("c")
-    a.connect(live_central, register_device(central_db, "laptop-a"))  # online once: a block
-    b.connect(live_central, register_device(central_db, "laptop-b"))
+    a.connect(live_central, copied(central_db, "laptop-a"))  # online once: a block
+    b.connect(live_central, copied(central_db, "laptop-b"))
     assert (number_source(a.db)["first"], number_source(b.db)["first"]) == (9000, 9003)
     # Offline at the track: late registrations on every laptop, numbers left empty.
     for laptop in (a, b):
@@ -66,7 +72,7 @@ def test_two_offline_laptops_number_late_runners_from_their_blocks_without_a_cla
     assert add_late_runner(c, "Late c0").status_code == 302  # never connected: local range
     for laptop in (b, a, c):
         if laptop is c:
-            laptop.connect(live_central, register_device(central_db, "laptop-c"))
+            laptop.connect(live_central, copied(central_db, "laptop-c"))
         else:
             laptop.sync()
     # The admin gives laptop A more numbers; A learns them at its next sync.
@@ -88,8 +94,8 @@ def test_two_offline_laptops_number_late_runners_from_their_blocks_without_a_cla
 def test_a_void_decided_at_central_stays_centrals_on_the_laptop_even_against_an_offline_restore(
         laptops, live_central, central_db, central_admin):
     a, b = laptops("a"), laptops("b")
-    a.connect(live_central, register_device(central_db, "laptop-a"))
-    b.connect(live_central, register_device(central_db, "laptop-b"))
+    a.connect(live_central, copied(central_db, "laptop-a"))
+    b.connect(live_central, copied(central_db, "laptop-b"))
     a.save_runner(17, "Cleo Dahl", "6b", 6)
     a.sync()
     b.sync()
@@ -124,8 +130,8 @@ def test_a_void_decided_at_central_stays_centrals_on_the_laptop_even_against_an_
 def test_renumber_and_merge_at_central_show_on_the_laptops_runners_page(
         laptops, live_central, central_db, central_admin):
     a, b = laptops("a"), laptops("b")
-    a.connect(live_central, register_device(central_db, "laptop-a"))
-    b.connect(live_central, register_device(central_db, "laptop-b"))
+    a.connect(live_central, copied(central_db, "laptop-a"))
+    b.connect(live_central, copied(central_db, "laptop-b"))
     cleo = a.save_runner(17, "Cleo Dahl", "6b", 6)
     dora = b.save_runner(17, "Dora Ernst", "7c", 7)  # typed by hand on both: a clash
     eva, eva_too = a.save_runner(30, "Eva Fink", "5a", 5), b.save_runner(31, "Eva Fink", "5a", 5)
@@ -157,8 +163,8 @@ def test_renumber_and_merge_at_central_show_on_the_laptops_runners_page(
 
 def test_every_laptop_counts_every_laptops_laps(laptops, live_central, central_db):
     a, b = laptops("a"), laptops("b")
-    a.connect(live_central, register_device(central_db, "laptop-a"))
-    b.connect(live_central, register_device(central_db, "laptop-b"))
+    a.connect(live_central, copied(central_db, "laptop-a"))
+    b.connect(live_central, copied(central_db, "laptop-b"))
     a.save_runner(5, "Finn Gross", "8a", 8)
     a.sync()
     b.sync()

@@ -125,7 +125,9 @@ def laptops(tmp_path, users_template, live_central, central_db):
 
     def make(name: str) -> Laptop:
         """Register a device at central and serve a laptop with its token."""
-        token = register_device(central_db, f"laptop-{name}")
+        # Every laptop is a copy of one users file: trusted with users, its users reach
+        # central once and every copy's laps name users central knows.
+        token = register_device(central_db, f"laptop-{name}", manage_users=True)
         made.append(Laptop(tmp_path, name, users_template, live_central, token))
         return made[-1]
 

@@ -275,12 +275,17 @@ def assert_converged(laps: list[Laptop], central_db, context: str) -> None:
 
 
 def two_connected_laptops(laptops, live_central, central_db) -> tuple[Laptop, Laptop]:
-    """Laptop A with the base roster connects first; laptop B connects and pulls it."""
+    """Laptop A with the base roster connects first; laptop B connects and pulls it.
+
+    Both are trusted with the roster (each edits the other's runners) and with users (both
+    are copies of one users file: their users reach central once and are known to both).
+    """
     a, b = laptops("a"), laptops("b")
     for number, name, class_, grade in BASE_ROSTER:
         add_runner(a.db, number, name, class_, grade)
-    a.connect(live_central, register_device(central_db, "laptop-a"))
-    b.connect(live_central, register_device(central_db, "laptop-b"))
+    for laptop in (a, b):
+        laptop.connect(live_central, register_device(central_db, f"laptop-{laptop.name}",
+                                                     manage_users=True, manage_roster=True))
     assert roster(b.db) == roster(a.db) and len(roster(b.db)) == len(BASE_ROSTER)
     return a, b
 
@@ -722,9 +727,11 @@ class Fleet:
 
     def __init__(self, base: Path, template: Path, url: str, central_db):
         self.dbs = [connect(fresh_laptop_file(template, base / f"laptop{i}.sqlite")) for i in range(3)]
-        # Trusted to manage users: the laptops' own admin ada (users template) reaches central.
+        # Trusted to manage users: the laptops' own admin ada (users template) reaches central;
+        # and with the roster: each edits runners the others made.
         self.centrals = [Central(url, register_device(central_db, f"laptop-{i}",
-                                                             manage_users=True), 2, 10)
+                                                      manage_users=True, manage_roster=True),
+                                 2, 10)
                          for i in range(3)]
         self.users = [user_id(db) for db in self.dbs]
         self.model = Model()
