@@ -433,3 +433,24 @@ def test_register_device_takes_the_roster_right_on_the_command_line(central_app,
     assert cli.invoke(args=["set-device", "gym"]).exit_code != 0
     assert "may not manage the roster" in cli.invoke(
         args=["set-device", "gym", "--no-manage-roster"]).output
+
+
+def test_an_upgraded_central_knows_which_laptop_made_what_and_resends_the_admins(
+        field, central_db, central_app):
+    b = field["boxes"]["b"]
+    mine = b.user("bea")                                    # refused before the upgrade, too
+    send(field, "b")
+    central_db.execute("DROP TABLE laptop_user")            # a central from before
+    central_db.execute("ALTER TABLE runner DROP COLUMN created_on")
+    admins = central_db.execute("SELECT change_id FROM app_user WHERE role = 'admin'").fetchone()
+    assert central_app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    assert central_db.execute("SELECT laptop_id, name FROM laptop_user WHERE user_id = %s",
+                              [mine]).fetchone() == {"laptop_id": b.laptop_id, "name": "bea"}
+    assert central_db.execute("SELECT created_on FROM runner WHERE id = %s",
+                              [field["cleo"]]).fetchone() == {"created_on": b.laptop_id}
+    assert central_db.execute("SELECT change_id FROM app_user WHERE role = 'admin'"
+                              ).fetchone()["change_id"] > admins["change_id"]
+    assert central_app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0  # once only
+    b.lap(field["cleo"])
+    b.changes[-1]["data"]["created_by"] = mine
+    assert send(field, "b")["rejected"] == []
