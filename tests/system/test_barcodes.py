@@ -14,11 +14,10 @@ import re
 import pytest
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from sync.roster import import_roster
 from tests.pg import CENTRAL_PASSWORD
-from tests.web import launch_chromium
 
 DPI_SCALE = 300 / 96
 PX_PER_MM = 96 / 25.4          # CSS pixels per mm
@@ -28,17 +27,6 @@ ROSTER = ([(7, "Anna Berg", "6b"), (123456, "Ben Cruz", "6b"), (999999, "Cleo Da
            (10, "Dora Ek", "5a")]
           + [(200 + i, f"Runner {chr(65 + i)}{chr(97 + i)} Langername-Doppelname", "5a" if i % 2 else "6b")
              for i in range(22)])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium for this module; fails (never skips) without it."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -8,21 +8,9 @@ import re
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.pg import CENTRAL_PASSWORD, Outbox, add_helper
-from tests.web import launch_chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium for this module; fails (never skips) without it."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from lapsync.laptop.client.pull import apply_change, apply_page
 from lapsync.laptop.client.transport import SyncResult
@@ -20,20 +20,9 @@ from sync.devices import find_device
 from sync.push import push
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD, Outbox, register
-from tests.web import launch_chromium, served
+from tests.web import served
 
 T = 1_700_000_000_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium for this module; fails (never skips) without it."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from lapsync.ids import new_id
@@ -30,7 +30,6 @@ from lapsync.laptop.runners import add_runner
 from sync.devices import register_device
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD
-from tests.web import launch_chromium
 
 ROSTER = [(1, "Anna Berg", "5a", 5), (2, "Ben Cruz", "5a", 5), (17, "Cleo Dahl", "6b", 6)]
 JSON = {"Accept": "application/json"}
@@ -137,17 +136,6 @@ def laptops(tmp_path, users_template, live_central, central_db):
 
 
 # ---- the browser ---------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium for this module; fails (never skips) without it."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 @pytest.fixture
 def context(browser):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.system.test_small_screens import (  # noqa: F401  (sites is a fixture)
     CENTRAL_PAGES,
@@ -20,23 +20,11 @@ from tests.system.test_small_screens import (  # noqa: F401  (sites is a fixture
     log_in,
     sites,
 )
-from tests.web import launch_chromium
 
 PAGES = {"laptop": LAPTOP_PAGES, "central": CENTRAL_PAGES}
 # Reports what the browser blocked, with where, before any script of the page runs.
 LISTEN_JS = """document.addEventListener('securitypolicyviolation', e => window.cspViolation(
   `${e.violatedDirective} blocked ${e.blockedURI || 'inline'} in ${e.sourceFile}:${e.lineNumber}`));"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium for this module; fails (never skips) without it."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

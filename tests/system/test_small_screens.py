@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from psycopg import sql
 from psycopg.rows import dict_row
 from werkzeug.exceptions import NotFound
@@ -36,7 +36,7 @@ from sync.db import close_pool, now_ms
 from sync.settings import save_settings
 from tests.conftest import PASSWORD
 from tests.pg import Outbox, admin_execute, drop_database, register, with_database
-from tests.web import launch_chromium, served
+from tests.web import served
 
 # The phone in German (the longer words), the tablet in English: both languages, no extra runs.
 SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
@@ -176,17 +176,6 @@ def sites(tmp_path_factory, pg_server_url, pg_template):
 
 
 # ---- the browser: one per module, one logged-in page per app and size -----------------
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium for this module; fails (never skips) without it."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 def new_context(browser, size: str):
     """Return a fresh context of the given viewport size, in that size's language."""
