@@ -231,17 +231,24 @@ def _valid_lap_run(change: Any, expected_seq: int | None) -> bool:
             and all(type(t) is int for t in times) and 0 <= min(times) and max(times) < MAX_TIME)
 
 
-def _lap_run(change: Any, index: int, expected_seq: int | None) -> dict:
-    """Check a compact lap run in detail; raise the error for its first bad lap."""
-    seq = change.get("seq")
+def _numbered(change: Any, index: int, expected_seq: int | None,
+              fields: tuple) -> tuple["_Item", int]:
+    """Check a change's fields and seq; return its item (named by its seq) and the seq."""
+    seq = change.get("seq") if isinstance(change, dict) else None
     if type(seq) is not int:
-        seq = expected_seq  # name the run by the seq it should have had
+        seq = expected_seq  # name the change by the seq it should have had
     item = _Item(seq=seq, index=index)
-    item.fields(change, LAP_RUN_FIELDS)
+    item.fields(change, fields)
     seq = item.integer(change, "seq", 1, 2 ** 63 - 1)
     if expected_seq is not None and seq != expected_seq:
         raise item.fail("seq", f"seqs must ascend without gaps inside a batch: "
                         f"expected {expected_seq}")
+    return item, seq
+
+
+def _lap_run(change: Any, index: int, expected_seq: int | None) -> dict:
+    """Check a compact lap run in detail; raise the error for its first bad lap."""
+    item, seq = _numbered(change, index, expected_seq, LAP_RUN_FIELDS)
     item.entity = "lap"
     data = item.fields(change["data"], DATA_FIELDS["lap"])
     for name in DATA_FIELDS["lap"]:
@@ -313,15 +320,7 @@ def validate_change(change: Any, index: int = 0, expected_seq: int | None = None
         return change
     if isinstance(change, dict) and change.get("entity") == LAP_RUN:
         return _lap_run(change, index, expected_seq)
-    seq = change.get("seq") if isinstance(change, dict) else None
-    if not isinstance(seq, int) or isinstance(seq, bool):
-        seq = expected_seq  # name the change by the seq it should have had
-    item = _Item(seq=seq, index=index)
-    item.fields(change, CHANGE_FIELDS)
-    seq = item.integer(change, "seq", 1, 2 ** 63 - 1)
-    if expected_seq is not None and seq != expected_seq:
-        raise item.fail("seq", f"seqs must ascend without gaps inside a batch: "
-                        f"expected {expected_seq}")
+    item, seq = _numbered(change, index, expected_seq, CHANGE_FIELDS)
     entity = change["entity"]
     if entity not in PUSH_ENTITIES:
         raise item.fail("entity", f"'entity' must be one of {', '.join(PUSH_ENTITIES)}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +25,13 @@ from lapsync.laptop import create_app as create_laptop
 from lapsync.laptop.client.pull import other_laps
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
-from lapsync.laptop.db import connect, set_meta, transaction
+from lapsync.laptop.db import connect
 from sync import roster
 from sync.db import now_ms
 from sync.devices import register_device
 from sync.users import create_user
 from tests.pg import snapshot
+from tests.system.test_integration import fresh_laptop_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FAR = "9999999999999.9999"
@@ -69,16 +69,6 @@ def faketime_library() -> str:
     return found[0]
 
 
-def laptop_file(template: Path, path: Path) -> Path:
-    """Copy the users template (ada, tom, vic) to PATH with a device id of its own."""
-    shutil.copyfile(template, path)
-    db = connect(path)
-    with transaction(db):
-        set_meta(db, "device_id", new_id())
-    db.close()
-    return path
-
-
 def run_a(path: Path, url: str, token: str, *rename: str) -> dict:
     """Run laptop A's work as a process whose clock is a year ahead; return what it printed."""
     env = {**os.environ, "LD_PRELOAD": faketime_library(), "FAKETIME": "+8772h",
@@ -105,8 +95,8 @@ def runner_17(central_app, central_db) -> str:
 def test_a_laptop_a_year_ahead_wins_nothing_and_a_far_future_push_wedges_nobody(
         live_central, central_app, central_db, users_template, tmp_path, runner_17):
     tokens = {name: register_device(central_db, name) for name in ("laptop-a", "laptop-b", "mallory")}
-    path_a = laptop_file(users_template, tmp_path / "a.sqlite")
-    b = connect(laptop_file(users_template, tmp_path / "b.sqlite"))
+    path_a = fresh_laptop_file(users_template, tmp_path / "a.sqlite")
+    b = connect(fresh_laptop_file(users_template, tmp_path / "b.sqlite"))
     to_b = Central(live_central, tokens["laptop-b"], 2, 10)
     assert sync_once(b, to_b, force=True).error is None
 
