@@ -332,3 +332,14 @@ BEGIN
     END IF;
 END
 $$;
+
+-- ---- central-only settings (sync/central_settings.py, sync/bank_settings.py) ----------
+
+-- Settings only central uses (the organiser's bank account for letters and their GiroCode,
+-- the outgoing mail server, ...). Kept apart from setting, which every laptop pulls: no
+-- pull reads this table.
+CREATE TABLE IF NOT EXISTS central_setting (
+    key        text PRIMARY KEY,
+    value      jsonb NOT NULL,
+    updated_ms bigint NOT NULL
+);

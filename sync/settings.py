@@ -1,12 +1,15 @@
 """Event settings decided at central (minimum lap time, metres per lap, ...).
 
 Each saved value gets a new change id, so every laptop pulls it (sync/pull.py).
-The settings page shows them to every user; an admin edits them there.
+The settings page shows them to every user; an admin edits them there. The same page
+and set-setting handle the bank and mail settings (sync/bank_settings.py),
+which no laptop ever pulls.
 """
 from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import click
@@ -30,6 +33,14 @@ from lapsync.errors import InputError, wants_json
 from lapsync.protocol import SETTINGS, validate_setting
 
 from .auth import admin_required, login_required
+from .bank_settings import (
+    BANK_MAIL_SETTINGS,
+    SECRETS,
+    bank_mail_settings,
+    parse_bank_mail_form,
+    save_bank_mail,
+    shown_settings,
+)
 from .db import connection, get_db, write_transaction
 from .decisions import log_decision
 
@@ -97,16 +108,26 @@ def parse_value(key: str, text: str) -> Any:
 
 @click.command("set-setting")
 @with_appcontext
-@click.argument("key", type=click.Choice(SETTINGS))
+@click.argument("key", type=click.Choice(SETTINGS + BANK_MAIL_SETTINGS))
 @click.argument("value")
 def set_setting_command(key: str, value: str) -> None:
-    """Set an event setting (KEY VALUE); laptops receive it at their next pull."""
+    """Set a setting (KEY VALUE); laptops receive event settings at their next pull.
+
+    Bank and mail settings (iban, bic, account_holder, smtp_*) stay at central. For
+    smtp_password give - as VALUE to read it from standard input (not the shell history).
+    """
     with connection() as conn:
         try:
-            stored = set_setting(conn, key, parse_value(key, value))
+            if key in BANK_MAIL_SETTINGS:
+                if key in SECRETS and value == "-":
+                    value = sys.stdin.readline().rstrip("\r\n")
+                save_bank_mail(conn, {key: value})
+                stored = "(set)" if key in SECRETS else bank_mail_settings(conn)[key]
+            else:
+                stored = set_setting(conn, key, parse_value(key, value))
         except InputError as exc:
             raise click.ClickException(exc.message) from None
-    click.echo(f"{key} = {json.dumps(stored)}")
+    click.echo(f"{key} = {json.dumps(stored)}" if key not in SECRETS else f"{key} {stored}")
 
 
 def parse_form(form: dict, stored: dict) -> tuple[dict, dict]:
@@ -131,9 +152,12 @@ def parse_form(form: dict, stored: dict) -> tuple[dict, dict]:
 
 def render_page(status: int = 200, **context):
     """Render the settings page with the stored values (or what was typed)."""
-    stored = get_settings(get_db())
-    return render_template("settings.html", stored=stored,
-                           typed=context.pop("typed", stored), **context), status
+    conn = get_db()
+    stored, central = get_settings(conn), shown_settings(conn)
+    return render_template("settings.html", stored=stored, central=central,
+                           typed=context.pop("typed", stored),
+                           central_typed=context.pop("central_typed", central),
+                           **context), status
 
 
 @bp.get("/")
@@ -158,6 +182,23 @@ def save():
     flash(_("Settings saved. Laptops receive them at their next sync.") if changed
           else _("Nothing changed: the settings were saved already."))
     return redirect(url_for("settings.index"))
+
+
+@bp.post("/central")
+@admin_required
+def save_central():
+    """Save the bank and mail settings: all of them or, with a bad field, none."""
+    values, remove, errors = parse_bank_mail_form(request.form)
+    if errors:
+        if wants_json():
+            key = next(iter(errors))
+            raise InputError("invalid_setting", errors[key], 400, field=key)
+        typed = {k: v for k, v in request.form.items() if k not in SECRETS}
+        return render_page(400, central_errors=errors, central_typed=typed)
+    changed = save_bank_mail(get_db(), values, g.user["id"], remove)
+    flash(_("Bank and mail settings saved. They stay at central.") if changed
+          else _("Nothing changed: the settings were saved already."))
+    return redirect(url_for("settings.index") + "#central")
 
 
 def init_app(app: Flask) -> None:
