@@ -264,26 +264,19 @@ def assert_touch_sized(page, where: str) -> None:
 
 # ---- every page, both sizes ------------------------------------------------------------
 
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name", LAPTOP_PAGES)
-def test_laptop_page_fits(admin_page, sites, name, size):
-    watched = admin_page("laptop", size)
-    page = watched[0]
-    open_watched(watched, sites["laptop"] + LAPTOP_PAGES[name].format(runner=sites["runner"]),
-                 f"laptop {name} at {size}")
-    assert_fits(page, f"laptop {name} at {size}")
-    assert_touch_sized(page, f"laptop {name} at {size}")
+EVERY_PAGE = [(app, name) for app, pages in (("laptop", LAPTOP_PAGES), ("central", CENTRAL_PAGES))
+              for name in pages]
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name", CENTRAL_PAGES)
-def test_central_page_fits(admin_page, sites, name, size):
-    watched = admin_page("central", size)
-    page = watched[0]
-    open_watched(watched, sites["central"] + CENTRAL_PAGES[name].format(runner=sites["runner"]),
-                 f"central {name} at {size}")
-    assert_fits(page, f"central {name} at {size}")
-    assert_touch_sized(page, f"central {name} at {size}")
+@pytest.mark.parametrize("app, name", EVERY_PAGE)
+def test_page_fits(admin_page, sites, app, name, size):
+    watched = admin_page(app, size)
+    where = f"{app} {name} at {size}"
+    path = {"laptop": LAPTOP_PAGES, "central": CENTRAL_PAGES}[app][name]
+    open_watched(watched, sites[app] + path.format(runner=sites["runner"]), where)
+    assert_fits(watched[0], where)
+    assert_touch_sized(watched[0], where)
 
 
 @pytest.mark.parametrize("size", SIZES)
