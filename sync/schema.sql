@@ -343,3 +343,56 @@ CREATE TABLE IF NOT EXISTS central_setting (
     value      jsonb NOT NULL,
     updated_ms bigint NOT NULL
 );
+
+-- ---- sponsors' money (sync/pledges.py, sync/amounts.py, sync/payments.py) ----------------
+
+-- A sponsor's promise for one runner: per lap, per km or a fixed sum, in cents of the
+-- currency setting, with an optional cap. The amount due is computed from the laps that
+-- count (sync/amounts.py), never stored. reference is an ISO 11649 creditor reference
+-- (RF..), printed on letters and matched in bank statements. Deleted pledges keep their
+-- row (deleted_ms) and count nowhere. A pledge of a runner merged into another counts
+-- the survivor's laps.
+CREATE TABLE IF NOT EXISTS pledge (
+    id           text PRIMARY KEY,
+    runner_id    text NOT NULL REFERENCES runner (id),
+    sponsor_name text NOT NULL,
+    email        text,
+    address      text,
+    kind         text NOT NULL CHECK (kind IN ('per_lap', 'per_km', 'fixed')),
+    rate_cents   integer NOT NULL CHECK (rate_cents > 0),
+    cap_cents    integer CHECK (cap_cents > 0),
+    reference    text NOT NULL UNIQUE,
+    created_ms   bigint NOT NULL,
+    updated_ms   bigint NOT NULL,
+    created_by   text REFERENCES app_user (id),
+    deleted_ms   bigint
+);
+CREATE INDEX IF NOT EXISTS pledge_runner ON pledge (runner_id);
+
+-- Money received: for a pledge, or (pledge_id NULL) a bank line that matched none.
+CREATE TABLE IF NOT EXISTS payment (
+    id           text PRIMARY KEY,
+    pledge_id    text REFERENCES pledge (id),
+    amount_cents integer NOT NULL CHECK (amount_cents <> 0),
+    paid_on      date NOT NULL,
+    method       text NOT NULL CHECK (method IN ('transfer', 'cash', 'other')),
+    reference    text NOT NULL DEFAULT '',
+    note         text NOT NULL DEFAULT '',
+    created_ms   bigint NOT NULL,
+    created_by   text REFERENCES app_user (id)
+);
+CREATE INDEX IF NOT EXISTS payment_pledge ON payment (pledge_id);
+
+-- Every change of money: who (a user, or the command line), when, what.
+CREATE TABLE IF NOT EXISTS money_log (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at         bigint NOT NULL,
+    user_id    text REFERENCES app_user (id),
+    by_name    text NOT NULL,
+    action     text NOT NULL,      -- pledge_add, pledge_edit, pledge_delete, pledge_import,
+                                   -- payment_add, payment_delete, ...
+    pledge_id  text,
+    payment_id text,
+    details    jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS money_log_pledge ON money_log (pledge_id);

@@ -1,0 +1,62 @@
+"""The log of money changes: who (a user or the command line), when, what, on which pledge."""
+from __future__ import annotations
+
+import psycopg
+from flask_babel import gettext as _
+from psycopg.types.json import Jsonb
+
+from .db import now_ms
+
+COMMAND_LINE = "command line"
+MAX_ENTRIES = 200
+
+LOG_SQL = """
+SELECT m.id, m.at, m.by_name, m.action, m.pledge_id, m.payment_id, m.details
+FROM money_log m
+WHERE %(pledge)s::text IS NULL OR m.pledge_id = %(pledge)s
+ORDER BY m.id DESC LIMIT %(limit)s
+"""
+
+
+def log_money(conn: psycopg.Connection, user_id: str | None, action: str, details: dict,
+              pledge_id: str | None = None, payment_id: str | None = None) -> int:
+    """Record a money change (caller's transaction); no user means the command line."""
+    name = COMMAND_LINE
+    if user_id is not None:
+        row = conn.execute("SELECT name FROM app_user WHERE id = %s", [user_id]).fetchone()
+        name = row["name"] if row else user_id
+    return conn.execute(
+        "INSERT INTO money_log (at, user_id, by_name, action, pledge_id, payment_id, details) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        [now_ms(), user_id, name, action, pledge_id, payment_id, Jsonb(details)]).fetchone()["id"]
+
+
+def money_log(conn: psycopg.Connection, pledge_id: str | None = None,
+              limit: int = MAX_ENTRIES) -> list[dict]:
+    """Return the latest money changes (of one pledge, or all), newest first, with a sentence."""
+    return [{**row, "text": describe(row["action"], row["details"])}
+            for row in conn.execute(LOG_SQL, {"pledge": pledge_id, "limit": limit})]
+
+
+def describe(action: str, d: dict) -> str:
+    """Say in one sentence what a money change did."""
+    if action == "pledge_add":
+        return _("Added the pledge of %(sponsor)s for %(runner)s.", sponsor=d.get("sponsor"),
+                 runner=d.get("runner"))
+    if action == "pledge_edit":
+        return _("Changed the pledge of %(sponsor)s for %(runner)s: %(fields)s.",
+                 sponsor=d.get("sponsor"), runner=d.get("runner"),
+                 fields=", ".join(sorted(d.get("changed", {}))))
+    if action == "pledge_delete":
+        return _("Deleted the pledge of %(sponsor)s for %(runner)s.", sponsor=d.get("sponsor"),
+                 runner=d.get("runner"))
+    if action == "pledge_import":
+        return _("Imported %(count)s pledges from %(file)s.", count=d.get("count"),
+                 file=d.get("file"))
+    if action == "payment_add":
+        return _("Recorded a payment of %(cents)s cents from %(sponsor)s.",
+                 cents=d.get("amount_cents"), sponsor=d.get("sponsor"))
+    if action == "payment_delete":
+        return _("Deleted a payment of %(cents)s cents from %(sponsor)s.",
+                 cents=d.get("amount_cents"), sponsor=d.get("sponsor"))
+    return action
