@@ -332,7 +332,7 @@ def summary(speeds: dict | None, fsyncs: dict, killed: dict | None, cuts: dict |
                   f"p99 {f['p99_ms'] / bench_laps.TARGET_P99_MS:.2f}x of the 10 ms limit)")
         print(f"NORMAL / FULL: {normal['laps_per_s'] / full['laps_per_s']:.2f}x the laps/s, "
               f"p50 {normal['p50_ms'] / full['p50_ms']:.2f}x, p99 {normal['p99_ms'] / full['p99_ms']:.2f}x")
-        print(f"event pace (issue 5: 50 laps/s on one laptop) is {50 / full['laps_per_s']:.3f}x of "
+        print(f"event pace (50 laps/s on one laptop) is {50 / full['laps_per_s']:.3f}x of "
               f"FULL's rate")
     for name, (per_lap, calls) in fsyncs.items():
         print(f"{name:6} fsync calls per lap: {per_lap:.3f} ({calls})")

@@ -1,4 +1,4 @@
-"""Benchmark freshness: from a lap's POST /laps to its appearance at central (issue 6, goal 4).
+"""Benchmark freshness: from a lap's POST /laps to its appearance at central.
 
 Goal: with 20 laptops online entering laps at event pace, p95 <= 2 s from the moment
 a lap's `POST /laps` returns on a laptop to the moment central's live feed shows it.

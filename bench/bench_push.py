@@ -77,8 +77,8 @@ from lapsync.laptop.db import connect, device_id, transaction  # noqa: E402
 OUT = ROOT / "bench" / "out"
 VENV_BIN = Path(sys.executable).parent
 DATABASE = "lapsync_bench_push"
-TARGET_RATIO, TARGET_NOOP_MS = 0.5, 10.0     # issue 6 goal 1; issue 3's no-op target
-TARGET_RSS_MB, TARGET_CENTRAL_RSS_MB = 100.0, 200.0   # issue 6 goal 5: laptop, each central worker
+TARGET_RATIO, TARGET_NOOP_MS = 0.5, 10.0     # the push's targets against COPY and for a no-op sync
+TARGET_RSS_MB, TARGET_CENTRAL_RSS_MB = 100.0, 200.0   # laptop, each central worker
 ALNUM = string.ascii_lowercase + string.digits
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
 CHUNK = 50_000

@@ -1,4 +1,4 @@
-"""Benchmark the cost of one sync when central holds 1M and 10M laps (issue 6, goal 2).
+"""Benchmark the cost of one sync when central holds 1M and 10M laps.
 
 Goal: a sync with nothing to send <= 5 ms (median), a sync pushing 100 laps <= 20 ms
 (median), at 1M and at 10M laps at central: the cost grows with the change, not

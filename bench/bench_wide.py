@@ -1,4 +1,4 @@
-"""Benchmark many laptops at once: 100 laptops push 10k laps each to central (issue 6, goals 3 and 6).
+"""Benchmark many laptops at once: 100 laptops push 10k laps each to central.
 
 Every simulated laptop is a real laptop SQLite file with its own device token,
 synced by the real client code (lapsync.client.sync_once, what the background

@@ -1,4 +1,4 @@
-"""Chaos scenario (issue 5): real processes, a faulty network, kills and skewed clocks.
+"""Chaos scenario: real processes, a faulty network, kills and skewed clocks.
 
 What runs, all on loopback:
   * central under gunicorn (--workers sync workers) on PostgreSQL: an embedded

@@ -208,7 +208,7 @@ def test_device_forms_need_the_csrf_token(central_db, central_admin, device_toke
     assert find_device(central_db, device_token)["revoked_at"] is None
 
 
-# ---- trusted to manage users (issue 5) ---------------------------------------------
+# ---- trusted to manage users ---------------------------------------------
 
 def trust(conn, name: str) -> bool:
     """Return whether the live device NAME may manage users."""
@@ -328,7 +328,7 @@ def test_trust_is_read_at_each_push_and_refused_changes_are_listed(central_db, c
 
 def test_an_old_database_gets_the_flag_from_init_db_or_the_first_sync(central_app, central_db,
                                                                       device_token):
-    central_db.execute("ALTER TABLE device DROP COLUMN manage_users")  # as before issue 5
+    central_db.execute("ALTER TABLE device DROP COLUMN manage_users")  # as a central from before device rights
     assert authenticate(central_db, f"Bearer {device_token}")["manage_users"] is False
     central_db.execute("ALTER TABLE device DROP COLUMN manage_users")
     assert central_app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0

@@ -469,7 +469,7 @@ def test_a_run_central_has_in_part_applies_only_its_new_laps(central_db, device_
     assert refused.value.code == "seq_gap" and refused.value.extra["resume_from"] == 10
 
 
-# ---- fuzzing the push endpoint (issue 5) -------------------------------------------
+# ---- fuzzing the push endpoint -------------------------------------------
 
 import json  # noqa: E402
 
@@ -589,7 +589,7 @@ def test_any_push_body_is_applied_or_refused_with_a_4xx_and_a_refusal_writes_not
     SPEC_PULL.validate(json.loads(json.dumps(page)))        # stored data pulls as the spec says
 
 
-# ---- the catch-up push (issue 6): pushed_by, COPY in chunks, voids first, gzip -----
+# ---- the catch-up push: pushed_by, COPY in chunks, voids first, gzip -----
 
 import gzip  # noqa: E402
 

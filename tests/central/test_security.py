@@ -534,7 +534,7 @@ def test_nul_characters_anywhere_in_a_page_request_never_answer_500(central_app,
     assert snapshot(central_db) == before
 
 
-# --- a device token cannot make anyone an admin (issue 5) ----------------------------------------
+# --- a device token cannot make anyone an admin ----------------------------------------
 
 def test_a_laptop_database_edited_to_make_its_user_an_admin_changes_nothing_at_central(
         app, live_central, central_app, central_db, device_token):

@@ -212,7 +212,7 @@ def test_any_value_in_a_lap_run_is_valid_or_refused_never_a_crash(field, whole_c
         assert refused.extra["field"] in ((field, "runner_id") if whole_column else (field,))
 
 
-# ---- fuzzing the validator (issue 5) ----------------------------------------------
+# ---- fuzzing the validator ----------------------------------------------
 
 def test_protocol_null_is_an_unsupported_protocol_not_an_absent_one():
     """Regression (schemathesis): "protocol": null was taken for an absent field and accepted."""

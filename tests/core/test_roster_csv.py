@@ -204,7 +204,7 @@ def test_report_is_json_ready_and_printable():
     assert format_report(error).splitlines()[1] == "line 2: The grade must be 1 to 13."
 
 
-# ---- fuzzing (issue 5): any bytes give every runner or a report, never a crash ------
+# ---- fuzzing: any bytes give every runner or a report, never a crash ------
 
 import csv  # noqa: E402
 import io  # noqa: E402

@@ -917,7 +917,7 @@ def test_a_central_that_refuses_compact_runs_gets_verbose_batches_again(db, runn
     assert {c["entity"] for c in central.pushed()[-1]["changes"]} <= {"lap", "runner", "user"}
 
 
-# ---- the catch-up push (issue 6): short runs, gzip on slow links -------------------
+# ---- the catch-up push: short runs, gzip on slow links -------------------
 
 def test_long_runs_are_cut_so_that_each_runs_columns_are_let_go_as_it_ends(db, monkeypatch):
     monkeypatch.setattr(protocol_encode, "RUN_LAPS", 4)
