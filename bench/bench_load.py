@@ -21,7 +21,7 @@ sync figures (lap-to-central delay per phase, backlog, pending, failures).
 Exit status 1 if any lap was not answered 2xx or the exactly-once check fails.
 Run from the repository root:
 
-    .venv/bin/python bench/bench_load.py                 # the issue's run: ~2 minutes
+    .venv/bin/python bench/bench_load.py                 # the standard run: ~2 minutes
     .venv/bin/python bench/bench_load.py --up 5 --down 5 --up-again 5   # a quick look
 """
 from __future__ import annotations
