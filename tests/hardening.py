@@ -2,7 +2,9 @@
 logins over real HTTP, the security headers every answer must carry."""
 from __future__ import annotations
 
+import json
 import re
+import urllib.parse
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -75,3 +77,16 @@ def post_big(session: requests.Session, url: str, token: str, body: bytes,
     """Post a large body; a server that answers before reading it all may close the socket."""
     return session.post(url, data=body, timeout=60, allow_redirects=False, headers={
         "Content-Type": content_type, "X-CSRFToken": token, "Accept": "application/json"})
+
+
+def post_big_login(session: requests.Session, base: str, as_json: bool) -> requests.Response:
+    """Post a 16 MB login name as JSON or as a form; a JSON answer must be the 413 error."""
+    token = page_token(session, f"{base}/login")
+    if as_json:
+        body = json.dumps({"name": BIG_NAME, "password": "x"}).encode()
+        response = post_big(session, f"{base}/login", token, body, "application/json")
+        assert response.json() == {"error": "too_large", "max_bytes": 1024 * 1024, "message":
+                                   "The request is too large: this server accepts at most 1 MB."}
+        return response
+    body = urllib.parse.urlencode({"name": BIG_NAME, "password": "x", "csrf_token": token}).encode()
+    return post_big(session, f"{base}/login", token, body, "application/x-www-form-urlencoded")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import stat
 import urllib.parse
@@ -16,11 +15,10 @@ from lapsync.web import load_secret_key
 from lapsync.web.guard import SECURITY_HEADERS
 from tests.central.test_security import snapshot
 from tests.hardening import (
-    BIG_NAME,
     HOSTILE_NEXT,
     client_from,
     page_token,
-    post_big,
+    post_big_login,
     post_login,
     security_headers,
 )
@@ -86,17 +84,7 @@ def test_a_16_mb_login_name_is_refused_with_413_and_nobody_logs_in(live_central,
     """The limit was 17 MB for every request (the push's size), so this name was read."""
     before = snapshot(central_db)
     client = client_from()
-    token = page_token(client, f"{live_central}/login")
-    if as_json:
-        body = json.dumps({"name": BIG_NAME, "password": "x"}).encode()
-        response = post_big(client, f"{live_central}/login", token, body, "application/json")
-        assert response.json() == {"error": "too_large", "max_bytes": 1024 * 1024, "message":
-                                   "The request is too large: this server accepts at most 1 MB."}
-    else:
-        body = urllib.parse.urlencode({"name": BIG_NAME, "password": "x",
-                                       "csrf_token": token}).encode()
-        response = post_big(client, f"{live_central}/login", token, body,
-                            "application/x-www-form-urlencoded")
+    response = post_big_login(client, live_central, as_json)
     assert response.status_code == 413
     assert snapshot(central_db) == before  # no session, not even a failure recorded
     assert client.get(f"{live_central}/standings/", timeout=10,

@@ -14,11 +14,10 @@ from lapsync.laptop.db import connect
 from lapsync.web.guard import SECURITY_HEADERS
 from tests.conftest import PASSWORD
 from tests.hardening import (
-    BIG_NAME,
     HOSTILE_NEXT,
     client_from,
     page_token,
-    post_big,
+    post_big_login,
     post_login,
     security_headers,
 )
@@ -88,17 +87,7 @@ def test_every_kind_of_answer_carries_the_security_headers(url):
 def test_a_16_mb_login_name_is_refused_with_413_and_nobody_logs_in(app, url, db, as_json):
     before = snapshot(db)
     client = client_from()
-    token = page_token(client, f"{url}/login")
-    if as_json:
-        body = ('{"name": "' + BIG_NAME + '", "password": "x"}').encode()
-        response = post_big(client, f"{url}/login", token, body, "application/json")
-        assert response.json() == {"error": "too_large", "max_bytes": 1024 * 1024, "message":
-                                   "The request is too large: this server accepts at most 1 MB."}
-    else:
-        body = urllib.parse.urlencode({"name": BIG_NAME, "password": "x",
-                                       "csrf_token": token}).encode()
-        response = post_big(client, f"{url}/login", token, body,
-                            "application/x-www-form-urlencoded")
+    response = post_big_login(client, url, as_json)
     assert response.status_code == 413
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
     assert snapshot(db) == before  # no session, not even a failure recorded
