@@ -32,6 +32,7 @@ from . import (
     devices,
     health,
     live,
+    mail_views,
     results,
     review,
     roster,
@@ -137,6 +138,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     review.init_app(app)
     roster.init_app(app)
     results.init_app(app)
+    mail_views.init_app(app)
     health.init_app(app)
     csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)

@@ -396,3 +396,28 @@ CREATE TABLE IF NOT EXISTS money_log (
     details    jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS money_log_pledge ON money_log (pledge_id);
+
+-- ---- outgoing mail (sync/mail.py) -------------------------------------------------------
+
+-- Letters to sponsors and class lists to teachers, queued by an admin and sent only when
+-- an admin sends the queue (mail page or send-mail) with the SMTP settings. status:
+-- queued (waits; next_try_ms after a temporary refusal), sent, failed (refused for good
+-- or MAX_ATTEMPTS used), cancelled (taken out of the queue, or replaced by a newer mail
+-- of the same kind for the same pledge or class).
+CREATE TABLE IF NOT EXISTS mail_out (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    to_addr     text NOT NULL,
+    subject     text NOT NULL,
+    body_text   text NOT NULL,
+    body_html   text,
+    kind        text NOT NULL,              -- letter, reminder, thanks, class_list
+    pledge_id   text,
+    class_name  text,
+    status      text NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'cancelled')),
+    attempts    integer NOT NULL DEFAULT 0,
+    last_error  text,
+    next_try_ms bigint NOT NULL DEFAULT 0,
+    created_ms  bigint NOT NULL,
+    sent_ms     bigint
+);
+CREATE INDEX IF NOT EXISTS mail_out_queued ON mail_out (next_try_ms) WHERE status = 'queued';

@@ -68,6 +68,7 @@ CENTRAL_PAGES = {
     "certificates of a class": "/admin/certificates/class/10c", "charts": "/charts/",
     "devices": "/devices/", "settings": "/settings/", "error page": "/no-such-page",
     "bad filter": "/standings/?grade=99", "home": "/",
+    "mail": "/sponsors/mail/",
 }
 # GET routes that answer data, not a page (JSON, CSV, YAML, files).
 NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "live.feed_view", "results.results_csv",

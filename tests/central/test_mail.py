@@ -1,0 +1,201 @@
+"""The outgoing mail queue against a real SMTP server (aiosmtpd on a loopback port).
+
+Nothing leaves without the SMTP settings and an admin's send; what arrives is checked
+as the server received it: envelope recipients, headers, text and HTML bodies, German
+and English. A server that refuses for now (451) and then accepts shows the retry.
+"""
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from sync.bank_settings import save_bank_mail
+from sync.db import write_transaction
+from sync.mail import backoff_ms, due_mail, queue_mail, send_due
+
+SENDER = "Sponsorenlauf <lauf@schule.de>"
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message; refuses the first `refuse` with 451."""
+
+    def __init__(self, refuse: int = 0, code: str = "451 4.3.0 Try again later") -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.refuse, self.code = refuse, code
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        """Keep the message, or refuse it while refusals are left."""
+        if self.refuse:
+            self.refuse -= 1
+            return self.code
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+def free_port() -> int:
+    """Return a free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on a free loopback port; yields (inbox, port)."""
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def configure(conn, port: int) -> None:
+    """Point central's mail settings at the test server (no TLS, no login)."""
+    save_bank_mail(conn, {"smtp_host": "127.0.0.1", "smtp_port": str(port), "smtp_tls": "none",
+                          "smtp_from": SENDER})
+
+
+def lines(part) -> str:
+    """Return a received part's text with the wire's CRLF line ends as LF."""
+    return part.get_content().replace("\r\n", "\n")
+
+
+def queue(conn, **fields) -> int:
+    """Queue one mail in its own transaction; return its id."""
+    with write_transaction(conn):
+        return queue_mail(conn, **{"kind": "letter", **fields})
+
+
+def test_nothing_is_sent_without_the_settings_or_a_send(central_app, central_db, smtp):
+    inbox, port = smtp
+    queue(central_db, to="eva@example.org", subject="Ihr Brief", body="Hallo")
+    result = central_app.test_cli_runner().invoke(args=["send-mail"])
+    assert result.exit_code != 0 and "Set the mail server first" in result.output
+    configure(central_db, port)
+    assert inbox.messages == []  # settings alone send nothing
+    dry = central_app.test_cli_runner().invoke(args=["send-mail", "--dry-run"])
+    assert dry.exit_code == 0 and "eva@example.org\tIhr Brief" in dry.output
+    assert "1 e-mails would go out; nothing was sent" in dry.output
+    assert inbox.messages == [] and len(due_mail(central_db)) == 1
+
+
+def test_what_arrives_in_german_and_english(central_app, central_db, smtp):
+    inbox, port = smtp
+    configure(central_db, port)
+    queue(central_db, to="Jörg Groß <joerg@example.org>", subject="Sponsorenlauf: Ihr Beitrag für Anna",
+          body="Sehr geehrter Herr Groß,\nAnna ist 12 Runden gelaufen: 6,00 €.\n",
+          html="<p>Sehr geehrter Herr Groß,</p>", pledge_id="p1")
+    queue(central_db, to="ann@example.com", subject="Sponsored run: your pledge for Ben",
+          body="Dear Ann,\nBen ran 7 laps: €3.50.\n", kind="thanks", pledge_id="p2")
+    result = central_app.test_cli_runner().invoke(args=["send-mail"])
+    assert result.exit_code == 0 and "Sent 2 e-mails; 0 wait" in result.output
+    (to_de, german), (to_en, english) = inbox.messages
+    assert to_de == ["joerg@example.org"] and to_en == ["ann@example.com"]
+    assert german["From"] == SENDER and german["To"] == "Jörg Groß <joerg@example.org>"
+    assert german["Subject"] == "Sponsorenlauf: Ihr Beitrag für Anna"
+    assert lines(german.get_body(("plain",))) == \
+        "Sehr geehrter Herr Groß,\nAnna ist 12 Runden gelaufen: 6,00 €.\n"
+    assert lines(german.get_body(("html",))).strip() == "<p>Sehr geehrter Herr Groß,</p>"
+    assert english["Subject"] == "Sponsored run: your pledge for Ben"
+    assert lines(english) == "Dear Ann,\nBen ran 7 laps: €3.50.\n"
+    assert re.fullmatch(r"<[0-9.]+\.lapsync\.\d+@schule\.de>", english["Message-ID"])
+    states = central_db.execute("SELECT status, attempts, sent_ms FROM mail_out ORDER BY id").fetchall()
+    assert [(s["status"], s["attempts"]) for s in states] == [("sent", 1), ("sent", 1)]
+    assert all(s["sent_ms"] for s in states)
+    log = central_db.execute("SELECT by_name, action, details FROM money_log").fetchall()
+    assert log == [{"by_name": "command line", "action": "mail_send",
+                    "details": {"sent": 2, "queued": 0, "failed": 0}}]
+    # A second send has nothing left to send.
+    assert send_due(central_db) == {"sent": 0, "queued": 0, "failed": 0}
+    assert len(inbox.messages) == 2
+
+
+def test_a_server_refusing_for_now_then_accepting_shows_a_retry(central_db, smtp):
+    inbox, port = smtp
+    inbox.refuse = 1
+    configure(central_db, port)
+    mail_id = queue(central_db, to="eva@example.org", subject="Brief", body="Hallo")
+    assert send_due(central_db, now=1_000_000) == {"sent": 0, "queued": 1, "failed": 0}
+    row = central_db.execute("SELECT * FROM mail_out WHERE id = %s", [mail_id]).fetchone()
+    assert row["status"] == "queued" and row["attempts"] == 1
+    assert "451" in row["last_error"] and row["next_try_ms"] == 1_000_000 + backoff_ms(1)
+    # Before its backoff has passed a send leaves it alone; after it, it goes out.
+    assert send_due(central_db, now=1_000_000 + backoff_ms(1) - 1) == {"sent": 0, "queued": 0,
+                                                                        "failed": 0}
+    assert send_due(central_db, now=1_000_000 + backoff_ms(1)) == {"sent": 1, "queued": 0,
+                                                                    "failed": 0}
+    row = central_db.execute("SELECT * FROM mail_out WHERE id = %s", [mail_id]).fetchone()
+    assert row["status"] == "sent" and row["attempts"] == 2 and "451" in row["last_error"]
+    assert [to for to, _m in inbox.messages] == [["eva@example.org"]]
+
+
+def test_a_permanent_refusal_fails_at_once_and_the_rest_goes_out(central_db, smtp):
+    inbox, port = smtp
+    inbox.refuse, inbox.code = 1, "550 5.7.1 Rejected"
+    configure(central_db, port)
+    first = queue(central_db, to="a@example.org", subject="A", body="a", pledge_id="p1")
+    queue(central_db, to="b@example.org", subject="B", body="b", pledge_id="p2")
+    assert send_due(central_db) == {"sent": 1, "queued": 0, "failed": 1}
+    assert central_db.execute("SELECT status FROM mail_out WHERE id = %s",
+                              [first]).fetchone()["status"] == "failed"
+    assert [to for to, _m in inbox.messages] == [["b@example.org"]]
+
+
+def test_no_server_listening_keeps_every_mail_queued_and_backs_off(central_db):
+    configure(central_db, free_port())
+    queue(central_db, to="a@example.org", subject="A", body="a")
+    assert send_due(central_db, now=5_000) == {"sent": 0, "queued": 1, "failed": 0}
+    assert send_due(central_db, now=5_000 + backoff_ms(1)) == {"sent": 0, "queued": 1, "failed": 0}
+    row = central_db.execute("SELECT * FROM mail_out").fetchone()
+    assert row["attempts"] == 2 and row["next_try_ms"] == 5_000 + backoff_ms(1) + backoff_ms(2)
+    assert "ConnectionRefusedError" in row["last_error"]
+
+
+def test_queuing_again_replaces_the_queued_mail_of_the_same_pledge(central_db):
+    queue(central_db, to="a@example.org", subject="old", body="a", pledge_id="p1")
+    queue(central_db, to="a@example.org", subject="new", body="a", pledge_id="p1")
+    queue(central_db, to="a@example.org", subject="reminder", body="a", pledge_id="p1",
+          kind="reminder")
+    assert [m["subject"] for m in due_mail(central_db)] == ["new", "reminder"]
+
+
+def test_the_mail_page_lists_then_an_admin_sends(central_admin,
+                                                 central_db, smtp):
+    inbox, port = smtp
+    configure(central_db, port)
+    queue(central_db, to="eva@example.org", subject="Ihr Brief", body="Hallo", pledge_id="p1")
+    page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
+    assert "Would go out now: 1 e-mails" in page and "eva@example.org" in page
+    ids = re.findall(r'name="mail" value="(\d+)"', page)
+    assert inbox.messages == []
+    # Mail queued after the dry run is not sent by its button.
+    queue(central_db, to="late@example.org", subject="Später", body="x", pledge_id="p2")
+    response = central_admin.post("/sponsors/mail/send", data={"csrf_token": central_admin.csrf,
+                                                               "mail": ids})
+    assert response.status_code == 302
+    assert [to for to, _m in inbox.messages] == [["eva@example.org"]]
+    page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
+    assert "Sent 1 e-mails" in page and "late@example.org" in page
+    log = central_db.execute("SELECT by_name FROM money_log WHERE action = 'mail_send'").fetchone()
+    assert log["by_name"] == "ada"
+
+
+def test_a_viewer_sees_the_queue_but_cannot_send(central_viewer, central_db, smtp):
+    inbox, port = smtp
+    configure(central_db, port)
+    mail_id = queue(central_db, to="eva@example.org", subject="Ihr Brief", body="Hallo")
+    page = central_viewer.get("/sponsors/mail/").get_data(as_text=True)
+    assert "eva@example.org" in page and 'id="send-form"' not in page
+    assert central_viewer.post("/sponsors/mail/send", data={
+        "csrf_token": central_viewer.csrf, "mail": [str(mail_id)]}).status_code == 403
+    assert central_viewer.post(f"/sponsors/mail/{mail_id}/cancel",
+                               data={"csrf_token": central_viewer.csrf}).status_code == 403
+    assert inbox.messages == [] and len(due_mail(central_db)) == 1
