@@ -33,10 +33,13 @@ from . import (
     health,
     live,
     mail_views,
+    money_exports,
+    payments,
     results,
     review,
     roster,
     settings,
+    sponsor_views,
     standings,
     users,
 )
@@ -47,7 +50,8 @@ csrf = CSRFProtect()
 # The admin menu, in order; entries whose endpoint does not exist yet are left out.
 NAV = [("standings.index", _l("Standings")), ("live.index", _l("Live")),
        ("review.index", _l("Review")), ("roster.index", _l("Runners")),
-       ("results.index", _l("Results")), ("charts.index", _l("Charts")),
+       ("results.index", _l("Results")), ("sponsors.index", _l("Sponsors")),
+       ("charts.index", _l("Charts")),
        ("devices.index", _l("Devices")), ("settings.index", _l("Settings"))]
 FAILED = "Central failed unexpectedly; retry later."
 
@@ -139,6 +143,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     roster.init_app(app)
     results.init_app(app)
     mail_views.init_app(app)
+    sponsor_views.init_app(app)
+    payments.init_app(app)
+    money_exports.init_app(app)
     health.init_app(app)
     csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)

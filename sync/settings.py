@@ -43,6 +43,7 @@ from .bank_settings import (
 )
 from .db import connection, get_db, write_transaction
 from .decisions import log_decision
+from .money_settings import MONEY_SETTINGS, money_settings, save_money_settings
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 # What the form says when a field is refused (validate_setting's text names the key).
@@ -108,12 +109,13 @@ def parse_value(key: str, text: str) -> Any:
 
 @click.command("set-setting")
 @with_appcontext
-@click.argument("key", type=click.Choice(SETTINGS + BANK_MAIL_SETTINGS))
+@click.argument("key", type=click.Choice(SETTINGS + BANK_MAIL_SETTINGS + MONEY_SETTINGS))
 @click.argument("value")
 def set_setting_command(key: str, value: str) -> None:
     """Set a setting (KEY VALUE); laptops receive event settings at their next pull.
 
-    Bank and mail settings (iban, bic, account_holder, smtp_*) stay at central. For
+    Bank and mail settings (iban, bic, account_holder, smtp_*) and the money settings
+    (currency, certificate_raised: true or false) stay at central. For
     smtp_password give - as VALUE to read it from standard input (not the shell history).
     """
     with connection() as conn:
@@ -123,6 +125,9 @@ def set_setting_command(key: str, value: str) -> None:
                     value = sys.stdin.readline().rstrip("\r\n")
                 save_bank_mail(conn, {key: value})
                 stored = "(set)" if key in SECRETS else bank_mail_settings(conn)[key]
+            elif key in MONEY_SETTINGS:
+                save_money_settings(conn, {key: value})
+                stored = money_settings(conn, cached=False)[key]
             else:
                 stored = set_setting(conn, key, parse_value(key, value))
         except InputError as exc:

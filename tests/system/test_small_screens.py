@@ -35,6 +35,8 @@ from lapsync.laptop.auth import create_user
 from lapsync.laptop.runners import add_runner
 from sync import create_app as create_central
 from sync.db import close_pool, now_ms
+from sync.payments import add_payment
+from sync.pledges import add_pledge
 from sync.settings import save_settings
 from tests.conftest import PASSWORD
 from tests.pg import Outbox, admin_execute, drop_database, register, with_database
@@ -69,9 +71,16 @@ CENTRAL_PAGES = {
     "devices": "/devices/", "settings": "/settings/", "error page": "/no-such-page",
     "bad filter": "/standings/?grade=99", "home": "/",
     "mail": "/sponsors/mail/",
+    "sponsors": "/sponsors/", "sponsors searched": "/sponsors/?q=a&class=5a",
+    "pledge": "/sponsors/{runner}", "add pledge": "/sponsors/new",
+    "edit pledge": "/sponsors/{runner}/edit", "record payment": "/sponsors/{runner}/pay",
+    "type cards": "/sponsors/entry", "type a card": "/sponsors/entry?number=2",
+    "import pledges": "/sponsors/import", "outstanding": "/sponsors/outstanding",
+    "money log": "/sponsors/log",
 }
 # GET routes that answer data, not a page (JSON, CSV, YAML, files).
 NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "live.feed_view", "results.results_csv",
+             "sponsors.runner_lookup", "money_exports.csv_export", "money_exports.xlsx_export",
              "api.openapi", "api.pull_view", "health.healthz"}
 
 # What sticks out to the right, for the failure message: the deepest elements past the edge.
@@ -173,12 +182,28 @@ def sites(tmp_path_factory, pg_server_url, pg_template):
                 db.close()
             assert result.error is None, result.error
             push_second_laptop(central_url, other, runners[1])
+            fill_money(conn, runners)
             yield {"laptop": laptop_url, "central": central_url, "runner": runners[2],
                    "apps": {"laptop": laptop, "central": central}}
     finally:
         close_pool(central)
         drop_database(pg_server_url, pg_url.rsplit("/", 1)[-1].split("?")[0])
         shutil.rmtree(base, ignore_errors=True)
+
+
+def fill_money(conn, runners: dict) -> None:
+    """Give central pledges of every kind and a payment; the pledge of runners[2] has that
+    runner's id as its own, so the pages' paths with {runner} show it."""
+    long_name = "Bäckerei und Konditorei Wolfeschlegelsteinhausenbergerdorff GmbH & Co. KG"
+    add_pledge(conn, None, runners[1], {"sponsor_name": "Oma Berg", "kind": "per_lap",
+                                        "rate_cents": "0,50", "cap_cents": "30"})
+    paid = add_pledge(conn, None, runners[17], {"sponsor_name": long_name, "kind": "per_km",
+                                                "rate_cents": "2", "email": "info@example.org"})
+    add_payment(conn, None, paid, {"amount_cents": "5", "paid_on": "2025-07-01",
+                                   "method": "transfer", "reference": "RF", "note": ""})
+    pledge = add_pledge(conn, None, runners[2], {"sponsor_name": long_name, "kind": "fixed",
+                                                 "rate_cents": "1234,50"})
+    conn.execute("UPDATE pledge SET id = %s WHERE id = %s", [runners[2], pledge])
 
 
 # ---- the browser: one per module, one logged-in page per app and size -----------------

@@ -1,0 +1,98 @@
+"""The amounts as files: /sponsors/amounts.csv and /sponsors/amounts.xlsx (one sheet per class).
+
+The CSV is Excel-safe like the results export (sync/results.py): UTF-8 with a byte
+order mark, every text cell quoted, formula starts neutralised; numbers stay numbers.
+Amounts are integer cents, as sync/amounts.py computes them.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+
+import openpyxl
+from flask import Blueprint, Flask, Response
+
+from .amounts import pledge_amounts
+from .auth import login_required
+from .db import get_db
+from .results import excel_safe
+
+bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
+COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
+           "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents", "outstanding_cents")
+TEXT = {"sponsor", "email", "name", "class", "kind"}
+SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def export_row(row: dict) -> list:
+    """Return one pledge as export cells: text Excel-safe ("" when empty), numbers as they are."""
+    values = {**row, "sponsor": row["sponsor_name"]}
+    return [excel_safe(values[c] or "") if c in TEXT else ("" if values[c] is None else values[c])
+            for c in COLUMNS]
+
+
+def amounts_csv(rows: list[dict]) -> str:
+    """Return the amounts CSV text: BOM, header, one line per pledge, every text cell quoted."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    header = csv.writer(buffer, quoting=csv.QUOTE_ALL)
+    header.writerow(COLUMNS)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
+    for row in rows:
+        writer.writerow(export_row(row))
+    return buffer.getvalue()
+
+
+def sheet_title(class_name: str, used: set[str]) -> str:
+    """Return a worksheet title for a class: at most 31 characters, allowed ones, unique."""
+    base = SHEET_FORBIDDEN.sub("_", class_name).strip("'")[:31] or "_"
+    title, number = base, 2
+    while title.casefold() in used:
+        suffix = f" ({number})"
+        title, number = base[:31 - len(suffix)] + suffix, number + 1
+    used.add(title.casefold())
+    return title
+
+
+def amounts_xlsx(rows: list[dict]) -> bytes:
+    """Return the amounts as an XLSX workbook with one sheet per class."""
+    book = openpyxl.Workbook(write_only=True)
+    used: set[str] = set()
+    for class_name, group in itertools.groupby(rows, key=lambda r: r["class"]):
+        sheet = book.create_sheet(sheet_title(class_name, used))
+        sheet.append(list(COLUMNS))
+        for row in group:
+            sheet.append([None if cell == "" else cell for cell in export_row(row)])
+    if not used:
+        book.create_sheet("amounts").append(list(COLUMNS))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def download(body: str | bytes, mimetype: str, filename: str) -> Response:
+    """Answer a file download that no cache keeps."""
+    return Response(body, mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@bp.get("/amounts.csv")
+@login_required
+def csv_export() -> Response:
+    """Download every live pledge with laps, distance, amount, paid and outstanding as CSV."""
+    return download(amounts_csv(pledge_amounts(get_db())), "text/csv", "amounts.csv")
+
+
+@bp.get("/amounts.xlsx")
+@login_required
+def xlsx_export() -> Response:
+    """Download the same as an Excel workbook, one sheet per class."""
+    return download(amounts_xlsx(pledge_amounts(get_db())), XLSX_TYPE, "amounts.xlsx")
+
+
+def init_app(app: Flask) -> None:
+    """Register the amounts exports."""
+    app.register_blueprint(bp)
