@@ -3,8 +3,10 @@
 
     python3 dev.py run     virtualenv, requirements, databases, admin, device; start
                            central (embedded PostgreSQL) and one laptop connected to it
+    python3 dev.py run --laptop   only the laptop app (offline; its own local admin)
     python3 dev.py test    virtualenv, test requirements, Chromium, faketime; run pytest
     python3 dev.py mutate  virtualenv, test requirements; mutation score of the core modules
+    python3 dev.py lock    regenerate the locks with hashes (pip-compile) after editing requirements*.txt
 
 Standard library only: this file runs before anything is installed.
 """
@@ -15,6 +17,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -37,6 +40,28 @@ ADMIN = "admin"
 DEVICE_PREFIX = "laptop-"
 READY_TIMEOUT_S = 60.0
 CENTRAL_WORKERS = 2
+# What each command installs: a lock with hashes (pip-compile --generate-hashes) of
+# the file of the same name ending in .txt; the laptop alone needs no PostgreSQL.
+LAPTOP_LOCK, CENTRAL_LOCK, DEV_LOCK = "requirements.lock", "requirements-central.lock", \
+    "requirements-dev.lock"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^]]*\])?==(\S+)", re.MULTILINE)
+
+def required_python(pyproject: Path = ROOT / "pyproject.toml") -> tuple[int, int]:
+    """Return the oldest Python lapsync supports (pyproject's requires-python ">=X.Y")."""
+    found = re.search(r'^requires-python\s*=\s*">=(\d+)\.(\d+)"', pyproject.read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    return (int(found.group(1)), int(found.group(2))) if found else (3, 11)
+
+
+def check_python(version: tuple = tuple(sys.version_info[:2])) -> None:
+    """Stop with a clear message on a Python older than lapsync supports."""
+    needed = required_python()
+    if tuple(version) < needed:
+        sys.exit(f"dev.py: lapsync needs Python {needed[0]}.{needed[1]} or newer; this is "
+                 f"{version[0]}.{version[1]} ({sys.executable}).\n"
+                 f"Install a newer Python (python.org, or your system's package) and run dev.py "
+                 f"with it, e.g. `python3.{needed[1]} dev.py ...` (Windows: `py -3.{needed[1]} dev.py ...`).")
+
 
 def say(message: str) -> None:
     """Print a progress line that stands out from pip's and Flask's output."""
@@ -65,48 +90,43 @@ def ensure_venv() -> None:
                  "    sudo apt-get install python3-venv")
 
 
-def requirement_files(path: Path) -> list[Path]:
-    """Return a requirements file and every file it includes with -r."""
-    files = [path]
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line.startswith(("-r ", "--requirement ")):
-            files += requirement_files(path.parent / line.split(maxsplit=1)[1])
-    return files
+def pins(path: Path) -> set[str]:
+    """Return a lock file's pins as 'name==version' (names normalised, extras left out)."""
+    text = path.read_text(encoding="utf-8")
+    return {f"{re.sub(r'[-_.]+', '-', m.group(1)).lower()}=={m.group(3)}" for m in PIN.finditer(text)}
 
 
-def requirements_hash(path: Path) -> str:
-    """Hash a requirements file together with the files it includes."""
-    digest = hashlib.sha256()
-    for file in requirement_files(path):
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+def file_hash(path: Path) -> str:
+    """Return the sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def stamp_file(requirements: str) -> Path:
-    """Return where the hash of the last install of a requirements file is kept."""
-    return VENV / f".{requirements}.sha256"
+def stamp_file(lock: str) -> Path:
+    """Return where the hash of the last install of a lock file is kept."""
+    return VENV / f".{lock}.sha256"
 
 
-def installed(requirements: str) -> bool:
-    """Tell whether this requirements file, or one that includes it, is installed unchanged."""
-    for path in ROOT.glob("requirements*.txt"):
+def installed(lock: str) -> bool:
+    """Tell whether a lock's pins are installed unchanged: by itself or by a lock that holds them all."""
+    wanted = pins(ROOT / lock)
+    for path in ROOT.glob("requirements*.lock"):
         stamp = stamp_file(path.name)
-        if (ROOT / requirements) in requirement_files(path) and stamp.exists() \
-                and stamp.read_text(encoding="utf-8").strip() == requirements_hash(path):
+        if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == file_hash(path) \
+                and wanted <= pins(path):
             return True
     return False
 
 
-def install(requirements: str) -> None:
-    """Install a requirements file into .venv, skipped when unchanged since the last install."""
-    if installed(requirements):
-        say(f"{requirements} unchanged since the last install")
+def install(lock: str) -> None:
+    """Install a lock file into .venv, every file checked against its hash; skipped when unchanged."""
+    if installed(lock):
+        say(f"{lock} unchanged since the last install")
         return
-    say(f"installing {requirements}")
-    path = ROOT / requirements
-    run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(path)])
-    stamp_file(requirements).write_text(requirements_hash(path) + "\n", encoding="utf-8")
+    say(f"installing {lock} (pinned, hash-checked)")
+    path = ROOT / lock
+    run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--require-hashes",
+         "-r", str(path)])
+    stamp_file(lock).write_text(file_hash(path) + "\n", encoding="utf-8")
 
 
 def flask(*args: str) -> list[str]:
@@ -223,17 +243,23 @@ def read_laptop_token() -> str:
 
 # ---- processes --------------------------------------------------------------------
 
-def central_command(port: int) -> list[str]:
-    """Return central's server command: gunicorn as in production (flask run on Windows)."""
+def central_command(port: int, debug: bool = False) -> list[str]:
+    """Return central's server command: gunicorn as in production (waitress on Windows)."""
+    if debug:
+        return central_flask("run", "--debug", "--host", HOST, "--port", str(port))
     if os.name == "nt":  # gunicorn needs fork
-        return central_flask("run", "--host", HOST, "--port", str(port))
+        return [str(PYTHON), "-m", "waitress", "--host", HOST, "--port", str(port),
+                "--call", "sync:create_app"]
     return [str(PYTHON), "-m", "gunicorn", "-w", str(CENTRAL_WORKERS), "-b", f"{HOST}:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "sync:create_app()"]
 
 
-def laptop_command(port: int, host: str = HOST) -> list[str]:
-    """Return the laptop app's server command (its background sync starts under `run`)."""
-    return flask("run", "--host", host, "--port", str(port))
+def laptop_command(port: int, host: str = HOST, debug: bool = False) -> list[str]:
+    """Return the laptop app's server command: waitress with the background sync
+    (`flask serve`); Flask's development server (reloader, debugger) only with debug."""
+    if debug:
+        return flask("run", "--debug", "--host", host, "--port", str(port))
+    return flask("serve", "--host", host, "--port", str(port))
 
 
 def network_addresses(host: str) -> list[str]:
@@ -374,10 +400,10 @@ def start_all(args: argparse.Namespace) -> int:
             say(f"warning: central and this laptop each have a different user {ADMIN!r}: they "
                 "clash (see `flask --app app sync-status`); the laptop keeps its own")
         password = create_central_admin() if plan.create_admin else None
-        running.append(start("central", central_command(args.central_port)))
+        running.append(start("central", central_command(args.central_port, args.debug)))
         wait_ready("central", running[-1][1], central_url + "api/v1/openapi.yaml")
         device = connect_laptop(plan, state, central_url.rstrip("/"))
-        running.append(start("laptop", laptop_command(args.port, args.host)))
+        running.append(start("laptop", laptop_command(args.port, args.host, args.debug)))
         wait_ready("laptop", running[-1][1], laptop_url + "login")
         print(banner(laptop_url, central_url, device, password, state, args.host), flush=True)
         return supervise(running)
@@ -390,6 +416,92 @@ def start_all(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous[1])
         if stop_pg and embedded_running(pgdata):
             subprocess.run(central_flask("pg-stop"), cwd=ROOT, env=helper_env())
+
+
+# ---- the laptop alone: `run --laptop` ---------------------------------------------
+
+# Asked inside the venv: the laptop's admins, its central and device id (no central needed).
+LAPTOP_STATE = ("import json\n"
+                "from lapsync.laptop import create_app\n"
+                "from lapsync.laptop.db import connect, device_id\n"
+                "app = create_app()\n"
+                "db = connect(app.config['DATABASE'])\n"
+                "admins = [r[0] for r in db.execute(\"SELECT name FROM user WHERE role = 'admin' \"\n"
+                "                                   \"ORDER BY name\")]\n"
+                "print(json.dumps({'admins': admins, 'device_id': device_id(db),\n"
+                "                  'central_url': app.config.get('CENTRAL_URL')}))\n")
+
+
+def read_laptop_state() -> dict:
+    """Return the laptop's admins, device id and central URL (None before `connect`)."""
+    result = run([str(PYTHON), "-c", LAPTOP_STATE], env=helper_env(), capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def local_admin_name(device_id: str) -> str:
+    """Return the name of this laptop's own first admin, unique among laptops."""
+    # Not plain "admin": central's organiser is called that, and a second user of the same
+    # name reaching central or another laptop would clash.
+    return f"{ADMIN}-{device_id[:6]}"
+
+
+def create_laptop_admin(name: str) -> str:
+    """Create a local admin on the laptop with a random password; return the password."""
+    password = secrets.token_urlsafe(12)
+    env = {**helper_env(), "FLASK_CREATE_USER_PASSWORD": password}  # never in `ps`
+    run(flask("create-user", name, "--role", "admin"), env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True)
+    return password
+
+
+def laptop_banner(url: str, state: dict, name: str | None, password: str | None,
+                  host: str = HOST) -> str:
+    """Return the block of a laptop-only run: URL, first login or how to connect."""
+    line = "=" * 72
+    shared = "".join(f"  tablets:  http://{address}:{url.rsplit(':', 1)[1]}   (this network; "
+                     "see docs/SECURITY.md)\n" for address in network_addresses(host))
+    if password:
+        login = (f"  Local admin of this laptop:\n    name:     {name}\n    password: {password}\n\n"
+                 "  This password is shown ONCE: note it now.\n")
+    else:
+        login = (f"  Log in with this laptop's admin ({', '.join(state['admins']) or 'none'}; "
+                 "password as printed on first run)\n  or with a central user it has pulled.\n")
+    if state.get("central_url"):
+        sync = f"  central:  {state['central_url']}   (syncs in the background)\n"
+    else:
+        sync = ("  central:  not connected: laps wait on this laptop until you connect.\n"
+                f"            Connect:  {url}connect   (as admin: paste central's URL and a\n"
+                "            device token from central's Devices page)\n")
+    return (f"\n{line}\n  lapsync laptop is running (offline is fine). Ctrl+C stops it.\n\n"
+            f"  laptop:   {url}   (lap entry)\n{shared}{sync}\n{login}{line}\n")
+
+
+def start_laptop(args: argparse.Namespace) -> int:
+    """Prepare the laptop database and its admin, serve the laptop app alone, wait for Ctrl+C."""
+    if not port_free(args.port, args.host):
+        sys.exit(f"dev.py: port {args.port} (laptop) is in use; choose another with --port")
+    url = f"http://{HOST if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
+    previous = signal.signal(signal.SIGTERM, raise_interrupt), \
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    running: list[tuple[str, subprocess.Popen]] = []
+    try:
+        run(flask("init-db"), env=helper_env())
+        state = read_laptop_state()
+        name = password = None
+        if not state["admins"]:
+            name = local_admin_name(state["device_id"])
+            password = create_laptop_admin(name)
+        running.append(start("laptop", laptop_command(args.port, args.host, args.debug)))
+        wait_ready("laptop", running[-1][1], url + "login")
+        print(laptop_banner(url, state, name, password, args.host), flush=True)
+        return supervise(running)
+    except KeyboardInterrupt:
+        say("interrupted during start: stopping")
+        return 130
+    finally:
+        stop(running)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def ensure_chromium() -> None:
@@ -423,9 +535,12 @@ def ensure_faketime() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Set everything up and run central and the laptop app."""
+    """Set everything up and run central and the laptop app (or the laptop alone)."""
     ensure_venv()
-    install("requirements.txt")
+    if args.laptop:
+        install(LAPTOP_LOCK)
+        return start_laptop(args)
+    install(CENTRAL_LOCK)
     return start_all(args)
 
 
@@ -437,7 +552,7 @@ PARALLEL = ["-n", "2", "--dist", "loadgroup"]
 def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     """Set up the test tools and run the whole suite (or what pytest_args select)."""
     ensure_venv()
-    install("requirements-dev.txt")
+    install(DEV_LOCK)
     ensure_chromium()
     ensure_faketime()
     args = [*PARALLEL, *pytest_args]  # a later -n (e.g. -n 0) overrides PARALLEL's
@@ -445,10 +560,34 @@ def cmd_test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *args], cwd=ROOT).returncode
 
 
+# Each lock from its .txt; each .txt constrains itself to the lock before it (-c), so
+# that the three agree on every version they share.
+LOCKS = ((LAPTOP_LOCK, "requirements.txt"), (CENTRAL_LOCK, "requirements-central.txt"),
+         (DEV_LOCK, "requirements-dev.txt"))
+
+
+def lock_command(lock: str, source: str, extra: list[str]) -> list[str]:
+    """Return the pip-compile command that writes one lock with hashes."""
+    return [str(PYTHON), "-m", "piptools", "compile", "--quiet", "--generate-hashes",
+            "--allow-unsafe", "--no-emit-index-url", "--no-emit-find-links", "--strip-extras",
+            *extra, "--output-file", lock, source]
+
+
+def cmd_lock(extra: list[str]) -> int:
+    """Regenerate the three locks (pip-compile --generate-hashes), laptop first."""
+    ensure_venv()
+    install(DEV_LOCK)  # pip-tools
+    env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
+    for lock, source in LOCKS:
+        say(f"pip-compile {source} -> {lock}")
+        run(lock_command(lock, source, extra), env=env)
+    return 0
+
+
 def cmd_mutate(args: list[str]) -> int:
     """Set up the test tools and run the mutation tests (lapsync/devkit/mutate.py)."""
     ensure_venv()
-    install("requirements-dev.txt")
+    install(DEV_LOCK)
     return subprocess.run([str(PYTHON), "-m", "lapsync.devkit.mutate", *args], cwd=ROOT).returncode
 
 
@@ -456,20 +595,29 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser with the run and test commands."""
     parser = argparse.ArgumentParser(
         prog="dev.py", description="Set up and run lapsync, or its tests (needs only Python 3).")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test,mutate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test,mutate,lock}")
     run_parser = commands.add_parser(
         "run", help="set up everything; run central and one laptop connected to it",
-        description="Create .venv, install requirements.txt, initialise both databases (central "
-                    "on an embedded PostgreSQL under instance/central unless DATABASE_URL is set), "
-                    "create central's admin (its password is printed once), register this laptop "
-                    "as a device and connect it, then run central (gunicorn) and the laptop app "
-                    "with its background sync. Running it again creates nothing new. Ctrl+C stops "
-                    "both; if one of them dies, the other is stopped and dev.py exits non-zero.")
+        description="Create .venv, install requirements-central.lock (hash-checked), initialise "
+                    "both databases (central on an embedded PostgreSQL under instance/central "
+                    "unless DATABASE_URL is set), create central's admin (its password is printed "
+                    "once), register this laptop as a device and connect it, then run central "
+                    "(gunicorn; waitress on Windows) and the laptop app (waitress) with its "
+                    "background sync. Running it again creates nothing new. Ctrl+C stops both; if "
+                    "one of them dies, the other is stopped and dev.py exits non-zero. With "
+                    "--laptop: requirements.lock only, and the laptop app alone.")
     run_parser.add_argument("--port", type=int, default=5000, help="laptop app port (default 5000)")
     run_parser.add_argument("--host", default=os.environ.get("LAPSYNC_HOST") or HOST, help="laptop "
                             "app address (default $LAPSYNC_HOST or 127.0.0.1; 0.0.0.0: tablets too)")
     run_parser.add_argument("--central-port", type=int, default=8000,
                             help="central server port (default 8000)")
+    run_parser.add_argument("--laptop", action="store_true",
+                            help="run only the laptop app, offline until connected: installs "
+                                 "no PostgreSQL; its first run creates a local admin (password "
+                                 "printed once); connect later on its /connect page")
+    run_parser.add_argument("--debug", action="store_true",
+                            help="Flask's development server with reloader and debugger "
+                                 "instead of waitress (laptop) and gunicorn (central)")
     commands.add_parser(
         "test", help="set up venv, test requirements and Chromium; run pytest",
         usage="dev.py test [-h] [pytest args ...]", allow_abbrev=False,
@@ -483,17 +631,26 @@ def build_parser() -> argparse.ArgumentParser:
         usage="dev.py mutate [-h] [MODULE ...] [--sample N] [--seed S]", add_help=False,
         description="Create .venv, install requirements-dev.txt, then run "
                     "lapsync/devkit/mutate.py (`dev.py mutate --help` lists its options).")
+    commands.add_parser(
+        "lock", help="regenerate requirements*.lock (hashes) from requirements*.txt",
+        usage="dev.py lock [-h] [pip-compile args ...]", add_help=False,
+        description="Run pip-compile --generate-hashes for requirements.txt, "
+                    "requirements-central.txt and requirements-dev.txt, in that order; further "
+                    "arguments go to pip-compile, e.g. `--upgrade-package flask`.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and dispatch."""
+    check_python()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "test":
         return cmd_test(args, extra)
     if args.command == "mutate":
         return cmd_mutate(extra)
+    if args.command == "lock":
+        return cmd_lock(extra)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     return cmd_run(args)

@@ -6,10 +6,10 @@ import os
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from lapsync import errors, hlc, i18n, web
+from lapsync import errors, hlc, i18n, logs, web
 from lapsync.web import load_config
 
-from . import auth, bigscreen, client, clock, db, laps, runners, scheduler, sessions
+from . import auth, bigscreen, client, clock, db, laps, runners, scheduler, serve, sessions
 
 csrf = CSRFProtect()
 
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         # A pulled stamp further ahead of this laptop's and central's clocks is set aside.
         MAX_CLOCK_AHEAD_S=hlc.MAX_AHEAD_S,
     ), test_config, ("FLASK", "LAPSYNC"))
+    logs.init_app(app, "laptop")
     csrf.init_app(app)
 
     sessions.init_app(app)
@@ -46,4 +47,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     runners.init_app(app)
     client.init_app(app)
     scheduler.init_app(app)
+    serve.init_app(app)
     return app

@@ -1,4 +1,9 @@
-"""Background sync: APScheduler 3.x wiring only; the work is client.state.sync_app."""
+"""Background sync: one daemon thread paced by the monotonic clock; the work is client.state.sync_app.
+
+Why not a wall-clock scheduler: a laptop's clock is corrected when a network appears,
+set by a teacher, or jumps after sleep. An interval trigger on the wall clock set back
+two minutes stops syncing for two minutes; time.monotonic() never goes back.
+"""
 from __future__ import annotations
 
 import atexit
@@ -6,17 +11,13 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 
 import click
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from flask.helpers import get_debug_flag
 
 from .client.state import sync_app
 
-JOB_ID = "lapsync-sync"
 EXTENSION = "lapsync_scheduler"
 NUDGE_DELAY_S = 0.5
 MAX_ROUNDS = 3  # extra rounds when laps arrive during a sync
@@ -24,20 +25,44 @@ MAX_ROUNDS = 3  # extra rounds when laps arrive during a sync
 # (an fsync each under synchronous=FULL); back to back under a steady stream of
 # laps they added nearly one commit per lap to lap entry's own (bench_load.py).
 MIN_GAP_S = 0.5
+STOP_WAIT_S = 2.0
 log = logging.getLogger(__name__)
 
 
 class SyncJob:
-    """The scheduler, its job's lock and the 'more laps arrived' flag of one app."""
+    """The sync thread of one app: its pace, its lock and the 'more laps arrived' flag."""
 
     def __init__(self, app: Flask):
         self.app = app
-        self.scheduler: BackgroundScheduler | None = None
+        self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.again = threading.Event()
+        self.wake = threading.Event()      # a nudge or stop: look at `due` again
+        self.stopping = threading.Event()
+        self.due = 0.0                     # monotonic time of the next sync
         self.nudged_until = 0.0
-        self.started = float("-inf")  # monotonic start of the last sync
+        self.started = float("-inf")       # monotonic start of the last sync
         self.centrals: dict = {}
+
+    def interval(self) -> float:
+        """Return the seconds between background syncs (config SYNC_INTERVAL, at least 0.1)."""
+        return max(0.1, float(self.app.config.get("SYNC_INTERVAL", 5)))
+
+    def loop(self) -> None:
+        """Sync now, then every interval on the monotonic clock, until stopped."""
+        while not self.stopping.is_set():
+            self.due = time.monotonic() + self.interval()
+            self.run()
+            self.sleep_until_due()
+
+    def sleep_until_due(self) -> None:
+        """Wait until `due` (a nudge may bring it forward) or until stopped."""
+        while not self.stopping.is_set():
+            self.wake.clear()  # before reading `due`: a nudge after this wakes the wait
+            wait = self.due - time.monotonic()
+            if wait <= 0:
+                return
+            self.wake.wait(wait)
 
     def run(self) -> None:
         """Sync; go round again while laps were recorded meanwhile (bounded)."""
@@ -58,77 +83,81 @@ class SyncJob:
         """Wait until MIN_GAP_S has passed since the last sync started (laps batch up meanwhile)."""
         wait = self.started + MIN_GAP_S - time.monotonic()
         if wait > 0:
-            time.sleep(wait)
+            self.stopping.wait(wait)  # not time.sleep: a stop must not wait for it
         self.started = time.monotonic()
 
     def sync(self) -> None:
-        """Run one sync, logging rather than raising (the job must keep ticking)."""
+        """Run one sync, logging rather than raising (the thread must keep going)."""
         try:
             result = sync_app(self.app, self.centrals)
         except Exception:  # noqa: BLE001 - a crash here would only be lost in a thread
             log.exception("sync failed")
             return
         if result and result.error:
-            log.warning("sync: %s", result.error.message)
+            log.warning("sync failed (%s): %s", result.error.kind, result.error.message)
+        elif result and result.rejected:
+            log.warning("central refused %d change(s); see sync-status", result.rejected)
 
 
-def should_start(app: Flask, environ=os.environ) -> tuple[bool, str]:
+def should_start(app: Flask, environ=os.environ, need_central: bool = True) -> tuple[bool, str]:
     """Tell whether this process runs the background sync, and why (not)."""
     if app.testing or not app.config.get("SYNC_ENABLED", True):
         return False, "disabled (testing or SYNC_ENABLED is false)"
-    if not app.config.get("CENTRAL_URL"):
+    if need_central and not app.config.get("CENTRAL_URL"):
         return False, "no CENTRAL_URL configured"
     ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.command.name != "run":
+    if ctx is not None and ctx.command.name not in ("run", "serve"):
         return False, f"CLI command {ctx.info_name!r}"
-    if ctx is not None and environ.get("WERKZEUG_RUN_MAIN") != "true":
+    if ctx is not None and ctx.command.name == "run" and environ.get("WERKZEUG_RUN_MAIN") != "true":
         reload = ctx.params.get("reload")
         if reload or (reload is None and get_debug_flag()):
             return False, "reloader's watcher process (the child syncs)"
     return True, "started"
 
 
-def start(app: Flask) -> BackgroundScheduler:
-    """Start the background scheduler with the sync job (first run right away)."""
+def start(app: Flask) -> threading.Thread:
+    """Start the background sync thread (its first sync right away); no-op if it runs."""
     job = app.extensions[EXTENSION]
-    scheduler = BackgroundScheduler(daemon=True, timezone=timezone.utc)
-    scheduler.add_job(job.run, "interval", id=JOB_ID, seconds=int(app.config.get("SYNC_INTERVAL", 5)),
-                      max_instances=1, coalesce=True, misfire_grace_time=None,
-                      next_run_time=datetime.now(timezone.utc))
-    scheduler.start()
-    job.scheduler = scheduler
+    if running(app):
+        return job.thread
+    if job.thread is not None:  # a stopped thread still finishing a sync: never two loops
+        job.thread.join(STOP_WAIT_S)
+    job.stopping.clear()
+    job.thread = threading.Thread(target=job.loop, name="lapsync-sync", daemon=True)
+    job.thread.start()
     atexit.register(stop, app)
-    return scheduler
+    return job.thread
 
 
-def stop(app: Flask) -> None:
-    """Stop the scheduler if it runs (without waiting for a sync in flight)."""
+def stop(app: Flask, wait: float = STOP_WAIT_S) -> None:
+    """Stop the sync thread; wait up to `wait` seconds for a sync in flight."""
     job = app.extensions.get(EXTENSION)
-    if job and job.scheduler and job.scheduler.running:
-        job.scheduler.shutdown(wait=False)
+    if job is None or job.thread is None:
+        return
+    job.stopping.set()
+    job.wake.set()
+    if job.thread is not threading.current_thread():
+        job.thread.join(wait)
 
 
 def running(app: Flask) -> bool:
     """Tell whether this app's background sync runs."""
     job = app.extensions.get(EXTENSION)
-    return bool(job and job.scheduler and job.scheduler.running)
+    return bool(job and job.thread and job.thread.is_alive() and not job.stopping.is_set())
 
 
 def nudge(app: Flask) -> None:
-    """Ask for a sync within half a second; cheap, never blocks, no-op without scheduler."""
-    job = app.extensions.get(EXTENSION)
-    if job is None or job.scheduler is None or not job.scheduler.running:
+    """Ask for a sync within half a second; cheap, never blocks, no-op without the thread."""
+    if not running(app):
         return
+    job = app.extensions[EXTENSION]
     job.again.set()
     now = time.monotonic()
     if now < job.nudged_until:  # a nudge is already on its way
         return
     job.nudged_until = now + NUDGE_DELAY_S
-    try:
-        job.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(timezone.utc)
-                                 + timedelta(seconds=NUDGE_DELAY_S))
-    except JobLookupError:
-        pass
+    job.due = min(job.due, now + NUDGE_DELAY_S)
+    job.wake.set()
 
 
 def init_app(app: Flask) -> None:

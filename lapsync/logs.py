@@ -1,0 +1,55 @@
+"""Logging for both apps: time-stamped lines to the console and to instance/logs/ (rotating).
+
+One `logging.config.dictConfig` for the whole process, made by the app factory of a
+running app (never under tests: pytest captures logging itself). Config: LOG_LEVEL
+(default INFO), LOG_DIR (default <instance>/logs; "" logs to the console only).
+"""
+from __future__ import annotations
+
+import logging.config
+from pathlib import Path
+
+from flask import Flask
+
+FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+MAX_BYTES = 1_000_000  # per file; with BACKUPS old files at most 6 MB on a laptop's disk
+BACKUPS = 5
+_configured: set[tuple[str, str, str]] = set()
+
+
+def logging_config(log_file: Path | None, level: str = "INFO") -> dict:
+    """Return the dictConfig of a process: console always, a rotating file if given."""
+    handlers: dict = {"console": {"class": "logging.StreamHandler", "formatter": "stamped",
+                                  "stream": "ext://sys.stderr"}}
+    if log_file is not None:
+        handlers["file"] = {"class": "logging.handlers.RotatingFileHandler", "formatter": "stamped",
+                            "filename": str(log_file), "maxBytes": MAX_BYTES,
+                            "backupCount": BACKUPS, "encoding": "utf-8", "delay": True}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"stamped": {"format": FORMAT}},
+            "handlers": handlers,
+            "root": {"level": level, "handlers": list(handlers)}}
+
+
+def log_file(app: Flask, name: str) -> Path | None:
+    """Return the app's log file (LOG_DIR/NAME.log), None for console only."""
+    directory = app.config.get("LOG_DIR")
+    if directory == "":
+        return None
+    return Path(directory or Path(app.instance_path) / "logs") / f"{name}.log"
+
+
+def init_app(app: Flask, name: str) -> None:
+    """Configure logging once per process for a running app (not under tests)."""
+    if app.testing:
+        return
+    path = log_file(app, name)
+    level = str(app.config.get("LOG_LEVEL") or "INFO").upper()
+    key = (str(path), name, level)
+    if key in _configured:
+        return
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    logging.config.dictConfig(logging_config(path, level))
+    _configured.clear()
+    _configured.add(key)
