@@ -30,6 +30,7 @@ from . import (
     db,
     device_commands,
     devices,
+    freeze_views,
     health,
     live,
     mail_views,
@@ -41,6 +42,7 @@ from . import (
     settings,
     sponsor_views,
     standings,
+    statement_views,
     users,
 )
 
@@ -143,6 +145,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     roster.init_app(app)
     results.init_app(app)
     mail_views.init_app(app)
+    statement_views.init_app(app)
+    freeze_views.init_app(app)
     sponsor_views.init_app(app)
     payments.init_app(app)
     money_exports.init_app(app)

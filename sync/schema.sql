@@ -421,3 +421,58 @@ CREATE TABLE IF NOT EXISTS mail_out (
     sent_ms     bigint
 );
 CREATE INDEX IF NOT EXISTS mail_out_queued ON mail_out (next_try_ms) WHERE status = 'queued';
+
+-- ---- bank statements (sync/statement.py) -------------------------------------------------
+
+-- A credit line of an imported bank statement. line_key (a hash of the line's fields and
+-- its occurrence among identical lines of its file) makes a second import of the same
+-- lines record nothing. A line matched by its RF reference (matched_by 'reference') or
+-- assigned by an admin ('admin') points to the payment it became; one with neither a
+-- payment nor ignored_ms waits on the statement page; a payment deleted later (recorded
+-- for the wrong pledge) puts its line back there, and no import records it again.
+CREATE TABLE IF NOT EXISTS statement_line (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    line_key     text NOT NULL UNIQUE,
+    booked_on    date NOT NULL,
+    amount_cents integer NOT NULL CHECK (amount_cents > 0),
+    purpose      text NOT NULL,
+    counterparty text NOT NULL,
+    file_name    text NOT NULL,
+    imported_ms  bigint NOT NULL,
+    imported_by  text REFERENCES app_user (id),
+    pledge_id    text REFERENCES pledge (id),
+    payment_id   text REFERENCES payment (id) ON DELETE SET NULL,
+    matched_by   text CHECK (matched_by IN ('reference', 'admin')),
+    ignored_ms   bigint,
+    ignored_by   text REFERENCES app_user (id)
+);
+CREATE INDEX IF NOT EXISTS statement_line_open ON statement_line (booked_on)
+    WHERE payment_id IS NULL AND ignored_ms IS NULL;
+
+-- ---- closing the event (sync/freeze.py) ---------------------------------------------------
+
+-- A freeze of the results (FREEZE is a reserved word in PostgreSQL, hence event_freeze):
+-- letters use its figures while it is in force (unfrozen_ms NULL; at most one).
+-- frozen_amount holds each pledge's laps, distance and amount at the freeze, or as an
+-- admin accepted them later; kept/kept_cents: the admin kept the frozen figure against
+-- this live amount (the case stays off the changes page until the live amount changes
+-- again); removed: a pledge deleted after the freeze, accepted as gone.
+CREATE TABLE IF NOT EXISTS event_freeze (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    frozen_ms   bigint NOT NULL,
+    frozen_by   text REFERENCES app_user (id),
+    unfrozen_ms bigint,
+    unfrozen_by text REFERENCES app_user (id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS event_freeze_in_force ON event_freeze ((true)) WHERE unfrozen_ms IS NULL;
+CREATE TABLE IF NOT EXISTS frozen_amount (
+    freeze_id    bigint NOT NULL REFERENCES event_freeze (id),
+    pledge_id    text NOT NULL REFERENCES pledge (id),
+    laps         integer NOT NULL,
+    distance_m   numeric,
+    amount_cents bigint NOT NULL,
+    kept         boolean NOT NULL DEFAULT false,
+    kept_cents   bigint,
+    removed      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (freeze_id, pledge_id)
+);

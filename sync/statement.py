@@ -1,0 +1,284 @@
+"""Bank statement import: credit lines matched to pledges by their RF payment reference.
+
+A CSV export of German online banking: semicolons (or commas, tabs), a decimal comma,
+dates dd.mm.yyyy, any column order, a BOM or Windows-1252, lines of account details
+above the header. The columns are found by name: the booking day (Buchungstag,
+Buchungsdatum, booking_date, ...), the purpose (Verwendungszweck, purpose, ...), the
+amount (Betrag, Umsatz, amount, ...) and, if there, the other party (Auftraggeber, Name
+Zahlungsbeteiligter, counterparty, ...). CAMT files are out of scope.
+
+Only credits (amount > 0) count. Each is keyed by a hash of its fields and its
+occurrence among identical lines of the file, so importing the same file, or a later
+export that repeats its lines, records nothing twice. A credit whose purpose holds the
+reference of exactly one live pledge (spaces and case ignored) becomes a payment of
+that pledge; the others wait on the statement page until an admin assigns or ignores
+them. A file with a line that cannot be read changes nothing.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections import Counter
+from datetime import date
+
+import psycopg
+from flask_babel import gettext as _
+
+from lapsync.errors import InputError
+from lapsync.ids import new_id
+
+from .db import now_ms
+from .money_log import log_money
+from .pledges import live_pledge, runner_text
+
+MAX_LINES = 20_000
+HEADERS = {
+    "booked_on": ("buchungstag", "buchungsdatum", "booking_date", "booking date", "datum",
+                  "date", "wertstellung", "valutadatum", "value_date", "value date"),
+    "purpose": ("verwendungszweck", "purpose", "vorgang/verwendungszweck", "remittance",
+                "remittance information", "reference", "buchungstext"),
+    "amount_cents": ("betrag", "betrag (eur)", "betrag (€)", "betrag in eur", "umsatz",
+                     "umsatz in eur", "amount", "amount (eur)"),
+    "counterparty": ("auftraggeber", "name zahlungsbeteiligter", "zahlungspflichtiger",
+                     "beguenstigter/zahlungspflichtiger", "begünstigter/zahlungspflichtiger",
+                     "auftraggeber/empfänger", "auftraggeber / begünstigter", "counterparty",
+                     "payer", "name"),
+}
+AMOUNT = re.compile(r"[+-]?\d{1,3}(?:([.,' ])\d{3})*(?:[.,]\d{1,2})?|[+-]?\d+(?:[.,]\d{1,2})?")
+REFERENCE_START = re.compile(r"RF\d\d")
+
+
+class StatementError(InputError):
+    """A file that cannot be imported, with a problem per line (nothing was recorded)."""
+
+    def __init__(self, message: str, problems: list[tuple[int, str]] | None = None):
+        super().__init__("invalid_statement", message, 422,
+                         problems=[{"line": n, "message": m} for n, m in problems or []])
+        self.problems = problems or []
+
+
+def decode(data: bytes) -> str:
+    """Return the file's text: UTF-8 (with or without BOM), else Windows-1252."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def header_columns(cells: list[str]) -> dict[str, int] | None:
+    """Return {field: column} if cells are a statement header (day, purpose, amount), else None."""
+    names = [" ".join(c.strip().strip('"').lower().split()) for c in cells]
+    found = {}
+    for field, choices in HEADERS.items():
+        for choice in choices:  # the first name in the list wins (Buchungstag over Valuta)
+            if choice in names:
+                found[field] = names.index(choice)
+                break
+    return found if {"booked_on", "purpose", "amount_cents"} <= found.keys() else None
+
+
+def parse_amount(text: str) -> int:
+    """Return cents from 1.234,56 / -12,50 / 12.50 / 20 (with € or EUR), or raise ValueError."""
+    text = text.replace("€", "").replace("EUR", "").replace("\xa0", " ").strip()
+    if not AMOUNT.fullmatch(text):
+        raise ValueError
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    decimals = re.search(r"[.,](\d{1,2})$", digits)
+    whole = digits[:decimals.start()] if decimals else digits
+    cents = (decimals.group(1).ljust(2, "0")) if decimals else "00"
+    return sign * (int(re.sub(r"\D", "", whole) or "0") * 100 + int(cents))
+
+
+def parse_day(text: str) -> date:
+    """Return a date from 27.06.2025, 27.06.25 or 2025-06-27, or raise ValueError."""
+    text = text.strip()
+    if match := re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})", text):
+        day, month, year = (int(g) for g in match.groups())
+        return date(year + 2000 if year < 100 else year, month, day)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return date.fromisoformat(text)
+    raise ValueError
+
+
+def dialect_rows(text: str) -> list[list[str]]:
+    """Split the text into rows with the delimiter its header line uses."""
+    lines = text.splitlines()
+    for delimiter in (";", "\t", ","):
+        rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
+        if any(header_columns(row) for row in rows[:30]):
+            return rows
+    raise StatementError(_("No header found: the file needs columns for the booking day "
+                           "(Buchungstag), the purpose (Verwendungszweck) and the amount "
+                           "(Betrag)."))
+
+
+def parse_statement(data: bytes) -> list[dict]:
+    """Return the credit and debit lines of a statement, or raise StatementError."""
+    rows = dialect_rows(decode(data))
+    start = next(i for i, row in enumerate(rows) if header_columns(row))
+    columns = header_columns(rows[start])
+    lines, problems = [], []
+    for number, row in enumerate(rows[start + 1:], start=start + 2):
+        cell = {field: row[i].strip() if i < len(row) else "" for field, i in columns.items()}
+        if not cell["booked_on"] and not cell["amount_cents"]:
+            continue  # empty lines and footers (balance lines) carry no booking
+        try:
+            booked_on = parse_day(cell["booked_on"])
+        except ValueError:
+            problems.append((number, _("The booking day %(text)s is not a date like 27.06.2025.",
+                                       text=cell["booked_on"][:30])))
+            continue
+        try:
+            amount = parse_amount(cell["amount_cents"])
+        except ValueError:
+            problems.append((number, _("The amount %(text)s is not an amount like 12,50.",
+                                       text=cell["amount_cents"][:30])))
+            continue
+        lines.append({"line": number, "booked_on": booked_on, "amount_cents": amount,
+                      "purpose": " ".join(cell["purpose"].split())[:500],
+                      "counterparty": " ".join(cell.get("counterparty", "").split())[:200]})
+    if problems:
+        raise StatementError(_("The file was not imported: %(num)s lines cannot be read.",
+                               num=len(problems)), problems)
+    if len(lines) > MAX_LINES:
+        raise StatementError(_("The file has more than %(max)s lines.", max=MAX_LINES))
+    return lines
+
+
+def line_keys(lines: list[dict]) -> list[str]:
+    """Return a key per line: a hash of its fields and its occurrence among identical lines."""
+    seen: Counter = Counter()
+    keys = []
+    for line in lines:
+        fields = (line["booked_on"].isoformat(), str(line["amount_cents"]), line["purpose"],
+                  line["counterparty"])
+        seen[fields] += 1
+        text = "\x1f".join((*fields, str(seen[fields])))
+        keys.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return keys
+
+
+def find_reference(purpose: str, references: set[str]) -> str | None:
+    """Return the one known reference the purpose holds (spaces and case ignored), or None."""
+    text = re.sub(r"\s+", "", purpose).upper()
+    found = set()
+    for match in REFERENCE_START.finditer(text):
+        for end in range(min(len(text), match.start() + 25), match.start() + 4, -1):
+            if text[match.start():end] in references:
+                found.add(text[match.start():end])
+                break
+    return found.pop() if len(found) == 1 else None
+
+
+def record_payment(conn: psycopg.Connection, user_id: str | None, line: dict,
+                   pledge: dict) -> str:
+    """Record a statement line as a transfer paid to a pledge (logged); return the payment id."""
+    payment_id = new_id()
+    note = _("Bank statement: %(purpose)s", purpose=line["purpose"])[:200]
+    conn.execute("INSERT INTO payment (id, pledge_id, amount_cents, paid_on, method, reference, "
+                 "note, created_ms, created_by) "
+                 "VALUES (%s, %s, %s, %s, 'transfer', %s, %s, %s, %s)",
+                 [payment_id, pledge["id"], line["amount_cents"], line["booked_on"],
+                  pledge["reference"], note, now_ms(), user_id])
+    log_money(conn, user_id, "payment_add", {
+        "sponsor": pledge["sponsor_name"], "runner": runner_text(pledge),
+        "amount_cents": line["amount_cents"], "paid_on": line["booked_on"].isoformat(),
+        "method": "transfer", "reference": pledge["reference"], "note": note},
+        pledge_id=pledge["id"], payment_id=payment_id)
+    return payment_id
+
+
+LIVE_PLEDGES_SQL = """
+SELECT p.id, p.reference, p.sponsor_name, r.start_number, r.name, r.class
+FROM pledge p JOIN runner o ON o.id = p.runner_id
+JOIN runner r ON r.id = coalesce(o.merged_into, o.id)
+WHERE p.deleted_ms IS NULL
+"""
+INSERT_LINE = """
+INSERT INTO statement_line (line_key, booked_on, amount_cents, purpose, counterparty,
+                            file_name, imported_ms, imported_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (line_key) DO NOTHING RETURNING id
+"""
+OPEN_LINES_SQL = """
+SELECT id, booked_on, amount_cents, purpose, counterparty, file_name, imported_ms
+FROM statement_line WHERE payment_id IS NULL AND ignored_ms IS NULL
+ORDER BY booked_on, id LIMIT %s
+"""
+
+
+def import_statement(conn: psycopg.Connection, user_id: str | None, data: bytes,
+                     filename: str) -> dict:
+    """Import a statement: new credits matched by reference become payments; return counts.
+
+    Counts: lines (bookings read), debits (skipped), known (imported before), matched
+    (recorded as payments now), unmatched (new lines left for an admin).
+    """
+    lines = parse_statement(data)
+    credits = [line for line in lines if line["amount_cents"] > 0]
+    report = {"lines": len(lines), "debits": len(lines) - len(credits), "known": 0,
+              "matched": 0, "unmatched": 0}
+    with conn.transaction():
+        pledges = {row["reference"]: row for row in conn.execute(LIVE_PLEDGES_SQL)}
+        references = set(pledges)
+        for line, key in zip(credits, line_keys(credits)):
+            row = conn.execute(INSERT_LINE, [key, line["booked_on"], line["amount_cents"],
+                                             line["purpose"], line["counterparty"],
+                                             filename[:200], now_ms(), user_id]).fetchone()
+            if row is None:
+                report["known"] += 1
+                continue
+            reference = find_reference(line["purpose"], references)
+            if reference is None:
+                report["unmatched"] += 1
+                continue
+            settle(conn, user_id, row["id"], line, pledges[reference], "reference")
+            report["matched"] += 1
+        log_money(conn, user_id, "statement_import", {"file": filename[:200], **report})
+    return report
+
+
+def settle(conn: psycopg.Connection, user_id: str | None, line_id: int, line: dict,
+           pledge: dict, how: str) -> str:
+    """Record a line's payment for a pledge and link the line to it; return the payment id."""
+    payment_id = record_payment(conn, user_id, line, pledge)
+    conn.execute("UPDATE statement_line SET pledge_id = %s, payment_id = %s, matched_by = %s "
+                 "WHERE id = %s", [pledge["id"], payment_id, how, line_id])
+    return payment_id
+
+
+def open_lines(conn: psycopg.Connection, limit: int = 1000) -> list[dict]:
+    """Return the credits that matched no pledge and wait for an admin, oldest first."""
+    return conn.execute(OPEN_LINES_SQL, [limit]).fetchall()
+
+
+def open_line(conn: psycopg.Connection, line_id: int) -> dict:
+    """Lock and return a line still waiting for an admin, or raise InputError (404/409)."""
+    line = conn.execute("SELECT * FROM statement_line WHERE id = %s FOR UPDATE",
+                        [line_id]).fetchone()
+    if line is None:
+        raise InputError("unknown_line", _("There is no such statement line."), 404)
+    if line["payment_id"] is not None or line["ignored_ms"] is not None:
+        raise InputError("line_done", _("This statement line was assigned or ignored already."),
+                         409)
+    return line
+
+
+def assign_line(conn: psycopg.Connection, user_id: str, line_id: int, pledge_id: str) -> str:
+    """Record an unmatched line as a payment of the pledge an admin chose; return its id."""
+    with conn.transaction():
+        line = open_line(conn, line_id)
+        return settle(conn, user_id, line_id, line, live_pledge(conn, pledge_id), "admin")
+
+
+def ignore_line(conn: psycopg.Connection, user_id: str, line_id: int) -> None:
+    """Mark an unmatched line as no sponsor's payment (logged); it leaves the list."""
+    with conn.transaction():
+        line = open_line(conn, line_id)
+        conn.execute("UPDATE statement_line SET ignored_ms = %s, ignored_by = %s WHERE id = %s",
+                     [now_ms(), user_id, line_id])
+        log_money(conn, user_id, "statement_ignore", {
+            "amount_cents": line["amount_cents"], "paid_on": line["booked_on"].isoformat(),
+            "purpose": line["purpose"], "counterparty": line["counterparty"]})

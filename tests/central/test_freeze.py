@@ -1,0 +1,152 @@
+"""Closing the event: a freeze of each pledge's figures, the changes after it, the admin's say."""
+from __future__ import annotations
+
+import pytest
+
+from lapsync.errors import InputError
+from lapsync.protocol import validate_push
+from sync.devices import find_device
+from sync.freeze import changes, current_freeze, decide, freeze_results, letter_rows
+from sync.pledges import add_pledge, delete_pledge
+from sync.push import push
+from sync.review import lap_state, merge, runners_by_id, void_lap
+from sync.settings import set_setting
+from tests.pg import Outbox
+
+
+@pytest.fixture
+def event(central_db, device_token, central_users):
+    """Anna (10 laps) and Ben (4 laps) with three pledges; returns ids and a lap pusher."""
+    box, device = Outbox(), find_device(central_db, device_token)
+    sent = {"last": 0}
+
+    def send():
+        push(central_db, device, validate_push(box.body(first=sent["last"] + 1)))
+        sent["last"] = len(box.changes)
+    set_setting(central_db, "metres_per_lap", 400)
+    anna, ben = box.runner(1, "Anna", "5a"), box.runner(2, "Ben", "5a")
+    laps = {anna: [box.lap(anna) for _ in range(10)], ben: [box.lap(ben) for _ in range(4)]}
+    send()
+    admin = central_users["ada"]
+    pledges = {
+        "oma": add_pledge(central_db, admin, anna, {"sponsor_name": "Oma", "kind": "per_lap",
+                                                    "rate_cents": "0,50"}),
+        "firma": add_pledge(central_db, admin, anna, {"sponsor_name": "Firma", "kind": "fixed",
+                                                      "rate_cents": "20"}),
+        "tante": add_pledge(central_db, admin, ben, {"sponsor_name": "Tante", "kind": "per_lap",
+                                                     "rate_cents": "1"}),
+    }
+    return {"box": box, "send": send, "anna": anna, "ben": ben, "laps": laps, "admin": admin,
+            **pledges}
+
+
+def letter_amounts(conn) -> dict[str, int]:
+    """Return what each pledge's letter says it owes, by pledge id."""
+    return {row["id"]: row["amount_cents"] for row in letter_rows(conn)}
+
+
+def by_sponsor(conn) -> dict[str, dict]:
+    """Return the changes page's cases by sponsor name."""
+    return {case["sponsor_name"]: case for case in changes(conn)}
+
+
+def post(client, path: str, **form):
+    """Post a form with the client's CSRF token."""
+    return client.post(path, data={"csrf_token": client.csrf, **form})
+
+
+def test_letters_keep_the_frozen_figures_and_changes_are_listed_with_their_cause(
+        central_admin, central_db, event):
+    assert post(central_admin, "/sponsors/freeze").status_code == 302
+    assert current_freeze(central_db)["frozen_by_name"] == "ada"
+    frozen = {event["oma"]: 500, event["firma"]: 2000, event["tante"]: 400}
+    assert letter_amounts(central_db) == frozen and changes(central_db) == []
+    # Central voids one of Anna's laps: the letter stays, the change is listed.
+    lap = lap_state(central_db, event["laps"][event["anna"]][0])
+    void_lap(central_db, event["admin"], lap["id"], lap["version"])
+    assert letter_amounts(central_db) == frozen
+    case = by_sponsor(central_db)["Oma"]
+    assert case["old"] == {"laps": 10, "distance_m": 4000, "amount_cents": 500}
+    assert case["new"] == {"laps": 9, "distance_m": 3600, "amount_cents": 450}
+    assert any("Voided a lap of" in cause for cause in case["causes"])
+    assert set(by_sponsor(central_db)) == {"Oma"}     # the fixed pledge did not change
+    # Ben is merged into Anna: Tante's pledge now counts Anna's 13 laps.
+    rows = runners_by_id(central_db, [event["anna"], event["ben"]])
+    merge(central_db, event["admin"], event["anna"], rows[event["anna"]]["version"], event["ben"],
+          rows[event["ben"]]["version"])
+    cases = by_sponsor(central_db)
+    assert cases["Tante"]["new"]["amount_cents"] == 1300 and cases["Oma"]["new"]["laps"] == 13
+    assert any("Merged 2 Ben into 1 Anna" in cause for cause in cases["Tante"]["causes"])
+    page = central_admin.get("/sponsors/changes").get_data(as_text=True)
+    assert "Changes since the freeze: 2" in page and "Merged 2 Ben into 1 Anna" in page
+    # Accept Oma's new figure: her letter changes. Keep Tante's frozen one: it stays.
+    assert post(central_admin, f"/sponsors/changes/{event['oma']}", decision="accept").status_code == 302
+    assert post(central_admin, f"/sponsors/changes/{event['tante']}", decision="keep").status_code == 302
+    assert letter_amounts(central_db) == {event["oma"]: 650, event["firma"]: 2000,
+                                          event["tante"]: 400}
+    assert changes(central_db) == []
+    log = central_db.execute("SELECT by_name, action, details FROM money_log WHERE action LIKE "
+                             "'freeze%%' ORDER BY id").fetchall()
+    assert [(r["by_name"], r["action"]) for r in log] == [
+        ("ada", "freeze"), ("ada", "freeze_accept"), ("ada", "freeze_keep")]
+    assert log[1]["details"]["from"]["amount_cents"] == 500
+    assert log[1]["details"]["to"]["amount_cents"] == 650
+    # A later lap changes both again; the kept case comes back, with its cause.
+    event["box"].lap(event["anna"])
+    event["send"]()
+    cases = by_sponsor(central_db)
+    assert cases["Tante"]["old"]["amount_cents"] == 400 and cases["Tante"]["new"]["amount_cents"] == 1400
+    assert "1 lap arrived after the freeze." in cases["Tante"]["causes"]
+    assert cases["Oma"]["old"]["amount_cents"] == 650
+
+
+def test_pledges_added_or_deleted_after_the_freeze(central_db, event):
+    freeze_results(central_db, event["admin"])
+    new = add_pledge(central_db, event["admin"], event["ben"], {"sponsor_name": "Opa",
+                                                                "kind": "fixed", "rate_cents": "5"})
+    delete_pledge(central_db, event["admin"], event["firma"])
+    cases = by_sponsor(central_db)
+    assert cases["Opa"]["old"] is None and cases["Opa"]["causes"] == ["Pledge added after the freeze."]
+    assert cases["Firma"]["new"] is None and cases["Firma"]["causes"] == ["Pledge deleted after the freeze."]
+    with pytest.raises(InputError):
+        decide(central_db, event["admin"], new, accept=False)   # nothing frozen to keep
+    decide(central_db, event["admin"], new, accept=True)
+    decide(central_db, event["admin"], event["firma"], accept=True)
+    assert changes(central_db) == []
+    rows = {r["id"]: r for r in letter_rows(central_db)}
+    assert rows[new]["frozen"] and rows[new]["amount_cents"] == 500 and event["firma"] not in rows
+
+
+def test_freezing_twice_is_refused_and_unfreezing_asks_first(central_admin, central_db, event):
+    freeze_results(central_db, event["admin"])
+    response = central_admin.post("/sponsors/freeze", data={"csrf_token": central_admin.csrf},
+                                  headers={"Accept": "application/json"})
+    assert response.status_code == 409 and response.get_json()["error"] == "frozen_already"
+    lap = lap_state(central_db, event["laps"][event["anna"]][0])
+    void_lap(central_db, event["admin"], lap["id"], lap["version"])
+    assert letter_amounts(central_db)[event["oma"]] == 500
+    asked = post(central_admin, "/sponsors/unfreeze")
+    assert asked.status_code == 302 and "confirm=unfreeze" in asked.headers["Location"]
+    page = central_admin.get(asked.headers["Location"]).get_data(as_text=True)
+    assert "Lift the freeze?" in page and current_freeze(central_db) is not None
+    assert post(central_admin, "/sponsors/unfreeze", confirm="yes").status_code == 302
+    assert current_freeze(central_db) is None
+    assert letter_amounts(central_db)[event["oma"]] == 450       # live figures again
+    actions = [r["action"] for r in central_db.execute(
+        "SELECT action FROM money_log WHERE action IN ('freeze', 'unfreeze') ORDER BY id")]
+    assert actions == ["freeze", "unfreeze"]
+    # A new freeze takes the figures of now.
+    freeze_results(central_db, event["admin"])
+    assert letter_amounts(central_db)[event["oma"]] == 450 and changes(central_db) == []
+
+
+def test_a_viewer_sees_the_changes_but_decides_nothing(central_viewer, central_db, event):
+    freeze_results(central_db, event["admin"])
+    lap = lap_state(central_db, event["laps"][event["anna"]][0])
+    void_lap(central_db, event["admin"], lap["id"], lap["version"])
+    page = central_viewer.get("/sponsors/changes").get_data(as_text=True)
+    assert "Changes since the freeze: 1" in page and "Accept the new figure" not in page
+    for path, form in [(f"/sponsors/changes/{event['oma']}", {"decision": "accept"}),
+                       ("/sponsors/unfreeze", {"confirm": "yes"}), ("/sponsors/freeze", {})]:
+        assert post(central_viewer, path, **form).status_code == 403
+    assert current_freeze(central_db) is not None and len(changes(central_db)) == 1
