@@ -26,7 +26,7 @@ from lapsync.roster_csv import MAX_BYTES
 from lapsync.sheets import SheetError
 
 from . import pledge_import
-from .amounts import metres_per_lap, money, pledge_amounts, sum_rows
+from .amounts import metres_per_lap, money, pledge_amounts, raised, sum_rows
 from .auth import admin_required, login_required
 from .db import get_db
 from .money_log import money_log
@@ -307,6 +307,13 @@ def shown_money_settings() -> dict:
     return money_settings(get_db())
 
 
+def money_totals() -> dict:
+    """Return what pledges raise per runner, class, grade and school ({} without pledges), once a request."""
+    if "money_totals" not in g:
+        g.money_totals = raised(get_db())
+    return g.money_totals
+
+
 def money_filter(cents: int | None) -> str:
     """Jinja filter: cents as money in the reader's language and the currency setting."""
     return money(cents, get_db())
@@ -320,3 +327,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(format_reference, "reference")
     app.add_template_global(kind_label)
     app.add_template_global(shown_money_settings)
+    app.add_template_global(money_totals)

@@ -212,3 +212,34 @@ def test_a_teacher_may_look_but_not_change(central_client, central_db, central_u
     assert central_client.get("/sponsors/").status_code == 200
     assert post(central_client, "/sponsors/new", start_number="1", sponsor_name="X", kind="fixed",
                 rate_cents="1").status_code == 403
+
+
+def cells(page: str, css: str) -> list[str]:
+    """Return the text of every cell with the given class."""
+    return re.findall(rf'class="[^"]*\b{css}\b[^"]*">([^<]*)<', page)
+
+
+def test_totals_on_the_standings_and_results_pages(central_admin, central_db, runners):
+    for page in ("/standings/", "/standings/classes", "/admin/results"):
+        assert "Raised" not in central_admin.get(page).get_data(as_text=True)   # no pledges: as before
+    add_pledge(central_db, None, runners["Anna Berg"], {"sponsor_name": "Oma", "kind": "per_lap", "rate_cents": "0,50"})
+    add_pledge(central_db, None, runners["Cleo Dahl"], {"sponsor_name": "Firma", "kind": "fixed", "rate_cents": "20"})
+    page = central_admin.get("/standings/?sort=number").get_data(as_text=True)
+    assert cells(page, "raised") == ["€5.00", "€0.00", "€20.00"]                # Anna, Ben, Cleo
+    assert "Raised by all runners: €25.00 from 2 pledges (paid €0.00)." in page
+    page = central_admin.get("/standings/classes?sort=name").get_data(as_text=True)
+    assert cells(page, "raised") == ["€5.00", "€20.00"]                         # 5a, 6b
+    page = central_admin.get("/standings/grades?sort=name").get_data(as_text=True)
+    assert cells(page, "raised") == ["€5.00", "€20.00"]                         # 5, 6
+    page = central_admin.get("/admin/results").get_data(as_text=True)
+    assert cells(page, "raised") == ["€5.00", "€20.00"] and "€25.00" in page
+
+
+def test_certificates_show_raised_only_when_set(central_admin, central_db, runners):
+    add_pledge(central_db, None, runners["Anna Berg"], {"sponsor_name": "Oma", "kind": "per_lap", "rate_cents": "0,50"})
+    path = f"/admin/certificates/runner/{runners['Anna Berg']}"
+    assert "cert-raised" not in central_admin.get(path).get_data(as_text=True)
+    post(central_admin, "/sponsors/settings", currency="EUR", certificate_raised="1")
+    assert "raised €5.00 for a good cause" in central_admin.get(path).get_data(as_text=True)
+    page = central_admin.get("/admin/certificates/class/5a", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert page.count("cert-raised") == 1                                       # Ben has no pledge

@@ -1,0 +1,135 @@
+"""Payments (record, delete, logged), the outstanding list per class, and the amounts exports:
+the CSV byte for byte (BOM, quoting, columns) and the XLSX read back with openpyxl."""
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+
+from sync.amounts import pledge_amounts
+from sync.payments import add_payment
+from sync.pledges import add_pledge
+from sync.settings import set_setting
+from tests.central.test_results import run
+
+
+@pytest.fixture
+def pledges(central_db, device_token) -> dict:
+    """Anna (5a, 10 laps), Ben (6b, 3 laps) with pledges; 400 m per lap."""
+    set_setting(central_db, "metres_per_lap", 400)
+    ids = run(central_db, device_token, [(1, "Anna Berg", "5a", 10), (2, "Ben Cruz", "6b", 3)])
+    return {
+        "oma": add_pledge(central_db, None, ids["Anna Berg"], {"sponsor_name": "Oma", "kind": "per_lap",
+                                                                "rate_cents": "0,50", "email": "oma@example.org"}),
+        "firma": add_pledge(central_db, None, ids["Anna Berg"], {"sponsor_name": '=HYPERLINK("x")', "kind": "per_km",
+                                                                  "rate_cents": "1,25", "cap_cents": "4"}),
+        "eva": add_pledge(central_db, None, ids["Ben Cruz"], {"sponsor_name": "Tante Eva; Köln", "kind": "fixed",
+                                                               "rate_cents": "20"}),
+    }
+
+
+def post(client, path: str, **form):
+    """Post a form with the client's CSRF token."""
+    return client.post(path, data={"csrf_token": client.csrf, **form})
+
+
+def test_an_admin_records_and_deletes_payments(central_admin, central_db, pledges):
+    form = central_admin.get(f"/sponsors/{pledges['oma']}/pay").get_data(as_text=True)
+    reference = pledge_amounts(central_db, pledge_ids=[pledges["oma"]])[0]["reference"]
+    assert f'value="{reference}"' in form                       # the pledge's reference offered
+    response = post(central_admin, f"/sponsors/{pledges['oma']}/pay", amount_cents="3,00",
+                    paid_on="2025-07-01", method="transfer", reference=reference, note="")
+    assert response.status_code == 302
+    post(central_admin, f"/sponsors/{pledges['oma']}/pay", amount_cents="1", paid_on="02.07.2025",
+         method="cash", reference="", note="in der Klasse")
+    [row] = pledge_amounts(central_db, pledge_ids=[pledges["oma"]])
+    assert (row["amount_cents"], row["paid_cents"], row["outstanding_cents"]) == (500, 400, 100)
+    page = central_admin.get(f"/sponsors/{pledges['oma']}").get_data(as_text=True)
+    assert "2025-07-02" in page and "in der Klasse" in page and "cash" in page
+    payment = central_db.execute("SELECT id FROM payment WHERE method = 'cash'").fetchone()["id"]
+    assert post(central_admin, f"/sponsors/payments/{payment}/delete").status_code == 302
+    assert pledge_amounts(central_db, pledge_ids=[pledges["oma"]])[0]["paid_cents"] == 300
+    log = [(r["action"], r["by_name"], r["payment_id"] is not None)
+           for r in central_db.execute("SELECT * FROM money_log WHERE action LIKE 'payment%%' ORDER BY id")]
+    assert log == [("payment_add", "ada", True), ("payment_add", "ada", True),
+                   ("payment_delete", "ada", True)]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("amount_cents", "0", "The amount must be above 0"), ("amount_cents", "x", "The amount must be above 0"),
+    ("paid_on", "2025-02-30", "The date must be a real date"), ("paid_on", "", "The date must be a real date"),
+    ("method", "cheque", "The method must be transfer, cash or other."),
+    ("reference", "x" * 201, "The reference must be one line"),
+])
+def test_a_bad_payment_records_nothing(central_admin, central_db, pledges, field, value, message):
+    form = {"amount_cents": "5", "paid_on": "2025-07-01", "method": "cash", "reference": "", "note": "",
+            field: value}
+    response = post(central_admin, f"/sponsors/{pledges['oma']}/pay", **form)
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+    assert central_db.execute("SELECT count(*) AS n FROM payment").fetchone()["n"] == 0
+
+
+def test_no_payment_for_a_deleted_or_unknown_pledge(central_admin, central_db, pledges):
+    from sync.pledges import delete_pledge
+    delete_pledge(central_db, None, pledges["eva"])
+    form = {"amount_cents": "5", "paid_on": "2025-07-01", "method": "cash", "reference": "", "note": ""}
+    assert post(central_admin, f"/sponsors/{pledges['eva']}/pay", **form).status_code == 404
+    assert post(central_admin, "/sponsors/nosuchpledge/pay", **form).status_code == 404
+    assert post(central_admin, "/sponsors/payments/nosuch/delete").status_code == 404
+    assert central_db.execute("SELECT count(*) AS n FROM payment").fetchone()["n"] == 0
+
+
+def test_the_outstanding_list_per_class(central_viewer, central_db, pledges):
+    add_payment(central_db, None, pledges["eva"], {"amount_cents": "20", "paid_on": "2025-07-01",
+                                                   "method": "transfer", "reference": "", "note": ""})
+    page = central_viewer.get("/sponsors/outstanding").get_data(as_text=True)
+    assert "Oma" in page and "Tante Eva" not in page                      # paid in full
+    assert "2 pledges with money due: €9.00" in page                      # 5.00 + 4.00 (capped)
+    page = central_viewer.get("/sponsors/outstanding?class=6b").get_data(as_text=True)
+    assert "Nothing is outstanding." in page
+
+
+def test_amounts_csv_bytes(central_viewer, central_db, pledges):
+    add_payment(central_db, None, pledges["oma"], {"amount_cents": "1,5", "paid_on": "2025-07-01",
+                                                   "method": "cash", "reference": "", "note": ""})
+    response = central_viewer.get("/sponsors/amounts.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="amounts.csv"'
+    assert response.get_data() == (
+        "\ufeff"
+        '"sponsor","email","start_number","name","class","kind","rate_cents","cap_cents","laps",'
+        '"distance_m","amount_cents","paid_cents","outstanding_cents"\r\n'
+        '"\'=HYPERLINK(""x"")","",1,"Anna Berg","5a","per_km",125,400,10,4000,400,0,400\r\n'
+        '"Oma","oma@example.org",1,"Anna Berg","5a","per_lap",50,"",10,4000,500,150,350\r\n'
+        '"Tante Eva; Köln","",2,"Ben Cruz","6b","fixed",2000,"",3,1200,2000,0,2000\r\n'
+    ).encode("utf-8")
+
+
+def test_amounts_xlsx_has_a_sheet_per_class(central_viewer, central_db, pledges):
+    response = central_viewer.get("/sponsors/amounts.xlsx")
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
+    assert book.sheetnames == ["5a", "6b"]
+    rows = [list(r) for r in book["5a"].iter_rows(values_only=True)]
+    assert rows[0] == ["sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
+                       "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents",
+                       "outstanding_cents"]
+    assert rows[1] == ["'=HYPERLINK(\"x\")", None, 1, "Anna Berg", "5a", "per_km", 125, 400, 10, 4000,
+                       400, 0, 400]
+    assert [list(r) for r in book["6b"].iter_rows(values_only=True)][1] == [
+        "Tante Eva; Köln", None, 2, "Ben Cruz", "6b", "fixed", 2000, None, 3, 1200, 2000, 0, 2000]
+
+
+def test_sheet_titles_are_valid_and_unique():
+    from sync.money_exports import sheet_title
+    used: set[str] = set()
+    assert [sheet_title(name, used) for name in ("5a", "5A", "a/b:c", "x" * 40, "x" * 40)] == [
+        "5a", "5A (2)", "a_b_c", "x" * 31, "x" * 27 + " (2)"]
+
+
+def test_exports_without_pledges(central_viewer):
+    assert central_viewer.get("/sponsors/amounts.csv").get_data().count(b"\r\n") == 1
+    book = openpyxl.load_workbook(io.BytesIO(central_viewer.get("/sponsors/amounts.xlsx").get_data()))
+    assert book.sheetnames == ["amounts"]
