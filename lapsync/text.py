@@ -1,5 +1,10 @@
-"""Text and number rules both apps share: what counts as a number, how a duration reads."""
+"""Text and number rules both apps share: what counts as a number, how a duration reads,
+how names compare in a search and how classes sort."""
 from __future__ import annotations
+
+import functools
+import re
+import unicodedata
 
 from flask_babel import gettext, ngettext
 
@@ -36,3 +41,45 @@ def age(ms: int) -> str:
         return gettext("%(hours)s h %(minutes)s min", hours=seconds // 3600,
                        minutes=seconds // 60 % 60)
     return ngettext("%(num)s d", "%(num)s d", seconds // 86_400)
+
+
+# Letters that NFKD leaves whole, by the plain Latin letters people type for them.
+SPELLED = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d",
+                         "þ": "th", "ı": "i", "ħ": "h", "ŧ": "t", "ŋ": "n", "ĸ": "k"})
+# German spells ä, ö, ü as ae, oe, ue when the keyboard has none: both fold to a, o, u.
+UMLAUT_SPELLING = re.compile("([aou])e")
+# Every number padded to one width, so that text order is number order (5a before 10a);
+# the width is the longest class (MAX_CLASS), so no number in a class is longer.
+CLASS_NUMBER_WIDTH = 20
+DIGITS = re.compile("[0-9]+")
+
+
+@functools.lru_cache(maxsize=16_384)
+def plain(text: str) -> str:
+    """Return text case-folded without accents: 'Müller' -> 'muller', 'Straße' -> 'strasse'."""
+    if text.isascii():
+        return text.lower()
+    bare = "".join(char for char in unicodedata.normalize("NFKD", text.casefold())
+                   if not unicodedata.combining(char))
+    return bare.casefold().translate(SPELLED)  # NFKD can give capitals: 'ϒ' -> 'Υ'
+
+
+
+@functools.lru_cache(maxsize=16_384)
+def fold(text: str) -> str:
+    """Return text as a search compares it: plain, and ae, oe, ue read as a, o, u."""
+    # 'Müller', 'Mueller', 'MULLER' -> 'muller'; 'Ömer', 'Oemer' -> 'omer'.
+    return UMLAUT_SPELLING.sub(r"\1", plain(text))
+
+
+def name_matches(name: str, query: str) -> bool:
+    """Tell whether a search for query finds name (folded, or plain: 'el' finds 'Joel')."""
+    return fold(query) in fold(name) or plain(query) in plain(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def class_key(name: str) -> str:
+    """Return the sort key of a class: numbers by value, letters plain ('5a' < '5B' < '10a')."""
+    # As PostgreSQL's lpad (sync/search.py): a longer run is cut on the right.
+    width = CLASS_NUMBER_WIDTH
+    return DIGITS.sub(lambda run: run.group().rjust(width, "0")[:width], plain(name))

@@ -41,6 +41,7 @@ from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 from .auth import login_required
 from .db import connection, get_db
 from .roster import search_runners
+from .search import class_order
 from .settings import get_settings
 
 bp = Blueprint("results", __name__, url_prefix="/admin")
@@ -50,18 +51,17 @@ HEADER = ("start_number", "name", "class", "grade", "laps", "distance_m")
 FORMULA_PIECE = re.compile(r"(^|;)(?=[=+\-@\t\r\n])")
 CHUNK_ROWS = 1000
 # Every runner with the laps that count, by class (5a before 10a), then most laps.
-RESULTS = """
+RESULTS = f"""
 SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
 WHERE r.merged_into IS NULL AND (%(class)s::text IS NULL OR r.class = %(class)s)
-ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class,
-         laps DESC, lower(r.name), r.start_number
+ORDER BY {class_order("r")}, laps DESC, r.name_plain, r.name, r.start_number
 """
-CLASS_SUMMARY = """
+CLASS_SUMMARY = f"""
 SELECT r.class, count(*) AS runners, sum(coalesce(t.laps, 0)) AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.merged_into IS NULL
-GROUP BY r.class
-ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class
+GROUP BY r.class_key, r.class
+ORDER BY {class_order("r")}
 """
 
 

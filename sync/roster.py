@@ -33,7 +33,7 @@ from lapsync.runners import (
     validate_runner,
 )
 
-from . import clock, labels
+from . import clock, labels, search
 from .auth import admin_required, login_required
 from .blocks import check_unreserved, free_gap_end, next_free_number
 from .db import get_db, now_ms, write_transaction
@@ -41,17 +41,16 @@ from .ledger import detect_clashes, upsert_runner
 from .settings import get_settings
 
 bp = Blueprint("roster", __name__, url_prefix="/runners")
-# Classes sort naturally (5a before 10a): by their leading number, then as text.
-CLASSES = """
-SELECT class FROM (SELECT DISTINCT class FROM runner WHERE merged_into IS NULL) c
-ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class
+# Classes sort naturally (5a before 10a), names as a search compares them (sync/search.py).
+CLASSES = f"""
+SELECT DISTINCT class, class_key FROM runner WHERE merged_into IS NULL
+ORDER BY {search.class_order()}
 """
-SEARCH = """
+SEARCH = f"""
 SELECT id, start_number, name, class, grade, change_id FROM runner
-WHERE merged_into IS NULL AND (%(q)s = '' OR start_number = %(n)s OR strpos(lower(name), lower(%(q)s)) > 0)
+WHERE merged_into IS NULL AND (%(q)s = '' OR start_number = %(n)s OR {search.name_matches()})
   AND (%(c)s = '' OR class = %(c)s)
-ORDER BY (substring(class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(class), class,
-         lower(name), start_number
+ORDER BY {search.class_order()}, name_plain, name, start_number
 """
 INSERT_MANY = """
 INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, change_id)
@@ -84,7 +83,8 @@ def search_runners(conn: psycopg.Connection, query: str = "", class_name: str = 
     """Return runners whose name contains QUERY or whose number is QUERY, of one class or all."""
     query = query.strip()
     number = int(query) if query.isascii() and query.isdigit() and len(query) <= 9 else None
-    return conn.execute(SEARCH, {"q": query, "n": number, "c": class_name}).fetchall()
+    return conn.execute(SEARCH, {"q": query, "n": number, "c": class_name,
+                                 **search.search_params(query)}).fetchall()
 
 
 def _number_taken(conn: psycopg.Connection, start_number: int, except_id: str | None) -> bool:

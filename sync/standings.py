@@ -15,6 +15,7 @@ from psycopg import sql
 
 from lapsync.protocol import is_id
 
+from . import search
 from .auth import login_required
 from .db import get_db
 from .settings import get_settings
@@ -26,38 +27,40 @@ PER_PAGE = 100     # runners per page: the page stays small and fast with 5,000 
 MAX_PAGE = 10_000
 RUNNER_ORDER = {
     "laps": sql.SQL("laps DESC, start_number, id"),
-    "name": sql.SQL("lower(name), start_number, id"),
+    "name": sql.SQL("name_plain, name, start_number, id"),
     "number": sql.SQL("start_number, id"),
 }
 GROUP_ORDER = {
-    "laps": sql.SQL("laps DESC, key"),
-    "average": sql.SQL("average DESC, key"),
-    "name": sql.SQL("key"),
+    "laps": sql.SQL("laps DESC, sort_key, key"),
+    "average": sql.SQL("average DESC, sort_key, key"),
+    "name": sql.SQL("sort_key, key"),
 }
-GROUP_COLUMN = {"class": sql.SQL("r.class"), "grade": sql.SQL("r.grade")}
+# What a group is, and how groups sort by name: classes naturally (5a before 10a).
+GROUP_COLUMN = {"class": (sql.SQL("r.class"), sql.SQL("r.class_key")),
+                "grade": (sql.SQL("r.grade"), sql.SQL("r.grade"))}
 
-RUNNERS_SQL = sql.SQL("""
+RUNNERS_SQL = sql.SQL(f"""
 WITH ranked AS (
     SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps,
-           rank() OVER (ORDER BY coalesce(t.laps, 0) DESC) AS place
+           r.name_folded, r.name_plain, rank() OVER (ORDER BY coalesce(t.laps, 0) DESC) AS place
     FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
     WHERE r.merged_into IS NULL
       AND (%(class)s::text IS NULL OR r.class = %(class)s)
       AND (%(grade)s::int IS NULL OR r.grade = %(grade)s)
 )
-SELECT *, count(*) OVER () AS matches FROM ranked
-WHERE %(q)s::text IS NULL OR strpos(lower(name), lower(%(q)s)) > 0
-   OR start_number = %(number)s
-ORDER BY {order}
+SELECT id, start_number, name, class, grade, laps, place, count(*) OVER () AS matches
+FROM ranked
+WHERE %(q)s::text IS NULL OR {search.name_matches()} OR start_number = %(number)s
+ORDER BY {{order}}
 LIMIT %(limit)s OFFSET %(offset)s
 """)
 
 GROUPS_SQL = sql.SQL("""
-SELECT {column} AS key, count(*) AS runners, coalesce(sum(t.laps), 0)::bigint AS laps,
-       round(coalesce(sum(t.laps), 0)::numeric / count(*), 2) AS average
+SELECT {column} AS key, {sort_key} AS sort_key, count(*) AS runners,
+       coalesce(sum(t.laps), 0)::bigint AS laps, round(coalesce(sum(t.laps), 0)::numeric / count(*), 2) AS average
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
 WHERE r.merged_into IS NULL
-GROUP BY {column}
+GROUP BY {column}, {sort_key}
 ORDER BY {order}
 """)
 
@@ -123,7 +126,7 @@ def parse_runner_filters(args) -> dict:
     number = int(q) if q.isascii() and q.isdigit() and len(q) <= 6 else None
     return {"q": q or None, "number": number, "class": (args.get("class") or "").strip() or None,
             "grade": int(grade) if grade else None, "sort": sort, "page": int(page),
-            "limit": PER_PAGE, "offset": (int(page) - 1) * PER_PAGE}
+            "limit": PER_PAGE, "offset": (int(page) - 1) * PER_PAGE, **search.search_params(q)}
 
 
 def runner_standings(conn: psycopg.Connection, filters: dict) -> tuple[list[dict], int]:
@@ -135,7 +138,8 @@ def runner_standings(conn: psycopg.Connection, filters: dict) -> tuple[list[dict
 
 def group_standings(conn: psycopg.Connection, by: str, sort: str = "laps") -> list[dict]:
     """Return runners, laps and average laps per runner for every class or grade."""
-    query = GROUPS_SQL.format(column=GROUP_COLUMN[by], order=GROUP_ORDER[sort])
+    column, sort_key = GROUP_COLUMN[by]
+    query = GROUPS_SQL.format(column=column, sort_key=sort_key, order=GROUP_ORDER[sort])
     return conn.execute(query).fetchall()
 
 
@@ -147,9 +151,9 @@ def unassigned_laps(conn: psycopg.Connection) -> int:
 
 
 def class_names(conn: psycopg.Connection) -> list[str]:
-    """Return every class name in use, sorted."""
-    rows = conn.execute("SELECT DISTINCT class FROM runner WHERE merged_into IS NULL "
-                        "ORDER BY class").fetchall()
+    """Return every class name in use, in natural order (5a before 10a)."""
+    rows = conn.execute("SELECT DISTINCT class, class_key FROM runner WHERE merged_into IS NULL "
+                        f"ORDER BY {search.class_order()}").fetchall()
     return [r["class"] for r in rows]
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 
 import click
@@ -33,6 +32,7 @@ from lapsync.runners import (
     typed_runner,
     validate_runner,
 )
+from lapsync.text import class_key, name_matches, plain
 
 from . import clock
 from .auth import admin_required, login_required
@@ -153,17 +153,6 @@ def import_roster(db: sqlite_utils.Database, data: bytes) -> int:
     return len(runners)
 
 
-def _fold(text: str | None) -> str:
-    """Fold case the Unicode way (SQLite's lower() only knows ASCII)."""
-    return (text or "").casefold()
-
-
-def _natural(text: str) -> tuple:
-    """Sort key that puts class 5a before 10a."""
-    parts = re.split(r"(\d+)", text.casefold())
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
-
-
 SEARCH_SQL = f"""
 SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
        {OWN_LAPS_SQL} AS own_laps, {OWN_LAPS_SQL} + {OTHER_LAPS_SQL} AS laps,
@@ -172,7 +161,7 @@ SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
 FROM runner
 LEFT JOIN central_decision d ON d.entity = 'runner' AND d.entity_id = runner.id
 WHERE runner.id NOT IN (SELECT runner_id FROM runner_merge) AND (:query = ''
-      OR instr(lapsync_fold(runner.name), :folded) > 0 OR runner.start_number = :number)
+      OR lapsync_finds(runner.name, :query) OR runner.start_number = :number)
 """
 MERGED_SQL = """
 SELECT r.id, r.start_number, r.name, r.class, s.start_number AS into_number,
@@ -186,15 +175,17 @@ ORDER BY r.start_number, r.name
 
 
 def search_runners(db: sqlite_utils.Database, query: str = "") -> list[dict]:
-    """Return runners whose name contains QUERY or whose number is QUERY, with lap counts.
+    """Return runners whose name contains QUERY (folded: lapsync.text) or whose number is QUERY.
 
     laps counts every laptop's laps (own_laps: this laptop's), as the lap page does.
     """
-    db.conn.create_function("lapsync_fold", 1, _fold, deterministic=True)
+    # Names are folded in Python (lapsync.text, cached): SQLite's lower() knows only ASCII.
+    db.conn.create_function("lapsync_finds", 2, name_matches, deterministic=True)
     query = query.strip()
     number = int(query) if query.isascii() and query.isdigit() and len(query) <= 9 else None
-    rows = db.query(SEARCH_SQL, {"query": query, "folded": _fold(query), "number": number})
-    return sorted(rows, key=lambda r: (_natural(r["class"]), _fold(r["name"]), r["start_number"]))
+    rows = db.query(SEARCH_SQL, {"query": query, "number": number})
+    return sorted(rows, key=lambda r: (class_key(r["class"]), r["class"], plain(r["name"]),
+                                       r["name"], r["start_number"]))
 
 
 def merged_runners(db: sqlite_utils.Database) -> list[dict]:
