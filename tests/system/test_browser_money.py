@@ -1,0 +1,140 @@
+"""Typing sponsor cards in real Chromium, by keyboard only, at 390 px (German) and 768 px (English).
+
+Central runs on a loopback port on the test's fresh PostgreSQL; the organiser logs in through
+the form and types as a person does: the start number with delays, Enter to the runner's
+first sponsor line, each line's fields with Enter, r/k/f for the kind, Enter on an empty
+name to save the card and go to the next one. What is stored is read from the database.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from sync.amounts import pledge_amounts
+from sync.settings import set_setting
+from tests.central.test_results import run
+from tests.pg import CENTRAL_PASSWORD
+from tests.web import served
+
+SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
+TEXT = {
+    "de-DE": {"saved": "2 Zusagen für Cleo Dahl (6b) gespeichert.", "unknown": "Kein Läufer hat die Startnummer 99.",
+              "bad_amount": "Der Betrag muss über 0 liegen"},
+    "en-US": {"saved": "Saved 2 pledges for Cleo Dahl (6b).", "unknown": "No runner has start number 99.",
+              "bad_amount": "The amount must be above 0"},
+}
+
+
+@pytest.fixture
+def central(central_app, central_db, central_users, device_token):
+    """Central served on loopback with three runners with laps and 400 m per lap."""
+    set_setting(central_db, "metres_per_lap", 400)
+    ids = run(central_db, device_token, [(1, "Anna Berg", "5a", 10), (2, "Ben Cruz", "5a", 4),
+                                         (17, "Cleo Dahl", "6b", 7)])
+    with served(central_app) as url:
+        yield url, ids
+
+
+@pytest.fixture(params=SIZES)
+def page(request, browser, central):
+    """A logged-in admin page at one size, in that size's language, on the card entry page."""
+    width, height, locale = SIZES[request.param]
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+    context.set_default_timeout(8_000)
+    page = context.new_page()
+    page.goto(f"{central[0]}/login")
+    page.locator("input[name=name]").press_sequentially("ada", delay=5)
+    page.locator("input[name=password]").fill(CENTRAL_PASSWORD)
+    page.locator("input[name=password]").press("Enter")
+    expect(page).not_to_have_url(re.compile(r"/login"))
+    page.goto(f"{central[0]}/sponsors/entry")
+    page.text = TEXT[locale]
+    yield page
+    context.close()
+
+
+def type_line(page, *fields: str) -> None:
+    """Type one sponsor line into the focused field on: each field, then Enter."""
+    for text in fields:
+        if text:
+            page.keyboard.type(text, delay=15)
+        page.keyboard.press("Enter")
+
+
+def test_cards_are_typed_by_keyboard_alone(page, central, central_db):
+    url, ids = central
+    number = page.locator("#start-number")
+    expect(number).to_be_focused()
+    page.keyboard.type("17", delay=80)
+    expect(page.locator("#runner-shown")).to_have_text("17 – Cleo Dahl (6b)")
+    page.keyboard.press("Enter")
+    expect(page.locator("[name=sponsor_name_0]")).to_be_focused()
+    type_line(page, "Oma Berg")
+    expect(page.locator("[name=kind_0]")).to_be_focused()
+    type_line(page, "r", "0,50", "3", "oma@example.org")
+    expect(page.locator("[name=sponsor_name_1]")).to_be_focused()
+    type_line(page, "Firma Hill", "f", "20", "", "")
+    expect(page.locator("[name=sponsor_name_2]")).to_be_focused()
+    page.keyboard.press("Enter")                               # an empty name: save, next card
+    expect(page.locator("#entry-status")).to_have_text(page.text["saved"])
+    expect(number).to_be_focused()
+    expect(number).to_have_value("")
+    expect(page.locator("[name=sponsor_name_0]")).to_have_value("")
+    # The next card: more lines than the page showed at first, added by Enter.
+    page.keyboard.type("1", delay=80)
+    expect(page.locator("#runner-shown")).to_have_text("1 – Anna Berg (5a)")
+    page.keyboard.press("Enter")
+    for index in range(6):
+        type_line(page, f"Sponsor {index}", "k", "1,25", "", "")
+    expect(page.locator("[name=sponsor_name_6]")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#entry-status")).to_contain_text("Anna Berg")
+    stored = [(r["start_number"], r["sponsor_name"], r["kind"], r["rate_cents"], r["cap_cents"],
+               r["email"], r["amount_cents"]) for r in pledge_amounts(central_db)]
+    assert stored[-2:] == [(17, "Firma Hill", "fixed", 2000, None, None, 2000),
+                           (17, "Oma Berg", "per_lap", 50, 300, "oma@example.org", 300)]
+    assert sorted(stored[:-2]) == [(1, f"Sponsor {i}", "per_km", 125, None, None, 500)
+                                   for i in range(6)]                  # 4 km x 1.25
+
+
+def test_a_bad_line_saves_nothing_until_it_is_right(page, central, central_db):
+    number = page.locator("#start-number")
+    page.keyboard.type("99", delay=80)
+    expect(page.locator("#runner-error")).to_contain_text(page.text["unknown"])
+    page.keyboard.press("Enter")
+    expect(number).to_be_focused()                             # no runner: stays on the number
+    number.press("Backspace")
+    number.press("Backspace")
+    page.keyboard.type("2", delay=80)
+    expect(page.locator("#runner-shown")).to_have_text("2 – Ben Cruz (5a)")
+    expect(page.locator("#runner-error")).to_be_hidden()
+    page.keyboard.press("Enter")
+    type_line(page, "Opa", "r", "1", "", "")
+    type_line(page, "Tante", "r", "zwei", "", "")
+    page.keyboard.press("Enter")
+    amount = page.locator("[name=rate_cents_1]")
+    expect(amount).to_be_focused()                             # the bad field, marked
+    expect(amount).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".pledge-line[data-line='1'] .line-errors")).to_contain_text(page.text["bad_amount"])
+    assert pledge_amounts(central_db) == []
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2", delay=15)
+    page.keyboard.press("Enter")                               # to the cap
+    page.keyboard.press("Enter")                               # to the e-mail
+    page.keyboard.press("Enter")                               # to the next line's empty name
+    page.keyboard.press("Enter")                               # save
+    expect(page.locator("#entry-status")).to_contain_text("Ben Cruz")
+    assert [(r["sponsor_name"], r["amount_cents"]) for r in pledge_amounts(central_db)] == [
+        ("Opa", 400), ("Tante", 800)]
+
+
+def test_the_runner_shown_is_the_number_typed_last(page, central):
+    """Answers to earlier numbers never replace the runner of the number in the field."""
+    for text in ("1", "17", "2"):
+        page.locator("#start-number").fill("")
+        page.keyboard.type(text, delay=0)
+    expect(page.locator("#runner-shown")).to_have_text("2 – Ben Cruz (5a)")
+    page.wait_for_timeout(300)
+    expect(page.locator("#runner-shown")).to_have_text("2 – Ben Cruz (5a)")
