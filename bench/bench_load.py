@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exactly once at central: {'yes' if not problems else 'NO: ' + '; '.join(problems)} "
               f"({len(at_central)} laps of this laptop at central)")
         print(f"result: {'PASS' if not problems and not errors else 'FAIL'} "
-              f"(errors {errors}, overall p99 {pct([l.latency_ms for l in laps if l.lap_id], .99):.1f} ms)")
+              f"(errors {errors}, overall p99 {pct([lap.latency_ms for lap in laps if lap.lap_id], .99):.1f} ms)")
         if args.json:
             Path(args.json).write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                    "figures": figures, "events": events,

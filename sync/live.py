@@ -93,7 +93,7 @@ def feed(conn: psycopg.Connection, after: int | None, voids: int | None) -> dict
     """Return laps and void changes after the cursors, with the cursors to ask with next."""
     if after is None or after > feed_handed_out(conn):
         page = first_page(conn)  # a new client, or central's database was replaced
-        return {"reset": True, "laps": [public_lap(l) for l in reversed(page["laps"])],
+        return {"reset": True, "laps": [public_lap(lap) for lap in reversed(page["laps"])],
                 "voids": [], "cursor": page["cursor"], "void_cursor": page["void_cursor"],
                 "more": False}
     changes = voids_after(conn, voids) if voids is not None else []
@@ -101,7 +101,7 @@ def feed(conn: psycopg.Connection, after: int | None, voids: int | None) -> dict
     laps = laps_after(conn, after)
     more = len(laps) > FEED_LIMIT or len(changes) > VOID_LIMIT
     laps, changes = laps[:FEED_LIMIT], changes[:VOID_LIMIT]
-    return {"reset": False, "laps": [public_lap(l) for l in laps],
+    return {"reset": False, "laps": [public_lap(lap) for lap in laps],
             "voids": [{"lap_id": v["lap_id"], "voided": v["voided"]} for v in changes],
             "cursor": laps[-1]["feed_id"] if laps else after,
             "void_cursor": changes[-1]["change_id"] if changes else void_next, "more": more}

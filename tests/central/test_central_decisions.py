@@ -14,13 +14,11 @@ from sync import clock
 from sync.db import now_ms
 from sync.devices import find_device
 from sync.push import push
-from tests.central.test_review import (  # noqa: F401  (fixtures)
+from tests.central import test_review
+from tests.central.test_review import (
     SPEC,
     T,
-    admin,
     assert_totals_exact,
-    clash,
-    doubles,
     last_change,
     merge_form,
     post,
@@ -30,6 +28,10 @@ from tests.central.test_review import (  # noqa: F401  (fixtures)
     version,
     session_login,
 )
+
+# test_review's fixtures, found by pytest under these names (bound, not imported: the
+# tests' parameters of the same names are these fixtures, not redefinitions).
+admin, clash, doubles = test_review.admin, test_review.clash, test_review.doubles
 
 REASON = "double count (central review)"
 

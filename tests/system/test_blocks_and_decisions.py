@@ -11,7 +11,12 @@ from lapsync.laptop.laps import recent_laps
 from lapsync.laptop.numbers import number_source
 from sync.devices import register_device
 from tests.pg import logged_in
-from tests.system.test_integration import JSON, laptops, roster  # noqa: F401  (fixture)
+from tests.system import test_integration
+from tests.system.test_integration import JSON, roster
+
+# test_integration's fixture, found by pytest under this name (bound, not imported: the
+# tests' parameters of the same name are this fixture, not redefinitions).
+laptops = test_integration.laptops
 
 
 def add_late_runner(laptop, name: str, class_: str = "7c"):
