@@ -26,12 +26,14 @@ from . import (
     api,
     auth,
     charts,
+    class_lists,
     clock,
     db,
     device_commands,
     devices,
     freeze_views,
     health,
+    letter_views,
     live,
     mail_views,
     money_exports,
@@ -147,6 +149,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail_views.init_app(app)
     statement_views.init_app(app)
     freeze_views.init_app(app)
+    letter_views.init_app(app)
+    class_lists.init_app(app)
     sponsor_views.init_app(app)
     payments.init_app(app)
     money_exports.init_app(app)

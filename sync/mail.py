@@ -17,6 +17,7 @@ import ssl
 from email.message import EmailMessage
 
 import psycopg
+from flask_babel import gettext as _
 
 from lapsync.errors import InputError
 
@@ -77,8 +78,8 @@ def smtp_config(conn: psycopg.Connection) -> dict:
     settings = bank_mail_settings(conn)
     missing = [key for key in ("smtp_host", "smtp_from") if key not in settings]
     if missing:
-        raise InputError("mail_not_configured", "Set the mail server first (settings: "
-                         f"{', '.join(missing)}); nothing was sent.", 409)
+        raise InputError("mail_not_configured", _("Set the mail server first (settings: "
+                         "%(missing)s); nothing was sent.", missing=", ".join(missing)), 409)
     tls = settings.get("smtp_tls", "starttls")
     port = settings.get("smtp_port", {"ssl": 465, "starttls": 587}.get(tls, 25))
     return {**settings, "smtp_tls": tls, "smtp_port": port}

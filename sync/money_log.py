@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 
 from .db import now_ms
+from .money_actions import describe_more
 
 COMMAND_LINE = "command line"
 MAX_ENTRIES = 200
@@ -59,4 +60,4 @@ def describe(action: str, d: dict) -> str:
     if action == "payment_delete":
         return _("Deleted a payment of %(cents)s cents from %(sponsor)s.",
                  cents=d.get("amount_cents"), sponsor=d.get("sponsor"))
-    return action
+    return describe_more(action, d)

@@ -476,3 +476,12 @@ CREATE TABLE IF NOT EXISTS frozen_amount (
     removed      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (freeze_id, pledge_id)
 );
+
+-- ---- class teachers (sync/class_lists.py) -------------------------------------------------
+
+-- The class teacher's e-mail address per class, for the class list e-mail. Central only.
+CREATE TABLE IF NOT EXISTS class_teacher (
+    class_name text PRIMARY KEY,
+    email      text NOT NULL,
+    updated_ms bigint NOT NULL
+);

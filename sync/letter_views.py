@@ -1,0 +1,103 @@
+"""Letter pages: a class's letters in one print, reminders, thank-you letters, and their e-mails."""
+from __future__ import annotations
+
+import datetime
+
+import psycopg
+from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import format_date
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from lapsync.protocol import MAX_CLASS
+
+from .auth import admin_required, login_required
+from .db import get_db
+from .freeze import current_freeze, letter_rows
+from .letters import KINDS, letter_context, letter_text, letters
+from .mail import queue_mail
+from .money_log import log_money
+from .roster import list_classes
+
+bp = Blueprint("letters", __name__, url_prefix="/sponsors")
+
+
+def chosen_kind() -> str | None:
+    """Return the kind of letters asked for (?kind=), None for each its own, or abort 400."""
+    kind = request.values.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        abort(400, description=_("Letters are of kind letter, thanks or reminder."))
+    return kind
+
+
+def chosen_class(conn: psycopg.Connection) -> str | None:
+    """Return the class asked for (?class=), None when none is, or abort 404 for an unknown one."""
+    name = (request.values.get("class") or "").strip()[:MAX_CLASS + 1]
+    if not name:
+        return None
+    if name not in list_classes(conn):
+        abort(404, description=_("There is no class %(name)s.", name=name))
+    return name
+
+
+def class_summary(conn: psycopg.Connection) -> list[dict]:
+    """Return each class with its number of pledges, letters due and reminders."""
+    counts: dict[str, dict] = {name: {"class": name, "pledges": 0, "open": 0, "email": 0}
+                               for name in list_classes(conn)}
+    for row in letter_rows(conn):
+        entry = counts.setdefault(row["class"], {"class": row["class"], "pledges": 0, "open": 0,
+                                                 "email": 0})
+        entry["pledges"] += 1
+        entry["open"] += row["outstanding_cents"] > 0
+        entry["email"] += bool(row["email"])
+    return list(counts.values())
+
+
+@bp.get("/letters")
+@login_required
+def index():
+    """Show a class's letters ready to print (?class=5a, ?kind=, ?pledge=), or the classes."""
+    conn = get_db()
+    class_name, kind = chosen_class(conn), chosen_kind()
+    pledge = request.args.get("pledge") or None
+    if class_name is None and pledge is None:
+        return render_template("letters_index.html", classes=class_summary(conn),
+                               frozen=current_freeze(conn) is not None)
+    found = letters(conn, class_name=class_name, kind=kind,
+                    pledge_ids=[pledge] if pledge else None)
+    ctx = letter_context(conn)
+    title = _("class %(name)s", name=class_name) if class_name else _("one pledge")
+    return render_template(
+        "letters.html", letters=found, ctx=ctx, title=title, class_name=class_name, kind=kind,
+        frozen=current_freeze(conn) is not None, is_admin=g.user["role"] == "admin",
+        bank_ready=bool(ctx["bank"].get("iban") and ctx["bank"].get("account_holder")),
+        mailable=sum(bool(letter["row"]["email"]) for letter in found),
+        today=format_date(datetime.date.today(), "long"))
+
+
+@bp.post("/letters/queue")
+@admin_required
+def queue():
+    """Queue a class's letters (of one kind) as e-mails to the sponsors who gave an address."""
+    conn = get_db()
+    class_name, kind = chosen_class(conn), chosen_kind()
+    if class_name is None:
+        abort(400, description=_("Choose a class."))
+    ctx = letter_context(conn)
+    found = [letter for letter in letters(conn, class_name=class_name, kind=kind)
+             if letter["row"]["email"]]
+    with conn.transaction():
+        for letter in found:
+            queue_mail(conn, to=letter["row"]["email"], subject=letter["subject"],
+                       body=letter_text(letter, ctx), kind=letter["kind"],
+                       pledge_id=letter["row"]["id"])
+        log_money(conn, g.user["id"], "letters_queued", {"class": class_name, "kind": kind,
+                                                         "count": len(found)})
+    flash(ngettext("%(num)s e-mail queued. Check the list, then send it.",
+                   "%(num)s e-mails queued. Check the list, then send them.", len(found)))
+    return redirect(url_for("mail.index"))
+
+
+def init_app(app: Flask) -> None:
+    """Register the letter pages."""
+    app.register_blueprint(bp)

@@ -1,0 +1,123 @@
+"""Letters and class lists: kinds, figures (frozen or live), the payment box, e-mails queued."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lapsync.protocol import validate_push
+from sync.bank_settings import save_bank_mail
+from sync.devices import find_device
+from sync.freeze import freeze_results
+from sync.letters import letters
+from sync.mail import due_mail
+from sync.payments import add_payment
+from sync.pledges import add_pledge
+from sync.push import push
+from sync.review import lap_state, void_lap
+from sync.settings import set_setting
+from tests.pg import Outbox
+
+BANK = {"account_holder": "Förderverein Schule am Park", "iban": "DE89370400440532013000",
+        "bic": "COBADEFFXXX"}
+
+
+@pytest.fixture
+def school(central_db, device_token, central_users):
+    """Class 5a: Anna (12 laps) with four pledges, Ben (0 laps) with one; bank details set."""
+    box, device = Outbox(), find_device(central_db, device_token)
+    set_setting(central_db, "metres_per_lap", 400)
+    set_setting(central_db, "event_name", "Sponsorenlauf 2025")
+    save_bank_mail(central_db, BANK)
+    anna, ben = box.runner(7, "Anna Berg", "5a"), box.runner(8, "Ben Cruz", "5a")
+    laps = [box.lap(anna) for _ in range(12)]
+    push(central_db, device, validate_push(box.body()))
+    admin = central_users["ada"]
+
+    def pledge(runner, name, kind, rate, cap=None, email=None):
+        return add_pledge(central_db, admin, runner, {"sponsor_name": name, "kind": kind,
+                                                      "rate_cents": rate, "cap_cents": cap,
+                                                      "email": email})
+    ids = {"oma": pledge(anna, "Oma Berg", "per_lap", "0,50", email="oma@example.org"),
+           "opa": pledge(anna, "Opa Berg", "per_km", "2", cap="5"),
+           "firma": pledge(anna, "Firma Groß", "fixed", "20", email="firma@example.org"),
+           "paid": pledge(anna, "Tante Eva", "per_lap", "1"),
+           "ben": pledge(ben, "Nachbar", "per_lap", "1")}
+    add_payment(central_db, admin, ids["paid"], {"amount_cents": "12", "paid_on": "2025-07-01",
+                                                  "method": "cash"})
+    add_payment(central_db, admin, ids["oma"], {"amount_cents": "2", "paid_on": "2025-07-01",
+                                                 "method": "transfer"})
+    return {"ids": ids, "laps": laps, "admin": admin}
+
+
+def test_each_pledge_gets_its_kind_of_letter_and_the_payment_box_for_what_is_open(
+        central_app, central_db, school):
+    ids = school["ids"]
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        found = {l["row"]["id"]: l for l in letters(central_db, class_name="5a")}
+    assert {key: found[pid]["kind"] for key, pid in ids.items()} == {
+        "oma": "letter", "opa": "letter", "firma": "thanks", "paid": "thanks", "ben": "letter"}
+    oma = found[ids["oma"]]
+    assert oma["subject"] == "Sponsorenlauf 2025: your pledge for Anna Berg"
+    assert oma["paragraphs"][:3] == [
+        "Anna Berg (class 5a, start number 7) ran 12 laps (4.8 km) at Sponsorenlauf 2025.",
+        "You pledged €0.50 per lap. That makes €6.00.",
+        "Paid so far: €2.00. Still to pay: €4.00."]
+    assert oma["outstanding"] == 400 and oma["due_text"] == "€4.00"
+    assert oma["girocode"]["payload"].split("\n")[5:] == [
+        BANK["account_holder"], BANK["iban"], "EUR4.00", "CHAR", oma["row"]["reference"]]
+    # 4.8 km x 2.00 = 9.60, capped at 5.00.
+    assert "You pledged €2.00 per kilometre, at most €5.00. That makes €5.00." in \
+        found[ids["opa"]]["paragraphs"]
+    assert found[ids["paid"]]["girocode"] is None and found[ids["paid"]]["outstanding"] == 0
+    assert "We have received €12.00. Thank you very much!" in found[ids["paid"]]["paragraphs"]
+    assert found[ids["firma"]]["paragraphs"][0] == \
+        "Thank you for supporting Anna Berg (class 5a) with €20.00."
+    assert found[ids["ben"]]["girocode"] is None and found[ids["ben"]]["outstanding"] == 0
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        reminders = letters(central_db, class_name="5a", kind="reminder")
+        thanks = letters(central_db, class_name="5a", kind="thanks")
+    assert {l["row"]["id"] for l in reminders} == {ids["oma"], ids["opa"], ids["firma"]}
+    assert {l["row"]["id"] for l in thanks} == {ids["firma"], ids["paid"]}
+
+
+def test_letters_use_the_frozen_figures(central_app, central_db, school):
+    freeze_results(central_db, school["admin"])
+    lap = lap_state(central_db, school["laps"][0])
+    void_lap(central_db, school["admin"], lap["id"], lap["version"])
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        oma = letters(central_db, pledge_ids=[school["ids"]["oma"]])[0]
+    assert oma["row"]["laps"] == 12 and oma["row"]["frozen"] and oma["outstanding"] == 400
+
+
+def test_the_letters_page_in_german_and_queueing_them_as_e_mails(central_admin, central_db,
+                                                                  school):
+    page = central_admin.get("/sponsors/letters?class=5a",
+                             headers={"Accept-Language": "de-DE,de;q=0.9"}).get_data(as_text=True)
+    assert page.count('class="letter"') == 5 and "DE89 3704 0044 0532 0130 00" in page
+    assert "Guten Tag Oma Berg," in page and "4,00\xa0€" in page
+    assert page.count("<svg") == 3           # a GiroCode for each letter with money open
+    response = central_admin.post("/sponsors/letters/queue", data={
+        "csrf_token": central_admin.csrf, "class": "5a"}, headers={"Accept-Language": "de"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/sponsors/mail/")
+    mails = {m["to_addr"]: m for m in due_mail(central_db)}
+    assert set(mails) == {"oma@example.org", "firma@example.org"}
+    body = mails["oma@example.org"]["body_text"]
+    assert body.startswith("Guten Tag Oma Berg,\n\n") and "IBAN: DE89 3704 0044 0532 0130 00" in body
+    assert re.search(r"Verwendungszweck: RF\d\d", body) and "Betrag: 4,00\xa0€" in body
+    assert mails["firma@example.org"]["kind"] == "thanks"
+
+
+def test_class_list_and_teacher_mail(central_admin, central_db, school):
+    page = central_admin.get("/sponsors/classes/5a/list").get_data(as_text=True)
+    assert "Oma Berg" in page and "Nachbar" in page and "Class total" in page
+    bad = central_admin.post("/sponsors/classes/5a/teacher", data={
+        "csrf_token": central_admin.csrf, "email": "kein"})
+    assert bad.status_code == 422
+    central_admin.post("/sponsors/classes/5a/teacher", data={
+        "csrf_token": central_admin.csrf, "email": "lehrerin@schule.de"})
+    central_admin.post("/sponsors/classes/5a/queue", data={"csrf_token": central_admin.csrf})
+    (mail,) = due_mail(central_db)
+    assert mail["to_addr"] == "lehrerin@schule.de" and mail["kind"] == "class_list"
+    assert "7 Anna Berg: 12 laps, 4.8 km – raised €43.00, open €29.00" in mail["body_text"]
+    assert central_admin.get("/sponsors/classes/9z/list").status_code == 404
