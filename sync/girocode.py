@@ -12,6 +12,8 @@ by segno at error correction level M (what the standard asks for) as inline SVG.
 """
 from __future__ import annotations
 
+import functools
+
 import segno
 from markupsafe import Markup
 from stdnum import iban as stdnum_iban
@@ -68,6 +70,9 @@ def epc_payload(*, name: str, iban: str, amount_cents: int, bic: str = "",
     return payload
 
 
+# Encoding is ~10 ms a code (segno tries all eight masks); a class printed again, or its
+# e-mails and letters, reuse the drawings. A payload fixes its drawing completely.
+@functools.lru_cache(maxsize=2048)
 def qr_svg(payload: str) -> Markup:
     """Return the payload as an inline SVG QR code (level M, sized by CSS, 4-module margin)."""
     code = segno.make_qr(payload.encode("utf-8"), error="m", boost_error=False, mode="byte")
