@@ -17,6 +17,8 @@ from flask.cli import with_appcontext
 
 from lapsync.ids import new_id
 
+from . import migrate
+
 SCHEMA = Path(__file__).resolve().parents[2] / "schema.sql"
 POOL = "lapsync_db_idle"  # idle connections kept between requests
 POOL_SIZE = 4
@@ -88,15 +90,19 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     db.execute("COMMIT")
 
 
-def init_schema(db: sqlite_utils.Database) -> None:
-    """Create missing tables and this laptop's device id, files owner-only; never drops anything."""
+def init_schema(db: sqlite_utils.Database) -> list[migrate.Migration]:
+    """Create or upgrade the schema (lapsync/laptop/migrate.py) and the device id; return migrations run.
+
+    Never drops anything; a database newer than this code is refused (SchemaTooNew).
+    """
     path = db.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
     if path:
         make_private(path)
-    db.conn.executescript(SCHEMA.read_text(encoding="utf-8"))
+    applied = migrate.upgrade(db.conn, SCHEMA, path or ":memory:")
     with transaction(db):
         if get_meta(db, "device_id") is None:
             set_meta(db, "device_id", new_id())
+    return applied
 
 
 def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
@@ -173,11 +179,15 @@ def close_db(exc: BaseException | None = None) -> None:
 @click.command("init-db")
 @with_appcontext
 def init_db_command() -> None:
-    """Create the laptop database (safe to run again: it never drops data)."""
+    """Create the laptop database or bring it to this version (never drops data)."""
     db = connect(current_app.config["DATABASE"])
-    init_schema(db)
-    click.echo(f"Initialised {current_app.config['DATABASE']} (device {device_id(db)})")
-    db.close()
+    try:
+        for migration in init_schema(db):
+            click.echo(f"Applied migration {migration.version:04d} {migration.name}")
+        click.echo(f"Initialised {current_app.config['DATABASE']} (device {device_id(db)}, "
+                   f"schema version {migrate.version(db.conn)})")
+    finally:
+        db.close()
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,108 @@
+"""Numbered migrations of the laptop's SQLite database; the version lives in PRAGMA user_version.
+
+A new database is made from the full schema.sql and stamped with the latest version.
+An existing one gets the migrations after its version, in order, each in one
+transaction together with its new version number, so that a crash leaves the
+database at one version or the next, never in between. Version 0 is a database
+made before migrations existed (the release of 2026-12-06 or later). A database
+newer than this code is refused: the code cannot know what it would break there.
+
+Migrations live in lapsync/laptop/migrations/NNNN_name.sql, numbered from 0001
+without gaps; they never drop data. Adding a table or column to schema.sql means
+adding the migration that gives it to existing laptops: tests/laptop/test_migrations.py
+compares a migrated 2026-12-06 database with a fresh one and names what differs.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from lapsync import schema_version
+from lapsync.schema_version import Migration, SchemaTooNew  # noqa: F401 (callers catch it here)
+
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+log = logging.getLogger(__name__)
+
+
+def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
+    """Return the laptop's migrations in order."""
+    return schema_version.migrations(folder)
+
+
+def latest(folder: Path = MIGRATIONS) -> int:
+    """Return the version this code brings a database to."""
+    return len(migrations(folder))
+
+
+def statements(script: str) -> list[str]:
+    """Split an SQL script into complete statements (comments between them dropped)."""
+    found, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            found.append(current.strip())
+            current = ""
+    if re.sub(r"--[^\n]*", "", current).strip():
+        raise ValueError(f"incomplete SQL statement at the end: {current.strip()[:80]!r}")
+    return found
+
+
+def version(conn: sqlite3.Connection) -> int:
+    """Return the database's schema version (0: made before migrations existed)."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def is_empty(conn: sqlite3.Connection) -> bool:
+    """Tell whether the database holds no table yet (a new file)."""
+    return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+
+
+def check_not_newer(conn: sqlite3.Connection, where: str, known: int | None = None) -> None:
+    """Refuse a database whose version is newer than this code's (SchemaTooNew)."""
+    known = latest() if known is None else known
+    if version(conn) > known:
+        raise schema_version.too_new(version(conn), known, where)
+
+
+def upgrade(conn: sqlite3.Connection, schema: Path, where: str = "",
+            folder: Path = MIGRATIONS) -> list[Migration]:
+    """Create a new database from schema, or apply the pending migrations; return those applied."""
+    known = migrations(folder)
+    check_not_newer(conn, where, len(known))
+    if version(conn) == len(known) and not is_empty(conn):
+        return []
+    applied = []
+    with immediate(conn):
+        if is_empty(conn):  # checked again under the write lock: one process creates it
+            run(conn, statements(schema.read_text(encoding="utf-8")), len(known))
+            return []
+    for migration in known[version(conn):]:
+        with immediate(conn):
+            if version(conn) == migration.version - 1:  # not applied by another process meanwhile
+                run(conn, statements(migration.sql()), migration.version)
+                applied.append(migration)
+                log.info("%s: applied migration %04d %s", where, migration.version, migration.name)
+    return applied
+
+
+def run(conn: sqlite3.Connection, sql: list[str], new_version: int) -> None:
+    """Execute statements and set the version (inside the caller's transaction)."""
+    for statement in sql:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {int(new_version)}")
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run a write transaction (BEGIN IMMEDIATE) that rolls back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.execute("COMMIT")
