@@ -38,6 +38,14 @@ def pulled_integer(data: dict, key: str) -> int:
     return value
 
 
+def pulled_flag(data: dict, key: str, default: bool) -> bool:
+    """Return a pulled true/false field (DEFAULT if absent: older central) or raise ValueError."""
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"invalid {key}")
+    return value
+
+
 def pulled_optional_text(data: dict, key: str, limit: int) -> str | None:
     """Return a pulled one-line string field of 1 to LIMIT characters, or None if absent."""
     if data.get(key) is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, jsonify
 
 from ..db import get_db
+from . import connect_page
 from .cli import connect_command, sync_command, sync_status_command
 from .status import status_for
 
@@ -23,8 +24,9 @@ def status():
 
 
 def init_app(app: Flask) -> None:
-    """Register the status endpoint, the template helper and the CLI commands."""
+    """Register the status endpoint, the /connect page, the template helper and the CLI commands."""
     app.register_blueprint(bp)
+    app.register_blueprint(connect_page.bp)
     app.context_processor(lambda: {"sync_status": lambda: status_for(current_app, get_db())})
     for command in (connect_command, sync_command, sync_status_command):
         app.cli.add_command(command)

@@ -15,9 +15,10 @@ from lapsync.errors import InputError
 from lapsync.text import age
 
 from ..db import connect, device_id, now_ms
-from .connect import config_file, validate_token, validate_url, write_central_config
+from .connect import config_file, validate_token, validate_url
+from .connecting import first_sync, store_central
 from .push import pending_count
-from .state import reset_state, sync_once
+from .state import sync_once
 from .status import rejected_items, status_for
 from .transport import AUTH, TRANSIENT, Central, SyncResult, central_from_config
 
@@ -81,19 +82,12 @@ def connect_command(url: str, token: str | None) -> None:
         url, token = validate_url(url), validate_token(read_token(token))
     except InputError as exc:
         raise click.BadParameter(exc.message, param_hint="URL" if exc.code == "invalid_url" else "TOKEN")
-    path = config_file(current_app)
     try:
-        write_central_config(path, url, token)
+        path = store_central(current_app, url, token)
     except OSError as exc:
-        raise click.ClickException(f"Cannot write {path}: {exc}")
-    current_app.config.update(CENTRAL_URL=url, CENTRAL_TOKEN=token)
+        raise click.ClickException(f"Cannot write {config_file(current_app)}: {exc}")
     click.echo(f"Stored central {url} in {path}.")
-    db = connect(current_app.config["DATABASE"])
-    try:
-        reset_state(db)
-        result = run_sync(db, central_from_config(current_app.config))
-    finally:
-        db.close()
+    result = first_sync(current_app, run_sync)
     if result.error:
         fail(result, "\nThe URL and token are stored: fix the problem and run "
                      "`flask --app app sync` (the running app retries by itself).")

@@ -4,43 +4,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from flask import Flask
 
-from lapsync.errors import InputError
+from lapsync.protocol.connect import validate_token, validate_url
 
-MAX_TOKEN = 500
-MAX_URL = 2_000
-TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")      # printable ASCII: safe in a header
-
-
-def validate_url(url: str) -> str:
-    """Return a clean central URL (http or https) or raise InputError."""
-    url = (url or "").strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises ValueError on a bad port
-    except ValueError:
-        parts = None
-    if not parts or len(url) > MAX_URL or parts.scheme not in ("http", "https") \
-            or not parts.hostname or re.search(r"\s", url) or parts.username or parts.password \
-            or parts.query or parts.fragment:
-        raise InputError("invalid_url", f"{url[:80]!r} is not a central URL: use http://host:port "
-                         "or https://host (no user, query or fragment).", 400)
-    return url.rstrip("/")
-
-
-def validate_token(token: str) -> str:
-    """Return the device token or raise InputError."""
-    token = (token or "").strip()
-    if not token:
-        raise InputError("invalid_token", "The device token is empty: copy the token that "
-                         "`flask --app sync register-device NAME` printed.", 400)
-    if len(token) > MAX_TOKEN or not TOKEN_RE.match(token):
-        raise InputError("invalid_token", f"A device token is at most {MAX_TOKEN} visible ASCII "
-                         "characters without spaces.", 400)
-    return token
+__all__ = ["config_file", "refresh_central_config", "validate_token", "validate_url",
+           "write_central_config"]
 
 
 def config_file(app: Flask) -> Path:
