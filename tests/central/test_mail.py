@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 from sync.bank_settings import save_bank_mail
 from sync.db import write_transaction
 from sync.mail import backoff_ms, due_mail, queue_mail, send_due
+from tests.central.test_letters import school  # noqa: F401  (class 5a with pledges)
 
 SENDER = "Sponsorenlauf <lauf@schule.de>"
 
@@ -199,3 +200,30 @@ def test_a_viewer_sees_the_queue_but_cannot_send(central_viewer, central_db, smt
     assert central_viewer.post(f"/sponsors/mail/{mail_id}/cancel",
                                data={"csrf_token": central_viewer.csrf}).status_code == 403
     assert inbox.messages == [] and len(due_mail(central_db)) == 1
+
+
+def test_letters_queued_in_german_and_english_arrive_as_the_sponsors_read_them(
+        central_admin, central_db, school, smtp):  # noqa: F811
+    inbox, port = smtp
+    configure(central_db, port)
+    for language in ("de-DE,de;q=0.9", "en-GB,en;q=0.8"):
+        central_admin.post("/sponsors/letters/queue", headers={"Accept-Language": language},
+                           data={"csrf_token": central_admin.csrf, "class": "5a"})
+        page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
+        ids = re.findall(r'name="mail" value="(\d+)"', page)
+        central_admin.post("/sponsors/mail/send", data={"csrf_token": central_admin.csrf,
+                                                        "mail": ids})
+    received = [(to, m["Subject"], lines(m)) for to, m in inbox.messages]
+    assert [(to, subject) for to, subject, _body in received] == [
+        (["firma@example.org"], "Sponsorenlauf 2025: Danke, dass Sie Anna Berg unterstützen"),
+        (["oma@example.org"], "Sponsorenlauf 2025: Ihre Zusage für Anna Berg"),
+        (["firma@example.org"], "Sponsorenlauf 2025: thank you for sponsoring Anna Berg"),
+        (["oma@example.org"], "Sponsorenlauf 2025: your pledge for Anna Berg")]
+    german, english = received[1][2], received[3][2]
+    assert german.startswith("Guten Tag Oma Berg,\n\nAnna Berg (Klasse 5a, Startnummer 7) ist "
+                             "12 Runden (4,8 km) beim Sponsorenlauf 2025 gelaufen.")
+    assert "Betrag: 4,00\xa0€" in german and "IBAN: DE89 3704 0044 0532 0130 00" in german
+    assert english.startswith("Dear Oma Berg,\n\nAnna Berg (class 5a, start number 7) ran "
+                              "12 laps (4.8 km) at Sponsorenlauf 2025.")
+    assert "Amount: €4.00" in english and english.endswith(
+        "Kind regards\nFörderverein Schule am Park\n")

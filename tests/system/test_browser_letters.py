@@ -107,3 +107,35 @@ def test_reminders_in_english_carry_the_open_amount(browser, live_central, centr
                                                row["reference"]]
     finally:
         context.close()
+
+
+def test_bank_details_typed_on_the_settings_page_reach_the_letters(browser, live_central,
+                                                                   central_db, school):  # noqa: F811
+    central_db.execute("DELETE FROM central_setting")
+    page, context = open_letters(browser, live_central, "de-DE", ("Name", "Passwort", "Anmelden"))
+    try:
+        page.goto(f"{live_central}/sponsors/letters?class=5a")
+        expect(page.locator("#no-bank")).to_be_visible()
+        expect(page.locator("article.letter svg")).to_have_count(0)
+        page.goto(f"{live_central}/settings/")
+        form = page.locator("#central-form")
+        form.get_by_label("Kontoinhaber").press_sequentially(BANK["account_holder"], delay=5)
+        form.get_by_label("IBAN").press_sequentially("DE89 3704 0044 0532 0130 01", delay=5)
+        form.get_by_label("Passwort").press_sequentially("geheim-123", delay=5)
+        form.get_by_role("button", name="Bank- und Mail-Einstellungen speichern").click()
+        expect(page.locator("#iban-error")).to_have_text(
+            "Das ist keine gültige IBAN (bitte die Ziffern prüfen).")
+        expect(form.get_by_label("Passwort")).to_have_value("")     # never shown back
+        iban = form.get_by_label("IBAN")
+        iban.fill("")
+        iban.press_sequentially("de89 3704 0044 0532 0130 00", delay=5)
+        form.get_by_label("Passwort").press_sequentially("geheim-123", delay=5)
+        form.get_by_label("Passwort").press("Enter")
+        expect(page.locator("#central-form #iban")).to_have_value("DE89370400440532013000")
+        assert "geheim-123" not in page.content()
+        page.goto(f"{live_central}/sponsors/letters?class=5a")
+        expect(page.locator("#no-bank")).to_have_count(0)
+        expect(page.locator("article.letter .iban").first).to_have_text("DE89 3704 0044 0532 0130 00")
+        expect(page.locator("article.letter svg")).to_have_count(3)
+    finally:
+        context.close()
