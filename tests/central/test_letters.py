@@ -54,7 +54,7 @@ def test_each_pledge_gets_its_kind_of_letter_and_the_payment_box_for_what_is_ope
         central_app, central_db, school):
     ids = school["ids"]
     with central_app.test_request_context(headers={"Accept-Language": "en"}):
-        found = {l["row"]["id"]: l for l in letters(central_db, class_name="5a")}
+        found = {letter["row"]["id"]: letter for letter in letters(central_db, class_name="5a")}
     assert {key: found[pid]["kind"] for key, pid in ids.items()} == {
         "oma": "letter", "opa": "letter", "firma": "thanks", "paid": "thanks", "ben": "letter"}
     oma = found[ids["oma"]]
@@ -77,8 +77,8 @@ def test_each_pledge_gets_its_kind_of_letter_and_the_payment_box_for_what_is_ope
     with central_app.test_request_context(headers={"Accept-Language": "en"}):
         reminders = letters(central_db, class_name="5a", kind="reminder")
         thanks = letters(central_db, class_name="5a", kind="thanks")
-    assert {l["row"]["id"] for l in reminders} == {ids["oma"], ids["opa"], ids["firma"]}
-    assert {l["row"]["id"] for l in thanks} == {ids["firma"], ids["paid"]}
+    assert {letter["row"]["id"] for letter in reminders} == {ids["oma"], ids["opa"], ids["firma"]}
+    assert {letter["row"]["id"] for letter in thanks} == {ids["firma"], ids["paid"]}
 
 
 def test_letters_use_the_frozen_figures(central_app, central_db, school):
