@@ -98,6 +98,8 @@ def init_schema(db: sqlite_utils.Database) -> list[migrate.Migration]:
     path = db.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
     if path:
         make_private(path)
+        migrate.check_not_newer(db.conn, path)
+        migrate.keep_copy(db.conn, path)  # an upgrade keeps the database as it was beside it
     applied = migrate.upgrade(db.conn, SCHEMA, path or ":memory:")
     with transaction(db):
         if get_meta(db, "device_id") is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -87,6 +88,22 @@ def upgrade(conn: sqlite3.Connection, schema: Path, where: str = "",
                 applied.append(migration)
                 log.info("%s: applied migration %04d %s", where, migration.version, migration.name)
     return applied
+
+
+def keep_copy(conn: sqlite3.Connection, path: str, folder: Path = MIGRATIONS) -> Path | None:
+    """Copy a database that has migrations pending to PATH.before-vN (N: its version); return it."""
+    if is_empty(conn) or version(conn) >= latest(folder):
+        return None
+    copy = Path(f"{path}.before-v{version(conn)}")
+    if not copy.exists():  # the first copy is the one from before any of this release's changes
+        os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # it holds hashes
+        target = sqlite3.connect(copy)
+        try:
+            conn.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            target.close()
+    return copy
 
 
 def run(conn: sqlite3.Connection, sql: list[str], new_version: int) -> None:

@@ -67,6 +67,9 @@ def test_an_upgrade_keeps_every_row_and_the_device_id(tmp_path):
     assert db.execute("SELECT id, runner_id FROM lap").fetchall() == [("l1", "r1")]
     assert db.execute("SELECT seq, pushed_at FROM change").fetchall() == [(1, None)]
     assert db.execute("SELECT count(*) FROM central_decision").fetchone() == (0,)
+    kept = sqlite3.connect(f"{path}.before-v0")  # the database as it was, beside it
+    assert migrate.version(kept) == 0 and kept.execute("SELECT id FROM lap").fetchall() == [("l1",)]
+    assert os.stat(f"{path}.before-v0").st_mode & 0o777 == 0o600
 
 
 def test_a_new_database_is_the_full_schema_stamped_with_the_latest_version(tmp_path):

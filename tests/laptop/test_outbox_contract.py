@@ -10,7 +10,7 @@ import time
 import pytest
 from flask import Flask
 
-from lapsync.laptop import create_app
+from lapsync.laptop import create_app, migrate
 from lapsync.laptop.db import (
     POOL,
     close_db,
@@ -255,4 +255,4 @@ def test_the_init_db_command_initialises_and_names_the_device(tmp_path):
         me = device_id(db)
     finally:
         db.close()
-    assert result.output == f"Initialised {path} (device {me})\n"
+    assert result.output == f"Initialised {path} (device {me}, schema version {migrate.latest()})\n"
