@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from lapsync.errors import InputError
 from lapsync.protocol import (
     API_PREFIX,
     MAX_BATCH_BYTES,
@@ -19,10 +20,10 @@ from lapsync.protocol import (
     validate_push,
 )
 
-from . import clock
+from . import clock, sync_log
 from .blocks import block_settings, ensure_block
 from .db import connection
-from .devices import authenticate
+from .devices import authenticate, find_device
 from .pull import parse_paging, pull
 from .push import push
 
@@ -64,10 +65,17 @@ def read_json() -> Any:
                             400) from None
 
 
-def current_device() -> dict:
-    """Return the live device of the request's Bearer token or raise a 401."""
+def current_device(path: str) -> dict:
+    """Return the live device of the request's Bearer token or raise a 401 (a revoked one logged)."""
+    header = request.headers.get("Authorization")
     with connection() as conn:
-        return authenticate(conn, request.headers.get("Authorization"))
+        try:
+            return authenticate(conn, header)
+        except ProtocolError as exc:
+            device = find_device(conn, (header or "").partition(" ")[2].strip())
+            if device is not None:  # a revoked device still trying: the organiser should know
+                sync_log.record_failure(conn, device, path, exc)
+            raise
 
 
 @bp.post("/push")
@@ -78,23 +86,34 @@ def push_view() -> Response:
     gzip) and apply_ms, its own time since the body arrived (the laptop tells the
     link's speed from it).
     """
-    device = current_device()
-    batch = validate_push(read_json())
-    with connection() as conn:
-        return jsonify({**push(conn, device, batch, max_ahead_ms=clock.bound_ms()),
-                        "encodings": list(PUSH_ENCODINGS),
-                        "content_encodings": list(PUSH_CONTENT_ENCODINGS),
-                        "apply_ms": round((time.perf_counter() - g.body_received) * 1000)})
+    device = current_device("push")
+    try:
+        batch = validate_push(read_json())
+        with connection() as conn:
+            answer = push(conn, device, batch, max_ahead_ms=clock.bound_ms())
+    except InputError as exc:
+        with connection() as conn:
+            sync_log.record_failure(conn, device, "push", exc)
+        raise
+    sync_log.log_rejected(device, answer.get("rejected") or [])
+    return jsonify({**answer, "encodings": list(PUSH_ENCODINGS),
+                    "content_encodings": list(PUSH_CONTENT_ENCODINGS),
+                    "apply_ms": round((time.perf_counter() - g.body_received) * 1000)})
 
 
 @bp.get("/pull")
 def pull_view() -> Response:
     """Answer one page of changes since the cursor, with the device's number block."""
-    device = current_device()
-    cursor, limit = parse_paging(request.args.get("cursor"), request.args.get("limit"))
-    with connection() as conn:
-        block = ensure_block(conn, device, *block_settings())  # also for older devices
-        return jsonify(pull(conn, device, cursor, limit, block))
+    device = current_device("pull")
+    try:
+        cursor, limit = parse_paging(request.args.get("cursor"), request.args.get("limit"))
+        with connection() as conn:
+            block = ensure_block(conn, device, *block_settings())  # also for older devices
+            return jsonify(pull(conn, device, cursor, limit, block))
+    except InputError as exc:
+        with connection() as conn:
+            sync_log.record_failure(conn, device, "pull", exc)
+        raise
 
 
 @bp.get("/openapi.yaml")
@@ -104,5 +123,6 @@ def openapi() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the API blueprint."""
+    """Register the API blueprint and the sync log (its page, central's log file)."""
     app.register_blueprint(bp)
+    sync_log.init_app(app)
