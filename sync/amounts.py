@@ -21,15 +21,23 @@ import psycopg
 from flask_babel import format_currency
 
 from .money_settings import money_settings
+from .search import class_order
 
-AMOUNTS_SQL = """
+# Runners are put in order first (2,000 rows; classes naturally, then names), and the pledges
+# by their runner's place: sorting 10,000 pledges by the runners' text keys cost 3x as much.
+AMOUNTS_SQL = f"""
+WITH placed AS (
+    SELECT id, start_number, name, class, grade,
+           row_number() OVER (ORDER BY {class_order()}, name_plain, name, start_number, id) AS place
+    FROM runner WHERE merged_into IS NULL
+)
 SELECT p.id, p.runner_id, p.sponsor_name, p.email, p.address, p.kind, p.rate_cents,
        p.cap_cents, p.reference, p.created_ms, p.updated_ms, p.created_by, p.deleted_ms,
        r.id AS counted_runner_id, r.start_number, r.name, r.class, r.grade,
        coalesce(t.laps, 0) AS laps, coalesce(pay.paid, 0)::bigint AS paid_cents
 FROM pledge p
 JOIN runner o ON o.id = p.runner_id
-JOIN runner r ON r.id = coalesce(o.merged_into, o.id)
+JOIN placed r ON r.id = coalesce(o.merged_into, o.id)
 LEFT JOIN runner_total t ON t.runner_id = r.id
 LEFT JOIN (SELECT pledge_id, sum(amount_cents) AS paid FROM payment
            WHERE pledge_id IS NOT NULL GROUP BY pledge_id) pay ON pay.pledge_id = p.id
@@ -37,8 +45,7 @@ WHERE p.deleted_ms IS NULL
   AND (%(class)s::text IS NULL OR r.class = %(class)s)
   AND (%(runner)s::text IS NULL OR r.id = %(runner)s)
   AND (%(ids)s::text[] IS NULL OR p.id = ANY(%(ids)s))
-ORDER BY (substring(r.class FROM '^[0-9]{1,9}'))::int NULLS LAST, lower(r.class), r.class,
-         lower(r.name), r.start_number, lower(p.sponsor_name), p.created_ms, p.id
+ORDER BY r.place, lower(p.sponsor_name) COLLATE "C", p.created_ms, p.id
 """
 CENT = Decimal(1)
 
@@ -56,15 +63,13 @@ def amount_cents(kind: str, rate_cents: int, cap_cents: int | None, laps: int,
                  metres: Decimal | None) -> int:
     """Return what one pledge raises in cents: the rule in this module's docstring."""
     if kind == "per_lap":
-        amount = Decimal(rate_cents) * laps
+        amount = rate_cents * laps                 # whole cents: nothing to round
     elif kind == "per_km":
         distance = Decimal(laps) * metres if metres is not None else Decimal(0)
-        amount = (Decimal(rate_cents) * distance / 1000).quantize(CENT, rounding=ROUND_HALF_UP)
+        amount = int((Decimal(rate_cents) * distance / 1000).quantize(CENT, rounding=ROUND_HALF_UP))
     else:
-        amount = Decimal(rate_cents)
-    if cap_cents is not None:
-        amount = min(amount, Decimal(cap_cents))
-    return int(amount)
+        amount = rate_cents
+    return amount if cap_cents is None else min(amount, cap_cents)
 
 
 def distance_m(laps: int, metres: Decimal | None) -> int | float | None:

@@ -23,14 +23,22 @@ bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
 COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
            "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents", "outstanding_cents")
 TEXT = {"sponsor", "email", "name", "class", "kind"}
+FORMULA_STARTS = "=+-@\t\r\n"   # what sync/results.py's FORMULA_PIECE looks for
 SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def safe_text(value: str | None) -> str:
+    """Return a text cell Excel-safe ("" when empty); the regex only where a formula may start."""
+    if not value:
+        return ""
+    return excel_safe(value) if value[0] in FORMULA_STARTS or ";" in value else value
+
+
 def export_row(row: dict) -> list:
-    """Return one pledge as export cells: text Excel-safe ("" when empty), numbers as they are."""
+    """Return one pledge as export cells: text Excel-safe, numbers as they are ("" for none)."""
     values = {**row, "sponsor": row["sponsor_name"]}
-    return [excel_safe(values[c] or "") if c in TEXT else ("" if values[c] is None else values[c])
+    return [safe_text(values[c]) if c in TEXT else ("" if values[c] is None else values[c])
             for c in COLUMNS]
 
 
