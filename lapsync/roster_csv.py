@@ -1,8 +1,9 @@
 """School office roster CSV: decode, parse and check a whole file, as pure functions.
 
-The laptop (runners.py) and central both feed bytes in and get either every
-runner of the file back, cleaned and numbered, or one RosterError with a
-report of every bad line. Nothing here touches a database: the caller passes
+The laptop (runners.py) and central both feed bytes in (through roster_file.py, which
+reads an Excel workbook's rows with sheets.py and checks them here by the same rules)
+and get either every runner of the file back, cleaned and numbered, or one RosterError
+with a report of every bad line. Nothing here touches a database: the caller passes
 the runners it already has and writes the result in one transaction.
 """
 from __future__ import annotations
@@ -66,11 +67,16 @@ class _Row:
     bad_number: bool = False
 
 
-def decode(data: bytes) -> str:
-    """Decode UTF-8 (with or without BOM) or else Windows-1252; raise RosterError otherwise."""
+def check_size(data: bytes) -> None:
+    """Refuse a file larger than MAX_BYTES (RosterError)."""
     if len(data) > MAX_BYTES:
         raise RosterError([Problem(1, _("The file is larger than %(size)s MB.",
                                         size=MAX_BYTES // (1024 * 1024)))])
+
+
+def decode(data: bytes) -> str:
+    """Decode UTF-8 (with or without BOM) or else Windows-1252; raise RosterError otherwise."""
+    check_size(data)
     if data.startswith(UTF16_BOMS):
         raise RosterError([Problem(1, _("The file is UTF-16 text: save it as "
                                         "'CSV UTF-8' or 'CSV (semicolon separated)'."))])
@@ -95,14 +101,14 @@ def delimiter(header_line: str) -> str:
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
-def check_header(cells: list[str]) -> list[str]:
+def check_header(cells: list[str], line: int = 1) -> list[str]:
     """Return the normalised column names, or raise RosterError for a wrong header."""
     names = [cell.strip().lower() for cell in cells]
     unknown = [n for n in names if n not in REQUIRED + OPTIONAL]
     missing = [n for n in REQUIRED if n not in names]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if unknown or missing or doubled:
-        raise RosterError([Problem(1, _(
+        raise RosterError([Problem(line, _(
             "Wrong header (%(details)s): expected %(expected)s.",
             details="; ".join(header_faults(unknown, missing, doubled)),
             expected=_("Name, Klasse, Jahrgang and optionally Startnummer")))])
@@ -155,6 +161,33 @@ def _data_rows(reader, columns: list[str]) -> tuple[list[_Row], list[Problem]]:
         rows.append(_Row(line, dict(zip(columns, cells))))
     if not rows and not problems:
         raise RosterError([Problem(1, _("The file has a header but no runners."))])
+    return rows, problems
+
+
+def sheet_rows(lines: list[tuple[int, list[str]]]) -> tuple[list[_Row], list[Problem]]:
+    """Turn a spreadsheet's non-blank rows (row number, cells), header first, into data rows.
+
+    A spreadsheet leaves out empty cells at the end of a row: those are empty columns,
+    while a filled cell beyond the header's columns is a wrong row.
+    """
+    if not lines:
+        raise RosterError([Problem(1, _("The file is empty: expected the header "
+                                        "Name,Klasse,Jahrgang and one line per runner."))])
+    header_line, header = lines[0]
+    columns = check_header(header, header_line)
+    rows, problems = [], []
+    for line, cells in lines[1:]:
+        if len(rows) + len(problems) >= MAX_ROWS:
+            raise RosterError(problems + [Problem(line, _(
+                "Too many rows: at most %(max)s runners per file.", max=number_text(MAX_ROWS)))])
+        if any(cell.strip() for cell in cells[len(columns):]):
+            problems.append(Problem(line, _("Expected %(expected)s columns, found %(found)s.",
+                                            expected=len(columns), found=len(cells))))
+            continue
+        cells = cells[:len(columns)] + [""] * (len(columns) - len(cells))
+        rows.append(_Row(line, dict(zip(columns, cells))))
+    if not rows and not problems:
+        raise RosterError([Problem(header_line, _("The file has a header but no runners."))])
     return rows, problems
 
 
@@ -258,17 +291,24 @@ def _twice_text(row: _Row, where: str, number: int) -> str:
 def parse_roster(data: bytes, existing: Iterable[tuple[int, str, str]],
                  validate: Callable[..., dict], highest: int = 999_999,
                  pool: NumberPool | None = None) -> list[dict]:
-    """Check a whole roster file against the runners in use; return every runner or raise.
+    """Check a whole roster CSV against the runners in use; return every runner or raise.
 
     `existing` holds (start_number, name, class) of the runners already there;
     `validate(start_number, name, class_, grade)` cleans one runner or raises
     InputError; rows without a start number continue after the highest in use up to
     `highest`, or, given a `pool`, take its free numbers (too few refuse the file).
     """
+    rows, problems = read_rows(decode(data))
+    return check_roster(rows, problems, existing, validate, highest, pool)
+
+
+def check_roster(rows: list[_Row], problems: list[Problem],
+                 existing: Iterable[tuple[int, str, str]], validate: Callable[..., dict],
+                 highest: int = 999_999, pool: NumberPool | None = None) -> list[dict]:
+    """Check a roster's rows (read from a CSV or a spreadsheet) as parse_roster does."""
     existing = list(existing)
     taken = {number for number, _name, _class in existing}
-    rows, problems = read_rows(decode(data))
-    problems += check_numbers(rows, taken)
+    problems = problems + check_numbers(rows, taken)
     if pool is None:
         assign_numbers(rows, taken, highest)
     else:

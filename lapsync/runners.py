@@ -1,5 +1,5 @@
-"""Runners in both apps: a runner's fields checked, the add/edit form and the roster CSV
-upload form served."""
+"""Runners in both apps: a runner's fields checked, the add/edit form and the roster
+upload form (CSV or XLSX) served."""
 from __future__ import annotations
 
 import unicodedata
@@ -66,7 +66,7 @@ def roster_upload(template: str, importer, db, index_endpoint: str):
         return render_template(template)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        error = InputError("missing_file", _("Choose a CSV file to import."), 400)
+        error = InputError("missing_file", _("Choose a CSV or Excel file to import."), 400)
         if wants_json():
             raise error
         return render_template(template, error=error), 400

@@ -1,6 +1,6 @@
-"""The roster at central: CSV import, add and edit runners, printable start-number sheets and labels.
+"""The roster at central: CSV/XLSX import, add and edit runners, start-number sheets and labels.
 
-Same rules as the laptop: the school office CSV goes through lapsync/roster_csv.py and
+Same rules as the laptop: the school office CSV or XLSX goes through lapsync/roster_file.py and
 every runner through lapsync/runners.validate_runner. Every runner written here gets
 central's hlc and origin and a new change id, so every laptop pulls it; clashes are
 recorded with the function the push uses (sync/ledger.py, detect_clashes).
@@ -8,7 +8,9 @@ recorded with the function the push uses (sync/ledger.py, detect_clashes).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import click
 import psycopg
 from flask import (
     Blueprint,
@@ -18,15 +20,18 @@ from flask import (
     render_template,
     request,
 )
+from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync import roster_csv
+from lapsync import roster_csv, roster_file
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
+from lapsync.roster_csv import RosterError
 from lapsync.runners import (
     RunnerForm,
     added_text,
+    imported_text,
     roster_upload,
     saved_text,
     typed_runner,
@@ -36,7 +41,7 @@ from lapsync.runners import (
 from . import clock, labels, search
 from .auth import admin_required, login_required
 from .blocks import check_unreserved, free_gap_end, next_free_number
-from .db import get_db, now_ms, write_transaction
+from .db import connection, get_db, now_ms, write_transaction
 from .ledger import detect_clashes, upsert_runner
 from .settings import get_settings
 
@@ -148,7 +153,7 @@ def edit_runner(conn: psycopg.Connection, runner_id: str, version: str | int | N
 
 
 def import_roster(conn: psycopg.Connection, data: bytes) -> int:
-    """Import a roster CSV whole in one transaction, or raise RosterError; return the count.
+    """Import a roster CSV or XLSX whole in one transaction, or raise RosterError; return the count.
 
     One hlc for the whole import: each runner is its own last-writer-wins register,
     so they may share a timestamp, and 10,000 ticks within one millisecond would
@@ -159,8 +164,8 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
                     conn.execute("SELECT start_number, name, class FROM runner")]
         # Rows without a number continue after the highest free one, up to the next block.
         following = next_free_number(conn)
-        runners = roster_csv.parse_roster(data, existing, unreserved_validator(conn),
-                                          free_gap_end(conn, following))
+        runners = roster_file.parse_roster(data, existing, unreserved_validator(conn),
+                                           free_gap_end(conn, following))
         ids = [new_id() for _runner in runners]
         conn.execute(INSERT_MANY, {
             "hlc": clock.tick(conn), "origin": clock.node_id(conn), "ids": ids,
@@ -225,7 +230,7 @@ def edit(runner_id: str):
 @bp.route("/import", methods=["GET", "POST"])
 @admin_required
 def import_csv():
-    """Import a school office roster CSV (admin): all rows or none."""
+    """Import a school office roster CSV or XLSX (admin): all rows or none."""
     return roster_upload("roster_import.html", import_roster, get_db(), "roster.index")
 
 
@@ -270,6 +275,28 @@ def label_sheets():
                            count=len(runners), barcode=labels.code128_svg)
 
 
+@click.command("import-runners")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_runners_command(file: Path) -> None:
+    """Import runners from a school office CSV or XLSX file, all rows or none.
+
+    \b
+    The same file and rules as the import page and the laptop's import-runners:
+    header Name,Klasse,Jahrgang and optionally Startnummer; an Excel workbook's
+    first sheet. Rows without a start number get the next free ones at central.
+    A bad file changes nothing: every bad line is listed and the exit code is 1.
+    """
+    try:
+        with file.open("rb") as handle, connection() as conn:
+            count = import_roster(conn, handle.read(roster_csv.MAX_BYTES + 1))
+    except RosterError as exc:
+        click.echo(roster_csv.format_report(exc), err=True)
+        raise SystemExit(1)
+    click.echo(imported_text(count, str(file)))
+
+
 def init_app(app: Flask) -> None:
-    """Register the roster blueprint."""
+    """Register the roster blueprint and the import-runners command."""
     app.register_blueprint(bp)
+    app.cli.add_command(import_runners_command)

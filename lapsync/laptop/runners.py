@@ -15,7 +15,7 @@ from flask import (
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync import roster_csv
+from lapsync import roster_csv, roster_file
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import (
@@ -141,13 +141,13 @@ def update_runner(db: sqlite_utils.Database, runner_id: str, start_number, name,
 
 
 def import_roster(db: sqlite_utils.Database, data: bytes) -> int:
-    """Import a roster CSV whole in one transaction, or raise RosterError; return the count."""
+    """Import a roster CSV or XLSX whole in one transaction, or raise RosterError; return the count."""
     with transaction(db):
         existing = db.execute("SELECT start_number, name, class FROM runner").fetchall()
         # Rows without a number take free ones of this laptop's block (or the local range),
         # never the next after the highest: those may be another laptop's or central's.
-        runners = roster_csv.parse_roster(data, existing, validate_runner, MAX_START_NUMBER,
-                                          import_pool(db))
+        runners = roster_file.parse_roster(data, existing, validate_runner, MAX_START_NUMBER,
+                                           import_pool(db))
         for fields in runners:
             save_runner(db, fields)
     return len(runners)
@@ -247,7 +247,7 @@ def edit(runner_id: str):
 @bp.route("/import", methods=["GET", "POST"])
 @admin_required
 def import_csv():
-    """Import a school office roster CSV (admin): all rows or none."""
+    """Import a school office roster CSV or XLSX (admin): all rows or none."""
     return roster_upload("import.html", import_roster, get_db(), "runners.index")
 
 
@@ -255,11 +255,13 @@ def import_csv():
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @with_appcontext
 def import_runners_command(file: Path) -> None:
-    """Import runners from a school office CSV file, all rows or none.
+    """Import runners from a school office CSV or XLSX file, all rows or none.
 
     \b
     Header: Name,Klasse,Jahrgang and optionally Startnummer, in any order;
     ',' or ';' between fields; UTF-8 (with or without BOM) or Windows-1252.
+    An Excel workbook's first sheet is read, the header in its first filled row;
+    the report names the sheet's row numbers.
     Rows without a start number get the free numbers of this laptop's block from
     central (before the first pull: the local range 90000-90999); when too few are
     free, the file is refused: type the numbers into it or ask central for more.

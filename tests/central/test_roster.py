@@ -118,7 +118,7 @@ def test_import_report_as_json_for_json_clients(central_admin, central_db):
 
 def test_import_without_a_file_is_a_400(central_admin, central_db):
     response = central_admin.post("/runners/import", data={"csrf_token": central_admin.csrf})
-    assert response.status_code == 400 and "Choose a CSV file" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "Choose a CSV or Excel file" in response.get_data(as_text=True)
 
 
 def test_import_leaves_existing_clashes_alone_and_adds_none(central_admin, central_db, device_token):

@@ -226,7 +226,7 @@ def test_upload_without_a_file(nameless):
     response = client.post("/import", data={}, headers=JSON, content_type="multipart/form-data")
     assert response.status_code == 400
     assert response.get_json() == {"error": "missing_file",
-                                   "message": "Choose a CSV file to import."}
+                                   "message": "Choose a CSV or Excel file to import."}
     assert importer.calls == []
 
 

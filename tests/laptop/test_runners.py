@@ -382,7 +382,7 @@ def test_import_without_a_file_is_refused(admin, db, runners):
     before = snapshot(db)
     response = admin.post("/runners/import", data={"csrf_token": admin.csrf},
                           content_type="multipart/form-data")
-    assert response.status_code == 400 and "Choose a CSV file" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "Choose a CSV or Excel file" in response.get_data(as_text=True)
     assert snapshot(db) == before
 
 
