@@ -1,4 +1,4 @@
-"""Results out: the CSV export, printable class lists and certificates.
+"""Results out: the CSV exports, printable class lists and certificates.
 
 Laps come from runner_total (kept in step with laps and voids by every writer, so
 voided laps never count) and are never counted from the lap table: the export
@@ -12,6 +12,10 @@ and never runs as a formula (CSV/formula injection). So does each such piece aft
 a ";" inside a cell: German Excel splits a comma-separated file on ";", and
 "x;=1+1" would otherwise leave a formula in a cell of its own. Numbers are never
 changed or quoted.
+
+Beside it, /admin/results-de.csv is the same for German Excel, which splits a CSV on
+";" and reads "1,2" as a number: semicolons, German headers, distances with a decimal
+comma (metres and kilometres), the same BOM, quoting and formula guard.
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ import io
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 
 import psycopg
@@ -80,32 +85,77 @@ def distance_m(laps: int, metres_per_lap: float | None) -> int | float | None:
     return int(value) if float(value).is_integer() else round(value, 2)
 
 
-def export_filename(event_name: str | None) -> str:
-    """Return the CSV's file name with the event name reduced to safe ASCII."""
+def export_filename(event_name: str | None, stem: str = "results", suffix: str = "csv") -> str:
+    """Return an export's file name with the event name reduced to safe ASCII."""
     text = unicodedata.normalize("NFKD", (event_name or "").replace("ß", "ss"))
     slug = re.sub(r"[^A-Za-z0-9]+", "-", text.encode("ascii", "ignore").decode()).strip("-")
     slug = slug[:60].rstrip("-")
-    return f"results-{slug}.csv" if slug else "results.csv"
+    return f"{stem}-{slug}.{suffix}" if slug else f"{stem}.{suffix}"
 
 
-def csv_row(row: dict, metres_per_lap: float | None) -> list:
+@dataclass(frozen=True)
+class CsvStyle:
+    """How a results CSV is written: separator, header, and the distance cells of a row."""
+
+    delimiter: str
+    header: tuple[str, ...]
+    distances: Callable[[int | float | None], list]
+
+
+# results.csv: comma, English header, the distance in metres as a number (or empty).
+ENGLISH = CsvStyle(",", HEADER, lambda metres: ["" if metres is None else metres])
+
+
+class GermanDecimal:
+    """A number as German Excel reads it: decimal comma, no grouping, never quoted.
+
+    csv's QUOTE_NONNUMERIC leaves anything with __float__ unquoted and writes its str().
+    """
+
+    def __init__(self, value: float, places: int):
+        self.value = value
+        text = f"{value:.{places}f}".rstrip("0").rstrip(".") if places else f"{value:.0f}"
+        self.text = text.replace(".", ",")
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def german_distances(metres: int | float | None) -> list:
+    """Return the distance cells of the German CSV: metres and kilometres, decimal comma."""
+    if metres is None:
+        return ["", ""]
+    return [GermanDecimal(metres, 2), GermanDecimal(metres / 1000, 3)]
+
+
+# The German export: semicolon (German Excel's list separator), German header, 1,2 not 1.2.
+GERMAN = CsvStyle(";", ("Startnummer", "Name", "Klasse", "Jahrgang", "Runden", "Strecke (m)",
+                        "Strecke (km)"), german_distances)
+
+
+def csv_row(row: dict, metres_per_lap: float | None, style: CsvStyle = ENGLISH) -> list:
     """Return one runner as CSV cells, text cells made Excel-safe."""
     distance = distance_m(row["laps"], metres_per_lap)
     return [row["start_number"], excel_safe(row["name"]), excel_safe(row["class"]), row["grade"],
-            row["laps"], "" if distance is None else distance]
+            row["laps"], *style.distances(distance)]
 
 
-def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None) -> Iterator[str]:
+def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None,
+                       style: CsvStyle = ENGLISH) -> Iterator[str]:
     """Yield the results CSV in chunks: BOM and header, then every runner (server-side cursor)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)  # every text cell quoted
+    # Every text cell quoted; numbers (and what passes for one, German decimals) are not.
+    writer = csv.writer(buffer, delimiter=style.delimiter, quoting=csv.QUOTE_NONNUMERIC)
     buffer.write("\ufeff")
-    writer.writerow(HEADER)
+    writer.writerow(style.header)
     with conn.transaction(), conn.cursor(name="results_csv") as cursor:
         cursor.itersize = CHUNK_ROWS
         cursor.execute(RESULTS, {"class": None})
         for number, row in enumerate(cursor, 1):
-            writer.writerow(csv_row(row, metres_per_lap))
+            writer.writerow(csv_row(row, metres_per_lap, style))
             if number % CHUNK_ROWS == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -185,22 +235,34 @@ def index():
                            event=event_info(conn))
 
 
-@bp.get("/results.csv")
-@login_required
-def results_csv() -> Response:
-    """Download every runner's result as Excel-safe CSV (UTF-8 with BOM), streamed."""
+def csv_download(style: CsvStyle, stem: str) -> Response:
+    """Stream every runner's result as a CSV in style, named after the event."""
     settings = get_settings(get_db())
     app = current_app._get_current_object()
 
     def generate() -> Iterator[str]:
         """Stream on a connection of its own: the request's is released before streaming."""
         with connection(app) as conn:
-            yield from results_csv_chunks(conn, settings.get("metres_per_lap"))
+            yield from results_csv_chunks(conn, settings.get("metres_per_lap"), style)
 
-    filename = export_filename(settings.get("event_name"))
+    filename = export_filename(settings.get("event_name"), stem)
     return Response(generate(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Cache-Control": "no-store"})
+
+
+@bp.get("/results.csv")
+@login_required
+def results_csv() -> Response:
+    """Download every runner's result as Excel-safe CSV (UTF-8 with BOM), streamed."""
+    return csv_download(ENGLISH, "results")
+
+
+@bp.get("/results-de.csv")
+@login_required
+def results_csv_german() -> Response:
+    """Download the same for German Excel: semicolons, German header, decimal comma."""
+    return csv_download(GERMAN, "ergebnisse")
 
 
 def _class_arg() -> str | None:
