@@ -68,7 +68,8 @@ CENTRAL_PAGES = {
     "results": "/admin/results?q=a", "results by class": "/admin/results/classes",
     "certificate": "/admin/certificates/runner/{runner}",
     "certificates of a class": "/admin/certificates/class/10c", "charts": "/charts/",
-    "devices": "/devices/", "settings": "/settings/", "error page": "/no-such-page",
+    "devices": "/devices/", "sync log": "/logs/", "settings": "/settings/",
+    "error page": "/no-such-page",
     "bad filter": "/standings/?grade=99", "home": "/",
     "mail": "/sponsors/mail/", "bank statement": "/sponsors/statement/",
     "freeze and changes": "/sponsors/changes", "letters": "/sponsors/letters",
@@ -82,6 +83,7 @@ CENTRAL_PAGES = {
 }
 # GET routes that answer data, not a page (JSON, CSV, YAML, files).
 NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "live.feed_view", "results.results_csv",
+             "results.results_csv_german", "result_sheets.results_xlsx", "result_sheets.ceremony_xlsx",
              "sponsors.runner_lookup", "money_exports.csv_export", "money_exports.xlsx_export",
              "api.openapi", "api.pull_view", "health.healthz"}
 
