@@ -115,9 +115,14 @@ def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
     if role not in ROLES:
         raise InputError("invalid_role", _("The role must be one of: %(roles)s.",
                                            roles=", ".join(ROLES)))
+    return name, role, validate_password(password)
+
+
+def validate_password(password: str) -> str:
+    """Return a new password as given if it is 8 to 200 characters, else raise InputError."""
     if not 8 <= len(password or "") <= 200:
         raise InputError("invalid_password", _("The password must be 8 to 200 characters."))
-    return name, role, password
+    return password
 
 
 # ---- login rate limit --------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import psycopg
-from flask import Flask, Response, redirect, url_for
+from flask import Flask, Response, g, redirect, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFProtect
@@ -45,6 +45,7 @@ from . import (
     sponsor_views,
     standings,
     statement_views,
+    user_views,
     users,
 )
 
@@ -56,7 +57,9 @@ NAV = [("standings.index", _l("Standings")), ("live.index", _l("Live")),
        ("review.index", _l("Review")), ("roster.index", _l("Runners")),
        ("results.index", _l("Results")), ("sponsors.index", _l("Sponsors")),
        ("charts.index", _l("Charts")),
-       ("devices.index", _l("Devices")), ("settings.index", _l("Settings"))]
+       ("devices.index", _l("Devices")), ("users.index", _l("Users")),
+       ("settings.index", _l("Settings"))]
+ADMIN_NAV = {"users.index"}  # shown to admins only (the pages answer 403 to others)
 FAILED = "Central failed unexpectedly; retry later."
 
 
@@ -141,6 +144,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     devices.init_app(app)
     device_commands.init_app(app)
     users.init_app(app)
+    user_views.init_app(app)
     settings.init_app(app)
     api.init_app(app)
     review.init_app(app)
@@ -161,7 +165,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.context_processor
     def navigation() -> dict:
         """The admin menu: only the rooms this build has (each blueprint adds its own)."""
-        return {"nav": [(endpoint, label) for endpoint, label in NAV if endpoint in app.view_functions]}
+        admin = g.get("user") is not None and g.user["role"] == "admin"
+        return {"nav": [(endpoint, label) for endpoint, label in NAV if endpoint in app.view_functions
+                        and (admin or endpoint not in ADMIN_NAV)]}
 
     @app.get("/")
     def index() -> Response:

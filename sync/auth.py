@@ -34,7 +34,9 @@ FAILURES_OF_PAIR = ("SELECT at FROM login_failure WHERE address = %s AND account
 
 def start_session(conn: psycopg.Connection, name: str, password: str) -> str | None:
     """Check a login; on success store a session valid for 8 h and return its id."""
-    row = conn.execute("SELECT id, password_hash FROM app_user WHERE name = %s", [name]).fetchone()
+    # A deactivated user is answered like an unknown name, as slowly.
+    row = conn.execute("SELECT id, password_hash FROM app_user WHERE name = %s "
+                       "AND deactivated_at IS NULL", [name]).fetchone()
     if row is None:
         return check_unknown_user(password) or None
     if not check_password(row["password_hash"], password):
@@ -44,6 +46,7 @@ def start_session(conn: psycopg.Connection, name: str, password: str) -> str | N
         conn.execute("DELETE FROM user_session WHERE valid_until < %s", [now_ms()])
         conn.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
                      [session_id, row["id"], now_ms() + SESSION_MS])
+        conn.execute("UPDATE app_user SET last_login_at = %s WHERE id = %s", [now_ms(), row["id"]])
     return session_id
 
 
@@ -122,12 +125,13 @@ def rate_limited_login(conn: psycopg.Connection, name: str, password: str, addre
 
 
 def session_user(conn: psycopg.Connection, session_id: str | None) -> dict | None:
-    """Return the user of a valid, unexpired session, or None."""
+    """Return the active user of a valid, unexpired session, or None."""
     if not session_id:
         return None
     return conn.execute(
         "SELECT u.id, u.name, u.role FROM user_session s JOIN app_user u ON u.id = s.user_id "
-        "WHERE s.id = %s AND s.valid_until > %s", [session_id, now_ms()]).fetchone()
+        "WHERE s.id = %s AND s.valid_until > %s AND u.deactivated_at IS NULL",
+        [session_id, now_ms()]).fetchone()
 
 
 def end_session(conn: psycopg.Connection, session_id: str) -> None:

@@ -5,9 +5,14 @@ import psycopg
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 
+from lapsync.authcore import role_label
+
 from .db import now_ms
 
 MAX_DECISIONS = 100
+# The users page's actions (sync/users.py), each told by describe_user.
+USER_ACTIONS = ("create_user", "change_role", "reset_password", "deactivate_user",
+                "reactivate_user")
 
 # A lap central voided can be restored from its log line while central's void stands.
 DECISIONS_SQL = """
@@ -73,7 +78,34 @@ def describe(action: str, d: dict) -> str:
         return _("Device %(name)s may no longer manage the roster.", name=d.get("name"))
     if action == "revoke_device":
         return _("Revoked the token of device %(name)s.", name=d.get("name"))
+    if action in USER_ACTIONS:
+        return describe_user(action, d)
     if action == "settings":
         changes = ", ".join(f"{key} = {value.get('to')}" for key, value in sorted(d.items()))
         return _("Changed the event settings: %(changes)s.", changes=changes)
     return action
+
+
+def describe_user(action: str, d: dict) -> str:
+    """Say in one sentence what a change of a user on the users page did."""
+    if action == "create_user":
+        return _("Created user %(name)s as %(role)s.", name=d.get("name"),
+                 role=role_label(d.get("role", "")))
+    if action == "change_role":
+        return _("Changed the role of %(name)s from %(from)s to %(to)s.", name=d.get("name"),
+                 to=role_label(d.get("to", "")), **{"from": role_label(d.get("from", ""))})
+    if action == "reset_password":
+        return _("Reset the password of %(name)s.", name=d.get("name"))
+    if action == "deactivate_user":
+        return _("Deactivated user %(name)s: they can no longer log in, here or on a laptop "
+                 "after its next sync.", name=d.get("name"))
+    return _("Reactivated user %(name)s.", name=d.get("name"))
+
+
+def user_decisions(conn: psycopg.Connection, limit: int = MAX_DECISIONS) -> list[dict]:
+    """Return the latest changes of users made on the users page, newest first."""
+    rows = conn.execute("SELECT d.id, d.at, d.action, d.details, u.name AS user_name "
+                        "FROM decision d LEFT JOIN app_user u ON u.id = d.user_id "
+                        "WHERE d.action = ANY(%s) ORDER BY d.id DESC LIMIT %s",
+                        [list(USER_ACTIONS), limit]).fetchall()
+    return [{**row, "text": describe(row["action"], row["details"])} for row in rows]

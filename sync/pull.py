@@ -15,7 +15,8 @@ from .db import now_ms
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
 # write_transaction), so every id below the highest visible one is visible too.
 # An admin's password hash goes only to a device trusted to manage users; any other gets
-# WITHHELD_HASH in its place (docs/SECURITY.md).
+# WITHHELD_HASH in its place (docs/SECURITY.md). A deactivated user goes with "active":
+# false and no hash either, so that a laptop that does not know "active" refuses it too.
 # A void central decided, and a runner central merged or renumbered, carry "decision"
 # (who, why, when) so that laptops show it and leave undoing it to central.
 # Rows the pulling laptop made itself are read (own = true) so that the cursor
@@ -41,9 +42,11 @@ PULL_SQL = """
 UNION ALL
 (SELECT change_id, 'user', id, (origin = %(laptop)s) IS TRUE,
         jsonb_build_object('id', id, 'name', name, 'role', role,
-                           'password_hash', CASE WHEN role = 'admin' AND NOT %(trusted)s
+                           'password_hash', CASE WHEN deactivated_at IS NOT NULL
+                                                   OR (role = 'admin' AND NOT %(trusted)s)
                                                  THEN %(withheld)s ELSE password_hash END,
-                           'created_at', created_at, 'hlc', hlc, 'origin', origin)::text
+                           'created_at', created_at, 'hlc', hlc, 'origin', origin,
+                           'active', deactivated_at IS NULL)::text
  FROM app_user WHERE change_id > %(cursor)s ORDER BY change_id LIMIT %(limit)s)
 UNION ALL
 (SELECT v.change_id, 'lap_void', v.lap_id, (v.origin = %(laptop)s) IS TRUE,
