@@ -12,6 +12,7 @@ workers (or a `--preload` master) each open their own connections.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -21,13 +22,16 @@ from pathlib import Path
 
 import click
 import psycopg
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g
 from flask.cli import with_appcontext
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from lapsync import errors
 from lapsync.ids import new_id
+
+from . import migrate
 
 with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
@@ -40,6 +44,7 @@ EMBEDDED_DATABASE = "lapsync"
 WRITE_LOCK = 0x6C617073  # "laps"
 SCHEMA_LOCK = WRITE_LOCK + 1
 _pool_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -102,8 +107,14 @@ def close_pool(app: Flask) -> None:
 
 @contextlib.contextmanager
 def connection(app: Flask | None = None) -> Iterator[psycopg.Connection]:
-    """Borrow an autocommit connection from the pool (use transactions explicitly)."""
+    """Borrow an autocommit connection from the pool (use transactions explicitly).
+
+    The process's first borrowed connection checks the schema: an older database is
+    upgraded, a newer one refused (SchemaTooNew, a 503 to requests).
+    """
+    app = app or current_app._get_current_object()
     with get_pool(app).connection() as conn:
+        ensure_schema(conn, app.extensions["sync_db"])
         yield conn
 
 
@@ -132,14 +143,27 @@ def next_change_id(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT nextval('change_id_seq') AS id").fetchone()["id"]
 
 
-def init_schema(conn: psycopg.Connection) -> None:
-    """Create missing tables, indexes and this node's id; never drops anything."""
+def init_schema(conn: psycopg.Connection) -> list[migrate.Migration]:
+    """Create or upgrade the schema (sync/migrate.py) and this node's id; return migrations run.
+
+    Never drops anything; a database newer than this code is refused (SchemaTooNew).
+    """
+    applied = migrate.upgrade(conn, SCHEMA, SCHEMA_LOCK)
     with conn.transaction():
-        # Two processes running init-db at once must not race on CREATE ... IF NOT EXISTS.
+        # Two processes running init-db at once must not race on meta.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-        conn.execute(SCHEMA.read_text(encoding="utf-8"))
         conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', %s) "
                      "ON CONFLICT (key) DO NOTHING", [new_id()])
+    return applied
+
+
+def ensure_schema(conn: psycopg.Connection, state: dict) -> None:
+    """Bring the database to this code's schema once per process, at its first connection."""
+    if state.get("schema_ready"):
+        return
+    if migrate.check_not_newer(conn) != migrate.latest():
+        init_schema(conn)  # a new or older database: created or upgraded before any use
+    state["schema_ready"] = True
 
 
 def get_meta(conn: psycopg.Connection, key: str, default: str | None = None) -> str | None:
@@ -173,11 +197,12 @@ def release_db(exc: BaseException | None = None) -> None:
 @click.command("init-db")
 @with_appcontext
 def init_db_command() -> None:
-    """Create central's PostgreSQL tables (safe to run again: it never drops data)."""
-    with connection() as conn:
-        init_schema(conn)
-        node = get_meta(conn, "node_id")
-    click.echo(f"Initialised central database (node {node}).")
+    """Create central's PostgreSQL tables or bring them to this version (never drops data)."""
+    with get_pool().connection() as conn:
+        for migration in init_schema(conn):
+            click.echo(f"Applied migration {migration.version:04d} {migration.name}")
+        node, version = get_meta(conn, "node_id"), migrate.version(conn)
+    click.echo(f"Initialised central database (node {node}, schema version {version}).")
 
 
 @click.command("pg-url")
@@ -198,8 +223,17 @@ def pg_stop_command() -> None:
     click.echo(f"Stopped the embedded PostgreSQL in {current_app.config['PGDATA']}.")
 
 
+def schema_too_new(exc: migrate.SchemaTooNew) -> Response:
+    """Answer 503 while the database is newer than this code (logged: the operator must act)."""
+    log.error("%s", exc.message)
+    response = errors.handled_error("schema_too_new", exc.message, 503)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 def init_app(app: Flask) -> None:
-    """Register the database CLI commands."""
+    """Register the database CLI commands and the refusal of a too new database."""
+    app.register_error_handler(migrate.SchemaTooNew, schema_too_new)
     app.teardown_appcontext(release_db)
     app.cli.add_command(init_db_command)
     app.cli.add_command(pg_url_command)

@@ -329,7 +329,9 @@ def test_trust_is_read_at_each_push_and_refused_changes_are_listed(central_db, c
 def test_an_old_database_gets_the_flag_from_init_db_or_the_first_sync(central_app, central_db,
                                                                       device_token):
     central_db.execute("ALTER TABLE device DROP COLUMN manage_users")  # as a central from before device rights
+    central_db.execute("DROP TABLE schema_migration")  # made before numbered migrations
     assert authenticate(central_db, f"Bearer {device_token}")["manage_users"] is False
     central_db.execute("ALTER TABLE device DROP COLUMN manage_users")
+    central_db.execute("DROP TABLE schema_migration")
     assert central_app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
     assert find_device(central_db, device_token)["manage_users"] is False

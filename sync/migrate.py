@@ -1,0 +1,93 @@
+"""Numbered migrations of central's PostgreSQL database, recorded in table schema_migration.
+
+A new database (no table meta yet) is made from the full sync/schema.sql and stamped
+with the latest version. An existing one gets the migrations after its version, in
+order, each in one transaction together with its row in schema_migration; a database
+without that table was made before migrations existed (version 0: the release of
+2026-12-06 or later). A database newer than this code is refused. Every step holds
+an advisory lock, so two processes starting together apply each migration once.
+
+Migrations live in sync/migrations/NNNN_name.sql and never drop data. Adding a table
+or column to schema.sql means adding the migration that gives it to existing
+databases: tests/central/test_migrations.py compares a migrated 2026-12-06 database
+with a fresh one and names what differs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from lapsync import schema_version
+from lapsync.schema_version import Migration, SchemaTooNew  # noqa: F401 (callers catch it here)
+
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+# Owned here, not by schema.sql nor a migration: it exists before the first migration runs.
+TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at bigint NOT NULL
+)"""
+RECORD = "INSERT INTO schema_migration (version, name, applied_at) VALUES (%s, %s, %s)"
+log = logging.getLogger(__name__)
+
+
+def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
+    """Return central's migrations in order."""
+    return schema_version.migrations(folder)
+
+
+def latest(folder: Path = MIGRATIONS) -> int:
+    """Return the version this code brings a database to."""
+    return len(migrations(folder))
+
+
+def version(conn: psycopg.Connection) -> int | None:
+    """Return the database's schema version: None when empty, 0 when made before migrations."""
+    cursor = conn.cursor(row_factory=tuple_row)
+    if cursor.execute("SELECT to_regclass('meta') IS NULL").fetchone()[0]:
+        return None
+    if cursor.execute("SELECT to_regclass('schema_migration') IS NULL").fetchone()[0]:
+        return 0
+    return cursor.execute("SELECT coalesce(max(version), 0) FROM schema_migration").fetchone()[0]
+
+
+def check_not_newer(conn: psycopg.Connection, known: int | None = None) -> int | None:
+    """Refuse a database newer than this code (SchemaTooNew); return its version."""
+    known = latest() if known is None else known
+    found = version(conn)
+    if found is not None and found > known:
+        raise schema_version.too_new(found, known, f"{conn.info.dbname!r} (central)")
+    return found
+
+
+def upgrade(conn: psycopg.Connection, schema: Path, lock: int,
+            folder: Path = MIGRATIONS) -> list[Migration]:
+    """Create a new database from schema, or apply the pending migrations; return those applied."""
+    known = migrations(folder)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+        found = check_not_newer(conn, len(known))
+        if found is None:  # a new database: the full schema, stamped with every migration
+            conn.execute(schema.read_text(encoding="utf-8"))
+            conn.execute(TABLE)
+            now = time.time_ns() // 1_000_000
+            conn.cursor().executemany(RECORD, [(m.version, m.name, now) for m in known])
+            return []
+    return [m for m in known[found:] if apply(conn, m, lock)]
+
+
+def apply(conn: psycopg.Connection, migration: Migration, lock: int) -> bool:
+    """Apply one migration and record it, in one transaction; False if applied meanwhile."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+        if version(conn) != migration.version - 1:  # another process was first
+            return False
+        conn.execute(migration.sql())
+        conn.execute(TABLE)
+        conn.execute(RECORD, [migration.version, migration.name, time.time_ns() // 1_000_000])
+    log.info("central: applied migration %04d %s", migration.version, migration.name)
+    return True

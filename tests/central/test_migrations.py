@@ -1,0 +1,147 @@
+"""Central's schema migrations: a 2026-12-06 database upgraded equals a fresh one, data kept."""
+from __future__ import annotations
+
+import itertools
+import os
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from lapsync.devkit.postgres import admin_execute, drop_database, with_database
+from lapsync.devkit.schemas import differences, postgres_schema
+from sync import create_app, migrate
+from sync.db import SCHEMA, SCHEMA_LOCK, close_pool, init_schema
+from tests.release import release_file
+
+_names = itertools.count(1)
+LAPTOP = "releaselaptop00000000000"
+
+
+@pytest.fixture
+def empty_url(pg_server_url):
+    """Return the URL of a new, empty database, dropped after the test."""
+    name = f"lapsync_migrate_{os.getpid()}_{next(_names)}"
+    admin_execute(pg_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(pg_server_url, name)
+    drop_database(pg_server_url, name)
+
+
+def release_database(url: str) -> None:
+    """Make central's database the way the release of 2026-12-06 did, with a little of everything."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(release_file("sync/schema.sql"))
+        conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', 'releasenode0000000000000')")
+        conn.execute("INSERT INTO device (name, token_hash, laptop_id, created_at, last_seq) "
+                     "VALUES ('laptop-a', 'hash', %s, 1, 3)", [LAPTOP])
+        for row in [("u1", "tom", "teacher", LAPTOP), ("u2", "ada", "admin", "releasenode0000000000000")]:
+            conn.execute("INSERT INTO app_user (id, name, password_hash, role, created_at, hlc, "
+                         "origin, change_id) VALUES (%s, %s, 'h', %s, 1, '0000000000001.0000', %s, "
+                         "nextval('change_id_seq'))", row)
+        conn.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, "
+                     "change_id) VALUES ('r1', 7, 'Anna', '5a', 5, '0000000000001.0000', %s, "
+                     "nextval('change_id_seq'))", [LAPTOP])
+        conn.execute("INSERT INTO lap (id, runner_id, created_by, device_time, device_id, pushed_by, "
+                     "received_at, clock_offset_ms) VALUES ('l1', 'r1', 'u1', 5, %s, 1, 6, 0)", [LAPTOP])
+        conn.execute("INSERT INTO lap_void (lap_id, voided, at, by, hlc, origin, change_id) VALUES "
+                     "('l1', true, 7, 'u1', '0000000000002.0000', %s, nextval('change_id_seq'))", [LAPTOP])
+
+
+def test_a_release_database_migrated_has_exactly_the_fresh_schema(empty_url, pg_url):
+    release_database(empty_url)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        applied = init_schema(conn)
+        migrated = postgres_schema(conn)
+        assert migrate.version(conn) == migrate.latest() >= 1
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # made from the full schema
+        fresh = postgres_schema(conn)
+        assert migrate.version(conn) == migrate.latest()
+    assert [m.version for m in applied] == list(range(1, migrate.latest() + 1))
+    # A table, column, constraint or index added to sync/schema.sql without a migration:
+    found = differences(migrated, fresh)
+    assert not found, "sync/schema.sql and sync/migrations/ differ:\n" + "\n".join(found)
+
+
+def test_an_upgrade_keeps_every_row_and_fills_what_the_new_columns_need(empty_url):
+    release_database(empty_url)
+    with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
+        before = conn.execute("SELECT max(change_id) AS top FROM app_user").fetchone()["top"]
+        init_schema(conn)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()["value"] \
+            == "releasenode0000000000000"
+        assert conn.execute("SELECT id, voided, central FROM lap JOIN lap_void ON lap_id = id").fetchall() \
+            == [{"id": "l1", "voided": True, "central": False}]
+        assert conn.execute("SELECT last_seq, manage_roster FROM device").fetchone() \
+            == {"last_seq": 3, "manage_roster": False}
+        assert conn.execute("SELECT created_on FROM runner").fetchone() == {"created_on": LAPTOP}
+        assert conn.execute("SELECT user_id, laptop_id FROM laptop_user").fetchall() \
+            == [{"user_id": "u1", "laptop_id": LAPTOP}]
+        # Every laptop pulls the admins again (their hashes now go to trusted devices only).
+        assert conn.execute("SELECT change_id FROM app_user WHERE id = 'u2'").fetchone()["change_id"] > before
+        rows = conn.execute("SELECT version, name FROM schema_migration ORDER BY version").fetchall()
+        assert [r["version"] for r in rows] == list(range(1, migrate.latest() + 1))
+
+
+def test_a_new_database_is_the_full_schema_stamped_with_every_version(empty_url):
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        assert migrate.version(conn) is None
+        assert init_schema(conn) == []
+        assert migrate.version(conn) == migrate.latest()
+        assert init_schema(conn) == []  # again: nothing to do
+        assert conn.execute("SELECT count(*) FROM schema_migration").fetchone() == (migrate.latest(),)
+
+
+def test_a_failing_migration_leaves_the_database_at_the_version_before(empty_url, tmp_path):
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE first (id int PRIMARY KEY);")
+    (tmp_path / "0002_broken.sql").write_text("CREATE TABLE second (id int);\nSELECT * FROM nowhere;")
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            migrate.upgrade(conn, SCHEMA, SCHEMA_LOCK, tmp_path)
+        assert migrate.version(conn) == 1
+        assert conn.execute("SELECT to_regclass('first') IS NOT NULL, "
+                            "to_regclass('second') IS NULL").fetchone() == (True, True)
+
+
+def test_central_upgrades_an_older_database_at_its_first_connection(empty_url):
+    release_database(empty_url)
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": empty_url})
+    try:
+        assert app.test_client().get("/healthz").status_code == 200
+    finally:
+        close_pool(app)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        assert migrate.version(conn) == migrate.latest()
+
+
+@pytest.fixture
+def newer_url(pg_url):
+    """A central database stamped one version later than this code knows."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migration VALUES (%s, 'from_the_future', 0)",
+                     [migrate.latest() + 1])
+    return pg_url
+
+
+def test_a_newer_database_is_refused_by_init_db_with_a_clear_message(newer_url):
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": newer_url})
+    try:
+        result = app.test_cli_runner().invoke(args=["init-db"])
+    finally:
+        close_pool(app)
+    assert result.exit_code == 1
+    assert f"has schema version {migrate.latest() + 1}" in result.output
+    assert "newer lapsync" in result.output and "Nothing was changed" in result.output
+
+
+def test_a_newer_database_answers_503_with_the_reason_not_a_500(newer_url):
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": newer_url})
+    try:
+        response = app.test_client().get("/healthz")
+        again = app.test_client().post("/api/v1/push", json={})
+    finally:
+        close_pool(app)
+    assert response.status_code == again.status_code == 503
+    assert response.json["error"] == "schema_too_new"
+    assert "newer lapsync" in response.json["message"]
