@@ -1,6 +1,9 @@
 """The decision log: who decided what at central, newest first, in one sentence each."""
 from __future__ import annotations
 
+import json
+import logging
+
 import psycopg
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
@@ -10,6 +13,8 @@ from lapsync.authcore import role_label
 from .db import now_ms
 
 MAX_DECISIONS = 100
+MAX_LOGGED = 300  # characters of a decision's details in the log file
+log = logging.getLogger(__name__)
 # The users page's actions (sync/users.py), each told by describe_user.
 USER_ACTIONS = ("create_user", "change_role", "reset_password", "deactivate_user",
                 "reactivate_user")
@@ -27,10 +32,14 @@ LIMIT %s
 
 def log_decision(conn: psycopg.Connection, user_id: str, action: str, subjects: list[str],
                  details: dict) -> int:
-    """Record who decided what on which records (caller's transaction); return its id."""
-    return conn.execute("INSERT INTO decision (at, user_id, action, subject_ids, details) "
-                        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                        [now_ms(), user_id, action, subjects, Jsonb(details)]).fetchone()["id"]
+    """Record who decided what on which records (caller's transaction); log it; return its id."""
+    decision = conn.execute("INSERT INTO decision (at, user_id, action, subject_ids, details) "
+                            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                            [now_ms(), user_id, action, subjects, Jsonb(details)]).fetchone()["id"]
+    # The details as stored for the decision log (secrets are masked by the caller there).
+    log.info("decision %d: %s by user %s on %s: %s", decision, action, user_id, ",".join(subjects),
+             json.dumps(details, default=str, ensure_ascii=False)[:MAX_LOGGED])
+    return decision
 
 
 def decisions(conn: psycopg.Connection, limit: int = MAX_DECISIONS) -> list[dict]:
