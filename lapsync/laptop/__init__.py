@@ -9,7 +9,20 @@ from flask_wtf.csrf import CSRFProtect
 from lapsync import errors, hlc, i18n, logs, web
 from lapsync.web import load_config
 
-from . import auth, bigscreen, client, clock, db, laps, runners, scheduler, serve, sessions
+from . import (
+    auth,
+    backup,
+    bigscreen,
+    client,
+    clock,
+    db,
+    laps,
+    restore,
+    runners,
+    scheduler,
+    serve,
+    sessions,
+)
 
 csrf = CSRFProtect()
 
@@ -47,5 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     runners.init_app(app)
     client.init_app(app)
     scheduler.init_app(app)
+    backup.init_app(app)
+    restore.init_app(app)
     serve.init_app(app)
     return app

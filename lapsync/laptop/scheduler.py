@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import click
 from flask import Flask
@@ -27,6 +28,7 @@ MAX_ROUNDS = 3  # extra rounds when laps arrive during a sync
 MIN_GAP_S = 0.5
 STOP_WAIT_S = 2.0
 log = logging.getLogger(__name__)
+Hook = Callable[[Flask], None]
 
 
 class SyncJob:
@@ -43,6 +45,9 @@ class SyncJob:
         self.nudged_until = 0.0
         self.started = float("-inf")       # monotonic start of the last sync
         self.centrals: dict = {}
+        # Other periodic work on this thread (backups): each (tick, at_stop) is called
+        # with the app after every sync round and once when the job stops.
+        self.hooks: list[tuple[Hook, Hook]] = []
 
     def interval(self) -> float:
         """Return the seconds between background syncs (config SYNC_INTERVAL, at least 0.1)."""
@@ -53,7 +58,16 @@ class SyncJob:
         while not self.stopping.is_set():
             self.due = time.monotonic() + self.interval()
             self.run()
+            self.call_hooks(0)
             self.sleep_until_due()
+
+    def call_hooks(self, which: int) -> None:
+        """Call every hook's tick (0) or at_stop (1), logging rather than raising."""
+        for hook in list(self.hooks):
+            try:
+                hook[which](self.app)
+            except Exception:  # noqa: BLE001 - the sync thread must keep going
+                log.exception("background job %s failed", getattr(hook[which], "__name__", hook))
 
     def sleep_until_due(self) -> None:
         """Wait until `due` (a nudge may bring it forward) or until stopped."""
@@ -138,6 +152,12 @@ def stop(app: Flask, wait: float = STOP_WAIT_S) -> None:
     job.wake.set()
     if job.thread is not threading.current_thread():
         job.thread.join(wait)
+    job.call_hooks(1)
+
+
+def add_hook(app: Flask, tick: Hook, at_stop: Hook) -> None:
+    """Run tick(app) on the sync thread after every sync round, and at_stop(app) when it stops."""
+    app.extensions[EXTENSION].hooks.append((tick, at_stop))
 
 
 def running(app: Flask) -> bool:

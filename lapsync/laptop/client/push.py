@@ -13,6 +13,7 @@ from lapsync import hlc, protocol
 from .. import clock
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
 from .batch import Batch, encode_batch
+from .realign import realign
 from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
 
 MAX_BATCHES_PER_RUN = 10_000      # a run always ends
@@ -147,6 +148,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
     soon as central acknowledges all of n, n + 1 goes out and n is marked pushed
     meanwhile. A batch is marked only after central's answer to it.
     """
+    realign(db, central)  # a restored snapshot: first learn where central has this laptop
     start, seen = first_pending(db), Counter()
     # The backlog found now: laps typed meanwhile go with the next sync, so that a
     # steady stream of laps cannot keep one run going at a few laps per round trip.

@@ -1,0 +1,56 @@
+"""After a restored snapshot: ask central where this laptop stopped, then carry on after it.
+
+restore.py marks a restored database with the snapshot's last seq R (meta
+restored_seq). Central may have applied seqs up to A > R, made by this laptop after
+the snapshot and lost with it; the laptop's own changes since the restore were given
+seqs R+1, R+2, ... which central would skip as applied. So before the first push:
+an empty push answers A; changes after R move to A+1, A+2, ... (same order, no gap);
+changes up to A count as pushed (central has them, by the same seqs); the mark goes.
+All of it in one transaction, and never before central answered.
+"""
+from __future__ import annotations
+
+import sqlite_utils
+
+from ..db import device_id, get_meta, now_ms, transaction
+from .batch import encode_batch
+from .transport import REFUSED, Central, SyncError, as_seq
+
+RESTORED = "restored_seq"  # as restore.py writes it
+
+
+def acked_seq(db: sqlite_utils.Database, central: Central) -> int:
+    """Return the last seq central applied from this laptop (an empty push's answer)."""
+    last = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
+    status, answer = central.push(encode_batch(db, last + 1).body(device_id(db), now_ms()))
+    if status != 200:
+        raise SyncError(REFUSED, f"central answered {status} to the empty push after a restore")
+    return as_seq(answer.get("acked_seq"), "acked_seq")
+
+
+def carry_on(db: sqlite_utils.Database, restored: int, acked: int) -> int:
+    """Move the changes after RESTORED behind ACKED and mark up to ACKED pushed; return how many moved."""
+    with transaction(db):
+        if get_meta(db, RESTORED) is None:  # another sync (the CLI's) did it meanwhile
+            return 0
+        moved = 0
+        if acked > restored:
+            by = acked - restored
+            # Through negative seqs: shifting in place would collide with the rows ahead.
+            moved = db.execute("UPDATE change SET seq = -(seq + ?) WHERE seq > ?", [by, restored]).rowcount
+            db.execute("UPDATE change SET seq = -seq WHERE seq < 0")
+            # The next change gets a seq after central's too, even with none moved.
+            top = max(acked, db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0)
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'change'")
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('change', ?)", [top])
+        db.execute("UPDATE change SET pushed_at = ? WHERE seq <= ? AND pushed_at IS NULL",
+                   [now_ms(), acked])
+        db.execute("DELETE FROM meta WHERE key = ?", [RESTORED])
+    return moved
+
+
+def realign(db: sqlite_utils.Database, central: Central) -> None:
+    """Carry on after central's last applied seq if this database was restored from a snapshot."""
+    restored = get_meta(db, RESTORED)
+    if restored is not None:
+        carry_on(db, int(restored), acked_seq(db, central))
