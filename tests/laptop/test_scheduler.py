@@ -165,3 +165,29 @@ def test_sync_rounds_start_min_gap_apart_while_laps_keep_arriving(tmp_path, monk
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert min(gaps) >= 0.2 - 0.005, gaps
     assert max(gaps) < 0.2 + 0.15, gaps  # paced, not stalled
+
+
+def test_serve_runs_the_sync_also_before_the_laptop_is_connected(tmp_path):
+    """`flask serve` starts the loop without CENTRAL_URL: /connect later needs no restart."""
+    app = live_app(tmp_path, CENTRAL_URL=None, SYNC_ENABLED=False)
+    app.config["SYNC_ENABLED"] = True
+    assert scheduler.should_start(app, {})[0] is False               # the app factory waits
+    assert scheduler.should_start(app, {}, need_central=False) == (True, "started")
+    with click.Context(click.Command("serve"), info_name="serve"):
+        assert scheduler.should_start(app, {"FLASK_DEBUG": "1"}, need_central=False)[0] is True
+
+
+def test_the_sync_thread_stops_and_starts_again(tmp_path, central):
+    app = live_app(tmp_path, CENTRAL_URL=central.url, CENTRAL_TOKEN=TOKEN, SYNC_INTERVAL=0.2)
+    try:
+        assert scheduler.running(app)
+        assert wait_for(lambda: sum(p.endswith("/pull") for p, _ in central.requests) >= 2, 5)
+        scheduler.stop(app)
+        assert not scheduler.running(app)
+        seen = len(central.requests)
+        time.sleep(0.5)
+        assert len(central.requests) == seen  # stopped means no more syncs
+        scheduler.start(app)
+        assert wait_for(lambda: len(central.requests) > seen, 5)
+    finally:
+        scheduler.stop(app)
