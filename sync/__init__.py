@@ -25,10 +25,10 @@ from lapsync.web import load_config
 from . import (
     api,
     auth,
-    backup,
     charts,
     class_lists,
     clock,
+    connect_code,
     db,
     device_commands,
     devices,
@@ -128,6 +128,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         NUMBER_BLOCK_SIZE=100,
         # A pushed stamp further ahead of central's clock is refused (sync/clock.py).
         MAX_CLOCK_AHEAD_S=hlc.MAX_AHEAD_S,
+        # Central's address as laptops reach it, put in the devices page's connect codes
+        # (sync/connect_code.py); unset: the address the admin's browser uses.
+        PUBLIC_URL=None,
     ), test_config)
     csrf.init_app(app)
     i18n.init_app(app)
@@ -137,13 +140,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     db.init_app(app)
-    backup.init_app(app)
     clock.init_app(app)
     auth.init_app(app)
     standings.init_app(app)
     live.init_app(app)
     charts.init_app(app)
     devices.init_app(app)
+    connect_code.init_app(app)
     device_commands.init_app(app)
     users.init_app(app)
     user_views.init_app(app)
