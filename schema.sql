@@ -1,5 +1,8 @@
--- lapsync laptop schema (SQLite). Applied by `flask --app app init-db` and at
--- every start: CREATE ... IF NOT EXISTS only, never DROP.
+-- lapsync laptop schema (SQLite), in full: a new database is made from this file and
+-- stamped with the latest migration's number (lapsync/laptop/migrate.py); an existing
+-- one gets lapsync/laptop/migrations/ instead, at start and by init-db. A table or
+-- column added here needs its migration there too (tests/laptop/test_migrations.py
+-- names what lacks one); new columns go at the end of their table. Never DROP.
 -- Times are epoch milliseconds of this laptop's clock. Ids are cuid2 strings
 -- born on this laptop (or on the laptop/central that created the record).
 

@@ -1,5 +1,8 @@
--- lapsync central schema (PostgreSQL). Applied by `flask --app sync init-db`:
--- CREATE ... IF NOT EXISTS only, never DROP, safe to run again.
+-- lapsync central schema (PostgreSQL), in full: a new database is made from this file
+-- and stamped with every migration (sync/migrate.py); an existing one gets
+-- sync/migrations/ instead, by init-db and at its first connection. A table, column or
+-- index added here needs its migration there too (tests/central/test_migrations.py
+-- names what lacks one). Never DROP.
 -- Times are epoch milliseconds. Ids of users, runners and laps are cuid2 strings
 -- born on the laptop (or at central) that created the record.
 --
