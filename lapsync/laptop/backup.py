@@ -23,10 +23,11 @@ from pathlib import Path
 
 from flask import Flask
 
-if os.name == "nt":
-    import msvcrt
-else:
+try:
     import fcntl
+except ImportError:  # Windows: its own byte-range locks
+    fcntl = None
+    import msvcrt
 
 from . import scheduler
 from .db import OWNER_ONLY, connect
@@ -155,7 +156,7 @@ def try_lock(handle) -> bool:
     """Take an exclusive lock on an open file without waiting; tell whether it was free."""
     try:
         handle.seek(0)  # Windows locks bytes from the position: always the first one
-        if os.name == "nt":
+        if fcntl is None:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         else:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
