@@ -1,8 +1,6 @@
 """Shared fixtures: a fresh laptop database file per test, users, runners, logins."""
 from __future__ import annotations
 
-pytest_plugins = ["tests.pg"]
-
 import os
 import re
 import shutil
@@ -20,6 +18,8 @@ from lapsync.laptop import create_app
 from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect, set_meta
 from lapsync.laptop.runners import add_runner
+
+pytest_plugins = ["tests.pg"]
 
 PASSWORD = "correct-horse"
 # The apps in this process hash with cheap argon2 parameters, as Django's test settings
