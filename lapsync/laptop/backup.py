@@ -57,7 +57,7 @@ def snapshot(source: sqlite3.Connection, target: Path) -> Path:
         copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
     finally:
         copy.close()
-    with open(part, "rb") as handle:
+    with open(part, "r+b") as handle:  # writable: Windows flushes only such a handle
         os.fsync(handle.fileno())
     os.replace(part, target)
     return target
