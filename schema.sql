@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS user_session (
     valid_until INTEGER NOT NULL                 -- 8 h after login
 );
 
+-- Users central's admin deactivated (a pulled user with "active": false): they cannot log
+-- in here, and their sessions ended when the pull arrived. A pull with "active": true
+-- (central reactivated them) removes the row. Users are never deleted: laps name them.
+CREATE TABLE IF NOT EXISTS inactive_user (
+    user_id TEXT PRIMARY KEY REFERENCES user(id),
+    since   INTEGER NOT NULL                     -- this laptop's clock when it was pulled
+);
+
 -- start_number is unique for runners created here (checked in runners.py);
 -- it is not a UNIQUE constraint because two laptops offline may give the same
 -- number to two runners, and both must survive the merge (central records the

@@ -66,7 +66,9 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) 
 
 def start_session(db: sqlite_utils.Database, name: str, password: str) -> str | None:
     """Check a login; on success store a session valid for 8 h and return its id."""
-    row = db.execute("SELECT id, password_hash FROM user WHERE name = ?", [name]).fetchone()
+    # A user central deactivated is answered like an unknown name, as slowly.
+    row = db.execute("SELECT id, password_hash FROM user WHERE name = ? "
+                     "AND id NOT IN (SELECT user_id FROM inactive_user)", [name]).fetchone()
     if row is None:
         return check_unknown_user(password) or None
     if not check_password(row[1], password):
@@ -144,13 +146,14 @@ def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, addr
 
 
 def session_user(db: sqlite_utils.Database, session_id: str | None) -> dict | None:
-    """Return the user of a valid, unexpired session, or None."""
+    """Return the active user of a valid, unexpired session, or None."""
     if not session_id:
         return None
     rows = list(db.query(
         "SELECT user.id, user.name, user.role FROM user_session "
         "JOIN user ON user.id = user_session.user_id "
-        "WHERE user_session.id = ? AND user_session.valid_until > ?",
+        "WHERE user_session.id = ? AND user_session.valid_until > ? "
+        "AND user.id NOT IN (SELECT user_id FROM inactive_user)",
         [session_id, now_ms()]))
     return rows[0] if rows else None
 
@@ -191,7 +194,8 @@ def users():
         except InputError as exc:
             flash(exc.message, "error")
             status = exc.status
-    rows = list(db.query("SELECT name, role, created_at FROM user ORDER BY name"))
+    rows = list(db.query("SELECT name, role, created_at, id IN (SELECT user_id FROM "
+                         "inactive_user) AS inactive FROM user ORDER BY name"))
     return render_template("users.html", users=rows, roles=ROLES), status
 
 

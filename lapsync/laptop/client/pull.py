@@ -20,6 +20,7 @@ from lapsync.protocol import (
     pulled_integer,
     pulled_text,
 )
+from lapsync.protocol.pull import pulled_flag
 
 from .. import clock
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
@@ -137,7 +138,7 @@ def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
     user = {"id": pulled_id(data, "id"), "name": pulled_text(data, "name", MAX_USER_NAME),
             "password_hash": pulled_text(data, "password_hash", MAX_PASSWORD_HASH),
             "role": pulled_text(data, "role", 20), "created_at": pulled_integer(data, "created_at"), "hlc": pulled_hlc(data["hlc"])}
-    origin = pulled_id(data, "origin")
+    origin, active = pulled_id(data, "origin"), pulled_flag(data, "active", True)
     clock.observe(db, user["hlc"])
     row = db.execute("SELECT hlc, name FROM user WHERE id = ?", [user["id"]]).fetchone()
     refusal = row and user_refusal(db, user, row, me)
@@ -151,12 +152,23 @@ def apply_user(db: sqlite_utils.Database, data: dict, me: str) -> None:
         return
     if row and (user["hlc"], origin) < (row[0], local_origin(db, "user", user["id"], row[0], me)):
         return
+    upsert_user(db, user, origin, active)
+
+
+def upsert_user(db: sqlite_utils.Database, user: dict, origin: str, active: bool) -> None:
+    """Store a pulled user's version that won; a deactivated one can no longer log in here."""
     db.execute("INSERT INTO user (id, name, password_hash, role, created_at, hlc) "
                "VALUES (:id, :name, :password_hash, :role, :created_at, :hlc) "
                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
                "password_hash = excluded.password_hash, role = excluded.role, "
                "hlc = excluded.hlc", user)
     remember_origin(db, "user", user["id"], user["hlc"], origin)
+    if active:
+        db.execute("DELETE FROM inactive_user WHERE user_id = ?", [user["id"]])
+        return
+    db.execute("INSERT OR IGNORE INTO inactive_user (user_id, since) VALUES (?, ?)",
+               [user["id"], now_ms()])
+    db.execute("DELETE FROM user_session WHERE user_id = ?", [user["id"]])
 
 
 def apply_void(db: sqlite_utils.Database, data: dict, me: str) -> None:
