@@ -57,6 +57,7 @@ LAPTOP_PAGES = {
     "lap entry": "/", "runners": "/runners/", "runners search": "/runners/?q=Berg",
     "add runner": "/runners/new", "edit runner": "/runners/{runner}/edit",
     "import": "/runners/import", "users": "/users", "big screen": "/big/", "404": "/no-such-page",
+    "connect to central": "/connect",
 }
 CENTRAL_PAGES = {
     "standings": "/standings/", "standings filtered": "/standings/?class=5a&sort=name",
@@ -68,7 +69,7 @@ CENTRAL_PAGES = {
     "results": "/admin/results?q=a", "results by class": "/admin/results/classes",
     "certificate": "/admin/certificates/runner/{runner}",
     "certificates of a class": "/admin/certificates/class/10c", "charts": "/charts/",
-    "devices": "/devices/", "sync log": "/logs/", "settings": "/settings/",
+    "devices": "/devices/", "users": "/users/", "sync log": "/logs/", "settings": "/settings/",
     "error page": "/no-such-page",
     "bad filter": "/standings/?grade=99", "home": "/",
     "mail": "/sponsors/mail/", "bank statement": "/sponsors/statement/",
