@@ -29,6 +29,7 @@ from . import (
     class_lists,
     clock,
     connect_code,
+    clock_jumps,
     db,
     device_commands,
     devices,
@@ -156,6 +157,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     roster.init_app(app)
     results.init_app(app)
     mail_views.init_app(app)
+    clock_jumps.init_app(app)
     statement_views.init_app(app)
     freeze_views.init_app(app)
     letter_views.init_app(app)

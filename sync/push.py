@@ -13,11 +13,12 @@ from collections.abc import Callable
 import psycopg
 
 from lapsync.hlc import MAX_AHEAD_S
-from lapsync.protocol import DATA_FIELDS, LAP_RUN, ProtocolError
+from lapsync.protocol import CLOCK_JUMPS, DATA_FIELDS, LAP_RUN, ProtocolError
 from lapsync.protocol import last_seq as end_seq
 
 from . import clock
 from .authority import apply_runner, own_laps, own_origin, reject_all, void_refusal
+from .clock_jumps import record_jumps
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
 from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
@@ -210,6 +211,7 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
         new_rejected, inserted = apply_changes(conn, device, kept, batch["device_time"], now)
         new_rejected = sorted(ahead + new_rejected, key=lambda r: r["seq"])
         acked = end_seq(changes[-1]) if changes else last_seq
+        record_jumps(conn, device, batch.get(CLOCK_JUMPS, []), now)
         conn.execute("UPDATE device SET last_seq = %s, last_contact = %s, clock_offset_ms = %s, "
                      "laps_pushed = laps_pushed + %s WHERE id = %s",
                      [acked, now, now - batch["device_time"], inserted, device["id"]])

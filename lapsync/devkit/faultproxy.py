@@ -16,7 +16,8 @@ on a fresh upstream connection, and can, per connection or per request:
 
 Faults come from a seeded Schedule (random.Random(seed): the n-th connection and
 the n-th request draw the same fault in every run with that seed) or are scripted
-for the n-th push (`faults[n] = Fault(...)`, as the integration tests do). `counts`
+for the n-th push (`faults[n] = Fault(...)`, as the integration tests do) or for the next
+requests of a method and path (`path_faults["POST /laps"] = [Fault(...)]`). `counts`
 tallies what was done, by kind. `heal()` ends all faults. `rate` limits the
 throughput in each direction (bytes/s, shared by all connections like one link).
 
@@ -236,6 +237,8 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.exchanges: list[Exchange] = []
         self.faults: dict[int, Fault] = {}
+        # Faults for the next requests of a method and path, e.g. "POST /laps": each used once.
+        self.path_faults: dict[str, list[Fault]] = {}
         self.counts: Counter = Counter()
         self.held, self.release = threading.Event(), threading.Event()
         self.lock, self.stopped, self.healed = threading.Lock(), threading.Event(), False
@@ -255,6 +258,7 @@ class FaultProxy:
         with self.lock:
             self.healed, self.schedule = True, None
             self.faults.clear()
+            self.path_faults.clear()
         self.release.set()
 
     def faults_injected(self) -> Counter:
@@ -313,6 +317,9 @@ class FaultProxy:
             if self.keep_exchanges:
                 self.exchanges.append(exchange)
             fault = self.faults.pop(exchange.push, None)
+            queued = self.path_faults.get(f"{method} {path}")
+            if fault is None and queued:
+                fault = queued.pop(0)
             schedule = None if self.healed else self.schedule
         if fault is None:
             fault = schedule.draw() if schedule is not None else Fault()

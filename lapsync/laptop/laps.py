@@ -22,7 +22,7 @@ from lapsync.ids import new_id
 from lapsync.protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
 from lapsync.text import check_start_number
 
-from . import clock, scheduler
+from . import clock, clockwatch, scheduler
 from .auth import can_record, login_required
 from .client.pull import min_lap_seconds
 from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
@@ -66,11 +66,16 @@ def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | N
     return runners[0]
 
 
-def last_lap_time(db: sqlite_utils.Database, runner_id: str) -> int | None:
-    """Return the time of the runner's latest lap that counts on this laptop."""
-    row = db.execute("SELECT max(time) FROM lap WHERE runner_id = ? AND voided_at IS NULL",
-                     [runner_id]).fetchone()
-    return row[0]
+def last_lap(db: sqlite_utils.Database, runner_id: str, before: int | None = None) -> tuple | None:
+    """Return (rowid, time) of the runner's latest lap that counts here, by entry order.
+
+    Entry order, not the latest time: after the clock was set back, the laps typed
+    before lie "in the future", and every interval from them would look negative.
+    before: only laps entered before this rowid.
+    """
+    return db.execute("SELECT rowid, time FROM lap WHERE runner_id = ? AND voided_at IS NULL "
+                      "AND rowid < ? ORDER BY rowid DESC LIMIT 1",
+                      [runner_id, before or 2 ** 62]).fetchone()
 
 
 def lap_count(db: sqlite_utils.Database, runner_id: str) -> int:
@@ -78,20 +83,29 @@ def lap_count(db: sqlite_utils.Database, runner_id: str) -> int:
     return lap_counts(db, runner_id)[0]
 
 
-def lap_result(db: sqlite_utils.Database, lap: dict, runner: dict, previous: int | None,
-               duplicate: bool = False) -> dict:
+def lap_result(db: sqlite_utils.Database, lap: dict, runner: dict, previous: tuple | None,
+               since: int | None, duplicate: bool = False) -> dict:
     """Describe a recorded lap for the helper: lap, runner, counts, time since previous.
 
     count is the runner's laps on all laptops (own_count: on this one). Other laptops'
     lap times are not pulled, so since_previous_ms is the time since this laptop's
     previous lap of the runner; when there is none here but count > 1, it is None and
-    previous_elsewhere is true. first_lap is true only when count is 1.
+    previous_elsewhere is true. When the clock went back between the two laps by more
+    than was seen, it is None and since_unknown is true. first_lap: count is 1.
     """
     count, own = lap_counts(db, runner["id"])
     return {"lap": {"id": lap["id"], "time": lap["time"]}, "runner": runner,
             "count": count, "own_count": own, "duplicate": duplicate, "first_lap": count == 1,
-            "since_previous_ms": None if previous is None else lap["time"] - previous,
+            "since_previous_ms": since, "since_unknown": previous is not None and since is None,
             "previous_elsewhere": previous is None and count > 1}
+
+
+def since_previous(db: sqlite_utils.Database, previous: tuple | None, until: int,
+                   until_lap: int | None = None) -> int | None:
+    """Return the time since the previous lap (rowid, time), clock jumps taken out; None: unknown."""
+    if previous is None:
+        return None
+    return clockwatch.elapsed_ms(db, previous[1], previous[0], until, until_lap)
 
 
 def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
@@ -102,10 +116,10 @@ def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
         return None
     runner = next(db.query("SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
                            [rows[0]["runner_id"]]))
-    previous = db.execute("SELECT time FROM lap WHERE runner_id = ? AND voided_at IS NULL "
-                          "AND rowid < ? ORDER BY rowid DESC LIMIT 1",
-                          [runner["id"], rows[0]["rowid"]]).fetchone()
-    return lap_result(db, rows[0], runner, previous and previous[0], duplicate=True)
+    lap = rows[0]
+    previous = last_lap(db, runner["id"], before=lap["rowid"])
+    return lap_result(db, lap, runner, previous,
+                      since_previous(db, previous, lap["time"], lap["rowid"]), duplicate=True)
 
 
 def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
@@ -117,19 +131,21 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
         if known:  # a double submit or a retried request: the same lap, once
             return known
         runner = pick_runner(db, start_number, runner_id)
-        previous, now = last_lap_time(db, runner["id"]), now_ms()
-        if previous is not None and now - previous < min_lap_ms and not confirm:
-            seconds = max(0, (now - previous) // 1000)
+        clockwatch.check(db)  # a jump since the last check comes out of the interval below
+        previous, now = last_lap(db, runner["id"]), now_ms()
+        since = since_previous(db, previous, now)
+        # An unknown interval (the clock went back) is never "too soon".
+        if since is not None and since < min_lap_ms and not confirm:
             raise InputError("too_soon", _(
                 "%(name)s (%(number)s) was counted %(seconds)s s ago. Count this lap anyway?",
-                name=runner["name"], number=start_number, seconds=seconds), 409,
-                runner=runner, since_previous_ms=now - previous)
+                name=runner["name"], number=start_number, seconds=since // 1000), 409,
+                runner=runner, since_previous_ms=since)
         lap = {"id": new_id(), "runner_id": runner["id"], "created_by": user_id, "time": now,
                "device_id": device_id(db), "client_key": client_key}
         db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
                    "VALUES (:id, :runner_id, :created_by, :time, :device_id, :client_key)", lap)
         record_change(db, "lap", lap["id"], {k: v for k, v in lap.items() if k != "client_key"})
-        return lap_result(db, lap, runner, previous)
+        return lap_result(db, lap, runner, previous, since)
 
 
 def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
@@ -193,8 +209,10 @@ def recent_laps(db: sqlite_utils.Database, limit: int = RECENT_LIMIT) -> list[di
 
 def render_index(status: int = 200, **context):
     """Render the lap entry page with the recent laps."""
-    return render_template("laps.html", recent=recent_laps(get_db()), recent_limit=RECENT_LIMIT,
-                           client_key=new_id(), js_strings=js_strings(), **context), status
+    db = get_db()
+    return render_template("laps.html", recent=recent_laps(db), recent_limit=RECENT_LIMIT,
+                           client_key=new_id(), js_strings=js_strings(),
+                           clock_jumps=clockwatch.notices(db), **context), status
 
 
 def js_strings() -> dict[str, str]:
@@ -216,11 +234,22 @@ def js_strings() -> dict[str, str]:
         "keys_ignored": _("Keys ignored: choose a runner with its key, or Esc."),
         "choice_cancelled": _("No runner chosen: nothing was recorded."),
         "not_recorded": _("Not recorded."),
-        "no_answer": _("The laptop app did not answer: lap {number} was NOT recorded. "
-                       "Type it again."),
+        "since_unknown": _("time since the last lap unknown: the laptop's clock was changed"),
+        "counted": _("counted"),
+        "checking": _("Checking lap {number} …: the laptop app did not answer. The page asks again "
+                      "as soon as it answers; the lap counts at most once."),
+        "checking_row": _("checking…"),
+        "waiting_after": _("Typed since, sent in this order after it: {numbers}"),
+        "checked_counted": _("Checked after the laptop app answered again: lap {number} is "
+                             "recorded, once."),
+        "checked_not_recorded": _("Checked after the laptop app answered again: lap {number} was "
+                                  "NOT recorded."),
+        "check_failed": _("The laptop app keeps answering {status}: it is not known whether lap "
+                          "{number} counted. Look for it in the recent laps before typing it again."),
         "app_down": _("The laptop app is not answering"),
-        "app_down_detail": _("The laptop app is not answering: laps typed now are NOT recorded. "
-                             "Check the laptop and start the app again."),
+        "app_down_detail": _("The laptop app is not answering. Numbers typed now wait on this page "
+                             "and are sent in typing order when it answers again: keep this page "
+                             "open, check the laptop and start the app again."),
         "app_back": _("The laptop app is answering again."),
         "http_error": _("The laptop app answered {status}."),
         "skipped": _("Skipped: nothing was recorded."),
@@ -271,6 +300,8 @@ def since_text(result: dict) -> str:
         return _("already recorded")
     if result["count"] == 1:
         return _("first lap")
+    if result.get("since_unknown"):
+        return _("time since the last lap unknown: the laptop's clock was changed")
     if since is None:
         return _("previous lap on another laptop")
     text = _("%(minutes)s min %(seconds)s s since last lap",
@@ -352,7 +383,18 @@ def time_of_day(ms: int | None) -> str:
     return "" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
 
 
+@bp.post("/clock-jumps/seen")
+@login_required
+def clock_jumps_seen():
+    """Note that the helper saw the clock jump notices (ids separated by spaces)."""
+    count = clockwatch.acknowledge(get_db(), (request.form.get("ids") or "").split())
+    if wants_json():
+        return jsonify({"acknowledged": count})
+    return redirect(url_for("laps.index"))
+
+
 def init_app(app) -> None:
-    """Register the blueprint and the clock filter."""
+    """Register the blueprint, the clock filter and the clock watch's rate."""
     app.register_blueprint(bp)
     app.add_template_filter(time_of_day, "clock")
+    clockwatch.init_app(app)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from . import limits
 from .encode import Batch, BatchEncoder, push_head
-from .limits import (API_PREFIX, CHANGE_FIELDS, CONTROL_CHARS, DATA_FIELDS, DECISION_ACTIONS,
+from .jumps import CLOCK_JUMP_FIELDS, MAX_CLOCK_JUMPS
+from .limits import (API_PREFIX, CHANGE_FIELDS, CLOCK_JUMPS, CONTROL_CHARS, DATA_FIELDS, DECISION_ACTIONS,
                      GRADES, GZIP, HLC_PATTERN, ID_FIELD, LAP_RUN, LAP_RUN_FIELDS,
                      LOCAL_NUMBERS, MAX_BATCH_BYTES, MAX_BATCH_CHANGES, MAX_CLASS,
                      MAX_ID_LENGTH, MAX_PASSWORD_HASH, MAX_PULL_LIMIT, MAX_REASON,
@@ -22,6 +23,7 @@ from .validate import (ProtocolError, change_count, compact_changes, decode_body
 
 __all__ = [
     "limits", "Batch", "BatchEncoder", "push_head", "API_PREFIX", "CHANGE_FIELDS",
+    "CLOCK_JUMP_FIELDS", "CLOCK_JUMPS", "MAX_CLOCK_JUMPS",
     "CONTROL_CHARS", "DATA_FIELDS", "DECISION_ACTIONS", "GRADES", "GZIP", "HLC_PATTERN",
     "ID_FIELD", "LAP_RUN", "LAP_RUN_FIELDS", "LOCAL_NUMBERS", "MAX_BATCH_BYTES",
     "MAX_BATCH_CHANGES", "MAX_CLASS", "MAX_ID_LENGTH", "MAX_PASSWORD_HASH", "MAX_PULL_LIMIT",

@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from .jumps import encode_jumps
 from .limits import PROTOCOL_VERSION
 
 # A lap's outbox payload exactly as record_change writes it (compact JSON, keys in
@@ -30,10 +31,10 @@ class Batch:
     seqs: list[int]
     runs: bool = False   # holds a compact lap run
 
-    def body(self, laptop_id: str, device_time: int) -> bytes:
+    def body(self, laptop_id: str, device_time: int, clock_jumps: list[dict] | None = None) -> bytes:
         """Return the push body stamped device_time; the batch lets go of its changes (sent once)."""
         changes, self.changes = self.changes, bytearray()
-        return b"".join([push_head(laptop_id, device_time), changes, b"]}"])
+        return b"".join([push_head(laptop_id, device_time, clock_jumps), changes, b"]}"])
 
 
 class BatchEncoder:
@@ -114,7 +115,8 @@ class BatchEncoder:
         return Batch(self.changes, self.seqs, self.runs)
 
 
-def push_head(laptop_id: str, device_time: int) -> bytes:
+def push_head(laptop_id: str, device_time: int, clock_jumps: list[dict] | None = None) -> bytes:
     """Return a push body up to its list of changes, stamped with the laptop's clock."""
     return (f'{{"protocol":{PROTOCOL_VERSION},"device_id":{json.dumps(laptop_id)},'
-            f'"device_time":{device_time},"changes":[').encode()
+            f'"device_time":{device_time},'.encode() + encode_jumps(clock_jumps or [])
+            + b'"changes":[')

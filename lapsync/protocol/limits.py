@@ -11,7 +11,9 @@ MAX_BATCH_BYTES = 16_000_000      # request body bytes per push (decompressed, w
 MAX_PULL_LIMIT = 1000             # changes per pull page
 PUSH_ENTITIES = ("lap", "lap_void", "runner", "user")
 LAP_RUN = "laps"                   # the entity of a compact lap run
-PUSH_ENCODINGS = (LAP_RUN,)        # optional encodings central accepts (push answer)
+CLOCK_JUMPS = "clock_jumps"        # the optional list of clock jumps in a push body (jumps.py)
+# Optional push encodings central accepts (push answer): compact lap runs, clock jump reports.
+PUSH_ENCODINGS = (LAP_RUN, CLOCK_JUMPS)
 GZIP = "gzip"                      # a push body's Content-Encoding, if any
 PUSH_CONTENT_ENCODINGS = (GZIP,)   # Content-Encodings central accepts (push answer)
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")
@@ -28,7 +30,7 @@ GRADES = range(1, 14)
 ROLES = ("admin", "teacher", "viewer")
 HLC_PATTERN = re.compile(r"[0-9]{13}\.[0-9]{4}")  # not \d: that takes any Unicode digit
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-PUSH_FIELDS = ("protocol", "device_id", "device_time", "changes")
+PUSH_FIELDS = ("protocol", "device_id", "device_time", "changes")  # and CLOCK_JUMPS, optional
 CHANGE_FIELDS = ("seq", "entity", "id", "data")
 DATA_FIELDS = {
     "lap": ("id", "runner_id", "created_by", "time", "device_id"),

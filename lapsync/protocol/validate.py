@@ -10,8 +10,10 @@ from typing import Any
 from lapsync.errors import InputError
 
 from . import limits
+from .jumps import clean_jumps
 from .limits import (
     CHANGE_FIELDS,
+    CLOCK_JUMPS,
     CONTROL_CHARS,
     DATA_FIELDS,
     GRADES,
@@ -378,7 +380,9 @@ def validate_push(body: Any) -> dict:
                             f"{PROTOCOL_VERSION}, not {body['protocol']!r}.", 400,
                             supported=[PROTOCOL_VERSION])
     item = _Item("push body")
-    item.fields(body, PUSH_FIELDS)
+    jumps = body.get(CLOCK_JUMPS, []) if isinstance(body, dict) else []
+    item.fields({k: v for k, v in body.items() if k != CLOCK_JUMPS}
+                if isinstance(body, dict) else body, PUSH_FIELDS)
     device_id = item.ident(body, "device_id")
     device_time = item.integer(body, "device_time", 0, MAX_TIME - 1)
     changes = body["changes"]
@@ -394,8 +398,11 @@ def validate_push(body: Any) -> dict:
         count += change_count(cleaned[-1])
         if count > limits.MAX_BATCH_CHANGES:  # compact runs count their laps
             raise _too_many(count)
-    return {"protocol": PROTOCOL_VERSION, "device_id": device_id, "device_time": device_time,
-            "changes": cleaned}
+    valid = {"protocol": PROTOCOL_VERSION, "device_id": device_id, "device_time": device_time,
+             "changes": cleaned}
+    if isinstance(body, dict) and CLOCK_JUMPS in body:  # optional: only laptops that saw a jump
+        valid[CLOCK_JUMPS] = clean_jumps(item, jumps)
+    return valid
 
 
 def validate_setting(key: Any, value: Any) -> Any:

@@ -156,7 +156,7 @@ def test_js_strings_block_in_german_covers_every_key_of_laps_js(teacher, runners
     assert strings["first_lap"] == "erste Runde"
     assert strings["since_last_lap"] == "{time} seit der letzten Runde"
     assert strings["confirm_hint"] == "Enter zählt die Runde, Esc überspringt sie."
-    assert "{number}" in strings["saving"] and "{number}" in strings["no_answer"]
+    assert "{number}" in strings["saving"] and "{number}" in strings["checking"]
     assert all(isinstance(v, str) and v for v in strings.values())
     script = (ROOT / "lapsync" / "laptop" / "static" / "laps.js").read_text(encoding="utf-8")
     used = set(re.findall(r'\bt\("([a-z_]+)"', script))

@@ -37,7 +37,7 @@ def test_the_pull_constants_both_ends_rely_on():
     assert protocol.PULL_ENTITIES == ("runner", "user", "lap_void", "setting", "total")
     assert protocol.SETTINGS == ("min_lap_seconds", "metres_per_lap", "event_name",
                                  "event_date")
-    assert protocol.PUSH_ENCODINGS == ("laps",)
+    assert protocol.PUSH_ENCODINGS == ("laps", "clock_jumps")
     assert protocol.PUSH_CONTENT_ENCODINGS == ("gzip",)
 
 

@@ -870,7 +870,7 @@ def test_laps_go_compact_once_central_announces_it_and_each_lap_arrives_once(
     backlog(db, 150)
     central = RecordingCentral(live_central, device_token)
     result = sync_once(db, central)
-    assert result.error is None and pending(db) == [] and central.encodings == {"laps"}
+    assert result.error is None and pending(db) == [] and central.encodings == {"laps", "clock_jumps"}
     entities = [{c["entity"] for c in body["changes"]} for body in central.bodies]
     assert entities[:2] == [{"lap", "user"}, {"lap"}]       # sent before central's first answer
     assert all(kinds == {"laps"} for kinds in entities[2:]) and len(entities) >= 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from .. import clockwatch
 from ..db import get_db
 from . import connect_page
 from .cli import connect_command, sync_command, sync_status_command
@@ -18,9 +19,11 @@ bp = Blueprint("sync", __name__, url_prefix="/sync")
 
 @bp.get("/status")
 def status():
-    """Answer the sync state shown in the top bar (polled by sync_status.js)."""
-    info = status_for(current_app, get_db())
-    return jsonify({key: info[key] for key in ("state", "text", "level", "pending")})
+    """Answer the sync state shown in the top bar (polled by sync_status.js) and clock jumps."""
+    db = get_db()
+    info = status_for(current_app, db)
+    return jsonify({**{key: info[key] for key in ("state", "text", "level", "pending")},
+                    "clock_jumps": clockwatch.notices(db)})
 
 
 def init_app(app: Flask) -> None:

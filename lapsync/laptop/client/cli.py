@@ -14,6 +14,7 @@ from lapsync import hlc, protocol
 from lapsync.errors import InputError
 from lapsync.text import age
 
+from .. import clockwatch
 from ..db import connect, device_id, now_ms
 from .connect import config_file, validate_token, validate_url
 from .connecting import first_sync, store_central
@@ -144,6 +145,12 @@ def status_lines(info: dict, now: int) -> list[str]:
             lines.append(f"clock:         this laptop's clock is {hlc.span(info['clock_offset_ms'])} "
                          "ahead of central's: central refuses its edits of runners, users and "
                          "voids until its date and time are right")
+    lines += [f"past error:    {past['error']}" + (f" at {when(past['at_ms'], now)}" if past["at_ms"] else "")
+              + " (cleared by a later success)" for past in info.get("past_errors", [])]
+    lines += [f"clock jump:    {jump['jump_ms'] // 1000:+d} s, noticed at {when(jump['at'], now)} "
+              f"after outbox seq {jump['after_seq']}; "
+              + ("reported to central" if jump["reported_at"] else "not reported to central yet")
+              for jump in info.get("clock_jumps", [])]
     lines.append(f"rejected:      {info['rejected']}")
     lines += [f"  {item['direction']} {item['ref']} {item['entity']} {item['entity_id']}: "
               f"{item['error']} {item['message']}".rstrip() for item in info["rejected_items"]]
@@ -160,6 +167,7 @@ def sync_status_command(as_json: bool) -> None:
         now = now_ms()
         info = status_for(current_app, db)
         info.update(device_id=device_id(db), rejected_items=rejected_items(db), now_ms=now,
+                    clock_jumps=clockwatch.history(db),
                     clock_bound_ms=round(float(current_app.config["MAX_CLOCK_AHEAD_S"]) * 1000))
     finally:
         db.close()

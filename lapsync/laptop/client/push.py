@@ -10,7 +10,7 @@ import sqlite_utils
 
 from lapsync import hlc, protocol
 
-from .. import clock
+from .. import clock, clockwatch
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
 from .batch import Batch, encode_batch
 from .realign import realign
@@ -130,6 +130,30 @@ def push_once(db: sqlite_utils.Database, central: Central, start: int,
     return settle(db, central, *send(central, device_id(db), batch), result)
 
 
+def report_jumps(db: sqlite_utils.Database, central: Central, result: SyncResult) -> None:
+    """Send the clock jumps central has not taken yet, in an empty push (if central takes them).
+
+    A central that refuses the report (422) is not asked again until it announces
+    clock jumps anew: the report must never stop the laps going.
+    """
+    jumps = clockwatch.unreported(db, protocol.MAX_CLOCK_JUMPS)
+    if not jumps or protocol.CLOCK_JUMPS not in central.encodings:
+        return
+    last = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
+    sent = now_ms()
+    try:
+        status, answer = central.push(encode_batch(db, last + 1).body(device_id(db), sent, jumps))
+    except SyncError as exc:
+        if exc.kind != REFUSED:
+            raise
+        central.encodings.discard(protocol.CLOCK_JUMPS)
+        with transaction(db):
+            remember_encodings(db, central)
+        return
+    settle(db, central, status, answer, sent, now_ms(), result)
+    clockwatch.mark_reported(db, [jump["id"] for jump in jumps])
+
+
 def compact_refused(db: sqlite_utils.Database, central: Central, batch: Batch,
                     error: SyncError) -> SyncError:
     """Stop sending lap runs after central refused a batch holding one (e.g. a downgrade)."""
@@ -149,7 +173,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
     meanwhile. A batch is marked only after central's answer to it.
     """
     realign(db, central)  # a restored snapshot: first learn where central has this laptop
-    start, seen = first_pending(db), Counter()
+    start = first_pending(db)
     # The backlog found now: laps typed meanwhile go with the next sync, so that a
     # steady stream of laps cannot keep one run going at a few laps per round trip.
     end = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
@@ -159,6 +183,14 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
         # that central leaves this laptop's own changes out of the pull.
         last = db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0
         start = push_once(db, central, last + 1, result, allow_empty=True)
+    push_backlog(db, central, result, progress, start, end)
+    report_jumps(db, central, result)  # after the batches: their answers tell if central takes it
+
+
+def push_backlog(db: sqlite_utils.Database, central: Central, result: SyncResult,
+                 progress: Callable[[int], None] | None, start: int | None, end: int) -> None:
+    """Push the outbox from seq START up to END, pipelined (see push)."""
+    seen = Counter()
     laptop_id, batch, inflight = device_id(db), None, None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lapsync-push") as sender:
         for _ in range(MAX_BATCHES_PER_RUN):

@@ -1,6 +1,7 @@
 """One sync run and its state: backoff, auth failures, last success, the background job."""
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections.abc import Callable
@@ -8,6 +9,7 @@ from collections.abc import Callable
 import sqlite_utils
 from flask import Flask
 
+from .. import clockwatch
 from ..db import connect, get_meta, now_ms, set_meta, transaction
 from .connect import refresh_central_config
 from .pull import pull
@@ -23,8 +25,13 @@ from .transport import (
 
 BACKOFF_BASE_MS = 1_000
 BACKOFF_CAP_MS = 30 * 1000       # back within 30 s of central returning, at ~1 request/15 s while down
+# attempts numbers every sync attempt; last_success_attempt and last_error_attempt say
+# which attempt ended how. The badge follows their order, never the wall clock, which
+# may have been set back since (docs/RELIABILITY.md).
 STATE_KEYS = ("last_success_ms", "last_error", "last_error_ms", "auth_failed",
-              "backoff_until_ms", "failures", "clock_offset_ms")
+              "backoff_until_ms", "failures", "clock_offset_ms", "attempts",
+              "last_success_attempt", "last_error_attempt", "past_errors")
+PAST_ERRORS = 5  # errors a success moved into the history sync-status shows
 
 
 def backoff_ms(failures: int, rng: random.Random | None = None) -> int:
@@ -53,9 +60,31 @@ def blocked(db: sqlite_utils.Database, fingerprint: str, now: int | None = None)
     return None
 
 
+def next_attempt(db: sqlite_utils.Database) -> str:
+    """Count one more sync attempt (inside the caller's transaction); return its number."""
+    attempt = str(int(get_meta(db, "attempts", "0") or 0) + 1)
+    set_meta(db, "attempts", attempt)
+    return attempt
+
+
+def retire_error(db: sqlite_utils.Database) -> None:
+    """Move the last error into the short history of past errors (caller's transaction)."""
+    error = get_meta(db, "last_error")
+    if not error:
+        return
+    past = json.loads(get_meta(db, "past_errors") or "[]")
+    past.insert(0, {"error": error, "at_ms": int(get_meta(db, "last_error_ms") or 0) or None,
+                    "failures": int(get_meta(db, "failures") or 0)})
+    set_meta(db, "past_errors", json.dumps(past[:PAST_ERRORS]))
+    for key in ("last_error", "last_error_ms", "last_error_attempt"):
+        set_meta(db, key, "")
+
+
 def record_success(db: sqlite_utils.Database) -> None:
-    """Note a complete sync; clear failures, backoff and auth state."""
+    """Note a complete sync; clear failures, backoff, auth state and the last error."""
     with transaction(db):
+        retire_error(db)
+        set_meta(db, "last_success_attempt", next_attempt(db))
         for key, value in [("last_success_ms", str(now_ms())), ("failures", "0"),
                            ("backoff_until_ms", "0"), ("auth_failed", "")]:
             set_meta(db, key, value)
@@ -65,6 +94,7 @@ def record_failure(db: sqlite_utils.Database, error: SyncError, fingerprint: str
     """Note a failed sync: auth failures stick to this URL and token, others back off."""
     with transaction(db):
         now = now_ms()
+        set_meta(db, "last_error_attempt", next_attempt(db))
         set_meta(db, "last_error", f"{error.kind}: {error.message}"[:500])
         set_meta(db, "last_error_ms", str(now))
         if error.kind == AUTH:
@@ -86,6 +116,7 @@ def sync_once(db: sqlite_utils.Database, central: Central, force: bool = False,
               progress: Callable[[int], None] | None = None) -> SyncResult:
     """Push, then pull; record success or the classified error; return what moved."""
     result = SyncResult()
+    clockwatch.check_now(db)  # a jump is noticed here too while nobody types laps
     if not force and (reason := blocked(db, central.fingerprint)):
         result.skipped = reason
         return result

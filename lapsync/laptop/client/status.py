@@ -40,18 +40,38 @@ def waiting_text(pending: int, laps: int, oldest_ms: int | None, now: int) -> st
     return gettext("%(waiting)s (oldest %(age)s)", waiting=text, age=age(now - oldest_ms))
 
 
+def failing(state: dict) -> bool:
+    """Tell whether the latest sync attempt failed, by the attempts' order (not their times).
+
+    A database from before attempts were numbered compares the times, once: its next
+    attempt is numbered.
+    """
+    error, success = (int(state.get(key) or 0) for key in ("last_error_attempt",
+                                                          "last_success_attempt"))
+    if error or success:
+        return error > success
+    return int(state.get("last_error_ms") or 0) > int(state.get("last_success_ms") or 0)
+
+
+def synced_text(success: int, now: int) -> str:
+    """Say when the last sync succeeded; its age is unknown when the clock went back since."""
+    if now < success:
+        return gettext("synced (the laptop's clock was set back since)")
+    return gettext("synced %(age)s ago", age=age(now - success))
+
+
 def status_text(state: dict, central_url: str | None, fingerprint: str | None,
                 waiting: str, pending: int, now: int) -> tuple[str, str]:
     """Return (state, text) for the top bar: synced, offline, not authorised, ..."""
-    success, error_ms = int(state.get("last_success_ms") or 0), int(state.get("last_error_ms") or 0)
+    success = int(state.get("last_success_ms") or 0)
     if not central_url:
         kind, text_ = "not_connected", gettext("not connected to central")
     elif fingerprint and state.get("auth_failed") == fingerprint:
         kind, text_ = "unauthorised", gettext("device not authorised")
-    elif error_ms > success:
+    elif failing(state):
         return "offline", gettext("offline – %(waiting)s", waiting=waiting)
     elif success:
-        kind, text_ = "synced", gettext("synced %(age)s ago", age=age(now - success))
+        kind, text_ = "synced", synced_text(success, now)
     else:
         kind, text_ = "never", gettext("not synced yet")
     return kind, text_ + (f" – {waiting}" if pending else "")
@@ -78,6 +98,7 @@ def sync_status(db: sqlite_utils.Database, central_url: str | None, fingerprint:
             "backoff_until_ms": number("backoff_until_ms"),
             "clock_offset_ms": int(state["clock_offset_ms"]) if state.get("clock_offset_ms") else None,
             "authorised": state.get("auth_failed") != fingerprint if fingerprint else None,
+            "attempts": number("attempts") or 0, "past_errors": json.loads(state.get("past_errors") or "[]"),
             "rejected": rejected}
 
 

@@ -11,6 +11,11 @@
 // - A start number shared by several runners shows them with keys 1..n: the key
 //   counts for that runner, Esc cancels, other keys are ignored until then. A fast
 //   burst of keys (a scanner) while the choice shows picks nobody.
+// - A lost answer (the app died after recording, a timeout, a 5xx) is never "not
+//   recorded": the lap shows "checking…", and once the app answers again (a cheap poll
+//   with backoff) the same request goes again with the same client key, which records
+//   it at most once; then the page says whether it counted. Numbers typed meanwhile wait
+//   behind it and go in typing order.
 (function () {
   "use strict";
   var form = document.getElementById("lap-form");
@@ -24,11 +29,20 @@
   var BURST_QUIET_MS = 150;  // keys of one burst are ignored until this long a pause
   var ARM_MS = 4000;         // how long a Void button waits for its second press
   var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
+  var LAP_TIMEOUT_MS = 10000;  // a lap's answer later than this counts as lost (then checked)
+  var CHECK_FIRST_MS = 250, CHECK_MAX_MS = 2000;  // polls for the app after a lost answer
+  var CHECK_FAILURES = 3;    // answered 5xx in a row before the page gives up checking
+  var statusEl = document.getElementById("sync-status");
+  var STATUS_URL = (statusEl && statusEl.dataset.url) || "/sync/status";
   var queue = Promise.resolve();
   var pending = 0;           // numbers sent and not answered yet
   var lastSeq = 0;           // the latest thing the helper sent
   var warning = null;        // {number, runnerId, runner, seconds}: counted by Enter on the empty field
   var choice = null;         // {number, runners, pickTimer, burstUntil}
+  var checking = null;       // the item whose answer was lost: the queue waits for it
+  var waiting = [];          // items typed and not sent yet, in typing order
+  var downShown = false;     // the feedback says the app is not answering
+  var appDown = false;       // the badge's poll found the app not answering
   var texts = {};
   try { texts = JSON.parse(document.getElementById("i18n").textContent); } catch (e) { texts = {}; }
 
@@ -53,6 +67,7 @@
   // Show feedback, flash the whole area in its colour and play its tone (kind: good,
   // warn, bad, info, busy; only the first three flash and sound).
   function show(kind, html) {
+    downShown = false;
     feedback.hidden = false;
     feedback.innerHTML = html;
     feedback.className = "feedback " + kind;
@@ -76,6 +91,9 @@
   function since(res) {
     if (res.duplicate) return t("already_recorded", "already recorded");
     if (res.count === 1) return t("first_lap", "first lap");
+    if (res.since_unknown) {
+      return t("since_unknown", "time since the last lap unknown: the laptop's clock was changed");
+    }
     if (res.since_previous_ms === null || res.since_previous_ms === undefined) {
       return t("previous_elsewhere", "previous lap on another laptop");
     }
@@ -87,34 +105,67 @@
     return esc(runner.name) + " (" + esc(runner.start_number) + ", " + esc(runner["class"]) + ")";
   }
 
-  function post(url, data) {
+  // POST a form; resolve with the JSON answer (lost: true for a 5xx, whose fate is unknown),
+  // reject when no answer came (connection closed, or none within timeoutMs).
+  function post(url, data, timeoutMs) {
     data.append("csrf_token", csrf);
+    var abort = timeoutMs && window.AbortController ? new AbortController() : null;
+    var timer = abort ? setTimeout(function () { abort.abort(); }, timeoutMs) : null;
     return fetch(url, {
       method: "POST", body: data, credentials: "same-origin",
-      headers: {"Accept": "application/json", "X-CSRFToken": csrf}
+      headers: {"Accept": "application/json", "X-CSRFToken": csrf},
+      signal: abort ? abort.signal : undefined
     }).then(function (resp) {
       return resp.json().catch(function () {
         return {error: "http_" + resp.status,
                 message: t("http_error", "The laptop app answered {status}.", {status: resp.status})};
+      }).then(function (res) {
+        clearTimeout(timer);
+        if (resp.status >= 500) { res.lost = true; res.status = resp.status; }
+        return res;
       });
+    }, function (error) {
+      clearTimeout(timer);
+      throw error;
     });
   }
 
-  function addRow(result) {
+  function rowFor(key) {
+    return recent.querySelector('tr[data-check="' + key + '"]');
+  }
+
+  // A lap whose answer was lost keeps its place in the list as "checking…".
+  function checkingRow(item) {
+    if (rowFor(item.key)) return;
+    var tr = document.createElement("tr");
+    tr.className = "checking";
+    tr.dataset.check = item.key;
+    tr.innerHTML = "<td>…</td><td>" + esc(item.number) + '</td><td colspan="3">' +
+      esc(t("checking_row", "checking…")) + "</td>";
+    recent.insertBefore(tr, recent.firstChild);
+  }
+
+  function addRow(result, key) {
+    if (recent.querySelector('tr[data-lap="' + result.lap.id + '"]')) return;
     var r = result.runner, tr = document.createElement("tr");
     tr.dataset.lap = result.lap.id;
     tr.innerHTML = "<td>" + clock(result.lap.time) + "</td><td>" + esc(r.start_number) +
       "</td><td>" + esc(r.name) + "</td><td>" + esc(r["class"]) + "</td><td>" +
       '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(result.lap.id) +
       '/void"><button type="submit" class="small">' + esc(t("void", "Void")) + "</button></form></td>";
-    recent.insertBefore(tr, recent.firstChild);
+    var placeholder = key && rowFor(key);
+    if (placeholder) recent.replaceChild(tr, placeholder);  // its place in typing order
+    else recent.insertBefore(tr, recent.firstChild);
     while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
   }
 
-  function counted(res) {
-    if (!res.duplicate) addRow(res);
+  function counted(item, res) {
+    addRow(res, item.key);
+    var note = item.checks ? '<small class="check-note">' + esc(t("checked_counted",
+      "Checked after the laptop app answered again: lap {number} is recorded, once.",
+      {number: item.number})) + "</small>" : "";
     show("good", '<span class="count">' + esc(res.count) + "</span> " + who(res.runner) +
-      " – " + esc(since(res)) + '<small class="count-note">' +
+      " – " + esc(item.checks ? t("counted", "counted") : since(res)) + note + '<small class="count-note">' +
       esc(t("count_note", "Laps of all laptops: this one and the others as last synced.")) + "</small>");
     document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
   }
@@ -157,23 +208,81 @@
   }
 
   function answered(item, res) {
-    if (res.lap) counted(res);
+    var row = rowFor(item.key);
+    if (row && !res.lap) row.parentNode.removeChild(row);
+    if (res.lap) counted(item, res);
     else if (res.error === "too_soon") warned(item, res);
     else if (res.error === "ambiguous_start_number") offerChoice(item, res);
+    else if (item.checks) show("bad", esc(t("checked_not_recorded", "Checked after the laptop app " +
+      "answered again: lap {number} was NOT recorded.", {number: item.number})) + " " + esc(res.message || ""));
     else show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
+  }
+
+  // While a lost answer is checked: which lap, and the numbers waiting behind it.
+  function showChecking() {
+    if (!checking) return;
+    var after = waiting.map(function (item) { return item.number; }).join(", ");
+    show(appDown ? "bad" : "busy", (appDown ? esc(downText()) + " " : "") +
+      esc(t("checking", "Checking lap {number} …: the laptop app did not answer. The page " +
+      "asks again as soon as it answers; the lap counts at most once.", {number: checking.number})) +
+      (after ? '<small class="check-note">' + esc(t("waiting_after",
+        "Typed since, sent in this order after it: {numbers}", {numbers: after})) + "</small>" : ""));
+    downShown = appDown;
+  }
+
+  function downText() {
+    return t("app_down_detail", "The laptop app is not answering. Numbers typed now wait on " +
+             "this page and are sent in typing order when it answers again: keep this page " +
+             "open, check the laptop and start the app again.");
+  }
+
+  // Resolve once the laptop app answers a cheap request again (polled with backoff).
+  function whenAnswering() {
+    return new Promise(function (resolve) {
+      var delay = CHECK_FIRST_MS;
+      function again() {
+        delay = Math.min(delay * 2, CHECK_MAX_MS);
+        setTimeout(probe, delay);
+      }
+      function probe() {
+        fetch(STATUS_URL, {headers: {Accept: "application/json"}, credentials: "same-origin",
+                           cache: "no-store"})
+          .then(function (r) { if (r.ok) resolve(); else again(); }, again);
+      }
+      setTimeout(probe, delay);
+    });
+  }
+
+  // The answer to ITEM was lost (res: a 5xx answer, or null): check, then send it again.
+  function lost(item, res) {
+    item.checks = (item.checks || 0) + 1;
+    item.failures = res ? (item.failures || 0) + 1 : 0;
+    if (item.failures >= CHECK_FAILURES) {  // the app answers, and keeps failing: say so
+      checking = null;
+      show("bad", esc(t("check_failed", "The laptop app keeps answering {status}: it is not known " +
+        "whether lap {number} counted. Look for it in the recent laps before typing it again.",
+        {status: res.status, number: item.number})));
+      return null;
+    }
+    checking = item;
+    checkingRow(item);
+    showChecking();
+    return whenAnswering().then(function () { return send(item); });
   }
 
   function send(item) {
     var data = new FormData();
+    waiting = waiting.filter(function (other) { return other !== item; });
     data.append("start_number", item.number);
-    data.append("client_key", newKey());
+    data.append("client_key", item.key);
     if (item.confirm) data.append("confirm", "1");
     if (item.runnerId) data.append("runner_id", item.runnerId);
-    if (item.seq === lastSeq) show("busy", esc(t("saving", "Saving {number} …", {number: item.number})));
-    return post(form.action, data).then(function (res) { answered(item, res); }, function () {
-      show("bad", esc(t("no_answer", "The laptop app did not answer: lap {number} was NOT recorded. " +
-        "Type it again.", {number: item.number})));
-    });
+    if (item.seq === lastSeq && !item.checks) show("busy", esc(t("saving", "Saving {number} …", {number: item.number})));
+    return post(form.action, data, LAP_TIMEOUT_MS).then(function (res) {
+      if (res.lost) return lost(item, res);
+      if (checking === item) checking = null;
+      answered(item, res);
+    }, function () { return lost(item, null); });
   }
 
   function settle() {
@@ -183,8 +292,11 @@
 
   function submit(item) {
     item.seq = ++lastSeq;
+    item.key = newKey();  // one key for every try of this lap: it counts at most once
     pending += 1;
     form.dataset.pending = String(pending);
+    waiting.push(item);
+    showChecking();
     queue = queue.then(function () { return send(item); }).then(settle, settle);
   }
 
@@ -323,11 +435,35 @@
   });
 
   document.addEventListener("lapsync:app-down", function () {
-    show("bad", esc(t("app_down_detail", "The laptop app is not answering: laps typed now are NOT " +
-                      "recorded. Check the laptop and start the app again.")));
+    appDown = true;
+    if (checking) { showChecking(); return; }
+    show("bad", esc(downText()));
+    downShown = true;
   });
   document.addEventListener("lapsync:app-up", function () {
-    show("info", esc(t("app_back", "The laptop app is answering again.")));
+    appDown = false;
+    if (checking) showChecking();  // its answer follows at once: not "answering again" over it
+    else if (downShown) show("info", esc(t("app_back", "The laptop app is answering again.")));
   });
+
+  // A clock jump the laptop noticed: shown until the helper presses OK (sync status poll).
+  var notice = document.getElementById("clock-notice");
+  function showJumps(jumps) {
+    if (!notice || !jumps || !jumps.length) return;
+    notice.querySelector(".clock-text").textContent = jumps.map(function (j) { return j.text; }).join(" ");
+    notice.querySelector("input[name=ids]").value = jumps.map(function (j) { return j.id; }).join(" ");
+    notice.hidden = false;
+  }
+  document.addEventListener("lapsync:status", function (ev) { showJumps(ev.detail.clock_jumps); });
+  if (notice) {
+    notice.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var data = new FormData();
+      data.append("ids", notice.querySelector("input[name=ids]").value);
+      notice.hidden = true;
+      post(notice.querySelector("form").action, data).then(function () {}, function () {});
+      field.focus();
+    });
+  }
   form.dataset.pending = "0";
 })();

@@ -21,6 +21,7 @@
     el.className = levelClass(s.state, s.level);
     el.dataset.state = s.state;
     if (down) { down = false; announce("lapsync:app-up"); }
+    document.dispatchEvent(new CustomEvent("lapsync:status", {detail: s}));  // e.g. clock jumps
   }
 
   function fail() {
