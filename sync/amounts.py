@@ -92,10 +92,16 @@ def pledge_amounts(conn: psycopg.Connection, *, class_name: str | None = None,
     metres = metres_per_lap(conn)
     rows = conn.execute(AMOUNTS_SQL, {"class": class_name, "runner": runner_id,
                                       "ids": pledge_ids}).fetchall()
+    # Thousands of pledges share a few dozen lap counts and rates: each figure once.
+    distances: dict[int, int | float | None] = {}
+    amounts: dict[tuple, int] = {}
     for row in rows:
-        row["distance_m"] = distance_m(row["laps"], metres)
-        row["amount_cents"] = amount_cents(row["kind"], row["rate_cents"], row["cap_cents"],
-                                           row["laps"], metres)
+        laps, key = row["laps"], (row["kind"], row["rate_cents"], row["cap_cents"], row["laps"])
+        if laps not in distances:
+            distances[laps] = distance_m(laps, metres)
+        if key not in amounts:
+            amounts[key] = amount_cents(*key, metres)
+        row["distance_m"], row["amount_cents"] = distances[laps], amounts[key]
         row["outstanding_cents"] = row["amount_cents"] - row["paid_cents"]
     return rows
 

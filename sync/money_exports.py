@@ -22,7 +22,6 @@ from .results import excel_safe
 bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
 COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
            "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents", "outstanding_cents")
-TEXT = {"sponsor", "email", "name", "class", "kind"}
 FORMULA_STARTS = "=+-@\t\r\n"   # what sync/results.py's FORMULA_PIECE looks for
 SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -37,9 +36,11 @@ def safe_text(value: str | None) -> str:
 
 def export_row(row: dict) -> list:
     """Return one pledge as export cells: text Excel-safe, numbers as they are ("" for none)."""
-    values = {**row, "sponsor": row["sponsor_name"]}
-    return [safe_text(values[c]) if c in TEXT else ("" if values[c] is None else values[c])
-            for c in COLUMNS]
+    cap, distance = row["cap_cents"], row["distance_m"]
+    return [safe_text(row["sponsor_name"]), safe_text(row["email"]), row["start_number"],
+            safe_text(row["name"]), safe_text(row["class"]), row["kind"], row["rate_cents"],
+            "" if cap is None else cap, row["laps"], "" if distance is None else distance,
+            row["amount_cents"], row["paid_cents"], row["outstanding_cents"]]
 
 
 def amounts_csv(rows: list[dict]) -> str:
