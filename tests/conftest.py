@@ -65,7 +65,8 @@ BROWSER_FILES = ("tests/system/test_browser.py", "tests/system/test_browser_cent
                  "tests/system/test_lap_page.py", "tests/system/test_small_screens.py",
                  "tests/system/test_browser_blocks.py",
                  "tests/system/test_barcodes.py", "tests/central/test_girocode.py",
-                 "tests/system/test_browser_letters.py", "tests/system/test_browser_money.py")
+                 "tests/system/test_browser_letters.py", "tests/system/test_browser_money.py",
+                 "tests/system/test_browser_setup.py", "tests/system/test_browser_sync_log.py")
 
 
 class SerialGroup(LoadGroupScheduling):
