@@ -58,7 +58,7 @@ Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": MemoryBytecodeCa
 # SIGKILL timing and skewed clocks: under `dev.py test` (pytest-xdist, --dist
 # loadgroup) these files run one after another on one worker, never beside each other.
 SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py",
-                "tests/system/test_offline_day.py")
+                "tests/system/test_offline_day.py", "tests/system/test_laptop_server.py")
 # Real browsers: each file runs whole on one worker, so that its module-scoped apps
 # and Chromium start once; different files run side by side.
 BROWSER_FILES = ("tests/system/test_browser.py", "tests/system/test_browser_central.py",
