@@ -25,6 +25,7 @@ from lapsync.web import load_config
 from . import (
     api,
     auth,
+    backup,
     charts,
     class_lists,
     clock,
@@ -141,6 +142,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     db.init_app(app)
+    backup.init_app(app)
     clock.init_app(app)
     auth.init_app(app)
     standings.init_app(app)
