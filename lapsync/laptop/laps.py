@@ -384,7 +384,7 @@ def time_of_day(ms: int | None) -> str:
 
 
 @bp.post("/clock-jumps/seen")
-@login_required
+@can_record
 def clock_jumps_seen():
     """Note that the helper saw the clock jump notices (ids separated by spaces)."""
     count = clockwatch.acknowledge(get_db(), (request.form.get("ids") or "").split())
