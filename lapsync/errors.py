@@ -84,8 +84,13 @@ def too_large_error() -> Response:
 
 
 def http_message(exc: HTTPException) -> str:
-    """Return the message for an HTTP error: werkzeug's stock text in the page's language."""
-    if exc.description != type(exc).description or not rules().translate_stock:
+    """Return the message for an HTTP error: werkzeug's stock text in the page's language.
+
+    With translate_stock off, JSON answers keep werkzeug's English (central's API clients
+    read it); a page for a person is always in the page's language.
+    """
+    keep_stock = not rules().translate_stock and wants_json()
+    if exc.description != type(exc).description or keep_stock:
         return exc.description or exc.name  # given by our code, translated there
     stock = {
         400: _("The request was not understood."),
@@ -105,7 +110,8 @@ def init_app(app: Flask, json_paths: tuple[str, ...] = (), challenge: str | None
 
     json_paths: path prefixes whose errors are always JSON (central's API);
     challenge: the WWW-Authenticate header of a 401 from a handler;
-    translate_stock: False keeps werkzeug's own English text for stock HTTP errors.
+    translate_stock: False keeps werkzeug's own English text for stock HTTP errors in JSON
+    answers (pages are translated all the same).
     """
     app.extensions["lapsync.errors"] = ErrorRules(tuple(json_paths), challenge, translate_stock)
 

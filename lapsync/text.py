@@ -6,7 +6,11 @@ import functools
 import re
 import unicodedata
 
-from flask_babel import gettext, ngettext
+from datetime import datetime
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+from flask_babel import get_locale, gettext, ngettext
 
 from lapsync.protocol import MAX_START_NUMBER
 
@@ -41,6 +45,62 @@ def age(ms: int) -> str:
         return gettext("%(hours)s h %(minutes)s min", hours=seconds // 3600,
                        minutes=seconds // 60 % 60)
     return ngettext("%(num)s d", "%(num)s d", seconds // 86_400)
+
+
+# Date and time patterns by language: German writes 27.06.2025 14:05:33; the English pages
+# keep the ISO form they always had (2025-06-27 14:05:33).
+DATE_TIME = {"de": "dd.MM.yyyy HH:mm:ss"}
+DATE = {"de": "dd.MM.yyyy"}
+
+
+def decimal_text(value: float | None, places: int = 2, fixed: bool = False) -> str:
+    """Write a number the reader's way: '1,20' in German, '1.20' in English ('–' for none).
+
+    places: decimals at most (fixed: always that many); thousands are grouped (1.234,5).
+    """
+    if value is None:
+        return "–"
+    fraction = ("0" if fixed else "#") * places
+    return format_decimal(value, format="#,##0" + (f".{fraction}" if places else ""),
+                          locale=_locale())
+
+
+def number_text(value: int | None) -> str:
+    """Write a whole number the reader's way: '12.345' in German, '12,345' in English."""
+    return "–" if value is None else format_decimal(value, format="#,##0", locale=_locale())
+
+
+def signed_text(value: float, places: int = 1) -> str:
+    """Write a number with its sign and fixed decimals, ungrouped: '+1,5' in German, '-0.3'."""
+    fraction = "0" * places
+    return format_decimal(value, format=f"+0.{fraction};-0.{fraction}", locale=_locale())
+
+
+def _locale() -> str:
+    """Return the reader's locale (English outside a request: CLI, sync job, tests)."""
+    return str(get_locale() or "en")
+
+
+def language() -> str:
+    """Return the reader's language ('en' outside a request)."""
+    return _locale().split("_")[0]
+
+
+def date_time_text(ms: int | None) -> str:
+    """Write epoch milliseconds as local date and time: '27.06.2025 14:05:33' in German."""
+    if ms is None:
+        return ""
+    moment = datetime.fromtimestamp(ms / 1000)
+    return format_datetime(moment, DATE_TIME.get(language(), "yyyy-MM-dd HH:mm:ss"),
+                           locale=_locale())
+
+
+def date_text(day: str) -> str:
+    """Write an ISO day (2025-06-27) the reader's way: '27.06.2025' in German."""
+    pattern = DATE.get(language())
+    if not pattern:
+        return day
+    return format_datetime(datetime.fromisoformat(day), pattern, locale=_locale())
 
 
 # Letters that NFKD leaves whole, by the plain Latin letters people type for them.

@@ -14,6 +14,7 @@ import json
 import unicodedata
 
 import psycopg
+from flask_babel import gettext as _
 
 from lapsync.names import refused_character
 
@@ -87,13 +88,14 @@ def lap_seqs(changes: list[dict]) -> list[int]:
 def lap_refusal(device: dict, lap: dict, unknown: set[str]) -> Refusal | None:
     """Say why a lap may not come from this device, or None."""
     if lap["device_id"] != device["laptop_id"]:
-        return NOT_THIS_LAPTOP, (f"The lap names laptop {lap['device_id']!r} as the one that "
-                                 f"recorded it, but this device is laptop "
-                                 f"{device['laptop_id']!r}: a device pushes only its own laps.")
+        return NOT_THIS_LAPTOP, _("The lap names laptop %(named)s as the one that recorded "
+                                  "it, but this device is laptop %(laptop)s: a device pushes "
+                                  "only its own laps.", named=repr(lap["device_id"]),
+                                  laptop=repr(device["laptop_id"]))
     if lap["created_by"] in unknown:
-        return UNKNOWN_USER, (f"The lap names user {lap['created_by']!r} as its recorder, a user "
-                              "this laptop does not know (neither pulled from central nor "
-                              "created on it).")
+        return UNKNOWN_USER, _("The lap names user %(user)s as its recorder, a user this "
+                               "laptop does not know (neither pulled from central nor created "
+                               "on it).", user=repr(lap["created_by"]))
     return None
 
 
@@ -123,11 +125,12 @@ def void_refusal(conn: psycopg.Connection, device: dict, void: dict) -> Refusal 
     """Say why a device may not void or restore this lap, or None."""
     lap = conn.execute("SELECT device_id FROM lap WHERE id = %s", [void["lap_id"]]).fetchone()
     if lap is None or lap["device_id"] != device["laptop_id"]:
-        return NOT_OWN_LAP, ("A device voids or restores only laps it recorded: central has no "
-                             f"lap {void['lap_id']!r} from this laptop.")
+        return NOT_OWN_LAP, _("A device voids or restores only laps it recorded: central has "
+                              "no lap %(lap)s from this laptop.", lap=repr(void["lap_id"]))
     if not known_users(conn, device, {void["by"]}):
-        return UNKNOWN_USER, (f"The void names user {void['by']!r}, a user this laptop does not "
-                              "know (neither pulled from central nor created on it).")
+        return UNKNOWN_USER, _("The void names user %(user)s, a user this laptop does not "
+                               "know (neither pulled from central nor created on it).",
+                               user=repr(void["by"]))
     return None
 
 
@@ -136,8 +139,9 @@ def name_refusal(data: dict, fields: tuple[str, ...]) -> Refusal | None:
     for field in fields:
         char = refused_character(data[field])
         if char:
-            return INVALID_NAME, (f"{field!r} holds the invisible character {char}: names are "
-                                  "one line without control, bidi or zero-width characters.")
+            return INVALID_NAME, _("%(field)s holds the invisible character %(char)s: names "
+                                   "are one line without control, bidi or zero-width "
+                                   "characters.", field=repr(field), char=char)
     return None
 
 
@@ -147,9 +151,9 @@ def runner_refusal(device: dict, runner: dict, stored: dict | None) -> Refusal |
     if refusal or device["manage_roster"] or stored is None \
             or stored["created_on"] == device["laptop_id"]:
         return refusal
-    return ROSTER_AT_CENTRAL, ("This device edits only runners it created; another laptop or "
-                               "central made this one. An admin at central can let this "
-                               "device manage the roster.")
+    return ROSTER_AT_CENTRAL, _("This device edits only runners it created; another laptop or "
+                                "central made this one. An admin at central can let this "
+                                "device manage the roster.")
 
 
 def apply_runner(conn: psycopg.Connection, device: dict, runner: dict, now: int) -> Refusal | None:

@@ -13,6 +13,7 @@ import click
 import psycopg
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from flask_babel import gettext as _
 
 from lapsync import hlc
 from lapsync.hlc import ClockError, observe_meta, tick_meta
@@ -60,9 +61,10 @@ def refusal(stamp: str, limit_ms: int) -> str | None:
     now = now_ms()
     if not hlc.too_far_ahead(stamp, now, limit_ms):
         return None
-    ahead = hlc.ahead_message(stamp, now, limit_ms, "central's")
-    return (f"Refused: the {ahead}. This device's clock is probably wrong: correct its date "
-            "and time, then make the change again.")
+    return _("Refused: the stamp %(stamp)s lies %(ahead)s ahead of central's clock (at most "
+             "%(bound)s are taken). This device's clock is probably wrong: correct its date and "
+             "time, then make the change again.", stamp=stamp,
+             ahead=hlc.span(hlc.ahead_ms(stamp, now)), bound=hlc.span(limit_ms))
 
 
 def refuse_ahead(conn: psycopg.Connection, laptop_id: str, changes: list[dict], now: int,

@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
-from lapsync.text import age
+from lapsync.text import age, date_time_text, decimal_text
 
 from . import blocks
 from .auth import admin_required, login_required
@@ -245,10 +245,8 @@ def revoke_device_id(conn: psycopg.Connection, device_id: int) -> dict:
 
 @bp.app_template_filter("ms_datetime")
 def ms_datetime(ms: int | None) -> str:
-    """Format epoch ms as central's local date and time (or a dash)."""
-    if ms is None:
-        return "–"
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    """Format epoch ms as central's local date and time the reader's way (or a dash)."""
+    return "–" if ms is None else date_time_text(ms)
 
 
 @bp.app_template_filter("ms_time")
@@ -263,7 +261,7 @@ def offset_text(offset_ms: int | None) -> str:
     """Describe a laptop's clock offset (central minus laptop) for people."""
     if offset_ms is None:
         return "–"
-    seconds = f"{abs(offset_ms) / 1000:.1f}"
+    seconds = decimal_text(abs(offset_ms) / 1000, 1, fixed=True)
     if abs(offset_ms) < 1000:
         return _("in step (%(ms)s ms)", ms=offset_ms)
     if offset_ms > 0:

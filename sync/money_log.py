@@ -12,7 +12,7 @@ COMMAND_LINE = "command line"
 MAX_ENTRIES = 200
 
 LOG_SQL = """
-SELECT m.id, m.at, m.by_name, m.action, m.pledge_id, m.payment_id, m.details
+SELECT m.id, m.at, m.user_id, m.by_name, m.action, m.pledge_id, m.payment_id, m.details
 FROM money_log m
 WHERE %(pledge)s::text IS NULL OR m.pledge_id = %(pledge)s
 ORDER BY m.id DESC LIMIT %(limit)s
@@ -35,7 +35,9 @@ def log_money(conn: psycopg.Connection, user_id: str | None, action: str, detail
 def money_log(conn: psycopg.Connection, pledge_id: str | None = None,
               limit: int = MAX_ENTRIES) -> list[dict]:
     """Return the latest money changes (of one pledge, or all), newest first, with a sentence."""
-    return [{**row, "text": describe(row["action"], row["details"])}
+    return [{**row, "text": describe(row["action"], row["details"]),
+             # Stored in English for the log; shown in the reader's language.
+             "by_name": _("the command line") if row["user_id"] is None else row["by_name"]}
             for row in conn.execute(LOG_SQL, {"pledge": pledge_id, "limit": limit})]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 
 import psycopg
+from flask_babel import gettext as _
 
 from lapsync.authcore import has_own_parameters, hash_parameters
 
@@ -60,12 +61,12 @@ def reuse_refusal(device: dict, user: dict, stored: dict | None,
                   claim: dict | None) -> Refusal | None:
     """Refuse a user id another laptop created, or a known id under another name."""
     if claim is not None and claim["laptop_id"] != device["laptop_id"]:
-        return USER_ID_TAKEN, (f"User id {user['id']!r} belongs to a user another laptop "
-                               "created: a user id is never taken over.")
+        return USER_ID_TAKEN, _("User id %(id)s belongs to a user another laptop created: a "
+                                "user id is never taken over.", id=repr(user["id"]))
     name = stored["name"] if stored else claim["name"] if claim else user["name"]
     if name != user["name"]:
-        return USER_ID_TAKEN, (f"User id {user['id']!r} is {name!r}: a user id is never "
-                               "reused for another name.")
+        return USER_ID_TAKEN, _("User id %(id)s is %(name)s: a user id is never reused for "
+                                "another name.", id=repr(user["id"]), name=repr(name))
     return None
 
 
@@ -76,10 +77,10 @@ def trust_refusal(device: dict, user: dict, stored: dict | None) -> Refusal | No
     if stored is not None and (not stored["newer"]
                                or all(stored[f] == user[f] for f in USER_FIELDS)):
         return None  # loses last-writer-wins or holds what central has: no attempt
-    return USERS_AT_CENTRAL, (f"Only central, or a device it trusts to manage users, creates "
-                              f"or changes users: {user['name']!r} ({user['role']}) stays as "
-                              "this laptop has it, and central keeps its own. An admin at "
-                              "central can let this device manage users.")
+    return USERS_AT_CENTRAL, _("Only central, or a device it trusts to manage users, creates "
+                               "or changes users: %(name)s (%(role)s) stays as this laptop has "
+                               "it, and central keeps its own. An admin at central can let this "
+                               "device manage users.", name=repr(user["name"]), role=user["role"])
 
 
 def content_refusal(conn: psycopg.Connection, user: dict, stored: dict | None) -> Refusal | None:
@@ -88,17 +89,19 @@ def content_refusal(conn: psycopg.Connection, user: dict, stored: dict | None) -
     if refusal:
         return refusal
     if not has_own_parameters(user["password_hash"]):
-        return FOREIGN_HASH, (f"The password hash must use this app's own parameters "
-                              f"({hash_parameters()}): a hash with a cost of its own would "
-                              "make every login of that name slow.")
+        return FOREIGN_HASH, _("The password hash must use this app's own parameters "
+                               "(%(parameters)s): a hash with a cost of its own would make "
+                               "every login of that name slow.", parameters=hash_parameters())
     if stored is not None:
         return None
     if conn.execute("SELECT 1 FROM app_user WHERE name = %s", [user["name"]]).fetchone():
-        return DUPLICATE_USER, f"Another user is called {user['name']!r} at central already."
+        return DUPLICATE_USER, _("Another user is called %(name)s at central already.",
+                                 name=repr(user["name"]))
     other = confusable_user(conn, user["name"], user["id"])
     if other is not None:
-        return CONFUSABLE_NAME, (f"{user['name']!r} looks like the name of user {other!r} at "
-                                 "central: choose a name that looks like no other.")
+        return CONFUSABLE_NAME, _("%(name)s looks like the name of user %(other)s at central: "
+                                  "choose a name that looks like no other.",
+                                  name=repr(user["name"]), other=repr(other))
     return None
 
 

@@ -6,14 +6,13 @@ table: with 5,000 runners they read 5,000 total rows however many laps there are
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 import psycopg
 from flask import Blueprint, Flask, abort, render_template, request
 from flask_babel import gettext as _
 from psycopg import sql
 
 from lapsync.protocol import is_id
+from lapsync.text import date_time_text, signed_text
 
 from . import search
 from .auth import login_required
@@ -83,15 +82,13 @@ class BadFilter(Exception):
 
 
 def local_time(ms: int | None) -> str:
-    """Format epoch milliseconds as the server's local date and time."""
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    """Format epoch milliseconds as the server's local date and time, the reader's way."""
+    return date_time_text(ms)
 
 
 def format_offset(ms: int | None) -> str:
-    """Format a clock offset (server minus laptop) in seconds with its sign."""
-    return "" if ms is None else f"{ms / 1000:+.1f} s"
+    """Format a clock offset (server minus laptop) in seconds with its sign: '+1,5 s' in German."""
+    return "" if ms is None else f"{signed_text(ms / 1000)} s"
 
 
 def metres_per_lap(conn: psycopg.Connection) -> float | None:
@@ -101,12 +98,13 @@ def metres_per_lap(conn: psycopg.Connection) -> float | None:
 
 
 def distance(laps: int, metres: float | None) -> dict | None:
-    """Return {'m', 'km'} for a lap count, or None without metres per lap."""
+    """Return {'m', 'km'} for a lap count (numbers; pages write them with the decimal
+    filter), or None without metres per lap."""
     if metres is None:
         return None
     metres_run = laps * metres
     return {"m": round(metres_run, 1) if metres_run % 1 else int(metres_run),
-            "km": f"{metres_run / 1000:.2f}"}
+            "km": metres_run / 1000}
 
 
 def parse_runner_filters(args) -> dict:

@@ -207,10 +207,12 @@ def test_unmapped_stock_errors_keep_werkzeugs_text():
                                    "message": ImATeapot.description}
 
 
-def test_translate_stock_false_keeps_werkzeugs_english():
+def test_translate_stock_false_keeps_werkzeugs_english_in_json_but_not_on_pages():
     client = routes(bare_app(translate_stock=False)).test_client()
     response = client.get("/abort/404", headers={**JSON, **DE})
     assert response.get_json() == {"error": "not_found", "message": NotFound.description}
+    page = client.get("/abort/404", headers=DE).get_data(as_text=True)
+    assert "Diese Seite gibt es nicht." in page and NotFound.description not in page
 
 
 def test_http_message_directly():
@@ -223,11 +225,13 @@ def test_http_message_directly():
         unnamed = HTTPException()
         unnamed.code = 499
         assert http_message(unnamed) == "Unknown Error"
-    with bare_app(translate_stock=False).test_request_context("/"):
+    with bare_app(translate_stock=False).test_request_context("/", headers=JSON):
         assert http_message(NotFound()) == NotFound.description
         blank = NotFound()
         blank.description = None
         assert http_message(blank) == "Not Found"
+    with bare_app(translate_stock=False).test_request_context("/"):  # a page: translated
+        assert http_message(NotFound()) == "This page does not exist."
     with app.test_request_context("/"):
         blank = ImATeapot()
         blank.description = ""

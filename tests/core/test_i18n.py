@@ -259,7 +259,7 @@ def test_csv_row_limit_is_written_the_german_way(app):
 
 def test_import_page_and_success_flash_in_german(admin, runners):
     html = page(admin.get("/runners/import", headers=DE))
-    assert "Läufer aus CSV importieren" in html and "Der Export aus dem Sekretariat" in html
+    assert "Läufer aus CSV oder Excel importieren" in html and "Der Export aus dem Sekretariat" in html
     response = upload(admin, b"Name,Klasse,Jahrgang\nEva,7a,7\nFinn,7a,7\n", DE)
     assert response.status_code == 302
     assert "2 Läufer aus klasse7.csv importiert." in page(admin.get("/runners/", headers=DE))
