@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool
 from lapsync import errors
 from lapsync.ids import new_id
 
-from . import migrate
+from . import migrate, search
 
 with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
@@ -150,8 +150,9 @@ def init_schema(conn: psycopg.Connection) -> list[migrate.Migration]:
     """
     applied = migrate.upgrade(conn, SCHEMA, SCHEMA_LOCK)
     with conn.transaction():
-        # Two processes running init-db at once must not race on meta.
+        # Two processes running init-db at once must not race on the functions and meta.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+        search.install(conn)  # replaced each time: the letter maps follow lapsync/text.py
         conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', %s) "
                      "ON CONFLICT (key) DO NOTHING", [new_id()])
     return applied
