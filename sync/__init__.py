@@ -41,6 +41,7 @@ from . import (
     mail_views,
     money_exports,
     payments,
+    result_sheets,
     results,
     review,
     roster,
@@ -158,6 +159,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     review.init_app(app)
     roster.init_app(app)
     results.init_app(app)
+    result_sheets.init_app(app)
     mail_views.init_app(app)
     clock_jumps.init_app(app)
     statement_views.init_app(app)
