@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, render_template
 
 from .auth import login_required
 from .db import get_db
+from .search import class_order
 
 bp = Blueprint("charts", __name__, url_prefix="/charts")
 
@@ -38,11 +39,11 @@ WHERE v.voided IS NOT TRUE
 GROUP BY 1 ORDER BY 1
 """
 
-CLASSES_SQL = """
+CLASSES_SQL = f"""
 SELECT r.class, coalesce(sum(t.laps), 0)::bigint AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
 WHERE r.merged_into IS NULL
-GROUP BY r.class ORDER BY r.class
+GROUP BY r.class_key, r.class ORDER BY {class_order("r")}
 """
 
 
@@ -64,7 +65,7 @@ def laps_per_bucket(conn: psycopg.Connection) -> tuple[list[dict], int]:
 
 
 def laps_per_class(conn: psycopg.Connection) -> list[dict]:
-    """Return [{class, laps}] for every class, by class name."""
+    """Return [{class, laps}] for every class, in natural class order (5a before 10a)."""
     return [{"class": r["class"], "laps": r["laps"]} for r in conn.execute(CLASSES_SQL)]
 
 
