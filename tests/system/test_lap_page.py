@@ -591,3 +591,33 @@ def test_a_void_decided_at_central_shows_who_and_why_and_has_no_restore(context,
     anna.get_by_role("button", name="Restore").click()
     expect(anna).not_to_have_class(re.compile(r"\bvoided\b"))
     assert laptop.laps() == ["1"]
+
+
+# ---- a clock jump the laptop noticed ---------------------------------------------------
+
+def test_a_clock_jump_is_shown_until_the_helper_presses_ok(context, laptop):
+    page = open_lap_page(context, laptop)
+    notice = page.locator("#clock-notice")
+    expect(notice).to_be_hidden()
+    db = connect(laptop.path)
+    try:
+        with transaction(db):  # as the clock watch keeps one (tests/laptop/test_clock_change.py)
+            db.execute("INSERT INTO clock_jump (id, at, jump_ms, after_lap, after_seq) "
+                       "VALUES (?, ?, -600000, 0, 0)", [new_id(), int(time.time() * 1000)])
+        typed(page, "1")  # the status the lap's answer fetches brings the notice
+        feedback_is(page, "good", "Anna Berg")
+        expect(notice).to_contain_text("The laptop's clock was set back by 10 min")
+        with page.expect_response(re.compile(r"/clock-jumps/seen$")) as seen:
+            notice.get_by_role("button", name="OK").click()
+        assert seen.value.status == 200
+        expect(notice).to_be_hidden()
+        expect(page.locator("#start_number")).to_be_focused()
+        assert db.execute("SELECT shown_at IS NOT NULL FROM clock_jump").fetchone()[0] == 1
+        with page.expect_response(re.compile(r"/sync/status$")):
+            typed(page, "2")  # the next status: it stays away
+        feedback_is(page, "good", "Ben Cruz")
+        expect(notice).to_be_hidden()
+        page.reload()
+        expect(notice).to_be_hidden()
+    finally:
+        db.close()
