@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from lapsync.errors import InputError
+from lapsync.text import class_key, plain
 
 from .amounts import pledge_amounts
 from .db import now_ms
@@ -133,7 +134,8 @@ def changes(conn: psycopg.Connection) -> list[dict]:
     for pledge_id, row in live.items():
         if pledge_id not in frozen:
             found.append(change_row(conn, freeze, pledge_id, None, row))
-    return sorted(found, key=lambda c: (c["class"] or "", c["name"] or "", c["sponsor_name"]))
+    return sorted(found, key=lambda c: (class_key(c["class"] or ""), c["class"] or "",
+                                        plain(c["name"] or ""), c["name"] or "", c["sponsor_name"]))
 
 
 def change_row(conn: psycopg.Connection, freeze: dict, pledge_id: str, snap: dict | None,
