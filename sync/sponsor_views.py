@@ -24,6 +24,7 @@ from lapsync.errors import InputError, wants_json
 from lapsync.protocol import MAX_CLASS
 from lapsync.roster_csv import MAX_BYTES
 from lapsync.sheets import SheetError
+from lapsync.text import name_matches
 
 from . import pledge_import
 from .amounts import metres_per_lap, money, pledge_amounts, raised, sum_rows
@@ -60,10 +61,10 @@ def matches(row: dict, query: str, number: int | None) -> bool:
     """Tell whether a pledge row matches a search: sponsor, e-mail, runner, number, reference."""
     if number is not None and row["start_number"] == number:
         return True
-    folded = query.casefold()
     compact = "".join(query.split()).upper()
-    return (folded in row["sponsor_name"].casefold() or folded in row["name"].casefold()
-            or folded in (row["email"] or "").casefold()
+    # Sponsors and runners as every search finds names: Müller by mueller (lapsync.text).
+    return (name_matches(row["sponsor_name"], query) or name_matches(row["name"], query)
+            or query.casefold() in (row["email"] or "").casefold()
             or (len(compact) >= 4 and compact in row["reference"]))
 
 

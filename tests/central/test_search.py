@@ -16,6 +16,7 @@ from lapsync.text import class_key, fold, plain
 from sync import charts, results, roster, search, standings
 from sync.db import init_schema
 from sync.devices import find_device
+from sync.pledges import add_pledge
 from sync.push import push
 from tests.pg import Outbox, register
 
@@ -85,6 +86,18 @@ def test_every_search_page_finds_mueller_by_mueller(central_admin, filled, path)
     html = central_admin.get(path).get_data(as_text=True)
     assert "Anna Müller" in html and "Ben Mueller" in html and "Cem Muller" in html
     assert "Lea Weiß" not in html
+
+
+def test_the_sponsors_search_folds_sponsors_and_runners_too(central_viewer, filled):
+    ids = {r["name"]: r["id"] for r in roster.search_runners(filled)}
+    add_pledge(filled, None, ids["Lea Weiß"], {"sponsor_name": "Bäckerei Größer", "kind": "fixed",
+                                              "rate_cents": "20"})
+    add_pledge(filled, None, ids["Anna Müller"], {"sponsor_name": "Oma", "kind": "per_lap",
+                                                 "rate_cents": "0,50"})
+    for query, shown, hidden in (("baeckerei groesser", "Bäckerei Größer", ">Oma<"),
+                                 ("mueller", ">Oma<", "Bäckerei Größer")):
+        page = central_viewer.get(f"/sponsors/?q={query}").get_data(as_text=True)
+        assert shown in page and hidden not in page, query
 
 
 def test_every_class_list_is_in_natural_order(filled):
