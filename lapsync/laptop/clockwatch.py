@@ -76,8 +76,11 @@ def check(db: sqlite_utils.Database, wall: int | None = None, boot: int | None =
     """Compare the clocks; record a jump found (in the caller's transaction); return it or None."""
     wall = now_ms() if wall is None else wall
     jump = WATCH.step(database_key(db), wall, boot_ms() if boot is None else boot)
-    if not jump:
-        return None
+    return record(db, wall, jump) if jump else None
+
+
+def record(db: sqlite_utils.Database, wall: int, jump: int) -> dict:
+    """Keep a jump noticed at WALL with its place among the laps and changes; log it."""
     last_lap, last_seq = db.execute("SELECT (SELECT coalesce(max(rowid), 0) FROM lap), "
                                     "(SELECT coalesce(max(seq), 0) FROM change)").fetchone()
     row = {"id": new_id(), "at": wall, "jump_ms": jump, "after_lap": last_lap, "after_seq": last_seq}
@@ -91,9 +94,13 @@ def check(db: sqlite_utils.Database, wall: int | None = None, boot: int | None =
 
 def check_now(db: sqlite_utils.Database, wall: int | None = None,
               boot: int | None = None) -> dict | None:
-    """Check the clocks in a transaction of its own (the sync job's attempt)."""
+    """Check the clocks (the sync job's attempt); a jump is kept in a transaction of its own."""
+    wall = now_ms() if wall is None else wall
+    jump = WATCH.step(database_key(db), wall, boot_ms() if boot is None else boot)
+    if not jump:
+        return None  # no write transaction for nothing: lap entry never waits for it
     with transaction(db):
-        return check(db, wall, boot)
+        return record(db, wall, jump)
 
 
 def elapsed_ms(db: sqlite_utils.Database, since: int, since_lap: int, until: int,
