@@ -114,6 +114,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(SerialGroupPlugin(), "lapsync-serial-group")
 
 
+# libfaketime keeps a shared-memory segment and a semaphore per process in /dev/shm and
+# removes them only when the process exits normally; the tests SIGKILL such processes.
+FAKETIME_LEFTOVERS = re.compile(r"^(?:faketime_shm|sem\.faketime_sem)_(\d+)$")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove libfaketime's leftovers of processes that are gone."""
+    if not os.path.isdir("/dev/shm"):
+        return
+    for name in os.listdir("/dev/shm"):
+        found = FAKETIME_LEFTOVERS.match(name)
+        if found and not os.path.exists(f"/proc/{found.group(1)}"):
+            Path("/dev/shm", name).unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def users_template(tmp_path_factory) -> Path:
     """A laptop database with one user of each role, made once per test session.
