@@ -23,6 +23,8 @@ from .roster_csv import MAX_BYTES, Problem, RosterError, decode, delimiter
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_COLUMNS = 30
 MAX_ROWS = 20_000
+# A workbook is a zip: a few MB can unpack to GBs. A 20,000-row roster unpacks to ~10 MB.
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 
 class SheetError(InputError):
@@ -77,6 +79,14 @@ def read_csv(data: bytes) -> list[tuple[int, list[str]]]:
 
 def read_xlsx(data: bytes) -> list[tuple[int, list[str]]]:
     """Return the non-blank rows of an XLSX file's first sheet with their row numbers."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise SheetError([Problem(1, _("The file cannot be read as an Excel workbook (XLSX)."))])
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise SheetError([Problem(1, _("The file is larger than %(size)s MB.",
+                                       size=MAX_UNPACKED_BYTES // (1024 * 1024)))])
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError):

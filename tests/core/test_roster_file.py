@@ -114,6 +114,15 @@ def test_a_zip_that_is_no_workbook_and_a_too_large_file_are_refused():
     assert problems(big) == [(1, "The file is larger than 4 MB.")]
 
 
+
+def test_a_workbook_that_unpacks_to_more_than_64_mb_is_refused_before_it_is_read():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", b" " * (65 * 1024 * 1024))
+    assert len(out.getvalue()) < roster_csv.MAX_BYTES  # small packed: a zip bomb
+    assert problems(out.getvalue()) == [(1, "The file is larger than 64 MB.")]
+
+
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp",
                                                                    "Co", "Cn")),
                 min_size=1, max_size=30).filter(lambda s: s.strip() and s.strip()[0] not in "=")
