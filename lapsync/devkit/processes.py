@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,49 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ConsoleRun:
+    """A command in a process group of its own, as a terminal starts it; output collected."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict):
+        """Start command in cwd with env; a thread collects its output lines."""
+        self.proc = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        """Collect output lines until the process closes its output."""
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        """Return everything printed so far."""
+        return "".join(self.lines)
+
+    def wait_between(self, rule: str, timeout: float) -> str:
+        """Wait until two lines of rule have been printed; return what stands between them."""
+        deadline = time.monotonic() + timeout
+        while self.output.count(rule) < 2:
+            assert self.proc.poll() is None, f"exited early:\n{self.output}"
+            assert time.monotonic() < deadline, f"nothing framed by {rule[:3]} in {timeout} s:\n{self.output}"
+            time.sleep(0.05)
+        return self.output.split(rule)[1]
+
+    def ctrl_c(self, timeout: float = 20.0) -> int:
+        """Send SIGINT to the whole process group, as a terminal's Ctrl+C does."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """Last resort after a failure: kill what is left of the process group."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
 
 def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:

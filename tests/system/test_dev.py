@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 import requests
 
 import dev
+from lapsync.devkit.processes import ConsoleRun, free_port
 
 with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
@@ -254,57 +254,18 @@ def test_run_refuses_a_busy_port_before_starting_anything(tmp_path):
 
 # ---- the real thing: central and one connected laptop ------------------------------
 
-def free_port() -> int:
-    """Return a port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class DevRun:
-    """`dev.py run` started in a copy of the tree; its output collected by a thread."""
+class DevRun(ConsoleRun):
+    """`dev.py run` started in a copy of the tree."""
 
     def __init__(self, tree: Path, port: int, central_port: int):
         env = {k: v for k, v in os.environ.items()
                if k != "DATABASE_URL" and not k.startswith(("FLASK_", "LAPSYNC_"))}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", DRIVER, "run", "--port", str(port),
-             "--central-port", str(central_port)], cwd=tree, env=env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        """Collect output lines until the process closes its output."""
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        """Return everything printed so far."""
-        return "".join(self.lines)
+        super().__init__([sys.executable, "-c", DRIVER, "run", "--port", str(port),
+                          "--central-port", str(central_port)], tree, env)
 
     def wait_banner(self, timeout: float = 30.0) -> str:
         """Wait for the banner (both apps answer by then) and return it."""
-        deadline = time.monotonic() + timeout
-        while self.output.count(BANNER_RULE) < 2:
-            assert self.proc.poll() is None, f"dev.py exited early:\n{self.output}"
-            assert time.monotonic() < deadline, f"no banner in {timeout} s:\n{self.output}"
-            time.sleep(0.05)
-        return self.output.split(BANNER_RULE)[1]
-
-    def ctrl_c(self, timeout: float = 20.0) -> int:
-        """Send SIGINT to the whole process group, as a terminal's Ctrl+C does."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        """Last resort after a failure: kill what is left of the process group."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        return self.wait_between(BANNER_RULE, timeout)
 
 
 def stop_postgres(pgdata: Path) -> None:

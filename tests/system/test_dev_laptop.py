@@ -7,70 +7,29 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from lapsync.devkit.processes import ConsoleRun, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 RULE = "=" * 72
 
 
-class LaptopRun:
-    """`dev.py run --laptop` in a clone, its output collected by a thread."""
+class LaptopRun(ConsoleRun):
+    """`dev.py run --laptop` in a clone."""
 
     def __init__(self, clone: Path, port: int):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "LAPSYNC_"))}
-        self.proc = subprocess.Popen([sys.executable, "dev.py", "run", "--laptop", "--port", str(port)],
-                                     cwd=clone, env=env, start_new_session=True, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        """Collect output lines until the process closes its output."""
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        """Return everything printed so far."""
-        return "".join(self.lines)
+        super().__init__([sys.executable, "dev.py", "run", "--laptop", "--port", str(port)], clone, env)
 
     def banner(self, timeout: float = 120.0) -> str:
         """Wait for the banner (the app answers by then) and return it."""
-        deadline = time.monotonic() + timeout
-        while self.output.count(RULE) < 2:
-            assert self.proc.poll() is None, f"dev.py exited early:\n{self.output}"
-            assert time.monotonic() < deadline, f"no banner in {timeout} s:\n{self.output}"
-            time.sleep(0.05)
-        return self.output.split(RULE)[1]
-
-    def ctrl_c(self, timeout: float = 20.0) -> int:
-        """Send SIGINT to the process group, as a terminal's Ctrl+C does."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        """Last resort after a failure: kill what is left of the process group."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-
-
-def free_port() -> int:
-    """Return a loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return self.wait_between(RULE, timeout)
 
 
 def csrf(html: str) -> str:
