@@ -170,6 +170,49 @@ class FailureStore(Protocol):
         """Delete the failures of one account (from one address if given), or all; say how many."""
 
 
+class SqlFailures:
+    """A FailureStore on table login_failure of either app's database.
+
+    run(sql, params) executes one statement in the caller's transaction and returns its
+    rows as tuples (none for a statement without rows); mark is the driver's placeholder.
+    """
+
+    def __init__(self, run: Callable[[str, list], list[tuple]], mark: str = "?") -> None:
+        """Work through run, writing each placeholder as mark."""
+        self.run, self.mark = run, mark
+
+    def _run(self, statement: str, params: list) -> list[tuple]:
+        """Run a statement written with ? placeholders."""
+        return self.run(statement.replace("?", self.mark), params)
+
+    def drop_failures(self, since: int, until: int) -> None:
+        """Delete the failures stamped at or before since, or after until."""
+        self._run("DELETE FROM login_failure WHERE at <= ? OR at > ?", [since, until])
+
+    def recent_failures(self, address: str, account: str | None, since: int,
+                        limit: int) -> list[int]:
+        """Return the times of up to limit failures after since from address (of account
+        if given), newest first."""
+        of_account, params = ("", []) if account is None else (" AND account = ?", [account])
+        rows = self._run(f"SELECT at FROM login_failure WHERE address = ?{of_account} AND at > ? "
+                         "ORDER BY at DESC LIMIT ?", [address, *params, since, limit])
+        return [row[0] for row in rows]
+
+    def record_failure(self, account: str, address: str, at: int) -> int:
+        """Store a failure; return its id."""
+        return self._run("INSERT INTO login_failure (account, address, at) VALUES (?, ?, ?) "
+                         "RETURNING id", [account, address, at])[0][0]
+
+    def forget(self, account: str | None, address: str | None = None) -> int:
+        """Delete the failures of one account (from one address if given), or all; say how many."""
+        where, params = "", []
+        if account is not None:
+            where, params = " WHERE account = ?", [account]
+            if address is not None:
+                where, params = where + " AND address = ?", [account, address]
+        return len(self._run(f"DELETE FROM login_failure{where} RETURNING id", params))
+
+
 def account_key(name: str) -> str:
     """Return the name a login counts against (no user name is longer)."""
     return name[:MAX_ACCOUNT_KEY]

@@ -5,10 +5,12 @@ import secrets
 
 import psycopg
 from flask import Blueprint, Flask, g, request, session
+from psycopg.rows import tuple_row
 
 from lapsync.authcore import (
     SESSION_MS,
     LoginLimits,
+    SqlFailures,
     add_session_views,
     check_password,
     check_unknown_user,
@@ -26,10 +28,6 @@ bp = Blueprint("auth", __name__)
 # Advisory lock around the check and the record of one login attempt: short, and
 # apart from the write lock, so logins never wait for a push.
 LOGIN_LOCK = WRITE_LOCK + 2
-FAILURES_OF_ADDRESS = ("SELECT at FROM login_failure WHERE address = %s AND at > %s "
-                       "ORDER BY at DESC LIMIT %s")
-FAILURES_OF_PAIR = ("SELECT at FROM login_failure WHERE address = %s AND account = %s "
-                    "AND at > %s ORDER BY at DESC LIMIT %s")
 
 
 def start_session(conn: psycopg.Connection, name: str, password: str) -> str | None:
@@ -50,42 +48,13 @@ def start_session(conn: psycopg.Connection, name: str, password: str) -> str | N
     return session_id
 
 
-class PostgresFailures:
-    """The failed logins in central's PostgreSQL: authcore's FailureStore."""
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        """Work on conn, inside the caller's transaction."""
-        self.conn = conn
-
-    def drop_failures(self, since: int, until: int) -> None:
-        """Delete the failures stamped at or before since, or after until."""
-        self.conn.execute("DELETE FROM login_failure WHERE at <= %s OR at > %s", [since, until])
-
-    def recent_failures(self, address: str, account: str | None, since: int,
-                        limit: int) -> list[int]:
-        """Return the times of up to limit failures after since from address (of account
-        if given), newest first."""
-        if account is None:
-            rows = self.conn.execute(FAILURES_OF_ADDRESS, [address, since, limit])
-        else:
-            rows = self.conn.execute(FAILURES_OF_PAIR, [address, account, since, limit])
-        return [row["at"] for row in rows]
-
-    def record_failure(self, account: str, address: str, at: int) -> int:
-        """Store a failure; return its id."""
-        return self.conn.execute("INSERT INTO login_failure (account, address, at) "
-                                 "VALUES (%s, %s, %s) RETURNING id",
-                                 [account, address, at]).fetchone()["id"]
-
-    def forget(self, account: str | None, address: str | None = None) -> int:
-        """Delete the failures of one account (from one address if given), or all; say how many."""
-        if account is None:
-            return self.conn.execute("DELETE FROM login_failure").rowcount
-        if address is None:
-            return self.conn.execute("DELETE FROM login_failure WHERE account = %s",
-                                     [account]).rowcount
-        return self.conn.execute("DELETE FROM login_failure WHERE account = %s AND address = %s",
-                                 [account, address]).rowcount
+def failures(conn: psycopg.Connection) -> SqlFailures:
+    """Return central's failed logins as authcore's store (in the caller's transaction)."""
+    def run(statement: str, params: list) -> list[tuple]:
+        """Run one statement; return its rows as tuples."""
+        cursor = conn.cursor(row_factory=tuple_row).execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+    return SqlFailures(run, "%s")
 
 
 def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
@@ -94,7 +63,7 @@ def _claim(conn: psycopg.Connection, name: str, address: str, limits: LoginLimit
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOGIN_LOCK])
         now = now_ms() if now is None else now  # read under the lock: stamps stay in order
-        return claim_attempt(PostgresFailures(conn), name, address, limits, now)
+        return claim_attempt(failures(conn), name, address, limits, now)
 
 
 def claim_login_attempt(conn: psycopg.Connection, name: str, address: str, limits: LoginLimits,
@@ -113,7 +82,7 @@ def forget_login_failures(conn: psycopg.Connection, name: str | None = None,
                           address: str | None = None) -> int:
     """Delete the failed logins of one name (from one address if given), or all; say how many."""
     with conn.transaction():
-        return forget_failures(PostgresFailures(conn), name, address)
+        return forget_failures(failures(conn), name, address)
 
 
 def rate_limited_login(conn: psycopg.Connection, name: str, password: str, address: str,

@@ -24,6 +24,7 @@ from lapsync.authcore import (
     ROLES,
     SESSION_MS,
     LoginLimits,
+    SqlFailures,
     add_session_views,
     check_password,
     check_unknown_user,
@@ -43,10 +44,6 @@ from . import clock
 from .db import connect, device_id, get_db, now_ms, record_change, transaction
 
 bp = Blueprint("auth", __name__)
-FAILURES_OF_ADDRESS = ("SELECT at FROM login_failure WHERE address = ? AND at > ? "
-                       "ORDER BY at DESC LIMIT ?")
-FAILURES_OF_PAIR = ("SELECT at FROM login_failure WHERE address = ? AND account = ? AND at > ? "
-                    "ORDER BY at DESC LIMIT ?")
 
 
 def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) -> str:
@@ -83,41 +80,9 @@ def start_session(db: sqlite_utils.Database, name: str, password: str) -> str | 
 
 # ---- login rate limit (the decisions are lapsync.authcore's) -----------------
 
-class SqliteFailures:
-    """The failed logins in the laptop's SQLite: authcore's FailureStore."""
-
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        """Work on db, inside the caller's transaction."""
-        self.db = db
-
-    def drop_failures(self, since: int, until: int) -> None:
-        """Delete the failures stamped at or before since, or after until."""
-        self.db.execute("DELETE FROM login_failure WHERE at <= ? OR at > ?", [since, until])
-
-    def recent_failures(self, address: str, account: str | None, since: int,
-                        limit: int) -> list[int]:
-        """Return the times of up to limit failures after since from address (of account
-        if given), newest first."""
-        if account is None:
-            rows = self.db.execute(FAILURES_OF_ADDRESS, [address, since, limit])
-        else:
-            rows = self.db.execute(FAILURES_OF_PAIR, [address, account, since, limit])
-        return [row[0] for row in rows]
-
-    def record_failure(self, account: str, address: str, at: int) -> int:
-        """Store a failure; return its id."""
-        return self.db.execute("INSERT INTO login_failure (account, address, at) VALUES (?, ?, ?)",
-                               [account, address, at]).lastrowid
-
-    def forget(self, account: str | None, address: str | None = None) -> int:
-        """Delete the failures of one account (from one address if given), or all; say how many."""
-        if account is None:
-            return self.db.execute("DELETE FROM login_failure").rowcount
-        if address is None:
-            return self.db.execute("DELETE FROM login_failure WHERE account = ?",
-                                   [account]).rowcount
-        return self.db.execute("DELETE FROM login_failure WHERE account = ? AND address = ?",
-                               [account, address]).rowcount
+def failures(db: sqlite_utils.Database) -> SqlFailures:
+    """Return the laptop's failed logins as authcore's store (in the caller's transaction)."""
+    return SqlFailures(lambda statement, params: db.execute(statement, params).fetchall())
 
 
 def claim_login_attempt(db: sqlite_utils.Database, name: str, address: str,
@@ -127,14 +92,14 @@ def claim_login_attempt(db: sqlite_utils.Database, name: str, address: str,
     # before the first one fails.
     with transaction(db):
         now = now_ms() if now is None else now  # read under the lock: stamps stay in order
-        return claim_attempt(SqliteFailures(db), name, address, limits, now)
+        return claim_attempt(failures(db), name, address, limits, now)
 
 
 def forget_login_failures(db: sqlite_utils.Database, name: str | None = None,
                           address: str | None = None) -> int:
     """Delete the failed logins of one name (from one address if given), or all; say how many."""
     with transaction(db):
-        return forget_failures(SqliteFailures(db), name, address)
+        return forget_failures(failures(db), name, address)
 
 
 def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, address: str,
