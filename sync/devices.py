@@ -19,9 +19,7 @@ from flask import (
     Flask,
     flash,
     g,
-    make_response,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -30,6 +28,7 @@ from flask_babel import gettext as _
 from lapsync.errors import InputError, wants_json
 from lapsync.protocol import CONTROL_CHARS, ProtocolError
 from lapsync.text import age, date_time_text, decimal_text
+from lapsync.web.guard import private_page
 
 from . import blocks
 from .auth import admin_required, login_required
@@ -280,10 +279,8 @@ def device_rows(conn: psycopg.Connection) -> list[dict]:
 def render_page(status: int = 200, **context):
     """Render the devices page (never cached: it may show a new token)."""
     conn = get_db()
-    response = make_response(render_template("devices.html", devices=device_rows(conn),
-                                             refused=refused_changes(conn), **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return private_page("devices.html", status, devices=device_rows(conn),
+                        refused=refused_changes(conn), **context)
 
 
 @bp.get("/")

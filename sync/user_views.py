@@ -11,9 +11,7 @@ from flask import (
     Flask,
     flash,
     g,
-    make_response,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -21,6 +19,7 @@ from flask_babel import gettext as _
 
 from lapsync.authcore import ROLES, role_label
 from lapsync.errors import InputError, wants_json
+from lapsync.web.guard import private_page
 
 from .auth import admin_required
 from .db import get_db
@@ -42,11 +41,8 @@ ACTIVE_VALUES = {"yes": True, "no": False}
 def render_page(status: int = 200, **context):
     """Render the users page (never cached: it may show a new password)."""
     conn = get_db()
-    response = make_response(render_template(
-        "users.html", users=list_users(conn), roles=ROLES,
-        log=user_decisions(conn, MAX_LOGGED), **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return private_page("users.html", status, users=list_users(conn), roles=ROLES,
+                        log=user_decisions(conn, MAX_LOGGED), **context)
 
 
 def refused(exc: InputError, **context):

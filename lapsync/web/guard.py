@@ -4,7 +4,7 @@ Registered by lapsync.web.init_app, which both apps call.
 """
 from __future__ import annotations
 
-from flask import Flask, Request, Response, current_app
+from flask import Flask, Request, Response, current_app, make_response, render_template
 
 from lapsync.protocol import API_PREFIX, limits
 
@@ -28,6 +28,13 @@ def add_security_headers(response: Response) -> Response:
     """Give an answer the security headers a view did not set itself."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    return response
+
+
+def private_page(template: str, status: int = 200, **context) -> Response:
+    """Render a page that no browser or proxy may keep (it shows a token or a password)."""
+    response = make_response(render_template(template, **context), status)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

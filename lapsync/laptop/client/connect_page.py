@@ -10,9 +10,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
-    make_response,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -20,6 +18,7 @@ from flask_babel import gettext as _
 
 from lapsync.errors import InputError
 from lapsync.protocol.connect import parse_connect_code
+from lapsync.web.guard import private_page
 
 from ..auth import admin_required
 from ..db import get_db
@@ -80,12 +79,9 @@ def sync_flash(url: str, result: SyncResult) -> tuple[str, str]:
 def render_page(status: int = 200, **context):
     """Render the page with the current connection (never cached: it shows part of a token)."""
     token = current_app.config.get("CENTRAL_TOKEN") or ""
-    response = make_response(render_template(
-        "connect.html", central_url=current_app.config.get("CENTRAL_URL"),
-        token_start=token[:SHOWN_TOKEN_CHARS], sync=status_for(current_app, get_db()),
-        **context), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return private_page("connect.html", status, central_url=current_app.config.get("CENTRAL_URL"),
+                        token_start=token[:SHOWN_TOKEN_CHARS],
+                        sync=status_for(current_app, get_db()), **context)
 
 
 @bp.get("/connect")
