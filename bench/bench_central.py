@@ -8,7 +8,9 @@ One run, all on this machine:
      laptops with their own clock offsets, late receipts), some double counts typed on
      a second laptop a few seconds later, voids (most double counts, some other laps,
      a few restored), then runner_total and device_runner_laps computed in SQL as push
-     keeps them, and the devices' counters; VACUUM ANALYZE at the end;
+     keeps them, the devices' counters, and the review queue's lap pairs, the runners'
+     last laps and the time chart's buckets from their from-scratch computation
+     (sync/derived.py, as `flask --app sync rebuild-review` does); VACUUM ANALYZE at the end;
   3. central's real Flask app (not TESTING) in this process, logged in through its
      real login form; every page is requested through the Flask test client, so the
      time is server time (routing, session, SQL, template), no network;
@@ -16,7 +18,7 @@ One run, all on this machine:
      then --requests timed ones, taken round-robin over the pages so that a burst of
      load from other processes hits all pages alike (the pages without a target are
      timed afterwards, by --other-requests, for information); median, p95, min, max and their
-     ratio to the target (standings <= 50 ms, CSV <= 1 s). The CSV is timed until its
+     ratio to the target (standings, review queue and charts <= 50 ms, CSV <= 1 s). The CSV is timed until its
      whole streamed body has been read. Also shown: this process's CPU time per request
      (Flask, psycopg, Jinja) and, for a local server, PostgreSQL's (from /proc): wall
      time beyond their sum is time spent waiting for a CPU.
@@ -58,6 +60,9 @@ from central_kit import create_database  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
+from sync.db import write_transaction  # noqa: E402
+from sync.derived import rebuild  # noqa: E402
+
 DATABASE = "lapsync_bench_central"
 PASSWORD = "bench-password"
 ALNUM = string.ascii_lowercase + string.digits
@@ -72,7 +77,8 @@ LAST = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner"
 DEVICES = [("laptop-start", 1_200), ("laptop-turn", -35_000), ("laptop-tent", 5_000),
            ("laptop-spare", 0)]                # name, clock offset (central - laptop) in ms
 EVENT_HOURS = 8
-TARGETS_MS = {"standings": 50.0, "csv": 1000.0}
+TARGETS_MS = {"standings": 50.0, "csv": 1000.0}   # standings also for the review queue, charts
+MAX_PAIRS = 200                                    # pairs the review queue shows (sync/review.py)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -273,13 +279,18 @@ def build(url: str, args: argparse.Namespace) -> dict:
         timings["copy_s"] = time.perf_counter() - started - timings["plan_s"]
         voids = add_voids(conn, args, lap_ids, seconds, admin, rng)
         derive_totals(conn)
+        rebuilt = time.perf_counter()
+        with write_transaction(conn):
+            rebuild(conn)
+        timings["rebuild_s"] = time.perf_counter() - rebuilt
         conn.execute("VACUUM ANALYZE")
         timings["total_s"] = time.perf_counter() - started
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM lap) AS laps, (SELECT count(*) FROM runner) AS runners, "
             "(SELECT count(*) FROM lap_void WHERE voided) AS voided, "
             "(SELECT sum(laps) FROM runner_total) AS counting, "
-            "(SELECT pg_size_pretty(pg_database_size(current_database()))) AS size").fetchone()
+            "(SELECT pg_size_pretty(pg_database_size(current_database()))) AS size, "
+            "(SELECT count(*) FROM close_lap_pair) AS close_pairs").fetchone()
         busiest = conn.execute("SELECT runner_id FROM runner_total ORDER BY laps DESC LIMIT 1"
                                ).fetchone()["runner_id"]
     assert counts["laps"] == args.laps and counts["runners"] == args.runners, counts
@@ -321,6 +332,18 @@ def pages(data: dict, args: argparse.Namespace) -> list[dict]:
         assert len(rows) == args.runners + 1, len(rows)
         assert sum(int(r[4]) for r in rows[1:]) == data["counting"]
 
+    def review_queue(body: bytes) -> None:
+        """Check the queue shows its first MAX_PAIRS pairs (none was kept)."""
+        pairs = body.decode().count('<article class="pair')
+        assert pairs == min(data["close_pairs"], MAX_PAIRS), pairs
+
+    def charts(body: bytes) -> None:
+        """Check both charts' bars add up to the laps that count."""
+        page = body.decode()
+        buckets = sum(int(n) for n in re.findall(r'data-start-ms="\d+" data-laps="(\d+)"', page))
+        classes = sum(int(n) for n in re.findall(r'data-class="[^"]*" data-laps="(\d+)"', page))
+        assert buckets == classes == data["counting"], (buckets, classes)
+
     target = TARGETS_MS["standings"]
     return [
         {"name": "standings", "path": "/standings/", "target": target, "check": standings(100)},
@@ -340,6 +363,8 @@ def pages(data: dict, args: argparse.Namespace) -> list[dict]:
          "check": lambda body: None},
         {"name": "standings grades", "path": "/standings/grades", "target": target,
          "check": lambda body: None},
+        {"name": "review queue", "path": "/review/", "target": target, "check": review_queue},
+        {"name": "charts", "path": "/charts/", "target": target, "check": charts},
         {"name": "csv", "path": "/admin/results.csv", "target": TARGETS_MS["csv"],
          "check": results_csv},
     ]
@@ -354,8 +379,6 @@ def other_pages(data: dict) -> list[dict]:
         ("runner page (busiest runner)", f"/standings/runner/{busiest}"),
         ("live view", "/live/"),
         ("live feed (new client)", "/live/feed"),
-        ("charts", "/charts/"),
-        ("review queue", "/review/"),
         ("results page", "/admin/results"),
         ("ceremony lists (all classes)", "/admin/results/classes"),
         ("certificates of class 7b", "/admin/certificates/class/7b"),
@@ -462,7 +485,7 @@ def figures(page: dict, sample: dict) -> dict:
 
 def explain(url: str) -> None:
     """Print EXPLAIN (ANALYZE, BUFFERS) of the standings and CSV queries."""
-    from sync import results, standings
+    from sync import charts, results, review, standings
 
     filters = standings.parse_runner_filters({})
     queries = [
@@ -477,6 +500,9 @@ def explain(url: str) -> None:
         ("unassigned laps", "SELECT coalesce(sum(t.laps), 0)::bigint AS n FROM runner_total t "
          "WHERE NOT EXISTS (SELECT 1 FROM runner r WHERE r.id = t.runner_id)", {}),
         ("results.csv", results.RESULTS, {"class": None}),
+        ("review queue", review.PAIRS_SQL, {"limit": MAX_PAIRS}),
+        ("time chart", charts.BUCKETS_SQL, {}),
+        ("class chart", charts.CLASSES_SQL, {}),
     ]
     with psycopg.connect(url, autocommit=True) as conn:
         for title, query, params in queries:
@@ -524,9 +550,11 @@ def main(argv: list[str] | None = None) -> None:
         url = create_database(server_url, DATABASE)
         data = build(url, args)
         print(f"built in {data['total_s']:.1f} s (laps planned {data['plan_s']:.1f} s, COPY "
-              f"{data['copy_s']:.1f} s): {data['runners']:,} runners, {data['laps']:,} laps "
+              f"{data['copy_s']:.1f} s, rebuild-review {data['rebuild_s']:.1f} s): "
+              f"{data['runners']:,} runners, {data['laps']:,} laps "
               f"({data['doubles']:,} typed twice, {data['voided']:,} voided, "
-              f"{data['counting']:,} counting), database {data['size']}")
+              f"{data['counting']:,} counting, {data['close_pairs']:,} close pairs), "
+              f"database {data['size']}")
         if args.explain:
             explain(url)
         from sync import create_app
@@ -534,8 +562,8 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "DB_POOL_SIZE": 4})
         try:
             client = logged_in_client(app)
-            # The pages with a target first, among themselves: the heavy pages without
-            # one (review queue, charts) keep both CPUs busy and would disturb them.
+            # The pages with a target first, among themselves: the heavier pages without
+            # one (ceremony lists, certificates) would disturb them.
             groups = [[(page, args.requests) for page in pages(data, args)]]
             if args.other_requests:
                 groups.append([(page, args.other_requests) for page in other_pages(data)])

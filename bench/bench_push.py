@@ -368,15 +368,25 @@ def central_cpu(central: subprocess.Popen, pgdata: Path) -> dict:
 # --- checks and report ---------------------------------------------------------
 
 def verify(url: str, args: argparse.Namespace, laptop: dict) -> str:
-    """Check central holds every lap once, totals exact, and the laptop has nothing pending."""
+    """Check central holds every lap once, totals exact, the review queue's pairs and the
+    chart's buckets as computed from scratch, and the laptop has nothing pending."""
+    from sync.derived import reference, stored  # here: the laptop child process stays lean
+
     with psycopg.connect(url, autocommit=True) as conn:
         laps, copied = (conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("lap", "lap_copy"))
         total = conn.execute("SELECT coalesce(sum(laps), 0) FROM runner_total").fetchone()[0]
         own = conn.execute("SELECT coalesce(sum(laps), 0) FROM device_runner_laps").fetchone()[0]
+        kept = stored(conn)
+        derived_ok = kept == reference(conn)
     if not laps == copied == total == own == args.laps or laptop["pending"] or laptop["rejected"]:
         raise SystemExit(f"check failed: lap {laps}, lap_copy {copied}, totals {total}/{own}, "
                          f"pending {laptop['pending']}, rejected {laptop['rejected']}")
-    return f"verified: {laps:,} laps at central (and in lap_copy), totals {total:,}, nothing pending"
+    if not derived_ok:
+        raise SystemExit("check failed: the review queue's pairs, the runners' last laps or the "
+                         "time buckets differ from their computation from scratch")
+    return (f"verified: {laps:,} laps at central (and in lap_copy), totals {total:,}, "
+            f"{len(kept['pairs']):,} close lap pairs and {len(kept['buckets'])} time buckets "
+            "as computed from scratch, nothing pending")
 
 
 def environment(args: argparse.Namespace, server_url: str) -> dict:
@@ -458,7 +468,8 @@ def report(args: argparse.Namespace, copies: list[float], copy_fk_s: float, roun
 def reset_round(url: str, path: Path, roster_seq: int) -> None:
     """Undo a push for the next round: central forgets the laps, the laptop has them pending again."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE lap, runner_total, device_runner_laps")
+        conn.execute("TRUNCATE lap, runner_total, device_runner_laps, close_lap_pair, "
+                     "runner_last_lap, lap_bucket")
         conn.execute("UPDATE device SET last_seq = %s, laps_pushed = 0", [roster_seq])
     db = connect(path)
     db.execute("PRAGMA synchronous=OFF")  # preparation only

@@ -9,8 +9,9 @@ minutes would shift its laps by ten minutes. The offset is estimated at each pus
 (central's clock minus the laptop's), so drift within one offline stretch is the
 only error left: seconds, not minutes.
 
-Voided laps never count: the time chart leaves out laps whose lap_void says
-voided; the class chart reads runner_total (kept without voided laps).
+Voided laps never count: the time chart reads lap_bucket, the class chart
+runner_total; every writer keeps both in step with lap and lap_void in the same
+transaction (sync/derived.py, sync/ledger.py), so neither counts the lap table.
 """
 from __future__ import annotations
 
@@ -22,22 +23,18 @@ from flask import Blueprint, Flask, render_template
 
 from .auth import login_required
 from .db import get_db
+from .derived import BUCKET_MS
 from .search import class_order
 
 bp = Blueprint("charts", __name__, url_prefix="/charts")
 
-BUCKET_MS = 5 * 60 * 1000
 MAX_BUCKETS = 576          # 48 hours: a 24-hour relay fits twice
 WIDTH, HEIGHT = 900, 320   # the time chart's drawing area in SVG units
 MARGIN = {"left": 60, "right": 20, "top": 20, "bottom": 60}
 CLASS_ROW = 28             # height of one class's bar in the class chart
 
-BUCKETS_SQL = """
-SELECT (l.device_time + l.clock_offset_ms) / %(size)s AS bucket, count(*) AS laps
-FROM lap l LEFT JOIN lap_void v ON v.lap_id = l.id
-WHERE v.voided IS NOT TRUE
-GROUP BY 1 ORDER BY 1
-"""
+# Kept in step with the laps that count by every writer (sync/derived.py).
+BUCKETS_SQL = "SELECT bucket, laps FROM lap_bucket WHERE laps <> 0 ORDER BY bucket"
 
 CLASSES_SQL = f"""
 SELECT r.class, coalesce(sum(t.laps), 0)::bigint AS laps
@@ -53,7 +50,7 @@ def laps_per_bucket(conn: psycopg.Connection) -> tuple[list[dict], int]:
     At most MAX_BUCKETS buckets up to the last lap are returned; laps before them
     (a laptop whose clock was days off, say) are counted as left out.
     """
-    rows = conn.execute(BUCKETS_SQL, {"size": BUCKET_MS}).fetchall()
+    rows = conn.execute(BUCKETS_SQL).fetchall()
     if not rows:
         return [], 0
     counts = {r["bucket"]: r["laps"] for r in rows}

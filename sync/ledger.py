@@ -1,7 +1,8 @@
 """The ledger of central: runner registers, lap totals, voids and runner clashes.
 
 Push, review and roster change laps and runners through these functions, so that
-totals and clashes follow every change alike.
+totals, clashes, the review queue's lap pairs and the chart's buckets (sync/derived.py)
+follow every change alike.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import collections
 
 import psycopg
 from psycopg.rows import tuple_row
+
+from .derived import BUCKET_MS, keep_in_step
 
 RUNNER_UPSERT = """
 INSERT INTO runner AS r (id, start_number, name, class, grade, hlc, origin, change_id)
@@ -76,12 +79,18 @@ def upsert_runner(conn: psycopg.Connection, runner: dict, newer_only: bool) -> d
 
 
 class Deltas:
-    """Changes to the lap totals of one batch: per runner and per (laptop, runner)."""
+    """Changes to the laps that count in one batch: totals per runner and per (laptop,
+    runner), per time bucket, the laps that arrived and the runners whose laps must be
+    read again (voids, restores, moves) for the review queue's pairs (sync/derived.py)."""
 
     def __init__(self) -> None:
         """Start with no changes."""
         self.runner: collections.Counter = collections.Counter()
         self.laptop: collections.Counter = collections.Counter()
+        self.buckets: collections.Counter = collections.Counter()
+        self.new_laps: dict[str, list[tuple[int, str, str]]] = {}
+        self.tangled: set[str] = set()
+        self.reread: set[str] = set()
 
     def add(self, runner_id: str, laptop_id: str, n: int) -> None:
         """Count n more (or fewer) laps of runner_id recorded on laptop_id."""
@@ -92,6 +101,37 @@ class Deltas:
         """Add another batch part's changes to these."""
         self.runner.update(other.runner)
         self.laptop.update(other.laptop)
+        self.buckets.update(other.buckets)
+        for runner_id, laps in other.new_laps.items():
+            if runner_id in self.new_laps:
+                self.tangled.add(runner_id)
+            self.new_laps.setdefault(runner_id, []).extend(laps)
+        self.tangled |= other.tangled
+        self.reread |= other.reread
+
+    def arrived(self, ids: list[str], runner_ids: list[str], times: list[int],
+                laptop_ids: list[str], offset: int, min_ms: int) -> None:
+        """Note laps that count from now on, at device time + offset, for pairs and buckets.
+
+        A runner whose laps here come out of order or closer than min_ms is noted as
+        tangled: only those need sorting and pairing among themselves (sync/derived.py).
+        """
+        new, tangled = self.new_laps, self.tangled
+        for lap_id, runner_id, at, laptop in zip(ids, runner_ids, times, laptop_ids):
+            lap = (at + offset, lap_id, laptop)
+            laps = new.get(runner_id)
+            if laps is None:
+                new[runner_id] = [lap]
+                continue
+            if lap < laps[-1] or lap[0] - laps[-1][0] < min_ms:
+                tangled.add(runner_id)
+            laps.append(lap)
+        self.buckets.update((at + offset) // BUCKET_MS for at in times)
+
+    def changed(self, runner_id: str, at: int, n: int) -> None:
+        """Note a lap of runner_id at corrected time AT that stops (-1) or starts (1) counting."""
+        self.reread.add(runner_id)
+        self.buckets[at // BUCKET_MS] += n
 
     def add_laps(self, runner_ids: list[str], laptop_ids: list[str]) -> None:
         """Count one more lap for each (runner, laptop) pair (Counter.update counts in C)."""
@@ -107,7 +147,10 @@ class Deltas:
 
 
 def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
-    """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps."""
+    """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps.
+
+    Then bring the review queue's pairs and the chart's buckets in step (sync/derived.py).
+    """
     # UPDATE first, then INSERT only the missing rows: after the first batches nearly
     # every runner has its rows, and a plain UPDATE is much cheaper than an upsert.
     cursor = conn.cursor(row_factory=tuple_row)  # thousands of rows back: no dict for each
@@ -126,6 +169,7 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
         if laptops:
             conn.execute(LAPTOP_TOTALS_INSERT, [[k[0] for k in laptops], [k[1] for k in laptops],
                                                 list(laptops.values())])
+    keep_in_step(conn, deltas)
 
 
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> str | None:
@@ -145,10 +189,11 @@ def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> str | No
     was_voided = bool(before and before["voided"])
     if was_voided == void["voided"]:
         return None
-    lap = conn.execute("SELECT runner_id, device_id FROM lap WHERE id = %s",
-                       [void["lap_id"]]).fetchone()
+    lap = conn.execute("SELECT runner_id, device_id, device_time + clock_offset_ms AS at "
+                       "FROM lap WHERE id = %s", [void["lap_id"]]).fetchone()
     if lap is not None:  # no lap yet: the void waits in lap_void and applies on arrival
         deltas.add(lap["runner_id"], lap["device_id"], -1 if void["voided"] else 1)
+        deltas.changed(lap["runner_id"], lap["at"], -1 if void["voided"] else 1)
     return None
 
 

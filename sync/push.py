@@ -21,6 +21,7 @@ from .authority import apply_runner, own_laps, own_origin, reject_all, void_refu
 from .clock_jumps import record_jumps
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
+from .derived import min_lap_ms
 from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
 from .pushed_users import apply_user
 
@@ -94,18 +95,20 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
     twice), so the COPY is tried first (in a savepoint); if it meets a known id, the
     batch's new laps are copied instead. Safe because every writer holds the write
     lock (sync/db.py): no other transaction inserts laps between the check and the
-    COPY. The laps are counted for the totals while PostgreSQL takes in the COPY.
+    COPY. The laps are counted for the totals, the time buckets and the review queue's
+    pairs (sync/derived.py) while PostgreSQL takes in the COPY.
     """
     voided = {row["lap_id"] for row in conn.execute(VOIDED_FIRST, [laps["id"]])}
-    counted = Deltas()
+    counted, min_ms = Deltas(), min_lap_ms(conn)
 
     def count(start: int, end: int) -> None:
         """Count the laps of one COPY chunk (a void that came first: not counted)."""
-        runners, laptops = laps["runner_id"][start:end], laps["device_id"][start:end]
+        chunk = [laps[name][start:end] for name in ("id", "runner_id", "time", "device_id")]
         if voided:
-            kept = [i for i, lap_id in enumerate(laps["id"][start:end]) if lap_id not in voided]
-            runners, laptops = [runners[i] for i in kept], [laptops[i] for i in kept]
-        counted.add_laps(runners, laptops)
+            kept = [i for i, lap_id in enumerate(chunk[0]) if lap_id not in voided]
+            chunk = [[column[i] for i in kept] for column in chunk]
+        counted.add_laps(chunk[1], chunk[3])
+        counted.arrived(*chunk, offset, min_ms)
 
     try:
         with conn.transaction():

@@ -34,34 +34,24 @@ from .auth import admin_required, login_required
 from .blocks import check_unreserved
 from .db import get_db, now_ms, write_transaction
 from .decisions import decisions, log_decision
+from .derived import min_lap_ms
+from .derived import init_app as init_derived
 from .ledger import Deltas, apply_totals, apply_void, detect_clashes
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
-DEFAULT_MIN_LAP_SECONDS = 60   # the laptops' default (lapsync MIN_LAP_SECONDS)
 MAX_PAIRS = 200
 VOID_REASON = "double count (central review)"
 
-# Each runner's counting laps in corrected-time order; a lap and the one before it
-# are a pair when they are closer than the minimum lap time and were not kept.
+# Pairs of neighbouring counting laps closer than the minimum lap time, kept in step by
+# every writer (sync/derived.py): the page never sorts the lap table.
 PAIRS_SQL = """
-WITH counting AS (
-    SELECT l.id, l.runner_id, l.device_id, l.device_time + l.clock_offset_ms AS central_time
-    FROM lap l LEFT JOIN lap_void v ON v.lap_id = l.id
-    WHERE v.voided IS NOT TRUE
-), paired AS (
-    SELECT c.*, lag(c.id) OVER w AS prev_id, lag(c.central_time) OVER w AS prev_time,
-           lag(c.device_id) OVER w AS prev_device
-    FROM counting c
-    WINDOW w AS (PARTITION BY c.runner_id ORDER BY c.central_time, c.id)
-)
-SELECT p.prev_id AS first_id, p.id AS second_id, p.runner_id,
-       p.central_time - p.prev_time AS gap_ms, p.device_id <> p.prev_device AS two_laptops
-FROM paired p
-WHERE p.prev_id IS NOT NULL AND p.central_time - p.prev_time < %(min_ms)s
-  AND NOT EXISTS (SELECT 1 FROM kept_lap_pair k
-                  WHERE k.lap_a = least(p.id, p.prev_id) AND k.lap_b = greatest(p.id, p.prev_id))
-ORDER BY two_laptops DESC, gap_ms, p.runner_id
+SELECT p.first_id, p.second_id, p.runner_id, p.second_time - p.first_time AS gap_ms,
+       p.two_laptops
+FROM close_lap_pair p
+WHERE NOT EXISTS (SELECT 1 FROM kept_lap_pair k WHERE k.lap_a = least(p.first_id, p.second_id)
+                                                  AND k.lap_b = greatest(p.first_id, p.second_id))
+ORDER BY p.two_laptops DESC, gap_ms, p.runner_id, p.second_id
 LIMIT %(limit)s
 """
 
@@ -95,13 +85,6 @@ ORDER BY c.detected_at, c.id
 
 # ---- reading the queue --------------------------------------------------------------
 
-def min_lap_ms(conn: psycopg.Connection) -> int:
-    """Return the event's minimum lap time in ms (central's setting, else the default)."""
-    row = conn.execute("SELECT value FROM setting WHERE key = 'min_lap_seconds'").fetchone()
-    seconds = row["value"] if row and isinstance(row["value"], int) else DEFAULT_MIN_LAP_SECONDS
-    return seconds * 1000
-
-
 def runners_by_id(conn: psycopg.Connection, ids: list[str]) -> dict[str, dict]:
     """Return runners (with version and laps that count) by id."""
     return {row["id"]: row for row in conn.execute(RUNNERS_SQL, [list(ids)])}
@@ -109,7 +92,7 @@ def runners_by_id(conn: psycopg.Connection, ids: list[str]) -> dict[str, dict]:
 
 def suspected_doubles(conn: psycopg.Connection, limit: int = MAX_PAIRS) -> list[dict]:
     """Return pairs of counting laps closer than the minimum lap time, two-laptop pairs first."""
-    pairs = conn.execute(PAIRS_SQL, {"min_ms": min_lap_ms(conn), "limit": limit}).fetchall()
+    pairs = conn.execute(PAIRS_SQL, {"limit": limit}).fetchall()
     ids = [lap for p in pairs for lap in (p["first_id"], p["second_id"])]
     laps = {row["id"]: row for row in conn.execute(LAPS_SQL, [ids])}
     runners = runners_by_id(conn, [p["runner_id"] for p in pairs])
@@ -294,6 +277,7 @@ def move_laps(conn: psycopg.Connection, from_id: str, to_id: str) -> int:
     for row in counting:
         deltas.add(from_id, row["device_id"], -row["n"])
         deltas.add(to_id, row["device_id"], row["n"])
+    deltas.reread |= {from_id, to_id}  # both runners' lap pairs change
     apply_totals(conn, deltas)
     return moved
 
@@ -445,5 +429,6 @@ def keep_both_runners():
 
 
 def init_app(app: Flask) -> None:
-    """Register the review blueprint."""
+    """Register the review blueprint and the rebuild-review command."""
     app.register_blueprint(bp)
+    init_derived(app)

@@ -43,6 +43,7 @@ from .bank_settings import (
 )
 from .db import connection, get_db, write_transaction
 from .decisions import log_decision
+from .derived import rebuild
 from .money_settings import MONEY_SETTINGS, money_settings, save_money_settings
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -65,6 +66,8 @@ def set_setting(conn: psycopg.Connection, key: str, value: Any) -> Any:
                      "VALUES (%s, %s, nextval('change_id_seq')) ON CONFLICT (key) "
                      "DO UPDATE SET value = excluded.value, change_id = excluded.change_id",
                      [key, Jsonb(value)])
+        if key == "min_lap_seconds":
+            rebuild(conn, only_pairs=True)  # the review queue's pairs depend on it
     return value
 
 
@@ -85,6 +88,8 @@ def save_settings(conn: psycopg.Connection, values: dict, user_id: str | None = 
                          "VALUES (%s, %s, nextval('change_id_seq')) ON CONFLICT (key) "
                          "DO UPDATE SET value = excluded.value, change_id = excluded.change_id",
                          [key, Jsonb(value)])
+        if "min_lap_seconds" in changed:
+            rebuild(conn, only_pairs=True)  # the review queue's pairs depend on it
         if changed and user_id is not None:
             log_decision(conn, user_id, "settings", sorted(changed),
                          {key: {"from": stored.get(key), "to": value}
