@@ -62,6 +62,7 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from sync.db import write_transaction  # noqa: E402
 from sync.derived import rebuild  # noqa: E402
+from sync.review import PAIRS_PER_PAGE  # noqa: E402
 
 DATABASE = "lapsync_bench_central"
 PASSWORD = "bench-password"
@@ -78,7 +79,6 @@ DEVICES = [("laptop-start", 1_200), ("laptop-turn", -35_000), ("laptop-tent", 5_
            ("laptop-spare", 0)]                # name, clock offset (central - laptop) in ms
 EVENT_HOURS = 8
 TARGETS_MS = {"standings": 50.0, "csv": 1000.0}   # standings also for the review queue, charts
-MAX_PAIRS = 200                                    # pairs the review queue shows (sync/review.py)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -327,15 +327,21 @@ def pages(data: dict, args: argparse.Namespace) -> list[dict]:
 
     def results_csv(body: bytes) -> None:
         """Check the CSV: BOM, header, one row per runner, laps summing to the counting laps."""
-        rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
-        assert rows[0] == ["\ufeffstart_number", "name", "class", "grade", "laps", "distance_m"]
+        assert body.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+        assert rows[0] == ["start_number", "name", "class", "grade", "laps", "distance_m"]
         assert len(rows) == args.runners + 1, len(rows)
         assert sum(int(r[4]) for r in rows[1:]) == data["counting"]
 
-    def review_queue(body: bytes) -> None:
-        """Check the queue shows its first MAX_PAIRS pairs (none was kept)."""
-        pairs = body.decode().count('<article class="pair')
-        assert pairs == min(data["close_pairs"], MAX_PAIRS), pairs
+    last_page = max(1, -(-data["close_pairs"] // PAIRS_PER_PAGE))
+
+    def review_queue(expect_pairs: int):
+        """Check a page of the review queue shows expect_pairs pairs (none was kept)."""
+        def check(body: bytes) -> None:
+            """Count the pairs of the page."""
+            pairs = body.decode().count('<article class="pair')
+            assert pairs == expect_pairs, pairs
+        return check
 
     def charts(body: bytes) -> None:
         """Check both charts' bars add up to the laps that count."""
@@ -363,7 +369,10 @@ def pages(data: dict, args: argparse.Namespace) -> list[dict]:
          "check": lambda body: None},
         {"name": "standings grades", "path": "/standings/grades", "target": target,
          "check": lambda body: None},
-        {"name": "review queue", "path": "/review/", "target": target, "check": review_queue},
+        {"name": "review queue", "path": "/review/", "target": target,
+         "check": review_queue(min(data["close_pairs"], PAIRS_PER_PAGE))},
+        {"name": "review queue last page", "path": f"/review/?page={last_page}", "target": target,
+         "check": review_queue(data["close_pairs"] - (last_page - 1) * PAIRS_PER_PAGE)},
         {"name": "charts", "path": "/charts/", "target": target, "check": charts},
         {"name": "csv", "path": "/admin/results.csv", "target": TARGETS_MS["csv"],
          "check": results_csv},
@@ -495,12 +504,15 @@ def explain(url: str) -> None:
          standings.parse_runner_filters({"class": "7b"})),
         ("standings search müller", standings.RUNNERS_SQL.format(
             order=standings.RUNNER_ORDER["laps"]), standings.parse_runner_filters({"q": "müller"})),
-        ("classes", standings.GROUPS_SQL.format(column=standings.GROUP_COLUMN["class"],
+        ("classes", standings.GROUPS_SQL.format(column=standings.GROUP_COLUMN["class"][0],
+                                                sort_key=standings.GROUP_COLUMN["class"][1],
                                                 order=standings.GROUP_ORDER["laps"]), {}),
+        ("standings last page", standings.RUNNERS_SQL.format(order=standings.RUNNER_ORDER["laps"]),
+         standings.parse_runner_filters({"page": "50"})),
         ("unassigned laps", "SELECT coalesce(sum(t.laps), 0)::bigint AS n FROM runner_total t "
          "WHERE NOT EXISTS (SELECT 1 FROM runner r WHERE r.id = t.runner_id)", {}),
         ("results.csv", results.RESULTS, {"class": None}),
-        ("review queue", review.PAIRS_SQL, {"limit": MAX_PAIRS}),
+        ("review queue", review.PAIRS_SQL, {"limit": PAIRS_PER_PAGE, "offset": 0}),
         ("time chart", charts.BUCKETS_SQL, {}),
         ("class chart", charts.CLASSES_SQL, {}),
     ]

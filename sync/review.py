@@ -40,7 +40,8 @@ from .ledger import Deltas, apply_totals, apply_void, detect_clashes
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
-MAX_PAIRS = 200
+PAIRS_PER_PAGE = 50   # a page of pairs renders in a few ms; the queue is worked from the top
+MAX_PAGE = 10_000
 VOID_REASON = "double count (central review)"
 
 # Pairs of neighbouring counting laps closer than the minimum lap time, kept in step by
@@ -52,7 +53,12 @@ FROM close_lap_pair p
 WHERE NOT EXISTS (SELECT 1 FROM kept_lap_pair k WHERE k.lap_a = least(p.first_id, p.second_id)
                                                   AND k.lap_b = greatest(p.first_id, p.second_id))
 ORDER BY p.two_laptops DESC, gap_ms, p.runner_id, p.second_id
-LIMIT %(limit)s
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+OPEN_PAIRS_SQL = """
+SELECT count(*) AS n FROM close_lap_pair p
+WHERE NOT EXISTS (SELECT 1 FROM kept_lap_pair k WHERE k.lap_a = least(p.first_id, p.second_id)
+                                                  AND k.lap_b = greatest(p.first_id, p.second_id))
 """
 
 LAPS_SQL = """
@@ -90,9 +96,10 @@ def runners_by_id(conn: psycopg.Connection, ids: list[str]) -> dict[str, dict]:
     return {row["id"]: row for row in conn.execute(RUNNERS_SQL, [list(ids)])}
 
 
-def suspected_doubles(conn: psycopg.Connection, limit: int = MAX_PAIRS) -> list[dict]:
+def suspected_doubles(conn: psycopg.Connection, limit: int = PAIRS_PER_PAGE,
+                      offset: int = 0) -> list[dict]:
     """Return pairs of counting laps closer than the minimum lap time, two-laptop pairs first."""
-    pairs = conn.execute(PAIRS_SQL, {"limit": limit}).fetchall()
+    pairs = conn.execute(PAIRS_SQL, {"limit": limit, "offset": offset}).fetchall()
     ids = [lap for p in pairs for lap in (p["first_id"], p["second_id"])]
     laps = {row["id"]: row for row in conn.execute(LAPS_SQL, [ids])}
     runners = runners_by_id(conn, [p["runner_id"] for p in pairs])
@@ -346,12 +353,27 @@ def keep_runners(conn: psycopg.Connection, user_id: str, clash_id: Any, version_
 
 # ---- pages -------------------------------------------------------------------------
 
-def render_index(error: InputError | None = None, status: int = 200):
-    """Render the review page: both queues and the decision log, with an error if any."""
+def render_index(error: InputError | None = None, status: int = 200, page: int = 1):
+    """Render the review page (one page of pairs): both queues and the decision log."""
     conn = get_db()
-    return render_template("review.html", doubles=suspected_doubles(conn),
+    pages = max(1, -(-conn.execute(OPEN_PAIRS_SQL).fetchone()["n"] // PAIRS_PER_PAGE))
+    return render_template("review.html",
+                           doubles=suspected_doubles(conn, offset=(page - 1) * PAIRS_PER_PAGE),
+                           pair_page=page, pair_pages=pages,
                            clashes=open_clashes(conn), log=decisions(conn),
                            min_lap_seconds=min_lap_ms(conn) // 1000, error=error), status
+
+
+def parse_page(value: Any) -> int:
+    """Return a page number of the pairs from the query string (1 if absent), or raise a 400."""
+    try:
+        page = 1 if value is None else whole_number(value, 5)
+    except ValueError:
+        page = 0
+    if not 1 <= page <= MAX_PAGE:
+        raise InputError("invalid_page", _("The page must be a whole number from 1 to "
+                                           "%(max)s.", max=MAX_PAGE), 400)
+    return page
 
 
 def act(action: Callable[..., Any], fields: tuple[str, ...],
@@ -374,8 +396,12 @@ def act(action: Callable[..., Any], fields: tuple[str, ...],
 @bp.get("/")
 @login_required
 def index():
-    """Show the suspected double counts, the clashes and the decision log."""
-    return render_index()
+    """Show a page of the suspected double counts, the clashes and the decision log."""
+    try:
+        page = parse_page(request.args.get("page"))
+    except InputError as exc:
+        return render_index(exc, exc.status)
+    return render_index(page=page)
 
 
 @bp.post("/void")
