@@ -52,7 +52,7 @@ from lapsync.ids import new_id  # noqa: E402
 from lapsync.laptop.auth import hash_password  # noqa: E402
 from sync import clock, create_app  # noqa: E402
 from sync.db import close_pool, init_schema, write_transaction  # noqa: E402
-from sync.pledges import insert_pledges  # noqa: E402
+from sync.sponsors.pledges import insert_pledges  # noqa: E402
 from sync.settings import save_settings  # noqa: E402
 
 PASSWORD = "bench-password"

@@ -27,28 +27,21 @@ from . import (
     auth,
     backup,
     charts,
-    class_lists,
     clock,
-    connect_code,
     clock_jumps,
+    connect_code,
     db,
     device_commands,
     devices,
-    freeze_views,
     health,
-    letter_views,
     live,
-    mail_views,
-    money_exports,
-    payments,
     result_sheets,
     results,
     review,
     roster,
     settings,
-    sponsor_views,
+    sponsors,
     standings,
-    statement_views,
     user_views,
     users,
 )
@@ -157,18 +150,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     settings.init_app(app)
     api.init_app(app)
     review.init_app(app)
+    clock_jumps.init_app(app)
     roster.init_app(app)
     results.init_app(app)
     result_sheets.init_app(app)
-    mail_views.init_app(app)
-    clock_jumps.init_app(app)
-    statement_views.init_app(app)
-    freeze_views.init_app(app)
-    letter_views.init_app(app)
-    class_lists.init_app(app)
-    sponsor_views.init_app(app)
-    payments.init_app(app)
-    money_exports.init_app(app)
+    sponsors.init_app(app)
     health.init_app(app)
     csrf.exempt(api.bp)  # laptops authenticate with Bearer tokens, not cookies
     register_errors(app)

@@ -20,9 +20,9 @@ from lapsync.protocol import MAX_CLASS
 
 from .auth import login_required
 from .db import get_db
-from .money_exports import XLSX_TYPE, download, sheet_title
 from .results import class_results, export_filename
 from .settings import get_settings
+from .sponsors.money_exports import XLSX_TYPE, download, sheet_title
 
 bp = Blueprint("result_sheets", __name__, url_prefix="/admin")
 NAME_WIDTH = 32  # characters: most names fit without widening the column by hand

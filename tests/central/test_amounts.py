@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lapsync.protocol import validate_push
-from sync.amounts import amount_cents, pledge_amounts, raised
+from sync.sponsors.amounts import amount_cents, pledge_amounts, raised
 from sync.devices import find_device
-from sync.pledges import add_pledge
+from sync.sponsors.pledges import add_pledge
 from sync.push import push
 from sync.review import lap_state, merge, renumber, runners_by_id, void_lap
 from sync.settings import set_setting
@@ -160,7 +160,7 @@ def test_totals_per_runner_class_grade_and_school(central_db, laptop, admin_id):
 
 
 def test_filters_and_deleted_pledges(central_db, laptop, admin_id):
-    from sync.pledges import delete_pledge
+    from sync.sponsors.pledges import delete_pledge
     box, send = laptop
     a, b = box.runner(1, "A", "5a"), box.runner(2, "B", "6b", 6)
     box.lap(a)

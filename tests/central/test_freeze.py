@@ -6,8 +6,8 @@ import pytest
 from lapsync.errors import InputError
 from lapsync.protocol import validate_push
 from sync.devices import find_device
-from sync.freeze import changes, current_freeze, decide, freeze_results, letter_rows
-from sync.pledges import add_pledge, delete_pledge
+from sync.sponsors.freeze import changes, current_freeze, decide, freeze_results, letter_rows
+from sync.sponsors.pledges import add_pledge, delete_pledge
 from sync.push import push
 from sync.review import lap_state, merge, runners_by_id, void_lap
 from sync.settings import set_setting

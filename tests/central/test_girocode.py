@@ -13,7 +13,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from lapsync.errors import InputError
-from sync.girocode import epc_payload, format_amount, girocode, qr_svg
+from sync.sponsors.girocode import epc_payload, format_amount, girocode, qr_svg
 from tests.web import launch_chromium
 
 BANK = {"account_holder": "Förderverein Grundschule am Park e.V.",

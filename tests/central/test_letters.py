@@ -8,11 +8,11 @@ import pytest
 from lapsync.protocol import validate_push
 from sync.bank_settings import save_bank_mail
 from sync.devices import find_device
-from sync.freeze import freeze_results
-from sync.letters import letters
-from sync.mail import due_mail
-from sync.payments import add_payment
-from sync.pledges import add_pledge
+from sync.sponsors.freeze import freeze_results
+from sync.sponsors.letters import letters
+from sync.sponsors.mail import due_mail
+from sync.sponsors.payments import add_payment
+from sync.sponsors.pledges import add_pledge
 from sync.push import push
 from sync.review import lap_state, void_lap
 from sync.settings import set_setting

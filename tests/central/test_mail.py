@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from sync.bank_settings import save_bank_mail
 from sync.db import write_transaction
-from sync.mail import backoff_ms, due_mail, queue_mail, send_due
+from sync.sponsors.mail import backoff_ms, due_mail, queue_mail, send_due
 from tests.central.test_letters import school  # noqa: F401  (class 5a with pledges)
 
 SENDER = "Sponsorenlauf <lauf@schule.de>"

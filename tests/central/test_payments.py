@@ -7,9 +7,9 @@ import io
 import openpyxl
 import pytest
 
-from sync.amounts import pledge_amounts
-from sync.payments import add_payment
-from sync.pledges import add_pledge
+from sync.sponsors.amounts import pledge_amounts
+from sync.sponsors.payments import add_payment
+from sync.sponsors.pledges import add_pledge
 from sync.settings import set_setting
 from tests.central.test_results import run
 
@@ -71,7 +71,7 @@ def test_a_bad_payment_records_nothing(central_admin, central_db, pledges, field
 
 
 def test_no_payment_for_a_deleted_or_unknown_pledge(central_admin, central_db, pledges):
-    from sync.pledges import delete_pledge
+    from sync.sponsors.pledges import delete_pledge
     delete_pledge(central_db, None, pledges["eva"])
     form = {"amount_cents": "5", "paid_on": "2025-07-01", "method": "cash", "reference": "", "note": ""}
     assert post(central_admin, f"/sponsors/{pledges['eva']}/pay", **form).status_code == 404
@@ -123,7 +123,7 @@ def test_amounts_xlsx_has_a_sheet_per_class(central_viewer, central_db, pledges)
 
 
 def test_sheet_titles_are_valid_and_unique():
-    from sync.money_exports import sheet_title
+    from sync.sponsors.money_exports import sheet_title
     used: set[str] = set()
     assert [sheet_title(name, used) for name in ("5a", "5A", "a/b:c", "x" * 40, "x" * 40)] == [
         "5a", "5A (2)", "a_b_c", "x" * 31, "x" * 27 + " (2)"]

@@ -8,8 +8,8 @@ import openpyxl
 import pytest
 
 from lapsync.sheets import SheetError, read_sheet
-from sync.amounts import pledge_amounts
-from sync.pledge_import import import_pledges
+from sync.sponsors.amounts import pledge_amounts
+from sync.sponsors.pledge_import import import_pledges
 from tests.central.test_results import run
 from tests.pg import register
 

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from sync import clock
-from sync.amounts import pledge_amounts
+from sync.sponsors.amounts import pledge_amounts
 from sync.db import write_transaction
-from sync.pledges import add_pledge, parse_cents, parse_kind
+from sync.sponsors.pledges import add_pledge, parse_cents, parse_kind
 from sync.settings import set_setting
 from tests.central.test_results import run
 from tests.pg import central_login, register

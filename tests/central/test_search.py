@@ -16,7 +16,7 @@ from lapsync.text import class_key, fold, plain
 from sync import charts, results, roster, search, standings
 from sync.db import init_schema
 from sync.devices import find_device
-from sync.pledges import add_pledge
+from sync.sponsors.pledges import add_pledge
 from sync.push import push
 from tests.pg import Outbox, register
 

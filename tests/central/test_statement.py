@@ -12,9 +12,9 @@ from datetime import date
 
 import pytest
 
-from sync.pledges import add_pledge, format_reference
+from sync.sponsors.pledges import add_pledge, format_reference
 from sync.roster import import_roster
-from sync.statement import StatementError, find_reference, import_statement, open_lines, \
+from sync.sponsors.statement import StatementError, find_reference, import_statement, open_lines, \
     parse_amount, parse_statement
 
 ROSTER = b"Name,Klasse,Jahrgang,Startnummer\nAnna Berg,5a,5,7\nBen Cruz,6b,6,8\n"

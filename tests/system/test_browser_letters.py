@@ -15,7 +15,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
-from sync.amounts import pledge_amounts
+from sync.sponsors.amounts import pledge_amounts
 from tests.central.test_letters import BANK, school  # noqa: F401  (the class 5a fixture)
 from tests.pg import CENTRAL_PASSWORD
 

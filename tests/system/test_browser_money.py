@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from sync.amounts import pledge_amounts
+from sync.sponsors.amounts import pledge_amounts
 from sync.settings import set_setting
 from tests.central.test_results import run
 from tests.pg import CENTRAL_PASSWORD

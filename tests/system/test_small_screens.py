@@ -35,8 +35,8 @@ from lapsync.laptop.auth import create_user
 from lapsync.laptop.runners import add_runner
 from sync import create_app as create_central
 from sync.db import close_pool, now_ms
-from sync.payments import add_payment
-from sync.pledges import add_pledge
+from sync.sponsors.payments import add_payment
+from sync.sponsors.pledges import add_pledge
 from sync.settings import save_settings
 from tests.conftest import PASSWORD
 from tests.pg import Outbox, admin_execute, drop_database, register, with_database

@@ -21,8 +21,8 @@ from flask_babel import gettext as _
 
 from lapsync.errors import InputError
 
-from .bank_settings import bank_mail_settings
-from .db import now_ms, write_transaction
+from ..bank_settings import bank_mail_settings
+from ..db import now_ms, write_transaction
 
 MAX_ATTEMPTS = 5
 BACKOFF_S = 60

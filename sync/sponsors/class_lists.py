@@ -11,17 +11,17 @@ from flask_babel import gettext as _
 
 from lapsync.errors import InputError
 
+from ..auth import admin_required, login_required
+from ..db import get_db, now_ms
+from ..money_settings import money_settings
+from ..results import event_info
+from ..roster import list_classes
 from .amounts import money, sum_rows
-from .auth import admin_required, login_required
-from .db import get_db, now_ms
 from .freeze import current_freeze, letter_rows
 from .letters import km_text, pledge_text
 from .mail import queue_mail
 from .money_log import log_money
-from .money_settings import money_settings
 from .pledges import clean_email
-from .results import event_info
-from .roster import list_classes
 
 bp = Blueprint("class_lists", __name__, url_prefix="/sponsors/classes")
 

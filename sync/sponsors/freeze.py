@@ -18,9 +18,9 @@ from flask_babel import ngettext
 from lapsync.errors import InputError
 from lapsync.text import class_key, plain
 
+from ..db import now_ms
+from ..decisions import describe
 from .amounts import pledge_amounts
-from .db import now_ms
-from .decisions import describe
 from .money_log import log_money
 
 FIGURES = ("laps", "distance_m", "amount_cents")

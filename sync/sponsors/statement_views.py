@@ -12,8 +12,8 @@ from flask_babel import gettext as _
 from lapsync.errors import InputError, wants_json
 from lapsync.roster_csv import MAX_BYTES
 
-from .auth import admin_required, login_required
-from .db import connection, get_db
+from ..auth import admin_required, login_required
+from ..db import connection, get_db
 from .sponsor_views import search
 from .statement import StatementError, assign_line, ignore_line, import_statement, open_lines
 

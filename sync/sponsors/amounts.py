@@ -20,8 +20,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import psycopg
 from flask_babel import format_currency
 
-from .money_settings import money_settings
-from .search import class_order
+from ..money_settings import money_settings
+from ..search import class_order
 
 # Runners are put in order first (2,000 rows; classes naturally, then names), and the pledges
 # by their runner's place: sorting 10,000 pledges by the runners' text keys cost 3x as much.

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .auth import admin_required, login_required
-from .db import get_db
+from ..auth import admin_required, login_required
+from ..db import get_db
 from .freeze import changes, current_freeze, decide, freeze_results, unfreeze
 
 bp = Blueprint("freeze", __name__, url_prefix="/sponsors")

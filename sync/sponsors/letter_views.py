@@ -5,19 +5,18 @@ import datetime
 
 import psycopg
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
-from flask_babel import format_date
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from lapsync.protocol import MAX_CLASS
 
-from .auth import admin_required, login_required
-from .db import get_db
+from ..auth import admin_required, login_required
+from ..db import get_db
+from ..roster import list_classes
 from .freeze import current_freeze, letter_rows
 from .letters import KINDS, letter_context, letter_text, letters
 from .mail import queue_mail
 from .money_log import log_money
-from .roster import list_classes
 
 bp = Blueprint("letters", __name__, url_prefix="/sponsors")
 

@@ -5,7 +5,7 @@ import psycopg
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 
-from .db import now_ms
+from ..db import now_ms
 from .money_actions import describe_more
 
 COMMAND_LINE = "command line"

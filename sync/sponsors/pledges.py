@@ -22,7 +22,7 @@ from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.names import clean_name
 
-from .db import now_ms
+from ..db import now_ms
 from .money_log import log_money
 
 KINDS = ("per_lap", "per_km", "fixed")

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from lapsync.roster_csv import Problem
 from lapsync.sheets import SheetError, format_report, read_sheet
 
-from .db import connection
+from ..db import connection
 from .money_log import log_money
 from .pledges import check_pledge, insert_pledges
 

@@ -8,9 +8,9 @@ from flask_babel import gettext as _
 
 from lapsync.errors import InputError
 
-from .auth import admin_required, login_required
-from .bank_settings import bank_mail_settings
-from .db import connection, get_db, write_transaction
+from ..auth import admin_required, login_required
+from ..bank_settings import bank_mail_settings
+from ..db import connection, get_db, write_transaction
 from .mail import due_mail, mail_counts, mail_list, send_due
 from .money_log import log_money
 

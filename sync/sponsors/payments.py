@@ -18,12 +18,12 @@ from lapsync.ids import new_id
 from lapsync.names import clean_name
 from lapsync.protocol import MAX_CLASS
 
+from ..auth import admin_required, login_required
+from ..db import get_db, now_ms
+from ..roster import list_classes
 from .amounts import money, pledge_amounts, sum_rows
-from .auth import admin_required, login_required
-from .db import get_db, now_ms
 from .money_log import log_money
 from .pledges import live_pledge, parse_cents, runner_text
-from .roster import list_classes
 
 bp = Blueprint("payments", __name__, url_prefix="/sponsors")
 METHODS = ("transfer", "cash", "other")

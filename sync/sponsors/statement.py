@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 
-from .db import now_ms
+from ..db import now_ms
 from .money_log import log_money
 from .pledges import live_pledge, runner_text
 

@@ -15,13 +15,13 @@ from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from stdnum import iban as stdnum_iban
 
+from ..bank_settings import BANK, bank_mail_settings
+from ..money_settings import money_settings
+from ..results import event_info
 from .amounts import money
-from .bank_settings import BANK, bank_mail_settings
 from .freeze import letter_rows
 from .girocode import girocode
-from .money_settings import money_settings
 from .pledges import format_reference
-from .results import event_info
 
 KINDS = ("letter", "thanks", "reminder")
 

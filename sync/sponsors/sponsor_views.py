@@ -26,12 +26,13 @@ from lapsync.roster_csv import MAX_BYTES
 from lapsync.sheets import SheetError
 from lapsync.text import name_matches
 
+from ..auth import admin_required, login_required
+from ..db import get_db
+from ..money_settings import money_settings, save_money_settings
+from ..roster import list_classes
 from . import pledge_import
 from .amounts import metres_per_lap, money, pledge_amounts, raised, sum_rows
-from .auth import admin_required, login_required
-from .db import get_db
 from .money_log import money_log
-from .money_settings import money_settings, save_money_settings
 from .payments import payments_of
 from .pledges import (
     add_pledges,
@@ -41,7 +42,6 @@ from .pledges import (
     live_pledge,
     runner_by_number,
 )
-from .roster import list_classes
 
 bp = Blueprint("sponsors", __name__, url_prefix="/sponsors")
 PER_PAGE = 100

@@ -14,10 +14,10 @@ import re
 import openpyxl
 from flask import Blueprint, Flask, Response
 
+from ..auth import login_required
+from ..db import get_db
+from ..results import excel_safe
 from .amounts import pledge_amounts
-from .auth import login_required
-from .db import get_db
-from .results import excel_safe
 
 bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
 COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
