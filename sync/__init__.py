@@ -55,8 +55,8 @@ NAV = [("standings.index", _l("Standings")), ("live.index", _l("Live")),
        ("results.index", _l("Results")), ("sponsors.index", _l("Sponsors")),
        ("charts.index", _l("Charts")),
        ("devices.index", _l("Devices")), ("users.index", _l("Users")),
-       ("settings.index", _l("Settings"))]
-ADMIN_NAV = {"users.index"}  # shown to admins only (the pages answer 403 to others)
+       ("logs.index", _l("Logs")), ("settings.index", _l("Settings"))]
+ADMIN_NAV = {"users.index", "logs.index"}  # shown to admins only (the pages answer 403 to others)
 FAILED = "Central failed unexpectedly; retry later."
 
 

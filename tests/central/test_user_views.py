@@ -242,3 +242,11 @@ def test_the_users_page_and_its_messages_in_german(admin, central_db, central_us
     post(admin, f"/users/{central_users['vic']}/role", role="teacher")
     assert "Rolle von vic von Betrachter zu Lehrkraft geändert." in page(
         admin.get("/users/", headers=DE))
+
+
+@pytest.mark.parametrize("who, shown", [("central_admin", True), ("central_viewer", False)])
+def test_the_menu_links_the_users_and_logs_pages_for_admins_only(request, who, shown):
+    client = request.getfixturevalue(who)
+    menu = page(client.get("/standings/")).split("<main", 1)[0]
+    assert ('href="/users/"' in menu, 'href="/logs/"' in menu) == (shown, shown)
+    assert (client.get("/logs/").status_code == 200) == shown
