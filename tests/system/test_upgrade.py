@@ -23,6 +23,7 @@ from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
 from lapsync.laptop.db import connect
 from sync import create_app as create_central
+from sync import derived
 from sync import migrate as central_migrate
 from sync.db import close_pool
 from tests.release import release_tree
@@ -125,6 +126,9 @@ def test_a_release_laptop_and_central_upgraded_lose_nothing_and_sync_the_rest_on
     central = create_central({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": empty_url})
     upgraded = central.test_cli_runner().invoke(args=["init-db"])  # today's init-db
     assert upgraded.exit_code == 0 and "Applied migration 0001" in upgraded.output
+    with psycopg.connect(empty_url, autocommit=True) as conn:  # the review tables filled
+        assert derived.stored(conn) == derived.reference(conn)
+        assert len(derived.stored(conn)["last"]) >= 1
     laptop = create_laptop({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(laptop_file)})
     initialised = laptop.test_cli_runner().invoke(args=["init-db"])  # at start already, and again
     assert f"schema version {laptop_migrate.latest()}" in initialised.output
@@ -155,6 +159,7 @@ def test_a_release_laptop_and_central_upgraded_lose_nothing_and_sync_the_rest_on
         late = conn.execute("SELECT start_number, created_on FROM runner WHERE id = %s",
                             [made["late"]]).fetchone()
         assert late == {"start_number": 40, "created_on": device["laptop_id"]}
+        assert derived.stored(conn) == derived.reference(conn)
     assert db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM rejected_change").fetchone()[0] == 0
     own = db.execute("SELECT count(*) FROM lap WHERE voided_at IS NULL").fetchone()[0]
