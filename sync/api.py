@@ -1,10 +1,8 @@
 """The sync API for laptops: POST /api/v1/push, GET /api/v1/pull (Bearer device tokens)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -19,6 +17,8 @@ from lapsync.protocol import (
     decode_body,
     validate_push,
 )
+from lapsync.protocol.columns import (COLUMNS_TYPE, JSON_TYPE, PUSH_CONTENT_TYPES, strict_json,
+                                      validate_columns)
 
 from . import clock, sync_log
 from .blocks import block_settings, ensure_block
@@ -31,23 +31,8 @@ bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
 OPENAPI = Path(__file__).resolve().with_name("openapi.yaml")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    """Build a JSON object, refusing a key given twice (which value would count?)."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("a key appears twice in one object")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    """Refuse NaN and Infinity, which are not JSON."""
-    raise ValueError(f"{name} is not JSON")
-
-
-def read_json() -> Any:
-    """Return the request's JSON body or raise 415, 413 or 400."""
-    if request.mimetype != "application/json":
-        raise ProtocolError("unsupported_media_type", "Send the batch as application/json.", 415)
+def read_body() -> bytes:
+    """Return the request's push body without its Content-Encoding, or raise 413 or 400."""
     too_large = ProtocolError("batch_too_large", f"A push body may have at most "
                               f"{MAX_BATCH_BYTES} bytes.", 413, max_bytes=MAX_BATCH_BYTES)
     if (request.content_length or 0) > MAX_BATCH_BYTES:
@@ -57,12 +42,17 @@ def read_json() -> Any:
     except RequestEntityTooLarge:
         raise too_large from None
     g.body_received = time.perf_counter()  # central's own time starts now (apply_ms)
-    raw = decode_body(raw, request.headers.get("Content-Encoding"))  # gzip, if sent so
-    try:
-        return json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("malformed_json", f"The body is not valid JSON: {exc}"[:300],
-                            400) from None
+    return decode_body(raw, request.headers.get("Content-Encoding"))  # gzip, if sent so
+
+
+def read_push() -> dict:
+    """Return the request's push batch checked: a JSON or a columnar body, else a 415."""
+    if request.mimetype == JSON_TYPE:
+        return validate_push(strict_json(read_body()))
+    if request.mimetype == COLUMNS_TYPE:
+        return validate_columns(read_body())
+    raise ProtocolError("unsupported_media_type", f"Send the batch as {JSON_TYPE} (or as "
+                        f"{COLUMNS_TYPE}, which this central lists in content_types).", 415)
 
 
 def current_device(path: str) -> dict:
@@ -83,12 +73,12 @@ def push_view() -> Response:
     """Apply a batch of a laptop's changes exactly once; answer the acknowledged seq.
 
     The answer lists the optional encodings this central accepts (compact lap runs,
-    gzip) and apply_ms, its own time since the body arrived (the laptop tells the
-    link's speed from it).
+    gzip, the columnar body's content type) and apply_ms, its own time since the body
+    arrived (the laptop tells the link's speed from it).
     """
     device = current_device("push")
     try:
-        batch = validate_push(read_json())
+        batch = read_push()
         with connection() as conn:
             answer = push(conn, device, batch, max_ahead_ms=clock.bound_ms())
     except InputError as exc:
@@ -98,6 +88,7 @@ def push_view() -> Response:
     sync_log.log_rejected(device, answer.get("rejected") or [])
     return jsonify({**answer, "encodings": list(PUSH_ENCODINGS),
                     "content_encodings": list(PUSH_CONTENT_ENCODINGS),
+                    "content_types": list(PUSH_CONTENT_TYPES),
                     "apply_ms": round((time.perf_counter() - g.body_received) * 1000)})
 
 

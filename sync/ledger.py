@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 
 import psycopg
-from psycopg.rows import tuple_row
 
+from . import bulk
 from .derived import BUCKET_MS, keep_in_step
 
 RUNNER_UPSERT = """
@@ -47,28 +47,33 @@ FROM lap_void WHERE lap_id = %(lap_id)s
 """
 CENTRAL_DECISION = "central_decision"
 
-# Arrays go as binary parameters (%b): several times faster than as text (bench/bench_push.py).
-TOTALS_UPDATE = """
-UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = nextval('change_id_seq')
-FROM unnest(%b::text[], %b::int[]) AS d(runner_id, n) WHERE t.runner_id = d.runner_id
-RETURNING t.runner_id
-"""
-TOTALS_INSERT = """
+# One statement per table, the lists as texts (sync/bulk.py): UPDATE the rows there are,
+# INSERT the missing ones. After the first batches nearly every runner has its rows, and a
+# plain UPDATE is much cheaper than an upsert.
+TOTALS_ADD = """
+WITH d AS MATERIALIZED (
+    SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::int[])
+        AS d(runner_id, n)
+), updated AS (
+    UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = nextval('change_id_seq')
+    FROM d WHERE t.runner_id = d.runner_id RETURNING t.runner_id
+)
 INSERT INTO runner_total (runner_id, laps, change_id)
-SELECT r, n, nextval('change_id_seq') FROM unnest(%b::text[], %b::int[]) AS t(r, n)
-ON CONFLICT (runner_id) DO UPDATE SET laps = runner_total.laps + excluded.laps,
-    change_id = excluded.change_id
+SELECT d.runner_id, d.n, nextval('change_id_seq') FROM d
+WHERE NOT EXISTS (SELECT FROM updated u WHERE u.runner_id = d.runner_id)
 """
-LAPTOP_TOTALS_UPDATE = """
-UPDATE device_runner_laps AS t SET laps = t.laps + d.n
-FROM unnest(%b::text[], %b::text[], %b::int[]) AS d(laptop_id, runner_id, n)
-WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
-RETURNING t.laptop_id, t.runner_id
-"""
-LAPTOP_TOTALS_INSERT = """
+LAPTOP_TOTALS_ADD = """
+WITH d AS MATERIALIZED (
+    SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'),
+                         string_to_array(%s, ',')::int[]) AS d(laptop_id, runner_id, n)
+), updated AS (
+    UPDATE device_runner_laps AS t SET laps = t.laps + d.n FROM d
+    WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
+    RETURNING t.laptop_id, t.runner_id
+)
 INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
-SELECT * FROM unnest(%b::text[], %b::text[], %b::int[])
-ON CONFLICT (laptop_id, runner_id) DO UPDATE SET laps = device_runner_laps.laps + excluded.laps
+SELECT d.laptop_id, d.runner_id, d.n FROM d
+WHERE NOT EXISTS (SELECT FROM updated u WHERE u.laptop_id = d.laptop_id AND u.runner_id = d.runner_id)
 """
 
 
@@ -151,24 +156,14 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
 
     Then bring the review queue's pairs and the chart's buckets in step (sync/derived.py).
     """
-    # UPDATE first, then INSERT only the missing rows: after the first batches nearly
-    # every runner has its rows, and a plain UPDATE is much cheaper than an upsert.
-    cursor = conn.cursor(row_factory=tuple_row)  # thousands of rows back: no dict for each
     runners = {r: n for r, n in deltas.runner.items() if n}
     if runners:
-        for (runner_id,) in cursor.execute(TOTALS_UPDATE, [list(runners), list(runners.values())]):
-            del runners[runner_id]
-        if runners:
-            conn.execute(TOTALS_INSERT, [list(runners), list(runners.values())])
+        conn.execute(TOTALS_ADD, [bulk.lines(runners), bulk.numbers(runners.values())])
     laptops = {k: n for k, n in deltas.laptop.items() if n}
     if laptops:
-        for key in cursor.execute(LAPTOP_TOTALS_UPDATE, [[k[0] for k in laptops],
-                                                         [k[1] for k in laptops],
-                                                         list(laptops.values())]):
-            del laptops[key]
-        if laptops:
-            conn.execute(LAPTOP_TOTALS_INSERT, [[k[0] for k in laptops], [k[1] for k in laptops],
-                                                list(laptops.values())])
+        conn.execute(LAPTOP_TOTALS_ADD, [bulk.lines(k[0] for k in laptops),
+                                         bulk.lines(k[1] for k in laptops),
+                                         bulk.numbers(laptops.values())])
     keep_in_step(conn, deltas)
 
 

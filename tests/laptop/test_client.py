@@ -49,6 +49,7 @@ from lapsync.laptop.db import (
 )
 from lapsync.laptop.laps import record_lap, set_void
 from lapsync.protocol import encode as protocol_encode
+from lapsync.protocol.columns import MAGIC, validate_columns
 from tests.conftest import PASSWORD, login
 from tests.laptop.fake_central import TOKEN, FakeCentral
 
@@ -859,8 +860,8 @@ class RecordingCentral(Central):
         self.bodies: list[dict] = []
 
     def push(self, body: bytes) -> tuple[int, dict]:
-        """Record the body, then POST it."""
-        self.bodies.append(json.loads(body))
+        """Record the body (a columnar one as the JSON body it stands for), then POST it."""
+        self.bodies.append(validate_columns(body) if body.startswith(MAGIC) else json.loads(body))
         return super().push(body)
 
 

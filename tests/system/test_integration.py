@@ -70,6 +70,7 @@ from lapsync.laptop.db import (
 )
 from lapsync.laptop.laps import lap_count, record_lap, set_void
 from lapsync.laptop.runners import add_runner, update_runner
+from lapsync.protocol.columns import COLUMNS_TYPE, MAGIC, validate_columns
 from sync import create_app as create_central
 from sync.db import close_pool
 from sync.devices import register_device
@@ -421,10 +422,20 @@ def central_device(central_db, db) -> dict:
                               [device_id(db)]).fetchone()
 
 
+def decoded(body: bytes) -> dict:
+    """Return a captured push body as JSON: a columnar one as the JSON body it stands for."""
+    return validate_columns(body) if body.startswith(MAGIC) else json.loads(body)
+
+
+def content_type(body: bytes) -> str:
+    """Return the Content-Type a captured push body went with."""
+    return COLUMNS_TYPE if body.startswith(MAGIC) else "application/json"
+
+
 def seqs(body: bytes) -> list[int]:
     """Return the seqs of a captured push body (a compact run of n laps stands for n seqs)."""
     found = []
-    for change in json.loads(body)["changes"]:
+    for change in decoded(body)["changes"]:
         size = len(change["data"]["id"]) if change["entity"] == "laps" else 1
         found += range(change["seq"], change["seq"] + size)
     return found
@@ -460,7 +471,7 @@ def test_replaying_every_captured_push_batch_in_shuffled_order_changes_nothing(
     for n, body in enumerate(replays):
         response = requests.post(f"{live_central}/api/v1/push", data=body, timeout=30,
                                  headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": "application/json"})
+                                          "Content-Type": content_type(body)})
         assert response.status_code == 200, (SEED, n, response.text)
         assert response.json()["acked_seq"] == last_seq(db) and response.json()["rejected"] == [], (SEED, n)
     assert snapshot(central_db, skip_device_contact=True) == before, f"seed {SEED}"

@@ -9,10 +9,11 @@ from typing import Any
 import sqlite_utils
 
 from lapsync import hlc, protocol
+from lapsync.protocol.encode_columns import ColumnBatch
 
 from .. import clock, clockwatch
 from ..db import device_id, get_meta, now_ms, set_meta, transaction
-from .batch import Batch, encode_batch
+from .batch import Batch, encode_batch, encode_for
 from .realign import realign
 from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
 
@@ -83,18 +84,22 @@ def learn_encodings(central: Central, answer: dict) -> None:
 
 
 def remember_encodings(db: sqlite_utils.Database, central: Central) -> None:
-    """Store central's push encodings for the next run (inside the caller's transaction)."""
+    """Store central's push encodings and body types for the next run (in the caller's transaction)."""
     set_meta(db, "push_encodings", " ".join([central.fingerprint, *sorted(central.encodings)]))
+    set_meta(db, "push_content_types", " ".join([central.fingerprint, *sorted(central.content_types)]))
 
 
 def recall_encodings(db: sqlite_utils.Database, central: Central) -> None:
-    """Start with the push encodings this URL and token announced in an earlier run."""
+    """Start with the push encodings and body types this URL and token announced in an earlier run."""
     stored = (get_meta(db, "push_encodings") or "").split()
     if not central.encodings and stored[:1] == [central.fingerprint]:
         central.encodings = set(stored[1:])
+    types = (get_meta(db, "push_content_types") or "").split()
+    if not central.content_types and types[:1] == [central.fingerprint]:
+        central.content_types = set(types[1:])
 
 
-def send(central: Central, laptop_id: str, batch: Batch) -> tuple[int, dict, int, int]:
+def send(central: Central, laptop_id: str, batch: Batch | ColumnBatch) -> tuple[int, dict, int, int]:
     """POST one batch; return (status, answer, sent at, answered at) in laptop ms."""
     sent = now_ms()
     status, answer = central.push(batch.body(laptop_id, sent))
@@ -123,7 +128,7 @@ def settle(db: sqlite_utils.Database, central: Central, status: int, answer: dic
 def push_once(db: sqlite_utils.Database, central: Central, start: int,
               result: SyncResult, allow_empty: bool = False) -> int | None:
     """Send one batch from seq START; mark what central acknowledged; return the next start."""
-    batch = encode_batch(db, start, protocol.LAP_RUN in central.encodings)
+    batch = encode_for(db, start, central.encodings, central.content_types)
     if not batch.seqs and not allow_empty:
         raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which this laptop "
                         "does not have")
@@ -154,13 +159,16 @@ def report_jumps(db: sqlite_utils.Database, central: Central, result: SyncResult
     clockwatch.mark_reported(db, [jump["id"] for jump in jumps])
 
 
-def compact_refused(db: sqlite_utils.Database, central: Central, batch: Batch,
+def compact_refused(db: sqlite_utils.Database, central: Central, batch: Batch | ColumnBatch,
                     error: SyncError) -> SyncError:
-    """Stop sending lap runs after central refused a batch holding one (e.g. a downgrade)."""
+    """Stop sending lap runs after central refused a batch holding one, and columnar bodies
+    after central refused one as a body (400, 415: transport dropped the type), e.g. a downgrade."""
     if error.status == 422 and batch.runs:
         central.encodings.discard(protocol.LAP_RUN)
-        with transaction(db):
-            remember_encodings(db, central)
+    elif error.status not in (400, 415) or not isinstance(batch, ColumnBatch):
+        return error
+    with transaction(db):
+        remember_encodings(db, central)
     return error
 
 
@@ -200,7 +208,7 @@ def push_backlog(db: sqlite_utils.Database, central: Central, result: SyncResult
                 seen[start] += 1
                 if seen[start] > 2:  # central keeps answering without moving on
                     raise SyncError(PROTOCOL, f"central does not acknowledge seq {start}")
-                batch = encode_batch(db, start, protocol.LAP_RUN in central.encodings)
+                batch = encode_for(db, start, central.encodings, central.content_types)
                 if not batch.seqs:
                     raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which "
                                     "this laptop does not have")
@@ -219,7 +227,7 @@ def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExe
 
     END: the last seq of this run's backlog; nothing after it is sent ahead.
     """
-    ahead = encode_batch(db, batch.seqs[-1] + 1, protocol.LAP_RUN in central.encodings)
+    ahead = encode_for(db, batch.seqs[-1] + 1, central.encodings, central.content_types)
     try:
         status, answer, sent, received = inflight.result()
     except SyncError as exc:

@@ -12,6 +12,7 @@ from typing import Any, Mapping, TypeVar
 import requests
 
 from lapsync import hlc, protocol
+from lapsync.protocol.columns import COLUMNS_TYPE, JSON_TYPE, MAGIC
 
 T = TypeVar("T")
 TRANSIENT, AUTH, REFUSED, PROTOCOL = "transient", "auth", "refused", "protocol"
@@ -70,6 +71,7 @@ class Central:
                                      "Accept": "application/json"})
         self.encodings: set[str] = set()  # optional push encodings central announced
         self.content_encodings: set[str] = set()  # Content-Encodings central accepts
+        self.content_types: set[str] = set()      # push body types central announced (JSON always)
         self.link_rate: float | None = None  # bytes/s to central, from the last large push
         self.gzip: bool | None = None        # None: when the link is slow; True/False: forced
 
@@ -127,8 +129,10 @@ class Central:
         return packer.compress(body) + packer.flush()
 
     def push(self, body: bytes) -> tuple[int, dict]:
-        """POST one batch to /push, gzip-compressed when the link is slow; learn its speed."""
-        headers = {"Content-Type": "application/json"}
+        """POST one batch (JSON or columnar) to /push, gzip-compressed when the link is slow;
+        learn its speed."""
+        content_type = COLUMNS_TYPE if body.startswith(MAGIC) else JSON_TYPE  # JSON starts with {
+        headers = {"Content-Type": content_type}
         if self.compressing():
             body = self.compress(body)
             headers["Content-Encoding"] = protocol.GZIP
@@ -136,18 +140,24 @@ class Central:
         try:
             status, answer = self.request("POST", "/push", data=body, headers=headers)
         except SyncError as exc:
-            if "Content-Encoding" in headers and exc.status in (400, 415):
-                self.content_encodings.discard(protocol.GZIP)  # e.g. a downgraded central
+            if exc.status in (400, 415):  # e.g. a downgraded central: plain JSON from now on
+                if "Content-Encoding" in headers:
+                    self.content_encodings.discard(protocol.GZIP)
+                if content_type == COLUMNS_TYPE:
+                    self.content_types.discard(COLUMNS_TYPE)
             raise
         if status == 200:
             self.learn_link(len(body), time.perf_counter() - started, answer)
         return status, answer
 
     def learn_link(self, size: int, seconds: float, answer: dict) -> None:
-        """Take central's Content-Encodings and the link's speed from a push's answer."""
+        """Take central's Content-Encodings, body types and the link's speed from a push's answer."""
         accepted = answer.get("content_encodings")
         self.content_encodings = {e for e in accepted if isinstance(e, str)} \
             if isinstance(accepted, list) else set()
+        types = answer.get("content_types")
+        self.content_types = {t for t in types if isinstance(t, str)} \
+            if isinstance(types, list) else set()
         apply_ms = answer.get("apply_ms")
         if size >= MEASURE_FROM_BYTES and type(apply_ms) in (int, float) and apply_ms >= 0:
             self.link_rate = size / max(seconds - apply_ms / 1000, 0.001)
