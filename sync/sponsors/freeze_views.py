@@ -25,6 +25,8 @@ def index():
 @admin_required
 def freeze():
     """Freeze every pledge's laps, distance and amount now: letters use these figures."""
+    if request.form.get("confirm") != "yes":  # only the page's button freezes
+        return redirect(url_for("freeze.index"))
     freeze_results(get_db(), g.user["id"])
     flash(_("The results are frozen. Letters show these figures; later changes are listed "
             "here for you to decide."))

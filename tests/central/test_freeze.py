@@ -57,7 +57,9 @@ def post(client, path: str, **form):
 
 def test_letters_keep_the_frozen_figures_and_changes_are_listed_with_their_cause(
         central_admin, central_db, event):
-    assert post(central_admin, "/sponsors/freeze").status_code == 302
+    assert post(central_admin, "/sponsors/freeze").status_code == 302  # not the page's button
+    assert current_freeze(central_db) is None
+    assert post(central_admin, "/sponsors/freeze", confirm="yes").status_code == 302
     assert current_freeze(central_db)["frozen_by_name"] == "ada"
     frozen = {event["oma"]: 500, event["firma"]: 2000, event["tante"]: 400}
     assert letter_amounts(central_db) == frozen and changes(central_db) == []
@@ -119,8 +121,8 @@ def test_pledges_added_or_deleted_after_the_freeze(central_db, event):
 
 def test_freezing_twice_is_refused_and_unfreezing_asks_first(central_admin, central_db, event):
     freeze_results(central_db, event["admin"])
-    response = central_admin.post("/sponsors/freeze", data={"csrf_token": central_admin.csrf},
-                                  headers={"Accept": "application/json"})
+    response = central_admin.post("/sponsors/freeze", headers={"Accept": "application/json"},
+                                  data={"csrf_token": central_admin.csrf, "confirm": "yes"})
     assert response.status_code == 409 and response.get_json()["error"] == "frozen_already"
     lap = lap_state(central_db, event["laps"][event["anna"]][0])
     void_lap(central_db, event["admin"], lap["id"], lap["version"])
@@ -147,6 +149,6 @@ def test_a_viewer_sees_the_changes_but_decides_nothing(central_viewer, central_d
     page = central_viewer.get("/sponsors/changes").get_data(as_text=True)
     assert "Changes since the freeze: 1" in page and "Accept the new figure" not in page
     for path, form in [(f"/sponsors/changes/{event['oma']}", {"decision": "accept"}),
-                       ("/sponsors/unfreeze", {"confirm": "yes"}), ("/sponsors/freeze", {})]:
+                       ("/sponsors/unfreeze", {"confirm": "yes"}), ("/sponsors/freeze", {"confirm": "yes"})]:
         assert post(central_viewer, path, **form).status_code == 403
     assert current_freeze(central_db) is not None and len(changes(central_db)) == 1
