@@ -466,20 +466,22 @@ class Killer(threading.Thread):
     def run(self) -> None:
         """Kill until told to stop; everything is running again when this ends."""
         try:
-            due = {"laptop": self.next_in("laptop"), "central": self.next_in("central")}
+            start = time.monotonic()
+            due = {"laptop": start + self.gap("laptop"), "central": start + self.gap("central")}
             while not self.stop.is_set():
                 what = min(due, key=due.get)
                 if self.stop.wait(max(0.0, due[what] - time.monotonic())):
                     break
                 getattr(self, f"kill_{what}")()
-                due[what] = self.next_in(what)
+                # From the moment it was due, not from the end of the restart: a slow
+                # restart on a busy machine does not push the later kills out of the run.
+                due[what] += self.gap(what)
         except BaseException as exc:  # noqa: BLE001 - reported as a violation
             self.error = exc
 
-    def next_in(self, what: str) -> float:
-        """Return the monotonic time of the next kill of this kind."""
-        every = getattr(self.config, f"{what}_kill_every")
-        return time.monotonic() + self.rng.expovariate(1 / every)
+    def gap(self, what: str) -> float:
+        """Return the seconds from one kill of this kind to the next (seeded, exponential)."""
+        return self.rng.expovariate(1 / getattr(self.config, f"{what}_kill_every"))
 
     def kill_laptop(self) -> None:
         """Kill one laptop, at once or when central has just answered its push; restart it."""
