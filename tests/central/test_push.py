@@ -106,7 +106,7 @@ def test_runner_edits_converge_whatever_the_arrival_order(pg_url, central_db):
     outcomes = set()
     for order in itertools.islice(itertools.permutations(range(len(pushes))), 0, None, 7919):
         central_db.execute("TRUNCATE runner, device, number_block, clash, runner_total, "
-                           "device_runner_laps, lap")
+                           "device_runner_laps, lap CASCADE")  # and what refers to them
         # Laptops trusted with the roster: each may edit a runner another one created.
         tokens = [register(central_db, f"laptop-{i}", manage_roster=True) for i in range(3)]
         for index in order:
