@@ -32,6 +32,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from psycopg.rows import tuple_row
 
+from . import bulk
 from .db import connection, write_transaction
 
 BUCKET_MS = 5 * 60 * 1000
@@ -76,9 +77,29 @@ LEFT JOIN lap_void v ON v.lap_id = l.id
 WHERE v.voided IS NOT TRUE
 """
 WINDOW_LAPS = RUNNER_LAPS + "AND l.device_time + l.clock_offset_ms BETWEEN %b AND %b\n"
-LAST_OF = ("SELECT r.runner_id, r.lap_time, r.lap_id, r.laptop_id FROM runner_last_lap r "
-           "JOIN unnest(%b::text[]) AS u(id) ON r.runner_id = u.id")
-# A plain UPDATE first, the few missing rows inserted after: cheaper than an upsert.
+# The stored last laps of the batch's runners (as before this statement: every part of a
+# statement sees the same snapshot), each replaced by the batch's last if that is later,
+# and inserted for runners that had none.
+LAST_STEP = """
+WITH d AS MATERIALIZED (
+    SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::bigint[],
+                         string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'))
+        AS d(runner_id, lap_time, lap_id, laptop_id)
+), stored AS MATERIALIZED (
+    SELECT r.runner_id, r.lap_time, r.lap_id, r.laptop_id
+    FROM runner_last_lap r JOIN d ON d.runner_id = r.runner_id
+), updated AS (
+    UPDATE runner_last_lap AS r
+    SET lap_time = d.lap_time, lap_id = d.lap_id, laptop_id = d.laptop_id
+    FROM d WHERE r.runner_id = d.runner_id
+      AND (d.lap_time, d.lap_id COLLATE "C") > (r.lap_time, r.lap_id COLLATE "C")
+), inserted AS (
+    INSERT INTO runner_last_lap (runner_id, lap_time, lap_id, laptop_id)
+    SELECT d.* FROM d WHERE NOT EXISTS (SELECT FROM stored s WHERE s.runner_id = d.runner_id)
+)
+SELECT * FROM stored
+"""
+# Set outright (a re-read of the runner's laps): a plain UPDATE, the missing rows inserted.
 LAST_UPDATE = """
 UPDATE runner_last_lap AS r SET lap_time = d.t, lap_id = d.id, laptop_id = d.laptop
 FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[]) AS d(runner_id, t, id, laptop)
@@ -142,33 +163,41 @@ def keep_in_step(conn: psycopg.Connection, deltas) -> None:
         return
     min_ms, cursor = min_lap_ms(conn), conn.cursor(row_factory=tuple_row)
     appended = {r: laps for r, laps in deltas.new_laps.items() if r not in deltas.reread}
-    last = {row[0]: row[1:] for row in cursor.execute(LAST_OF, [list(appended)]).fetchall()} \
-        if appended else {}
-    pairs, new_last, late = [], {}, {}
+    for runner_id in deltas.tangled & appended.keys():  # the others arrived sorted
+        appended[runner_id].sort()
+    before, pairs, late = step_last(cursor, appended), [], {}
     for runner_id, laps in appended.items():
-        tangled = runner_id in deltas.tangled  # else sorted, and no two closer than min_ms
-        if tangled:
-            laps.sort()
-        before = last.get(runner_id)
-        if before is not None and laps[0] < before:
+        last = before.get(runner_id)
+        if last is not None and laps[0] < last:
             late[runner_id] = laps
             continue
-        if tangled:
+        if runner_id in deltas.tangled:  # else no two of its new laps are closer than min_ms
             pairs += close_pairs(runner_id, laps, min_ms)
-        if before is not None and laps[0][0] - before[0] < min_ms:
-            pairs += close_pairs(runner_id, [before, laps[0]], min_ms)
-        new_last[runner_id] = laps[-1]
+        if last is not None and laps[0][0] - last[0] < min_ms:
+            pairs += close_pairs(runner_id, [last, laps[0]], min_ms)
     if late:
         pairs += repair_window(cursor, late, min_ms)
-        new_last.update({r: max(laps[-1], last[r]) for r, laps in late.items()})
     if deltas.reread:
         reread, reread_pairs, gone = reread_runners(cursor, deltas.reread, min_ms)
         pairs += reread_pairs
-        new_last.update(reread)
+        write_last(cursor, reread)
         if gone:
             conn.execute("DELETE FROM runner_last_lap WHERE runner_id = ANY(%b::text[])", [gone])
     write_pairs(conn, pairs)
-    write_last(cursor, new_last)
+
+
+def step_last(cursor: psycopg.Cursor, appended: dict[str, list[Lap]]) -> dict[str, Lap]:
+    """Make each runner's last lap the later of its stored one and its arrived laps' last.
+
+    Return the stored ones as they were (one statement, lists as texts: sync/bulk.py).
+    """
+    if not appended:
+        return {}
+    lasts = [laps[-1] for laps in appended.values()]
+    rows = cursor.execute(LAST_STEP, [bulk.lines(appended), bulk.numbers(lap[0] for lap in lasts),
+                                      bulk.lines(lap[1] for lap in lasts),
+                                      bulk.lines(lap[2] for lap in lasts)]).fetchall()
+    return {row[0]: row[1:] for row in rows}
 
 
 def repair_window(cursor: psycopg.Cursor, late: dict[str, list[Lap]], min_ms: int) -> list[tuple]:
