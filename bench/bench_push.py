@@ -58,6 +58,7 @@ from central_kit import (  # noqa: E402
     add_pending_laps,
     create_database,
     free_port,
+    lap_runners,
     new_laptop,
     process_tree,
     register_laptop,
@@ -153,10 +154,11 @@ def add_backlog(path: Path, args: argparse.Namespace, user_id: str, runner_ids: 
     db.execute("PRAGMA synchronous=OFF")  # preparation only: the push runs with the app's FULL
     device, end_ms = device_id(db), int(time.time() * 1000) - 60_000
     chunks: list[str] = []
+    runners = lap_runners(args.laps, runner_ids, 50, rng)
     with transaction(db):
         for first in range(0, args.laps, CHUNK):
             laps = add_pending_laps(db, [
-                {"id": fake_cuid(rng), "runner_id": runner_ids[rng.randrange(len(runner_ids))],
+                {"id": fake_cuid(rng), "runner_id": runners[i],
                  "created_by": user_id, "time": end_ms - (args.laps - i) * 50, "device_id": device}
                 for i in range(first, min(first + CHUNK, args.laps))])
             chunks.append("".join(f"{a}\t{b}\t{c}\t{t}\t{d}\t{{device}}\t{end_ms}\t0\n"

@@ -43,6 +43,7 @@ from lapsync.devkit.processes import (  # noqa: E402,F401
 
 OUT = ROOT / "bench" / "out"
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
+MIN_LAP_MS = 60_000   # the laptops' default minimum lap time (lapsync MIN_LAP_SECONDS)
 
 
 # --- data ------------------------------------------------------------------------------
@@ -77,6 +78,23 @@ def new_laptop(path: Path, runners: int, rng):
             runner_ids.append(save_runner(db, {"start_number": number, "name": f"Runner {number:05d}",
                                                "class": cls, "grade": int(cls[:-1])}))
     return db, user_id, runner_ids
+
+
+def lap_runners(count: int, runner_ids: list[str], step_ms: int, rng) -> list[str]:
+    """Return the runner of each of COUNT laps STEP_MS apart, drawn at random as a laptop takes
+    them: never the same runner again within the minimum lap time (the laptop asks first, so
+    two laps that close come from two laptops, and the review queue holds a few, not a fifth)."""
+    last: dict[str, int] = {}
+    chosen = []
+    for index in range(count):
+        at = index * step_ms
+        for _ in range(50):  # with too few runners for the pace, one comes round sooner
+            runner = runner_ids[rng.randrange(len(runner_ids))]
+            if at - last.get(runner, at - MIN_LAP_MS) >= MIN_LAP_MS:
+                break
+        last[runner] = at
+        chosen.append(runner)
+    return chosen
 
 
 def add_pending_laps(db, laps: list[dict]) -> list[tuple]:
