@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 from xdist.scheduler import LoadGroupScheduling
 
 from lapsync import authcore
@@ -55,6 +56,9 @@ class MemoryBytecodeCache(jinja2.BytecodeCache):
 
 
 Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": MemoryBytecodeCache()}
+# How long a browser assertion waits for the page to get there (Playwright's default is
+# 5 s): an upper bound for a busy two-core machine, not a speed requirement.
+expect.set_options(timeout=10_000)
 # SIGKILL timing and skewed clocks: under `dev.py test` (pytest-xdist, --dist
 # loadgroup) these files run one after another on one worker, never beside each other.
 SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py",
