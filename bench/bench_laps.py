@@ -3,7 +3,9 @@
 Default mode drives the WSGI app in this one process with Flask's test client
 (routing, session cookie, login check, CSRF, SQLite commit with synchronous=FULL,
 or what --synchronous sets).
---http drives a real werkzeug server (another process) on loopback with requests.
+--http drives the app over loopback HTTP with requests, served in a process of its own
+as the product serves it: waitress through lapsync.laptop.serve (--server werkzeug:
+Flask's development server, for comparison).
 Run from the repository root:
 
     .venv/bin/python bench/bench_laps.py                 # 100k laps on 1M, test client
@@ -18,26 +20,34 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import http.client
 import itertools
 import json
 import math
+import logging
 import multiprocessing
 import os
 import platform
+import pstats
 import random
 import re
 import shutil
 import signal
 import sqlite3
+import socket
 import statistics
 import string
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from importlib.metadata import version
 from pathlib import Path
 
+import requests
 import sqlite_utils
+from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,6 +57,7 @@ from lapsync.laptop import create_app  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
 from lapsync.laptop.db import SCHEMA, connect, device_id, transaction  # noqa: E402
 from lapsync.laptop.runners import save_runner  # noqa: E402
+from lapsync.laptop.serve import serve  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 USER, PASSWORD = "bench-teacher", "bench-password"
@@ -66,7 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2, help="seed for ids, runners and start numbers")
     p.add_argument("--warmup", type=int, default=500, help="untimed laps before timing starts")
     p.add_argument("--runs", type=int, default=1, help="runs, each on a fresh copy; median reported")
-    p.add_argument("--http", action="store_true", help="real werkzeug server on loopback + requests")
+    p.add_argument("--http", action="store_true",
+                   help="over loopback HTTP with requests, the app served as the product serves it")
+    p.add_argument("--server", choices=("waitress", "werkzeug"), default="waitress",
+                   help="--http: waitress through lapsync.laptop.serve (the product), or "
+                        "Flask's development server (werkzeug) for comparison")
+    p.add_argument("--clients", type=int, default=1,
+                   help="--http: helpers posting at once, each waiting for its answer (default 1)")
+    p.add_argument("--server-profile", metavar="FILE",
+                   help="--http: write cProfile stats of the server's request handling")
     p.add_argument("--cpu", type=int, default=0,
                    help="pin this process to one CPU (the --http server gets the next); -1: no pinning")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached base database")
@@ -206,10 +225,20 @@ def remove_db(path: Path) -> None:
 
 # --- driving the handler ---------------------------------------------------
 
-def bench_app(db_path: Path, synchronous: str = "FULL"):
-    """Create the laptop app as production would, on the run's database file."""
-    return create_app({"SECRET_KEY": "bench-secret", "DATABASE": str(db_path), "MIN_LAP_SECONDS": 0,
-                       "SQLITE_SYNCHRONOUS": synchronous})
+def bench_app(db_path: Path, synchronous: str = "FULL", log_dir: str | None = None):
+    """Create the laptop app as production would, on the run's database file.
+
+    log_dir: where a served app logs (as the product does, to a file); under the test
+    client nothing is configured.
+    """
+    # No central, whatever instance/config.py says (the background sync reads the file
+    # the config names at every tick): a laptop at the track before it is connected.
+    config = {"SECRET_KEY": "bench-secret", "DATABASE": str(db_path), "MIN_LAP_SECONDS": 0,
+              "SQLITE_SYNCHRONOUS": synchronous, "CENTRAL_URL": None, "CENTRAL_TOKEN": None,
+              "INSTANCE_CONFIG_FILE": str(OUT / "no-central" / "config.py")}
+    if log_dir is not None:
+        config["LOG_DIR"] = log_dir
+    return create_app(config)
 
 
 def csrf_of(html: str) -> str:
@@ -250,36 +279,93 @@ class TestClientDriver:
         """Nothing to stop."""
 
 
-def serve(db_path: str, cpu: int, conn, synchronous: str = "FULL") -> None:
-    """Run the app in a werkzeug server on a free loopback port (child process)."""
-    import logging
+def free_port() -> int:
+    """Return a loopback port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    from werkzeug.serving import make_server
+
+class ProfiledRequests:
+    """Profile each request in the thread that serves it (a cProfile per thread, merged at the end)."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app, self.local, self.profiles = wsgi_app, threading.local(), []
+
+    def __call__(self, environ, start_response):
+        """Serve one request under this thread's profiler."""
+        profile = getattr(self.local, "profile", None)
+        if profile is None:
+            profile = self.local.profile = cProfile.Profile()
+            self.profiles.append(profile)
+        profile.enable()
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            profile.disable()
+
+    def dump(self, path: str) -> None:
+        """Write the merged stats of every thread."""
+        if self.profiles:
+            pstats.Stats(*self.profiles).dump_stats(path)
+
+
+def serve_http(db_path: str, cpu: int, port: int, server: str, synchronous: str,
+               profile: str | None) -> None:
+    """Serve the app on loopback PORT (child process): waitress as the product does, or werkzeug.
+
+    waitress: lapsync.laptop.serve.serve, what `python -m lapsync.laptop` and `flask --app
+    app serve` run (its threads, the background sync started, logging to a file).
+    PROFILE: cProfile stats of the requests written there at SIGTERM.
+    """
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = make_server("127.0.0.1", 0, bench_app(Path(db_path), synchronous), threaded=True)
-    conn.send(server.server_port)
-    server.serve_forever()
+    app = bench_app(Path(db_path), synchronous, log_dir=str(OUT / "logs"))
+    profiled = app.wsgi_app = ProfiledRequests(app.wsgi_app) if profile else app.wsgi_app
+
+    def stop(*_):
+        if profile:
+            profiled.dump(profile)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    if server == "werkzeug":
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+    else:
+        serve(app, "127.0.0.1", port)
 
 
 class HttpDriver:
-    """Post laps over loopback HTTP to a werkzeug server in a child process."""
+    """Post laps over loopback HTTP to the app served in a child process."""
 
-    def __init__(self, db_path: Path, cpu: int, synchronous: str = "FULL"):
-        import requests
-        parent, child = multiprocessing.Pipe()
+    def __init__(self, db_path: Path, cpu: int, synchronous: str = "FULL", server: str = "waitress",
+                 profile: str | None = None):
+        port = free_port()
         server_cpu = -1 if cpu < 0 else (cpu + 1) % os.cpu_count()
-        self.process = multiprocessing.get_context("fork").Process(
-            target=serve, args=(str(db_path), server_cpu, child, synchronous), daemon=True)
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=serve_http, args=(str(db_path), server_cpu, port, server, synchronous, profile),
+            daemon=True)
         self.process.start()
-        self.base = f"http://127.0.0.1:{parent.recv()}"
+        self.base = f"http://127.0.0.1:{port}"
         self.session = requests.Session()
         try:
+            self.wait_listening()
             self.login()
         except BaseException:
             self.close()
             raise
+
+    def wait_listening(self, timeout: float = 60) -> None:
+        """Wait until the server answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.session.get(self.base + "/login", timeout=5)
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or not self.process.is_alive():
+                    raise SystemExit("the laptop app did not start serving")
+                time.sleep(0.05)
 
     def login(self) -> None:
         """Log in as the bench teacher and keep the CSRF token."""
@@ -288,11 +374,23 @@ class HttpDriver:
                                   data={"name": USER, "password": PASSWORD, "csrf_token": token})
         assert login.status_code == 302, login.text
         self.csrf = csrf_of(self.session.get(self.base + "/").text)
-        self.headers = {"Accept": "application/json", "X-CSRFToken": self.csrf}
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.session.cookies)
+        # What laps.js sends, on a kept-alive connection per client thread (http.client: the
+        # client's own cost stays far below the server's, which is what is measured).
+        self.headers = {"Accept": "application/json", "X-CSRFToken": self.csrf, "Cookie": cookies,
+                        "Content-Type": "application/x-www-form-urlencoded"}
+        self.local = threading.local()
 
     def post(self, form: dict) -> int:
-        """Post one lap; return the status code."""
-        return self.session.post(self.base + "/laps", data=form, headers=self.headers).status_code
+        """Post one lap on this thread's connection; return the status code."""
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = self.local.connection = http.client.HTTPConnection(
+                "127.0.0.1", int(self.base.rsplit(":", 1)[1]), timeout=30)
+        connection.request("POST", "/laps", body=urllib.parse.urlencode(form), headers=self.headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
 
     def server_cpu(self) -> float:
         """Return the server process's user + system CPU seconds so far."""
@@ -300,7 +398,7 @@ class HttpDriver:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
-        """Stop the server process."""
+        """Stop the server process (SIGTERM: its profile, if any, is written)."""
         self.session.close()
         self.process.terminate()
         self.process.join()
@@ -316,11 +414,14 @@ def timed_laps(driver, args: argparse.Namespace, rng: random.Random) -> tuple[li
     started, cpu_started, server_started = time.perf_counter_ns(), os.times(), driver.server_cpu()
     if profiler:
         profiler.enable()
-    for form in forms:
-        t0 = time.perf_counter_ns()
-        status = driver.post(form)
-        samples.append(time.perf_counter_ns() - t0)
-        check(status)
+    if args.clients > 1:
+        samples = concurrent_laps(driver, list(forms), args.clients)
+    else:
+        for form in forms:
+            t0 = time.perf_counter_ns()
+            status = driver.post(form)
+            samples.append(time.perf_counter_ns() - t0)
+            check(status)
     total, cpu_ended = (time.perf_counter_ns() - started) / 1e9, os.times()
     cpu = (cpu_ended.user - cpu_started.user, cpu_ended.system - cpu_started.system,
            driver.server_cpu() - server_started)
@@ -330,6 +431,30 @@ def timed_laps(driver, args: argparse.Namespace, rng: random.Random) -> tuple[li
     if breakdown:
         breakdown.report(args.laps)
     return samples, total, cpu
+
+
+def concurrent_laps(driver, forms: list[dict], clients: int) -> list[int]:
+    """Post the forms from CLIENTS threads at once (helpers at tablets); return each lap's ns."""
+    shares, samples, failed = [forms[i::clients] for i in range(clients)], [], []
+
+    def client(share: list[dict]) -> None:
+        mine = []
+        for form in share:
+            t0 = time.perf_counter_ns()
+            status = driver.post(form)
+            mine.append(time.perf_counter_ns() - t0)
+            if status != 201:
+                failed.append(status)
+                return
+        samples.extend(mine)
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        check(failed[0])
+    return samples
 
 
 def check(status: int) -> None:
@@ -442,7 +567,8 @@ def environment(db_path: Path, args: argparse.Namespace) -> dict:
             "flask": version("flask"), "werkzeug": version("werkzeug"),
             "sqlite-utils": version("sqlite-utils"), "synchronous": sync, "journal_mode": journal,
             "cpu": cpu, "cpus": os.cpu_count(), "pinned_to": sorted(os.sched_getaffinity(0)),
-            "loadavg": os.getloadavg(), "mode": "http" if args.http else "test-client",
+            "loadavg": os.getloadavg(),
+            "mode": f"http ({args.server}, waitress {version('waitress')})" if args.http else "test-client",
             "db_file": str(db_path.relative_to(ROOT)), "db_mb": round(db_path.stat().st_size / 2**20)}
 
 
@@ -452,7 +578,8 @@ def run_once(base: Path, args: argparse.Namespace, run: int) -> dict:
     try:
         if run == 0:
             print("environment:", json.dumps(environment(db_path, args)))
-        driver = HttpDriver(db_path, args.cpu, args.synchronous) if args.http \
+        driver = HttpDriver(db_path, args.cpu, args.synchronous, args.server, args.server_profile) \
+            if args.http \
             else TestClientDriver(db_path, args.synchronous)
         try:
             samples, total, cpu = timed_laps(driver, args, random.Random(args.seed * 1000 + run))

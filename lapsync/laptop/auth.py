@@ -41,7 +41,7 @@ from lapsync.errors import InputError
 from lapsync.ids import new_id
 
 from . import clock
-from .db import connect, device_id, get_db, now_ms, record_change, transaction
+from .db import connect, device_id, get_db, now_ms, record_change, rows, transaction
 
 bp = Blueprint("auth", __name__)
 
@@ -114,13 +114,12 @@ def session_user(db: sqlite_utils.Database, session_id: str | None) -> dict | No
     """Return the active user of a valid, unexpired session, or None."""
     if not session_id:
         return None
-    rows = list(db.query(
-        "SELECT user.id, user.name, user.role FROM user_session "
-        "JOIN user ON user.id = user_session.user_id "
-        "WHERE user_session.id = ? AND user_session.valid_until > ? "
-        "AND user.id NOT IN (SELECT user_id FROM inactive_user)",
-        [session_id, now_ms()]))
-    return rows[0] if rows else None
+    found = rows(db, "SELECT user.id, user.name, user.role FROM user_session "
+                     "JOIN user ON user.id = user_session.user_id "
+                     "WHERE user_session.id = ? AND user_session.valid_until > ? "
+                     "AND user.id NOT IN (SELECT user_id FROM inactive_user)",
+                 [session_id, now_ms()])  # on every request: no savepoint (db.rows)
+    return found[0] if found else None
 
 
 def end_session(db: sqlite_utils.Database, session_id: str) -> None:

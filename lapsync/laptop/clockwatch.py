@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from datetime import datetime
 
 import sqlite_utils
@@ -67,9 +68,19 @@ class ClockWatch:
 WATCH = ClockWatch()
 
 
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> its file
+
+
 def database_key(db: sqlite_utils.Database) -> str:
-    """Return the database file a connection is open on (each file keeps its own readings)."""
-    return db.execute("PRAGMA database_list").fetchone()[2] or f"memory:{id(db.conn)}"
+    """Return the database file a connection is open on (each file keeps its own readings).
+
+    Asked once per connection: the app's connections are kept and reused, and every lap
+    checks the clocks.
+    """
+    key = _KEYS.get(db)
+    if key is None:
+        key = _KEYS[db] = db.execute("PRAGMA database_list").fetchone()[2] or f"memory:{id(db.conn)}"
+    return key
 
 
 def check(db: sqlite_utils.Database, wall: int | None = None, boot: int | None = None) -> dict | None:

@@ -107,6 +107,17 @@ def init_schema(db: sqlite_utils.Database) -> list[migrate.Migration]:
     return applied
 
 
+def rows(db: sqlite_utils.Database, sql: str, params: list | dict | tuple = ()) -> list[dict]:
+    """Return the rows of a read as dicts, for reads on every lap.
+
+    db.query() wraps each read in a savepoint of its own (two statements more, and a
+    transaction begun and ended outside BEGIN): too much for the lap page's few reads.
+    """
+    cursor = db.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
+
+
 def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
     """Return one value of the meta table."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()

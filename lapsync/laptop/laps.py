@@ -26,7 +26,7 @@ from . import clock, clockwatch, scheduler
 from .auth import can_record, login_required
 from .client.pull import min_lap_seconds
 from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
-from .db import device_id, get_db, now_ms, record_change, transaction
+from .db import device_id, get_db, now_ms, record_change, rows, transaction
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
@@ -51,9 +51,9 @@ def parse_start_number(raw: str | None) -> int:
 
 def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:
     """Find the runner with this start number, or raise InputError."""
-    runners = list(db.query("SELECT id, start_number, name, class, grade FROM runner "
-                            "WHERE start_number = ? AND id NOT IN (SELECT runner_id FROM "
-                            "runner_merge) ORDER BY name", [start_number]))
+    runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner "
+                       "WHERE start_number = ? AND id NOT IN (SELECT runner_id FROM "
+                       "runner_merge) ORDER BY name", [start_number])
     if runner_id:
         runners = [r for r in runners if r["id"] == runner_id]
     if not runners:
@@ -110,13 +110,12 @@ def since_previous(db: sqlite_utils.Database, previous: tuple | None, until: int
 
 def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
     """Return the result of the lap already recorded under this idempotency key, if any."""
-    rows = list(db.query("SELECT rowid, id, runner_id, time FROM lap WHERE client_key = ?",
-                         [client_key]))
-    if not rows:
+    found = rows(db, "SELECT rowid, id, runner_id, time FROM lap WHERE client_key = ?", [client_key])
+    if not found:
         return None
-    runner = next(db.query("SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
-                           [rows[0]["runner_id"]]))
-    lap = rows[0]
+    lap = found[0]
+    runner = rows(db, "SELECT id, start_number, name, class, grade FROM runner WHERE id = ?",
+                  [lap["runner_id"]])[0]
     previous = last_lap(db, runner["id"], before=lap["rowid"])
     return lap_result(db, lap, runner, previous,
                       since_previous(db, previous, lap["time"], lap["rowid"]), duplicate=True)
