@@ -196,8 +196,8 @@ CREATE INDEX IF NOT EXISTS lap_feed ON lap (feed_id);
 -- Kept in step with lap and lap_void by every writer in the same transaction (push,
 -- central voids and restores, merges; a new min_lap_seconds rebuilds close_lap_pair),
 -- so those pages never sort or count the lap table. Derived data: `flask --app sync
--- rebuild-review` recomputes all three from the laps (a database that had laps before
--- these tables needs it once). Corrected time = device_time + clock_offset_ms.
+-- rebuild-review` recomputes all three from the laps (migration 0006 fills them for a
+-- database made before them). Corrected time = device_time + clock_offset_ms.
 
 -- Two counting laps of one runner id that follow each other (corrected time, then lap
 -- id in code-point order) and are closer than the minimum lap time. Pairs the admin
