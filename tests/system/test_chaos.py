@@ -11,7 +11,7 @@ The seed is chosen so that every fault kind is among the first four draws of som
 proxy (drop and refuse of two); with a laptop kill every 4 s on average, laptop kills
 are due 1.0 s and 5.5 s into the chaos and central's at 2.3 s (kills are scheduled from
 the start, so slow restarts on a busy machine only delay them). 20 s leave room for those
-restarts and for 60 laps while the suite's other tests load the machine (12 s did not).
+restarts and for 60 laps while the suite's other tests load the machine.
 """
 from __future__ import annotations
 
