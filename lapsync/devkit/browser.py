@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,3 +34,12 @@ def launch_chromium(playwright):
         f"{CHROMIUM} is missing: the browser tests need Debian's Chromium. Run `python3 dev.py test` "
         "as root or `sudo apt-get install chromium` (never `playwright install`).")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def type_login(page, url: str, name: str, password: str) -> None:
+    """Log in on an app's English login form by typing, as a person does."""
+    page.goto(f"{url}/login")
+    page.get_by_label("Name").press_sequentially(name)
+    page.get_by_label("Password").press_sequentially(password)
+    page.get_by_label("Password").press("Enter")
+    expect(page).not_to_have_url(re.compile(r"/login"))

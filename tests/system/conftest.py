@@ -1,4 +1,4 @@
-"""Fixtures of the system tests: one headless Chromium per browser test module."""
+"""Fixtures of the system tests: one headless Chromium per browser test module, a page."""
 from __future__ import annotations
 
 import pytest
@@ -16,3 +16,12 @@ def browser():
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page of a fresh browser context (own cookies) in English."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(8_000)
+    yield context.new_page()
+    context.close()

@@ -7,11 +7,9 @@ the module and a fresh context per test. The laptop is served on 127.0.0.2, cent
 """
 from __future__ import annotations
 
-import re
-
-import pytest
 from playwright.sync_api import expect
 
+from lapsync.devkit.browser import type_login
 from lapsync.laptop.client.pull import apply_change, apply_page
 from lapsync.laptop.client.transport import SyncResult
 from lapsync.laptop.db import device_id, transaction
@@ -23,24 +21,6 @@ from tests.pg import CENTRAL_PASSWORD, Outbox, register
 from tests.web import served
 
 T = 1_700_000_000_000
-
-
-@pytest.fixture
-def page(browser):
-    """A page of a fresh browser context (own cookies) in English."""
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(8_000)
-    yield context.new_page()
-    context.close()
-
-
-def log_in(page, url: str, name: str, password: str) -> None:
-    """Log in on an app's login form by typing, as a person does."""
-    page.goto(f"{url}/login")
-    page.get_by_label("Name").press_sequentially(name)
-    page.get_by_label("Password").press_sequentially(password)
-    page.get_by_label("Password").press("Enter")
-    expect(page).not_to_have_url(re.compile(r"/login"))
 
 
 def add_runner_by_form(page, url: str, name: str, number: str = "") -> None:
@@ -64,7 +44,7 @@ def test_a_laptop_numbers_late_runners_from_its_block_and_asks_once_it_is_used_u
                          "at": T, "was_start_number": 17}}}, device_id(db))
     apply_page(db, [], 1, SyncResult(), {"first": 9000, "last": 9001})
     with served(app, "127.0.0.2") as url:
-        log_in(page, url, "ada", PASSWORD)
+        type_login(page, url, "ada", PASSWORD)
         page.goto(f"{url}/runners/new")
         expect(page.locator("#number-source")).to_contain_text(
             "leave empty for the next free one of this laptop's block 9000–9001 from central: 9000")
@@ -89,7 +69,7 @@ def test_a_laptop_numbers_late_runners_from_its_block_and_asks_once_it_is_used_u
 
 def test_an_admin_gives_a_laptop_more_numbers_and_a_range_on_the_devices_page(
         central_users, live_central, central_db, page):
-    log_in(page, live_central, "ada", CENTRAL_PASSWORD)
+    type_login(page, live_central, "ada", CENTRAL_PASSWORD)
     page.goto(f"{live_central}/devices/")
     page.get_by_label("Device name").press_sequentially("gym-laptop")
     page.get_by_role("button", name="Register and show its token").click()
@@ -120,7 +100,7 @@ def test_an_admin_voids_a_double_count_and_undoes_it_from_the_decision_log(
     second = box.lap(runner, time=T + 5_000)
     push(central_db, find_device(central_db, register(central_db, "laptop-a")),
          validate_push(box.body()), T + 10_000)
-    log_in(page, live_central, "ada", CENTRAL_PASSWORD)
+    type_login(page, live_central, "ada", CENTRAL_PASSWORD)
     page.goto(f"{live_central}/review/")
     page.locator(f'#doubles tr[data-lap="{second}"]').get_by_role(
         "button", name="Void this lap").click()

@@ -5,11 +5,9 @@ the module and a fresh context per test; central is served on a loopback port.
 """
 from __future__ import annotations
 
-import re
-
-import pytest
 from playwright.sync_api import expect
 
+from lapsync.devkit.browser import type_login
 from lapsync.protocol import validate_push
 from sync.devices import find_device
 from sync.push import push
@@ -17,24 +15,6 @@ from sync.review import PAIRS_PER_PAGE
 from tests.pg import CENTRAL_PASSWORD, Outbox, register
 
 T = 1_700_000_000_000
-
-
-@pytest.fixture
-def page(browser):
-    """A page of a fresh browser context (own cookies) in English."""
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(8_000)
-    yield context.new_page()
-    context.close()
-
-
-def log_in(page, url: str, name: str, password: str) -> None:
-    """Log in on central's login form by typing, as a person does."""
-    page.goto(f"{url}/login")
-    page.get_by_label("Name").press_sequentially(name)
-    page.get_by_label("Password").press_sequentially(password)
-    page.get_by_label("Password").press("Enter")
-    expect(page).not_to_have_url(re.compile(r"/login"))
 
 
 def test_an_admin_pages_through_a_long_queue_and_decides_on_its_second_page(
@@ -47,7 +27,7 @@ def test_an_admin_pages_through_a_long_queue_and_decides_on_its_second_page(
         seconds[runner] = box.lap(runner, time=T + 1_000 + index * 100)
     push(central_db, find_device(central_db, register(central_db, "laptop-a")),
          validate_push(box.body()), T + 60_000)
-    log_in(page, live_central, "ada", CENTRAL_PASSWORD)
+    type_login(page, live_central, "ada", CENTRAL_PASSWORD)
     page.goto(f"{live_central}/review/")
     pairs = page.locator("#doubles article.pair")
     expect(pairs).to_have_count(PAIRS_PER_PAGE)
