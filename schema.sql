@@ -1,8 +1,10 @@
--- lapsync laptop schema (SQLite), in full: a new database is made from this file and
--- stamped with the latest migration's number (lapsync/laptop/migrate.py); an existing
--- one gets lapsync/laptop/migrations/ instead, at start and by init-db. A table or
--- column added here needs its migration there too (tests/laptop/test_migrations.py
--- names what lacks one); new columns go at the end of their table. Never DROP.
+-- lapsync laptop schema (SQLite): the baseline, migration 1. It is the schema of the
+-- release of 2026-12-06 (25d7ea0), as that release applied it at every start: CREATE ...
+-- IF NOT EXISTS only. A new database runs it and then every migration in
+-- lapsync/laptop/migrations/ (0002 on); an existing one runs only what its version
+-- (PRAGMA user_version) lacks: one of that release or earlier (version 0) runs this file
+-- too and gets what it lacks. See lapsync/laptop/migrate.py. This file never changes: a
+-- new table or column is a new numbered migration. Never DROP.
 -- Times are epoch milliseconds of this laptop's clock. Ids are cuid2 strings
 -- born on this laptop (or on the laptop/central that created the record).
 
@@ -27,14 +29,6 @@ CREATE TABLE IF NOT EXISTS user_session (
     id          TEXT PRIMARY KEY,                -- secrets.token_urlsafe
     user_id     TEXT NOT NULL REFERENCES user(id),
     valid_until INTEGER NOT NULL                 -- 8 h after login
-);
-
--- Users central's admin deactivated (a pulled user with "active": false): they cannot log
--- in here, and their sessions ended when the pull arrived. A pull with "active": true
--- (central reactivated them) removes the row. Users are never deleted: laps name them.
-CREATE TABLE IF NOT EXISTS inactive_user (
-    user_id TEXT PRIMARY KEY REFERENCES user(id),
-    since   INTEGER NOT NULL                     -- this laptop's clock when it was pulled
 );
 
 -- start_number is unique for runners created here (checked in runners.py);
@@ -101,22 +95,6 @@ CREATE TABLE IF NOT EXISTS runner_merge (
     merged_into TEXT NOT NULL
 );
 
--- Decisions central's admin made on records of this laptop, as pulled (an item with
--- "decision"): a lap voided at central (only central can restore it: laps.py, set_void),
--- a runner merged or renumbered at central (shown on the runners page). Who and why as
--- central sent them. A lap's row goes when a later void or restore of it applies; a
--- renumber's row when the runner's number changes again; a merge's row never.
-CREATE TABLE IF NOT EXISTS central_decision (
-    entity           TEXT NOT NULL CHECK (entity IN ('lap', 'runner')),
-    entity_id        TEXT NOT NULL,
-    action           TEXT NOT NULL CHECK (action IN ('void_lap', 'renumber', 'merge')),
-    by_name          TEXT,                       -- the admin's name at central, if sent
-    reason           TEXT,
-    at               INTEGER NOT NULL,           -- central's clock, epoch ms
-    was_start_number INTEGER,                    -- a renumber's number before
-    PRIMARY KEY (entity, entity_id)
-);
-
 -- Outbox rows central acknowledged but refused for good (kept there for the
 -- admin); listed by `flask sync-status` so they are seen, never wedging the queue.
 CREATE TABLE IF NOT EXISTS rejected_change (
@@ -149,24 +127,6 @@ CREATE TABLE IF NOT EXISTS lww_origin (
     origin    TEXT NOT NULL,
     PRIMARY KEY (entity, entity_id)
 );
-
--- ---- clock jumps (clockwatch.py) ---------------------------------------------
-
--- The wall clock moved more than a minute against the boot clock while the app ran
--- (someone set it, a correction). Entry order places the jump among the laps: laps up
--- to after_lap (rowid) and outbox seqs up to after_seq came before it. Intervals
--- between laps subtract the jumps between them; the helper sees each jump until
--- acknowledged (shown_at); central gets it with the next push (reported_at).
-CREATE TABLE IF NOT EXISTS clock_jump (
-    id          TEXT PRIMARY KEY,                -- cuid2, the same at central
-    at          INTEGER NOT NULL,                -- this laptop's clock right after the jump
-    jump_ms     INTEGER NOT NULL,                -- how far it moved (negative: back)
-    after_lap   INTEGER NOT NULL,                -- the latest lap's rowid when it was noticed
-    after_seq   INTEGER NOT NULL,                -- the outbox's latest seq when it was noticed
-    shown_at    INTEGER,                         -- the helper acknowledged the notice
-    reported_at INTEGER                          -- central acknowledged the report
-);
-CREATE INDEX IF NOT EXISTS clock_jump_after_lap ON clock_jump(after_lap);
 
 -- ---- login rate limit (auth.py) ---------------------------------------------
 

@@ -47,7 +47,9 @@ from psycopg.rows import dict_row  # noqa: E402
 from lapsync.laptop.client.state import sync_once  # noqa: E402
 from lapsync.laptop.client.transport import Central, SyncResult  # noqa: E402
 from lapsync.laptop.db import connect, device_id, transaction  # noqa: E402
+from lapsync.laptop import migrate as laptop_migrate  # noqa: E402
 from lapsync.laptop.laps import record_lap  # noqa: E402
+from sync import migrate as central_migrate  # noqa: E402
 
 BUILD_VERSION = "3"          # bump when the way the data is built changes
 NOOP_GOAL_MS, PUSH_GOAL_MS = 5.0, 20.0
@@ -78,8 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def cache_key(args: argparse.Namespace, size: int) -> str:
     """Return a name for one size's cached data: changes with the schemas and parameters."""
     digest = hashlib.sha256()
-    for path in (kit.ROOT / "schema.sql", kit.ROOT / "sync" / "schema.sql"):
-        digest.update(path.read_bytes())
+    for migration in laptop_migrate.migrations() + central_migrate.migrations():
+        digest.update(migration.sql().encode())
     digest.update(f"{BUILD_VERSION} {size} {args.runners} {args.devices} {args.seed}".encode())
     return f"cost_{size}_{digest.hexdigest()[:10]}"
 

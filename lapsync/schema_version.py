@@ -1,11 +1,11 @@
 """Numbered schema migrations, shared by both apps: the files, their order, the refusal.
 
-Each app keeps its migrations beside its full schema (lapsync/laptop/migrations/,
-sync/migrations/) as NNNN_name.sql, numbered from 0001 without gaps. A new database
-is made from the full schema and stamped with the latest number; an existing one gets
-the migrations after its number, each in one transaction with its number. The apps
-record the number themselves (PRAGMA user_version on the laptop, table
-schema_migration at central).
+Migration 1 is each app's baseline schema file (schema.sql, sync/schema.sql: the schema
+of the release of 2026-12-06); the later ones are NNNN_name.sql files beside it
+(lapsync/laptop/migrations/, sync/migrations/), numbered from 0002 without gaps. Every
+database gets the migrations after its number, each in one transaction with its number:
+a new one all of them, an existing one only what it lacks. The apps record the number
+themselves (PRAGMA user_version on the laptop, table schema_migration at central).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+BASELINE_NAME = "release_2026_12_06"  # the name migration 1 had as a file of its own
 
 
 class SchemaTooNew(click.ClickException):
@@ -35,9 +36,9 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
-def migrations(folder: Path) -> list[Migration]:
-    """Return the migrations in FOLDER in order; refuse a gap, a duplicate or a stray file name."""
-    found = []
+def migrations(folder: Path, baseline: Path) -> list[Migration]:
+    """Return BASELINE and then the migrations in FOLDER in order; refuse a gap or a stray name."""
+    found = [Migration(1, BASELINE_NAME, baseline)]
     for path in sorted(folder.glob("*.sql")):
         match = FILE_NAME.match(path.name)
         if not match:

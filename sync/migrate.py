@@ -1,16 +1,15 @@
 """Numbered migrations of central's PostgreSQL database, recorded in table schema_migration.
 
-A new database (no table meta yet) is made from the full sync/schema.sql and stamped
-with the latest version. An existing one gets the migrations after its version, in
-order, each in one transaction together with its row in schema_migration; a database
-without that table was made before migrations existed (version 0: the release of
-2026-12-06 or later). A database newer than this code is refused. Every step holds
-an advisory lock, so two processes starting together apply each migration once.
-
-Migrations live in sync/migrations/NNNN_name.sql and never drop data. Adding a table
-or column to schema.sql means adding the migration that gives it to existing
-databases: tests/central/test_migrations.py compares a migrated 2026-12-06 database
-with a fresh one and names what differs.
+Migration 1 is the baseline, sync/schema.sql (the schema of the release of 2026-12-06);
+the later ones live in sync/migrations/NNNN_name.sql, numbered from 0002 without gaps,
+and never drop data. A database gets the migrations after its version, in order, each
+in one transaction together with its row in schema_migration: a new one (no table meta
+yet) all of them; one without schema_migration was made before migrations existed
+(version 0: the release of 2026-12-06 or earlier) and gets all of them too (the
+baseline's IF NOT EXISTS gives it what it lacks); a newer one only what it lacks. A
+database newer than this code is refused. Every step holds an advisory lock, so two
+processes starting together apply each migration once. tests/central/test_migrations.py
+compares a migrated 2026-12-06 database with a new one and names what differs.
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from lapsync import schema_version
 from lapsync.schema_version import Migration, SchemaTooNew  # noqa: F401 (callers catch it here)
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+BASELINE = Path(__file__).resolve().with_name("schema.sql")
 # Owned here, not by schema.sql nor a migration: it exists before the first migration runs.
 TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (
     version    integer PRIMARY KEY,
@@ -35,9 +35,9 @@ RECORD = "INSERT INTO schema_migration (version, name, applied_at) VALUES (%s, %
 log = logging.getLogger(__name__)
 
 
-def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
-    """Return central's migrations in order."""
-    return schema_version.migrations(folder)
+def migrations(folder: Path = MIGRATIONS, baseline: Path = BASELINE) -> list[Migration]:
+    """Return central's migrations in order, the baseline first."""
+    return schema_version.migrations(folder, baseline)
 
 
 def latest(folder: Path = MIGRATIONS) -> int:
@@ -66,28 +66,25 @@ def check_not_newer(conn: psycopg.Connection, known: int | None = None) -> int |
 
 def upgrade(conn: psycopg.Connection, schema: Path, lock: int,
             folder: Path = MIGRATIONS) -> list[Migration]:
-    """Create a new database from schema, or apply the pending migrations; return those applied."""
-    known = migrations(folder)
+    """Bring a database to the latest version from baseline SCHEMA on; return what an old one got."""
+    known = migrations(folder, schema)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
         found = check_not_newer(conn, len(known))
-        if found is None:  # a new database: the full schema, stamped with every migration
-            conn.execute(schema.read_text(encoding="utf-8"))
-            conn.execute(TABLE)
-            now = time.time_ns() // 1_000_000
-            conn.cursor().executemany(RECORD, [(m.version, m.name, now) for m in known])
-            return []
-    return [m for m in known[found:] if apply(conn, m, lock)]
+    applied = [m for m in known[found or 0:] if apply(conn, m, lock)]
+    if found is None:
+        return []  # a new database was made, not upgraded
+    for migration in applied:
+        log.info("central: applied migration %04d %s", migration.version, migration.name)
+    return applied
 
 
 def apply(conn: psycopg.Connection, migration: Migration, lock: int) -> bool:
     """Apply one migration and record it, in one transaction; False if applied meanwhile."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
-        if version(conn) != migration.version - 1:  # another process was first
+        if (version(conn) or 0) != migration.version - 1:  # another process was first
             return False
         conn.execute(migration.sql())
         conn.execute(TABLE)
         conn.execute(RECORD, [migration.version, migration.name, time.time_ns() // 1_000_000])
-    log.info("central: applied migration %04d %s", migration.version, migration.name)
     return True

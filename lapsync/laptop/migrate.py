@@ -1,16 +1,15 @@
 """Numbered migrations of the laptop's SQLite database; the version lives in PRAGMA user_version.
 
-A new database is made from the full schema.sql and stamped with the latest version.
-An existing one gets the migrations after its version, in order, each in one
-transaction together with its new version number, so that a crash leaves the
-database at one version or the next, never in between. Version 0 is a database
-made before migrations existed (the release of 2026-12-06 or later). A database
-newer than this code is refused: the code cannot know what it would break there.
-
-Migrations live in lapsync/laptop/migrations/NNNN_name.sql, numbered from 0001
-without gaps; they never drop data. Adding a table or column to schema.sql means
-adding the migration that gives it to existing laptops: tests/laptop/test_migrations.py
-compares a migrated 2026-12-06 database with a fresh one and names what differs.
+Migration 1 is the baseline, schema.sql (the schema of the release of 2026-12-06); the
+later ones live in lapsync/laptop/migrations/NNNN_name.sql, numbered from 0002 without
+gaps, and never drop data. A database gets the migrations after its version, in order,
+each in one transaction together with its new version number, so that a crash leaves it
+at one version or the next, never in between: a new database all of them, one made
+before migrations existed (version 0: the release of 2026-12-06 or earlier) all of them
+too (the baseline's IF NOT EXISTS gives it what it lacks), a newer one only what it
+lacks. A database newer than this code is refused: the code cannot know what it would
+break there. tests/laptop/test_migrations.py compares a migrated 2026-12-06 database
+with a new one and names what differs.
 """
 from __future__ import annotations
 
@@ -26,12 +25,13 @@ from lapsync import schema_version
 from lapsync.schema_version import Migration, SchemaTooNew  # noqa: F401 (callers catch it here)
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+BASELINE = Path(__file__).resolve().parents[2] / "schema.sql"
 log = logging.getLogger(__name__)
 
 
-def migrations(folder: Path = MIGRATIONS) -> list[Migration]:
-    """Return the laptop's migrations in order."""
-    return schema_version.migrations(folder)
+def migrations(folder: Path = MIGRATIONS, baseline: Path = BASELINE) -> list[Migration]:
+    """Return the laptop's migrations in order, the baseline first."""
+    return schema_version.migrations(folder, baseline)
 
 
 def latest(folder: Path = MIGRATIONS) -> int:
@@ -71,22 +71,19 @@ def check_not_newer(conn: sqlite3.Connection, where: str, known: int | None = No
 
 def upgrade(conn: sqlite3.Connection, schema: Path, where: str = "",
             folder: Path = MIGRATIONS) -> list[Migration]:
-    """Create a new database from schema, or apply the pending migrations; return those applied."""
-    known = migrations(folder)
+    """Bring a database to the latest version from baseline SCHEMA on; return what an old one got."""
+    known = migrations(folder, schema)
     check_not_newer(conn, where, len(known))
-    if version(conn) == len(known) and not is_empty(conn):
-        return []
-    applied = []
-    with immediate(conn):
-        if is_empty(conn):  # checked again under the write lock: one process creates it
-            run(conn, statements(schema.read_text(encoding="utf-8")), len(known))
-            return []
+    new, applied = is_empty(conn), []
     for migration in known[version(conn):]:
         with immediate(conn):
             if version(conn) == migration.version - 1:  # not applied by another process meanwhile
                 run(conn, statements(migration.sql()), migration.version)
                 applied.append(migration)
-                log.info("%s: applied migration %04d %s", where, migration.version, migration.name)
+    if new:
+        return []  # a new database was made, not upgraded
+    for migration in applied:
+        log.info("%s: applied migration %04d %s", where, migration.version, migration.name)
     return applied
 
 

@@ -1,12 +1,23 @@
--- From the release of 2026-12-06 to the first numbered migration: everything sync/schema.sql
--- gained in between (see the comments there). IF NOT EXISTS throughout: a database made by
--- code between that release and this migration (version 0 too) may have some of it already.
+-- From the release of 2026-12-06 to the first numbered migration: everything central's
+-- schema gained in between. IF NOT EXISTS throughout: a database made by code between
+-- that release and this migration (version 0 too) may have some of it already.
 
--- Central's decisions as laptops see them (sync/review.py, sync/pull.py).
+-- A void or restore decided at central (the review page), not by a laptop: a pull sends
+-- it with who and why, laptops refuse to restore it, and a device's restore of it is
+-- refused for good (sync/ledger.py, apply_void). Voids made before: false.
 ALTER TABLE lap_void ADD COLUMN IF NOT EXISTS central boolean NOT NULL DEFAULT false;
+
+-- Central's merge or renumber that made a runner's current state, as a pull sends it:
+-- {action, by_name, reason, at, was_start_number}. A later edit that keeps the start
+-- number keeps it; a merge's stays for ever (sync/ledger.py, RUNNER_UPSERT).
 ALTER TABLE runner ADD COLUMN IF NOT EXISTS decision jsonb;
 
--- Start-number blocks (sync/blocks.py).
+-- Start numbers reserved for one device's late registrations: a laptop numbers a runner
+-- it adds from its block (sent in every pull), so two laptops never give out the same
+-- number offline. A device's latest block is its current one; every block stays
+-- reserved (its numbers may be in use), and central's own next free number, its roster
+-- import and its number checks skip them all. Blocks never overlap (checked under the
+-- write lock).
 CREATE TABLE IF NOT EXISTS number_block (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     device_id  bigint NOT NULL REFERENCES device (id),
@@ -16,10 +27,15 @@ CREATE TABLE IF NOT EXISTS number_block (
 );
 CREATE INDEX IF NOT EXISTS number_block_device ON number_block (device_id, id);
 
--- A device's authority comes from its token (sync/authority.py).
+-- A device trusted with the roster: its pushed runner changes apply to any runner. Any
+-- other device edits only runners it created (runner.created_on); its changes of other
+-- runners are refused for good. Off by default; set by `register-device NAME
+-- --manage-roster`, `set-device NAME --manage-roster` or the devices page (logged).
 ALTER TABLE device ADD COLUMN IF NOT EXISTS manage_roster boolean NOT NULL DEFAULT false;
 
--- Runners from before created_on: the laptop that last wrote them, if a laptop did.
+-- The laptop (its laptop_id) whose push created a runner; NULL: made at central. Runners
+-- from before this column: the laptop that last wrote them, if a laptop did (only once,
+-- when the column is added).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
@@ -32,9 +48,11 @@ BEGIN
 END
 $$;
 
--- Every user id a laptop pushed first, filled from earlier refusals and from users
--- laptops made; then every laptop pulls the admins once more (sync/pull.py withholds
--- their hashes from untrusted devices), change ids taken under the write lock.
+-- Every user id a laptop pushed first, with its name, whether central took the user or
+-- refused it: the id is that laptop's and that name's for good (never reused for another
+-- laptop or name), and that laptop's laps and voids may name it. Filled once from earlier
+-- refusals (the first laptop that sent an id, unless central made that user itself) and
+-- from users laptops made before this table existed.
 DO $$
 BEGIN
     IF to_regclass('laptop_user') IS NULL THEN
@@ -54,20 +72,30 @@ BEGIN
         SELECT u.id, u.origin, u.name, u.created_at FROM app_user u
         WHERE u.origin IN (SELECT laptop_id FROM device WHERE laptop_id IS NOT NULL)
         ON CONFLICT (user_id) DO NOTHING;
+        -- Admins' hashes go to trusted devices only from now on (sync/pull.py): every laptop
+        -- pulls the admins once more, and an untrusted one drops the hashes it holds. Change
+        -- ids are taken under central's write lock (sync/db.py, WRITE_LOCK = 0x6C617073).
         PERFORM pg_advisory_xact_lock(1818325107);
         UPDATE app_user SET change_id = nextval('change_id_seq') WHERE role = 'admin';
     END IF;
 END
 $$;
 
--- Central-only settings (sync/bank_settings.py, sync/money_settings.py).
+-- Settings only central uses (the organiser's bank account for letters and their GiroCode,
+-- the outgoing mail server, ...). Kept apart from setting, which every laptop pulls: no
+-- pull reads this table.
 CREATE TABLE IF NOT EXISTS central_setting (
     key        text PRIMARY KEY,
     value      jsonb NOT NULL,
     updated_ms bigint NOT NULL
 );
 
--- Sponsors' money (sync/pledges.py, sync/amounts.py).
+-- A sponsor's promise for one runner: per lap, per km or a fixed sum, in cents of the
+-- currency setting, with an optional cap. The amount due is computed from the laps that
+-- count (sync/amounts.py), never stored. reference is an ISO 11649 creditor reference
+-- (RF..), printed on letters and matched in bank statements. Deleted pledges keep their
+-- row (deleted_ms) and count nowhere. A pledge of a runner merged into another counts
+-- the survivor's laps.
 CREATE TABLE IF NOT EXISTS pledge (
     id           text PRIMARY KEY,
     runner_id    text NOT NULL REFERENCES runner (id),
@@ -85,6 +113,7 @@ CREATE TABLE IF NOT EXISTS pledge (
 );
 CREATE INDEX IF NOT EXISTS pledge_runner ON pledge (runner_id);
 
+-- Money received: for a pledge, or (pledge_id NULL) a bank line that matched none.
 CREATE TABLE IF NOT EXISTS payment (
     id           text PRIMARY KEY,
     pledge_id    text REFERENCES pledge (id),
@@ -98,26 +127,32 @@ CREATE TABLE IF NOT EXISTS payment (
 );
 CREATE INDEX IF NOT EXISTS payment_pledge ON payment (pledge_id);
 
+-- Every change of money: who (a user, or the command line), when, what.
 CREATE TABLE IF NOT EXISTS money_log (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at         bigint NOT NULL,
     user_id    text REFERENCES app_user (id),
     by_name    text NOT NULL,
-    action     text NOT NULL,
+    action     text NOT NULL,      -- pledge_add, pledge_edit, pledge_delete, pledge_import,
+                                   -- payment_add, payment_delete, ...
     pledge_id  text,
     payment_id text,
     details    jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS money_log_pledge ON money_log (pledge_id);
 
--- The outgoing mail queue (sync/mail.py).
+-- Letters to sponsors and class lists to teachers, queued by an admin and sent only when
+-- an admin sends the queue (mail page or send-mail) with the SMTP settings. status:
+-- queued (waits; next_try_ms after a temporary refusal), sent, failed (refused for good
+-- or MAX_ATTEMPTS used), cancelled (taken out of the queue, or replaced by a newer mail
+-- of the same kind for the same pledge or class).
 CREATE TABLE IF NOT EXISTS mail_out (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     to_addr     text NOT NULL,
     subject     text NOT NULL,
     body_text   text NOT NULL,
     body_html   text,
-    kind        text NOT NULL,
+    kind        text NOT NULL,              -- letter, reminder, thanks, class_list
     pledge_id   text,
     class_name  text,
     status      text NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'cancelled')),
@@ -129,7 +164,12 @@ CREATE TABLE IF NOT EXISTS mail_out (
 );
 CREATE INDEX IF NOT EXISTS mail_out_queued ON mail_out (next_try_ms) WHERE status = 'queued';
 
--- Bank statements (sync/statement.py).
+-- A credit line of an imported bank statement. line_key (a hash of the line's fields and
+-- its occurrence among identical lines of its file) makes a second import of the same
+-- lines record nothing. A line matched by its RF reference (matched_by 'reference') or
+-- assigned by an admin ('admin') points to the payment it became; one with neither a
+-- payment nor ignored_ms waits on the statement page; a payment deleted later (recorded
+-- for the wrong pledge) puts its line back there, and no import records it again.
 CREATE TABLE IF NOT EXISTS statement_line (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     line_key     text NOT NULL UNIQUE,
@@ -149,7 +189,12 @@ CREATE TABLE IF NOT EXISTS statement_line (
 CREATE INDEX IF NOT EXISTS statement_line_open ON statement_line (booked_on)
     WHERE payment_id IS NULL AND ignored_ms IS NULL;
 
--- Closing the event (sync/freeze.py).
+-- A freeze of the results (FREEZE is a reserved word in PostgreSQL, hence event_freeze):
+-- letters use its figures while it is in force (unfrozen_ms NULL; at most one).
+-- frozen_amount holds each pledge's laps, distance and amount at the freeze, or as an
+-- admin accepted them later; kept/kept_cents: the admin kept the frozen figure against
+-- this live amount (the case stays off the changes page until the live amount changes
+-- again); removed: a pledge deleted after the freeze, accepted as gone.
 CREATE TABLE IF NOT EXISTS event_freeze (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     frozen_ms   bigint NOT NULL,
@@ -170,7 +215,7 @@ CREATE TABLE IF NOT EXISTS frozen_amount (
     PRIMARY KEY (freeze_id, pledge_id)
 );
 
--- Class teachers (sync/class_lists.py).
+-- The class teacher's e-mail address per class, for the class list e-mail. Central only.
 CREATE TABLE IF NOT EXISTS class_teacher (
     class_name text PRIMARY KEY,
     email      text NOT NULL,

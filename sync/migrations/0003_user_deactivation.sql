@@ -1,5 +1,6 @@
--- The users page (sync/user_views.py): when an admin deactivated a user, and when each user
--- last logged in at central (see schema.sql). IF NOT EXISTS: a database made by code between
--- the users page and this migration has the columns already.
+-- The users page (sync/user_views.py): a deactivated user (deactivated_at set) cannot log
+-- in at central, and laptops pull it with "active": false and no password hash, so it
+-- cannot log in there either; users are never deleted (laps name them). last_login_at is
+-- central's own and never synced.
 ALTER TABLE app_user ADD COLUMN IF NOT EXISTS deactivated_at bigint;
 ALTER TABLE app_user ADD COLUMN IF NOT EXISTS last_login_at bigint;

@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from lapsync.devkit.postgres import admin_execute, drop_database, with_database
-from lapsync.devkit.schemas import differences, postgres_schema
+from lapsync.devkit.schemas import differences, normal_sql, postgres_schema
 from sync import create_app, migrate
 from sync.db import SCHEMA, SCHEMA_LOCK, close_pool, init_schema
 from tests.release import release_file
@@ -58,9 +58,15 @@ def test_a_release_database_migrated_has_exactly_the_fresh_schema(empty_url, pg_
         fresh = postgres_schema(conn)
         assert migrate.version(conn) == migrate.latest()
     assert [m.version for m in applied] == list(range(1, migrate.latest() + 1))
-    # A table, column, constraint or index added to sync/schema.sql without a migration:
+    # A column, constraint or index added to a table of the baseline (sync/schema.sql):
     found = differences(migrated, fresh)
-    assert not found, "sync/schema.sql and sync/migrations/ differ:\n" + "\n".join(found)
+    assert not found, "a migrated and a new database differ:\n" + "\n".join(found)
+
+
+def test_the_baseline_is_the_release_schema_unchanged():
+    # A table added to sync/schema.sql would reach a new database and one of the release,
+    # but never one already at a later version: it belongs in a new numbered migration.
+    assert normal_sql(SCHEMA.read_text()) == normal_sql(release_file("sync/schema.sql"))
 
 
 def test_an_upgrade_keeps_every_row_and_fills_what_the_new_columns_need(empty_url):
@@ -93,13 +99,13 @@ def test_a_new_database_is_the_full_schema_stamped_with_every_version(empty_url)
 
 
 def test_a_failing_migration_leaves_the_database_at_the_version_before(empty_url, tmp_path):
-    (tmp_path / "0001_first.sql").write_text("CREATE TABLE first (id int PRIMARY KEY);")
-    (tmp_path / "0002_broken.sql").write_text("CREATE TABLE second (id int);\nSELECT * FROM nowhere;")
+    (tmp_path / "0002_first.sql").write_text("CREATE TABLE first (id int PRIMARY KEY);")
+    (tmp_path / "0003_broken.sql").write_text("CREATE TABLE second (id int);\nSELECT * FROM nowhere;")
     with psycopg.connect(empty_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)")
         with pytest.raises(psycopg.errors.UndefinedTable):
             migrate.upgrade(conn, SCHEMA, SCHEMA_LOCK, tmp_path)
-        assert migrate.version(conn) == 1
+        assert migrate.version(conn) == 2  # the baseline and 0002
         assert conn.execute("SELECT to_regclass('first') IS NOT NULL, "
                             "to_regclass('second') IS NULL").fetchone() == (True, True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lapsync.devkit.schemas import differences, sqlite_schema
+from lapsync.devkit.schemas import differences, normal_sql, sqlite_schema
 from lapsync.laptop import create_app, migrate
 from lapsync.laptop.db import SCHEMA, connect, get_meta, init_schema
 from tests.release import ROOT, release_file
@@ -32,9 +32,9 @@ def test_a_release_database_migrated_has_exactly_the_fresh_schema(tmp_path):
     migrate.upgrade(fresh, SCHEMA, "fresh")
     assert [m.version for m in applied] == list(range(1, migrate.latest() + 1))
     assert migrate.version(old) == migrate.version(fresh) == migrate.latest() >= 1
-    # A table or column added to schema.sql without a migration is named here.
+    # A column added to a table of the baseline (schema.sql) is named here.
     found = differences(sqlite_schema(old), sqlite_schema(fresh))
-    assert not found, "schema.sql and lapsync/laptop/migrations/ differ:\n" + "\n".join(found)
+    assert not found, "a migrated and a new database differ:\n" + "\n".join(found)
 
 
 def test_the_comparison_names_a_column_that_lacks_its_migration(tmp_path):
@@ -83,17 +83,17 @@ def test_a_new_database_is_the_full_schema_stamped_with_the_latest_version(tmp_p
 def test_a_failing_migration_leaves_the_database_at_the_version_before(tmp_path):
     folder = tmp_path / "migrations"
     folder.mkdir()
-    (folder / "0001_first.sql").write_text("CREATE TABLE first (id INTEGER PRIMARY KEY);\n")
-    (folder / "0002_broken.sql").write_text(
+    (folder / "0002_first.sql").write_text("CREATE TABLE first (id INTEGER PRIMARY KEY);\n")
+    (folder / "0003_broken.sql").write_text(
         "CREATE TABLE second (id INTEGER PRIMARY KEY);\nINSERT INTO no_such_table VALUES (1);\n")
     conn = sqlite3.connect(tmp_path / "db.sqlite")
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.commit()
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         migrate.upgrade(conn, SCHEMA, "db", folder)
-    assert migrate.version(conn) == 1
+    assert migrate.version(conn) == 2  # the baseline and 0002
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "first" in tables and "second" not in tables  # 0002 rolled back whole
+    assert "first" in tables and "second" not in tables  # 0003 rolled back whole
 
 
 def test_migration_files_are_numbered_without_gaps_and_never_drop():
@@ -105,10 +105,22 @@ def test_migration_files_are_numbered_without_gaps_and_never_drop():
 
 
 def test_a_gap_in_the_numbers_is_refused(tmp_path):
-    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
-    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
-    with pytest.raises(RuntimeError, match="0003_c.sql should be number 0002"):
+    (tmp_path / "0002_b.sql").write_text("SELECT 1;")
+    (tmp_path / "0004_d.sql").write_text("SELECT 1;")
+    with pytest.raises(RuntimeError, match="0004_d.sql should be number 0003"):
         migrate.migrations(tmp_path)
+
+
+def test_a_file_numbered_0001_is_refused_the_baseline_is_migration_1(tmp_path):
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    with pytest.raises(RuntimeError, match="0001_a.sql should be number 0002"):
+        migrate.migrations(tmp_path)
+
+
+def test_the_baseline_is_the_release_schema_unchanged():
+    # A table added to schema.sql would reach a new database and one of the release, but
+    # never one already at a later version: it belongs in a new numbered migration.
+    assert normal_sql(SCHEMA.read_text()) == normal_sql(release_file("schema.sql"))
 
 
 def newer_database(path: Path) -> None:

@@ -1,4 +1,8 @@
--- Decisions central's admin made on this laptop's records, as pulled (see schema.sql).
+-- Decisions central's admin made on records of this laptop, as pulled (an item with
+-- "decision"): a lap voided at central (only central can restore it: laps.py, set_void),
+-- a runner merged or renumbered at central (shown on the runners page). Who and why as
+-- central sent them. A lap's row goes when a later void or restore of it applies; a
+-- renumber's row when the runner's number changes again; a merge's row never.
 -- IF NOT EXISTS: a database made by code between the release of 2026-12-06 and the first
 -- migration (version 0 too) may have the table already.
 CREATE TABLE IF NOT EXISTS central_decision (

@@ -1,4 +1,8 @@
--- Clock jumps this laptop noticed (lapsync/laptop/clockwatch.py; see schema.sql).
+-- The wall clock moved more than a minute against the boot clock while the app ran
+-- (someone set it, a correction). Entry order places the jump among the laps: laps up
+-- to after_lap (rowid) and outbox seqs up to after_seq came before it. Intervals
+-- between laps subtract the jumps between them; the helper sees each jump until
+-- acknowledged (shown_at); central gets it with the next push (reported_at).
 CREATE TABLE IF NOT EXISTS clock_jump (
     id          TEXT PRIMARY KEY,                -- cuid2, the same at central
     at          INTEGER NOT NULL,                -- this laptop's clock right after the jump
