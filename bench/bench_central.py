@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from central_kit import create_database  # noqa: E402
+from central_kit import bench_parser, create_database, logged_in_client  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
@@ -83,9 +83,9 @@ TARGETS_MS = {"standings": 50.0, "csv": 1000.0}   # standings also for the revie
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
-    p.add_argument("--laps", type=int, default=1_000_000, help="laps at central (voided included)")
+    p = bench_parser(__doc__, runners=5_000, laps=(1_000_000, "laps at central (voided included)"),
+                     seed=4, pgdata=(None, "embedded PostgreSQL's data directory "
+                                     "(default: a temporary directory, deleted at the end)"))
     p.add_argument("--doubles", type=float, default=0.002,
                    help="share of laps typed again on a second laptop seconds later")
     p.add_argument("--voids", type=float, default=0.005, help="share of other laps voided")
@@ -93,14 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="untimed requests per page first")
     p.add_argument("--other-requests", type=int, default=10,
                    help="timed requests of the pages without a target (0: skip them)")
-    p.add_argument("--seed", type=int, default=4, help="seed for ids, runners and laps")
-    p.add_argument("--pgdata", type=Path, help="embedded PostgreSQL's data directory "
-                   "(default: a temporary directory, deleted at the end)")
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the queries")
     p.add_argument("--profile", metavar="PAGE", help="cProfile the requests of one page "
                    "(a name from the table, e.g. standings or csv)")
     p.add_argument("--keep", action="store_true", help="keep the central database")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
     if args.laps < 2 * args.runners or args.requests < 1:
         p.error("--laps must be at least twice --runners, and --requests at least 1")
@@ -300,17 +296,6 @@ def build(url: str, args: argparse.Namespace) -> dict:
 
 
 # --- measuring ------------------------------------------------------------------
-
-def logged_in_client(app):
-    """Log a test client in through central's real login form."""
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"name": "bench-admin", "password": PASSWORD,
-                                           "csrf_token": token})
-    if response.status_code != 302:
-        raise SystemExit(f"login failed: {response.status_code}")
-    return client
 
 
 def pages(data: dict, args: argparse.Namespace) -> list[dict]:
@@ -573,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         from sync.db import close_pool
         app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "DB_POOL_SIZE": 4})
         try:
-            client = logged_in_client(app)
+            client = logged_in_client(app, "bench-admin", PASSWORD)
             # The pages with a target first, among themselves: the heavier pages without
             # one (ceremony lists, certificates) would disturb them.
             groups = [[(page, args.requests) for page in pages(data, args)]]

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_laps  # noqa: E402
+from central_kit import bench_parser  # noqa: E402
 
 from lapsync.devkit.laptops import Burst, prepare_database, stored_laps  # noqa: E402
 from lapsync.devkit.processes import AppProcess  # noqa: E402
@@ -73,22 +74,18 @@ for _ in range(int(sys.argv[4])):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--laps", type=int, default=20_000, help="timed laps per speed run")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="speed rounds; each runs FULL and NORMAL (order alternating)")
-    p.add_argument("--base-laps", type=int, default=1_000_000,
-                   help="laps already in the database (bench_laps.py's cached base)")
+    p = bench_parser(__doc__, laps=(20_000, "timed laps per speed run"),
+                     rounds=(3, "speed rounds; each runs FULL and NORMAL (order alternating)"),
+                     base_laps=(1_000_000, "laps already in the database (bench_laps.py's cached base)"),
+                     seed=(None, "seed of the kill moments (default random)"))
     p.add_argument("--http", action="store_true", help="speed over real HTTP (werkzeug process)")
     p.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: no pinning)")
     p.add_argument("--fsync-laps", type=int, default=2_000, help="laps counted under strace (0: skip)")
     p.add_argument("--kills", type=int, default=5, help="SIGKILL trials per setting (0: skip)")
     p.add_argument("--helpers", type=int, default=4, help="concurrent helpers in a kill trial")
-    p.add_argument("--seed", type=int, default=None, help="seed of the kill moments (default random)")
     p.add_argument("--cuts", type=int, default=5, help="modelled power cuts per setting (0: skip)")
     p.add_argument("--cut-laps", type=int, default=3_000,
                    help="at most this many laps before a modelled power cut")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p.parse_args(argv)
 
 

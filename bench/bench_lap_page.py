@@ -24,6 +24,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 import bench_laps
+from central_kit import bench_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,13 +61,9 @@ PROBE = """
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--laps", type=int, default=400, help="laps to type and time")
-    p.add_argument("--base-laps", type=int, default=1_000_000, help="laps already in the database")
-    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
-    p.add_argument("--seed", type=int, default=2, help="seed of the cached database and the numbers")
-    p.add_argument("--rebuild", action="store_true", help="rebuild the cached base database")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p = bench_parser(__doc__, rebuild=True, laps=(400, "laps to type and time"),
+                     base_laps=1_000_000, runners=5_000,
+                     seed=(2, "seed of the cached database and the numbers"))
     return p.parse_args(argv)
 
 

@@ -35,9 +35,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from central_kit import (  # noqa: E402
     CLASSES,
+    bench_parser,
     create_database,
     drop_database,
     environment,
+    logged_in_client,
     print_json,
     summary_ms,
     verdict,
@@ -63,12 +65,10 @@ KINDS = (("per_lap", 50, None), ("per_lap", 100, 3000), ("per_km", 125, None),
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runners", type=int, default=2000)
+    parser = bench_parser(__doc__, json_out=False, runners=2000, seed=7)
     parser.add_argument("--pledges", type=int, default=5, help="pledges per runner")
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args(argv)
 
 
@@ -126,18 +126,6 @@ def fill(conn: psycopg.Connection, args: argparse.Namespace) -> None:
             for pledge_id in pledge_ids[::3]:
                 copy.write_row([new_id(), pledge_id, 500, "2025-07-01", "transfer", "", "", 0])
     conn.execute("VACUUM ANALYZE")
-
-
-def logged_in_client(app):
-    """Log a test client in through central's real login form."""
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    answer = client.post("/login", data={"name": "bench-admin", "password": PASSWORD,
-                                         "csrf_token": token})
-    if answer.status_code != 302:
-        raise SystemExit(f"login failed: {answer.status_code}")
-    return client
 
 
 def pages(app, args: argparse.Namespace) -> dict[str, tuple[str, object]]:
@@ -202,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 timed = pages(app, args)
                 if "letters of a 30-pupil class" not in timed:
                     print("letters: no /sponsors/letters in this build, not timed")
-                print_json("money pages", measure(logged_in_client(app), timed, args))
+                print_json("money pages", measure(logged_in_client(app, "bench-admin", PASSWORD), timed, args))
             finally:
                 close_pool(app)
             print_json("environment", environment(server, runners=args.runners,

@@ -47,6 +47,7 @@ import requests  # noqa: E402
 from central_kit import (  # noqa: E402
     OUT,
     add_pending_laps,
+    bench_parser,
     create_database,
     drop_database,
     free_port,
@@ -94,17 +95,11 @@ const [laps, localDir, remote, batchSize] = process.argv.slice(2);
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--laps", type=int, default=100_000, help="laps both replicate")
-    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
-    p.add_argument("--seed", type=int, default=2, help="seed for ids, runners and laps")
-    p.add_argument("--workers", type=int, default=2, help="central's gunicorn workers")
+    p = bench_parser(__doc__, laps=(100_000, "laps both replicate"), runners=5_000, seed=2,
+                     workers=2, pgdata=OUT / "pg-pouch" / "pgdata")
     p.add_argument("--pouch-batch-size", type=int, default=100,
                    help="PouchDB's replication batch_size (its default: 100)")
-    p.add_argument("--pgdata", type=Path, default=OUT / "pg-pouch" / "pgdata",
-                   help="data directory of the embedded PostgreSQL")
     p.add_argument("--keep", action="store_true", help="keep the run's files and databases")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p.parse_args(argv)
 
 

@@ -60,20 +60,15 @@ BYTES_PER_LAP = 700          # lap table + indexes + lap_void share, with headro
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = kit.bench_parser(__doc__, rebuild=True, runners=5_000, workers=2, seed=6,
+                         pgdata=kit.OUT / "pg-cost" / "pgdata")
     p.add_argument("--sizes", default="100000,1000000,10000000",
                    help="comma-separated lap counts at central (the smallest is the baseline)")
-    p.add_argument("--runners", type=int, default=5_000)
     p.add_argument("--devices", type=int, default=20, help="laptops the laps come from")
     p.add_argument("--syncs", type=int, default=50, help="timed syncs of each kind")
     p.add_argument("--push-laps", type=int, default=100, help="laps per timed push")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    p.add_argument("--seed", type=int, default=6)
-    p.add_argument("--pgdata", type=Path, default=kit.OUT / "pg-cost" / "pgdata")
-    p.add_argument("--rebuild", action="store_true", help="build the cached databases again")
     p.add_argument("--explain", action="store_true",
                    help="print EXPLAIN (ANALYZE, BUFFERS) of the pull's query at each size")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p.parse_args(argv)
 
 

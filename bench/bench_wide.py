@@ -64,19 +64,15 @@ EVENT_MS = 8 * 3600 * 1000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = kit.bench_parser(__doc__, laps=(10_000, "laps per laptop"), runners=5_000, seed=3,
+                         pgdata=kit.OUT / "pg-wide" / "pgdata")
     p.add_argument("--laptops", type=int, default=100)
-    p.add_argument("--laps", type=int, default=10_000, help="laps per laptop")
-    p.add_argument("--runners", type=int, default=5_000)
     p.add_argument("--workers", default="1,2,4", help="gunicorn worker counts, comma-separated")
     p.add_argument("--threads", type=int, default=1,
                    help="threads per gunicorn worker (1: sync workers; more: gthread workers)")
     p.add_argument("--modes", default="backlog,stream", help="backlog, stream or both")
     p.add_argument("--chunk", type=int, default=500, help="laps per sync in stream mode")
     p.add_argument("--procs", type=int, default=4, help="client processes the laptops run in")
-    p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--pgdata", type=Path, default=kit.OUT / "pg-wide" / "pgdata")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

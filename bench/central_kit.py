@@ -1,15 +1,18 @@
 """Shared pieces of the benchmarks (bench_sync_cost, bench_wide, bench_fresh, bench_push, …).
 
-Not a benchmark itself: percentiles, verdicts, the machine's description, a bench laptop
-with its roster, a laptop registered at central. The
+Not a benchmark itself: the common command-line options, percentiles, verdicts, the
+machine's description, a bench laptop with its roster, a laptop registered at central,
+a client logged in to central's pages. The
 embedded PostgreSQL, central under gunicorn and process CPU from /proc come from
 lapsync.devkit (shared with the tests) and are importable from here too.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -44,6 +47,45 @@ from lapsync.devkit.processes import (  # noqa: E402,F401
 OUT = ROOT / "bench" / "out"
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
 MIN_LAP_MS = 60_000   # the laptops' default minimum lap time (lapsync MIN_LAP_SECONDS)
+# The options most benchmarks take: name -> (type, help). Each script names those it takes.
+OPTIONS = {
+    "laps": (int, "laps to time"),
+    "base_laps": (int, "laps already in the database"),
+    "runners": (int, "runners in the roster"),
+    "seed": (int, "seed for ids, runners and laps"),
+    "workers": (int, "central's gunicorn workers"),
+    "rounds": (int, "rounds (medians are quoted)"),
+    "pgdata": (Path, "data directory of the embedded PostgreSQL"),
+}
+
+
+# --- command line and pages ------------------------------------------------------------
+
+def bench_parser(doc: str, *, json_out: bool = True, rebuild: bool = False,
+                 **defaults) -> argparse.ArgumentParser:
+    """Return a parser with the common options named in DEFAULTS (a value, or (value, help))."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        kind, text = OPTIONS[name]
+        if isinstance(default, tuple):
+            default, text = default
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=text)
+    if rebuild:
+        parser.add_argument("--rebuild", action="store_true", help="rebuild the cached databases")
+    if json_out:
+        parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    return parser
+
+
+def logged_in_client(app, name: str, password: str):
+    """Return a Flask test client logged in through central's real login form."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    answer = client.post("/login", data={"name": name, "password": password, "csrf_token": token})
+    if answer.status_code != 302:
+        raise SystemExit(f"login failed: {answer.status_code}")
+    return client
 
 
 # --- data ------------------------------------------------------------------------------
