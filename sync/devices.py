@@ -14,15 +14,7 @@ import logging
 import secrets
 
 import psycopg
-from flask import (
-    Blueprint,
-    Flask,
-    flash,
-    g,
-    redirect,
-    request,
-    url_for,
-)
+from flask import Blueprint, Flask, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError, wants_json

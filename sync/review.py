@@ -11,17 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from flask import (
-    Blueprint,
-    Flask,
-    flash,
-    g,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Flask, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 

@@ -28,15 +28,8 @@ from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 from lapsync.roster_csv import RosterError
-from lapsync.runners import (
-    RunnerForm,
-    added_text,
-    imported_text,
-    roster_upload,
-    saved_text,
-    typed_runner,
-    validate_runner,
-)
+from lapsync.runners import (RunnerForm, added_text, imported_text, roster_upload, saved_text,
+                             typed_runner, validate_runner)
 
 from . import clock, labels, search
 from .auth import admin_required, login_required

@@ -6,15 +6,7 @@ The rules (last admin, confusable names, sessions ending) live in sync/users.py.
 """
 from __future__ import annotations
 
-from flask import (
-    Blueprint,
-    Flask,
-    flash,
-    g,
-    redirect,
-    request,
-    url_for,
-)
+from flask import Blueprint, Flask, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from lapsync.authcore import ROLES, role_label

@@ -6,17 +6,7 @@ teacher's post gets the 403 page). Every change is logged (sync/money_log.py).
 from __future__ import annotations
 
 import psycopg
-from flask import (
-    Blueprint,
-    Flask,
-    flash,
-    g,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Flask, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
