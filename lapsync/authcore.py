@@ -118,6 +118,12 @@ def validate_user(name: str, role: str, password: str) -> tuple[str, str, str]:
     return name, role, validate_password(password)
 
 
+def name_taken(name: str) -> InputError:
+    """Return the refusal of a new user whose name another user has already (409)."""
+    return InputError("duplicate_name", _("A user called %(name)s exists already.",
+                                          name=repr(name)), 409)
+
+
 def validate_password(password: str) -> str:
     """Return a new password as given if it is 8 to 200 characters, else raise InputError."""
     if not 8 <= len(password or "") <= 200:

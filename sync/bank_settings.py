@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from psycopg.types.json import Jsonb
 from stdnum import bic as stdnum_bic
@@ -24,6 +23,7 @@ from lapsync.errors import InputError
 
 from .db import now_ms, write_transaction
 from .decisions import log_decision
+from .money_settings import validated
 
 SECRETS = ("smtp_password",)
 TLS_MODES = ("none", "starttls", "ssl")
@@ -118,13 +118,7 @@ MAIL = ("smtp_host", "smtp_port", "smtp_tls", "smtp_user", "smtp_password", "smt
 
 def validate_bank_mail(key: str, value: Any) -> Any:
     """Return the cleaned value of a bank or mail setting or raise InputError (422)."""
-    if key not in VALIDATORS:
-        raise InputError("unknown_setting", _("There is no setting %(key)s.", key=key), 422)
-    check, message = VALIDATORS[key]
-    try:
-        return check(value)
-    except ValueError:
-        raise InputError("invalid_setting", str(message), 422, field=key) from None
+    return validated(VALIDATORS, key, value)
 
 
 def bank_mail_settings(conn: psycopg.Connection) -> dict:

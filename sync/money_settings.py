@@ -55,15 +55,20 @@ MONEY_VALIDATORS: dict[str, tuple[Callable[[Any], Any], Any]] = {
 MONEY_SETTINGS = tuple(MONEY_VALIDATORS)
 
 
-def validate_money_setting(key: str, value: Any) -> Any:
-    """Return the cleaned value of a money setting or raise InputError (422)."""
-    if key not in MONEY_VALIDATORS:
+def validated(validators: dict[str, tuple[Callable, Any]], key: str, value: Any) -> Any:
+    """Return VALUE cleaned by KEY's check in VALIDATORS or raise InputError (422)."""
+    if key not in validators:
         raise InputError("unknown_setting", _("There is no setting %(key)s.", key=key), 422)
-    check, message = MONEY_VALIDATORS[key]
+    check, message = validators[key]
     try:
         return check(value)
     except ValueError:
         raise InputError("invalid_setting", str(message), 422, field=key) from None
+
+
+def validate_money_setting(key: str, value: Any) -> Any:
+    """Return the cleaned value of a money setting or raise InputError (422)."""
+    return validated(MONEY_VALIDATORS, key, value)
 
 
 def save_money_settings(conn: psycopg.Connection, values: dict,

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync.authcore import ROLES, hash_password, validate_password, validate_user
+from lapsync.authcore import ROLES, hash_password, name_taken, validate_password, validate_user
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.names import confusable
@@ -51,8 +51,7 @@ def create_user(conn: psycopg.Connection, name: str, role: str, password: str,
     password_hash = hash_password(password)  # slow: outside the write lock
     with write_transaction(conn):
         if conn.execute("SELECT 1 FROM app_user WHERE name = %s", [name]).fetchone():
-            raise InputError("duplicate_name", _("A user called %(name)s exists already.",
-                                                 name=repr(name)), 409)
+            raise name_taken(name)
         other = confusable_user(conn, name)
         if other is not None:
             raise InputError("confusable_name", _(

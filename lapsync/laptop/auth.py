@@ -32,6 +32,7 @@ from lapsync.authcore import (
     forget_failures,
     hash_password,
     limited_login,
+    name_taken,
     role_label,
     role_required,
     unlock_logins_command,
@@ -52,8 +53,7 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) 
     password_hash = hash_password(password)  # slow: outside the write lock
     with transaction(db):
         if db.execute("SELECT 1 FROM user WHERE name = ?", [name]).fetchone():
-            raise InputError("duplicate_name", _("A user called %(name)s exists already.",
-                                                 name=repr(name)), 409)
+            raise name_taken(name)
         user = {"id": new_id(), "name": name, "password_hash": password_hash, "role": role,
                 "created_at": now_ms(), "hlc": clock.tick(db)}
         db.table("user").insert(user)
