@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
 
 from lapsync import errors, hlc, i18n, logs, web
 from lapsync.web import load_config
@@ -23,8 +22,9 @@ from . import (
     serve,
     sessions,
 )
+from .csrf import KeptCSRFProtect
 
-csrf = CSRFProtect()
+csrf = KeptCSRFProtect()
 
 
 def create_app(test_config: dict | None = None) -> Flask:

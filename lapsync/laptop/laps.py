@@ -1,7 +1,9 @@
 """Lap entry and void: the helper's page and the domain functions behind it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 import sqlite_utils
 from flask import (
@@ -15,9 +17,13 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import force_locale
 from flask_babel import gettext as _
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from lapsync.errors import InputError, wants_json
+from lapsync.i18n import LANGUAGES
 from lapsync.ids import new_id
 from lapsync.protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
 from lapsync.text import check_start_number
@@ -27,9 +33,11 @@ from .auth import can_record, login_required
 from .client.pull import min_lap_seconds
 from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
 from .db import device_id, get_db, now_ms, record_change, rows, transaction
+from .groupcommit import GroupCommit
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
+GROUP_COMMIT = "lapsync_lap_writes"  # the app's GroupCommit: laps posted at once, one commit
 SCANNED_DIGITS = 12  # digits the lap form reads: a zero-padded number up to this length counts
 
 
@@ -121,30 +129,71 @@ def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
                       since_previous(db, previous, lap["time"], lap["rowid"]), duplicate=True)
 
 
+# The runner and what a lap needs to know about them, in one read: the latest lap that
+# counts here (by entry order), the counts before this lap, the clock jumps since that
+# lap, and this laptop's device id.
+LAP_CONTEXT_SQL = f"""
+SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
+       prev.rowid, prev.time, {OWN_LAPS_SQL}, {OTHER_LAPS_SQL},
+       (SELECT coalesce(sum(jump_ms), 0) FROM clock_jump WHERE after_lap >= prev.rowid),
+       (SELECT value FROM meta WHERE key = 'device_id')
+FROM runner LEFT JOIN lap prev ON prev.rowid = (SELECT max(l.rowid) FROM lap l
+    WHERE l.runner_id = runner.id AND l.voided_at IS NULL)
+WHERE runner.start_number = ? AND runner.id NOT IN (SELECT runner_id FROM runner_merge)
+ORDER BY runner.name
+"""
+RUNNER_FIELDS = ("id", "start_number", "name", "class", "grade")
+
+
+def lap_context(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> tuple:
+    """Return the runner's LAP_CONTEXT_SQL row (runner as a dict first), or raise InputError."""
+    found = db.execute(LAP_CONTEXT_SQL, [start_number]).fetchall()
+    if runner_id:
+        found = [row for row in found if row[0] == runner_id]
+    if len(found) != 1:  # pick_runner's refusal: nobody, or a choice to make
+        pick_runner(db, start_number, runner_id)
+    row = found[0]
+    return (dict(zip(RUNNER_FIELDS, row[:5])), *row[5:])
+
+
 def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
                confirm: bool = False, client_key: str | None = None,
                runner_id: str | None = None) -> dict:
     """Record one lap and its outbox change in one transaction; return lap_result."""
     with transaction(db):
-        known = known_lap(db, client_key) if client_key else None
-        if known:  # a double submit or a retried request: the same lap, once
-            return known
-        runner = pick_runner(db, start_number, runner_id)
-        clockwatch.check(db)  # a jump since the last check comes out of the interval below
-        previous, now = last_lap(db, runner["id"]), now_ms()
-        since = since_previous(db, previous, now)
-        # An unknown interval (the clock went back) is never "too soon".
-        if since is not None and since < min_lap_ms and not confirm:
-            raise InputError("too_soon", _(
-                "%(name)s (%(number)s) was counted %(seconds)s s ago. Count this lap anyway?",
-                name=runner["name"], number=start_number, seconds=since // 1000), 409,
-                runner=runner, since_previous_ms=since)
-        lap = {"id": new_id(), "runner_id": runner["id"], "created_by": user_id, "time": now,
-               "device_id": device_id(db), "client_key": client_key}
-        db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
-                   "VALUES (:id, :runner_id, :created_by, :time, :device_id, :client_key)", lap)
-        record_change(db, "lap", lap["id"], {k: v for k, v in lap.items() if k != "client_key"})
-        return lap_result(db, lap, runner, previous, since)
+        return write_lap(db, start_number, user_id, min_lap_ms, confirm, client_key, runner_id)
+
+
+def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
+              confirm: bool = False, client_key: str | None = None,
+              runner_id: str | None = None) -> dict:
+    """Record one lap and its outbox change inside the caller's write transaction."""
+    known = known_lap(db, client_key) if client_key else None
+    if known:  # a double submit or a retried request: the same lap, once
+        return known
+    runner, prev_rowid, prev_time, own, other, shift, device = lap_context(
+        db, start_number, runner_id)
+    jump = clockwatch.check(db)  # a jump noticed now comes out of the interval too
+    if jump and prev_rowid is not None:
+        shift += jump["jump_ms"]
+    now = now_ms()
+    # An unknown interval (the clock went back further than was seen) is never "too soon".
+    since = None if prev_rowid is None or now - prev_time - shift < 0 else now - prev_time - shift
+    if since is not None and since < min_lap_ms and not confirm:
+        raise InputError("too_soon", _(
+            "%(name)s (%(number)s) was counted %(seconds)s s ago. Count this lap anyway?",
+            name=runner["name"], number=start_number, seconds=since // 1000), 409,
+            runner=runner, since_previous_ms=since)
+    lap = {"id": new_id(), "runner_id": runner["id"], "created_by": user_id, "time": now,
+           "device_id": device, "client_key": client_key}
+    db.execute("INSERT INTO lap (id, runner_id, created_by, time, device_id, client_key) "
+               "VALUES (:id, :runner_id, :created_by, :time, :device_id, :client_key)", lap)
+    record_change(db, "lap", lap["id"], {k: v for k, v in lap.items() if k != "client_key"})
+    count = own + other + 1  # the counts were read under this transaction's write lock
+    return {"lap": {"id": lap["id"], "time": now}, "runner": runner, "count": count,
+            "own_count": own + 1, "duplicate": False, "first_lap": count == 1,
+            "since_previous_ms": since, "since_unknown": prev_rowid is not None and since is None,
+            "previous_elsewhere": prev_rowid is None and count > 1}
 
 
 def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
@@ -275,11 +324,11 @@ def create():
     try:
         start_number = parse_start_number(request.form.get("start_number"))
         min_lap_ms = int(min_lap_seconds(db, current_app.config["MIN_LAP_SECONDS"]) * 1000)
-        result = record_lap(
-            db, start_number, g.user["id"], min_lap_ms,
-            confirm=request.form.get("confirm") == "1",
-            client_key=(request.form.get("client_key") or "")[:64] or None,
-            runner_id=request.form.get("runner_id") or None)
+        work = partial(write_lap, start_number=start_number, user_id=g.user["id"],
+                       min_lap_ms=min_lap_ms, confirm=request.form.get("confirm") == "1",
+                       client_key=(request.form.get("client_key") or "")[:64] or None,
+                       runner_id=request.form.get("runner_id") or None)
+        result = current_app.extensions[GROUP_COMMIT].run(db, in_this_language(work))
     except InputError as exc:
         if wants_json():
             raise
@@ -290,6 +339,19 @@ def create():
         return jsonify(result), 200 if result["duplicate"] else 201
     flash_lap(result)
     return redirect(url_for("laps.index"))
+
+
+def in_this_language(work: Callable) -> Callable:
+    """Wrap work so that what it says is in this request's language, whichever request runs it."""
+    header = request.headers.get("Accept-Language")
+
+    def run(db: sqlite_utils.Database):
+        if request.headers.get("Accept-Language") == header:  # the leader's own or alike
+            return work(db)
+        language = parse_accept_header(header, LanguageAccept).best_match(LANGUAGES) or "en"
+        with force_locale(language):
+            return work(db)
+    return run
 
 
 def since_text(result: dict) -> str:
@@ -395,5 +457,6 @@ def clock_jumps_seen():
 def init_app(app) -> None:
     """Register the blueprint, the clock filter and the clock watch's rate."""
     app.register_blueprint(bp)
+    app.extensions[GROUP_COMMIT] = GroupCommit()
     app.add_template_filter(time_of_day, "clock")
     clockwatch.init_app(app)
