@@ -1,7 +1,6 @@
 """Central's backups: pg_dump and restore through the commands, every table compared."""
 from __future__ import annotations
 
-import itertools
 import os
 
 import click
@@ -10,12 +9,10 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from lapsync.devkit.postgres import admin_execute, drop_database, with_database
 from sync import backup, create_app, migrate
 from sync.db import close_pool
+from tests.databases import empty_database
 from tests.pg import Outbox, register
-
-_names = itertools.count(1)
 
 
 def every_table(url: str) -> dict:
@@ -34,10 +31,8 @@ def every_table(url: str) -> dict:
 @pytest.fixture
 def empty_url(pg_server_url):
     """Return the URL of a new, empty database, dropped after the test."""
-    name = f"lapsync_restore_{os.getpid()}_{next(_names)}"
-    admin_execute(pg_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(pg_server_url, name)
-    drop_database(pg_server_url, name)
+    with empty_database(pg_server_url, "restore") as url:
+        yield url
 
 
 def central(url: str):

@@ -14,14 +14,7 @@ import pytest
 from lapsync.web import load_secret_key
 from lapsync.web.guard import SECURITY_HEADERS
 from tests.central.test_security import snapshot
-from tests.hardening import (
-    HOSTILE_NEXT,
-    client_from,
-    page_token,
-    post_big_login,
-    post_login,
-    security_headers,
-)
+from tests.hardening import HOSTILE_NEXT, client_from, page_token, post_big_login, post_login, security_headers
 from tests.pg import CENTRAL_PASSWORD
 
 

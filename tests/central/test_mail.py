@@ -9,11 +9,11 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from lapsync.devkit.processes import free_port
 from sync.bank_settings import save_bank_mail
 from sync.db import write_transaction
 from sync.sponsors.mail import backoff_ms, due_mail, queue_mail, send_due
@@ -37,13 +37,6 @@ class Inbox:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((list(envelope.rcpt_tos), message))
         return "250 OK"
-
-
-def free_port() -> int:
-    """Return a free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

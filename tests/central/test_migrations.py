@@ -1,31 +1,25 @@
 """Central's schema migrations: a 2026-12-06 database upgraded equals a fresh one, data kept."""
 from __future__ import annotations
 
-import itertools
-import os
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.rows import dict_row
 
-from lapsync.devkit.postgres import admin_execute, drop_database, with_database
 from lapsync.devkit.schemas import differences, normal_sql, postgres_schema
 from sync import create_app, migrate
 from sync.db import SCHEMA, SCHEMA_LOCK, close_pool, init_schema
+from tests.databases import empty_database
 from tests.release import release_file
 
-_names = itertools.count(1)
 LAPTOP = "releaselaptop00000000000"
 
 
 @pytest.fixture
 def empty_url(pg_server_url):
     """Return the URL of a new, empty database, dropped after the test."""
-    name = f"lapsync_migrate_{os.getpid()}_{next(_names)}"
-    admin_execute(pg_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(pg_server_url, name)
-    drop_database(pg_server_url, name)
+    with empty_database(pg_server_url, "migrate") as url:
+        yield url
 
 
 def release_database(url: str) -> None:

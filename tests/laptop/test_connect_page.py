@@ -8,26 +8,19 @@ connect` stores them, and the laptop syncs once.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 
 import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
+from lapsync.devkit.processes import free_port
 from lapsync.laptop.client.connect import config_file
 from lapsync.laptop.laps import record_lap
 from lapsync.protocol.connect import parse_connect_code
 from tests.laptop.fake_central import TOKEN, FakeCentral
 
 DE = {"Accept-Language": "de-DE,de;q=0.9"}
-
-
-def free_port() -> int:
-    """Return a loopback port nothing listens on (just closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

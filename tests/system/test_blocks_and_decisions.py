@@ -32,6 +32,14 @@ def copied(central_db, name: str) -> str:
     return register_device(central_db, name, manage_users=True)
 
 
+def connected(laptops, live_central, central_db, *names: str) -> list:
+    """Return the laptops NAMES, each connected to central with a token of its own."""
+    made = [laptops(name) for name in names]
+    for laptop in made:
+        laptop.connect(live_central, copied(central_db, f"laptop-{laptop.name}"))
+    return made
+
+
 def numbers(rows) -> list[int]:
     """Return the start numbers of roster rows (id, start_number, ...)."""
     return sorted(row[1] for row in rows)
@@ -98,9 +106,7 @@ def test_two_offline_laptops_number_late_runners_from_their_blocks_without_a_cla
 
 def test_a_void_decided_at_central_stays_centrals_on_the_laptop_even_against_an_offline_restore(
         laptops, live_central, central_db, central_admin):
-    a, b = laptops("a"), laptops("b")
-    a.connect(live_central, copied(central_db, "laptop-a"))
-    b.connect(live_central, copied(central_db, "laptop-b"))
+    a, b = connected(laptops, live_central, central_db, "a", "b")
     a.save_runner(17, "Cleo Dahl", "6b", 6)
     a.sync()
     b.sync()
@@ -134,9 +140,7 @@ def test_a_void_decided_at_central_stays_centrals_on_the_laptop_even_against_an_
 
 def test_renumber_and_merge_at_central_show_on_the_laptops_runners_page(
         laptops, live_central, central_db, central_admin):
-    a, b = laptops("a"), laptops("b")
-    a.connect(live_central, copied(central_db, "laptop-a"))
-    b.connect(live_central, copied(central_db, "laptop-b"))
+    a, b = connected(laptops, live_central, central_db, "a", "b")
     cleo = a.save_runner(17, "Cleo Dahl", "6b", 6)
     dora = b.save_runner(17, "Dora Ernst", "7c", 7)  # typed by hand on both: a clash
     eva, eva_too = a.save_runner(30, "Eva Fink", "5a", 5), b.save_runner(31, "Eva Fink", "5a", 5)
@@ -167,9 +171,7 @@ def test_renumber_and_merge_at_central_show_on_the_laptops_runners_page(
 
 
 def test_every_laptop_counts_every_laptops_laps(laptops, live_central, central_db):
-    a, b = laptops("a"), laptops("b")
-    a.connect(live_central, copied(central_db, "laptop-a"))
-    b.connect(live_central, copied(central_db, "laptop-b"))
+    a, b = connected(laptops, live_central, central_db, "a", "b")
     a.save_runner(5, "Finn Gross", "8a", 8)
     a.sync()
     b.sync()

@@ -168,14 +168,19 @@ def idle(page) -> None:
     wait_answered(page, 15_000)
 
 
+def counted_then_warned(page, number: str, name: str) -> None:
+    """Type NUMBER twice: counted the first time, a warning (too soon) the second."""
+    typed(page, number)
+    feedback_is(page, "good", name)
+    typed(page, number)
+    feedback_is(page, "warn", f"{name} ({number}) was counted")
+
+
 # ---- 1. what the helper typed is never changed ------------------------------------
 
 def test_warning_is_counted_by_enter_on_the_empty_field(context, laptop):
     page = open_lap_page(context, laptop)
-    typed(page, "1")
-    feedback_is(page, "good", "Anna Berg")
-    typed(page, "1")
-    feedback_is(page, "warn", "Anna Berg (1) was counted")
+    counted_then_warned(page, "1", "Anna Berg")
     expect(page.locator("#feedback")).to_contain_text("Press Enter to count it, Esc to skip.")
     expect(page.locator("#start_number")).to_have_value("")  # never refilled
     assert laptop.laps() == ["1"]
@@ -188,10 +193,7 @@ def test_warning_is_counted_by_enter_on_the_empty_field(context, laptop):
 
 def test_a_number_typed_during_a_warning_counts_as_itself(context, laptop):
     page = open_lap_page(context, laptop)
-    typed(page, "3")
-    feedback_is(page, "good", "Carl Dorn")
-    typed(page, "3")
-    feedback_is(page, "warn", "Carl Dorn (3) was counted")
+    counted_then_warned(page, "3", "Carl Dorn")
     page.keyboard.type("7", delay=40)
     expect(page.locator("#start_number")).to_have_value("7")  # not 37
     feedback_is(page, "info", "Not counted: Carl Dorn (3)")
@@ -203,10 +205,7 @@ def test_a_number_typed_during_a_warning_counts_as_itself(context, laptop):
 
 def test_esc_skips_the_warning(context, laptop):
     page = open_lap_page(context, laptop)
-    typed(page, "2")
-    feedback_is(page, "good", "Ben Cruz")
-    typed(page, "2")
-    feedback_is(page, "warn", "Ben Cruz (2)")
+    counted_then_warned(page, "2", "Ben Cruz")
     page.keyboard.press("Escape")
     feedback_is(page, "info", "Skipped: nothing was recorded.")
     page.keyboard.press("Enter")  # the warning is gone: an empty Enter counts nothing

@@ -3,7 +3,6 @@ release's own code, upgraded by today's, lose nothing and sync the rest exactly 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import os
 import subprocess
@@ -13,10 +12,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.rows import dict_row
 
-from lapsync.devkit.postgres import admin_execute, drop_database, with_database
 from lapsync.laptop import create_app as create_laptop
 from lapsync.laptop import migrate as laptop_migrate
 from lapsync.laptop.client.state import sync_once
@@ -26,10 +23,10 @@ from sync import create_app as create_central
 from sync import derived
 from sync import migrate as central_migrate
 from sync.db import close_pool
+from tests.databases import empty_database
 from tests.release import release_tree
 from tests.web import served
 
-_names = itertools.count(1)
 
 # Runs in a subprocess on the release's code: its central (init-db, a device) served on a
 # loopback port, its laptop (init-db, a user, runners, laps, voids), one sync, then more
@@ -91,10 +88,8 @@ APSCHEDULER_STUB = {
 @pytest.fixture
 def empty_url(pg_server_url):
     """Return the URL of a new, empty database, dropped after the test."""
-    name = f"lapsync_upgrade_{os.getpid()}_{next(_names)}"
-    admin_execute(pg_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(pg_server_url, name)
-    drop_database(pg_server_url, name)
+    with empty_database(pg_server_url, "upgrade") as url:
+        yield url
 
 
 def run_release(tree: Path, database_url: str, laptop_file: Path) -> dict:
