@@ -10,7 +10,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from lapsync import hlc, protocol
+from lapsync import hlc
+from lapsync.protocol import limits
 from lapsync.errors import InputError
 from lapsync.text import age
 
@@ -46,7 +47,7 @@ def moved(result: SyncResult) -> str:
 def run_sync(db, central: Central) -> SyncResult:
     """Sync once now, with a progress bar when the backlog is larger than one batch."""
     pending = pending_count(db)
-    if pending <= protocol.MAX_BATCH_CHANGES:
+    if pending <= limits.MAX_BATCH_CHANGES:
         return sync_once(db, central, force=True)
     with click.progressbar(length=pending, label="Pushing", file=sys.stderr) as bar:
         return sync_once(db, central, force=True, progress=bar.update)
