@@ -85,18 +85,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     p = bench_parser(__doc__, runners=5_000, laps=(1_000_000, "laps at central (voided included)"),
                      seed=4, pgdata=(None, "embedded PostgreSQL's data directory "
-                                     "(default: a temporary directory, deleted at the end)"))
+                                     "(default: a temporary directory, deleted at the end)"),
+                     requests=30, warmup=(5, "untimed requests per page first"), explain=True,
+                     keep="keep the central database")
     p.add_argument("--doubles", type=float, default=0.002,
                    help="share of laps typed again on a second laptop seconds later")
     p.add_argument("--voids", type=float, default=0.005, help="share of other laps voided")
-    p.add_argument("--requests", type=int, default=30, help="timed requests per page")
-    p.add_argument("--warmup", type=int, default=5, help="untimed requests per page first")
     p.add_argument("--other-requests", type=int, default=10,
                    help="timed requests of the pages without a target (0: skip them)")
-    p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the queries")
     p.add_argument("--profile", metavar="PAGE", help="cProfile the requests of one page "
                    "(a name from the table, e.g. standings or csv)")
-    p.add_argument("--keep", action="store_true", help="keep the central database")
     args = p.parse_args(argv)
     if args.laps < 2 * args.runners or args.requests < 1:
         p.error("--laps must be at least twice --runners, and --requests at least 1")

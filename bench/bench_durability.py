@@ -77,12 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = bench_parser(__doc__, laps=(20_000, "timed laps per speed run"),
                      rounds=(3, "speed rounds; each runs FULL and NORMAL (order alternating)"),
                      base_laps=(1_000_000, "laps already in the database (bench_laps.py's cached base)"),
-                     seed=(None, "seed of the kill moments (default random)"))
-    p.add_argument("--http", action="store_true", help="speed over real HTTP (werkzeug process)")
-    p.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: no pinning)")
+                     seed=(None, "seed of the kill moments (default random)"),
+                     http="speed over real HTTP (werkzeug process)", cpu=0,
+                     helpers=(4, "concurrent helpers in a kill trial"))
     p.add_argument("--fsync-laps", type=int, default=2_000, help="laps counted under strace (0: skip)")
     p.add_argument("--kills", type=int, default=5, help="SIGKILL trials per setting (0: skip)")
-    p.add_argument("--helpers", type=int, default=4, help="concurrent helpers in a kill trial")
     p.add_argument("--cuts", type=int, default=5, help="modelled power cuts per setting (0: skip)")
     p.add_argument("--cut-laps", type=int, default=3_000,
                    help="at most this many laps before a modelled power cut")

@@ -49,12 +49,11 @@ CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     p = kit.bench_parser(__doc__, runners=2_000, workers=2, seed=4,
-                         pgdata=kit.OUT / "pg-fresh" / "pgdata")
+                         pgdata=kit.OUT / "pg-fresh" / "pgdata", sync_interval=5)
     p.add_argument("--laptops", type=int, default=20)
     p.add_argument("--rate", type=float, default=0.5, help="laps per second per laptop (mean)")
     p.add_argument("--duration", type=float, default=60, help="seconds of lap entry")
     p.add_argument("--poll-ms", type=int, default=50, help="how often the admin polls /live/feed")
-    p.add_argument("--sync-interval", type=int, default=5, help="laptops' SYNC_INTERVAL (s)")
     # bench_wide's laptop_files reads these two:
     p.add_argument("--laps", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)

@@ -66,18 +66,17 @@ CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     p = kit.bench_parser(__doc__, json_out=False, runners=5_000, workers=2,
-                         seed=(5, "seed of the start numbers"), pgdata=OUT / "pg-load" / "pgdata")
-    p.add_argument("--helpers", type=int, default=20, help="concurrent helpers (threads, sessions)")
+                         seed=(5, "seed of the start numbers"), pgdata=OUT / "pg-load" / "pgdata",
+                         helpers=(20, "concurrent helpers (threads, sessions)"),
+                         sync_interval=(5, "laptop's SYNC_INTERVAL seconds"),
+                         keep="keep bench/out/load-PID/ (laptop file, logs); kept anyway on failure")
     p.add_argument("--rate", type=float, default=50.0, help="laps per second, all helpers together")
     p.add_argument("--up", type=float, default=20.0, help="seconds with central up at the start")
     p.add_argument("--down", type=float, default=20.0, help="seconds with central killed")
     p.add_argument("--up-again", type=float, default=20.0, help="seconds after central's restart")
-    p.add_argument("--sync-interval", type=int, default=5, help="laptop's SYNC_INTERVAL seconds")
     p.add_argument("--drain-timeout", type=float, default=600.0,
                    help="seconds to wait for the outbox to empty after the load")
     p.add_argument("--json", metavar="FILE", help="also write the figures and every lap as JSON")
-    p.add_argument("--keep", action="store_true",
-                   help="keep bench/out/load-PID/ (laptop file, logs); kept anyway on failure")
     return p.parse_args(argv)
 
 

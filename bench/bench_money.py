@@ -65,10 +65,8 @@ KINDS = (("per_lap", 50, None), ("per_lap", 100, 3000), ("per_km", 125, None),
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    parser = bench_parser(__doc__, json_out=False, runners=2000, seed=7)
+    parser = bench_parser(__doc__, json_out=False, runners=2000, seed=7, requests=30, warmup=3)
     parser.add_argument("--pledges", type=int, default=5, help="pledges per runner")
-    parser.add_argument("--requests", type=int, default=30, help="timed requests per page")
-    parser.add_argument("--warmup", type=int, default=3)
     return parser.parse_args(argv)
 
 

@@ -44,21 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import requests  # noqa: E402
-from central_kit import (  # noqa: E402
-    OUT,
-    add_pending_laps,
-    bench_parser,
-    create_database,
-    drop_database,
-    free_port,
-    lap_runners,
-    new_laptop,
-    register_laptop,
-    start_central,
-    start_postgres,
-    stop,
-    wait_http,
-)
+from central_kit import (OUT, add_pending_laps, bench_parser, create_database,  # noqa: E402
+                         drop_database, free_port, lap_runners, new_laptop, register_laptop,
+                         start_central, start_postgres, stop, wait_http)
 
 from lapsync.laptop.client.push import pending_count, push  # noqa: E402
 from lapsync.laptop.client.state import sync_once  # noqa: E402
@@ -96,10 +84,9 @@ const [laps, localDir, remote, batchSize] = process.argv.slice(2);
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     p = bench_parser(__doc__, laps=(100_000, "laps both replicate"), runners=5_000, seed=2,
-                     workers=2, pgdata=OUT / "pg-pouch" / "pgdata")
+                     workers=2, pgdata=OUT / "pg-pouch" / "pgdata", keep=True)
     p.add_argument("--pouch-batch-size", type=int, default=100,
                    help="PouchDB's replication batch_size (its default: 100)")
-    p.add_argument("--keep", action="store_true", help="keep the run's files and databases")
     return p.parse_args(argv)
 
 

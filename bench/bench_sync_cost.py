@@ -61,14 +61,13 @@ BYTES_PER_LAP = 700          # lap table + indexes + lap_void share, with headro
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     p = kit.bench_parser(__doc__, rebuild=True, runners=5_000, workers=2, seed=6,
-                         pgdata=kit.OUT / "pg-cost" / "pgdata")
+                         pgdata=kit.OUT / "pg-cost" / "pgdata",
+                         explain="print EXPLAIN (ANALYZE, BUFFERS) of the pull's query at each size")
     p.add_argument("--sizes", default="100000,1000000,10000000",
                    help="comma-separated lap counts at central (the smallest is the baseline)")
     p.add_argument("--devices", type=int, default=20, help="laptops the laps come from")
     p.add_argument("--syncs", type=int, default=50, help="timed syncs of each kind")
     p.add_argument("--push-laps", type=int, default=100, help="laps per timed push")
-    p.add_argument("--explain", action="store_true",
-                   help="print EXPLAIN (ANALYZE, BUFFERS) of the pull's query at each size")
     return p.parse_args(argv)
 
 

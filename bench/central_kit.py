@@ -47,31 +47,36 @@ from lapsync.devkit.processes import (  # noqa: E402,F401
 OUT = ROOT / "bench" / "out"
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
 MIN_LAP_MS = 60_000   # the laptops' default minimum lap time (lapsync MIN_LAP_SECONDS)
-# The options most benchmarks take: name -> (type, help). Each script names those it takes.
+# The options most benchmarks take, with their usual help: whole numbers, but pgdata (a folder).
 OPTIONS = {
-    "laps": (int, "laps to time"),
-    "base_laps": (int, "laps already in the database"),
-    "runners": (int, "runners in the roster"),
-    "seed": (int, "seed for ids, runners and laps"),
-    "workers": (int, "central's gunicorn workers"),
-    "rounds": (int, "rounds (medians are quoted)"),
-    "pgdata": (Path, "data directory of the embedded PostgreSQL"),
+    "laps": "laps to time", "base_laps": "laps already in the database",
+    "runners": "runners in the roster", "seed": "seed for ids, runners and laps",
+    "workers": "central's gunicorn workers", "rounds": "rounds (medians are quoted)",
+    "requests": "timed requests per page", "warmup": "untimed runs before timing starts",
+    "helpers": "concurrent helpers", "sync_interval": "laptops' SYNC_INTERVAL seconds",
+    "cpu": "pin to this CPU (-1: no pinning)", "pgdata": "data directory of the embedded PostgreSQL",
+}
+# The on/off options: name -> help (a script may give its own help instead of True).
+FLAGS = {
+    "rebuild": "rebuild the cached databases",
+    "keep": "keep the run's files and databases",
+    "explain": "print EXPLAIN ANALYZE of the queries",
+    "http": "over real HTTP",
 }
 
 
 # --- command line and pages ------------------------------------------------------------
 
-def bench_parser(doc: str, *, json_out: bool = True, rebuild: bool = False,
-                 **defaults) -> argparse.ArgumentParser:
-    """Return a parser with the common options named in DEFAULTS (a value, or (value, help))."""
+def bench_parser(doc: str, *, json_out: bool = True, **options) -> argparse.ArgumentParser:
+    """Return a parser with the common OPTIONS: a default, (default, help), or for a flag True or help."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name, default in defaults.items():
-        kind, text = OPTIONS[name]
-        if isinstance(default, tuple):
-            default, text = default
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=text)
-    if rebuild:
-        parser.add_argument("--rebuild", action="store_true", help="rebuild the cached databases")
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if name in FLAGS:
+            parser.add_argument(flag, action="store_true", help=FLAGS[name] if value is True else value)
+            continue
+        value, text = value if isinstance(value, tuple) else (value, OPTIONS[name])
+        parser.add_argument(flag, type=Path if name == "pgdata" else int, default=value, help=text)
     if json_out:
         parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return parser
