@@ -24,6 +24,7 @@ import requests
 
 import dev
 from lapsync.devkit.processes import ConsoleRun, free_port
+from tests.system.laptop_http import count_a_lap, log_in
 
 with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
@@ -279,21 +280,6 @@ def stop_postgres(pgdata: Path) -> None:
         time.sleep(0.1)
 
 
-def csrf(html: str) -> str:
-    """Return the CSRF token of a laptop page."""
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-
-
-def log_in(base: str, password: str) -> requests.Session:
-    """Log in to the laptop app as admin; return the session."""
-    session = requests.Session()
-    session.trust_env = False  # loopback: never through a proxy
-    response = session.post(f"{base}login", allow_redirects=False, data={
-        "name": "admin", "password": password, "csrf_token": csrf(session.get(f"{base}login").text)})
-    assert response.status_code == 302, response.text
-    return session
-
-
 def central_count(pgdata: Path, query: str, want: int, timeout: float = 10.0) -> int:
     """Poll central's database until QUERY counts WANT (or time runs out); return the count."""
     url = PostmasterInfo.read_from_pgdata(pgdata).get_uri(database="lapsync")
@@ -337,12 +323,7 @@ def test_run_starts_central_and_a_connected_laptop_and_a_lap_reaches_central(tre
         assert requests.get(f"http://127.0.0.1:{central_port}/api/v1/openapi.yaml").ok
 
         laptop = log_in(base, password)  # central's admin, pulled by `connect`
-        token = csrf(laptop.get(base).text)
-        laptop.post(f"{base}runners/new", data={"start_number": "17", "name": "Ada", "class": "5a",
-                                                "grade": "5", "csrf_token": token})
-        lap = laptop.post(f"{base}laps", data={"start_number": "17", "csrf_token": token},
-                          headers={"Accept": "application/json"})
-        assert lap.status_code == 201, lap.text
+        lap = count_a_lap(laptop, base, "Ada")
         lap_id = lap.json()["lap"]["id"]
         assert central_count(pgdata, f"SELECT count(*) FROM lap WHERE id = '{lap_id}'", 1) == 1
         assert run.ctrl_c() == 0

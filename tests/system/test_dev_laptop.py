@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from lapsync.devkit.processes import ConsoleRun, free_port
+from tests.system.laptop_http import count_a_lap, log_in
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE = "=" * 72
@@ -30,11 +30,6 @@ class LaptopRun(ConsoleRun):
     def banner(self, timeout: float = 120.0) -> str:
         """Wait for the banner (the app answers by then) and return it."""
         return self.wait_between(RULE, timeout)
-
-
-def csrf(html: str) -> str:
-    """Return a page's CSRF token."""
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
 
 
 @pytest.fixture
@@ -59,17 +54,7 @@ def test_run_laptop_from_a_fresh_clone_prints_its_admin_once_and_counts_a_lap(cl
         assert name.startswith("admin-") and "ONCE" in banner
         assert not re.search(r"gunicorn|postgres|psycopg", first.output, re.IGNORECASE)
 
-        http = requests.Session()
-        http.trust_env = False
-        assert http.post(f"{base}login", allow_redirects=False, data={
-            "name": name, "password": password,
-            "csrf_token": csrf(http.get(f"{base}login").text)}).status_code == 302
-        token = csrf(http.get(base).text)
-        http.post(f"{base}runners/new", data={"start_number": "17", "name": "Ada Berg", "class": "5a",
-                                              "grade": "5", "csrf_token": token})
-        lap = http.post(f"{base}laps", data={"start_number": "17", "csrf_token": token},
-                        headers={"Accept": "application/json"})
-        assert lap.status_code == 201, lap.text
+        lap = count_a_lap(log_in(base, password, name), base, "Ada Berg")
         assert lap.json()["runner"]["name"] == "Ada Berg" and lap.json()["count"] == 1
         assert "Werkzeug" not in lap.headers.get("Server", "")  # waitress
         assert first.ctrl_c() == 0
