@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 import pytest
 from flask import Flask
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 from werkzeug.routing import Rule
 from xdist.scheduler import LoadGroupScheduling
 
@@ -20,6 +20,7 @@ from lapsync.laptop import create_app
 from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect, set_meta
 from lapsync.laptop.runners import add_runner
+from tests.web import launch_chromium
 
 pytest_plugins = ["tests.pg"]
 
@@ -155,6 +156,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         found = FAKETIME_LEFTOVERS.match(name)
         if found and not os.path.exists(f"/proc/{found.group(1)}"):
             Path("/dev/shm", name).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium, one per test process; fails (never skips) without it.
+
+    Each test opens a context of its own (own cookies and storage); starting Chromium
+    once instead of once per file saves a second of CPU each time.
+    """
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.fixture(scope="session")

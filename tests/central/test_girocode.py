@@ -10,11 +10,9 @@ import io
 import pytest
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from lapsync.errors import InputError
 from sync.sponsors.girocode import epc_payload, format_amount, girocode, qr_svg
-from tests.web import launch_chromium
 
 BANK = {"account_holder": "Förderverein Grundschule am Park e.V.",
         "iban": "DE89370400440532013000", "bic": "COBADEFFXXX"}
@@ -22,15 +20,11 @@ REFERENCE = "RF18539007547034"
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(browser):
     """One Chromium page at 300 dpi for the module."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(device_scale_factor=300 / 96)
-        try:
-            yield context.new_page()
-        finally:
-            browser.close()
+    context = browser.new_context(device_scale_factor=300 / 96)
+    yield context.new_page()
+    context.close()
 
 
 def scanned(page, svg: str) -> list:

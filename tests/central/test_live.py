@@ -7,6 +7,8 @@ import threading
 
 import pytest
 import requests
+from flask.sessions import SecureCookieSessionInterface
+from playwright.sync_api import expect
 
 from lapsync.protocol import validate_push
 from sync import create_app
@@ -15,7 +17,7 @@ from sync.devices import find_device
 from sync.live import FEED_LIMIT, PAGE_LAPS
 from sync.push import push
 from tests.pg import Outbox, register
-from tests.web import launch_chromium, served
+from tests.web import served
 
 T0 = 1_700_000_100_000
 
@@ -178,9 +180,8 @@ def test_anonymous_is_sent_to_login(central_client, path):
 
 
 def test_live_page_updates_itself_in_a_real_browser(live_central, central_app, central_db,
-                                                    central_users, device_token):
+                                                    central_users, device_token, browser):
     """live.js: a lap pushed after the page loaded appears, a void strikes it through."""
-    from playwright.sync_api import expect, sync_playwright
     central_app.config["LIVE_POLL_MS"] = 200   # the page's poll interval (2 s in production)
     sid = secrets.token_urlsafe(32)
     central_db.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (%s, %s, %s)",
@@ -188,30 +189,27 @@ def test_live_page_updates_itself_in_a_real_browser(live_central, central_app, c
     box = Outbox()
     runner = box.runner(7, "Anna Berg", "5a")
     send(central_db, device_token, box, now=now_ms())
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.set_default_timeout(8_000)
-            context.add_cookies([{"name": "session", "url": live_central,
-                                  "value": signed_session_cookie(central_app, sid)}])
-            page.goto(f"{live_central}/live/")
-            expect(page.locator("#live-empty")).to_be_visible()
-            lap = box.lap(runner)
-            send(central_db, device_token, box, now=now_ms(), first=2)
-            row = page.locator(f'#live-laps tr[data-lap="{lap}"]')
-            expect(row).to_contain_text("Anna Berg")
-            expect(page.locator("#live-empty")).to_be_hidden()
-            box.void(lap)
-            send(central_db, device_token, box, now=now_ms(), first=3)
-            expect(row).to_have_class(re.compile(r"\bvoided\b"))
-            expect(page.locator("#live-status")).to_contain_text("Up to date")
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(8_000)
+        context.add_cookies([{"name": "session", "url": live_central,
+                              "value": signed_session_cookie(central_app, sid)}])
+        page.goto(f"{live_central}/live/")
+        expect(page.locator("#live-empty")).to_be_visible()
+        lap = box.lap(runner)
+        send(central_db, device_token, box, now=now_ms(), first=2)
+        row = page.locator(f'#live-laps tr[data-lap="{lap}"]')
+        expect(row).to_contain_text("Anna Berg")
+        expect(page.locator("#live-empty")).to_be_hidden()
+        box.void(lap)
+        send(central_db, device_token, box, now=now_ms(), first=3)
+        expect(row).to_have_class(re.compile(r"\bvoided\b"))
+        expect(page.locator("#live-status")).to_contain_text("Up to date")
+    finally:
+        context.close()
 
 
 def signed_session_cookie(app, sid: str) -> str:
     """Return a Flask session cookie holding sid, signed with the app's key."""
-    from flask.sessions import SecureCookieSessionInterface
     return SecureCookieSessionInterface().get_signing_serializer(app).dumps({"sid": sid})

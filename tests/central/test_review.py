@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import (
     RequestsOpenAPIRequest,
@@ -26,8 +27,9 @@ from sync import clock, review
 from sync.devices import find_device
 from sync.pull import pull
 from sync.push import push
-from tests.pg import Outbox, logged_in, register, snapshot
-from tests.web import launch_chromium, served
+from tests.conftest import PASSWORD
+from tests.pg import CENTRAL_PASSWORD, Outbox, logged_in, register, snapshot
+from tests.web import served
 
 T = 1_700_000_000_000
 JSON = {"Accept": "application/json"}
@@ -676,11 +678,7 @@ def served_laptop(app):
 
 
 def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
-        served_laptop, db, laptops, live_central, central_db, central_users):
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.conftest import PASSWORD
-    from tests.pg import CENTRAL_PASSWORD
+        served_laptop, db, laptops, live_central, central_db, central_users, browser):
     a, b = laptops("a"), db  # b: the laptop served to the browser
     # Laptops copied from one users file share their users: trusted with users, their
     # users reach central, and each laptop's laps by tom are laps of a known user.
@@ -693,35 +691,34 @@ def test_resolving_a_double_count_in_the_browser_changes_the_laptops_count(
     lap_b = record_lap(b, 17, tom(b), 0)["lap"]["id"]  # the same pass, typed on both laptops
     sync(a, live_central, tokens["laptop-a"])
     sync(b, live_central, tokens["laptop-b"])
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(10_000)
-            page.goto(f"{served_laptop}/login")
-            page.fill("input[name=name]", "tom")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.goto(f"{served_laptop}/runners/")
-            laps_cell = page.locator("tr", has_text="Cleo Dahl").locator("td.laps")
-            expect(laps_cell).to_have_text("2 (1 on this laptop)")  # every laptop's laps
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(f"{served_laptop}/login")
+        page.fill("input[name=name]", "tom")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{served_laptop}/runners/")
+        laps_cell = page.locator("tr", has_text="Cleo Dahl").locator("td.laps")
+        expect(laps_cell).to_have_text("2 (1 on this laptop)")  # every laptop's laps
 
-            page.goto(f"{live_central}/login")
-            page.fill("input[name=name]", "ada")
-            page.fill("input[name=password]", CENTRAL_PASSWORD)
-            page.click("button[type=submit]")
-            page.goto(f"{live_central}/review/")
-            pair = page.locator("#doubles article.pair")
-            expect(pair).to_have_count(1)
-            expect(pair).to_contain_text("two laptops")
-            pair.locator(f'tr[data-lap="{lap_b}"] button').click()
-            expect(page.locator(".flash")).to_contain_text("The lap was voided")
-            expect(page.locator("#doubles article.pair")).to_have_count(0)
-            expect(page.locator("#decision-log tr[data-action=void_lap]")).to_contain_text("ada")
+        page.goto(f"{live_central}/login")
+        page.fill("input[name=name]", "ada")
+        page.fill("input[name=password]", CENTRAL_PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{live_central}/review/")
+        pair = page.locator("#doubles article.pair")
+        expect(pair).to_have_count(1)
+        expect(pair).to_contain_text("two laptops")
+        pair.locator(f'tr[data-lap="{lap_b}"] button').click()
+        expect(page.locator(".flash")).to_contain_text("The lap was voided")
+        expect(page.locator("#doubles article.pair")).to_have_count(0)
+        expect(page.locator("#decision-log tr[data-action=void_lap]")).to_contain_text("ada")
 
-            sync(b, live_central, tokens["laptop-b"])  # the laptop's next sync pulls the void
-            page.goto(f"{served_laptop}/runners/")
-            expect(laps_cell).to_have_text("1 (0 on this laptop)")
-        finally:
-            browser.close()
+        sync(b, live_central, tokens["laptop-b"])  # the laptop's next sync pulls the void
+        page.goto(f"{served_laptop}/runners/")
+        expect(laps_cell).to_have_text("1 (0 on this laptop)")
+    finally:
+        context.close()
     assert lap_count(b, pick_runner(b, 17, None)["id"]) == 1  # A's lap still counts

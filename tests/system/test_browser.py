@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from lapsync.laptop import create_app
 from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect
 from lapsync.laptop.runners import add_runner
-from tests.web import launch_chromium, served
+from tests.web import served
 
 PASSWORD = "correct-horse"
 
@@ -34,16 +34,12 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def page():
-    """A fresh page in headless Debian Chromium; fails (never skips) without the browser."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
-            yield page
-        finally:
-            browser.close()
+def page(browser):
+    """A fresh page of its own context in headless Debian Chromium."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
 
 
 def type_number(page, number: str) -> None:

@@ -14,7 +14,7 @@ import socket
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from lapsync.devkit.lappage import (
     SlowLaps,
@@ -30,7 +30,7 @@ from lapsync.laptop import create_app, scheduler
 from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
-from tests.web import launch_chromium, served
+from tests.web import served
 
 # How many numbers the fast-typing test types (bench/bench_typing.py types 1,000).
 TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "150"))
@@ -52,15 +52,6 @@ window.AudioContext = class { constructor() { this.state = "running"; this.curre
   createGain() { return new Gain(); } resume() { return Promise.resolve(); } };
 """
 TONES = {"sine:880": "good", "triangle:520": "warn", "square:160": "bad"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Debian Chromium for the module."""
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 class Laptop:
