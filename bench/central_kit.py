@@ -47,14 +47,18 @@ from lapsync.devkit.processes import (  # noqa: E402,F401
 OUT = ROOT / "bench" / "out"
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
 MIN_LAP_MS = 60_000   # the laptops' default minimum lap time (lapsync MIN_LAP_SECONDS)
-# The options most benchmarks take, with their usual help: whole numbers, but pgdata (a folder).
+# The usual help of options several benchmarks take (whole numbers, but pgdata: a folder);
+# any other option comes with its own help as (default, help).
 OPTIONS = {
-    "laps": "laps to time", "base_laps": "laps already in the database",
-    "runners": "runners in the roster", "seed": "seed for ids, runners and laps",
-    "workers": "central's gunicorn workers", "rounds": "rounds (medians are quoted)",
-    "requests": "timed requests per page", "warmup": "untimed runs before timing starts",
-    "helpers": "concurrent helpers", "sync_interval": "laptops' SYNC_INTERVAL seconds",
-    "cpu": "pin to this CPU (-1: no pinning)", "pgdata": "data directory of the embedded PostgreSQL",
+    "base_laps": "laps already in the database",
+    "runners": "runners in the roster",
+    "seed": "seed for ids, runners and laps",
+    "workers": "central's gunicorn workers",
+    "requests": "timed requests per page",
+    "warmup": "untimed runs before timing starts",
+    "sync_interval": "laptops' SYNC_INTERVAL seconds",
+    "cpu": "pin to this CPU (-1: no pinning)",
+    "pgdata": "data directory of the embedded PostgreSQL",
 }
 # The on/off options: name -> help (a script may give its own help instead of True).
 FLAGS = {
