@@ -7,6 +7,7 @@ connect` stores them, and the laptop syncs once.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 
@@ -26,9 +27,8 @@ DE = {"Accept-Language": "de-DE,de;q=0.9"}
 @pytest.fixture
 def central():
     """A fake central on a real loopback port."""
-    server = FakeCentral()
-    yield server
-    server.close()
+    with contextlib.closing(FakeCentral()) as server:
+        yield server
 
 
 @pytest.fixture
