@@ -7,16 +7,25 @@ leader was committing, runs each in a savepoint of one transaction (a refused la
 rolled back alone), commits once and hands each request its own result. The others
 wait on a lock here rather than in SQLite's busy handler, which polls with sleeps of
 up to 100 ms.
+
+The leader writes on the group's own connection, not its request's: in WAL mode a
+connection drops its whole page cache whenever another connection committed since
+its last transaction, so laps written by turns on the pool's connections would read
+every index page anew.
 """
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from .db import connect
+
 Work = Callable[[sqlite_utils.Database], Any]
+CACHE_KIB = 16_384  # the writer's page cache (SQLite's default is 2 MiB)
 
 
 class Entry:
@@ -29,27 +38,39 @@ class Entry:
 
 
 class GroupCommit:
-    """The write queue of one database file in this process."""
+    """The write queue of one database file in this process, with its writing connection."""
 
-    def __init__(self) -> None:
-        """Start with nothing queued."""
+    def __init__(self, path: str | Path, synchronous: str) -> None:
+        """Start with nothing queued; the connection is opened by the first leader."""
+        self.path, self.synchronous = path, synchronous
+        self.db: sqlite_utils.Database | None = None
         self.queue_lock = threading.Lock()  # guards queued
         self.writing = threading.Lock()     # held by the leader from BEGIN to COMMIT
         self.queued: list[Entry] = []
 
-    def run(self, db: sqlite_utils.Database, work: Work) -> Any:
+    def run(self, work: Work) -> Any:
         """Run work(db) in a write transaction, maybe shared; return its result once committed."""
         entry = Entry(work)
         with self.queue_lock:
             self.queued.append(entry)
         with self.writing:
             if not entry.done:  # no leader took it: lead, with everything queued meanwhile
+                if self.db is None:
+                    self.db = connect(self.path, self.synchronous)
+                    self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
                 with self.queue_lock:
                     batch, self.queued = self.queued, []
-                write_batch(db, batch)
+                write_batch(self.db, batch)
         if entry.error is not None:
             raise entry.error
         return entry.value
+
+    def close(self) -> None:
+        """Close the writing connection (a later run opens it again)."""
+        with self.writing:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
 
 
 def write_batch(db: sqlite_utils.Database, batch: list[Entry]) -> None:

@@ -328,7 +328,7 @@ def create():
                        min_lap_ms=min_lap_ms, confirm=request.form.get("confirm") == "1",
                        client_key=(request.form.get("client_key") or "")[:64] or None,
                        runner_id=request.form.get("runner_id") or None)
-        result = current_app.extensions[GROUP_COMMIT].run(db, in_this_language(work))
+        result = current_app.extensions[GROUP_COMMIT].run(in_this_language(work))
     except InputError as exc:
         if wants_json():
             raise
@@ -457,6 +457,6 @@ def clock_jumps_seen():
 def init_app(app) -> None:
     """Register the blueprint, the clock filter and the clock watch's rate."""
     app.register_blueprint(bp)
-    app.extensions[GROUP_COMMIT] = GroupCommit()
+    app.extensions[GROUP_COMMIT] = GroupCommit(app.config["DATABASE"], app.config["SQLITE_SYNCHRONOUS"])
     app.add_template_filter(time_of_day, "clock")
     clockwatch.init_app(app)

@@ -79,21 +79,14 @@ def test_a_batch_that_cannot_write_answers_each_request_with_the_error_and_write
 
 
 def test_work_queued_while_a_leader_writes_is_committed_by_one_leader(app, runners):
-    group, release, ran_by = GroupCommit(), threading.Event(), {}
+    group, release, ran_by = GroupCommit(app.config["DATABASE"], "FULL"), threading.Event(), {}
 
     def work(name: str, db):
         if name == "first":
             release.wait(10)
         ran_by[name] = threading.current_thread().name
         return db.execute("SELECT count(*) FROM lap").fetchone()[0]
-
-    def post(name: str) -> None:
-        db = connect(app.config["DATABASE"])
-        try:
-            group.run(db, partial(work, name))
-        finally:
-            db.close()
-    threads = [threading.Thread(target=post, args=(name,), name=name)
+    threads = [threading.Thread(target=group.run, args=(partial(work, name),), name=name)
                for name in ("first", "a", "b", "c")]
     threads[0].start()
     while not group.writing.locked():
@@ -105,6 +98,7 @@ def test_work_queued_while_a_leader_writes_is_committed_by_one_leader(app, runne
     release.set()
     for thread in threads:
         thread.join(10)
+    group.close()
     assert ran_by["first"] == "first"
     assert len({ran_by[name] for name in "abc"}) == 1  # one leader ran all three
 
