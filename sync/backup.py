@@ -27,6 +27,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from lapsync.commands import as_restore_command, refuse_existing
+
 from . import migrate
 from .db import WRITE_LOCK, close_pool, database_url, init_schema
 
@@ -146,16 +148,12 @@ def feed(reader: subprocess.Popen, psql) -> None:
 @with_appcontext
 def backup_command(file: Path) -> None:
     """Write central's whole database to FILE (pg_dump, custom format), also while central runs."""
-    if file.exists():
-        raise click.ClickException(f"{file} exists already: choose a new file name.")
+    refuse_existing(file)
     dump(database_url(current_app), file)
     click.echo(f"Backed up central's database to {file} ({file.stat().st_size} bytes).")
 
 
-@click.command("restore")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--yes", is_flag=True, help="Restore without asking.")
-@with_appcontext
+@as_restore_command
 def restore_command(file: Path, yes: bool) -> None:
     """Replace central's whole database with the backup FILE (stop central first).
 

@@ -18,6 +18,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from lapsync.commands import as_restore_command, refuse_existing
+
 from . import backup, migrate
 from .db import SCHEMA, connect, get_meta, init_schema, set_meta, transaction
 
@@ -130,8 +132,7 @@ def backup_command(file: Path | None) -> None:
     if file is None:
         click.echo(f"Backed up to {backup.take(app, 'by hand')}.")
         return
-    if file.exists():
-        raise click.ClickException(f"{file} exists already: choose a new file name.")
+    refuse_existing(file)
     db = connect(app.config["DATABASE"])
     try:
         backup.snapshot(db.conn, file)
@@ -140,10 +141,7 @@ def backup_command(file: Path | None) -> None:
     click.echo(f"Backed up to {file}.")
 
 
-@click.command("restore")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--yes", is_flag=True, help="Restore without asking.")
-@with_appcontext
+@as_restore_command
 def restore_command(file: Path, yes: bool) -> None:
     """Replace the laptop database with the backup FILE (stop the app first; the current one is kept).
 
