@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,6 +348,32 @@ def raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def serve(launch: Callable[[list[tuple[str, subprocess.Popen]]], str]) -> int:
+    """Start the apps (launch fills the list, returns the banner), print it, supervise until Ctrl+C."""
+    # Ctrl+C and SIGTERM stop everything the same way, even where SIGINT was
+    # inherited as ignored (e.g. started in the background by a script).
+    previous = signal.signal(signal.SIGTERM, raise_interrupt), \
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    running: list[tuple[str, subprocess.Popen]] = []
+    try:
+        print(launch(running), flush=True)
+        return supervise(running)
+    except KeyboardInterrupt:
+        say("interrupted during start: stopping")
+        return 130
+    finally:
+        stop(running)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+
+
+def start_laptop_app(running: list[tuple[str, subprocess.Popen]], args: argparse.Namespace,
+                     url: str) -> None:
+    """Start the laptop app and wait until its login page answers."""
+    running.append(start("laptop", laptop_command(args.port, args.host, args.debug)))
+    wait_ready("laptop", running[-1][1], url + "login")
+
+
 def embedded_running(pgdata: Path) -> bool:
     """Tell whether the embedded PostgreSQL in pgdata runs (its postmaster.pid exists)."""
     return (pgdata / "postmaster.pid").exists()
@@ -386,36 +413,29 @@ def start_all(args: argparse.Namespace) -> int:
     central_url = f"http://{HOST}:{args.central_port}/"
     pgdata = Path(os.environ.get("FLASK_PGDATA") or ROOT / "instance" / "central" / "pgdata")
     stop_pg = not os.environ.get("DATABASE_URL") and not embedded_running(pgdata)
-    # Ctrl+C and SIGTERM stop everything the same way, even where SIGINT was
-    # inherited as ignored (e.g. started in the background by a script).
-    previous = signal.signal(signal.SIGTERM, raise_interrupt), \
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    running: list[tuple[str, subprocess.Popen]] = []
     try:
-        run(flask("init-db"), env=helper_env())
-        run(central_flask("init-db"), env=helper_env())
-        state = read_state()
-        plan = decide(state, central_url.rstrip("/"))
-        if admin_clash(state):
-            say(f"warning: central and this laptop each have a different user {ADMIN!r}: they "
-                "clash (see `flask --app app sync-status`); the laptop keeps its own")
-        password = create_central_admin() if plan.create_admin else None
-        running.append(start("central", central_command(args.central_port, args.debug)))
-        wait_ready("central", running[-1][1], central_url + "api/v1/openapi.yaml")
-        device = connect_laptop(plan, state, central_url.rstrip("/"))
-        running.append(start("laptop", laptop_command(args.port, args.host, args.debug)))
-        wait_ready("laptop", running[-1][1], laptop_url + "login")
-        print(banner(laptop_url, central_url, device, password, state, args.host), flush=True)
-        return supervise(running)
-    except KeyboardInterrupt:
-        say("interrupted during start: stopping")
-        return 130
+        return serve(lambda running: launch_all(running, args, laptop_url, central_url))
     finally:
-        stop(running)
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
         if stop_pg and embedded_running(pgdata):
             subprocess.run(central_flask("pg-stop"), cwd=ROOT, env=helper_env())
+
+
+def launch_all(running: list[tuple[str, subprocess.Popen]], args: argparse.Namespace,
+               laptop_url: str, central_url: str) -> str:
+    """Prepare both databases, start central and the connected laptop; return the banner."""
+    run(flask("init-db"), env=helper_env())
+    run(central_flask("init-db"), env=helper_env())
+    state = read_state()
+    plan = decide(state, central_url.rstrip("/"))
+    if admin_clash(state):
+        say(f"warning: central and this laptop each have a different user {ADMIN!r}: they "
+            "clash (see `flask --app app sync-status`); the laptop keeps its own")
+    password = create_central_admin() if plan.create_admin else None
+    running.append(start("central", central_command(args.central_port, args.debug)))
+    wait_ready("central", running[-1][1], central_url + "api/v1/openapi.yaml")
+    device = connect_laptop(plan, state, central_url.rstrip("/"))
+    start_laptop_app(running, args, laptop_url)
+    return banner(laptop_url, central_url, device, password, state, args.host)
 
 
 # ---- the laptop alone: `run --laptop` ---------------------------------------------
@@ -481,27 +501,20 @@ def start_laptop(args: argparse.Namespace) -> int:
     if not port_free(args.port, args.host):
         sys.exit(f"dev.py: port {args.port} (laptop) is in use; choose another with --port")
     url = f"http://{HOST if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
-    previous = signal.signal(signal.SIGTERM, raise_interrupt), \
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    running: list[tuple[str, subprocess.Popen]] = []
-    try:
-        run(flask("init-db"), env=helper_env())
-        state = read_laptop_state()
-        name = password = None
-        if not state["admins"]:
-            name = local_admin_name(state["device_id"])
-            password = create_laptop_admin(name)
-        running.append(start("laptop", laptop_command(args.port, args.host, args.debug)))
-        wait_ready("laptop", running[-1][1], url + "login")
-        print(laptop_banner(url, state, name, password, args.host), flush=True)
-        return supervise(running)
-    except KeyboardInterrupt:
-        say("interrupted during start: stopping")
-        return 130
-    finally:
-        stop(running)
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+    return serve(lambda running: launch_laptop(running, args, url))
+
+
+def launch_laptop(running: list[tuple[str, subprocess.Popen]], args: argparse.Namespace,
+                  url: str) -> str:
+    """Prepare the laptop database and its admin, start the laptop app; return the banner."""
+    run(flask("init-db"), env=helper_env())
+    state = read_laptop_state()
+    name = password = None
+    if not state["admins"]:
+        name = local_admin_name(state["device_id"])
+        password = create_laptop_admin(name)
+    start_laptop_app(running, args, url)
+    return laptop_banner(url, state, name, password, args.host)
 
 
 def ensure_chromium() -> None:
