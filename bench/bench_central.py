@@ -56,7 +56,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from central_kit import bench_parser, create_database, logged_in_client  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
+from central_kit import create_database, logged_in_client  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_laps  # noqa: E402
-from central_kit import bench_parser  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
 
 from lapsync.devkit.laptops import Burst, prepare_database, stored_laps  # noqa: E402
 from lapsync.devkit.processes import AppProcess  # noqa: E402

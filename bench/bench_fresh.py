@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import central_kit as kit  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 from bench_wide import fresh_central, laptop_files, roster  # noqa: E402
@@ -48,8 +49,8 @@ CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = kit.bench_parser(__doc__, runners=2_000, workers=2, seed=4,
-                         pgdata=kit.OUT / "pg-fresh" / "pgdata", sync_interval=5)
+    p = bench_parser(__doc__, runners=2_000, workers=2, seed=4,
+                     pgdata=kit.OUT / "pg-fresh" / "pgdata", sync_interval=5)
     p.add_argument("--laptops", type=int, default=20)
     p.add_argument("--rate", type=float, default=0.5, help="laps per second per laptop (mean)")
     p.add_argument("--duration", type=float, default=60, help="seconds of lap entry")

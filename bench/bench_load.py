@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import central_kit as kit  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
@@ -65,11 +66,11 @@ CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = kit.bench_parser(__doc__, json_out=False, runners=5_000, workers=2,
-                         seed=(5, "seed of the start numbers"), pgdata=OUT / "pg-load" / "pgdata",
-                         helpers=(20, "concurrent helpers (threads, sessions)"),
-                         sync_interval=(5, "laptop's SYNC_INTERVAL seconds"),
-                         keep="keep bench/out/load-PID/ (laptop file, logs); kept anyway on failure")
+    p = bench_parser(__doc__, json_out=False, runners=5_000, workers=2,
+                     seed=(5, "seed of the start numbers"), pgdata=OUT / "pg-load" / "pgdata",
+                     helpers=(20, "concurrent helpers (threads, sessions)"),
+                     sync_interval=(5, "laptop's SYNC_INTERVAL seconds"),
+                     keep="keep bench/out/load-PID/ (laptop file, logs); kept anyway on failure")
     p.add_argument("--rate", type=float, default=50.0, help="laps per second, all helpers together")
     p.add_argument("--up", type=float, default=20.0, help="seconds with central up at the start")
     p.add_argument("--down", type=float, default=20.0, help="seconds with central killed")

@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_options import bench_parser  # noqa: E402
 from central_kit import (  # noqa: E402
     CLASSES,
-    bench_parser,
     create_database,
     drop_database,
     environment,

@@ -44,9 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import requests  # noqa: E402
-from central_kit import (OUT, add_pending_laps, bench_parser, create_database,  # noqa: E402
-                         drop_database, free_port, lap_runners, new_laptop, register_laptop,
-                         start_central, start_postgres, stop, wait_http)
+from bench_options import bench_parser  # noqa: E402
+from central_kit import (OUT, add_pending_laps, create_database, drop_database,  # noqa: E402
+                         free_port, lap_runners, new_laptop, register_laptop, start_central,
+                         start_postgres, stop, wait_http)
 
 from lapsync.laptop.client.push import pending_count, push  # noqa: E402
 from lapsync.laptop.client.state import sync_once  # noqa: E402

@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import central_kit as kit  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
@@ -60,9 +61,9 @@ BYTES_PER_LAP = 700          # lap table + indexes + lap_void share, with headro
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = kit.bench_parser(__doc__, rebuild=True, runners=5_000, workers=2, seed=6,
-                         pgdata=kit.OUT / "pg-cost" / "pgdata",
-                         explain="print EXPLAIN (ANALYZE, BUFFERS) of the pull's query at each size")
+    p = bench_parser(__doc__, rebuild=True, runners=5_000, workers=2, seed=6,
+                     pgdata=kit.OUT / "pg-cost" / "pgdata",
+                     explain="print EXPLAIN (ANALYZE, BUFFERS) of the pull's query at each size")
     p.add_argument("--sizes", default="100000,1000000,10000000",
                    help="comma-separated lap counts at central (the smallest is the baseline)")
     p.add_argument("--devices", type=int, default=20, help="laptops the laps come from")

@@ -43,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import central_kit as kit  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
@@ -64,8 +65,8 @@ EVENT_MS = 8 * 3600 * 1000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = kit.bench_parser(__doc__, laps=(10_000, "laps per laptop"), runners=5_000, seed=3,
-                         pgdata=kit.OUT / "pg-wide" / "pgdata")
+    p = bench_parser(__doc__, laps=(10_000, "laps per laptop"), runners=5_000, seed=3,
+                     pgdata=kit.OUT / "pg-wide" / "pgdata")
     p.add_argument("--laptops", type=int, default=100)
     p.add_argument("--workers", default="1,2,4", help="gunicorn worker counts, comma-separated")
     p.add_argument("--threads", type=int, default=1,

@@ -1,14 +1,13 @@
 """Shared pieces of the benchmarks (bench_sync_cost, bench_wide, bench_fresh, bench_push, …).
 
-Not a benchmark itself: the common command-line options, percentiles, verdicts, the
-machine's description, a bench laptop with its roster, a laptop registered at central,
-a client logged in to central's pages. The
+Not a benchmark itself: percentiles, verdicts, the machine's description, a bench laptop
+with its roster, a laptop registered at central, a client logged in to central's pages
+(the common command-line options are in bench_options.py). The
 embedded PostgreSQL, central under gunicorn and process CPU from /proc come from
 lapsync.devkit (shared with the tests) and are importable from here too.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -47,44 +46,9 @@ from lapsync.devkit.processes import (  # noqa: E402,F401
 OUT = ROOT / "bench" / "out"
 CLASSES = [f"{grade}{letter}" for grade in range(5, 14) for letter in "abcd"]
 MIN_LAP_MS = 60_000   # the laptops' default minimum lap time (lapsync MIN_LAP_SECONDS)
-# The usual help of options several benchmarks take (whole numbers, but pgdata: a folder);
-# any other option comes with its own help as (default, help).
-OPTIONS = {
-    "base_laps": "laps already in the database",
-    "runners": "runners in the roster",
-    "seed": "seed for ids, runners and laps",
-    "workers": "central's gunicorn workers",
-    "requests": "timed requests per page",
-    "warmup": "untimed runs before timing starts",
-    "sync_interval": "laptops' SYNC_INTERVAL seconds",
-    "cpu": "pin to this CPU (-1: no pinning)",
-    "pgdata": "data directory of the embedded PostgreSQL",
-}
-# The on/off options: name -> help (a script may give its own help instead of True).
-FLAGS = {
-    "rebuild": "rebuild the cached databases",
-    "keep": "keep the run's files and databases",
-    "explain": "print EXPLAIN ANALYZE of the queries",
-    "http": "over real HTTP",
-}
 
 
-# --- command line and pages ------------------------------------------------------------
-
-def bench_parser(doc: str, *, json_out: bool = True, **options) -> argparse.ArgumentParser:
-    """Return a parser with the common OPTIONS: a default, (default, help), or for a flag True or help."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        if name in FLAGS:
-            parser.add_argument(flag, action="store_true", help=FLAGS[name] if value is True else value)
-            continue
-        value, text = value if isinstance(value, tuple) else (value, OPTIONS[name])
-        parser.add_argument(flag, type=Path if name == "pgdata" else int, default=value, help=text)
-    if json_out:
-        parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    return parser
-
+# --- pages -----------------------------------------------------------------------------
 
 def logged_in_client(app, name: str, password: str):
     """Return a Flask test client logged in through central's real login form."""
