@@ -52,10 +52,12 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_options import bench_parser  # noqa: E402
+
 from lapsync.hlc import format_hlc  # noqa: E402
-from lapsync.laptop import create_app  # noqa: E402
+from lapsync.laptop import create_app, migrate  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
-from lapsync.laptop.db import SCHEMA, connect, device_id, transaction  # noqa: E402
+from lapsync.laptop.db import connect, device_id, transaction  # noqa: E402
 from lapsync.laptop.runners import save_runner  # noqa: E402
 from lapsync.laptop.serve import serve  # noqa: E402
 
@@ -70,12 +72,10 @@ CHUNK = 50_000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--laps", type=int, default=100_000, help="laps to record and time")
-    p.add_argument("--base-laps", type=int, default=1_000_000, help="laps already in the database")
-    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
-    p.add_argument("--seed", type=int, default=2, help="seed for ids, runners and start numbers")
-    p.add_argument("--warmup", type=int, default=500, help="untimed laps before timing starts")
+    p = bench_parser(__doc__, laps=(100_000, "laps to record and time"), base_laps=1_000_000,
+                     runners=5_000, seed=(2, "seed for ids, runners and start numbers"),
+                     warmup=(500, "untimed laps before timing starts"),
+                     rebuild="rebuild the cached base database")
     p.add_argument("--runs", type=int, default=1, help="runs, each on a fresh copy; median reported")
     p.add_argument("--http", action="store_true",
                    help="over loopback HTTP with requests, the app served as the product serves it")
@@ -88,9 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="--http: write cProfile stats of the server's request handling")
     p.add_argument("--cpu", type=int, default=0,
                    help="pin this process to one CPU (the --http server gets the next); -1: no pinning")
-    p.add_argument("--rebuild", action="store_true", help="rebuild the cached base database")
     p.add_argument("--profile", metavar="FILE", help="write cProfile stats of the timed loop")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--breakdown", action="store_true",
                    help="time every SQL statement and connection close (test-client mode)")
     p.add_argument("--synchronous", choices=("FULL", "NORMAL", "EXTRA"), default="FULL",
@@ -202,7 +200,8 @@ def build_base(path: Path, args: argparse.Namespace) -> None:
 def base_database(args: argparse.Namespace) -> Path:
     """Return the cached base database for these options, building it when missing."""
     OUT.mkdir(parents=True, exist_ok=True)
-    schema = hashlib.sha256(SCHEMA.read_bytes()).hexdigest()[:8]  # a schema change rebuilds
+    # A schema change (the baseline or a new migration) rebuilds.
+    schema = hashlib.sha256("".join(m.sql() for m in migrate.migrations()).encode()).hexdigest()[:8]
     path = OUT / f"base-{args.base_laps}laps-{args.runners}runners-seed{args.seed}-{schema}.sqlite"
     if args.rebuild or not path.exists():
         build_base(path, args)

@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import requests  # noqa: E402
+from bench_options import bench_parser  # noqa: E402
 from central_kit import (  # noqa: E402
     add_pending_laps,
     create_database,
@@ -89,14 +90,12 @@ CHUNK = 50_000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--laps", type=int, default=1_000_000, help="laps in the laptop's backlog")
-    p.add_argument("--runners", type=int, default=5_000, help="runners in the roster")
-    p.add_argument("--seed", type=int, default=2, help="seed for ids, runners and laps")
+    p = bench_parser(__doc__, laps=(1_000_000, "laps in the laptop's backlog"), runners=5_000, seed=2,
+                     workers=(2, "gunicorn worker processes"),
+                     rounds=(3, "COPY and push rounds (medians are quoted)"),
+                     pgdata=OUT / "pg-push" / "pgdata", keep="keep the laptop file and central database")
     p.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn",
                    help="how central is served on loopback")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    p.add_argument("--rounds", type=int, default=3, help="COPY and push rounds (medians are quoted)")
     p.add_argument("--noop-syncs", type=int, default=20, help="syncs with nothing to send")
     p.add_argument("--bandwidth", type=float, metavar="MBIT",
                    help="limit each direction between laptop and central to MBIT Mbit/s")
@@ -107,10 +106,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "or JSON as to a central that takes JSON only")
     p.add_argument("--cli", action="store_true",
                    help="push by running `flask --app app sync` (timed as a whole process)")
-    p.add_argument("--pgdata", type=Path, default=OUT / "pg-push" / "pgdata",
-                   help="data directory of the embedded PostgreSQL")
-    p.add_argument("--keep", action="store_true", help="keep the laptop file and central database")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p.parse_args(argv)
 
 
