@@ -19,6 +19,7 @@ from lapsync.protocol import (
 )
 from lapsync.protocol.columns import (COLUMNS_TYPE, JSON_TYPE, PUSH_CONTENT_TYPES, strict_json,
                                       validate_columns)
+from lapsync.protocol.limits import FOLLOWS_HEADER
 
 from . import clock, sync_log
 from .blocks import block_settings, ensure_block
@@ -55,6 +56,17 @@ def read_push() -> dict:
                         f"{COLUMNS_TYPE}, which this central lists in content_types).", 415)
 
 
+def follows() -> int | None:
+    """Return the seq of the Lapsync-Follows header (the batch sent before this one), if sent."""
+    value = request.headers.get(FOLLOWS_HEADER)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise ProtocolError("malformed_follows", f"The {FOLLOWS_HEADER} header must be a "
+                            "seq: digits only.", 400)
+    return int(value)
+
+
 def current_device(path: str) -> dict:
     """Return the live device of the request's Bearer token or raise a 401 (a revoked one logged)."""
     header = request.headers.get("Authorization")
@@ -78,9 +90,9 @@ def push_view() -> Response:
     """
     device = current_device("push")
     try:
-        batch = read_push()
+        batch, after = read_push(), follows()
         with connection() as conn:
-            answer = push(conn, device, batch, max_ahead_ms=clock.bound_ms())
+            answer = push(conn, device, batch, max_ahead_ms=clock.bound_ms(), follows=after)
     except InputError as exc:
         with connection() as conn:
             sync_log.record_failure(conn, device, "push", exc)

@@ -160,19 +160,19 @@ def keep_in_step(conn: psycopg.Connection, deltas) -> None:
         conn.execute(BUCKETS_ADD, [list(buckets), list(buckets.values())])
         conn.execute("DELETE FROM lap_bucket WHERE laps = 0 AND bucket = ANY(%b::bigint[])",
                      [list(buckets)])
-    if not deltas.new_laps and not deltas.reread:
+    arrived, tangled = deltas.settle()
+    if not arrived and not deltas.reread:
         return
     min_ms, cursor = min_lap_ms(conn), conn.cursor(row_factory=tuple_row)
-    appended = {r: laps for r, laps in deltas.new_laps.items() if r not in deltas.reread}
-    for runner_id in deltas.tangled & appended.keys():  # the others arrived sorted
-        appended[runner_id].sort()
+    # A tangled runner's laps are all there, sorted; the others' first and last stand for them.
+    appended = {r: laps for r, laps in arrived.items() if r not in deltas.reread}
     before, pairs, late = step_last(cursor, appended), [], {}
     for runner_id, laps in appended.items():
         last = before.get(runner_id)
         if last is not None and laps[0] < last:
             late[runner_id] = laps
             continue
-        if runner_id in deltas.tangled:  # else no two of its new laps are closer than min_ms
+        if runner_id in tangled:  # else no two of its new laps are closer than min_ms
             pairs += close_pairs(runner_id, laps, min_ms)
         if last is not None and laps[0][0] - last[0] < min_ms:
             pairs += close_pairs(runner_id, [last, laps[0]], min_ms)

@@ -7,11 +7,13 @@ follow every change alike.
 from __future__ import annotations
 
 import collections
+import itertools
+import operator
 
 import psycopg
 
 from . import bulk
-from .derived import BUCKET_MS, keep_in_step
+from .derived import BUCKET_MS, Lap, keep_in_step
 
 RUNNER_UPSERT = """
 INSERT INTO runner AS r (id, start_number, name, class, grade, hlc, origin, change_id)
@@ -95,9 +97,11 @@ class Deltas:
         self.runner: collections.Counter = collections.Counter()
         self.laptop: collections.Counter = collections.Counter()
         self.buckets: collections.Counter = collections.Counter()
-        self.new_laps: dict[str, list[tuple[int, str, str]]] = {}
-        self.tangled: set[str] = set()
+        # The laps that arrived, as columns in arrival order: corrected time, id, laptop, runner.
+        self.arrivals: tuple[list, list, list, list] = ([], [], [], [])
+        self.min_ms, self.counted = 0, 0   # counted: arrivals counted in the Counters so far
         self.reread: set[str] = set()
+        self.sorted_laps: tuple[dict[str, list[Lap]], set[str]] | None = None
 
     def add(self, runner_id: str, laptop_id: str, n: int) -> None:
         """Count n more (or fewer) laps of runner_id recorded on laptop_id."""
@@ -105,35 +109,41 @@ class Deltas:
         self.laptop[(laptop_id, runner_id)] += n
 
     def merge(self, other: Deltas) -> None:
-        """Add another batch part's changes to these."""
+        """Add another batch part's changes to these (its arrivals after these)."""
+        fresh, sorted_laps = not self.arrivals[0], other.settle()
+        self.settle()
         self.runner.update(other.runner)
         self.laptop.update(other.laptop)
         self.buckets.update(other.buckets)
-        for runner_id, laps in other.new_laps.items():
-            if runner_id in self.new_laps:
-                self.tangled.add(runner_id)
-            self.new_laps.setdefault(runner_id, []).extend(laps)
-        self.tangled |= other.tangled
+        for mine, theirs in zip(self.arrivals, other.arrivals):
+            mine += theirs
+        self.counted, self.sorted_laps = len(self.arrivals[0]), sorted_laps if fresh else None
+        self.min_ms = max(self.min_ms, other.min_ms)
         self.reread |= other.reread
 
     def arrived(self, ids: list[str], runner_ids: list[str], times: list[int],
                 laptop_ids: list[str], offset: int, min_ms: int) -> None:
-        """Note laps that count from now on, at device time + offset, for pairs and buckets.
+        """Note laps that count from now on, at device time + offset (settle() counts them)."""
+        corrected = list(map(operator.add, times, itertools.repeat(offset)))
+        for column, values in zip(self.arrivals, (corrected, ids, laptop_ids, runner_ids)):
+            column += values
+        self.min_ms, self.sorted_laps = min_ms, None
 
-        A runner whose laps here come out of order or closer than min_ms is noted as
-        tangled: only those need sorting and pairing among themselves (sync/derived.py).
+    def settle(self) -> tuple[dict[str, list[Lap]], set[str]]:
+        """Count the laps that arrived in totals and buckets; return them by runner (sort_arrivals).
+
+        Once for all of a batch's laps rather than per part: a count is one C-level pass
+        and the Counters' Python-level merges happen once.
         """
-        new, tangled = self.new_laps, self.tangled
-        for lap_id, runner_id, at, laptop in zip(ids, runner_ids, times, laptop_ids):
-            lap = (at + offset, lap_id, laptop)
-            laps = new.get(runner_id)
-            if laps is None:
-                new[runner_id] = [lap]
-                continue
-            if lap < laps[-1] or lap[0] - laps[-1][0] < min_ms:
-                tangled.add(runner_id)
-            laps.append(lap)
-        self.buckets.update((at + offset) // BUCKET_MS for at in times)
+        times, _, laptops, runners = self.arrivals
+        if self.counted < len(times):
+            self.add_laps(runners[self.counted:], laptops[self.counted:])
+            self.buckets.update(map(operator.floordiv, times[self.counted:],
+                                    itertools.repeat(BUCKET_MS)))
+            self.counted = len(times)
+        if self.sorted_laps is None:
+            self.sorted_laps = sort_arrivals(*self.arrivals, self.min_ms)
+        return self.sorted_laps
 
     def changed(self, runner_id: str, at: int, n: int) -> None:
         """Note a lap of runner_id at corrected time AT that stops (-1) or starts (1) counting."""
@@ -153,11 +163,45 @@ class Deltas:
         self.laptop.update({(laptop, runner): n for runner, n in counts.items()})
 
 
+def sort_arrivals(times: list[int], ids: list[str], laptops: list[str], runners: list[str],
+                  min_ms: int) -> tuple[dict[str, list[Lap]], set[str]]:
+    """Return each runner's arrived laps (time, id, laptop) and the tangled runners.
+
+    A runner is tangled if two of its laps, one after the other in arrival order, are
+    out of order or closer than min_ms (a tie in time counts: ids order it): only those
+    need sorting and pairing among themselves, and only theirs are listed in full,
+    sorted. The others' laps arrived in order, so their first and last lap stand for
+    them. In C-level passes over columns (a stable sort by runner, then neighbours
+    compared), not a Python step per lap: this runs for every lap of every push.
+    """
+    order = sorted(range(len(runners)), key=runners.__getitem__)
+    by_runner = list(map(runners.__getitem__, order))
+    by_time = list(map(times.__getitem__, order))
+    same = map(operator.eq, by_runner[1:], by_runner[:-1])
+    close = map(operator.lt, map(operator.sub, by_time[1:], by_time[:-1]),
+                itertools.repeat(max(min_ms, 1)))
+    tangled = set(itertools.compress(by_runner[1:], map(operator.and_, same, close)))
+    # Positions, not (time, id, laptop) tuples per lap: 50,000 new tuples a batch would
+    # also wake the garbage collector.
+    first = dict(zip(reversed(runners), range(len(runners) - 1, -1, -1)))
+    last = dict(zip(runners, range(len(runners))))
+    found = {runner: [(times[i], ids[i], laptops[i]) for i in
+                      ((at,) if at == last[runner] else (at, last[runner]))]
+             for runner, at in first.items() if runner not in tangled}
+    for runner, at in itertools.compress(zip(runners, itertools.count()),
+                                         map(tangled.__contains__, runners)):
+        found.setdefault(runner, []).append((times[at], ids[at], laptops[at]))
+    for runner in tangled:
+        found[runner].sort()
+    return found, tangled
+
+
 def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
     """Add a batch's lap deltas to runner_total (new change ids) and device_runner_laps.
 
     Then bring the review queue's pairs and the chart's buckets in step (sync/derived.py).
     """
+    deltas.settle()
     runners = {r: n for r, n in deltas.runner.items() if n}
     if runners:
         conn.execute(TOTALS_ADD, [bulk.lines(runners), bulk.numbers(runners.values())])

@@ -8,6 +8,7 @@ runners and users in seq order, then all laps in one COPY, then voids.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -26,6 +27,7 @@ from .derived import min_lap_ms
 from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
 from .pushed_users import apply_user
 
+FOLLOW_WAIT_S, FOLLOW_RETRY_S = 5.0, 0.02   # how long a batch waits for the one sent before it
 COPY_CHUNK = 4096                  # lap rows per COPY write (about 500 kB)
 LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
                "received_at", "clock_offset_ms")
@@ -112,8 +114,9 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
         if voided:
             kept = [i for i, lap_id in enumerate(chunk[0]) if lap_id not in voided]
             chunk = [[column[i] for i in kept] for column in chunk]
-        counted.add_laps(chunk[1], chunk[3])
         counted.arrived(*chunk, offset, min_ms)
+        if end >= len(laps["id"]):  # while PostgreSQL takes in the COPY's last chunks
+            counted.settle()
 
     try:
         with conn.transaction():
@@ -195,7 +198,27 @@ def unapplied(changes: list[dict], last_seq: int) -> list[dict]:
 
 
 def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None,
-         max_ahead_ms: int = MAX_AHEAD_S * 1000) -> dict:
+         max_ahead_ms: int = MAX_AHEAD_S * 1000, follows: int | None = None) -> dict:
+    """Apply a validated push batch in one transaction; return the push answer.
+
+    FOLLOWS: the first seq of the batch the laptop sent just before this one and has no
+    answer to yet. If that batch is exactly what this one lacks, it is waited for (up to
+    FOLLOW_WAIT_S, a retry every FOLLOW_RETRY_S) instead of refused as a gap: it was sent
+    first but may reach the write lock second. Anything else is refused at once.
+    """
+    deadline = time.monotonic() + FOLLOW_WAIT_S
+    while True:
+        try:
+            return apply_push(conn, device, batch, now, max_ahead_ms)
+        except ProtocolError as refused:
+            if refused.code != "seq_gap" or follows is None \
+                    or refused.extra["resume_from"] != follows or time.monotonic() >= deadline:
+                raise
+        time.sleep(FOLLOW_RETRY_S)
+
+
+def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None,
+               max_ahead_ms: int) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
     Replays are no-ops: seqs at or below the device's last applied seq are

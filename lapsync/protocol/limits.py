@@ -14,6 +14,9 @@ LAP_RUN = "laps"                   # the entity of a compact lap run
 CLOCK_JUMPS = "clock_jumps"        # the optional list of clock jumps in a push body (jumps.py)
 # Optional push encodings central accepts (push answer): compact lap runs, clock jump reports.
 PUSH_ENCODINGS = (LAP_RUN, CLOCK_JUMPS)
+# A push request's header naming the first seq of the batch the laptop sent just before it
+# and has no answer to yet: central then waits for that batch instead of refusing a gap.
+FOLLOWS_HEADER = "Lapsync-Follows"
 GZIP = "gzip"                      # a push body's Content-Encoding, if any
 PUSH_CONTENT_ENCODINGS = (GZIP,)   # Content-Encodings central accepts (push answer)
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")
