@@ -62,13 +62,13 @@ class CountingCentral(Central):
         self.wire_bytes += len(packed) - len(body)
         return packed
 
-    def push(self, body: bytes) -> tuple[int, dict]:
+    def push(self, body: bytes, follows: int | None = None) -> tuple[int, dict]:
         """POST one batch as the product does; count it."""
         self.bodies += 1
         self.types.add(COLUMNS_TYPE if body.startswith(MAGIC) else JSON_TYPE)
         self.raw_bytes += len(body)
         self.wire_bytes += len(body)
-        return super().push(body)
+        return super().push(body, follows)
 
 
 def noop_syncs(db, central: Central, count: int) -> list[float]:

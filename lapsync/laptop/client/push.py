@@ -1,9 +1,9 @@
 """Push the outbox to central in bounded, pipelined batches; mark what it acknowledged."""
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlite_utils
@@ -18,6 +18,10 @@ from .realign import realign
 from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
 
 MAX_BATCHES_PER_RUN = 10_000      # a run always ends
+# Batches sent before the first of them is answered: central reads and checks the next
+# while it applies one (it applies them one at a time, in seq order: sync/push.py).
+IN_FLIGHT = 2
+PIPELINE_FROM = 5_000            # changes in a batch that may go before the one before is answered
 
 
 def first_pending(db: sqlite_utils.Database) -> int | None:
@@ -99,10 +103,16 @@ def recall_encodings(db: sqlite_utils.Database, central: Central) -> None:
         central.content_types = set(types[1:])
 
 
-def send(central: Central, laptop_id: str, batch: Batch | ColumnBatch) -> tuple[int, dict, int, int]:
-    """POST one batch; return (status, answer, sent at, answered at) in laptop ms."""
+def send(central: Central, laptop_id: str, batch: Batch | ColumnBatch,
+         follows: int | None = None) -> tuple[int, dict, int, int]:
+    """POST one batch; return (status, answer, sent at, answered at) in laptop ms.
+
+    follows: the first seq of the batch sent before it and not answered yet (central then
+    waits for that one rather than refuse this one as a gap).
+    """
     sent = now_ms()
-    status, answer = central.push(batch.body(laptop_id, sent))
+    body = batch.body(laptop_id, sent)
+    status, answer = central.push(body) if follows is None else central.push(body, follows)
     return status, answer, sent, now_ms()
 
 
@@ -176,9 +186,9 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
          progress: Callable[[int], None] | None = None) -> None:
     """Push every pending change in bounded batches until none is left.
 
-    Pipelined: while central applies batch n, this laptop encodes batch n + 1; as
-    soon as central acknowledges all of n, n + 1 goes out and n is marked pushed
-    meanwhile. A batch is marked only after central's answer to it.
+    Pipelined: while central applies batch n, batch n + 1 is on its way (central reads
+    and checks it meanwhile, and applies it after n); this laptop then encodes n + 2 and
+    marks n pushed. A batch is marked only after central's answer to it.
     """
     realign(db, central)  # a restored snapshot: first learn where central has this laptop
     start = first_pending(db)
@@ -198,11 +208,12 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
 def push_backlog(db: sqlite_utils.Database, central: Central, result: SyncResult,
                  progress: Callable[[int], None] | None, start: int | None, end: int) -> None:
     """Push the outbox from seq START up to END, pipelined (see push)."""
-    seen = Counter()
-    laptop_id, batch, inflight = device_id(db), None, None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lapsync-push") as sender:
+    seen, laptop_id, flight = Counter(), device_id(db), Flight()
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="lapsync-push") as sender:
+        flight.send = lambda batch: flight.append((batch, sender.submit(
+            send, central, laptop_id, batch, flight[-1][0].seqs[0] if flight else None)))
         for _ in range(MAX_BATCHES_PER_RUN):
-            if inflight is None:  # not pipelined: start from the first pending change
+            if not flight:  # nothing in flight: start from the first pending change
                 if start is None or start > end:
                     return
                 seen[start] += 1
@@ -212,33 +223,74 @@ def push_backlog(db: sqlite_utils.Database, central: Central, result: SyncResult
                 if not batch.seqs:
                     raise SyncError(PROTOCOL, f"central asks to resume from seq {start}, which "
                                     "this laptop does not have")
-                inflight = sender.submit(send, central, laptop_id, batch)
-            batch, inflight, start = push_step(db, central, sender, laptop_id, batch, inflight,
-                                               result, progress, end)
+                flight.send(batch)
+            following = flight[-1][0].seqs[-1] + 1
+            if flight.held is None and following <= end:
+                flight.held = encode_for(db, following, central.encodings, central.content_types)
+            if flight.held is not None and len(flight) < IN_FLIGHT \
+                    and overlaps(flight.held, flight[-1][0]):
+                flight.send(flight.held)
+                flight.held = None
+            start = settle_first(db, central, flight, result, progress)
 
 
-Step = tuple[Batch | None, Future | None, int | None]  # next batch, its request, next start
+class Flight(deque):
+    """The batches sent and not yet answered, oldest first, and the next one encoded (held)."""
+
+    held: Batch | ColumnBatch | None = None
+    send: Callable[[Batch | ColumnBatch], None]
 
 
-def push_step(db: sqlite_utils.Database, central: Central, sender: ThreadPoolExecutor,
-              laptop_id: str, batch: Batch, inflight: Future, result: SyncResult,
-              progress: Callable[[int], None] | None, end: int | None = None) -> Step:
-    """Settle the batch in flight, sending the next one first when central took all of it.
+def overlaps(batch: Batch | ColumnBatch, before: Batch | ColumnBatch) -> bool:
+    """Tell whether BATCH may go before central answers the one BEFORE it.
 
-    END: the last seq of this run's backlog; nothing after it is sent ahead.
+    Only large batches, not much smaller than the one before: central reads and checks a
+    batch in a fraction of the time this laptop takes to encode the next, so the one
+    before reaches central's lock first. A small batch right behind a large one could
+    overtake it there and be refused as a gap (nothing applied, but sent again).
     """
-    ahead = encode_for(db, batch.seqs[-1] + 1, central.encodings, central.content_types)
+    return len(batch.seqs) >= PIPELINE_FROM and len(batch.seqs) * 2 >= len(before.seqs)
+
+
+def settle_first(db: sqlite_utils.Database, central: Central, flight: Flight, result: SyncResult,
+                 progress: Callable[[int], None] | None) -> int | None:
+    """Settle the oldest batch in flight; return where to go on from.
+
+    The batch held back goes out as soon as central has taken all of the batches before
+    it, before this one is marked. When central did not take all of it (a refusal, a seq
+    gap), the batches sent after it are settled too (what central acknowledged stays
+    true) and the push goes on from where central's answer to this one says.
+    """
+    batch, inflight = flight.popleft()
+    before = result.pushed
     try:
         status, answer, sent, received = inflight.result()
     except SyncError as exc:
+        drain(flight)
         raise compact_refused(db, central, batch, exc) from None
-    following = None
-    if status == 200 and answer.get("acked_seq") == batch.seqs[-1] and ahead.seqs \
-            and (end is None or batch.seqs[-1] < end):
-        following = sender.submit(send, central, laptop_id, ahead)
-    before = result.pushed
+    taken = status == 200 and answer.get("acked_seq") == batch.seqs[-1]
+    if taken and not flight and flight.held is not None:
+        flight.send(flight.held)
+        flight.held = None
     start = settle(db, central, status, answer, sent, received, result)
+    if not taken:
+        for _, later in list(flight):
+            try:
+                settle(db, central, *later.result(), result)
+            except SyncError:
+                pass  # the run goes on from what central has: the next round learns the rest
+        flight.clear()
+        flight.held = None
     if progress:
         progress(result.pushed - before)
-    return (ahead, following, start) if following else (None, None, start)
+    return start
 
+
+def drain(flight: Flight) -> None:
+    """Wait for the batches still in flight and drop their answers (the push stops)."""
+    for _, later in flight:
+        try:
+            later.result()
+        except SyncError:
+            pass
+    flight.clear()

@@ -13,6 +13,7 @@ import requests
 
 from lapsync import hlc, protocol
 from lapsync.protocol.columns import COLUMNS_TYPE, JSON_TYPE, MAGIC
+from lapsync.protocol.limits import FOLLOWS_HEADER
 
 T = TypeVar("T")
 TRANSIENT, AUTH, REFUSED, PROTOCOL = "transient", "auth", "refused", "protocol"
@@ -128,11 +129,13 @@ class Central:
         packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip format
         return packer.compress(body) + packer.flush()
 
-    def push(self, body: bytes) -> tuple[int, dict]:
+    def push(self, body: bytes, follows: int | None = None) -> tuple[int, dict]:
         """POST one batch (JSON or columnar) to /push, gzip-compressed when the link is slow;
-        learn its speed."""
+        learn its speed. follows: the first seq of the batch sent before it, still unanswered."""
         content_type = COLUMNS_TYPE if body.startswith(MAGIC) else JSON_TYPE  # JSON starts with {
         headers = {"Content-Type": content_type}
+        if follows is not None:
+            headers[FOLLOWS_HEADER] = str(follows)
         if self.compressing():
             body = self.compress(body)
             headers["Content-Encoding"] = protocol.GZIP

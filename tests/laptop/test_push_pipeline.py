@@ -1,0 +1,61 @@
+"""The push with two batches in flight against a real central: applied one at a time, in
+seq order, each change once; a batch is marked only after its own answer."""
+from __future__ import annotations
+
+import threading
+import time
+
+from lapsync import protocol
+from lapsync.laptop.client import push as client_push
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import Central
+from tests.laptop.test_client import backlog, changes, pending
+
+
+class SlowAnswers(Central):
+    """A client that keeps the first push's answer a while (as a slow link would) and notes
+    how many pushes were on their way at once and which seqs were pending meanwhile."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lock, self.open, self.most, self.calls = threading.Lock(), 0, 0, 0
+
+    def push(self, body: bytes, follows: int | None = None) -> tuple[int, dict]:
+        """POST the body; hold the first answer for 0.3 s."""
+        with self.lock:
+            self.open += 1
+            self.calls += 1
+            first, self.most = self.calls == 1, max(self.most, self.open)
+        try:
+            answer = super().push(body, follows)
+            if first:
+                time.sleep(0.3)  # the second batch goes out meanwhile
+            return answer
+        finally:
+            with self.lock:
+                self.open -= 1
+
+
+def test_two_batches_in_flight_are_applied_once_in_seq_order(db, live_central, central_db,
+                                                            device_token, monkeypatch):
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 40)
+    monkeypatch.setattr(client_push, "PIPELINE_FROM", 40)
+    backlog(db, 400)
+    central = SlowAnswers(live_central, device_token)
+    result = sync_once(db, central)
+    assert result.error is None and pending(db) == [] and result.pushed == changes(db)
+    assert central.most == 2                      # the second batch left before the first's answer
+    stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
+    assert stored == {"n": 400, "d": 400}
+    assert central_db.execute("SELECT last_seq FROM device").fetchone()["last_seq"] == changes(db)
+    assert central_db.execute("SELECT count(*) AS n FROM sync_failure").fetchone()["n"] == 0
+
+
+def test_small_batches_wait_for_the_answer_before_them(db, live_central, central_db, device_token,
+                                                       monkeypatch):
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 40)  # below PIPELINE_FROM
+    backlog(db, 200)
+    central = SlowAnswers(live_central, device_token)
+    assert sync_once(db, central).error is None and pending(db) == []
+    assert central.most == 1
+    assert central_db.execute("SELECT count(*) AS n FROM lap").fetchone()["n"] == 200
