@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 
-import openpyxl
 import pytest
 
 from lapsync.sheets import SheetError, read_sheet
 from sync.sponsors.amounts import pledge_amounts
 from sync.sponsors.pledge_import import import_pledges
+from tests.central.cli import refused_then_imported
 from tests.central.test_results import run
+from tests.core.test_roster_file import xlsx
 from tests.pg import register
 
 
@@ -19,16 +20,6 @@ def runners(central_db, device_token) -> dict:
     """Runners 1 (Anna, 10 laps) and 2 (Ben, 4 laps)."""
     central_db.execute("SELECT 1")
     return run(central_db, device_token, [(1, "Anna Berg", "5a", 10), (2, "Ben Cruz", "6b", 4)])
-
-
-def xlsx(rows: list[list]) -> bytes:
-    """Return an XLSX workbook whose first sheet holds rows."""
-    book = openpyxl.Workbook()
-    for row in rows:
-        book.active.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def state(conn) -> list[tuple]:
@@ -146,12 +137,9 @@ def test_the_command_imports_or_prints_the_report(central_app, central_db, runne
     good, bad = tmp_path / "karten.csv", tmp_path / "bad.xlsx"
     good.write_text(GERMAN, encoding="utf-8")
     bad.write_bytes(xlsx([["Startnummer", "Sponsor", "E-Mail", "Art", "Betrag"], [5, "X", None, "fest", 1]]))
-    cli = central_app.test_cli_runner()
-    result = cli.invoke(args=["import-pledges", str(bad)])
-    assert result.exit_code == 1
-    assert "line 2: No runner has start number 5." in result.output
-    result = cli.invoke(args=["import-pledges", str(good)])
-    assert result.exit_code == 0 and "Imported 3 pledges from karten.csv." in result.output
+    refused, imported = refused_then_imported(central_app, "import-pledges", bad, good)
+    assert "line 2: No runner has start number 5." in refused
+    assert "Imported 3 pledges from karten.csv." in imported
     assert summary(central_db) == EXPECTED
 
 

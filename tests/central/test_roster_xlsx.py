@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 from sync.roster import search_runners
+from tests.central.cli import refused_then_imported
 from tests.core.test_roster_file import HEADER, xlsx
 
 DE = {"Accept-Language": "de-DE,de;q=0.9"}
@@ -46,11 +47,8 @@ def test_import_runners_command_reads_csv_and_workbooks(central_app, central_db,
     good, bad = tmp_path / "klassen.xlsx", tmp_path / "falsch.csv"
     good.write_bytes(xlsx([HEADER, ["Eva", "7a", 7, 5], ["Finn", "7a", 7, 6]]))
     bad.write_text("Name,Klasse,Jahrgang\nGil,7a,sieben\n", encoding="utf-8")
-    cli = central_app.test_cli_runner()
-    result = cli.invoke(args=["import-runners", str(bad)])
-    assert result.exit_code == 1
-    assert "line 2: The grade must be a whole number." in result.output
-    result = cli.invoke(args=["import-runners", str(good)])
-    assert result.exit_code == 0 and "Imported 2 runners from" in result.output
+    refused, imported = refused_then_imported(central_app, "import-runners", bad, good)
+    assert "line 2: The grade must be a whole number." in refused
+    assert "Imported 2 runners from" in imported
     assert names(central_db) == ["Eva", "Finn"]
-    assert "XLSX" in cli.invoke(args=["import-runners", "--help"]).output
+    assert "XLSX" in central_app.test_cli_runner().invoke(args=["import-runners", "--help"]).output
