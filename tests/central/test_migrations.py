@@ -1,6 +1,7 @@
 """Central's schema migrations: a 2026-12-06 database upgraded equals a fresh one, data kept."""
 from __future__ import annotations
 
+import re
 
 import psycopg
 import pytest
@@ -90,6 +91,14 @@ def test_a_new_database_is_the_full_schema_stamped_with_every_version(empty_url)
         assert migrate.version(conn) == migrate.latest()
         assert init_schema(conn) == []  # again: nothing to do
         assert conn.execute("SELECT count(*) FROM schema_migration").fetchone() == (migrate.latest(),)
+
+
+def test_migrations_never_drop_data():
+    # An index may go (it holds no data); a table, a column or rows never do.
+    for migration in migrate.migrations():
+        text = re.sub(r"--[^\n]*", "", migration.sql()).upper()
+        assert not re.search(r"\bDROP\s+(TABLE|COLUMN|SCHEMA)\b|\bDELETE\s+FROM\b|\bTRUNCATE\b",
+                             text), migration.path.name
 
 
 def test_a_failing_migration_leaves_the_database_at_the_version_before(empty_url, tmp_path):
