@@ -12,6 +12,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
 
 from . import scheduler
 
@@ -21,10 +23,42 @@ THREADS = 8  # the lap page, its status poll every 2 s, a big screen, a few tabl
 log = logging.getLogger(__name__)
 
 
+class AnswerChannel(HTTPChannel):
+    """waitress's connection, minus the main loop's spinning while a worker sends its answer.
+
+    A worker sends what it writes itself (waitress's send_bytes=1) while it holds the
+    output lock. Meanwhile the main loop found the socket writable, could not take the
+    lock and looked again: ~15 turns per answer, each taking the GIL from the worker.
+    Now the main loop leaves the output to a worker that holds the lock; the worker
+    wakes it (the trigger) when it leaves data behind or finishes. Above the high
+    watermark the worker waits for the main loop to drain: waitress's own rule then.
+    """
+
+    def writable(self):
+        """Tell the main loop whether to send: not while a worker is sending below the watermark."""
+        if (self.requests and 0 < self.total_outbufs_len < self.adj.outbuf_high_watermark
+                and not (self.will_close or self.close_when_flushed)):
+            if not self.outbuf_lock.acquire(False):
+                return False
+            self.outbuf_lock.release()
+        return super().writable()
+
+
+def make_server(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                threads: int = THREADS):
+    """Return waitress's server for the app on host:port (every address it listens on)."""
+    server = create_server(app, host=host, port=port, threads=threads, ident="lapsync")
+    listeners = [server] if isinstance(server, BaseWSGIServer) else list(server.map.values())
+    for listener in listeners:
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = AnswerChannel
+    return server
+
+
 def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           threads: int = THREADS) -> None:
     """Start the background sync and serve the app until Ctrl+C."""
-    server = create_server(app, host=host, port=port, threads=threads, ident="lapsync")
+    server = make_server(app, host, port, threads)
     # Started even before `connect`: it reads the instance config at every tick, so a
     # laptop connected later (the /connect page) syncs without a restart.
     ok, why = scheduler.should_start(app, need_central=False)

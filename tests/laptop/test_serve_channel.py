@@ -1,0 +1,79 @@
+"""waitress as the laptop serves it (serve.make_server): every answer arrives whole, small or large."""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import threading
+import time
+
+import pytest
+from flask import Flask, Response
+
+from lapsync.laptop.serve import AnswerChannel, make_server
+
+CHUNK = b"0123456789abcdef" * 4096  # 64 KiB
+BIG_CHUNKS = 320                  # 20 MiB: above waitress's 16 MiB output high watermark
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A small app served by make_server on a free loopback port, in a thread."""
+    app = Flask(__name__)
+
+    @app.get("/small/<int:n>")
+    def small(n: int):
+        return {"n": n}
+
+    @app.get("/big")
+    def big():
+        return Response((CHUNK for _ in range(BIG_CHUNKS)), mimetype="application/octet-stream")
+    served = make_server(app, "127.0.0.1", 0, threads=4)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    yield served
+    served.close()
+    thread.join(5)
+
+
+def get(server, path: str, wait: float = 0) -> tuple[int, bytes]:
+    """Fetch one path on a new connection, starting to read after WAIT seconds."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=30)
+    try:
+        connection.request("GET", path)
+        time.sleep(wait)  # the answer piles up in the server's output meanwhile
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_connections_use_the_answer_channel(server):
+    assert server.channel_class is AnswerChannel
+
+
+def test_answers_to_helpers_asking_at_once_all_arrive_whole(server):
+    answers: list[bytes] = []
+
+    def helper(first: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=30)
+        for n in range(first, first + 50):  # one kept-alive connection, as a lap page's
+            connection.request("GET", f"/small/{n}")
+            answers.append(connection.getresponse().read())
+        connection.close()
+    threads = [threading.Thread(target=helper, args=(i * 50,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == sorted(f'{{"n":{n}}}\n'.encode() for n in range(200))
+
+
+def test_an_answer_above_the_output_watermark_arrives_whole_beside_small_ones(server):
+    big: list[tuple[int, bytes]] = []
+    thread = threading.Thread(target=lambda: big.append(get(server, "/big", wait=1.0)))
+    thread.start()
+    assert all(get(server, f"/small/{n}")[0] == 200 for n in range(20))
+    thread.join(60)
+    status, body = big[0]
+    assert status == 200 and len(body) == len(CHUNK) * BIG_CHUNKS
+    assert hashlib.sha256(body).digest() == hashlib.sha256(CHUNK * BIG_CHUNKS).digest()
