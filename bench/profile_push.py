@@ -212,6 +212,8 @@ def central_side(url: str, token: str, bodies: list[tuple[bytes, dict]], phases:
         phases.backend = conn.info.backend_pid
         with profiled(profile):
             for raw, headers in bodies:
+                # A laptop that found the link slow (a loaded machine) sent it gzip-compressed.
+                raw = protocol.decode_body(raw, headers.get("Content-Encoding"))
                 if headers.get("Content-Type") == COLUMNS_TYPE:
                     with phases.phase("central: decode and validate (columnar)"):
                         batch = validate_columns(raw)
