@@ -27,6 +27,7 @@ from lapsync.devkit.lappage import (
 )
 from lapsync.ids import new_id
 from lapsync.laptop import create_app, scheduler
+from lapsync.laptop.auth import start_session
 from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
@@ -72,6 +73,16 @@ class Laptop:
                                "MIN_LAP_SECONDS": min_lap, **(config or {})})
         self.server = served(SlowLaps(self.app, delay_ms))
         self.url = self.server.__enter__()
+
+    def session_cookie(self, user: str) -> dict:
+        """Return a browser cookie holding a new session of USER on this laptop."""
+        db = connect(self.path)
+        try:
+            sid = start_session(db, user, PASSWORD)
+        finally:
+            db.close()
+        value = self.app.session_interface.get_signing_serializer(self.app).dumps({"sid": sid})
+        return {"name": self.app.config["SESSION_COOKIE_NAME"], "url": self.url, "value": value}
 
     def stop(self) -> None:
         """Shut the server down (idempotent)."""
@@ -123,9 +134,15 @@ def context(browser):
 
 
 def open_lap_page(context, laptop: Laptop, user: str = "tom"):
-    """Open a page, log in, and return it with the number field focused."""
+    """Open the lap page logged in as USER; return it with the number field focused.
+
+    The session is made directly and handed to the browser as its cookie: the login
+    form is typed in test_browser.py, and here it only cost two more page loads a test.
+    """
     page = context.new_page()
-    log_in(page, laptop.url, user, PASSWORD)
+    context.add_cookies([laptop.session_cookie(user)])
+    page.goto(f"{laptop.url}/")
+    page.locator("#lap-form[data-pending]").wait_for()
     expect(page.locator("#start_number")).to_be_focused()
     return page
 
