@@ -131,29 +131,36 @@ def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
 
 # The runner and what a lap needs to know about them, in one read: the latest lap that
 # counts here (by entry order), the counts before this lap, the clock jumps since that
-# lap, and this laptop's device id.
+# lap, this laptop's device id, and whether a lap holds the request's client key already.
 LAP_CONTEXT_SQL = f"""
 SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
        prev.rowid, prev.time, {OWN_LAPS_SQL}, {OTHER_LAPS_SQL},
        (SELECT coalesce(sum(jump_ms), 0) FROM clock_jump WHERE after_lap >= prev.rowid),
-       (SELECT value FROM meta WHERE key = 'device_id')
+       (SELECT value FROM meta WHERE key = 'device_id'),
+       EXISTS (SELECT 1 FROM lap WHERE client_key = :key)
 FROM runner LEFT JOIN lap prev ON prev.rowid = (SELECT max(l.rowid) FROM lap l
     WHERE l.runner_id = runner.id AND l.voided_at IS NULL)
-WHERE runner.start_number = ? AND runner.id NOT IN (SELECT runner_id FROM runner_merge)
+WHERE runner.start_number = :number AND runner.id NOT IN (SELECT runner_id FROM runner_merge)
 ORDER BY runner.name
 """
 RUNNER_FIELDS = ("id", "start_number", "name", "class", "grade")
 
 
-def lap_context(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> tuple:
-    """Return the runner's LAP_CONTEXT_SQL row (runner as a dict first), or raise InputError."""
-    found = db.execute(LAP_CONTEXT_SQL, [start_number]).fetchall()
+def lap_context(db: sqlite_utils.Database, start_number: int, runner_id: str | None,
+                client_key: str | None) -> tuple | dict:
+    """Return the runner's LAP_CONTEXT_SQL row (runner as a dict first), the lap already
+    recorded under client_key (known_lap's dict), or raise InputError."""
+    found = db.execute(LAP_CONTEXT_SQL, {"number": start_number, "key": client_key}).fetchall()
+    if client_key and (not found or found[0][-1]):  # a double submit or a retried request
+        known = known_lap(db, client_key)  # (the runner may have another number by now)
+        if known:
+            return known
     if runner_id:
         found = [row for row in found if row[0] == runner_id]
     if len(found) != 1:  # pick_runner's refusal: nobody, or a choice to make
         pick_runner(db, start_number, runner_id)
     row = found[0]
-    return (dict(zip(RUNNER_FIELDS, row[:5])), *row[5:])
+    return (dict(zip(RUNNER_FIELDS, row[:5])), *row[5:-1])
 
 
 def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
@@ -168,11 +175,10 @@ def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_la
               confirm: bool = False, client_key: str | None = None,
               runner_id: str | None = None) -> dict:
     """Record one lap and its outbox change inside the caller's write transaction."""
-    known = known_lap(db, client_key) if client_key else None
-    if known:  # a double submit or a retried request: the same lap, once
-        return known
-    runner, prev_rowid, prev_time, own, other, shift, device = lap_context(
-        db, start_number, runner_id)
+    context = lap_context(db, start_number, runner_id, client_key)
+    if isinstance(context, dict):  # the same lap, once
+        return context
+    runner, prev_rowid, prev_time, own, other, shift, device = context
     jump = clockwatch.check(db)  # a jump noticed now comes out of the interval too
     if jump and prev_rowid is not None:
         shift += jump["jump_ms"]

@@ -12,6 +12,7 @@ from lapsync.errors import InputError
 from lapsync.laptop.db import connect
 from lapsync.laptop.groupcommit import Entry, GroupCommit, write_batch
 from lapsync.laptop.laps import in_this_language, write_lap
+from lapsync.laptop.runners import update_runner
 from tests.conftest import login
 
 JSON = {"Accept": "application/json"}
@@ -146,3 +147,15 @@ def test_helpers_posting_at_once_each_get_their_own_lap(app, runners, db):
     ones = sorted(a["count"] for a in answers if a["runner"]["start_number"] == 1)
     assert ones == list(range(1, 11))
 
+
+
+def test_a_retried_post_answers_its_lap_even_after_the_runner_got_another_number(
+        app, db, runners):
+    tom = user_id(db)
+    with app.test_request_context():
+        write_batch(db, batch := [lap(tom, 17, client_key="k")])
+        update_runner(db, runners[17], 18, "Cleo Dahl", "6b", 6)
+        write_batch(db, retried := [lap(tom, 17, client_key="k")])
+    assert retried[0].error is None and retried[0].value["duplicate"]
+    assert retried[0].value["lap"]["id"] == batch[0].value["lap"]["id"]
+    assert counts(db) == (1, 1)
