@@ -121,7 +121,12 @@ class RecycledDatabase:
     def fresh(self) -> str:
         """Return the URL of the process's database, holding exactly what the template holds."""
         if self.url is None or not self.reset():
-            self.url = create_database(self.server_url, self.name, template=self.template)
+            self.renew()
+        return self.url
+
+    def renew(self) -> str:
+        """Make the process's database a new copy of the template (no statistics yet); return its URL."""
+        self.url = create_database(self.server_url, self.name, template=self.template)
         return self.url
 
     def reset(self) -> bool:
@@ -169,6 +174,12 @@ def recycled_database(pg_server_url, pg_template) -> Iterator[RecycledDatabase]:
 def pg_url(recycled_database) -> str:
     """Return the URL of a database with central's schema and nothing a test wrote before."""
     return recycled_database.fresh()
+
+
+@pytest.fixture
+def new_pg_url(recycled_database) -> str:
+    """Return the URL of a brand-new copy of the template: no planner statistics, no dead rows."""
+    return recycled_database.renew()
 
 
 @pytest.fixture
