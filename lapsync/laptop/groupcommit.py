@@ -12,9 +12,14 @@ The leader writes on the group's own connection, not its request's: in WAL mode 
 connection drops its whole page cache whenever another connection committed since
 its last transaction, so laps written by turns on the pool's connections would read
 every index page anew.
+
+Checkpoints (copying the WAL's pages into the database file, with an fsync) run on a
+thread of their own every CHECKPOINT_LAPS laps, not inside the COMMIT of whichever
+lap crossed SQLite's threshold: that lap, and every lap of its batch, waited for them.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +31,9 @@ from .db import connect
 
 Work = Callable[[sqlite_utils.Database], Any]
 CACHE_KIB = 16_384  # the writer's page cache (SQLite's default is 2 MiB)
+CHECKPOINT_LAPS = 100  # ~1,000 WAL pages at 1M laps: SQLite's own autocheckpoint size
+IDLE_S = 10.0          # the checkpoint thread ends after this long without laps
+log = logging.getLogger(__name__)
 
 
 class Entry:
@@ -47,6 +55,7 @@ class GroupCommit:
         self.queue_lock = threading.Lock()  # guards queued
         self.writing = threading.Lock()     # held by the leader from BEGIN to COMMIT
         self.queued: list[Entry] = []
+        self.checkpoints = Checkpoints(path, synchronous)
 
     def run(self, work: Work) -> Any:
         """Run work(db) in a write transaction, maybe shared; return its result once committed."""
@@ -58,9 +67,11 @@ class GroupCommit:
                 if self.db is None:
                     self.db = connect(self.path, self.synchronous)
                     self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                    self.db.execute("PRAGMA wal_autocheckpoint=0")  # Checkpoints does it
                 with self.queue_lock:
                     batch, self.queued = self.queued, []
                 write_batch(self.db, batch)
+                self.checkpoints.count(len(batch))
         if entry.error is not None:
             raise entry.error
         return entry.value
@@ -71,6 +82,39 @@ class GroupCommit:
             if self.db is not None:
                 self.db.close()
                 self.db = None
+
+
+class Checkpoints:
+    """The checkpoint thread of one database file: started by laps, ended when idle."""
+
+    def __init__(self, path: str | Path, synchronous: str) -> None:
+        """Start with no thread and no laps counted."""
+        self.path, self.synchronous = path, synchronous
+        self.laps, self.wanted, self.thread = 0, threading.Event(), None
+
+    def count(self, laps: int) -> None:
+        """Count committed laps; ask for a checkpoint every CHECKPOINT_LAPS (the leader calls)."""
+        self.laps += laps
+        if self.laps < CHECKPOINT_LAPS:
+            return
+        self.laps = 0
+        self.wanted.set()
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.loop, name="lapsync-checkpoint", daemon=True)
+            self.thread.start()
+
+    def loop(self) -> None:
+        """Checkpoint whenever asked, on a connection of its own; end after IDLE_S without."""
+        db = connect(self.path, self.synchronous)
+        try:
+            while self.wanted.wait(IDLE_S):
+                self.wanted.clear()
+                try:  # PASSIVE: never waits for, nor blocks, the laps being written
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:  # noqa: BLE001 - the next checkpoint tries again
+                    log.exception("WAL checkpoint failed")
+        finally:
+            db.close()
 
 
 def write_batch(db: sqlite_utils.Database, batch: list[Entry]) -> None:

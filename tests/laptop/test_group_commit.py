@@ -10,7 +10,7 @@ import pytest
 
 from lapsync.errors import InputError
 from lapsync.laptop.db import connect
-from lapsync.laptop.groupcommit import Entry, GroupCommit, write_batch
+from lapsync.laptop.groupcommit import CHECKPOINT_LAPS, Entry, GroupCommit, write_batch
 from lapsync.laptop.laps import in_this_language, write_lap
 from lapsync.laptop.runners import update_runner
 from tests.conftest import login
@@ -159,3 +159,27 @@ def test_a_retried_post_answers_its_lap_even_after_the_runner_got_another_number
     assert retried[0].error is None and retried[0].value["duplicate"]
     assert retried[0].value["lap"]["id"] == batch[0].value["lap"]["id"]
     assert counts(db) == (1, 1)
+
+
+def test_the_checkpoint_thread_moves_committed_laps_into_the_database_file(app, db, runners):
+    group = GroupCommit(app.config["DATABASE"], "FULL")
+
+    def laps_in_file() -> int:
+        """Count the laps in the database file itself, not in its WAL."""
+        in_file = sqlite3.connect(f"file:{app.config['DATABASE']}?immutable=1", uri=True)
+        try:
+            return in_file.execute("SELECT count(*) FROM lap").fetchone()[0]
+        finally:
+            in_file.close()
+    tom = user_id(db)
+    with app.test_request_context():
+        for i in range(CHECKPOINT_LAPS - 1):
+            group.run(partial(write_lap, start_number=17, user_id=tom, min_lap_ms=0,
+                              client_key=f"k{i}"))
+        assert laps_in_file() == 0  # the commits themselves leave the laps in the WAL
+        group.run(partial(write_lap, start_number=17, user_id=tom, min_lap_ms=0))
+    deadline = time.monotonic() + 10
+    while laps_in_file() < CHECKPOINT_LAPS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert laps_in_file() == CHECKPOINT_LAPS
+    group.close()
