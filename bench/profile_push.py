@@ -195,6 +195,7 @@ def central_side(url: str, token: str, bodies: list[tuple[bytes, dict]], phases:
     phases.wrap(sync.push, "copy_laps", "central: COPY (and counting)")
     phases.wrap(sync.ledger.Deltas, "add_laps", "central: counting")
     phases.wrap(sync.ledger.Deltas, "arrived", "central: counting")
+    phases.wrap(sync.ledger, "sort_arrivals", "central: counting")
     phases.wrap(sync.push, "apply_totals", "central: totals")
     phases.wrap(sync.ledger, "keep_in_step", "central: derived (review pairs, buckets)")
     phases.wrap(sync.push, "own_laps", "central: own laps (authority)")
