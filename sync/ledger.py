@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import itertools
 import operator
+from collections.abc import Iterable, Iterator
 
 import psycopg
 
@@ -181,19 +182,28 @@ def sort_arrivals(times: list[int], ids: list[str], laptops: list[str], runners:
     close = map(operator.lt, map(operator.sub, by_time[1:], by_time[:-1]),
                 itertools.repeat(max(min_ms, 1)))
     tangled = set(itertools.compress(by_runner[1:], map(operator.and_, same, close)))
-    # Positions, not (time, id, laptop) tuples per lap: 50,000 new tuples a batch would
-    # also wake the garbage collector.
+    # Positions, not a (time, id, laptop) tuple per lap: 50,000 new tuples a batch would
+    # also wake the garbage collector. A runner with one lap has it as first and last.
     first = dict(zip(reversed(runners), range(len(runners) - 1, -1, -1)))
     last = dict(zip(runners, range(len(runners))))
-    found = {runner: [(times[i], ids[i], laptops[i]) for i in
-                      ((at,) if at == last[runner] else (at, last[runner]))]
-             for runner, at in first.items() if runner not in tangled}
+    found = dict(zip(first, map(list, zip(laps_at(times, ids, laptops, first.values()),
+                                          laps_at(times, ids, laptops,
+                                                  map(last.__getitem__, first))))))
+    found.update((runner, []) for runner in tangled)
     for runner, at in itertools.compress(zip(runners, itertools.count()),
                                          map(tangled.__contains__, runners)):
-        found.setdefault(runner, []).append((times[at], ids[at], laptops[at]))
+        found[runner].append((times[at], ids[at], laptops[at]))
     for runner in tangled:
         found[runner].sort()
     return found, tangled
+
+
+def laps_at(times: list[int], ids: list[str], laptops: list[str],
+            positions: Iterable[int]) -> Iterator[Lap]:
+    """Return the laps (time, id, laptop) at these positions of the columns."""
+    positions = list(positions)
+    return zip(map(times.__getitem__, positions), map(ids.__getitem__, positions),
+               map(laptops.__getitem__, positions))
 
 
 def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
