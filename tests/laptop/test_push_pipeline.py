@@ -8,7 +8,7 @@ import time
 from lapsync import protocol
 from lapsync.laptop.client import push as client_push
 from lapsync.laptop.client.state import sync_once
-from lapsync.laptop.client.transport import Central
+from lapsync.laptop.client.transport import TRANSIENT, Central, SyncError
 from tests.laptop.test_client import backlog, changes, pending
 
 
@@ -59,3 +59,30 @@ def test_small_batches_wait_for_the_answer_before_them(db, live_central, central
     assert sync_once(db, central).error is None and pending(db) == []
     assert central.most == 1
     assert central_db.execute("SELECT count(*) AS n FROM lap").fetchone()["n"] == 200
+
+
+def test_a_lost_answer_with_a_batch_behind_it_marks_neither_and_the_next_run_ends_it(
+        db, live_central, central_db, device_token, monkeypatch):
+    monkeypatch.setattr(protocol.limits, "MAX_BATCH_CHANGES", 40)
+    monkeypatch.setattr(client_push, "PIPELINE_FROM", 40)
+    backlog(db, 200)
+    first_seq = pending(db)[0]
+    lost, bodies = SlowAnswers(live_central, device_token), []
+    original = lost.push
+
+    def push(body: bytes, follows: int | None = None) -> tuple[int, dict]:
+        """Lose the answer to the run's first batch (central applied it)."""
+        bodies.append(body)
+        first = len(bodies) == 1
+        answer = original(body, follows)
+        if first:
+            raise SyncError(TRANSIENT, "connection reset")
+        return answer
+    lost.push = push
+    failed = sync_once(db, lost)
+    assert failed.error is not None and failed.error.kind == TRANSIENT
+    assert lost.most == 2 and pending(db)[0] == first_seq    # nothing marked without its answer
+    assert sync_once(db, Central(live_central, device_token), force=True).error is None
+    assert pending(db) == []
+    stored = central_db.execute("SELECT count(*) AS n, count(DISTINCT id) AS d FROM lap").fetchone()
+    assert stored == {"n": 200, "d": 200}
