@@ -247,7 +247,8 @@ def overlaps(batch: Batch | ColumnBatch, before: Batch | ColumnBatch) -> bool:
     Only large batches, not much smaller than the one before: central reads and checks a
     batch in a fraction of the time this laptop takes to encode the next, so the one
     before reaches central's lock first. A small batch right behind a large one could
-    overtake it there and be refused as a gap (nothing applied, but sent again).
+    overtake it there: central then waits for the one it names in Lapsync-Follows, while
+    a central without that header refuses it as a gap (nothing applied, sent again).
     """
     return len(batch.seqs) >= PIPELINE_FROM and len(batch.seqs) * 2 >= len(before.seqs)
 
