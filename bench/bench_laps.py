@@ -218,7 +218,7 @@ def fresh_copy(base: Path, run: int) -> Path:
 
 def remove_db(path: Path) -> None:
     """Delete a database file and its WAL/shm files."""
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".serving"):  # .serving: the served app's lock
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
