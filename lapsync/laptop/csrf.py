@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hmac
-import threading
 
 from flask import current_app, g, request, session
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .kept import KeptAnswers
 
 KEPT_TOKENS = 256  # signed tokens whose check is kept (a page's token is sent with every lap)
 SALT = "wtf-csrf-token"  # flask-wtf's
@@ -25,8 +26,7 @@ class KeptCSRFProtect(CSRFProtect):
 
     def __init__(self, app=None) -> None:
         """Start with no token checked."""
-        self.kept: dict[tuple, str | None] = {}
-        self.lock = threading.Lock()
+        self.kept = KeptAnswers(KEPT_TOKENS)
         super().__init__(app)
 
     def protect(self, apply_exemptions: bool = False):
@@ -48,18 +48,13 @@ class KeptCSRFProtect(CSRFProtect):
         signed = self._get_csrf_token()
         if not signed or not secret_key:
             return None
-        key = (secret_key, signed)
-        with self.lock:
-            if key in self.kept:
-                return self.kept[key]
-        try:
-            raw = URLSafeTimedSerializer(secret_key, salt=SALT).loads(signed)
-        except BadData:
-            raw = None
-        if not isinstance(raw, str):
-            raw = None
-        with self.lock:
-            if len(self.kept) >= KEPT_TOKENS:
-                self.kept.clear()
-            self.kept[key] = raw
-        return raw
+        return self.kept.get((secret_key, signed), lambda: unsigned(secret_key, signed))
+
+
+def unsigned(secret_key, signed: str) -> str | None:
+    """Return the raw token a signed one holds under this key, or None."""
+    try:
+        raw = URLSafeTimedSerializer(secret_key, salt=SALT).loads(signed)
+    except BadData:
+        return None
+    return raw if isinstance(raw, str) else None

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import copy
-import threading
 
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature
+
+from .kept import KeptAnswers
 
 KEPT_COOKIES = 256     # cookies whose signature check is kept (helpers' browsers, tablets)
 PLAIN = (str, int, float, bool, type(None))
@@ -30,8 +31,7 @@ class ClockSafeSessionInterface(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         """Start with no cookie checked."""
-        self.checked: dict[tuple, dict | None] = {}
-        self.lock = threading.Lock()
+        self.checked = KeptAnswers(KEPT_COOKIES)
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         """Load the session from a validly signed cookie, whatever its signing time."""
@@ -50,18 +50,14 @@ class ClockSafeSessionInterface(SecureCookieSessionInterface):
     def verified(self, app: Flask, value: str) -> dict | None:
         """Return what a cookie says, or None for a bad signature (kept per keys and cookie)."""
         key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()), value)
-        with self.lock:
-            if key in self.checked:
-                return self.checked[key]
+        return self.checked.get(key, lambda: self.loads(app, value))
+
+    def loads(self, app: Flask, value: str) -> dict | None:
+        """Return what a cookie says under the app's keys, or None for a bad signature."""
         try:  # the serializer (and its key derivation) only for a cookie not seen yet
-            data = self.get_signing_serializer(app).loads(value)
+            return self.get_signing_serializer(app).loads(value)
         except BadSignature:
-            data = None
-        with self.lock:
-            if len(self.checked) >= KEPT_COOKIES:
-                self.checked.clear()
-            self.checked[key] = data
-        return data
+            return None
 
 
 def init_app(app: Flask) -> None:
