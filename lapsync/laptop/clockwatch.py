@@ -59,6 +59,16 @@ class ClockWatch:
         with self.lock:
             before = self.last.get(key)
             self.last[key] = (wall, boot)
+        return self.drift(before, wall, boot)
+
+    def peek(self, key: str, wall: int, boot: int) -> int:
+        """Return how far the wall clock jumped since the last reading, keeping that reading."""
+        with self.lock:
+            before = self.last.get(key)
+        return self.drift(before, wall, boot)
+
+    def drift(self, before: tuple[int, int] | None, wall: int, boot: int) -> int:
+        """Return the wall clock's jump from reading BEFORE to (wall, boot); 0: none."""
         if before is None:
             return 0
         drift = (wall - before[0]) - round(self.rate * (boot - before[1]))
@@ -105,13 +115,20 @@ def record(db: sqlite_utils.Database, wall: int, jump: int) -> dict:
 
 def check_now(db: sqlite_utils.Database, wall: int | None = None,
               boot: int | None = None) -> dict | None:
-    """Check the clocks (the sync job's attempt); a jump is kept in a transaction of its own."""
+    """Check the clocks (the sync job's attempt); a jump is kept in a transaction of its own.
+
+    A jump is taken as the new reading only inside that write transaction: taken
+    before it, a lap written while this waits for the lock would neither notice the
+    jump itself nor find it recorded, and could be refused as too soon.
+    """
     wall = now_ms() if wall is None else wall
-    jump = WATCH.step(database_key(db), wall, boot_ms() if boot is None else boot)
-    if not jump:
+    boot = boot_ms() if boot is None else boot
+    key = database_key(db)
+    if not WATCH.peek(key, wall, boot):
+        WATCH.step(key, wall, boot)
         return None  # no write transaction for nothing: lap entry never waits for it
     with transaction(db):
-        return record(db, wall, jump)
+        return check(db, wall, boot)
 
 
 def elapsed_ms(db: sqlite_utils.Database, since: int, since_lap: int, until: int,

@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import re
+import threading
 
 import pytest
 
@@ -18,7 +19,7 @@ from lapsync.laptop import laps as laps_module
 from lapsync.laptop.client.state import record_failure, record_success
 from lapsync.laptop.client.status import sync_status
 from lapsync.laptop.client.transport import TRANSIENT, SyncError
-from lapsync.laptop.db import get_meta
+from lapsync.laptop.db import connect, get_meta
 
 JSON = {"Accept": "application/json"}
 MIN = 60_000
@@ -148,6 +149,27 @@ def test_a_jump_is_noticed_by_the_sync_attempt_too_and_listed_by_sync_status(
     assert [j["jump_ms"] for j in json.loads(out)["clock_jumps"]] == [2 * 3600_000]
     text = app.test_cli_runner().invoke(args=["sync-status"]).output
     assert "clock jump:    +7200 s" in text and "not reported to central yet" in text
+
+
+def test_a_jump_the_sync_attempt_saw_is_not_lost_to_a_lap_written_while_it_waits(
+        app, db, clocks):
+    """Regression: the sync job took the jumped reading, then waited for the write lock
+    a lap held; that lap neither noticed the jump nor found it recorded (too soon)."""
+    assert clockwatch.check_now(db) is None   # the first reading
+    clocks.wait(3000)
+    clocks.set_wall(-10 * MIN)                # set back ten minutes
+    writer = connect(app.config["DATABASE"])  # a lap's write transaction holds the lock
+    writer.execute("BEGIN IMMEDIATE")
+    sync_job = threading.Thread(target=clockwatch.check_now, args=(db,))
+    sync_job.start()
+    sync_job.join(0.3)                        # it saw the jump and waits for the lock
+    assert sync_job.is_alive()
+    jump = clockwatch.check(writer)           # the lap's own check, inside its transaction
+    writer.execute("COMMIT")
+    sync_job.join(10)
+    assert jump is not None and jump["jump_ms"] == -10 * MIN
+    assert [r[0] for r in db.execute("SELECT jump_ms FROM clock_jump")] == [-10 * MIN]
+    writer.close()
 
 
 def failure(db) -> None:
