@@ -81,20 +81,24 @@ def test_a_batch_that_cannot_write_answers_each_request_with_the_error_and_write
 
 def test_work_queued_while_a_leader_writes_is_committed_by_one_leader(app, runners):
     group, release, ran_by = GroupCommit(app.config["DATABASE"], "FULL"), threading.Event(), {}
+    writing = threading.Event()
 
     def work(name: str, db):
         if name == "first":
+            writing.set()
             release.wait(10)
         ran_by[name] = threading.current_thread().name
         return db.execute("SELECT count(*) FROM lap").fetchone()[0]
     threads = [threading.Thread(target=group.run, args=(partial(work, name),), name=name)
                for name in ("first", "a", "b", "c")]
     threads[0].start()
-    while not group.writing.locked():
-        time.sleep(0.001)
+    # Inside its work the first leader has taken its batch (the lock alone does not say so).
+    assert writing.wait(10)
     for thread in threads[1:]:
         thread.start()
+    deadline = time.monotonic() + 10
     while len(group.queued) < 3:  # the three wait while the first leader writes
+        assert time.monotonic() < deadline, group.queued
         time.sleep(0.001)
     release.set()
     for thread in threads:
