@@ -154,8 +154,9 @@ class RecycledDatabase:
             if rows:
                 with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(table))) as copy:
                     copy.write(rows)
-        for name, value, called in self.sequences:
-            conn.execute("SELECT setval(%s, %s, %s)", [name, value, called])
+        names, values, called = zip(*self.sequences) if self.sequences else ((), (), ())
+        conn.execute("SELECT setval(n, v, c) FROM unnest(%s::text[], %s::bigint[], %s::bool[]) "
+                     "AS s(n, v, c)", [list(names), list(values), list(called)])
 
     def drop(self) -> None:
         """Drop the process's database."""
