@@ -158,12 +158,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             Path("/dev/shm", name).unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium, one per test process; fails (never skips) without it.
+    """Headless Debian Chromium, one per test module; fails (never skips) without it.
 
-    Each test opens a context of its own (own cookies and storage); starting Chromium
-    once instead of once per file saves a second of CPU each time.
+    Each test opens a context of its own (own cookies and storage). One per module,
+    not one per process: with one per process, a page of the money tests once found
+    its focus gone after other modules' pages had come and gone in the same browser.
     """
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
