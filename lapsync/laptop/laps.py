@@ -379,9 +379,8 @@ def since_text(result: dict) -> str:
 def flash_lap(result: dict) -> None:
     """Tell the helper (without JavaScript) which lap was recorded."""
     runner = result["runner"]
-    flash(_("Lap %(count)s for %(name)s (%(number)s, %(class_name)s) – %(since)s",
-            count=result["count"], name=runner["name"], number=runner["start_number"],
-            class_name=runner["class"], since=since_text(result)), "success")
+    flash({"count": result["count"], "name": runner["name"], "number": runner["start_number"],
+           "class": runner["class"], "since": since_text(result)}, "lap")
 
 
 VOID_TARGET_SQL = """

@@ -131,7 +131,7 @@ def test_bad_number_and_missing_number_in_german(teacher, runners):
 def test_recorded_lap_is_confirmed_in_german(teacher, runners):
     response = post_lap(teacher, "17", DE)
     html = page(teacher.get(response.headers["Location"], headers=DE))
-    assert "Runde 1 für Cleo Dahl (17, 6b) – erste Runde" in html
+    assert '<span class="count">1</span> Cleo Dahl (17, 6b) – erste Runde' in html
     assert "Streichen" in html  # the void button of the new row
 
 

@@ -213,7 +213,7 @@ def test_plain_form_post_without_javascript(teacher, runners):
                             follow_redirects=True)
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "Lap 1 for Cleo Dahl (17, 6b)" in page and "first lap" in page
+    assert '<span class="count">1</span> Cleo Dahl (17, 6b) – first lap' in page
 
 
 def test_plain_form_unknown_number_shows_red_message(teacher, runners):
@@ -282,14 +282,14 @@ def test_plain_form_says_first_lap_only_when_the_count_is_one(teacher, runners, 
     page = teacher.post("/laps", data={"start_number": "2", "csrf_token": teacher.csrf},
                         follow_redirects=True).get_data(as_text=True)
     # two laps on other laptops, one here: not "first lap"
-    assert "Lap 3 for Ben Cruz (2, 5a) – previous lap on another laptop" in page
+    assert '<span class="count">3</span> Ben Cruz (2, 5a) – previous lap on another laptop' in page
 
 
 def test_plain_form_retry_says_already_recorded(teacher, runners):
     data = {"start_number": "17", "csrf_token": teacher.csrf, "client_key": "k-retry"}
     teacher.post("/laps", data=data)
     page = teacher.post("/laps", data=data, follow_redirects=True).get_data(as_text=True)
-    assert "Lap 1 for Cleo Dahl (17, 6b) – already recorded" in page
+    assert '<span class="count">1</span> Cleo Dahl (17, 6b) – already recorded' in page
 
 
 def test_plain_form_confirm_counts_for_the_warned_runner_of_a_shared_number(teacher, runners, db):

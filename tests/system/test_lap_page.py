@@ -310,6 +310,23 @@ def test_a_shared_number_is_chosen_with_the_digit_keys(context, laptop):
     assert laptop.lap_runner_ids() == [dora, laptop.runners[17]]
 
 
+def test_a_number_typed_before_the_script_runs_is_confirmed_in_the_same_panel(context, laptop):
+    held = []
+    context.route("**/static/laps.js", lambda route: held.append(route))  # the script arrives late
+    context.add_cookies([laptop.session_cookie("tom")])
+    page = context.new_page()
+    page.goto(f"{laptop.url}/", wait_until="commit")
+    expect(page.locator("#start_number")).to_be_focused()
+    typed(page, "17")  # the plain form posts it
+    feedback_is(page, "good", re.compile(r"^\s*1 Cleo Dahl \(17, 6b\) – first lap"))
+    expect(page.locator("#feedback .count")).to_have_text("1")
+    expect(page.locator("#start_number")).to_have_value("")
+    assert laptop.laps() == ["17"]
+    for route in held:
+        route.continue_()
+    context.unroute("**/static/laps.js")
+
+
 def test_without_javascript_a_shared_number_offers_numbered_buttons(browser, laptop):
     dora = clash(laptop)
     context = browser.new_context(java_script_enabled=False)
@@ -322,7 +339,7 @@ def test_without_javascript_a_shared_number_offers_numbered_buttons(browser, lap
         buttons = page.locator("#feedback button.pick")
         expect(buttons).to_have_text(["1 Cleo Dahl (6b)", "2 Dora Eck (6b)"])
         buttons.nth(1).click()
-        expect(page.locator(".flash.good")).to_contain_text("Lap 1 for Dora Eck (17, 6b) – first lap")
+        expect(page.locator("#feedback.good")).to_have_text(re.compile(r"^\s*1 Dora Eck \(17, 6b\) – first lap"))
         assert laptop.lap_runner_ids() == [dora]
 
         page.locator("#start_number").press_sequentially("1 2", delay=30)  # no browser bubble
@@ -385,7 +402,7 @@ def test_without_javascript_void_asks_first_and_cancel_keeps_the_lap(browser, la
         for number in ("2", "17"):
             page.locator("#start_number").press_sequentially(number, delay=30)
             page.locator("#start_number").press("Enter")
-            expect(page.locator(".flash.good")).to_contain_text(f"({number}, ")
+            expect(page.locator("#feedback.good")).to_contain_text(f"({number}, ")
         rows = page.locator("#recent tbody tr")
         ben = rows.filter(has_text="Ben Cruz")
         clock = ben.locator("td.t").inner_text()
