@@ -162,7 +162,8 @@ class ColumnEncoder:
         cost = sum(map(len, laps[0])) + LAP_BYTES * len(laps[0]) + (0 if joins else RUN_FRAME)
         new = []
         for name, column in zip(DICTIONARY_COLUMNS, (laps[1], laps[2], laps[4])):
-            new.append(set(column) - self.run["where"][name].keys() if joins else set(column))
+            # difference() probes the dict per value; `- dict.keys()` walked all its keys
+            new.append(set(column).difference(self.run["where"][name]) if joins else set(column))
             cost += sum(map(len, new[-1])) + len(new[-1])
         return cost, new
 
