@@ -15,6 +15,7 @@ from . import (
     client,
     clock,
     db,
+    lappost,
     laps,
     restore,
     runners,
@@ -63,4 +64,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     backup.init_app(app)
     restore.init_app(app)
     serve.init_app(app)
+    lappost.init_app(app)
     return app

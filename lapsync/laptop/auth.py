@@ -134,8 +134,9 @@ def load_logged_in_user() -> None:
     g.user = session_user(get_db(), session.get("sid")) if "sid" in session else None
 
 
+RECORDING_ROLES = ("admin", "teacher")  # who may count and void laps
 login_required = role_required()
-can_record = role_required("admin", "teacher")
+can_record = role_required(*RECORDING_ROLES)
 admin_required = role_required("admin")
 
 

@@ -11,6 +11,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     jsonify,
     redirect,
     render_template,
@@ -326,14 +327,8 @@ def index():
 @can_record
 def create():
     """Record a lap from the typed start number (JSON or plain form post)."""
-    db = get_db()
     try:
-        start_number = parse_start_number(request.form.get("start_number"))
-        min_lap_ms = int(min_lap_seconds(db, current_app.config["MIN_LAP_SECONDS"]) * 1000)
-        work = partial(write_lap, start_number=start_number, user_id=g.user["id"],
-                       min_lap_ms=min_lap_ms, confirm=request.form.get("confirm") == "1",
-                       client_key=(request.form.get("client_key") or "")[:64] or None,
-                       runner_id=request.form.get("runner_id") or None)
+        work = lap_work(get_db(), request.form, g.user["id"], current_app.config)
         result = current_app.extensions[GROUP_COMMIT].run(in_this_language(work))
     except InputError as exc:
         if wants_json():
@@ -347,12 +342,23 @@ def create():
     return redirect(url_for("laps.index"))
 
 
+def lap_work(db: sqlite_utils.Database, form, user_id: str, config) -> Callable:
+    """Read a lap post's form; return its work for the group commit (or raise InputError)."""
+    start_number = parse_start_number(form.get("start_number"))
+    min_lap_ms = int(min_lap_seconds(db, config["MIN_LAP_SECONDS"]) * 1000)
+    return partial(write_lap, start_number=start_number, user_id=user_id, min_lap_ms=min_lap_ms,
+                   confirm=form.get("confirm") == "1",
+                   client_key=(form.get("client_key") or "")[:64] or None,
+                   runner_id=form.get("runner_id") or None)
+
+
 def in_this_language(work: Callable) -> Callable:
     """Wrap work so that what it says is in this request's language, whichever request runs it."""
     header = request.headers.get("Accept-Language")
 
     def run(db: sqlite_utils.Database):
-        if request.headers.get("Accept-Language") == header:  # the leader's own or alike
+        # The leader's own language, or alike; a leader posted through lappost has no request.
+        if has_request_context() and request.headers.get("Accept-Language") == header:
             return work(db)
         language = parse_accept_header(header, LanguageAccept).best_match(LANGUAGES) or "en"
         with force_locale(language):

@@ -37,15 +37,19 @@ class ClockSafeSessionInterface(SecureCookieSessionInterface):
         """Load the session from a validly signed cookie, whatever its signing time."""
         if not app.secret_key:
             return None
-        value = request.cookies.get(self.get_cookie_name(app))
-        if not value:
-            return self.session_class()
-        data = self.verified(app, value)
-        if not isinstance(data, dict):
+        data = self.cookie_data(app, request.cookies.get(self.get_cookie_name(app)))
+        if data is None:
             return self.session_class()
         # The session is the request's own to change: a copy (a deep one if it holds lists).
         plain = all(type(v) in PLAIN for v in data.values())
         return self.session_class(data if plain else copy.deepcopy(data))
+
+    def cookie_data(self, app: Flask, value: str | None) -> dict | None:
+        """Return what a session cookie says (kept, not to be changed), or None: none or not valid."""
+        if not value or not app.secret_key:
+            return None
+        data = self.verified(app, value)
+        return data if isinstance(data, dict) else None
 
     def verified(self, app: Flask, value: str) -> dict | None:
         """Return what a cookie says, or None for a bad signature (kept per keys and cookie)."""

@@ -105,7 +105,8 @@
     return esc(runner.name) + " (" + esc(runner.start_number) + ", " + esc(runner["class"]) + ")";
   }
 
-  // POST a form; resolve with the JSON answer (lost: true for a 5xx, whose fate is unknown),
+  // POST a form (urlencoded: the server answers a lap post of this kind ahead of its framework);
+  // resolve with the JSON answer (lost: true for a 5xx, whose fate is unknown),
   // reject when no answer came (connection closed, or none within timeoutMs).
   function post(url, data, timeoutMs) {
     data.append("csrf_token", csrf);
@@ -271,7 +272,7 @@
   }
 
   function send(item) {
-    var data = new FormData();
+    var data = new URLSearchParams();
     waiting = waiting.filter(function (other) { return other !== item; });
     data.append("start_number", item.number);
     data.append("client_key", item.key);
@@ -425,7 +426,7 @@
     var f = ev.target, button = f.querySelector("button");
     if (!f.classList.contains("void-form")) return;
     ev.preventDefault();
-    var voiding = /\/void$/.test(f.action), data = new FormData();
+    var voiding = /\/void$/.test(f.action), data = new URLSearchParams();
     if (voiding && !button.dataset.armed) { arm(button); return; }
     if (voiding) data.append("confirm", "1");  // the second press: void, do not ask again
     post(f.action, data).then(function (res) { voidAnswered(f, res); }, function () {
@@ -458,7 +459,7 @@
   if (notice) {
     notice.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      var data = new FormData();
+      var data = new URLSearchParams();
       data.append("ids", notice.querySelector("input[name=ids]").value);
       notice.hidden = true;
       post(notice.querySelector("form").action, data).then(function () {}, function () {});

@@ -1,0 +1,104 @@
+"""POST /laps as laps.js sends it, answered without Flask's request machinery.
+
+A helper's lap is the request that comes many times a second, and Flask's request
+context, hooks, form parser and response object cost about as much CPU as the lap's
+SQL. This WSGI layer answers one plain case itself: a urlencoded post asking for JSON
+alone, whose session cookie, CSRF token, user and role pass the checks the Flask path
+runs (the same functions: sessions, csrf, auth.session_user, laps.lap_work), and whose
+lap is recorded or found recorded under its client key. Everything else goes to the
+Flask app as it came: another body or Accept header, a check that does not pass, and
+every refusal (too soon, an unknown number, a choice to make; its savepoint was rolled
+back, nothing was written), which the Flask path then decides and words itself.
+"""
+from __future__ import annotations
+
+import io
+from urllib.parse import parse_qsl
+
+from flask import Flask
+from werkzeug.datastructures import EnvironHeaders, MultiDict
+from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
+
+from lapsync.web.guard import SECURITY_HEADERS
+
+from . import scheduler
+from .auth import RECORDING_ROLES, session_user
+from .csrf import checks_by_default, signed_token
+from .db import get_db
+from .laps import GROUP_COMMIT, lap_work
+
+PATH = "/laps"
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY = 4096  # a lap's form is ~150 bytes; a larger one goes to Flask and its limits
+STATUS = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 201)}
+
+
+class LapPost:
+    """The app's WSGI callable, answering plain lap posts itself (see the module's notes)."""
+
+    def __init__(self, app: Flask, wsgi_app) -> None:
+        """Wrap the Flask app's own wsgi_app, which answers everything else."""
+        self.app, self.wsgi_app = app, wsgi_app
+        # What Flask's answer carries: the security headers, and Vary for the session read.
+        self.headers = [*SECURITY_HEADERS.items(), ("Vary", "Cookie")]
+
+    def __call__(self, environ: dict, start_response):
+        """Answer a plain lap post, or hand the request to Flask."""
+        length = plain_length(environ)
+        if not length or self.app.debug or self.app.json.compact is False:  # indented JSON
+            return self.wsgi_app(environ, start_response)
+        body = environ["wsgi.input"].read(length)
+        with self.app.app_context():
+            answer = self.answer(environ, body)
+        if answer is None:
+            environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same body
+            return self.wsgi_app(environ, start_response)
+        status, payload = answer
+        start_response(STATUS[status], [("Content-Type", self.app.json.mimetype),
+                                        ("Content-Length", str(len(payload))), *self.headers])
+        return [payload]
+
+    def answer(self, environ: dict, body: bytes) -> tuple[int, bytes] | None:
+        """Record the lap; return (status, JSON body), or None when Flask is to answer."""
+        app = self.app
+        try:
+            form = MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            return None
+        session = app.session_interface.cookie_data(
+            app, parse_cookie(environ).get(app.config["SESSION_COOKIE_NAME"]))
+        if session is None or not session.get("sid"):
+            return None
+        if checks_by_default(app.config) and not app.extensions["csrf"].kept_pass(
+                app, False, signed_token(app.config, form, EnvironHeaders(environ)), session):
+            return None
+        db = get_db()
+        user = session_user(db, session["sid"])
+        if user is None or user["role"] not in RECORDING_ROLES:
+            return None
+        try:
+            result = app.extensions[GROUP_COMMIT].run(lap_work(db, form, user["id"], app.config))
+        except Exception:  # noqa: BLE001 - nothing was written: Flask decides and answers
+            return None
+        if not result["duplicate"]:
+            scheduler.nudge(app)  # push soon; never blocks the helper
+        payload = app.json.dumps(result, separators=(",", ":")) + "\n"
+        return (200 if result["duplicate"] else 201), payload.encode()
+
+
+def plain_length(environ: dict) -> int:
+    """Return the body length of a plain lap post (JSON asked for, urlencoded, over HTTP), else 0."""
+    if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST"
+            or environ.get("HTTP_ACCEPT") != "application/json"
+            or environ.get("wsgi.url_scheme") != "http"):
+        return 0
+    mimetype, options = parse_options_header(environ.get("CONTENT_TYPE"))
+    if mimetype != FORM or options.get("charset", "utf-8").lower() != "utf-8":
+        return 0
+    length = environ.get("CONTENT_LENGTH") or ""
+    return int(length) if length.isdigit() and int(length) <= MAX_BODY else 0
+
+
+def init_app(app: Flask) -> None:
+    """Answer plain lap posts ahead of Flask's request machinery."""
+    app.wsgi_app = LapPost(app, app.wsgi_app)
