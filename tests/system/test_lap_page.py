@@ -34,7 +34,7 @@ from tests.conftest import PASSWORD
 from tests.web import served
 
 # How many numbers the fast-typing test types (bench/bench_typing.py types 1,000).
-TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "150"))
+TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "60"))
 ROSTER = [(1, "Anna Berg", "5a"), (2, "Ben Cruz", "5a"), (3, "Carl Dorn", "6b"),
           (7, "Dana Ek", "6b"), (17, "Cleo Dahl", "6b"), (37, "Emil Fox", "7c")]
 # The spy: each played sound is recorded by its first oscillator (type:frequency).
