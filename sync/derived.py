@@ -95,8 +95,8 @@ WITH d AS MATERIALIZED (
       AND (d.lap_time, d.lap_id COLLATE "C") > (r.lap_time, r.lap_id COLLATE "C")
 ), inserted AS (
     INSERT INTO runner_last_lap (runner_id, lap_time, lap_id, laptop_id)
-    SELECT d.* FROM d  -- probes the table as it was before this statement (by its index)
-    WHERE NOT EXISTS (SELECT FROM runner_last_lap r WHERE r.runner_id = d.runner_id)
+    SELECT d.* FROM d  -- the runners without a stored row (a hash of those with one)
+    WHERE d.runner_id NOT IN (SELECT runner_id FROM stored)
 )
 SELECT * FROM stored
 """
