@@ -692,3 +692,20 @@ def test_a_bad_compressed_body_is_refused_and_changes_nothing(central_client, ce
     assert (answer.status_code, answer.json["error"]) == (status, code)
     assert answer.json["message"]
     assert snapshot(central_db) == before
+
+
+@pytest.mark.parametrize("voids_at_once", [10_000, 1])
+def test_a_lap_central_holds_a_void_for_arrives_voided_whether_voids_are_few_or_many(
+        central_db, device_token, monkeypatch, voids_at_once):
+    # Few voids at central: the batch's ids are checked in Python; more: by a join in SQL.
+    monkeypatch.setattr(push_module, "VOIDS_AT_ONCE", voids_at_once)
+    box = Outbox()
+    runner = box.runner(1, "Anna Berg")
+    ids = [box.new_id() for _ in range(4)]
+    for lap_id, voided in ((ids[0], True), (ids[1], True), (ids[2], False), (box.new_id(), True)):
+        central_db.execute("INSERT INTO lap_void (lap_id, voided, at, by, hlc, origin, change_id) "
+                           "VALUES (%s, %s, 1, 'u', '1700000000000.0001', 'x', 0)", [lap_id, voided])
+    for lap_id in ids:
+        box.lap(runner, lap_id=lap_id)
+    send(central_db, device_token, compact(box.body()))
+    assert totals(central_db) == counted_laps(central_db) == {runner: 2}
