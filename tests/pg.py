@@ -95,7 +95,8 @@ class RecycledDatabase:
     A fresh CREATE DATABASE ... TEMPLATE and its DROP cost ~35 ms a test; emptying
     every table and restoring the template's few rows and sequence values costs ~3 ms.
     A test that changed the schema, or a server where emptying is not allowed, gets a
-    fresh copy of the template instead.
+    fresh copy of the template instead. The emptying runs on one kept connection: a new
+    backend would first read the catalog entries of every table again.
     """
 
     def __init__(self, server_url: str, template: str):
@@ -103,6 +104,7 @@ class RecycledDatabase:
         self.server_url, self.template = server_url, template
         self.name = f"lapsync_test_{os.getpid()}"
         self.url: str | None = None
+        self.conn: psycopg.Connection | None = None
         with psycopg.connect(with_database(server_url, template), autocommit=True) as conn:
             self.fingerprint = conn.execute(SCHEMA_FINGERPRINT).fetchone()[0]
             self.tables = [row[0] for row in conn.execute(
@@ -126,22 +128,32 @@ class RecycledDatabase:
 
     def renew(self) -> str:
         """Make the process's database a new copy of the template (no statistics yet); return its URL."""
+        self.close()
         self.url = create_database(self.server_url, self.name, template=self.template)
         return self.url
 
     def reset(self) -> bool:
         """Put the database back to the template's rows; False if only a new copy will do."""
         try:
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-                if conn.execute(SCHEMA_FINGERPRINT).fetchone()[0] != self.fingerprint:
-                    return False
-                with conn.transaction():
-                    self.refill(conn)
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg.connect(self.url, autocommit=True)
+            conn = self.conn
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            if conn.execute(SCHEMA_FINGERPRINT).fetchone()[0] != self.fingerprint:
+                return False
+            with conn.transaction():
+                self.refill(conn)
             return True
         except psycopg.Error:
+            self.close()
             return False
+
+    def close(self) -> None:
+        """Close the kept connection, if any."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def refill(self, conn: psycopg.Connection) -> None:
         """Empty every table, then copy the template's rows and sequence values back."""
@@ -160,6 +172,7 @@ class RecycledDatabase:
 
     def drop(self) -> None:
         """Drop the process's database."""
+        self.close()
         drop_database(self.server_url, self.name)
 
 
