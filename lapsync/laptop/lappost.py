@@ -13,8 +13,10 @@ back, nothing was written), which the Flask path then decides and words itself.
 from __future__ import annotations
 
 import io
+from functools import partial
 from urllib.parse import parse_qsl
 
+import sqlite_utils
 from flask import Flask
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
@@ -24,7 +26,6 @@ from lapsync.web.guard import SECURITY_HEADERS
 from . import scheduler
 from .auth import RECORDING_ROLES, session_user
 from .csrf import checks_by_default, signed_token
-from .db import get_db
 from .laps import GROUP_COMMIT, lap_work
 
 PATH = "/laps"
@@ -48,8 +49,7 @@ class LapPost:
         if not length or self.app.debug or self.app.json.compact is False:  # indented JSON
             return self.wsgi_app(environ, start_response)
         body = environ["wsgi.input"].read(length)
-        with self.app.app_context():
-            answer = self.answer(environ, body)
+        answer = self.answer(environ, body)
         if answer is None:
             environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same body
             return self.wsgi_app(environ, start_response)
@@ -72,18 +72,32 @@ class LapPost:
         if checks_by_default(app.config) and not app.extensions["csrf"].kept_pass(
                 app, False, signed_token(app.config, form, EnvironHeaders(environ)), session):
             return None
-        db = get_db()
-        user = session_user(db, session["sid"])
-        if user is None or user["role"] not in RECORDING_ROLES:
-            return None
+        work = partial(record_for, session_id=session["sid"], form=form, config=app.config)
         try:
-            result = app.extensions[GROUP_COMMIT].run(lap_work(db, form, user["id"], app.config))
+            result = app.extensions[GROUP_COMMIT].run(work)
         except Exception:  # noqa: BLE001 - nothing was written: Flask decides and answers
             return None
         if not result["duplicate"]:
             scheduler.nudge(app)  # push soon; never blocks the helper
         payload = app.json.dumps(result, separators=(",", ":")) + "\n"
         return (200 if result["duplicate"] else 201), payload.encode()
+
+
+class NotHere(Exception):
+    """The session's user may not record laps (or has gone): Flask answers 401 or 403."""
+
+
+def record_for(db: sqlite_utils.Database, session_id: str, form, config) -> dict:
+    """Check the session's user and role, then record the lap (the group commit's work).
+
+    On the writer's connection, inside the lap's transaction: a pool connection read
+    after each commit of the writer finds its page cache dropped (WAL) and reads the
+    pages again, which cost more than the lap's own reads.
+    """
+    user = session_user(db, session_id)
+    if user is None or user["role"] not in RECORDING_ROLES:
+        raise NotHere()
+    return lap_work(db, form, user["id"], config)(db)
 
 
 def plain_length(environ: dict) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 
@@ -11,6 +12,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_app_context,
     has_request_context,
     jsonify,
     redirect,
@@ -355,13 +357,14 @@ def lap_work(db: sqlite_utils.Database, form, user_id: str, config) -> Callable:
 def in_this_language(work: Callable) -> Callable:
     """Wrap work so that what it says is in this request's language, whichever request runs it."""
     header = request.headers.get("Accept-Language")
+    app = current_app._get_current_object()
 
     def run(db: sqlite_utils.Database):
-        # The leader's own language, or alike; a leader posted through lappost has no request.
         if has_request_context() and request.headers.get("Accept-Language") == header:
-            return work(db)
+            return work(db)  # the leader's own language, or alike
         language = parse_accept_header(header, LanguageAccept).best_match(LANGUAGES) or "en"
-        with force_locale(language):
+        # A leader posted through lappost runs without an app context: force_locale needs one.
+        with nullcontext() if has_app_context() else app.app_context(), force_locale(language):
             return work(db)
     return run
 

@@ -87,5 +87,4 @@ def test_a_multipart_post_is_counted_by_flask(teacher, db, runners, flask_calls)
 def test_a_refusal_run_by_a_leader_without_a_request_is_worded_for_its_poster(app):
     with app.test_request_context(headers={"Accept-Language": "de"}):
         work = in_this_language(lambda db: gettext("Type a start number."))
-    with app.app_context():  # how lappost leads a group commit: an app context, no request
-        assert work(None) == "Bitte geben Sie eine Startnummer ein."
+    assert work(None) == "Bitte geben Sie eine Startnummer ein."  # as lappost leads: no context
