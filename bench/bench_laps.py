@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="--http: helpers posting at once, each waiting for its answer (default 1)")
     p.add_argument("--server-profile", metavar="FILE",
                    help="--http: write cProfile stats of the server's request handling")
+    p.add_argument("--threads", type=int, default=None,
+                   help="--http: waitress's worker threads (default: lapsync.laptop.serve's)")
     p.add_argument("--cpu", type=int, default=0,
                    help="pin this process to one CPU (the --http server gets the next); -1: no pinning")
     p.add_argument("--profile", metavar="FILE", help="write cProfile stats of the timed loop")
@@ -310,7 +312,7 @@ class ProfiledRequests:
 
 
 def serve_http(db_path: str, cpu: int, port: int, server: str, synchronous: str,
-               profile: str | None) -> None:
+               profile: str | None, threads: int | None = None) -> None:
     """Serve the app on loopback PORT (child process): waitress as the product does, or werkzeug.
 
     waitress: lapsync.laptop.serve.serve, what `python -m lapsync.laptop` and `flask --app
@@ -331,18 +333,19 @@ def serve_http(db_path: str, cpu: int, port: int, server: str, synchronous: str,
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         make_server("127.0.0.1", port, app, threaded=True).serve_forever()
     else:
-        serve(app, "127.0.0.1", port)
+        serve(app, "127.0.0.1", port, *([threads] if threads else []))
 
 
 class HttpDriver:
     """Post laps over loopback HTTP to the app served in a child process."""
 
     def __init__(self, db_path: Path, cpu: int, synchronous: str = "FULL", server: str = "waitress",
-                 profile: str | None = None):
+                 profile: str | None = None, threads: int | None = None):
         port = free_port()
         server_cpu = -1 if cpu < 0 else (cpu + 1) % os.cpu_count()
         self.process = multiprocessing.get_context("spawn").Process(
-            target=serve_http, args=(str(db_path), server_cpu, port, server, synchronous, profile),
+            target=serve_http, args=(str(db_path), server_cpu, port, server, synchronous, profile,
+                                    threads),
             daemon=True)
         self.process.start()
         self.base = f"http://127.0.0.1:{port}"
@@ -580,7 +583,8 @@ def run_once(base: Path, args: argparse.Namespace, run: int) -> dict:
     try:
         if run == 0:
             print("environment:", json.dumps(environment(db_path, args)))
-        driver = HttpDriver(db_path, args.cpu, args.synchronous, args.server, args.server_profile) \
+        driver = HttpDriver(db_path, args.cpu, args.synchronous, args.server, args.server_profile,
+                            args.threads) \
             if args.http \
             else TestClientDriver(db_path, args.synchronous)
         try:
