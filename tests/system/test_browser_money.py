@@ -16,7 +16,7 @@ from sync.sponsors.amounts import pledge_amounts
 from sync.settings import set_setting
 from tests.central.test_results import run
 from tests.pg import CENTRAL_PASSWORD
-from tests.web import served
+from tests.web import KeptPage, served
 
 SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
 TEXT = {
@@ -37,13 +37,28 @@ def central(central_app, central_db, central_users, device_token):
         yield url, ids
 
 
+@pytest.fixture(scope="module")
+def kept_pages(browser):
+    """One kept context and page per size, made on first use (see tests.web.KeptPage)."""
+    def get(size: str) -> KeptPage:
+        if size not in kept:
+            width, height, locale = SIZES[size]
+            kept[size] = KeptPage(browser, timeout_ms=8_000, locale=locale,
+                                  viewport={"width": width, "height": height})
+        return kept[size]
+
+    kept: dict[str, KeptPage] = {}
+    yield get
+    for each in kept.values():
+        each.close()
+
+
 @pytest.fixture(params=SIZES)
-def page(request, browser, central):
+def page(request, kept_pages, central):
     """A logged-in admin page at one size, in that size's language, on the card entry page."""
-    width, height, locale = SIZES[request.param]
-    context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
-    context.set_default_timeout(8_000)
-    page = context.new_page()
+    kept = kept_pages(request.param)
+    locale = SIZES[request.param][2]
+    page = kept.page
     page.goto(f"{central[0]}/login")
     page.locator("input[name=name]").press_sequentially("ada", delay=5)
     page.locator("input[name=password]").fill(CENTRAL_PASSWORD)
@@ -54,7 +69,7 @@ def page(request, browser, central):
     expect(page.locator("#start-number")).to_be_focused()
     page.text = TEXT[locale]
     yield page
-    context.close()
+    kept.tidy()
 
 
 def type_line(page, *fields: str) -> None:

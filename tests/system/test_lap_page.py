@@ -31,7 +31,7 @@ from lapsync.laptop.auth import start_session
 from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
-from tests.web import served
+from tests.web import KeptPage, served
 
 # How many numbers the fast-typing test types (bench/bench_typing.py types 1,000).
 TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "60"))
@@ -123,14 +123,24 @@ def laptop(laptop_factory) -> Laptop:
     return laptop_factory()
 
 
+@pytest.fixture(scope="module")
+def kept(browser):
+    """The module's context with the audio spy and its page (tidied after each test)."""
+    kept = KeptPage(browser, init_script=AUDIO_SPY, viewport={"width": 1280, "height": 900})
+    yield kept
+    kept.close()
+
+
 @pytest.fixture
-def context(browser):
-    """A fresh browser context with the audio spy."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.add_init_script(AUDIO_SPY)
-    ctx.set_default_timeout(10_000)
-    yield ctx
-    ctx.close()
+def context(kept):
+    """A browser context with the audio spy, as new: no cookies, no storage, one blank page."""
+    yield kept.context
+    kept.tidy()
+
+
+def blank_page(context):
+    """Return the context's blank page (the kept one), or a new page if there is none."""
+    return context.pages[0] if context.pages else context.new_page()
 
 
 def open_lap_page(context, laptop: Laptop, user: str = "tom"):
@@ -139,7 +149,7 @@ def open_lap_page(context, laptop: Laptop, user: str = "tom"):
     The session is made directly and handed to the browser as its cookie: the login
     form is typed in test_browser.py, and here it only cost two more page loads a test.
     """
-    page = context.new_page()
+    page = blank_page(context)
     context.add_cookies([laptop.session_cookie(user)])
     page.goto(f"{laptop.url}/")
     page.locator("#lap-form[data-pending]").wait_for()
@@ -314,7 +324,7 @@ def test_a_number_typed_before_the_script_runs_is_confirmed_in_the_same_panel(co
     held = []
     context.route("**/static/laps.js", lambda route: held.append(route))  # the script arrives late
     context.add_cookies([laptop.session_cookie("tom")])
-    page = context.new_page()
+    page = blank_page(context)
     page.goto(f"{laptop.url}/", wait_until="commit")
     expect(page.locator("#start_number")).to_be_focused()
     typed(page, "17")  # the plain form posts it
