@@ -4,6 +4,8 @@ served and launch_chromium live in lapsync.devkit.browser, which bench/ shares.
 """
 from __future__ import annotations
 
+from playwright.sync_api import Error as PlaywrightError
+
 from lapsync.devkit.browser import CHROMIUM, CHROMIUM_ARGS, launch_chromium, served
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "KeptPage", "launch_chromium", "served"]
@@ -40,22 +42,27 @@ class KeptPage:
         for other in self.context.pages:
             if other is not self.page:
                 other.close()
-        if self.page.is_closed():
+        try:
+            self.empty()
+        except PlaywrightError:  # closed, crashed or in a state of its own: a new page
+            self.page.close()
             self.page = self.open_page()
-            return
+        self.context.unroute_all(behavior="ignoreErrors")
+        self.context.clear_cookies()
+        if self.viewport and self.page.viewport_size != self.viewport:
+            self.page.set_viewport_size(self.viewport)
+
+    def empty(self) -> None:
+        """Take the test's listeners, routes and storage off the kept page; leave it blank."""
         events = self.page._impl_obj
         for event in events.event_names():
             for listener in events.listeners(event):
                 if listener not in self.own_listeners.get(event, []):
                     events.remove_listener(event, listener)
         self.page.unroute_all(behavior="ignoreErrors")
-        self.context.unroute_all(behavior="ignoreErrors")
         if self.page.url.startswith("http"):
             self.page.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
         self.page.goto("about:blank")
-        self.context.clear_cookies()
-        if self.viewport and self.page.viewport_size != self.viewport:
-            self.page.set_viewport_size(self.viewport)
 
     def close(self) -> None:
         """Close the context and its pages."""
