@@ -153,6 +153,7 @@
 
   number.addEventListener("input", function () {
     say(status, "");
+    enterWaiting = false;  // an Enter pressed on an earlier number does not carry over
     if (number.value.trim() !== foundFor) {
       runnerId.value = "";
       lookup();

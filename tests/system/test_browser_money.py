@@ -154,3 +154,27 @@ def test_the_runner_shown_is_the_number_typed_last(page, central):
     expect(page.locator("#runner-shown")).to_have_text("2 – Ben Cruz (5a)")
     page.wait_for_timeout(300)
     expect(page.locator("#runner-shown")).to_have_text("2 – Ben Cruz (5a)")
+
+
+def test_an_enter_on_an_unknown_number_does_not_carry_over_to_the_next(page, central):
+    """The lookup that Enter on 99 started answers late, after 2 was typed: the cursor stays."""
+    number = page.locator("#start-number")
+    page.keyboard.type("99", delay=40)
+    expect(page.locator("#runner-error")).to_contain_text(page.text["unknown"])
+    held = []
+    page.route(re.compile(r"number=99$"), lambda route: held.append(route))
+    page.keyboard.press("Enter")                               # looks 99 up again: held
+    for _ in range(250):
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "Enter did not look the number up again"
+    number.press("Backspace")
+    number.press("Backspace")
+    page.keyboard.type("2", delay=40)
+    expect(page.locator("#runner-shown")).to_have_text("2 – Ben Cruz (5a)")
+    held[0].continue_()
+    page.wait_for_timeout(200)
+    expect(number).to_be_focused()                             # not moved to a sponsor line
+    page.keyboard.press("Enter")
+    expect(page.locator("[name=sponsor_name_0]")).to_be_focused()
