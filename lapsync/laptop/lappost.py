@@ -65,8 +65,8 @@ class LapPost:
             form = MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             return None
-        session = app.session_interface.cookie_data(
-            app, parse_cookie(environ).get(app.config["SESSION_COOKIE_NAME"]))
+        sessions = app.session_interface
+        session = sessions.cookie_data(app, parse_cookie(environ).get(sessions.get_cookie_name(app)))
         if session is None or not session.get("sid"):
             return None
         if checks_by_default(app.config) and not app.extensions["csrf"].kept_pass(
