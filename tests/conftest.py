@@ -158,13 +158,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             Path("/dev/shm", name).unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Headless Debian Chromium, one per test module; fails (never skips) without it.
+    """Headless Debian Chromium, one per test process; fails (never skips) without it.
 
-    Each test opens a context of its own (own cookies and storage). One per module,
-    not one per process: with one per process, a page of the money tests once found
-    its focus gone after other modules' pages had come and gone in the same browser.
+    Starting Playwright's driver and Chromium costs ~1.3 s of CPU and 3-4 s of waiting
+    on the 2-core machine. Modules keep contexts of their own (own cookies and storage)
+    and close them; Playwright emulates focus for every page, so pages of other modules
+    take no focus from a test's page.
     """
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
