@@ -55,7 +55,7 @@ CENTRAL_DECISION = "central_decision"
 # plain UPDATE is much cheaper than an upsert. The INSERT skips the rows the UPDATE
 # returned, looked up in a hash of them (NOT IN over the CTE: a hashed subplan; an
 # anti-join with them was planned as a nested loop, 5,000 x 5,000, and one with the table
-# read and sorted or hashed all of it again: ~10 ms more of PostgreSQL's CPU a batch).
+# read and sorted or hashed all of it again).
 TOTALS_ADD = """
 WITH d AS MATERIALIZED (
     SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::int[])

@@ -80,8 +80,7 @@ ON v.lap_id = u.id WHERE v.voided
 """
 # The voids central holds, if they are few (a handful to a few thousand at an event): the
 # batch's ids are then checked against them here, and its 50,000 ids never go to
-# PostgreSQL (the join took ~12 ms of its CPU a batch, plus the ids' text on both ends,
-# all before the COPY can start). More than VOIDS_AT_ONCE: the join above.
+# PostgreSQL for a join before the COPY can start. More than VOIDS_AT_ONCE: the join above.
 VOIDS_AT_ONCE = 10_000
 VOIDED = "SELECT lap_id FROM lap_void WHERE voided LIMIT %s"
 KNOWN_LAPS = """
