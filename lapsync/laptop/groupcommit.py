@@ -48,9 +48,14 @@ class Entry:
 class GroupCommit:
     """The write queue of one database file in this process, with its writing connection."""
 
-    def __init__(self, path: str | Path, synchronous: str) -> None:
-        """Start with nothing queued; the connection is opened by the first leader."""
-        self.path, self.synchronous = path, synchronous
+    def __init__(self, path: str | Path, synchronous: str, prepare: Work | None = None) -> None:
+        """Start with nothing queued; the connection is opened by the first leader.
+
+        prepare(db) runs at the start of each batch's transaction, outside the entries'
+        savepoints, so that what it writes stays even if every entry is refused; it
+        returns whether it wrote anything.
+        """
+        self.path, self.synchronous, self.prepare = path, synchronous, prepare
         self.db: sqlite_utils.Database | None = None
         self.queue_lock = threading.Lock()  # guards queued
         self.writing = threading.Lock()     # held by the leader from BEGIN to COMMIT
@@ -70,7 +75,7 @@ class GroupCommit:
                     self.db.execute("PRAGMA wal_autocheckpoint=0")  # Checkpoints does it
                 with self.queue_lock:
                     batch, self.queued = self.queued, []
-                write_batch(self.db, batch)
+                write_batch(self.db, batch, self.prepare)
                 self.checkpoints.count(len(batch))
         if entry.error is not None:
             raise entry.error
@@ -117,12 +122,13 @@ class Checkpoints:
             db.close()
 
 
-def write_batch(db: sqlite_utils.Database, batch: list[Entry]) -> None:
+def write_batch(db: sqlite_utils.Database, batch: list[Entry], prepare: Work | None = None) -> None:
     """Run each entry's work in one transaction; an entry that raises is rolled back alone."""
     conn = db.conn
     try:
         conn.execute("BEGIN IMMEDIATE")
-        if len(batch) == 1:  # nothing to keep apart: a refusal rolls back the transaction
+        prepared = bool(prepare(db)) if prepare else False
+        if len(batch) == 1 and not prepared:  # nothing to keep: a refusal rolls back the transaction
             batch[0].value = batch[0].work(db)
         else:
             for entry in batch:

@@ -471,6 +471,9 @@ def clock_jumps_seen():
 def init_app(app) -> None:
     """Register the blueprint, the clock filter and the clock watch's rate."""
     app.register_blueprint(bp)
-    app.extensions[GROUP_COMMIT] = GroupCommit(app.config["DATABASE"], app.config["SQLITE_SYNCHRONOUS"])
+    # A clock jump is noticed and kept once per batch, before its laps: a lap refused
+    # (too soon) rolls back its own writes, and would take a jump it noticed with it.
+    app.extensions[GROUP_COMMIT] = GroupCommit(app.config["DATABASE"], app.config["SQLITE_SYNCHRONOUS"],
+                                               prepare=clockwatch.check)
     app.add_template_filter(time_of_day, "clock")
     clockwatch.init_app(app)

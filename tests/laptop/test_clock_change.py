@@ -138,6 +138,20 @@ def test_a_jump_is_kept_with_its_place_among_the_laps_shown_until_acknowledged(
     assert db.execute("SELECT count(*) FROM clock_jump").fetchone()[0] == 1
 
 
+def test_a_jump_noticed_by_a_lap_that_is_refused_as_too_soon_is_kept(
+        app, teacher, runners, clocks, db):
+    """Regression: the refused lap's rollback took the jump it noticed with it, and the
+    clock watch had already moved on: the jump was never kept nor shown."""
+    counted(teacher, "1")
+    clocks.wait(30_000)
+    clocks.set_wall(2 * 3600_000)           # set forward two hours; the same runner at once
+    double = post_lap(teacher, "1")
+    assert double.status_code == 409 and double.get_json()["since_previous_ms"] == 30_000
+    assert [r[0] for r in db.execute("SELECT jump_ms FROM clock_jump")] == [2 * 3600_000]
+    notices = teacher.get("/sync/status", headers=JSON).get_json()["clock_jumps"]
+    assert len(notices) == 1 and "set forward by 2 h" in notices[0]["text"], notices
+
+
 def test_a_jump_is_noticed_by_the_sync_attempt_too_and_listed_by_sync_status(
         app, db, clocks):
     assert clockwatch.check_now(db) is None   # the first reading
