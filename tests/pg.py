@@ -89,14 +89,24 @@ SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
 """
 
 
+# Planner statistics a VACUUM or ANALYZE left (autovacuum's, or a test's): an ANALYZE of a
+# table emptied by DELETE says "no rows in these pages", and a later test's bulk insert is
+# then planned as if the table stayed empty (seq scans, quadratic). A copy has none.
+STATISTICS_TAKEN = """
+SELECT coalesce(sum(vacuum_count + autovacuum_count + analyze_count + autoanalyze_count), 0)
+FROM pg_stat_user_tables
+"""
+
+
 class RecycledDatabase:
     """One database per test process, put back to the template's rows before each test.
 
     A fresh CREATE DATABASE ... TEMPLATE and its DROP cost ~35 ms a test; emptying
     every table and restoring the template's few rows and sequence values costs ~3 ms.
     A test that changed the schema, or a server where emptying is not allowed, gets a
-    fresh copy of the template instead. The emptying runs on one kept connection: a new
-    backend would first read the catalog entries of every table again.
+    fresh copy of the template instead, and so does one whose tables were vacuumed or
+    analysed since it was made (STATISTICS_TAKEN). The emptying runs on one kept
+    connection: a new backend would first read the catalog entries of every table again.
     """
 
     def __init__(self, server_url: str, template: str):
@@ -105,6 +115,7 @@ class RecycledDatabase:
         self.name = f"lapsync_test_{os.getpid()}"
         self.url: str | None = None
         self.conn: psycopg.Connection | None = None
+        self.statistics_taken = 0
         with psycopg.connect(with_database(server_url, template), autocommit=True) as conn:
             self.fingerprint = conn.execute(SCHEMA_FINGERPRINT).fetchone()[0]
             self.tables = [row[0] for row in conn.execute(
@@ -130,6 +141,7 @@ class RecycledDatabase:
         """Make the process's database a new copy of the template (no statistics yet); return its URL."""
         self.close()
         self.url = create_database(self.server_url, self.name, template=self.template)
+        self.statistics_taken = 0
         return self.url
 
     def reset(self) -> bool:
@@ -141,6 +153,8 @@ class RecycledDatabase:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
             if conn.execute(SCHEMA_FINGERPRINT).fetchone()[0] != self.fingerprint:
+                return False
+            if conn.execute(STATISTICS_TAKEN).fetchone()[0] != self.statistics_taken:
                 return False
             with conn.transaction():
                 self.refill(conn)
