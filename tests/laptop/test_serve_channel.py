@@ -8,6 +8,7 @@ import time
 
 import pytest
 from flask import Flask, Response
+from waitress import wasyncore
 
 from lapsync.laptop.serve import AnswerChannel, make_server
 
@@ -31,8 +32,11 @@ def server():
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
     yield served
-    served.close()
+    # Closed by the main loop itself: closed from here, its select() can meet a closed socket.
+    served.trigger.pull_trigger(lambda: wasyncore.close_all(served._map))
     thread.join(5)
+    served.task_dispatcher.shutdown()
+    assert not thread.is_alive()
 
 
 def get(server, path: str, wait: float = 0) -> tuple[int, bytes]:
