@@ -1,15 +1,21 @@
-"""Fixtures of the system tests: an English page, kept for a module's tests and tidied after each."""
+"""Fixtures of the system tests: a page kept for a module's tests and tidied after each.
+
+A module may set KEPT_PAGE to the options of its context (tests.web.KeptPage's
+arguments); by default an English one at 1280 x 900.
+"""
 from __future__ import annotations
 
 import pytest
 
 from tests.web import KeptPage
 
+KEPT_PAGE = {"timeout_ms": 8_000, "locale": "en-US", "viewport": {"width": 1280, "height": 900}}
+
 
 @pytest.fixture(scope="module")
-def kept_page(browser):
-    """The module's English context and page (see tests.web.KeptPage)."""
-    kept = KeptPage(browser, timeout_ms=8_000, locale="en-US", viewport={"width": 1280, "height": 900})
+def kept_page(browser, request):
+    """The module's context and page (see tests.web.KeptPage)."""
+    kept = KeptPage(browser, **getattr(request.module, "KEPT_PAGE", KEPT_PAGE))
     yield kept
     kept.close()
 

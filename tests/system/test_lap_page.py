@@ -31,7 +31,7 @@ from lapsync.laptop.auth import start_session
 from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
-from tests.web import KeptPage, served
+from tests.web import served
 
 # How many numbers the fast-typing test types (bench/bench_typing.py types 1,000).
 TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "60"))
@@ -53,6 +53,8 @@ window.AudioContext = class { constructor() { this.state = "running"; this.curre
   createGain() { return new Gain(); } resume() { return Promise.resolve(); } };
 """
 TONES = {"sine:880": "good", "triangle:520": "warn", "square:160": "bad"}
+# The module's kept context (tests/system/conftest.py): the audio spy in every page.
+KEPT_PAGE = {"init_script": AUDIO_SPY, "viewport": {"width": 1280, "height": 900}}
 
 
 class Laptop:
@@ -123,19 +125,10 @@ def laptop(laptop_factory) -> Laptop:
     return laptop_factory()
 
 
-@pytest.fixture(scope="module")
-def kept(browser):
-    """The module's context with the audio spy and its page (tidied after each test)."""
-    kept = KeptPage(browser, init_script=AUDIO_SPY, viewport={"width": 1280, "height": 900})
-    yield kept
-    kept.close()
-
-
 @pytest.fixture
-def context(kept):
+def context(page):
     """A browser context with the audio spy, as new: no cookies, no storage, one blank page."""
-    yield kept.context
-    kept.tidy()
+    return page.context
 
 
 def blank_page(context):
