@@ -344,12 +344,12 @@ class TimedCentral(Central):
 def explain_pull(url: str, token: str, cursor: int) -> str:
     """Return EXPLAIN (ANALYZE, BUFFERS) of the pull query for the laptop's cursor."""
     from sync.devices import find_device
-    from sync.pull import PULL_SQL
+    from sync.pull import PULL_SQL, pull_params
 
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         device = find_device(conn, token)
         rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + PULL_SQL,
-                            {"cursor": cursor, "limit": 1001, "laptop": device["laptop_id"]}).fetchall()
+                            pull_params(device, cursor, 1000)).fetchall()
     return "\n".join("      " + r["QUERY PLAN"] for r in rows)
 
 

@@ -112,6 +112,12 @@ def touch_device(conn: psycopg.Connection, device_id: int, now: int) -> None:
                      "WHERE id = %s FOR UPDATE SKIP LOCKED)", [now, device_id])
 
 
+def pull_params(device: dict, cursor: int, limit: int) -> dict:
+    """Return PULL_SQL's parameters for the device's page after cursor (one row more than limit)."""
+    return {"cursor": cursor, "limit": limit + 1, "laptop": device["laptop_id"],
+            "trusted": bool(device.get("manage_users")), "withheld": WITHHELD_HASH}
+
+
 def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
          number_block: dict | None = None) -> dict:
     """Return one page of changes after cursor for a device (see docs/PROTOCOL.md).
@@ -123,10 +129,7 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
         raise ProtocolError("cursor_ahead", f"Cursor {cursor} is beyond anything central "
                             "handed out (its database was replaced): pull again from 0.", 409,
                             resume_from=0)
-    rows = conn.execute(PULL_SQL, {"cursor": cursor, "limit": limit + 1,
-                                   "laptop": device["laptop_id"],
-                                   "trusted": bool(device.get("manage_users")),
-                                   "withheld": WITHHELD_HASH}).fetchall()
+    rows = conn.execute(PULL_SQL, pull_params(device, cursor, limit)).fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     touch_device(conn, device["id"], now)
     sent = [r for r in rows if not r["own"]]
