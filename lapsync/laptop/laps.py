@@ -169,7 +169,11 @@ def lap_context(db: sqlite_utils.Database, start_number: int, runner_id: str | N
 def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
                confirm: bool = False, client_key: str | None = None,
                runner_id: str | None = None) -> dict:
-    """Record one lap and its outbox change in one transaction; return lap_result."""
+    """Record one lap and its outbox change in one transaction; return lap_result.
+
+    A clock jump is checked for first and kept on its own: a refused lap rolls back.
+    """
+    clockwatch.check_now(db)
     with transaction(db):
         return write_lap(db, start_number, user_id, min_lap_ms, confirm, client_key, runner_id)
 
@@ -177,14 +181,15 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
 def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
               confirm: bool = False, client_key: str | None = None,
               runner_id: str | None = None) -> dict:
-    """Record one lap and its outbox change inside the caller's write transaction."""
+    """Record one lap and its outbox change inside the caller's write transaction.
+
+    The caller has checked the clocks (the group commit once a batch): shift holds every
+    jump kept since the runner's previous lap.
+    """
     context = lap_context(db, start_number, runner_id, client_key)
     if isinstance(context, dict):  # the same lap, once
         return context
     runner, prev_rowid, prev_time, own, other, shift, device = context
-    jump = clockwatch.check(db)  # a jump noticed now comes out of the interval too
-    if jump and prev_rowid is not None:
-        shift += jump["jump_ms"]
     now = now_ms()
     # An unknown interval (the clock went back further than was seen) is never "too soon".
     since = None if prev_rowid is None or now - prev_time - shift < 0 else now - prev_time - shift
