@@ -54,7 +54,7 @@ from lapsync import protocol  # noqa: E402
 from lapsync.laptop.auth import create_user  # noqa: E402
 from lapsync.laptop.client.status import sync_status  # noqa: E402
 from lapsync.laptop.client.transport import config_fingerprint  # noqa: E402
-from lapsync.laptop.db import connect, device_id, init_schema, transaction  # noqa: E402
+from lapsync.laptop.db import PENDING, connect, device_id, init_schema, transaction  # noqa: E402
 from lapsync.laptop.runners import save_runner  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -303,7 +303,7 @@ def check_exactly_once(path: Path, pg_url: str, laps: list[Lap]) -> tuple[list[s
     db = connect(path)
     try:
         laptop, local = device_id(db), {r[0] for r in db.execute("SELECT id FROM lap")}
-        unpushed = db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+        unpushed = db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone()[0]
         last_seq = db.execute("SELECT max(seq) FROM change").fetchone()[0]
     finally:
         db.close()

@@ -407,7 +407,7 @@ def reset_round(url: str, path: Path, roster_seq: int) -> None:
     db = connect(path)
     db.execute("PRAGMA synchronous=OFF")  # preparation only
     with transaction(db):
-        db.execute("UPDATE change SET pushed_at = NULL WHERE seq > ?", [roster_seq])
+        db.execute("UPDATE outbox_mark SET pushed_seq = ?", [roster_seq])
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 

@@ -80,7 +80,7 @@ from psycopg.rows import dict_row  # noqa: E402
 from lapsync.devkit.faultproxy import KINDS, Fault, FaultProxy, Schedule  # noqa: E402
 from lapsync.laptop.client.state import BACKOFF_CAP_MS, sync_once  # noqa: E402
 from lapsync.laptop.client.transport import Central as CentralClient  # noqa: E402
-from lapsync.laptop.db import connect, get_meta, init_schema  # noqa: E402
+from lapsync.laptop.db import PENDING, connect, get_meta, init_schema  # noqa: E402
 from lapsync.laptop.laps import lap_count  # noqa: E402
 
 PASSWORD = "chaos-password"
@@ -577,7 +577,7 @@ def read_laptop(path: Path) -> dict:
         roster = sorted(db.execute("SELECT id, start_number, name, class, grade, hlc, origin "
                                    "FROM runner").fetchall())
         shown = {r[0]: lap_count(db, r[0]) for r in roster}
-        pending = db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+        pending = db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone()[0]
         rejected = db.execute("SELECT (SELECT count(*) FROM rejected_change) + "
                               "(SELECT count(*) FROM rejected_pull)").fetchone()[0]
         backoff = int(get_meta(db, "backoff_until_ms", "0") or 0)

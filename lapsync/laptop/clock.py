@@ -25,7 +25,7 @@ import sqlite_utils
 from lapsync import hlc
 from lapsync.hlc import ZERO, observe_meta, tick_meta
 
-from .db import get_meta, now_ms, set_meta, transaction
+from .db import PENDING, get_meta, now_ms, set_meta, transaction
 
 # The stamped records of each pushed entity: table and stamp column (key: id).
 STAMPED = {"runner": ("runner", "hlc"), "user": ("user", "hlc"), "lap_void": ("lap", "void_hlc")}
@@ -81,7 +81,7 @@ def recover_unusable(db: sqlite_utils.Database, bound_ms: int) -> bool:
 def restamp_pending(db: sqlite_utils.Database, ceiling: str) -> None:
     """Give unpushed edits stamped beyond CEILING fresh stamps, in their order, and their records."""
     for seq, entity, entity_id, payload, stamp in db.execute(
-            OUTBOX_STAMPS + " AND pushed_at IS NULL ORDER BY seq").fetchall():
+            f"{OUTBOX_STAMPS} AND {PENDING} ORDER BY seq").fetchall():
         if hlc.is_stamp(stamp) and stamp <= ceiling:
             continue
         data = {**json.loads(payload), "hlc": tick(db)}

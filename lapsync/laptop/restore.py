@@ -21,7 +21,7 @@ from flask.cli import with_appcontext
 from lapsync.commands import as_restore_command, refuse_existing
 
 from . import backup, migrate
-from .db import SCHEMA, connect, get_meta, init_schema, set_meta, transaction
+from .db import PENDING, SCHEMA, connect, get_meta, init_schema, set_meta, transaction
 
 RESTORED = "restored_seq"
 
@@ -39,12 +39,16 @@ def last_seq(conn: sqlite3.Connection) -> int:
 
 COUNTS = {"device_id": "SELECT (SELECT value FROM meta WHERE key = 'device_id')",
           "laps": "SELECT count(*) FROM lap", "changes": "SELECT count(*) FROM change",
-          "pending": "SELECT count(*) FROM change WHERE pushed_at IS NULL"}
+          "pending": f"SELECT count(*) FROM change WHERE {PENDING}"}
+# A snapshot from before the outbox mark (migration 0005) has pushed_at on each pushed change.
+PENDING_BEFORE_MARK = "SELECT count(*) FROM change WHERE pushed_at IS NULL"
 
 
 def describe(conn: sqlite3.Connection) -> dict:
     """Return what a laptop database holds: device, laps, outbox, pending, version."""
-    info = {key: conn.execute(query).fetchone()[0] for key, query in COUNTS.items()}
+    marked = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox_mark'").fetchone()
+    queries = COUNTS if marked else {**COUNTS, "pending": PENDING_BEFORE_MARK}
+    info = {key: conn.execute(query).fetchone()[0] for key, query in queries.items()}
     return {**info, "last_seq": last_seq(conn), "version": migrate.version(conn)}
 
 

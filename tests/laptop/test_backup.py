@@ -14,7 +14,7 @@ import pytest
 from lapsync.laptop import backup, create_app, migrate, restore, scheduler
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
-from lapsync.laptop.db import connect, device_id, get_meta
+from lapsync.laptop.db import PENDING, connect, device_id, get_meta
 from lapsync.laptop.laps import record_lap, set_void
 from lapsync.laptop.runners import add_runner
 from tests.pg import register
@@ -200,7 +200,7 @@ def test_a_restored_older_snapshot_counts_every_lap_exactly_once_at_central(
     assert counting(central_db) == len(every) - 2  # the two voids stand
     seqs = [r[0] for r in db.execute("SELECT seq FROM change ORDER BY seq")]
     assert seqs[-3:] == [last_seq + 1, last_seq + 2, last_seq + 3]
-    assert db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone() == (0,)
+    assert db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone() == (0,)
     assert get_meta(db, "restored_seq") is None
     assert central_db.execute("SELECT last_seq FROM device").fetchone()["last_seq"] == last_seq + 3
     again = lap(db, 17)  # and the laptop carries on as before

@@ -40,9 +40,11 @@ from lapsync.laptop.client.transport import (
     config_fingerprint,
 )
 from lapsync.laptop.db import (
+    PENDING,
     connect,
     device_id,
     get_meta,
+    move_pushed_mark,
     now_ms,
     record_change,
     transaction,
@@ -79,7 +81,12 @@ def laps(db, *numbers: int) -> list[str]:
 
 def pending(db) -> list[int]:
     """Return the seqs still waiting for central."""
-    return [r[0] for r in db.execute("SELECT seq FROM change WHERE pushed_at IS NULL ORDER BY seq")]
+    return [r[0] for r in db.execute(f"SELECT seq FROM change WHERE {PENDING} ORDER BY seq")]
+
+
+def forget_pushed(db) -> None:
+    """Make every change wait for central again (an answer lost: the mark back to the start)."""
+    db.execute("UPDATE outbox_mark SET pushed_seq = 0")
 
 
 def changes(db) -> int:
@@ -256,7 +263,7 @@ def test_other_4xx_is_recorded_shown_and_pull_still_runs(db, runners, central):
 
 def test_empty_push_binds_the_device_before_the_first_pull(db, central):
     with transaction(db):
-        db.execute("UPDATE change SET pushed_at = 1")
+        move_pushed_mark(db, db.execute("SELECT max(seq) FROM change").fetchone()[0])  # all pushed
     sync_once(db, to(central))
     paths = [path for path, _ in central.requests]
     assert paths[0].endswith("/push") and paths[1].endswith("/pull")
@@ -574,7 +581,7 @@ def test_status_texts(db, runners, central):
     now = int(get_meta(db, "last_success_ms")) + 12_000
     assert sync_status(db, central.url, fingerprint, now)["text"] == "synced 12 s ago"
     laps(db, 1, 2, 17)
-    oldest = db.execute("SELECT min(created_at) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+    oldest = db.execute(f"SELECT min(created_at) FROM change WHERE {PENDING}").fetchone()[0]
     sync_once(db, Central(f"http://127.0.0.1:{free_port()}", TOKEN, 1, 1))
     status = sync_status(db, central.url, fingerprint, oldest + 14 * 60_000 + 5)
     assert status["text"] == "offline – 3 laps waiting (oldest 14 min)"
@@ -771,7 +778,7 @@ def test_replayed_push_after_a_lost_ack_changes_nothing_at_central(app, db, runn
     assert cli.invoke(args=["sync"]).exit_code == 0
     before = snapshot(central_db, skip_device_contact=True)
     with transaction(db):  # the laptop died between central's commit and its own ack
-        db.execute("UPDATE change SET pushed_at = NULL")
+        forget_pushed(db)
     assert cli.invoke(args=["sync"]).exit_code == 0
     assert pending(db) == [] and snapshot(central_db, skip_device_contact=True) == before
 

@@ -12,7 +12,7 @@ from lapsync.laptop import create_app
 from lapsync.laptop.client.pull import apply_change
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
-from lapsync.laptop.db import device_id, get_meta, now_ms, record_change, set_meta, transaction
+from lapsync.laptop.db import PENDING, device_id, get_meta, now_ms, record_change, set_meta, transaction
 from lapsync.laptop.laps import record_lap
 from lapsync.laptop.runners import add_runner, update_runner
 from sync import roster
@@ -105,7 +105,7 @@ def test_a_laptop_behind_central_takes_centrals_stamps_up_to_the_bound_of_centra
 def outbox(db) -> list[tuple]:
     """Return the outbox: (seq, entity, entity id, payload hlc, pushed)."""
     return db.execute("SELECT seq, entity, entity_id, json_extract(payload, '$.hlc'), "
-                      "pushed_at IS NOT NULL FROM change ORDER BY seq").fetchall()
+                      f"NOT ({PENDING}) FROM change ORDER BY seq").fetchall()
 
 
 def test_a_poisoned_laptop_comes_back_at_its_next_pull_and_its_edits_still_follow(

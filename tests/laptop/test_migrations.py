@@ -12,7 +12,8 @@ import pytest
 
 from lapsync.devkit.schemas import differences, normal_sql, sqlite_schema
 from lapsync.laptop import create_app, migrate
-from lapsync.laptop.db import SCHEMA, connect, get_meta, init_schema
+from lapsync.laptop.client.push import first_pending, pending_count
+from lapsync.laptop.db import PENDING, SCHEMA, connect, get_meta, init_schema
 from tests.release import ROOT, release_file
 
 
@@ -70,6 +71,22 @@ def test_an_upgrade_keeps_every_row_and_the_device_id(tmp_path):
     kept = sqlite3.connect(f"{path}.before-v0")  # the database as it was, beside it
     assert migrate.version(kept) == 0 and kept.execute("SELECT id FROM lap").fetchall() == [("l1",)]
     assert os.stat(f"{path}.before-v0").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("pushed, pending", [(2, [3, 4]), (4, []), (0, [1, 2, 3, 4])])
+def test_an_upgrade_marks_the_changes_stamped_pushed_and_keeps_the_rest_waiting(
+        tmp_path, pushed, pending):
+    old = release_database(tmp_path / "laptop.sqlite")
+    for seq in range(1, 5):
+        old.execute("INSERT INTO change (entity, entity_id, payload, created_at, pushed_at) "
+                    "VALUES ('lap', ?, '{}', 5, ?)", [f"l{seq}", 9 if seq <= pushed else None])
+    old.commit()
+    migrate.upgrade(old, SCHEMA, "old")
+    assert old.execute("SELECT pushed_seq FROM outbox_mark").fetchall() == [(pushed,)]
+    assert [r[0] for r in old.execute(f"SELECT seq FROM change WHERE {PENDING} ORDER BY seq")] \
+        == pending
+    db = connect(tmp_path / "laptop.sqlite")
+    assert (first_pending(db), pending_count(db)) == (pending[0] if pending else None, len(pending))
 
 
 def test_a_new_database_is_the_full_schema_stamped_with_the_latest_version(tmp_path):

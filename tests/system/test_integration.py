@@ -10,7 +10,7 @@ under gunicorn.
 What tests/laptop/test_client.py and tests/test_sync_*.py show already, and is not
 repeated here: replay of one body and of windows of an Outbox (test_sync_push,
 test_sync_api), a lost ack against the fake central (test_client), a lost ack
-simulated by clearing pushed_at (test_client), two gunicorn processes with
+simulated by moving the outbox mark back (test_client), two gunicorn processes with
 overlapping pushes, the pull cursor under out-of-order commits, a start-number
 clash built from Outbox bodies, and two laptops converging in one order.
 
@@ -61,6 +61,7 @@ from lapsync.laptop.client.connect import config_file
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import TRANSIENT, Central
 from lapsync.laptop.db import (
+    PENDING,
     connect,
     device_id,
     now_ms,
@@ -238,7 +239,7 @@ def laptop_laps(db) -> tuple[dict, dict]:
 
 def pending(db) -> list[int]:
     """Return the outbox seqs not yet acknowledged."""
-    return [r[0] for r in db.execute("SELECT seq FROM change WHERE pushed_at IS NULL ORDER BY seq")]
+    return [r[0] for r in db.execute(f"SELECT seq FROM change WHERE {PENDING} ORDER BY seq")]
 
 
 def lww_roster(dbs) -> list[tuple]:

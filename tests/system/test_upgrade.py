@@ -18,7 +18,7 @@ from lapsync.laptop import create_app as create_laptop
 from lapsync.laptop import migrate as laptop_migrate
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
-from lapsync.laptop.db import connect
+from lapsync.laptop.db import PENDING, connect
 from sync import create_app as create_central
 from sync import derived
 from sync import migrate as central_migrate
@@ -129,7 +129,7 @@ def test_a_release_laptop_and_central_upgraded_lose_nothing_and_sync_the_rest_on
     assert f"schema version {laptop_migrate.latest()}" in initialised.output
     db = connect(laptop_file)
     assert laptop_migrate.version(db.conn) == laptop_migrate.latest()
-    assert db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0] == 6  # 3 laps, 2 voids, a runner
+    assert db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone()[0] == 6  # 3 laps, 2 voids, a runner
     try:
         with served(central) as url:
             first = sync_once(db, Central(url, made["token"]))
@@ -155,7 +155,7 @@ def test_a_release_laptop_and_central_upgraded_lose_nothing_and_sync_the_rest_on
                             [made["late"]]).fetchone()
         assert late == {"start_number": 40, "created_on": device["laptop_id"]}
         assert derived.stored(conn) == derived.reference(conn)
-    assert db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0] == 0
+    assert db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM rejected_change").fetchone()[0] == 0
     own = db.execute("SELECT count(*) FROM lap WHERE voided_at IS NULL").fetchone()[0]
     assert own == counting  # the laptop and central agree

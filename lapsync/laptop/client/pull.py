@@ -23,7 +23,7 @@ from lapsync.protocol import (
 from lapsync.protocol.pull import pulled_flag
 
 from .. import clock
-from ..db import device_id, get_meta, now_ms, set_meta, transaction
+from ..db import PENDING, device_id, get_meta, now_ms, set_meta, transaction
 from ..numbers import store_block
 from .transport import (
     PROTOCOL,
@@ -113,10 +113,10 @@ def relink_merged(db: sqlite_utils.Database, runner_id: str) -> None:
 # A user this laptop created whose change central refused, or has not taken yet: central
 # never accepted it, so no pulled change may touch it (another device could otherwise push
 # a user with its id, and this laptop would hand its local admin over).
-UNACCEPTED_USER = """
+UNACCEPTED_USER = f"""
 SELECT 1 FROM rejected_change WHERE entity = 'user' AND entity_id = :id
 UNION ALL
-SELECT 1 FROM change WHERE pushed_at IS NULL AND entity = 'user' AND entity_id = :id
+SELECT 1 FROM change WHERE {PENDING} AND entity = 'user' AND entity_id = :id
 LIMIT 1
 """
 

@@ -12,7 +12,7 @@ from lapsync import hlc, protocol
 from lapsync.protocol.encode_columns import ColumnBatch
 
 from .. import clock, clockwatch
-from ..db import device_id, get_meta, now_ms, set_meta, transaction
+from ..db import PENDING, device_id, get_meta, move_pushed_mark, now_ms, set_meta, transaction
 from .batch import Batch, encode_batch, encode_for
 from .realign import realign
 from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
@@ -26,12 +26,12 @@ PIPELINE_FROM = 5_000            # changes in a batch that may go before the one
 
 def first_pending(db: sqlite_utils.Database) -> int | None:
     """Return the lowest seq not yet acknowledged by central."""
-    return db.execute("SELECT min(seq) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+    return db.execute(f"SELECT min(seq) FROM change WHERE {PENDING}").fetchone()[0]
 
 
 def pending_count(db: sqlite_utils.Database) -> int:
     """Return how many outbox rows wait for central."""
-    return db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0]
+    return db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone()[0]
 
 
 def check_acked(db: sqlite_utils.Database, acked: int) -> None:
@@ -56,19 +56,15 @@ def mark_pushed(db: sqlite_utils.Database, acked: int, rejected: list | None = N
     return count
 
 
-# The rows from the first pending one up to the acknowledged seq, by their seq (rowid)
-# range, in one pass: found through change_pending instead, the UPDATE would collect
-# the rows first and then write them (it changes that index's rows). `+pushed_at`
-# keeps the planner off that index.
-MARK_PUSHED = "UPDATE change SET pushed_at = ? WHERE seq BETWEEN ? AND ? AND +pushed_at IS NULL"
-
-
 def mark_up_to(db: sqlite_utils.Database, acked: int) -> int:
-    """Mark the pending rows up to ACKED pushed (inside the caller's transaction); return how many."""
-    first = first_pending(db)
-    if first is None or first > acked:
-        return 0
-    return db.execute(MARK_PUSHED, [now_ms(), first, acked]).rowcount
+    """Mark the pending rows up to ACKED pushed (inside the caller's transaction); return how many.
+
+    The outbox mark moves (one row written); the changes' rows stay as they are.
+    """
+    count = db.execute(f"SELECT count(*) FROM change WHERE {PENDING} AND seq <= ?",
+                       [acked]).fetchone()[0]
+    move_pushed_mark(db, acked)
+    return count
 
 
 def store_rejected(db: sqlite_utils.Database, item: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from ..db import device_id, get_meta, now_ms, transaction
+from ..db import device_id, get_meta, move_pushed_mark, now_ms, transaction
 from .batch import encode_batch
 from .transport import REFUSED, Central, SyncError, as_seq
 
@@ -43,8 +43,7 @@ def carry_on(db: sqlite_utils.Database, restored: int, acked: int) -> int:
             top = max(acked, db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0)
             db.execute("DELETE FROM sqlite_sequence WHERE name = 'change'")
             db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('change', ?)", [top])
-        db.execute("UPDATE change SET pushed_at = ? WHERE seq <= ? AND pushed_at IS NULL",
-                   [now_ms(), acked])
+        move_pushed_mark(db, acked)
         db.execute("DELETE FROM meta WHERE key = ?", [RESTORED])
     return moved
 

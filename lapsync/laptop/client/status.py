@@ -9,17 +9,17 @@ from flask_babel import gettext, ngettext
 
 from lapsync.text import age
 
-from ..db import now_ms
+from ..db import PENDING, now_ms
 from .state import STATE_KEYS
 from .transport import config_fingerprint
 
-STATUS_SQL = """
+STATUS_SQL = f"""
 WITH pending AS (
     SELECT count(*) AS n, coalesce(sum(entity = 'lap'), 0) AS laps
-    FROM change WHERE pushed_at IS NULL
+    FROM change WHERE {PENDING}
 )
 SELECT pending.n, pending.laps,
-       (SELECT created_at FROM change WHERE pushed_at IS NULL ORDER BY seq LIMIT 1),
+       (SELECT created_at FROM change WHERE {PENDING} ORDER BY seq LIMIT 1),
        (SELECT count(*) FROM rejected_change) + (SELECT count(*) FROM rejected_pull),
        (SELECT json_group_object(key, value) FROM meta
         WHERE key IN (SELECT value FROM json_each(?)))
