@@ -78,8 +78,8 @@ WHERE v.voided IS NOT TRUE
 """
 WINDOW_LAPS = RUNNER_LAPS + "AND l.device_time + l.clock_offset_ms BETWEEN %b AND %b\n"
 # The stored last laps of the batch's runners (as before this statement: every part of a
-# statement sees the same snapshot), each replaced by the batch's last if that is later,
-# and inserted for runners that had none.
+# statement sees the same snapshot), each replaced by the batch's last if that is later.
+# Runners that had none get theirs from LAST_NEW (after the first batches: none).
 LAST_STEP = """
 WITH d AS MATERIALIZED (
     SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::bigint[],
@@ -93,12 +93,13 @@ WITH d AS MATERIALIZED (
     SET lap_time = d.lap_time, lap_id = d.lap_id, laptop_id = d.laptop_id
     FROM d WHERE r.runner_id = d.runner_id
       AND (d.lap_time, d.lap_id COLLATE "C") > (r.lap_time, r.lap_id COLLATE "C")
-), inserted AS (
-    INSERT INTO runner_last_lap (runner_id, lap_time, lap_id, laptop_id)
-    SELECT d.* FROM d  -- the runners without a stored row (a hash of those with one)
-    WHERE d.runner_id NOT IN (SELECT runner_id FROM stored)
 )
 SELECT * FROM stored
+"""
+LAST_NEW = """
+INSERT INTO runner_last_lap (runner_id, lap_time, lap_id, laptop_id)
+SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::bigint[],
+                     string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'))
 """
 # Set outright (a re-read of the runner's laps): a plain UPDATE, the missing rows inserted.
 LAST_UPDATE = """
@@ -195,10 +196,19 @@ def step_last(cursor: psycopg.Cursor, appended: dict[str, list[Lap]]) -> dict[st
     if not appended:
         return {}
     lasts = [laps[-1] for laps in appended.values()]
-    rows = cursor.execute(LAST_STEP, [bulk.lines(appended), bulk.numbers(lap[0] for lap in lasts),
-                                      bulk.lines(lap[1] for lap in lasts),
-                                      bulk.lines(lap[2] for lap in lasts)]).fetchall()
-    return {row[0]: row[1:] for row in rows}
+    rows = cursor.execute(LAST_STEP, last_lists(appended, lasts)).fetchall()
+    before = {row[0]: row[1:] for row in rows}
+    if len(before) < len(appended):
+        new = {r: laps[-1] for r, laps in appended.items() if r not in before}
+        cursor.execute(LAST_NEW, last_lists(new, new.values()))
+    return before
+
+
+def last_lists(runners: Iterable[str], lasts: Iterable[Lap]) -> list[str]:
+    """Return runner ids and their last laps (time, id, laptop) as four texts (sync/bulk.py)."""
+    lasts = list(lasts)
+    return [bulk.lines(runners), bulk.numbers(lap[0] for lap in lasts),
+            bulk.lines(lap[1] for lap in lasts), bulk.lines(lap[2] for lap in lasts)]
 
 
 def repair_window(cursor: psycopg.Cursor, late: dict[str, list[Lap]], min_ms: int) -> list[tuple]:

@@ -50,37 +50,41 @@ FROM lap_void WHERE lap_id = %(lap_id)s
 """
 CENTRAL_DECISION = "central_decision"
 
-# One statement per table, the lists as texts (sync/bulk.py): UPDATE the rows there are,
-# INSERT the missing ones. After the first batches nearly every runner has its rows, and a
-# plain UPDATE is much cheaper than an upsert. The INSERT skips the rows the UPDATE
-# returned, looked up in a hash of them (NOT IN over the CTE: a hashed subplan; an
-# anti-join with them was planned as a nested loop, 5,000 x 5,000, and one with the table
-# read and sorted or hashed all of it again).
+# The lists go as texts (sync/bulk.py). After a push's first batch nearly every runner has
+# its rows, so a batch's totals are a plain UPDATE (much cheaper than an upsert, and cheaper
+# without RETURNING the rows for an INSERT of the missing ones in the same statement); only
+# when it updated fewer rows than the batch counted are the missing ones inserted.
+# runner_total's change ids: one block of the sequence for all rows (setval under the write
+# lock, like every nextval: sync/db.py) instead of a nextval per row.
 TOTALS_ADD = """
-WITH d AS MATERIALIZED (
-    SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::int[])
-        AS d(runner_id, n)
-), updated AS (
-    UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = nextval('change_id_seq')
-    FROM d WHERE t.runner_id = d.runner_id
-    RETURNING t.runner_id
+WITH ids AS MATERIALIZED (
+    SELECT setval('change_id_seq', nextval('change_id_seq') + %(n)s - 1) - %(n)s AS base
 )
-INSERT INTO runner_total (runner_id, laps, change_id)
-SELECT d.runner_id, d.n, nextval('change_id_seq') FROM d
-WHERE d.runner_id NOT IN (SELECT runner_id FROM updated)
+UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = ids.base + d.k
+FROM ids, unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s, ',')::int[])
+    WITH ORDINALITY AS d(runner_id, n, k)
+WHERE t.runner_id = d.runner_id
 """
-LAPTOP_TOTALS_ADD = """
-WITH d AS MATERIALIZED (
-    SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'),
-                         string_to_array(%s, ',')::int[]) AS d(laptop_id, runner_id, n)
-), updated AS (
-    UPDATE device_runner_laps AS t SET laps = t.laps + d.n FROM d
-    WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
-    RETURNING t.laptop_id, t.runner_id
-)
+TOTALS_INSERT = """
+INSERT INTO runner_total (runner_id, laps, change_id)
+SELECT d.runner_id, d.n, nextval('change_id_seq')
+FROM unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s, ',')::int[])
+    AS d(runner_id, n)
+WHERE NOT EXISTS (SELECT 1 FROM runner_total t WHERE t.runner_id = d.runner_id)
+"""
+LAPTOP_TOTALS = """
+unnest(string_to_array(%(laptops)s, E'\\n'), string_to_array(%(runners)s, E'\\n'),
+       string_to_array(%(laps)s, ',')::int[]) AS d(laptop_id, runner_id, n)
+"""
+LAPTOP_TOTALS_ADD = f"""
+UPDATE device_runner_laps AS t SET laps = t.laps + d.n FROM {LAPTOP_TOTALS}
+WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
+"""
+LAPTOP_TOTALS_INSERT = f"""
 INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
-SELECT d.laptop_id, d.runner_id, d.n FROM d
-WHERE (d.laptop_id, d.runner_id) NOT IN (SELECT laptop_id, runner_id FROM updated)
+SELECT d.laptop_id, d.runner_id, d.n FROM {LAPTOP_TOTALS}
+WHERE NOT EXISTS (SELECT 1 FROM device_runner_laps t
+                  WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id)
 """
 
 
@@ -226,13 +230,22 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
     deltas.settle()
     runners = {r: n for r, n in deltas.runner.items() if n}
     if runners:
-        conn.execute(TOTALS_ADD, [bulk.lines(runners), bulk.numbers(runners.values())])
+        add_or_insert(conn, TOTALS_ADD, TOTALS_INSERT, len(runners), {
+            "n": len(runners), "runners": bulk.lines(runners),
+            "laps": bulk.numbers(runners.values())})
     laptops = {k: n for k, n in deltas.laptop.items() if n}
     if laptops:
-        conn.execute(LAPTOP_TOTALS_ADD, [bulk.lines(k[0] for k in laptops),
-                                         bulk.lines(k[1] for k in laptops),
-                                         bulk.numbers(laptops.values())])
+        add_or_insert(conn, LAPTOP_TOTALS_ADD, LAPTOP_TOTALS_INSERT, len(laptops), {
+            "laptops": bulk.lines(k[0] for k in laptops), "runners": bulk.lines(k[1] for k in laptops),
+            "laps": bulk.numbers(laptops.values())})
     keep_in_step(conn, deltas)
+
+
+def add_or_insert(conn: psycopg.Connection, update: str, insert: str, rows: int,
+                  params: dict) -> None:
+    """Run UPDATE; if it found fewer than ROWS rows, INSERT the missing ones."""
+    if conn.execute(update, params).rowcount < rows:
+        conn.execute(insert, params)
 
 
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
@@ -107,8 +108,48 @@ def new_laps(conn: psycopg.Connection, laps: dict[str, list]) -> dict[str, list]
     return {name: [values[i] for i in keep] for name, values in laps.items()}
 
 
+COUNTED = ("id", "runner_id", "time", "device_id")   # the lap columns counting reads
+
+
+class Counted(NamedTuple):
+    """A batch's laps counted before the write lock, and what that count assumed."""
+
+    columns: tuple[list, ...]   # COUNTED, as the batch holds them
+    offset: int
+    min_ms: int
+    deltas: Deltas
+
+
+def count_ahead(conn: psycopg.Connection, batch: dict, now: int) -> Counted | None:
+    """Count a batch's laps for totals, buckets and pairs before taking the write lock.
+
+    For a batch sent while central applies the one before it (Lapsync-Follows): its
+    laps are counted meanwhile, not while PostgreSQL waits for them under the lock.
+    insert_laps uses the count only if the laps it inserts are exactly these.
+    """
+    laps = lap_columns(batch["changes"])
+    if not laps["id"]:
+        return None
+    columns, offset, min_ms = tuple(laps[name] for name in COUNTED), now - batch["device_time"], \
+        min_lap_ms(conn)
+    deltas = Deltas()
+    deltas.arrived(*columns, offset, min_ms)
+    deltas.settle()
+    return Counted(columns, offset, min_ms, deltas)
+
+
+def still_counted(ahead: Counted | None, laps: dict[str, list], offset: int, min_ms: int,
+                  voided: set[str]) -> Deltas | None:
+    """Return the count made ahead if it counted exactly these laps as they count now."""
+    if ahead is None or voided or (ahead.offset, ahead.min_ms) != (offset, min_ms):
+        return None
+    # The same string objects in the same order unless a lap was refused, cut off as
+    # applied or moved to a merged runner's survivor: a C-level comparison.
+    return ahead.deltas if ahead.columns == tuple(laps[name] for name in COUNTED) else None
+
+
 def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
-                offset: int, deltas: Deltas) -> int:
+                offset: int, deltas: Deltas, ahead: Counted | None = None) -> int:
     """Insert laps central does not have yet (a re-sent lap is a no-op); return how many.
 
     laps holds columns (lap_columns). COPY rather than INSERT ... ON CONFLICT:
@@ -117,14 +158,18 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
     batch's new laps are copied instead. Safe because every writer holds the write
     lock (sync/db.py): no other transaction inserts laps between the check and the
     COPY. The laps are counted for the totals, the time buckets and the review queue's
-    pairs (sync/derived.py) while PostgreSQL takes in the COPY.
+    pairs (sync/derived.py) while PostgreSQL takes in the COPY, unless they were
+    counted ahead (count_ahead).
     """
     voided = voided_first(conn, laps["id"])
     counted, min_ms = Deltas(), min_lap_ms(conn)
+    known = still_counted(ahead, laps, offset, min_ms, voided)
 
     def count(start: int, end: int) -> None:
         """Count the laps of one COPY chunk (a void that came first: not counted)."""
-        chunk = [laps[name][start:end] for name in ("id", "runner_id", "time", "device_id")]
+        if known is not None:
+            return
+        chunk = [laps[name][start:end] for name in COUNTED]
         if voided:
             kept = [i for i, lap_id in enumerate(chunk[0]) if lap_id not in voided]
             chunk = [[column[i] for i in kept] for column in chunk]
@@ -135,8 +180,9 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
     try:
         with conn.transaction():
             copy_laps(conn, laps, device, received_at, offset, count)
+        counted = counted if known is None else known
     except psycopg.errors.UniqueViolation:
-        laps, counted = new_laps(conn, laps), Deltas()
+        laps, counted, known = new_laps(conn, laps), Deltas(), None
         if laps["id"]:
             copy_laps(conn, laps, device, received_at, offset, count)
     deltas.merge(counted)
@@ -158,7 +204,7 @@ CENTRAL_VOID = ("An admin at central voided this lap: only central can restore i
 
 
 def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
-                  device_time: int, now: int) -> tuple[list[dict], int]:
+                  device_time: int, now: int, ahead: Counted | None = None) -> tuple[list[dict], int]:
     """Apply new changes of one batch; return (rejected, laps inserted).
 
     What the device may not say (sync/authority.py) is refused item by item.
@@ -173,7 +219,8 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
     refusals += refused_laps
     if laps["id"]:
         redirect_merged(conn, laps)
-    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas) if laps["id"] else 0
+    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas, ahead) \
+        if laps["id"] else 0
     for change in changes:
         if change["entity"] == "lap_void":
             refusal = void_refusal(conn, device, change["data"])
@@ -218,12 +265,16 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
     FOLLOWS: the first seq of the batch the laptop sent just before this one and has no
     answer to yet. If that batch is exactly what this one lacks, it is waited for (up to
     FOLLOW_WAIT_S, a retry every FOLLOW_RETRY_S) instead of refused as a gap: it was sent
-    first but may reach the write lock second. Anything else is refused at once.
+    first but may reach the write lock second. Anything else is refused at once. Such a
+    batch's laps are counted before the lock (count_ahead), at the time it arrived.
     """
-    deadline = time.monotonic() + FOLLOW_WAIT_S
+    deadline, counted = time.monotonic() + FOLLOW_WAIT_S, None
+    if follows is not None:
+        now = now_ms() if now is None else now
+        counted = count_ahead(conn, batch, now)
     while True:
         try:
-            return apply_push(conn, device, batch, now, max_ahead_ms)
+            return apply_push(conn, device, batch, now, max_ahead_ms, counted)
         except ProtocolError as refused:
             if refused.code != "seq_gap" or follows is None \
                     or refused.extra["resume_from"] != follows or time.monotonic() >= deadline:
@@ -232,7 +283,7 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
 
 
 def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None,
-               max_ahead_ms: int) -> dict:
+               max_ahead_ms: int, counted: Counted | None = None) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
     Replays are no-ops: seqs at or below the device's last applied seq are
@@ -253,7 +304,8 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
             rejected = earlier_rejections(conn, device["laptop_id"], batch["changes"][0]["seq"],
                                           min(last_seq, end_seq(batch["changes"][-1])))
         kept, ahead = clock.refuse_ahead(conn, device["laptop_id"], changes, now, max_ahead_ms)
-        new_rejected, inserted = apply_changes(conn, device, kept, batch["device_time"], now)
+        new_rejected, inserted = apply_changes(conn, device, kept, batch["device_time"], now,
+                                               counted)
         new_rejected = sorted(ahead + new_rejected, key=lambda r: r["seq"])
         acked = end_seq(changes[-1]) if changes else last_seq
         record_jumps(conn, device, batch.get(CLOCK_JUMPS, []), now)

@@ -48,9 +48,13 @@ def add_admin(conn) -> str:
 
 
 def send(conn, token: str, box: Outbox, first: int, now: int, offset_ms: int) -> None:
-    """Push an outbox's changes from seq FIRST on, the laptop's clock OFFSET_MS behind central."""
+    """Push an outbox's changes from seq FIRST on, the laptop's clock OFFSET_MS behind central.
+
+    Every other batch as if sent behind another (Lapsync-Follows): its laps are counted
+    before the write lock (sync/push.py count_ahead), the others' under it.
+    """
     body = validate_push(box.body(first=first, device_time=now - offset_ms))
-    push(conn, find_device(conn, token), body, now)
+    push(conn, find_device(conn, token), body, now, follows=first if first % 2 else None)
 
 
 def assert_in_step(conn) -> None:
