@@ -9,6 +9,6 @@ CREATE TABLE IF NOT EXISTS outbox_mark (
     one        INTEGER PRIMARY KEY CHECK (one = 1),
     pushed_seq INTEGER NOT NULL CHECK (pushed_seq >= 0)
 );
-INSERT INTO outbox_mark (one, pushed_seq)
+INSERT OR IGNORE INTO outbox_mark (one, pushed_seq)
 SELECT 1, coalesce((SELECT min(seq) FROM change WHERE pushed_at IS NULL) - 1,
                    (SELECT max(seq) FROM change), 0);
