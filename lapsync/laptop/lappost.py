@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import sqlite_utils
 from flask import Flask
-from werkzeug.datastructures import EnvironHeaders, MultiDict
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
 
 from lapsync.web.guard import SECURITY_HEADERS
@@ -62,7 +62,7 @@ class LapPost:
         """Record the lap; return (status, JSON body), or None when Flask is to answer."""
         app = self.app
         try:
-            form = MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            form = first_values(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             return None
         sessions = app.session_interface
@@ -98,6 +98,14 @@ def record_for(db: sqlite_utils.Database, session_id: str, form, config) -> dict
     if user is None or user["role"] not in RECORDING_ROLES:
         raise NotHere()
     return lap_work(db, form, user["id"], config)(db)
+
+
+def first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Return each field's first value, as werkzeug's MultiDict.get does (without its KeyError)."""
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
 
 
 def plain_length(environ: dict) -> int:

@@ -48,6 +48,15 @@ def test_a_plain_post_is_answered_without_flask_in_flasks_words(teacher, runners
     assert again.get_json()["lap"] == one["lap"] and flask_calls == ["/laps"]
 
 
+def test_a_field_sent_twice_counts_its_first_value_as_flask_reads_it(teacher, db, runners,
+                                                                      flask_calls):
+    twice = post(teacher, "start_number=1&start_number=2&client_key=page-1&client_key=page-2",
+                 headers={**JSON, "Content-Type": "application/x-www-form-urlencoded"})
+    assert twice.status_code == 201 and flask_calls == []
+    assert twice.get_json()["runner"]["start_number"] == 1
+    assert db.execute("SELECT client_key FROM lap").fetchall() == [("page-1",)]
+
+
 @pytest.mark.parametrize("form, headers, status, error", [
     ({"start_number": "abc"}, JSON, 400, "invalid_start_number"),
     ({"start_number": "999"}, JSON, 404, "unknown_runner"),
