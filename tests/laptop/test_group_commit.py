@@ -1,7 +1,9 @@
 """Group commit of laps: laps posted at once share a transaction, each answered for itself."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 import threading
 import time
 from functools import partial
@@ -10,7 +12,8 @@ import pytest
 
 from lapsync.errors import InputError
 from lapsync.laptop.db import connect
-from lapsync.laptop.groupcommit import CHECKPOINT_LAPS, Entry, GroupCommit, write_batch
+from lapsync.laptop.groupcommit import (CHECKPOINT_LAPS, CHECKPOINT_NICE, Entry, GroupCommit,
+                                        write_batch)
 from lapsync.laptop.laps import in_this_language, write_lap
 from lapsync.laptop.runners import update_runner
 from tests.conftest import login
@@ -186,4 +189,8 @@ def test_the_checkpoint_thread_moves_committed_laps_into_the_database_file(app, 
     while laps_in_file() < CHECKPOINT_LAPS and time.monotonic() < deadline:
         time.sleep(0.01)
     assert laps_in_file() == CHECKPOINT_LAPS
+    checkpointer = group.checkpoints.thread
+    if sys.platform.startswith("linux"):  # it yields the core to the helpers' laps
+        assert (os.getpriority(os.PRIO_PROCESS, checkpointer.native_id)
+                == os.getpriority(os.PRIO_PROCESS, 0) + CHECKPOINT_NICE)
     group.close()
