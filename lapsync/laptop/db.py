@@ -151,7 +151,7 @@ def record_change(db: sqlite_utils.Database, entity: str, entity_id: str, payloa
 
 
 # A change waits for central while its seq is above the outbox mark and it carries no
-# pushed_at (migration 0005): found through the partial index change_pending.
+# pushed_at (migration 0005): a range of seq, the table's key.
 PENDING = "seq > (SELECT pushed_seq FROM outbox_mark) AND pushed_at IS NULL"
 
 

@@ -167,3 +167,20 @@ def test_init_db_refuses_a_newer_database_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert f"Error: The database {path} has schema version {migrate.latest() + 1}" in result.stderr
     assert "newer lapsync" in result.stderr and "Nothing was changed" in result.stderr
+
+
+def test_a_lap_writes_only_the_indexes_its_readers_need(tmp_path):
+    # Each index is a page a lap writes (and a checkpoint copies): the lap's id, its
+    # client key (a retried post) and its runner's laps; the outbox is read by its key.
+    db = connect(tmp_path / "new.sqlite")
+    init_schema(db)
+    conn = db.conn
+    indexes = {row[0]: row[1] for row in conn.execute(
+        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name IN ('lap', 'change')")}
+    assert indexes == {"sqlite_autoindex_lap_1": "lap", "sqlite_autoindex_lap_2": "lap",
+                       "lap_runner": "lap"}
+    for query in (f"SELECT min(seq) FROM change WHERE {PENDING}",
+                  f"SELECT count(*) FROM change WHERE {PENDING}"):
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+        assert "SEARCH change USING INTEGER PRIMARY KEY (rowid>?)" in plan, plan
