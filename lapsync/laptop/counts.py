@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-# Laps of runner.id that count: on this laptop (index lap_counting) and elsewhere (pulled).
+# Laps of runner.id that count: on this laptop (index lap_runner) and elsewhere (pulled).
 OWN_LAPS_SQL = ("(SELECT count(*) FROM lap l WHERE l.runner_id = runner.id "
                 "AND l.voided_at IS NULL)")
 OTHER_LAPS_SQL = ("coalesce((SELECT o.laps FROM runner_other_laps o "
