@@ -14,6 +14,7 @@ import requests
 from lapsync.ids import new_id
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
+from lapsync.laptop.db import PENDING
 from lapsync.laptop.laps import record_lap
 from lapsync.laptop.runners import update_runner
 from sync.db import now_ms
@@ -384,7 +385,7 @@ def test_a_refused_edit_never_wedges_the_laptops_queue_and_sync_status_says_why(
     record_lap(db, 17, tom, 0)
     result = sync_once(db, laptop, force=True)
     assert result.error is None and result.rejected == 1
-    assert db.execute("SELECT count(*) FROM change WHERE pushed_at IS NULL").fetchone()[0] == 0
+    assert db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone()[0] == 0
     assert totals(central_db) == {field["cleo"]: 3}
     assert central_db.execute("SELECT name FROM runner WHERE id = %s",
                               [field["cleo"]]).fetchone()["name"] == "Cleo Dahl"

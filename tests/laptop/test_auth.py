@@ -322,10 +322,14 @@ def test_unknown_name_costs_a_password_check_too(db):
 
     from lapsync.laptop.auth import check_unknown_user
     assert check_unknown_user("warm-up") is False  # makes the stand-in hash once
-    started = time.perf_counter()
-    start_session(db, "tom", "wrong-password")
-    known = time.perf_counter() - started
-    started = time.perf_counter()
-    assert start_session(db, "nobody", "wrong-password") is None
-    unknown = time.perf_counter() - started
+
+    def fastest(name: str) -> float:
+        """Return the shortest of five failed logins as NAME: a busy machine only adds time."""
+        took = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert start_session(db, name, "wrong-password") is None
+            took.append(time.perf_counter() - started)
+        return min(took)
+    known, unknown = fastest("tom"), fastest("nobody")
     assert unknown > known / 3  # an argon2 check, not an instant answer
