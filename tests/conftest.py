@@ -200,8 +200,11 @@ def app(tmp_path, users_template):
     db = connect(path)
     set_meta(db, "device_id", new_id())  # every test laptop is a device of its own
     db.close()
+    # Its connection to a central (`flask connect`, /connect) is written beside the
+    # database, never into the checkout's instance folder, where `dev.py run` reads it.
     return create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE": str(path),
-                       "MIN_LAP_SECONDS": 60})
+                       "MIN_LAP_SECONDS": 60,
+                       "INSTANCE_CONFIG_FILE": str(tmp_path / "instance" / "config.py")})
 
 
 @pytest.fixture
