@@ -155,11 +155,6 @@ def record_change(db: sqlite_utils.Database, entity: str, entity_id: str, payloa
 PENDING = "seq > (SELECT pushed_seq FROM outbox_mark) AND pushed_at IS NULL"
 
 
-def pushed_seq(db: sqlite_utils.Database) -> int:
-    """Return the outbox mark: central has acknowledged every change up to this seq."""
-    return db.execute("SELECT pushed_seq FROM outbox_mark").fetchone()[0]
-
-
 def move_pushed_mark(db: sqlite_utils.Database, seq: int) -> None:
     """Move the outbox mark up to SEQ, never back (inside the caller's transaction)."""
     db.execute("UPDATE outbox_mark SET pushed_seq = max(pushed_seq, ?)", [seq])
