@@ -36,6 +36,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -56,11 +57,13 @@ import psycopg  # noqa: E402
 import requests  # noqa: E402
 from bench_options import bench_parser  # noqa: E402
 from central_kit import (  # noqa: E402
+    RoleCpu,
     add_pending_laps,
     create_database,
     free_port,
     lap_runners,
     new_laptop,
+    postmaster_pid,
     process_tree,
     register_laptop,
     start_postgres,
@@ -104,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--body", choices=("auto", "json", "columns"), default="auto",
                    help="the push body: as the product negotiates (columnar with this central), "
                         "or JSON as to a central that takes JSON only")
+    p.add_argument("--roles", action="store_true",
+                   help="print PostgreSQL's CPU by process role (backend, autovacuum, checkpointer, ...) "
+                        "during each COPY and push")
     p.add_argument("--cli", action="store_true",
                    help="push by running `flask --app app sync` (timed as a whole process)")
     return p.parse_args(argv)
@@ -180,11 +186,13 @@ def checkpoint(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def timed_copy(url: str, chunks: list[str], device: int, table: str, foreign_key: bool = False) -> float:
+def timed_copy(url: str, chunks: list[str], device: int, table: str, foreign_key: bool = False,
+               roles: RoleCpu | None = None) -> float:
     """COPY the laps into a fresh, empty copy of central's lap table in one transaction; return seconds.
 
     LIKE ... INCLUDING ALL copies columns, defaults, checks and indexes, not the
-    foreign key of lap.pushed_by; foreign_key adds it back (a per-row check).
+    foreign key of lap.pushed_by; foreign_key adds it back (a per-row check). roles, if
+    given, samples PostgreSQL's CPU by role during the timed COPY.
     """
     columns = "id, runner_id, created_by, device_time, device_id, pushed_by, received_at, clock_offset_ms"
     data = [chunk.replace("{device}", str(device)) for chunk in chunks]
@@ -196,11 +204,12 @@ def timed_copy(url: str, chunks: list[str], device: int, table: str, foreign_key
         conn.execute(f"CREATE TABLE {table} (LIKE lap INCLUDING ALL{fk}) "
                      "WITH (autovacuum_enabled = false)")
         checkpoint(url)
-        started = time.perf_counter()
-        with conn.transaction(), conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for chunk in data:
-                copy.write(chunk)
-        elapsed = time.perf_counter() - started
+        with roles or contextlib.nullcontext():
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for chunk in data:
+                    copy.write(chunk)
+            elapsed = time.perf_counter() - started
         if foreign_key:  # a reference figure only: not kept around
             conn.execute(f"DROP TABLE {table}")
         return elapsed
@@ -248,8 +257,18 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
                 "central_rss_kb": cpu["central_rss_kb"], "worker_rss_kb": cpu["worker_rss_kb"]}
     spec = {"db": str(path), "url": base, "token": token, "noop": noop, "gzip": args.gzip,
             "body": args.body}
+    roles = RoleCpu(postmaster_pid(args.pgdata)).__enter__() if args.roles else None
+
+    def pushed() -> dict:
+        """Read central's CPU (and stop sampling PostgreSQL's roles) the moment the laptop pushed."""
+        if roles:
+            roles.__exit__(None, None, None)
+        return central_cpu(central, args.pgdata)
+
     before = central_cpu(central, args.pgdata)
-    figures, after = laptop_process(spec, pg_url, lambda: central_cpu(central, args.pgdata))
+    figures, after = laptop_process(spec, pg_url, pushed)
+    if roles:
+        print_roles("push", roles.cpu, args.laps)
     return {**figures, "cpu_s": {key: after[key] - before[key] for key in ("central", "postgres")},
             "central_rss_kb": after["central_rss_kb"], "worker_rss_kb": after["worker_rss_kb"]}
 
@@ -337,6 +356,14 @@ def environment(args: argparse.Namespace, server_url: str) -> dict:
             "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
 
 
+def print_roles(step: str, cpu: dict, laps: int) -> None:
+    """Print PostgreSQL's CPU by process role during one step, in us a lap."""
+    shares = sorted(cpu.items(), key=lambda item: -item[1])
+    print(f"    PostgreSQL by role during the {step} (us a lap): " + ", ".join(
+        f"{role} {seconds * 1e6 / laps:.2f}" for role, seconds in shares if seconds > 0)
+        + f"; all {sum(cpu.values()) * 1e6 / laps:.2f}", flush=True)
+
+
 def met(ok: bool) -> str:
     """Say whether a target was met."""
     return "met" if ok else "MISSED"
@@ -401,7 +428,7 @@ def report(args: argparse.Namespace, copies: list[float], copy_fk_s: float, roun
 def reset_round(url: str, path: Path, roster_seq: int) -> None:
     """Undo a push for the next round: central forgets the laps, the laptop has them pending again."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE lap, runner_total, device_runner_laps, close_lap_pair, "
+        conn.execute("TRUNCATE lap, runner_total, total_change, device_runner_laps, close_lap_pair, "
                      "runner_last_lap, lap_bucket")
         conn.execute("UPDATE device SET last_seq = %s, laps_pushed = 0", [roster_seq])
     db = connect(path)
@@ -450,7 +477,10 @@ def main(argv: list[str] | None = None) -> None:
         for number in range(1, args.rounds + 1):
             if number > 1:
                 reset_round(url, path, roster_seq)
-            copies.append(timed_copy(url, chunks, device, "lap_copy"))
+            roles = RoleCpu(postmaster_pid(args.pgdata)) if args.roles else None
+            copies.append(timed_copy(url, chunks, device, "lap_copy", roles=roles))
+            if roles:
+                print_roles("COPY", roles.cpu, args.laps)
             checkpoint(url)
             last = number == args.rounds
             rounds.append(run_laptop(args, path, laptop_url, token, url, central,

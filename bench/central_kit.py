@@ -15,6 +15,7 @@ import re
 import shutil
 import statistics
 import sys
+import threading
 from importlib.metadata import version
 from pathlib import Path
 
@@ -169,3 +170,69 @@ def environment(server_url: str, **extra) -> dict:
 def print_json(label: str, value: dict) -> None:
     """Print one labelled JSON line."""
     print(f"{label}: {json.dumps(value, default=str)}", flush=True)
+
+
+class RoleCpu:
+    """Sample the CPU of a PostgreSQL server's processes by role while a step runs.
+
+    A thread reads /proc every INTERVAL seconds: each child of the postmaster by its
+    process title (a backend, autovacuum worker, checkpointer, walwriter, background
+    writer, ...). A process seen first during the step counts from zero; one that exits
+    between two samples loses at most one interval. Use as a context manager; .cpu
+    then holds CPU seconds by role.
+    """
+
+    INTERVAL = 0.05
+
+    def __init__(self, postmaster: int) -> None:
+        """Watch the children of this postmaster."""
+        self.postmaster, self.cpu = postmaster, {}
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def sample(self, start: bool = False) -> None:
+        """Read each child's role and CPU seconds (start: these are the baselines)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in process_tree(self.postmaster):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            self.first.setdefault(pid, cpu if start else 0.0)
+            self.last[pid] = (role_of(title, pid == self.postmaster), cpu)
+
+    def run(self) -> None:
+        """Sample until stopped."""
+        while not self.stopping.wait(self.INTERVAL):
+            self.sample()
+
+    def __enter__(self) -> RoleCpu:
+        """Take the baselines and start sampling."""
+        self.sample(start=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Stop sampling and sum CPU seconds by role."""
+        self.stopping.set()
+        self.thread.join()
+        self.sample()
+        for pid, (role, cpu) in self.last.items():
+            self.cpu[role] = self.cpu.get(role, 0.0) + cpu - self.first[pid]
+
+
+def role_of(title: str, postmaster: bool) -> str:
+    """Return a PostgreSQL process's role from its process title."""
+    if postmaster:
+        return "postmaster"
+    words = title.removeprefix("postgres: ").split()
+    if title.startswith("postgres: autovacuum worker"):
+        return "autovacuum worker"
+    if len(words) >= 3 and words[2].startswith(("[local]", "127.", "::1")):
+        return "backend"
+    return " ".join(words[:2]) if words[:1] in (["background"], ["autovacuum"], ["logical"]) \
+        else (words[0] if words else "?")
