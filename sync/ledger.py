@@ -55,10 +55,15 @@ CENTRAL_DECISION = "central_decision"
 # without RETURNING the rows for an INSERT of the missing ones in the same statement); only
 # when it updated fewer rows than the batch counted are the missing ones inserted.
 # runner_total's change ids: one block of the sequence for all rows (setval under the write
-# lock, like every nextval: sync/db.py) instead of a nextval per row.
+# lock, like every nextval: sync/db.py) instead of a nextval per row. Each statement logs
+# its block and runners in total_change, which the pull reads (sync/pull.py) instead of an
+# index on change_id, so that the updates stay on their page (HOT).
 TOTALS_ADD = """
 WITH ids AS MATERIALIZED (
     SELECT setval('change_id_seq', nextval('change_id_seq') + %(n)s - 1) - %(n)s AS base
+), logged AS (
+    INSERT INTO total_change (last_id, first_id, runner_ids)
+    SELECT base + %(n)s, base + 1, string_to_array(%(runners)s, E'\\n') FROM ids
 )
 UPDATE runner_total AS t SET laps = t.laps + d.n, change_id = ids.base + d.k
 FROM ids, unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s, ',')::int[])
@@ -66,11 +71,25 @@ FROM ids, unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s,
 WHERE t.runner_id = d.runner_id
 """
 TOTALS_INSERT = """
-INSERT INTO runner_total (runner_id, laps, change_id)
-SELECT d.runner_id, d.n, nextval('change_id_seq')
-FROM unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s, ',')::int[])
-    AS d(runner_id, n)
-WHERE NOT EXISTS (SELECT 1 FROM runner_total t WHERE t.runner_id = d.runner_id)
+WITH added AS (
+    INSERT INTO runner_total (runner_id, laps, change_id)
+    SELECT d.runner_id, d.n, nextval('change_id_seq')
+    FROM unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s, ',')::int[])
+        AS d(runner_id, n)
+    WHERE NOT EXISTS (SELECT 1 FROM runner_total t WHERE t.runner_id = d.runner_id)
+    RETURNING runner_id, change_id
+)
+INSERT INTO total_change (last_id, first_id, runner_ids)
+SELECT max(change_id), min(change_id), array_agg(runner_id) FROM added HAVING count(*) > 0
+"""
+# Log rows older than the newest that no total's change id falls in any more. A total's
+# row is the first whose last_id is at or after its change id: found by one binary search
+# in the sorted last_ids (width_bucket), for all totals in one pass (~1 ms at 5,000).
+TOTALS_PRUNE = """
+DELETE FROM total_change WHERE last_id < (SELECT max(last_id) FROM total_change)
+AND last_id NOT IN (
+    SELECT g.ends[width_bucket(t.change_id - 1, g.ends) + 1]
+    FROM runner_total t, (SELECT array_agg(last_id ORDER BY last_id) AS ends FROM total_change) g)
 """
 LAPTOP_TOTALS = """
 unnest(string_to_array(%(laptops)s, E'\\n'), string_to_array(%(runners)s, E'\\n'),
@@ -233,6 +252,7 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
         add_or_insert(conn, TOTALS_ADD, TOTALS_INSERT, len(runners), {
             "n": len(runners), "runners": bulk.lines(runners),
             "laps": bulk.numbers(runners.values())})
+        conn.execute(TOTALS_PRUNE)
     laptops = {k: n for k, n in deltas.laptop.items() if n}
     if laptops:
         add_or_insert(conn, LAPTOP_TOTALS_ADD, LAPTOP_TOTALS_INSERT, len(laptops), {

@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 from lapsync.devkit.schemas import differences, normal_sql, postgres_schema
 from sync import create_app, migrate
 from sync.db import SCHEMA, SCHEMA_LOCK, close_pool, init_schema
+from sync.pull import PULL_SQL
 from tests.databases import empty_database
 from tests.release import release_file
 
@@ -154,3 +155,18 @@ def test_a_newer_database_answers_503_with_the_reason_not_a_500(newer_url):
     assert response.status_code == again.status_code == 503
     assert response.json["error"] == "schema_too_new"
     assert "newer lapsync" in response.json["message"]
+
+
+def test_an_upgrade_logs_the_totals_it_finds_so_that_pulls_still_send_them(empty_url):
+    release_database(empty_url)
+    with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("INSERT INTO runner_total (runner_id, laps, change_id) "
+                     "VALUES ('r1', 4, nextval('change_id_seq'))")
+        stored = conn.execute("SELECT change_id FROM runner_total").fetchone()["change_id"]
+        init_schema(conn)
+        rows = conn.execute(PULL_SQL, {"cursor": 0, "limit": 100, "laptop": LAPTOP,
+                                       "trusted": False, "withheld": "-"}).fetchall()
+        assert [(r["change_id"], r["id"]) for r in rows if r["entity"] == "total"] == [(stored, "r1")]
+        rows = conn.execute(PULL_SQL, {"cursor": stored, "limit": 100, "laptop": LAPTOP,
+                                       "trusted": False, "withheld": "-"}).fetchall()
+        assert [r for r in rows if r["entity"] == "total"] == []
