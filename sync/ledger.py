@@ -56,8 +56,10 @@ CENTRAL_DECISION = "central_decision"
 # when it updated fewer rows than the batch counted are the missing ones inserted.
 # runner_total's change ids: one block of the sequence for all rows (setval under the write
 # lock, like every nextval: sync/db.py) instead of a nextval per row. Each statement logs
-# its block and runners in total_change, which the pull reads (sync/pull.py) instead of an
-# index on change_id, so that the updates stay on their page (HOT).
+# its block and its runners in the order of their change ids (the k-th: first_id + k - 1)
+# in total_change, which the pull reads (sync/pull.py) instead of an index on change_id,
+# so that the updates stay on their page (HOT). The INSERT's nextvals, one statement under
+# the write lock, are consecutive too.
 TOTALS_ADD = """
 WITH ids AS MATERIALIZED (
     SELECT setval('change_id_seq', nextval('change_id_seq') + %(n)s - 1) - %(n)s AS base
@@ -80,7 +82,8 @@ WITH added AS (
     RETURNING runner_id, change_id
 )
 INSERT INTO total_change (last_id, first_id, runner_ids)
-SELECT max(change_id), min(change_id), array_agg(runner_id) FROM added HAVING count(*) > 0
+SELECT max(change_id), min(change_id), array_agg(runner_id ORDER BY change_id)
+FROM added HAVING count(*) > 0
 """
 # Log rows older than the newest that no total's change id falls in any more. A total's
 # row is the first whose last_id is at or after its change id: found by one binary search

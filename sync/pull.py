@@ -27,12 +27,10 @@ from .db import now_ms
 # it the plan depended on statistics: before the first autovacuum of a big push,
 # runner_total (full of dead rows) got a parallel seq scan, ~10 ms at 1M laps for
 # nothing to send, growing with the table (bench/bench_sync_cost.py).
-# Totals are found through their log, total_change (migration 0008): its rows by last_id,
-# each row's runners read by primary key (LIMIT 1: one lookup each, never a join that
-# reads runner_total whole) and kept where the runner's change id is still in that row's
-# range. Ranges never overlap, so (last_id, change_id) is change-id order.
-# data comes as JSON text, parsed by one json.loads per page in pull(): psycopg's
-# jsonb loader parses row by row, half the time of a 1,000-row page.
+# Totals are found through their log, total_change (migration 0008): the change ids its
+# rows handed out after the cursor, sorted (no table read), then each runner read by primary
+# key (LIMIT 1: one lookup each, never a join that reads runner_total whole) and sent if
+# that is still its change id, until the page is full.
 PULL_SQL = """
 (SELECT change_id, 'runner' AS entity, id,
         (origin = %(laptop)s AND merged_into IS NULL) IS TRUE AS own,
@@ -68,13 +66,14 @@ UNION ALL
 UNION ALL
 (SELECT t.change_id, 'total', t.runner_id, false,
         jsonb_build_object('runner_id', t.runner_id, 'other_laps', t.laps - coalesce(d.laps, 0))::text
- FROM total_change g CROSS JOIN LATERAL unnest(g.runner_ids) AS u(runner_id)
- CROSS JOIN LATERAL (SELECT * FROM runner_total t WHERE t.runner_id = u.runner_id
-                     AND t.change_id > %(cursor)s AND t.change_id BETWEEN g.first_id AND g.last_id
-                     LIMIT 1) t
+ FROM (SELECT g.first_id + u.k - 1 AS change_id, u.runner_id
+       FROM total_change g CROSS JOIN LATERAL unnest(g.runner_ids) WITH ORDINALITY AS u(runner_id, k)
+       WHERE g.last_id > %(cursor)s AND g.first_id + u.k - 1 > %(cursor)s
+       ORDER BY 1) e
+ CROSS JOIN LATERAL (SELECT * FROM runner_total t WHERE t.runner_id = e.runner_id
+                     AND t.change_id = e.change_id LIMIT 1) t
  LEFT JOIN device_runner_laps d ON d.runner_id = t.runner_id AND d.laptop_id = %(laptop)s
- WHERE g.last_id > %(cursor)s
- ORDER BY g.last_id, t.change_id LIMIT %(limit)s)
+ ORDER BY e.change_id LIMIT %(limit)s)
 ORDER BY change_id
 LIMIT %(limit)s
 """

@@ -1,22 +1,21 @@
 -- Which runners' totals changed, and under which change ids: one row a statement that
--- gives totals new change ids (sync/ledger.py), holding the runners it wrote. A runner's
--- current change id lies in exactly one row's range (first_id..last_id; ranges never
--- overlap: each is one statement's block of change_id_seq, taken under the write lock).
+-- gives totals new change ids (sync/ledger.py), holding the runners it wrote in the order
+-- of their change ids, first_id, first_id + 1, ... (one statement's block of
+-- change_id_seq, taken under the write lock): runner_ids[k] got change id first_id + k - 1.
+-- A total is current in the row where its change id is that, and in no other.
 -- The pull finds the totals changed after its cursor through this log and reads them by
 -- primary key (sync/pull.py), so runner_total needs no index on change_id, and a push's
 -- ~5,000 updates of it change no indexed column: they stay on their page (HOT).
--- Rows none of whose runners still has a change id in their range are pruned.
+-- Rows none of whose runners is current there any more are pruned.
 CREATE TABLE IF NOT EXISTS total_change (
     last_id    bigint PRIMARY KEY,
     first_id   bigint NOT NULL,
     runner_ids text[] NOT NULL
 );
 
--- The totals an existing database holds: one row covering all of them (other rows'
--- change ids in between are no totals' and match no runner there).
+-- The totals an existing database holds: a row each (pruned as pushes update them).
 INSERT INTO total_change (last_id, first_id, runner_ids)
-SELECT max(change_id), min(change_id), array_agg(runner_id ORDER BY change_id)
-FROM runner_total HAVING count(*) > 0
+SELECT change_id, change_id, ARRAY[runner_id] FROM runner_total
 ON CONFLICT (last_id) DO NOTHING;
 
 DROP INDEX IF EXISTS runner_total_change;
