@@ -79,14 +79,18 @@ WHERE v.voided IS NOT TRUE
 WINDOW_LAPS = RUNNER_LAPS + "AND l.device_time + l.clock_offset_ms BETWEEN %b AND %b\n"
 # The stored last laps of the batch's runners (as before this statement: every part of a
 # statement sees the same snapshot), each replaced by the batch's last if that is later.
-# Runners that had none get theirs from LAST_NEW (after the first batches: none).
+# Only the stored ones the pairing needs come back (the batch's first lap of the runner is
+# within the minimum lap time after it, or not after it at all: usually none), and their
+# number in all (runner NULL). Runners that had none get theirs from LAST_NEW (after the
+# first batches: none).
 LAST_STEP = """
 WITH d AS MATERIALIZED (
     SELECT * FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, ',')::bigint[],
-                         string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'))
-        AS d(runner_id, lap_time, lap_id, laptop_id)
+                         string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'),
+                         string_to_array(%s, ',')::bigint[], string_to_array(%s, E'\\n'))
+        AS d(runner_id, lap_time, lap_id, laptop_id, first_time, first_id)
 ), stored AS MATERIALIZED (
-    SELECT r.runner_id, r.lap_time, r.lap_id, r.laptop_id
+    SELECT r.runner_id, r.lap_time, r.lap_id, r.laptop_id, d.first_time, d.first_id
     FROM runner_last_lap r JOIN d ON d.runner_id = r.runner_id
 ), updated AS (
     UPDATE runner_last_lap AS r
@@ -94,7 +98,11 @@ WITH d AS MATERIALIZED (
     FROM d WHERE r.runner_id = d.runner_id
       AND (d.lap_time, d.lap_id COLLATE "C") > (r.lap_time, r.lap_id COLLATE "C")
 )
-SELECT * FROM stored
+SELECT runner_id, lap_time, lap_id, laptop_id FROM stored
+WHERE first_time - lap_time < %s
+   OR (first_time, first_id COLLATE "C") <= (lap_time, lap_id COLLATE "C")
+UNION ALL
+SELECT NULL, count(*), NULL, NULL FROM stored
 """
 LAST_NEW = """
 INSERT INTO runner_last_lap (runner_id, lap_time, lap_id, laptop_id)
@@ -167,7 +175,7 @@ def keep_in_step(conn: psycopg.Connection, deltas) -> None:
     min_ms, cursor = min_lap_ms(conn), conn.cursor(row_factory=tuple_row)
     # A tangled runner's laps are all there, sorted; the others' first and last stand for them.
     appended = {r: laps for r, laps in arrived.items() if r not in deltas.reread}
-    before, pairs, late = step_last(cursor, appended), [], {}
+    before, pairs, late = step_last(cursor, appended, min_ms), [], {}
     for runner_id, laps in appended.items():
         last = before.get(runner_id)
         if last is not None and laps[0] < last:
@@ -188,18 +196,26 @@ def keep_in_step(conn: psycopg.Connection, deltas) -> None:
     write_pairs(conn, pairs)
 
 
-def step_last(cursor: psycopg.Cursor, appended: dict[str, list[Lap]]) -> dict[str, Lap]:
+def step_last(cursor: psycopg.Cursor, appended: dict[str, list[Lap]], min_ms: int) -> dict[str, Lap]:
     """Make each runner's last lap the later of its stored one and its arrived laps' last.
 
-    Return the stored ones as they were (one statement, lists as texts: sync/bulk.py).
+    Return the stored ones as they were where the pairing needs them: the runner's first
+    arrived lap is less than min_ms after it, or not after it (one statement, lists as
+    texts: sync/bulk.py). Any other stored last lap pairs with none of the batch's laps.
     """
     if not appended:
         return {}
-    lasts = [laps[-1] for laps in appended.values()]
-    rows = cursor.execute(LAST_STEP, last_lists(appended, lasts)).fetchall()
-    before = {row[0]: row[1:] for row in rows}
-    if len(before) < len(appended):
-        new = {r: laps[-1] for r, laps in appended.items() if r not in before}
+    lasts, firsts = [laps[-1] for laps in appended.values()], [laps[0] for laps in appended.values()]
+    rows = cursor.execute(LAST_STEP, [*last_lists(appended, lasts),
+                                      bulk.numbers(lap[0] for lap in firsts),
+                                      bulk.lines(lap[1] for lap in firsts), min_ms]).fetchall()
+    before = {row[0]: row[1:] for row in rows if row[0] is not None}
+    stored = next(row[1] for row in rows if row[0] is None)
+    if stored < len(appended):
+        known = set() if stored == 0 else {row[0] for row in cursor.execute(
+            "SELECT runner_id FROM runner_last_lap WHERE runner_id = ANY(%b::text[])",
+            [list(appended)])}
+        new = {r: laps[-1] for r, laps in appended.items() if r not in known}
         cursor.execute(LAST_NEW, last_lists(new, new.values()))
     return before
 
