@@ -162,8 +162,11 @@ def by_runner(rows: Iterable[tuple]) -> dict[str, list[Lap]]:
 
 # ---- keeping in step --------------------------------------------------------------------
 
-def keep_in_step(conn: psycopg.Connection, deltas) -> None:
-    """Bring pairs, last laps and buckets in step with a batch's changes (ledger Deltas)."""
+def keep_in_step(conn: psycopg.Connection, deltas, min_ms: int | None = None) -> None:
+    """Bring pairs, last laps and buckets in step with a batch's changes (ledger Deltas).
+
+    min_ms: the event's minimum lap time if the caller read it already (min_lap_ms).
+    """
     buckets = {b: n for b, n in deltas.buckets.items() if n}
     if buckets:
         conn.execute(BUCKETS_ADD, [list(buckets), list(buckets.values())])
@@ -172,7 +175,8 @@ def keep_in_step(conn: psycopg.Connection, deltas) -> None:
     arrived, tangled = deltas.settle()
     if not arrived and not deltas.reread:
         return
-    min_ms, cursor = min_lap_ms(conn), conn.cursor(row_factory=tuple_row)
+    min_ms = min_lap_ms(conn) if min_ms is None else min_ms
+    cursor = conn.cursor(row_factory=tuple_row)
     # A tangled runner's laps are all there, sorted; the others' first and last stand for them.
     appended = {r: laps for r, laps in arrived.items() if r not in deltas.reread}
     before, pairs, late = step_last(cursor, appended, min_ms), [], {}
