@@ -59,8 +59,31 @@ def get(server, path: str, wait: float = 0) -> tuple[int, bytes]:
         connection.close()
 
 
+class RecordingChannel(AnswerChannel):
+    """The answer channel, keeping what each request hands to the socket's output."""
+
+    writes: list[bytes] = []
+
+    def write_soon(self, data):
+        """Keep the data, then queue it as the answer channel does."""
+        if data:
+            self.writes.append(bytes(data))
+        return super().write_soon(data)
+
+
 def test_connections_use_the_answer_channel(server):
     assert server.channel_class is AnswerChannel
+
+
+def test_an_answer_of_one_piece_goes_out_with_its_header_in_one_send(server):
+    server.channel_class = RecordingChannel
+    try:
+        status, body = get(server, "/small/7")
+    finally:
+        server.channel_class = AnswerChannel
+    assert status == 200 and body == b'{"n":7}\n'
+    [sent] = RecordingChannel.writes
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and sent.endswith(b"\r\n\r\n" + body)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_BATCH is Linux's")
