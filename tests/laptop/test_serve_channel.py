@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import http.client
+import os
+import sys
 import threading
 import time
 
@@ -25,12 +28,17 @@ def server():
     def small(n: int):
         return {"n": n}
 
+    @app.get("/policy")
+    def policy():
+        return {"policy": os.sched_getscheduler(0), "thread": threading.current_thread().name}
+
     @app.get("/big")
     def big():
         return Response((CHUNK for _ in range(BIG_CHUNKS)), mimetype="application/octet-stream")
     served = make_server(app, "127.0.0.1", 0, threads=4)
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
+    served.loop_thread = thread
     yield served
     # Closed by the main loop itself: closed from here, its select() can meet a closed socket.
     served.trigger.pull_trigger(lambda: wasyncore.close_all(served._map))
@@ -51,8 +59,45 @@ def get(server, path: str, wait: float = 0) -> tuple[int, bytes]:
         connection.close()
 
 
+class RecordingChannel(AnswerChannel):
+    """The answer channel, keeping what each request hands to the socket's output."""
+
+    writes: list[bytes] = []
+
+    def write_soon(self, data):
+        """Keep the data, then queue it as the answer channel does."""
+        if data:
+            self.writes.append(bytes(data))
+        return super().write_soon(data)
+
+
 def test_connections_use_the_answer_channel(server):
     assert server.channel_class is AnswerChannel
+
+
+def test_an_answer_of_one_piece_goes_out_with_its_header_in_one_send(server):
+    server.channel_class = RecordingChannel
+    try:
+        status, body = get(server, "/small/7")
+    finally:
+        server.channel_class = AnswerChannel
+    assert status == 200 and body == b'{"n":7}\n'
+    [sent] = RecordingChannel.writes
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and sent.endswith(b"\r\n\r\n" + body)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_BATCH is Linux's")
+def test_requests_are_served_by_batch_threads_and_the_main_loop_stays_normal(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=30)
+    served = []
+    for _ in range(8):
+        connection.request("GET", "/policy")
+        served.append(json.loads(connection.getresponse().read()))
+    connection.close()
+    assert {answer["policy"] for answer in served} == {os.SCHED_BATCH}
+    assert all(answer["thread"].startswith("waitress-") for answer in served)
+    # The main loop, which reads the requests, keeps the normal policy.
+    assert os.sched_getscheduler(server.loop_thread.native_id) == os.SCHED_OTHER
 
 
 def test_answers_to_helpers_asking_at_once_all_arrive_whole(server):
