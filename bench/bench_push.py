@@ -268,7 +268,7 @@ def run_laptop(args: argparse.Namespace, path: Path, base: str, token: str, pg_u
     before = central_cpu(central, args.pgdata)
     figures, after = laptop_process(spec, pg_url, pushed)
     if roles:
-        print_roles("push", roles.cpu, args.laps)
+        print_roles("push", roles, args.laps)
     return {**figures, "cpu_s": {key: after[key] - before[key] for key in ("central", "postgres")},
             "central_rss_kb": after["central_rss_kb"], "worker_rss_kb": after["worker_rss_kb"]}
 
@@ -356,12 +356,13 @@ def environment(args: argparse.Namespace, server_url: str) -> dict:
             "cpu": cpu, "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
 
 
-def print_roles(step: str, cpu: dict, laps: int) -> None:
-    """Print PostgreSQL's CPU by process role during one step, in us a lap."""
-    shares = sorted(cpu.items(), key=lambda item: -item[1])
-    print(f"    PostgreSQL by role during the {step} (us a lap): " + ", ".join(
-        f"{role} {seconds * 1e6 / laps:.2f}" for role, seconds in shares if seconds > 0)
-        + f"; all {sum(cpu.values()) * 1e6 / laps:.2f}", flush=True)
+def print_roles(step: str, roles: RoleCpu, laps: int) -> None:
+    """Print PostgreSQL's CPU by process role during one step, and the waits for a core, in us a lap."""
+    shares = sorted(roles.cpu.items(), key=lambda item: -item[1])
+    print(f"    PostgreSQL by role during the {step} (us a lap; waited for a core): " + ", ".join(
+        f"{role} {seconds * 1e6 / laps:.2f} ({roles.waited[role] * 1e6 / laps:.2f})"
+        for role, seconds in shares if seconds > 0)
+        + f"; all {sum(roles.cpu.values()) * 1e6 / laps:.2f}", flush=True)
 
 
 def met(ok: bool) -> str:
@@ -480,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
             roles = RoleCpu(postmaster_pid(args.pgdata)) if args.roles else None
             copies.append(timed_copy(url, chunks, device, "lap_copy", roles=roles))
             if roles:
-                print_roles("COPY", roles.cpu, args.laps)
+                print_roles("COPY", roles, args.laps)
             checkpoint(url)
             last = number == args.rounds
             rounds.append(run_laptop(args, path, laptop_url, token, url, central,

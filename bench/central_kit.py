@@ -179,16 +179,17 @@ class RoleCpu:
     process title (a backend, autovacuum worker, checkpointer, walwriter, background
     writer, ...). A process seen first during the step counts from zero; one that exits
     between two samples loses at most one interval. Use as a context manager; .cpu
-    then holds CPU seconds by role.
+    then holds CPU seconds by role, .waited the seconds they were ready to run but waited
+    for a core (/proc/PID/schedstat: on two shared cores, what the others took from them).
     """
 
     INTERVAL = 0.05
 
     def __init__(self, postmaster: int) -> None:
         """Watch the children of this postmaster."""
-        self.postmaster, self.cpu = postmaster, {}
-        self.first: dict[int, float] = {}
-        self.last: dict[int, tuple[str, float]] = {}
+        self.postmaster, self.cpu, self.waited = postmaster, {}, {}
+        self.first: dict[int, tuple[float, float]] = {}
+        self.last: dict[int, tuple[str, float, float]] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -199,11 +200,12 @@ class RoleCpu:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-            except OSError:
+                waited = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
                 continue
             cpu = (int(fields[11]) + int(fields[12])) / tick
-            self.first.setdefault(pid, cpu if start else 0.0)
-            self.last[pid] = (role_of(title, pid == self.postmaster), cpu)
+            self.first.setdefault(pid, (cpu, waited) if start else (0.0, 0.0))
+            self.last[pid] = (role_of(title, pid == self.postmaster), cpu, waited)
 
     def run(self) -> None:
         """Sample until stopped."""
@@ -221,8 +223,9 @@ class RoleCpu:
         self.stopping.set()
         self.thread.join()
         self.sample()
-        for pid, (role, cpu) in self.last.items():
-            self.cpu[role] = self.cpu.get(role, 0.0) + cpu - self.first[pid]
+        for pid, (role, cpu, waited) in self.last.items():
+            self.cpu[role] = self.cpu.get(role, 0.0) + cpu - self.first[pid][0]
+            self.waited[role] = self.waited.get(role, 0.0) + waited - self.first[pid][1]
 
 
 def role_of(title: str, postmaster: bool) -> str:
