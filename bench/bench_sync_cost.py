@@ -52,7 +52,7 @@ from lapsync.laptop import migrate as laptop_migrate  # noqa: E402
 from lapsync.laptop.laps import record_lap  # noqa: E402
 from sync import migrate as central_migrate  # noqa: E402
 
-BUILD_VERSION = "3"          # bump when the way the data is built changes
+BUILD_VERSION = "4"          # bump when the way the data is built changes
 NOOP_GOAL_MS, PUSH_GOAL_MS = 5.0, 20.0
 CHUNK = 100_000
 EVENT_MS = 8 * 3600 * 1000   # the laps spread over an 8-hour event
@@ -207,6 +207,13 @@ SELECT l.runner_id, count(*) FILTER (WHERE v.voided IS NOT TRUE), nextval('chang
 FROM lap l LEFT JOIN lap_void v ON v.lap_id = l.id GROUP BY l.runner_id
 ON CONFLICT (runner_id) DO UPDATE SET laps = excluded.laps, change_id = excluded.change_id
 """
+# Each total in the pull's log (total_change) as a row of its own, as migration 0008 logs
+# an existing database's: bulk-loaded totals reach the laptops' pulls like pushed ones.
+TOTALS_LOG = """
+INSERT INTO total_change (last_id, first_id, runner_ids)
+SELECT change_id, change_id, ARRAY[runner_id] FROM runner_total
+ON CONFLICT (last_id) DO NOTHING
+"""
 DEVICE_TOTALS = """
 INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
 SELECT l.device_id, l.runner_id, count(*) FILTER (WHERE v.voided IS NOT TRUE)
@@ -234,6 +241,7 @@ def bulk_load(url: str, size: int, own_laps: int, args: argparse.Namespace, rng:
             conn.execute("SET LOCAL work_mem = '256MB'")
             conn.execute(VOIDS, [mine])
             conn.execute(TOTALS)
+            conn.execute(TOTALS_LOG)
             conn.execute(DEVICE_TOTALS)
         conn.execute("VACUUM (ANALYZE)")
         conn.execute("CHECKPOINT")
@@ -241,15 +249,20 @@ def bulk_load(url: str, size: int, own_laps: int, args: argparse.Namespace, rng:
 
 
 def check_central(url: str, size: int) -> dict:
-    """Check the built central: laps, totals equal to the counting laps; return the counts."""
+    """Check the built central: laps, totals equal to the counting laps, each total in the
+    pull's log; return the counts."""
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM lap) AS laps, (SELECT count(*) FROM lap_void) AS voids, "
             "(SELECT sum(laps) FROM runner_total) AS total, "
             "(SELECT sum(laps) FROM device_runner_laps) AS own, "
             "(SELECT count(*) FROM runner) AS runners, "
+            "(SELECT count(*) FROM runner_total t WHERE NOT EXISTS (SELECT 1 FROM total_change g "
+            " WHERE t.change_id BETWEEN g.first_id AND g.last_id "
+            " AND g.runner_ids[t.change_id - g.first_id + 1] = t.runner_id)) AS unlogged, "
             "pg_database_size(current_database()) AS bytes").fetchone()
-    if row["laps"] != size or row["total"] != size - row["voids"] or row["own"] != row["total"]:
+    if row["laps"] != size or row["total"] != size - row["voids"] or row["own"] != row["total"] \
+            or row["unlogged"]:
         raise SystemExit(f"built central is inconsistent: {row}")
     return dict(row)
 
