@@ -87,9 +87,17 @@ FROM added HAVING count(*) > 0
 """
 # Log rows older than the newest that no total's change id falls in any more. A total's
 # row is the first whose last_id is at or after its change id: found by one binary search
-# in the sorted last_ids (width_bucket), for all totals in one pass (~1 ms at 5,000).
+# in the sorted last_ids (width_bucket), for all totals in one pass (~2 ms at 5,000).
+# That pass reads every total, so it runs only when the newest row's last_id entered a new
+# block of PRUNE_EVERY change ids: a push's small batches share its cost, a big batch
+# (thousands of runners) pays it alone. The guard is a one-time filter: no row is read
+# when it is false. A pull skips the dead rows kept in between (it sends current totals).
+PRUNE_EVERY = 4096
 TOTALS_PRUNE = """
 DELETE FROM total_change WHERE last_id < (SELECT max(last_id) FROM total_change)
+AND (SELECT max(last_id) FROM total_change) / %(every)s <> (
+    SELECT max(last_id) FROM total_change
+    WHERE last_id < (SELECT max(last_id) FROM total_change)) / %(every)s
 AND last_id NOT IN (
     SELECT g.ends[width_bucket(t.change_id - 1, g.ends) + 1]
     FROM runner_total t, (SELECT array_agg(last_id ORDER BY last_id) AS ends FROM total_change) g)
@@ -271,7 +279,7 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
         if counted is not None and counted.rowcount < len(laptops):
             conn.execute(LAPTOP_TOTALS_INSERT, per_laptop)
         if totals:
-            conn.execute(TOTALS_PRUNE)
+            conn.execute(TOTALS_PRUNE, {"every": PRUNE_EVERY})
 
 
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sync.db import write_transaction
 from sync.devices import find_device, register_device
-from sync.ledger import Deltas, apply_totals
+from sync.ledger import PRUNE_EVERY, TOTALS_PRUNE, Deltas, apply_totals
 from sync.pull import pull
 
 RUNNERS = [f"runner{n:02d}" for n in range(30)]
@@ -50,16 +50,44 @@ def test_totals_are_pulled_once_at_their_latest_change_id_in_order(central_db):
     assert [laps for _, _, laps in stored_totals(central_db)][-11:] == [3] * 5 + [2] * 5 + [1]
 
 
-def test_the_log_keeps_only_rows_that_a_total_still_needs(central_db):
+def last_change_id(conn) -> int:
+    """Return the change id handed out last."""
+    return conn.execute("SELECT last_value FROM change_id_seq").fetchone()["last_value"]
+
+
+def next_block(conn, before: int = 0) -> None:
+    """Move the change ids to BEFORE ids short of the next block of PRUNE_EVERY."""
+    block = last_change_id(conn) // PRUNE_EVERY + 1
+    conn.execute("SELECT setval('change_id_seq', %s)", [block * PRUNE_EVERY - before])
+
+
+def test_the_log_is_pruned_when_change_ids_enter_a_new_block_keeping_what_totals_need(central_db):
+    next_block(central_db)                # the test's batches start a block of their own
     count(central_db, RUNNERS)
     for _ in range(5):
         count(central_db, RUNNERS[1:])    # runner00 keeps its first change id
+    # Within a block nothing is pruned: rows no total needs wait there (pulls skip them).
+    assert central_db.execute("SELECT count(*) FROM total_change").fetchone()["count"] == 7
+    next_block(central_db, before=3)
+    count(central_db, RUNNERS[1:])        # its change ids enter the next block
     rows = central_db.execute("SELECT first_id, last_id, runner_ids FROM total_change "
                               "ORDER BY last_id").fetchall()
     ids = [change_id for change_id, _, _ in stored_totals(central_db)]
     assert len(rows) == 2   # the first batch's (runner00 is still there) and the newest
     assert all(any(r["first_id"] <= i <= r["last_id"] for r in rows) for i in ids)
     assert "runner00" in rows[0]["runner_ids"]
+
+
+def test_a_batch_within_a_block_reads_no_total_to_prune(central_db):
+    next_block(central_db)
+    for _ in range(3):
+        count(central_db, RUNNERS)
+    with central_db.transaction():
+        plan = [row["QUERY PLAN"] for row in central_db.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + TOTALS_PRUNE,
+            {"every": PRUNE_EVERY})]
+    scans = [line for line in plan if "on runner_total" in line]
+    assert scans and all("never executed" in line for line in scans), plan
 
 
 def test_a_pull_with_nothing_new_reads_no_total(central_db):
