@@ -99,8 +99,12 @@ def make_server(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     """Return waitress's server for the app on host:port (every address it listens on)."""
     workers = BatchWorkers()
     workers.set_thread_count(threads)
-    server = create_server(app, host=host, port=port, threads=threads, ident="lapsync",
-                           _dispatcher=workers)
+    try:
+        server = create_server(app, host=host, port=port, threads=threads, ident="lapsync",
+                               _dispatcher=workers)
+    except BaseException:  # e.g. the port is taken: no worker threads are left behind
+        workers.shutdown()
+        raise
     listeners = [server] if isinstance(server, BaseWSGIServer) else list(server.map.values())
     for listener in listeners:
         if isinstance(listener, BaseWSGIServer):

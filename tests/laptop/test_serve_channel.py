@@ -100,6 +100,15 @@ def test_requests_are_served_by_batch_threads_and_the_main_loop_stays_normal(ser
     assert os.sched_getscheduler(server.loop_thread.native_id) == os.SCHED_OTHER
 
 
+def test_a_port_already_taken_is_an_error_that_leaves_no_worker_threads(server):
+    before = {thread.ident for thread in threading.enumerate()}
+    with pytest.raises(OSError):
+        make_server(Flask(__name__), "127.0.0.1", server.effective_port, threads=3)
+    left = [thread.name for thread in threading.enumerate()
+            if thread.ident not in before and thread.is_alive()]
+    assert left == []
+
+
 def test_answers_to_helpers_asking_at_once_all_arrive_whole(server):
     answers: list[bytes] = []
 
