@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+import click
+
 from . import create_app
 from .serve import DEFAULT_HOST, DEFAULT_PORT, THREADS, serve
 
@@ -16,7 +18,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"threads (default {THREADS})")
     args = parser.parse_args(argv)
-    serve(create_app(), args.host, args.port, args.threads)
+    try:
+        serve(create_app(), args.host, args.port, args.threads)
+    except click.ClickException as exc:  # e.g. the port is taken: the message, no traceback
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":

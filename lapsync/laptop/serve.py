@@ -114,8 +114,16 @@ def make_server(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
 
 def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           threads: int = THREADS) -> None:
-    """Start the background sync and serve the app until Ctrl+C."""
-    server = make_server(app, host, port, threads)
+    """Start the background sync and serve the app until Ctrl+C.
+
+    An address it cannot listen on is a ClickException (a message, no traceback).
+    """
+    try:
+        server = make_server(app, host, port, threads)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Is the laptop app "
+            "already running there? Stop it, or start this one with another --port.") from None
     # Started even before `connect`: it reads the instance config at every tick, so a
     # laptop connected later (the /connect page) syncs without a restart.
     ok, why = scheduler.should_start(app, need_central=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -186,3 +187,21 @@ def test_a_clock_set_back_or_forward_an_hour_keeps_the_sync_pace(
                 laptop_clock_offset_s(laptop_file)
     finally:
         server.stop()
+
+
+def test_a_server_on_a_port_already_taken_exits_with_a_message_not_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "LAPSYNC_"))}
+    env.update(LAPSYNC_DATABASE=str(tmp_path / "laptop.sqlite"),
+               LAPSYNC_INSTANCE_CONFIG_FILE=str(tmp_path / "config.py"),
+               LAPSYNC_LOG_DIR=str(tmp_path / "logs"), FLASK_SECRET_KEY="laptop-server-test")
+    with socket.socket() as taken:  # another program (or the app itself) holds the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "lapsync.laptop", "--port", str(port)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert (f"Error: cannot listen on 127.0.0.1:{port}: Address already in use. Is the laptop "
+            "app already running there? Stop it, or start this one with another --port.") \
+        in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
