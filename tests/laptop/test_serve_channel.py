@@ -111,12 +111,15 @@ def test_a_port_already_taken_is_an_error_that_leaves_no_worker_threads(server):
 
 
 def test_serving_on_a_port_already_taken_says_so_and_starts_nothing(server, app):
+    before = {thread.ident for thread in threading.enumerate()}
     with pytest.raises(click.ClickException) as refused:
         serve(app, "127.0.0.1", server.effective_port, threads=2)
     assert refused.value.format_message() == (
         f"cannot listen on 127.0.0.1:{server.effective_port}: Address already in use. Is the "
         "laptop app already running there? Stop it, or start this one with another --port.")
-    assert not any(thread.name.startswith("lapsync-sync") for thread in threading.enumerate())
+    # Neither waitress's workers nor the background sync were left running.
+    assert [thread.name for thread in threading.enumerate()
+            if thread.ident not in before and thread.is_alive()] == []
 
 
 def test_answers_to_helpers_asking_at_once_all_arrive_whole(server):
