@@ -75,8 +75,8 @@ class BatchWorkers(ThreadedTaskDispatcher):
     A waking batch thread does not preempt the running one. Without it, on one core,
     every worker woken (a request handed over, the GIL released around an SQLite call)
     took the core from the thread writing laps, which then waited for the GIL in turn:
-    about eleven context switches a lap. The main loop, which reads the requests,
-    keeps the normal policy.
+    context switches for every SQLite call of a lap. The main loop, which reads the
+    requests, keeps the normal policy.
     """
 
     def handler_thread(self, thread_no):
