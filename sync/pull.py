@@ -31,6 +31,8 @@ from .db import now_ms
 # rows handed out after the cursor, sorted (no table read), then each runner read by primary
 # key (LIMIT 1: one lookup each, never a join that reads runner_total whole) and sent if
 # that is still its change id, until the page is full.
+# data comes as JSON text, parsed by one json.loads per page in pull(): psycopg's
+# jsonb loader parses row by row, half the time of a 1,000-row page.
 PULL_SQL = """
 (SELECT change_id, 'runner' AS entity, id,
         (origin = %(laptop)s AND merged_into IS NULL) IS TRUE AS own,
