@@ -260,7 +260,8 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
     next one's lists, instead of waiting for them (~5,000 runners a push's batch).
     """
     deltas.settle()
-    min_ms = min_lap_ms(conn)
+    # Laps that arrived were counted with the minimum lap time read in this transaction.
+    min_ms = deltas.min_ms if deltas.arrivals[0] else min_lap_ms(conn)
     runners = {r: n for r, n in deltas.runner.items() if n}
     laptops = {k: n for k, n in deltas.laptop.items() if n}
     with conn.pipeline() as pipeline:
