@@ -709,3 +709,22 @@ def test_a_lap_central_holds_a_void_for_arrives_voided_whether_voids_are_few_or_
         box.lap(runner, lap_id=lap_id)
     send(central_db, device_token, compact(box.body()))
     assert totals(central_db) == counted_laps(central_db) == {runner: 2}
+
+
+def test_a_big_batch_after_many_small_ones_is_planned_for_its_own_size(central_db, device_token):
+    box = Outbox()
+    runners = [box.runner(i, f"Runner {i}") for i in range(1, 41)]
+    send(central_db, device_token, box.body())
+    for round_ in range(14):
+        first = len(box.changes) + 1
+        for runner in runners[:3] if round_ < 13 else runners:
+            box.lap(runner)
+        send(central_db, device_token, box.body(first))
+    plans = central_db.execute(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+        "WHERE statement LIKE '%%UPDATE runner_total%%' OR statement LIKE '%%UPDATE device_runner_laps%%'"
+    ).fetchall()
+    assert len(plans) == 2 and all(p["custom_plans"] >= 8 for p in plans), plans
+    assert [p["generic_plans"] for p in plans] == [0, 0]
+    assert totals(central_db) == counted_laps(central_db)
+    assert totals(central_db)[runners[-1]] == 1 and totals(central_db)[runners[0]] == 14
