@@ -12,6 +12,7 @@ import operator
 from collections.abc import Iterable, Iterator
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from . import bulk
 from .derived import BUCKET_MS, Lap, keep_in_step, min_lap_ms
@@ -78,7 +79,6 @@ WITH added AS (
     SELECT d.runner_id, d.n, nextval('change_id_seq')
     FROM unnest(string_to_array(%(runners)s, E'\\n'), string_to_array(%(laps)s, ',')::int[])
         AS d(runner_id, n)
-    WHERE NOT EXISTS (SELECT 1 FROM runner_total t WHERE t.runner_id = d.runner_id)
     RETURNING runner_id, change_id
 )
 INSERT INTO total_change (last_id, first_id, runner_ids)
@@ -113,6 +113,17 @@ WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id
 LAPTOP_TOTALS_INSERT = f"""
 INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
 SELECT d.laptop_id, d.runner_id, d.n FROM {LAPTOP_TOTALS}
+"""
+# The rows an UPDATE above did not find, read before they are inserted: a NOT EXISTS in
+# the INSERT itself, planned while the table was empty (analysed so), scanned the table it
+# was filling once per row: ~300 ms instead of ~20 for a first batch of 5,000 runners.
+MISSING_TOTALS = """
+SELECT d.runner_id FROM unnest(string_to_array(%s, E'\\n')) AS d(runner_id)
+WHERE NOT EXISTS (SELECT 1 FROM runner_total t WHERE t.runner_id = d.runner_id)
+"""
+MISSING_LAPTOP_TOTALS = """
+SELECT d.laptop_id, d.runner_id
+FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) AS d(laptop_id, runner_id)
 WHERE NOT EXISTS (SELECT 1 FROM device_runner_laps t
                   WHERE t.laptop_id = d.laptop_id AND t.runner_id = d.runner_id)
 """
@@ -265,22 +276,43 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
     runners = {r: n for r, n in deltas.runner.items() if n}
     laptops = {k: n for k, n in deltas.laptop.items() if n}
     with conn.pipeline() as pipeline:
-        totals = {"n": len(runners), "runners": bulk.lines(runners),
-                  "laps": bulk.numbers(runners.values())} if runners else None
+        totals = runner_lists(runners) if runners else None
         updated = conn.execute(TOTALS_ADD, totals) if totals else None
-        per_laptop = {"laptops": bulk.lines(k[0] for k in laptops),
-                      "runners": bulk.lines(k[1] for k in laptops),
-                      "laps": bulk.numbers(laptops.values())} if laptops else None
+        per_laptop = laptop_lists(laptops) if laptops else None
         counted = conn.execute(LAPTOP_TOTALS_ADD, per_laptop) if per_laptop else None
         keep_in_step(conn, deltas, min_ms)
         pipeline.sync()
         # Rows the UPDATEs did not find (a runner's first laps): inserted.
         if updated is not None and updated.rowcount < len(runners):
-            conn.execute(TOTALS_INSERT, totals)
+            new = missing(conn, MISSING_TOTALS, [totals["runners"]], runners, updated.rowcount)
+            conn.execute(TOTALS_INSERT, runner_lists(new))
         if counted is not None and counted.rowcount < len(laptops):
-            conn.execute(LAPTOP_TOTALS_INSERT, per_laptop)
+            new = missing(conn, MISSING_LAPTOP_TOTALS, [per_laptop["laptops"], per_laptop["runners"]],
+                          laptops, counted.rowcount)
+            conn.execute(LAPTOP_TOTALS_INSERT, laptop_lists(new))
         if totals:
             conn.execute(TOTALS_PRUNE, {"every": PRUNE_EVERY})
+
+
+def runner_lists(runners: dict[str, int]) -> dict:
+    """Return the totals statements' parameters for {runner: laps} (sync/bulk.py)."""
+    return {"n": len(runners), "runners": bulk.lines(runners), "laps": bulk.numbers(runners.values())}
+
+
+def laptop_lists(laptops: dict[tuple[str, str], int]) -> dict:
+    """Return the per-laptop totals statements' parameters for {(laptop, runner): laps}."""
+    return {"laptops": bulk.lines(k[0] for k in laptops), "runners": bulk.lines(k[1] for k in laptops),
+            "laps": bulk.numbers(laptops.values())}
+
+
+def missing(conn: psycopg.Connection, query: str, lists: list[str], counts: dict,
+            found: int) -> dict:
+    """Return the counts whose rows an UPDATE of these lists did not find (found: rows it
+    updated); query reads which, unless it found none."""
+    if found == 0:
+        return counts
+    rows = conn.cursor(row_factory=tuple_row).execute(query, lists).fetchall()
+    return {key: counts[key] for key in (row[0] if len(row) == 1 else row for row in rows)}
 
 
 def apply_void(conn: psycopg.Connection, void: dict, deltas: Deltas) -> str | None:

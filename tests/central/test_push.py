@@ -728,3 +728,54 @@ def test_a_big_batch_after_many_small_ones_is_planned_for_its_own_size(central_d
     assert [p["generic_plans"] for p in plans] == [0, 0]
     assert totals(central_db) == counted_laps(central_db)
     assert totals(central_db)[runners[-1]] == 1 and totals(central_db)[runners[0]] == 14
+
+
+def heap_reads(conn) -> dict:
+    """Return the heap pages read so far from runner_total and device_runner_laps."""
+    conn.execute("SELECT pg_stat_force_next_flush()")   # this session's counts, now
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return {r["relname"]: r["heap_blks_hit"] + r["heap_blks_read"] for r in conn.execute(
+        "SELECT relname, heap_blks_hit, heap_blks_read FROM pg_statio_user_tables "
+        "WHERE relname IN ('runner_total', 'device_runner_laps')")}
+
+
+def test_a_first_batch_into_totals_analysed_empty_reads_them_once_per_row(central_db, device_token):
+    for table in ("runner_total", "device_runner_laps"):
+        central_db.execute(f"VACUUM ANALYZE {table}")   # as autovacuum leaves an emptied table
+    box = Outbox()
+    for _ in range(1_500):
+        box.lap(box.new_id())
+    before = heap_reads(central_db)
+    send(central_db, device_token, box.body())
+    after = heap_reads(central_db)
+    # About one page read per row inserted; a plan that scans the table it fills once per
+    # row reads ~15 times as many.
+    assert {table: after[table] - before[table] for table in after} \
+        == {table: pytest.approx(1_550, rel=0.3) for table in after}
+    assert totals(central_db) == counted_laps(central_db) and len(totals(central_db)) == 1_500
+    laptop = central_db.execute("SELECT count(*) AS n, sum(laps) AS laps FROM device_runner_laps").fetchone()
+    assert (laptop["n"], laptop["laps"]) == (1_500, 1_500)
+
+
+def test_a_batch_of_known_and_new_runners_adds_to_the_one_and_inserts_the_other(central_db, device_token):
+    first, second = Outbox(), Outbox()
+    known, also_known, new = first.new_id(), first.new_id(), first.new_id()
+    for runner in (known, also_known, known):
+        first.lap(runner)
+    send(central_db, device_token, first.body())
+    token_b = register(central_db, "laptop-b")
+    for runner in (known, new, new):
+        second.lap(runner)
+    send(central_db, token_b, second.body())
+    for runner in (also_known, known):   # laptop-b's first lap of also_known
+        second.lap(runner)
+    send(central_db, token_b, second.body(4))
+    assert totals(central_db) == {known: 4, also_known: 2, new: 2} == counted_laps(central_db)
+    per_laptop = {(r["laptop_id"], r["runner_id"]): r["laps"]
+                  for r in central_db.execute("SELECT * FROM device_runner_laps")}
+    assert per_laptop == {(first.laptop_id, known): 2, (first.laptop_id, also_known): 1,
+                          (second.laptop_id, known): 2, (second.laptop_id, new): 2,
+                          (second.laptop_id, also_known): 1}
+    page = pull(central_db, find_device(central_db, device_token), 0, 100)
+    others = {c["id"]: c["data"]["other_laps"] for c in page["changes"] if c["entity"] == "total"}
+    assert others == {known: 2, also_known: 1, new: 2}   # laptop-a's own laps not counted
