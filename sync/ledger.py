@@ -114,9 +114,9 @@ LAPTOP_TOTALS_INSERT = f"""
 INSERT INTO device_runner_laps (laptop_id, runner_id, laps)
 SELECT d.laptop_id, d.runner_id, d.n FROM {LAPTOP_TOTALS}
 """
-# The rows an UPDATE above did not find, read before they are inserted: a NOT EXISTS in
-# the INSERT itself, planned while the table was empty (analysed so), scanned the table it
-# was filling once per row: ~300 ms instead of ~20 for a first batch of 5,000 runners.
+# The rows an UPDATE above did not find, read before they are inserted rather than by a
+# NOT EXISTS in the INSERT: planned on a table analysed empty, that check scans the table
+# once per row while the INSERT fills it (quadratic in the batch's runners).
 MISSING_TOTALS = """
 SELECT d.runner_id FROM unnest(string_to_array(%s, E'\\n')) AS d(runner_id)
 WHERE NOT EXISTS (SELECT 1 FROM runner_total t WHERE t.runner_id = d.runner_id)
@@ -307,8 +307,8 @@ def laptop_lists(laptops: dict[tuple[str, str], int]) -> dict:
 
 def missing(conn: psycopg.Connection, query: str, lists: list[str], counts: dict,
             found: int) -> dict:
-    """Return the counts whose rows an UPDATE of these lists did not find (found: rows it
-    updated); query reads which, unless it found none."""
+    """Return the part of counts whose rows the UPDATE of lists did not find (found: the
+    rows it updated): all if it found none, else as query reads them."""
     if found == 0:
         return counts
     rows = conn.cursor(row_factory=tuple_row).execute(query, lists).fetchall()

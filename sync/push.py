@@ -300,9 +300,8 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
     now = now_ms() if now is None else now
     with write_transaction(conn):
         # A batch holds 1 to 50,000 changes, so its statements' arrays vary as much. After a
-        # few small batches PostgreSQL would keep a generic plan for a prepared statement
-        # (index lookups one row at a time), which makes a big batch's updates of thousands
-        # of rows about 1.7x as slow as its own plan (a hash join).
+        # few batches PostgreSQL may keep a generic plan for a prepared statement (an index
+        # lookup per row), far slower for a big batch's thousands of rows than its own plan.
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
         last_seq = device["last_seq"]
