@@ -178,3 +178,17 @@ def test_an_enter_on_an_unknown_number_does_not_carry_over_to_the_next(page, cen
     expect(number).to_be_focused()                             # not moved to a sponsor line
     page.keyboard.press("Enter")
     expect(page.locator("[name=sponsor_name_0]")).to_be_focused()
+
+
+def test_the_pledge_form_gives_a_phone_the_number_keys_and_keeps_the_name_short(page, central):
+    url, _ = central
+    page.goto(f"{url}/sponsors/new")
+    number = page.locator("#start_number")
+    expect(number).to_be_focused()
+    expect(number).to_have_attribute("inputmode", "numeric")   # a phone shows its number keys
+    expect(page.locator("#rate_cents")).to_have_attribute("inputmode", "decimal")
+    expect(page.locator("#cap_cents")).to_have_attribute("inputmode", "decimal")
+    page.keyboard.type("17", delay=40)
+    page.keyboard.press("Tab")
+    page.keyboard.type("B" * 120)
+    expect(page.locator("#sponsor_name")).to_have_value("B" * 100)   # the browser stops at 100
