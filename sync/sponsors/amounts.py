@@ -107,10 +107,15 @@ def pledge_amounts(conn: psycopg.Connection, *, class_name: str | None = None,
 
 
 def sum_rows(rows: list[dict]) -> dict:
-    """Return pledges, amount, paid and outstanding cents summed over rows."""
+    """Return pledges, amount, paid, outstanding and overpaid cents summed over rows.
+
+    Outstanding sums what each pledge still owes; one sponsor's overpayment is not
+    another's payment, so it is summed apart (overpaid).
+    """
     return {"pledges": len(rows), "amount_cents": sum(r["amount_cents"] for r in rows),
             "paid_cents": sum(r["paid_cents"] for r in rows),
-            "outstanding_cents": sum(r["outstanding_cents"] for r in rows)}
+            "outstanding_cents": sum(max(r["outstanding_cents"], 0) for r in rows),
+            "overpaid_cents": sum(max(-r["outstanding_cents"], 0) for r in rows)}
 
 
 def totals_by(rows: list[dict], key: str) -> dict:

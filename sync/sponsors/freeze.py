@@ -21,6 +21,7 @@ from lapsync.text import class_key, plain
 from ..db import now_ms
 from ..decisions import describe
 from .amounts import pledge_amounts
+from .mail import withdrawn
 from .money_log import log_money
 
 FIGURES = ("laps", "distance_m", "amount_cents")
@@ -198,7 +199,8 @@ def decide(conn: psycopg.Connection, user_id: str | None, pledge_id: str, accept
                                                  "frozen figure to keep."), 409)
         log_money(conn, user_id, "freeze_accept" if accept else "freeze_keep", {
             "sponsor": case["sponsor_name"], "runner": f"{case['start_number']} {case['name']}",
-            "from": case["old"], "to": case["new"]}, pledge_id=pledge_id)
+            "from": case["old"], "to": case["new"], **withdrawn(conn, pledge_id)},
+            pledge_id=pledge_id)
     return case
 
 

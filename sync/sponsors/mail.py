@@ -29,6 +29,7 @@ BACKOFF_S = 60
 MAX_BACKOFF_S = 3600
 SMTP_TIMEOUT_S = 20
 KINDS = ("letter", "reminder", "thanks", "class_list")
+WITH_FIGURES = ("letter", "reminder", "thanks")   # a sponsor's mails that state its amounts
 QUEUE_COLUMNS = ("id, to_addr, subject, body_text, body_html, kind, pledge_id, class_name, "
                  "status, attempts, last_error, next_try_ms, created_ms, sent_ms")
 
@@ -53,6 +54,24 @@ def queue_mail(conn: psycopg.Connection, *, to: str, subject: str, body: str, ki
         [to, subject, body, html, kind, pledge_id, class_name, now_ms()]).fetchone()["id"]
 
 
+def withdraw_mail(conn: psycopg.Connection, pledge_id: str) -> int:
+    """Withdraw the queued mails to a pledge's sponsor (caller's transaction); return how many.
+
+    For every change of the pledge's money or address after they were queued: they state
+    what it was then (an open amount, a payment received), and must not go out so.
+    """
+    return conn.execute("UPDATE mail_out SET status = 'withdrawn' WHERE status = 'queued' "
+                        "AND pledge_id = %s AND kind = ANY(%s)",
+                        [pledge_id, list(WITH_FIGURES)]).rowcount
+
+
+def withdrawn(conn: psycopg.Connection, pledge_id: str | None) -> dict:
+    """Withdraw a pledge's queued mails (withdraw_mail); return {"withdrawn_mail": n} for
+    the money log, or nothing when none was queued."""
+    count = withdraw_mail(conn, pledge_id) if pledge_id else 0
+    return {"withdrawn_mail": count} if count else {}
+
+
 def due_mail(conn: psycopg.Connection, now: int | None = None,
              ids: list[int] | None = None) -> list[dict]:
     """Return the queued mails a send would take now (of ids, if given), oldest first."""
@@ -70,7 +89,8 @@ def mail_list(conn: psycopg.Connection, limit: int = 500) -> list[dict]:
 def mail_counts(conn: psycopg.Connection) -> dict:
     """Return how many mails are queued, sent and failed."""
     rows = conn.execute("SELECT status, count(*) AS n FROM mail_out GROUP BY status")
-    return {"queued": 0, "sent": 0, "failed": 0, **{r["status"]: r["n"] for r in rows}}
+    return {"queued": 0, "sent": 0, "failed": 0, "withdrawn": 0,
+            **{r["status"]: r["n"] for r in rows}}
 
 
 def smtp_config(conn: psycopg.Connection) -> dict:

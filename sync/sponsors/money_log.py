@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import psycopg
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from psycopg.types.json import Jsonb
 
 from ..db import now_ms
@@ -35,10 +36,21 @@ def log_money(conn: psycopg.Connection, user_id: str | None, action: str, detail
 def money_log(conn: psycopg.Connection, pledge_id: str | None = None,
               limit: int = MAX_ENTRIES) -> list[dict]:
     """Return the latest money changes (of one pledge, or all), newest first, with a sentence."""
-    return [{**row, "text": describe(row["action"], row["details"]),
+    return [{**row, "text": with_withdrawn(describe(row["action"], row["details"]), row["details"]),
              # Stored in English for the log; shown in the reader's language.
              "by_name": _("the command line") if row["user_id"] is None else row["by_name"]}
             for row in conn.execute(LOG_SQL, {"pledge": pledge_id, "limit": limit})]
+
+
+def with_withdrawn(text: str, d: dict) -> str:
+    """Add to a change's sentence the queued mails it withdrew (sync/sponsors/mail.py)."""
+    count = d.get("withdrawn_mail")
+    if not count:
+        return text
+    return text + " " + ngettext("A queued e-mail to the sponsor was withdrawn: it stated the "
+                                 "figures before this change.",
+                                 "%(num)s queued e-mails to the sponsor were withdrawn: they "
+                                 "stated the figures before this change.", count)
 
 
 def describe(action: str, d: dict) -> str:

@@ -22,6 +22,7 @@ from ..auth import admin_required, login_required
 from ..db import get_db, now_ms
 from ..roster import list_classes
 from .amounts import money, pledge_amounts, sum_rows
+from .mail import withdrawn
 from .money_log import log_money
 from .pledges import live_pledge, parse_cents, runner_text
 
@@ -84,8 +85,8 @@ def add_payment(conn: psycopg.Connection, user_id: str | None, pledge_id: str,
                                             "now": now_ms(), "user": user_id})
         log_money(conn, user_id, "payment_add", {
             "sponsor": pledge["sponsor_name"], "runner": runner_text(pledge),
-            **fields, "paid_on": fields["paid_on"].isoformat()},
-            pledge_id=pledge_id, payment_id=payment_id)
+            **fields, "paid_on": fields["paid_on"].isoformat(),
+            **withdrawn(conn, pledge_id)}, pledge_id=pledge_id, payment_id=payment_id)
     return payment_id
 
 
@@ -101,9 +102,17 @@ def delete_payment(conn: psycopg.Connection, user_id: str | None, payment_id: st
         log_money(conn, user_id, "payment_delete", {
             "sponsor": sponsor and sponsor["sponsor_name"],
             "amount_cents": payment["amount_cents"], "paid_on": payment["paid_on"].isoformat(),
-            "method": payment["method"], "reference": payment["reference"]},
+            "method": payment["method"], "reference": payment["reference"],
+            **withdrawn(conn, payment["pledge_id"])},
             pledge_id=payment["pledge_id"], payment_id=payment_id)
     return payment
+
+
+def withdrawn_by(conn: psycopg.Connection, payment_id: str) -> int:
+    """Return how many queued mails recording this payment withdrew (its money log entry)."""
+    row = conn.execute("SELECT details FROM money_log WHERE payment_id = %s "
+                       "AND action = 'payment_add'", [payment_id]).fetchone()
+    return (row["details"] or {}).get("withdrawn_mail", 0) if row else 0
 
 
 def payments_of(conn: psycopg.Connection, pledge_id: str) -> list[dict]:
@@ -130,7 +139,7 @@ def pay(pledge_id: str):
     if request.method == "POST":
         typed = {key: request.form.get(key, "") for key in typed}
         try:
-            add_payment(conn, g.user["id"], pledge_id, typed)
+            payment_id = add_payment(conn, g.user["id"], pledge_id, typed)
         except InputError as exc:
             if wants_json():
                 raise
@@ -138,6 +147,9 @@ def pay(pledge_id: str):
                                    errors=exc.extra.get("errors", {}), methods=METHODS), 422
         flash(_("Recorded %(amount)s from %(sponsor)s.", sponsor=pledge["sponsor_name"],
                 amount=money(parse_cents(typed["amount_cents"]), conn)))
+        if withdrawn_by(conn, payment_id):
+            flash(_("The e-mail queued for this sponsor was withdrawn: it stated the figures "
+                    "before this payment. Queue the letters again if one is still due."))
         return redirect(url_for("sponsors.pledge", pledge_id=pledge_id))
     return render_template("payment_form.html", pledge=pledge, typed=typed, errors={},
                            methods=METHODS)

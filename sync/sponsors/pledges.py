@@ -23,6 +23,7 @@ from lapsync.ids import new_id
 from lapsync.names import clean_name
 
 from ..db import now_ms
+from .mail import withdrawn
 from .money_log import log_money
 
 KINDS = ("per_lap", "per_km", "fixed")
@@ -265,8 +266,8 @@ def edit_pledge(conn: psycopg.Connection, user_id: str | None, pledge_id: str,
                      "cap_cents = %(cap_cents)s, updated_ms = %(now)s WHERE id = %(id)s",
                      {**fields, "now": now_ms(), "id": pledge_id})
         log_money(conn, user_id, "pledge_edit", {"sponsor": fields["sponsor_name"],
-                                                 "runner": runner_text(pledge),
-                                                 "changed": changed}, pledge_id=pledge_id)
+                                                 "runner": runner_text(pledge), "changed": changed,
+                                                 **withdrawn(conn, pledge_id)}, pledge_id=pledge_id)
     return changed
 
 
@@ -277,6 +278,7 @@ def delete_pledge(conn: psycopg.Connection, user_id: str | None, pledge_id: str)
         conn.execute("UPDATE pledge SET deleted_ms = %s, updated_ms = %s WHERE id = %s",
                      [now_ms(), now_ms(), pledge_id])
         log_money(conn, user_id, "pledge_delete", {"sponsor": pledge["sponsor_name"],
-                                                   "runner": runner_text(pledge)},
+                                                   "runner": runner_text(pledge),
+                                                   **withdrawn(conn, pledge_id)},
                   pledge_id=pledge_id)
     return pledge

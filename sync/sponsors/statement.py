@@ -30,6 +30,7 @@ from lapsync.errors import InputError
 from lapsync.ids import new_id
 
 from ..db import now_ms
+from .mail import withdrawn
 from .money_log import log_money
 from .pledges import live_pledge, runner_text
 
@@ -186,8 +187,8 @@ def record_payment(conn: psycopg.Connection, user_id: str | None, line: dict,
     log_money(conn, user_id, "payment_add", {
         "sponsor": pledge["sponsor_name"], "runner": runner_text(pledge),
         "amount_cents": line["amount_cents"], "paid_on": line["booked_on"].isoformat(),
-        "method": "transfer", "reference": pledge["reference"], "note": note},
-        pledge_id=pledge["id"], payment_id=payment_id)
+        "method": "transfer", "reference": pledge["reference"], "note": note,
+        **withdrawn(conn, pledge["id"])}, pledge_id=pledge["id"], payment_id=payment_id)
     return payment_id
 
 

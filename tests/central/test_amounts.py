@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lapsync.protocol import validate_push
 from sync.sponsors.amounts import amount_cents, pledge_amounts, raised
 from sync.devices import find_device
+from sync.sponsors.payments import add_payment
 from sync.sponsors.pledges import add_pledge
 from sync.push import push
 from sync.review import lap_state, merge, renumber, runners_by_id, void_lap
@@ -156,7 +157,16 @@ def test_totals_per_runner_class_grade_and_school(central_db, laptop, admin_id):
     assert {k: v["amount_cents"] for k, v in totals["class"].items()} == {"5a": 200, "5b": 300, "6a": 900}
     assert {k: v["amount_cents"] for k, v in totals["grade"].items()} == {5: 500, 6: 900}
     assert totals["school"] == {"pledges": 4, "amount_cents": 1400, "paid_cents": 0,
-                                "outstanding_cents": 1400}
+                                "outstanding_cents": 1400, "overpaid_cents": 0}
+    # One sponsor paying too much pays nothing of what the others owe.
+    pledge_of_a = next(p["id"] for p in pledge_amounts(central_db) if p["counted_runner_id"] == a)
+    add_payment(central_db, admin_id, pledge_of_a, {"amount_cents": "5", "paid_on": "2025-07-01",
+                                                    "method": "cash"})
+    totals = raised(central_db)
+    assert totals["school"] == {"pledges": 4, "amount_cents": 1400, "paid_cents": 500,
+                                "outstanding_cents": 1200, "overpaid_cents": 300}
+    assert totals["class"]["5a"]["outstanding_cents"] == 0
+    assert totals["class"]["5a"]["overpaid_cents"] == 300
 
 
 def test_filters_and_deleted_pledges(central_db, laptop, admin_id):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from datetime import date
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,7 +17,10 @@ from aiosmtpd.controller import Controller
 from lapsync.devkit.processes import free_port
 from sync.bank_settings import save_bank_mail
 from sync.db import write_transaction
-from sync.sponsors.mail import backoff_ms, due_mail, queue_mail, send_due
+from sync.sponsors.mail import backoff_ms, due_mail, mail_list, queue_mail, send_due
+from sync.sponsors.payments import add_payment, delete_payment
+from sync.sponsors.pledges import delete_pledge, edit_pledge
+from sync.sponsors.statement import record_payment
 from tests.central.test_letters import school  # noqa: F401  (class 5a with pledges)
 
 SENDER = "Sponsorenlauf <lauf@schule.de>"
@@ -220,3 +224,72 @@ def test_letters_queued_in_german_and_english_arrive_as_the_sponsors_read_them(
                               "12 laps (4.8 km) at Sponsorenlauf 2025.")
     assert "Amount: €4.00" in english and english.endswith(
         "Kind regards\nFörderverein Schule am Park\n")
+
+
+def queued_reminders(admin, conn) -> dict[str, int]:
+    """Queue class 5a's reminders as the letters page does; return {address: mail id}."""
+    admin.post("/sponsors/letters/queue", headers={"Accept-Language": "en"},
+               data={"csrf_token": admin.csrf, "class": "5a", "kind": "reminder"})
+    return {m["to_addr"]: m["id"] for m in due_mail(conn)}
+
+
+def test_a_payment_after_the_reminders_were_queued_withdraws_that_sponsors_reminder(
+        central_admin, central_db, school, smtp):  # noqa: F811
+    inbox, port = smtp
+    configure(central_db, port)
+    assert set(queued_reminders(central_admin, central_db)) == {"oma@example.org",
+                                                                "firma@example.org"}
+    page = central_admin.post(f"/sponsors/{school['ids']['oma']}/pay", follow_redirects=True, data={
+        "csrf_token": central_admin.csrf, "amount_cents": "4", "paid_on": "2025-07-02",
+        "method": "transfer", "reference": "", "note": ""}).get_data(as_text=True)
+    assert "Recorded €4.00 from Oma Berg." in page
+    assert "The e-mail queued for this sponsor was withdrawn" in page
+    page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
+    assert "Would go out now: 1 e-mails" in page
+    assert "withdrawn: its pledge changed after it was queued" in page
+    ids = re.findall(r'name="mail" value="(\d+)"', page)
+    central_admin.post("/sponsors/mail/send", data={"csrf_token": central_admin.csrf, "mail": ids})
+    assert [to for to, _m in inbox.messages] == [["firma@example.org"]]
+    assert {m["to_addr"]: m["status"] for m in mail_list(central_db)} == {
+        "oma@example.org": "withdrawn", "firma@example.org": "sent"}
+    log = central_admin.get(f"/sponsors/{school['ids']['oma']}").get_data(as_text=True)
+    assert "A queued e-mail to the sponsor was withdrawn" in log
+
+
+def change_money(conn, made: dict, how: str) -> None:
+    """Change Oma's pledge (the school fixture's "oma") in a way that makes its letters untrue."""
+    admin, oma = made["admin"], made["ids"]["oma"]
+    if how == "edit":
+        edit_pledge(conn, admin, oma, {"sponsor_name": "Oma Berg", "kind": "per_lap",
+                                       "rate_cents": "0,60", "email": "oma@example.org"})
+    elif how == "delete":
+        delete_pledge(conn, admin, oma)
+    elif how == "payment deleted":
+        paid = conn.execute("SELECT id FROM payment WHERE pledge_id = %s", [oma]).fetchone()
+        delete_payment(conn, admin, paid["id"])
+    else:  # a bank statement's line matched by its reference
+        pledge = conn.execute("SELECT p.*, r.start_number, r.name, r.class FROM pledge p "
+                              "JOIN runner r ON r.id = p.runner_id WHERE p.id = %s", [oma]).fetchone()
+        with conn.transaction():
+            record_payment(conn, admin, {"amount_cents": 400, "booked_on": date(2025, 7, 3),
+                                         "purpose": pledge["reference"]}, pledge)
+
+
+@pytest.mark.parametrize("how", ["edit", "delete", "payment deleted", "statement"])
+def test_any_change_of_a_pledges_money_withdraws_only_its_queued_mail(
+        central_admin, central_db, school, how):  # noqa: F811
+    queued = queued_reminders(central_admin, central_db)
+    lists = queue(central_db, to="teacher@example.org", subject="Liste 5a", body="x",
+                  kind="class_list", class_name="5a")
+    change_money(central_db, school, how)
+    states = {m["id"]: m["status"] for m in mail_list(central_db)}
+    assert states == {queued["oma@example.org"]: "withdrawn",
+                      queued["firma@example.org"]: "queued", lists: "queued"}
+
+
+def test_a_payment_to_a_pledge_with_nothing_queued_withdraws_nothing(central_db, school):  # noqa: F811
+    add_payment(central_db, school["admin"], school["ids"]["firma"],
+                {"amount_cents": "20", "paid_on": "2025-07-02", "method": "cash"})
+    logged = central_db.execute("SELECT details FROM money_log WHERE action = 'payment_add' "
+                                "ORDER BY id DESC LIMIT 1").fetchone()["details"]
+    assert "withdrawn_mail" not in logged

@@ -90,6 +90,16 @@ def test_the_outstanding_list_per_class(central_viewer, central_db, pledges):
     assert "Nothing is outstanding." in page
 
 
+def test_an_overpayment_is_shown_and_covers_no_other_pledge(central_viewer, central_db, pledges):
+    add_payment(central_db, None, pledges["eva"], {"amount_cents": "25", "paid_on": "2025-07-01",
+                                                   "method": "transfer", "reference": "", "note": ""})
+    page = central_viewer.get("/sponsors/").get_data(as_text=True)
+    assert "3 pledges:" in page and "raised €29.00, paid €25.00, outstanding €9.00." in page
+    assert "Paid more than pledged: €5.00." in page and "overpaid by €5.00" in page
+    assert "2 pledges with money due: €9.00" in central_viewer.get(
+        "/sponsors/outstanding").get_data(as_text=True)               # the same €9.00 as above
+
+
 def test_amounts_csv_bytes(central_viewer, central_db, pledges):
     add_payment(central_db, None, pledges["oma"], {"amount_cents": "1,5", "paid_on": "2025-07-01",
                                                    "method": "cash", "reference": "", "note": ""})
