@@ -397,6 +397,23 @@ def test_void_takes_a_second_press(context, laptop):
     assert laptop.laps() == ["2"]
 
 
+def test_a_scan_after_a_tap_on_void_or_sound_counts_its_lap_and_voids_nothing(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    row = page.locator("#recent tbody tr").first
+    row.get_by_role("button", name="Void").click()       # tapped by mistake: the button has the focus
+    expect(row.locator("button")).to_have_text("Really void?")
+    scan(page, "1")                                      # the next runner's bib
+    feedback_is(page, "good", "Anna Berg")
+    expect(page.locator("#recent tbody tr").nth(1).locator("button")).to_have_text("Void")
+    page.locator("#sound-toggle").click()
+    scan(page, "17")
+    feedback_is(page, "good", "Cleo Dahl")
+    expect(page.locator("#start_number")).to_be_focused()
+    assert sorted(laptop.laps()) == ["1", "17", "2"]
+
+
 def test_without_javascript_void_asks_first_and_cancel_keeps_the_lap(browser, laptop):
     context = browser.new_context(java_script_enabled=False)
     try:

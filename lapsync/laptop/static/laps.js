@@ -422,6 +422,20 @@
     field.focus();  // back to typing numbers
   }
 
+  // Digits typed while a button has the focus (a tap on Void or Sound just before a scan)
+  // go to the number field, and an armed Void is disarmed: the scan's Enter then counts
+  // its lap instead of voiding one or toggling the sound.
+  document.addEventListener("keydown", function (ev) {
+    var active = document.activeElement;
+    if (!/^[0-9]$/.test(ev.key) || ev.ctrlKey || ev.altKey || ev.metaKey || active === field
+        || (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) return;
+    ev.preventDefault();
+    Array.prototype.forEach.call(recent.querySelectorAll("button[data-armed]"), disarm);
+    field.focus();
+    field.value += ev.key;
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
   recent.addEventListener("submit", function (ev) {
     var f = ev.target, button = f.querySelector("button");
     if (!f.classList.contains("void-form")) return;
