@@ -44,6 +44,23 @@ GROUP_COMMIT = "lapsync_lap_writes"  # the app's GroupCommit: laps posted at onc
 SCANNED_DIGITS = 12  # digits the lap form reads: a zero-padded number up to this length counts
 
 
+# How long a number may have waited on the lap page (the app not answering) and still
+# count at the time it was typed.
+MAX_TYPED_AGO_MS = 24 * 3600 * 1000
+
+
+def parse_typed_ago(raw: str | None) -> int:
+    """Return how many ms ago the page says the number was typed (0 if it does not say)."""
+    text = (raw or "").strip()
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_TYPED_AGO_MS:
+        raise InputError("invalid_typed_ago", _("The time the number was typed is unreadable: "
+                                                "nothing was recorded. Type the number again."),
+                         400)
+    return int(text)
+
+
 def parse_start_number(raw: str | None) -> int:
     """Turn the typed start number into an int or raise InputError."""
     text = (raw or "").strip()
@@ -180,17 +197,19 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
 
 def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
               confirm: bool = False, client_key: str | None = None,
-              runner_id: str | None = None) -> dict:
+              runner_id: str | None = None, typed_ago_ms: int = 0) -> dict:
     """Record one lap and its outbox change inside the caller's write transaction.
 
     The caller has checked the clocks (the group commit once a batch): shift holds every
-    jump kept since the runner's previous lap.
+    jump kept since the runner's previous lap. typed_ago_ms: how long the number waited
+    on the lap page before it was sent (the app not answering); the lap's time is when
+    it was typed.
     """
     context = lap_context(db, start_number, runner_id, client_key)
     if isinstance(context, dict):  # the same lap, once
         return context
     runner, prev_rowid, prev_time, own, other, shift, device = context
-    now = now_ms()
+    now = now_ms() - typed_ago_ms
     # An unknown interval (the clock went back further than was seen) is never "too soon".
     since = None if prev_rowid is None or now - prev_time - shift < 0 else now - prev_time - shift
     if since is not None and since < min_lap_ms and not confirm:
@@ -356,7 +375,8 @@ def lap_work(db: sqlite_utils.Database, form, user_id: str, config) -> Callable:
     return partial(write_lap, start_number=start_number, user_id=user_id, min_lap_ms=min_lap_ms,
                    confirm=form.get("confirm") == "1",
                    client_key=(form.get("client_key") or "")[:64] or None,
-                   runner_id=form.get("runner_id") or None)
+                   runner_id=form.get("runner_id") or None,
+                   typed_ago_ms=parse_typed_ago(form.get("typed_ms_ago")))
 
 
 def in_this_language(work: Callable) -> Callable:

@@ -56,6 +56,24 @@ def test_min_lap_time_warns_and_records_nothing_until_confirmed(teacher, runners
     assert 0 <= confirmed.get_json()["since_previous_ms"] < 60_000
 
 
+def test_a_number_that_waited_on_the_page_counts_at_the_time_it_was_typed(teacher, runners, db):
+    waited = post_lap(teacher, "1", typed_ms_ago="70000")   # the app did not answer for 70 s
+    assert waited.status_code == 201
+    again = post_lap(teacher, "1", typed_ms_ago="0")        # typed just now: 70 s later
+    assert again.status_code == 201 and 70_000 <= again.get_json()["since_previous_ms"] < 75_000
+    first, second = [row[0] for row in db.execute("SELECT time FROM lap ORDER BY rowid")]
+    assert 70_000 <= second - first < 75_000
+
+
+@pytest.mark.parametrize("value", ["-5", "1.5", "x", "86400001", "٣"])
+def test_an_unreadable_typing_time_records_nothing(teacher, runners, db, value):
+    refused = post_lap(teacher, "1", typed_ms_ago=value)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_typed_ago"
+    assert "nothing was recorded" in refused.get_json()["message"]
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM change WHERE entity = 'lap'").fetchone()[0] == 0
+
+
 def test_min_lap_time_comes_from_config(tmp_path):
     app = create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(tmp_path / "x.sqlite"),
                       "MIN_LAP_SECONDS": 0})

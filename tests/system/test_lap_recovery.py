@@ -10,6 +10,7 @@ is the other case: the app says it recorded nothing, and only then does the page
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -107,3 +108,40 @@ def test_a_lap_whose_answer_died_with_the_app_is_checked_and_counted_once(browse
         assert counted_numbers(app.database) == ["1", "2", "3", "4"]
     finally:
         page.close()
+
+
+def lap_times(database) -> list[int]:
+    """Return the laps' times (laptop ms), in recording order."""
+    db = connect(database)
+    try:
+        return [row[0] for row in db.execute("SELECT time FROM lap ORDER BY rowid")]
+    finally:
+        db.close()
+
+
+def test_numbers_typed_while_the_app_is_down_count_at_the_time_they_were_typed(browser, tmp_path):
+    app = ClockedLaptop(prepare_database(tmp_path, runners=5), tmp_path,
+                        {"LAPSYNC_SYNC_ENABLED": "false", "LAPSYNC_MIN_LAP_SECONDS": "2"})
+    app.start()
+    proxy, page = FaultProxy(app.url), browser.new_page()
+    try:
+        log_in(page, proxy.url, "tom", PASSWORD)
+        app.kill()                           # the app dies; the helper goes on typing
+        first_typed = time.monotonic()
+        typed(page, "1")
+        expect(page.locator("#sync-status")).to_have_text("The laptop app is not answering")
+        page.wait_for_timeout(2_500)         # the runner's next lap, more than 2 s later
+        second_typed = time.monotonic()
+        typed(page, "1")
+        page.wait_for_timeout(1_000)         # both wait on the page a while longer
+        proxy.upstream = app.start()
+        wait_answered(page, 20_000)
+        assert counted_numbers(app.database) == ["1", "1"]     # neither is "too soon"
+        first, second = lap_times(app.database)
+        typed_apart_ms = (second_typed - first_typed) * 1000    # as typed, not as sent
+        assert typed_apart_ms - 300 <= second - first <= typed_apart_ms + 300
+        expect(page.locator("#recent tbody tr td:nth-child(2)")).to_have_text(["1", "1"])
+    finally:
+        page.close()
+        proxy.close()
+        app.kill()

@@ -15,7 +15,8 @@
 //   recorded": the lap shows "checking…", and once the app answers again (a cheap poll
 //   with backoff) the same request goes again with the same client key, which records
 //   it at most once; then the page says whether it counted. Numbers typed meanwhile wait
-//   behind it and go in typing order.
+//   behind it and go in typing order, each with how long ago it was typed: a lap counts
+//   at the time it was typed, so a runner's next lap typed a minute later is not "too soon".
 (function () {
   "use strict";
   var form = document.getElementById("lap-form");
@@ -276,6 +277,8 @@
     waiting = waiting.filter(function (other) { return other !== item; });
     data.append("start_number", item.number);
     data.append("client_key", item.key);
+    // When it was typed: a number that waited here for the app counts at that time.
+    data.append("typed_ms_ago", String(Math.max(0, Date.now() - item.typedAt)));
     if (item.confirm) data.append("confirm", "1");
     if (item.runnerId) data.append("runner_id", item.runnerId);
     if (item.seq === lastSeq && !item.checks) show("busy", esc(t("saving", "Saving {number} …", {number: item.number})));
@@ -294,6 +297,7 @@
   function submit(item) {
     item.seq = ++lastSeq;
     item.key = newKey();  // one key for every try of this lap: it counts at most once
+    item.typedAt = Date.now();
     pending += 1;
     form.dataset.pending = String(pending);
     waiting.push(item);
