@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
 
@@ -23,6 +24,7 @@ from lapsync.ids import new_id
 from lapsync.names import clean_name
 
 from ..db import now_ms
+from .amounts import money
 from .mail import withdrawn
 from .money_log import log_money
 
@@ -272,9 +274,22 @@ def edit_pledge(conn: psycopg.Connection, user_id: str | None, pledge_id: str,
 
 
 def delete_pledge(conn: psycopg.Connection, user_id: str | None, pledge_id: str) -> dict:
-    """Mark a pledge deleted (it counts nowhere from now on), logged; return it."""
+    """Mark a pledge deleted (it counts nowhere from now on), logged; return it.
+
+    Not while payments are recorded for it: money received must not drop out of the
+    books with the pledge (each payment is deleted first, logged with what it was).
+    """
     with conn.transaction():
         pledge = live_pledge(conn, pledge_id)
+        paid = conn.execute("SELECT count(*) AS n, coalesce(sum(amount_cents), 0) AS cents "
+                            "FROM payment WHERE pledge_id = %s", [pledge_id]).fetchone()
+        if paid["n"]:
+            raise InputError("pledge_has_payments", ngettext(
+                "This pledge has a payment recorded (%(amount)s): delete the payment first, so "
+                "that money received never drops out of the books. Nothing was deleted.",
+                "This pledge has %(num)s payments recorded (%(amount)s): delete them first, so "
+                "that money received never drops out of the books. Nothing was deleted.",
+                paid["n"], amount=money(paid["cents"], conn)), 409)
         conn.execute("UPDATE pledge SET deleted_ms = %s, updated_ms = %s WHERE id = %s",
                      [now_ms(), now_ms(), pledge_id])
         log_money(conn, user_id, "pledge_delete", {"sponsor": pledge["sponsor_name"],

@@ -6,7 +6,7 @@ teacher's post gets the 403 page). Every change is logged (sync/money_log.py).
 from __future__ import annotations
 
 import psycopg
-from flask import Blueprint, Flask, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
@@ -156,7 +156,10 @@ def edit(pledge_id: str):
 @bp.post("/<pledge_id>/delete")
 @admin_required
 def delete(pledge_id: str):
-    """Delete a pledge (admin): it counts nowhere from now on; the log keeps it."""
+    """Delete a pledge (admin, once confirmed): it counts nowhere from now on; the log keeps it."""
+    if request.form.get("confirm") != "1":
+        abort(400, description=_("Tick the box to confirm that the pledge is to be deleted. "
+                                 "Nothing was deleted."))
     pledge_row = delete_pledge(get_db(), g.user["id"], pledge_id)
     flash(_("Deleted the pledge of %(sponsor)s for %(name)s.", sponsor=pledge_row["sponsor_name"],
             name=pledge_row["name"]))

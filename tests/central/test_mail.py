@@ -278,6 +278,8 @@ def change_money(conn, made: dict, how: str) -> None:
 @pytest.mark.parametrize("how", ["edit", "delete", "payment deleted", "statement"])
 def test_any_change_of_a_pledges_money_withdraws_only_its_queued_mail(
         central_admin, central_db, school, how):  # noqa: F811
+    if how == "delete":  # a pledge with payments is not deleted: Oma's payment goes first
+        central_db.execute("DELETE FROM payment WHERE pledge_id = %s", [school["ids"]["oma"]])
     queued = queued_reminders(central_admin, central_db)
     lists = queue(central_db, to="teacher@example.org", subject="Liste 5a", body="x",
                   kind="class_list", class_name="5a")

@@ -9,6 +9,7 @@ import pytest
 from sync import clock
 from sync.sponsors.amounts import pledge_amounts
 from sync.db import write_transaction
+from sync.sponsors.payments import add_payment
 from sync.sponsors.pledges import add_pledge, parse_cents, parse_kind
 from sync.settings import set_setting
 from tests.central.test_results import run
@@ -58,6 +59,27 @@ def test_each_pledge_gets_its_own_valid_creditor_reference(central_db, runners, 
     assert all(iso11649.is_valid(r) and r.startswith("RF") and r == r.upper() for r in references)
 
 
+def test_a_pledge_with_payments_is_not_deleted_until_they_are(central_admin, central_db, runners):
+    pledge_id = add_pledge(central_db, None, runners["Anna Berg"], {
+        "sponsor_name": "Herr Schäfer", "kind": "fixed", "rate_cents": "0,80"})
+    add_payment(central_db, None, pledge_id, {"amount_cents": "12,50", "paid_on": "2025-07-01",
+                                              "method": "transfer"})
+    page = central_admin.get(f"/sponsors/{pledge_id}").get_data(as_text=True)
+    assert 'id="delete-hint"' in page and "Delete this pledge" not in page
+    refused = post(central_admin, f"/sponsors/{pledge_id}/delete", confirm="1")
+    assert refused.status_code == 409
+    assert "This pledge has a payment recorded (€12.50): delete the payment first" in \
+        refused.get_data(as_text=True)
+    [row] = pledge_amounts(central_db)
+    assert (row["id"], row["paid_cents"]) == (pledge_id, 1250)       # nothing was deleted
+    payment = central_db.execute("SELECT id FROM payment").fetchone()["id"]
+    assert post(central_admin, f"/sponsors/payments/{payment}/delete").status_code == 302
+    page = central_admin.get(f"/sponsors/{pledge_id}").get_data(as_text=True)
+    assert "Yes, delete the pledge of Herr Schäfer" in page
+    assert post(central_admin, f"/sponsors/{pledge_id}/delete", confirm="1").status_code == 302
+    assert pledge_amounts(central_db) == []
+
+
 def test_an_admin_adds_edits_and_deletes_a_pledge(central_admin, central_db, runners):
     response = post(central_admin, "/sponsors/new", start_number="1", sponsor_name="Oma Berg",
                     email="oma@example.org", address="Hauptstr. 1\n12345 Berlin", kind="per_lap",
@@ -73,7 +95,9 @@ def test_an_admin_adds_edits_and_deletes_a_pledge(central_admin, central_db, run
     [row] = pledge_amounts(central_db)
     assert (row["kind"], row["rate_cents"], row["cap_cents"], row["email"], row["amount_cents"]) \
         == ("per_km", 100, None, None, 400)
-    assert post(central_admin, f"/sponsors/{pledge_id}/delete").status_code == 302
+    assert post(central_admin, f"/sponsors/{pledge_id}/delete").status_code == 400  # not ticked
+    assert len(pledge_amounts(central_db)) == 1
+    assert post(central_admin, f"/sponsors/{pledge_id}/delete", confirm="1").status_code == 302
     assert pledge_amounts(central_db) == []
     assert central_admin.get(f"/sponsors/{pledge_id}").status_code == 404
     log = central_admin.get("/sponsors/log").get_data(as_text=True)
