@@ -158,7 +158,12 @@ def central_stamp(conn: psycopg.Connection) -> dict:
 
 def void_lap(conn: psycopg.Connection, user_id: str, lap_id: Any, version: Any,
              other_id: Any = None) -> dict:
-    """Void a lap as a double count (the laptops pull the void); log it; return the lap."""
+    """Void a lap as a double count (the laptops pull the void); log it; return the lap.
+
+    other_id: the lap it doubles (the review queue's pair). If that one no longer counts
+    (voided meanwhile, in another tab or by another admin), this lap is the runner's one
+    count of the two and is not voided.
+    """
     version = parse_version(version)
     with write_transaction(conn):
         lap = lap_state(conn, lap_id)
@@ -166,6 +171,10 @@ def void_lap(conn: psycopg.Connection, user_id: str, lap_id: Any, version: Any,
             raise stale(_("This lap"))
         if lap["voided"]:
             raise InputError("already_voided", _("This lap is voided already."), 409)
+        if is_id(other_id) and other_id != lap["id"] and lap_state(conn, other_id)["voided"]:
+            raise InputError("pair_voided", _("The other lap of this pair was voided meanwhile: "
+                                              "this one is the only count of the two, so nothing "
+                                              "was voided. Look at the queue again."), 409)
         void = {"lap_id": lap["id"], "voided": True, "at": now_ms(), "by": user_id,
                 "reason": VOID_REASON, "central": True, **central_stamp(conn)}
         deltas = Deltas()

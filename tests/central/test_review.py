@@ -259,6 +259,17 @@ def test_bad_lap_decisions_get_a_clear_4xx_and_change_nothing(central_db, admin,
     assert snapshot(central_db) == before and logged(central_db) == []
 
 
+def test_voiding_both_laps_of_a_pair_from_two_tabs_leaves_one(central_db, admin, doubles):
+    first, second, runner = doubles["first"], doubles["second"], doubles["runner"]
+    # Both tabs show the pair with version 0; one voids the second lap, the other the first.
+    assert post(admin, "/review/void", lap_id=second, version=0, other_id=first).status_code == 302
+    before = snapshot(central_db)
+    late = post(admin, "/review/void", lap_id=first, version=0, other_id=second)
+    assert late.status_code == 409
+    assert "The other lap of this pair was voided meanwhile" in late.get_data(as_text=True)
+    assert snapshot(central_db) == before and totals(central_db) == {runner: 2}
+
+
 def test_voiding_a_voided_lap_is_refused(central_db, admin, doubles):
     assert post(admin, "/review/void", lap_id=doubles["second"], version=0).status_code == 302
     version = central_db.execute("SELECT change_id FROM lap_void").fetchone()["change_id"]
