@@ -122,7 +122,14 @@ class RunnerForm:
         if error is not None and wants_json():
             raise error
         return render_template(self.template, runner=runner, error=error,
-                               next_number=self.next_number()), status
+                               next_number=self.suggested_number()), status
+
+    def suggested_number(self) -> int | None:
+        """Return the next free start number for the form's hint, or None when none is free."""
+        try:
+            return self.next_number()
+        except InputError:
+            return None  # the form still opens: a number is typed
 
     def serve(self, runner: dict | None, save: Callable[..., dict],
               refused: Callable[[InputError], dict], message: Callable[[dict], str]):

@@ -93,15 +93,20 @@ def check_unreserved(conn: psycopg.Connection, number: int) -> None:
 
 
 def next_free_number(conn: psycopg.Connection) -> int:
-    """Return central's next free start number: after the highest in use, past every block."""
+    """Return central's next free start number: after the highest in use, past every block;
+    once that passes the highest start number, the lowest number nobody holds."""
     row = conn.execute(HIGHEST_FREE_SQL, {"local_first": LOCAL[0], "local_last": LOCAL[1]})
     number = (row.fetchone()["n"] or 0) + 1
     for held in reserved_ranges(conn):
         if held["first"] <= number <= held["last"]:
             number = held["last"] + 1
-    if number > MAX_START_NUMBER:
-        raise InputError("no_free_start_number", _("No start number is free any more."), 409)
-    return number
+    if number <= MAX_START_NUMBER:
+        return number
+    try:
+        return free_range(conn, 1, 1)[0]
+    except InputError:
+        raise InputError("no_free_start_number", _("No start number is free any more."),
+                         409) from None
 
 
 def free_gap_end(conn: psycopg.Connection, number: int) -> int:

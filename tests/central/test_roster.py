@@ -159,6 +159,22 @@ def test_add_takes_the_next_number_after_the_highest(central_admin, central_db, 
     assert pulled_runners(central_db, device_token)[mia["id"]]["hlc"] == mia["hlc"]
 
 
+def test_a_runner_with_the_highest_number_leaves_the_forms_open_and_numbers_from_below(
+        central_admin, central_db, device_token):
+    pushed_runner(central_db, device_token, 1, "Lena Alt")
+    response = add(central_admin, start_number="999999", name="Zoe Ende", **{"class": "6c"},
+                   grade="6")
+    assert response.status_code == 302
+    zoe = runners(central_db)[-1]
+    assert central_admin.get("/runners/new").status_code == 200
+    assert central_admin.get(f"/runners/{zoe['id']}/edit").status_code == 200
+    assert add(central_admin, name="Mia Sommer", **{"class": "6c"}, grade="6").status_code == 302
+    assert upload(central_admin, "Name,Klasse,Jahrgang,Startnummer\nAnna Berg,5a,5,\n".encode()
+                  ).status_code == 302
+    assert [(r["start_number"], r["name"]) for r in runners(central_db)] == [
+        (1, "Lena Alt"), (2, "Mia Sommer"), (3, "Anna Berg"), (999999, "Zoe Ende")]
+
+
 BAD_FIELDS = [
     ({"start_number": "abc"}, "whole number"),
     ({"start_number": "0"}, "Start numbers run from 1"),
