@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import secrets
 from pathlib import Path
 
@@ -63,12 +64,18 @@ def load_config(app: Flask, defaults: dict, test_config: dict | None,
 
 
 def make_private_folder(path: str | Path) -> None:
-    """Create a folder readable by its owner only, or make an existing one so."""
+    """Create a folder readable by its owner only, or make an existing one so.
+
+    Others keep the search bit an existing folder has (they still cannot list it): run
+    as root, the embedded PostgreSQL runs as a system user of its own that reaches its
+    data folder inside through it, and stops at its next checkpoint without it.
+    """
     os.makedirs(path, mode=OWNER_ONLY_FOLDER, exist_ok=True)
     # makedirs leaves an existing folder's mode alone. One the app does not own (set
     # up by an operator for a service account) keeps the mode the operator chose.
     with contextlib.suppress(PermissionError):
-        os.chmod(path, OWNER_ONLY_FOLDER)
+        searchable = stat.S_IMODE(os.stat(path).st_mode) & (stat.S_IXGRP | stat.S_IXOTH)
+        os.chmod(path, OWNER_ONLY_FOLDER | searchable)
 
 
 def write_private_file(path: Path, text: str) -> None:

@@ -9,9 +9,11 @@ import os
 import stat
 import urllib.parse
 
+import psycopg
 import pytest
 
-from lapsync.web import load_secret_key
+from lapsync.web import load_secret_key, make_private_folder
+from sync.db import embedded_server
 from lapsync.web.guard import SECURITY_HEADERS
 from tests.central.test_security import snapshot
 from tests.hardening import HOSTILE_NEXT, client_from, page_token, post_big_login, post_login, security_headers
@@ -146,3 +148,31 @@ def test_centrals_instance_folder_and_secret_key_are_owner_only(central_app, tmp
     assert len(key) == 64 and modes == [0o600]  # owner-only from its first byte
     assert stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode) == 0o600
     assert load_secret_key(str(tmp_path)) == key
+
+
+def test_the_embedded_database_survives_the_app_making_its_instance_folder_private(tmp_path):
+    """Run as root (as on CI), the embedded PostgreSQL runs as a user of its own, which
+    must still reach its data folder in the instance folder after the app starts."""
+    instance = tmp_path / "central"
+    server = embedded_server(instance / "pgdata")
+    try:
+        make_private_folder(instance)                  # what every start of central does
+        assert stat.S_IMODE(os.stat(instance).st_mode) & 0o066 == 0   # nobody else lists it
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (x int)")
+            conn.execute("CHECKPOINT")                 # opens global/pg_control by its full path
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 0
+    finally:
+        server.cleanup()
+
+
+def test_an_existing_instance_folder_loses_others_read_and_write_but_not_search(tmp_path):
+    folder = tmp_path / "instance"
+    folder.mkdir(mode=0o777)
+    os.chmod(folder, 0o777)
+    make_private_folder(folder)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o711
+    made = tmp_path / "new"
+    make_private_folder(made)
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
