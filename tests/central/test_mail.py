@@ -247,6 +247,8 @@ def test_a_payment_after_the_reminders_were_queued_withdraws_that_sponsors_remin
     page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
     assert "Would go out now: 1 e-mails" in page
     assert "withdrawn: its pledge changed after it was queued" in page
+    german = central_admin.get("/sponsors/mail/", headers={"Accept-Language": "de"})
+    assert "zurückgezogen: Die Zusage hat sich geändert" in german.get_data(as_text=True)
     ids = re.findall(r'name="mail" value="(\d+)"', page)
     central_admin.post("/sponsors/mail/send", data={"csrf_token": central_admin.csrf, "mail": ids})
     assert [to for to, _m in inbox.messages] == [["firma@example.org"]]
