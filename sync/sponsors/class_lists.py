@@ -8,6 +8,7 @@ from __future__ import annotations
 import psycopg
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from lapsync.errors import InputError
 
@@ -75,9 +76,10 @@ def class_list_text(class_name: str, groups: list[dict], total: dict, currency: 
     lines = [_("Sponsors of class %(name)s", name=class_name) + (f" – {event['name']}"
                                                                   if event["name"] else ""), ""]
     for pupil in groups:
-        lines.append(_("%(number)s %(name)s: %(laps)s laps, %(km)s km – raised %(amount)s, "
+        lines.append(_("%(number)s %(name)s: %(laps)s, %(km)s km – raised %(amount)s, "
                        "open %(open)s", number=pupil["start_number"], name=pupil["name"],
-                       laps=pupil["laps"], km=km_text(pupil["distance_m"]),
+                       laps=ngettext("%(num)s lap", "%(num)s laps", pupil["laps"]),
+                       km=km_text(pupil["distance_m"]),
                        amount=money(pupil["total"]["amount_cents"], currency=currency),
                        open=money(pupil["total"]["outstanding_cents"], currency=currency)))
         for p in pupil["pledges"]:

@@ -23,9 +23,10 @@ MAX_QUERY = 100
 
 def report_text(report: dict, filename: str) -> str:
     """Say in one sentence what an import did."""
-    return _("%(file)s: %(lines)s bookings read, %(matched)s payments recorded by their "
-             "reference, %(unmatched)s new credits left to assign, %(known)s imported before, "
-             "%(debits)s debits skipped.", file=filename, **report)
+    # Counts after a colon each: no plural to agree with (1 or many, in both languages).
+    return _("%(file)s – bookings read: %(lines)s; payments recorded by their reference: "
+             "%(matched)s; new credits left to assign: %(unmatched)s; imported before: "
+             "%(known)s; debits skipped: %(debits)s.", file=filename, **report)
 
 
 def render_page(status: int = 200, **context):

@@ -73,7 +73,8 @@ def test_credits_with_a_reference_become_payments_once(central_app, central_db, 
     path.write_bytes(german(pledges))
     result = central_app.test_cli_runner().invoke(args=["import-statement", str(path)])
     assert result.exit_code == 0, result.output
-    assert "0 payments recorded" in result.output and "4 imported before" in result.output
+    assert "payments recorded by their reference: 0;" in result.output
+    assert "imported before: 4;" in result.output
     assert len(payments(central_db)) == 2 and len(open_lines(central_db)) == 2
     log = central_db.execute("SELECT by_name, action FROM money_log WHERE action LIKE 'statement%' "
                              "OR (action = 'payment_add') ORDER BY id").fetchall()
@@ -139,7 +140,8 @@ def test_an_admin_assigns_an_unmatched_credit_on_the_page(central_admin, central
         "csrf_token": central_admin.csrf,
         "file": (io.BytesIO(german(pledges)), "juni.csv")},
         content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
-    assert "juni.csv: 5 bookings read, 2 payments recorded" in page
+    assert ("juni.csv – bookings read: 5; payments recorded by their reference: 2; new credits "
+            "left to assign: 2; imported before: 0; debits skipped: 1.") in page
     assert "Credits without a pledge: 2" in page
     first = open_lines(central_db)[0]["id"]
     page = central_admin.get(f"/sponsors/statement/?line={first}&q=Gro").get_data(as_text=True)
