@@ -100,9 +100,10 @@ def paragraphs(row: dict, kind: str, ctx: dict) -> list[str]:
     elif row["paid_cents"]:
         found.append(_("Paid so far: %(paid)s. Still to pay: %(due)s.", paid=paid, due=due))
     if row["outstanding_cents"] > 0:
+        # The GiroCode, where one is printed, carries its own caption: the text promises
+        # none (an e-mail has none, nor has a letter in another currency than EUR).
         found.append(_("Please transfer %(due)s to the account below with the payment "
-                       "reference %(reference)s, so that we can match your payment – or scan "
-                       "the GiroCode with your banking app.", due=due,
+                       "reference %(reference)s, so that we can match your payment.", due=due,
                        reference=format_reference(row["reference"])))
     found.append(_("Thank you for your support!") if kind != "thanks" else
                  _("The money goes entirely to the cause of the run."))
