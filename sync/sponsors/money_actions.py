@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from .amounts import money
 
-def describe_more(action: str, d: dict) -> str:
+
+def describe_more(action: str, d: dict, currency: str = "EUR") -> str:
     """Say in one sentence what a statement, mail, freeze or letter action did."""
     if action == "statement_import":
         return _("Imported the bank statement %(file)s: %(matched)s payments recorded, "
@@ -12,8 +14,9 @@ def describe_more(action: str, d: dict) -> str:
                  file=d.get("file"), matched=d.get("matched"), unmatched=d.get("unmatched"),
                  known=d.get("known"))
     if action == "statement_ignore":
-        return _("Ignored a credit of %(cents)s cents from %(who)s: %(purpose)s.",
-                 cents=d.get("amount_cents"), who=d.get("counterparty"), purpose=d.get("purpose"))
+        return _("Ignored a credit of %(amount)s from %(who)s: %(purpose)s.",
+                 amount=money(d.get("amount_cents"), currency=currency), who=d.get("counterparty"),
+                 purpose=d.get("purpose"))
     if action == "mail_send":
         return _("Sent e-mails: %(sent)s sent, %(queued)s to try again, %(failed)s failed.",
                  sent=d.get("sent"), queued=d.get("queued"), failed=d.get("failed"))
@@ -30,22 +33,23 @@ def describe_more(action: str, d: dict) -> str:
     if action == "class_teacher":
         return _("Set the class teacher's address of %(class_name)s to %(to)s.",
                  class_name=d.get("class"), to=d.get("to") or "–")
-    return describe_freeze(action, d)
+    return describe_freeze(action, d, currency)
 
 
-def describe_freeze(action: str, d: dict) -> str:
+def describe_freeze(action: str, d: dict, currency: str = "EUR") -> str:
     """Say in one sentence what a freeze action did."""
     if action == "freeze":
         return _("Froze the results: %(pledges)s pledges.", pledges=d.get("pledges"))
     if action == "unfreeze":
         return _("Lifted the freeze of the results.")
-    amounts = {key: (d.get(key) or {}).get("amount_cents") for key in ("from", "to")}
+    amounts = {key: money((d.get(key) or {}).get("amount_cents"), currency=currency)
+               for key in ("from", "to")}
     if action == "freeze_accept":
-        return _("Accepted the new figure of %(sponsor)s for %(runner)s: %(to)s cents "
+        return _("Accepted the new figure of %(sponsor)s for %(runner)s: %(to)s "
                  "(was %(was)s).", sponsor=d.get("sponsor"), runner=d.get("runner"),
                  to=amounts["to"], was=amounts["from"])
     if action == "freeze_keep":
-        return _("Kept the frozen figure of %(sponsor)s for %(runner)s: %(was)s cents "
+        return _("Kept the frozen figure of %(sponsor)s for %(runner)s: %(was)s "
                  "(now %(to)s).", sponsor=d.get("sponsor"), runner=d.get("runner"),
                  to=amounts["to"], was=amounts["from"])
     return action

@@ -7,6 +7,8 @@ from flask_babel import ngettext
 from psycopg.types.json import Jsonb
 
 from ..db import now_ms
+from ..money_settings import money_settings
+from .amounts import money
 from .money_actions import describe_more
 
 COMMAND_LINE = "command line"
@@ -36,7 +38,9 @@ def log_money(conn: psycopg.Connection, user_id: str | None, action: str, detail
 def money_log(conn: psycopg.Connection, pledge_id: str | None = None,
               limit: int = MAX_ENTRIES) -> list[dict]:
     """Return the latest money changes (of one pledge, or all), newest first, with a sentence."""
-    return [{**row, "text": with_withdrawn(describe(row["action"], row["details"]), row["details"]),
+    currency = money_settings(conn)["currency"]
+    return [{**row, "text": with_withdrawn(describe(row["action"], row["details"], currency),
+                                           row["details"]),
              # Stored in English for the log; shown in the reader's language.
              "by_name": _("the command line") if row["user_id"] is None else row["by_name"]}
             for row in conn.execute(LOG_SQL, {"pledge": pledge_id, "limit": limit})]
@@ -53,15 +57,33 @@ def with_withdrawn(text: str, d: dict) -> str:
                                  "stated the figures before this change.", count)
 
 
-def describe(action: str, d: dict) -> str:
-    """Say in one sentence what a money change did."""
+def field_changes(changed: dict, currency: str) -> str:
+    """Say what a pledge edit changed, each field from its old value to its new one."""
+    labels = {"sponsor_name": _("sponsor"), "email": _("e-mail"), "address": _("address"),
+              "kind": _("kind"), "rate_cents": _("amount"), "cap_cents": _("cap")}
+    kinds = {"per_lap": _("per lap"), "per_km": _("per km"), "fixed": _("fixed")}
+
+    def shown(key: str, value) -> str:
+        """Write one field's value as the pages do."""
+        if key.endswith("_cents"):
+            return money(value, currency=currency)
+        if key == "kind":
+            return kinds.get(value, value)
+        return " ".join(str(value).split()) if value else "–"
+    return "; ".join(f"{labels.get(key, key)} {shown(key, change.get('from'))} → "
+                     f"{shown(key, change.get('to'))}"
+                     for key, change in sorted(changed.items()) if isinstance(change, dict))
+
+
+def describe(action: str, d: dict, currency: str = "EUR") -> str:
+    """Say in one sentence what a money change did (amounts in CURRENCY)."""
     if action == "pledge_add":
         return _("Added the pledge of %(sponsor)s for %(runner)s.", sponsor=d.get("sponsor"),
                  runner=d.get("runner"))
     if action == "pledge_edit":
         return _("Changed the pledge of %(sponsor)s for %(runner)s: %(fields)s.",
                  sponsor=d.get("sponsor"), runner=d.get("runner"),
-                 fields=", ".join(sorted(d.get("changed", {}))))
+                 fields=field_changes(d.get("changed", {}), currency))
     if action == "pledge_delete":
         return _("Deleted the pledge of %(sponsor)s for %(runner)s.", sponsor=d.get("sponsor"),
                  runner=d.get("runner"))
@@ -69,9 +91,9 @@ def describe(action: str, d: dict) -> str:
         return _("Imported %(count)s pledges from %(file)s.", count=d.get("count"),
                  file=d.get("file"))
     if action == "payment_add":
-        return _("Recorded a payment of %(cents)s cents from %(sponsor)s.",
-                 cents=d.get("amount_cents"), sponsor=d.get("sponsor"))
+        return _("Recorded a payment of %(amount)s from %(sponsor)s.",
+                 amount=money(d.get("amount_cents"), currency=currency), sponsor=d.get("sponsor"))
     if action == "payment_delete":
-        return _("Deleted a payment of %(cents)s cents from %(sponsor)s.",
-                 cents=d.get("amount_cents"), sponsor=d.get("sponsor"))
-    return describe_more(action, d)
+        return _("Deleted a payment of %(amount)s from %(sponsor)s.",
+                 amount=money(d.get("amount_cents"), currency=currency), sponsor=d.get("sponsor"))
+    return describe_more(action, d, currency)

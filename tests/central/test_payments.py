@@ -54,6 +54,10 @@ def test_an_admin_records_and_deletes_payments(central_admin, central_db, pledge
            for r in central_db.execute("SELECT * FROM money_log WHERE action LIKE 'payment%%' ORDER BY id")]
     assert log == [("payment_add", "ada", True), ("payment_add", "ada", True),
                    ("payment_delete", "ada", True)]
+    text = central_admin.get("/sponsors/log").get_data(as_text=True)
+    assert "Recorded a payment of €3.00 from Oma." in text and "Deleted a payment of €1.00 from Oma." in text
+    german = central_admin.get("/sponsors/log", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert "3,00\xa0€" in german and "Cent" not in german
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -102,8 +102,9 @@ def test_an_admin_adds_edits_and_deletes_a_pledge(central_admin, central_db, run
     assert central_admin.get(f"/sponsors/{pledge_id}").status_code == 404
     log = central_admin.get("/sponsors/log").get_data(as_text=True)
     for text in ("Added the pledge of Oma Berg for 1 Anna Berg (5a).",
-                 "Changed the pledge of Oma Berg for 1 Anna Berg (5a): address, cap_cents, email, "
-                 "kind, rate_cents.", "Deleted the pledge of Oma Berg for 1 Anna Berg (5a)."):
+                 "Changed the pledge of Oma Berg for 1 Anna Berg (5a): address Hauptstr. 1 12345 "
+                 "Berlin → –; cap €4.00 → –; e-mail oma@example.org → –; kind per lap → per km; "
+                 "amount €0.50 → €1.00.", "Deleted the pledge of Oma Berg for 1 Anna Berg (5a)."):
         assert text in log
     assert log.count(">ada<") == 3
 
