@@ -67,13 +67,15 @@ def parse_start_number(raw: str | None) -> int:
     if not text:
         raise InputError("missing_start_number", _("Type a start number."), 400)
     if not text.isdigit() or not text.isascii():
-        raise InputError("invalid_start_number", _("%(text)s is not a start number: digits only.",
-                                                   text=repr(text[:20])), 400)
+        raise InputError("invalid_start_number", _(
+            "%(text)s is not a start number: digits only. Nothing was recorded.",
+            text=repr(text[:20])), 400)
     try:
         return check_start_number(text, SCANNED_DIGITS)
     except ValueError:
         raise InputError("invalid_start_number",
-                         _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER),
+                         _("Start numbers run from 1 to %(max)s: nothing was recorded.",
+                           max=MAX_START_NUMBER),
                          400) from None
 
 
@@ -334,6 +336,9 @@ def js_strings() -> dict[str, str]:
         "app_back": _("The laptop app is answering again."),
         "http_error": _("The laptop app answered {status}."),
         "skipped": _("Skipped: nothing was recorded."),
+        "logged_out": _("Your login has ended: nothing was recorded. Log in again, then type "
+                        "the number again."),
+        "log_in": _("Log in"),
         "void": _("Void"),
         "really_void": _("Really void?"),
         "restore": _("Restore"),

@@ -123,7 +123,7 @@ def test_unknown_number_in_english_for_other_languages(teacher, runners, languag
 
 def test_bad_number_and_missing_number_in_german(teacher, runners):
     assert post_lap(teacher, "abc", JSON_DE).get_json() == {
-        "error": "invalid_start_number", "message": "'abc' ist keine Startnummer: nur Ziffern."}
+        "error": "invalid_start_number", "message": "'abc' ist keine Startnummer: nur Ziffern. Es wurde nichts gezählt."}
     assert post_lap(teacher, "", JSON_DE).get_json()["message"] == \
         "Bitte geben Sie eine Startnummer ein."
 
@@ -329,7 +329,7 @@ def test_domain_messages_without_any_context_are_english(db):
 def test_domain_messages_in_an_app_context_without_a_request_are_english(app):
     with app.app_context(), pytest.raises(InputError) as caught:
         laps.parse_start_number("x")
-    assert caught.value.message == "'x' is not a start number: digits only."
+    assert caught.value.message == "'x' is not a start number: digits only. Nothing was recorded."
 
 
 def test_cli_commands_answer_in_english(app, db, runners, tmp_path, monkeypatch):

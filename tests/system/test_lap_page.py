@@ -359,11 +359,27 @@ def test_letters_and_spaces_get_the_apps_error_panel(context, laptop):
     page = open_lap_page(context, laptop)
     for text in ("1 2", "abc", "12a"):
         typed(page, text)
-        feedback_is(page, "bad", "is not a start number: digits only.")
+        feedback_is(page, "bad", "is not a start number: digits only. Nothing was recorded.")
         expect(page.locator("#feedback")).to_contain_text(text)
+    typed(page, "0")
+    feedback_is(page, "bad", "Start numbers run from 1 to 999999: nothing was recorded.")
     idle(page)
     assert laptop.laps() == []
-    assert tones(page) == ["bad", "bad", "bad"]
+    assert tones(page) == ["bad", "bad", "bad", "bad"]
+
+
+def test_a_number_typed_after_the_login_ended_says_so_and_how_to_log_in(context, laptop):
+    page = open_lap_page(context, laptop)
+    db = connect(laptop.path)
+    try:
+        db.execute("UPDATE user_session SET valid_until = 1")   # the session's hours are over
+    finally:
+        db.close()
+    typed(page, "1")
+    feedback_is(page, "bad", "Your login has ended: nothing was recorded.")
+    page.locator("#feedback").get_by_role("link", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+    assert laptop.laps() == []
 
 
 def test_tab_from_the_field_reaches_no_void_button_within_two_presses(context, laptop):

@@ -215,6 +215,10 @@
     if (res.lap) counted(item, res);
     else if (res.error === "too_soon") warned(item, res);
     else if (res.error === "ambiguous_start_number") offerChoice(item, res);
+    else if (res.error === "login_required") {  // the session ended: say how to go on
+      show("bad", esc(t("logged_out", "Your login has ended: nothing was recorded. Log in again, " +
+        "then type the number again.")) + ' <a href="/login?next=%2F">' + esc(t("log_in", "Log in")) + "</a>");
+    }
     else if (item.checks) show("bad", esc(t("checked_not_recorded", "Checked after the laptop app " +
       "answered again: lap {number} was NOT recorded.", {number: item.number})) + " " + esc(res.message || ""));
     else show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
