@@ -126,9 +126,9 @@ def totals_by(rows: list[dict], key: str) -> dict:
     return {value: sum_rows(group) for value, group in groups.items()}
 
 
-def raised(conn: psycopg.Connection) -> dict:
-    """Return the totals per runner, class and grade and for the school; {} without pledges."""
-    rows = pledge_amounts(conn)
+def raised(rows: list[dict]) -> dict:
+    """Return the totals of pledge rows per runner, class and grade and for the school; {}
+    without pledges."""
     if not rows:
         return {}
     return {"runner": totals_by(rows, "counted_runner_id"), "class": totals_by(rows, "class"),

@@ -103,15 +103,18 @@ def unfreeze(conn: psycopg.Connection, user_id: str | None) -> None:
 def letter_rows(conn: psycopg.Connection, **filters) -> list[dict]:
     """Return pledge_amounts rows with the frozen figures while a freeze is in force.
 
-    Each row gets `frozen` (True when its figures come from the freeze); outstanding is
-    the frozen amount less what is paid now. Pledges added after the freeze keep their
-    live figures until the admin accepts them on the changes page.
+    What the letters state and every money page shows (what a sponsor owes), so that
+    they agree. Each row gets `frozen` (True when its figures come from the freeze) and
+    `live_amount_cents`; outstanding is the frozen amount less what is paid now.
+    Pledges added after the freeze keep their live figures until the admin accepts them
+    on the changes page.
     """
     rows, freeze = pledge_amounts(conn, **filters), current_freeze(conn)
     frozen = frozen_rows(conn, freeze["id"]) if freeze else {}
     for row in rows:
         snap = frozen.get(row["id"])
         row["frozen"] = snap is not None and not snap["removed"]
+        row["live_amount_cents"] = row["amount_cents"]
         if row["frozen"]:
             row.update({key: snap[key] for key in FIGURES})
             row["outstanding_cents"] = row["amount_cents"] - row["paid_cents"]

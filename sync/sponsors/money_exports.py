@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response
 from ..auth import login_required
 from ..db import get_db
 from ..results import excel_safe
-from .amounts import pledge_amounts
+from .freeze import letter_rows
 
 bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
 COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
@@ -92,14 +92,14 @@ def download(body: str | bytes, mimetype: str, filename: str) -> Response:
 @login_required
 def csv_export() -> Response:
     """Download every live pledge with laps, distance, amount, paid and outstanding as CSV."""
-    return download(amounts_csv(pledge_amounts(get_db())), "text/csv", "amounts.csv")
+    return download(amounts_csv(letter_rows(get_db())), "text/csv", "amounts.csv")
 
 
 @bp.get("/amounts.xlsx")
 @login_required
 def xlsx_export() -> Response:
     """Download the same as an Excel workbook, one sheet per class."""
-    return download(amounts_xlsx(pledge_amounts(get_db())), XLSX_TYPE, "amounts.xlsx")
+    return download(amounts_xlsx(letter_rows(get_db())), XLSX_TYPE, "amounts.xlsx")
 
 
 def init_app(app: Flask) -> None:

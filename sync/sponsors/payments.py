@@ -21,7 +21,8 @@ from lapsync.protocol import MAX_CLASS
 from ..auth import admin_required, login_required
 from ..db import get_db, now_ms
 from ..roster import list_classes
-from .amounts import money, pledge_amounts, sum_rows
+from .amounts import money, sum_rows
+from .freeze import letter_rows
 from .mail import withdrawn
 from .money_log import log_money
 from .pledges import live_pledge, parse_cents, runner_text
@@ -133,7 +134,7 @@ def method_label(method: str) -> str:
 def pay(pledge_id: str):
     """Record a payment for a pledge (admin): amount, date, method, reference."""
     conn = get_db()
-    pledge = pledge_amounts(conn, pledge_ids=[live_pledge(conn, pledge_id)["id"]])[0]
+    pledge = letter_rows(conn, pledge_ids=[live_pledge(conn, pledge_id)["id"]])[0]
     typed = {"paid_on": date.today().isoformat(), "method": "transfer",
              "amount_cents": "", "reference": pledge["reference"], "note": ""}
     if request.method == "POST":
@@ -170,7 +171,7 @@ def outstanding():
     """List the pledges with money still due (of one class, or all), by class and runner."""
     conn = get_db()
     class_name = request.args.get("class", "").strip()[:MAX_CLASS + 1] or None
-    rows = [r for r in pledge_amounts(conn, class_name=class_name) if r["outstanding_cents"] > 0]
+    rows = [r for r in letter_rows(conn, class_name=class_name) if r["outstanding_cents"] > 0]
     return render_template("outstanding.html", rows=rows, total=sum_rows(rows),
                            classes=list_classes(conn), class_name=class_name)
 

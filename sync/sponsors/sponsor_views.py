@@ -22,6 +22,7 @@ from ..money_settings import money_settings, save_money_settings
 from ..roster import list_classes
 from . import pledge_import
 from .amounts import metres_per_lap, money, pledge_amounts, raised, sum_rows
+from .freeze import letter_rows
 from .money_log import money_log
 from .payments import payments_of
 from .pledges import (
@@ -59,8 +60,8 @@ def matches(row: dict, query: str, number: int | None) -> bool:
 
 
 def search(conn: psycopg.Connection, query: str, class_name: str | None) -> list[dict]:
-    """Return the live pledges with amounts matching a search, of one class or all."""
-    rows = pledge_amounts(conn, class_name=class_name)
+    """Return the live pledges with what they owe matching a search, of one class or all."""
+    rows = letter_rows(conn, class_name=class_name)
     if not query:
         return rows
     number = int(query) if query.isascii() and query.isdigit() and len(query) <= 6 else None
@@ -95,7 +96,7 @@ def index():
 def pledge(pledge_id: str):
     """Show one pledge: runner, laps, amount, payments and its log."""
     conn = get_db()
-    row = pledge_amounts(conn, pledge_ids=[live_pledge(conn, pledge_id)["id"]])[0]
+    row = letter_rows(conn, pledge_ids=[live_pledge(conn, pledge_id)["id"]])[0]
     return render_template("pledge.html", pledge=row, payments=payments_of(conn, pledge_id),
                            log=money_log(conn, pledge_id), is_admin=g.user["role"] == "admin")
 
@@ -304,7 +305,7 @@ def shown_money_settings() -> dict:
 def money_totals() -> dict:
     """Return what pledges raise per runner, class, grade and school ({} without pledges), once a request."""
     if "money_totals" not in g:
-        g.money_totals = raised(get_db())
+        g.money_totals = raised(letter_rows(get_db()))
     return g.money_totals
 
 

@@ -7,7 +7,8 @@ from lapsync.errors import InputError
 from lapsync.protocol import validate_push
 from sync.devices import find_device
 from sync.sponsors.freeze import changes, current_freeze, decide, freeze_results, letter_rows
-from sync.sponsors.pledges import add_pledge, delete_pledge
+from sync.sponsors.payments import add_payment
+from sync.sponsors.pledges import add_pledge, delete_pledge, edit_pledge
 from sync.push import push
 from sync.review import lap_state, merge, runners_by_id, void_lap
 from sync.settings import set_setting
@@ -152,3 +153,24 @@ def test_a_viewer_sees_the_changes_but_decides_nothing(central_viewer, central_d
                        ("/sponsors/unfreeze", {"confirm": "yes"}), ("/sponsors/freeze", {"confirm": "yes"})]:
         assert post(central_viewer, path, **form).status_code == 403
     assert current_freeze(central_db) is not None and len(changes(central_db)) == 1
+
+
+def test_every_money_page_owes_what_the_letter_says_once_a_frozen_figure_is_kept(
+        central_admin, central_db, event):
+    assert post(central_admin, "/sponsors/freeze", confirm="yes").status_code == 302
+    edit_pledge(central_db, event["admin"], event["firma"], {
+        "sponsor_name": "Firma", "kind": "fixed", "rate_cents": "25"})    # 20 -> 25 after the freeze
+    assert post(central_admin, f"/sponsors/changes/{event['firma']}",
+                decision="keep").status_code == 302                    # the letter keeps 20
+    add_payment(central_db, event["admin"], event["firma"], {
+        "amount_cents": "20", "paid_on": "2025-07-01", "method": "transfer"})  # what it asked for
+    outstanding = central_admin.get("/sponsors/outstanding").get_data(as_text=True)
+    assert "2 pledges with money due: €9.00" in outstanding            # Oma and Tante, not Firma
+    sponsors = central_admin.get("/sponsors/").get_data(as_text=True)
+    assert "raised €29.00, paid €20.00, outstanding €9.00." in sponsors  # 5 + 20 + 4
+    assert "frozen; live €25.00" in sponsors                           # the edit is not hidden
+    rows = {r["id"]: r for r in letter_rows(central_db)}
+    assert (rows[event["firma"]]["amount_cents"], rows[event["firma"]]["live_amount_cents"]) \
+        == (2000, 2500)
+    exported = central_admin.get("/sponsors/amounts.csv").get_data(as_text=True)
+    assert '"fixed",2500,"",10,4000,2000,2000,0\r\n' in exported       # rate now; owes 20, paid
