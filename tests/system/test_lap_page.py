@@ -526,6 +526,13 @@ def test_big_screen_shows_a_lap_typed_on_the_lap_page(context, laptop):
     expect(first).to_have_text(re.compile(r"2\s*17\s*Cleo Dahl\s*6b"), timeout=4_000)
     expect(big.locator("#big-laps tbody tr")).to_have_count(2)
     assert float(first.locator("td.name").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")) >= 60
+    db = connect(laptop.path)
+    try:
+        db.execute("UPDATE user_session SET valid_until = 1")   # the login's hours are over
+    finally:
+        db.close()
+    expect(big.locator("#big-state")).to_have_text(
+        "The login has ended: log in again on this screen to see new laps.", timeout=4_000)
 
 
 # ---- 8. an honest badge ---------------------------------------------------------------

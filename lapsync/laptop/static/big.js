@@ -40,9 +40,20 @@
     if (busy) return;
     busy = true;
     fetch(main.dataset.url, {headers: {Accept: "application/json"}, credentials: "same-origin", cache: "no-store"})
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (r) {
+        // The app answers, with its login page: the session ended, the app is fine.
+        if (r.status === 401 || (r.redirected && new URL(r.url).pathname === "/login")) {
+          throw new Error("logged out");
+        }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
       .then(draw)
-      .catch(function () { state.textContent = texts.down || "The laptop app is not answering"; })
+      .catch(function (e) {
+        state.textContent = e.message === "logged out"
+          ? texts.logged_out || "The login has ended: log in again on this screen to see new laps."
+          : texts.down || "The laptop app is not answering";
+      })
       .then(function () { busy = false; });
   }
 
