@@ -28,8 +28,7 @@ from werkzeug.http import parse_accept_header
 from lapsync.errors import InputError, wants_json
 from lapsync.i18n import LANGUAGES
 from lapsync.ids import new_id
-from lapsync.protocol import CONTROL_CHARS, MAX_REASON, MAX_START_NUMBER
-from lapsync.text import check_start_number
+from lapsync.protocol import CONTROL_CHARS, MAX_REASON
 
 from . import clock, clockwatch, scheduler
 from .auth import can_record, login_required
@@ -37,48 +36,11 @@ from .client.pull import min_lap_seconds
 from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
 from .db import device_id, get_db, now_ms, record_change, rows, transaction
 from .groupcommit import GroupCommit
+from .lapform import parse_start_number, parse_typed_ago
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
 GROUP_COMMIT = "lapsync_lap_writes"  # the app's GroupCommit: laps posted at once, one commit
-SCANNED_DIGITS = 12  # digits the lap form reads: a zero-padded number up to this length counts
-
-
-# How long a number may have waited on the lap page (the app not answering) and still
-# count at the time it was typed.
-MAX_TYPED_AGO_MS = 24 * 3600 * 1000
-
-
-def parse_typed_ago(raw: str | None) -> int:
-    """Return how many ms ago the page says the number was typed (0 if it does not say)."""
-    text = (raw or "").strip()
-    if not text:
-        return 0
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_TYPED_AGO_MS:
-        raise InputError("invalid_typed_ago", _("The time the number was typed is unreadable: "
-                                                "nothing was recorded. Type the number again."),
-                         400)
-    return int(text)
-
-
-def parse_start_number(raw: str | None) -> int:
-    """Turn the typed start number into an int or raise InputError."""
-    text = (raw or "").strip()
-    if not text:
-        raise InputError("missing_start_number", _("Type a start number."), 400)
-    if not text.isdigit() or not text.isascii():
-        raise InputError("invalid_start_number", _(
-            "%(text)s is not a start number: digits only. Nothing was recorded.",
-            text=repr(text[:20])), 400)
-    try:
-        return check_start_number(text, SCANNED_DIGITS)
-    except ValueError:
-        raise InputError("invalid_start_number",
-                         _("Start numbers run from 1 to %(max)s: nothing was recorded.",
-                           max=MAX_START_NUMBER),
-                         400) from None
-
-
 def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:
     """Find the runner with this start number, or raise InputError."""
     runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner "

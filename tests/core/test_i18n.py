@@ -29,7 +29,7 @@ from babel.messages.pofile import read_po
 
 from lapsync import roster_csv
 from lapsync.errors import InputError
-from lapsync.laptop import laps
+from lapsync.laptop import lapform
 from lapsync.laptop.client.status import sync_status
 from lapsync.laptop.db import set_meta, transaction
 from lapsync.laptop.runners import add_runner, validate_runner
@@ -328,7 +328,7 @@ def test_domain_messages_without_any_context_are_english(db):
 
 def test_domain_messages_in_an_app_context_without_a_request_are_english(app):
     with app.app_context(), pytest.raises(InputError) as caught:
-        laps.parse_start_number("x")
+        lapform.parse_start_number("x")
     assert caught.value.message == "'x' is not a start number: digits only. Nothing was recorded."
 
 
