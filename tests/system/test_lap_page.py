@@ -535,6 +535,24 @@ def test_big_screen_shows_a_lap_typed_on_the_lap_page(context, laptop):
         "The login has ended: log in again on this screen to see new laps.", timeout=4_000)
 
 
+def test_the_big_screen_shows_the_newest_runners_whole_name(context, laptop_factory):
+    long_name = "Emma Weißenbürger-Rodríguez de la Fuente"
+    laptop = laptop_factory(roster=[*ROSTER, (5, long_name, "5a")])
+    page = open_lap_page(context, laptop)
+    big = context.new_page()
+    big.set_viewport_size({"width": 768, "height": 1024})
+    big.goto(f"{laptop.url}/big/")
+    typed(page, "5")
+    feedback_is(page, "good", long_name)
+    name = big.locator("#big-laps tbody tr").first.locator("td.name")
+    expect(name).to_have_text(long_name, timeout=4_000)
+    assert name.evaluate("el => el.scrollWidth <= el.clientWidth")   # nothing cut off
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    expect(big.locator("#big-laps tbody tr").first.locator("td.name")).to_have_text("Anna Berg",
+                                                                                   timeout=4_000)
+
+
 # ---- 8. an honest badge ---------------------------------------------------------------
 
 def test_badge_follows_each_lap_and_offline_is_calm(context, laptop_factory):
