@@ -168,3 +168,40 @@ def test_labels_of_one_class_by_name_on_the_other_sheet_layout(page):
     assert label.pop("texts") == ("999999", "Cleo Dahl", "Class 10a")
     assert label == pytest.approx({"left": 0, "top": 0.5, "width": 70, "height": 37}, abs=0.1)
     assert read(shot(sheet.locator(".label"))) == ["999999"]
+
+
+# What is cut off: text wider than its element, text taller than an element that hides its
+# overflow (a clamped name), or an element beyond its label's or sheet's edges.
+CUT = """(boxes) => boxes.flatMap(box => {
+  const edge = box.getBoundingClientRect();
+  return [...box.querySelectorAll('p, svg')].filter(el => {
+    const r = el.getBoundingClientRect(), hides = getComputedStyle(el).overflow !== 'visible';
+    return el.scrollWidth > el.clientWidth + 1 || (hides && el.scrollHeight > el.clientHeight + 1)
+      || r.left < edge.left - 0.5 || r.right > edge.right + 0.5
+      || r.top < edge.top - 0.5 || r.bottom > edge.bottom + 0.5;
+  }).map(el => el.className.baseVal ?? el.className);
+})"""
+LONGEST = [(31, ("Maximilian-Alexander Schönhausen-Württemberg von und zu Hohenlohe-Langenburg-"
+                 "Ingelfingen Friedrich-Wilhelm")[:100], "Vorbereitungsklasse1"),  # 100 and 20 long
+           (32, "Ann-Kathrin Schmidt", "Förderklasse 10/11b")]
+
+
+def test_the_longest_names_and_classes_fit_their_labels_and_sheets(page, central_db):
+    csv = "Name,Klasse,Jahrgang,Startnummer\n" + "".join(
+        f"{name},{class_},5,{number}\n" for number, name, class_ in LONGEST)
+    assert import_roster(central_db, csv.encode()) == 2
+    assert max(len(name) for _n, name, _c in LONGEST) == 100
+    url = page.url.split("/standings")[0]
+    for class_ in ("Vorbereitungsklasse1", "Förderklasse 10/11b"):
+        page.goto(f"{url}/runners/labels?class={class_}")
+        page.emulate_media(media="print")
+        labels = page.locator(".label")
+        expect(labels).to_have_count(1)
+        assert labels.evaluate_all(CUT) == []
+        assert read(shot(labels.first)) == [str(next(n for n, _m, c in LONGEST if c == class_))]
+        page.emulate_media(media="screen")
+    page.goto(f"{url}/runners/sheets?class=Vorbereitungsklasse1&per_page=2")
+    page.emulate_media(media="print")
+    sheet = page.locator(".bib-sheet")
+    assert sheet.evaluate_all(CUT) == []
+    assert read(shot(sheet)) == ["31"]
