@@ -53,11 +53,11 @@ def said(page) -> list[str]:
     return page.evaluate("window.__said")
 
 
-def client_keys(database) -> list[str]:
-    """Return the client keys of the laps, in recording order."""
+def lap_column(database, column: str) -> list:
+    """Return one column (client_key, time) of the laps, in recording order."""
     db = connect(database)
     try:
-        return [row[0] for row in db.execute("SELECT client_key FROM lap ORDER BY rowid")]
+        return [row[0] for row in db.execute(f"SELECT {column} FROM lap ORDER BY rowid")]
     finally:
         db.close()
 
@@ -86,7 +86,7 @@ def test_a_lap_whose_answer_died_with_the_app_is_checked_and_counted_once(browse
         expect(checking).to_have_count(0)
         expect(page.locator("#recent tbody tr td:nth-child(2)")).to_have_text(["3", "2", "1"])
         assert counted_numbers(app.database) == ["1", "2", "3"]  # 2 once, then 3
-        keys = client_keys(app.database)
+        keys = lap_column(app.database, "client_key")
         assert len(set(keys)) == 3
         shown = said(page)
         assert any("Checked after the laptop app answered again: lap 2 is recorded, once." in s
@@ -110,15 +110,6 @@ def test_a_lap_whose_answer_died_with_the_app_is_checked_and_counted_once(browse
         page.close()
 
 
-def lap_times(database) -> list[int]:
-    """Return the laps' times (laptop ms), in recording order."""
-    db = connect(database)
-    try:
-        return [row[0] for row in db.execute("SELECT time FROM lap ORDER BY rowid")]
-    finally:
-        db.close()
-
-
 def test_numbers_typed_while_the_app_is_down_count_at_the_time_they_were_typed(browser, tmp_path):
     app = ClockedLaptop(prepare_database(tmp_path, runners=5), tmp_path,
                         {"LAPSYNC_SYNC_ENABLED": "false", "LAPSYNC_MIN_LAP_SECONDS": "2"})
@@ -137,7 +128,7 @@ def test_numbers_typed_while_the_app_is_down_count_at_the_time_they_were_typed(b
         proxy.upstream = app.start()
         wait_answered(page, 20_000)
         assert counted_numbers(app.database) == ["1", "1"]     # neither is "too soon"
-        first, second = lap_times(app.database)
+        first, second = lap_column(app.database, "time")
         typed_apart_ms = (second_typed - first_typed) * 1000    # as typed, not as sent
         assert typed_apart_ms - 300 <= second - first <= typed_apart_ms + 300
         expect(page.locator("#recent tbody tr td:nth-child(2)")).to_have_text(["1", "1"])
