@@ -131,7 +131,10 @@ def runner_standings(conn: psycopg.Connection, filters: dict) -> tuple[list[dict
     """Return one page of runners with laps and place, filtered and sorted, and the matches."""
     query = RUNNERS_SQL.format(order=RUNNER_ORDER[filters["sort"]])
     rows = conn.execute(query, filters).fetchall()
-    return rows, rows[0]["matches"] if rows else 0
+    if rows or filters["page"] == 1:
+        return rows, rows[0]["matches"] if rows else 0
+    first = conn.execute(query, {**filters, "offset": 0}).fetchone()  # past the end: still counted
+    return rows, first["matches"] if first else 0
 
 
 def group_standings(conn: psycopg.Connection, by: str, sort: str = "laps") -> list[dict]:

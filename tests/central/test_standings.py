@@ -134,6 +134,7 @@ def test_long_lists_come_in_pages_of_100(viewer, central_db, device_token):
     assert len(rows(in_class)) == 2 and "Runners 101 to 102 of 102." in in_class
     past = text(viewer.get("/standings/?page=7"))
     assert rows(past) == [] and "past the end of the list" in past and 'rel="prev"' in past
+    assert "Page 7 of 3" in past
 
 
 def test_place_is_ranked_within_the_class_or_grade_filter(viewer, event):
