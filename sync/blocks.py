@@ -85,6 +85,15 @@ def reserved_error(number: int, holder: dict) -> InputError:
         number=number, first=holder["first"], last=holder["last"], device=holder["name"]), 409)
 
 
+def overlap_error(first: int, last: int, holder: dict) -> InputError:
+    """Return the 409 for a block range that overlaps another device's block or the local range."""
+    whose = holder["name"] if holder["device_id"] is not None else _("laptops that have not synced yet")
+    return InputError("block_overlaps", _(
+        "The range %(first)s–%(last)s overlaps %(held_first)s–%(held_last)s, kept for %(whose)s: "
+        "choose a range outside it. Nothing was changed.", first=first, last=last,
+        held_first=holder["first"], held_last=holder["last"], whose=whose), 409)
+
+
 def check_unreserved(conn: psycopg.Connection, number: int) -> None:
     """Raise a 409 if a start number lies in a device's block or the local range."""
     for holder in reserved_ranges(conn):
@@ -190,7 +199,7 @@ def set_block(conn: psycopg.Connection, user_id: str, device: dict, first: Any,
     own = [r for r in reserved_ranges(conn) if r["device_id"] == device["id"]]
     for held in reserved_ranges(conn):
         if held["device_id"] != device["id"] and held["first"] <= last and held["last"] >= first:
-            raise reserved_error(max(first, held["first"]), held)
+            raise overlap_error(first, last, held)
     for row in conn.execute("SELECT start_number, name FROM runner WHERE start_number "
                             "BETWEEN %s AND %s ORDER BY 1", [first, last]):
         if not any(r["first"] <= row["start_number"] <= r["last"] for r in own):

@@ -132,7 +132,8 @@ def test_an_admin_sets_a_range_and_the_next_pull_sends_it(admin, central_db, cen
 @pytest.mark.parametrize("first, last, status, text", [
     ("", "10", 400, "A block runs from"), ("20", "10", 400, "A block runs from"),
     ("0", "10", 400, "A block runs from"), ("1", "10001", 400, "at most 10000"),
-    ("9050", "9150", 409, "reserved for device laptop-b"),
+    ("9050", "9150", 409, "The range 9050–9150 overlaps 9100–9199, kept for laptop-b: choose a "
+                          "range outside it. Nothing was changed."),
     ("89990", "90010", 409, "kept for laptops that have not synced yet"),
     ("1", "10", 409, "Start number 3 of that range belongs to Runner 3"),
 ])
