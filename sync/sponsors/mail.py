@@ -87,7 +87,7 @@ def mail_list(conn: psycopg.Connection, limit: int = 500) -> list[dict]:
 
 
 def mail_counts(conn: psycopg.Connection) -> dict:
-    """Return how many mails are queued, sent and failed."""
+    """Return how many mails are queued, sent, failed and withdrawn."""
     rows = conn.execute("SELECT status, count(*) AS n FROM mail_out GROUP BY status")
     return {"queued": 0, "sent": 0, "failed": 0, "withdrawn": 0,
             **{r["status"]: r["n"] for r in rows}}

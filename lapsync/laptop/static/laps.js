@@ -440,6 +440,7 @@
     ev.preventDefault();
     Array.prototype.forEach.call(recent.querySelectorAll("button[data-armed]"), disarm);
     field.focus();
+    if (choice) { choosing(ev); return; }  // a shared number's choice takes the digit
     field.value += ev.key;
     field.dispatchEvent(new Event("input", { bubbles: true }));
   });
