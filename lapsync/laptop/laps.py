@@ -46,6 +46,11 @@ def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | N
     runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner "
                        "WHERE start_number = ? AND id NOT IN (SELECT runner_id FROM "
                        "runner_merge) ORDER BY name", [start_number])
+    if not runners:  # a merged runner's number: the runners it was merged into
+        runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner WHERE id IN "
+                           "(SELECT m.merged_into FROM runner r JOIN runner_merge m ON "
+                           "m.runner_id = r.id WHERE r.start_number = ?) AND id NOT IN "
+                           "(SELECT runner_id FROM runner_merge) ORDER BY name", [start_number])
     if runner_id:
         runners = [r for r in runners if r["id"] == runner_id]
     if not runners:
@@ -116,7 +121,7 @@ def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
 # The runner and what a lap needs to know about them, in one read: the latest lap that
 # counts here (by entry order), the counts before this lap, the clock jumps since that
 # lap, this laptop's device id, and whether a lap holds the request's client key already.
-LAP_CONTEXT_SQL = f"""
+CONTEXT_SQL = f"""
 SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
        prev.rowid, prev.time, {OWN_LAPS_SQL}, {OTHER_LAPS_SQL},
        (SELECT coalesce(sum(jump_ms), 0) FROM clock_jump WHERE after_lap >= prev.rowid),
@@ -124,9 +129,15 @@ SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
        EXISTS (SELECT 1 FROM lap WHERE client_key = :key)
 FROM runner LEFT JOIN lap prev ON prev.rowid = (SELECT max(l.rowid) FROM lap l
     WHERE l.runner_id = runner.id AND l.voided_at IS NULL)
-WHERE runner.start_number = :number AND runner.id NOT IN (SELECT runner_id FROM runner_merge)
+WHERE {{runners}} AND runner.id NOT IN (SELECT runner_id FROM runner_merge)
 ORDER BY runner.name
 """
+LAP_CONTEXT_SQL = CONTEXT_SQL.format(runners="runner.start_number = :number")
+# A number only a merged runner had (the child still wears that bib): the lap counts for the
+# runner it was merged into, as central counts that runner's laps.
+MERGED_CONTEXT_SQL = CONTEXT_SQL.format(runners="""runner.id IN (
+    SELECT m.merged_into FROM runner r JOIN runner_merge m ON m.runner_id = r.id
+    WHERE r.start_number = :number)""")
 RUNNER_FIELDS = ("id", "start_number", "name", "class", "grade")
 
 
@@ -135,6 +146,8 @@ def lap_context(db: sqlite_utils.Database, start_number: int, runner_id: str | N
     """Return the runner's LAP_CONTEXT_SQL row (runner as a dict first), the lap already
     recorded under client_key (known_lap's dict), or raise InputError."""
     found = db.execute(LAP_CONTEXT_SQL, {"number": start_number, "key": client_key}).fetchall()
+    if not found:
+        found = db.execute(MERGED_CONTEXT_SQL, {"number": start_number, "key": client_key}).fetchall()
     if client_key and (not found or found[0][-1]):  # a double submit or a retried request
         known = known_lap(db, client_key)  # (the runner may have another number by now)
         if known:

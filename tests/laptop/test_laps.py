@@ -74,6 +74,17 @@ def test_an_unreadable_typing_time_records_nothing(teacher, runners, db, value):
     assert db.execute("SELECT count(*) FROM change WHERE entity = 'lap'").fetchone()[0] == 0
 
 
+def test_a_merged_runners_number_counts_for_the_runner_it_was_merged_into(teacher, runners, db):
+    db.execute("INSERT INTO runner_merge (runner_id, merged_into) VALUES (?, ?)",
+               [runners[2], runners[1]])                  # central merged Ben (2) into Anna (1)
+    counted = post_lap(teacher, "2")                       # Ben's bib, still on the runner
+    assert counted.status_code == 201
+    assert counted.get_json()["runner"]["name"] == "Anna Berg"
+    assert [r[0] for r in db.execute("SELECT runner_id FROM lap")] == [runners[1]]
+    assert post_lap(teacher, "1").status_code == 409       # the same runner: too soon
+    assert post_lap(teacher, "3").status_code == 404       # nobody's number stays unknown
+
+
 def test_min_lap_time_comes_from_config(tmp_path):
     app = create_app({"TESTING": True, "SECRET_KEY": "t", "DATABASE": str(tmp_path / "x.sqlite"),
                       "MIN_LAP_SECONDS": 0})
