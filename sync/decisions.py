@@ -6,6 +6,7 @@ import logging
 
 import psycopg
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from psycopg.types.json import Jsonb
 
 from lapsync.authcore import role_label
@@ -64,8 +65,9 @@ def describe(action: str, d: dict) -> str:
         return _("Gave %(name)s start number %(to)s (was %(from)s).", name=d.get("name"),
                  to=d.get("to"), **{"from": d.get("from")})
     if action == "merge":
-        return _("Merged %(merged)s into %(survivor)s: %(laps)s laps moved.",
-                 merged=d.get("merged"), survivor=d.get("survivor"), laps=d.get("laps_moved"))
+        return ngettext("Merged %(merged)s into %(survivor)s: %(num)s lap moved.",
+                        "Merged %(merged)s into %(survivor)s: %(num)s laps moved.",
+                        d.get("laps_moved") or 0, merged=d.get("merged"), survivor=d.get("survivor"))
     if action == "keep_runners":
         return _("Kept both runners of the clash on %(value)s.", value=d.get("value"))
     if action == "register_device" and d.get("manage_users") and d.get("manage_roster"):

@@ -105,9 +105,9 @@ def open_clashes(conn: psycopg.Connection) -> list[dict]:
 
 
 def runner_label(conn: psycopg.Connection, runner_id: str) -> str:
-    """Return 'number name' of a runner for the log (its id if central lacks it)."""
+    """Return 'number name (class)' of a runner for the log (its id if central lacks it)."""
     runner = runners_by_id(conn, [runner_id]).get(runner_id)
-    return f"{runner['start_number']} {runner['name']}" if runner else runner_id
+    return f"{runner['start_number']} {runner['name']} ({runner['class']})" if runner else runner_id
 
 
 # ---- checks shared by the actions ----------------------------------------------------
@@ -323,8 +323,9 @@ def merge(conn: psycopg.Connection, user_id: str, survivor_id: Any, survivor_ver
         conn.execute("UPDATE clash SET resolved_at = %s WHERE resolved_at IS NULL "
                      "AND %s IN (runner_a, runner_b)", [now_ms(), merged["id"]])
         log_decision(conn, user_id, "merge", [survivor["id"], merged["id"]],
-                     {"survivor": f"{survivor['start_number']} {survivor['name']}",
-                      "merged": f"{merged['start_number']} {merged['name']}", "laps_moved": moved})
+                     {"survivor": f"{survivor['start_number']} {survivor['name']} ({survivor['class']})",
+                      "merged": f"{merged['start_number']} {merged['name']} ({merged['class']})",
+                      "laps_moved": moved})
     return survivor
 
 

@@ -136,7 +136,7 @@ def test_an_admin_restores_a_central_void_from_the_decision_log(central_db, admi
         False, "restore_lap", "ada")
     page = admin.get("/review/").get_data(as_text=True)
     assert "The lap counts again" in page and undo_forms(page) == []
-    assert "Restored a lap of 17 Cleo Dahl that central had voided." in page
+    assert "Restored a lap of 17 Cleo Dahl (6b) that central had voided." in page
     answer = push_void(central_db, doubles, lap, True, ahead())
     assert answer["rejected"] == [] and lap_void(central_db, lap)["central"] is False
 

@@ -79,9 +79,9 @@ def test_letters_keep_the_frozen_figures_and_changes_are_listed_with_their_cause
           rows[event["ben"]]["version"])
     cases = by_sponsor(central_db)
     assert cases["Tante"]["new"]["amount_cents"] == 1300 and cases["Oma"]["new"]["laps"] == 13
-    assert any("Merged 2 Ben into 1 Anna" in cause for cause in cases["Tante"]["causes"])
+    assert any("Merged 2 Ben (5a) into 1 Anna (5a)" in cause for cause in cases["Tante"]["causes"])
     page = central_admin.get("/sponsors/changes").get_data(as_text=True)
-    assert "Changes since the freeze: 2" in page and "Merged 2 Ben into 1 Anna" in page
+    assert "Changes since the freeze: 2" in page and "Merged 2 Ben (5a) into 1 Anna (5a)" in page
     # Accept Oma's new figure: her letter changes. Keep Tante's frozen one: it stays.
     assert post(central_admin, f"/sponsors/changes/{event['oma']}", decision="accept").status_code == 302
     assert post(central_admin, f"/sponsors/changes/{event['tante']}", decision="keep").status_code == 302

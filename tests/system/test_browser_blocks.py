@@ -110,7 +110,7 @@ def test_an_admin_voids_a_double_count_and_undoes_it_from_the_decision_log(
     undo.click()
     expect(page.locator(".flash")).to_contain_text("The lap counts again")
     expect(page.locator("#decision-log tr[data-action=restore_lap]")).to_contain_text(
-        "Restored a lap of 17 Cleo Dahl that central had voided.")
+        "Restored a lap of 17 Cleo Dahl (6b) that central had voided.")
     expect(page.get_by_role("button", name="Undo: restore the lap")).to_have_count(0)
     assert central_db.execute("SELECT voided, central FROM lap_void").fetchone() == {
         "voided": False, "central": True}
