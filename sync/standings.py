@@ -99,11 +99,12 @@ def metres_per_lap(conn: psycopg.Connection) -> float | None:
 
 def distance(laps: int, metres: float | None) -> dict | None:
     """Return {'m', 'km'} for a lap count (numbers; pages write them with the decimal
-    filter), or None without metres per lap."""
+    filter), or None without metres per lap. Metres to the cm, as the results, the
+    certificates and the exports write them (sync/results.py distance_m)."""
     if metres is None:
         return None
     metres_run = laps * metres
-    return {"m": round(metres_run, 1) if metres_run % 1 else int(metres_run),
+    return {"m": round(metres_run, 2) if round(metres_run, 2) % 1 else int(round(metres_run, 2)),
             "km": metres_run / 1000}
 
 

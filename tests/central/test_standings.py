@@ -69,6 +69,16 @@ def test_distance_with_fractional_metres_per_lap(viewer, central_db, event):
     assert "1.33" in text(viewer.get("/standings/?q=ben"))
 
 
+def test_standings_write_metres_to_the_cm_as_results_and_certificates_do(viewer, central_db, event):
+    set_setting(central_db, "metres_per_lap", 333.33)         # Ben 4 laps, Anna 2 that count
+    shown = {r["runner"]: r for r in rows(text(viewer.get("/standings/")))}
+    assert (shown[event["ben"]]["distance-m"], shown[event["anna"]]["distance-m"]) == ("1333.32", "666.66")
+    page = text(viewer.get("/standings/?q=anna"))
+    assert "666.66" in page and "666.7" not in page
+    exported = text(viewer.get("/admin/results.csv"))
+    assert "666.66" in exported and "1333.32" in exported      # the same figures
+
+
 def test_without_metres_per_lap_distance_is_blank_and_explained(viewer, event):
     page = text(viewer.get("/standings/"))
     assert all("distance-m" not in r for r in rows(page))
