@@ -17,6 +17,12 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 MIN_LITERAL = 8  # characters of a message besides its placeholders: "%(name)s" alone is no pattern
 
 
+def N_(message: str) -> str:
+    """Mark an English message for the catalogue without translating it: it is stored or sent
+    in English, and shown in the reader's language by recorded_text."""
+    return message
+
+
 def select_locale() -> str:
     """Pick the browser's preferred language among ours; English otherwise.
 

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 
 from lapsync.errors import InputError, wants_json
+from lapsync.i18n import N_
 from lapsync.protocol import MAX_START_NUMBER, is_id
 from lapsync.text import check_start_number, whole_number
 
@@ -32,7 +33,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 PAIRS_PER_PAGE = 25   # 3 forms a pair: a page renders in ~12 ms; the queue is worked from the top
 MAX_PAGE = 10_000
-VOID_REASON = "double count (central review)"
+VOID_REASON = N_("double count (central review)")
 
 # Pairs of neighbouring counting laps closer than the minimum lap time, kept in step by
 # every writer (sync/derived.py): the page never sorts the lap table.
@@ -258,8 +259,8 @@ def renumber(conn: psycopg.Connection, user_id: str, runner_id: Any, version: An
         check_unreserved(conn, number)
         shared = conn.execute("SELECT 1 FROM runner WHERE start_number = %s AND id <> %s AND "
                               "merged_into IS NULL", [runner["start_number"], runner["id"]])
-        reason = (f"start number {runner['start_number']} was given twice"
-                  if shared.fetchone() else "central review")
+        reason = (N_("start number %(number)s was given twice") % {"number": runner["start_number"]}
+                  if shared.fetchone() else N_("central review"))
         changed = {**runner, "start_number": number, **central_stamp(conn), "decision": note(
             conn, user_id, "renumber", reason, was_start_number=runner["start_number"])}
         conn.execute("UPDATE runner SET start_number = %(start_number)s, hlc = %(hlc)s, "
@@ -312,8 +313,8 @@ def merge(conn: psycopg.Connection, user_id: str, survivor_id: Any, survivor_ver
         survivor = runner_state(conn, survivor_id, survivor_version)
         merged = runner_state(conn, merged_id, merged_version)
         moved = move_laps(conn, merged["id"], survivor["id"])
-        decision = note(conn, user_id, "merge", f"the same runner as {survivor['start_number']} "
-                        f"{survivor['name']} ({survivor['class']})")
+        decision = note(conn, user_id, "merge", N_("the same runner as %(runner)s") % {
+            "runner": f"{survivor['start_number']} {survivor['name']} ({survivor['class']})"})
         mark_merged(conn, merged["id"], survivor, decision)
         # Runners merged into the one that goes now follow it to the survivor.
         for row in conn.execute("SELECT id FROM runner WHERE merged_into = %s",

@@ -15,6 +15,7 @@ from openapi_core.contrib.requests import (
 )
 
 from lapsync.errors import InputError
+from lapsync.i18n import recorded_text
 from lapsync.ids import new_id
 from lapsync.laptop.client.pull import apply_page
 from lapsync.laptop.client.state import sync_once
@@ -428,7 +429,7 @@ def merge_form(conn, survivor: str, merged: str) -> dict:
             "merged_id": merged, "merged_version": version(conn, merged)}
 
 
-def test_merge_moves_laps_keeps_totals_exact_hides_the_runner_and_is_pulled(central_db,
+def test_merge_moves_laps_keeps_totals_exact_hides_the_runner_and_is_pulled(central_db, central_app,
                                                                              admin, clash):
     cleo, dora = clash["cleo"], clash["dora"]
     cursor = last_change(central_db)
@@ -449,6 +450,11 @@ def test_merge_moves_laps_keeps_totals_exact_hides_the_runner_and_is_pulled(cent
     assert other == {cleo: 1, dora: 0}  # B's own 2 laps now count for Cleo, plus A's one
     assert "Merged 17 Dora Ernst (7c) into 17 Cleo Dahl (6b): 2 laps moved." in \
         admin.get("/review/").get_data(as_text=True)
+    # The reason goes to the laptops in English; each shows it in its helper's language.
+    reason = runner_changes[-1]["data"]["decision"]["reason"]
+    with central_app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert recorded_text(reason) == "derselbe Läufer wie 17 Cleo Dahl (6b)"
+        assert recorded_text(review.VOID_REASON) == "doppelt gezählt (Prüfung in der Zentrale)"
 
 
 def test_after_a_merge_late_laps_count_for_the_survivor_and_the_merge_sticks(central_db,
