@@ -154,7 +154,8 @@ def users():
         try:
             create_user(db, request.form.get("name", ""), request.form.get("role", ""),
                         request.form.get("password", ""))
-            flash(_("User %(name)s created.", name=request.form["name"].strip()))
+            flash(_("User %(name)s created, as %(role)s.", name=request.form["name"].strip(),
+                    role=role_label(request.form.get("role", ""))))
             return redirect(url_for("auth.users"))
         except InputError as exc:
             flash(exc.message, "error")

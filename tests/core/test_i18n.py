@@ -268,7 +268,7 @@ def test_import_page_and_success_flash_in_german(admin, runners):
 def test_login_and_users_pages_in_german(client, admin):
     assert "Anmelden" in page(client.get("/login", headers=DE))
     html = page(admin.get("/users", headers=DE))
-    assert '<option value="teacher">Lehrkraft</option>' in html and "Benutzer anlegen" in html
+    assert '<option value="teacher" selected>Lehrkraft</option>' in html and "Benutzer anlegen" in html
     bad = admin.post("/users", headers=DE, data={"csrf_token": admin.csrf, "name": "neu",
                                                  "role": "teacher", "password": "kurz"})
     assert bad.status_code == 422 and "Das Passwort muss 8 bis 200 Zeichen lang sein." in page(bad)

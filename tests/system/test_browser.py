@@ -113,3 +113,26 @@ def test_helper_counts_voids_and_confirms_with_the_keyboard(server, page, tmp_pa
     shot = tmp_path / "lap-entry.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_an_admin_makes_a_teacher_account_unless_choosing_another_role(server, page):
+    app, url = server
+    db = connect(app.config["DATABASE"])
+    create_user(db, "ada", "admin", PASSWORD)
+    db.close()
+    page.goto(f"{url}/login")
+    page.get_by_label("Name").fill("ada")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    expect(page).not_to_have_url(re.compile(r"/login"))
+    page.goto(f"{url}/users")
+    expect(page.get_by_label("Role")).to_have_value("teacher")      # not admin by default
+    page.get_by_label("Name").press_sequentially("lehrer3", delay=30)
+    page.get_by_label("Password").press_sequentially("lang-genug-1", delay=30)
+    page.get_by_label("Password").press("Enter")
+    expect(page.get_by_text("User lehrer3 created, as Teacher.")).to_be_visible()
+    db = connect(app.config["DATABASE"])
+    try:
+        assert db.execute("SELECT role FROM user WHERE name = 'lehrer3'").fetchone()[0] == "teacher"
+    finally:
+        db.close()
