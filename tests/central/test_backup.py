@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import click
 import psycopg
@@ -9,6 +10,13 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from lapsync.ids import new_id
+from lapsync.laptop.client.push import pending_count
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import Central
+from lapsync.laptop.db import connect, set_meta
+from lapsync.laptop.laps import record_lap
+from lapsync.laptop.runners import add_runner
 from sync import backup, create_app, migrate
 from sync.db import close_pool
 from tests.databases import empty_database
@@ -156,3 +164,36 @@ def test_the_tools_match_the_servers_version_and_passwords_stay_off_the_command_
     conninfo, env = backup.connection("postgresql://ada:s3cret@db.example:5433/lapsync")
     assert "s3cret" not in conninfo and env["PGPASSWORD"] == "s3cret"
     assert "host=db.example" in conninfo and "port=5433" in conninfo
+
+
+def test_after_a_restore_a_laptop_resends_what_central_lost_at_its_next_sync(
+        central_app, live_central, central_db, pg_url, tmp_path, users_template):
+    path = tmp_path / "laptop.sqlite"
+    shutil.copyfile(users_template, path)
+    laptop = connect(path)
+    try:
+        set_meta(laptop, "device_id", new_id())
+        token = register(central_db, "laptop-a", manage_users=True)
+        add_runner(laptop, 7, "Anna Berg", "5a", 5)
+        tom = laptop.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
+        central = Central(live_central, token, 2, 10)
+
+        def laps_at_central() -> int:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                return conn.execute("SELECT count(*) FROM lap").fetchone()[0]
+
+        for _ in range(2):
+            record_lap(laptop, 7, tom, 0, confirm=True)
+        assert sync_once(laptop, central, force=True).error is None and laps_at_central() == 2
+        file = backup.dump(pg_url, tmp_path / "central.dump")
+        for _ in range(2):                                # lost with the restore below
+            record_lap(laptop, 7, tom, 0, confirm=True)
+        assert sync_once(laptop, central, force=True).error is None and laps_at_central() == 4
+        close_pool(central_app)
+        backup.restore(pg_url, file)
+        assert laps_at_central() == 2
+        result = sync_once(laptop, central, force=True)   # no lap typed since
+        assert result.error is None and result.pushed == 2 and laps_at_central() == 4
+        assert pending_count(laptop) == 0
+    finally:
+        laptop.close()

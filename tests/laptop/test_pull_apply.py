@@ -445,11 +445,16 @@ def test_apply_page_hands_apply_change_this_laptops_id(db, lap):
 
 
 class Pages:
-    """Central's pull answers in order; records the cursors asked for."""
+    """Central's pull answers in order; records the cursors asked for. An empty push (asked
+    after central's database was replaced) answers ACKED as central's last applied seq."""
 
-    def __init__(self, *answers):
+    def __init__(self, *answers, acked: int = 0):
         """Keep (status, page) answers."""
-        self.answers, self.cursors = list(answers), []
+        self.answers, self.cursors, self.acked = list(answers), [], acked
+
+    def push(self, body: bytes, follows: int | None = None) -> tuple[int, dict]:
+        """Answer an empty push with the last applied seq."""
+        return 200, {"acked_seq": self.acked}
 
     def pull(self, cursor: int):
         """Return the next answer."""
@@ -495,16 +500,27 @@ def test_a_second_cursor_ahead_in_one_run_is_refused(db):
 
 
 def test_restart_pull_refuses_other_conflicts_and_stores_the_new_cursor(db):
+    central, result = Pages(), SyncResult()
     with pytest.raises(SyncError) as raised:
-        restart_pull(db, {"error": "other", "message": "m" * 400}, False)
+        restart_pull(db, central, {"error": "other", "message": "m" * 400}, False, result)
     assert raised.value.kind == REFUSED and len(raised.value.message) == 300
     with pytest.raises(SyncError):
-        restart_pull(db, {"error": "cursor_ahead", "resume_from": 5}, True)
-    assert restart_pull(db, {"error": "cursor_ahead", "resume_from": 5}, False) == 5
+        restart_pull(db, central, {"error": "cursor_ahead", "resume_from": 5}, True, result)
+    assert restart_pull(db, central, {"error": "cursor_ahead", "resume_from": 5}, False, result) == 5
     assert get_meta(db, "pull_cursor") == "5"
     with pytest.raises(SyncError) as raised:
-        restart_pull(db, {"error": "cursor_ahead", "resume_from": -1}, False)
+        restart_pull(db, central, {"error": "cursor_ahead", "resume_from": -1}, False, result)
     assert raised.value.kind == PROTOCOL
+
+
+def test_a_replaced_central_that_lost_pushed_changes_gets_them_again(db):
+    db.execute("UPDATE outbox_mark SET pushed_seq = 9")   # central had acknowledged up to 9
+    result = SyncResult()
+    restart_pull(db, Pages(acked=6), {"error": "cursor_ahead", "resume_from": 3}, False, result)
+    assert result.resend and db.execute("SELECT pushed_seq FROM outbox_mark").fetchone()[0] == 6
+    result = SyncResult()                                 # a central that lost nothing
+    restart_pull(db, Pages(acked=6), {"error": "cursor_ahead", "resume_from": 3}, False, result)
+    assert not result.resend and db.execute("SELECT pushed_seq FROM outbox_mark").fetchone()[0] == 6
 
 
 def test_more_without_progress_is_a_protocol_error(db):

@@ -25,6 +25,7 @@ from lapsync.protocol.pull import pulled_flag
 from .. import clock
 from ..db import PENDING, device_id, get_meta, now_ms, set_meta, transaction
 from ..numbers import store_block
+from .realign import acked_seq
 from .transport import (
     PROTOCOL,
     REFUSED,
@@ -307,13 +308,22 @@ def apply_block(db: sqlite_utils.Database, block: Any) -> None:
         store_rejected_pull(db, {"entity": "number_block", "data": block}, exc)
 
 
-def restart_pull(db: sqlite_utils.Database, answer: dict, restarted: bool) -> int:
-    """Move the cursor where central says (its database was replaced); return it."""
+def restart_pull(db: sqlite_utils.Database, central: Central, answer: dict, restarted: bool,
+                 result: SyncResult) -> int:
+    """Move the cursor where central says (its database was replaced); return it.
+
+    Central restored from a backup may also lack this laptop's latest changes: where its
+    copy stopped (an empty push's answer), the outbox mark goes back, so that they are
+    pushed again (sync_once does it in the same run: result.resend).
+    """
     if answer.get("error") != "cursor_ahead" or restarted:
         raise SyncError(REFUSED, f"central answered 409 to a pull: {answer.get('message', '')}"[:300], 409)
     cursor = as_seq(answer.get("resume_from"), "resume_from")
+    acked = acked_seq(db, central)
     with transaction(db):
         set_meta(db, "pull_cursor", str(cursor))
+        result.resend = db.execute("UPDATE outbox_mark SET pushed_seq = ? WHERE pushed_seq > ?",
+                                   [acked, acked]).rowcount > 0
     return cursor
 
 
@@ -324,7 +334,7 @@ def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> Non
     for _ in range(MAX_PAGES_PER_RUN):
         status, page = central.pull(cursor)
         if status == 409:
-            cursor = restart_pull(db, page, restarted)
+            cursor = restart_pull(db, central, page, restarted, result)
             restarted = True
             continue
         changes, next_cursor, more = check_page(page, cursor)

@@ -129,6 +129,8 @@ def sync_once(db: sqlite_utils.Database, central: Central, force: bool = False,
                 raise
             push_error = exc  # a refused batch must not stop the roster arriving
         pull(db, central, result)
+        if result.resend and not push_error:
+            push(db, central, result, progress)
         if push_error:
             raise push_error
     except SyncError as exc:

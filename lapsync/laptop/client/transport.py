@@ -42,6 +42,7 @@ class SyncResult:
     pulled: Counter = field(default_factory=Counter)
     skipped: str | None = None
     error: SyncError | None = None
+    resend: bool = False  # central lost changes it had acknowledged (restored): push them again
 
     @property
     def pulled_total(self) -> int:
