@@ -87,6 +87,10 @@ def dump(url: str, target: Path) -> Path:
     """Write central's whole database to TARGET in PostgreSQL's custom format; return TARGET."""
     conninfo, env = connection(url)
     part = target.with_name(target.name + ".part")
+    # Owner-only from its first byte, as the laptop's backups: it holds every password
+    # hash, the SMTP password, the bank account and the sponsors' addresses.
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(part, 0o600)  # one left by a dump that died keeps its mode otherwise
     run([tool("pg_dump", server_major(url)), "--format=custom", f"--file={part}",
          f"--dbname={conninfo}"], env)
     os.replace(part, target)  # a dump cut off halfway never has the file's name

@@ -72,6 +72,7 @@ def test_a_backup_restored_into_a_fresh_database_holds_every_table_as_it_was(
     result = central_app.test_cli_runner().invoke(args=["backup", str(file)])
     assert result.exit_code == 0, result.output
     assert file.read_bytes()[:5] == b"PGDMP"  # PostgreSQL's custom format
+    assert os.stat(file).st_mode & 0o777 == 0o600  # hashes, the SMTP password: owner-only
     fresh = central(empty_url)
     try:
         result = fresh.test_cli_runner().invoke(args=["restore", "--yes", str(file)])
