@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 
 import click
 from flask import Flask, current_app
@@ -112,9 +114,16 @@ def make_server(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     return server
 
 
+def stop_serving(signum: int, frame) -> None:
+    """End serve() as Ctrl+C does: dev.py, systemd and kill send SIGTERM."""
+    raise KeyboardInterrupt
+
+
 def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           threads: int = THREADS) -> None:
-    """Start the background sync and serve the app until Ctrl+C.
+    """Start the background sync and serve the app until Ctrl+C or SIGTERM.
+
+    Both stop it alike: the sync thread ends, and the backup at shutdown is taken.
 
     An address it cannot listen on is a ClickException (a message, no traceback).
     """
@@ -130,6 +139,8 @@ def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     if ok:
         scheduler.start(app)
     log.info("background sync: %s (every %s s)", why, app.config.get("SYNC_INTERVAL"))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop_serving)
     url = f"http://{server.effective_host}:{server.effective_port}/"
     click.echo(f"lapsync laptop app serving on {url} (waitress, {threads} threads)", err=True)
     try:

@@ -10,6 +10,7 @@ then two hours forward, mid-run; the monotonic clock stays real.
 from __future__ import annotations
 
 import os
+import signal
 import re
 import socket
 import subprocess
@@ -205,3 +206,28 @@ def test_a_server_on_a_port_already_taken_exits_with_a_message_not_a_traceback(t
             "app already running there? Stop it, or start this one with another --port.") \
         in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_sigterm_stops_the_server_as_ctrl_c_does_with_a_backup_at_shutdown(laptop_file,
+                                                                             tmp_path):
+    server = LaptopServer(tmp_path, laptop_file, "http://127.0.0.1:9", "unused-token")
+    backups = laptop_file.parent / "backups"
+    try:
+        db = connect(laptop_file)
+        try:                                        # a lap typed while it serves, no snapshot yet
+            add_runner(db, 7, "Runner 7", "5a", 5)
+            tom = db.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
+            lap_id = record_lap(db, 7, tom, 0)["lap"]["id"]
+        finally:
+            db.close()
+        time.sleep(1)                               # the sync thread has started by now
+        server.proc.send_signal(signal.SIGTERM)     # as dev.py, systemd and kill stop it
+        assert server.proc.wait(15) == 0, server.output()
+    finally:
+        server.stop()
+    newest = max(backups.glob("*.sqlite"))
+    db = connect(newest)
+    try:
+        assert db.execute("SELECT count(*) FROM lap WHERE id = ?", [lap_id]).fetchone()[0] == 1
+    finally:
+        db.close()
