@@ -658,11 +658,14 @@ def test_connect_exits_non_zero_when_central_is_unreachable(app, cli):
     assert "CENTRAL_TOKEN" in config_text(app)  # kept: the app retries by itself
 
 
-def test_connect_exits_non_zero_on_401_and_again_clears_the_auth_state(app, db, cli, central):
-    result = cli.invoke(args=["connect", central.url, "wrong-token"])
-    assert result.exit_code == 3 and "not authorised" in result.output
-    assert blocked(db, config_fingerprint(central.url, "wrong-token")) == "auth"
+def test_a_refused_token_is_not_stored_and_the_working_one_stays(app, db, cli, central):
     assert cli.invoke(args=["connect", central.url, TOKEN]).exit_code == 0
+    before = config_text(app)
+    result = cli.invoke(args=["connect", central.url, "wrong-token"])   # a typo
+    assert result.exit_code == 3 and "not authorised" in result.output
+    assert "Nothing was stored" in result.output and config_text(app) == before
+    assert blocked(db, config_fingerprint(central.url, "wrong-token")) is None
+    assert cli.invoke(args=["sync"]).exit_code == 0                        # still connected
     assert sync_status(db, central.url, to(central).fingerprint)["state"] == "synced"
 
 

@@ -18,11 +18,11 @@ from lapsync.text import age
 from .. import clockwatch
 from ..db import connect, device_id, now_ms
 from .connect import config_file, validate_token, validate_url
-from .connecting import first_sync, store_central
+from .connecting import check_central, first_sync, store_central
 from .push import pending_count
 from .state import sync_once
 from .status import rejected_items, status_for
-from .transport import AUTH, TRANSIENT, Central, SyncResult, central_from_config
+from .transport import AUTH, TRANSIENT, Central, SyncError, SyncResult, central_from_config
 
 EXIT_CODES = {TRANSIENT: 2, AUTH: 3}  # anything else: 1
 TOKEN_ENV = "LAPSYNC_TOKEN"  # connect's token when TOKEN is left out: never in `ps` or history
@@ -84,6 +84,7 @@ def connect_command(url: str, token: str | None) -> None:
         url, token = validate_url(url), validate_token(read_token(token))
     except InputError as exc:
         raise click.BadParameter(exc.message, param_hint="URL" if exc.code == "invalid_url" else "TOKEN")
+    refused_token(url, token)
     try:
         path = store_central(current_app, url, token)
     except OSError as exc:
@@ -94,6 +95,18 @@ def connect_command(url: str, token: str | None) -> None:
         fail(result, "\nThe URL and token are stored: fix the problem and run "
                      "`flask --app app sync` (the running app retries by itself).")
     click.echo(f"Connected: {moved(result)}.")
+
+
+def refused_token(url: str, token: str) -> None:
+    """Exit 3, storing nothing, if central refuses the token (a mistyped one must not replace
+    a working one); one it cannot reach is stored, and the app retries by itself."""
+    try:
+        check_central(url, token, current_app.config)
+    except SyncError as exc:
+        if exc.status in (401, 403):
+            fail(SyncResult(error=SyncError(AUTH, f"central refused this token (HTTP {exc.status}): "
+                                            "not authorised.", exc.status)),
+                 "\nNothing was stored: the URL and token stored before (if any) stay.")
 
 
 @click.command("sync")
