@@ -6,7 +6,10 @@ running app (never under tests: pytest captures logging itself). Config: LOG_LEV
 """
 from __future__ import annotations
 
+import contextlib
 import logging.config
+import logging.handlers
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -17,12 +20,22 @@ BACKUPS = 5
 _configured: set[tuple[str, str, str]] = set()
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that only its owner can read: lines name devices, users, errors."""
+
+    def _open(self):
+        """Open (or create) the current file owner-only, as each rotation starts a new one."""
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.baseFilename, 0o600)  # a file an older release made keeps its mode otherwise
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def logging_config(log_file: Path | None, level: str = "INFO") -> dict:
     """Return the dictConfig of a process: console always, a rotating file if given."""
     handlers: dict = {"console": {"class": "logging.StreamHandler", "formatter": "stamped",
                                   "stream": "ext://sys.stderr"}}
     if log_file is not None:
-        handlers["file"] = {"class": "logging.handlers.RotatingFileHandler", "formatter": "stamped",
+        handlers["file"] = {"class": "lapsync.logs.PrivateRotatingFileHandler", "formatter": "stamped",
                             "filename": str(log_file), "maxBytes": MAX_BYTES,
                             "backupCount": BACKUPS, "encoding": "utf-8", "delay": True}
     return {"version": 1, "disable_existing_loggers": False,
@@ -49,7 +62,9 @@ def init_app(app: Flask, name: str) -> None:
     if key in _configured:
         return
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # an operator's own LOG_DIR keeps its mode
+            os.chmod(path.parent, 0o700)
     logging.config.dictConfig(logging_config(path, level))
     _configured.clear()
     _configured.add(key)

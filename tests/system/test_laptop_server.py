@@ -231,3 +231,5 @@ def test_sigterm_stops_the_server_as_ctrl_c_does_with_a_backup_at_shutdown(lapto
         assert db.execute("SELECT count(*) FROM lap WHERE id = ?", [lap_id]).fetchone()[0] == 1
     finally:
         db.close()
+    logs = tmp_path / "logs"                        # names devices, users and errors: owner-only
+    assert (logs.stat().st_mode & 0o777, (logs / "laptop.log").stat().st_mode & 0o777) == (0o700, 0o600)
