@@ -124,7 +124,7 @@ def test_numbers_typed_while_the_app_is_down_count_at_the_time_they_were_typed(b
         page.wait_for_timeout(2_500)         # the runner's next lap, more than 2 s later
         second_typed = time.monotonic()
         typed(page, "1")
-        page.wait_for_timeout(1_000)         # both wait on the page a while longer
+        page.wait_for_timeout(2_500)         # both wait on the page longer than WAITED_MS
         proxy.upstream = app.start()
         wait_answered(page, 20_000)
         assert counted_numbers(app.database) == ["1", "1"]     # neither is "too soon"

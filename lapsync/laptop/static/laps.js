@@ -15,8 +15,9 @@
 //   recorded": the lap shows "checking…", and once the app answers again (a cheap poll
 //   with backoff) the same request goes again with the same client key, which records
 //   it at most once; then the page says whether it counted. Numbers typed meanwhile wait
-//   behind it and go in typing order, each with how long ago it was typed: a lap counts
-//   at the time it was typed, so a runner's next lap typed a minute later is not "too soon".
+//   behind it and go in typing order, each with how long ago it was typed (if it waited
+//   WAITED_MS or more): such a lap counts at the time it was typed, so a runner's next lap
+//   typed a minute later is not "too soon".
 (function () {
   "use strict";
   var form = document.getElementById("lap-form");
@@ -31,6 +32,7 @@
   var ARM_MS = 4000;         // how long a Void button waits for its second press
   var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
   var LAP_TIMEOUT_MS = 10000;  // a lap's answer later than this counts as lost (then checked)
+  var WAITED_MS = 2000;      // a number queued this long before it is sent carries when it was typed
   var CHECK_FIRST_MS = 250, CHECK_MAX_MS = 2000;  // polls for the app after a lost answer
   var CHECK_FAILURES = 3;    // answered 5xx in a row before the page gives up checking
   var statusEl = document.getElementById("sync-status");
@@ -281,8 +283,11 @@
     waiting = waiting.filter(function (other) { return other !== item; });
     data.append("start_number", item.number);
     data.append("client_key", item.key);
-    // When it was typed: a number that waited here for the app counts at that time.
-    data.append("typed_ms_ago", String(Math.max(0, Date.now() - item.typedAt)));
+    // A number that waited here for the app (not answering, or far behind) counts at the
+    // time it was typed. A short wait in the queue does not count: the lap before it got
+    // the time it reached the app, so its own typing time could fall before that one.
+    var waited = Date.now() - item.typedAt;
+    if (waited >= WAITED_MS) data.append("typed_ms_ago", String(waited));
     if (item.confirm) data.append("confirm", "1");
     if (item.runnerId) data.append("runner_id", item.runnerId);
     if (item.seq === lastSeq && !item.checks) show("busy", esc(t("saving", "Saving {number} …", {number: item.number})));
