@@ -188,7 +188,11 @@ def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_la
     runner, prev_rowid, prev_time, own, other, shift, device = context
     now = now_ms() - typed_ago_ms
     # An unknown interval (the clock went back further than was seen) is never "too soon".
-    since = None if prev_rowid is None or now - prev_time - shift < 0 else now - prev_time - shift
+    # A number that waited on the page and was typed before the lap ahead of it reached
+    # the app is as close to it as can be: too soon, never unknown (never counted unasked).
+    since = None if prev_rowid is None else now - prev_time - shift
+    if since is not None and since < 0:
+        since = 0 if typed_ago_ms else None
     if since is not None and since < min_lap_ms and not confirm:
         raise InputError("too_soon", _(
             "%(name)s (%(number)s) was counted %(seconds)s s ago. Count this lap anyway?",

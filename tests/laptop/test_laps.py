@@ -65,6 +65,13 @@ def test_a_number_that_waited_on_the_page_counts_at_the_time_it_was_typed(teache
     assert 70_000 <= second - first < 75_000
 
 
+def test_a_number_typed_before_the_lap_ahead_of_it_reached_the_app_is_too_soon(teacher, runners, db):
+    assert post_lap(teacher, "1").status_code == 201          # reached the app just now
+    waited = post_lap(teacher, "1", typed_ms_ago="5000")      # typed 5 s ago, sent only now
+    assert waited.status_code == 409 and waited.get_json()["error"] == "too_soon"
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 1   # not counted unasked
+
+
 @pytest.mark.parametrize("value", ["-5", "1.5", "x", "86400001", "٣"])
 def test_an_unreadable_typing_time_records_nothing(teacher, runners, db, value):
     refused = post_lap(teacher, "1", typed_ms_ago=value)
