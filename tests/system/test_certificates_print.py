@@ -5,6 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
+from lapsync.devkit.browser import type_login
 from sync.money_settings import save_money_settings
 from sync.settings import set_setting
 from sync.sponsors.pledges import add_pledge
@@ -27,14 +28,10 @@ def test_a_certificate_with_the_longest_names_prints_on_one_a4_page(
                                          (8, "Anna Berg", "Vorbereitungsklasse", 9)])
     add_pledge(central_db, None, ids[LONGEST], {"sponsor_name": "Oma", "kind": "per_lap",
                                                 "rate_cents": "1,50"})
-    context = browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 900})
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
-        page.goto(f"{live_central}/login")
-        page.get_by_label("Name").fill("ada")
-        page.get_by_label("Passwort").fill(CENTRAL_PASSWORD)
-        page.get_by_role("button", name="Anmelden").click()
-        expect(page).not_to_have_url(re.compile(r"/login"))
+        type_login(page, live_central, "ada", CENTRAL_PASSWORD)
         page.goto(f"{live_central}/admin/certificates/class/Vorbereitungsklasse")
         expect(page.locator("article.certificate")).to_have_count(2)
         expect(page.locator("article.certificate", has_text=LONGEST)).to_have_count(1)
