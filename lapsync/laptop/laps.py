@@ -41,6 +41,8 @@ from .lapform import parse_start_number, parse_typed_ago
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
 GROUP_COMMIT = "lapsync_lap_writes"  # the app's GroupCommit: laps posted at once, one commit
+
+
 def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:
     """Find the runner with this start number, or raise InputError."""
     runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner "
