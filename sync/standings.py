@@ -17,6 +17,7 @@ from lapsync.text import date_time_text, signed_text
 from . import search
 from .auth import login_required
 from .db import get_db
+from .results import distance_m
 from .settings import get_settings
 
 bp = Blueprint("standings", __name__, url_prefix="/standings")
@@ -103,9 +104,7 @@ def distance(laps: int, metres: float | None) -> dict | None:
     certificates and the exports write them (sync/results.py distance_m)."""
     if metres is None:
         return None
-    metres_run = laps * metres
-    return {"m": round(metres_run, 2) if round(metres_run, 2) % 1 else int(round(metres_run, 2)),
-            "km": metres_run / 1000}
+    return {"m": distance_m(laps, metres), "km": laps * metres / 1000}
 
 
 def parse_runner_filters(args) -> dict:

@@ -43,16 +43,21 @@ RECENT_LIMIT = 30
 GROUP_COMMIT = "lapsync_lap_writes"  # the app's GroupCommit: laps posted at once, one commit
 
 
+# The runners a merged runner's number now stands for (the ones it was merged into).
+MERGED_INTO = """runner.id IN (
+    SELECT m.merged_into FROM runner r JOIN runner_merge m ON m.runner_id = r.id
+    WHERE r.start_number = :number)"""
+
+
 def pick_runner(db: sqlite_utils.Database, start_number: int, runner_id: str | None) -> dict:
     """Find the runner with this start number, or raise InputError."""
     runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner "
                        "WHERE start_number = ? AND id NOT IN (SELECT runner_id FROM "
                        "runner_merge) ORDER BY name", [start_number])
     if not runners:  # a merged runner's number: the runners it was merged into
-        runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner WHERE id IN "
-                           "(SELECT m.merged_into FROM runner r JOIN runner_merge m ON "
-                           "m.runner_id = r.id WHERE r.start_number = ?) AND id NOT IN "
-                           "(SELECT runner_id FROM runner_merge) ORDER BY name", [start_number])
+        runners = rows(db, "SELECT id, start_number, name, class, grade FROM runner WHERE "
+                           f"{MERGED_INTO} AND runner.id NOT IN (SELECT runner_id FROM "
+                           "runner_merge) ORDER BY name", {"number": start_number})
     if runner_id:
         runners = [r for r in runners if r["id"] == runner_id]
     if not runners:
@@ -137,9 +142,7 @@ ORDER BY runner.name
 LAP_CONTEXT_SQL = CONTEXT_SQL.format(runners="runner.start_number = :number")
 # A number only a merged runner had (the child still wears that bib): the lap counts for the
 # runner it was merged into, as central counts that runner's laps.
-MERGED_CONTEXT_SQL = CONTEXT_SQL.format(runners="""runner.id IN (
-    SELECT m.merged_into FROM runner r JOIN runner_merge m ON m.runner_id = r.id
-    WHERE r.start_number = :number)""")
+MERGED_CONTEXT_SQL = CONTEXT_SQL.format(runners=MERGED_INTO)
 RUNNER_FIELDS = ("id", "start_number", "name", "class", "grade")
 
 
