@@ -48,6 +48,13 @@ def age(ms: int) -> str:
     return ngettext("%(num)s d", "%(num)s d", seconds // 86_400)
 
 
+def when(ms: int | None, now: int) -> str:
+    """Format an epoch-ms moment for a terminal: local time plus its age, or 'never'."""
+    if not ms:
+        return "never"
+    return f"{datetime.fromtimestamp(ms / 1000):%Y-%m-%d %H:%M:%S} ({age(now - ms)} ago)"
+
+
 # Date and time patterns by language: German writes 27.06.2025 14:05:33; the English pages
 # keep the ISO form they always had (2025-06-27 14:05:33).
 DATE_TIME = {"de": "dd.MM.yyyy HH:mm:ss"}

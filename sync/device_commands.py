@@ -10,9 +10,10 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from lapsync.errors import InputError
+from lapsync.text import when
 
 from . import blocks
-from .db import connection
+from .db import connection, now_ms
 from .devices import list_devices, live_device_id, register_logged, revoke_device, set_right
 
 RIGHT_TEXT = {"manage_users": ("may manage users", "may not manage users"),
@@ -86,11 +87,12 @@ def list_devices_command() -> None:
     roster, start-number block."""
     with connection() as conn:
         devices, held = list_devices(conn), blocks.current_blocks(conn)
+    now = now_ms()
     for d in devices:
         state = "revoked" if d["revoked_at"] else "live"
         block = f"{held[d['id']]['first']}-{held[d['id']]['last']}" if d["id"] in held else "-"
         click.echo(f"{d['name']:<20} {state:<8} laptop={d['laptop_id'] or '-'} "
-                   f"last_contact={d['last_contact'] or '-'} last_seq={d['last_seq']} "
+                   f"last_contact={when(d['last_contact'], now)} last_seq={d['last_seq']} "
                    f"offset_ms={d['clock_offset_ms'] if d['clock_offset_ms'] is not None else '-'} "
                    f"laps={d['laps_pushed']} manage_users={'yes' if d['manage_users'] else 'no'} "
                    f"manage_roster={'yes' if d['manage_roster'] else 'no'} block={block}")

@@ -1,6 +1,7 @@
 """Devices: tokens shown once, stored hashed, revocable; the CLI around them."""
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 
@@ -81,6 +82,17 @@ def test_cli_registers_lists_and_revokes(central_app, central_db):
     missing = runner.invoke(args=["revoke-device", "nobody"])
     assert missing.exit_code != 0 and "No live device" in missing.output
     assert "token" in runner.invoke(args=["register-device", "--help"]).output
+
+
+def test_list_devices_shows_last_contact_as_local_time_and_age(central_app, central_db):
+    runner = central_app.test_cli_runner()
+    runner.invoke(args=["register-device", "gym-laptop"])
+    assert "last_contact=never" in runner.invoke(args=["list-devices"]).output
+    seen = datetime.datetime(2026, 12, 7, 9, 30, 5)
+    central_db.execute("UPDATE device SET last_contact = %s",
+                       [int(seen.timestamp() * 1000)])
+    listed = runner.invoke(args=["list-devices"]).output
+    assert "last_contact=2026-12-07 09:30:05 (" in listed and " ago)" in listed
 
 
 # ---- the devices page ---------------------------------------------------------------

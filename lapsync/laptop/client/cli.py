@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime
 
 import click
 from flask import current_app
@@ -13,7 +12,7 @@ from flask.cli import with_appcontext
 from lapsync import hlc
 from lapsync.protocol import limits
 from lapsync.errors import InputError
-from lapsync.text import age
+from lapsync.text import age, when
 
 from .. import clockwatch
 from ..db import connect, device_id, now_ms
@@ -129,13 +128,6 @@ def sync_command() -> None:
     if result.error:
         fail(result, f"\n({result.pushed} changes pushed before that.)" if result.pushed else "")
     click.echo(f"Synced: {moved(result)}.")
-
-
-def when(ms: int | None, now: int) -> str:
-    """Format an epoch-ms moment as local time plus its age."""
-    if not ms:
-        return "never"
-    return f"{datetime.fromtimestamp(ms / 1000):%Y-%m-%d %H:%M:%S} ({age(now - ms)} ago)"
 
 
 def status_lines(info: dict, now: int) -> list[str]:
