@@ -37,6 +37,7 @@ from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
 from .db import device_id, get_db, now_ms, record_change, rows, transaction
 from .groupcommit import GroupCommit
 from .lapform import parse_start_number, parse_typed_ago
+from .lapnotes import RENUMBERED_SQL, flash_lap, js_strings, renumbered
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
@@ -101,7 +102,7 @@ def lap_result(db: sqlite_utils.Database, lap: dict, runner: dict, previous: tup
     return {"lap": {"id": lap["id"], "time": lap["time"]}, "runner": runner,
             "count": count, "own_count": own, "duplicate": duplicate, "first_lap": count == 1,
             "since_previous_ms": since, "since_unknown": previous is not None and since is None,
-            "previous_elsewhere": previous is None and count > 1}
+            "previous_elsewhere": previous is None and count > 1, "renumbered": None}
 
 
 def since_previous(db: sqlite_utils.Database, previous: tuple | None, until: int,
@@ -127,12 +128,13 @@ def known_lap(db: sqlite_utils.Database, client_key: str) -> dict | None:
 
 # The runner and what a lap needs to know about them, in one read: the latest lap that
 # counts here (by entry order), the counts before this lap, the clock jumps since that
-# lap, this laptop's device id, and whether a lap holds the request's client key already.
+# lap, this laptop's device id, a runner central renumbered away from this number (lapnotes),
+# and whether a lap holds the request's client key already.
 CONTEXT_SQL = f"""
 SELECT runner.id, runner.start_number, runner.name, runner.class, runner.grade,
        prev.rowid, prev.time, {OWN_LAPS_SQL}, {OTHER_LAPS_SQL},
        (SELECT coalesce(sum(jump_ms), 0) FROM clock_jump WHERE after_lap >= prev.rowid),
-       (SELECT value FROM meta WHERE key = 'device_id'),
+       (SELECT value FROM meta WHERE key = 'device_id'), {RENUMBERED_SQL},
        EXISTS (SELECT 1 FROM lap WHERE client_key = :key)
 FROM runner LEFT JOIN lap prev ON prev.rowid = (SELECT max(l.rowid) FROM lap l
     WHERE l.runner_id = runner.id AND l.voided_at IS NULL)
@@ -190,7 +192,7 @@ def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_la
     context = lap_context(db, start_number, runner_id, client_key)
     if isinstance(context, dict):  # the same lap, once
         return context
-    runner, prev_rowid, prev_time, own, other, shift, device = context
+    runner, prev_rowid, prev_time, own, other, shift, device, moved = context
     now = now_ms() - typed_ago_ms
     # An unknown interval (the clock went back further than was seen) is never "too soon".
     # A number that waited on the page and was typed before the lap ahead of it reached
@@ -212,7 +214,7 @@ def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_la
     return {"lap": {"id": lap["id"], "time": now}, "runner": runner, "count": count,
             "own_count": own + 1, "duplicate": False, "first_lap": count == 1,
             "since_previous_ms": since, "since_unknown": prev_rowid is not None and since is None,
-            "previous_elsewhere": prev_rowid is None and count > 1}
+            "previous_elsewhere": prev_rowid is None and count > 1, "renumbered": renumbered(moved)}
 
 
 def set_void(db: sqlite_utils.Database, lap_id: str, user_id: str, voided: bool,
@@ -282,55 +284,6 @@ def render_index(status: int = 200, **context):
                            clock_jumps=clockwatch.notices(db), **context), status
 
 
-def js_strings() -> dict[str, str]:
-    """Return laps.js's texts in the page's language ({name} marks a value JS fills in)."""
-    return {
-        "first_lap": _("first lap"),
-        "since_last_lap": _("{time} since last lap"),
-        "previous_elsewhere": _("previous lap on another laptop"),
-        "elsewhere": _("on another laptop"),
-        "already_recorded": _("already recorded"),
-        "count_note": _("Laps of all laptops: this one and the others as last synced."),
-        "saving": _("Saving {number} …"),
-        "confirm_hint": _("Press Enter to count it, Esc to skip."),
-        "next_number_hint": _("Typing the next number leaves it uncounted."),
-        "count_anyway": _("Count it anyway"),
-        "warning_left": _("Not counted: {name} ({number}) was counted {seconds} s ago."),
-        "choose_hint": _("Press 1–{n} to count for that runner, Esc to cancel: nothing counts "
-                         "until you choose, other keys are ignored."),
-        "keys_ignored": _("Keys ignored: choose a runner with its key, or Esc."),
-        "choice_cancelled": _("No runner chosen: nothing was recorded."),
-        "not_recorded": _("Not recorded."),
-        "since_unknown": _("time since the last lap unknown: the laptop's clock was changed"),
-        "counted": _("counted"),
-        "checking": _("Checking lap {number} …: the laptop app did not answer. The page asks again "
-                      "as soon as it answers; the lap counts at most once."),
-        "checking_row": _("checking…"),
-        "waiting_after": _("Typed since, sent in this order after it: {numbers}"),
-        "checked_counted": _("Checked after the laptop app answered again: lap {number} is "
-                             "recorded, once."),
-        "checked_not_recorded": _("Checked after the laptop app answered again: lap {number} was "
-                                  "NOT recorded."),
-        "check_failed": _("The laptop app keeps answering {status}: it is not known whether lap "
-                          "{number} counted. Look for it in the recent laps before typing it again."),
-        "app_down": _("The laptop app is not answering"),
-        "app_down_detail": _("The laptop app is not answering. Numbers typed now wait on this page "
-                             "and are sent in typing order when it answers again: keep this page "
-                             "open, check the laptop and start the app again."),
-        "app_back": _("The laptop app is answering again."),
-        "http_error": _("The laptop app answered {status}."),
-        "skipped": _("Skipped: nothing was recorded."),
-        "logged_out": _("Your login has ended: nothing was recorded. Log in again, then type "
-                        "the number again."),
-        "log_in": _("Log in"),
-        "void": _("Void"),
-        "really_void": _("Really void?"),
-        "restore": _("Restore"),
-        "voided": _("Lap voided: it no longer counts."),
-        "restored": _("Lap restored."),
-    }
-
-
 @bp.get("/")
 @login_required
 def index():
@@ -381,29 +334,6 @@ def in_this_language(work: Callable) -> Callable:
         with nullcontext() if has_app_context() else app.app_context(), force_locale(language):
             return work(db)
     return run
-
-
-def since_text(result: dict) -> str:
-    """Say how long ago the runner's previous lap was; "first lap" only when the count is 1."""
-    since = result["since_previous_ms"]
-    if result.get("duplicate"):  # a retried request: the lap was recorded once, earlier
-        return _("already recorded")
-    if result["count"] == 1:
-        return _("first lap")
-    if result.get("since_unknown"):
-        return _("time since the last lap unknown: the laptop's clock was changed")
-    if since is None:
-        return _("previous lap on another laptop")
-    text = _("%(minutes)s min %(seconds)s s since last lap",
-             minutes=since // 60000, seconds=since // 1000 % 60)
-    return f"{text} ({_('on another laptop')})" if result.get("previous_elsewhere") else text
-
-
-def flash_lap(result: dict) -> None:
-    """Tell the helper (without JavaScript) which lap was recorded."""
-    runner = result["runner"]
-    flash({"count": result["count"], "name": runner["name"], "number": runner["start_number"],
-           "class": runner["class"], "since": since_text(result)}, "lap")
 
 
 VOID_TARGET_SQL = """

@@ -28,7 +28,8 @@ from lapsync.devkit.lappage import (
 from lapsync.ids import new_id
 from lapsync.laptop import create_app, scheduler
 from lapsync.laptop.auth import start_session
-from lapsync.laptop.db import connect, set_meta, transaction
+from lapsync.laptop.client.pull import apply_change
+from lapsync.laptop.db import connect, device_id, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
 from tests.web import served
@@ -676,6 +677,58 @@ def test_a_void_decided_at_central_shows_who_and_why_and_has_no_restore(context,
     anna.get_by_role("button", name="Restore").click()
     expect(anna).not_to_have_class(re.compile(r"\bvoided\b"))
     assert laptop.laps() == ["1"]
+
+
+def renumbered_at_central(laptop: Laptop, runner_id: str, number: int, was: int) -> None:
+    """Apply central's renumber of RUNNER_ID from WAS to NUMBER, as a pull brings it."""
+    db = connect(laptop.path)
+    try:
+        runner = db.execute("SELECT name, class, grade FROM runner WHERE id = ?", [runner_id]).fetchone()
+        with transaction(db):
+            apply_change(db, {"entity": "runner", "id": runner_id, "data": {
+                "id": runner_id, "start_number": number, "name": runner[0], "class": runner[1],
+                "grade": runner[2], "hlc": "2900000000000.0000", "origin": "centralnodeeeeeeeeeee",
+                "decision": {"action": "renumber", "by_name": "ada", "reason": "clash",
+                             "at": 1, "was_start_number": was}}}, device_id(db))
+    finally:
+        db.close()
+
+
+def test_a_number_central_gave_another_runner_counts_for_its_holder_and_names_the_other(
+        context, laptop):
+    dora = clash(laptop)                       # 17: Cleo Dahl and Dora Eck
+    renumbered_at_central(laptop, dora, 18, was=17)
+    page = open_lap_page(context, laptop)
+    typed(page, "17")                          # Dora may still wear 17
+    feedback_is(page, "warn", "1 Cleo Dahl (17, 6b)")
+    expect(page.locator("#feedback .renumber-note")).to_have_text(
+        "Start number 17 was also Dora Eck's until central gave them number 18: "
+        "if Dora Eck passed, void this lap and type 18.")
+    assert tones(page) == ["warn"]
+    typed(page, "18")
+    feedback_is(page, "good", "1 Dora Eck (18, 6b)")
+    expect(page.locator("#feedback .renumber-note")).to_have_count(0)
+    assert laptop.lap_runner_ids() == [laptop.runners[17], dora]
+
+
+def test_without_javascript_the_renumber_note_shows_in_german_at_390_px(browser, laptop):
+    renumbered_at_central(laptop, clash(laptop), 18, was=17)
+    context = browser.new_context(java_script_enabled=False, locale="de-DE",
+                                  viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        log_in(page, laptop.url, "tom", PASSWORD, scripted=False)
+        page.locator("#start_number").press_sequentially("17", delay=30)
+        page.locator("#start_number").press("Enter")
+        feedback = page.locator("#feedback.warn")
+        expect(feedback).to_contain_text("Cleo Dahl (17, 6b)")
+        expect(feedback.locator(".renumber-note")).to_have_text(
+            "Startnummer 17 hatte auch Dora Eck, bis die Zentrale Dora Eck die Nummer 18 gab: "
+            "Ist Dora Eck gelaufen, diese Runde streichen und 18 eingeben.")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert laptop.laps() == ["17"]
+    finally:
+        context.close()
 
 
 # ---- a clock jump the laptop noticed ---------------------------------------------------

@@ -163,12 +163,21 @@
     while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
   }
 
+  // Counted; a number central gave another runner (who may still wear it) warns and says
+  // whom, so that the helper voids the lap if that runner passed.
   function counted(item, res) {
     addRow(res, item.key);
     var note = item.checks ? '<small class="check-note">' + esc(t("checked_counted",
       "Checked after the laptop app answered again: lap {number} is recorded, once.",
       {number: item.number})) + "</small>" : "";
-    show("good", '<span class="count">' + esc(res.count) + "</span> " + who(res.runner) +
+    var moved = res.renumbered;
+    if (moved) {
+      note += '<small class="check-note renumber-note">' + esc(t("renumbered", "Start number " +
+        "{number} was also {name}'s until central gave them number {new}: if {name} passed, " +
+        "void this lap and type {new}.", {number: res.runner.start_number, name: moved.name,
+        "new": moved.start_number})) + "</small>";
+    }
+    show(moved ? "warn" : "good", '<span class="count">' + esc(res.count) + "</span> " + who(res.runner) +
       " – " + esc(item.checks ? t("counted", "counted") : since(res)) + note + '<small class="count-note">' +
       esc(t("count_note", "Laps of all laptops: this one and the others as last synced.")) + "</small>");
     document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
