@@ -47,6 +47,7 @@ def js_strings() -> dict[str, str]:
         "next_number_hint": _("Typing the next number leaves it uncounted."),
         "count_anyway": _("Count it anyway"),
         "warning_left": _("Not counted: {name} ({number}) was counted {seconds} s ago."),
+        "not_counted_row": _("Not counted: counted {seconds} s before"),
         "choose_hint": _("Press 1–{n} to count for that runner, Esc to cancel: nothing counts "
                          "until you choose, other keys are ignored."),
         "keys_ignored": _("Keys ignored: choose a runner with its key, or Esc."),

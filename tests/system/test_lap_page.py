@@ -273,6 +273,63 @@ def test_scanner_bursts_count_like_typing_and_a_rescan_gets_the_warning(context,
     assert laptop.laps() == ["1", "17", "2", "3"]
 
 
+def test_numbers_left_uncounted_keep_a_row_that_counts_them_by_its_button(context,
+                                                                         laptop_factory):
+    laptop = laptop_factory(delay_ms=400)      # answers arrive after the whole burst
+    page = open_lap_page(context, laptop)
+    for number, name in (("1", "Anna Berg"), ("2", "Ben Cruz")):
+        typed(page, number)
+        feedback_is(page, "good", name)
+    for number in ("1", "99", "2", "3"):
+        scan(page, number)
+    idle(page)
+    feedback_is(page, "good", "Carl Dorn")     # the burst's last answer: its others are gone
+    rows = page.locator("#recent tbody tr.not-counted")
+    expect(page.locator("#recent tbody tr td:nth-child(2)")).to_have_text(
+        ["3", "2", "99", "1", "2", "1"])
+    expect(rows).to_have_count(3)
+    expect(rows.filter(has_text="Anna Berg")).to_contain_text(
+        re.compile(r"Not counted: counted \d+ s before"))
+    unknown = rows.filter(has_text="99")
+    expect(unknown).to_contain_text("No runner has start number 99. Nothing was recorded.")
+    expect(unknown.get_by_role("button")).to_have_count(0)
+    assert laptop.laps() == ["1", "2", "3"]
+
+    rows.filter(has_text="Ben Cruz").get_by_role("button", name="Count it anyway").click()
+    feedback_is(page, "good", "Ben Cruz")
+    expect(page.locator("#feedback .count")).to_have_text("2")
+    expect(page.locator("#start_number")).to_be_focused()
+    expect(rows).to_have_count(2)
+
+    typed(page, "1")                           # a warning the helper types over
+    feedback_is(page, "warn", "Press Enter to count it")
+    typed(page, "7")
+    feedback_is(page, "good", "Dana Ek")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Anna Berg")
+    idle(page)
+    assert laptop.laps() == ["1", "2", "3", "2", "7"]
+
+
+def test_a_burst_s_uncounted_row_fits_390_px_in_german(browser, laptop_factory):
+    laptop = laptop_factory(delay_ms=400)
+    context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        log_in(page, laptop.url, "tom", PASSWORD)
+        typed(page, "37")
+        feedback_is(page, "good", "Emil Fox")
+        for number in ("37", "3"):
+            scan(page, number)
+        feedback_is(page, "good", "Carl Dorn")
+        row = page.locator("#recent tbody tr.not-counted")
+        expect(row).to_contain_text(re.compile(r"Emil Fox.*Nicht gezählt: \d+ s vorher schon gezählt"))
+        expect(row.get_by_role("button", name="Trotzdem zählen")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
 # ---- 2. clashes by keyboard, and without JavaScript ---------------------------------
 
 def clash(laptop: Laptop) -> str:

@@ -11,6 +11,9 @@
 // - A start number shared by several runners shows them with keys 1..n: the key
 //   counts for that runner, Esc cancels, other keys are ignored until then. A fast
 //   burst of keys (a scanner) while the choice shows picks nobody.
+// - A number left uncounted whose message the next answer replaces (one of a burst, a
+//   warning typed over) keeps a row in the recent list saying why; one too soon has a
+//   button there that counts it.
 // - A lost answer (the app died after recording, a timeout, a 5xx) is never "not
 //   recorded": the lap shows "checking…", and once the app answers again (a cheap poll
 //   with backoff) the same request goes again with the same client key, which records
@@ -183,6 +186,26 @@
     document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
   }
 
+  // A number left uncounted whose message the next answer replaces (a burst's, or a warning
+  // typed over) keeps a row in the list: why, and for a lap too soon a button to count it.
+  function uncountedRow(item, text, runner) {
+    var tr = document.createElement("tr");
+    tr.className = "not-counted";
+    tr.innerHTML = "<td>" + clock(Date.now()) + "</td><td>" + esc(item.number) + "</td><td>" +
+      (runner ? esc(runner.name) + "</td><td>" + esc(runner["class"]) : "</td><td>") +
+      '</td><td><span class="why">' + esc(text) + "</span>" + (runner ? ' <button type="button" ' +
+      'class="small count-row">' + esc(t("count_anyway", "Count it anyway")) + "</button>" : "") + "</td>";
+    if (runner) tr.countItem = {number: String(runner.start_number), runnerId: runner.id};
+    var placeholder = item.key && rowFor(item.key);
+    if (placeholder) recent.replaceChild(tr, placeholder);
+    else recent.insertBefore(tr, recent.firstChild);
+    while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
+  }
+
+  function tooSoonText(seconds) {
+    return t("not_counted_row", "Not counted: counted {seconds} s before", {seconds: seconds});
+  }
+
   // A warning is for the helper to decide only while nothing newer was sent or typed.
   function latest(item) {
     return item.seq === lastSeq && field.value === "";
@@ -191,6 +214,7 @@
   function warned(item, res) {
     var seconds = Math.max(0, Math.floor((res.since_previous_ms || 0) / 1000));
     if (!latest(item)) {
+      uncountedRow(item, tooSoonText(seconds), res.runner);
       show("warn", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                          {name: res.runner.name, number: res.runner.start_number, seconds: seconds})));
       return;
@@ -205,6 +229,7 @@
 
   function offerChoice(item, res) {
     if (!latest(item)) {
+      uncountedRow(item, res.message + " " + t("not_recorded", "Not recorded."), null);
       show("bad", esc(res.message) + " " + esc(t("not_recorded", "Not recorded.")));
       return;
     }
@@ -232,7 +257,10 @@
     }
     else if (item.checks) show("bad", esc(t("checked_not_recorded", "Checked after the laptop app " +
       "answered again: lap {number} was NOT recorded.", {number: item.number})) + " " + esc(res.message || ""));
-    else show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
+    else {
+      if (!latest(item)) uncountedRow(item, res.message || t("not_recorded", "Not recorded."), null);
+      show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
+    }
   }
 
   // While a lost answer is checked: which lap, and the numbers waiting behind it.
@@ -327,6 +355,7 @@
     if (!warning) return;
     var w = warning;
     warning = null;
+    uncountedRow({number: w.number}, tooSoonText(w.seconds), w.runner);
     show("info", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                        {name: w.runner.name, number: w.runner.start_number, seconds: w.seconds})));
   }
@@ -457,6 +486,14 @@
     if (choice) { choosing(ev); return; }  // a shared number's choice takes the digit
     field.value += ev.key;
     field.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
+  recent.addEventListener("click", function (ev) {
+    var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
+    if (!row || !row.countItem) return;
+    row.parentNode.removeChild(row);
+    submit({number: row.countItem.number, confirm: true, runnerId: row.countItem.runnerId});
+    field.focus();
   });
 
   recent.addEventListener("submit", function (ev) {
