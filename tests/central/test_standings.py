@@ -205,6 +205,17 @@ def test_runner_page_orders_by_receipt_time_not_device_clock(viewer, central_db,
     assert "+3600.0 s" in page
 
 
+def test_a_helper_central_does_not_know_is_unknown_on_the_runner_page(viewer, central_db, event):
+    box = Outbox()
+    box.user_id = box.user("chef2", role="admin")        # refused: only central makes users
+    box.void(box.lap(event["cleo"], time=T0))
+    send(central_db, register(central_db, "laptop-c"), box, now=T0 + 700_000)
+    page = text(viewer.get(f"/standings/runner/{event['cleo']}"))
+    assert f"voided by unknown user {box.user_id} at" in page
+    helper = re.search(r'<tr id="lap-[^>]*>(?:\s*<td>.*?</td>){2}\s*<td>(.*?)</td>', page, re.DOTALL)
+    assert re.sub(r"<[^>]+>", " ", helper[1]).split() == ["unknown", box.user_id]
+
+
 def test_a_merged_runner_leaves_the_standings_and_points_to_its_survivor(viewer, central_db,
                                                                          event):
     central_db.execute("UPDATE runner SET merged_into = %s WHERE id = %s",
