@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from lapsync.authcore import role_label
 
 from .db import now_ms
+from .setting_labels import SETTING_LABELS
 
 MAX_DECISIONS = 100
 MAX_LOGGED = 300  # characters of a decision's details in the log file
@@ -92,9 +93,17 @@ def describe(action: str, d: dict) -> str:
     if action in USER_ACTIONS:
         return describe_user(action, d)
     if action == "settings":
-        changes = ", ".join(f"{key} = {value.get('to')}" for key, value in sorted(d.items()))
+        changes = ", ".join(f"{SETTING_LABELS.get(key, key)} = {setting_value(value.get('to'))}"
+                            for key, value in sorted(d.items()))
         return _("Changed the event settings: %(changes)s.", changes=changes)
     return action
+
+
+def setting_value(value) -> str:
+    """Write a logged setting's value for the reader: yes/no, "not set", else as stored."""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return _("not set") if value is None or value == "" else str(value)
 
 
 def describe_user(action: str, d: dict) -> str:

@@ -43,6 +43,7 @@ from .bank_settings import (
 )
 from .db import connection, get_db, write_transaction
 from .decisions import log_decision
+from .setting_labels import SETTING_LABELS
 from .derived import rebuild
 from .money_settings import MONEY_SETTINGS, money_settings, save_money_settings
 
@@ -214,4 +215,5 @@ def save_central():
 def init_app(app: Flask) -> None:
     """Register the settings page and CLI command."""
     app.register_blueprint(bp)
+    app.jinja_env.globals["setting_labels"] = SETTING_LABELS
     app.cli.add_command(set_setting_command)

@@ -79,6 +79,19 @@ def test_an_admin_saves_the_settings_and_laptops_pull_them(central_db, central_a
     assert "Settings saved" in page and 'value="Sponsorenlauf 2025"' in page
 
 
+def test_the_decision_log_names_changed_settings_in_the_readers_language(central_db,
+                                                                        central_admin):
+    post(central_admin, **GOOD)
+    central_admin.post("/sponsors/settings", data={"csrf_token": central_admin.csrf,
+                                                "currency": "EUR", "certificate_raised": "1"})
+    german = central_admin.get("/review/", headers={"Accept-Language": "de-DE"}).get_data(as_text=True)
+    assert "Mindestrundenzeit (Sekunden) = 45" in german and "Meter pro Runde = 400" in german
+    assert "Urkunden zeigen das erlaufene Geld = ja" in german
+    assert "min_lap_seconds" not in german and "certificate_raised" not in german
+    english = central_admin.get("/review/").get_data(as_text=True)
+    assert "Minimum lap time (seconds) = 45" in english
+
+
 def test_only_changed_settings_get_new_change_ids(central_db, central_admin, device_token):
     post(central_admin, **GOOD)
     cursor = central_db.execute("SELECT max(change_id) AS c FROM setting").fetchone()["c"]
