@@ -104,7 +104,7 @@ def find_device(conn: psycopg.Connection, token: str) -> dict | None:
 
 def authenticate(conn: psycopg.Connection, header: str | None) -> dict:
     """Return the live device of an `Authorization: Bearer` header or raise a 401."""
-    scheme, _, token = (header or "").strip().partition(" ")
+    scheme, _space, token = (header or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ProtocolError("missing_token", "Send `Authorization: Bearer <device token>` "
                             "(flask --app sync register-device NAME makes one).", 401)
@@ -112,8 +112,8 @@ def authenticate(conn: psycopg.Connection, header: str | None) -> dict:
     if device is None:
         raise ProtocolError("invalid_token", "This device token is not known here.", 401)
     if device["revoked_at"] is not None:
-        raise ProtocolError("revoked_token", f"The token of device {device['name']!r} "
-                            "was revoked.", 401)
+        raise ProtocolError("revoked_token", _("The token of device %(name)s was revoked.",
+                                               name=repr(device["name"])), 401)
     return device
 
 
@@ -131,13 +131,15 @@ def bind_laptop(conn: psycopg.Connection, device: dict, laptop_id: str) -> dict:
     if device["laptop_id"] == laptop_id:
         return device
     if device["laptop_id"] is not None:
-        raise ProtocolError("device_mismatch", f"Device {device['name']!r} belongs to another "
-                            "laptop: register a device for this one.", 403)
+        raise ProtocolError("device_mismatch", _("Device %(name)s belongs to another laptop: "
+                                                 "register a device for this one.",
+                                                 name=repr(device["name"])), 403)
     other = conn.execute("SELECT name FROM device WHERE laptop_id = %s AND revoked_at IS NULL",
                          [laptop_id]).fetchone()
     if other is not None:
-        raise ProtocolError("laptop_registered", f"This laptop syncs as device "
-                            f"{other['name']!r} already: revoke that one first.", 403)
+        raise ProtocolError("laptop_registered", _("This laptop syncs as device %(name)s "
+                                                   "already: revoke that one first.",
+                                                   name=repr(other["name"])), 403)
     # A revoked token's successor carries on where that token stopped: the seqs
     # belong to the laptop's outbox, not to a token.
     previous = conn.execute("SELECT coalesce(max(last_seq), 0) AS seq FROM device "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+from flask_babel import gettext as _
 
 from lapsync.protocol import MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
 from lapsync.protocol.limits import WITHHELD_HASH
@@ -135,9 +136,9 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
     """
     now = now_ms()
     if cursor > last_change_id(conn):
-        raise ProtocolError("cursor_ahead", f"Cursor {cursor} is beyond anything central "
-                            "handed out (its database was replaced): pull again from 0.", 409,
-                            resume_from=0)
+        raise ProtocolError("cursor_ahead", _("Cursor %(cursor)s is beyond anything central "
+                                              "handed out (its database was replaced): pull "
+                                              "again from 0.", cursor=cursor), 409, resume_from=0)
     rows = conn.execute(PULL_SQL, pull_params(device, cursor, limit)).fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     touch_device(conn, device["id"], now)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import psycopg
+from flask_babel import gettext as _
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.rows import tuple_row
 
@@ -307,8 +308,9 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
         last_seq = device["last_seq"]
         changes = unapplied(batch["changes"], last_seq)
         if changes and changes[0]["seq"] != last_seq + 1:
-            raise ProtocolError("seq_gap", f"Central has applied up to seq {last_seq}; "
-                                f"this batch starts at {changes[0]['seq']}.", 409,
+            raise ProtocolError("seq_gap", _("Central has applied up to seq %(last)s; this "
+                                             "batch starts at %(first)s.", last=last_seq,
+                                             first=changes[0]["seq"]), 409,
                                 acked_seq=last_seq, resume_from=last_seq + 1)
         rejected = []
         if batch["changes"] and batch["changes"][0]["seq"] <= last_seq:  # a replay, in part

@@ -67,3 +67,24 @@ def test_the_logs_page_lists_each_devices_refused_requests_and_changes(
         expect(old_log.locator('tr.failure[data-error="revoked_token"]')).to_contain_text("push (401)")
     finally:
         context.close()
+
+
+def test_the_logs_page_says_why_a_request_was_refused_in_german(
+        live_central, central_db, central_users, browser):
+    gym = register(central_db, "gym")
+    assert push(live_central, gym, Outbox().body()).status_code == 200     # binds gym's laptop
+    stranger = push(live_central, gym, Outbox().body())                   # another laptop
+    assert stranger.status_code == 403 and stranger.json()["error"] == "device_mismatch"
+    context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(f"{live_central}/login?next=/logs/")
+        page.locator("input[name=name]").press_sequentially("ada", delay=10)
+        page.locator("input[name=password]").press_sequentially(CENTRAL_PASSWORD, delay=10)
+        page.locator("input[name=password]").press("Enter")
+        failure = page.locator('section[data-device="gym"] tr.failure[data-error="device_mismatch"]')
+        expect(failure).to_contain_text("Das Gerät 'gym' gehört zu einem anderen Laptop: "
+                                        "Registrieren Sie für diesen ein eigenes Gerät.")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
