@@ -11,6 +11,8 @@ import json
 from flask import flash
 from flask_babel import gettext as _
 
+from lapsync.i18n import recorded_text
+
 # The runner central renumbered away from :number (the latest such decision), unless it is
 # the runner counted: a JSON object of name and start number, or NULL.
 RENUMBERED_SQL = """(SELECT json_object('name', o.name, 'start_number', o.start_number)
@@ -85,6 +87,15 @@ def js_strings() -> dict[str, str]:
                         number="{number}", name="{name}", new="{new}"),
     }
 
+
+
+def central_void_text(lap: dict) -> str:
+    """Say who voided a lap at central and why (the recent laps, on the page and by script)."""
+    reason = recorded_text(lap.get("void_reason")) or "–"
+    if lap.get("voided_by_name"):
+        return _("voided at central by %(name)s: %(reason)s", name=lap["voided_by_name"],
+                 reason=reason)
+    return _("voided at central: %(reason)s", reason=reason)
 
 
 def since_text(result: dict) -> str:

@@ -37,7 +37,7 @@ from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
 from .db import device_id, get_db, now_ms, record_change, rows, transaction
 from .groupcommit import GroupCommit
 from .lapform import parse_start_number, parse_typed_ago
-from .lapnotes import RENUMBERED_SQL, flash_lap, js_strings, renumbered
+from .lapnotes import RENUMBERED_SQL, central_void_text, flash_lap, js_strings, renumbered
 
 bp = Blueprint("laps", __name__)
 RECENT_LIMIT = 30
@@ -281,6 +281,7 @@ def render_index(status: int = 200, **context):
     db = get_db()
     return render_template("laps.html", recent=recent_laps(db), recent_limit=RECENT_LIMIT,
                            client_key=new_id(), js_strings=js_strings(),
+                           central_void_text=central_void_text,
                            clock_jumps=clockwatch.notices(db), **context), status
 
 
@@ -289,6 +290,18 @@ def render_index(status: int = 200, **context):
 def index():
     """Show the lap entry page."""
     return render_index()
+
+
+RECENT_FIELDS = ("id", "time", "start_number", "name", "class", "voided_at")
+
+
+@bp.get("/laps/recent")
+@login_required
+def recent():
+    """The recent laps as JSON: the lap page shows other helpers' laps and voids unreloaded."""
+    return jsonify(laps=[{**{k: lap[k] for k in RECENT_FIELDS},
+                          "central": central_void_text(lap) if lap["central_void"] else None}
+                         for lap in recent_laps(get_db())])
 
 
 @bp.post("/laps")

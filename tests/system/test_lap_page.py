@@ -593,6 +593,38 @@ def test_big_screen_shows_a_lap_typed_on_the_lap_page(context, laptop):
         "The login has ended: log in again on this screen to see new laps.", timeout=4_000)
 
 
+def test_a_second_helper_on_the_laptop_sees_the_first_ones_laps_and_voids_unreloaded(
+        browser, context, laptop):
+    tom = open_lap_page(context, laptop)
+    other = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        ada = other.new_page()
+        other.add_cookies([laptop.session_cookie("ada")])
+        ada.goto(f"{laptop.url}/")
+        ada.locator("#lap-form[data-pending]").wait_for()
+        typed(tom, "1")
+        feedback_is(tom, "good", "Anna Berg")
+        typed(ada, "2")
+        feedback_is(ada, "good", "Ben Cruz")
+        ada_rows, tom_rows = ada.locator("#recent tbody tr"), tom.locator("#recent tbody tr")
+        expect(ada_rows.locator("td:nth-child(2)")).to_have_text(["2", "1"], timeout=8_000)
+        expect(tom_rows.locator("td:nth-child(2)")).to_have_text(["2", "1"], timeout=8_000)
+        anna = ada_rows.filter(has_text="Anna Berg")
+        anna.get_by_role("button", name="Streichen").click()
+        anna.get_by_role("button", name="Wirklich streichen?").click()
+        expect(anna).to_have_class(re.compile(r"\bvoided\b"))
+        expect(tom_rows.filter(has_text="Anna Berg")).to_have_class(re.compile(r"\bvoided\b"),
+                                                                    timeout=8_000)
+        expect(tom_rows.filter(has_text="Anna Berg").get_by_role("button")).to_have_text("Restore")
+        expect(tom.locator("#start_number")).to_be_focused()   # the helper types on
+        typed(tom, "3")
+        feedback_is(tom, "good", "Carl Dorn")
+        expect(ada_rows.locator("td:nth-child(2)")).to_have_text(["3", "2", "1"], timeout=8_000)
+        assert laptop.laps() == ["2", "3"]
+    finally:
+        other.close()
+
+
 def test_the_big_screen_shows_the_newest_runners_whole_name(context, laptop_factory):
     long_name = "Emma Weißenbürger-Rodríguez de la Fuente"
     laptop = laptop_factory(roster=[*ROSTER, (5, long_name, "5a")])

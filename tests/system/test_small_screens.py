@@ -83,7 +83,7 @@ CENTRAL_PAGES = {
     "money log": "/sponsors/log",
 }
 # GET routes that answer data, not a page (JSON, CSV, YAML, files).
-NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "live.feed_view", "results.results_csv",
+NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "laps.recent", "live.feed_view", "results.results_csv",
              "results.results_csv_german", "result_sheets.results_xlsx", "result_sheets.ceremony_xlsx",
              "sponsors.runner_lookup", "money_exports.csv_export", "money_exports.xlsx_export",
              "api.openapi", "api.pull_view", "health.healthz"}

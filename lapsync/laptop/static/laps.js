@@ -40,8 +40,12 @@
   var CHECK_FAILURES = 3;    // answered 5xx in a row before the page gives up checking
   var statusEl = document.getElementById("sync-status");
   var STATUS_URL = (statusEl && statusEl.dataset.url) || "/sync/status";
+  var RECENT_URL = recent.dataset.url || "/laps/recent";
+  var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
   var queue = Promise.resolve();
   var pending = 0;           // numbers sent and not answered yet
+  var voiding = 0;           // voids and restores sent and not answered yet
+  var changed = 0;           // laps and voids this page made: a list fetched before is stale
   var lastSeq = 0;           // the latest thing the helper sent
   var warning = null;        // {number, runnerId, runner, seconds}: counted by Enter on the empty field
   var choice = null;         // {number, runners, pickTimer, burstUntil}
@@ -152,14 +156,24 @@
     recent.insertBefore(tr, recent.firstChild);
   }
 
+  // A lap's row as the page renders it: a Void (or Restore) button, or who voided it at central.
+  function lapRow(lap) {
+    var tr = document.createElement("tr"), voided = Boolean(lap.voided_at);
+    tr.dataset.lap = lap.id;
+    if (voided) tr.className = "voided";
+    tr.innerHTML = "<td>" + clock(lap.time) + "</td><td>" + esc(lap.start_number) +
+      "</td><td>" + esc(lap.name) + "</td><td>" + esc(lap["class"]) + "</td><td>" +
+      (lap.central ? '<span class="central-void">' + esc(lap.central) + "</span>" :
+       '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(lap.id) +
+       (voided ? "/restore" : "/void") + '"><button type="submit" class="small">' +
+       esc(voided ? t("restore", "Restore") : t("void", "Void")) + "</button></form>") + "</td>";
+    return tr;
+  }
+
   function addRow(result, key) {
     if (recent.querySelector('tr[data-lap="' + result.lap.id + '"]')) return;
-    var r = result.runner, tr = document.createElement("tr");
-    tr.dataset.lap = result.lap.id;
-    tr.innerHTML = "<td>" + clock(result.lap.time) + "</td><td>" + esc(r.start_number) +
-      "</td><td>" + esc(r.name) + "</td><td>" + esc(r["class"]) + "</td><td>" +
-      '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(result.lap.id) +
-      '/void"><button type="submit" class="small">' + esc(t("void", "Void")) + "</button></form></td>";
+    var r = result.runner, tr = lapRow({id: result.lap.id, time: result.lap.time,
+      start_number: r.start_number, name: r.name, "class": r["class"]});
     var placeholder = key && rowFor(key);
     if (placeholder) recent.replaceChild(tr, placeholder);  // its place in typing order
     else recent.insertBefore(tr, recent.firstChild);
@@ -169,6 +183,7 @@
   // Counted; a number central gave another runner (who may still wear it) warns and says
   // whom, so that the helper voids the lap if that runner passed.
   function counted(item, res) {
+    changed += 1;
     addRow(res, item.key);
     var note = item.checks ? '<small class="check-note">' + esc(t("checked_counted",
       "Checked after the laptop app answered again: lap {number} is recorded, once.",
@@ -457,6 +472,7 @@
 
   function voidAnswered(f, res) {
     var row = f.closest("tr"), button = f.querySelector("button");
+    changed += 1;
     disarm(button);
     if (res.error === "central_decision") {
       f.parentNode.replaceChild(document.createTextNode(res.message), f);
@@ -500,14 +516,54 @@
     var f = ev.target, button = f.querySelector("button");
     if (!f.classList.contains("void-form")) return;
     ev.preventDefault();
-    var voiding = /\/void$/.test(f.action), data = new URLSearchParams();
-    if (voiding && !button.dataset.armed) { arm(button); return; }
-    if (voiding) data.append("confirm", "1");  // the second press: void, do not ask again
-    post(f.action, data).then(function (res) { voidAnswered(f, res); }, function () {
+    var voids = /\/void$/.test(f.action), data = new URLSearchParams();
+    if (voids && !button.dataset.armed) { arm(button); return; }
+    if (voids) data.append("confirm", "1");  // the second press: void, do not ask again
+    voiding += 1;
+    post(f.action, data).then(function (res) { voiding -= 1; voidAnswered(f, res); }, function () {
+      voiding -= 1;
       disarm(button);
       show("bad", esc(t("app_down", "The laptop app is not answering")));
     });
   });
+
+  // Other helpers on this laptop (a second screen, a tablet): their laps and voids reach
+  // the list every few seconds. Never while a lap or a void is on its way, nor with an
+  // answer older than this page's latest lap or void, nor over an armed Void button.
+  function sameState(row, lap) {
+    var central = row.querySelector(".central-void");
+    return row.classList.contains("voided") === Boolean(lap.voided_at) &&
+      (central ? central.textContent : null) === (lap.central || null);
+  }
+
+  function merge(laps) {
+    var older = null;
+    for (var i = laps.length - 1; i >= 0; i--) {  // oldest first: each goes above the one before
+      var lap = laps[i], row = recent.querySelector('tr[data-lap="' + lap.id + '"]');
+      if (!row) {
+        row = lapRow(lap);
+        if (older) recent.insertBefore(row, older); else recent.appendChild(row);
+      } else if (!sameState(row, lap) && !row.querySelector("button[data-armed]")) {
+        var fresh = lapRow(lap);
+        recent.replaceChild(fresh, row);
+        row = fresh;
+      }
+      older = row;
+    }
+    while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
+  }
+
+  function refreshRecent() {
+    if (pending || checking || voiding || document.hidden) return;
+    var asked = changed;
+    fetch(RECENT_URL, {headers: {Accept: "application/json"}, credentials: "same-origin",
+                       cache: "no-store"})
+      .then(function (resp) { return resp.ok ? resp.json() : null; })
+      .then(function (data) {
+        if (data && data.laps && asked === changed && !pending && !checking && !voiding) merge(data.laps);
+      }, function () {});
+  }
+  setInterval(refreshRecent, RECENT_POLL_MS);
 
   document.addEventListener("lapsync:app-down", function () {
     appDown = true;
