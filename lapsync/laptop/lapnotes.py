@@ -50,9 +50,10 @@ def js_strings() -> dict[str, str]:
         "count_anyway": _("Count it anyway"),
         "warning_left": _("Not counted: {name} ({number}) was counted {seconds} s ago."),
         "not_counted_row": _("Not counted: counted {seconds} s before"),
-        "choose_hint": _("Press 1–{n} to count for that runner, Esc to cancel: nothing counts "
-                         "until you choose, other keys are ignored."),
-        "keys_ignored": _("Keys ignored: choose a runner with its key, or Esc."),
+        "choose_hint": _("Press 1–{n} to count for that runner, Esc to cancel. Typing the next "
+                         "number leaves it uncounted (listed below)."),
+        "choice_row": _("Not counted: start number {number} belongs to {n} runners"),
+        "count_for": _("Count for {name}"),
         "choice_cancelled": _("No runner chosen: nothing was recorded."),
         "not_recorded": _("Not recorded."),
         "since_unknown": _("time since the last lap unknown: the laptop's clock was changed"),

@@ -105,6 +105,7 @@ def test_helper_counts_voids_and_confirms_with_the_keyboard(server, page, tmp_pa
     expect(feedback).to_contain_text("Anna Berg")
     expect(page.locator("#start_number")).to_have_value("")  # the app never refills the field
     assert lap_count(app, 1) == 1
+    page.wait_for_timeout(400)                     # a look at the warning, then
     page.locator("#start_number").press("Enter")  # Enter on the empty field confirms
     expect_counted(page, "Anna Berg", 2)
     expect(rows).to_have_count(5)

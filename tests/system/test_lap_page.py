@@ -180,6 +180,12 @@ def idle(page) -> None:
     wait_answered(page, 15_000)
 
 
+def read_then_enter(page) -> None:
+    """Press Enter on the empty field after a look at the warning (laps.js: CONFIRM_WAIT_MS)."""
+    page.wait_for_timeout(400)
+    page.keyboard.press("Enter")
+
+
 def counted_then_warned(page, number: str, name: str) -> None:
     """Type NUMBER twice: counted the first time, a warning (too soon) the second."""
     typed(page, number)
@@ -196,11 +202,29 @@ def test_warning_is_counted_by_enter_on_the_empty_field(context, laptop):
     expect(page.locator("#feedback")).to_contain_text("Press Enter to count it, Esc to skip.")
     expect(page.locator("#start_number")).to_have_value("")  # never refilled
     assert laptop.laps() == ["1"]
-    page.keyboard.press("Enter")
+    read_then_enter(page)
     feedback_is(page, "good", "Anna Berg")
     expect(page.locator("#feedback .count")).to_have_text("2")
     assert laptop.laps() == ["1", "1"]
     assert tones(page) == ["good", "warn", "good"]
+
+
+def test_a_double_enter_does_not_confirm_the_warning_it_brings(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    page.keyboard.type("1", delay=40)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(40)
+    page.keyboard.press("Enter")                 # a bounce, or a habit: before it could be read
+    feedback_is(page, "warn", "Anna Berg (1) was counted")
+    page.wait_for_timeout(500)
+    idle(page)
+    assert laptop.laps() == ["1"]
+    feedback_is(page, "warn", "Press Enter to count it")
+    read_then_enter(page)
+    feedback_is(page, "good", "Anna Berg")
+    assert laptop.laps() == ["1", "1"]
 
 
 def test_a_number_typed_during_a_warning_counts_as_itself(context, laptop):
@@ -356,19 +380,37 @@ def test_a_shared_number_is_chosen_with_the_digit_keys(context, laptop):
 
     typed(page, "17")
     feedback_is(page, "warn", "belongs to 2 runners")
-    scan(page, "12")  # a scanner burst while the choice shows picks nobody
-    page.wait_for_timeout(300)
-    expect(feedback.locator(".ignored-note")).to_be_visible()
-    expect(page.locator("#start_number")).to_have_value("")
+    scan(page, "12")  # a scan while the choice shows: the next number, nobody picked
+    feedback_is(page, "bad", "No runner has start number 12")
     assert laptop.lap_runner_ids() == [dora]
+
+    typed(page, "17")
+    feedback_is(page, "warn", "belongs to 2 runners")
+    typed(page, "2", delay=110)  # the helper types on: Ben Cruz's 2, not the choice "2"
+    feedback_is(page, "good", "Ben Cruz")
+    assert laptop.lap_runner_ids() == [dora, laptop.runners[2]]
+    left = page.locator("#recent tbody tr.not-counted")
+    expect(left).to_have_count(2)
+    expect(left.first).to_contain_text("Not counted: start number 17 belongs to 2 runners")
+    expect(left.first.get_by_role("button")).to_have_text(["Count for Cleo Dahl",
+                                                           "Count for Dora Eck"])
+
+    typed(page, "17")
+    feedback_is(page, "warn", "belongs to 2 runners")
     page.keyboard.press("Escape")
     feedback_is(page, "info", "No runner chosen")
-
     typed(page, "17")
     feedback_is(page, "warn", "belongs to 2 runners")
     page.keyboard.press("1")
     feedback_is(page, "good", "Cleo Dahl")
-    assert laptop.lap_runner_ids() == [dora, laptop.runners[17]]
+    assert laptop.lap_runner_ids() == [dora, laptop.runners[2], laptop.runners[17]]
+
+    left.first.get_by_role("button", name="Count for Dora Eck").click()
+    feedback_is(page, "warn", "Dora Eck (17) was counted")   # the list's choice, too soon
+    read_then_enter(page)
+    feedback_is(page, "good", "Dora Eck")
+    expect(left).to_have_count(1)
+    assert laptop.lap_runner_ids() == [dora, laptop.runners[2], laptop.runners[17], dora]
 
 
 def test_a_number_typed_before_the_script_runs_is_confirmed_in_the_same_panel(context, laptop):
@@ -579,7 +621,7 @@ def test_big_screen_shows_a_lap_typed_on_the_lap_page(context, laptop):
     expect(first).to_have_text(re.compile(r"1\s*17\s*Cleo Dahl\s*6b"), timeout=4_000)
     typed(page, "17")
     feedback_is(page, "warn", "Cleo Dahl")
-    page.keyboard.press("Enter")
+    read_then_enter(page)
     feedback_is(page, "good", "Cleo Dahl")
     expect(first).to_have_text(re.compile(r"2\s*17\s*Cleo Dahl\s*6b"), timeout=4_000)
     expect(big.locator("#big-laps tbody tr")).to_have_count(2)

@@ -6,14 +6,16 @@
 //   number is sent and never writes a number into it; late answers never touch it.
 // - Numbers are sent one after another in typing order (one queue).
 // - A "too soon" warning for the latest number is counted only by Enter on the EMPTY
-//   field (or the button in the warning); Esc skips it; typing anything leaves it
-//   uncounted and the new number is handled as itself.
-// - A start number shared by several runners shows them with keys 1..n: the key
-//   counts for that runner, Esc cancels, other keys are ignored until then. A fast
-//   burst of keys (a scanner) while the choice shows picks nobody.
+//   field (or the button in the warning), pressed once the warning could be read
+//   (CONFIRM_WAIT_MS: a double Enter counts nothing twice); Esc skips it; typing anything
+//   leaves it uncounted and the new number is handled as itself.
+// - A start number shared by several runners shows them with keys 1..n: a key alone
+//   (no other key within PICK_WAIT_MS) counts for that runner, Esc cancels. Any other
+//   key, or a key soon followed by more (the helper typing the next number, a scanner),
+//   leaves the choice uncounted and the keys are the next number, as typed.
 // - A number left uncounted whose message the next answer replaces (one of a burst, a
-//   warning typed over) keeps a row in the recent list saying why; one too soon has a
-//   button there that counts it.
+//   warning or a choice typed over) keeps a row in the recent list saying why, with a
+//   button there that counts it (one a runner for a shared number).
 // - A lost answer (the app died after recording, a timeout, a 5xx) is never "not
 //   recorded": the lap shows "checking…", and once the app answers again (a cheap poll
 //   with backoff) the same request goes again with the same client key, which records
@@ -30,8 +32,8 @@
   var recent = document.querySelector("#recent tbody");
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var sounds = window.LapsyncSounds || {play: function () {}};
-  var PICK_WAIT_MS = 80;     // a second key sooner than this after a pick key is a scanner burst
-  var BURST_QUIET_MS = 150;  // keys of one burst are ignored until this long a pause
+  var PICK_WAIT_MS = 500;    // a pick key counts when no other key follows this soon
+  var CONFIRM_WAIT_MS = 300; // an Enter sooner than this after a warning showed does not confirm it
   var ARM_MS = 4000;         // how long a Void button waits for its second press
   var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
   var LAP_TIMEOUT_MS = 10000;  // a lap's answer later than this counts as lost (then checked)
@@ -48,7 +50,7 @@
   var changed = 0;           // laps and voids this page made: a list fetched before is stale
   var lastSeq = 0;           // the latest thing the helper sent
   var warning = null;        // {number, runnerId, runner, seconds}: counted by Enter on the empty field
-  var choice = null;         // {number, runners, pickTimer, burstUntil}
+  var choice = null;         // {number, runners, pickTimer, pickKey}
   var checking = null;       // the item whose answer was lost: the queue waits for it
   var waiting = [];          // items typed and not sent yet, in typing order
   var downShown = false;     // the feedback says the app is not answering
@@ -202,19 +204,30 @@
   }
 
   // A number left uncounted whose message the next answer replaces (a burst's, or a warning
-  // typed over) keeps a row in the list: why, and for a lap too soon a button to count it.
-  function uncountedRow(item, text, runner) {
-    var tr = document.createElement("tr");
+  // or choice typed over) keeps a row in the list: why, and a button to count it for its
+  // runner (too soon: confirmed) or for each runner who shares the number.
+  function uncountedRow(item, text, runners, confirm) {
+    var tr = document.createElement("tr"), one = runners && runners.length === 1 ? runners[0] : null;
     tr.className = "not-counted";
     tr.innerHTML = "<td>" + clock(Date.now()) + "</td><td>" + esc(item.number) + "</td><td>" +
-      (runner ? esc(runner.name) + "</td><td>" + esc(runner["class"]) : "</td><td>") +
-      '</td><td><span class="why">' + esc(text) + "</span>" + (runner ? ' <button type="button" ' +
-      'class="small count-row">' + esc(t("count_anyway", "Count it anyway")) + "</button>" : "") + "</td>";
-    if (runner) tr.countItem = {number: String(runner.start_number), runnerId: runner.id};
+      (one ? esc(one.name) + "</td><td>" + esc(one["class"]) : "</td><td>") +
+      '</td><td><span class="why">' + esc(text) + "</span>" + (runners || []).map(function (r, i) {
+        return ' <button type="button" class="small count-row" data-index="' + i + '">' +
+          esc(confirm ? t("count_anyway", "Count it anyway") : t("count_for", "Count for {name}",
+                                                                   {name: r.name})) + "</button>";
+      }).join("") + "</td>";
+    tr.countItems = (runners || []).map(function (r) {
+      return {number: String(r.start_number), runnerId: r.id, confirm: confirm};
+    });
     var placeholder = item.key && rowFor(item.key);
     if (placeholder) recent.replaceChild(tr, placeholder);
     else recent.insertBefore(tr, recent.firstChild);
     while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
+  }
+
+  function choiceText(number, runners) {
+    return t("choice_row", "Not counted: start number {number} belongs to {n} runners",
+             {number: number, n: runners.length});
   }
 
   function tooSoonText(seconds) {
@@ -229,12 +242,13 @@
   function warned(item, res) {
     var seconds = Math.max(0, Math.floor((res.since_previous_ms || 0) / 1000));
     if (!latest(item)) {
-      uncountedRow(item, tooSoonText(seconds), res.runner);
+      uncountedRow(item, tooSoonText(seconds), [res.runner], true);
       show("warn", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                          {name: res.runner.name, number: res.runner.start_number, seconds: seconds})));
       return;
     }
-    warning = {number: item.number, runnerId: res.runner.id, runner: res.runner, seconds: seconds};
+    warning = {number: item.number, runnerId: res.runner.id, runner: res.runner, seconds: seconds,
+               shownAt: Date.now()};
     show("warn", esc(res.message) + ' <strong class="keys">' +
       esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong> " +
       esc(t("next_number_hint", "Typing the next number leaves it uncounted.")) +
@@ -244,20 +258,19 @@
 
   function offerChoice(item, res) {
     if (!latest(item)) {
-      uncountedRow(item, res.message + " " + t("not_recorded", "Not recorded."), null);
+      uncountedRow(item, choiceText(item.number, res.runners), res.runners, false);
       show("bad", esc(res.message) + " " + esc(t("not_recorded", "Not recorded.")));
       return;
     }
-    choice = {number: item.number, runners: res.runners, pickTimer: null, burstUntil: 0};
+    choice = {number: item.number, runners: res.runners, pickTimer: null, pickKey: ""};
     var buttons = res.runners.map(function (runner, i) {
       return '<button type="button" class="pick" data-pick="' + i + '"><kbd>' + (i + 1) + "</kbd> " +
         esc(runner.name) + " (" + esc(runner["class"]) + ")</button>";
     }).join(" ");
     show("warn", esc(res.message) + ' <strong class="keys">' +
-      esc(t("choose_hint", "Press 1–{n} to count for that runner, Esc to cancel: nothing counts " +
-            "until you choose, other keys are ignored.", {n: res.runners.length})) +
-      '</strong><span class="choices">' + buttons + '</span><span class="ignored-note" hidden>' +
-      esc(t("keys_ignored", "Keys ignored: choose a runner with its key, or Esc.")) + "</span>");
+      esc(t("choose_hint", "Press 1–{n} to count for that runner, Esc to cancel. Typing the " +
+            "next number leaves it uncounted (listed below).", {n: res.runners.length})) +
+      '</strong><span class="choices">' + buttons + "</span>");
   }
 
   function answered(item, res) {
@@ -273,7 +286,7 @@
     else if (item.checks) show("bad", esc(t("checked_not_recorded", "Checked after the laptop app " +
       "answered again: lap {number} was NOT recorded.", {number: item.number})) + " " + esc(res.message || ""));
     else {
-      if (!latest(item)) uncountedRow(item, res.message || t("not_recorded", "Not recorded."), null);
+      if (!latest(item)) uncountedRow(item, res.message || t("not_recorded", "Not recorded."));
       show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
     }
   }
@@ -370,7 +383,7 @@
     if (!warning) return;
     var w = warning;
     warning = null;
-    uncountedRow({number: w.number}, tooSoonText(w.seconds), w.runner);
+    uncountedRow({number: w.number}, tooSoonText(w.seconds), [w.runner], true);
     show("info", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                        {name: w.runner.name, number: w.runner.start_number, seconds: w.seconds})));
   }
@@ -397,43 +410,53 @@
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
+    enter();
+  });
+
+  // Enter: the typed number goes; on the empty field it confirms a warning that has shown
+  // long enough to be read.
+  function enter() {
     var number = field.value.trim();
     field.value = "";
     field.focus();
     if (!number) {
-      if (warning) confirmWarning();
+      if (warning && Date.now() - warning.shownAt >= CONFIRM_WAIT_MS) confirmWarning();
       return;
     }
     warning = null;
     if (choice) clearTimeout(choice.pickTimer);
     choice = null;
     submit({number: number});
-  });
+  }
 
-  // While a choice shows, keys pick or cancel and are never typed.
+  // While a choice shows, a digit key alone picks and Esc cancels. Any other key, or a pick
+  // key soon followed by another, is the next number: the choice is left uncounted (a row
+  // in the list keeps it) and the keys are typed, the pick key as the number's first digit.
   function choosing(ev) {
-    if (ev.key.length > 1 && ev.key !== "Enter" && ev.key !== "Escape" && ev.key !== "Backspace") return;
+    if (ev.key.length > 1 && ev.key !== "Enter" && ev.key !== "Escape") return;
     ev.preventDefault();
-    var now = Date.now(), index = /^[1-9]$/.test(ev.key) ? Number(ev.key) - 1 : -1;
-    if (choice.pickTimer || now < choice.burstUntil) {  // a second key at once: a scan, not a choice
-      if (choice.pickTimer) ignored();
-      clearTimeout(choice.pickTimer);
-      choice.pickTimer = null;
-      choice.burstUntil = now + BURST_QUIET_MS;
-    } else if (ev.key === "Escape") {
+    var index = /^[1-9]$/.test(ev.key) ? Number(ev.key) - 1 : -1;
+    if (ev.key === "Escape") {
       skip(t("choice_cancelled", "No runner chosen: nothing was recorded."));
-    } else if (index >= 0 && index < choice.runners.length) {
+    } else if (!choice.pickTimer && index >= 0 && index < choice.runners.length) {
+      choice.pickKey = ev.key;
       choice.pickTimer = setTimeout(function () { pick(index); }, PICK_WAIT_MS);
     } else {
-      ignored();
-      choice.burstUntil = now + BURST_QUIET_MS;
+      var first = choice.pickKey;
+      leaveChoice();
+      field.value += first;
+      if (ev.key === "Enter") { enter(); return; }
+      field.value += ev.key;
+      field.dispatchEvent(new Event("input", { bubbles: true }));
     }
   }
 
-  function ignored() {
-    var note = feedback.querySelector(".ignored-note");
-    if (note) note.hidden = false;
-    sounds.play("bad");
+  function leaveChoice() {
+    var c = choice;
+    choice = null;
+    clearTimeout(c.pickTimer);
+    uncountedRow({number: c.number}, choiceText(c.number, c.runners), c.runners, false);
+    show("info", esc(choiceText(c.number, c.runners)));
   }
 
   field.addEventListener("keydown", function (ev) {
@@ -506,9 +529,10 @@
 
   recent.addEventListener("click", function (ev) {
     var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
-    if (!row || !row.countItem) return;
+    if (!row || !row.countItems) return;
+    var item = row.countItems[Number(button.dataset.index)];
     row.parentNode.removeChild(row);
-    submit({number: row.countItem.number, confirm: true, runnerId: row.countItem.runnerId});
+    submit({number: item.number, confirm: item.confirm, runnerId: item.runnerId});
     field.focus();
   });
 
