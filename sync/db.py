@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import stat
 import threading
 import time
@@ -167,6 +168,36 @@ def connection(app: Flask | None = None) -> Iterator[psycopg.Connection]:
     with get_pool(app).connection() as conn:
         ensure_schema(conn, app.extensions["sync_db"])
         yield conn
+
+
+class WholeCursor(psycopg.Cursor):
+    """A cursor that sends each statement whole before it goes on, also in a pipeline.
+
+    In pipeline mode psycopg (3.3.9) can leave a statement of some hundred KB half in
+    libpq's output buffer and then wait for results that the server, still reading that
+    statement, never sends: both wait for ever, the write lock held. Seen with the pairs
+    of a runner with thousands of close laps.
+    """
+
+    def execute(self, *args, **kwargs):
+        """Execute as psycopg does, then send whatever libpq still holds of it."""
+        result = super().execute(*args, **kwargs)
+        pgconn = self.connection.pgconn
+        # flush() also reads what the server sends meanwhile, so neither side blocks.
+        while pgconn.flush() == 1:
+            select.select([pgconn.socket], [pgconn.socket], [])
+        return result
+
+
+@contextlib.contextmanager
+def pipeline(conn: psycopg.Connection) -> Iterator[psycopg.Pipeline]:
+    """Open conn.pipeline() with every statement in it sent whole (WholeCursor)."""
+    factory, conn.cursor_factory = conn.cursor_factory, WholeCursor
+    try:
+        with conn.pipeline() as opened:
+            yield opened
+    finally:
+        conn.cursor_factory = factory
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import psycopg
 from psycopg.rows import tuple_row
 
-from . import bulk
+from . import bulk, db
 from .derived import BUCKET_MS, Lap, keep_in_step, min_lap_ms
 
 RUNNER_UPSERT = """
@@ -275,7 +275,7 @@ def apply_totals(conn: psycopg.Connection, deltas: Deltas) -> None:
     min_ms = deltas.min_ms if deltas.arrivals[0] else min_lap_ms(conn)
     runners = {r: n for r, n in deltas.runner.items() if n}
     laptops = {k: n for k, n in deltas.laptop.items() if n}
-    with conn.pipeline() as pipeline:
+    with db.pipeline(conn) as pipeline:
         totals = runner_lists(runners) if runners else None
         updated = conn.execute(TOTALS_ADD, totals) if totals else None
         per_laptop = laptop_lists(laptops) if laptops else None

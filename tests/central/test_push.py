@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import psycopg
 import pytest
@@ -779,3 +780,35 @@ def test_a_batch_of_known_and_new_runners_adds_to_the_one_and_inserts_the_other(
     page = pull(central_db, find_device(central_db, device_token), 0, 100)
     others = {c["id"]: c["data"]["other_laps"] for c in page["changes"] if c["entity"] == "total"}
     assert others == {known: 2, also_known: 1, new: 2}   # laptop-a's own laps not counted
+
+
+def answered(work, conn, url: str, seconds: float = 60):
+    """Run work on conn in a thread; return its result. Fail if it has not answered in
+    seconds, after ending conn's session (so that the test's teardown does not wait)."""
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(work()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not done:
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+        thread.join(10)
+    assert done, f"no answer within {seconds} s (a statement stuck half sent?)"
+    return done[0]
+
+
+def test_pushes_and_a_void_among_thousands_of_close_laps_answer(central_db, device_token,
+                                                                pg_url):
+    """Two laptops counting every lap of a runner give a close pair a lap: a batch's pairs,
+    and a void's re-read of them all, are statements of megabytes in one pipeline."""
+    box = Outbox()
+    runner = box.runner(17, "Cleo Dahl")
+    laps = [box.lap(runner, time=box.clock_ms + i) for i in range(40_000)]
+    answer = answered(lambda: send(central_db, device_token, box.body()), central_db, pg_url)
+    assert answer["acked_seq"] == 40_001 and answer["rejected"] == []
+    pairs = "SELECT count(*) AS n FROM close_lap_pair"
+    assert central_db.execute(pairs).fetchone()["n"] == 39_999
+    box.void(laps[20_000])
+    answered(lambda: send(central_db, device_token, box.body(first=40_002)), central_db, pg_url)
+    assert totals(central_db) == {runner: 39_999}
+    assert central_db.execute(pairs).fetchone()["n"] == 39_998
