@@ -170,5 +170,5 @@ def apply_runner(conn: psycopg.Connection, device: dict, runner: dict, now: int)
         conn.execute("UPDATE runner SET created_on = %s WHERE id = %s",
                      [device["laptop_id"], runner["id"]])
     if row is not None and row["merged_into"] is None:  # a merged runner clashes no more
-        detect_clashes(conn, runner, now)
+        detect_clashes(conn, {**runner, "start_number": row["start_number"]}, now)  # as kept
     return None

@@ -22,17 +22,23 @@ INSERT INTO runner AS r (id, start_number, name, class, grade, hlc, origin, chan
 VALUES (%(id)s, %(start_number)s, %(name)s, %(class)s, %(grade)s, %(hlc)s, %(origin)s,
         nextval('change_id_seq'))
 ON CONFLICT (id) DO UPDATE SET
-    start_number = excluded.start_number, name = excluded.name, class = excluded.class,
+    start_number = {number}, name = excluded.name, class = excluded.class,
     grade = excluded.grade, hlc = excluded.hlc, origin = excluded.origin,
     change_id = excluded.change_id,
-    decision = CASE WHEN r.merged_into IS NOT NULL OR excluded.start_number = r.start_number
+    decision = CASE WHEN r.merged_into IS NOT NULL OR {number} = r.start_number
                     THEN r.decision END
 """
 # A laptop's runner change is a last-writer-wins register; central's own edits always apply.
-RUNNER_UPSERT_NEWER = RUNNER_UPSERT + """WHERE (excluded.hlc, excluded.origin) > (r.hlc, r.origin)
-RETURNING id, merged_into
+# A laptop's edit that still carries the number central renumbered the runner away from
+# (it had not pulled the renumber yet) keeps central's number and the decision.
+KEPT_NUMBER = """CASE WHEN r.decision->>'action' = 'renumber'
+    AND excluded.start_number = (r.decision->>'was_start_number')::int
+    THEN r.start_number ELSE excluded.start_number END"""
+RUNNER_UPSERT_NEWER = RUNNER_UPSERT.format(number=KEPT_NUMBER) + """WHERE (excluded.hlc, excluded.origin) > (r.hlc, r.origin)
+RETURNING id, merged_into, start_number
 """
-RUNNER_UPSERT_ANY = RUNNER_UPSERT + "RETURNING id, merged_into\n"
+RUNNER_UPSERT_ANY = (RUNNER_UPSERT.format(number="excluded.start_number")
+                     + "RETURNING id, merged_into, start_number\n")
 
 VOID_UPSERT = """
 INSERT INTO lap_void AS v (lap_id, voided, at, by, reason, hlc, origin, central, change_id)

@@ -350,6 +350,25 @@ def test_renumber_resolves_the_clash_logs_and_reaches_both_laptops(central_db, a
         admin.get("/review/").get_data(as_text=True)
 
 
+def test_a_laptops_edit_with_the_number_before_the_renumber_keeps_centrals_number(
+        central_db, admin, clash):
+    post(admin, "/review/renumber", runner_id=clash["dora"],
+         version=version(central_db, clash["dora"]), start_number="18")
+    b, token = clash["b"], clash["tokens"]["laptop-b"]
+    b.clock_ms = now_ms() + 1_000      # laptop B renames Dora before it pulls the renumber
+    b.runner(17, "Dora Ernst-Fink", "7c", 7, runner_id=clash["dora"])
+    answer = send(central_db, token, b, now=b.clock_ms, device_time=b.clock_ms)
+    assert answer["rejected"] == []
+    dora = central_db.execute("SELECT * FROM runner WHERE id = %s", [clash["dora"]]).fetchone()
+    assert (dora["start_number"], dora["name"]) == (18, "Dora Ernst-Fink")
+    assert dora["decision"]["action"] == "renumber" and dora["decision"]["was_start_number"] == 17
+    assert review.open_clashes(central_db) == []
+    b.runner(19, "Dora Ernst-Fink", "7c", 7, runner_id=clash["dora"])   # a new number: hers
+    send(central_db, token, b, now=b.clock_ms, device_time=b.clock_ms)
+    dora = central_db.execute("SELECT * FROM runner WHERE id = %s", [clash["dora"]]).fetchone()
+    assert dora["start_number"] == 19 and dora["decision"] is None
+
+
 @pytest.mark.parametrize("number,status,code", [
     ("0", 400, "invalid_start_number"), ("1000000", 400, "invalid_start_number"),
     ("abc", 400, "invalid_start_number"), ("", 400, "invalid_start_number"),
