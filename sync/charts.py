@@ -22,7 +22,7 @@ import psycopg
 from flask import Blueprint, Flask, render_template
 
 from .auth import login_required
-from .db import get_db
+from .db import get_db, now_ms
 from .derived import BUCKET_MS
 from .search import class_order
 
@@ -44,21 +44,25 @@ GROUP BY r.class_key, r.class ORDER BY {class_order("r")}
 """
 
 
-def laps_per_bucket(conn: psycopg.Connection) -> tuple[list[dict], int]:
-    """Return ([{start, laps}] per 5-minute bucket, gaps as 0, and the laps left out).
+def laps_per_bucket(conn: psycopg.Connection, now: int | None = None) -> tuple[list[dict], int, int]:
+    """Return ([{start, laps}] per 5-minute bucket, gaps as 0, laps before, laps after).
 
-    At most MAX_BUCKETS buckets up to the last lap are returned; laps before them
-    (a laptop whose clock was days off, say) are counted as left out.
+    At most MAX_BUCKETS buckets up to the last lap not after central's clock (now) are
+    returned; laps before them (a laptop whose clock was days off, say) and laps after
+    central's clock (a lap time no clock offset could correct) are counted as left out.
     """
     rows = conn.execute(BUCKETS_SQL).fetchall()
+    now_bucket = (now_ms() if now is None else now) // BUCKET_MS + 1  # a bucket of slack
+    later = sum(r["laps"] for r in rows if r["bucket"] > now_bucket)
+    rows = [r for r in rows if r["bucket"] <= now_bucket]
     if not rows:
-        return [], 0
+        return [], 0, later
     counts = {r["bucket"]: r["laps"] for r in rows}
     last = rows[-1]["bucket"]
     first = max(rows[0]["bucket"], last - MAX_BUCKETS + 1)
     earlier = sum(r["laps"] for r in rows if r["bucket"] < first)
     return [{"start": b * BUCKET_MS, "laps": counts.get(b, 0)}
-            for b in range(first, last + 1)], earlier
+            for b in range(first, last + 1)], earlier, later
 
 
 def laps_per_class(conn: psycopg.Connection) -> list[dict]:
@@ -127,13 +131,13 @@ def class_chart(classes: list[dict]) -> dict:
 def index():
     """Show laps over time and laps per class; a clear note when there are none yet."""
     conn = get_db()
-    buckets, earlier = laps_per_bucket(conn)
+    buckets, earlier, later = laps_per_bucket(conn)
     classes = laps_per_class(conn)
     has_class_laps = any(c["laps"] for c in classes)
     return render_template(
         "charts.html", bucket_minutes=BUCKET_MS // 60000,
         time=time_chart(buckets) if buckets else None,
-        earlier=earlier,
+        earlier=earlier, later=later,
         classes=class_chart(classes) if has_class_laps else None)
 
 

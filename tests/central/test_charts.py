@@ -118,6 +118,23 @@ def test_a_lap_days_off_is_left_out_and_counted(viewer, central_db, device_token
     assert "1 earlier lap is outside this chart" in page
 
 
+def test_a_lap_timed_in_a_far_year_leaves_the_event_in_the_chart(viewer, central_db,
+                                                                   device_token):
+    box = Outbox()
+    anna = box.runner(1, "Anna Berg")
+    box.lap(anna, time=99_999_999_999_999)               # year 5138: no offset corrects it
+    box.lap(anna, time=T0)
+    box.lap(anna, time=T0 + 5 * 60 * S)
+    send(central_db, device_token, box, now=T0, device_time=T0)
+    page = viewer.get("/charts/").get_data(as_text=True)
+    shown = bars(page, "laps-over-time")
+    assert [b["laps"] for b in shown] == ["1", "1"]      # the event's two buckets, not year 5138
+    assert "1 lap is timed after central's clock" in page and "counts all the same" in page
+    assert "earlier lap" not in page
+    totals = central_db.execute("SELECT laps FROM runner_total WHERE runner_id = %s", [anna])
+    assert totals.fetchone()["laps"] == 3
+
+
 @pytest.mark.parametrize("top,ticks", [(0, [0, 1]), (1, [0, 1]), (3, [0, 1, 2, 3]),
                                        (7, [0, 2, 4, 6, 8]), (10, [0, 2, 4, 6, 8, 10]),
                                        (130, [0, 50, 100, 150]), (1000, [0, 200, 400, 600, 800, 1000])])
