@@ -70,6 +70,7 @@ def code128_svg(number: int, size: str = "sheet") -> Markup:
                "compress": True, "with_doctype": False}
     svg = StartNumberCode128(str(int(number)), writer=SVGWriter()).render(options).decode("utf-8")
     svg = svg[svg.index("<svg"):]  # inline in HTML: no XML declaration
+    svg = svg.replace(' id="barcode_group"', "")  # the writer's fixed id: repeated on a sheet
     return Markup(svg.replace("<svg ", f'<svg class="barcode barcode-{size}" aria-hidden="true" ', 1))
 
 

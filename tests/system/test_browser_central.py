@@ -284,3 +284,29 @@ def test_laps_over_time_chart_draws_the_pushed_laps(central_users, laptops, cont
     assert shot.startswith(b"\x89PNG\r\n\x1a\n") and len(shot) > 2_000
     width, height = int.from_bytes(shot[16:20], "big"), int.from_bytes(shot[20:24], "big")
     assert width > 300 and height > 100, (width, height)
+
+
+def test_the_keyboard_skips_the_menu_and_the_menu_marks_the_page(live_central, central_users,
+                                                                  browser):
+    context = browser.new_context(locale="de-DE")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_central}/login?next=/settings/")
+        page.locator("input[name=name]").press_sequentially("ada", delay=20)
+        page.locator("input[name=password]").press_sequentially(CENTRAL_PASSWORD, delay=20)
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/settings/$"))
+        page.keyboard.press("Tab")                          # the first stop: past the menu
+        skip = page.locator("a.skip-link")
+        expect(skip).to_be_focused()
+        expect(skip).to_have_text("Zum Inhalt springen")
+        assert skip.bounding_box()["width"] > 0             # seen when focused
+        page.keyboard.press("Enter")
+        expect(page.locator("main#main")).to_be_focused()
+        page.keyboard.press("Tab")                          # on into the page, not the menu
+        expect(page.get_by_label("Name der Veranstaltung")).to_be_focused()
+        current = page.locator("nav a[aria-current=page]")
+        expect(current).to_have_count(1)
+        expect(current).to_have_attribute("href", "/settings/")
+    finally:
+        context.close()

@@ -597,17 +597,71 @@ def test_each_outcome_flashes_and_sounds_and_mute_is_remembered(context, laptop)
     assert tones(page) == ["good", "warn", "bad"]
 
     toggle = page.locator("#sound-toggle")
-    expect(toggle).to_have_attribute("aria-pressed", "false")
+    expect(toggle).to_have_attribute("aria-pressed", "true")     # pressed: the sound is on
+    expect(toggle).to_contain_text("Sound on")
     toggle.click()
-    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
     expect(toggle).to_contain_text("Sound off")
     page.reload()
-    expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "false")
     page.locator("#start_number").focus()
     typed(page, "2")
     feedback_is(page, "good", "Ben Cruz")
     expect(page.locator("#feedback")).to_have_class(re.compile(r"\bflash-good\b"))
     assert tones(page) == []  # muted, and it stayed muted after the reload
+
+
+CONTRAST_JS = """() => {
+  const rgb = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = c => { const v = rgb(c).map(x => { x /= 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const el = document.getElementById("feedback"), style = getComputedStyle(el);
+  const a = lum(style.color), b = lum(style.backgroundColor);
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+# The contrast at each 50 ms of the feedback's flash, the animation held at that moment.
+FLASH_CONTRASTS_JS = """async () => {
+  const el = document.getElementById("feedback"), out = [];
+  const [flash] = el.getAnimations();
+  if (!flash) return out;
+  flash.pause();
+  for (let t = 0; t < flash.effect.getTiming().duration; t += 50) {
+    flash.currentTime = t;
+    out.push((%s)());
+  }
+  flash.finish();
+  return out;
+}""" % CONTRAST_JS
+
+
+def test_each_outcome_has_a_shape_and_its_flash_stays_readable(context, laptop):
+    page = open_lap_page(context, laptop)
+    feedback = page.locator("#feedback")
+    shapes = {}
+    for number, kind in (("1", "good"), ("1", "warn"), ("99", "bad")):
+        typed(page, number)
+        feedback_is(page, kind, "Anna Berg" if number == "1" else "No runner")
+        contrasts = page.evaluate(FLASH_CONTRASTS_JS)
+        assert contrasts and min(contrasts) >= 3, (kind, contrasts)  # large bold text: AA
+        shapes[kind] = feedback.evaluate("el => getComputedStyle(el, '::before').content")
+        size = feedback.evaluate("el => getComputedStyle(el).fontSize")
+        assert size == "28.8px", (kind, size)                    # one size for every outcome
+    assert shapes == {"good": '"\u2713"', "warn": '"\u26a0"', "bad": '"\u2717"'}
+
+
+def test_the_sync_badge_speaks_when_its_state_changes_not_at_every_poll(context, laptop):
+    page = open_lap_page(context, laptop)
+    badge, said = page.locator("#sync-status"), page.locator("#sync-said")
+    assert badge.get_attribute("aria-live") is None and badge.get_attribute("role") is None
+    expect(said).to_have_attribute("aria-live", "polite")
+    page.evaluate("""() => { window.__said = 0; new MutationObserver(() => window.__said++)
+        .observe(document.getElementById('sync-said'), {childList: true, characterData: true,
+                                                         subtree: true}); }""")
+    page.wait_for_timeout(4_500)                  # two polls of the badge, the state the same
+    assert page.evaluate("window.__said") == 0
+    laptop.stop()
+    expect(said).to_have_text("The laptop app is not answering", timeout=5_000)
 
 
 def test_big_screen_shows_a_lap_typed_on_the_lap_page(context, laptop):

@@ -85,7 +85,7 @@
     feedback.className = "feedback " + kind;
     if (kind === "good" || kind === "warn" || kind === "bad") {
       void feedback.offsetWidth;  // restart the flash animation for a repeat of the same kind
-      feedback.classList.add("flash", "flash-" + kind);
+      feedback.classList.add("flash-" + kind);
       sounds.play(kind);
     }
   }

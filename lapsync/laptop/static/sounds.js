@@ -51,7 +51,7 @@
   function wireToggle(button) {
     function render() {
       var off = muted();
-      button.setAttribute("aria-pressed", off ? "true" : "false");
+      button.setAttribute("aria-pressed", off ? "false" : "true");  // pressed: sound on
       button.textContent = off ? button.dataset.offText : button.dataset.onText;
     }
     button.hidden = false;

@@ -2,7 +2,7 @@
 // says within seconds when the laptop app itself stops answering.
 (function () {
   "use strict";
-  var el = document.getElementById("sync-status");
+  var el = document.getElementById("sync-status"), said = document.getElementById("sync-said");
   if (!el || !window.fetch) { return; }
   var POLL_MS = 2000, TIMEOUT_MS = 2500;
   var busy = false, down = false;
@@ -16,7 +16,13 @@
     document.dispatchEvent(new CustomEvent(name));
   }
 
+  // The live region speaks when the state or its level changes, not at every poll.
+  function tell(state, text) {
+    if (said && said.dataset.state !== state) { said.dataset.state = state; said.textContent = text; }
+  }
+
   function show(s) {
+    tell(s.state + "/" + s.level, s.text);
     el.textContent = s.text;
     el.className = levelClass(s.state, s.level);
     el.dataset.state = s.state;
@@ -25,6 +31,7 @@
   }
 
   function fail() {
+    tell("app_down", el.dataset.downText);
     el.textContent = el.dataset.downText;
     el.className = "sync-status sync-bad";
     el.dataset.state = "app_down";
@@ -44,6 +51,7 @@
   }
 
   el.className = levelClass(el.dataset.state, el.dataset.level);
+  if (said) said.dataset.state = el.dataset.state + "/" + el.dataset.level;
   document.addEventListener("lapsync:lap-recorded", refresh);  // the badge follows each lap at once
   setInterval(refresh, POLL_MS);
 })();
