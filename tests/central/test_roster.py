@@ -321,6 +321,8 @@ def test_sheets_print_one_big_number_per_runner(central_viewer, central_db, devi
     page = central_viewer.get("/runners/sheets").get_data(as_text=True)
     assert page.count('class="bib-sheet"') == 3 and "per-page-1" in page
     assert '<p class="bib-number digits-1">7</p>' in page and "Sponsorenlauf 2025" in page
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))                      # no id twice (a barcode's, say)
     one_class = central_viewer.get("/runners/sheets?class=5a&per_page=2").get_data(as_text=True)
     assert one_class.count('class="bib-sheet"') == 2 and "per-page-2" in one_class
     assert "Ben" not in one_class and "Class 5a" in one_class
