@@ -9,7 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from lapsync.laptop import backup, create_app, migrate, restore, scheduler
 from lapsync.laptop.client.state import sync_once
@@ -17,6 +19,8 @@ from lapsync.laptop.client.transport import Central
 from lapsync.laptop.db import PENDING, connect, device_id, get_meta
 from lapsync.laptop.laps import record_lap, set_void
 from lapsync.laptop.runners import add_runner
+from sync import backup as central_backup
+from sync.db import close_pool
 from tests.pg import register
 
 
@@ -272,3 +276,33 @@ def test_a_background_sync_during_a_lap_stream_after_restore_loses_nothing(
     assert sync_once(db, central).error is None
     assert all(central_laps(central_db)[i] == 1 for i in typed)
     assert sum(central_laps(central_db).values()) == 2 + len(typed)
+
+
+def test_a_central_restored_to_before_a_laptops_restore_gets_every_lap_the_laptop_has(
+        app, db, runners, tmp_path, live_central, central_db, central_app, pg_url):
+    central = Central(live_central, register(central_db, "laptop-a", manage_users=True))
+    synced = [lap(db), lap(db, 2)]
+    assert sync_once(db, central).error is None
+    snapshot = backup.snapshot(db.conn, tmp_path / "snapshot.sqlite")
+    dump = central_backup.dump(pg_url, tmp_path / "central.dump")   # central as at the snapshot
+    lost = [lap(db), lap(db, 17)]          # synced, then lost with the laptop's disk
+    assert sync_once(db, central).error is None
+    db.close()
+    restore.restore(app, snapshot)
+    db = connect(app.config["DATABASE"])
+    typed = [lap(db)]
+    assert sync_once(db, central).error is None  # moved behind the seqs central has: a hole
+    seqs = [row[0] for row in db.execute("SELECT seq FROM change ORDER BY seq")]
+    assert seqs[-1] - seqs[0] + 1 > len(seqs)
+    close_pool(central_app)
+    central_backup.restore(pg_url, dump)   # central loses what came after the snapshot too
+    later = [lap(db, 2)]
+    result = sync_once(db, central)
+    assert result.error is None, result.error
+    with psycopg.connect(pg_url, autocommit=True, row_factory=dict_row) as conn:
+        assert central_laps(conn) == Counter(synced + typed + later)
+        assert conn.execute("SELECT last_seq FROM device").fetchone()["last_seq"] == len(seqs) + 1
+    seqs = [row[0] for row in db.execute("SELECT seq FROM change ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))      # no hole left
+    assert lost and db.execute(f"SELECT count(*) FROM change WHERE {PENDING}").fetchone() == (0,)
+    assert sync_once(db, central).error is None and lap(db) and sync_once(db, central).error is None

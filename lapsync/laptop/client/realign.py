@@ -7,6 +7,11 @@ seqs R+1, R+2, ... which central would skip as applied. So before the first push
 an empty push answers A; changes after R move to A+1, A+2, ... (same order, no gap);
 changes up to A count as pushed (central has them, by the same seqs); the mark goes.
 All of it in one transaction, and never before central answered.
+
+That leaves a hole in the outbox (R+1..A: central had them). A central that lost them
+later (a new central, or one restored from an older dump) asks for R+1 again: then the
+changes after the hole move down to close it (close_hole), since that central has
+applied exactly up to R and none of the later ones.
 """
 from __future__ import annotations
 
@@ -53,3 +58,23 @@ def realign(db: sqlite_utils.Database, central: Central) -> None:
     restored = get_meta(db, RESTORED)
     if restored is not None:
         carry_on(db, int(restored), acked_seq(db, central))
+
+
+def close_hole(db: sqlite_utils.Database, start: int) -> bool:
+    """Move the changes from seq START on down to START, START+1, ... if the outbox has a hole
+    there; return whether it had one. Central asks for START: it has applied up to START - 1
+    and nothing after, so no moved seq names a change central knows."""
+    first, last, count = db.execute("SELECT min(seq), max(seq), count(*) FROM change "
+                                    "WHERE seq >= ?", [start]).fetchone()
+    if not count or first == start and last - start == count - 1:  # none, or no hole
+        return False
+    with transaction(db):  # read again under the write lock: no lap gets a seq meanwhile
+        seqs = [row[0] for row in db.execute("SELECT seq FROM change WHERE seq >= ? ORDER BY seq",
+                                             [start])]
+        for new, old in enumerate(seqs, start):
+            if new != old:  # through negative seqs, as carry_on
+                db.execute("UPDATE change SET seq = ? WHERE seq = ?", [-new, old])
+        db.execute("UPDATE change SET seq = -seq WHERE seq < 0")
+        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'change'",
+                   [start + len(seqs) - 1])
+    return True
