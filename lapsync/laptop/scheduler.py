@@ -45,6 +45,7 @@ class SyncJob:
         self.nudged_until = 0.0
         self.started = float("-inf")       # monotonic start of the last sync
         self.centrals: dict = {}
+        self.syncing = True                # False: the thread only runs the hooks (backups)
         # Other periodic work on this thread (backups): each (tick, at_stop) is called
         # with the app after every sync round and once when the job stops.
         self.hooks: list[tuple[Hook, Hook]] = []
@@ -57,7 +58,8 @@ class SyncJob:
         """Sync now, then every interval on the monotonic clock, until stopped."""
         while not self.stopping.is_set():
             self.due = time.monotonic() + self.interval()
-            self.run()
+            if self.syncing:
+                self.run()
             self.call_hooks(0)
             self.sleep_until_due()
 
@@ -129,9 +131,13 @@ def should_start(app: Flask, environ=os.environ, need_central: bool = True) -> t
     return True, "started"
 
 
-def start(app: Flask) -> threading.Thread:
-    """Start the background sync thread (its first sync right away); no-op if it runs."""
+def start(app: Flask, syncing: bool = True) -> threading.Thread:
+    """Start the background sync thread (its first sync right away); no-op if it runs.
+
+    syncing=False: the thread runs only the hooks (backups), as with SYNC_ENABLED false.
+    """
     job = app.extensions[EXTENSION]
+    job.syncing = syncing
     if running(app):
         return job.thread
     if job.thread is not None:  # a stopped thread still finishing a sync: never two loops

@@ -138,6 +138,9 @@ def serve(app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     ok, why = scheduler.should_start(app, need_central=False)
     if ok:
         scheduler.start(app)
+    elif not app.testing and not app.config.get("SYNC_ENABLED", True):
+        scheduler.start(app, syncing=False)  # no sync, but the backups go on
+        why += "; backups still run"
     log.info("background sync: %s (every %s s)", why, app.config.get("SYNC_INTERVAL"))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop_serving)

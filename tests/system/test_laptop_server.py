@@ -38,13 +38,14 @@ class LaptopServer:
     """`python -m lapsync.laptop --port 0` on a database file, connected to central."""
 
     def __init__(self, tmp_path: Path, database: Path, central: str, token: str,
-                 clock_file: Path | None = None):
+                 clock_file: Path | None = None, **extra: str):
         self.log_path = tmp_path / "server.out"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "LAPSYNC_"))}
         env.update(LAPSYNC_DATABASE=str(database), LAPSYNC_CENTRAL_URL=central,
                    LAPSYNC_CENTRAL_TOKEN=token, LAPSYNC_SYNC_INTERVAL=str(INTERVAL_S),
                    LAPSYNC_INSTANCE_CONFIG_FILE=str(tmp_path / "config.py"),
-                   LAPSYNC_LOG_DIR=str(tmp_path / "logs"), FLASK_SECRET_KEY="laptop-server-test")
+                   LAPSYNC_LOG_DIR=str(tmp_path / "logs"), FLASK_SECRET_KEY="laptop-server-test",
+                   **extra)
         if clock_file is not None:
             env.update(LD_PRELOAD=faketime_library(), FAKETIME_TIMESTAMP_FILE=str(clock_file),
                        FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
@@ -208,9 +209,12 @@ def test_a_server_on_a_port_already_taken_exits_with_a_message_not_a_traceback(t
     assert "Traceback" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize("sync", ["true", "false"])
 def test_sigterm_stops_the_server_as_ctrl_c_does_with_a_backup_at_shutdown(laptop_file,
-                                                                             tmp_path):
-    server = LaptopServer(tmp_path, laptop_file, "http://127.0.0.1:9", "unused-token")
+                                                                             tmp_path, sync):
+    """Also with the background sync turned off: backups are not part of the sync."""
+    server = LaptopServer(tmp_path, laptop_file, "http://127.0.0.1:9", "unused-token",
+                          LAPSYNC_SYNC_ENABLED=sync)
     backups = laptop_file.parent / "backups"
     try:
         db = connect(laptop_file)
