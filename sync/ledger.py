@@ -136,7 +136,8 @@ WHERE NOT EXISTS (SELECT 1 FROM device_runner_laps t
 
 
 def upsert_runner(conn: psycopg.Connection, runner: dict, newer_only: bool) -> dict | None:
-    """Write a runner (newer_only: if its (hlc, origin) wins); return id and merged_into, or None."""
+    """Write a runner (newer_only: if its (hlc, origin) wins); return id, merged_into and the
+    start number it now has, or None."""
     return conn.execute(RUNNER_UPSERT_NEWER if newer_only else RUNNER_UPSERT_ANY,
                         runner).fetchone()
 

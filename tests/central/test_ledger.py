@@ -233,7 +233,7 @@ def test_a_void_before_its_lap_is_stored_and_moves_no_total(central_db):
 
 def test_upsert_runner_newer_only_keeps_the_latest_by_hlc_then_origin(central_db):
     first = upsert_runner(central_db, runner("r1", hlc="1700000000000.0002"), newer_only=True)
-    assert first == {"id": "r1", "merged_into": None}
+    assert first == {"id": "r1", "merged_into": None, "start_number": 7}
     assert upsert_runner(central_db, runner("r1", name="Older", hlc="1700000000000.0001"),
                          newer_only=True) is None
     assert upsert_runner(central_db, runner("r1", name="Same", hlc="1700000000000.0002"),
@@ -241,13 +241,14 @@ def test_upsert_runner_newer_only_keeps_the_latest_by_hlc_then_origin(central_db
     assert stored_runner(central_db, "r1")["name"] == "Anna Berg"
     assert upsert_runner(central_db, runner("r1", name="Tie", hlc="1700000000000.0002",
                                             origin=LAPTOP_B), newer_only=True) == {
-        "id": "r1", "merged_into": None}
+        "id": "r1", "merged_into": None, "start_number": 7}
     assert stored_runner(central_db, "r1") == {
         "id": "r1", "start_number": 7, "name": "Tie", "class": "5a", "grade": 5,
         "hlc": "1700000000000.0002", "origin": LAPTOP_B}
     newer = runner("r1", start_number=8, name="Ann", class_="6b", grade=6,
                    hlc="1700000000000.0003", origin=LAPTOP_A)
-    assert upsert_runner(central_db, newer, newer_only=True) == {"id": "r1", "merged_into": None}
+    assert upsert_runner(central_db, newer, newer_only=True) == {"id": "r1", "merged_into": None,
+                                                                  "start_number": 8}
     assert stored_runner(central_db, "r1") == {k: v for k, v in newer.items()}
 
 
@@ -255,7 +256,8 @@ def test_upsert_runner_of_central_applies_whatever_the_stamp(central_db):
     upsert_runner(central_db, runner("r1", hlc="1700000000000.0009"), newer_only=True)
     before = central_db.execute("SELECT change_id FROM runner WHERE id = 'r1'").fetchone()["change_id"]
     older = runner("r1", start_number=9, name="Central", hlc="1700000000000.0001")
-    assert upsert_runner(central_db, older, newer_only=False) == {"id": "r1", "merged_into": None}
+    assert upsert_runner(central_db, older, newer_only=False) == {"id": "r1", "merged_into": None,
+                                                                   "start_number": 9}
     assert stored_runner(central_db, "r1") == older
     after = central_db.execute("SELECT change_id FROM runner WHERE id = 'r1'").fetchone()["change_id"]
     assert after > before
@@ -265,7 +267,7 @@ def test_upsert_runner_returns_merged_into(central_db):
     upsert_runner(central_db, runner("r1"), newer_only=False)
     central_db.execute("UPDATE runner SET merged_into = 'r2' WHERE id = 'r1'")
     assert upsert_runner(central_db, runner("r1", hlc="1700000000000.0002"), newer_only=True) == {
-        "id": "r1", "merged_into": "r2"}
+        "id": "r1", "merged_into": "r2", "start_number": 7}
 
 
 # ---- clashes ------------------------------------------------------------------------
