@@ -33,6 +33,7 @@ from . import (
     db,
     device_commands,
     devices,
+    events,
     health,
     live,
     result_sheets,
@@ -149,6 +150,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     users.init_app(app)
     user_views.init_app(app)
     settings.init_app(app)
+    events.init_app(app)
     api.init_app(app)
     review.init_app(app)
     clock_jumps.init_app(app)

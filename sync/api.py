@@ -19,7 +19,7 @@ from lapsync.protocol import (
 )
 from lapsync.protocol.columns import (COLUMNS_TYPE, JSON_TYPE, PUSH_CONTENT_TYPES, strict_json,
                                       validate_columns)
-from lapsync.protocol.limits import FOLLOWS_HEADER
+from lapsync.protocol.limits import EVENT_HEADER, FOLLOWS_HEADER
 
 from . import clock, sync_log
 from .blocks import block_settings, ensure_block
@@ -92,7 +92,8 @@ def push_view() -> Response:
     try:
         batch, after = read_push(), follows()
         with connection() as conn:
-            answer = push(conn, device, batch, max_ahead_ms=clock.bound_ms(), follows=after)
+            answer = push(conn, device, batch, max_ahead_ms=clock.bound_ms(), follows=after,
+                          event=request.headers.get(EVENT_HEADER))
     except InputError as exc:
         with connection() as conn:
             sync_log.record_failure(conn, device, "push", exc)

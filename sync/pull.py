@@ -11,6 +11,7 @@ from lapsync.protocol import MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
 from lapsync.protocol.limits import WITHHELD_HASH
 
 from .blocks import current_block
+from .events import current_event
 from .db import now_ms
 
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
@@ -144,7 +145,7 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
     touch_device(conn, device["id"], now)
     sent = [r for r in rows if not r["own"]]
     data = json.loads(f"[{','.join(r['data'] for r in sent)}]")
-    return {"protocol": PROTOCOL_VERSION, "server_time": now,
+    return {"protocol": PROTOCOL_VERSION, "server_time": now, "event": current_event(conn),
             "number_block": number_block or current_block(conn, device["id"]),
             "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
             "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],

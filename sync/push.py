@@ -28,6 +28,7 @@ from .clock_jumps import record_jumps
 from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
 from .derived import min_lap_ms
+from .events import check_event
 from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
 from .pushed_users import apply_user
 
@@ -267,7 +268,8 @@ def unapplied(changes: list[dict], last_seq: int) -> list[dict]:
 
 
 def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None,
-         max_ahead_ms: int = MAX_AHEAD_S * 1000, follows: int | None = None) -> dict:
+         max_ahead_ms: int = MAX_AHEAD_S * 1000, follows: int | None = None,
+         event: str | None = None) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
     FOLLOWS: the first seq of the batch the laptop sent just before this one and has no
@@ -275,6 +277,8 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
     FOLLOW_WAIT_S, a retry every FOLLOW_RETRY_S) instead of refused as a gap: it was sent
     first but may reach the write lock second. Anything else is refused at once. Such a
     batch's laps are counted before the lock (count_ahead), at the time it arrived.
+    EVENT: the event the laptop counts for (its Lapsync-Event header); another than
+    central's is refused (sync/events.py).
     """
     deadline, counted = time.monotonic() + FOLLOW_WAIT_S, None
     if follows is not None:
@@ -282,7 +286,7 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
         counted = count_ahead(conn, batch, now)
     while True:
         try:
-            return apply_push(conn, device, batch, now, max_ahead_ms, counted)
+            return apply_push(conn, device, batch, now, max_ahead_ms, counted, event)
         except ProtocolError as refused:
             if refused.code != "seq_gap" or follows is None \
                     or refused.extra["resume_from"] != follows or time.monotonic() >= deadline:
@@ -291,7 +295,7 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
 
 
 def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None,
-               max_ahead_ms: int, counted: Counted | None = None) -> dict:
+               max_ahead_ms: int, counted: Counted | None = None, event: str | None = None) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
     Replays are no-ops: seqs at or below the device's last applied seq are
@@ -305,6 +309,7 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
         # lookup per row), far slower for a big batch's thousands of rows than its own plan.
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
+        check_event(conn, event)
         last_seq = device["last_seq"]
         changes = unapplied(batch["changes"], last_seq)
         if changes and changes[0]["seq"] != last_seq + 1:

@@ -17,6 +17,8 @@ PUSH_ENCODINGS = (LAP_RUN, CLOCK_JUMPS)
 # A push request's header naming the first seq of the batch the laptop sent just before it
 # and has no answer to yet: central then waits for that batch instead of refusing a gap.
 FOLLOWS_HEADER = "Lapsync-Follows"
+# The event a pushing laptop counts for, as its last pull named it (sync/events.py).
+EVENT_HEADER = "Lapsync-Event"
 GZIP = "gzip"                      # a push body's Content-Encoding, if any
 PUSH_CONTENT_ENCODINGS = (GZIP,)   # Content-Encodings central accepts (push answer)
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")

@@ -1,0 +1,120 @@
+"""The event central counts for, and starting the next one (the school's run next year).
+
+Central holds one event at a time, named by an id in meta (event_id). Starting the next
+event archives the whole database first (a pg_dump under instance/central/archives/,
+owner-only), then empties everything that belongs to the event: runners, laps, voids,
+totals, review and clash state, the money side (pledges, payments, letters, freezes), the
+sync logs and number blocks; users, devices, their tokens and the settings stay. Both
+happen under the write lock, so no push lands between the archive and the wipe.
+
+Laptops learn the new id from their next pull (every page carries it) and start the
+event too (lapsync/laptop/new_event.py); a push that names the old event in its
+Lapsync-Event header is refused (409 event_changed), so nothing of last year reaches
+this year's counts.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import click
+import psycopg
+from flask import current_app
+from flask.cli import with_appcontext
+from flask_babel import gettext as _
+from psycopg.types.json import Jsonb
+
+from lapsync.ids import new_id
+from lapsync.protocol import ProtocolError, validate_setting
+
+from . import backup
+from .db import connection, database_url, get_meta, set_meta, write_transaction
+from .decisions import USER_ACTIONS, log_decision
+
+EVENT_KEY = "event_id"
+# Everything of one event, children first (foreign keys), emptied in one statement.
+EVENT_TABLES = ("kept_lap_pair", "frozen_amount", "event_freeze", "statement_line", "mail_out",
+                "money_log", "payment", "pledge", "class_teacher", "close_lap_pair",
+                "runner_last_lap", "lap_bucket", "total_change", "runner_total",
+                "device_runner_laps", "clash", "lap_void", "lap", "rejected_change",
+                "sync_failure", "clock_jump", "number_block", "runner")
+# The decision log keeps what is not the event's: users, devices, settings.
+KEPT_DECISIONS = (*USER_ACTIONS, "register_device", "revoke_device", "device_manage_users",
+                  "device_manage_roster", "settings", "new_event")
+
+
+def current_event(conn: psycopg.Connection) -> str:
+    """Return the id of the event central counts for (made by migration 0010)."""
+    return get_meta(conn, EVENT_KEY) or ""
+
+
+def check_event(conn: psycopg.Connection, named: str | None) -> None:
+    """Refuse a push that names another event than central's (409): the laptop has not
+    started this event yet, and its changes belong to the last one."""
+    current = current_event(conn)
+    if named is not None and named != current:
+        raise ProtocolError("event_changed", _(
+            "Central has started a new event: this laptop's changes belong to the last one. It "
+            "starts the new event at its next pull and sends only what is typed after that."),
+            409, event=current)
+
+
+def archive_path(instance_path: str, name: str | None) -> Path:
+    """Return a new archive file's path: instance/central/archives/event-NAME-TIME.dump."""
+    folder = Path(instance_path) / "archives"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name or "event").strip("-")[:60] or "event"
+    return folder / f"event-{slug}-{datetime.now():%Y%m%d-%H%M%S}.dump"
+
+
+def start_next_event(conn: psycopg.Connection, url: str, archive: Path, user_id: str | None,
+                     name: str, date: str | None) -> dict:
+    """Archive the database to ARCHIVE, empty the event's tables and start a new event.
+
+    Return how many rows each emptied table held. Nothing is emptied unless the archive
+    was written whole.
+    """
+    settings = {"event_name": validate_setting("event_name", name),
+                "event_date": validate_setting("event_date", date) if date else None}
+    with write_transaction(conn):
+        backup.dump(url, archive)  # the lock held: every writer waits, the dump is complete
+        counts = {table: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+                  for table in ("runner", "lap", "pledge")}
+        conn.execute(f"TRUNCATE {', '.join(EVENT_TABLES)}")
+        conn.execute("DELETE FROM decision WHERE NOT action = ANY(%s)", [list(KEPT_DECISIONS)])
+        conn.execute("UPDATE device SET laps_pushed = 0")
+        previous = current_event(conn)
+        set_meta(conn, EVENT_KEY, new_id())
+        for key, value in settings.items():  # a new change id: laptops pull it (no date: none)
+            conn.execute("DELETE FROM setting WHERE key = %s", [key])
+            if value is not None:
+                conn.execute("INSERT INTO setting (key, value, change_id) "
+                             "VALUES (%s, %s, nextval('change_id_seq'))", [key, Jsonb(value)])
+        if user_id is not None:
+            log_decision(conn, user_id, "new_event", [previous],
+                         {"name": name, "archive": archive.name, **counts})
+    return counts
+
+
+def init_app(app) -> None:
+    """Register the new-event command."""
+    app.cli.add_command(new_event_command)
+
+
+@click.command("new-event")
+@click.option("--name", required=True, help="The new event's name, e.g. 'Sponsorenlauf 2027'.")
+@click.option("--date", default=None, help="Its day, YYYY-MM-DD (optional).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def new_event_command(name: str, date: str | None, yes: bool) -> None:
+    """Archive central's database and start the next event: runners, laps and money start empty."""
+    if not yes:
+        click.confirm("Archive this event and empty its runners, laps, pledges and letters at "
+                      "central (users, devices and settings stay)?", abort=True)
+    archive = archive_path(current_app.instance_path, name)
+    with connection() as conn:
+        counts = start_next_event(conn, database_url(current_app), archive, None, name, date)
+    click.echo(f"Archived the last event to {archive} ({counts['runner']} runners, "
+               f"{counts['lap']} laps, {counts['pledge']} pledges). Started {name!r}: laptops "
+               "start it at their next sync.")
