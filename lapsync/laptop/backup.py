@@ -12,9 +12,7 @@ Restoring is restore.py's job; this module only makes and finds snapshots.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
 import sqlite3
 import threading
@@ -30,7 +28,7 @@ except ImportError:  # Windows: its own byte-range locks
     import msvcrt
 
 from . import scheduler
-from .db import OWNER_ONLY, connect
+from .db import connect, snapshot
 
 DEFAULTS = {"BACKUP_KEEP": 12, "BACKUP_INTERVAL": 300}  # 12 snapshots, 5 minutes apart
 FILE_NAME = re.compile(r"^lapsync-(\d{6})-[0-9T]+\.sqlite$")
@@ -43,24 +41,6 @@ def mark(conn: sqlite3.Connection) -> str:
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'change'").fetchone()
     cursor = conn.execute("SELECT value FROM meta WHERE key = 'pull_cursor'").fetchone()
     return f"{seq[0] if seq else 0}:{cursor[0] if cursor else 0}"
-
-
-def snapshot(source: sqlite3.Connection, target: Path) -> Path:
-    """Copy the database of SOURCE into TARGET (a new, whole, owner-only file); return TARGET."""
-    part = target.with_name(target.name + ".part")
-    with contextlib.suppress(FileNotFoundError):
-        part.unlink()  # left by a snapshot that was cut off
-    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY))
-    copy = sqlite3.connect(part)
-    try:
-        source.backup(copy)  # all pages in one step: one consistent read of the source
-        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
-    finally:
-        copy.close()
-    with open(part, "r+b") as handle:  # writable: Windows flushes only such a handle
-        os.fsync(handle.fileno())
-    os.replace(part, target)
-    return target
 
 
 def folder(app: Flask) -> Path:

@@ -219,3 +219,21 @@ def init_app(app: Flask) -> None:
     app.extensions[POOL] = queue.SimpleQueue()
     app.teardown_appcontext(close_db)
     app.cli.add_command(init_db_command)
+
+
+def snapshot(source: sqlite3.Connection, target: Path) -> Path:
+    """Copy the database of SOURCE into TARGET (a new, whole, owner-only file); return TARGET."""
+    part = target.with_name(target.name + ".part")
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()  # left by a snapshot that was cut off
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY))
+    copy = sqlite3.connect(part)
+    try:
+        source.backup(copy)  # all pages in one step: one consistent read of the source
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+    finally:
+        copy.close()
+    with open(part, "r+b") as handle:  # writable: Windows flushes only such a handle
+        os.fsync(handle.fileno())
+    os.replace(part, target)
+    return target

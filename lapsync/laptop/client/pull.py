@@ -24,6 +24,7 @@ from lapsync.protocol.pull import pulled_flag
 
 from .. import clock
 from ..db import PENDING, device_id, get_meta, now_ms, set_meta, transaction
+from ..new_event import follow_event
 from ..numbers import store_block
 from .realign import acked_seq
 from .transport import (
@@ -336,6 +337,11 @@ def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> Non
         if status == 409:
             cursor = restart_pull(db, central, page, restarted, result)
             restarted = True
+            continue
+        event = page.get("event")
+        if isinstance(event, str) and 0 < len(event) <= 64 and follow_event(db, event):
+            result.new_event = result.resend = True  # the last event's page: from the start
+            cursor = 0
             continue
         changes, next_cursor, more = check_page(page, cursor)
         apply_page(db, changes, next_cursor, result, page.get("number_block", NOT_SENT),

@@ -13,9 +13,10 @@ from lapsync.protocol.encode_columns import ColumnBatch
 
 from .. import clock, clockwatch
 from ..db import PENDING, device_id, get_meta, move_pushed_mark, now_ms, set_meta, transaction
+from ..new_event import EVENT_KEY
 from .batch import Batch, encode_batch, encode_for
 from .realign import close_hole, realign
-from .transport import PROTOCOL, REFUSED, Central, SyncError, SyncResult, as_seq
+from .transport import PROTOCOL, REFUSED, Central, EventChanged, SyncError, SyncResult, as_seq
 
 MAX_BATCHES_PER_RUN = 10_000      # a run always ends
 # Batches sent before the first of them is answered: central reads and checks the next
@@ -129,6 +130,8 @@ def send(central: Central, laptop_id: str, batch: Batch | ColumnBatch,
 def settle(db: sqlite_utils.Database, central: Central, status: int, answer: dict,
            sent: int, received: int, result: SyncResult) -> int | None:
     """Mark what central's answer to a batch acknowledged; return the next start."""
+    if status == 409 and answer.get("error") == "event_changed":
+        raise EventChanged(f"central answered 409: {answer.get('message', '')}"[:300])
     acked = as_seq(answer.get("acked_seq"), "acked_seq")
     check_acked(db, acked)
     if status == 409:
@@ -200,6 +203,7 @@ def push(db: sqlite_utils.Database, central: Central, result: SyncResult,
     and checks it meanwhile, and applies it after n); this laptop then encodes n + 2 and
     marks n pushed. A batch is marked only after central's answer to it.
     """
+    central.event = get_meta(db, EVENT_KEY)  # named in every push: central refuses the last event's
     realign(db, central)  # a restored snapshot: first learn where central has this laptop
     start = first_pending(db)
     # The backlog found now: laps typed meanwhile go with the next sync, so that a

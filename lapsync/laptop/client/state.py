@@ -18,6 +18,7 @@ from .transport import (
     AUTH,
     TRANSIENT,
     Central,
+    EventChanged,
     SyncError,
     SyncResult,
     central_from_config,
@@ -129,6 +130,8 @@ def sync_once(db: sqlite_utils.Database, central: Central, force: bool = False,
                 raise
             push_error = exc  # a refused batch must not stop the roster arriving
         pull(db, central, result)
+        if isinstance(push_error, EventChanged) and result.new_event:
+            push_error = None  # refused as the last event's; the new one's goes now
         if result.resend and not push_error:
             push(db, central, result, progress)
         if push_error:

@@ -13,7 +13,7 @@ import requests
 
 from lapsync import hlc, protocol
 from lapsync.protocol.columns import COLUMNS_TYPE, JSON_TYPE, MAGIC
-from lapsync.protocol.limits import FOLLOWS_HEADER
+from lapsync.protocol.limits import EVENT_HEADER, FOLLOWS_HEADER
 
 T = TypeVar("T")
 TRANSIENT, AUTH, REFUSED, PROTOCOL = "transient", "auth", "refused", "protocol"
@@ -33,6 +33,13 @@ class SyncError(Exception):
         self.kind, self.message, self.status = kind, message, status
 
 
+class EventChanged(SyncError):
+    """Central started the next event: it refuses this laptop's changes of the last one."""
+
+    def __init__(self, message: str):
+        super().__init__(REFUSED, message, 409)
+
+
 @dataclass
 class SyncResult:
     """What one sync run moved, and why it stopped early if it did."""
@@ -43,6 +50,7 @@ class SyncResult:
     skipped: str | None = None
     error: SyncError | None = None
     resend: bool = False  # central lost changes it had acknowledged (restored): push them again
+    new_event: bool = False  # central started the next event: this laptop started it too
 
     @property
     def pulled_total(self) -> int:
@@ -76,6 +84,7 @@ class Central:
         self.content_types: set[str] = set()      # push body types central announced (JSON always)
         self.link_rate: float | None = None  # bytes/s to central, from the last large push
         self.gzip: bool | None = None        # None: when the link is slow; True/False: forced
+        self.event: str | None = None        # the event this laptop counts for (its last pull)
 
     @property
     def fingerprint(self) -> str:
@@ -137,6 +146,8 @@ class Central:
         headers = {"Content-Type": content_type}
         if follows is not None:
             headers[FOLLOWS_HEADER] = str(follows)
+        if self.event:
+            headers[EVENT_HEADER] = self.event
         if self.compressing():
             body = self.compress(body)
             headers["Content-Encoding"] = protocol.GZIP

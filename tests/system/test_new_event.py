@@ -1,0 +1,91 @@
+"""Next year's event: central archives and empties the last one, a laptop follows at its next
+sync, and nothing of the last event reaches the new one's counts.
+
+A real laptop database and central's real API over HTTP on loopback (live_central).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import psycopg
+import requests
+from psycopg.rows import dict_row
+
+from lapsync.laptop.client.state import sync_once
+from lapsync.laptop.client.transport import Central
+from lapsync.laptop.db import get_meta
+from lapsync.laptop.laps import record_lap
+from lapsync.protocol.limits import EVENT_HEADER
+from sync import backup, roster
+from sync.events import current_event, start_next_event
+from tests.pg import register
+
+
+def tom(db) -> str:
+    """Return the laptop's teacher tom."""
+    return db.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
+
+
+def central_rows(url: str, sql: str) -> list[dict]:
+    """Read central's database on a connection of its own."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_a_laptop_follows_centrals_next_event_and_last_years_laps_stay_out(
+        db, tmp_path, live_central, central_db, central_users, pg_url):
+    central = Central(live_central, register(central_db, "laptop-a", manage_users=True))
+    roster.add_runner(central_db, 1, "Anna Berg", "5a", 5)
+    assert sync_once(db, central).error is None
+    first_event = get_meta(db, "event_id")
+    assert first_event == current_event(central_db)
+    for _ in range(2):
+        record_lap(db, 1, tom(db), 0, confirm=True)
+    assert sync_once(db, central).error is None
+    late = record_lap(db, 1, tom(db), 0, confirm=True)["lap"]["id"]   # not sent before the switch
+
+    archive = tmp_path / "event-2026.dump"
+    counts = start_next_event(central_db, pg_url, archive, central_users["ada"],
+                              "Sponsorenlauf 2027", "2027-06-25")
+    assert counts == {"runner": 1, "lap": 2, "pledge": 0}
+    assert backup.dump_version(pg_url, archive) > 0                    # the last event, whole
+    assert central_rows(pg_url, "SELECT count(*) AS n FROM lap")[0]["n"] == 0
+    roster.add_runner(central_db, 1, "Ida Neu", "5a", 5)              # this year's number 1
+
+    result = sync_once(db, central)
+    assert result.error is None and result.new_event
+    assert get_meta(db, "event_id") == current_event(central_db) != first_event
+    assert [r[0] for r in db.execute("SELECT name FROM runner")] == ["Ida Neu"]
+    assert db.execute("SELECT count(*) FROM lap").fetchone() == (0,)
+    assert get_meta(db, "setting:event_name") == '"Sponsorenlauf 2027"'
+    kept = list((tmp_path / "backups").glob(f"event-{first_event}-*.sqlite"))
+    assert len(kept) == 1                                              # last year, on the laptop
+    with sqlite3.connect(kept[0]) as old:
+        assert old.execute("SELECT count(*) FROM lap WHERE id = ?", [late]).fetchone() == (1,)
+
+    record_lap(db, 1, tom(db), 0, confirm=True)
+    assert sync_once(db, central).error is None
+    laps = central_rows(pg_url, "SELECT r.name, t.laps FROM runner_total t "
+                                "JOIN runner r ON r.id = t.runner_id")
+    assert laps == [{"name": "Ida Neu", "laps": 1}]                    # not Anna's, not the late one
+    assert sync_once(db, central).error is None and sync_once(db, central).pushed == 0
+
+
+def test_a_push_naming_the_last_event_is_refused_and_changes_nothing(
+        db, live_central, central_db, tmp_path, pg_url):
+    token = register(central_db, "laptop-a", manage_users=True)
+    roster.add_runner(central_db, 1, "Anna Berg", "5a", 5)
+    assert sync_once(db, Central(live_central, token)).error is None
+    old = get_meta(db, "event_id")
+    start_next_event(central_db, pg_url, tmp_path / "archive.dump", None, "Lauf 2027", None)
+    record_lap(db, 1, tom(db), 0, confirm=True)
+    seq, lap_id, payload = db.execute("SELECT seq, entity_id, payload FROM change "
+                                      "WHERE entity = 'lap'").fetchone()
+    body = {"protocol": 1, "device_id": get_meta(db, "device_id"), "device_time": 1,
+            "changes": [{"seq": seq, "entity": "lap", "id": lap_id, "data": json.loads(payload)}]}
+    answer = requests.post(f"{live_central}/api/v1/push", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {token}", EVENT_HEADER: old})
+    assert answer.status_code == 409
+    assert answer.json()["error"] == "event_changed" and answer.json()["event"] != old
+    assert central_rows(pg_url, "SELECT count(*) AS n FROM lap")[0]["n"] == 0
