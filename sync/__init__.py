@@ -129,6 +129,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         # Central's address as laptops reach it, put in the devices page's connect codes
         # (sync/connect_code.py); unset: the address the admin's browser uses.
         PUBLIC_URL=None,
+        # Where starting the next event leaves the archive of the last (sync/events.py);
+        # unset: instance/central/archives.
+        ARCHIVE_DIR=None,
     ), test_config)
     csrf.init_app(app)
     i18n.init_app(app)

@@ -92,6 +92,11 @@ def describe(action: str, d: dict) -> str:
         return _("Revoked the token of device %(name)s.", name=d.get("name"))
     if action in USER_ACTIONS:
         return describe_user(action, d)
+    if action == "new_event":
+        return _("Archived the last event (%(runners)s runners, %(laps)s laps, %(pledges)s "
+                 "pledges) as %(archive)s and started %(name)s.", runners=d.get("runner"),
+                 laps=d.get("lap"), pledges=d.get("pledge"), archive=d.get("archive"),
+                 name=d.get("name"))
     if action == "settings":
         changes = ", ".join(f"{SETTING_LABELS.get(key, key)} = {setting_value(value.get('to'))}"
                             for key, value in sorted(d.items()))

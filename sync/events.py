@@ -20,17 +20,22 @@ from pathlib import Path
 
 import click
 import psycopg
-from flask import current_app
+from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 from psycopg.types.json import Jsonb
 
+from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import ProtocolError, validate_setting
 
 from . import backup
-from .db import connection, database_url, get_meta, set_meta, write_transaction
+from .auth import admin_required
+from .db import connection, database_url, get_db, get_meta, set_meta, write_transaction
 from .decisions import USER_ACTIONS, log_decision
+from .settings import render_page
+
+bp = Blueprint("events", __name__, url_prefix="/settings")
 
 EVENT_KEY = "event_id"
 # Everything of one event, children first (foreign keys), emptied in one statement.
@@ -60,9 +65,9 @@ def check_event(conn: psycopg.Connection, named: str | None) -> None:
             409, event=current)
 
 
-def archive_path(instance_path: str, name: str | None) -> Path:
-    """Return a new archive file's path: instance/central/archives/event-NAME-TIME.dump."""
-    folder = Path(instance_path) / "archives"
+def archive_path(app, name: str | None) -> Path:
+    """Return a new archive file's path: ARCHIVE_DIR (instance/central/archives)/event-NAME-TIME.dump."""
+    folder = Path(app.config.get("ARCHIVE_DIR") or Path(app.instance_path) / "archives")
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name or "event").strip("-")[:60] or "event"
     return folder / f"event-{slug}-{datetime.now():%Y%m%d-%H%M%S}.dump"
@@ -97,8 +102,50 @@ def start_next_event(conn: psycopg.Connection, url: str, archive: Path, user_id:
     return counts
 
 
+def next_event_errors(form) -> dict[str, str]:
+    """Return what is wrong with the next-event form, by field (nothing: it may go)."""
+    errors = {}
+    for key in ("event_name", "event_date"):
+        value = form.get(key, "").strip()
+        if key == "event_name" and not value:
+            errors[key] = _("Name the next event.")
+        elif value:
+            try:
+                validate_setting(key, value)
+            except InputError:
+                errors[key] = _("Type a date like 2027-06-25.") if key == "event_date" \
+                    else _("The name may have at most 100 characters.")
+    if form.get("confirm") != "1":
+        errors["confirm"] = _("Tick the box to confirm that this event's data may leave central.")
+    return errors
+
+
+@bp.post("/next-event")
+@admin_required
+def next_event():
+    """Archive this event and start the next one; a refused form changes nothing."""
+    errors = next_event_errors(request.form)
+    if errors:
+        return render_page(400, event_errors=errors, event_typed=dict(request.form))
+    name, date = request.form["event_name"].strip(), request.form.get("event_date", "").strip()
+    archive = archive_path(current_app, name)
+    try:
+        counts = start_next_event(get_db(), database_url(current_app), archive, g.user["id"],
+                                  name, date or None)
+    except click.ClickException as exc:  # pg_dump failed: nothing was emptied
+        raise InputError("archive_failed", _("The archive could not be written, so nothing "
+                                             "was changed: %(reason)s", reason=exc.message),
+                         503) from exc
+    flash(_("Started %(name)s. The last event (%(runners)s runners, %(laps)s laps, %(pledges)s "
+            "pledges) is archived on the server as %(file)s. Laptops start the new event at "
+            "their next sync.", name=name, runners=counts["runner"], laps=counts["lap"],
+            pledges=counts["pledge"], file=archive.name))
+    return redirect(url_for("settings.index"))
+
+
 def init_app(app) -> None:
-    """Register the new-event command."""
+    """Register the next-event form's view and the new-event command."""
+    app.register_blueprint(bp)
     app.cli.add_command(new_event_command)
 
 
@@ -112,7 +159,7 @@ def new_event_command(name: str, date: str | None, yes: bool) -> None:
     if not yes:
         click.confirm("Archive this event and empty its runners, laps, pledges and letters at "
                       "central (users, devices and settings stay)?", abort=True)
-    archive = archive_path(current_app.instance_path, name)
+    archive = archive_path(current_app, name)
     with connection() as conn:
         counts = start_next_event(conn, database_url(current_app), archive, None, name, date)
     click.echo(f"Archived the last event to {archive} ({counts['runner']} runners, "

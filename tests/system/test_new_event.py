@@ -10,6 +10,7 @@ import sqlite3
 
 import psycopg
 import requests
+from playwright.sync_api import expect
 from psycopg.rows import dict_row
 
 from lapsync.laptop.client.state import sync_once
@@ -19,7 +20,7 @@ from lapsync.laptop.laps import record_lap
 from lapsync.protocol.limits import EVENT_HEADER
 from sync import backup, roster
 from sync.events import current_event, start_next_event
-from tests.pg import register
+from tests.pg import CENTRAL_PASSWORD, register
 
 
 def tom(db) -> str:
@@ -89,3 +90,43 @@ def test_a_push_naming_the_last_event_is_refused_and_changes_nothing(
     assert answer.status_code == 409
     assert answer.json()["error"] == "event_changed" and answer.json()["event"] != old
     assert central_rows(pg_url, "SELECT count(*) AS n FROM lap")[0]["n"] == 0
+
+
+def test_the_organiser_starts_next_years_event_on_the_settings_page_in_german(
+        central_app, live_central, central_db, central_users, browser, tmp_path):
+    central_app.config["ARCHIVE_DIR"] = str(tmp_path / "archives")
+    roster.add_runner(central_db, 1, "Anna Berg", "5a", 5)
+    context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(f"{live_central}/login?next=/settings/")
+        page.locator("input[name=name]").press_sequentially("ada", delay=20)
+        page.locator("input[name=password]").press_sequentially(CENTRAL_PASSWORD, delay=20)
+        page.keyboard.press("Enter")
+        form = page.locator("#next-event-form")
+        form.get_by_label("Name der nächsten Veranstaltung").press_sequentially(
+            "Sponsorenlauf 2027", delay=30)
+        form.get_by_role("button", name="Diese Veranstaltung archivieren und die nächste "
+                                        "beginnen").click()
+        expect(page.locator("#next-event-error")).to_contain_text("Es wurde nichts geändert")
+        expect(page.locator("#next-confirm-error")).to_be_visible()
+        assert central_rows_count(central_db, "runner") == 1
+        assert not list((tmp_path / "archives").glob("*.dump"))
+        form.get_by_label("Ich habe, was ich von dieser Veranstaltung brauche").check()
+        form.get_by_role("button", name="Diese Veranstaltung archivieren und die nächste "
+                                        "beginnen").click()
+        expect(page.locator(".flash")).to_contain_text("Sponsorenlauf 2027 begonnen")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+    assert central_rows_count(central_db, "runner") == 0
+    assert len(list((tmp_path / "archives").glob("event-Sponsorenlauf-2027-*.dump"))) == 1
+    assert central_db.execute("SELECT value FROM setting WHERE key = 'event_name'").fetchone()[
+        "value"] == "Sponsorenlauf 2027"
+    logged = central_db.execute("SELECT action, details FROM decision").fetchall()
+    assert [row["action"] for row in logged] == ["new_event"]   # the last event's are archived
+
+
+def central_rows_count(conn, table: str) -> int:
+    """Count a central table's rows."""
+    return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
