@@ -36,6 +36,15 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def type_login_to(page, url: str, path: str, name: str, password: str) -> None:
+    """Log in by typing on the login form in any language and land on PATH."""
+    page.goto(f"{url}/login?next={path}")
+    page.locator("input[name=name]").press_sequentially(name, delay=20)
+    page.locator("input[name=password]").press_sequentially(password, delay=20)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+
+
 def type_login(page, url: str, name: str, password: str) -> None:
     """Log in on an app's English login form by typing, as a person does."""
     page.goto(f"{url}/login")

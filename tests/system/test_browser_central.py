@@ -20,6 +20,7 @@ import requests
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
+from lapsync.devkit.browser import type_login_to
 from lapsync.ids import new_id
 from lapsync.laptop import create_app as create_laptop
 from lapsync.laptop.client.state import sync_once
@@ -291,11 +292,7 @@ def test_the_keyboard_skips_the_menu_and_the_menu_marks_the_page(live_central, c
     context = browser.new_context(locale="de-DE")
     try:
         page = context.new_page()
-        page.goto(f"{live_central}/login?next=/settings/")
-        page.locator("input[name=name]").press_sequentially("ada", delay=20)
-        page.locator("input[name=password]").press_sequentially(CENTRAL_PASSWORD, delay=20)
-        page.keyboard.press("Enter")
-        expect(page).to_have_url(re.compile(r"/settings/$"))
+        type_login_to(page, live_central, "/settings/", "ada", CENTRAL_PASSWORD)
         page.keyboard.press("Tab")                          # the first stop: past the menu
         skip = page.locator("a.skip-link")
         expect(skip).to_be_focused()

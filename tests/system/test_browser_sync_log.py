@@ -11,6 +11,7 @@ import re
 import requests
 from playwright.sync_api import expect
 
+from lapsync.devkit.browser import type_login_to
 from sync.devices import revoke_device
 from tests.pg import CENTRAL_PASSWORD, Outbox, register
 
@@ -78,10 +79,7 @@ def test_the_logs_page_says_why_a_request_was_refused_in_german(
     context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
     try:
         page = context.new_page()
-        page.goto(f"{live_central}/login?next=/logs/")
-        page.locator("input[name=name]").press_sequentially("ada", delay=10)
-        page.locator("input[name=password]").press_sequentially(CENTRAL_PASSWORD, delay=10)
-        page.locator("input[name=password]").press("Enter")
+        type_login_to(page, live_central, "/logs/", "ada", CENTRAL_PASSWORD)
         failure = page.locator('section[data-device="gym"] tr.failure[data-error="device_mismatch"]')
         expect(failure).to_contain_text("Das Gerät 'gym' gehört zu einem anderen Laptop: "
                                         "Registrieren Sie für diesen ein eigenes Gerät.")

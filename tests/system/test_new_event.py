@@ -13,6 +13,7 @@ import requests
 from playwright.sync_api import expect
 from psycopg.rows import dict_row
 
+from lapsync.devkit.browser import type_login_to
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
 from lapsync.laptop.db import get_meta
@@ -99,10 +100,7 @@ def test_the_organiser_starts_next_years_event_on_the_settings_page_in_german(
     context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
     try:
         page = context.new_page()
-        page.goto(f"{live_central}/login?next=/settings/")
-        page.locator("input[name=name]").press_sequentially("ada", delay=20)
-        page.locator("input[name=password]").press_sequentially(CENTRAL_PASSWORD, delay=20)
-        page.keyboard.press("Enter")
+        type_login_to(page, live_central, "/settings/", "ada", CENTRAL_PASSWORD)
         form = page.locator("#next-event-form")
         form.get_by_label("Name der nächsten Veranstaltung").press_sequentially(
             "Sponsorenlauf 2027", delay=30)
