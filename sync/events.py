@@ -57,8 +57,10 @@ def current_event(conn: psycopg.Connection) -> str:
 def check_event(conn: psycopg.Connection, named: str | None) -> None:
     """Refuse a push that names another event than central's (409): the laptop has not
     started this event yet, and its changes belong to the last one."""
+    if named is None:  # a laptop that never pulled: its changes are this event's
+        return
     current = current_event(conn)
-    if named is not None and named != current:
+    if named != current:
         raise ProtocolError("event_changed", _(
             "Central has started a new event: this laptop's changes belong to the last one. It "
             "starts the new event at its next pull and sends only what is typed after that."),
@@ -77,8 +79,8 @@ def start_next_event(conn: psycopg.Connection, url: str, archive: Path, user_id:
                      name: str, date: str | None) -> dict:
     """Archive the database to ARCHIVE, empty the event's tables and start a new event.
 
-    Return how many rows each emptied table held. Nothing is emptied unless the archive
-    was written whole.
+    Return how many runners, laps and pledges the last event had. Nothing is emptied
+    unless the archive was written whole.
     """
     settings = {"event_name": validate_setting("event_name", name),
                 "event_date": validate_setting("event_date", date) if date else None}
