@@ -307,3 +307,22 @@ def test_the_keyboard_skips_the_menu_and_the_menu_marks_the_page(live_central, c
         expect(current).to_have_attribute("href", "/settings/")
     finally:
         context.close()
+
+
+def test_after_saving_the_focus_is_on_what_was_done_and_the_next_tab_in_the_page(
+        live_central, central_users, browser):
+    context = browser.new_context(locale="de-DE")
+    try:
+        page = context.new_page()
+        type_login_to(page, live_central, "/settings/", "ada", CENTRAL_PASSWORD)
+        field = page.get_by_label("Meter pro Runde")
+        field.fill("")
+        field.press_sequentially("400", delay=30)
+        field.press("Enter")
+        said = page.locator("main > .flash")
+        expect(said).to_contain_text("Einstellungen gespeichert")
+        expect(said).to_be_focused()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('main') !== null")
+    finally:
+        context.close()

@@ -3,6 +3,7 @@
 // in the browser's history (error pages' "Go back"); a button with data-action="copy"
 // copies the text of the element its data-copy selector names (a token, a connect code)
 // and then says data-copied. Copy buttons come hidden and show only where this script runs.
+// A flash message after a form's redirect gets the focus (below).
 (function () {
   "use strict";
 
@@ -40,6 +41,15 @@
   document.querySelectorAll("[data-action='copy'][hidden]").forEach(function (button) {
     button.hidden = false;
   });
+
+  // A page that says what an action did (a flash after the form's redirect) puts the focus
+  // on that message, unless a field asks for it: a screen reader reads it, and the next
+  // Tab goes on into the page instead of through the menu again.
+  var said = document.querySelector("main > .flash");
+  if (said && !document.querySelector("[autofocus]") && !window.location.hash) {
+    said.tabIndex = -1;
+    said.focus({preventScroll: true});
+  }
 
   document.addEventListener("click", function (event) {
     var target = event.target.closest ? event.target.closest("[data-action='print'], [data-action='copy'], a[href='#back']") : null;
