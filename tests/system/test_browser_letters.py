@@ -92,8 +92,8 @@ def test_reminders_in_english_carry_the_open_amount(browser, live_central, centr
     try:
         page.goto(f"{live_central}/sponsors/letters")
         # Each class's links say which class in their names (a screen reader's list of links).
-        expect(page.get_by_role("link", name="Reminders: Class 5a", exact=True)).to_have_count(1)
-        page.get_by_role("link", name="Reminders: Class 5a", exact=True).click()
+        expect(page.get_by_role("link", name="Reminders (Class 5a)", exact=True)).to_have_count(1)
+        page.get_by_role("link", name="Reminders (Class 5a)", exact=True).click()
         letters = page.locator("article.letter")
         expect(letters).to_have_count(3)
         page.emulate_media(media="print")
