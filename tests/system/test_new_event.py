@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import expect
 from psycopg.rows import dict_row
 
-from lapsync.devkit.browser import type_login_to
+from lapsync.devkit.browser import served, type_login, type_login_to
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
 from lapsync.laptop.db import get_meta
@@ -21,6 +21,7 @@ from lapsync.laptop.laps import record_lap
 from lapsync.protocol.limits import EVENT_HEADER
 from sync import backup, roster
 from sync.events import current_event, start_next_event
+from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD, register
 
 
@@ -128,3 +129,25 @@ def test_the_organiser_starts_next_years_event_on_the_settings_page_in_german(
 def central_rows_count(conn, table: str) -> int:
     """Count a central table's rows."""
     return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+
+
+def test_an_open_lap_page_drops_the_last_events_laps_once_the_laptop_follows(
+        app, db, live_central, central_db, pg_url, tmp_path, browser):
+    central = Central(live_central, register(central_db, "laptop-a", manage_users=True))
+    roster.add_runner(central_db, 1, "Anna Berg", "5a", 5)
+    assert sync_once(db, central).error is None
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        with served(app) as url:
+            type_login(page, url, "tom", PASSWORD)
+            page.locator("#lap-form[data-pending]").wait_for()
+            page.keyboard.type("1", delay=40)
+            page.keyboard.press("Enter")
+            rows = page.locator("#recent tbody tr[data-lap]")
+            expect(rows).to_have_count(1)
+            start_next_event(central_db, pg_url, tmp_path / "archive.dump", None, "Lauf 2027", None)
+            assert sync_once(db, central).new_event
+            expect(rows).to_have_count(0, timeout=8_000)    # no Void for a lap that is gone
+    finally:
+        context.close()

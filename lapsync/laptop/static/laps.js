@@ -574,6 +574,13 @@
       }
       older = row;
     }
+    if (laps.length < RECENT_ROWS) {  // the laptop has no other laps: a row not listed is gone
+      var listed = {};                // (central started the next event and it emptied them)
+      laps.forEach(function (lap) { listed[lap.id] = true; });
+      Array.prototype.forEach.call(recent.querySelectorAll("tr[data-lap]"), function (tr) {
+        if (!listed[tr.dataset.lap]) tr.parentNode.removeChild(tr);
+      });
+    }
     while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
   }
 
