@@ -50,8 +50,9 @@ def js_strings() -> dict[str, str]:
         "count_anyway": _("Count it anyway"),
         "warning_left": _("Not counted: {name} ({number}) was counted {seconds} s ago."),
         "not_counted_row": _("Not counted: counted {seconds} s before"),
-        "choose_hint": _("Press 1–{n} to count for that runner, Esc to cancel. Typing the next "
-                         "number leaves it uncounted (listed below)."),
+        "choose_hint": _("Type 1–{n} and Enter to count for that runner, Esc to cancel. Typing "
+                         "another number leaves it uncounted (listed below)."),
+        "choose_below": _("Choose the runner in the list below."),
         "choice_row": _("Not counted: start number {number} belongs to {n} runners"),
         "count_for": _("Count for {name}"),
         "choice_cancelled": _("No runner chosen: nothing was recorded."),

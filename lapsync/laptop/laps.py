@@ -145,6 +145,8 @@ LAP_CONTEXT_SQL = CONTEXT_SQL.format(runners="runner.start_number = :number")
 # A number only a merged runner had (the child still wears that bib): the lap counts for the
 # runner it was merged into, as central counts that runner's laps.
 MERGED_CONTEXT_SQL = CONTEXT_SQL.format(runners=MERGED_INTO)
+# A runner the helper chose by name (a choice, a warning confirmed): counted by its id.
+CHOSEN_CONTEXT_SQL = CONTEXT_SQL.format(runners="runner.id = :id")
 RUNNER_FIELDS = ("id", "start_number", "name", "class", "grade")
 
 
@@ -161,6 +163,9 @@ def lap_context(db: sqlite_utils.Database, start_number: int, runner_id: str | N
             return known
     if runner_id:
         found = [row for row in found if row[0] == runner_id]
+        if not found:  # the runner the helper chose by name has another number by now
+            found = db.execute(CHOSEN_CONTEXT_SQL, {"number": start_number, "key": client_key,
+                                                    "id": runner_id}).fetchall()
     if len(found) != 1:  # pick_runner's refusal: nobody, or a choice to make
         pick_runner(db, start_number, runner_id)
     row = found[0]

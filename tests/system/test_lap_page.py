@@ -320,6 +320,8 @@ def test_numbers_left_uncounted_keep_a_row_that_counts_them_by_its_button(contex
     assert laptop.laps() == ["1", "2", "3"]
 
     rows.filter(has_text="Ben Cruz").get_by_role("button", name="Count it anyway").click()
+    feedback_is(page, "warn", "Ben Cruz (2) was counted")   # asked again: it is still too soon
+    read_then_enter(page)
     feedback_is(page, "good", "Ben Cruz")
     expect(page.locator("#feedback .count")).to_have_text("2")
     expect(page.locator("#start_number")).to_be_focused()
@@ -365,30 +367,38 @@ def clash(laptop: Laptop) -> str:
     return "r-dora"
 
 
-def test_a_shared_number_is_chosen_with_the_digit_keys(context, laptop):
+def test_a_shared_number_is_chosen_with_a_digit_and_enter(context, laptop):
     dora = clash(laptop)
     page = open_lap_page(context, laptop)
     typed(page, "17")
     feedback = page.locator("#feedback")
     feedback_is(page, "warn", "belongs to 2 runners")
-    expect(feedback).to_contain_text("Press 1–2 to count for that runner, Esc to cancel")
+    expect(feedback).to_contain_text("Type 1–2 and Enter to count for that runner, Esc to cancel")
     expect(feedback.locator("button.pick")).to_have_text(["1 Cleo Dahl (6b)", "2 Dora Eck (6b)"])
-    page.keyboard.press("2")
+    page.wait_for_timeout(400)                   # a look at the choice, then
+    page.keyboard.type("2", delay=120)
+    expect(page.locator("#start_number")).to_have_value("2")  # typed, as every key
+    page.keyboard.press("Backspace")             # taken back: nothing happens
+    page.keyboard.type("2", delay=120)
+    page.keyboard.press("Enter")
     feedback_is(page, "good", "Dora Eck")
-    expect(page.locator("#start_number")).to_have_value("")  # the key was not typed
+    expect(page.locator("#start_number")).to_have_value("")
     assert laptop.lap_runner_ids() == [dora]
 
     typed(page, "17")
     feedback_is(page, "warn", "belongs to 2 runners")
-    scan(page, "12")  # a scan while the choice shows: the next number, nobody picked
-    feedback_is(page, "bad", "No runner has start number 12")
-    assert laptop.lap_runner_ids() == [dora]
-
-    typed(page, "17")
-    feedback_is(page, "warn", "belongs to 2 runners")
-    typed(page, "2", delay=110)  # the helper types on: Ben Cruz's 2, not the choice "2"
+    scan(page, "2")                              # a scanner's bib 2 is the number 2, no pick
     feedback_is(page, "good", "Ben Cruz")
     assert laptop.lap_runner_ids() == [dora, laptop.runners[2]]
+
+    typed(page, "17")
+    feedback_is(page, "warn", "belongs to 2 runners")
+    page.wait_for_timeout(400)
+    page.keyboard.type("3", delay=600)           # a slow typist's next number 37
+    page.keyboard.type("7", delay=600)
+    page.keyboard.press("Enter")
+    feedback_is(page, "good", "Emil Fox")
+    assert laptop.lap_runner_ids() == [dora, laptop.runners[2], laptop.runners[37]]
     left = page.locator("#recent tbody tr.not-counted")
     expect(left).to_have_count(2)
     expect(left.first).to_contain_text("Not counted: start number 17 belongs to 2 runners")
@@ -401,16 +411,33 @@ def test_a_shared_number_is_chosen_with_the_digit_keys(context, laptop):
     feedback_is(page, "info", "No runner chosen")
     typed(page, "17")
     feedback_is(page, "warn", "belongs to 2 runners")
-    page.keyboard.press("1")
+    page.wait_for_timeout(400)
+    typed(page, "1", delay=120)
     feedback_is(page, "good", "Cleo Dahl")
-    assert laptop.lap_runner_ids() == [dora, laptop.runners[2], laptop.runners[17]]
+    chosen = [dora, laptop.runners[2], laptop.runners[37], laptop.runners[17]]
+    assert laptop.lap_runner_ids() == chosen
 
     left.first.get_by_role("button", name="Count for Dora Eck").click()
     feedback_is(page, "warn", "Dora Eck (17) was counted")   # the list's choice, too soon
     read_then_enter(page)
     feedback_is(page, "good", "Dora Eck")
     expect(left).to_have_count(1)
-    assert laptop.lap_runner_ids() == [dora, laptop.runners[2], laptop.runners[17], dora]
+    assert laptop.lap_runner_ids() == [*chosen, dora]
+
+
+def test_a_runner_chosen_in_the_list_counts_after_central_gave_them_another_number(
+        context, laptop):
+    dora = clash(laptop)
+    page = open_lap_page(context, laptop)
+    typed(page, "17")
+    feedback_is(page, "warn", "belongs to 2 runners")
+    typed(page, "3")                             # typed over: the choice is listed
+    feedback_is(page, "good", "Carl Dorn")
+    renumbered_at_central(laptop, dora, 18, was=17)
+    left = page.locator("#recent tbody tr.not-counted")
+    left.get_by_role("button", name="Count for Dora Eck").click()
+    feedback_is(page, "good", "Dora Eck (18, 6b)")
+    assert laptop.lap_runner_ids() == [laptop.runners[3], dora]
 
 
 def test_a_number_typed_before_the_script_runs_is_confirmed_in_the_same_panel(context, laptop):

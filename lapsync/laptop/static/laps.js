@@ -9,10 +9,10 @@
 //   field (or the button in the warning), pressed once the warning could be read
 //   (CONFIRM_WAIT_MS: a double Enter counts nothing twice); Esc skips it; typing anything
 //   leaves it uncounted and the new number is handled as itself.
-// - A start number shared by several runners shows them with keys 1..n: a key alone
-//   (no other key within PICK_WAIT_MS) counts for that runner, Esc cancels. Any other
-//   key, or a key soon followed by more (the helper typing the next number, a scanner),
-//   leaves the choice uncounted and the keys are the next number, as typed.
+// - A start number shared by several runners shows them with keys 1..n: one of those
+//   digits alone and Enter, typed by a person (not a scanner's burst), counts for that
+//   runner; Esc cancels. Anything else typed (the next number) leaves the choice
+//   uncounted and is handled as itself; the typed digits stay in the field meanwhile.
 // - A number left uncounted whose message the next answer replaces (one of a burst, a
 //   warning or a choice typed over) keeps a row in the recent list saying why, with a
 //   button there that counts it (one a runner for a shared number).
@@ -32,7 +32,7 @@
   var recent = document.querySelector("#recent tbody");
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var sounds = window.LapsyncSounds || {play: function () {}};
-  var PICK_WAIT_MS = 500;    // a pick key counts when no other key follows this soon
+  var SCAN_GAP_MS = 25;      // a digit and its Enter closer than this are a scanner's, not a pick
   var CONFIRM_WAIT_MS = 300; // an Enter sooner than this after a warning showed does not confirm it
   var ARM_MS = 4000;         // how long a Void button waits for its second press
   var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
@@ -50,7 +50,8 @@
   var changed = 0;           // laps and voids this page made: a list fetched before is stale
   var lastSeq = 0;           // the latest thing the helper sent
   var warning = null;        // {number, runnerId, runner, seconds}: counted by Enter on the empty field
-  var choice = null;         // {number, runners, pickTimer, pickKey}
+  var choice = null;         // {number, runners, shownAt}: a digit 1..n and Enter picks
+  var lastKeyAt = 0;         // when the field's last key went down (a pick is typed by a person)
   var checking = null;       // the item whose answer was lost: the queue waits for it
   var waiting = [];          // items typed and not sent yet, in typing order
   var downShown = false;     // the feedback says the app is not answering
@@ -217,7 +218,7 @@
                                                                    {name: r.name})) + "</button>";
       }).join("") + "</td>";
     tr.countItems = (runners || []).map(function (r) {
-      return {number: String(r.start_number), runnerId: r.id, confirm: confirm};
+      return {number: String(r.start_number), runnerId: r.id};
     });
     var placeholder = item.key && rowFor(item.key);
     if (placeholder) recent.replaceChild(tr, placeholder);
@@ -259,23 +260,27 @@
   function offerChoice(item, res) {
     if (!latest(item)) {
       uncountedRow(item, choiceText(item.number, res.runners), res.runners, false);
-      show("bad", esc(res.message) + " " + esc(t("not_recorded", "Not recorded.")));
+      show("bad", esc(choiceText(item.number, res.runners)) + ". " +
+           esc(t("choose_below", "Choose the runner in the list below.")));
       return;
     }
-    choice = {number: item.number, runners: res.runners, pickTimer: null, pickKey: ""};
+    choice = {number: item.number, runners: res.runners, shownAt: Date.now()};
     var buttons = res.runners.map(function (runner, i) {
       return '<button type="button" class="pick" data-pick="' + i + '"><kbd>' + (i + 1) + "</kbd> " +
         esc(runner.name) + " (" + esc(runner["class"]) + ")</button>";
     }).join(" ");
     show("warn", esc(res.message) + ' <strong class="keys">' +
-      esc(t("choose_hint", "Press 1–{n} to count for that runner, Esc to cancel. Typing the " +
-            "next number leaves it uncounted (listed below).", {n: res.runners.length})) +
+      esc(t("choose_hint", "Type 1–{n} and Enter to count for that runner, Esc to cancel. " +
+            "Typing another number leaves it uncounted (listed below).", {n: res.runners.length})) +
       '</strong><span class="choices">' + buttons + "</span>");
   }
 
   function answered(item, res) {
     var row = rowFor(item.key);
     if (row && !res.lap) row.parentNode.removeChild(row);
+    if (item.fromRow && !res.lap && res.error !== "too_soon") {  // refused: the row stays listed
+      recent.insertBefore(item.fromRow, recent.firstChild);
+    }
     if (res.lap) counted(item, res);
     else if (res.error === "too_soon") warned(item, res);
     else if (res.error === "ambiguous_start_number") offerChoice(item, res);
@@ -396,7 +401,6 @@
 
   function skip(message) {
     warning = null;
-    if (choice) clearTimeout(choice.pickTimer);
     choice = null;
     show("info", esc(message));
   }
@@ -404,7 +408,6 @@
   function pick(index) {
     var c = choice;
     choice = null;
-    clearTimeout(c.pickTimer);
     submit({number: c.number, runnerId: c.runners[index].id});
   }
 
@@ -414,7 +417,8 @@
   });
 
   // Enter: the typed number goes; on the empty field it confirms a warning that has shown
-  // long enough to be read.
+  // long enough to be read; one digit of a shared number's choice, typed by a person,
+  // picks that runner.
   function enter() {
     var number = field.value.trim();
     field.value = "";
@@ -424,48 +428,37 @@
       return;
     }
     warning = null;
-    if (choice) clearTimeout(choice.pickTimer);
-    choice = null;
-    submit({number: number});
-  }
-
-  // While a choice shows, a digit key alone picks and Esc cancels. Any other key, or a pick
-  // key soon followed by another, is the next number: the choice is left uncounted (a row
-  // in the list keeps it) and the keys are typed, the pick key as the number's first digit.
-  function choosing(ev) {
-    if (ev.key.length > 1 && ev.key !== "Enter" && ev.key !== "Escape") return;
-    ev.preventDefault();
-    var index = /^[1-9]$/.test(ev.key) ? Number(ev.key) - 1 : -1;
-    if (ev.key === "Escape") {
-      skip(t("choice_cancelled", "No runner chosen: nothing was recorded."));
-    } else if (!choice.pickTimer && index >= 0 && index < choice.runners.length) {
-      choice.pickKey = ev.key;
-      choice.pickTimer = setTimeout(function () { pick(index); }, PICK_WAIT_MS);
-    } else {
-      var first = choice.pickKey;
-      leaveChoice();
-      field.value += first;
-      if (ev.key === "Enter") { enter(); return; }
-      field.value += ev.key;
-      field.dispatchEvent(new Event("input", { bubbles: true }));
+    var index = /^[1-9]$/.test(number) ? Number(number) - 1 : -1;
+    if (choice && index < choice.runners.length && index >= 0
+        && Date.now() - lastKeyAt >= SCAN_GAP_MS && lastKeyAt - choice.shownAt >= CONFIRM_WAIT_MS) {
+      pick(index);
+      return;
     }
+    if (choice) leaveChoice();
+    submit({number: number});
   }
 
   function leaveChoice() {
     var c = choice;
     choice = null;
-    clearTimeout(c.pickTimer);
     uncountedRow({number: c.number}, choiceText(c.number, c.runners), c.runners, false);
     show("info", esc(choiceText(c.number, c.runners)));
   }
 
   field.addEventListener("keydown", function (ev) {
-    if (choice) { choosing(ev); return; }
-    if (ev.key === "Escape" && warning) skip(t("skipped", "Skipped: nothing was recorded."));
+    if (ev.key !== "Enter") lastKeyAt = Date.now();
+    if (ev.key === "Escape" && choice) skip(t("choice_cancelled", "No runner chosen: nothing was recorded."));
+    else if (ev.key === "Escape" && warning) skip(t("skipped", "Skipped: nothing was recorded."));
   });
 
+  // Typing over a choice: the choice stays while the field could still be one of its
+  // digits; a longer number, or another digit, leaves it uncounted.
   field.addEventListener("input", function () {
     if (warning && field.value !== "") leaveWarning();
+    var typed = field.value.trim();
+    if (choice && typed !== "" && !(/^[1-9]$/.test(typed) && Number(typed) <= choice.runners.length)) {
+      leaveChoice();
+    }
   });
 
   feedback.addEventListener("click", function (ev) {
@@ -522,7 +515,7 @@
     ev.preventDefault();
     Array.prototype.forEach.call(recent.querySelectorAll("button[data-armed]"), disarm);
     field.focus();
-    if (choice) { choosing(ev); return; }  // a shared number's choice takes the digit
+    lastKeyAt = Date.now();
     field.value += ev.key;
     field.dispatchEvent(new Event("input", { bubbles: true }));
   });
@@ -532,7 +525,8 @@
     if (!row || !row.countItems) return;
     var item = row.countItems[Number(button.dataset.index)];
     row.parentNode.removeChild(row);
-    submit({number: item.number, confirm: item.confirm, runnerId: item.runnerId});
+    // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
+    submit({number: item.number, runnerId: item.runnerId, fromRow: row});
     field.focus();
   });
 
