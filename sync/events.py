@@ -14,6 +14,7 @@ this year's counts.
 """
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from .decisions import USER_ACTIONS, log_decision
 from .settings import render_page
 
 bp = Blueprint("events", __name__, url_prefix="/settings")
+log = logging.getLogger(__name__)
 
 EVENT_KEY = "event_id"
 # Everything of one event, children first (foreign keys), emptied in one statement.
@@ -67,24 +69,41 @@ def check_event(conn: psycopg.Connection, named: str | None) -> None:
             409, event=current)
 
 
-def archive_path(app, name: str | None) -> Path:
-    """Return a new archive file's path: ARCHIVE_DIR (instance/central/archives)/event-NAME-TIME.dump."""
+def archive_folder(app) -> Path:
+    """Return the folder of the events' archives (ARCHIVE_DIR, else instance/central/archives)."""
     folder = Path(app.config.get("ARCHIVE_DIR") or Path(app.instance_path) / "archives")
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name or "event").strip("-")[:60] or "event"
-    return folder / f"event-{slug}-{datetime.now():%Y%m%d-%H%M%S}.dump"
+    return folder
 
 
-def start_next_event(conn: psycopg.Connection, url: str, archive: Path, user_id: str | None,
-                     name: str, date: str | None) -> dict:
-    """Archive the database to ARCHIVE, empty the event's tables and start a new event.
+def archive_path(conn: psycopg.Connection, folder: Path) -> Path:
+    """Return the archive file of the event central counts for now, named after it:
+    event-<its name>-<time>-<its id>.dump (an existing file is never replaced)."""
+    row = conn.execute("SELECT value #>> '{}' AS name FROM setting WHERE key = 'event_name'").fetchone()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", row["name"] if row else "event").strip("-")[:60] or "event"
+    path = folder / f"event-{slug}-{datetime.now():%Y%m%d-%H%M%S}-{current_event(conn)[:8]}.dump"
+    if path.exists():
+        raise InputError("archive_exists", _("An archive of this event exists already: %(file)s. "
+                                             "Nothing was changed.", file=path.name), 409)
+    return path
 
-    Return how many runners, laps and pledges the last event had. Nothing is emptied
-    unless the archive was written whole.
+
+def start_next_event(conn: psycopg.Connection, url: str, folder: Path, user_id: str | None,
+                     name: str, date: str | None, expected: str | None = None) -> tuple[dict, Path]:
+    """Archive the database into FOLDER, empty the event's tables and start a new event.
+
+    EXPECTED: the event the organiser's form was made for; another one (a second tab, a
+    double submit) is refused. Return how many runners, laps and pledges the last event
+    had, and its archive. Nothing is emptied unless the archive was written whole.
     """
     settings = {"event_name": validate_setting("event_name", name),
                 "event_date": validate_setting("event_date", date) if date else None}
     with write_transaction(conn):
+        if expected is not None and expected != current_event(conn):
+            raise InputError("event_started_already", _(
+                "Another event was started meanwhile (in another window?): reload the page to "
+                "see it. Nothing was changed."), 409)
+        archive = archive_path(conn, folder)
         backup.dump(url, archive)  # the lock held: every writer waits, the dump is complete
         counts = {table: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
                   for table in ("runner", "lap", "pledge")}
@@ -101,7 +120,9 @@ def start_next_event(conn: psycopg.Connection, url: str, archive: Path, user_id:
         if user_id is not None:
             log_decision(conn, user_id, "new_event", [previous],
                          {"name": name, "archive": archive.name, **counts})
-    return counts
+    log.warning("started event %r: the last event (%s runners, %s laps, %s pledges) is archived "
+                "in %s", name, counts["runner"], counts["lap"], counts["pledge"], archive)
+    return counts, archive
 
 
 def next_event_errors(form) -> dict[str, str]:
@@ -130,10 +151,10 @@ def next_event():
     if errors:
         return render_page(400, event_errors=errors, event_typed=dict(request.form))
     name, date = request.form["event_name"].strip(), request.form.get("event_date", "").strip()
-    archive = archive_path(current_app, name)
     try:
-        counts = start_next_event(get_db(), database_url(current_app), archive, g.user["id"],
-                                  name, date or None)
+        counts, archive = start_next_event(get_db(), database_url(current_app),
+                                           archive_folder(current_app), g.user["id"], name,
+                                           date or None, request.form.get("event", ""))
     except click.ClickException as exc:  # pg_dump failed: nothing was emptied
         raise InputError("archive_failed", _("The archive could not be written, so nothing "
                                              "was changed: %(reason)s", reason=exc.message),
@@ -148,6 +169,7 @@ def next_event():
 def init_app(app) -> None:
     """Register the next-event form's view and the new-event command."""
     app.register_blueprint(bp)
+    app.jinja_env.globals["current_event_id"] = lambda: current_event(get_db())
     app.cli.add_command(new_event_command)
 
 
@@ -161,9 +183,12 @@ def new_event_command(name: str, date: str | None, yes: bool) -> None:
     if not yes:
         click.confirm("Archive this event and empty its runners, laps, pledges and letters at "
                       "central (users, devices and settings stay)?", abort=True)
-    archive = archive_path(current_app, name)
-    with connection() as conn:
-        counts = start_next_event(conn, database_url(current_app), archive, None, name, date)
+    try:
+        with connection() as conn:
+            counts, archive = start_next_event(conn, database_url(current_app),
+                                               archive_folder(current_app), None, name, date)
+    except InputError as exc:
+        raise click.ClickException(f"{exc.message} Nothing was changed.") from exc
     click.echo(f"Archived the last event to {archive} ({counts['runner']} runners, "
                f"{counts['lap']} laps, {counts['pledge']} pledges). Started {name!r}: laptops "
                "start it at their next sync.")

@@ -19,12 +19,13 @@ def test_new_event_archives_and_empties_the_event_and_keeps_users_devices_and_se
     refused = cli.invoke(args=["new-event", "--name", "Lauf 2027"], input="n\n")
     assert refused.exit_code == 1 and current_event(central_db) == before
     bad = cli.invoke(args=["new-event", "--name", "Lauf 2027", "--date", "soon", "--yes"])
-    assert bad.exit_code != 0 and current_event(central_db) == before
+    assert bad.exit_code == 1 and "Error: setting 'event_date'" in bad.output
+    assert "Traceback" not in bad.output and current_event(central_db) == before
     assert not list(tmp_path.glob("*.dump"))
     done = cli.invoke(args=["new-event", "--name", "Lauf 2027", "--yes"])
     assert done.exit_code == 0, done.output
     assert "1 runners, 0 laps, 0 pledges" in done.output and "Lauf 2027" in done.output
-    assert len(list(tmp_path.glob("event-Lauf-2027-*.dump"))) == 1
+    assert len(list(tmp_path.glob(f"event-Lauf-2026-*-{before[:8]}.dump"))) == 1   # the last one's
     assert current_event(central_db) != before
     assert central_db.execute("SELECT count(*) AS n FROM runner").fetchone()["n"] == 0
     assert get_settings(central_db) == {"min_lap_seconds": 45, "event_name": "Lauf 2027"}

@@ -48,9 +48,8 @@ def test_a_laptop_follows_centrals_next_event_and_last_years_laps_stay_out(
     assert sync_once(db, central).error is None
     late = record_lap(db, 1, tom(db), 0, confirm=True)["lap"]["id"]   # not sent before the switch
 
-    archive = tmp_path / "event-2026.dump"
-    counts = start_next_event(central_db, pg_url, archive, central_users["ada"],
-                              "Sponsorenlauf 2027", "2027-06-25")
+    counts, archive = start_next_event(central_db, pg_url, tmp_path, central_users["ada"],
+                                       "Sponsorenlauf 2027", "2027-06-25")
     assert counts == {"runner": 1, "lap": 2, "pledge": 0}
     assert backup.dump_version(pg_url, archive) > 0                    # the last event, whole
     assert central_rows(pg_url, "SELECT count(*) AS n FROM lap")[0]["n"] == 0
@@ -81,7 +80,7 @@ def test_a_push_naming_the_last_event_is_refused_and_changes_nothing(
     roster.add_runner(central_db, 1, "Anna Berg", "5a", 5)
     assert sync_once(db, Central(live_central, token)).error is None
     old = get_meta(db, "event_id")
-    start_next_event(central_db, pg_url, tmp_path / "archive.dump", None, "Lauf 2027", None)
+    start_next_event(central_db, pg_url, tmp_path, None, "Lauf 2027", None)
     record_lap(db, 1, tom(db), 0, confirm=True)
     seq, lap_id, payload = db.execute("SELECT seq, entity_id, payload FROM change "
                                       "WHERE entity = 'lap'").fetchone()
@@ -108,18 +107,28 @@ def test_the_organiser_starts_next_years_event_on_the_settings_page_in_german(
         form.get_by_role("button", name="Diese Veranstaltung archivieren und die nächste "
                                         "beginnen").click()
         expect(page.locator("#next-event-error")).to_contain_text("Es wurde nichts geändert")
+        expect(page.locator("#next-event-error")).to_be_in_viewport()      # not 3,000 px below
         expect(page.locator("#next-confirm-error")).to_be_visible()
         assert central_rows_count(central_db, "runner") == 1
         assert not list((tmp_path / "archives").glob("*.dump"))
+        stale = context.new_page()                          # a second window, opened before
+        stale.goto(f"{live_central}/settings/")
         form.get_by_label("Ich habe, was ich von dieser Veranstaltung brauche").check()
         form.get_by_role("button", name="Diese Veranstaltung archivieren und die nächste "
                                         "beginnen").click()
         expect(page.locator(".flash")).to_contain_text("Sponsorenlauf 2027 begonnen")
+        other = stale.locator("#next-event-form")
+        other.get_by_label("Name der nächsten Veranstaltung").press_sequentially("Lauf X", delay=20)
+        other.get_by_label("Ich habe, was ich von dieser Veranstaltung brauche").check()
+        other.get_by_role("button", name="Diese Veranstaltung archivieren und die nächste "
+                                         "beginnen").click()
+        expect(stale.locator("main")).to_contain_text("Eine andere Veranstaltung wurde "
+                                                      "inzwischen begonnen")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
     assert central_rows_count(central_db, "runner") == 0
-    assert len(list((tmp_path / "archives").glob("event-Sponsorenlauf-2027-*.dump"))) == 1
+    assert len(list((tmp_path / "archives").glob("event-*.dump"))) == 1
     assert central_db.execute("SELECT value FROM setting WHERE key = 'event_name'").fetchone()[
         "value"] == "Sponsorenlauf 2027"
     logged = central_db.execute("SELECT action, details FROM decision").fetchall()
@@ -146,7 +155,7 @@ def test_an_open_lap_page_drops_the_last_events_laps_once_the_laptop_follows(
             page.keyboard.press("Enter")
             rows = page.locator("#recent tbody tr[data-lap]")
             expect(rows).to_have_count(1)
-            start_next_event(central_db, pg_url, tmp_path / "archive.dump", None, "Lauf 2027", None)
+            start_next_event(central_db, pg_url, tmp_path, None, "Lauf 2027", None)
             assert sync_once(db, central).new_event
             expect(rows).to_have_count(0, timeout=8_000)    # no Void for a lap that is gone
     finally:

@@ -45,10 +45,11 @@
   // A page that says what an action did (a flash after the form's redirect) puts the focus
   // on that message, unless a field asks for it: a screen reader reads it, and the next
   // Tab goes on into the page instead of through the menu again.
-  var said = document.querySelector("main > .flash");
+  // A refusal far down a long page (data-focus) is brought into view the same way.
+  var said = document.querySelector("main > .flash, main [data-focus]");
   if (said && !document.querySelector("[autofocus]") && !window.location.hash) {
     said.tabIndex = -1;
-    said.focus({preventScroll: true});
+    said.focus({preventScroll: !said.hasAttribute("data-focus")});
   }
 
   document.addEventListener("click", function (event) {
