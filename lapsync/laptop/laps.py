@@ -30,7 +30,7 @@ from lapsync.i18n import LANGUAGES
 from lapsync.ids import new_id
 from lapsync.protocol import CONTROL_CHARS, MAX_REASON
 
-from . import clock, clockwatch, scheduler
+from . import clock, clockwatch, new_event, scheduler
 from .auth import can_record, login_required
 from .client.pull import min_lap_seconds
 from .counts import OTHER_LAPS_SQL, OWN_LAPS_SQL, lap_counts
@@ -286,7 +286,7 @@ def render_index(status: int = 200, **context):
     db = get_db()
     return render_template("laps.html", recent=recent_laps(db), recent_limit=RECENT_LIMIT,
                            client_key=new_id(), js_strings=js_strings(),
-                           central_void_text=central_void_text,
+                           central_void_text=central_void_text, event_notice=new_event.notice(db),
                            clock_jumps=clockwatch.notices(db), **context), status
 
 
@@ -418,6 +418,14 @@ def change_void(lap_id: str, voided: bool):
 def time_of_day(ms: int | None) -> str:
     """Format epoch ms as the laptop's local time of day."""
     return "" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
+
+
+@bp.post("/event-notice/seen")
+@login_required
+def event_notice_seen():
+    """Note that a helper saw that this laptop started central's new event."""
+    new_event.notice_seen(get_db())
+    return redirect(url_for("laps.index"))
 
 
 @bp.post("/clock-jumps/seen")

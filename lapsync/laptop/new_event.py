@@ -10,15 +10,19 @@ the first one it lacks, and the queue's hole closes: client/realign.py).
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from pathlib import Path
 
 import sqlite_utils
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
-from .db import PENDING, get_meta, set_meta, snapshot, transaction
+from .db import PENDING, get_meta, now_ms, set_meta, snapshot, transaction
 
 EVENT_KEY = "event_id"
+NOTICE_KEY = "event_notice"  # what the lap page and sync-status say until a helper presses OK
 EVENT_TABLES = ("lap", "runner", "runner_other_laps", "runner_merge", "rejected_change",
                 "rejected_pull", "central_decision", "clock_jump")
 # Pulled with the last event: pulled again (or not at all, if central has no such thing now).
@@ -61,7 +65,32 @@ def follow_event(db: sqlite_utils.Database, event: str) -> bool:
         db.execute(f"DELETE FROM meta WHERE key IN ({', '.join('?' * len(EVENT_META))})",
                    list(EVENT_META))
         set_meta(db, EVENT_KEY, event)
+        set_meta(db, NOTICE_KEY, json.dumps({"dropped": dropped, "file": kept.name,
+                                             "at": now_ms()}))
     log.warning("central started a new event: this laptop emptied the last one's runners and "
                 "laps (%d changes had not reached central); the last event is kept in %s",
                 dropped, kept)
     return True
+
+
+def notice(db: sqlite_utils.Database) -> str | None:
+    """Say that this laptop started central's new event and what of the last did not count."""
+    raw = get_meta(db, NOTICE_KEY)
+    if raw is None:
+        return None
+    started = json.loads(raw)
+    text = _("Central started a new event: this laptop now counts for it, with central's new "
+             "roster.")
+    if started["dropped"]:
+        text += " " + ngettext(
+            "%(num)s change of the last event had not reached central and does not count; it "
+            "is kept in backups/%(file)s.",
+            "%(num)s changes of the last event had not reached central and do not count; they "
+            "are kept in backups/%(file)s.", started["dropped"], file=started["file"])
+    return text
+
+
+def notice_seen(db: sqlite_utils.Database) -> None:
+    """Forget the notice once a helper pressed OK."""
+    with transaction(db):
+        db.execute("DELETE FROM meta WHERE key = ?", [NOTICE_KEY])

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from lapsync.devkit.browser import served, type_login, type_login_to
 from lapsync.laptop.client.state import sync_once
 from lapsync.laptop.client.transport import Central
+from lapsync.laptop import new_event
 from lapsync.laptop.db import get_meta
 from lapsync.laptop.laps import record_lap
 from lapsync.protocol.limits import EVENT_HEADER
@@ -37,7 +38,7 @@ def central_rows(url: str, sql: str) -> list[dict]:
 
 
 def test_a_laptop_follows_centrals_next_event_and_last_years_laps_stay_out(
-        db, tmp_path, live_central, central_db, central_users, pg_url):
+        app, db, tmp_path, live_central, central_db, central_users, pg_url):
     central = Central(live_central, register(central_db, "laptop-a", manage_users=True))
     roster.add_runner(central_db, 1, "Anna Berg", "5a", 5)
     assert sync_once(db, central).error is None
@@ -66,6 +67,11 @@ def test_a_laptop_follows_centrals_next_event_and_last_years_laps_stay_out(
     with sqlite3.connect(kept[0]) as old:
         assert old.execute("SELECT count(*) FROM lap WHERE id = ?", [late]).fetchone() == (1,)
 
+    notice = new_event.notice(db)
+    assert "Central started a new event" in notice and "1 change of the last event" in notice
+    assert kept[0].name in notice
+    status = app.test_cli_runner().invoke(args=["sync-status"]).output
+    assert "new event:     Central started a new event" in status
     record_lap(db, 1, tom(db), 0, confirm=True)
     assert sync_once(db, central).error is None
     laps = central_rows(pg_url, "SELECT r.name, t.laps FROM runner_total t "
@@ -158,5 +164,11 @@ def test_an_open_lap_page_drops_the_last_events_laps_once_the_laptop_follows(
             start_next_event(central_db, pg_url, tmp_path, None, "Lauf 2027", None)
             assert sync_once(db, central).new_event
             expect(rows).to_have_count(0, timeout=8_000)    # no Void for a lap that is gone
+            page.reload()                                   # the helper is told, until OK
+            notice = page.locator("#event-notice")
+            expect(notice).to_contain_text("Central started a new event")
+            notice.get_by_role("button", name="OK").click()
+            expect(page.locator("#event-notice")).to_have_count(0)
+            expect(page.locator("#start_number")).to_be_focused()
     finally:
         context.close()

@@ -14,7 +14,7 @@ from lapsync.protocol import limits
 from lapsync.errors import InputError
 from lapsync.text import age, when
 
-from .. import clockwatch
+from .. import clockwatch, new_event
 from ..db import connect, device_id, now_ms
 from .connect import config_file, validate_token, validate_url
 from .connecting import check_central, first_sync, store_central
@@ -173,11 +173,13 @@ def sync_status_command(as_json: bool) -> None:
         now = now_ms()
         info = status_for(current_app, db)
         info.update(device_id=device_id(db), rejected_items=rejected_items(db), now_ms=now,
-                    clock_jumps=clockwatch.history(db),
+                    clock_jumps=clockwatch.history(db), event_notice=new_event.notice(db),
                     clock_bound_ms=round(float(current_app.config["MAX_CLOCK_AHEAD_S"]) * 1000))
     finally:
         db.close()
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        click.echo("\n".join(status_lines(info, now)))
+        lines = status_lines(info, now)
+        click.echo("\n".join(lines + [f"new event:     {info['event_notice']}"]
+                             if info["event_notice"] else lines))
