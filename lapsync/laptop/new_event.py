@@ -23,8 +23,8 @@ from .db import PENDING, get_meta, now_ms, set_meta, snapshot, transaction
 
 EVENT_KEY = "event_id"
 NOTICE_KEY = "event_notice"  # what the lap page and sync-status say until a helper presses OK
-EVENT_TABLES = ("lap", "runner", "runner_other_laps", "runner_merge", "rejected_change",
-                "rejected_pull", "central_decision", "clock_jump")
+EVENT_TABLES = ("lap", "runner", "runner_other_laps", "runner_merge", "rejected_pull",
+                "central_decision", "clock_jump")
 # Pulled with the last event: pulled again (or not at all, if central has no such thing now).
 EVENT_META = ("pull_cursor", "number_block", "setting:event_name", "setting:event_date")
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def follow_event(db: sqlite_utils.Database, event: str) -> bool:
         db.execute("DELETE FROM change WHERE entity <> 'user'")
         for table in EVENT_TABLES:
             db.execute(f"DELETE FROM {table}")
+        db.execute("DELETE FROM rejected_change WHERE entity <> 'user'")  # a user's still holds
         db.execute("DELETE FROM lww_origin WHERE entity = 'lap_void'")
         db.execute(f"DELETE FROM meta WHERE key IN ({', '.join('?' * len(EVENT_META))})",
                    list(EVENT_META))
