@@ -421,7 +421,7 @@ def time_of_day(ms: int | None) -> str:
 
 
 @bp.post("/event-notice/seen")
-@login_required
+@can_record
 def event_notice_seen():
     """Note that a helper saw that this laptop started central's new event."""
     new_event.notice_seen(get_db())

@@ -22,7 +22,7 @@ from tests.conftest import csrf_token, login
 JSON = {"Accept": "application/json"}
 # Writes a teacher may do (lap entry); every other write is for admins only.
 TEACHER_WRITES = {"laps.create", "laps.void", "laps.restore", "laps.clock_jumps_seen",
-                  "auth.logout"}
+                  "laps.event_notice_seen", "auth.logout"}
 # The one write open to anyone: logging in (it records failed attempts, see test_auth.py).
 OPEN_WRITES = {"auth.login"}
 # Hostile text: SQL, HTML, a spreadsheet formula, format strings, unicode (RTL mark, emoji, CJK).

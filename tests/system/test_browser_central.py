@@ -243,6 +243,7 @@ def test_voiding_a_double_count_in_the_review_queue_changes_the_laptops_totals(
         expect(row).to_have_class(re.compile(r"\bvoided\b"))
         expect(row).to_contain_text("Anna Berg")
         expect(laptop_page.locator(f'#recent tr[data-lap="{lap_b}"]')).to_have_count(0)
+        laptop_page.wait_for_load_state()                    # its stylesheets too, under load
         assert "line-through" in row.locator("td").first.evaluate(
             "el => getComputedStyle(el).textDecorationLine")
     finally:
