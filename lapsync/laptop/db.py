@@ -160,6 +160,26 @@ def move_pushed_mark(db: sqlite_utils.Database, seq: int) -> None:
     db.execute("UPDATE outbox_mark SET pushed_seq = max(pushed_seq, ?)", [seq])
 
 
+def close_hole(db: sqlite_utils.Database, start: int) -> bool:
+    """Move the changes from seq START on down to START, START+1, ... if the outbox has a hole
+    there; return whether it had one. Central asks for START: it has applied up to START - 1
+    and nothing after, so no moved seq names a change central knows."""
+    first, last, count = db.execute("SELECT min(seq), max(seq), count(*) FROM change "
+                                    "WHERE seq >= ?", [start]).fetchone()
+    if not count or first == start and last - start == count - 1:  # none, or no hole
+        return False
+    with transaction(db):  # read again under the write lock: no lap gets a seq meanwhile
+        seqs = [row[0] for row in db.execute("SELECT seq FROM change WHERE seq >= ? ORDER BY seq",
+                                             [start])]
+        for new, old in enumerate(seqs, start):
+            if new != old:  # through negative seqs, as carry_on
+                db.execute("UPDATE change SET seq = ? WHERE seq = ?", [-new, old])
+        db.execute("UPDATE change SET seq = -seq WHERE seq < 0")
+        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'change'",
+                   [start + len(seqs) - 1])
+    return True
+
+
 def get_db() -> sqlite_utils.Database:
     """Return the request's database connection: an idle one of the app's, or a new one."""
     if "db" not in g:

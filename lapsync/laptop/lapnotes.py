@@ -90,7 +90,6 @@ def js_strings() -> dict[str, str]:
     }
 
 
-
 def central_void_text(lap: dict) -> str:
     """Say who voided a lap at central and why (the recent laps, on the page and by script)."""
     reason = recorded_text(lap.get("void_reason")) or "–"

@@ -5,8 +5,8 @@ has archived and emptied the last event: this laptop keeps a snapshot of its dat
 it was (backups/event-<old id>-<time>.sqlite beside it, owner-only), then empties its
 runners, laps, the laps', voids' and runners' changes not yet at central (they belong to
 the last event, and central refuses them), the decisions and totals it pulled, and pulls
-again from the start. Its users and their changes stay; the seqs go on (central asks for
-the first one it lacks, and the queue's hole closes: client/realign.py).
+again from the start. Its users and their changes stay; the changes still waiting close up
+over the ones that went (db.close_hole), so the seqs go on without a gap.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import sqlite_utils
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from .db import PENDING, get_meta, now_ms, set_meta, snapshot, transaction
+from .db import PENDING, close_hole, get_meta, now_ms, set_meta, snapshot, transaction
 
 EVENT_KEY = "event_id"
 NOTICE_KEY = "event_notice"  # what the lap page and sync-status say until a helper presses OK
@@ -59,6 +59,9 @@ def follow_event(db: sqlite_utils.Database, event: str) -> bool:
         dropped = db.execute(f"SELECT count(*) FROM change WHERE entity <> 'user' AND {PENDING}"
                              ).fetchone()[0]
         db.execute("DELETE FROM change WHERE entity <> 'user'")
+        # The next change follows the last one central has (or a user's still waiting).
+        db.execute("UPDATE sqlite_sequence SET seq = max((SELECT pushed_seq FROM outbox_mark), "
+                   "(SELECT coalesce(max(seq), 0) FROM change)) WHERE name = 'change'")
         for table in EVENT_TABLES:
             db.execute(f"DELETE FROM {table}")
         db.execute("DELETE FROM rejected_change WHERE entity <> 'user'")  # a user's still holds
@@ -68,6 +71,8 @@ def follow_event(db: sqlite_utils.Database, event: str) -> bool:
         set_meta(db, EVENT_KEY, event)
         set_meta(db, NOTICE_KEY, json.dumps({"dropped": dropped, "file": kept.name,
                                              "at": now_ms()}))
+    # The queue's users' changes after the mark close up over the ones that went.
+    close_hole(db, db.execute("SELECT pushed_seq FROM outbox_mark").fetchone()[0] + 1)
     log.warning("central started a new event: this laptop emptied the last one's runners and "
                 "laps (%d changes had not reached central); the last event is kept in %s",
                 dropped, kept)

@@ -157,6 +157,8 @@ def status_lines(info: dict, now: int) -> list[str]:
               f"after outbox seq {jump['after_seq']}; "
               + ("reported to central" if jump["reported_at"] else "not reported to central yet")
               for jump in info.get("clock_jumps", [])]
+    if info.get("event_notice"):
+        lines.append(f"new event:     {info['event_notice']}")
     lines.append(f"rejected:      {info['rejected']}")
     lines += [f"  {item['direction']} {item['ref']} {item['entity']} {item['entity_id']}: "
               f"{item['error']} {item['message']}".rstrip() for item in info["rejected_items"]]
@@ -180,6 +182,4 @@ def sync_status_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        lines = status_lines(info, now)
-        click.echo("\n".join(lines + [f"new event:     {info['event_notice']}"]
-                             if info["event_notice"] else lines))
+        click.echo("\n".join(status_lines(info, now)))

@@ -15,7 +15,7 @@ from .. import clock, clockwatch
 from ..db import PENDING, device_id, get_meta, move_pushed_mark, now_ms, set_meta, transaction
 from ..new_event import EVENT_KEY
 from .batch import Batch, encode_batch, encode_for
-from .realign import close_hole, realign
+from .realign import close_hole_below, realign
 from .transport import PROTOCOL, REFUSED, Central, EventChanged, SyncError, SyncResult, as_seq
 
 MAX_BATCHES_PER_RUN = 10_000      # a run always ends
@@ -233,7 +233,7 @@ def push_backlog(db: sqlite_utils.Database, central: Central, result: SyncResult
                 seen[start] += 1
                 if seen[start] > 2:  # central keeps answering without moving on
                     raise SyncError(PROTOCOL, f"central does not acknowledge seq {start}")
-                if close_hole(db, start):  # central lost the seqs a restore skipped
+                if close_hole_below(db, start):  # central lost the seqs a restore skipped
                     end = db.execute("SELECT max(seq) FROM change").fetchone()[0]
                 batch = encode_for(db, start, central.encodings, central.content_types)
                 if not batch.seqs:

@@ -10,18 +10,19 @@ All of it in one transaction, and never before central answered.
 
 That leaves a hole in the outbox (R+1..A: central had them). A central that lost them
 later (a new central, or one restored from an older dump) asks for R+1 again: then the
-changes after the hole move down to close it (close_hole), since that central has
+changes after the hole move down to close it (db.close_hole), since that central has
 applied exactly up to R and none of the later ones.
 """
 from __future__ import annotations
 
 import sqlite_utils
 
-from ..db import device_id, get_meta, move_pushed_mark, now_ms, transaction
+from ..db import close_hole, device_id, get_meta, move_pushed_mark, now_ms, set_meta, transaction
 from .batch import encode_batch
 from .transport import REFUSED, Central, SyncError, as_seq
 
 RESTORED = "restored_seq"  # as restore.py writes it
+HOLE = "outbox_hole"       # the last seq before the queue's hole that carry_on left
 
 
 def acked_seq(db: sqlite_utils.Database, central: Central) -> int:
@@ -48,6 +49,7 @@ def carry_on(db: sqlite_utils.Database, restored: int, acked: int) -> int:
             top = max(acked, db.execute("SELECT max(seq) FROM change").fetchone()[0] or 0)
             db.execute("DELETE FROM sqlite_sequence WHERE name = 'change'")
             db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('change', ?)", [top])
+            set_meta(db, HOLE, str(restored))
         move_pushed_mark(db, acked)
         db.execute("DELETE FROM meta WHERE key = ?", [RESTORED])
     return moved
@@ -60,21 +62,13 @@ def realign(db: sqlite_utils.Database, central: Central) -> None:
         carry_on(db, int(restored), acked_seq(db, central))
 
 
-def close_hole(db: sqlite_utils.Database, start: int) -> bool:
-    """Move the changes from seq START on down to START, START+1, ... if the outbox has a hole
-    there; return whether it had one. Central asks for START: it has applied up to START - 1
-    and nothing after, so no moved seq names a change central knows."""
-    first, last, count = db.execute("SELECT min(seq), max(seq), count(*) FROM change "
-                                    "WHERE seq >= ?", [start]).fetchone()
-    if not count or first == start and last - start == count - 1:  # none, or no hole
+def close_hole_below(db: sqlite_utils.Database, start: int) -> bool:
+    """Close the hole carry_on left if central asks for a seq at or before it (close_hole);
+    return whether it did. One meta read when there is none, as on every push."""
+    hole = get_meta(db, HOLE)
+    if hole is None or start > int(hole) + 1:
         return False
-    with transaction(db):  # read again under the write lock: no lap gets a seq meanwhile
-        seqs = [row[0] for row in db.execute("SELECT seq FROM change WHERE seq >= ? ORDER BY seq",
-                                             [start])]
-        for new, old in enumerate(seqs, start):
-            if new != old:  # through negative seqs, as carry_on
-                db.execute("UPDATE change SET seq = ? WHERE seq = ?", [-new, old])
-        db.execute("UPDATE change SET seq = -seq WHERE seq < 0")
-        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'change'",
-                   [start + len(seqs) - 1])
-    return True
+    closed = close_hole(db, start)
+    with transaction(db):
+        db.execute("DELETE FROM meta WHERE key = ?", [HOLE])
+    return closed

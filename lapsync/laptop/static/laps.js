@@ -175,10 +175,16 @@
 
   function addRow(result, key) {
     if (recent.querySelector('tr[data-lap="' + result.lap.id + '"]')) return;
-    var r = result.runner, tr = lapRow({id: result.lap.id, time: result.lap.time,
-      start_number: r.start_number, name: r.name, "class": r["class"]});
+    var r = result.runner;
+    place(lapRow({id: result.lap.id, time: result.lap.time, start_number: r.start_number,
+                  name: r.name, "class": r["class"]}), key);
+  }
+
+  // A new row goes where its number's "checking…" row is (its place in typing order), else
+  // on top; the list keeps as many rows as the page shows after a reload.
+  function place(tr, key) {
     var placeholder = key && rowFor(key);
-    if (placeholder) recent.replaceChild(tr, placeholder);  // its place in typing order
+    if (placeholder) recent.replaceChild(tr, placeholder);
     else recent.insertBefore(tr, recent.firstChild);
     while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
   }
@@ -206,24 +212,21 @@
 
   // A number left uncounted whose message the next answer replaces (a burst's, or a warning
   // or choice typed over) keeps a row in the list: why, and a button to count it for its
-  // runner (too soon: confirmed) or for each runner who shares the number.
-  function uncountedRow(item, text, runners, confirm) {
+  // runner (too soon: asked again if it still is) or for each runner who shares the number.
+  function uncountedRow(item, text, runners, tooSoon) {
     var tr = document.createElement("tr"), one = runners && runners.length === 1 ? runners[0] : null;
     tr.className = "not-counted";
     tr.innerHTML = "<td>" + clock(Date.now()) + "</td><td>" + esc(item.number) + "</td><td>" +
       (one ? esc(one.name) + "</td><td>" + esc(one["class"]) : "</td><td>") +
       '</td><td><span class="why">' + esc(text) + "</span>" + (runners || []).map(function (r, i) {
         return ' <button type="button" class="small count-row" data-index="' + i + '">' +
-          esc(confirm ? t("count_anyway", "Count it anyway") : t("count_for", "Count for {name}",
+          esc(tooSoon ? t("count_anyway", "Count it anyway") : t("count_for", "Count for {name}",
                                                                    {name: r.name})) + "</button>";
       }).join("") + "</td>";
     tr.countItems = (runners || []).map(function (r) {
       return {number: String(r.start_number), runnerId: r.id};
     });
-    var placeholder = item.key && rowFor(item.key);
-    if (placeholder) recent.replaceChild(tr, placeholder);
-    else recent.insertBefore(tr, recent.firstChild);
-    while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
+    place(tr, item.key);
   }
 
   function choiceText(number, runners) {
