@@ -150,7 +150,7 @@ def test_void_and_restore_in_german(teacher, runners, db):
     assert bad.get_json()["message"].startswith("Der Grund darf höchstens")
 
 
-def test_js_strings_block_in_german_covers_every_key_of_laps_js(teacher, runners):
+def test_js_strings_block_in_german_covers_every_key_of_the_lap_page_scripts(teacher, runners):
     strings = js_block(page(teacher.get("/", headers=DE)))
     assert strings["void"] == "Streichen" and strings["restore"] == "Wiederherstellen"
     assert strings["first_lap"] == "erste Runde"
@@ -158,8 +158,9 @@ def test_js_strings_block_in_german_covers_every_key_of_laps_js(teacher, runners
     assert strings["confirm_hint"] == "Enter zählt die Runde, Esc überspringt sie."
     assert "{number}" in strings["saving"] and "{number}" in strings["checking"]
     assert all(isinstance(v, str) and v for v in strings.values())
-    script = (ROOT / "lapsync" / "laptop" / "static" / "laps.js").read_text(encoding="utf-8")
-    used = set(re.findall(r'\bt\("([a-z_]+)"', script))
+    scripts = (ROOT / "lapsync" / "laptop" / "static").glob("lap*.js")  # laps, lap_voids, lap_common
+    used = {key for script in scripts
+            for key in re.findall(r'\bt\("([a-z_]+)"', script.read_text(encoding="utf-8"))}
     assert used and used <= set(strings), used - set(strings)
 
 

@@ -30,11 +30,10 @@
   var field = document.getElementById("start_number");
   var feedback = document.getElementById("feedback");
   var recent = document.querySelector("#recent tbody");
-  var csrf = document.querySelector('meta[name="csrf-token"]').content;
-  var sounds = window.LapsyncSounds || {play: function () {}};
+  var page = window.LapPage, t = page.t, esc = page.esc, clock = page.clock, since = page.since;
+  var post = page.post;
   var SCAN_GAP_MS = 25;      // a digit and its Enter closer than this are a scanner's, not a pick
   var CONFIRM_WAIT_MS = 300; // an Enter sooner than this after a warning showed does not confirm it
-  var ARM_MS = 4000;         // how long a Void button waits for its second press
   var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
   var LAP_TIMEOUT_MS = 10000;  // a lap's answer later than this counts as lost (then checked)
   var WAITED_MS = 2000;      // a number queued this long before it is sent carries when it was typed
@@ -46,8 +45,6 @@
   var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
   var queue = Promise.resolve();
   var pending = 0;           // numbers sent and not answered yet
-  var voiding = 0;           // voids and restores sent and not answered yet
-  var changed = 0;           // laps and voids this page made: a list fetched before is stale
   var lastSeq = 0;           // the latest thing the helper sent
   var warning = null;        // {number, runnerId, runner, seconds}: counted by Enter on the empty field
   var choice = null;         // {number, runners, shownAt}: a digit 1..n and Enter picks
@@ -56,92 +53,15 @@
   var waiting = [];          // items typed and not sent yet, in typing order
   var downShown = false;     // the feedback says the app is not answering
   var appDown = false;       // the badge's poll found the app not answering
-  var texts = {};
-  try { texts = JSON.parse(document.getElementById("i18n").textContent); } catch (e) { texts = {}; }
 
-  function t(key, fallback, values) {
-    var text = texts[key] || fallback;
-    Object.keys(values || {}).forEach(function (name) {
-      text = text.split("{" + name + "}").join(String(values[name]));
-    });
-    return text;
-  }
-
-  function newKey() {
-    return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
-  }
-
-  function esc(text) {
-    var d = document.createElement("div");
-    d.textContent = String(text);
-    return d.innerHTML;
-  }
-
-  // Show feedback, flash the whole area in its colour and play its tone (kind: good,
-  // warn, bad, info, busy; only the first three flash and sound).
+  // The feedback panel (lap_common.js), and this page no longer says the app is down.
   function show(kind, html) {
     downShown = false;
-    feedback.hidden = false;
-    feedback.innerHTML = html;
-    feedback.className = "feedback " + kind;
-    if (kind === "good" || kind === "warn" || kind === "bad") {
-      void feedback.offsetWidth;  // restart the flash animation for a repeat of the same kind
-      feedback.classList.add("flash-" + kind);
-      sounds.play(kind);
-    }
-  }
-
-  function clock(ms) {
-    return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
-  }
-
-  function duration(ms) {
-    var s = Math.round(ms / 1000), m = Math.floor(s / 60);
-    return (m ? m + " min " : "") + (s % 60) + " s";
-  }
-
-  // The same words as laps.flash_lap: "first lap" only when the count is 1.
-  function since(res) {
-    if (res.duplicate) return t("already_recorded", "already recorded");
-    if (res.count === 1) return t("first_lap", "first lap");
-    if (res.since_unknown) {
-      return t("since_unknown", "time since the last lap unknown: the laptop's clock was changed");
-    }
-    if (res.since_previous_ms === null || res.since_previous_ms === undefined) {
-      return t("previous_elsewhere", "previous lap on another laptop");
-    }
-    var text = t("since_last_lap", "{time} since last lap", {time: duration(res.since_previous_ms)});
-    return res.previous_elsewhere ? text + " (" + t("elsewhere", "on another laptop") + ")" : text;
+    page.show(kind, html);
   }
 
   function who(runner) {
     return esc(runner.name) + " (" + esc(runner.start_number) + ", " + esc(runner["class"]) + ")";
-  }
-
-  // POST a form (urlencoded: the server answers a lap post of this kind ahead of its framework);
-  // resolve with the JSON answer (lost: true for a 5xx, whose fate is unknown),
-  // reject when no answer came (connection closed, or none within timeoutMs).
-  function post(url, data, timeoutMs) {
-    data.append("csrf_token", csrf);
-    var abort = timeoutMs && window.AbortController ? new AbortController() : null;
-    var timer = abort ? setTimeout(function () { abort.abort(); }, timeoutMs) : null;
-    return fetch(url, {
-      method: "POST", body: data, credentials: "same-origin",
-      headers: {"Accept": "application/json", "X-CSRFToken": csrf},
-      signal: abort ? abort.signal : undefined
-    }).then(function (resp) {
-      return resp.json().catch(function () {
-        return {error: "http_" + resp.status,
-                message: t("http_error", "The laptop app answered {status}.", {status: resp.status})};
-      }).then(function (res) {
-        clearTimeout(timer);
-        if (resp.status >= 500) { res.lost = true; res.status = resp.status; }
-        return res;
-      });
-    }, function (error) {
-      clearTimeout(timer);
-      throw error;
-    });
   }
 
   function rowFor(key) {
@@ -192,7 +112,7 @@
   // Counted; a number central gave another runner (who may still wear it) warns and says
   // whom, so that the helper voids the lap if that runner passed.
   function counted(item, res) {
-    changed += 1;
+    page.state.changed += 1;
     addRow(res, item.key);
     var note = item.checks ? '<small class="check-note">' + esc(t("checked_counted",
       "Checked after the laptop app answered again: lap {number} is recorded, once.",
@@ -378,7 +298,7 @@
 
   function submit(item) {
     item.seq = ++lastSeq;
-    item.key = newKey();  // one key for every try of this lap: it counts at most once
+    item.key = page.newKey();  // one key for every try of this lap: it counts at most once
     item.typedAt = Date.now();
     pending += 1;
     form.dataset.pending = String(pending);
@@ -472,51 +392,14 @@
     field.focus();
   });
 
-  // Void takes two presses: the first arms the button for a few seconds.
-  function arm(button) {
-    button.dataset.armed = "1";
-    button.dataset.label = button.textContent;
-    button.textContent = t("really_void", "Really void?");
-    button.classList.add("armed");
-    button.armTimer = setTimeout(function () { disarm(button); }, ARM_MS);
-  }
-
-  function disarm(button) {
-    clearTimeout(button.armTimer);
-    if (!button.dataset.armed) return;
-    delete button.dataset.armed;
-    button.textContent = button.dataset.label;
-    button.classList.remove("armed");
-  }
-
-  function voidAnswered(f, res) {
-    var row = f.closest("tr"), button = f.querySelector("button");
-    changed += 1;
-    disarm(button);
-    if (res.error === "central_decision") {
-      f.parentNode.replaceChild(document.createTextNode(res.message), f);
-      show("bad", esc(res.message));
-      return;
-    }
-    if (res.error) { show("bad", esc(res.message)); return; }
-    row.classList.toggle("voided", res.voided);
-    f.action = f.action.replace(/\/(void|restore)$/, res.voided ? "/restore" : "/void");
-    button.textContent = res.voided ? t("restore", "Restore") : t("void", "Void");
-    show("info", esc(res.voided ? t("voided", "Lap voided: it no longer counts.")
-                                : t("restored", "Lap restored.")));
-    document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
-    field.focus();  // back to typing numbers
-  }
-
   // Digits typed while a button has the focus (a tap on Void or Sound just before a scan)
-  // go to the number field, and an armed Void is disarmed: the scan's Enter then counts
-  // its lap instead of voiding one or toggling the sound.
+  // go to the number field (lap_voids.js disarms an armed Void): the scan's Enter then
+  // counts its lap instead of voiding one or toggling the sound.
   document.addEventListener("keydown", function (ev) {
     var active = document.activeElement;
     if (!/^[0-9]$/.test(ev.key) || ev.ctrlKey || ev.altKey || ev.metaKey || active === field
         || (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) return;
     ev.preventDefault();
-    Array.prototype.forEach.call(recent.querySelectorAll("button[data-armed]"), disarm);
     field.focus();
     lastKeyAt = Date.now();
     field.value += ev.key;
@@ -531,21 +414,6 @@
     // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
     submit({number: item.number, runnerId: item.runnerId, fromRow: row});
     field.focus();
-  });
-
-  recent.addEventListener("submit", function (ev) {
-    var f = ev.target, button = f.querySelector("button");
-    if (!f.classList.contains("void-form")) return;
-    ev.preventDefault();
-    var voids = /\/void$/.test(f.action), data = new URLSearchParams();
-    if (voids && !button.dataset.armed) { arm(button); return; }
-    if (voids) data.append("confirm", "1");  // the second press: void, do not ask again
-    voiding += 1;
-    post(f.action, data).then(function (res) { voiding -= 1; voidAnswered(f, res); }, function () {
-      voiding -= 1;
-      disarm(button);
-      show("bad", esc(t("app_down", "The laptop app is not answering")));
-    });
   });
 
   // Other helpers on this laptop (a second screen, a tablet): their laps and voids reach
@@ -582,13 +450,14 @@
   }
 
   function refreshRecent() {
-    if (pending || checking || voiding || document.hidden) return;
-    var asked = changed;
+    if (pending || checking || page.state.voiding || document.hidden) return;
+    var asked = page.state.changed;
     fetch(RECENT_URL, {headers: {Accept: "application/json"}, credentials: "same-origin",
                        cache: "no-store"})
       .then(function (resp) { return resp.ok ? resp.json() : null; })
       .then(function (data) {
-        if (data && data.laps && asked === changed && !pending && !checking && !voiding) merge(data.laps);
+        if (data && data.laps && asked === page.state.changed && !pending && !checking &&
+            !page.state.voiding) merge(data.laps);
       }, function () {});
   }
   setInterval(refreshRecent, RECENT_POLL_MS);
