@@ -289,7 +289,7 @@ def role_required(*roles: str):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             if g.user is None:
-                if request.method == "GET" and not request.is_json:
+                if request.method == "GET" and not wants_json():  # a page's poll gets a 401
                     return redirect(url_for("auth.login", next=request.full_path))
                 return error_response("login_required", _("Please log in first."), 401)
             if roles and g.user["role"] not in roles:

@@ -76,8 +76,15 @@ def js_strings() -> dict[str, str]:
         "app_back": _("The laptop app is answering again."),
         "http_error": _("The laptop app answered {status}."),
         "skipped": _("Skipped: nothing was recorded."),
-        "logged_out": _("Your login has ended: nothing was recorded. Log in again, then type "
-                        "the number again."),
+        "held_row": _("Not counted: the login ended"),
+        "held_login": _("Your login has ended."),
+        "held_csrf": _("This page's login changed (a login or logout in another window)."),
+        "held_numbers": _("Not counted: {numbers}. They are listed below: count them there once "
+                          "you are logged in again."),
+        "held_none": _("Log in again before the next number: numbers typed until then are "
+                       "listed below, not counted."),
+        "count_number": _("Count {number}"),
+        "reload": _("Reload the page"),
         "log_in": _("Log in"),
         "void": _("Void"),
         "really_void": _("Really void?"),
@@ -110,8 +117,13 @@ def since_text(result: dict) -> str:
         return _("time since the last lap unknown: the laptop's clock was changed")
     if since is None:
         return _("previous lap on another laptop")
-    text = _("%(minutes)s min %(seconds)s s since last lap",
-             minutes=since // 60000, seconds=since // 1000 % 60)
+    seconds = since // 1000
+    if seconds >= 3600:
+        text = _("%(hours)s h %(minutes)s min since last lap", hours=seconds // 3600,
+                 minutes=seconds // 60 % 60)
+    else:
+        text = _("%(minutes)s min %(seconds)s s since last lap", minutes=seconds // 60,
+                 seconds=seconds % 60)
     return f"{text} ({_('on another laptop')})" if result.get("previous_elsewhere") else text
 
 

@@ -532,10 +532,17 @@ def test_unlock_logins_command():
 # ---- role_required and the login on the real laptop app ----------------------------------
 
 def test_anonymous_get_is_sent_to_login_with_the_way_back(client):
-    response = client.get("/runners/?q=An", headers=JSON)
+    response = client.get("/runners/?q=An", headers={"Accept": "text/html"})
     assert response.status_code == 302
     location = urlparse(response.headers["Location"])
     assert location.path == "/login" and parse_qs(location.query) == {"next": ["/runners/?q=An"]}
+
+
+def test_an_anonymous_get_that_asks_for_json_is_told_to_log_in_not_redirected(client):
+    # a page's poll (the lap list, the big screen) learns that the login ended
+    response = client.get("/runners/?q=An", headers=JSON)
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "login_required", "message": "Please log in first."}
 
 
 def test_anonymous_json_or_post_is_401(client):

@@ -19,7 +19,7 @@ def teacher_id(db) -> str:
 
 def test_big_screen_needs_a_login(client, runners):
     assert client.get("/big/").status_code == 302
-    assert client.get("/big/laps", headers=JSON).status_code == 302
+    assert client.get("/big/laps", headers=JSON).status_code == 401
 
 
 def test_each_lap_shows_the_count_its_runner_had_then(teacher, runners, db):

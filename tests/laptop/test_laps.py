@@ -9,6 +9,7 @@ from cuid2 import is_cuid
 
 from lapsync.laptop import create_app
 from lapsync.laptop.db import connect
+from lapsync.laptop.lapnotes import since_text
 
 JSON = {"Accept": "application/json"}
 
@@ -337,3 +338,15 @@ def test_plain_form_confirm_counts_for_the_warned_runner_of_a_shared_number(teac
     assert warned.status_code == 409 and 'name="runner_id" value="r-other"' in warned.get_data(as_text=True)
     teacher.post("/laps", data={**form, "confirm": "1"})
     assert db.execute("SELECT count(*) FROM lap WHERE runner_id = 'r-other'").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("since_ms, text", [
+    (65_400, "1 min 5 s since last lap"),
+    (3_599_999, "59 min 59 s since last lap"),
+    (3_600_000, "1 h 0 min since last lap"),
+    (44_450_000, "12 h 20 min since last lap"),    # a relay's night, not "740 min 50 s"
+])
+def test_the_time_since_the_last_lap_reads_in_hours_from_an_hour_on(app, since_ms, text):
+    result = {"since_previous_ms": since_ms, "count": 2}
+    with app.test_request_context():
+        assert since_text(result) == text

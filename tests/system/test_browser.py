@@ -89,6 +89,7 @@ def test_helper_counts_voids_and_confirms_with_the_keyboard(server, page, tmp_pa
 
     ben = rows.filter(has_text="Ben Cruz")
     ben.get_by_role("button", name="Void").click()
+    page.wait_for_timeout(400)                              # read before the second press
     ben.get_by_role("button", name="Really void?").click()  # voiding takes a second press
     expect(ben).to_have_class(re.compile(r"\bvoided\b"))
     assert "line-through" in ben.locator("td").nth(2).evaluate(

@@ -12,6 +12,8 @@ import re
 import shutil
 import socket
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -29,6 +31,7 @@ from lapsync.ids import new_id
 from lapsync.laptop import create_app, scheduler
 from lapsync.laptop.auth import start_session
 from lapsync.laptop.client.pull import apply_change
+from lapsync.laptop.laps import write_lap
 from lapsync.laptop.db import connect, device_id, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
@@ -495,18 +498,79 @@ def test_letters_and_spaces_get_the_apps_error_panel(context, laptop):
     assert tones(page) == ["bad", "bad", "bad", "bad"]
 
 
-def test_a_number_typed_after_the_login_ended_says_so_and_how_to_log_in(context, laptop):
-    page = open_lap_page(context, laptop)
+def end_sessions(laptop: Laptop) -> None:
+    """End every login on the laptop, as their hours running out does."""
     db = connect(laptop.path)
     try:
-        db.execute("UPDATE user_session SET valid_until = 1")   # the session's hours are over
+        db.execute("UPDATE user_session SET valid_until = 1")
     finally:
         db.close()
+
+
+def test_numbers_typed_after_the_login_ended_are_listed_and_count_after_a_new_login(context,
+                                                                                   laptop):
+    page = open_lap_page(context, laptop)
     typed(page, "1")
-    feedback_is(page, "bad", "Your login has ended: nothing was recorded.")
+    feedback_is(page, "good", "Anna Berg")
+    end_sessions(laptop)
+    for number in ("2", "3", "7"):                # a burst before the page knows
+        scan(page, number)
+    feedback_is(page, "bad", "Not counted: 2, 3, 7.")
+    expect(page.locator("#feedback")).to_contain_text("Your login has ended.")
+    held = page.locator("#recent tbody tr.not-counted")
+    expect(held.locator("td:nth-child(2)")).to_have_text(["7", "3", "2"])
+    expect(held.first).to_contain_text("Not counted: the login ended")
+    assert laptop.laps() == ["1"]
+    typed_at = time.time() * 1000
+    page.wait_for_timeout(2500)                   # the helper logs in a little later
     page.locator("#feedback").get_by_role("link", name="Log in").click()
     expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+    page.locator("input[name=name]").fill("tom")  # the login page the link opened
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("input[name=password]").press("Enter")
+    page.locator("#lap-form[data-pending]").wait_for()
+    expect(held.locator("td:nth-child(2)")).to_have_text(["7", "3", "2"])  # kept over the login
+    held.filter(has_text="3").get_by_role("button", name="Count 3").click()
+    feedback_is(page, "good", "Carl Dorn (3, 6b)")
+    expect(held).to_have_count(2)
+    page.reload()
+    expect(held).to_have_count(2)                 # counted: gone for good; the others stay
+    assert laptop.laps() == ["1", "3"]
+    assert lap_times(laptop)[-1] < typed_at       # it counts at the time it was typed
+
+
+def test_the_page_notices_the_ended_login_before_the_next_number(context, laptop):
+    page = open_lap_page(context, laptop)
+    end_sessions(laptop)
+    feedback_is(page, "bad", "Log in again before the next number")   # the list's poll
+    typed(page, "2")
+    feedback_is(page, "bad", "Not counted: 2.")
+    expect(page.locator("#recent tbody tr.not-counted")).to_have_count(1)
     assert laptop.laps() == []
+
+
+def test_a_login_in_another_window_holds_the_numbers_until_a_reload(context, laptop):
+    page = open_lap_page(context, laptop)
+    other = context.new_page()                    # the same browser logs in again elsewhere
+    log_in(other, laptop.url, "tom", PASSWORD)
+    other.close()
+    typed(page, "2")
+    feedback_is(page, "bad", "This page's login changed")
+    expect(page.locator("#feedback")).to_contain_text("Not counted: 2.")
+    page.locator("#feedback").get_by_role("link", name="Reload the page").click()
+    row = page.locator("#recent tbody tr.not-counted")
+    row.get_by_role("button", name="Count 2").click()
+    feedback_is(page, "good", "Ben Cruz (2, 5a)")
+    assert laptop.laps() == ["2"]
+
+
+def lap_times(laptop: Laptop) -> list[int]:
+    """Return the laps' times (ms) in recording order."""
+    db = connect(laptop.path)
+    try:
+        return [row[0] for row in db.execute("SELECT time FROM lap ORDER BY rowid")]
+    finally:
+        db.close()
 
 
 def test_tab_from_the_field_reaches_no_void_button_within_two_presses(context, laptop):
@@ -529,7 +593,7 @@ def test_void_takes_a_second_press(context, laptop):
     row = page.locator("#recent tbody tr").first
     row.get_by_role("button", name="Void").click()
     expect(row.locator("button")).to_have_text("Really void?")
-    page.wait_for_timeout(200)
+    page.wait_for_timeout(400)                       # read before the second press
     assert laptop.laps() == ["2"]
     row.get_by_role("button", name="Really void?").click()
     expect(row).to_have_class(re.compile(r"\bvoided\b"))
@@ -538,6 +602,61 @@ def test_void_takes_a_second_press(context, laptop):
     row.get_by_role("button", name="Restore").click()  # restoring needs one press
     expect(row).not_to_have_class(re.compile(r"\bvoided\b"))
     assert laptop.laps() == ["2"]
+
+
+def test_a_lap_after_a_relay_s_night_says_hours_since_the_last(context, laptop):
+    db = connect(laptop.path)
+    try:
+        tom = db.execute("SELECT id FROM user WHERE name = 'tom'").fetchone()[0]
+        with transaction(db):
+            write_lap(db, 3, tom, 60_000, typed_ago_ms=(12 * 60 + 20) * 60_000 + 30_000)
+    finally:
+        db.close()
+    page = open_lap_page(context, laptop)
+    typed(page, "3")
+    feedback_is(page, "good", "Carl Dorn (3, 6b) – 12 h 20 min since last lap")
+
+
+def test_a_double_tap_on_void_voids_nothing_and_a_void_is_not_missed(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    button = page.locator("#recent tbody tr").first.locator("button")
+    button.dblclick(delay=0)                     # a finger's bounce: the second press too soon
+    expect(button).to_have_text("Really void?")
+    page.wait_for_timeout(400)
+    assert laptop.laps() == ["2"]
+    button.click()                               # pressed again once it could be read
+    feedback_is(page, "warn", "Lap voided: it no longer counts.")
+    assert laptop.laps() == []
+    assert tones(page)[-1] == "warn"
+
+
+def test_an_uncounted_row_and_the_times_survive_a_reload_in_the_browser_s_time_zone(browser,
+                                                                                  laptop):
+    context = browser.new_context(timezone_id="Pacific/Auckland", locale="en-US")
+    try:
+        page = open_lap_page(context, laptop)
+        counted_then_warned(page, "1", "Anna Berg")
+        typed(page, "2")                          # typed over: the warning is left uncounted
+        feedback_is(page, "good", "Ben Cruz")
+        page.reload()
+        page.locator("#lap-form[data-pending]").wait_for()
+        row = page.locator("#recent tbody tr.not-counted")
+        expect(row).to_contain_text("Not counted: counted 0 s before")
+        times = [int(ms) for ms in page.locator("#recent td.t").evaluate_all(
+            "cells => cells.map(c => c.dataset.ms)")]
+        shown = page.locator("#recent td.t").all_inner_texts()
+        zone = ZoneInfo("Pacific/Auckland")
+        assert shown == [datetime.fromtimestamp(ms / 1000, zone).strftime("%H:%M:%S") for ms in times]
+        row.get_by_role("button", name="Count it anyway").click()
+        feedback_is(page, "warn", "Anna Berg (1) was counted")   # still too soon: asked
+        read_then_enter(page)
+        feedback_is(page, "good", "Anna Berg")
+        expect(row).to_have_count(0)
+        assert laptop.laps() == ["1", "2", "1"]
+    finally:
+        context.close()
 
 
 def test_a_scan_after_a_tap_on_void_or_sound_counts_its_lap_and_voids_nothing(context, laptop):
@@ -734,6 +853,7 @@ def test_a_second_helper_on_the_laptop_sees_the_first_ones_laps_and_voids_unrelo
         expect(tom_rows.locator("td:nth-child(2)")).to_have_text(["2", "1"], timeout=8_000)
         anna = ada_rows.filter(has_text="Anna Berg")
         anna.get_by_role("button", name="Streichen").click()
+        ada.wait_for_timeout(400)                    # read before the second press
         anna.get_by_role("button", name="Wirklich streichen?").click()
         expect(anna).to_have_class(re.compile(r"\bvoided\b"))
         expect(tom_rows.filter(has_text="Anna Berg")).to_have_class(re.compile(r"\bvoided\b"),
@@ -872,6 +992,7 @@ def test_a_void_decided_at_central_shows_who_and_why_and_has_no_restore(context,
     rows = page.locator("#recent tbody tr")
     ben, anna = rows.nth(0), rows.nth(1)
     anna.get_by_role("button", name="Void").click()  # the teacher's own void
+    page.wait_for_timeout(400)                       # read before the second press
     anna.get_by_role("button", name="Really void?").click()
     expect(anna.get_by_role("button", name="Restore")).to_be_visible()
     db = connect(laptop.path)

@@ -46,7 +46,8 @@ window.LapPage = (function () {
   }
 
   function duration(ms) {
-    var s = Math.round(ms / 1000), m = Math.floor(s / 60);
+    var s = Math.round(ms / 1000), m = Math.floor(s / 60), h = Math.floor(m / 60);
+    if (h) return h + " h " + (m % 60) + " min";  // a relay's night: not "740 min 50 s"
     return (m ? m + " min " : "") + (s % 60) + " s";
   }
 

@@ -6,10 +6,12 @@
   if (!list || !field || !window.LapPage) return;
   var page = window.LapPage, t = page.t, esc = page.esc, show = page.show, post = page.post;
   var ARM_MS = 4000;  // how long a Void button waits for its second press
+  var READ_MS = 300;  // a second press sooner than this after the first (a double tap) does not void
+  var tapped = false; // the last press was a finger's: no focus on the field (no keyboard popping up)
 
   // Void takes two presses: the first arms the button for a few seconds.
   function arm(button) {
-    button.dataset.armed = "1";
+    button.dataset.armed = String(Date.now());
     button.dataset.label = button.textContent;
     button.textContent = t("really_void", "Really void?");
     button.classList.add("armed");
@@ -37,10 +39,11 @@
     row.classList.toggle("voided", res.voided);
     f.action = f.action.replace(/\/(void|restore)$/, res.voided ? "/restore" : "/void");
     button.textContent = res.voided ? t("restore", "Restore") : t("void", "Void");
-    show("info", esc(res.voided ? t("voided", "Lap voided: it no longer counts.")
-                                : t("restored", "Lap restored.")));
+    // A void is shown as a warning (flash and tone): one made by mistake is not missed.
+    show(res.voided ? "warn" : "info", esc(res.voided ? t("voided", "Lap voided: it no longer counts.")
+                                                    : t("restored", "Lap restored.")));
     document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
-    field.focus();  // back to typing numbers
+    if (!tapped) field.focus();  // back to typing numbers
   }
 
   list.addEventListener("submit", function (ev) {
@@ -49,6 +52,7 @@
     ev.preventDefault();
     var voids = /\/void$/.test(f.action), data = new URLSearchParams();
     if (voids && !button.dataset.armed) { arm(button); return; }
+    if (voids && Date.now() - Number(button.dataset.armed) < READ_MS) return;
     if (voids) data.append("confirm", "1");  // the second press: void, do not ask again
     page.state.voiding += 1;
     post(f.action, data).then(function (res) { page.state.voiding -= 1; voidAnswered(f, res); }, function () {
@@ -58,6 +62,7 @@
     });
   });
 
+  list.addEventListener("pointerdown", function (ev) { tapped = ev.pointerType === "touch"; });
 
   // A digit typed (a scan, the next number) disarms every armed button: its Enter counts a lap.
   document.addEventListener("keydown", function (ev) {

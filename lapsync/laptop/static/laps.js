@@ -16,6 +16,10 @@
 // - A number left uncounted whose message the next answer replaces (one of a burst, a
 //   warning or a choice typed over) keeps a row in the recent list saying why, with a
 //   button there that counts it (one a runner for a shared number).
+// - A number typed after the login ended (or changed in another window, which leaves this
+//   page's form token stale) is not sent: it is listed uncounted with a button (kept over a
+//   reload and a new login: lap_list.js), and the page names the numbers held. The list's
+//   poll notices an ended login before the next number.
 // - A lost answer (the app died after recording, a timeout, a 5xx) is never "not
 //   recorded": the lap shows "checking…", and once the app answers again (a cheap poll
 //   with backoff) the same request goes again with the same client key, which records
@@ -29,20 +33,16 @@
   if (!form) return;
   var field = document.getElementById("start_number");
   var feedback = document.getElementById("feedback");
-  var recent = document.querySelector("#recent tbody");
-  var page = window.LapPage, t = page.t, esc = page.esc, clock = page.clock, since = page.since;
+  var page = window.LapPage, list = page.list, t = page.t, esc = page.esc, since = page.since;
   var post = page.post;
   var SCAN_GAP_MS = 25;      // a digit and its Enter closer than this are a scanner's, not a pick
   var CONFIRM_WAIT_MS = 300; // an Enter sooner than this after a warning showed does not confirm it
-  var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
   var LAP_TIMEOUT_MS = 10000;  // a lap's answer later than this counts as lost (then checked)
   var WAITED_MS = 2000;      // a number queued this long before it is sent carries when it was typed
   var CHECK_FIRST_MS = 250, CHECK_MAX_MS = 2000;  // polls for the app after a lost answer
   var CHECK_FAILURES = 3;    // answered 5xx in a row before the page gives up checking
   var statusEl = document.getElementById("sync-status");
   var STATUS_URL = (statusEl && statusEl.dataset.url) || "/sync/status";
-  var RECENT_URL = recent.dataset.url || "/laps/recent";
-  var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
   var queue = Promise.resolve();
   var pending = 0;           // numbers sent and not answered yet
   var lastSeq = 0;           // the latest thing the helper sent
@@ -53,6 +53,8 @@
   var waiting = [];          // items typed and not sent yet, in typing order
   var downShown = false;     // the feedback says the app is not answering
   var appDown = false;       // the badge's poll found the app not answering
+  var held = null;           // why numbers are no longer sent ("login_required", "csrf")
+  var heldNumbers = [];      // the numbers held since: each listed uncounted, with its button
 
   // The feedback panel (lap_common.js), and this page no longer says the app is down.
   function show(kind, html) {
@@ -64,56 +66,11 @@
     return esc(runner.name) + " (" + esc(runner.start_number) + ", " + esc(runner["class"]) + ")";
   }
 
-  function rowFor(key) {
-    return recent.querySelector('tr[data-check="' + key + '"]');
-  }
-
-  // A lap whose answer was lost keeps its place in the list as "checking…".
-  function checkingRow(item) {
-    if (rowFor(item.key)) return;
-    var tr = document.createElement("tr");
-    tr.className = "checking";
-    tr.dataset.check = item.key;
-    tr.innerHTML = "<td>…</td><td>" + esc(item.number) + '</td><td colspan="3">' +
-      esc(t("checking_row", "checking…")) + "</td>";
-    recent.insertBefore(tr, recent.firstChild);
-  }
-
-  // A lap's row as the page renders it: a Void (or Restore) button, or who voided it at central.
-  function lapRow(lap) {
-    var tr = document.createElement("tr"), voided = Boolean(lap.voided_at);
-    tr.dataset.lap = lap.id;
-    if (voided) tr.className = "voided";
-    tr.innerHTML = "<td>" + clock(lap.time) + "</td><td>" + esc(lap.start_number) +
-      "</td><td>" + esc(lap.name) + "</td><td>" + esc(lap["class"]) + "</td><td>" +
-      (lap.central ? '<span class="central-void">' + esc(lap.central) + "</span>" :
-       '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(lap.id) +
-       (voided ? "/restore" : "/void") + '"><button type="submit" class="small">' +
-       esc(voided ? t("restore", "Restore") : t("void", "Void")) + "</button></form>") + "</td>";
-    return tr;
-  }
-
-  function addRow(result, key) {
-    if (recent.querySelector('tr[data-lap="' + result.lap.id + '"]')) return;
-    var r = result.runner;
-    place(lapRow({id: result.lap.id, time: result.lap.time, start_number: r.start_number,
-                  name: r.name, "class": r["class"]}), key);
-  }
-
-  // A new row goes where its number's "checking…" row is (its place in typing order), else
-  // on top; the list keeps as many rows as the page shows after a reload.
-  function place(tr, key) {
-    var placeholder = key && rowFor(key);
-    if (placeholder) recent.replaceChild(tr, placeholder);
-    else recent.insertBefore(tr, recent.firstChild);
-    while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
-  }
-
   // Counted; a number central gave another runner (who may still wear it) warns and says
   // whom, so that the helper voids the lap if that runner passed.
   function counted(item, res) {
     page.state.changed += 1;
-    addRow(res, item.key);
+    list.addRow(res, item.key);
     var note = item.checks ? '<small class="check-note">' + esc(t("checked_counted",
       "Checked after the laptop app answered again: lap {number} is recorded, once.",
       {number: item.number})) + "</small>" : "";
@@ -128,25 +85,6 @@
       " – " + esc(item.checks ? t("counted", "counted") : since(res)) + note + '<small class="count-note">' +
       esc(t("count_note", "Laps of all laptops: this one and the others as last synced.")) + "</small>");
     document.dispatchEvent(new CustomEvent("lapsync:lap-recorded"));
-  }
-
-  // A number left uncounted whose message the next answer replaces (a burst's, or a warning
-  // or choice typed over) keeps a row in the list: why, and a button to count it for its
-  // runner (too soon: asked again if it still is) or for each runner who shares the number.
-  function uncountedRow(item, text, runners, tooSoon) {
-    var tr = document.createElement("tr"), one = runners && runners.length === 1 ? runners[0] : null;
-    tr.className = "not-counted";
-    tr.innerHTML = "<td>" + clock(Date.now()) + "</td><td>" + esc(item.number) + "</td><td>" +
-      (one ? esc(one.name) + "</td><td>" + esc(one["class"]) : "</td><td>") +
-      '</td><td><span class="why">' + esc(text) + "</span>" + (runners || []).map(function (r, i) {
-        return ' <button type="button" class="small count-row" data-index="' + i + '">' +
-          esc(tooSoon ? t("count_anyway", "Count it anyway") : t("count_for", "Count for {name}",
-                                                                   {name: r.name})) + "</button>";
-      }).join("") + "</td>";
-    tr.countItems = (runners || []).map(function (r) {
-      return {number: String(r.start_number), runnerId: r.id};
-    });
-    place(tr, item.key);
   }
 
   function choiceText(number, runners) {
@@ -166,7 +104,7 @@
   function warned(item, res) {
     var seconds = Math.max(0, Math.floor((res.since_previous_ms || 0) / 1000));
     if (!latest(item)) {
-      uncountedRow(item, tooSoonText(seconds), [res.runner], true);
+      list.uncounted(item, tooSoonText(seconds), [res.runner], true);
       show("warn", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                          {name: res.runner.name, number: res.runner.start_number, seconds: seconds})));
       return;
@@ -182,7 +120,7 @@
 
   function offerChoice(item, res) {
     if (!latest(item)) {
-      uncountedRow(item, choiceText(item.number, res.runners), res.runners, false);
+      list.uncounted(item, choiceText(item.number, res.runners), res.runners, false);
       show("bad", esc(choiceText(item.number, res.runners)) + ". " +
            esc(t("choose_below", "Choose the runner in the list below.")));
       return;
@@ -199,22 +137,20 @@
   }
 
   function answered(item, res) {
-    var row = rowFor(item.key);
+    var row = list.rowFor(item.key);
     if (row && !res.lap) row.parentNode.removeChild(row);
-    if (item.fromRow && !res.lap && res.error !== "too_soon") {  // refused: the row stays listed
-      recent.insertBefore(item.fromRow, recent.firstChild);
+    if (res.error === "login_required" || res.error === "csrf") {
+      hold(item, res.error);
+      return;
     }
+    if (item.fromRow && !res.lap && res.error !== "too_soon") list.putBack(item.fromRow);  // stays listed
     if (res.lap) counted(item, res);
     else if (res.error === "too_soon") warned(item, res);
     else if (res.error === "ambiguous_start_number") offerChoice(item, res);
-    else if (res.error === "login_required") {  // the session ended: say how to go on
-      show("bad", esc(t("logged_out", "Your login has ended: nothing was recorded. Log in again, " +
-        "then type the number again.")) + ' <a href="/login?next=%2F">' + esc(t("log_in", "Log in")) + "</a>");
-    }
     else if (item.checks) show("bad", esc(t("checked_not_recorded", "Checked after the laptop app " +
       "answered again: lap {number} was NOT recorded.", {number: item.number})) + " " + esc(res.message || ""));
     else {
-      if (!latest(item)) uncountedRow(item, res.message || t("not_recorded", "Not recorded."));
+      if (!latest(item)) list.uncounted(item, res.message || t("not_recorded", "Not recorded."));
       show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
     }
   }
@@ -266,14 +202,38 @@
       return null;
     }
     checking = item;
-    checkingRow(item);
+    list.checkingRow(item);
     showChecking();
     return whenAnswering().then(function () { return send(item); });
+  }
+
+  // The login ended (or changed in another window: this page's form token is stale). The
+  // number is not sent: it is listed uncounted with a button (kept over a reload and a new
+  // login), and so is every number typed or waiting after it.
+  function hold(item, why) {
+    held = why;
+    heldNumbers.push(item.number);
+    if (item.fromRow) list.putBack(item.fromRow);
+    else list.uncounted(item, t("held_row", "Not counted: the login ended"), [], false, true);
+    showHeld();
+  }
+
+  function showHeld() {
+    var again = held === "csrf" ?
+      t("held_csrf", "This page's login changed (a login or logout in another window).") +
+        ' <a href="/">' + esc(t("reload", "Reload the page")) + "</a>" :
+      t("held_login", "Your login has ended.") + ' <a href="/login?next=%2F">' +
+        esc(t("log_in", "Log in")) + "</a>";
+    show("bad", esc(heldNumbers.length ? t("held_numbers", "Not counted: {numbers}. They are " +
+      "listed below: count them there once you are logged in again.",
+      {numbers: heldNumbers.join(", ")}) : t("held_none", "Log in again before the next " +
+      "number: numbers typed until then are listed below, not counted.")) + " " + again);
   }
 
   function send(item) {
     var data = new URLSearchParams();
     waiting = waiting.filter(function (other) { return other !== item; });
+    if (held) return hold(item, held);
     data.append("start_number", item.number);
     data.append("client_key", item.key);
     // A number that waited here for the app (not answering, or far behind) counts at the
@@ -299,7 +259,7 @@
   function submit(item) {
     item.seq = ++lastSeq;
     item.key = page.newKey();  // one key for every try of this lap: it counts at most once
-    item.typedAt = Date.now();
+    item.typedAt = item.typedAt || Date.now();  // a row's number: when it was typed first
     pending += 1;
     form.dataset.pending = String(pending);
     waiting.push(item);
@@ -311,7 +271,7 @@
     if (!warning) return;
     var w = warning;
     warning = null;
-    uncountedRow({number: w.number}, tooSoonText(w.seconds), [w.runner], true);
+    list.uncounted({number: w.number}, tooSoonText(w.seconds), [w.runner], true);
     show("info", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                        {name: w.runner.name, number: w.runner.start_number, seconds: w.seconds})));
   }
@@ -364,7 +324,7 @@
   function leaveChoice() {
     var c = choice;
     choice = null;
-    uncountedRow({number: c.number}, choiceText(c.number, c.runners), c.runners, false);
+    list.uncounted({number: c.number}, choiceText(c.number, c.runners), c.runners, false);
     show("info", esc(choiceText(c.number, c.runners)));
   }
 
@@ -406,61 +366,15 @@
     field.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
-  recent.addEventListener("click", function (ev) {
-    var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
-    if (!row || !row.countItems) return;
-    var item = row.countItems[Number(button.dataset.index)];
-    row.parentNode.removeChild(row);
-    // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
-    submit({number: item.number, runnerId: item.runnerId, fromRow: row});
-    field.focus();
+  document.addEventListener("lapsync:logged-out", function () {  // the list's poll found out
+    if (held) return;
+    held = "login_required";
+    showHeld();
   });
 
-  // Other helpers on this laptop (a second screen, a tablet): their laps and voids reach
-  // the list every few seconds. Never while a lap or a void is on its way, nor with an
-  // answer older than this page's latest lap or void, nor over an armed Void button.
-  function sameState(row, lap) {
-    var central = row.querySelector(".central-void");
-    return row.classList.contains("voided") === Boolean(lap.voided_at) &&
-      (central ? central.textContent : null) === (lap.central || null);
-  }
-
-  function merge(laps) {
-    var older = null;
-    for (var i = laps.length - 1; i >= 0; i--) {  // oldest first: each goes above the one before
-      var lap = laps[i], row = recent.querySelector('tr[data-lap="' + lap.id + '"]');
-      if (!row) {
-        row = lapRow(lap);
-        if (older) recent.insertBefore(row, older); else recent.appendChild(row);
-      } else if (!sameState(row, lap) && !row.querySelector("button[data-armed]")) {
-        var fresh = lapRow(lap);
-        recent.replaceChild(fresh, row);
-        row = fresh;
-      }
-      older = row;
-    }
-    if (laps.length < RECENT_ROWS) {  // the laptop has no other laps: a row not listed is gone
-      var listed = {};                // (central started the next event and it emptied them)
-      laps.forEach(function (lap) { listed[lap.id] = true; });
-      Array.prototype.forEach.call(recent.querySelectorAll("tr[data-lap]"), function (tr) {
-        if (!listed[tr.dataset.lap]) tr.parentNode.removeChild(tr);
-      });
-    }
-    while (recent.rows.length > RECENT_ROWS) recent.deleteRow(-1);
-  }
-
-  function refreshRecent() {
-    if (pending || checking || page.state.voiding || document.hidden) return;
-    var asked = page.state.changed;
-    fetch(RECENT_URL, {headers: {Accept: "application/json"}, credentials: "same-origin",
-                       cache: "no-store"})
-      .then(function (resp) { return resp.ok ? resp.json() : null; })
-      .then(function (data) {
-        if (data && data.laps && asked === page.state.changed && !pending && !checking &&
-            !page.state.voiding) merge(data.laps);
-      }, function () {});
-  }
-  setInterval(refreshRecent, RECENT_POLL_MS);
+  page.submit = submit;
+  page.busy = function () { return pending || checking; };
+  page.focusField = function () { field.focus(); };
 
   document.addEventListener("lapsync:app-down", function () {
     appDown = true;

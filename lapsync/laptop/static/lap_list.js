@@ -1,0 +1,204 @@
+// The lap page's list of recent laps: rows for laps counted here, a lap's "checking…" row,
+// rows for numbers left uncounted (with a button that counts them), and other helpers'
+// laps and voids fetched every few seconds. laps.js types the laps; lap_voids.js voids.
+//
+// A row for a number left uncounted is kept in this tab's sessionStorage until it is counted
+// or drops off the list: a reload, or a new login after the old one ended, shows it again.
+window.LapPage.list = (function () {
+  "use strict";
+  var page = window.LapPage, t = page.t, esc = page.esc, clock = page.clock;
+  var recent = document.querySelector("#recent tbody");
+  if (!recent) return null;
+  var RECENT_ROWS = Number(recent.dataset.limit) || 30;  // as many as the page shows after a reload
+  var RECENT_URL = recent.dataset.url || "/laps/recent";
+  var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
+  var STORE = "lapsync.uncounted";
+  var MAX_TYPED_AGO_MS = 23 * 3600 * 1000;  // the app takes a typing time up to a day ago
+
+  function rowFor(key) {
+    return recent.querySelector('tr[data-check="' + key + '"]');
+  }
+
+  // A lap whose answer was lost keeps its place in the list as "checking…".
+  function checkingRow(item) {
+    if (rowFor(item.key)) return;
+    var tr = document.createElement("tr");
+    tr.className = "checking";
+    tr.dataset.check = item.key;
+    tr.innerHTML = "<td>…</td><td>" + esc(item.number) + '</td><td colspan="3">' +
+      esc(t("checking_row", "checking…")) + "</td>";
+    recent.insertBefore(tr, recent.firstChild);
+  }
+
+  // A lap's row as the page renders it: a Void (or Restore) button, or who voided it at central.
+  function lapRow(lap) {
+    var tr = document.createElement("tr"), voided = Boolean(lap.voided_at);
+    tr.dataset.lap = lap.id;
+    if (voided) tr.className = "voided";
+    tr.innerHTML = '<td class="t" data-ms="' + Number(lap.time) + '">' + clock(lap.time) +
+      "</td><td>" + esc(lap.start_number) +
+      "</td><td>" + esc(lap.name) + "</td><td>" + esc(lap["class"]) + "</td><td>" +
+      (lap.central ? '<span class="central-void">' + esc(lap.central) + "</span>" :
+       '<form method="post" class="inline void-form" action="/laps/' + encodeURIComponent(lap.id) +
+       (voided ? "/restore" : "/void") + '"><button type="submit" class="small">' +
+       esc(voided ? t("restore", "Restore") : t("void", "Void")) + "</button></form>") + "</td>";
+    return tr;
+  }
+
+  function addRow(result, key) {
+    if (recent.querySelector('tr[data-lap="' + result.lap.id + '"]')) return;
+    var r = result.runner;
+    place(lapRow({id: result.lap.id, time: result.lap.time, start_number: r.start_number,
+                  name: r.name, "class": r["class"]}), key);
+  }
+
+  // A new row goes where its number's "checking…" row is (its place in typing order), else
+  // on top; the list keeps as many rows as the page shows after a reload.
+  function place(tr, key) {
+    var placeholder = key && rowFor(key);
+    if (placeholder) recent.replaceChild(tr, placeholder);
+    else recent.insertBefore(tr, recent.firstChild);
+    trim();
+  }
+
+  function trim() {
+    while (recent.rows.length > RECENT_ROWS) {
+      forget(recent.rows[recent.rows.length - 1].spec);
+      recent.deleteRow(-1);
+    }
+  }
+
+  function stored() {
+    try { return JSON.parse(sessionStorage.getItem(STORE)) || []; } catch (e) { return []; }
+  }
+
+  function keep(specs) {
+    try { sessionStorage.setItem(STORE, JSON.stringify(specs.slice(-RECENT_ROWS))); } catch (e) { /* private mode */ }
+  }
+
+  function remember(spec) {
+    keep(stored().filter(function (s) { return s.id !== spec.id; }).concat([spec]));
+  }
+
+  function forget(spec) {
+    if (spec) keep(stored().filter(function (s) { return s.id !== spec.id; }));
+  }
+
+  // A number left uncounted whose message the next answer replaces (a burst's, a warning or
+  // choice typed over, or one refused because the login ended) keeps a row in the list: why,
+  // and a button to count it for its runner (too soon: asked again if it still is), for each
+  // runner who shares the number, or (again: the number was never asked) for the number.
+  function uncounted(item, text, runners, tooSoon, again) {
+    var spec = {id: page.newKey(), number: String(item.number), text: text, tooSoon: Boolean(tooSoon),
+                again: Boolean(again), at: Date.now(), typedAt: item.typedAt || Date.now(),
+                runners: (runners || []).map(function (r) {
+                  return {id: r.id, name: r.name, "class": r["class"], start_number: r.start_number};
+                })};
+    remember(spec);
+    place(uncountedRow(spec), item.key);
+  }
+
+  function uncountedRow(spec) {
+    var tr = document.createElement("tr"), runners = spec.runners;
+    var one = runners.length === 1 ? runners[0] : null;
+    tr.className = "not-counted";
+    tr.spec = spec;
+    var buttons = runners.length ? runners.map(function (r, i) {
+      return button(i, spec.tooSoon ? t("count_anyway", "Count it anyway")
+                                    : t("count_for", "Count for {name}", {name: r.name}));
+    }) : spec.again ? [button(0, t("count_number", "Count {number}", {number: spec.number}))] : [];
+    tr.innerHTML = "<td>" + clock(spec.at) + "</td><td>" + esc(spec.number) + "</td><td>" +
+      (one ? esc(one.name) + "</td><td>" + esc(one["class"]) : "</td><td>") +
+      '</td><td><span class="why">' + esc(spec.text) + "</span>" + buttons.join("") + "</td>";
+    return tr;
+  }
+
+  function button(index, label) {
+    return ' <button type="button" class="small count-row" data-index="' + index + '">' +
+      esc(label) + "</button>";
+  }
+
+  // A row whose lap was refused again goes back on top, kept as before.
+  function putBack(row) {
+    recent.insertBefore(row, recent.firstChild);
+    if (row.spec) remember(row.spec);
+    trim();
+  }
+
+  // Counting from a row: the number as typed then (it counts at the time it was typed).
+  recent.addEventListener("click", function (ev) {
+    var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
+    if (!row || !row.spec || !page.submit) return;
+    var spec = row.spec, runner = spec.runners[Number(button.dataset.index)];
+    row.parentNode.removeChild(row);
+    forget(spec);
+    // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
+    page.submit({number: runner ? String(runner.start_number) : spec.number,
+                 runnerId: runner ? runner.id : undefined, fromRow: row,
+                 typedAt: Date.now() - spec.typedAt < MAX_TYPED_AGO_MS ? spec.typedAt : undefined});
+    page.focusField();
+  });
+
+  // Other helpers on this laptop (a second screen, a tablet): their laps and voids reach
+  // the list every few seconds. Never while a lap or a void is on its way, nor with an
+  // answer older than this page's latest lap or void, nor over an armed Void button.
+  function sameState(row, lap) {
+    var central = row.querySelector(".central-void");
+    return row.classList.contains("voided") === Boolean(lap.voided_at) &&
+      (central ? central.textContent : null) === (lap.central || null);
+  }
+
+  function merge(laps) {
+    var older = null;
+    for (var i = laps.length - 1; i >= 0; i--) {  // oldest first: each goes above the one before
+      var lap = laps[i], row = recent.querySelector('tr[data-lap="' + lap.id + '"]');
+      if (!row) {
+        row = lapRow(lap);
+        if (older) recent.insertBefore(row, older); else recent.appendChild(row);
+      } else if (!sameState(row, lap) && !row.querySelector("button[data-armed]")) {
+        var fresh = lapRow(lap);
+        recent.replaceChild(fresh, row);
+        row = fresh;
+      }
+      older = row;
+    }
+    if (laps.length < RECENT_ROWS) {  // the laptop has no other laps: a row not listed is gone
+      var listed = {};                // (central started the next event and it emptied them)
+      laps.forEach(function (lap) { listed[lap.id] = true; });
+      Array.prototype.forEach.call(recent.querySelectorAll("tr[data-lap]"), function (tr) {
+        if (!listed[tr.dataset.lap]) tr.parentNode.removeChild(tr);
+      });
+    }
+    trim();
+  }
+
+  function busy() {
+    return (page.busy && page.busy()) || page.state.voiding || document.hidden;
+  }
+
+  function refreshRecent() {
+    if (busy()) return;
+    var asked = page.state.changed;
+    fetch(RECENT_URL, {headers: {Accept: "application/json"}, credentials: "same-origin",
+                       cache: "no-store"})
+      .then(function (resp) {
+        if (resp.status === 401) document.dispatchEvent(new CustomEvent("lapsync:logged-out"));
+        return resp.ok ? resp.json() : null;
+      })
+      .then(function (data) {
+        if (data && data.laps && asked === page.state.changed && !busy()) merge(data.laps);
+      }, function () {});
+  }
+  setInterval(refreshRecent, RECENT_POLL_MS);
+
+  // Times as this browser's clock reads them, like the rows this page adds; rows kept from
+  // before the reload come back on top.
+  Array.prototype.forEach.call(recent.querySelectorAll("td.t[data-ms]"), function (td) {
+    td.textContent = clock(Number(td.dataset.ms));
+  });
+  stored().forEach(function (spec) { recent.insertBefore(uncountedRow(spec), recent.firstChild); });
+  trim();
+
+  return {rowFor: rowFor, checkingRow: checkingRow, addRow: addRow, uncounted: uncounted,
+          putBack: putBack};
+})();
