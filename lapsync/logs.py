@@ -17,11 +17,16 @@ from flask import Flask
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 MAX_BYTES = 1_000_000  # per file; with BACKUPS old files at most 6 MB on a laptop's disk
 BACKUPS = 5
+FILE_HANDLER = "lapsync.logs.PrivateRotatingFileHandler"  # one process writes the file
 _configured: set[tuple[str, str, str]] = set()
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log file that only its owner can read: lines name devices, users, errors."""
+
+    def __init__(self, filename: str, **kwargs) -> None:
+        """Open FILENAME when the first line comes (a command that logs nothing makes no file)."""
+        super().__init__(filename, delay=True, **kwargs)
 
     def _open(self):
         """Open (or create) the current file owner-only, as each rotation starts a new one."""
@@ -30,14 +35,13 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
-def logging_config(log_file: Path | None, level: str = "INFO") -> dict:
-    """Return the dictConfig of a process: console always, a rotating file if given."""
+def logging_config(log_file: Path | None, level: str = "INFO", handler: str = FILE_HANDLER) -> dict:
+    """Return the dictConfig of a process: console always, a rotating file (HANDLER) if given."""
     handlers: dict = {"console": {"class": "logging.StreamHandler", "formatter": "stamped",
                                   "stream": "ext://sys.stderr"}}
     if log_file is not None:
-        handlers["file"] = {"class": "lapsync.logs.PrivateRotatingFileHandler", "formatter": "stamped",
-                            "filename": str(log_file), "maxBytes": MAX_BYTES,
-                            "backupCount": BACKUPS, "encoding": "utf-8", "delay": True}
+        handlers["file"] = {"class": handler, "formatter": "stamped", "filename": str(log_file),
+                            "maxBytes": MAX_BYTES, "backupCount": BACKUPS, "encoding": "utf-8"}
     return {"version": 1, "disable_existing_loggers": False,
             "formatters": {"stamped": {"format": FORMAT}},
             "handlers": handlers,
@@ -55,8 +59,12 @@ def log_file(app: Flask, name: str) -> Path | None:
     return Path(directory or Path(app.instance_path) / "logs") / f"{name}.log"
 
 
-def init_app(app: Flask, name: str) -> None:
-    """Configure logging once per process for a running app (not under tests)."""
+def init_app(app: Flask, name: str, handler: str = FILE_HANDLER) -> None:
+    """Configure logging once per process for a running app (not under tests).
+
+    handler: the file's handler class (dotted path); several processes writing one file
+    need one that rotates it under a lock (central's: sync/logfile.py).
+    """
     if app.testing:
         return
     path = log_file(app, name)
@@ -68,6 +76,6 @@ def init_app(app: Flask, name: str) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(PermissionError):  # an operator's own LOG_DIR keeps its mode
             os.chmod(path.parent, 0o700)
-    logging.config.dictConfig(logging_config(path, level))
+    logging.config.dictConfig(logging_config(path, level, handler))
     _configured.clear()
     _configured.add(key)

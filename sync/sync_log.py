@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, render_template
 from lapsync import logs
 from lapsync.errors import InputError
 
+from . import logfile
 from .auth import admin_required
 from .db import get_db, now_ms
 
@@ -74,5 +75,5 @@ def index():
 
 def init_app(app: Flask) -> None:
     """Log to the console and instance/central/logs/central.log; register the Logs page."""
-    logs.init_app(app, "central")
+    logs.init_app(app, "central", logfile.HANDLER)
     app.register_blueprint(bp)
