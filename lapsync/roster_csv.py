@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ MAX_ROWS = 10_000
 MAX_BYTES = 4 * 1024 * 1024
 MAX_START_DIGITS = 7  # beyond any valid start number; keeps int() cheap
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+CLASS_GRADE = re.compile(r"\s*(\d{1,2})(?!\d)")   # "9a", "10 b", "5": the grade leads the class
+BIRTH_YEAR = re.compile(r"(19|20)\d\d")
+DOTTED_GRADE = re.compile(r"\d{1,2}\.")
 
 
 def number_text(number: int) -> str:
@@ -102,8 +106,14 @@ def delimiter(header_line: str) -> str:
 
 
 def check_header(cells: list[str], line: int = 1) -> list[str]:
-    """Return the normalised column names, or raise RosterError for a wrong header."""
+    """Return the normalised column names, or raise RosterError for a wrong header.
+
+    Empty cells at the end are no columns: German Excel keeps `;;` after columns that
+    once held something.
+    """
     names = [cell.strip().lower() for cell in cells]
+    while names and not names[-1]:
+        names.pop()
     unknown = [n for n in names if n not in REQUIRED + OPTIONAL]
     missing = [n for n in REQUIRED if n not in names]
     doubled = sorted({n for n in names if names.count(n) > 1})
@@ -154,11 +164,11 @@ def _data_rows(reader, columns: list[str]) -> tuple[list[_Row], list[Problem]]:
         if len(rows) + len(problems) >= MAX_ROWS:
             raise RosterError(problems + [Problem(line, _(
                 "Too many rows: at most %(max)s runners per file.", max=number_text(MAX_ROWS)))])
-        if len(cells) != len(columns):
+        if len(cells) < len(columns) or any(cell.strip() for cell in cells[len(columns):]):
             problems.append(Problem(line, _("Expected %(expected)s columns, found %(found)s.",
                                             expected=len(columns), found=len(cells))))
             continue
-        rows.append(_Row(line, dict(zip(columns, cells))))
+        rows.append(_Row(line, dict(zip(columns, cells))))  # empty cells past the header: none
     if not rows and not problems:
         raise RosterError([Problem(1, _("The file has a header but no runners."))])
     return rows, problems
@@ -205,6 +215,17 @@ def parse_start_number(raw: str) -> int | None:
 def _key(name: str, class_: str) -> tuple[str, str]:
     """Compare names and classes the way a person would: case and spacing ignored."""
     return (" ".join(name.split()).casefold(), " ".join(class_.split()).casefold())
+
+
+def file_grade(jahrgang: str, class_: str) -> str:
+    """Return a row's grade for the validator: its Jahrgang as written, or the class's leading
+    number (9 for "9a") when the Jahrgang is empty or a year of birth (what many office
+    exports call Jahrgang); "9." as some exports write it is 9."""
+    text = jahrgang.strip()
+    leading = CLASS_GRADE.match(class_)
+    if leading and (not text or BIRTH_YEAR.fullmatch(text)):
+        return leading.group(1)
+    return text[:-1] if DOTTED_GRADE.fullmatch(text) else jahrgang
 
 
 def check_numbers(rows: list[_Row], taken: set[int]) -> list[Problem]:
@@ -320,7 +341,7 @@ def check_roster(rows: list[_Row], problems: list[Problem],
         number = 1 if row.bad_number else row.start_number
         try:
             runners.append(validate(number, row.cells["name"], row.cells["klasse"],
-                                    row.cells["jahrgang"]))
+                                    file_grade(row.cells["jahrgang"], row.cells["klasse"])))
         except InputError as exc:
             problems.append(Problem(row.line, exc.message))
     if problems:

@@ -377,3 +377,20 @@ def test_the_central_import_view_imports_all_or_nothing_whatever_the_file(centra
         central_db.execute("SELECT last_value FROM change_id_seq").fetchone(),
         central_db.execute("SELECT count(*) FROM clash").fetchone()),
         unreserved_validator(central_db), highest)
+
+
+def test_empty_columns_german_excel_leaves_after_the_header_are_no_columns():
+    data = "Name;Klasse;Jahrgang;;\r\nMax Mustermann;8b;8;;\r\nLea Süß;8b;8\r\n".encode("cp1252")
+    assert [r["name"] for r in parse(data)] == ["Max Mustermann", "Lea Süß"]
+    assert problems("Name;Klasse;Jahrgang;;\nMax;8b;8;x;\n") == [(2, "Expected 3 columns, found 5.")]
+
+
+@pytest.mark.parametrize("jahrgang, class_, grade", [
+    ("", "9a", 9), ("2011", "9a", 9), ("1999", "10 b", 10), ("9.", "9a", 9), ("7", "9a", 7)])
+def test_a_missing_grade_or_a_year_of_birth_takes_the_grade_from_the_class(jahrgang, class_, grade):
+    assert parse(f"{HEADER}\nAnna Berg,{class_},{jahrgang}\n")[0]["grade"] == grade
+
+
+def test_without_a_grade_in_the_class_a_missing_grade_is_still_reported():
+    assert problems(f"{HEADER}\nAnna Berg,AG Laufen,\nBen Cruz,5a,2011x\n") == [
+        (2, "The grade must be a whole number."), (3, "The grade must be a whole number.")]
