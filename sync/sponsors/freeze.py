@@ -6,8 +6,11 @@ edit that changes a pledge's live amount is listed (changes()) with the old and 
 figures and what caused it; the admin decides per pledge: accept the new figure (the
 frozen row takes it, so letters change) or keep the frozen one (the case leaves the list
 until the live figure changes again). Pledges added after the freeze are listed too, and
-deleted ones. Unfreezing is an admin action; letters then use live figures. Everything
-is logged in money_log.
+deleted ones. Unfreezing is an admin action (sync/sponsors/thaw.py); letters then use
+live figures, except those the admin kept: a kept figure stands for a letter already
+sent, so it stays while unfrozen and the next freeze takes it over (kept again). The
+admin gives one up only by choosing the live figure for it. Everything is logged in
+money_log.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ WHERE f.unfrozen_ms IS NULL ORDER BY f.id DESC LIMIT 1
 FROZEN_SQL = """
 SELECT pledge_id, laps, distance_m, amount_cents, kept, kept_cents, removed
 FROM frozen_amount WHERE freeze_id = %s
+"""
+LAST_SQL = """
+SELECT f.id, f.frozen_ms, f.unfrozen_ms FROM event_freeze f ORDER BY f.id DESC LIMIT 1
 """
 CAUSE_DECISIONS = """
 SELECT d.action, d.details, d.at, u.name AS user_name FROM decision d
@@ -73,31 +79,41 @@ def freeze_results(conn: psycopg.Connection, user_id: str | None) -> int:
         conn.execute("LOCK TABLE event_freeze IN EXCLUSIVE MODE")  # two admins: one freeze
         if current_freeze(conn) is not None:
             raise InputError("frozen_already", _("The results are frozen already."), 409)
+        pins = kept_pins(conn)      # read before the new freeze becomes the last one
         freeze_id = conn.execute("INSERT INTO event_freeze (frozen_ms, frozen_by) "
                                  "VALUES (%s, %s) RETURNING id",
                                  [now_ms(), user_id]).fetchone()["id"]
-        rows = pledge_amounts(conn)
+        rows = [{**r, **pin_figures(pins.get(r["id"]))} for r in pledge_amounts(conn)]
         with conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO frozen_amount (freeze_id, pledge_id, laps, distance_m, "
-                "amount_cents) VALUES (%s, %s, %s, %s, %s)",
-                [[freeze_id, r["id"], r["laps"], r["distance_m"], r["amount_cents"]]
-                 for r in rows])
-        log_money(conn, user_id, "freeze", {"pledges": len(rows),
-                                            "amount_cents": sum(r["amount_cents"] for r in rows)})
+                "amount_cents, kept, kept_cents) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [[freeze_id, r["id"], r["laps"], r["distance_m"], r["amount_cents"],
+                  r.get("kept", False), r.get("kept_cents")] for r in rows])
+        log_money(conn, user_id, "freeze", {
+            "pledges": len(rows), "amount_cents": sum(r["amount_cents"] for r in rows),
+            "kept": sum(1 for r in rows if r.get("kept"))})
     return freeze_id
 
 
-def unfreeze(conn: psycopg.Connection, user_id: str | None) -> None:
-    """End the freeze in force (logged): letters use the live figures again."""
-    with conn.transaction():
-        conn.execute("LOCK TABLE event_freeze IN EXCLUSIVE MODE")
-        freeze = current_freeze(conn)
-        if freeze is None:
-            raise InputError("not_frozen", _("The results are not frozen."), 409)
-        conn.execute("UPDATE event_freeze SET unfrozen_ms = %s, unfrozen_by = %s WHERE id = %s",
-                     [now_ms(), user_id, freeze["id"]])
-        log_money(conn, user_id, "unfreeze", {"frozen_ms": freeze["frozen_ms"]})
+def kept_pins(conn: psycopg.Connection) -> dict[str, dict]:
+    """Return the figures an admin kept in the last freeze if it has ended, by pledge id.
+
+    A kept figure is what a letter already sent says; lifting the freeze does not undo
+    that decision, so letters keep it and the next freeze takes it over.
+    """
+    last = conn.execute(LAST_SQL).fetchone()
+    if last is None or last["unfrozen_ms"] is None:
+        return {}
+    return {pledge_id: snap for pledge_id, snap in frozen_rows(conn, last["id"]).items()
+            if snap["kept"] and not snap["removed"]}
+
+
+def pin_figures(pin: dict | None) -> dict:
+    """Return a kept figure's frozen figures and its kept flag, or nothing without one."""
+    if pin is None:
+        return {}
+    return {**{key: pin[key] for key in FIGURES}, "kept": True, "kept_cents": pin["kept_cents"]}
 
 
 def letter_rows(conn: psycopg.Connection, **filters) -> list[dict]:
@@ -107,13 +123,14 @@ def letter_rows(conn: psycopg.Connection, **filters) -> list[dict]:
     they agree. Each row gets `frozen` (True when its figures come from the freeze) and
     `live_amount_cents`; outstanding is the frozen amount less what is paid now.
     Pledges added after the freeze keep their live figures until the admin accepts them
-    on the changes page.
+    on the changes page. Without a freeze, the figures the admin kept stay (`pinned`).
     """
     rows, freeze = pledge_amounts(conn, **filters), current_freeze(conn)
-    frozen = frozen_rows(conn, freeze["id"]) if freeze else {}
+    frozen = frozen_rows(conn, freeze["id"]) if freeze else kept_pins(conn)
     for row in rows:
         snap = frozen.get(row["id"])
         row["frozen"] = snap is not None and not snap["removed"]
+        row["pinned"] = row["frozen"] and freeze is None
         row["live_amount_cents"] = row["amount_cents"]
         if row["frozen"]:
             row.update({key: snap[key] for key in FIGURES})

@@ -41,7 +41,7 @@ def describe_freeze(action: str, d: dict, currency: str = "EUR") -> str:
     if action == "freeze":
         return _("Froze the results: %(pledges)s pledges.", pledges=d.get("pledges"))
     if action == "unfreeze":
-        return _("Lifted the freeze of the results.")
+        return unfreeze_text(d, currency)
     amounts = {key: money((d.get(key) or {}).get("amount_cents"), currency=currency)
                for key in ("from", "to")}
     if action == "freeze_accept":
@@ -52,4 +52,20 @@ def describe_freeze(action: str, d: dict, currency: str = "EUR") -> str:
         return _("Kept the frozen figure of %(sponsor)s for %(runner)s: %(was)s "
                  "(now %(to)s).", sponsor=d.get("sponsor"), runner=d.get("runner"),
                  to=amounts["to"], was=amounts["from"])
+    if action == "freeze_release":
+        return _("Gave up the kept figure of %(sponsor)s for %(runner)s: %(to)s "
+                 "(was %(was)s).", sponsor=d.get("sponsor"), runner=d.get("runner"),
+                 to=amounts["to"], was=amounts["from"])
     return action
+
+
+def unfreeze_text(d: dict, currency: str) -> str:
+    """Say what lifting the freeze did: which letters changed, how many kept figures stay."""
+    if "changed" not in d:      # logged before the lift said what it changed
+        return _("Lifted the freeze of the results.")
+    changed = "; ".join(_("%(sponsor)s for %(runner)s %(was)s → %(to)s", sponsor=c["sponsor"],
+                          runner=c["runner"], was=money(c["from"]["amount_cents"], currency=currency),
+                          to=money(c["to"]["amount_cents"], currency=currency))
+                        for c in d["changed"]) or "–"
+    return _("Lifted the freeze of the results. Letters that changed: %(changed)s. Kept "
+             "figures that stay: %(kept)s.", changed=changed, kept=d.get("kept", 0))

@@ -1,17 +1,22 @@
 """Closing the event: a freeze of each pledge's figures, the changes after it, the admin's say."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lapsync.errors import InputError
 from lapsync.protocol import validate_push
 from sync.devices import find_device
 from sync.sponsors.freeze import changes, current_freeze, decide, freeze_results, letter_rows
+from sync.sponsors.letters import letters
+from sync.sponsors.money_log import money_log
 from sync.sponsors.payments import add_payment
 from sync.sponsors.pledges import add_pledge, delete_pledge, edit_pledge
 from sync.push import push
 from sync.review import lap_state, merge, runners_by_id, void_lap
 from sync.settings import set_setting
+from sync.sponsors.thaw import kept_cases
 from tests.pg import Outbox
 
 
@@ -132,7 +137,10 @@ def test_freezing_twice_is_refused_and_unfreezing_asks_first(central_admin, cent
     assert asked.status_code == 302 and "confirm=unfreeze" in asked.headers["Location"]
     page = central_admin.get(asked.headers["Location"]).get_data(as_text=True)
     assert "Lift the freeze?" in page and current_freeze(central_db) is not None
-    assert post(central_admin, "/sponsors/unfreeze", confirm="yes").status_code == 302
+    unseen = post(central_admin, "/sponsors/unfreeze", confirm="yes")   # not the page's form
+    assert "confirm=unfreeze" in unseen.headers["Location"] and current_freeze(central_db)
+    seen = re.search(r'name="seen" value="([0-9a-f]+)"', page).group(1)
+    assert post(central_admin, "/sponsors/unfreeze", confirm="yes", seen=seen).status_code == 302
     assert current_freeze(central_db) is None
     assert letter_amounts(central_db)[event["oma"]] == 450       # live figures again
     actions = [r["action"] for r in central_db.execute(
@@ -174,3 +182,102 @@ def test_every_money_page_owes_what_the_letter_says_once_a_frozen_figure_is_kept
         == (2000, 2500)
     exported = central_admin.get("/sponsors/amounts.csv").get_data(as_text=True)
     assert '"fixed",2500,"",10,4000,2000,2000,0\r\n' in exported       # rate now; owes 20, paid
+
+
+def confirm_unfreeze(client) -> tuple[str, str]:
+    """Ask to lift the freeze as the page does; return the confirmation page and what it saw."""
+    asked = post(client, "/sponsors/unfreeze")
+    page = client.get(asked.headers["Location"]).get_data(as_text=True)
+    seen = re.search(r'name="seen" value="([0-9a-f]*)"', page)
+    return page, seen.group(1) if seen else ""
+
+
+def row_of(page: str, table: str, sponsor: str) -> str:
+    """Return the text of one sponsor's row in one of the page's tables ('' if absent)."""
+    body = page.split(f'id="{table}"', 1)[1].split("</table>", 1)[0] if f'id="{table}"' in page \
+        else ""
+    return next((re.sub(r"<[^>]+>", "", row) for row in body.split("<tr")[1:]
+                 if f"<td>{sponsor}</td>" in row), "")
+
+
+def test_kept_figures_survive_lifting_the_freeze_and_freezing_again(
+        central_admin, central_app, central_db, event):
+    """Regression (explore5 H1): a kept figure was lost on unfreeze, unlisted, and refrozen live."""
+    admin, box = event["admin"], event["box"]
+    massmann = add_pledge(central_db, admin, event["ben"], {
+        "sponsor_name": "Firma Maßmann", "kind": "per_km", "rate_cents": "0,50"})  # 1.6 km: 0.80
+    assert post(central_admin, "/sponsors/freeze", confirm="yes").status_code == 302
+    box.lap(event["ben"])                                  # Ben: 5 laps, 2 km
+    event["send"]()
+    lap = lap_state(central_db, event["laps"][event["anna"]][0])
+    void_lap(central_db, admin, lap["id"], lap["version"])  # Anna: 9 laps
+    add_payment(central_db, admin, event["oma"], {          # Oma pays what her letter asked
+        "amount_cents": "5", "paid_on": "2025-07-01", "method": "transfer"})
+    for pledge in (event["oma"], massmann):
+        assert post(central_admin, f"/sponsors/changes/{pledge}", decision="keep").status_code == 302
+    assert set(by_sponsor(central_db)) == {"Tante"}        # 4.00 -> 5.00, not decided
+    kept = {c["sponsor_name"]: c for c in kept_cases(central_db)}
+    assert {name: (c["old"]["amount_cents"], c["new"]["amount_cents"])
+            for name, c in kept.items()} == {"Oma": (500, 450), "Firma Maßmann": (80, 100)}
+    # The confirmation lists what changes (Tante) and what stays as kept (Oma, Maßmann).
+    page, seen = confirm_unfreeze(central_admin)
+    assert "1 letter changes its amount:" in page
+    assert "€4.00" in row_of(page, "unfreeze-changing", "Tante")
+    assert "€5.00" in row_of(page, "unfreeze-changing", "Tante")
+    assert "2 figures you kept stay as their letters say:" in page
+    assert "€0.80" in row_of(page, "unfreeze-kept", "Firma Maßmann")
+    assert post(central_admin, "/sponsors/unfreeze", confirm="yes", seen=seen).status_code == 302
+    assert current_freeze(central_db) is None
+    expected = {event["oma"]: 500, event["firma"]: 2000, event["tante"]: 500, massmann: 80}
+    assert letter_amounts(central_db) == expected
+    rows = {r["id"]: r for r in letter_rows(central_db)}
+    assert rows[event["oma"]]["outstanding_cents"] == 0    # not "0.50 overpaid"
+    assert rows[massmann]["pinned"] and rows[massmann]["live_amount_cents"] == 100
+    assert "kept; live €1.00" in central_admin.get("/sponsors/").get_data(as_text=True)
+    # Freezing again takes the kept figures over, kept: nothing to decide, letters unchanged.
+    assert post(central_admin, "/sponsors/freeze", confirm="yes").status_code == 302
+    assert letter_amounts(central_db) == expected and changes(central_db) == []
+    assert {c["sponsor_name"] for c in kept_cases(central_db)} == {"Oma", "Firma Maßmann"}
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        reminders = {r["row"]["sponsor_name"]: r["outstanding"]
+                     for r in letters(central_db, class_name="5a", kind="reminder")}
+    assert reminders == {"Firma": 2000, "Tante": 500, "Firma Maßmann": 80}
+    totals = central_admin.get("/sponsors/").get_data(as_text=True)
+    assert "raised €30.80, paid €5.00, outstanding €25.80." in totals
+    # A later lap moves Maßmann's live figure again: the kept case is back for a decision.
+    box.lap(event["ben"])
+    event["send"]()
+    case = by_sponsor(central_db)["Firma Maßmann"]
+    assert (case["old"]["amount_cents"], case["new"]["amount_cents"]) == (80, 120)
+    log = [r["action"] for r in central_db.execute(
+        "SELECT action FROM money_log WHERE action LIKE '%%freeze%%' ORDER BY id")]
+    assert log == ["freeze", "freeze_keep", "freeze_keep", "unfreeze", "freeze"]
+
+
+def test_lifting_the_freeze_is_refused_when_the_list_changed_and_a_kept_figure_given_up(
+        central_admin, central_db, event):
+    freeze_results(central_db, event["admin"])
+    edit_pledge(central_db, event["admin"], event["firma"], {
+        "sponsor_name": "Firma", "kind": "fixed", "rate_cents": "25"})
+    decide(central_db, event["admin"], event["firma"], accept=False)
+    page, seen = confirm_unfreeze(central_admin)
+    assert "No letter changes its amount." in page
+    # A void arrives while the admin reads: the list shown is no longer what would change.
+    lap = lap_state(central_db, event["laps"][event["anna"]][0])
+    void_lap(central_db, event["admin"], lap["id"], lap["version"])
+    answer = post(central_admin, "/sponsors/unfreeze", confirm="yes", seen=seen)
+    assert "confirm=unfreeze" in answer.headers["Location"] and current_freeze(central_db)
+    page, seen = confirm_unfreeze(central_admin)
+    assert "€4.50" in row_of(page, "unfreeze-changing", "Oma")
+    assert post(central_admin, "/sponsors/unfreeze", confirm="yes", seen=seen).status_code == 302
+    assert letter_amounts(central_db)[event["oma"]] == 450
+    assert letter_amounts(central_db)[event["firma"]] == 2000      # kept while unfrozen
+    # Giving the kept figure up is its own, logged choice.
+    assert post(central_admin, f"/sponsors/kept/{event['firma']}").status_code == 302
+    assert letter_amounts(central_db)[event["firma"]] == 2500 and kept_cases(central_db) == []
+    freeze_results(central_db, event["admin"])
+    assert letter_amounts(central_db)[event["firma"]] == 2500 and changes(central_db) == []
+    texts = [entry["text"].replace("\xa0", "") for entry in money_log(central_db)]
+    assert "Gave up the kept figure of Firma for 1 Anna: €25.00 (was €20.00)." in texts
+    assert ("Lifted the freeze of the results. Letters that changed: Oma for 1 Anna "
+            "€5.00 → €4.50. Kept figures that stay: 1.") in texts
