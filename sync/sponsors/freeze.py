@@ -35,7 +35,7 @@ WHERE f.unfrozen_ms IS NULL ORDER BY f.id DESC LIMIT 1
 """
 FROZEN_SQL = """
 SELECT pledge_id, laps, distance_m, amount_cents, kept, kept_cents, removed
-FROM frozen_amount WHERE freeze_id = %s
+FROM frozen_amount WHERE freeze_id = %s AND (NOT %s OR (kept AND NOT removed))
 """
 LAST_SQL = """
 SELECT f.id, f.frozen_ms, f.unfrozen_ms FROM event_freeze f ORDER BY f.id DESC LIMIT 1
@@ -61,10 +61,12 @@ def current_freeze(conn: psycopg.Connection) -> dict | None:
     return conn.execute(CURRENT_SQL).fetchone()
 
 
-def frozen_rows(conn: psycopg.Connection, freeze_id: int) -> dict[str, dict]:
-    """Return the frozen figures of a freeze by pledge id (distances as pledge_amounts has them)."""
+def frozen_rows(conn: psycopg.Connection, freeze_id: int,
+                kept_only: bool = False) -> dict[str, dict]:
+    """Return the frozen (or only the kept) figures of a freeze by pledge id, distances as
+    pledge_amounts has them."""
     rows = {}
-    for row in conn.execute(FROZEN_SQL, [freeze_id]):
+    for row in conn.execute(FROZEN_SQL, [freeze_id, kept_only]):
         metres = row["distance_m"]
         if metres is not None:
             whole = metres == metres.to_integral_value()
@@ -105,8 +107,7 @@ def kept_pins(conn: psycopg.Connection) -> dict[str, dict]:
     last = conn.execute(LAST_SQL).fetchone()
     if last is None or last["unfrozen_ms"] is None:
         return {}
-    return {pledge_id: snap for pledge_id, snap in frozen_rows(conn, last["id"]).items()
-            if snap["kept"] and not snap["removed"]}
+    return frozen_rows(conn, last["id"], kept_only=True)
 
 
 def pin_figures(pin: dict | None) -> dict:

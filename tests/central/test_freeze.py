@@ -234,6 +234,8 @@ def test_kept_figures_survive_lifting_the_freeze_and_freezing_again(
     assert rows[event["oma"]]["outstanding_cents"] == 0    # not "0.50 overpaid"
     assert rows[massmann]["pinned"] and rows[massmann]["live_amount_cents"] == 100
     assert "kept; live €1.00" in central_admin.get("/sponsors/").get_data(as_text=True)
+    reminders = central_admin.get("/sponsors/letters?kind=reminder&class=5a").get_data(as_text=True)
+    assert "the figures are the live ones. 1 letter keeps the figure you kept." in reminders
     # Freezing again takes the kept figures over, kept: nothing to decide, letters unchanged.
     assert post(central_admin, "/sponsors/freeze", confirm="yes").status_code == 302
     assert letter_amounts(central_db) == expected and changes(central_db) == []
