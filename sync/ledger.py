@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import psycopg
 from psycopg.rows import tuple_row
 
-from . import bulk, db
+from . import bulk, db, search
 from .derived import BUCKET_MS, Lap, keep_in_step, min_lap_ms
 
 RUNNER_UPSERT = """
@@ -357,25 +357,24 @@ def record_clash(conn: psycopg.Connection, kind: str, value: str, one: str, othe
                  "WHERE clash.resolved_at IS NOT NULL", [kind, value, a, b, now])
 
 
-def clash_value(kind: str, runner: dict) -> str:
-    """Return the value two runners share in a clash of this kind."""
-    if kind == "start_number":
-        return str(runner["start_number"])
-    return f"{runner['name'].lower()} / {runner['class'].lower()}"
+# A changed runner's clashes: the same start number, or one child typed twice (search.py).
+RUNNER_KEYS = f"SELECT {search.SAME_CHILD.format(name='%(name)s', class_='%(class)s')} AS same_child"
+SAME_NUMBER_OR_NAME = """
+SELECT id, start_number, same_child FROM runner WHERE id <> %(id)s AND merged_into IS NULL
+AND (start_number = %(start_number)s OR same_child = %(same_child)s)
+"""
 
 
 def detect_clashes(conn: psycopg.Connection, runner: dict, now: int) -> None:
     """Record clashes of a changed runner; resolve its clashes that no longer hold."""
-    others = conn.execute(
-        "SELECT id, start_number, name, class FROM runner WHERE id <> %(id)s "
-        "AND merged_into IS NULL AND (start_number = %(start_number)s "
-        "OR (lower(name) = lower(%(name)s) AND lower(class) = lower(%(class)s)))",
-        runner).fetchall()
-    for other in others:
-        for kind in ("start_number", "name"):
-            if clash_value(kind, other) == clash_value(kind, runner):
-                record_clash(conn, kind, clash_value(kind, runner), runner["id"], other["id"], now)
-    current = {(kind, clash_value(kind, runner)) for kind in ("start_number", "name")}
+    same_child = conn.execute(RUNNER_KEYS, runner).fetchone()["same_child"]
+    values = {"start_number": str(runner["start_number"]), "name": same_child}
+    for other in conn.execute(SAME_NUMBER_OR_NAME, {**runner, "same_child": same_child}).fetchall():
+        if other["start_number"] == runner["start_number"]:
+            record_clash(conn, "start_number", values["start_number"], runner["id"], other["id"], now)
+        if other["same_child"] == same_child:
+            record_clash(conn, "name", same_child, runner["id"], other["id"], now)
+    current = set(values.items())
     for clash in conn.execute("SELECT id, kind, value FROM clash WHERE resolved_at IS NULL "
                               "AND %(id)s IN (runner_a, runner_b)", runner).fetchall():
         if (clash["kind"], clash["value"]) not in current:

@@ -59,10 +59,11 @@ ORDER BY pos
 """
 # The same test detect_clashes applies, for many runners at once: which of them clash?
 CLASHING = """
-SELECT DISTINCT n.id FROM runner n JOIN runner o ON o.id <> n.id AND o.merged_into IS NULL
-AND (o.start_number = n.start_number
-     OR (lower(o.name) = lower(n.name) AND lower(o.class) = lower(n.class)))
-WHERE n.id = ANY(%s)
+SELECT n.id FROM runner n JOIN runner o ON o.start_number = n.start_number AND o.id <> n.id
+WHERE o.merged_into IS NULL AND n.id = ANY(%(ids)s)
+UNION
+SELECT n.id FROM runner n JOIN runner o ON o.same_child = n.same_child AND o.id <> n.id
+WHERE o.merged_into IS NULL AND n.id = ANY(%(ids)s)
 """
 
 
@@ -165,7 +166,7 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
             "numbers": [r["start_number"] for r in runners], "names": [r["name"] for r in runners],
             "classes": [r["class"] for r in runners], "grades": [r["grade"] for r in runners]})
         now, by_id = now_ms(), dict(zip(ids, runners))
-        for row in conn.execute(CLASHING, [ids]).fetchall():
+        for row in conn.execute(CLASHING, {"ids": ids}).fetchall():
             detect_clashes(conn, {"id": row["id"], **by_id[row["id"]]}, now)
     return len(runners)
 

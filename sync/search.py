@@ -47,9 +47,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT coalesce(string_agg(coalesce(lpad(part[1], {width}, '0'), part[2]), '' ORDER BY n), '')
       FROM regexp_matches(lapsync_plain($1), '([0-9]+)|([^0-9]+)', 'g') WITH ORDINALITY AS t(part, n) $$;
 """
-COLUMNS = """
+# One child typed twice: names alike as a person reads them (case, accents, ß as ss, ae as
+# ä, spacing aside) in the same class (case and spaces aside): "Lena Fuß" and "Lena  Fuss"
+# in 7a, "8B" and "8 b". The review's name clashes compare it (sync/ledger.py).
+SAME_CHILD = ("btrim(regexp_replace(lapsync_fold({name}), '\\s+', ' ', 'g')) || ' / ' || "
+              "replace(lapsync_plain({class_}), ' ', '')")
+COLUMNS = f"""
 ALTER TABLE runner ADD COLUMN IF NOT EXISTS name_folded text
     GENERATED ALWAYS AS (lapsync_fold(name)) STORED;
+ALTER TABLE runner ADD COLUMN IF NOT EXISTS same_child text
+    GENERATED ALWAYS AS ({SAME_CHILD.format(name="name", class_="class")}) STORED;
+CREATE INDEX IF NOT EXISTS runner_same_child ON runner (same_child);
 ALTER TABLE runner ADD COLUMN IF NOT EXISTS name_plain text
     GENERATED ALWAYS AS (lapsync_plain(name)) STORED;
 ALTER TABLE runner ADD COLUMN IF NOT EXISTS class_key text COLLATE "C"

@@ -12,7 +12,6 @@ from sync.ledger import (
     Deltas,
     apply_totals,
     apply_void,
-    clash_value,
     detect_clashes,
     record_clash,
     upsert_runner,
@@ -272,11 +271,6 @@ def test_upsert_runner_returns_merged_into(central_db):
 
 # ---- clashes ------------------------------------------------------------------------
 
-def test_clash_values():
-    assert clash_value("start_number", runner("r1", start_number=42)) == "42"
-    assert clash_value("name", runner("r1", name="Anna BERG", class_="5A")) == "anna berg / 5a"
-
-
 def test_record_clash_orders_the_pair_and_reopens_only_a_resolved_one(central_db):
     record_clash(central_db, "start_number", "7", "r2", "r1", now=100)
     assert clashes(central_db) == [("start_number", "7", "r1", "r2", 100, None)]
@@ -301,6 +295,19 @@ def test_detect_clashes_of_number_and_of_name_in_class(central_db):
     write(central_db, runner("r4", start_number=9, name="Anna Berg", class_="6a"), now=40)
     assert clashes(central_db) == [("name", "anna berg / 5a", "r1", "r3", 30, None),
                                    ("start_number", "7", "r1", "r2", 20, None)]
+
+
+@pytest.mark.parametrize("one, other", [
+    (("Lena Fuß", "7a"), ("Lena  Fuss", "7A")),       # ß as ss, spacing, case
+    (("Lena Müller", "7a"), ("lena mueller", "7 a")),  # ä as ae, a class typed with a space
+    (("Zoë Weiß", "8b"), ("Zoe Weiss", "8B")),
+])
+def test_one_child_typed_two_ways_in_one_class_is_a_clash(central_db, one, other):
+    write(central_db, runner("r1", start_number=1, name=one[0], class_=one[1]), now=10)
+    write(central_db, runner("r2", start_number=2, name=other[0], class_=other[1]), now=20)
+    assert [(kind, a, b) for kind, _value, a, b, _at, _end in clashes(central_db)] == [("name", "r1", "r2")]
+    write(central_db, runner("r2", start_number=2, name="Lena Berg", class_=other[1]), now=30)
+    assert [row[5] for row in clashes(central_db)] == [30]  # renamed: the clash is resolved
 
 
 def test_a_runner_with_both_number_and_name_clashes_twice(central_db):
