@@ -6,10 +6,12 @@ server's major version, so that a dump restores on the server it came from. A
 password in DATABASE_URL goes to the tools in PGPASSWORD, never on a command line.
 
 A restore replaces the whole schema in one transaction that holds central's write
-lock: the old tables go only if the dump's went in completely. Laptops notice a
-central restored to an earlier state by themselves: a pull cursor ahead of central's
-changes starts again from 0 (409 cursor_ahead), and a push whose seqs central no
-longer has is answered 409 seq_gap, after which the laptop sends them again.
+lock: the old tables go only if the dump's went in completely. The same transaction
+renews the database's identity (sync/identity.py), which every pull and push answer
+names: laptops that find a new one push again what central lacks and pull from the start,
+even when writes after the restore took central's change ids past their pull cursors.
+Without it they notice only a pull cursor ahead of central's changes (409 cursor_ahead)
+or a push whose seqs central no longer has (409 seq_gap).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from lapsync.commands import as_restore_command, refuse_existing
 
 from . import migrate
 from .db import WRITE_LOCK, close_pool, database_url, init_schema
+from .identity import RENEW
 
 with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
@@ -129,7 +132,8 @@ def restore(url: str, file: Path) -> None:
 
 
 def feed(reader: subprocess.Popen, psql) -> None:
-    """Send psql one transaction: clear, pg_restore's script, and COMMIT only if pg_restore succeeded.
+    """Send psql one transaction: clear, pg_restore's script, a new identity, and COMMIT only
+    if pg_restore succeeded.
 
     The script gets the search path central's functions need: pg_dump empties it for the
     restore, but the search functions (sync/search.py) call each other unqualified, and
@@ -142,7 +146,7 @@ def feed(reader: subprocess.Popen, psql) -> None:
                 psql.write(SEARCH_PATH.get(line, line))
             reader.stdout.close()
             if reader.wait() == 0:  # a cut-off or damaged dump never commits: psql rolls back
-                psql.write(b"COMMIT;\n")
+                psql.write(RENEW.encode() + b"\nCOMMIT;\n")
     except BrokenPipeError:  # psql stopped at an error: its output says which
         reader.kill()
 

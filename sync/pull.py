@@ -7,12 +7,13 @@ import json
 import psycopg
 from flask_babel import gettext as _
 
-from lapsync.protocol import MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
+from lapsync.protocol import DATABASE_FIELD, MAX_PULL_LIMIT, PROTOCOL_VERSION, ProtocolError
 from lapsync.protocol.limits import WITHHELD_HASH
 
 from .blocks import current_block
-from .events import current_event
+from .events import EVENT_KEY
 from .db import now_ms
+from .identity import DATABASE_KEY
 
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
 # write_transaction), so every id below the highest visible one is visible too.
@@ -123,6 +124,14 @@ def touch_device(conn: psycopg.Connection, device_id: int, now: int) -> None:
                      "WHERE id = %s FOR UPDATE SKIP LOCKED)", [now, device_id])
 
 
+def named_ids(conn: psycopg.Connection) -> dict:
+    """Return what every pull answer names: central's event and its database's identity."""
+    rows = conn.execute("SELECT key, value FROM meta WHERE key IN (%s, %s)",
+                        [EVENT_KEY, DATABASE_KEY]).fetchall()
+    found = {row["key"]: row["value"] for row in rows}
+    return {"event": found.get(EVENT_KEY, ""), DATABASE_FIELD: found.get(DATABASE_KEY)}
+
+
 def pull_params(device: dict, cursor: int, limit: int) -> dict:
     """Return PULL_SQL's parameters for the device's page after cursor (one row more than limit)."""
     return {"cursor": cursor, "limit": limit + 1, "laptop": device["laptop_id"],
@@ -136,16 +145,20 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
     number_block is the device's current block if the caller read it already.
     """
     now = now_ms()
+    # Read before the changes: a page of a restored database never goes out with the
+    # identity of the one it replaced (the laptop would keep its cursor).
+    named = named_ids(conn)
     if cursor > last_change_id(conn):
         raise ProtocolError("cursor_ahead", _("Cursor %(cursor)s is beyond anything central "
                                               "handed out (its database was replaced): pull "
-                                              "again from 0.", cursor=cursor), 409, resume_from=0)
+                                              "again from 0.", cursor=cursor), 409, resume_from=0,
+                            **{DATABASE_FIELD: named[DATABASE_FIELD]})
     rows = conn.execute(PULL_SQL, pull_params(device, cursor, limit)).fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     touch_device(conn, device["id"], now)
     sent = [r for r in rows if not r["own"]]
     data = json.loads(f"[{','.join(r['data'] for r in sent)}]")
-    return {"protocol": PROTOCOL_VERSION, "server_time": now, "event": current_event(conn),
+    return {"protocol": PROTOCOL_VERSION, "server_time": now, **named,
             "number_block": number_block or current_block(conn, device["id"]),
             "next_cursor": rows[-1]["change_id"] if rows else cursor, "more": more,
             "changes": [{"cursor": r["change_id"], "entity": r["entity"], "id": r["id"],

@@ -19,7 +19,7 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.rows import tuple_row
 
 from lapsync.hlc import MAX_AHEAD_S
-from lapsync.protocol import CLOCK_JUMPS, DATA_FIELDS, LAP_RUN, ProtocolError
+from lapsync.protocol import CLOCK_JUMPS, DATA_FIELDS, DATABASE_FIELD, LAP_RUN, ProtocolError
 from lapsync.protocol import last_seq as end_seq
 
 from . import bulk, clock
@@ -29,6 +29,7 @@ from .db import now_ms, write_transaction
 from .devices import bind_laptop, lock_device
 from .derived import min_lap_ms
 from .events import check_event
+from .identity import current_database
 from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
 from .pushed_users import apply_user
 
@@ -310,13 +311,15 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
         check_event(conn, event)
+        # Under the write lock, as acked_seq: both from the same database (a restore takes it).
+        database = {DATABASE_FIELD: current_database(conn)}
         last_seq = device["last_seq"]
         changes = unapplied(batch["changes"], last_seq)
         if changes and changes[0]["seq"] != last_seq + 1:
             raise ProtocolError("seq_gap", _("Central has applied up to seq %(last)s; this "
                                              "batch starts at %(first)s.", last=last_seq,
                                              first=changes[0]["seq"]), 409,
-                                acked_seq=last_seq, resume_from=last_seq + 1)
+                                acked_seq=last_seq, resume_from=last_seq + 1, **database)
         rejected = []
         if batch["changes"] and batch["changes"][0]["seq"] <= last_seq:  # a replay, in part
             rejected = earlier_rejections(conn, device["laptop_id"], batch["changes"][0]["seq"],
@@ -330,4 +333,5 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
         conn.execute("UPDATE device SET last_seq = %s, last_contact = %s, clock_offset_ms = %s, "
                      "laps_pushed = laps_pushed + %s WHERE id = %s",
                      [acked, now, now - batch["device_time"], inserted, device["id"]])
-    return {"acked_seq": acked, "server_time": now, "rejected": rejected + new_rejected}
+    return {"acked_seq": acked, "server_time": now, "rejected": rejected + new_rejected,
+            **database}

@@ -19,6 +19,11 @@ PUSH_ENCODINGS = (LAP_RUN, CLOCK_JUMPS)
 FOLLOWS_HEADER = "Lapsync-Follows"
 # The event a pushing laptop counts for, as its last pull named it (sync/events.py).
 EVENT_HEADER = "Lapsync-Event"
+# The identity of central's database, in every pull and push answer (sync/identity.py): init-db
+# makes it and every restore renews it, so a laptop that finds another one knows that central
+# may lack what it acknowledged and hold changes below its pull cursor that it never sent.
+DATABASE_FIELD = "database_id"
+MAX_DATABASE_ID = 64
 GZIP = "gzip"                      # a push body's Content-Encoding, if any
 PUSH_CONTENT_ENCODINGS = (GZIP,)   # Content-Encodings central accepts (push answer)
 PULL_ENTITIES = ("runner", "user", "lap_void", "setting", "total")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .limits import (CONTROL_CHARS, DECISION_ACTIONS, HLC_PATTERN, MAX_ID_LENGTH, MAX_REASON,
-                     MAX_START_NUMBER, MAX_TIME, MAX_USER_NAME, PROTOCOL_VERSION)
+from .limits import (CONTROL_CHARS, DATABASE_FIELD, DECISION_ACTIONS, HLC_PATTERN,
+                     MAX_DATABASE_ID, MAX_ID_LENGTH, MAX_REASON, MAX_START_NUMBER, MAX_TIME,
+                     MAX_USER_NAME, PROTOCOL_VERSION)
 from .validate import ProtocolError
 
 # Pull: a laptop's checks of what central sends. A bad item raises ValueError and is
@@ -90,6 +91,19 @@ def answer_seq(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ProtocolError("invalid_answer", f"central's answer has no valid {name}: {value!r}")
     return value
+
+
+def answer_database(answer: dict) -> str | None:
+    """Return the identity of central's database an answer names, or None.
+
+    None from an older central (it names none) or for a value no central sends: the
+    laptop then goes on as before, with no identity to compare.
+    """
+    value = answer.get(DATABASE_FIELD)
+    if isinstance(value, str) and 0 < len(value) <= MAX_DATABASE_ID \
+            and not CONTROL_CHARS.search(value):
+        return value
+    return None
 
 
 def check_pull_page(page: dict, cursor: int) -> tuple[list, int, bool]:

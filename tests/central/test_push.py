@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from lapsync.protocol import ProtocolError, compact_changes, validate_push
 from sync.db import now_ms
 from sync.devices import find_device
+from sync.identity import current_database
 from sync.pull import pull
 from sync.push import push
 from tests.pg import HELPER, Outbox, own_hash, register, snapshot, with_database
@@ -40,7 +41,8 @@ def test_batch_is_applied_once_and_acknowledged(central_db, device_token):
     runner = box.runner(17, "Cleo Dahl")
     laps = [box.lap(runner) for _ in range(3)]
     answer = send(central_db, device_token, box.body(), now=1_700_000_005_000)
-    assert answer == {"acked_seq": 4, "server_time": 1_700_000_005_000, "rejected": []}
+    assert answer == {"acked_seq": 4, "server_time": 1_700_000_005_000, "rejected": [],
+                      "database_id": current_database(central_db)}
     assert totals(central_db) == {runner: 3}
     stored = central_db.execute("SELECT * FROM lap WHERE id = %s", [laps[0]]).fetchone()
     assert stored["device_time"] == box.clock_ms and stored["received_at"] == 1_700_000_005_000
@@ -76,7 +78,8 @@ def test_a_gap_is_refused_whole_with_the_seq_to_resume_from(central_db, device_t
     with pytest.raises(ProtocolError) as refused:
         send(central_db, device_token, box.body(4, 6))
     assert refused.value.status == 409 and refused.value.code == "seq_gap"
-    assert refused.value.extra == {"acked_seq": 2, "resume_from": 3}
+    assert refused.value.extra == {"acked_seq": 2, "resume_from": 3,
+                                   "database_id": current_database(central_db)}
     assert snapshot(central_db) == before
     assert send(central_db, device_token, box.body(2, 6))["acked_seq"] == 6
     assert totals(central_db) == {runner: 5}
@@ -432,7 +435,8 @@ def test_compact_runs_merge_exactly_like_the_same_laps_sent_one_by_one(central_d
     box.lap(runner, lap_id=laps[0])    # a re-sent id
     box.lap(box.new_id())              # a runner central does not know
     answer = send(central_db, register(central_db, "a"), compact(box.body()), now=5)
-    assert answer == {"acked_seq": 10, "server_time": 5, "rejected": []}
+    assert answer == {"acked_seq": 10, "server_time": 5, "rejected": [],
+                      "database_id": current_database(central_db)}
     send(second_central, register(second_central, "a"), box.body(), now=5)
     compared = {key: rows for key, rows in snapshot(central_db).items() if key not in ("meta", "device")}
     assert compared == {key: rows for key, rows in snapshot(second_central).items()
