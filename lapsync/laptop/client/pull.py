@@ -26,7 +26,7 @@ from .. import clock
 from ..db import PENDING, device_id, get_meta, now_ms, set_meta, transaction
 from ..new_event import follow_event
 from ..numbers import store_block
-from .realign import acked_seq
+from .realign import acked_seq, replaced_database, start_over
 from .transport import (
     PROTOCOL,
     REFUSED,
@@ -320,11 +320,7 @@ def restart_pull(db: sqlite_utils.Database, central: Central, answer: dict, rest
     if answer.get("error") != "cursor_ahead" or restarted:
         raise SyncError(REFUSED, f"central answered 409 to a pull: {answer.get('message', '')}"[:300], 409)
     cursor = as_seq(answer.get("resume_from"), "resume_from")
-    acked = acked_seq(db, central)
-    with transaction(db):
-        set_meta(db, "pull_cursor", str(cursor))
-        result.resend = db.execute("UPDATE outbox_mark SET pushed_seq = ? WHERE pushed_seq > ?",
-                                   [acked, acked]).rowcount > 0
+    start_over(db, acked_seq(db, central), result, protocol.answer_database(answer), cursor)
     return cursor
 
 
@@ -341,6 +337,11 @@ def pull(db: sqlite_utils.Database, central: Central, result: SyncResult) -> Non
         event = page.get("event")
         if isinstance(event, str) and 0 < len(event) <= 64 and follow_event(db, event):
             result.new_event = result.resend = True  # the last event's page: from the start
+            cursor = 0
+            continue
+        named = replaced_database(db, page)
+        if named is not None:  # restored: it may lack pushed changes and hold some below cursor
+            start_over(db, acked_seq(db, central), result, named)
             cursor = 0
             continue
         changes, next_cursor, more = check_page(page, cursor)

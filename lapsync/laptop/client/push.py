@@ -15,7 +15,7 @@ from .. import clock, clockwatch
 from ..db import PENDING, device_id, get_meta, move_pushed_mark, now_ms, set_meta, transaction
 from ..new_event import EVENT_KEY
 from .batch import Batch, encode_batch, encode_for
-from .realign import close_hole_below, realign
+from .realign import close_hole_below, realign, replaced_database, start_over
 from .transport import PROTOCOL, REFUSED, Central, EventChanged, SyncError, SyncResult, as_seq
 
 MAX_BATCHES_PER_RUN = 10_000      # a run always ends
@@ -134,6 +134,9 @@ def settle(db: sqlite_utils.Database, central: Central, status: int, answer: dic
         raise EventChanged(f"central answered 409: {answer.get('message', '')}"[:300])
     acked = as_seq(answer.get("acked_seq"), "acked_seq")
     check_acked(db, acked)
+    named = replaced_database(db, answer)
+    if named is not None:  # restored: ACKED is where its copy of this laptop stops
+        start_over(db, acked, result, named)
     if status == 409:
         if answer.get("error") != "seq_gap":
             raise SyncError(REFUSED, f"central answered 409: {answer.get('message', '')}"[:300], 409)
