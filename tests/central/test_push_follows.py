@@ -14,6 +14,7 @@ from lapsync.protocol import ProtocolError, validate_push
 from lapsync.protocol.limits import FOLLOWS_HEADER
 from sync import derived, review
 from sync.devices import find_device
+from sync.identity import current_database
 from sync.push import push
 from sync.settings import save_settings
 from tests.central.test_api import checked, post_push
@@ -68,8 +69,8 @@ def test_a_batch_before_that_never_comes_ends_the_wait_with_a_gap(pg_url, centra
     before, started = snapshot(central_db), time.monotonic()
     with pytest.raises(ProtocolError) as refused:
         send(pg_url, device_token, box.body(2, 3), follows=1)
-    assert refused.value.code == "seq_gap" and refused.value.extra == {"acked_seq": 0,
-                                                                       "resume_from": 1}
+    assert refused.value.code == "seq_gap" and refused.value.extra == {
+        "acked_seq": 0, "resume_from": 1, "database_id": current_database(central_db)}
     assert time.monotonic() - started >= 0.3
     assert snapshot(central_db) == before
 
