@@ -60,7 +60,8 @@ def with_withdrawn(text: str, d: dict) -> str:
 def field_changes(changed: dict, currency: str) -> str:
     """Say what a pledge edit changed, each field from its old value to its new one."""
     labels = {"sponsor_name": _("sponsor"), "email": _("e-mail"), "address": _("address"),
-              "kind": _("kind"), "rate_cents": _("amount"), "cap_cents": _("cap")}
+              "kind": _("kind"), "rate_cents": _("amount"), "cap_cents": _("cap"),
+              "runner": _("runner")}
     kinds = {"per_lap": _("per lap"), "per_km": _("per km"), "fixed": _("fixed")}
 
     def shown(key: str, value) -> str:

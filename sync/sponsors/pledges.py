@@ -255,22 +255,39 @@ def add_pledge(conn: psycopg.Connection, user_id: str | None, runner_id: str,
 
 def edit_pledge(conn: psycopg.Connection, user_id: str | None, pledge_id: str,
                 values: dict) -> dict:
-    """Check and save a pledge's new fields (logged with what changed); return the changes."""
+    """Check and save a pledge's new fields (logged with what changed); return the changes.
+
+    A start number in values that is not the pledge's runner's moves the pledge (and its
+    payments) to that runner: a card typed with the wrong number.
+    """
     fields = validate_pledge(values)
     with conn.transaction():
         pledge = live_pledge(conn, pledge_id)
         changed = {key: {"from": pledge[key], "to": fields[key]} for key in FIELDS
                    if pledge[key] != fields[key]}
+        runner = moved_to(conn, pledge, values.get("start_number"))
+        if runner is not None:
+            changed["runner"] = {"from": runner_text(pledge), "to": runner_text(runner)}
         if not changed:
             return {}
         conn.execute("UPDATE pledge SET sponsor_name = %(sponsor_name)s, email = %(email)s, "
                      "address = %(address)s, kind = %(kind)s, rate_cents = %(rate_cents)s, "
-                     "cap_cents = %(cap_cents)s, updated_ms = %(now)s WHERE id = %(id)s",
-                     {**fields, "now": now_ms(), "id": pledge_id})
+                     "cap_cents = %(cap_cents)s, runner_id = %(runner_id)s, updated_ms = %(now)s "
+                     "WHERE id = %(id)s", {**fields, "now": now_ms(), "id": pledge_id,
+                                           "runner_id": runner["id"] if runner else pledge["runner_id"]})
         log_money(conn, user_id, "pledge_edit", {"sponsor": fields["sponsor_name"],
-                                                 "runner": runner_text(pledge), "changed": changed,
+                                                 "runner": runner_text(runner or pledge),
+                                                 "changed": changed,
                                                  **withdrawn(conn, pledge_id)}, pledge_id=pledge_id)
     return changed
+
+
+def moved_to(conn: psycopg.Connection, pledge: dict, number: Any) -> dict | None:
+    """Return the runner a pledge's form moves it to by its start number, None if it stays."""
+    if number is None or str(number).strip() in ("", str(pledge["start_number"])):
+        return None
+    runner = runner_by_number(conn, number)
+    return None if runner["id"] == pledge["counted_runner_id"] else runner
 
 
 def delete_pledge(conn: psycopg.Connection, user_id: str | None, pledge_id: str) -> dict:

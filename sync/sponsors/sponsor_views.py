@@ -133,12 +133,13 @@ def new():
 @bp.route("/<pledge_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(pledge_id: str):
-    """Edit a pledge (admin): sponsor, e-mail, address, kind, amount, cap."""
+    """Edit a pledge (admin): runner (by start number), sponsor, e-mail, address, kind, amount, cap."""
     conn = get_db()
     current = live_pledge(conn, pledge_id)
     if request.method == "GET":
         typed = {**current, "rate_cents": cents_text(current["rate_cents"]),
-                 "cap_cents": cents_text(current["cap_cents"])}
+                 "cap_cents": cents_text(current["cap_cents"]),
+                 "start_number": str(current["start_number"])}
         return render_template("pledge_form.html", pledge=current, typed=typed, errors={})
     typed = typed_pledge()
     try:

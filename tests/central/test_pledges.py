@@ -109,6 +109,29 @@ def test_an_admin_adds_edits_and_deletes_a_pledge(central_admin, central_db, run
     assert log.count(">ada<") == 3
 
 
+def test_a_pledge_typed_for_the_wrong_number_moves_to_the_right_runner_with_its_payment(
+        central_admin, central_db, runners):
+    response = post(central_admin, "/sponsors/new", start_number="1", sponsor_name="Oma Berg",
+                    email="", address="", kind="per_lap", rate_cents="0,50", cap_cents="")
+    pledge_id = response.headers["Location"].rsplit("/", 1)[1]
+    form = central_admin.get(f"/sponsors/{pledge_id}/edit").get_data(as_text=True)
+    assert re.search(r'name="start_number"[^>]*value="1"', form)           # the number to correct
+    assert post(central_admin, f"/sponsors/{pledge_id}/pay", amount_cents="5", paid_on="2026-06-26",
+                method="transfer", reference="", note="").status_code == 302
+    card = {"sponsor_name": "Oma Berg", "email": "", "address": "", "kind": "per_lap",
+            "rate_cents": "0,50", "cap_cents": ""}
+    refused = post(central_admin, f"/sponsors/{pledge_id}/edit", start_number="99", **card)
+    assert refused.status_code == 404 and "No runner has start number 99." in refused.get_data(as_text=True)
+    assert [row["amount_cents"] for row in pledge_amounts(central_db)] == [500]  # unchanged
+    assert post(central_admin, f"/sponsors/{pledge_id}/edit", start_number="17",
+                **card).status_code == 302
+    [row] = pledge_amounts(central_db)
+    assert (row["start_number"], row["amount_cents"], row["paid_cents"]) == (17, 350, 500)
+    log = central_admin.get("/sponsors/log").get_data(as_text=True)
+    assert "Changed the pledge of Oma Berg for 17 Cleo Dahl (6b): runner 1 Anna Berg (5a) → " \
+           "17 Cleo Dahl (6b)." in log
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("start_number", "99", "No runner has start number 99."),
     ("start_number", "x", "A start number is a whole number"),
