@@ -13,8 +13,6 @@ from collections.abc import Callable
 import openpyxl
 from flask import Blueprint, Flask, Response, abort, request
 from flask_babel import gettext as _
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from lapsync.protocol import MAX_CLASS
 
@@ -22,19 +20,10 @@ from .auth import login_required
 from .db import get_db
 from .results import class_results, export_filename
 from .settings import get_settings
-from .sponsors.money_exports import XLSX_TYPE, download, sheet_title
+from .workbooks import XLSX_TYPE, cell, download, sheet_title
 
 bp = Blueprint("result_sheets", __name__, url_prefix="/admin")
 NAME_WIDTH = 32  # characters: most names fit without widening the column by hand
-
-
-def cell(sheet: WriteOnlyWorksheet, value: object) -> WriteOnlyCell | object:
-    """Return a text value as a string cell (never a formula); other values as they are."""
-    if not isinstance(value, str):
-        return value
-    text = WriteOnlyCell(sheet, value=value)
-    text.data_type = "s"  # openpyxl takes a leading "=" for a formula
-    return text
 
 
 def workbook(groups: list[tuple[str, list[dict]]], header: list[str],

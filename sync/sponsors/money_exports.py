@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import re
 
 import openpyxl
 from flask import Blueprint, Flask, Response
@@ -17,14 +16,13 @@ from flask import Blueprint, Flask, Response
 from ..auth import login_required
 from ..db import get_db
 from ..results import excel_safe
+from ..workbooks import XLSX_TYPE, download, sheet_title
 from .freeze import letter_rows
 
 bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
 COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
            "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents", "outstanding_cents")
 FORMULA_STARTS = "=+-@\t\r\n"   # what sync/results.py's FORMULA_PIECE looks for
-SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def safe_text(value: str | None) -> str:
@@ -55,17 +53,6 @@ def amounts_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def sheet_title(class_name: str, used: set[str]) -> str:
-    """Return a worksheet title for a class: at most 31 characters, allowed ones, unique."""
-    base = SHEET_FORBIDDEN.sub("_", class_name).strip("'")[:31] or "_"
-    title, number = base, 2
-    while title.casefold() in used:
-        suffix = f" ({number})"
-        title, number = base[:31 - len(suffix)] + suffix, number + 1
-    used.add(title.casefold())
-    return title
-
-
 def amounts_xlsx(rows: list[dict]) -> bytes:
     """Return the amounts as an XLSX workbook with one sheet per class."""
     book = openpyxl.Workbook(write_only=True)
@@ -80,12 +67,6 @@ def amounts_xlsx(rows: list[dict]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
-
-
-def download(body: str | bytes, mimetype: str, filename: str) -> Response:
-    """Answer a file download that no cache keeps."""
-    return Response(body, mimetype=mimetype, headers={
-        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 @bp.get("/amounts.csv")

@@ -137,7 +137,7 @@ def test_amounts_xlsx_has_a_sheet_per_class(central_viewer, central_db, pledges)
 
 
 def test_sheet_titles_are_valid_and_unique():
-    from sync.sponsors.money_exports import sheet_title
+    from sync.workbooks import sheet_title
     used: set[str] = set()
     assert [sheet_title(name, used) for name in ("5a", "5A", "a/b:c", "x" * 40, "x" * 40)] == [
         "5a", "5A (2)", "a_b_c", "x" * 31, "x" * 27 + " (2)"]
