@@ -112,9 +112,11 @@ class GermanDecimal:
     csv's QUOTE_NONNUMERIC leaves anything with __float__ unquoted and writes its str().
     """
 
-    def __init__(self, value: float, places: int):
+    def __init__(self, value: float, places: int, trim: bool = True):
         self.value = value
-        text = f"{value:.{places}f}".rstrip("0").rstrip(".") if places else f"{value:.0f}"
+        text = f"{value:.{places}f}"
+        if trim and places:  # 2,5 m; money keeps its cents (trim=False): 2,50
+            text = text.rstrip("0").rstrip(".")
         self.text = text.replace(".", ",")
 
     def __float__(self) -> float:

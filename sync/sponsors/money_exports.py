@@ -1,28 +1,64 @@
-"""The amounts as files: /sponsors/amounts.csv and /sponsors/amounts.xlsx (one sheet per class).
+"""The amounts as files: every pledge with what it raised, what is paid and what is still open.
 
-The CSV is Excel-safe like the results export (sync/results.py): UTF-8 with a byte
-order mark, every text cell quoted, formula starts neutralised; numbers stay numbers.
-Amounts are integer cents, as sync/amounts.py computes them.
+/sponsors/amounts.csv is Excel-safe like the results export (sync/results.py): UTF-8 with a
+byte order mark, every text cell quoted, formula starts neutralised; numbers stay numbers,
+amounts in the currency's units with a decimal point (5.00), column names fixed in English.
+/sponsors/amounts-de.csv is the same for German Excel, as results-de.csv: semicolons,
+German headings, decimal commas. /sponsors/amounts.xlsx has headings in the reader's
+language and amounts as numbers with a currency format: a sheet with every pledge, then
+one per class, each ending in a total row.
+
+Outstanding never goes below 0: what a sponsor paid beyond the pledge is in a column of
+its own (overpaid), as the pages show it, so that each column's sum is the page's figure
+(sum_rows). Each pledge carries the RF reference its letter prints and the postal address.
 """
 from __future__ import annotations
 
 import csv
 import io
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 
 import openpyxl
+from babel.numbers import get_currency_symbol
 from flask import Blueprint, Flask, Response
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from ..auth import login_required
 from ..db import get_db
-from ..results import excel_safe
-from ..workbooks import XLSX_TYPE, download, sheet_title
+from ..money_settings import money_settings
+from ..results import GermanDecimal, excel_safe, export_filename
+from ..settings import get_settings
+from ..workbooks import XLSX_TYPE, cell, download, sheet_title
+from .amounts import sum_rows
 from .freeze import letter_rows
+from .pledges import format_reference
+from .sponsor_views import kind_label
 
 bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
-COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
-           "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents", "outstanding_cents")
+COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate", "cap", "laps",
+           "distance_m", "amount", "paid", "outstanding", "overpaid", "reference", "address")
+MONEY = frozenset(COLUMNS.index(c) for c in ("rate", "cap", "amount", "paid", "outstanding",
+                                             "overpaid"))
+ADDRESS = COLUMNS.index("address")
+TOTALS = {"amount": "amount_cents", "paid": "paid_cents", "outstanding": "outstanding_cents",
+          "overpaid": "overpaid_cents"}
+WIDTHS = {"A": 24, "B": 24, "D": 24, "O": 18, "P": 32}  # characters: names, references, address
+BOLD, WRAP = Font(bold=True), Alignment(wrap_text=True, vertical="top")
 FORMULA_STARTS = "=+-@\t\r\n"   # what sync/results.py's FORMULA_PIECE looks for
+
+
+def labels() -> list[str]:
+    """Return the column headings in the reader's language (the workbook and German CSV)."""
+    return [_("Sponsor"), _("E-mail"), _("Start number"), _("Name"), _("Class"), _("Kind"),
+            _("Pledge"), _("Cap"), _("Laps"), _("Distance (m)"), _("Amount"), _("Paid"),
+            _("Outstanding"), _("Overpaid"), _("Payment reference"), _("Address")]
 
 
 def safe_text(value: str | None) -> str:
@@ -32,55 +68,157 @@ def safe_text(value: str | None) -> str:
     return excel_safe(value) if value[0] in FORMULA_STARTS or ";" in value else value
 
 
-def export_row(row: dict) -> list:
-    """Return one pledge as export cells: text Excel-safe, numbers as they are ("" for none)."""
-    cap, distance = row["cap_cents"], row["distance_m"]
-    return [safe_text(row["sponsor_name"]), safe_text(row["email"]), row["start_number"],
-            safe_text(row["name"]), safe_text(row["class"]), row["kind"], row["rate_cents"],
-            "" if cap is None else cap, row["laps"], "" if distance is None else distance,
-            row["amount_cents"], row["paid_cents"], row["outstanding_cents"]]
+def units(cents: int) -> Decimal:
+    """Return cents in the currency's units, exactly: 500 -> 5.00."""
+    return Decimal(cents).scaleb(-2)
 
 
-def amounts_csv(rows: list[dict]) -> str:
+@dataclass(frozen=True)
+class Style:
+    """How an amounts file writes its heading and a pledge's text, kind, money and distance."""
+
+    header: Callable[[], list]
+    text: Callable[[str | None], object]
+    kind: Callable[[str], str]
+    money: Callable[[int | None], object]
+    distance: Callable[[int | float | None], object]
+    delimiter: str = ","
+
+
+def optional(convert: Callable, empty: object = "") -> Callable:
+    """Return convert for a value that may be None (then empty)."""
+    return lambda value: empty if value is None else convert(value)
+
+
+# amounts.csv: fixed English names, amounts as 5.00, the kind as stored (per_lap).
+ENGLISH = Style(lambda: list(COLUMNS), safe_text, str, optional(units), optional(lambda m: m))
+# amounts-de.csv (written under force_locale("de")): German Excel's ";" and 5,00.
+GERMAN = Style(labels, safe_text, kind_label,
+               optional(lambda cents: GermanDecimal(units(cents), 2, trim=False)),
+               optional(lambda metres: GermanDecimal(metres, 2)), ";")
+# amounts.xlsx: numbers stay numbers; text cells become string cells (workbooks.cell).
+SHEET = Style(labels, lambda text: text or None, kind_label, optional(units, None),
+              optional(lambda m: m, None))
+
+
+def export_row(row: dict, style: Style) -> list:
+    """Return one pledge as cells in style: outstanding never below 0, overpayment apart."""
+    owed = row["outstanding_cents"]
+    return [style.text(row["sponsor_name"]), style.text(row["email"]), row["start_number"],
+            style.text(row["name"]), style.text(row["class"]), style.kind(row["kind"]),
+            style.money(row["rate_cents"]), style.money(row["cap_cents"]), row["laps"],
+            style.distance(row["distance_m"]), style.money(row["amount_cents"]),
+            style.money(row["paid_cents"]), style.money(max(owed, 0)),
+            style.money(max(-owed, 0)), format_reference(row["reference"]),
+            style.text(row["address"])]
+
+
+def amounts_csv(rows: list[dict], style: Style = ENGLISH) -> str:
     """Return the amounts CSV text: BOM, header, one line per pledge, every text cell quoted."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
-    header = csv.writer(buffer, quoting=csv.QUOTE_ALL)
-    header.writerow(COLUMNS)
-    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
+    header = csv.writer(buffer, delimiter=style.delimiter, quoting=csv.QUOTE_ALL)
+    header.writerow(style.header())
+    # Numbers (and German decimals, which pass for one) unquoted, every text cell quoted.
+    writer = csv.writer(buffer, delimiter=style.delimiter, quoting=csv.QUOTE_NONNUMERIC)
     for row in rows:
-        writer.writerow(export_row(row))
+        writer.writerow(export_row(row, style))
     return buffer.getvalue()
 
 
-def amounts_xlsx(rows: list[dict]) -> bytes:
-    """Return the amounts as an XLSX workbook with one sheet per class."""
-    book = openpyxl.Workbook(write_only=True)
-    used: set[str] = set()
+def currency_format(currency: str) -> str:
+    """Return an Excel number format for currency, the symbol where the reader's language puts it."""
+    locale = get_locale()
+    symbol = get_currency_symbol(currency, locale)
+    if locale.currency_formats["standard"].pattern.startswith("\xa4"):
+        return f'"{symbol}"#,##0.00'      # English: €1,234.50
+    return f'#,##0.00 "{symbol}"'         # German: 1.234,50 € (Excel puts its own separators)
+
+
+def sheet_cell(sheet: WriteOnlyWorksheet, index: int, value: object, money_format: str,
+               bold: bool) -> WriteOnlyCell | object:
+    """Return one cell: text as text, money with the currency format, the address wrapped."""
+    if value is None or (index not in MONEY and index != ADDRESS and not bold):
+        return cell(sheet, value)
+    styled = cell(sheet, value) if isinstance(value, str) else WriteOnlyCell(sheet, value=value)
+    if index in MONEY:
+        styled.number_format = money_format
+    if index == ADDRESS:
+        styled.alignment = WRAP   # its lines as lines, not run together
+    if bold:
+        styled.font = BOLD
+    return styled
+
+
+def sheet_cells(sheet: WriteOnlyWorksheet, values: list, money_format: str,
+                bold: bool = False) -> list:
+    """Return a row's cells (the total row in bold)."""
+    return [sheet_cell(sheet, index, value, money_format, bold)
+            for index, value in enumerate(values)]
+
+
+def total_values(rows: list[dict]) -> list:
+    """Return the total row: the label, then the sums the sponsors page shows."""
+    totals, values = sum_rows(rows), [None] * len(COLUMNS)
+    values[0] = _("Total")
+    for column, key in TOTALS.items():
+        values[COLUMNS.index(column)] = units(totals[key])
+    return values
+
+
+def add_sheet(book: openpyxl.Workbook, title: str, rows: list[dict], money_format: str) -> None:
+    """Add a sheet: a frozen heading row, a row per pledge, then the total row."""
+    sheet = book.create_sheet(title)
+    sheet.freeze_panes = "A2"
+    for column, width in WIDTHS.items():
+        sheet.column_dimensions[column].width = width
+    sheet.append([cell(sheet, text) for text in labels()])
+    for row in rows:
+        sheet.append(sheet_cells(sheet, export_row(row, SHEET), money_format))
+    sheet.append(sheet_cells(sheet, total_values(rows), money_format, bold=True))
+
+
+def amounts_xlsx(rows: list[dict], currency: str) -> bytes:
+    """Return the amounts as an XLSX workbook: every pledge, then a sheet per class."""
+    book, used = openpyxl.Workbook(write_only=True), set()
+    money_format = currency_format(currency)
+    add_sheet(book, sheet_title(_("All pledges"), used), rows, money_format)
     for class_name, group in itertools.groupby(rows, key=lambda r: r["class"]):
-        sheet = book.create_sheet(sheet_title(class_name, used))
-        sheet.append(list(COLUMNS))
-        for row in group:
-            sheet.append([None if cell == "" else cell for cell in export_row(row)])
-    if not used:
-        book.create_sheet("amounts").append(list(COLUMNS))
+        add_sheet(book, sheet_title(class_name, used), list(group), money_format)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def filename(stem: str, suffix: str) -> str:
+    """Return an amounts file's name with the event's name in it, as the results have."""
+    return export_filename(get_settings(get_db()).get("event_name"), stem, suffix)
 
 
 @bp.get("/amounts.csv")
 @login_required
 def csv_export() -> Response:
     """Download every live pledge with laps, distance, amount, paid and outstanding as CSV."""
-    return download(amounts_csv(letter_rows(get_db())), "text/csv", "amounts.csv")
+    return download(amounts_csv(letter_rows(get_db())), "text/csv", filename("amounts", "csv"))
+
+
+@bp.get("/amounts-de.csv")
+@login_required
+def csv_export_german() -> Response:
+    """Download the same for German Excel: semicolons, German headings, decimal comma."""
+    rows = letter_rows(get_db())
+    with force_locale("de"):  # the file is German whatever the browser says, as results-de.csv
+        body = amounts_csv(rows, GERMAN)
+    return download(body, "text/csv", filename("betraege", "csv"))
 
 
 @bp.get("/amounts.xlsx")
 @login_required
 def xlsx_export() -> Response:
-    """Download the same as an Excel workbook, one sheet per class."""
-    return download(amounts_xlsx(letter_rows(get_db())), XLSX_TYPE, "amounts.xlsx")
+    """Download the same as an Excel workbook: every pledge with a total, then a sheet per class."""
+    conn = get_db()
+    body = amounts_xlsx(letter_rows(conn), money_settings(conn)["currency"])
+    return download(body, XLSX_TYPE, filename("amounts", "xlsx"))
 
 
 def init_app(app: Flask) -> None:

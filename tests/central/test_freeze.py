@@ -181,7 +181,7 @@ def test_every_money_page_owes_what_the_letter_says_once_a_frozen_figure_is_kept
     assert (rows[event["firma"]]["amount_cents"], rows[event["firma"]]["live_amount_cents"]) \
         == (2000, 2500)
     exported = central_admin.get("/sponsors/amounts.csv").get_data(as_text=True)
-    assert '"fixed",2500,"",10,4000,2000,2000,0\r\n' in exported       # rate now; owes 20, paid
+    assert '"fixed",25.00,"",10,4000,20.00,20.00,0.00,0.00,' in exported  # rate now; owes 20, paid
 
 
 def confirm_unfreeze(client) -> tuple[str, str]:

@@ -1,10 +1,8 @@
-"""Payments (record, delete, logged), the outstanding list per class, and the amounts exports:
-the CSV byte for byte (BOM, quoting, columns) and the XLSX read back with openpyxl."""
+"""Payments (record, delete, logged), the outstanding list per class and an overpayment on the
+sponsors page (the amounts exports: test_money_exports.py)."""
 from __future__ import annotations
 
-import io
 
-import openpyxl
 import pytest
 
 from sync.sponsors.amounts import pledge_amounts
@@ -102,48 +100,3 @@ def test_an_overpayment_is_shown_and_covers_no_other_pledge(central_viewer, cent
     assert "Paid more than pledged: €5.00." in page and "overpaid by €5.00" in page
     assert "2 pledges with money due: €9.00" in central_viewer.get(
         "/sponsors/outstanding").get_data(as_text=True)               # the same €9.00 as above
-
-
-def test_amounts_csv_bytes(central_viewer, central_db, pledges):
-    add_payment(central_db, None, pledges["oma"], {"amount_cents": "1,5", "paid_on": "2025-07-01",
-                                                   "method": "cash", "reference": "", "note": ""})
-    response = central_viewer.get("/sponsors/amounts.csv")
-    assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"] == 'attachment; filename="amounts.csv"'
-    assert response.get_data() == (
-        "\ufeff"
-        '"sponsor","email","start_number","name","class","kind","rate_cents","cap_cents","laps",'
-        '"distance_m","amount_cents","paid_cents","outstanding_cents"\r\n'
-        '"\'=HYPERLINK(""x"")","",1,"Anna Berg","5a","per_km",125,400,10,4000,400,0,400\r\n'
-        '"Oma","oma@example.org",1,"Anna Berg","5a","per_lap",50,"",10,4000,500,150,350\r\n'
-        '"Tante Eva; Köln","",2,"Ben Cruz","6b","fixed",2000,"",3,1200,2000,0,2000\r\n'
-    ).encode("utf-8")
-
-
-def test_amounts_xlsx_has_a_sheet_per_class(central_viewer, central_db, pledges):
-    response = central_viewer.get("/sponsors/amounts.xlsx")
-    assert response.status_code == 200
-    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
-    assert book.sheetnames == ["5a", "6b"]
-    rows = [list(r) for r in book["5a"].iter_rows(values_only=True)]
-    assert rows[0] == ["sponsor", "email", "start_number", "name", "class", "kind", "rate_cents",
-                       "cap_cents", "laps", "distance_m", "amount_cents", "paid_cents",
-                       "outstanding_cents"]
-    assert rows[1] == ["'=HYPERLINK(\"x\")", None, 1, "Anna Berg", "5a", "per_km", 125, 400, 10, 4000,
-                       400, 0, 400]
-    assert [list(r) for r in book["6b"].iter_rows(values_only=True)][1] == [
-        "Tante Eva; Köln", None, 2, "Ben Cruz", "6b", "fixed", 2000, None, 3, 1200, 2000, 0, 2000]
-
-
-def test_sheet_titles_are_valid_and_unique():
-    from sync.workbooks import sheet_title
-    used: set[str] = set()
-    assert [sheet_title(name, used) for name in ("5a", "5A", "a/b:c", "x" * 40, "x" * 40)] == [
-        "5a", "5A (2)", "a_b_c", "x" * 31, "x" * 27 + " (2)"]
-
-
-def test_exports_without_pledges(central_viewer):
-    assert central_viewer.get("/sponsors/amounts.csv").get_data().count(b"\r\n") == 1
-    book = openpyxl.load_workbook(io.BytesIO(central_viewer.get("/sponsors/amounts.xlsx").get_data()))
-    assert book.sheetnames == ["amounts"]
