@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from stdnum import iso11649
 from stdnum.iso7064 import mod_97_10
 
 from lapsync.errors import InputError
@@ -164,8 +163,10 @@ def new_references(conn: psycopg.Connection, count: int) -> list[str]:
 
 
 def format_reference(reference: str) -> str:
-    """Write a reference in groups of four, as letters print it: RF18 ABCD EFGH JK."""
-    return iso11649.format(reference)
+    """Write a stored reference in groups of four, as letters print it: RF18 ABCD EFGH JK."""
+    # iso11649.format without its clean-up: stored references are compact (new_references),
+    # and the clean-up was half the amounts CSV's time at 10,000 pledges.
+    return " ".join(reference[i:i + 4] for i in range(0, len(reference), 4))
 
 
 def runner_by_number(conn: psycopg.Connection, number: Any) -> dict:
