@@ -7,13 +7,19 @@ name to save the card and go to the next one. What is stored is read from the da
 """
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from sync.sponsors.amounts import pledge_amounts
+from sync.sponsors.money_exports import COLUMNS
+from sync.sponsors.payments import add_payment
+from sync.sponsors.pledges import add_pledge
 from sync.settings import set_setting
+from tests.central.test_money_exports import FIGURES, PAGE_MONEY, number
 from tests.central.test_results import run
 from tests.pg import CENTRAL_PASSWORD
 from tests.web import KeptPage, served
@@ -192,3 +198,31 @@ def test_the_pledge_form_gives_a_phone_the_number_keys_and_keeps_the_name_short(
     page.keyboard.press("Tab")
     page.keyboard.type("B" * 120)
     expect(page.locator("#sponsor_name")).to_have_value("B" * 100)   # the browser stops at 100
+
+
+def test_the_organiser_downloads_the_amounts_for_german_excel(page, central, central_db):
+    """The file for German Excel, taken from the sponsors page, adds up to what the page says."""
+    url, ids = central
+    add_pledge(central_db, None, ids["Anna Berg"], {"sponsor_name": "Oma", "kind": "per_lap",
+                                                    "rate_cents": "0,50", "address": "Gartenweg 3\n12345 Musterstadt"})
+    eva = add_pledge(central_db, None, ids["Cleo Dahl"], {"sponsor_name": "Tante Eva", "kind": "fixed",
+                                                          "rate_cents": "20"})
+    add_payment(central_db, None, eva, {"amount_cents": "25", "paid_on": "2025-07-01", "method": "transfer",
+                                        "reference": "", "note": ""})      # 5 € more than pledged
+    page.goto(f"{url}/sponsors/")
+    lang = page.evaluate("document.documentElement.lang")[:2]
+    links = page.locator("#sponsor-links a").evaluate_all("links => links.map(a => a.id)")
+    csv_links = [link for link in links if link in ("amounts-de-link", "amounts-csv-link")]
+    assert csv_links == {"de": ["amounts-de-link", "amounts-csv-link"],
+                         "en": ["amounts-csv-link", "amounts-de-link"]}[lang]   # German Excel's first in German
+    summary = page.locator("#money-total").inner_text()
+    shown = dict(zip(FIGURES, (number(text, lang) for text in PAGE_MONEY[lang].findall(summary))))
+    assert shown == {"amount": 25, "paid": 25, "outstanding": 5, "overpaid": 5}, summary
+    with page.expect_download() as download:
+        page.locator("#amounts-de-link").click()
+    assert download.value.suggested_filename == "betraege.csv"
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    header, *rows = list(csv.reader(text.splitlines(keepends=True), delimiter=";"))
+    assert header[:4] == ["Sponsor", "E-Mail", "Startnummer", "Name"]          # German either way
+    assert {key: sum(number(row[COLUMNS.index(key)], "de") for row in rows) for key in FIGURES} == shown
+    assert [row[COLUMNS.index("address")] for row in rows] == ["Gartenweg 3\n12345 Musterstadt", ""]
