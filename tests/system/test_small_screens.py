@@ -85,7 +85,8 @@ CENTRAL_PAGES = {
 # GET routes that answer data, not a page (JSON, CSV, YAML, files).
 NOT_PAGES = {"static", "web.static", "sync.status", "big.laps", "laps.recent", "live.feed_view", "results.results_csv",
              "results.results_csv_german", "result_sheets.results_xlsx", "result_sheets.ceremony_xlsx",
-             "sponsors.runner_lookup", "money_exports.csv_export", "money_exports.xlsx_export",
+             "sponsors.runner_lookup", "money_exports.csv_export", "money_exports.csv_export_german",
+             "money_exports.xlsx_export",
              "api.openapi", "api.pull_view", "health.healthz"}
 
 # What sticks out to the right, for the failure message: the deepest elements past the edge.
