@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
@@ -29,7 +30,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from lapsync.commands import as_restore_command, refuse_existing
+from lapsync.commands import (as_restore_command, part_file, refuse_existing,
+                              reporting_write_errors)
 
 from . import migrate
 from .db import WRITE_LOCK, close_pool, database_url, init_schema
@@ -82,6 +84,8 @@ def run(command: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) \
             else result.stderr
+        if result.returncode < 0 and not error.strip():  # killed: say by what (SIGXFSZ, SIGKILL)
+            error = f"stopped by {signal.Signals(-result.returncode).name}"
         raise click.ClickException(f"{Path(command[0]).name} failed: {error.strip()[:2000]}")
     return result
 
@@ -89,14 +93,13 @@ def run(command: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
 def dump(url: str, target: Path) -> Path:
     """Write central's whole database to TARGET in PostgreSQL's custom format; return TARGET."""
     conninfo, env = connection(url)
-    part = target.with_name(target.name + ".part")
-    # Owner-only from its first byte, as the laptop's backups: it holds every password
-    # hash, the SMTP password, the bank account and the sponsors' addresses.
-    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    os.chmod(part, 0o600)  # one left by a dump that died keeps its mode otherwise
-    run([tool("pg_dump", server_major(url)), "--format=custom", f"--file={part}",
-         f"--dbname={conninfo}"], env)
-    os.replace(part, target)  # a dump cut off halfway never has the file's name
+    with part_file(target) as part:
+        # Owner-only from its first byte, as the laptop's backups: it holds every password
+        # hash, the SMTP password, the bank account and the sponsors' addresses.
+        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(part, 0o600)  # one left by a dump that died keeps its mode otherwise
+        run([tool("pg_dump", server_major(url)), "--format=custom", f"--file={part}",
+             f"--dbname={conninfo}"], env)
     return target
 
 
@@ -157,7 +160,8 @@ def feed(reader: subprocess.Popen, psql) -> None:
 def backup_command(file: Path) -> None:
     """Write central's whole database to FILE (pg_dump, custom format), also while central runs."""
     refuse_existing(file)
-    dump(database_url(current_app), file)
+    with reporting_write_errors(file):
+        dump(database_url(current_app), file)
     click.echo(f"Backed up central's database to {file} ({file.stat().st_size} bytes).")
 
 

@@ -43,9 +43,14 @@ def mark(conn: sqlite3.Connection) -> str:
     return f"{seq[0] if seq else 0}:{cursor[0] if cursor else 0}"
 
 
+def folder_path(app: Flask) -> Path:
+    """Return where the backup folder is (config BACKUP_DIR; default backups/ beside the database)."""
+    return Path(app.config.get("BACKUP_DIR") or Path(app.config["DATABASE"]).parent / "backups")
+
+
 def folder(app: Flask) -> Path:
-    """Return the backup folder (config BACKUP_DIR; default backups/ beside the database), owner-only."""
-    path = Path(app.config.get("BACKUP_DIR") or Path(app.config["DATABASE"]).parent / "backups")
+    """Return the backup folder, made owner-only if missing."""
+    path = folder_path(app)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 

@@ -15,6 +15,7 @@ import sqlite_utils
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
 
+from lapsync.commands import part_file
 from lapsync.ids import new_id
 
 from . import migrate
@@ -243,17 +244,16 @@ def init_app(app: Flask) -> None:
 
 def snapshot(source: sqlite3.Connection, target: Path) -> Path:
     """Copy the database of SOURCE into TARGET (a new, whole, owner-only file); return TARGET."""
-    part = target.with_name(target.name + ".part")
-    with contextlib.suppress(FileNotFoundError):
-        part.unlink()  # left by a snapshot that was cut off
-    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY))
-    copy = sqlite3.connect(part)
-    try:
-        source.backup(copy)  # all pages in one step: one consistent read of the source
-        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
-    finally:
-        copy.close()
-    with open(part, "r+b") as handle:  # writable: Windows flushes only such a handle
-        os.fsync(handle.fileno())
-    os.replace(part, target)
+    with part_file(target) as part:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()  # left by a snapshot that was cut off
+        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY))
+        copy = sqlite3.connect(part)
+        try:
+            source.backup(copy)  # all pages in one step: one consistent read of the source
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        finally:
+            copy.close()
+        with open(part, "r+b") as handle:  # writable: Windows flushes only such a handle
+            os.fsync(handle.fileno())
     return target

@@ -18,7 +18,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from lapsync.commands import as_restore_command, refuse_existing
+from lapsync.commands import as_restore_command, refuse_existing, reporting_write_errors
 
 from . import backup, migrate
 from .db import PENDING, SCHEMA, connect, get_meta, init_schema, set_meta, transaction
@@ -134,12 +134,14 @@ def backup_command(file: Path | None) -> None:
     """Copy the laptop database into FILE (default: a new file in instance/backups/), also while it runs."""
     app = current_app._get_current_object()
     if file is None:
-        click.echo(f"Backed up to {backup.take(app, 'by hand')}.")
+        with reporting_write_errors(backup.folder_path(app)):
+            click.echo(f"Backed up to {backup.take(app, 'by hand')}.")
         return
     refuse_existing(file)
     db = connect(app.config["DATABASE"])
     try:
-        backup.snapshot(db.conn, file)
+        with reporting_write_errors(file):
+            backup.snapshot(db.conn, file)
     finally:
         db.close()
     click.echo(f"Backed up to {file}.")
