@@ -6,6 +6,7 @@ FailureStore, implemented on SQLite by the laptop and on PostgreSQL by central.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 import secrets
@@ -45,6 +46,7 @@ MAX_ACCOUNT_KEY = 100  # longer names cannot be users (MAX_USER_NAME); keeps the
 MAX_DOUBLINGS = 20  # a login delay doubles at most this often (60 s * 2**20 exceeds any window)
 _hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory choice
 _dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
+log = logging.getLogger(__name__)
 
 
 def role_label(role: str) -> str:
@@ -361,8 +363,11 @@ def login_view(attempt: Callable[[str, str, str], tuple[str | None, int]], after
     name, password = login_fields()
     session_id, wait = attempt(name, password, client_address())
     if wait:
+        log.warning("login as %r from %s refused: too many failed logins", name[:MAX_USER_NAME],
+                    client_address())
         return too_many_logins(wait)
     if not session_id:
+        log.warning("failed login as %r from %s", name[:MAX_USER_NAME], client_address())
         return login_failed("wrong_login", _("Wrong name or password."), 401)
     session.clear()
     session["sid"] = session_id

@@ -77,6 +77,8 @@ def current_device(path: str) -> dict:
             device = find_device(conn, (header or "").partition(" ")[2].strip())
             if device is not None:  # a revoked device still trying: the organiser should know
                 sync_log.record_failure(conn, device, path, exc)
+            else:  # a token lost in a restore, or guessed: never the token itself
+                sync_log.log_unknown_token(path, exc)
             raise
 
 

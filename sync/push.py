@@ -9,6 +9,7 @@ runners and users in seq order, then all laps in one COPY, then voids.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -38,6 +39,8 @@ COPY_CHUNK = 4096                  # lap rows per COPY write (about 500 kB)
 LAP_COLUMNS = ("id", "runner_id", "created_by", "device_time", "device_id", "pushed_by",
                "received_at", "clock_offset_ms")
 LAP_TYPES = ("text", "text", "text", "int8", "text", "int8", "int8", "int8")
+
+log = logging.getLogger(__name__)
 
 
 def copy_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
@@ -268,6 +271,14 @@ def unapplied(changes: list[dict], last_seq: int) -> list[dict]:
     return kept
 
 
+def log_applied(device: dict, last_seq: int, acked: int, laps: int, refused: int) -> None:
+    """Log one line for a push that applied changes: the sign of life an operator watches."""
+    if acked > last_seq:  # a replay or an empty batch changed nothing: no line
+        log.info("push from device %r applied seq %d..%d: %d change(s), %d new lap(s), "
+                 "%d refused", device["name"], last_seq + 1, acked, acked - last_seq, laps,
+                 refused)
+
+
 def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = None,
          max_ahead_ms: int = MAX_AHEAD_S * 1000, follows: int | None = None,
          event: str | None = None) -> dict:
@@ -333,5 +344,6 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
         conn.execute("UPDATE device SET last_seq = %s, last_contact = %s, clock_offset_ms = %s, "
                      "laps_pushed = laps_pushed + %s WHERE id = %s",
                      [acked, now, now - batch["device_time"], inserted, device["id"]])
+    log_applied(device, last_seq, acked, inserted, len(new_rejected))
     return {"acked_seq": acked, "server_time": now, "rejected": rejected + new_rejected,
             **database}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, request
 
 from lapsync import logs
 from lapsync.errors import InputError
@@ -40,6 +40,12 @@ def record_failure(conn: psycopg.Connection, device: dict, path: str, exc: Input
                          "OFFSET %s LIMIT 1)", [device["id"], device["id"], KEEP])
     except psycopg.Error:
         log.exception("could not record the refused %s of device %r", path, device["name"])
+
+
+def log_unknown_token(path: str, exc: InputError) -> None:
+    """Log a push or pull refused for a missing or unknown token, with the caller's address."""
+    log.warning("%s refused (%s %s) from %s", path, exc.status, exc.code,
+                request.remote_addr or "an unknown address")
 
 
 def log_rejected(device: dict, rejected: list[dict]) -> None:

@@ -8,6 +8,7 @@ be demoted nor deactivated, and nobody deactivates themselves: central keeps an 
 """
 from __future__ import annotations
 
+import logging
 import secrets
 
 import click
@@ -29,6 +30,7 @@ from .decisions import log_decision
 # 31 signs are 59 bits, against a login rate limit.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 USER_COLUMNS = "id, name, role, created_at, deactivated_at, last_login_at"
+log = logging.getLogger(__name__)
 
 
 def generate_password() -> str:
@@ -165,6 +167,7 @@ def create_user_command(name: str, role: str, password: str) -> None:
             create_user(conn, name, role, password)
         except InputError as exc:
             raise click.ClickException(exc.message) from None
+    log.info("command line: create_user %r (%s)", name.strip(), role)
     click.echo(f"Created {role} {name.strip()!r} at central.")
 
 
