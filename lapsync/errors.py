@@ -6,6 +6,7 @@ these handlers with init_app; central adds its database handlers (sync/__init__.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flask import (
@@ -20,6 +21,8 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
 
 
 class InputError(Exception):
@@ -123,6 +126,9 @@ def init_app(app: Flask, json_paths: tuple[str, ...] = (), challenge: str | None
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
         """A form without its token (central's API uses device tokens instead)."""
+        # The page's text stays general; the operator needs the real reason (a Referer
+        # that does not match the host behind a proxy looks like an expired form).
+        log.warning("%s %s refused: %s", request.method, request.path, exc.description)
         return handled_error("csrf", _("The form expired or lacks its security token. "
                                        "Reload the page and try again."), 400)
 

@@ -118,7 +118,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         # Body limits: lapsync.web's SHARED_DEFAULTS (1 MiB; uploads 5 MiB; a push its own).
         # Behind a TLS proxy (nginx, caddy) set this to the number of proxies in front,
         # so the rate limit counts the client's address (X-Forwarded-For), not the
-        # proxy's. 0: the connection's address is used and forwarding headers ignored.
+        # proxy's, and the public scheme and host (X-Forwarded-Proto, -Host) are seen.
+        # 0: the connection's address is used and forwarding headers ignored.
         TRUSTED_PROXIES=0,
         # Start-number blocks for laptops' late registrations (sync/blocks.py): each device
         # gets NUMBER_BLOCK_SIZE numbers, the first block from NUMBER_BLOCK_BASE on.
@@ -138,7 +139,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     web.init_app(app)
     if int(app.config["TRUSTED_PROXIES"]):
         proxies = int(app.config["TRUSTED_PROXIES"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+        # x_host: nginx passes `Host: 127.0.0.1:8000` unless told otherwise; the CSRF check
+        # compares the https Referer with the host, so the public one must come through.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     db.init_app(app)
     backup.init_app(app)
