@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import secrets
+import shlex
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +125,13 @@ def name_taken(name: str) -> InputError:
     """Return the refusal of a new user whose name another user has already (409)."""
     return InputError("duplicate_name", _("A user called %(name)s exists already.",
                                           name=repr(name)), 409)
+
+
+def taken_hint(exc: InputError, app: str, name: str) -> str:
+    """Return the hint after a refused create-user whose name exists: set-password is the way."""
+    if exc.code != "duplicate_name":
+        return ""
+    return f" To give it a new password: flask --app {app} set-password {shlex.quote(name.strip())}"
 
 
 def validate_password(password: str) -> str:

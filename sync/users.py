@@ -17,7 +17,8 @@ from flask import Flask
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync.authcore import ROLES, hash_password, name_taken, validate_password, validate_user
+from lapsync.authcore import (ROLES, hash_password, name_taken, taken_hint, validate_password,
+                              validate_user)
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.names import confusable
@@ -133,6 +134,21 @@ def reset_password(conn: psycopg.Connection, by: str, user_id: str, password: st
     return user
 
 
+def set_password(conn: psycopg.Connection, name: str, password: str) -> dict:
+    """Give the user NAME a new password (the command line's) and end all their sessions."""
+    password_hash = hash_password(validate_password(password))  # slow: outside the lock
+    with write_transaction(conn):
+        user = conn.execute(f"SELECT {USER_COLUMNS} FROM app_user WHERE name = %s FOR UPDATE",
+                            [name]).fetchone()
+        if user is None:
+            raise InputError("unknown_user", _("There is no user called %(name)s.",
+                                               name=repr(name)), 404)
+        restamp(conn, user["id"], "password_hash = %s", [password_hash])  # laptops pull it
+        # Whoever knew the old password may be logged in with it somewhere.
+        conn.execute("DELETE FROM user_session WHERE user_id = %s", [user["id"]])
+    return user
+
+
 def set_active(conn: psycopg.Connection, by: str, user_id: str,
                active: bool) -> tuple[dict, bool]:
     """Deactivate a user (sessions end) or reactivate one (logged); return (user, changed)."""
@@ -159,18 +175,38 @@ def set_active(conn: psycopg.Connection, by: str, user_id: str,
 @click.option("--role", type=click.Choice(("admin", "teacher", "viewer")), required=True,
               help="admin, teacher or viewer")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 8 characters (asked for when left out).")
+              help="At least 8 characters (asked for twice when left out, or taken from "
+                   "FLASK_CREATE_USER_PASSWORD).")
 def create_user_command(name: str, role: str, password: str) -> None:
     """Create a user at central; laptops receive it at their next pull."""
     with connection() as conn:
         try:
             create_user(conn, name, role, password)
         except InputError as exc:
-            raise click.ClickException(exc.message) from None
+            raise click.ClickException(exc.message + taken_hint(exc, "sync", name)) from None
     log.info("command line: create_user %r (%s)", name.strip(), role)
     click.echo(f"Created {role} {name.strip()!r} at central.")
+
+
+@click.command("set-password")
+@with_appcontext
+@click.argument("name")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="At least 8 characters (asked for twice when left out, or taken from "
+                   "FLASK_SET_PASSWORD_PASSWORD).")
+def set_password_command(name: str, password: str) -> None:
+    """Give the user NAME a new password and end their sessions; laptops receive it at their
+    next pull."""
+    with connection() as conn:
+        try:
+            set_password(conn, name, password)
+        except InputError as exc:
+            raise click.ClickException(exc.message) from None
+    log.info("command line: set_password of user %r (their sessions ended)", name)
+    click.echo(f"New password set for {name!r}; their sessions ended.")
 
 
 def init_app(app: Flask) -> None:
     """Register the user CLI commands."""
     app.cli.add_command(create_user_command)
+    app.cli.add_command(set_password_command)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 
 import click
@@ -35,7 +36,9 @@ from lapsync.authcore import (
     name_taken,
     role_label,
     role_required,
+    taken_hint,
     unlock_logins_command,
+    validate_password,
     validate_user,
 )
 from lapsync.errors import InputError
@@ -45,6 +48,7 @@ from . import clock
 from .db import connect, device_id, get_db, now_ms, record_change, rows, transaction
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 
 def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) -> str:
@@ -58,6 +62,23 @@ def create_user(db: sqlite_utils.Database, name: str, role: str, password: str) 
                 "created_at": now_ms(), "hlc": clock.tick(db)}
         db.table("user").insert(user)
         record_change(db, "user", user["id"], {**user, "origin": device_id(db)})
+    return user["id"]
+
+
+def set_password(db: sqlite_utils.Database, name: str, password: str) -> str:
+    """Give the user NAME a new password (synced like any user change), end their sessions."""
+    password_hash = hash_password(validate_password(password))  # slow: outside the write lock
+    with transaction(db):
+        found = rows(db, "SELECT id, name, role, created_at FROM user WHERE name = ?", [name])
+        if not found:
+            raise InputError("unknown_user", _("There is no user called %(name)s.",
+                                               name=repr(name)), 404)
+        user = {**found[0], "password_hash": password_hash, "hlc": clock.tick(db)}
+        db.execute("UPDATE user SET password_hash = ?, hlc = ? WHERE id = ?",
+                   [password_hash, user["hlc"], user["id"]])
+        record_change(db, "user", user["id"], {**user, "origin": device_id(db)})
+        # Whoever knew the old password may be logged in with it in a browser here.
+        db.execute("DELETE FROM user_session WHERE user_id = ?", [user["id"]])
     return user["id"]
 
 
@@ -169,7 +190,8 @@ def users():
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="admin, teacher or viewer")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 8 characters (asked for when left out).")
+              help="At least 8 characters (asked for twice when left out, or taken from "
+                   "FLASK_CREATE_USER_PASSWORD).")
 @with_appcontext
 def create_user_command(name: str, role: str, password: str) -> None:
     """Create a user who can log in on this laptop."""
@@ -177,10 +199,27 @@ def create_user_command(name: str, role: str, password: str) -> None:
     try:
         create_user(db, name, role, password)
     except InputError as exc:
-        raise click.ClickException(exc.message)
+        raise click.ClickException(exc.message + taken_hint(exc, "app", name)) from None
     finally:
         db.close()
     click.echo(f"Created {role} {name!r}.")
+
+
+@click.command("set-password")
+@click.argument("name")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="At least 8 characters (asked for twice when left out, or taken from "
+                   "FLASK_SET_PASSWORD_PASSWORD).")
+@with_appcontext
+def set_password_command(name: str, password: str) -> None:
+    """Give the user NAME a new password on this laptop and end their sessions here."""
+    with contextlib.closing(connect(current_app.config["DATABASE"])) as db:
+        try:
+            set_password(db, name, password)
+        except InputError as exc:
+            raise click.ClickException(exc.message) from None
+    log.info("command line: set_password of user %r (their sessions ended)", name)
+    click.echo(f"New password set for {name!r}; their sessions on this laptop ended.")
 
 
 def _forget_failures_command(name: str | None) -> int:
@@ -194,4 +233,5 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.add_template_global(role_label)
     app.cli.add_command(create_user_command)
+    app.cli.add_command(set_password_command)
     app.cli.add_command(unlock_logins_command(_forget_failures_command))
