@@ -19,7 +19,9 @@ import math
 from datetime import datetime
 
 import psycopg
+from babel.dates import format_date
 from flask import Blueprint, Flask, render_template
+from flask_babel import get_locale
 
 from .auth import login_required
 from .db import get_db, now_ms
@@ -29,6 +31,7 @@ from .search import class_order
 bp = Blueprint("charts", __name__, url_prefix="/charts")
 
 MAX_BUCKETS = 576          # 48 hours: a 24-hour relay fits twice
+LABEL_STEPS = (1, 2, 3, 6, 12, 24, 36, 72, 144)  # buckets between labels: 5, 10, 15, 30 min, 1 ... 12 h
 WIDTH, HEIGHT = 900, 320   # the time chart's drawing area in SVG units
 MARGIN = {"left": 60, "right": 20, "top": 20, "bottom": 60}
 CLASS_ROW = 28             # height of one class's bar in the class chart
@@ -84,22 +87,37 @@ def clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%H:%M")
 
 
+def axis_labels(starts: list[datetime]) -> list[str | None]:
+    """Label the time axis at round times (about a dozen labels), with the weekday where a
+    chart of more than one day (a 24-hour relay) enters a new day."""
+    step = next((s for s in LABEL_STEPS if s * 12 >= len(starts)), LABEL_STEPS[-1])
+    days, seen, labels = starts[0].date() != starts[-1].date(), None, []
+    for start in starts:
+        if (start.hour * 60 + start.minute) // (BUCKET_MS // 60_000) % step:
+            labels.append(None)
+            continue
+        text = f"{start:%H:%M}"
+        if days and start.date() != seen:
+            seen, text = start.date(), f"{format_date(start.date(), 'EEE', locale=get_locale())} {text}"
+        labels.append(text)
+    return labels
+
+
 def time_chart(buckets: list[dict]) -> dict:
     """Lay out the laps-over-time bars: positions, heights, ticks and labels."""
     ticks = nice_ticks(max(b["laps"] for b in buckets))
     scale = HEIGHT / ticks[-1]
     slot = WIDTH / len(buckets)
-    label_every = max(1, math.ceil(len(buckets) / 12))
+    starts = [datetime.fromtimestamp(b["start"] / 1000) for b in buckets]
     bars = []
-    for i, b in enumerate(buckets):
-        start = datetime.fromtimestamp(b["start"] / 1000)
+    for i, (b, start, label) in enumerate(zip(buckets, starts, axis_labels(starts))):
         width = min(max(slot * 0.8, 1), 40)
         bars.append({"x": round(MARGIN["left"] + (i + 0.5) * slot - width / 2, 2),
                      "width": round(width, 2), "height": round(b["laps"] * scale, 2),
                      "y": round(MARGIN["top"] + HEIGHT - b["laps"] * scale, 2), "laps": b["laps"],
                      "bucket": start.strftime("%Y-%m-%dT%H:%M"), "start": b["start"],
                      "from": clock(b["start"]), "to": clock(b["start"] + BUCKET_MS),
-                     "label": start.strftime("%H:%M") if i % label_every == 0 else None,
+                     "label": label,
                      "center": round(MARGIN["left"] + (i + 0.5) * slot, 2)})
     return {"bars": bars, "ticks": [{"value": t, "y": round(MARGIN["top"] + HEIGHT - t * scale, 2)}
                                     for t in ticks],

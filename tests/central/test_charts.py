@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
 from lapsync.protocol import validate_push
-from sync.charts import BUCKET_MS, MAX_BUCKETS, nice_ticks
+from sync.charts import BUCKET_MS, MAX_BUCKETS, axis_labels, nice_ticks
 from sync.devices import find_device
 from sync.push import push
 from tests.pg import Outbox, register
@@ -149,3 +149,15 @@ def test_query_arguments_are_ignored(viewer, event):
 def test_anonymous_is_sent_to_login(central_client):
     response = central_client.get("/charts/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_relay_s_time_axis_is_labelled_at_round_times_with_the_day_where_it_changes(central_app):
+    monday = datetime(2026, 12, 7, 13, 55)            # Monday 13:55 to Wednesday 13:50: 48 hours
+    starts = [monday + timedelta(minutes=5 * i) for i in range(MAX_BUCKETS)]
+    with central_app.test_request_context(headers={"Accept-Language": "de"}):
+        labels = [label for label in axis_labels(starts) if label]
+    assert labels == ["Mo. 18:00", "Di. 00:00", "06:00", "12:00", "18:00", "Mi. 00:00", "06:00", "12:00"]
+    with central_app.test_request_context():
+        short = [label for label in axis_labels(starts[:24]) if label]   # two hours
+    assert short == ["14:00", "14:10", "14:20", "14:30", "14:40", "14:50", "15:00", "15:10",
+                     "15:20", "15:30", "15:40", "15:50"]
