@@ -42,7 +42,9 @@ GROUP_COLUMN = {"class": (sql.SQL("r.class"), sql.SQL("r.class_key")),
 RUNNERS_SQL = sql.SQL(f"""
 WITH ranked AS (
     SELECT r.id, r.start_number, r.name, r.class, r.grade, coalesce(t.laps, 0) AS laps,
-           r.name_folded, r.name_plain, rank() OVER (ORDER BY coalesce(t.laps, 0) DESC) AS place
+           r.name_folded, r.name_plain,
+           -- no counting lap: did not run, no place (they sort last, so no place moves)
+           CASE WHEN t.laps > 0 THEN rank() OVER (ORDER BY coalesce(t.laps, 0) DESC) END AS place
     FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
     WHERE r.merged_into IS NULL
       AND (%(class)s::text IS NULL OR r.class = %(class)s)

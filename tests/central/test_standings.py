@@ -147,9 +147,36 @@ def test_long_lists_come_in_pages_of_100(viewer, central_db, device_token):
     assert "Page 7 of 3" in past
 
 
-def test_place_is_ranked_within_the_class_or_grade_filter(viewer, event):
-    page = text(viewer.get("/standings/?grade=6"))
-    assert re.findall(r"<tr data-runner=[^>]*><td>(\d+)</td>", page) == ["1", "1"]  # a tie
+def places(page: str) -> list[str]:
+    """Return the place cell of every runner row: a number, or – for one who did not run."""
+    return [re.sub(r"<[^>]+>", "", cell) for cell in
+            re.findall(r"<tr data-runner=[^>]*><td>(.*?)</td>", page)]
+
+
+def test_place_is_ranked_within_the_class_or_grade_filter(viewer, central_db, event):
+    box = Outbox()
+    box.lap(event["cleo"], time=T0)
+    box.lap(event["dora"], time=T0)
+    send(central_db, register(central_db, "laptop-c"), box, now=T0 + 700_000)
+    assert places(text(viewer.get("/standings/?grade=6"))) == ["1", "1"]  # a tie
+    assert places(text(viewer.get("/standings/?grade=5"))) == ["1", "2"]
+
+
+def test_a_runner_without_a_lap_that_counts_did_not_run_and_has_no_place(viewer, central_db,
+                                                                          event):
+    page = text(viewer.get("/standings/"))
+    assert places(page) == ["1", "2", "–", "–"]                 # Ben, Anna; Cleo, Dora: 0 laps
+    assert "did not run: they get no place" in page and 'title="did not run"' in page
+    box = Outbox()
+    box.lap(event["cleo"], time=T0)                              # a lap arrives later: she ran
+    box.void(box.lap(event["dora"], time=T0))                    # a voided lap counts for nothing
+    send(central_db, register(central_db, "laptop-c"), box, now=T0 + 700_000)
+    shown = rows(page := text(viewer.get("/standings/")))
+    assert [r["runner"] for r in shown[2:]] == [event["cleo"], event["dora"]]
+    assert places(page) == ["1", "2", "3", "–"]
+    assert places(text(viewer.get("/standings/?sort=name"))) == ["2", "1", "3", "–"]
+    anna_only = text(viewer.get("/standings/?class=5a"))
+    assert places(anna_only) == ["1"] and "did not run" not in anna_only
 
 
 @pytest.mark.parametrize("query,message", [
