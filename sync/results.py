@@ -165,13 +165,20 @@ def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None,
     yield buffer.getvalue()
 
 
+def ran(row: dict) -> bool:
+    """Return whether a runner ran: one without a lap that counts after review did not."""
+    return row["laps"] > 0
+
+
 def ranked(rows: list[dict], metres_per_lap: float | None) -> list[dict]:
-    """Add rank (equal laps share a rank: 1, 2, 2, 4) and distance to rows sorted by laps."""
+    """Add rank (equal laps share a rank: 1, 2, 2, 4; None for who did not run) and distance
+    to rows sorted by laps."""
     out, rank, previous = [], 0, None
     for position, row in enumerate(rows, 1):
         if row["laps"] != previous:
             rank, previous = position, row["laps"]
-        out.append({**row, "rank": rank, "distance": distance_m(row["laps"], metres_per_lap)})
+        out.append({**row, "rank": rank if ran(row) else None,
+                    "distance": distance_m(row["laps"], metres_per_lap)})
     return out
 
 

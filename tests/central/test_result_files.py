@@ -10,6 +10,7 @@ import pytest
 
 from sync.settings import set_setting
 from tests.central.test_results import BOM, run
+from tests.pg import register
 
 DE = {"Accept-Language": "de-DE,de;q=0.9"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -129,6 +130,18 @@ def test_ceremony_workbook_ranks_each_class_and_takes_one_class(central_viewer, 
                                   [3, 5, 'Ömer "Öz" Kaya', 1, 400]]
     one = workbook(central_viewer.get("/admin/results/classes.xlsx?class=5b"))
     assert one.sheetnames == ["5b"] and values(one["5b"])[1] == [1, 4, "Dana Eck", 2, 800]
+
+
+def test_a_runner_who_did_not_run_keeps_a_row_without_a_rank_in_the_workbooks(
+        central_viewer, central_db, device_token, event):
+    run(central_db, register(central_db, "laptop-b"),
+        [(6, "Nils Null", "5b", 0), (7, "Vera Voided", "5b", 2)],
+        voids={"Vera Voided": 2})                        # every lap voided: she did not run
+    sheet = workbook(central_viewer.get("/admin/results/classes.xlsx?class=5b"))["5b"]
+    assert values(sheet)[1:] == [[1, 4, "Dana Eck", 2, 800], [None, 6, "Nils Null", 0, 0],
+                                 [None, 7, "Vera Voided", 0, 0]]
+    rows = values(workbook(central_viewer.get("/admin/results.xlsx"))["5b"])
+    assert [row[1] for row in rows[1:]] == ["Dana Eck", "Nils Null", "Vera Voided"]
 
 
 def test_ceremony_workbook_of_an_unknown_class_is_a_404(central_viewer, event):

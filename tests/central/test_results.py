@@ -12,7 +12,7 @@ from sync.devices import find_device
 from sync.push import push
 from sync.results import distance_m, excel_safe, export_filename
 from sync.settings import set_setting
-from tests.pg import Outbox
+from tests.pg import Outbox, register
 
 BOM = b"\xef\xbb\xbf"
 
@@ -27,6 +27,14 @@ def run(conn, token: str, runners: list[tuple[int, str, str, int]], voids: dict 
             box.void(lap_id)
     push(conn, find_device(conn, token), validate_push(box.body()))
     return ids
+
+
+def late_laps(conn, runner_id: str, laps: int) -> None:
+    """Push laps for a runner central knows from another laptop, as if typed late."""
+    box = Outbox()
+    for _ in range(laps):
+        box.lap(runner_id)
+    push(conn, find_device(conn, register(conn, f"late-{new_id()[:6]}")), validate_push(box.body()))
 
 
 def read_csv(response, data: bytes | None = None) -> list[list[str]]:
@@ -164,6 +172,23 @@ def test_ranks_skip_after_a_tie(central_viewer, central_db, device_token):
     page = central_viewer.get("/admin/results/classes?class=6a").get_data(as_text=True)
     assert ranking(page, "rank", "name", "distance") == [
         ("1.", "B", "2.25 km"), ("2.", "A", "1 km"), ("2.", "C", "1 km"), ("4.", "D", "250 m")]
+
+
+def test_a_runner_who_did_not_run_is_listed_apart_without_a_rank(central_viewer, central_db,
+                                                                  device_token):
+    ids = run(central_db, device_token, [(1, "A", "6a", 4), (2, "Nils Null", "6a", 0),
+                                         (3, "Vera Voided", "6a", 2), (4, "D", "6a", 1)],
+              voids={"Vera Voided": 2})
+    page = central_viewer.get("/admin/results/classes?class=6a").get_data(as_text=True)
+    assert ranking(page, "rank", "name") == [("1.", "A"), ("2.", "D")]
+    absent = page[page.index('class="did-not-run"'):]
+    assert "Did not run (no lap that counts):" in absent
+    assert f'data-absent="{ids["Nils Null"]}">Nils Null (2)' in absent
+    assert f'data-absent="{ids["Vera Voided"]}">Vera Voided (3)' in absent
+    late_laps(central_db, ids["Nils Null"], 5)                    # his laps arrive after all
+    page = central_viewer.get("/admin/results/classes?class=6a").get_data(as_text=True)
+    assert ranking(page, "rank", "name") == [("1.", "Nils Null"), ("2.", "A"), ("3.", "D")]
+    assert "data-absent" in page and "Nils Null (2)" not in page
 
 
 def test_class_list_of_an_unknown_class_is_a_404(central_viewer, event):
