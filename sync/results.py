@@ -289,8 +289,10 @@ def _class_groups(conn: psycopg.Connection, class_name: str | None) -> list:
 
 
 def _certificates(conn: psycopg.Connection, runners: list[dict], title: str) -> str:
-    """Render the certificates of runners, one per page."""
-    return render_template("certificate.html", runners=runners, title=title,
+    """Render the certificates of the runners who ran, one per page, and say how many did not."""
+    # A certificate for 0 laps thanks a child for a run it never ran: the page counts them.
+    return render_template("certificate.html", runners=[r for r in runners if ran(r)],
+                           did_not_run=[r for r in runners if not ran(r)], title=title,
                            event=event_info(conn))
 
 

@@ -233,6 +233,24 @@ def test_class_certificates_one_per_runner(central_viewer, central_db, device_to
     assert "Anna Berg" not in page
 
 
+def test_no_certificate_for_a_runner_who_did_not_run_and_the_page_says_so(
+        central_viewer, central_db, device_token, event):
+    ids = run(central_db, register(central_db, "laptop-b"),
+              [(8, "Nils Null", "5a", 0), (9, "Vera Voided", "5a", 1)], voids={"Vera Voided": 1})
+    page = central_viewer.get("/admin/certificates/class/5a").get_data(as_text=True)
+    assert page.count('<article class="certificate"') == 3 and "3 certificates" in page
+    note = page[page.index('id="did-not-run"'):page.index("</p>", page.index('id="did-not-run"'))]
+    assert "2 runners have no lap that counts and get no certificate (did not run)" in note
+    assert "Nils Null (8)" in note and "Vera Voided (9)" in note
+    assert "0 laps" not in page
+    one = central_viewer.get(f"/admin/certificates/runner/{ids['Nils Null']}").get_data(as_text=True)
+    assert '<article class="certificate"' not in one and "0 certificates" in one
+    assert "1 runner has no lap that counts and gets no certificate" in one
+    late_laps(central_db, ids["Nils Null"], 2)                        # laps typed late: he ran
+    page = central_viewer.get("/admin/certificates/class/5a").get_data(as_text=True)
+    assert page.count('<article class="certificate"') == 4 and "Vera Voided (9)" in page
+
+
 def test_class_with_a_slash_in_its_name(central_viewer, central_db, device_token):
     run(central_db, device_token, [(1, "Anna", "5/6 b", 2)])
     assert "Anna" in central_viewer.get("/admin/certificates/class/5/6 b").get_data(as_text=True)
