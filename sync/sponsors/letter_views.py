@@ -14,7 +14,7 @@ from ..auth import admin_required, login_required
 from ..db import get_db
 from ..roster import list_classes
 from .freeze import current_freeze, letter_rows
-from .letters import KINDS, letter_context, letter_text, letters
+from .letters import KINDS, gets_letter, letter_context, letter_text, letters, letters_and_left_out
 from .mail import queue_mail
 from .money_log import log_money
 
@@ -40,13 +40,16 @@ def chosen_class(conn: psycopg.Connection) -> str | None:
 
 
 def class_summary(conn: psycopg.Connection) -> list[dict]:
-    """Return each class with its number of pledges, letters due and reminders."""
-    counts: dict[str, dict] = {name: {"class": name, "pledges": 0, "open": 0, "email": 0}
-                               for name in list_classes(conn)}
+    """Return each class with its number of pledges, letters due, reminders and pledges that
+    get no letter (their runner did not run)."""
+    def blank(name: str) -> dict:
+        """Return a class's counts before its pledges are counted."""
+        return {"class": name, "pledges": 0, "open": 0, "email": 0, "did_not_run": 0}
+    counts: dict[str, dict] = {name: blank(name) for name in list_classes(conn)}
     for row in letter_rows(conn):
-        entry = counts.setdefault(row["class"], {"class": row["class"], "pledges": 0, "open": 0,
-                                                 "email": 0})
+        entry = counts.setdefault(row["class"], blank(row["class"]))
         entry["pledges"] += 1
+        entry["did_not_run"] += not gets_letter(row)
         entry["open"] += row["outstanding_cents"] > 0
         entry["email"] += bool(row["email"])
     return list(counts.values())
@@ -62,12 +65,13 @@ def index():
     if class_name is None and pledge is None:
         return render_template("letters_index.html", classes=class_summary(conn),
                                frozen=current_freeze(conn) is not None)
-    found = letters(conn, class_name=class_name, kind=kind,
-                    pledge_ids=[pledge] if pledge else None)
+    found, left_out = letters_and_left_out(conn, class_name=class_name, kind=kind,
+                                           pledge_ids=[pledge] if pledge else None)
     ctx = letter_context(conn)
     title = _("class %(name)s", name=class_name) if class_name else _("one pledge")
     return render_template(
-        "letters.html", letters=found, ctx=ctx, title=title, class_name=class_name, kind=kind,
+        "letters.html", letters=found, left_out=left_out, ctx=ctx, title=title,
+        class_name=class_name, kind=kind,
         frozen=current_freeze(conn) is not None, is_admin=g.user["role"] == "admin",
         bank_ready=bool(ctx["bank"].get("iban") and ctx["bank"].get("account_holder")),
         mailable=sum(bool(letter["row"]["email"]) for letter in found),

@@ -17,7 +17,7 @@ from stdnum import iban as stdnum_iban
 
 from ..bank_settings import BANK, bank_mail_settings
 from ..money_settings import money_settings
-from ..results import event_info
+from ..results import event_info, ran
 from .amounts import money
 from .freeze import letter_rows
 from .girocode import girocode
@@ -85,7 +85,9 @@ def paragraphs(row: dict, kind: str, ctx: dict) -> list[str]:
     cur, event = ctx["currency"], ctx["event"]
     amount, paid = money(row["amount_cents"], currency=cur), money(row["paid_cents"], currency=cur)
     due = money(max(row["outstanding_cents"], 0), currency=cur)
-    found = [run_text(row, event) if row["kind"] != "fixed" or kind != "thanks" else
+    # A fixed pledge of a runner who did not run still owes its amount: never say "0 laps".
+    says_laps = ran(row) and (row["kind"] != "fixed" or kind != "thanks")
+    found = [run_text(row, event) if says_laps else
              _("Thank you for supporting %(runner)s (class %(class_name)s) with %(amount)s.",
                runner=row["name"], class_name=row["class"], amount=amount)]
     if row["kind"] != "fixed":
@@ -123,18 +125,32 @@ def build_letter(row: dict, kind: str, ctx: dict) -> dict:
             "reference_text": format_reference(row["reference"]), "girocode": code}
 
 
-def letters(conn: psycopg.Connection, *, class_name: str | None = None,
-            pledge_ids: list[str] | None = None, kind: str | None = None) -> list[dict]:
+def gets_letter(row: dict) -> bool:
+    """Return whether a pledge gets a letter: per lap or km only if its runner ran."""
+    # Such a pledge of a runner with no lap that counts owes nothing; a fixed one still owes.
+    return row["kind"] == "fixed" or ran(row)
+
+
+def letters(conn: psycopg.Connection, **filters) -> list[dict]:
     """Return the letters of a class (or of given pledges), of one kind or each its own."""
+    return letters_and_left_out(conn, **filters)[0]
+
+
+def letters_and_left_out(conn: psycopg.Connection, *, class_name: str | None = None,
+                         pledge_ids: list[str] | None = None,
+                         kind: str | None = None) -> tuple[list[dict], list[dict]]:
+    """Return letters() and the pledge rows left out because their runner did not run."""
     ctx = letter_context(conn)
-    found = []
+    found, left_out = [], []
     for row in letter_rows(conn, class_name=class_name, pledge_ids=pledge_ids):
-        if kind == "reminder":
+        if not gets_letter(row):
+            left_out.append(row)
+        elif kind == "reminder":
             if row["outstanding_cents"] > 0:
                 found.append(build_letter(row, "reminder", ctx))
         elif kind is None or letter_kind(row) == kind:
             found.append(build_letter(row, letter_kind(row), ctx))
-    return found
+    return found, left_out
 
 
 def letter_text(letter: dict, ctx: dict) -> str:

@@ -8,7 +8,7 @@ import pytest
 from lapsync.protocol import validate_push
 from sync.bank_settings import save_bank_mail
 from sync.devices import find_device
-from sync.sponsors.freeze import freeze_results
+from sync.sponsors.freeze import decide, freeze_results
 from sync.sponsors.letters import letters
 from sync.sponsors.mail import due_mail
 from sync.sponsors.payments import add_payment
@@ -16,7 +16,7 @@ from sync.sponsors.pledges import add_pledge
 from sync.push import push
 from sync.review import lap_state, void_lap
 from sync.settings import set_setting
-from tests.pg import Outbox
+from tests.pg import Outbox, register
 
 BANK = {"account_holder": "Förderverein Schule am Park", "iban": "DE89370400440532013000",
         "bic": "COBADEFFXXX"}
@@ -24,7 +24,8 @@ BANK = {"account_holder": "Förderverein Schule am Park", "iban": "DE89370400440
 
 @pytest.fixture
 def school(central_db, device_token, central_users):
-    """Class 5a: Anna (12 laps) with four pledges, Ben (0 laps) with one; bank details set."""
+    """Class 5a: Anna (12 laps) with four pledges, Ben (0 laps: did not run) with one per lap;
+    bank details set."""
     box, device = Outbox(), find_device(central_db, device_token)
     set_setting(central_db, "metres_per_lap", 400)
     set_setting(central_db, "event_name", "Sponsorenlauf 2025")
@@ -47,7 +48,7 @@ def school(central_db, device_token, central_users):
                                                   "method": "cash"})
     add_payment(central_db, admin, ids["oma"], {"amount_cents": "2", "paid_on": "2025-07-01",
                                                  "method": "transfer"})
-    return {"ids": ids, "laps": laps, "admin": admin}
+    return {"ids": ids, "laps": laps, "admin": admin, "ben": ben, "pledge": pledge}
 
 
 def test_each_pledge_gets_its_kind_of_letter_and_the_payment_box_for_what_is_open(
@@ -55,8 +56,8 @@ def test_each_pledge_gets_its_kind_of_letter_and_the_payment_box_for_what_is_ope
     ids = school["ids"]
     with central_app.test_request_context(headers={"Accept-Language": "en"}):
         found = {letter["row"]["id"]: letter for letter in letters(central_db, class_name="5a")}
-    assert {key: found[pid]["kind"] for key, pid in ids.items()} == {
-        "oma": "letter", "opa": "letter", "firma": "thanks", "paid": "thanks", "ben": "letter"}
+    assert {key: found[pid]["kind"] for key, pid in ids.items() if pid in found} == {
+        "oma": "letter", "opa": "letter", "firma": "thanks", "paid": "thanks"}   # Ben: none
     oma = found[ids["oma"]]
     assert oma["subject"] == "Sponsorenlauf 2025: your pledge for Anna Berg"
     assert oma["paragraphs"][:3] == [
@@ -73,7 +74,6 @@ def test_each_pledge_gets_its_kind_of_letter_and_the_payment_box_for_what_is_ope
     assert "We have received €12.00. Thank you very much!" in found[ids["paid"]]["paragraphs"]
     assert found[ids["firma"]]["paragraphs"][0] == \
         "Thank you for supporting Anna Berg (class 5a) with €20.00."
-    assert found[ids["ben"]]["girocode"] is None and found[ids["ben"]]["outstanding"] == 0
     with central_app.test_request_context(headers={"Accept-Language": "en"}):
         reminders = letters(central_db, class_name="5a", kind="reminder")
         thanks = letters(central_db, class_name="5a", kind="thanks")
@@ -94,7 +94,8 @@ def test_the_letters_page_in_german_and_queueing_them_as_e_mails(central_admin, 
                                                                   school):
     page = central_admin.get("/sponsors/letters?class=5a",
                              headers={"Accept-Language": "de-DE,de;q=0.9"}).get_data(as_text=True)
-    assert page.count('class="letter"') == 5 and "DE89 3704 0044 0532 0130 00" in page
+    assert page.count('class="letter"') == 4 and "DE89 3704 0044 0532 0130 00" in page
+    assert f'data-left-out="{school["ids"]["ben"]}">Nachbar – Ben Cruz' in page
     assert "Guten Tag Oma Berg," in page and "4,00\xa0€" in page
     assert page.count("<svg") == 3           # a GiroCode for each letter with money open
     response = central_admin.post("/sponsors/letters/queue", data={
@@ -121,3 +122,60 @@ def test_class_list_and_teacher_mail(central_admin, central_db, school):
     assert mail["to_addr"] == "lehrerin@schule.de" and mail["kind"] == "class_list"
     assert "7 Anna Berg: 12 laps, 4.8 km – raised €43.00, open €29.00" in mail["body_text"]
     assert central_admin.get("/sponsors/classes/9z/list").status_code == 404
+
+
+def test_a_runner_who_did_not_run_gets_no_letter_per_lap_or_km_and_no_0_laps_in_a_fixed_one(
+        central_app, central_admin, central_db, school):
+    pledge, ben = school["pledge"], school["ben"]
+    km = pledge(ben, "Onkel Km", "per_km", "1", email="km@example.org")
+    fixed = pledge(ben, "Bäckerei", "fixed", "10", email="baeckerei@example.org")
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        found = {letter["row"]["id"]: letter for letter in letters(central_db, class_name="5a")}
+        reminders = {letter["row"]["id"]: letter
+                     for letter in letters(central_db, class_name="5a", kind="reminder")}
+    assert school["ids"]["ben"] not in found and km not in found
+    for letter in (found[fixed], reminders[fixed]):      # the promise stands without a lap
+        assert letter["paragraphs"][0] == "Thank you for supporting Ben Cruz (class 5a) with €10.00."
+        assert letter["outstanding"] == 1000
+        assert not any(" lap" in text or "That makes" in text for text in letter["paragraphs"]), \
+            letter["paragraphs"]
+    assert found[fixed]["kind"] == "thanks"
+    page = central_admin.get("/sponsors/letters?class=5a").get_data(as_text=True)
+    assert page.count('class="letter"') == 5 and "0 laps" not in page
+    assert "2 letters are left out: the runner did not run (no lap that counts)" in page
+    single = central_admin.get(f"/sponsors/letters?pledge={km}").get_data(as_text=True)
+    assert "0 letters" in single and "1 letter is left out" in single
+    index = central_admin.get("/sponsors/letters").get_data(as_text=True)
+    row = index[index.index('<tr data-class="5a"'):]
+    assert '<td class="did-not-run">2</td>' in row[:row.index("</tr>")]
+    central_admin.post("/sponsors/letters/queue", data={"csrf_token": central_admin.csrf,
+                                                        "class": "5a"})
+    assert {m["to_addr"] for m in due_mail(central_db)} == {
+        "oma@example.org", "firma@example.org", "baeckerei@example.org"}
+
+
+def test_laps_that_arrive_later_bring_the_letter_back(central_app, central_db, school):
+    box = Outbox()
+    box.lap(school["ben"])
+    box.lap(school["ben"])
+    push(central_db, find_device(central_db, register(central_db, "laptop-b")),
+         validate_push(box.body()))
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        (letter,) = letters(central_db, pledge_ids=[school["ids"]["ben"]])
+    assert letter["paragraphs"][:2] == [
+        "Ben Cruz (class 5a, start number 8) ran 2 laps (0.8 km) at Sponsorenlauf 2025.",
+        "You pledged €1.00 per lap. That makes €2.00."]
+
+
+def test_a_freeze_with_0_laps_leaves_the_letter_out_until_the_new_figure_is_accepted(
+        central_app, central_db, school):
+    freeze_results(central_db, school["admin"])
+    box = Outbox()
+    box.lap(school["ben"])
+    push(central_db, find_device(central_db, register(central_db, "laptop-b")),
+         validate_push(box.body()))
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        assert letters(central_db, pledge_ids=[school["ids"]["ben"]]) == []   # frozen: 0 laps
+        decide(central_db, school["admin"], school["ids"]["ben"], accept=True)
+        (letter,) = letters(central_db, pledge_ids=[school["ids"]["ben"]])
+    assert letter["row"]["laps"] == 1 and letter["outstanding"] == 100

@@ -46,7 +46,8 @@ def codes_of(letter) -> list[str]:
 
 def check_letters(page, central_db, greeting: str) -> None:
     """Check each printed letter: A4, its greeting, and its GiroCode against the pledge."""
-    rows = {row["id"]: row for row in pledge_amounts(central_db, class_name="5a")}
+    rows = {row["id"]: row for row in pledge_amounts(central_db, class_name="5a")
+            if row["kind"] == "fixed" or row["laps"]}        # did not run: no letter per lap
     letters = page.locator("article.letter")
     expect(letters).to_have_count(len(rows))
     for index in range(len(rows)):
@@ -73,12 +74,12 @@ def test_a_class_letters_print_at_a4_in_german_with_codes_a_bank_app_reads(
     try:
         page.goto(f"{live_central}/sponsors/letters")
         page.locator('tr[data-class="5a"]').get_by_role("link", name="Alle Briefe").click()
-        expect(page.locator("#letters-count")).to_contain_text("5 Briefe, einer pro A4-Seite.")
+        expect(page.locator("#letters-count")).to_contain_text("4 Briefe, einer pro A4-Seite.")
         page.emulate_media(media="print")
         check_letters(page, central_db, "Guten Tag")
         expect(page.locator("article.letter").first).to_contain_text("Mit freundlichen Grüßen")
         pdf = page.pdf(prefer_css_page_size=True)
-        assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 5        # one A4 page per letter
+        assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 4        # one A4 page per letter
         sizes = {tuple(round(float(v)) for v in m) for m in
                  re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)}
         assert sizes == {(595, 842)}                                  # A4 in points
