@@ -1,0 +1,66 @@
+"""The organiser prints a class's certificates and letters in Chromium; one child did not run.
+
+Class 5a of the letters' fixture: Anna ran 12 laps, Ben none (he did not come). Ben has a
+per-lap pledge (owes nothing) and a fixed one (owes its amount regardless). The printout
+holds Anna's certificate only and says why Ben's is missing; the letters hold no letter
+that states 0 laps or 0,00 €, the fixed pledge's letter thanks without claiming a lap,
+and the page counts the letter left out.
+"""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from sync.sponsors.pledges import add_pledge
+from tests.central.test_letters import school  # noqa: F401  (the class 5a fixture)
+from tests.system.test_browser_letters import open_letters
+
+GERMAN = ("Name", "Passwort", "Anmelden")
+
+
+def pages_of(page) -> int:
+    """Return how many pages the browser prints of the page as it is."""
+    page.emulate_media(media="print")
+    try:
+        return len(re.findall(rb"/Type\s*/Page\b", page.pdf(prefer_css_page_size=True)))
+    finally:
+        page.emulate_media(media="screen")
+
+
+def test_certificates_and_letters_of_a_class_leave_out_the_child_who_did_not_run(
+        browser, live_central, central_db, school):  # noqa: F811
+    ben = central_db.execute("SELECT id FROM runner WHERE name = 'Ben Cruz'").fetchone()["id"]
+    add_pledge(central_db, school["admin"], ben, {"sponsor_name": "Bäckerei Korn",
+                                                  "kind": "fixed", "rate_cents": "15"})
+    page, context = open_letters(browser, live_central, "de-DE", GERMAN)
+    try:
+        page.goto(f"{live_central}/admin/results")
+        page.locator('tr[data-class="5a"]').get_by_role("link", name="Urkunden").click()
+        expect(page.locator("article.certificate")).to_have_count(1)
+        expect(page.locator("article.certificate")).to_contain_text("Anna Berg")
+        expect(page.locator("#did-not-run")).to_contain_text("Ben Cruz (8)")
+        assert pages_of(page) == 1                                # Ben's page is not printed
+
+        page.goto(f"{live_central}/admin/results/classes?class=5a")
+        expect(page.locator("td.rank")).to_have_text(["1."])
+        expect(page.locator(f'[data-absent="{ben}"]')).to_have_text("Ben Cruz (8)")
+
+        page.goto(f"{live_central}/sponsors/letters")
+        row = page.locator('tr[data-class="5a"]')
+        expect(row.locator("td.did-not-run")).to_have_text("1")
+        row.get_by_role("link", name="Alle Briefe").click()
+        letters = page.locator("article.letter")
+        expect(letters).to_have_count(5)                          # Anna's four, Ben's fixed one
+        expect(page.locator("#letters-count")).to_contain_text("5 Briefe")
+        expect(page.locator("#did-not-run")).to_contain_text("Nachbar – Ben Cruz")
+        for text in (r"\b0 Runden", r"(^|[^\d.])0,00\xa0€"):        # not 20,00 €
+            expect(letters.filter(has_text=re.compile(text))).to_have_count(0)
+        fixed = letters.filter(has_text="Bäckerei Korn")
+        expect(fixed).to_have_count(1)
+        expect(fixed.locator(".due")).to_have_text("15,00\xa0€")  # the promise stands
+        expect(fixed).not_to_contain_text("Runde")
+        expect(fixed.locator("svg")).to_have_count(1)             # a GiroCode for it
+        assert pages_of(page) == 5                                # one A4 page per letter
+    finally:
+        context.close()
