@@ -131,6 +131,13 @@ def gets_letter(row: dict) -> bool:
     return row["kind"] == "fixed" or ran(row)
 
 
+def of_kind(row: dict, kind: str | None) -> bool:
+    """Return whether a pledge belongs to the letters of kind asked for (None: all)."""
+    if kind == "reminder":
+        return row["outstanding_cents"] > 0
+    return kind is None or letter_kind(row) == kind
+
+
 def letters(conn: psycopg.Connection, **filters) -> list[dict]:
     """Return the letters of a class (or of given pledges), of one kind or each its own."""
     return letters_and_left_out(conn, **filters)[0]
@@ -143,13 +150,12 @@ def letters_and_left_out(conn: psycopg.Connection, *, class_name: str | None = N
     ctx = letter_context(conn)
     found, left_out = [], []
     for row in letter_rows(conn, class_name=class_name, pledge_ids=pledge_ids):
-        if not gets_letter(row):
+        if not of_kind(row, kind):
+            continue
+        if gets_letter(row):
+            found.append(build_letter(row, kind if kind == "reminder" else letter_kind(row), ctx))
+        else:
             left_out.append(row)
-        elif kind == "reminder":
-            if row["outstanding_cents"] > 0:
-                found.append(build_letter(row, "reminder", ctx))
-        elif kind is None or letter_kind(row) == kind:
-            found.append(build_letter(row, letter_kind(row), ctx))
     return found, left_out
 
 
