@@ -149,7 +149,7 @@ def changes(conn: psycopg.Connection) -> list[dict]:
     for pledge_id, snap in frozen.items():
         row = live.get(pledge_id)
         now_cents = row["amount_cents"] if row else None
-        if snap["removed"] or now_cents == snap["amount_cents"] \
+        if snap["removed"] or same_figures(row, snap) \
                 or (snap["kept"] and now_cents == snap["kept_cents"]):
             continue
         found.append(change_row(conn, freeze, pledge_id, snap, row))
@@ -158,6 +158,12 @@ def changes(conn: psycopg.Connection) -> list[dict]:
             found.append(change_row(conn, freeze, pledge_id, None, row))
     return sorted(found, key=lambda c: (class_key(c["class"] or ""), c["class"] or "",
                                         plain(c["name"] or ""), c["name"] or "", c["sponsor_name"]))
+
+
+def same_figures(row: dict | None, snap: dict) -> bool:
+    """Tell whether a pledge's live figures are the frozen ones: its letter states its laps and
+    distance as well as its amount (a fixed or capped pledge keeps its amount when laps move)."""
+    return row is not None and all(row[key] == snap[key] for key in FIGURES)
 
 
 def change_row(conn: psycopg.Connection, freeze: dict, pledge_id: str, snap: dict | None,

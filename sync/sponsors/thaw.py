@@ -19,8 +19,8 @@ from lapsync.text import class_key, plain
 
 from ..db import now_ms
 from .amounts import pledge_amounts
-from .freeze import (LAST_SQL, accept_figures, change_row, current_freeze, frozen_rows,
-                     kept_pins)
+from .freeze import (FIGURES, LAST_SQL, accept_figures, change_row, current_freeze, frozen_rows,
+                     kept_pins, same_figures)
 from .mail import withdraw_mail
 from .money_log import log_money
 
@@ -42,7 +42,7 @@ def unfreeze_preview(conn: psycopg.Connection) -> dict[str, list[dict]]:
     for pledge_id, snap in frozen_rows(conn, freeze["id"]).items():
         row = live.get(pledge_id)
         # A deleted pledge has no letter, an added one shows its live figure already.
-        if snap["removed"] or row is None or row["amount_cents"] == snap["amount_cents"]:
+        if snap["removed"] or row is None or same_figures(row, snap):
             continue
         found["kept" if snap["kept"] else "changing"].append(
             change_row(conn, freeze, pledge_id, snap, row))
@@ -51,8 +51,8 @@ def unfreeze_preview(conn: psycopg.Connection) -> dict[str, list[dict]]:
 
 def fingerprint(preview: dict[str, list[dict]]) -> str:
     """Return a short digest of a preview's pledges and amounts (what the admin saw)."""
-    parts = sorted(f"{key}:{c['pledge_id']}:{c['old']['amount_cents']}:{c['new']['amount_cents']}"
-                   for key, cases in preview.items() for c in cases)
+    parts = sorted(f"{key}:{c['pledge_id']}:{[c['old'][f] for f in FIGURES]}:"
+                   f"{[c['new'][f] for f in FIGURES]}" for key, cases in preview.items() for c in cases)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

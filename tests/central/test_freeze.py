@@ -77,7 +77,10 @@ def test_letters_keep_the_frozen_figures_and_changes_are_listed_with_their_cause
     assert case["old"] == {"laps": 10, "distance_m": 4000, "amount_cents": 500}
     assert case["new"] == {"laps": 9, "distance_m": 3600, "amount_cents": 450}
     assert any("Voided a lap of" in cause for cause in case["causes"])
-    assert set(by_sponsor(central_db)) == {"Oma"}     # the fixed pledge did not change
+    firma = by_sponsor(central_db)["Firma"]           # a fixed pledge's letter states laps too
+    assert (firma["old"], firma["new"]) == ({"laps": 10, "distance_m": 4000, "amount_cents": 2000},
+                                            {"laps": 9, "distance_m": 3600, "amount_cents": 2000})
+    assert set(by_sponsor(central_db)) == {"Oma", "Firma"}
     # Ben is merged into Anna: Tante's pledge now counts Anna's 13 laps.
     rows = runners_by_id(central_db, [event["anna"], event["ben"]])
     merge(central_db, event["admin"], event["anna"], rows[event["anna"]]["version"], event["ben"],
@@ -86,17 +89,19 @@ def test_letters_keep_the_frozen_figures_and_changes_are_listed_with_their_cause
     assert cases["Tante"]["new"]["amount_cents"] == 1300 and cases["Oma"]["new"]["laps"] == 13
     assert any("Merged 2 Ben (5a) into 1 Anna (5a)" in cause for cause in cases["Tante"]["causes"])
     page = central_admin.get("/sponsors/changes").get_data(as_text=True)
-    assert "Changes since the freeze: 2" in page and "Merged 2 Ben (5a) into 1 Anna (5a)" in page
+    assert "Changes since the freeze: 3" in page and "Merged 2 Ben (5a) into 1 Anna (5a)" in page
     # Accept Oma's new figure: her letter changes. Keep Tante's frozen one: it stays.
     assert post(central_admin, f"/sponsors/changes/{event['oma']}", decision="accept").status_code == 302
     assert post(central_admin, f"/sponsors/changes/{event['tante']}", decision="keep").status_code == 302
+    assert post(central_admin, f"/sponsors/changes/{event['firma']}", decision="accept").status_code == 302
     assert letter_amounts(central_db) == {event["oma"]: 650, event["firma"]: 2000,
                                           event["tante"]: 400}
+    assert {row["id"]: row["laps"] for row in letter_rows(central_db)}[event["firma"]] == 13
     assert changes(central_db) == []
     log = central_db.execute("SELECT by_name, action, details FROM money_log WHERE action LIKE "
                              "'freeze%%' ORDER BY id").fetchall()
     assert [(r["by_name"], r["action"]) for r in log] == [
-        ("ada", "freeze"), ("ada", "freeze_accept"), ("ada", "freeze_keep")]
+        ("ada", "freeze"), ("ada", "freeze_accept"), ("ada", "freeze_keep"), ("ada", "freeze_accept")]
     assert log[1]["details"]["from"]["amount_cents"] == 500
     assert log[1]["details"]["to"]["amount_cents"] == 650
     # A later lap changes both again; the kept case comes back, with its cause.
@@ -156,11 +161,11 @@ def test_a_viewer_sees_the_changes_but_decides_nothing(central_viewer, central_d
     lap = lap_state(central_db, event["laps"][event["anna"]][0])
     void_lap(central_db, event["admin"], lap["id"], lap["version"])
     page = central_viewer.get("/sponsors/changes").get_data(as_text=True)
-    assert "Changes since the freeze: 1" in page and "Accept the new figure" not in page
+    assert "Changes since the freeze: 2" in page and "Accept the new figure" not in page  # Oma, Firma
     for path, form in [(f"/sponsors/changes/{event['oma']}", {"decision": "accept"}),
                        ("/sponsors/unfreeze", {"confirm": "yes"}), ("/sponsors/freeze", {"confirm": "yes"})]:
         assert post(central_viewer, path, **form).status_code == 403
-    assert current_freeze(central_db) is not None and len(changes(central_db)) == 1
+    assert current_freeze(central_db) is not None and len(changes(central_db)) == 2
 
 
 def test_every_money_page_owes_what_the_letter_says_once_a_frozen_figure_is_kept(
@@ -215,13 +220,15 @@ def test_kept_figures_survive_lifting_the_freeze_and_freezing_again(
         "amount_cents": "5", "paid_on": "2025-07-01", "method": "transfer"})
     for pledge in (event["oma"], massmann):
         assert post(central_admin, f"/sponsors/changes/{pledge}", decision="keep").status_code == 302
+    assert set(by_sponsor(central_db)) == {"Tante", "Firma"}   # Firma: 20 € for 9 laps, not 10
+    assert post(central_admin, f"/sponsors/changes/{event['firma']}", decision="accept").status_code == 302
     assert set(by_sponsor(central_db)) == {"Tante"}        # 4.00 -> 5.00, not decided
     kept = {c["sponsor_name"]: c for c in kept_cases(central_db)}
     assert {name: (c["old"]["amount_cents"], c["new"]["amount_cents"])
             for name, c in kept.items()} == {"Oma": (500, 450), "Firma Maßmann": (80, 100)}
     # The confirmation lists what changes (Tante) and what stays as kept (Oma, Maßmann).
     page, seen = confirm_unfreeze(central_admin)
-    assert "1 letter changes its amount:" in page
+    assert "1 letter changes what it states:" in page
     assert "€4.00" in row_of(page, "unfreeze-changing", "Tante")
     assert "€5.00" in row_of(page, "unfreeze-changing", "Tante")
     assert "2 figures you kept stay as their letters say:" in page
@@ -253,7 +260,7 @@ def test_kept_figures_survive_lifting_the_freeze_and_freezing_again(
     assert (case["old"]["amount_cents"], case["new"]["amount_cents"]) == (80, 120)
     log = [r["action"] for r in central_db.execute(
         "SELECT action FROM money_log WHERE action LIKE '%%freeze%%' ORDER BY id")]
-    assert log == ["freeze", "freeze_keep", "freeze_keep", "unfreeze", "freeze"]
+    assert log == ["freeze", "freeze_keep", "freeze_keep", "freeze_accept", "unfreeze", "freeze"]
 
 
 def test_lifting_the_freeze_is_refused_when_the_list_changed_and_a_kept_figure_given_up(
@@ -263,7 +270,7 @@ def test_lifting_the_freeze_is_refused_when_the_list_changed_and_a_kept_figure_g
         "sponsor_name": "Firma", "kind": "fixed", "rate_cents": "25"})
     decide(central_db, event["admin"], event["firma"], accept=False)
     page, seen = confirm_unfreeze(central_admin)
-    assert "No letter changes its amount." in page
+    assert "No letter changes what it states." in page
     # A void arrives while the admin reads: the list shown is no longer what would change.
     lap = lap_state(central_db, event["laps"][event["anna"]][0])
     void_lap(central_db, event["admin"], lap["id"], lap["version"])

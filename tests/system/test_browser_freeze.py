@@ -19,6 +19,7 @@ from tests.central.test_freeze import event  # noqa: F401  (Anna, Ben and three 
 from tests.pg import CENTRAL_PASSWORD
 
 EURO = "\xa0€"     # German amounts: 0,80 € with a no-break space
+ACCEPT = "Neuen Betrag übernehmen"
 
 
 def log_in_german(browser, live_central: str):
@@ -62,6 +63,9 @@ def test_the_organiser_lifts_the_freeze_and_kept_figures_stay(
             row(page, "changes", sponsor).get_by_role(
                 "button", name="Eingefrorenen Betrag behalten").click()
             expect(row(page, "kept", sponsor)).to_have_count(1)
+        firma = row(page, "changes", "Firma")               # 20 € as before, for 9 laps: its letter
+        expect(firma.locator(".new")).to_contain_text("20,00" + EURO)   # states laps too
+        firma.get_by_role("button", name=ACCEPT).click()
         expect(page.locator("#changes tbody tr[data-pledge]")).to_have_count(1)   # Tante
         page.get_by_role("button", name="Einfrieren aufheben").click()
         confirm = page.locator("#confirm-unfreeze")
