@@ -83,6 +83,12 @@ def js_strings() -> dict[str, str]:
                           "you are logged in again."),
         "held_none": _("Log in again before the next number: numbers typed until then are "
                        "listed below, not counted."),
+        "held_unknown": _("Not known whether it counted (the login ended while it was checked): "
+                          "its button counts it at most once"),
+        "held_not_kept": _("Not counted: {numbers}. Write them down: this browser cannot keep them "
+                           "over a new login."),
+        "held_waiting": _("Typed before and not counted yet: {numbers}. Count them with their "
+                          "buttons in the list below."),
         "count_number": _("Count {number}"),
         "reload": _("Reload the page"),
         "log_in": _("Log in"),

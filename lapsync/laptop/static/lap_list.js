@@ -14,6 +14,7 @@ window.LapPage.list = (function () {
   var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
   var STORE = "lapsync.uncounted";
   var MAX_TYPED_AGO_MS = 23 * 3600 * 1000;  // the app takes a typing time up to a day ago
+  var kept = true;           // the last write to sessionStorage worked
 
   function rowFor(key) {
     return recent.querySelector('tr[data-check="' + key + '"]');
@@ -61,11 +62,11 @@ window.LapPage.list = (function () {
     trim();
   }
 
+  // The list keeps as many laps as the page shows after a reload; a number not counted
+  // stays until it is counted, however many there are.
   function trim() {
-    while (recent.rows.length > RECENT_ROWS) {
-      forget(recent.rows[recent.rows.length - 1].spec);
-      recent.deleteRow(-1);
-    }
+    var rows = recent.querySelectorAll("tr:not(.not-counted)");
+    for (var i = rows.length - 1; i >= RECENT_ROWS; i--) rows[i].parentNode.removeChild(rows[i]);
   }
 
   function stored() {
@@ -73,7 +74,12 @@ window.LapPage.list = (function () {
   }
 
   function keep(specs) {
-    try { sessionStorage.setItem(STORE, JSON.stringify(specs.slice(-RECENT_ROWS))); } catch (e) { /* private mode */ }
+    try {
+      sessionStorage.setItem(STORE, JSON.stringify(specs));
+      kept = true;
+    } catch (e) {
+      kept = false;  // full, or blocked: the page says so where it promises to keep them
+    }
   }
 
   function remember(spec) {
@@ -91,6 +97,7 @@ window.LapPage.list = (function () {
   function uncounted(item, text, runners, tooSoon, again) {
     var spec = {id: page.newKey(), number: String(item.number), text: text, tooSoon: Boolean(tooSoon),
                 again: Boolean(again), at: Date.now(), typedAt: item.typedAt || Date.now(),
+                key: item.key || page.newKey(),  // counted from the row at most once
                 runners: (runners || []).map(function (r) {
                   return {id: r.id, name: r.name, "class": r["class"], start_number: r.start_number};
                 })};
@@ -134,7 +141,7 @@ window.LapPage.list = (function () {
     forget(spec);
     // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
     page.submit({number: runner ? String(runner.start_number) : spec.number,
-                 runnerId: runner ? runner.id : undefined, fromRow: row,
+                 runnerId: runner ? runner.id : undefined, fromRow: row, key: spec.key,
                  typedAt: Date.now() - spec.typedAt < MAX_TYPED_AGO_MS ? spec.typedAt : undefined});
     page.focusField();
   });
@@ -196,9 +203,17 @@ window.LapPage.list = (function () {
   Array.prototype.forEach.call(recent.querySelectorAll("td.t[data-ms]"), function (td) {
     td.textContent = clock(Number(td.dataset.ms));
   });
-  stored().forEach(function (spec) { recent.insertBefore(uncountedRow(spec), recent.firstChild); });
+  var restored = stored();
+  restored.forEach(function (spec) { recent.insertBefore(uncountedRow(spec), recent.firstChild); });
   trim();
+  var held = restored.filter(function (spec) { return spec.again; }).map(function (spec) {
+    return spec.number;
+  });
+  if (held.length) {  // after a new login: say so where the helper looks, not below the fold
+    page.show("warn", esc(t("held_waiting", "Typed before and not counted yet: {numbers}. Count " +
+      "them with their buttons in the list below.", {numbers: held.join(", ")})));
+  }
 
   return {rowFor: rowFor, checkingRow: checkingRow, addRow: addRow, uncounted: uncounted,
-          putBack: putBack};
+          putBack: putBack, keeping: function () { return kept; }};
 })();

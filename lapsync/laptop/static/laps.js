@@ -110,7 +110,7 @@
       return;
     }
     warning = {number: item.number, runnerId: res.runner.id, runner: res.runner, seconds: seconds,
-               shownAt: Date.now()};
+               shownAt: Date.now(), key: item.key, typedAt: item.typedAt};
     show("warn", esc(res.message) + ' <strong class="keys">' +
       esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong> " +
       esc(t("next_number_hint", "Typing the next number leaves it uncounted.")) +
@@ -125,7 +125,8 @@
            esc(t("choose_below", "Choose the runner in the list below.")));
       return;
     }
-    choice = {number: item.number, runners: res.runners, shownAt: Date.now()};
+    choice = {number: item.number, runners: res.runners, shownAt: Date.now(), key: item.key,
+              typedAt: item.typedAt};
     var buttons = res.runners.map(function (runner, i) {
       return '<button type="button" class="pick" data-pick="' + i + '"><kbd>' + (i + 1) + "</kbd> " +
         esc(runner.name) + " (" + esc(runner["class"]) + ")</button>";
@@ -143,7 +144,9 @@
       hold(item, res.error);
       return;
     }
-    if (item.fromRow && !res.lap && res.error !== "too_soon") list.putBack(item.fromRow);  // stays listed
+    if (item.fromRow && !res.lap && res.error !== "too_soon" && res.error !== "ambiguous_start_number") {
+      list.putBack(item.fromRow);  // refused: stays listed (a warning or choice stands for it)
+    }
     if (res.lap) counted(item, res);
     else if (res.error === "too_soon") warned(item, res);
     else if (res.error === "ambiguous_start_number") offerChoice(item, res);
@@ -212,9 +215,11 @@
   // login), and so is every number typed or waiting after it.
   function hold(item, why) {
     held = why;
-    heldNumbers.push(item.number);
+    if (heldNumbers.indexOf(item.number) < 0) heldNumbers.push(item.number);
     if (item.fromRow) list.putBack(item.fromRow);
-    else list.uncounted(item, t("held_row", "Not counted: the login ended"), [], false, true);
+    else list.uncounted(item, item.checks ? t("held_unknown", "Not known whether it counted (the " +
+      "login ended while it was checked): its button counts it at most once") :
+      t("held_row", "Not counted: the login ended"), [], false, true);
     showHeld();
   }
 
@@ -224,10 +229,13 @@
         ' <a href="/">' + esc(t("reload", "Reload the page")) + "</a>" :
       t("held_login", "Your login has ended.") + ' <a href="/login?next=%2F">' +
         esc(t("log_in", "Log in")) + "</a>";
-    show("bad", esc(heldNumbers.length ? t("held_numbers", "Not counted: {numbers}. They are " +
-      "listed below: count them there once you are logged in again.",
-      {numbers: heldNumbers.join(", ")}) : t("held_none", "Log in again before the next " +
-      "number: numbers typed until then are listed below, not counted.")) + " " + again);
+    var numbers = {numbers: heldNumbers.join(", ")};
+    show("bad", esc(!heldNumbers.length ? t("held_none", "Log in again before the next number: " +
+      "numbers typed until then are listed below, not counted.") : list.keeping() ?
+      t("held_numbers", "Not counted: {numbers}. They are listed below: count them there once " +
+        "you are logged in again.", numbers) :
+      t("held_not_kept", "Not counted: {numbers}. Write them down: this browser cannot keep " +
+        "them over a new login.", numbers)) + " " + again);
   }
 
   function send(item) {
@@ -258,7 +266,9 @@
 
   function submit(item) {
     item.seq = ++lastSeq;
-    item.key = page.newKey();  // one key for every try of this lap: it counts at most once
+    // One key for every try of a typed number (a retry, its warning, choice or row): the app
+    // records it at most once.
+    item.key = item.key || page.newKey();
     item.typedAt = item.typedAt || Date.now();  // a row's number: when it was typed first
     pending += 1;
     form.dataset.pending = String(pending);
@@ -271,7 +281,7 @@
     if (!warning) return;
     var w = warning;
     warning = null;
-    list.uncounted({number: w.number}, tooSoonText(w.seconds), [w.runner], true);
+    list.uncounted(w, tooSoonText(w.seconds), [w.runner], true);
     show("info", esc(t("warning_left", "Not counted: {name} ({number}) was counted {seconds} s ago.",
                        {name: w.runner.name, number: w.runner.start_number, seconds: w.seconds})));
   }
@@ -279,7 +289,7 @@
   function confirmWarning() {
     var w = warning;
     warning = null;
-    submit({number: w.number, confirm: true, runnerId: w.runnerId});
+    submit({number: w.number, confirm: true, runnerId: w.runnerId, key: w.key, typedAt: w.typedAt});
   }
 
   function skip(message) {
@@ -291,7 +301,7 @@
   function pick(index) {
     var c = choice;
     choice = null;
-    submit({number: c.number, runnerId: c.runners[index].id});
+    submit({number: c.number, runnerId: c.runners[index].id, key: c.key, typedAt: c.typedAt});
   }
 
   form.addEventListener("submit", function (ev) {
@@ -324,7 +334,7 @@
   function leaveChoice() {
     var c = choice;
     choice = null;
-    list.uncounted({number: c.number}, choiceText(c.number, c.runners), c.runners, false);
+    list.uncounted(c, choiceText(c.number, c.runners), c.runners, false);
     show("info", esc(choiceText(c.number, c.runners)));
   }
 
@@ -372,7 +382,11 @@
     showHeld();
   });
 
-  page.submit = submit;
+  page.submit = function (item) {
+    if (warning) leaveWarning();
+    if (choice) leaveChoice();
+    submit(item);
+  };
   page.busy = function () { return pending || checking; };
   page.focusField = function () { field.focus(); };
 
