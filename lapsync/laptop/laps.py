@@ -184,6 +184,15 @@ def record_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_l
         return write_lap(db, start_number, user_id, min_lap_ms, confirm, client_key, runner_id)
 
 
+def gap_around(db: sqlite_utils.Database, runner_id: str, at: int) -> int:
+    """Return how far a lap at AT would be from the runner's nearest counting laps (ms)."""
+    before, after = db.execute(
+        "SELECT (SELECT max(time) FROM lap WHERE runner_id = :id AND time <= :at AND voided_at IS NULL), "
+        "(SELECT min(time) FROM lap WHERE runner_id = :id AND time >= :at AND voided_at IS NULL)",
+        {"id": runner_id, "at": at}).fetchone()
+    return min(at - before if before is not None else at, after - at if after is not None else at)
+
+
 def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_lap_ms: int,
               confirm: bool = False, client_key: str | None = None,
               runner_id: str | None = None, typed_ago_ms: int = 0) -> dict:
@@ -200,11 +209,12 @@ def write_lap(db: sqlite_utils.Database, start_number: int, user_id: str, min_la
     runner, prev_rowid, prev_time, own, other, shift, device, moved = context
     now = now_ms() - typed_ago_ms
     # An unknown interval (the clock went back further than was seen) is never "too soon".
-    # A number that waited on the page and was typed before the lap ahead of it reached
-    # the app is as close to it as can be: too soon, never unknown (never counted unasked).
+    # A number that waited on the page and was typed before the runner's latest lap is as
+    # close as its nearest laps around the time it was typed (never unknown: never counted
+    # unasked): another helper's lap minutes later is no double.
     since = None if prev_rowid is None else now - prev_time - shift
     if since is not None and since < 0:
-        since = 0 if typed_ago_ms else None
+        since = gap_around(db, runner["id"], now) if typed_ago_ms else None
     if since is not None and since < min_lap_ms and not confirm:
         raise InputError("too_soon", _(
             "%(name)s (%(number)s) was counted %(seconds)s s ago. Count this lap anyway?",

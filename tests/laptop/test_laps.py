@@ -73,6 +73,16 @@ def test_a_number_typed_before_the_lap_ahead_of_it_reached_the_app_is_too_soon(t
     assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 1   # not counted unasked
 
 
+def test_a_number_held_while_another_helper_counted_the_runner_minutes_later_counts(
+        teacher, runners, db):
+    assert post_lap(teacher, "1").status_code == 201           # another helper, just now
+    held = post_lap(teacher, "1", typed_ms_ago="120000")       # typed 2 min before, held since
+    assert held.status_code == 201 and held.get_json()["since_previous_ms"] >= 119_000
+    close = post_lap(teacher, "1", typed_ms_ago="90000")       # 30 s after the held one
+    assert close.status_code == 409 and 29_000 <= close.get_json()["since_previous_ms"] <= 31_000
+    assert db.execute("SELECT count(*) FROM lap").fetchone()[0] == 2
+
+
 @pytest.mark.parametrize("value", ["-5", "1.5", "x", "86400001", "٣"])
 def test_an_unreadable_typing_time_records_nothing(teacher, runners, db, value):
     refused = post_lap(teacher, "1", typed_ms_ago=value)
