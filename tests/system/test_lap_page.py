@@ -588,6 +588,22 @@ def test_a_held_shared_number_counts_once_and_a_row_ends_a_warning_left_unseen(c
     assert laptop.lap_runner_ids() == [laptop.runners[1], dora, laptop.runners[2]]
 
 
+def test_a_held_number_shows_in_another_tab_and_counts_once_from_both(context, laptop):
+    page = open_lap_page(context, laptop)
+    end_sessions(laptop)
+    scan(page, "2")
+    page.locator("#feedback").get_by_role("link", name="Log in").click()
+    log_in_here(page)
+    other = context.new_page()                       # a second tab, or the tab opened again
+    other.goto(f"{laptop.url}/")
+    other.locator("#lap-form[data-pending]").wait_for()
+    for tab in (page, other):
+        tab.locator("#recent tbody tr.not-counted").get_by_role("button", name="Count 2").click()
+    feedback_is(page, "good", "Ben Cruz")
+    feedback_is(other, "good", "already recorded")   # one typed number, one lap
+    assert laptop.laps() == ["2"]
+
+
 def test_the_page_notices_the_ended_login_before_the_next_number(context, laptop):
     page = open_lap_page(context, laptop)
     end_sessions(laptop)

@@ -2,8 +2,9 @@
 // rows for numbers left uncounted (with a button that counts them), and other helpers'
 // laps and voids fetched every few seconds. laps.js types the laps; lap_voids.js voids.
 //
-// A row for a number left uncounted is kept in this tab's sessionStorage until it is counted
-// or drops off the list: a reload, or a new login after the old one ended, shows it again.
+// A row for a number left uncounted is kept in the browser's localStorage until it is counted
+// (a week at most): a reload, a new login after the old one ended, another tab or a tab opened
+// again shows it. Its key makes counting it from two tabs count it once.
 window.LapPage.list = (function () {
   "use strict";
   var page = window.LapPage, t = page.t, esc = page.esc, clock = page.clock;
@@ -14,7 +15,8 @@ window.LapPage.list = (function () {
   var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
   var STORE = "lapsync.uncounted";
   var MAX_TYPED_AGO_MS = 23 * 3600 * 1000;  // the app takes a typing time up to a day ago
-  var kept = true;           // the last write to sessionStorage worked
+  var kept = true;           // the last write to localStorage worked
+  var KEEP_MS = 7 * 24 * 3600 * 1000;
 
   function rowFor(key) {
     return recent.querySelector('tr[data-check="' + key + '"]');
@@ -70,12 +72,14 @@ window.LapPage.list = (function () {
   }
 
   function stored() {
-    try { return JSON.parse(sessionStorage.getItem(STORE)) || []; } catch (e) { return []; }
+    var specs;
+    try { specs = JSON.parse(localStorage.getItem(STORE)) || []; } catch (e) { specs = []; }
+    return specs.filter(function (spec) { return Date.now() - spec.at < KEEP_MS; });
   }
 
   function keep(specs) {
     try {
-      sessionStorage.setItem(STORE, JSON.stringify(specs));
+      localStorage.setItem(STORE, JSON.stringify(specs));
       kept = true;
     } catch (e) {
       kept = false;  // full, or blocked: the page says so where it promises to keep them
