@@ -50,6 +50,13 @@ _dummy_hash: list[str] = []  # made on first use: hashing is slow on purpose
 log = logging.getLogger(__name__)
 
 
+# The set-password command's option in both apps: asked twice when left out, never echoed.
+NEW_PASSWORD = click.option(
+    "--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+    help="At least 8 characters (asked for twice when left out, or taken from "
+         "FLASK_SET_PASSWORD_PASSWORD).")
+
+
 def role_label(role: str) -> str:
     """Name a role in the page's language (the stored role stays admin/teacher/viewer)."""
     labels = {"admin": _("admin"), "teacher": _("teacher"), "viewer": _("viewer")}

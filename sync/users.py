@@ -17,8 +17,8 @@ from flask import Flask
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync.authcore import (ROLES, hash_password, name_taken, taken_hint, validate_password,
-                              validate_user)
+from lapsync.authcore import (NEW_PASSWORD, ROLES, hash_password, name_taken, taken_hint,
+                              validate_password, validate_user)
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.names import confusable
@@ -191,9 +191,7 @@ def create_user_command(name: str, role: str, password: str) -> None:
 @click.command("set-password")
 @with_appcontext
 @click.argument("name")
-@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
-              help="At least 8 characters (asked for twice when left out, or taken from "
-                   "FLASK_SET_PASSWORD_PASSWORD).")
+@NEW_PASSWORD
 def set_password_command(name: str, password: str) -> None:
     """Give the user NAME a new password and end their sessions; laptops receive it at their
     next pull."""

@@ -22,6 +22,7 @@ from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
 from lapsync.authcore import (
+    NEW_PASSWORD,
     ROLES,
     SESSION_MS,
     LoginLimits,
@@ -207,9 +208,7 @@ def create_user_command(name: str, role: str, password: str) -> None:
 
 @click.command("set-password")
 @click.argument("name")
-@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
-              help="At least 8 characters (asked for twice when left out, or taken from "
-                   "FLASK_SET_PASSWORD_PASSWORD).")
+@NEW_PASSWORD
 @with_appcontext
 def set_password_command(name: str, password: str) -> None:
     """Give the user NAME a new password on this laptop and end their sessions here."""
