@@ -392,8 +392,8 @@ def banner(laptop_url: str, central_url: str, device: str, password: str | None,
                  "  This password is shown ONCE: note it now.")
     else:
         login = (f"    name:     {ADMIN} (existing admin, password as printed on first run)\n\n"
-                 "  Lost it? Create another admin at central; it reaches the laptop at its\n"
-                 "  next sync:  .venv/bin/flask --app sync create-user NAME --role admin")
+                 "  Lost it? Give it a new one at central; it reaches the laptop at its\n"
+                 f"  next sync:  .venv/bin/flask --app sync set-password {ADMIN}")
     return (f"\n{line}\n  lapsync is running. Ctrl+C stops both.\n\n"
             f"  laptop:   {laptop_url}   (lap entry; device {device!r}, syncs in the background)\n"
             f"{shared}"

@@ -135,7 +135,7 @@ def test_banner_of_a_later_run_prints_no_password():
                       state(database_url=True))
     assert "password:" not in text
     assert "existing admin, password as printed on first run" in text
-    assert "create-user NAME --role admin" in text and "DATABASE_URL" in text
+    assert "flask --app sync set-password admin" in text and "DATABASE_URL" in text
 
 
 # ---- installs ---------------------------------------------------------------------
