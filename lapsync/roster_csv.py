@@ -337,13 +337,19 @@ def check_roster(rows: list[_Row], problems: list[Problem],
     problems += check_names(rows, existing)
     runners = []
     for row in rows:
-        # A bad start number is reported already: check the other fields with a stand-in.
+        # A bad start number is reported already: check the other fields with a stand-in,
+        # and so for a grade that is missing with no class to take it from.
         number = 1 if row.bad_number else row.start_number
+        grade = file_grade(row.cells["jahrgang"], row.cells["klasse"])
         try:
             runners.append(validate(number, row.cells["name"], row.cells["klasse"],
-                                    file_grade(row.cells["jahrgang"], row.cells["klasse"])))
+                                    grade if grade.strip() else "5"))
         except InputError as exc:
             problems.append(Problem(row.line, exc.message))
+        if not grade.strip():
+            problems.append(Problem(row.line, _(
+                "The Jahrgang is empty and the class %(class_name)s does not begin with the grade: "
+                "type the grade.", class_name=repr(row.cells["klasse"].strip()))))
     if problems:
         raise RosterError(problems)
     return runners

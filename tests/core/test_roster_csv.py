@@ -392,5 +392,6 @@ def test_a_missing_grade_or_a_year_of_birth_takes_the_grade_from_the_class(jahrg
 
 
 def test_without_a_grade_in_the_class_a_missing_grade_is_still_reported():
-    assert problems(f"{HEADER}\nAnna Berg,AG Laufen,\nBen Cruz,5a,2011x\n") == [
-        (2, "The grade must be a whole number."), (3, "The grade must be a whole number.")]
+    assert problems(f"{HEADER}\nAnna Berg,Q1,\nBen Cruz,5a,2011x\n") == [
+        (2, "The Jahrgang is empty and the class 'Q1' does not begin with the grade: type the "
+            "grade."), (3, "The grade must be a whole number.")]
