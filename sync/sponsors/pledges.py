@@ -178,6 +178,14 @@ def runner_by_number(conn: psycopg.Connection, number: Any) -> dict:
     rows = conn.execute("SELECT id, start_number, name, class, grade FROM runner "
                         "WHERE start_number = %s AND merged_into IS NULL", [int(text)]).fetchall()
     if not rows:
+        survivor = conn.execute(
+            "SELECT s.start_number, s.name, s.class FROM runner m JOIN runner s ON s.id = m.merged_into "
+            "WHERE m.start_number = %s LIMIT 1", [int(text)]).fetchone()
+        if survivor:  # the runner was one child typed twice: the pledge goes to the one kept
+            raise InputError("merged_runner", _(
+                "Start number %(number)s was merged into %(runner)s: type %(kept)s.",
+                number=int(text), runner=runner_text(survivor), kept=survivor["start_number"]),
+                404, field="start_number")
         raise InputError("unknown_runner", _("No runner has start number %(number)s.",
                                              number=int(text)), 404, field="start_number")
     if len(rows) > 1:

@@ -132,6 +132,16 @@ def test_a_pledge_typed_for_the_wrong_number_moves_to_the_right_runner_with_its_
            "17 Cleo Dahl (6b)." in log
 
 
+def test_a_merged_runner_s_number_says_whom_to_type_instead(central_admin, central_db, runners):
+    central_db.execute("UPDATE runner SET merged_into = (SELECT id FROM runner WHERE start_number = 1) "
+                       "WHERE start_number = 2")
+    refused = post(central_admin, "/sponsors/new", start_number="2", sponsor_name="Oma",
+                   email="", address="", kind="per_lap", rate_cents="1", cap_cents="")
+    assert refused.status_code == 404
+    assert "Start number 2 was merged into 1 Anna Berg (5a): type 1." in refused.get_data(as_text=True)
+    assert central_db.execute("SELECT count(*) AS n FROM pledge").fetchone()["n"] == 0
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("start_number", "99", "No runner has start number 99."),
     ("start_number", "x", "A start number is a whole number"),
