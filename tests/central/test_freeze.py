@@ -207,7 +207,7 @@ def row_of(page: str, table: str, sponsor: str) -> str:
 
 def test_kept_figures_survive_lifting_the_freeze_and_freezing_again(
         central_admin, central_app, central_db, event):
-    """Regression (explore5 H1): a kept figure was lost on unfreeze, unlisted, and refrozen live."""
+    """Regression: a kept figure was lost on unfreeze, unlisted, and refrozen live."""
     admin, box = event["admin"], event["box"]
     massmann = add_pledge(central_db, admin, event["ben"], {
         "sponsor_name": "Firma Maßmann", "kind": "per_km", "rate_cents": "0,50"})  # 1.6 km: 0.80

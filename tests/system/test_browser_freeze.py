@@ -1,6 +1,6 @@
 """Lifting a freeze in Chromium, in German at 390 px: the organiser sees what changes first.
 
-Regression for explore5 H1: the organiser keeps the frozen figures of two sponsors whose
+A regression test: the organiser keeps the frozen figures of two sponsors whose
 letters went out, lifts the freeze and freezes again. The confirmation lists the letter
 that changes (old and new) and the kept figures that stay; after the lift and the new
 freeze the kept sponsors still owe what their letters said. Central runs on a real

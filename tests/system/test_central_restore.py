@@ -3,7 +3,7 @@
 Central writes after the restore (a roster import, another laptop's push) can take its
 change ids past a laptop's pull cursor before the laptop pulls: no id then tells the
 laptop, and without the identity it never sent again the laps central lost nor pulled the
-runners below its cursor (explore5_ops, defect 1). A real laptop database and central's
+runners below its cursor. A real laptop database and central's
 real API over HTTP on loopback (live_central).
 """
 from __future__ import annotations
