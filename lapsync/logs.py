@@ -35,13 +35,15 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
-def logging_config(log_file: Path | None, level: str = "INFO", handler: str = FILE_HANDLER) -> dict:
-    """Return the dictConfig of a process: console always, a rotating file (HANDLER) if given."""
+def logging_config(log_file: Path | None, level: str = "INFO", handler: str = FILE_HANDLER,
+                   size: tuple[int, int] = (MAX_BYTES, BACKUPS)) -> dict:
+    """Return the dictConfig of a process: console always, a rotating file (HANDLER) if given,
+    of SIZE (bytes a file, old files kept)."""
     handlers: dict = {"console": {"class": "logging.StreamHandler", "formatter": "stamped",
                                   "stream": "ext://sys.stderr"}}
     if log_file is not None:
         handlers["file"] = {"class": handler, "formatter": "stamped", "filename": str(log_file),
-                            "maxBytes": MAX_BYTES, "backupCount": BACKUPS, "encoding": "utf-8"}
+                            "maxBytes": size[0], "backupCount": size[1], "encoding": "utf-8"}
     return {"version": 1, "disable_existing_loggers": False,
             "formatters": {"stamped": {"format": FORMAT}},
             "handlers": handlers,
@@ -59,7 +61,8 @@ def log_file(app: Flask, name: str) -> Path | None:
     return Path(directory or Path(app.instance_path) / "logs") / f"{name}.log"
 
 
-def init_app(app: Flask, name: str, handler: str = FILE_HANDLER) -> None:
+def init_app(app: Flask, name: str, handler: str = FILE_HANDLER,
+             size: tuple[int, int] = (MAX_BYTES, BACKUPS)) -> None:
     """Configure logging once per process for a running app (not under tests).
 
     handler: the file's handler class (dotted path); several processes writing one file
@@ -76,6 +79,6 @@ def init_app(app: Flask, name: str, handler: str = FILE_HANDLER) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(PermissionError):  # an operator's own LOG_DIR keeps its mode
             os.chmod(path.parent, 0o700)
-    logging.config.dictConfig(logging_config(path, level, handler))
+    logging.config.dictConfig(logging_config(path, level, handler, size))
     _configured.clear()
     _configured.add(key)

@@ -4,6 +4,9 @@ from __future__ import annotations
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 HANDLER = "sync.logfile.SharedLogFile"
+# A line a push and a pull that changed something: ten laptops counting fill about 1 MB an
+# hour. 5 MB a file and 10 old ones keep a 24-hour relay's log whole (55 MB on a server).
+SIZE = (5_000_000, 10)
 
 
 class SharedLogFile(ConcurrentRotatingFileHandler):

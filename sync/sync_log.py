@@ -81,5 +81,5 @@ def index():
 
 def init_app(app: Flask) -> None:
     """Log to the console and instance/central/logs/central.log; register the Logs page."""
-    logs.init_app(app, "central", logfile.HANDLER)
+    logs.init_app(app, "central", logfile.HANDLER, logfile.SIZE)
     app.register_blueprint(bp)

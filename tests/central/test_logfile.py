@@ -12,8 +12,7 @@ WRITER = """
 import logging, logging.config, sys
 from lapsync.logs import logging_config
 from sync.logfile import HANDLER
-config = logging_config(sys.argv[1], handler=HANDLER)
-config["handlers"]["file"]["maxBytes"] = 30_000
+config = logging_config(sys.argv[1], handler=HANDLER, size=(30_000, 5))
 config["handlers"].pop("console")
 config["root"]["handlers"] = ["file"]
 logging.config.dictConfig(config)
