@@ -189,3 +189,13 @@ def test_exports_without_pledges(central_viewer):
     book = openpyxl.load_workbook(io.BytesIO(central_viewer.get("/sponsors/amounts.xlsx").get_data()))
     assert book.sheetnames == ["All pledges"]
     assert sheet_rows(book.worksheets[0])[1] == ["Total"] + [None] * 9 + [0, 0, 0, 0, None, None]
+
+
+def test_an_overpaid_pledge_shows_what_was_overpaid_not_a_negative_outstanding(
+        central_viewer, central_db, pledges):
+    # Eva pledged 20 € fixed and paid 25 €: owed nothing, overpaid by 5 €, on every page.
+    pledge = central_viewer.get(f"/sponsors/{pledges['eva']}").get_data(as_text=True)
+    outstanding = pledge.split('id="outstanding">', 1)[1].split("</td>", 1)[0]
+    assert "overpaid by €5.00" in outstanding and "-" not in outstanding
+    class_list = central_viewer.get("/sponsors/classes/6b/list").get_data(as_text=True)
+    assert "overpaid by €5.00" in class_list and "-€5.00" not in class_list
