@@ -150,7 +150,9 @@ def letters_and_left_out(conn: psycopg.Connection, *, class_name: str | None = N
     ctx = letter_context(conn)
     found, left_out = [], []
     for row in letter_rows(conn, class_name=class_name, pledge_ids=pledge_ids):
-        if not of_kind(row, kind):
+        # A sponsor who paid for a runner who did not run is named on every kind of page:
+        # the money is to be settled by hand, whichever letters are printed.
+        if not of_kind(row, kind) and (gets_letter(row) or not row["paid_cents"]):
             continue
         if gets_letter(row):
             found.append(build_letter(row, kind if kind == "reminder" else letter_kind(row), ctx))
