@@ -65,9 +65,10 @@ window.LapPage.list = (function () {
   }
 
   // The list keeps as many laps as the page shows after a reload; a number not counted
-  // stays until it is counted, however many there are.
+  // that a button counts stays until it is counted, however many there are (one that none
+  // counts, an unknown number, goes with the laps).
   function trim() {
-    var rows = recent.querySelectorAll("tr:not(.not-counted)");
+    var rows = recent.querySelectorAll("tr:not(.not-counted), tr.not-counted.plain");
     for (var i = rows.length - 1; i >= RECENT_ROWS; i--) rows[i].parentNode.removeChild(rows[i]);
   }
 
@@ -105,14 +106,18 @@ window.LapPage.list = (function () {
                 runners: (runners || []).map(function (r) {
                   return {id: r.id, name: r.name, "class": r["class"], start_number: r.start_number};
                 })};
-    remember(spec);
+    if (countable(spec)) remember(spec);
     place(uncountedRow(spec), item.key);
+  }
+
+  function countable(spec) {
+    return spec.runners.length > 0 || spec.again;
   }
 
   function uncountedRow(spec) {
     var tr = document.createElement("tr"), runners = spec.runners;
     var one = runners.length === 1 ? runners[0] : null;
-    tr.className = "not-counted";
+    tr.className = countable(spec) ? "not-counted" : "not-counted plain";
     tr.spec = spec;
     var buttons = runners.length ? runners.map(function (r, i) {
       return button(i, spec.tooSoon ? t("count_anyway", "Count it anyway")
