@@ -92,21 +92,40 @@ def add_payment(conn: psycopg.Connection, user_id: str | None, pledge_id: str,
 
 
 def delete_payment(conn: psycopg.Connection, user_id: str | None, payment_id: str) -> dict:
-    """Delete a payment recorded by mistake (logged with what it was); return it."""
+    """Delete a payment recorded by mistake (logged with what it was); return it.
+
+    A payment booked from a bank statement line takes the line's other payments with it
+    (one transfer split over pledges is undone whole; `parts` says how many went): the
+    line waits on the statement page again.
+    """
     with conn.transaction():
-        payment = conn.execute("DELETE FROM payment WHERE id = %s RETURNING *",
+        payment = conn.execute("SELECT * FROM payment WHERE id = %s FOR UPDATE",
                                [payment_id]).fetchone()
         if payment is None:
             raise InputError("unknown_payment", _("There is no such payment."), 404)
-        sponsor = conn.execute("SELECT sponsor_name FROM pledge WHERE id = %s",
-                               [payment["pledge_id"]]).fetchone()
-        log_money(conn, user_id, "payment_delete", {
-            "sponsor": sponsor and sponsor["sponsor_name"],
-            "amount_cents": payment["amount_cents"], "paid_on": payment["paid_on"].isoformat(),
-            "method": payment["method"], "reference": payment["reference"],
-            **withdrawn(conn, payment["pledge_id"])},
-            pledge_id=payment["pledge_id"], payment_id=payment_id)
-    return payment
+        line_id = payment["statement_line_id"]
+        gone = [payment] if line_id is None else conn.execute(
+            "SELECT * FROM payment WHERE statement_line_id = %s ORDER BY id = %s DESC, id "
+            "FOR UPDATE", [line_id, payment_id]).fetchall()
+        for each in gone:
+            remove_payment(conn, user_id, each)
+        if line_id is not None:
+            conn.execute("UPDATE statement_line SET pledge_id = NULL, payment_id = NULL, "
+                         "matched_by = NULL WHERE id = %s", [line_id])
+    return {**payment, "parts": len(gone)}
+
+
+def remove_payment(conn: psycopg.Connection, user_id: str | None, payment: dict) -> None:
+    """Delete one payment row and log what it was (caller's transaction)."""
+    conn.execute("DELETE FROM payment WHERE id = %s", [payment["id"]])
+    sponsor = conn.execute("SELECT sponsor_name FROM pledge WHERE id = %s",
+                           [payment["pledge_id"]]).fetchone()
+    log_money(conn, user_id, "payment_delete", {
+        "sponsor": sponsor and sponsor["sponsor_name"],
+        "amount_cents": payment["amount_cents"], "paid_on": payment["paid_on"].isoformat(),
+        "method": payment["method"], "reference": payment["reference"],
+        **withdrawn(conn, payment["pledge_id"])},
+        pledge_id=payment["pledge_id"], payment_id=payment["id"])
 
 
 def withdrawn_by(conn: psycopg.Connection, payment_id: str) -> int:
@@ -118,7 +137,9 @@ def withdrawn_by(conn: psycopg.Connection, payment_id: str) -> int:
 
 def payments_of(conn: psycopg.Connection, pledge_id: str) -> list[dict]:
     """Return a pledge's payments, oldest first, with who recorded them."""
-    return conn.execute("SELECT p.*, u.name AS by_name FROM payment p "
+    return conn.execute("SELECT p.*, u.name AS by_name, (SELECT count(*) FROM payment s "
+                        "WHERE s.statement_line_id = p.statement_line_id) AS parts "
+                        "FROM payment p "
                         "LEFT JOIN app_user u ON u.id = p.created_by WHERE p.pledge_id = %s "
                         "ORDER BY p.paid_on, p.created_ms, p.id", [pledge_id]).fetchall()
 
@@ -161,7 +182,14 @@ def pay(pledge_id: str):
 def delete(payment_id: str):
     """Delete a payment recorded by mistake (admin, logged)."""
     payment = delete_payment(get_db(), g.user["id"], payment_id)
-    flash(_("Deleted the payment of %(amount)s.", amount=money(payment["amount_cents"], get_db())))
+    if payment["parts"] > 1:
+        flash(_("Deleted the payment of %(amount)s and the other parts of the same bank "
+                "transfer (%(num)s payments in all); the transfer waits on the bank statement "
+                "page again.", amount=money(payment["amount_cents"], get_db()),
+                num=payment["parts"]))
+    else:
+        flash(_("Deleted the payment of %(amount)s.",
+                amount=money(payment["amount_cents"], get_db())))
     return redirect(url_for("sponsors.pledge", pledge_id=payment["pledge_id"]))
 
 

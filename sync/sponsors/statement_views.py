@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import psycopg
+from babel.numbers import get_decimal_symbol
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 from flask.cli import with_appcontext
-from flask_babel import format_date
+from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError, wants_json
@@ -14,8 +16,17 @@ from lapsync.roster_csv import MAX_BYTES
 
 from ..auth import admin_required, login_required
 from ..db import connection, get_db
+from .freeze import letter_rows
 from .sponsor_views import search
-from .statement import StatementError, assign_line, ignore_line, import_statement, open_lines
+from .statement import (
+    StatementError,
+    assign_line,
+    ignore_line,
+    import_statement,
+    named_pledges,
+    open_lines,
+    split_line,
+)
 
 bp = Blueprint("statement", __name__, url_prefix="/sponsors/statement")
 MAX_QUERY = 100
@@ -29,14 +40,54 @@ def report_text(report: dict, filename: str) -> str:
              "%(known)s; debits skipped: %(debits)s.", file=filename, **report)
 
 
-def render_page(status: int = 200, **context):
-    """Render the statement page: the upload form and the credits waiting for an admin."""
-    line_id = request.args.get("line", "")
-    query = request.args.get("q", "").strip()[:MAX_QUERY]
-    candidates = search(get_db(), query, None)[:20] if query and line_id else []
-    return render_template("statement.html", lines=open_lines(get_db()), query=query,
-                           line_id=line_id, candidates=candidates,
-                           is_admin=g.user["role"] == "admin", **context), status
+def render_page(status: int = 200, line_id: str | None = None, query: str | None = None,
+                typed: dict[str, str] | None = None, **context):
+    """Render the statement page: the upload form, the credits waiting for an admin, and per
+    credit the pledges to split it over (typed: what a refused split form of line_id said)."""
+    conn, is_admin = get_db(), g.user["role"] == "admin"
+    line_id = request.args.get("line", "") if line_id is None else line_id
+    query = request.args.get("q", "").strip()[:MAX_QUERY] if query is None else query
+    candidates = search(conn, query, None)[:20] if query and line_id else []
+    lines = open_lines(conn)
+    named = named_pledges(conn, lines) if is_admin else {}
+    splits = {}
+    for line in lines:
+        chosen = str(line["id"]) == line_id
+        rows = split_rows(conn, named.get(line["id"], []), candidates if chosen else [],
+                          typed if chosen else None)
+        if rows:
+            splits[line["id"]] = rows
+    return render_template("statement.html", lines=lines, query=query, line_id=line_id,
+                           candidates=candidates, splits=splits if is_admin else {},
+                           is_admin=is_admin, **context), status
+
+
+def split_rows(conn: psycopg.Connection, named: list[dict], candidates: list[dict],
+               typed: dict[str, str] | None) -> list[dict]:
+    """Return a credit's split form rows, {pledge, value}: the pledges its purpose names with
+    their open amounts, then the pledges searched for, empty; or as a refused form had them."""
+    if typed is not None:
+        found = {row["id"]: row for row in letter_rows(conn, pledge_ids=list(typed))}
+        return [{"pledge": found[pid], "value": text} for pid, text in typed.items()
+                if pid in found]
+    rows = [{"pledge": row, "value": amount_text(max(row["outstanding_cents"], 0))}
+            for row in named]
+    shown = {row["id"] for row in named}
+    return rows + [{"pledge": row, "value": ""} for row in candidates if row["id"] not in shown]
+
+
+def amount_text(cents: int) -> str:
+    """Write cents as a person types them in the reader's language: 1,67 or 1.67 (0: empty)."""
+    if cents <= 0:
+        return ""
+    return f"{cents // 100}{get_decimal_symbol(get_locale())}{cents % 100:02d}"
+
+
+def typed_parts(form) -> dict[str, str] | None:
+    """Return a split form's amounts by pledge id (fields part-<id>), None for a whole assign."""
+    parts = {key.removeprefix("part-"): value for key, value in form.items()
+             if key.startswith("part-")}
+    return parts or None
 
 
 @bp.get("/")
@@ -70,9 +121,22 @@ def upload():
 @bp.post("/lines/<int:line_id>/assign")
 @admin_required
 def assign(line_id: int):
-    """Record an unmatched credit as a payment of the pledge the admin picked."""
-    assign_line(get_db(), g.user["id"], line_id, request.form.get("pledge_id", ""))
-    flash(_("The payment is recorded."))
+    """Record an unmatched credit as a payment of the pledge the admin picked, or split it
+    over the pledges the admin typed amounts for (all or nothing)."""
+    typed = typed_parts(request.form)
+    if typed is None:
+        assign_line(get_db(), g.user["id"], line_id, request.form.get("pledge_id", ""))
+        flash(_("The payment is recorded."))
+        return redirect(url_for("statement.index"))
+    try:
+        ids = split_line(get_db(), g.user["id"], line_id, typed)
+    except InputError as exc:
+        if wants_json() or exc.status != 422:
+            raise
+        return render_page(422, line_id=str(line_id), query="", typed=typed,
+                           split_error=exc.message, split_errors=exc.extra.get("errors", {}))
+    flash(ngettext("The credit is recorded as %(num)s payment.",
+                   "The credit is recorded as %(num)s payments, one per pledge.", len(ids)))
     return redirect(url_for("statement.index"))
 
 
@@ -90,7 +154,8 @@ def ignore(line_id: int):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_statement_command(file: Path) -> None:
     """Import a bank statement CSV: credits whose purpose holds a pledge's RF reference become
-    payments; the rest wait on the statement page. Importing a file again records nothing twice."""
+    payments (one naming several pledges: each its open amount, when they add up to it); the
+    rest wait on the statement page. Importing a file again records nothing twice."""
     data = file.read_bytes()
     with connection() as conn:
         try:

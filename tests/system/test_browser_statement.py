@@ -1,0 +1,144 @@
+"""Splitting one bank transfer over two pledges on the statement page, in real Chromium:
+390 px in German, 768 px in English. The organiser uploads the bank's CSV, finds the credit
+with both pledges filled in, types the amounts as a person does; a wrong sum is refused with
+nothing booked; the right one books one payment per pledge and the reminders leave them out.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from sync.settings import set_setting
+from sync.sponsors.pledges import add_pledge
+from tests.central.test_results import run
+from tests.central.test_statement_split import payments, statement
+from tests.pg import CENTRAL_PASSWORD
+from tests.web import KeptPage, served
+
+SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
+# German strings of this change are proposals until the translations are merged.
+TEXT = {
+    "de-DE": {"wrong": "Die Teile ergeben 3,60 €, die Gutschrift beträgt aber 3,50 €",
+              "done": "Die Gutschrift ist als 2 Zahlungen erfasst, eine je Zusage.",
+              "none_left": "Jede Gutschrift ist zugeordnet.",
+              "anna": "2,00", "ben": "1,67", "wrong_ben": "1,60", "right_ben": "1,50"},
+    "en-US": {"wrong": "The parts add up to €3.60, but the credit is €3.50",
+              "done": "The credit is recorded as 2 payments, one per pledge.",
+              "none_left": "Every credit is assigned.",
+              "anna": "2.00", "ben": "1.67", "wrong_ben": "1.60", "right_ben": "1.50"},
+}
+
+
+@pytest.fixture
+def central(central_app, central_db, central_users, device_token):
+    """Central on loopback: Oma Kühn pledged for Anna (4 laps x 0,50 €) and Ben (1,67 €
+    fixed); Herr Lang 3,00 € for Anna."""
+    set_setting(central_db, "metres_per_lap", 400)
+    runners = run(central_db, device_token, [(7, "Anna Berg", "5a", 4), (8, "Ben Berg", "5a", 2)])
+    admin = central_users["ada"]
+    ids = {key: add_pledge(central_db, admin, runners[runner],
+                           {"sponsor_name": sponsor, "kind": kind, "rate_cents": rate})
+           for key, runner, sponsor, kind, rate in [
+               ("anna", "Anna Berg", "Oma Kühn", "per_lap", "0,50"),
+               ("ben", "Ben Berg", "Oma Kühn", "fixed", "1,67"),
+               ("lang", "Anna Berg", "Herr Lang", "fixed", "3")]}
+    refs = {key: central_db.execute("SELECT reference FROM pledge WHERE id = %s",
+                                    [pid]).fetchone()["reference"] for key, pid in ids.items()}
+    with served(central_app) as url:
+        yield url, {"ids": ids, "refs": refs}
+
+
+@pytest.fixture(scope="module")
+def kept_pages(browser):
+    """One kept context and page per size, made on first use (see tests.web.KeptPage)."""
+    def get(size: str) -> KeptPage:
+        if size not in kept:
+            width, height, locale = SIZES[size]
+            kept[size] = KeptPage(browser, timeout_ms=8_000, locale=locale,
+                                  viewport={"width": width, "height": height})
+        return kept[size]
+
+    kept: dict[str, KeptPage] = {}
+    yield get
+    for each in kept.values():
+        each.close()
+
+
+@pytest.fixture(params=SIZES)
+def page(request, kept_pages, central):
+    """A logged-in admin page at one size, in that size's language."""
+    kept = kept_pages(request.param)
+    page = kept.page
+    page.goto(f"{central[0]}/login")
+    page.locator("input[name=name]").press_sequentially("ada", delay=5)
+    page.locator("input[name=password]").fill(CENTRAL_PASSWORD)
+    page.locator("input[name=password]").press("Enter")
+    expect(page).not_to_have_url(re.compile(r"/login"))
+    page.text = TEXT[SIZES[request.param][2]]
+    yield page
+    kept.tidy()
+
+
+def retype(field, text: str) -> None:
+    """Put the cursor in a field, select what is there and type text over it, key by key."""
+    field.click()
+    field.press("Control+A")
+    field.press_sequentially(text, delay=90)
+
+
+def no_sideways_scroll(page) -> None:
+    """Assert that the page fits the screen's width."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_one_transfer_is_split_over_two_pledges_by_typing(page, central, central_db):
+    url, made = central
+    ids = made["ids"]
+    page.goto(f"{url}/sponsors/statement/")
+    page.locator("input[name=file]").set_input_files(files=[{
+        "name": "stmt2.csv", "mimeType": "text/csv", "buffer": statement(made, "3,50")}])
+    page.locator("#statement-form button[type=submit]").click()
+    line = central_db.execute("SELECT id FROM statement_line").fetchone()["id"]
+    form = page.locator(f"#split-{line}")
+    anna, ben = form.locator(f"[name=part-{ids['anna']}]"), form.locator(f"[name=part-{ids['ben']}]")
+    expect(anna).to_have_value(page.text["anna"])              # each its open amount
+    expect(ben).to_have_value(page.text["ben"])
+    expect(ben).to_have_attribute("inputmode", "decimal")
+    expect(form.locator(f"[name=part-{ids['lang']}]")).to_have_count(0)
+    no_sideways_scroll(page)
+    # A sum that is not the credit: refused, nothing booked, the form as typed.
+    retype(ben, page.text["wrong_ben"])
+    ben.press("Enter")
+    error = page.locator("#split-error")
+    expect(error).to_contain_text(page.text["wrong"])
+    expect(error).to_have_attribute("role", "alert")
+    expect(error).to_be_in_viewport()                          # the page opens at the form
+    assert payments(central_db) == []
+    expect(ben).to_have_value(page.text["wrong_ben"])
+    no_sideways_scroll(page)
+    # The right split: one payment per pledge, tied to the line; the line leaves the list.
+    retype(ben, page.text["right_ben"])
+    page.locator(f"#split-{line} button[type=submit]").click()
+    expect(page.locator("main")).to_contain_text(page.text["done"])
+    expect(page.locator("#open-lines")).to_contain_text(page.text["none_left"])
+    assert payments(central_db) == [("Oma Kühn", 8, 150, line), ("Oma Kühn", 7, 200, line)]
+    # Ben's pledge still owes 0,17 €, Anna's nothing: only Ben's and Herr Lang's reminders.
+    page.goto(f"{url}/sponsors/letters?class=5a&kind=reminder")
+    expect(page.locator(".letter")).to_have_count(2)
+    for key, count in [("anna", 0), ("ben", 1), ("lang", 1)]:
+        expect(page.locator(f".letter[data-pledge='{ids[key]}']")).to_have_count(count)
+
+
+def test_a_transfer_paying_each_pledge_in_full_leaves_no_reminder(page, central, central_db):
+    url, made = central
+    page.goto(f"{url}/sponsors/statement/")
+    page.locator("input[name=file]").set_input_files(files=[{
+        "name": "stmt2.csv", "mimeType": "text/csv", "buffer": statement(made)}])
+    page.locator("#statement-form button[type=submit]").click()
+    expect(page.locator("#open-lines")).to_contain_text(page.text["none_left"])
+    assert [p[2] for p in payments(central_db)] == [167, 200]
+    page.goto(f"{url}/sponsors/letters?class=5a&kind=reminder")
+    expect(page.locator(".letter")).to_have_count(1)
+    expect(page.locator(f".letter[data-pledge='{made['ids']['lang']}']")).to_have_count(1)
