@@ -96,7 +96,7 @@ BROWSER_FILES = ("tests/system/test_browser.py", "tests/system/test_browser_cent
                  "tests/system/test_barcodes.py", "tests/central/test_girocode.py",
                  "tests/system/test_browser_letters.py", "tests/system/test_browser_money.py",
                  "tests/system/test_browser_setup.py", "tests/system/test_browser_sync_log.py",
-                 "tests/system/test_german.py")
+                 "tests/system/test_german.py", "tests/system/test_browser_statement.py")
 
 
 class SerialGroup(LoadGroupScheduling):
