@@ -33,7 +33,7 @@ from lapsync.runners import (RunnerForm, added_text, imported_text, roster_uploa
 
 from . import clock, labels, search
 from .auth import admin_required, login_required
-from .blocks import check_unreserved, free_gap_end, next_free_number
+from .blocks import check_unreserved, free_gap_end, next_free_number, reserved_ranges
 from .db import connection, get_db, now_ms, write_transaction
 from .ledger import detect_clashes, upsert_runner
 from .settings import get_settings
@@ -173,10 +173,12 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
 
 def unreserved_validator(conn: psycopg.Connection) -> Callable[..., dict]:
     """Return validate_runner that also refuses start numbers of a block or the local range."""
+    ranges = reserved_ranges(conn)  # once: a query per row was most of a big import's time
+
     def validate(start_number, name, class_, grade) -> dict:
         """Check a roster row's fields and that its number is nobody's block."""
         fields = validate_runner(start_number, name, class_, grade)
-        check_unreserved(conn, fields["start_number"])
+        check_unreserved(conn, fields["start_number"], ranges)
         return fields
     return validate
 

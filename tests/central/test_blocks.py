@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 
 import pytest
 
 from lapsync.protocol import validate_push
+from lapsync.roster_csv import RosterError
 from sync.blocks import current_block, next_free_number
 from sync.db import write_transaction
 from sync.devices import find_device, register_device
 from sync.push import push
+from sync.roster import import_roster
 from tests.pg import Outbox, logged_in
 
 JSON = {"Accept": "application/json"}
@@ -276,3 +279,28 @@ def test_blocks_never_overlap_when_reserved_one_after_another(central_db):
     rows = central_db.execute("SELECT first, last FROM number_block ORDER BY first").fetchall()
     assert [(r["first"], r["last"]) for r in rows] == [
         (9000 + 100 * i, 9099 + 100 * i) for i in range(5)]
+
+
+def statements_sent(conn, action) -> int:
+    """Run action() and return how many statements conn sent to the server meanwhile (libpq's trace)."""
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            action()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        return sum(1 for line in trace if re.search(r"\tF\t\d+\t(Query|Execute)\b", line))
+
+
+def test_a_big_import_checks_its_numbers_against_the_blocks_read_once(admin, central_db):
+    register(admin, "laptop-a")
+    rows = "".join(f"Kind {n},5a,5,{n}\n" for n in range(1, 3001))
+    sent = statements_sent(central_db, lambda: import_roster(
+        central_db, f"Name,Klasse,Jahrgang,Startnummer\n{rows}".encode()))
+    assert numbers(central_db) == list(range(1, 3001))
+    # A query a row made a big import slow on a busy server; a few in all now.
+    assert sent < 50, sent
+    with pytest.raises(RosterError) as refused:
+        import_roster(central_db, b"Name,Klasse,Jahrgang,Startnummer\nCem,5a,5,9050\n")
+    assert "9050 is in the block 9000–9099" in str(refused.value.problems[0].as_dict())
