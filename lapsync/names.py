@@ -5,7 +5,8 @@ show nothing or reorder what follows (controls, bidi overrides and isolates, zer
 characters, line and paragraph separators, the byte-order mark, soft hyphens) let one
 name pass for another or break a line, so no name may hold them. Two user names that
 differ only in look-alike letters ("admin" and "аdmin" with a Cyrillic а) are confusable:
-central refuses the second.
+central refuses the second. Class names that differ only in case or spaces ("8B", "8b",
+"8 b") are one class (class_fold).
 """
 from __future__ import annotations
 
@@ -64,11 +65,21 @@ def _prototypes() -> dict[str, str]:
     return {char: root(char) for char in parent}
 
 
+def _shape(name: str) -> str:
+    """Return a name compatibility-normalised (NFKC: full-width 'Ｂ' is 'B') without any spaces."""
+    return "".join(unicodedata.normalize("NFKC", name).split())
+
+
+def class_fold(name: str) -> str:
+    """Return what makes two spellings one class: case and spaces aside ('8 b', '8B' -> '8b')."""
+    return _shape(name).casefold()
+
+
 def skeletons(name: str) -> tuple[str, str]:
     """Return what a name looks like: each look-alike by one of its class, as typed and case folded."""
     # Both: "Ian" and "lan" differ only when folded, "ADMIN" and "admin" only as typed.
     prototypes = _prototypes()
-    shape = "".join(unicodedata.normalize("NFKC", name).split())
+    shape = _shape(name)
     return ("".join(prototypes.get(char, char) for char in shape),
             "".join(prototypes.get(char, char) for char in shape.casefold()))
 

@@ -19,6 +19,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 
 from .errors import InputError
+from .names import class_fold
 
 REQUIRED = ("name", "klasse", "jahrgang")
 OPTIONAL = ("startnummer",)
@@ -214,7 +215,7 @@ def parse_start_number(raw: str) -> int | None:
 
 def _key(name: str, class_: str) -> tuple[str, str]:
     """Compare names and classes the way a person would: case and spacing ignored."""
-    return (" ".join(name.split()).casefold(), " ".join(class_.split()).casefold())
+    return (" ".join(name.split()).casefold(), class_fold(class_))
 
 
 def file_grade(jahrgang: str, class_: str) -> str:

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from lapsync import roster_csv
+from lapsync.classes import Respelled, respelled_text
 from lapsync.errors import InputError, wants_json
 from lapsync.names import refused_character
 from lapsync.protocol import (
@@ -71,12 +72,13 @@ def roster_upload(template: str, importer, db, index_endpoint: str):
             raise error
         return render_template(template, error=error), 400
     try:
-        count = importer(db, upload.read(roster_csv.MAX_BYTES + 1))
+        imported = importer(db, upload.read(roster_csv.MAX_BYTES + 1))
     except RosterError as exc:
         if wants_json():
             raise
         return render_template(template, report=exc, filename=upload.filename), exc.status
-    flash(imported_text(count, upload.filename))
+    for line in imported.lines(upload.filename):
+        flash(line)
     return redirect(url_for(index_endpoint))
 
 
@@ -84,6 +86,18 @@ def imported_text(count: int, filename: str) -> str:
     """Say how many runners came from which file (English outside a request)."""
     return ngettext("Imported %(num)s runner from %(file)s.",
                     "Imported %(num)s runners from %(file)s.", count, file=filename)
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What a roster import wrote: how many runners, and the classes it wrote as spelled already."""
+
+    count: int
+    respelled: list[Respelled]
+
+    def lines(self, filename: str) -> list[str]:
+        """Return the import's report: the count, then one line per re-spelled class."""
+        return [imported_text(self.count, filename), *map(respelled_text, self.respelled)]
 
 
 def runner_form_fields() -> tuple:

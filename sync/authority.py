@@ -16,8 +16,9 @@ import unicodedata
 import psycopg
 from flask_babel import gettext as _
 
-from lapsync.names import refused_character
+from lapsync.names import class_fold, refused_character
 
+from . import clock
 from .ledger import detect_clashes, upsert_runner
 
 Refusal = tuple[str, str]          # (error code, message)
@@ -27,6 +28,14 @@ UNKNOWN_USER = "unknown_user"
 NOT_OWN_LAP = "not_own_lap"
 ROSTER_AT_CENTRAL = "roster_only_at_central"
 INVALID_NAME = "invalid_name"
+
+# A pushed runner re-spelled to its class's spelling at central: central's own edit, with a
+# stamp after the laptop's, so that every laptop pulls it (the one that pushed it too).
+RESPELL = """
+UPDATE runner SET class = %(class)s, hlc = %(hlc)s, origin = %(origin)s,
+    change_id = nextval('change_id_seq')
+WHERE id = %(id)s
+"""
 
 # Users a laptop may name as a lap's recorder or a void's author: central's users it
 # pulls with a password hash (admins only by a device trusted to manage users, sync/pull.py)
@@ -156,8 +165,12 @@ def runner_refusal(device: dict, runner: dict, stored: dict | None) -> Refusal |
                                 "device manage the roster.")
 
 
-def apply_runner(conn: psycopg.Connection, device: dict, runner: dict, now: int) -> Refusal | None:
-    """Write a pushed runner if the device may (last writer wins); record clashes."""
+def apply_runner(conn: psycopg.Connection, device: dict, runner: dict, now: int,
+                 spellings: dict[str, str] | None = None) -> Refusal | None:
+    """Write a pushed runner if the device may (last writer wins); record clashes.
+
+    spellings (ledger.class_spellings, kept for the batch) gives its class the roster's spelling.
+    """
     runner = {**runner, **{field: unicodedata.normalize("NFC", runner[field])
                            for field in ("name", "class")}}
     stored = conn.execute("SELECT created_on FROM runner WHERE id = %s",
@@ -170,5 +183,17 @@ def apply_runner(conn: psycopg.Connection, device: dict, runner: dict, now: int)
         conn.execute("UPDATE runner SET created_on = %s WHERE id = %s",
                      [device["laptop_id"], runner["id"]])
     if row is not None and row["merged_into"] is None:  # a merged runner clashes no more
+        if spellings is not None:
+            runner["class"] = respell(conn, runner, spellings)
         detect_clashes(conn, {**runner, "start_number": row["start_number"]}, now)  # as kept
     return None
+
+
+def respell(conn: psycopg.Connection, runner: dict, spellings: dict[str, str]) -> str:
+    """Give a runner just written its class's spelling (a new class keeps its own); return it."""
+    written = spellings.setdefault(class_fold(runner["class"]), runner["class"])
+    if written != runner["class"]:
+        clock.observe(conn, runner["hlc"])  # the tick must follow the laptop's stamp
+        conn.execute(RESPELL, {"id": runner["id"], "class": written, "hlc": clock.tick(conn),
+                               "origin": clock.node_id(conn)})
+    return written

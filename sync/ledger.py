@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 import psycopg
 from psycopg.rows import tuple_row
 
+from lapsync import classes
+
 from . import bulk, db, search
 from .derived import BUCKET_MS, Lap, keep_in_step, min_lap_ms
 
@@ -39,6 +41,14 @@ RETURNING id, merged_into, start_number
 """
 RUNNER_UPSERT_ANY = (RUNNER_UPSERT.format(number="excluded.start_number")
                      + "RETURNING id, merged_into, start_number\n")
+
+# Each class's spellings with their runners (but one's), in roster order: lapsync/classes.py
+# keeps the most used (ties: the first).
+SPELLINGS = """
+SELECT class, count(*) AS runners FROM runner
+WHERE merged_into IS NULL AND id IS DISTINCT FROM %s
+GROUP BY class ORDER BY min(start_number), class
+"""
 
 VOID_UPSERT = """
 INSERT INTO lap_void AS v (lap_id, voided, at, by, reason, hlc, origin, central, change_id)
@@ -140,6 +150,12 @@ def upsert_runner(conn: psycopg.Connection, runner: dict, newer_only: bool) -> d
     start number it now has, or None."""
     return conn.execute(RUNNER_UPSERT_NEWER if newer_only else RUNNER_UPSERT_ANY,
                         runner).fetchone()
+
+
+def class_spellings(conn: psycopg.Connection, except_id: str | None = None) -> dict[str, str]:
+    """Map each class key to the spelling the roster has for it (leaving one runner out)."""
+    rows = conn.execute(SPELLINGS, [except_id]).fetchall()
+    return classes.preferred((row["class"], row["runners"]) for row in rows)
 
 
 class Deltas:

@@ -8,6 +8,7 @@ runners and users in seq order, then all laps in one COPY, then voids.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -31,7 +32,7 @@ from .devices import bind_laptop, lock_device
 from .derived import min_lap_ms
 from .events import check_event
 from .identity import current_database
-from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void
+from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void, class_spellings
 from .pushed_users import apply_user
 
 FOLLOW_WAIT_S, FOLLOW_RETRY_S = 5.0, 0.02   # how long a batch waits for the one sent before it
@@ -224,8 +225,11 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
     """
     laptop_id, refusals, deltas = device["laptop_id"], [], Deltas()
     own_origin(device, changes)
+    # Read once a batch, and only for one that writes runners: most push laps alone.
+    spellings = class_spellings(conn) if any(c["entity"] == "runner" for c in changes) else {}
+    writers = {"runner": functools.partial(apply_runner, spellings=spellings), "user": apply_user}
     for change in changes:
-        write = {"runner": apply_runner, "user": apply_user}.get(change["entity"])
+        write = writers.get(change["entity"])
         refusal = write(conn, device, change["data"], now) if write else None
         refusals += [(change, *refusal)] if refusal else []
     laps, refused_laps = own_laps(conn, device, changes, lap_columns(changes))

@@ -23,19 +23,19 @@ from flask import (
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync import roster_csv, roster_file
+from lapsync import classes, roster_csv, roster_file
 from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 from lapsync.roster_csv import RosterError
-from lapsync.runners import (RunnerForm, added_text, imported_text, roster_upload, saved_text,
+from lapsync.runners import (Imported, RunnerForm, added_text, roster_upload, saved_text,
                              typed_runner, validate_runner)
 
 from . import clock, labels, search
 from .auth import admin_required, login_required
 from .blocks import check_unreserved, free_gap_end, next_free_number, reserved_ranges
 from .db import connection, get_db, now_ms, write_transaction
-from .ledger import detect_clashes, upsert_runner
+from .ledger import class_spellings, detect_clashes, upsert_runner
 from .settings import get_settings
 
 bp = Blueprint("roster", __name__, url_prefix="/runners")
@@ -86,6 +86,11 @@ def search_runners(conn: psycopg.Connection, query: str = "", class_name: str = 
                                  **search.search_params(query)}).fetchall()
 
 
+def _spelled(conn: psycopg.Connection, fields: dict, runner_id: str | None) -> dict:
+    """Return a runner's checked fields with the class spelled as the roster spells it."""
+    return {**fields, "class": classes.spelled(fields["class"], class_spellings(conn, runner_id))}
+
+
 def _number_taken(conn: psycopg.Connection, start_number: int, except_id: str | None) -> bool:
     """Tell whether another runner has this start number."""
     return conn.execute("SELECT 1 FROM runner WHERE start_number = %s AND id IS DISTINCT FROM %s "
@@ -109,7 +114,7 @@ def add_runner(conn: psycopg.Connection, start_number: str | int, name: str, cla
     with write_transaction(conn):
         if not str(start_number or "").strip():
             start_number = next_free_number(conn)
-        fields = validate_runner(start_number, name, class_, grade)
+        fields = _spelled(conn, validate_runner(start_number, name, class_, grade), None)
         check_unreserved(conn, fields["start_number"])
         if _number_taken(conn, fields["start_number"], None):
             raise InputError("duplicate_start_number", _(
@@ -141,17 +146,17 @@ def edit_runner(conn: psycopg.Connection, runner_id: str, version: str | int | N
                 "Start number %(number)s is taken already.", number=fields["start_number"]), 409)
         if fields["start_number"] != current["start_number"]:
             check_unreserved(conn, fields["start_number"])
-        runner = {"id": runner_id, **fields}
+        runner = {"id": runner_id, **_spelled(conn, fields, runner_id)}
         _store(conn, runner)
     return runner
 
 
-def import_roster(conn: psycopg.Connection, data: bytes) -> int:
-    """Import a roster CSV or XLSX whole in one transaction, or raise RosterError; return the count.
+def import_roster(conn: psycopg.Connection, data: bytes) -> Imported:
+    """Import a roster CSV or XLSX whole in one transaction, or raise RosterError; say what it wrote.
 
     One hlc for the whole import: each runner is its own last-writer-wins register,
     so they may share a timestamp, and 10,000 ticks within one millisecond would
-    overrun the clock's counter.
+    overrun the clock's counter. A class the roster has takes its spelling there.
     """
     with write_transaction(conn):
         existing = [(r["start_number"], r["name"], r["class"]) for r in
@@ -160,6 +165,7 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
         following = next_free_number(conn)
         runners = roster_file.parse_roster(data, existing, unreserved_validator(conn),
                                            free_gap_end(conn, following))
+        respelled = classes.unify(runners, class_spellings(conn))
         ids = [new_id() for _runner in runners]
         conn.execute(INSERT_MANY, {
             "hlc": clock.tick(conn), "origin": clock.node_id(conn), "ids": ids,
@@ -168,7 +174,7 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> int:
         now, by_id = now_ms(), dict(zip(ids, runners))
         for row in conn.execute(CLASHING, {"ids": ids}).fetchall():
             detect_clashes(conn, {"id": row["id"], **by_id[row["id"]]}, now)
-    return len(runners)
+    return Imported(len(runners), respelled)
 
 
 def unreserved_validator(conn: psycopg.Connection) -> Callable[..., dict]:
@@ -285,11 +291,11 @@ def import_runners_command(file: Path) -> None:
     """
     try:
         with file.open("rb") as handle, connection() as conn:
-            count = import_roster(conn, handle.read(roster_csv.MAX_BYTES + 1))
+            imported = import_roster(conn, handle.read(roster_csv.MAX_BYTES + 1))
     except RosterError as exc:
         click.echo(roster_csv.format_report(exc), err=True)
         raise SystemExit(1)
-    click.echo(imported_text(count, str(file)))
+    click.echo("\n".join(imported.lines(str(file))))
 
 
 def init_app(app: Flask) -> None:

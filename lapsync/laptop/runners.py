@@ -15,18 +15,19 @@ from flask import (
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 
-from lapsync import roster_csv, roster_file
+from lapsync import classes, roster_csv, roster_file
 from lapsync.errors import InputError
 from lapsync.ids import new_id
+from lapsync.names import class_fold
 from lapsync.protocol import (
     MAX_RUNNER_NAME,
     MAX_START_NUMBER,
 )
 from lapsync.roster_csv import RosterError
 from lapsync.runners import (
+    Imported,
     RunnerForm,
     added_text,
-    imported_text,
     roster_upload,
     saved_text,
     typed_runner,
@@ -42,6 +43,13 @@ from .numbers import import_pool, number_source
 
 bp = Blueprint("runners", __name__, url_prefix="/runners")
 MAX_NAME = MAX_RUNNER_NAME
+# Each class's spellings with their runners (but one's), in roster order: lapsync/classes.py
+# keeps the most used (ties: the first).
+SPELLINGS_SQL = """
+SELECT class, count(*) FROM runner
+WHERE id IS NOT ? AND id NOT IN (SELECT runner_id FROM runner_merge)
+GROUP BY class ORDER BY min(start_number), class
+"""
 
 
 def number_taken(db: sqlite_utils.Database, start_number: int, except_id: str | None = None) -> bool:
@@ -49,6 +57,16 @@ def number_taken(db: sqlite_utils.Database, start_number: int, except_id: str | 
     return db.execute("SELECT 1 FROM runner WHERE start_number = ? AND id IS NOT ? "
                       "AND id NOT IN (SELECT runner_id FROM runner_merge)",
                       [start_number, except_id]).fetchone() is not None
+
+
+def class_spellings(db: sqlite_utils.Database, except_id: str | None = None) -> dict[str, str]:
+    """Map each class key to the spelling this laptop's roster has for it (leaving one runner out)."""
+    return classes.preferred(db.execute(SPELLINGS_SQL, [except_id]).fetchall())
+
+
+def spelled(db: sqlite_utils.Database, fields: dict, runner_id: str | None = None) -> dict:
+    """Return a runner's checked fields with the class spelled as the roster spells it."""
+    return {**fields, "class": classes.spelled(fields["class"], class_spellings(db, runner_id))}
 
 
 def save_runner(db: sqlite_utils.Database, fields: dict, runner_id: str | None = None) -> str:
@@ -63,10 +81,10 @@ def save_runner(db: sqlite_utils.Database, fields: dict, runner_id: str | None =
 
 
 def add_runner(db: sqlite_utils.Database, start_number, name, class_, grade) -> str:
-    """Validate and add one runner; return its id."""
+    """Validate and add one runner (its class spelled as on the roster); return its id."""
     fields = validate_runner(start_number, name, class_, grade)
     with transaction(db):
-        return save_runner(db, fields)
+        return save_runner(db, spelled(db, fields))
 
 
 def next_start_number(db: sqlite_utils.Database) -> int | None:
@@ -95,7 +113,7 @@ def create_runner(db: sqlite_utils.Database, start_number, name, class_, grade) 
             if source["next"] is None:
                 raise numbers_used_up(source)
             start_number = source["next"]
-        return save_runner(db, validate_runner(start_number, name, class_, grade))
+        return save_runner(db, spelled(db, validate_runner(start_number, name, class_, grade)))
 
 
 def get_runner(db: sqlite_utils.Database, runner_id: str) -> dict | None:
@@ -137,20 +155,21 @@ def update_runner(db: sqlite_utils.Database, runner_id: str, start_number, name,
             raise InputError("unknown_runner", _("There is no such runner."), 404)
         fields = validate_runner(start_number, name, class_, grade)
         check_central_decision(db, runner, fields["start_number"])
-        save_runner(db, fields, runner_id)
+        save_runner(db, spelled(db, fields, runner_id), runner_id)
 
 
-def import_roster(db: sqlite_utils.Database, data: bytes) -> int:
-    """Import a roster CSV or XLSX whole in one transaction, or raise RosterError; return the count."""
+def import_roster(db: sqlite_utils.Database, data: bytes) -> Imported:
+    """Import a roster CSV or XLSX whole in one transaction, or raise RosterError; say what it wrote."""
     with transaction(db):
         existing = db.execute("SELECT start_number, name, class FROM runner").fetchall()
         # Rows without a number take free ones of this laptop's block (or the local range),
         # never the next after the highest: those may be another laptop's or central's.
         runners = roster_file.parse_roster(data, existing, validate_runner, MAX_START_NUMBER,
                                            import_pool(db))
+        respelled = classes.unify(runners, class_spellings(db))
         for fields in runners:
             save_runner(db, fields)
-    return len(runners)
+    return Imported(len(runners), respelled)
 
 
 SEARCH_SQL = f"""
@@ -184,8 +203,8 @@ def search_runners(db: sqlite_utils.Database, query: str = "") -> list[dict]:
     query = query.strip()
     number = int(query) if query.isascii() and query.isdigit() and len(query) <= 9 else None
     rows = db.query(SEARCH_SQL, {"query": query, "number": number})
-    return sorted(rows, key=lambda r: (class_key(r["class"]), r["class"], plain(r["name"]),
-                                       r["name"], r["start_number"]))
+    return sorted(rows, key=lambda r: (class_key(class_fold(r["class"])), class_fold(r["class"]),
+                                       plain(r["name"]), r["name"], r["start_number"]))
 
 
 def merged_runners(db: sqlite_utils.Database) -> list[dict]:
@@ -194,8 +213,14 @@ def merged_runners(db: sqlite_utils.Database) -> list[dict]:
 
 
 def group_by_class(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """Group sorted runners by class, keeping their order."""
-    return [(cls, list(group)) for cls, group in itertools.groupby(rows, key=lambda r: r["class"])]
+    """Group sorted runners by class (spellings of one class together), keeping their order.
+
+    Central gives every class one spelling; a runner this laptop added before it pulled
+    that spelling may still have its own until central's answer comes back.
+    """
+    grouped = [list(group) for _key, group in
+               itertools.groupby(rows, key=lambda r: class_fold(r["class"]))]
+    return [(classes.most_used(r["class"] for r in group), group) for group in grouped]
 
 
 @bp.get("/")
@@ -270,13 +295,13 @@ def import_runners_command(file: Path) -> None:
     db = connect(current_app.config["DATABASE"])
     try:
         with file.open("rb") as handle:
-            count = import_roster(db, handle.read(roster_csv.MAX_BYTES + 1))
+            imported = import_roster(db, handle.read(roster_csv.MAX_BYTES + 1))
     except RosterError as exc:
         click.echo(roster_csv.format_report(exc), err=True)
         raise SystemExit(1)
     finally:
         db.close()
-    click.echo(imported_text(count, str(file)))
+    click.echo("\n".join(imported.lines(str(file))))
 
 
 def init_app(app) -> None:

@@ -8,7 +8,9 @@ import pytest
 
 from lapsync.errors import InputError
 from lapsync.roster_csv import Problem, RosterError
+from lapsync.classes import Respelled
 from lapsync.runners import (
+    Imported,
     RunnerForm,
     added_text,
     imported_text,
@@ -185,16 +187,16 @@ def test_form_fields_in_validate_runners_order_and_typed_again():
 # ---- roster_upload -----------------------------------------------------------------
 
 class Importer:
-    """The app's import function: records what it was given, returns a count or refuses."""
+    """The app's import function: records what it was given, says what it wrote or refuses."""
 
-    def __init__(self, result):
-        self.result, self.calls = result, []
+    def __init__(self, result, respelled: list[Respelled] | None = None):
+        self.result, self.respelled, self.calls = result, respelled or [], []
 
-    def __call__(self, db, data: bytes) -> int:
+    def __call__(self, db, data: bytes) -> Imported:
         self.calls.append((db, data))
         if isinstance(self.result, Exception):
             raise self.result
-        return self.result
+        return Imported(self.result, self.respelled)
 
 
 def upload_app(importer):
@@ -238,6 +240,17 @@ def test_upload_imports_and_goes_back_to_the_list_with_a_message():
     assert importer.calls == [("the db", b"Name,Klasse\n")]
     with client.session_transaction() as session:
         assert session["_flashes"] == [("message", "Imported 3 runners from k.csv.")]
+
+
+def test_upload_says_which_classes_it_wrote_as_spelled_already_one_line_each():
+    importer = Importer(5, [Respelled("8B", True, ["8b", "8 b"], 3), Respelled("9c", False, ["9C"], 1)])
+    client = upload_app(importer)
+    client.post("/import", data={"file": (io.BytesIO(b"Name,Klasse\n"), "k.csv")})
+    with client.session_transaction() as session:
+        assert [message for _category, message in session["_flashes"]] == [
+            "Imported 5 runners from k.csv.",
+            "8b, 8 b written as 8B, as on the roster: 3 runners",
+            "9C written as 9c, as most of the file has it: 1 runner"]
 
 
 def test_upload_reads_one_byte_past_the_roster_limit():

@@ -35,7 +35,7 @@ def page(browser, live_central, central_users, central_db):
     csv = "Name,Klasse,Jahrgang,Startnummer\n" + "".join(
         f"{name},{class_},{re.match(r'[0-9]+', class_).group()},{number}\n"
         for number, name, class_ in ROSTER)
-    assert import_roster(central_db, csv.encode()) == len(ROSTER)
+    assert import_roster(central_db, csv.encode()).count == len(ROSTER)
     context = browser.new_context(locale="en-US", viewport={"width": 1000, "height": 900},
                                   device_scale_factor=DPI_SCALE)
     context.set_default_timeout(8_000)
@@ -189,7 +189,7 @@ LONGEST = [(31, ("Maximilian-Alexander Schönhausen-Württemberg von und zu Hohe
 def test_the_longest_names_and_classes_fit_their_labels_and_sheets(page, central_db):
     csv = "Name,Klasse,Jahrgang,Startnummer\n" + "".join(
         f"{name},{class_},5,{number}\n" for number, name, class_ in LONGEST)
-    assert import_roster(central_db, csv.encode()) == 2
+    assert import_roster(central_db, csv.encode()).count == 2
     assert max(len(name) for _n, name, _c in LONGEST) == 100
     url = page.url.split("/standings")[0]
     for class_ in ("Vorbereitungsklasse1", "Förderklasse 10/11b"):
