@@ -170,3 +170,59 @@ def test_an_upgrade_logs_the_totals_it_finds_so_that_pulls_still_send_them(empty
         rows = conn.execute(PULL_SQL, {"cursor": stored, "limit": 100, "laptop": LAPTOP,
                                        "trusted": False, "withheld": "-"}).fetchall()
         assert [r for r in rows if r["entity"] == "total"] == []
+
+
+def database_before(url: str, version: int, tmp_path) -> None:
+    """Bring a new database to VERSION with the migrations of this code up to it."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for migration in migrate.migrations()[1:version]:
+        (folder / migration.path.name).write_text(migration.sql())
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate.upgrade(conn, SCHEMA, SCHEMA_LOCK, folder)
+        assert migrate.version(conn) == version
+
+
+def test_spellings_of_one_class_become_the_one_most_of_its_runners_have(empty_url, tmp_path):
+    database_before(empty_url, 11, tmp_path)
+    spelled = [(1, "8b"), (2, "8 b"), (3, "8B"), (4, "8B"),   # 8B: two runners of four
+               (5, "7A"), (6, "7a"),                          # a tie: the lowest number's
+               (7, "9c"), (8, "9C"),                          # 7 is merged into 8: not counted
+               (9, "5a")]
+    with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', 'centralnode0000000000000'), "
+                     "('hlc', '1700000000000.0005')")
+        for number, class_ in spelled:
+            conn.execute("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin, "
+                         "change_id) VALUES (%s, %s, 'x', %s, 8, '0000000000001.0000', %s, "
+                         "nextval('change_id_seq'))", [f"r{number}", number, class_, LAPTOP])
+        conn.execute("UPDATE runner SET merged_into = 'r8' WHERE id = 'r7'")
+        for class_, email, updated in [("8b", "old@example.org", 10), ("8 b", "new@example.org", 20),
+                                       ("7a", "seven@example.org", 5), ("5a", "five@example.org", 5)]:
+            conn.execute("INSERT INTO class_teacher (class_name, email, updated_ms) "
+                         "VALUES (%s, %s, %s)", [class_, email, updated])
+        conn.execute("INSERT INTO mail_out (to_addr, subject, body_text, kind, class_name, status, "
+                     "created_ms) VALUES ('new@example.org', 's', 'b', 'class_list', '8 b', "
+                     "'queued', 1)")
+        before = {r["id"]: r for r in conn.execute("SELECT * FROM runner")}
+        init_schema(conn)
+        after = {r["id"]: r for r in conn.execute("SELECT * FROM runner")}
+        assert [(after[f"r{n}"]["class"]) for n, _class in spelled] == [
+            "8B", "8B", "8B", "8B", "7A", "7A", "9C", "9C", "5a"]
+        stamp = conn.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()["value"]
+        assert stamp > "1700000000000.0005"
+        for runner_id, row in after.items():
+            if row["class"] == before[runner_id]["class"]:  # untouched
+                assert (row["hlc"], row["origin"], row["change_id"]) == (
+                    before[runner_id]["hlc"], LAPTOP, before[runner_id]["change_id"])
+            else:  # central's edit: every laptop pulls it, the one that made it too
+                assert (row["hlc"], row["origin"]) == (stamp, "centralnode0000000000000")
+                assert row["change_id"] > max(r["change_id"] for r in before.values())
+        assert {r["id"] for r in after.values() if r["origin"] != LAPTOP} == {"r1", "r2", "r6", "r7"}
+        assert conn.execute("SELECT class_name, email FROM class_teacher ORDER BY class_name"
+                            ).fetchall() == [
+            {"class_name": "5a", "email": "five@example.org"},
+            {"class_name": "7A", "email": "seven@example.org"},
+            {"class_name": "8B", "email": "new@example.org"},   # the latest set moves
+            {"class_name": "8b", "email": "old@example.org"}]   # kept, under no class
+        assert conn.execute("SELECT class_name FROM mail_out").fetchone() == {"class_name": "8B"}
