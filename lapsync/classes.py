@@ -4,7 +4,7 @@ Both apps group money pages, standings, letters and lists by the class as stored
 spellings of one class (case and spaces aside: lapsync.names.class_fold) would split it in
 two. Every writer of a runner (roster import, runner form, central's push) gives the runner
 the spelling its class already has: the one most of its runners have, ties to the runner of
-the lowest start number (central's migration 0012 mends stored data by the same rule). A
+the lowest start number (central's migration 0013 mends stored data by the same rule). A
 class new to the roster takes the spelling most of the file's rows have (ties: the first).
 """
 from __future__ import annotations
