@@ -40,8 +40,8 @@ def chosen_class(conn: psycopg.Connection) -> str | None:
 
 
 def class_summary(conn: psycopg.Connection) -> list[dict]:
-    """Return each class with its number of pledges, letters due, reminders and pledges that
-    get no letter (their runner did not run)."""
+    """Return each class with its number of pledges, letters due, e-mails that would go out
+    and pledges that get no letter (their runner did not run)."""
     def blank(name: str) -> dict:
         """Return a class's counts before its pledges are counted."""
         return {"class": name, "pledges": 0, "open": 0, "email": 0, "did_not_run": 0}
@@ -51,7 +51,8 @@ def class_summary(conn: psycopg.Connection) -> list[dict]:
         entry["pledges"] += 1
         entry["did_not_run"] += not gets_letter(row)
         entry["open"] += row["outstanding_cents"] > 0
-        entry["email"] += bool(row["email"])
+        # Only letters that go out become e-mails: a left-out pledge's address sends nothing.
+        entry["email"] += bool(row["email"]) and gets_letter(row)
     return list(counts.values())
 
 

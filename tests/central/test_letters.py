@@ -186,3 +186,20 @@ def test_a_freeze_with_0_laps_leaves_the_letter_out_until_the_new_figure_is_acce
         decide(central_db, school["admin"], school["ids"]["ben"], accept=True)
         (letter,) = letters(central_db, pledge_ids=[school["ids"]["ben"]])
     assert letter["row"]["laps"] == 1 and letter["outstanding"] == 100
+
+
+def test_the_letters_overview_counts_only_e_mails_of_letters_that_go_out(
+        central_admin, central_db, school):
+    # Ben did not run: his per-lap and per-km sponsors' addresses get no letter, so no e-mail.
+    school["pledge"](school["ben"], "Onkel Km", "per_km", "1", email="km@example.org")
+    school["pledge"](school["ben"], "Tante Lap", "per_lap", "2", email="lap@example.org")
+    index = central_admin.get("/sponsors/letters").get_data(as_text=True)
+    row = index[index.index('<tr data-class="5a"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="email">2</td>' in row and '<td class="did-not-run">3</td>' in row
+    page = central_admin.get("/sponsors/letters?class=5a").get_data(as_text=True)
+    assert "Queue 2 of them as e-mails" in page             # the class page offers the same 2
+    central_admin.post("/sponsors/letters/queue", data={"csrf_token": central_admin.csrf,
+                                                        "class": "5a"})
+    assert {m["to_addr"] for m in due_mail(central_db)} == {"oma@example.org",
+                                                             "firma@example.org"}

@@ -64,3 +64,21 @@ def test_certificates_and_letters_of_a_class_leave_out_the_child_who_did_not_run
         assert pages_of(page) == 5                                # one A4 page per letter
     finally:
         context.close()
+
+
+def test_the_letters_overview_counts_the_e_mails_the_class_page_offers(
+        browser, live_central, central_db, school):  # noqa: F811
+    add_pledge(central_db, school["admin"], school["ben"], {
+        "sponsor_name": "Onkel Km", "kind": "per_km", "rate_cents": "1",
+        "email": "km@example.org"})                       # Ben did not run: no letter, no mail
+    page, context = open_letters(browser, live_central, "de-DE", GERMAN)
+    try:
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.goto(f"{live_central}/sponsors/letters")
+        row = page.locator('tr[data-class="5a"]')
+        expect(row.locator("td.email")).to_have_text("2")         # Oma Berg, Firma Groß
+        expect(row.locator("td.did-not-run")).to_have_text("2")
+        row.get_by_role("link", name="Alle Briefe").click()
+        expect(page.locator("#queue-form button")).to_contain_text("2")
+    finally:
+        context.close()
