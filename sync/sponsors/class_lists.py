@@ -15,11 +15,11 @@ from lapsync.errors import InputError
 from ..auth import admin_required, login_required
 from ..db import get_db, now_ms
 from ..money_settings import money_settings
-from ..results import event_info
+from ..results import event_info, ran
 from ..roster import list_classes
 from .amounts import money, sum_rows
 from .freeze import current_freeze, letter_rows
-from .letters import km_text, pledge_text
+from .letters import gets_letter, km_text, pledge_text
 from .mail import queue_mail
 from .money_log import log_money
 from .pledges import clean_email
@@ -70,22 +70,34 @@ def pupils(rows: list[dict]) -> list[dict]:
     return list(found.values())
 
 
+def pupil_line(pupil: dict, currency: str) -> str:
+    """Return a pupil's line of the teacher's e-mail: laps (or did not run) and money."""
+    amount = money(pupil["total"]["amount_cents"], currency=currency)
+    still_open = money(pupil["total"]["outstanding_cents"], currency=currency)
+    if not ran(pupil):   # no lap that counts: never "0 laps, 0 km"
+        return _("%(number)s %(name)s: did not run (no lap that counts) – raised %(amount)s, "
+                 "open %(open)s", number=pupil["start_number"], name=pupil["name"],
+                 amount=amount, open=still_open)
+    return _("%(number)s %(name)s: %(laps)s, %(km)s km – raised %(amount)s, open %(open)s",
+             number=pupil["start_number"], name=pupil["name"],
+             laps=ngettext("%(num)s lap", "%(num)s laps", pupil["laps"]),
+             km=km_text(pupil["distance_m"]), amount=amount, open=still_open)
+
+
 def class_list_text(class_name: str, groups: list[dict], total: dict, currency: str,
                     event: dict) -> str:
     """Return a class list as the plain text of an e-mail to the teacher."""
     lines = [_("Sponsors of class %(name)s", name=class_name) + (f" – {event['name']}"
                                                                   if event["name"] else ""), ""]
     for pupil in groups:
-        lines.append(_("%(number)s %(name)s: %(laps)s, %(km)s km – raised %(amount)s, "
-                       "open %(open)s", number=pupil["start_number"], name=pupil["name"],
-                       laps=ngettext("%(num)s lap", "%(num)s laps", pupil["laps"]),
-                       km=km_text(pupil["distance_m"]),
-                       amount=money(pupil["total"]["amount_cents"], currency=currency),
-                       open=money(pupil["total"]["outstanding_cents"], currency=currency)))
+        lines.append(pupil_line(pupil, currency))
         for p in pupil["pledges"]:
+            no_letter = "" if gets_letter(p) else \
+                " (" + _("no letter: the runner did not run") + ")"
             lines.append(f"  – {p['sponsor_name']}: {pledge_text(p, currency)} = "
                          f"{money(p['amount_cents'], currency=currency)}, "
-                         + _("paid %(paid)s", paid=money(p["paid_cents"], currency=currency)))
+                         + _("paid %(paid)s", paid=money(p["paid_cents"], currency=currency))
+                         + no_letter)
     lines += ["", _("Class total: %(amount)s raised, %(paid)s paid, %(open)s open.",
                     amount=money(total["amount_cents"], currency=currency),
                     paid=money(total["paid_cents"], currency=currency),

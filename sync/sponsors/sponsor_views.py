@@ -23,6 +23,7 @@ from ..roster import list_classes
 from . import pledge_import
 from .amounts import metres_per_lap, money, pledge_amounts, raised, sum_rows
 from .freeze import letter_rows
+from .letters import gets_letter
 from .money_log import money_log
 from .payments import payments_of
 from .pledges import (
@@ -322,5 +323,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(money_filter, "money")
     app.add_template_filter(format_reference, "reference")
     app.add_template_global(kind_label)
+    app.add_template_global(gets_letter)
     app.add_template_global(shown_money_settings)
     app.add_template_global(money_totals)

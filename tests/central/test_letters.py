@@ -203,3 +203,37 @@ def test_the_letters_overview_counts_only_e_mails_of_letters_that_go_out(
                                                         "class": "5a"})
     assert {m["to_addr"] for m in due_mail(central_db)} == {"oma@example.org",
                                                              "firma@example.org"}
+
+
+def test_the_money_pages_say_a_runner_did_not_run_and_that_no_letter_goes_out(
+        central_admin, central_db, school):
+    ben, nachbar = school["ben"], school["ids"]["ben"]       # Ben did not run: 0 laps
+    fixed = school["pledge"](ben, "Bäckerei", "fixed", "10")
+    listed = central_admin.get("/sponsors/?class=5a").get_data(as_text=True)
+    row = listed[listed.index(f'<tr data-pledge="{nachbar}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="laps"><span class="did-not-run">did not run</span></td>' in row
+    anna = listed[listed.index(f'<tr data-pledge="{school["ids"]["oma"]}"'):]
+    assert '<td class="laps">12</td>' in anna[:anna.index("</tr>")]
+    pledge = central_admin.get(f"/sponsors/{nachbar}").get_data(as_text=True)
+    laps = pledge[pledge.index('<td id="laps">'):]
+    laps = laps[:laps.index("</td>")]
+    assert "did not run (no lap that counts)" in laps and "no letter goes out" in laps
+    assert "0 (0 m)" not in pledge
+    fixed_page = central_admin.get(f"/sponsors/{fixed}").get_data(as_text=True)
+    assert "did not run" in fixed_page and "no letter goes out" not in fixed_page  # it owes 10 €
+    class_list = central_admin.get("/sponsors/classes/5a/list").get_data(as_text=True)
+    ben_rows = class_list[class_list.index(">8 Ben Cruz<"):class_list.index("</tbody>")]
+    assert ben_rows.index('<span class="did-not-run">did not run</span>') < ben_rows.index("</tr>")
+    ben_row = ben_rows[ben_rows.index(f'<tr data-pledge="{nachbar}"'):]
+    assert "Nachbar <span" in ben_row and "no letter: the runner did not run" in ben_row
+    bakery = class_list[class_list.index(f'<tr data-pledge="{fixed}"'):]
+    assert "no letter" not in bakery[:bakery.index("</tr>")]     # a fixed pledge's letter goes
+    central_admin.post("/sponsors/classes/5a/teacher", data={
+        "csrf_token": central_admin.csrf, "email": "lehrerin@schule.de"})
+    central_admin.post("/sponsors/classes/5a/queue", data={"csrf_token": central_admin.csrf})
+    (mail,) = due_mail(central_db)
+    assert "8 Ben Cruz: did not run (no lap that counts) – raised €10.00" in mail["body_text"]
+    assert "0 laps" not in mail["body_text"]
+    assert "Nachbar: €1.00 per lap = €0.00, paid €0.00 (no letter: the runner did not run)" \
+        in mail["body_text"]

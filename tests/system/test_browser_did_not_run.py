@@ -82,3 +82,33 @@ def test_the_letters_overview_counts_the_e_mails_the_class_page_offers(
         expect(page.locator("#queue-form button")).to_contain_text("2")
     finally:
         context.close()
+
+
+def fits(page) -> bool:
+    """Tell whether the page's root does not scroll sideways."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_money_pages_mark_the_child_who_did_not_run(
+        browser, live_central, central_db, school):  # noqa: F811
+    page, context = open_letters(browser, live_central, "de-DE", GERMAN)
+    try:
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.goto(f"{live_central}/sponsors/?class=5a")
+        ben = page.locator(f'tr[data-pledge="{school["ids"]["ben"]}"]')
+        expect(ben.locator("td.laps")).to_have_text("nicht gelaufen")
+        expect(page.locator(f'tr[data-pledge="{school["ids"]["oma"]}"] td.laps')).to_have_text("12")
+        assert fits(page)
+        ben.get_by_role("link", name="Nachbar").click()
+        expect(page.locator("#laps .did-not-run")).to_be_visible()
+        expect(page.locator("#laps")).not_to_contain_text("0 m")
+        assert fits(page)
+        page.goto(f"{live_central}/sponsors/letters")
+        page.locator('tr[data-class="5a"]').get_by_role("link", name="Klassenliste").click()
+        row = page.locator(f'tr[data-pledge="{school["ids"]["ben"]}"]')
+        expect(row.locator("td.laps")).to_have_text("nicht gelaufen")
+        expect(row.locator(".no-letter")).to_be_visible()
+        expect(page.locator(".no-letter")).to_have_count(1)       # Anna's sponsors get letters
+        assert fits(page)
+    finally:
+        context.close()
