@@ -313,9 +313,11 @@ def pages(data: dict, args: argparse.Namespace) -> list[dict]:
         """Check the CSV: BOM, header, one row per runner, laps summing to the counting laps."""
         assert body.startswith(b"\xef\xbb\xbf")
         rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
-        assert rows[0] == ["start_number", "name", "class", "grade", "laps", "distance_m"]
+        assert rows[0] == ["start_number", "name", "class", "grade", "laps", "distance_m",
+                           "did_not_run"]
         assert len(rows) == args.runners + 1, len(rows)
         assert sum(int(r[4]) for r in rows[1:]) == data["counting"]
+        assert all((r[6] == "yes") == (r[4] == "0") for r in rows[1:])
 
     last_page = max(1, -(-data["close_pairs"] // PAIRS_PER_PAGE))
 

@@ -18,7 +18,7 @@ from lapsync.protocol import MAX_CLASS
 
 from .auth import login_required
 from .db import get_db
-from .results import class_results, export_filename
+from .results import class_results, export_filename, ran
 from .settings import get_settings
 from .workbooks import XLSX_TYPE, cell, download, sheet_title
 
@@ -45,9 +45,12 @@ def workbook(groups: list[tuple[str, list[dict]]], header: list[str],
 
 def results_workbook(groups: list[tuple[str, list[dict]]]) -> bytes:
     """Return every runner's result (results.csv's columns), a sheet per class."""
-    header = [_("Start number"), _("Name"), _("Class"), _("Grade"), _("Laps"), _("Distance (m)")]
+    header = [_("Start number"), _("Name"), _("Class"), _("Grade"), _("Laps"), _("Distance (m)"),
+              _("Did not run")]
+    did_not_run = _("yes")
     return workbook(groups, header, lambda r: [r["start_number"], r["name"], r["class"],
-                                               r["grade"], r["laps"], r["distance"]], "B")
+                                               r["grade"], r["laps"], r["distance"],
+                                               None if ran(r) else did_not_run], "B")
 
 
 def ceremony_workbook(groups: list[tuple[str, list[dict]]]) -> bytes:

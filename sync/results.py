@@ -50,7 +50,8 @@ from .search import class_order
 from .settings import get_settings
 
 bp = Blueprint("results", __name__, url_prefix="/admin")
-HEADER = ("start_number", "name", "class", "grade", "laps", "distance_m")
+# did_not_run ("yes" or empty) comes last: columns that were there keep their places.
+HEADER = ("start_number", "name", "class", "grade", "laps", "distance_m", "did_not_run")
 # The start of a cell, or of a piece a ";"-splitting spreadsheet makes of it, that a
 # spreadsheet would read as a formula.
 FORMULA_PIECE = re.compile(r"(^|;)(?=[=+\-@\t\r\n])")
@@ -95,15 +96,17 @@ def export_filename(event_name: str | None, stem: str = "results", suffix: str =
 
 @dataclass(frozen=True)
 class CsvStyle:
-    """How a results CSV is written: separator, header, and the distance cells of a row."""
+    """How a results CSV is written: separator, header, the distance cells of a row and the
+    word that marks a runner who did not run."""
 
     delimiter: str
     header: tuple[str, ...]
     distances: Callable[[int | float | None], list]
+    did_not_run: str
 
 
 # results.csv: comma, English header, the distance in metres as a number (or empty).
-ENGLISH = CsvStyle(",", HEADER, lambda metres: ["" if metres is None else metres])
+ENGLISH = CsvStyle(",", HEADER, lambda metres: ["" if metres is None else metres], "yes")
 
 
 class GermanDecimal:
@@ -135,14 +138,19 @@ def german_distances(metres: int | float | None) -> list:
 
 # The German export: semicolon (German Excel's list separator), German header, 1,2 not 1.2.
 GERMAN = CsvStyle(";", ("Startnummer", "Name", "Klasse", "Jahrgang", "Runden", "Strecke (m)",
-                        "Strecke (km)"), german_distances)
+                        "Strecke (km)", "Nicht gelaufen"), german_distances, "ja")
+
+
+def ran(row: dict) -> bool:
+    """Return whether a runner ran: one without a lap that counts after review did not."""
+    return row["laps"] > 0
 
 
 def csv_row(row: dict, metres_per_lap: float | None, style: CsvStyle = ENGLISH) -> list:
     """Return one runner as CSV cells, text cells made Excel-safe."""
     distance = distance_m(row["laps"], metres_per_lap)
     return [row["start_number"], excel_safe(row["name"]), excel_safe(row["class"]), row["grade"],
-            row["laps"], *style.distances(distance)]
+            row["laps"], *style.distances(distance), "" if ran(row) else style.did_not_run]
 
 
 def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None,
@@ -163,11 +171,6 @@ def results_csv_chunks(conn: psycopg.Connection, metres_per_lap: float | None,
                 buffer.seek(0)
                 buffer.truncate()
     yield buffer.getvalue()
-
-
-def ran(row: dict) -> bool:
-    """Return whether a runner ran: one without a lap that counts after review did not."""
-    return row["laps"] > 0
 
 
 def ranked(rows: list[dict], metres_per_lap: float | None) -> list[dict]:

@@ -100,7 +100,8 @@ def test_results_csv_keeps_each_name_in_one_neutralised_cell(live_central, centr
         assert response.status_code == 302, response.text[:300]
     text = client.get(f"{live_central}/admin/results.csv", timeout=10).content.decode("utf-8-sig")
     rows = {row[0]: row for row in csv.reader(io.StringIO(text, newline=""))}
-    assert rows["start_number"] == ["start_number", "name", "class", "grade", "laps", "distance_m"]
+    assert rows["start_number"] == ["start_number", "name", "class", "grade", "laps", "distance_m",
+                                    "did_not_run"]
     assert {number: rows[str(number)][1:5] for number in names} == {
         1: ["x;'=1+1;", "5a", "5", "0"], 2: ['\'=HYPERLINK("http://x")', "5a", "5", "0"],
         3: ["Anna, Berg", "5a", "5", "0"], 4: ["'-5;'@SUM(A1)", "5a", "5", "0"]}

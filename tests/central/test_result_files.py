@@ -14,7 +14,8 @@ from tests.pg import register
 
 DE = {"Accept-Language": "de-DE,de;q=0.9"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-GERMAN_HEADER = '"Startnummer";"Name";"Klasse";"Jahrgang";"Runden";"Strecke (m)";"Strecke (km)"'
+GERMAN_HEADER = ('"Startnummer";"Name";"Klasse";"Jahrgang";"Runden";"Strecke (m)";"Strecke (km)";'
+                 '"Nicht gelaufen"')
 
 
 @pytest.fixture
@@ -42,11 +43,11 @@ def test_german_csv_has_semicolons_german_headers_and_decimal_commas(central_vie
     assert response.is_streamed
     assert german_lines(response) == [
         GERMAN_HEADER,
-        '3;"\'=1+2";"5a";5;7;2800;2,8',
-        '2;"Ben Cohn; Jr.";"5a";5;5;2000;2',
-        '5;"Ömer ""Öz"" Kaya";"5a";5;1;400;0,4',
-        '4;"Dana Eck";"5b";5;2;800;0,8',
-        '1;"Anna Müller";"10a";1;3;1200;1,2',
+        '3;"\'=1+2";"5a";5;7;2800;2,8;""',
+        '2;"Ben Cohn; Jr.";"5a";5;5;2000;2;""',
+        '5;"Ömer ""Öz"" Kaya";"5a";5;1;400;0,4;""',
+        '4;"Dana Eck";"5b";5;2;800;0,8;""',
+        '1;"Anna Müller";"10a";1;3;1200;1,2;""',
     ]
     disposition = response.headers["Content-Disposition"]
     assert disposition == 'attachment; filename="ergebnisse-Sponsorenlauf-Mullerstrasse-2025.csv"'
@@ -56,7 +57,7 @@ def test_german_csv_reads_back_cell_by_cell_with_a_semicolon_reader(central_view
     rows = list(csv.reader(io.StringIO(
         central_viewer.get("/admin/results-de.csv").get_data().decode("utf-8-sig"), newline=""),
         delimiter=";"))
-    assert all(len(row) == 7 for row in rows)
+    assert all(len(row) == 8 for row in rows)
     assert rows[2][1] == "Ben Cohn; Jr." and rows[3][1] == 'Ömer "Öz" Kaya'
 
 
@@ -64,19 +65,20 @@ def test_german_csv_writes_fractional_metres_with_a_comma(central_viewer, centra
     set_setting(central_db, "metres_per_lap", 333.33)
     lines = german_lines(central_viewer.get("/admin/results-de.csv"))
     assert '"Anna Müller";"10a";1;3;999,99;1' in lines[-1]
-    assert lines[1].endswith(";7;2333,31;2,333")
+    assert lines[1].endswith(';7;2333,31;2,333;""')
 
 
 def test_german_csv_without_a_lap_length_leaves_the_distance_empty(central_viewer, central_db,
                                                                      device_token):
     run(central_db, device_token, [(9, "Eva", "7a", 2)])
-    assert german_lines(central_viewer.get("/admin/results-de.csv"))[1] == '9;"Eva";"7a";7;2;"";""'
+    assert german_lines(central_viewer.get("/admin/results-de.csv"))[1] == '9;"Eva";"7a";7;2;"";"";""'
 
 
 def test_english_results_csv_is_unchanged(central_viewer, event):
     text = central_viewer.get("/admin/results.csv").get_data().decode("utf-8-sig")
-    assert text.splitlines()[:2] == ['"start_number","name","class","grade","laps","distance_m"',
-                                     '3,"\'=1+2","5a",5,7,2800']
+    assert text.splitlines()[:2] == [
+        '"start_number","name","class","grade","laps","distance_m","did_not_run"',
+        '3,"\'=1+2","5a",5,7,2800,""']
 
 
 def test_results_page_offers_the_german_csv_first_in_german_and_also_in_english(central_viewer,
@@ -109,10 +111,10 @@ def test_results_workbook_has_a_sheet_per_class_in_natural_order(central_viewer,
     book = workbook(response)
     assert book.sheetnames == ["5a", "5b", "10a"]
     assert values(book["5a"]) == [
-        ["Startnummer", "Name", "Klasse", "Jahrgang", "Runden", "Strecke (m)"],
-        [3, "=1+2", "5a", 5, 7, 2800], [2, "Ben Cohn; Jr.", "5a", 5, 5, 2000],
-        [5, 'Ömer "Öz" Kaya', "5a", 5, 1, 400]]
-    assert values(book["10a"])[1] == [1, "Anna Müller", "10a", 1, 3, 1200]
+        ["Startnummer", "Name", "Klasse", "Jahrgang", "Runden", "Strecke (m)", "Nicht gelaufen"],
+        [3, "=1+2", "5a", 5, 7, 2800, None], [2, "Ben Cohn; Jr.", "5a", 5, 5, 2000, None],
+        [5, 'Ömer "Öz" Kaya', "5a", 5, 1, 400, None]]
+    assert values(book["10a"])[1] == [1, "Anna Müller", "10a", 1, 3, 1200, None]
     assert book["5a"].freeze_panes == "A2"
 
 
@@ -160,3 +162,28 @@ def test_workbooks_of_an_empty_roster_have_one_sheet_with_the_header(central_vie
 def test_exports_need_a_login(central_client, path):
     response = central_client.get(path)
     assert response.status_code in (302, 401) and not re.search(r"Anna", response.get_data(as_text=True))
+
+
+def test_every_results_file_marks_a_runner_who_did_not_run_in_a_last_column(
+        central_viewer, central_db, device_token, event):
+    run(central_db, register(central_db, "laptop-b"),
+        [(6, "Nils Null", "5b", 0), (7, "Vera Voided", "5b", 2)],
+        voids={"Vera Voided": 2})                        # every lap voided: she did not run
+    english = list(csv.DictReader(io.StringIO(
+        central_viewer.get("/admin/results.csv").get_data().decode("utf-8-sig"), newline="")))
+    assert list(english[0]) == ["start_number", "name", "class", "grade", "laps", "distance_m",
+                                "did_not_run"]
+    assert {row["name"]: row["did_not_run"] for row in english if row["class"] == "5b"} == {
+        "Dana Eck": "", "Nils Null": "yes", "Vera Voided": "yes"}
+    assert sum(row["did_not_run"] == "yes" for row in english) == 2
+    german = list(csv.DictReader(io.StringIO(
+        central_viewer.get("/admin/results-de.csv").get_data().decode("utf-8-sig"),
+        newline=""), delimiter=";"))
+    assert list(german[0])[-1] == "Nicht gelaufen" and len(german[0]) == 8
+    assert {row["Name"]: (row["Runden"], row["Nicht gelaufen"]) for row in german
+            if row["Klasse"] == "5b"} == {"Dana Eck": ("2", ""), "Nils Null": ("0", "ja"),
+                                          "Vera Voided": ("0", "ja")}
+    sheet = values(workbook(central_viewer.get("/admin/results.xlsx"))["5b"])
+    assert sheet[0][-1] == "Did not run"
+    assert [(row[1], row[4], row[6]) for row in sheet[1:]] == [
+        ("Dana Eck", 2, None), ("Nils Null", 0, "yes"), ("Vera Voided", 0, "yes")]

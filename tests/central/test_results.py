@@ -68,11 +68,11 @@ def test_csv_has_the_columns_and_rows_sorted_by_class_then_laps(central_viewer, 
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.is_streamed
     assert read_csv(response) == [
-        ["start_number", "name", "class", "grade", "laps", "distance_m"],
-        ["2", "Ben Cohn", "5a", "5", "5", "2000"],
-        ["3", "Cem Demir", "5a", "5", "5", "2000"],  # 7 laps, 2 voided
-        ["4", "Dana Eck", "5a", "5", "5", "2000"],
-        ["1", "Anna Berg", "10a", "1", "3", "1200"],
+        ["start_number", "name", "class", "grade", "laps", "distance_m", "did_not_run"],
+        ["2", "Ben Cohn", "5a", "5", "5", "2000", ""],
+        ["3", "Cem Demir", "5a", "5", "5", "2000", ""],  # 7 laps, 2 voided
+        ["4", "Dana Eck", "5a", "5", "5", "2000", ""],
+        ["1", "Anna Berg", "10a", "1", "3", "1200", ""],
     ]
 
 
@@ -98,7 +98,7 @@ def test_csv_distance_follows_metres_per_lap(central_admin, central_db, device_t
     run(central_db, device_token, [(1, "Anna", "5a", 3)])
     assert read_csv(central_admin.get("/admin/results.csv"))[1][5] == ""  # no setting yet
     set_setting(central_db, "metres_per_lap", 400.5)
-    assert read_csv(central_admin.get("/admin/results.csv"))[1][4:] == ["3", "1201.5"]
+    assert read_csv(central_admin.get("/admin/results.csv"))[1][4:] == ["3", "1201.5", ""]
 
 
 def test_csv_streams_thousands_of_runners_in_chunks(central_admin, central_db):
@@ -117,7 +117,8 @@ def test_csv_streams_thousands_of_runners_in_chunks(central_admin, central_db):
 
 def test_csv_of_an_empty_roster_is_just_the_header(central_viewer):
     response = central_viewer.get("/admin/results.csv")
-    assert read_csv(response) == [["start_number", "name", "class", "grade", "laps", "distance_m"]]
+    assert read_csv(response) == [["start_number", "name", "class", "grade", "laps", "distance_m",
+                                   "did_not_run"]]
     assert 'filename="results.csv"' in response.headers["Content-Disposition"]
 
 
