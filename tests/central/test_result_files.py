@@ -134,14 +134,18 @@ def test_ceremony_workbook_ranks_each_class_and_takes_one_class(central_viewer, 
     assert one.sheetnames == ["5b"] and values(one["5b"])[1] == [1, 4, "Dana Eck", 2, 800]
 
 
-def test_a_runner_who_did_not_run_keeps_a_row_without_a_rank_in_the_workbooks(
+def test_a_runner_who_did_not_run_is_listed_apart_without_a_rank_in_the_workbooks(
         central_viewer, central_db, device_token, event):
     run(central_db, register(central_db, "laptop-b"),
         [(6, "Nils Null", "5b", 0), (7, "Vera Voided", "5b", 2)],
         voids={"Vera Voided": 2})                        # every lap voided: she did not run
     sheet = workbook(central_viewer.get("/admin/results/classes.xlsx?class=5b"))["5b"]
-    assert values(sheet)[1:] == [[1, 4, "Dana Eck", 2, 800], [None, 6, "Nils Null", 0, 0],
-                                 [None, 7, "Vera Voided", 0, 0]]
+    # The ranked rows, an empty row, then a block of its own under a heading in bold.
+    assert values(sheet)[1:] == [[1, 4, "Dana Eck", 2, 800], [None] * 5,
+                                 ["Did not run (no lap that counts):"] + [None] * 4,
+                                 [None, 6, "Nils Null", None, None],
+                                 [None, 7, "Vera Voided", None, None]]
+    assert sheet["A4"].font.bold and not sheet["A2"].font.bold
     rows = values(workbook(central_viewer.get("/admin/results.xlsx"))["5b"])
     assert [row[1] for row in rows[1:]] == ["Dana Eck", "Nils Null", "Vera Voided"]
 
@@ -187,3 +191,18 @@ def test_every_results_file_marks_a_runner_who_did_not_run_in_a_last_column(
     assert sheet[0][-1] == "Did not run"
     assert [(row[1], row[4], row[6]) for row in sheet[1:]] == [
         ("Dana Eck", 2, None), ("Nils Null", 0, "yes"), ("Vera Voided", 0, "yes")]
+
+
+def test_the_ceremony_workbook_says_when_nobody_in_a_class_ran(
+        central_viewer, central_db, device_token, event):
+    run(central_db, register(central_db, "laptop-b"),
+        [(6, "Nils Null", "6c", 0), (7, "Vera Voided", "6c", 2)], voids={"Vera Voided": 2})
+    book = workbook(central_viewer.get("/admin/results/classes.xlsx"))
+    assert values(book["6c"]) == [
+        ["Rank", "Start number", "Name", "Laps", "Distance (m)"],
+        ["Nobody in 6c ran."] + [None] * 4, [None] * 5,
+        ["Did not run (no lap that counts):"] + [None] * 4,
+        [None, 6, "Nils Null", None, None], [None, 7, "Vera Voided", None, None]]
+    assert values(book["5a"])[-1] == [3, 5, 'Ömer "Öz" Kaya', 1, 400]   # all ran: no block
+    german = workbook(central_viewer.get("/admin/results/classes.xlsx?class=6c", headers=DE))
+    assert values(german["6c"])[3][0] == "Nicht gelaufen (keine zählende Runde):"
