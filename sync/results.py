@@ -291,12 +291,14 @@ def _class_groups(conn: psycopg.Connection, class_name: str | None) -> list:
     return groups
 
 
-def _certificates(conn: psycopg.Connection, runners: list[dict], title: str) -> str:
-    """Render the certificates of the runners who ran, one per page, and say how many did not."""
+def _certificates(conn: psycopg.Connection, runners: list[dict], title: str,
+                  class_name: str | None = None) -> str:
+    """Render the certificates of the runners who ran, one per page, and say who did not
+    (one runner's page when class_name is None)."""
     # A certificate for 0 laps thanks a child for a run it never ran: the page counts them.
     return render_template("certificate.html", runners=[r for r in runners if ran(r)],
                            did_not_run=[r for r in runners if not ran(r)], title=title,
-                           event=event_info(conn))
+                           class_name=class_name, event=event_info(conn))
 
 
 @bp.get("/results/classes")
@@ -327,7 +329,7 @@ def certificate_class(class_name: str):
     runners = _class_groups(conn, class_name)[0][1]
     return _certificates(conn, sorted(runners, key=lambda r: (r["name"].casefold(),
                                                               r["start_number"])),
-                         _("Class %(class_name)s", class_name=class_name))
+                         _("Class %(class_name)s", class_name=class_name), class_name)
 
 
 def init_app(app: Flask) -> None:

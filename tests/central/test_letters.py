@@ -144,7 +144,8 @@ def test_a_runner_who_did_not_run_gets_no_letter_per_lap_or_km_and_no_0_laps_in_
     assert page.count('class="letter"') == 5 and "0 laps" not in page
     assert "2 letters are left out: the runner did not run (no lap that counts)" in page
     single = central_admin.get(f"/sponsors/letters?pledge={km}").get_data(as_text=True)
-    assert "0 letters" in single and "1 letter is left out" in single
+    assert "No letters to print." in single and "1 letter is left out" in single
+    assert "0 letters" not in single and 'data-action="print"' not in single
     thanks = central_admin.get("/sponsors/letters?class=5a&kind=thanks").get_data(as_text=True)
     assert 'id="did-not-run"' not in thanks                # they would get no thank-you letter
     add_payment(central_db, school["admin"], km, {"amount_cents": "5", "paid_on": "2025-07-01",
@@ -237,3 +238,15 @@ def test_the_money_pages_say_a_runner_did_not_run_and_that_no_letter_goes_out(
     assert "0 laps" not in mail["body_text"]
     assert "Nachbar: €1.00 per lap = €0.00, paid €0.00 (no letter: the runner did not run)" \
         in mail["body_text"]
+
+
+def test_a_class_without_letters_offers_no_empty_printout(central_admin, central_db, school):
+    # Every letter of class 5a is left out or of another kind: nothing to print, no button.
+    page = central_admin.get("/sponsors/letters?class=5a&kind=reminder").get_data(as_text=True)
+    assert 'data-action="print"' in page and "3 letters, one per A4 page." in page
+    for payment in (("oma", "4"), ("opa", "5"), ("firma", "20")):
+        add_payment(central_db, school["admin"], school["ids"][payment[0]], {
+            "amount_cents": payment[1], "paid_on": "2025-07-01", "method": "cash"})
+    page = central_admin.get("/sponsors/letters?class=5a&kind=reminder").get_data(as_text=True)
+    assert "No letters to print." in page and "0 letters" not in page
+    assert 'data-action="print"' not in page and 'class="letter"' not in page

@@ -245,8 +245,9 @@ def test_no_certificate_for_a_runner_who_did_not_run_and_the_page_says_so(
     assert "Nils Null (8)" in note and "Vera Voided (9)" in note
     assert "0 laps" not in page
     one = central_viewer.get(f"/admin/certificates/runner/{ids['Nils Null']}").get_data(as_text=True)
-    assert '<article class="certificate"' not in one and "0 certificates" in one
-    assert "1 runner has no lap that counts and gets no certificate" in one
+    assert '<article class="certificate"' not in one and "0 certificates" not in one
+    assert "Nils Null did not run (no lap that counts) and gets no certificate." in one
+    assert 'data-action="print"' not in one                 # no button to print a blank page
     late_laps(central_db, ids["Nils Null"], 2)                        # laps typed late: he ran
     page = central_viewer.get("/admin/certificates/class/5a").get_data(as_text=True)
     assert page.count('<article class="certificate"') == 4 and "Vera Voided (9)" in page
@@ -284,3 +285,22 @@ def test_merged_runners_leave_the_results(central_viewer, central_db, event):
     assert "Dana Eck" not in names and "Ben Cohn" in names
     assert central_viewer.get(f"/admin/certificates/runner/{event['Dana Eck']}").status_code == 404
     assert "Dana Eck" not in central_viewer.get("/admin/results/classes").get_data(as_text=True)
+
+
+def test_a_class_where_nobody_ran_gets_no_empty_printout(central_viewer, central_db,
+                                                         device_token, event):
+    run(central_db, register(central_db, "laptop-b"),
+        [(8, "Nils Null", "6c", 0), (9, "Vera Voided", "6c", 1)], voids={"Vera Voided": 1})
+    certificates = central_viewer.get("/admin/certificates/class/6c").get_data(as_text=True)
+    assert "Nobody in 6c ran." in certificates and "0 certificates" not in certificates
+    assert 'data-action="print"' not in certificates and "<article" not in certificates
+    assert "Nils Null (8)" in certificates and "Vera Voided (9)" in certificates
+    ceremony = central_viewer.get("/admin/results/classes?class=6c").get_data(as_text=True)
+    assert '<p class="nobody-ran">Nobody in 6c ran.</p>' in ceremony
+    assert 'class="list ranking"' not in ceremony                 # no empty table
+    assert "Nils Null (8)" in ceremony[ceremony.index("nobody-ran"):]
+    every = central_viewer.get("/admin/results/classes").get_data(as_text=True)
+    assert every.count('class="list ranking"') == 2 and every.count("nobody-ran") == 1
+    ran = central_viewer.get("/admin/certificates/class/5a").get_data(as_text=True)
+    assert "3 certificates, one per A4 page." in ran and 'data-action="print"' in ran
+    assert "Nobody" not in ran

@@ -12,8 +12,12 @@ import re
 
 from playwright.sync_api import expect
 
+from lapsync.protocol import validate_push
+from sync.devices import find_device
+from sync.push import push
 from sync.sponsors.pledges import add_pledge
 from tests.central.test_letters import school  # noqa: F401  (the class 5a fixture)
+from tests.pg import Outbox, register
 from tests.system.test_browser_letters import open_letters
 
 GERMAN = ("Name", "Passwort", "Anmelden")
@@ -110,5 +114,43 @@ def test_the_money_pages_mark_the_child_who_did_not_run(
         expect(row.locator(".no-letter")).to_be_visible()
         expect(page.locator(".no-letter")).to_have_count(1)       # Anna's sponsors get letters
         assert fits(page)
+    finally:
+        context.close()
+
+
+def test_nothing_to_print_is_said_in_words_not_as_an_empty_page(
+        browser, live_central, central_db, school):  # noqa: F811
+    box = Outbox()
+    box.runner(30, "Carla Dorn", "5b")                     # class 5b: nobody ran
+    push(central_db, find_device(central_db, register(central_db, "laptop-b")),
+         validate_push(box.body()))
+    page, context = open_letters(browser, live_central, "en-US", ("Name", "Password", "Log in"))
+    try:
+        page.set_viewport_size({"width": 768, "height": 900})
+        page.goto(f"{live_central}/admin/results")
+        page.locator('tr[data-class="5b"]').get_by_role("link", name="Certificates").click()
+        expect(page.locator("#nobody-ran")).to_have_text("Nobody in 5b ran.")
+        expect(page.locator("#did-not-run")).to_contain_text("Carla Dorn (30)")
+        expect(page.get_by_role("button", name="Print")).to_have_count(0)
+        expect(page.get_by_text("0 certificates")).to_have_count(0)
+        page.go_back()
+        page.locator('tr[data-class="5b"]').get_by_role("link", name="Ceremony list").click()
+        expect(page.locator("section[data-class='5b'] .nobody-ran")).to_have_text("Nobody in 5b ran.")
+        expect(page.locator("table.ranking")).to_have_count(0)
+        page.goto(f"{live_central}/admin/results")
+        page.get_by_label("Name or start number").press_sequentially("Ben", delay=5)
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("link", name="8 – Ben Cruz (5a)").click()
+        expect(page.locator("#did-not-run")).to_have_text(
+            "Ben Cruz did not run (no lap that counts) and gets no certificate.")
+        expect(page.get_by_role("button", name="Print")).to_have_count(0)
+        page.goto(f"{live_central}/sponsors/letters")
+        page.locator('tr[data-class="5a"]').get_by_role("link", name="Thank-you letters").click()
+        expect(page.locator("#letters-count")).to_contain_text("2 letters, one per A4 page.")
+        expect(page.get_by_role("button", name="Print")).to_have_count(1)
+        page.goto(f"{live_central}/sponsors/letters")
+        page.locator('tr[data-class="5b"]').get_by_role("link", name="All letters").click()
+        expect(page.locator("#letters-count")).to_have_text("No letters to print.")
+        expect(page.get_by_role("button", name="Print")).to_have_count(0)
     finally:
         context.close()
