@@ -63,8 +63,11 @@ FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
 WHERE r.merged_into IS NULL AND (%(class)s::text IS NULL OR r.class = %(class)s)
 ORDER BY {class_order("r")}, laps DESC, r.name_plain, r.name, r.start_number
 """
+# runners: those who ran (a lap that counts); did_not_run: the rest of the roster.
 CLASS_SUMMARY = f"""
-SELECT r.class, count(*) AS runners, sum(coalesce(t.laps, 0)) AS laps
+SELECT r.class, count(*) FILTER (WHERE t.laps > 0) AS runners,
+       count(*) FILTER (WHERE coalesce(t.laps, 0) <= 0) AS did_not_run,
+       sum(coalesce(t.laps, 0)) AS laps
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id WHERE r.merged_into IS NULL
 GROUP BY r.class_key, r.class
 ORDER BY {class_order("r")}
@@ -195,7 +198,7 @@ def class_results(conn: psycopg.Connection,
 
 
 def class_summary(conn: psycopg.Connection) -> list[dict]:
-    """Return each class with its runner count and laps, in natural class order."""
+    """Return each class with who ran, who did not and the laps, in natural class order."""
     metres = get_settings(conn).get("metres_per_lap")
     return [{**row, "distance": distance_m(row["laps"], metres)}
             for row in conn.execute(CLASS_SUMMARY)]

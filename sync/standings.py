@@ -32,7 +32,7 @@ RUNNER_ORDER = {
 }
 GROUP_ORDER = {
     "laps": sql.SQL("laps DESC, sort_key, key"),
-    "average": sql.SQL("average DESC, sort_key, key"),
+    "average": sql.SQL("average DESC NULLS LAST, sort_key, key"),   # nobody ran: no average
     "name": sql.SQL("sort_key, key"),
 }
 # What a group is, and how groups sort by name: classes naturally (5a before 10a).
@@ -57,9 +57,14 @@ ORDER BY {{order}}
 LIMIT %(limit)s OFFSET %(offset)s
 """)
 
+# runners: those who ran (a lap that counts); the average is over them, so a child who did
+# not come does not pull it down; nobody ran: no average (NULL). Counted from runner_total.
 GROUPS_SQL = sql.SQL("""
-SELECT {column} AS key, {sort_key} AS sort_key, count(*) AS runners,
-       coalesce(sum(t.laps), 0)::bigint AS laps, round(coalesce(sum(t.laps), 0)::numeric / count(*), 2) AS average
+SELECT {column} AS key, {sort_key} AS sort_key, count(*) FILTER (WHERE t.laps > 0) AS runners,
+       count(*) FILTER (WHERE coalesce(t.laps, 0) <= 0) AS did_not_run,
+       coalesce(sum(t.laps), 0)::bigint AS laps,
+       round(coalesce(sum(t.laps), 0)::numeric
+             / nullif(count(*) FILTER (WHERE t.laps > 0), 0), 2) AS average
 FROM runner r LEFT JOIN runner_total t ON t.runner_id = r.id
 WHERE r.merged_into IS NULL
 GROUP BY {column}, {sort_key}
@@ -140,7 +145,8 @@ def runner_standings(conn: psycopg.Connection, filters: dict) -> tuple[list[dict
 
 
 def group_standings(conn: psycopg.Connection, by: str, sort: str = "laps") -> list[dict]:
-    """Return runners, laps and average laps per runner for every class or grade."""
+    """Return runners who ran, who did not, laps and average laps per runner who ran for
+    every class or grade."""
     column, sort_key = GROUP_COLUMN[by]
     query = GROUPS_SQL.format(column=column, sort_key=sort_key, order=GROUP_ORDER[sort])
     return conn.execute(query).fetchall()

@@ -90,8 +90,11 @@ def test_class_aggregates(viewer, central_db, event):
     page = text(viewer.get("/standings/classes"))
     assert "<h1>Standings by class</h1>" in page and "Standings by class –" in page
     groups = rows(page, "data-group")
-    assert [(g["group"], g["runners"], g["laps"], g["average"], g["distance-m"]) for g in groups] == [
-        ("5b", "1", "4", "4.00", "1600"), ("5a", "1", "2", "2.00", "800"), ("6a", "2", "0", "0.00", "0")]
+    # Runners: who ran; 6a's two did not, so it has no average.
+    assert [(g["group"], g["runners"], g["did-not-run"], g["laps"], g["average"], g["distance-m"])
+            for g in groups] == [("5b", "1", "0", "4", "4.00", "1600"),
+                                 ("5a", "1", "0", "2", "2.00", "800"),
+                                 ("6a", "0", "2", "0", "", "0")]
     by_name = rows(text(viewer.get("/standings/classes?sort=name")), "data-group")
     assert [g["group"] for g in by_name] == ["5a", "5b", "6a"]
 
@@ -99,8 +102,8 @@ def test_class_aggregates(viewer, central_db, event):
 def test_grade_aggregates(viewer, central_db, event):
     set_setting(central_db, "metres_per_lap", 250)
     groups = rows(text(viewer.get("/standings/grades")), "data-group")
-    assert [(g["group"], g["runners"], g["laps"], g["average"], g["distance-m"]) for g in groups] == [
-        ("5", "2", "6", "3.00", "1500"), ("6", "2", "0", "0.00", "0")]
+    assert [(g["group"], g["runners"], g["did-not-run"], g["laps"], g["average"], g["distance-m"])
+            for g in groups] == [("5", "2", "0", "6", "3.00", "1500"), ("6", "0", "2", "0", "", "0")]
     by_average = rows(text(viewer.get("/standings/grades?sort=average")), "data-group")
     assert by_average[0]["group"] == "5"
 
@@ -249,7 +252,7 @@ def test_a_merged_runner_leaves_the_standings_and_points_to_its_survivor(viewer,
                        [event["cleo"], event["dora"]])
     shown = [r["runner"] for r in rows(text(viewer.get("/standings/")))]
     assert event["dora"] not in shown and len(shown) == 3
-    assert rows(text(viewer.get("/standings/classes")), "data-group")[2]["runners"] == "1"
+    assert rows(text(viewer.get("/standings/classes")), "data-group")[2]["did-not-run"] == "1"
     page = text(viewer.get(f"/standings/runner/{event['dora']}"))
     assert 'id="merged"' in page and "Cleo Dahl" in page
 
@@ -279,3 +282,33 @@ def test_empty_event_pages(viewer):
 def test_anonymous_is_sent_to_login(central_client, path):
     response = central_client.get(path)
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_class_and_grade_averages_are_over_the_runners_who_ran(viewer, central_db, event):
+    box = Outbox()
+    box.lap(box.runner(18, "Emil Engel", "6a", 6))          # 6a: Emil ran 1 lap, two did not
+    for i in range(5):
+        box.lap(box.runner(30 + i, f"Kind {i}", "5a", 5))   # 5a: Anna 2 laps, these 1 each
+    box.runner(40, "Fritz Fehlt", "5a", 5)                  # ... and one who did not run
+    send(central_db, register(central_db, "laptop-b"), box, now=T0 + 900_000)
+    page = text(viewer.get("/standings/classes?sort=average"))
+    assert "Average laps per runner who ran" in page and ">Did not run<" in page
+    groups = {g["group"]: g for g in rows(page, "data-group")}
+    assert [(groups[c]["runners"], groups[c]["did-not-run"], groups[c]["laps"],
+             groups[c]["average"]) for c in ("5a", "5b", "6a")] == [
+        ("6", "1", "7", "1.17"), ("1", "0", "4", "4.00"), ("1", "2", "1", "1.00")]
+    assert [g["group"] for g in rows(page, "data-group")] == ["5b", "5a", "6a"]
+    grades = {g["group"]: g for g in rows(text(viewer.get("/standings/grades")), "data-group")}
+    assert (grades["6"]["runners"], grades["6"]["did-not-run"], grades["6"]["average"]) == \
+        ("1", "2", "1.00")
+    results = text(viewer.get("/admin/results"))
+    row = results[results.index('<tr data-class="6a"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="runners">1</td><td class="did-not-run">2</td><td>1</td>' in row
+
+
+def test_a_class_where_nobody_ran_has_no_average_and_sorts_last_by_average(viewer, event):
+    page = text(viewer.get("/standings/classes?sort=average"))
+    assert [g["group"] for g in rows(page, "data-group")] == ["5b", "5a", "6a"]
+    row = page[page.index('<tr data-group="6a"'):]
+    assert '<td class="num average">–</td>' in row[:row.index("</tr>")]

@@ -154,3 +154,23 @@ def test_nothing_to_print_is_said_in_words_not_as_an_empty_page(
         expect(page.get_by_role("button", name="Print")).to_have_count(0)
     finally:
         context.close()
+
+
+def test_class_tables_count_who_ran_and_average_over_them(
+        browser, live_central, central_db, school):  # noqa: F811
+    page, context = open_letters(browser, live_central, "de-DE", GERMAN)
+    try:
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.goto(f"{live_central}/standings/")
+        page.get_by_role("link", name="Klassen", exact=True).click()
+        row = page.locator('tr[data-group="5a"]')             # Anna 12 laps, Ben did not run
+        expect(row.locator("td")).to_contain_text(["5a", "1", "1", "12"])
+        expect(row.locator("td.average")).to_have_text("12,00")   # not 6,00 over both
+        assert fits(page)
+        page.goto(f"{live_central}/admin/results")
+        row = page.locator('tr[data-class="5a"]')
+        expect(row.locator("td.runners")).to_have_text("1")
+        expect(row.locator("td.did-not-run")).to_have_text("1")
+        assert fits(page)
+    finally:
+        context.close()
