@@ -152,7 +152,8 @@ def test_a_runner_who_did_not_run_gets_no_letter_per_lap_or_km_and_no_0_laps_in_
                                                    "method": "cash"})
     for kind in ("", "&kind=reminder", "&kind=thanks"):   # whichever letters are printed
         page = central_admin.get(f"/sponsors/letters?class=5a{kind}").get_data(as_text=True)
-        assert "1 of these sponsors has already paid: settle that by hand." in page, kind
+        assert "Onkel Km has already paid €5.00 for Ben Cruz: settle that by hand." in page, kind
+        assert page.count('class="paid-left-out"') == 1, kind   # the sponsor who did not pay: not named
     index = central_admin.get("/sponsors/letters").get_data(as_text=True)
     row = index[index.index('<tr data-class="5a"'):]
     assert '<td class="did-not-run">2</td>' in row[:row.index("</tr>")]
