@@ -44,7 +44,7 @@ def test_a_mixed_roster_is_one_class_with_every_runner_on_every_page(
         add_pledge(central_db, central_users["ada"], runner_id,
                    {"sponsor_name": f"Sponsor {number}", "kind": "fixed", "rate_cents": "10"})
     page = lambda path: central_admin.get(path).get_data(as_text=True)  # noqa: E731
-    groups = re.findall(r'<tr data-group="([^"]*)" data-runners="(\d+)" data-laps="(\d+)"',
+    groups = re.findall(r'<tr data-group="([^"]*)" data-runners="(\d+)" data-did-not-run="0" data-laps="(\d+)"',
                         page("/standings/classes?sort=name"))
     assert groups == [("7a", "1", "7"), ("8B", "4", "18")]
     assert len(re.findall(r"<tr data-pledge=", page("/sponsors/?class=8B"))) == 4
