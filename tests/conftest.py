@@ -91,7 +91,8 @@ SERIAL_FILES = ("tests/system/test_chaos.py", "tests/system/test_durability.py",
 # Real browsers: each file runs whole on one worker, so that its module-scoped apps
 # and Chromium start once; different files run side by side.
 BROWSER_FILES = ("tests/system/test_browser.py", "tests/system/test_browser_central.py",
-                 "tests/system/test_lap_page.py", "tests/system/test_small_screens.py",
+                 "tests/system/test_lap_page.py", "tests/system/test_lap_login.py",
+                 "tests/system/test_small_screens.py",
                  "tests/system/test_browser_blocks.py",
                  "tests/system/test_barcodes.py", "tests/central/test_girocode.py",
                  "tests/system/test_browser_letters.py", "tests/system/test_browser_money.py",

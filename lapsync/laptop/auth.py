@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 
 import click
 import sqlite_utils
@@ -24,7 +23,6 @@ from flask_babel import gettext as _
 from lapsync.authcore import (
     NEW_PASSWORD,
     ROLES,
-    SESSION_MS,
     LoginLimits,
     SqlFailures,
     add_session_views,
@@ -42,10 +40,10 @@ from lapsync.authcore import (
     validate_password,
     validate_user,
 )
-from lapsync.errors import InputError
+from lapsync.errors import InputError, wants_json
 from lapsync.ids import new_id
 
-from . import clock
+from . import clock, logins
 from .db import connect, device_id, get_db, now_ms, record_change, rows, transaction
 
 bp = Blueprint("auth", __name__)
@@ -84,7 +82,8 @@ def set_password(db: sqlite_utils.Database, name: str, password: str) -> str:
 
 
 def start_session(db: sqlite_utils.Database, name: str, password: str) -> str | None:
-    """Check a login; on success store a session valid for 8 h and return its id."""
+    """Check a login; on success store a session (logins.py: 8 h after the last action) and
+    return its id."""
     # A user central deactivated is answered like an unknown name, as slowly.
     row = db.execute("SELECT id, password_hash FROM user WHERE name = ? "
                      "AND id NOT IN (SELECT user_id FROM inactive_user)", [name]).fetchone()
@@ -92,12 +91,8 @@ def start_session(db: sqlite_utils.Database, name: str, password: str) -> str | 
         return check_unknown_user(password) or None
     if not check_password(row[1], password):
         return None
-    session_id = secrets.token_urlsafe(32)
     with transaction(db):
-        db.execute("DELETE FROM user_session WHERE valid_until < ?", [now_ms()])
-        db.execute("INSERT INTO user_session (id, user_id, valid_until) VALUES (?, ?, ?)",
-                   [session_id, row[0], now_ms() + SESSION_MS])
-    return session_id
+        return logins.start(db, row[0])
 
 
 # ---- login rate limit (the decisions are lapsync.authcore's) -----------------
@@ -133,15 +128,8 @@ def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, addr
 
 
 def session_user(db: sqlite_utils.Database, session_id: str | None) -> dict | None:
-    """Return the active user of a valid, unexpired session, or None."""
-    if not session_id:
-        return None
-    found = rows(db, "SELECT user.id, user.name, user.role FROM user_session "
-                     "JOIN user ON user.id = user_session.user_id "
-                     "WHERE user_session.id = ? AND user_session.valid_until > ? "
-                     "AND user.id NOT IN (SELECT user_id FROM inactive_user)",
-                 [session_id, now_ms()])  # on every request: no savepoint (db.rows)
-    return found[0] if found else None
+    """Return the active user of a live session (logins.live_user), or None."""
+    return logins.live_user(db, session_id)
 
 
 def end_session(db: sqlite_utils.Database, session_id: str) -> None:
@@ -152,8 +140,18 @@ def end_session(db: sqlite_utils.Database, session_id: str) -> None:
 
 @bp.before_app_request
 def load_logged_in_user() -> None:
-    """Put the session's user (or None) on g."""
+    """Put the session's user (or None) on g; the helper's action keeps the login alive."""
     g.user = session_user(get_db(), session.get("sid")) if "sid" in session else None
+    if g.user is not None and is_action():
+        logins.renew(get_db(), session["sid"], g.user)
+
+
+def is_action() -> bool:
+    """Tell whether this request is the helper's doing (a post, a page opened), not a poll."""
+    # A page's poll asks for JSON: a page left open on an unattended laptop must still end.
+    if request.endpoint is None or request.endpoint.endswith("static"):
+        return False
+    return request.method not in ("GET", "HEAD") or not wants_json()
 
 
 RECORDING_ROLES = ("admin", "teacher")  # who may count and void laps

@@ -23,7 +23,7 @@ from werkzeug.http import HTTP_STATUS_CODES, parse_cookie, parse_options_header
 
 from lapsync.web.guard import SECURITY_HEADERS
 
-from . import scheduler
+from . import logins, scheduler
 from .auth import RECORDING_ROLES, session_user
 from .csrf import checks_by_default, signed_token
 from .laps import GROUP_COMMIT, lap_work
@@ -92,11 +92,14 @@ def record_for(db: sqlite_utils.Database, session_id: str, form, config) -> dict
 
     On the writer's connection, inside the lap's transaction: a pool connection read
     after each commit of the writer finds its page cache dropped (WAL) and reads the
-    pages again, which cost more than the lap's own reads.
+    pages again, which cost more than the lap's own reads. The lap keeps the login alive
+    (a write only every few minutes: logins.RENEW_MS), and a lap refused takes that write
+    back with it.
     """
     user = session_user(db, session_id)
     if user is None or user["role"] not in RECORDING_ROLES:
         raise NotHere()
+    logins.renew(db, session_id, user, locked=True)
     return lap_work(db, form, user["id"], config)(db)
 
 

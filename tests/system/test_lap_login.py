@@ -1,0 +1,97 @@
+"""The lap page and the helper's login, in real Chromium (Playwright): a login lives 8 h after
+the helper's last action, not 8 h after it was made.
+
+The real laptop app on its own SQLite file, served on loopback (test_lap_page.py's Laptop),
+typed by the keyboard with a person's delays. An ended login, and the end of a login's
+hours, are set in its user_session row, as the hours running out would leave it.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from lapsync.laptop.db import connect
+from tests.system.test_lap_page import (
+    AUDIO_SPY,
+    Laptop,
+    feedback_is,
+    idle,
+    open_lap_page,
+    typed,
+)
+
+KEPT_PAGE = {"init_script": AUDIO_SPY, "viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
+HELD = "#recent tbody tr.not-counted"
+
+
+@pytest.fixture
+def laptop(tmp_path, users_template):
+    """A laptop with test_lap_page's roster and a 60 s minimum lap time."""
+    made = Laptop(tmp_path / "laptop", users_template)
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+def context(page):
+    """The module's browser context, as new (tests/system/conftest.py)."""
+    return page.context
+
+
+def login_ends_in(laptop: Laptop, seconds: float) -> int:
+    """Let every login on the laptop end SECONDS from now, as its 8 h running out; return the end."""
+    end = int((time.time() + seconds) * 1000)
+    db = connect(laptop.path)
+    try:
+        db.execute("UPDATE user_session SET valid_until = ?", [end])
+    finally:
+        db.close()
+    return end
+
+
+def login_end(laptop: Laptop) -> int:
+    """Return the idle end of the laptop's one login."""
+    db = connect(laptop.path)
+    try:
+        return db.execute("SELECT valid_until FROM user_session").fetchone()[0]
+    finally:
+        db.close()
+
+
+# ---- a login lives 8 h after the helper's last action -------------------------------
+
+def test_a_helper_who_goes_on_typing_is_not_logged_out_when_the_login_s_8_hours_are_over(
+        context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    login_ends_in(laptop, 6)                 # 8 h after the login, in 6 s: the helper types on
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    page.wait_for_timeout(7_000)             # the login's first 8 h are over; the list polled
+    typed(page, "3")
+    feedback_is(page, "good", "Carl Dorn")
+    expect(page.locator(HELD)).to_have_count(0)
+    assert login_end(laptop) > (time.time() + 7.9 * 3600) * 1000   # 8 h after the lap
+    login_ends_in(laptop, 6)                 # a page opened is an action too
+    page.reload()
+    page.locator("#lap-form[data-pending]").wait_for()
+    page.wait_for_timeout(7_000)
+    typed(page, "7")
+    feedback_is(page, "good", "Dana Ek")
+    idle(page)
+    assert laptop.laps() == ["1", "2", "3", "7"]
+
+
+def test_a_page_left_open_still_ends_its_login_its_poll_keeps_it_not_alive(context, laptop):
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    end = login_ends_in(laptop, 3)           # nobody types: only the page's polls
+    feedback_is(page, "bad", "Log in again before the next number")
+    assert login_end(laptop) == end
+    typed(page, "2")
+    feedback_is(page, "bad", "Not counted: 2.")
+    assert laptop.laps() == ["1"]
