@@ -127,9 +127,10 @@ def rate_limited_login(db: sqlite_utils.Database, name: str, password: str, addr
                          lambda: forget_login_failures(db, name, address))
 
 
-def session_user(db: sqlite_utils.Database, session_id: str | None) -> dict | None:
+def session_user(db: sqlite_utils.Database, session_id: str | None,
+                 locked: bool = False) -> dict | None:
     """Return the active user of a live session (logins.live_user), or None."""
-    return logins.live_user(db, session_id)
+    return logins.live_user(db, session_id, locked)
 
 
 def end_session(db: sqlite_utils.Database, session_id: str) -> None:

@@ -7,10 +7,11 @@ how much time really passed, so each check compares the two since the last check
 this process. A jump of more than JUMP_MS is logged, kept in table clock_jump (with
 the latest lap and outbox seq before it, so that entry order places it among the laps),
 shown to the helper until acknowledged, and reported to central with the next push.
-Intervals between laps subtract the jumps noticed between them (elapsed_ms).
+Intervals between laps subtract the jumps noticed between them (elapsed_ms). The ends of
+the logins (user_session) move with each jump kept: a jump neither ends nor lengthens one.
 
-The checks run where the laptop already works: before each lap is recorded and at
-each sync attempt. A jump while the app was not running is not seen here; an interval
+The checks run where the laptop already works: before each lap is recorded, at each
+sync attempt, and before a login is found ended or renewed (lapsync/laptop/logins.py). A jump while the app was not running is not seen here; an interval
 that comes out negative is then "unknown", never "too soon".
 """
 from __future__ import annotations
@@ -107,10 +108,19 @@ def record(db: sqlite_utils.Database, wall: int, jump: int) -> dict:
     row = {"id": new_id(), "at": wall, "jump_ms": jump, "after_lap": last_lap, "after_seq": last_seq}
     db.execute("INSERT INTO clock_jump (id, at, jump_ms, after_lap, after_seq) "
                "VALUES (:id, :at, :jump_ms, :after_lap, :after_seq)", row)
+    # A login's ends are times of this clock: they move with it, so that a clock set
+    # forward ends no login and one set back lengthens none.
+    db.execute("UPDATE user_session SET valid_until = valid_until + ?, ends_at = ends_at + ?",
+               [jump, jump])
     log.warning("clock jump: this laptop's clock moved %+d s against its boot clock "
                 "(laps after #%d, outbox seq %d); lap times around it are uncertain",
                 jump // 1000, last_lap, last_seq)
     return row
+
+
+def pending(db: sqlite_utils.Database, wall: int | None = None) -> int:
+    """Return how far the wall clock jumped since the last reading, not kept yet (0: none)."""
+    return WATCH.peek(database_key(db), now_ms() if wall is None else wall, boot_ms())
 
 
 def check_now(db: sqlite_utils.Database, wall: int | None = None,

@@ -92,11 +92,11 @@ def record_for(db: sqlite_utils.Database, session_id: str, form, config) -> dict
 
     On the writer's connection, inside the lap's transaction: a pool connection read
     after each commit of the writer finds its page cache dropped (WAL) and reads the
-    pages again, which cost more than the lap's own reads. The lap keeps the login alive
-    (a write only every few minutes: logins.RENEW_MS), and a lap refused takes that write
-    back with it.
+    pages again, which cost more than the lap's own reads. The batch checked the clocks
+    first, so the login read here is final; the lap keeps it alive (a write only every
+    few minutes: logins.RENEW_MS), and a lap refused takes that write back with it.
     """
-    user = session_user(db, session_id)
+    user = session_user(db, session_id, locked=True)
     if user is None or user["role"] not in RECORDING_ROLES:
         raise NotHere()
     logins.renew(db, session_id, user, locked=True)

@@ -20,8 +20,8 @@ class ClockSafeSessionInterface(SecureCookieSessionInterface):
     A laptop's clock is set back often: a correction when a network appears, a
     dead CMOS battery, a restart. Every helper was then logged out, and the next
     lap typed answered "form expired". The login's lifetime is kept on the laptop's
-    side instead (user_session: 8 h after the last action, 7 days at most: logins.py;
-    logout deletes it), so the cookie's own age adds nothing.
+    side instead (user_session: 8 h after the last action, 7 days at most, moved with
+    a clock jump: logins.py; logout deletes it), so the cookie's own age adds nothing.
 
     Without a time check, what a cookie says depends on the keys and the cookie alone,
     so each answer is kept (the last KEPT_COOKIES): a helper's browser sends the same

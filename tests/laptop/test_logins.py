@@ -1,16 +1,19 @@
 """How long a login lives on the laptop (lapsync/laptop/logins.py): 8 h after the helper's
 last action (a lap, a void, a page opened), not 8 h after the login; a page's poll keeps
-no login alive; 7 days at most.
+no login alive; 7 days at most; a clock jump neither ends a login nor lengthens one.
 
 The laptop's two clocks are the test's, as in test_clock_change.py: the wall clock (which
 people set) and the boot clock (which nobody sets).
 """
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from lapsync.laptop import auth, clockwatch, logins
 from lapsync.laptop import laps as laps_module
+from lapsync.laptop.db import connect
 from tests.conftest import login
 from tests.laptop.test_clock_change import Clocks
 
@@ -109,3 +112,47 @@ def test_a_login_in_use_ends_7_days_after_it_at_the_latest(helper, clocks, db):
     clocks.wait(logged_in + logins.MAX_MS - clocks.wall)
     assert lap(helper) == 401 and poll(helper) == 401
     assert helper.get("/").status_code == 302
+
+
+def test_a_clock_set_forward_by_hours_ends_no_login(helper, clocks, db):
+    clocks.wait(2 * HOUR)
+    assert lap(helper) == 201
+    idle_end, cap = ends(db)
+    clocks.wait(HOUR)
+    clocks.set_wall(10 * HOUR)             # a correction when a network appears
+    assert poll(helper) == 200             # the page's poll notices it: no action, no renewal
+    assert ends(db) == (idle_end + 10 * HOUR, cap + 10 * HOUR)
+    assert db.execute("SELECT count(*) FROM clock_jump").fetchone()[0] == 1
+    clocks.wait(HOUR)
+    clocks.set_wall(12 * HOUR)             # the next lap's batch notices this one first
+    assert lap(helper) == 201
+    assert ends(db) == (clocks.wall + IDLE, cap + 22 * HOUR)
+    assert helper.get("/").status_code == 200
+
+
+def test_a_clock_set_back_lengthens_no_login(helper, clocks, db):
+    clocks.wait(7 * HOUR)                  # logged in, then only the page's poll
+    clocks.set_wall(-5 * HOUR)
+    assert poll(helper) == 200
+    clocks.wait(HOUR - 60_000)             # 8 h less a minute after the login
+    assert poll(helper) == 200
+    clocks.wait(2 * 60_000)                # 8 h and a minute: over, however the clock reads
+    assert poll(helper) == 401
+    assert ends(db)[0] == clocks.wall - 60_000
+
+
+def test_a_jump_another_thread_is_keeping_ends_no_login(helper, clocks, app):
+    """The watch's reading is taken and the shift not yet committed when the poll reads."""
+    clocks.wait(HOUR)
+    clocks.set_wall(10 * HOUR)
+    other = connect(app.config["DATABASE"])
+    other.execute("BEGIN IMMEDIATE")
+    clockwatch.check(other)                # the reading is taken: no jump is pending now
+    assert clockwatch.pending(other) == 0
+    committing = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    committing.start()
+    try:
+        assert poll(helper) == 200
+    finally:
+        committing.join()
+        other.close()
