@@ -90,6 +90,10 @@ def js_strings() -> dict[str, str]:
         "held_waiting": _("Typed before and not counted yet: {numbers}. Count them with their "
                           "buttons in the list below."),
         "count_number": _("Count {number}"),
+        "too_old_row": _("Typed {date} {time}: too long ago to count at the time it was typed. "
+                         "Its button counts it at the time of the click."),
+        "counted_late": _("Counted at the time of the click: it was typed {date} {time}, too long "
+                          "ago to count at that time."),
         "reload": _("Reload the page"),
         "log_in": _("Log in"),
         "void": _("Void"),

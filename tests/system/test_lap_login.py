@@ -1,5 +1,6 @@
 """The lap page and the helper's login, in real Chromium (Playwright): a login lives 8 h after
-the helper's last action, not 8 h after it was made.
+the helper's last action, not 8 h after it was made; a held number typed too long ago says
+that it counts when clicked.
 
 The real laptop app on its own SQLite file, served on loopback (test_lap_page.py's Laptop),
 typed by the keyboard with a person's delays. An ended login, and the end of a login's
@@ -7,6 +8,7 @@ hours, are set in its user_session row, as the hours running out would leave it.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -16,8 +18,11 @@ from lapsync.laptop.db import connect
 from tests.system.test_lap_page import (
     AUDIO_SPY,
     Laptop,
+    end_sessions,
     feedback_is,
     idle,
+    lap_times,
+    log_in_here,
     open_lap_page,
     typed,
 )
@@ -95,3 +100,45 @@ def test_a_page_left_open_still_ends_its_login_its_poll_keeps_it_not_alive(conte
     typed(page, "2")
     feedback_is(page, "bad", "Not counted: 2.")
     assert laptop.laps() == ["1"]
+
+
+# ---- a held number typed too long ago to count at the time it was typed -------------
+
+def test_a_held_number_typed_a_day_ago_says_it_counts_when_clicked_and_that_it_did(
+        browser, laptop):
+    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 844})
+    try:
+        context.clock.install()              # the page's clock: the helper's laptop lid
+        page = open_lap_page(context, laptop)
+        typed(page, "1")
+        feedback_is(page, "good", "Anna Berg")
+        end_sessions(laptop)
+        typed(page, "2")
+        feedback_is(page, "bad", "Not counted: 2.")
+        page.locator("#feedback").get_by_role("link", name="Log in").click()
+        log_in_here(page)
+        row = page.locator(HELD)
+        expect(row).to_contain_text("Not counted: the login ended")
+        expect(row.locator(".too-old")).to_have_count(0)
+        # The lid closed, opened the next day (a fetch in flight then may show "not answering"
+        # for a moment: the feedback is not looked at until a button is pressed).
+        context.clock.fast_forward("23:30:00")
+        expect(row.locator(".too-old")).to_contain_text(
+            re.compile(r"^Typed \w{3}, \w{3} \d+ \d\d:\d\d:\d\d: too long ago to count at the time "
+                       r"it was typed\. Its button counts it at the time of the click\.$"))
+        page.reload()
+        page.locator("#lap-form[data-pending]").wait_for()
+        expect(row.locator(".too-old")).to_contain_text("too long ago")  # kept, and says so
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        clicked = time.time() * 1000
+        row.get_by_role("button", name="Count 2").click()
+        feedback_is(page, "good", "Ben Cruz (2, 5a)")
+        expect(page.locator("#feedback .late-note")).to_have_text(re.compile(
+            r"^Counted at the time of the click: it was typed \w{3}, \w{3} \d+ \d\d:\d\d:\d\d, "
+            r"too long ago to count at that time\.$"))
+        expect(row).to_have_count(0)
+        idle(page)
+        assert laptop.laps() == ["1", "2"]
+        assert lap_times(laptop)[-1] >= clicked - 1000   # the app's time of the click
+    finally:
+        context.close()

@@ -45,6 +45,11 @@ window.LapPage = (function () {
     return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
   }
 
+  // The day of a time long ago, beside its clock time ("Sun, Dec 6").
+  function day(ms) {
+    return new Date(ms).toLocaleDateString([], {weekday: "short", day: "numeric", month: "short"});
+  }
+
   function duration(ms) {
     var s = Math.round(ms / 1000), m = Math.floor(s / 60), h = Math.floor(m / 60);
     if (h) return h + " h " + (m % 60) + " min";  // a relay's night: not "740 min 50 s"
@@ -92,7 +97,7 @@ window.LapPage = (function () {
   }
 
   return {
-    t: t, newKey: newKey, esc: esc, show: show, clock: clock, since: since, post: post,
+    t: t, newKey: newKey, esc: esc, show: show, clock: clock, day: day, since: since, post: post,
     // Counted by both scripts: a recent list fetched before a change of this page is stale.
     state: {changed: 0, voiding: 0}
   };

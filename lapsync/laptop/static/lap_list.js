@@ -14,7 +14,9 @@ window.LapPage.list = (function () {
   var RECENT_URL = recent.dataset.url || "/laps/recent";
   var RECENT_POLL_MS = 3000; // how often other helpers' laps and voids are fetched
   var STORE = "lapsync.uncounted";
-  var MAX_TYPED_AGO_MS = 23 * 3600 * 1000;  // the app takes a typing time up to a day ago
+  // The app takes a typing time up to a day ago: a row typed before this counts when clicked,
+  // and says so.
+  var MAX_TYPED_AGO_MS = 23 * 3600 * 1000;
   var kept = true;           // the last write to localStorage worked
   var KEEP_MS = 7 * 24 * 3600 * 1000;
 
@@ -101,7 +103,7 @@ window.LapPage.list = (function () {
   // runner who shares the number, or (again: the number was never asked) for the number.
   function uncounted(item, text, runners, tooSoon, again) {
     var spec = {id: page.newKey(), number: String(item.number), text: text, tooSoon: Boolean(tooSoon),
-                again: Boolean(again), at: Date.now(), typedAt: item.typedAt || Date.now(),
+                again: Boolean(again), at: Date.now(), typedAt: item.late || item.typedAt || Date.now(),
                 key: item.key || page.newKey(),  // counted from the row at most once
                 runners: (runners || []).map(function (r) {
                   return {id: r.id, name: r.name, "class": r["class"], start_number: r.start_number};
@@ -125,8 +127,28 @@ window.LapPage.list = (function () {
     }) : spec.again ? [button(0, t("count_number", "Count {number}", {number: spec.number}))] : [];
     tr.innerHTML = "<td>" + clock(spec.at) + "</td><td>" + esc(spec.number) + "</td><td>" +
       (one ? esc(one.name) + "</td><td>" + esc(one["class"]) : "</td><td>") +
-      '</td><td><span class="why">' + esc(spec.text) + "</span>" + buttons.join("") + "</td>";
+      '</td><td><span class="why">' + esc(spec.text) + "</span>" + oldNote(spec) + buttons.join("") + "</td>";
     return tr;
+  }
+
+  function tooOld(spec) {
+    return Date.now() - spec.typedAt >= MAX_TYPED_AGO_MS;
+  }
+
+  // A row whose button no longer counts it at the time it was typed says so, with that time.
+  function oldNote(spec) {
+    if (!countable(spec) || !tooOld(spec)) return "";
+    return ' <small class="too-old">' + esc(t("too_old_row", "Typed {date} {time}: too long ago " +
+      "to count at the time it was typed. Its button counts it at the time of the click.",
+      {date: page.day(spec.typedAt), time: clock(spec.typedAt)})) + "</small>";
+  }
+
+  // A row listed while it grows too old gets the note too.
+  function markOld() {
+    Array.prototype.forEach.call(recent.querySelectorAll("tr.not-counted"), function (tr) {
+      var note = tr.spec && !tr.querySelector(".too-old") && oldNote(tr.spec);
+      if (note) tr.querySelector(".why").insertAdjacentHTML("afterend", note);
+    });
   }
 
   function button(index, label) {
@@ -141,17 +163,19 @@ window.LapPage.list = (function () {
     trim();
   }
 
-  // Counting from a row: the number as typed then (it counts at the time it was typed).
+  // Counting from a row: the number as typed then. It counts at the time it was typed, or,
+  // typed too long ago for that, at the time of the click (late: when it was typed; laps.js
+  // says so when it counted).
   recent.addEventListener("click", function (ev) {
     var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
     if (!row || !row.spec || !page.submit) return;
-    var spec = row.spec, runner = spec.runners[Number(button.dataset.index)];
+    var spec = row.spec, runner = spec.runners[Number(button.dataset.index)], late = tooOld(spec);
     row.parentNode.removeChild(row);
     forget(spec);
     // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
     page.submit({number: runner ? String(runner.start_number) : spec.number,
                  runnerId: runner ? runner.id : undefined, fromRow: row, key: spec.key,
-                 typedAt: Date.now() - spec.typedAt < MAX_TYPED_AGO_MS ? spec.typedAt : undefined});
+                 typedAt: late ? undefined : spec.typedAt, late: late ? spec.typedAt : undefined});
     page.focusField();
   });
 
@@ -205,7 +229,7 @@ window.LapPage.list = (function () {
         if (data && data.laps && asked === page.state.changed && !busy()) merge(data.laps);
       }, function () {});
   }
-  setInterval(refreshRecent, RECENT_POLL_MS);
+  setInterval(function () { markOld(); refreshRecent(); }, RECENT_POLL_MS);
 
   // Times as this browser's clock reads them, like the rows this page adds; rows kept from
   // before the reload come back on top.

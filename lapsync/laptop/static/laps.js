@@ -74,6 +74,11 @@
     var note = item.checks ? '<small class="check-note">' + esc(t("checked_counted",
       "Checked after the laptop app answered again: lap {number} is recorded, once.",
       {number: item.number})) + "</small>" : "";
+    if (item.late) {  // a row typed too long ago: counted now, not at the time it was typed
+      note += '<small class="check-note late-note">' + esc(t("counted_late", "Counted at the time " +
+        "of the click: it was typed {date} {time}, too long ago to count at that time.",
+        {date: page.day(item.late), time: page.clock(item.late)})) + "</small>";
+    }
     var moved = res.renumbered;
     if (moved) {
       note += '<small class="check-note renumber-note">' + esc(t("renumbered", "Start number " +
@@ -110,7 +115,7 @@
       return;
     }
     warning = {number: item.number, runnerId: res.runner.id, runner: res.runner, seconds: seconds,
-               shownAt: Date.now(), key: item.key, typedAt: item.typedAt};
+               shownAt: Date.now(), key: item.key, typedAt: item.typedAt, late: item.late};
     show("warn", esc(res.message) + ' <strong class="keys">' +
       esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong> " +
       esc(t("next_number_hint", "Typing the next number leaves it uncounted.")) +
@@ -126,7 +131,7 @@
       return;
     }
     choice = {number: item.number, runners: res.runners, shownAt: Date.now(), key: item.key,
-              typedAt: item.typedAt};
+              typedAt: item.typedAt, late: item.late};
     var buttons = res.runners.map(function (runner, i) {
       return '<button type="button" class="pick" data-pick="' + i + '"><kbd>' + (i + 1) + "</kbd> " +
         esc(runner.name) + " (" + esc(runner["class"]) + ")</button>";
@@ -289,7 +294,8 @@
   function confirmWarning() {
     var w = warning;
     warning = null;
-    submit({number: w.number, confirm: true, runnerId: w.runnerId, key: w.key, typedAt: w.typedAt});
+    submit({number: w.number, confirm: true, runnerId: w.runnerId, key: w.key, typedAt: w.typedAt,
+            late: w.late});
   }
 
   function skip(message) {
@@ -301,7 +307,8 @@
   function pick(index) {
     var c = choice;
     choice = null;
-    submit({number: c.number, runnerId: c.runners[index].id, key: c.key, typedAt: c.typedAt});
+    submit({number: c.number, runnerId: c.runners[index].id, key: c.key, typedAt: c.typedAt,
+            late: c.late});
   }
 
   form.addEventListener("submit", function (ev) {
