@@ -94,6 +94,9 @@ def js_strings() -> dict[str, str]:
                          "Its button counts it at the time of the click."),
         "counted_late": _("Counted at the time of the click: it was typed {date} {time}, too long "
                           "ago to count at that time."),
+        "remove": _("Remove"),
+        "really_remove": _("Really remove?"),
+        "removed": _("Removed from the list: {number} was not counted."),
         "reload": _("Reload the page"),
         "log_in": _("Log in"),
         "void": _("Void"),

@@ -1,6 +1,6 @@
 """The lap page and the helper's login, in real Chromium (Playwright): a login lives 8 h after
 the helper's last action, not 8 h after it was made; a held number typed too long ago says
-that it counts when clicked.
+that it counts when clicked; every row not counted can be removed, with a second press.
 
 The real laptop app on its own SQLite file, served on loopback (test_lap_page.py's Laptop),
 typed by the keyboard with a person's delays. An ended login, and the end of a login's
@@ -18,16 +18,21 @@ from lapsync.laptop.db import connect
 from tests.system.test_lap_page import (
     AUDIO_SPY,
     Laptop,
+    clash,
     end_sessions,
     feedback_is,
     idle,
     lap_times,
     log_in_here,
     open_lap_page,
+    renumbered_at_central,
+    scan,
+    tones,
     typed,
 )
 
 KEPT_PAGE = {"init_script": AUDIO_SPY, "viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
+STORE = "() => JSON.parse(localStorage.getItem('lapsync.uncounted') || '[]').map(s => s.number)"
 HELD = "#recent tbody tr.not-counted"
 
 
@@ -140,5 +145,99 @@ def test_a_held_number_typed_a_day_ago_says_it_counts_when_clicked_and_that_it_d
         idle(page)
         assert laptop.laps() == ["1", "2"]
         assert lap_times(laptop)[-1] >= clicked - 1000   # the app's time of the click
+    finally:
+        context.close()
+
+
+# ---- every row not counted can be removed --------------------------------------------
+
+def test_a_held_number_central_gave_away_is_removed_with_a_second_press(context, laptop):
+    page = open_lap_page(context, laptop)
+    end_sessions(laptop)
+    for number in ("7", "2"):
+        typed(page, number)
+    feedback_is(page, "bad", "Not counted: 7, 2.")
+    renumbered_at_central(laptop, laptop.runners[7], 8, was=7)   # 7 is nobody's now
+    page.locator("#feedback").get_by_role("link", name="Log in").click()
+    log_in_here(page)
+    held = page.locator(HELD)
+    seven = held.filter(has_text="7")
+    seven.get_by_role("button", name="Count 7").click()
+    feedback_is(page, "bad", "No runner has start number 7. Nothing was recorded.")
+    expect(seven).to_have_count(1)           # refused: listed as before, still kept
+    assert page.evaluate(STORE) == ["2", "7"] or page.evaluate(STORE) == ["7", "2"]
+
+    remove = seven.get_by_role("button", name="Remove")
+    remove.dblclick(delay=0)                 # a finger's bounce: the second press too soon
+    expect(seven.locator("button.remove-row")).to_have_text("Really remove?")
+    scan(page, "1")                          # the next runner: it disarms, counts, removes nothing
+    feedback_is(page, "good", "Anna Berg")
+    expect(seven.locator("button.remove-row")).to_have_text("Remove")
+    seven.get_by_role("button", name="Remove").click()
+    expect(seven.locator("button.remove-row")).to_have_text("Really remove?")
+    page.wait_for_timeout(400)               # read before the second press
+    seven.get_by_role("button", name="Really remove?").click()
+    feedback_is(page, "warn", "Removed from the list: 7 was not counted.")
+    assert tones(page)[-1] == "warn"
+    expect(seven).to_have_count(0)
+    expect(page.locator("#start_number")).to_be_focused()
+    assert page.evaluate(STORE) == ["2"]
+    page.reload()
+    page.locator("#lap-form[data-pending]").wait_for()
+    expect(held.locator("td:nth-child(2)")).to_have_text(["2"])  # gone for good; 2 stays
+    idle(page)
+    assert laptop.laps() == ["1"]
+
+
+def test_every_kind_of_row_not_counted_can_be_removed(context, laptop_with_delay):
+    laptop = laptop_with_delay
+    dora = clash(laptop)                     # 17: Cleo Dahl and Dora Eck
+    assert dora
+    page = open_lap_page(context, laptop)
+    typed(page, "1")
+    feedback_is(page, "good", "Anna Berg")
+    for number in ("1", "99", "17", "3"):    # a burst: answers come after it
+        scan(page, number)
+    idle(page)
+    feedback_is(page, "good", "Carl Dorn")
+    rows = page.locator(HELD)
+    expect(rows).to_have_count(3)            # too soon, an unknown number, a shared number
+    for _ in range(3):
+        row = rows.first
+        row.get_by_role("button", name="Remove").click()
+        page.wait_for_timeout(400)
+        row.get_by_role("button", name="Really remove?").click()
+        feedback_is(page, "warn", "Removed from the list")
+    expect(rows).to_have_count(0)
+    assert page.evaluate(STORE) == []
+    page.reload()
+    page.locator("#lap-form[data-pending]").wait_for()
+    expect(rows).to_have_count(0)
+    assert laptop.laps() == ["1", "3"]
+
+
+@pytest.fixture
+def laptop_with_delay(tmp_path, users_template):
+    """A laptop whose lap answers come up to 400 ms late (after a scanner's burst)."""
+    made = Laptop(tmp_path / "slow", users_template, delay_ms=400)
+    yield made
+    made.stop()
+
+
+def test_a_held_row_with_remove_fits_390_px_in_german(browser, laptop):
+    """Needs the German translations of the new texts (Entfernen, Wirklich entfernen?)."""
+    context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        context.clock.install()
+        page = open_lap_page(context, laptop)
+        end_sessions(laptop)
+        typed(page, "37")
+        row = page.locator(HELD)
+        expect(row).to_contain_text("Nicht gezählt: die Anmeldung ist abgelaufen")
+        context.clock.fast_forward("23:30:00")
+        expect(row.locator(".too-old")).to_contain_text("zu lange her")
+        row.get_by_role("button", name="Entfernen").click()
+        expect(row.locator("button.remove-row")).to_have_text("Wirklich entfernen?")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()

@@ -41,6 +41,29 @@ window.LapPage = (function () {
     }
   }
 
+  // A button that takes two presses (Void, Remove): the first arms it for a few seconds, and
+  // a second press sooner than READ_MS after it (a double tap, a bounce) does nothing.
+  var ARM_MS = 4000, READ_MS = 300;
+  function arm(button, label) {
+    button.dataset.armed = String(Date.now());
+    button.dataset.label = button.textContent;
+    button.textContent = label;
+    button.classList.add("armed");
+    button.armTimer = setTimeout(function () { disarm(button); }, ARM_MS);
+  }
+
+  function disarm(button) {
+    clearTimeout(button.armTimer);
+    if (!button.dataset.armed) return;
+    delete button.dataset.armed;
+    button.textContent = button.dataset.label;
+    button.classList.remove("armed");
+  }
+
+  function armedLongEnough(button) {
+    return Date.now() - Number(button.dataset.armed) >= READ_MS;
+  }
+
   function clock(ms) {
     return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
   }
@@ -98,6 +121,7 @@ window.LapPage = (function () {
 
   return {
     t: t, newKey: newKey, esc: esc, show: show, clock: clock, day: day, since: since, post: post,
+    arm: arm, disarm: disarm, armedLongEnough: armedLongEnough,
     // Counted by both scripts: a recent list fetched before a change of this page is stale.
     state: {changed: 0, voiding: 0}
   };

@@ -3,8 +3,10 @@
 // laps and voids fetched every few seconds. laps.js types the laps; lap_voids.js voids.
 //
 // A row for a number left uncounted is kept in the browser's localStorage until it is counted
-// (a week at most): a reload, a new login after the old one ended, another tab or a tab opened
-// again shows it. Its key makes counting it from two tabs count it once.
+// or removed (a week at most): a reload, a new login after the old one ended, another tab or a
+// tab opened again shows it. Its key makes counting it from two tabs count it once. Every such
+// row has a Remove button (two presses, as Void): a number nobody has any more (central gave
+// the runner another) would otherwise stay listed for the week.
 window.LapPage.list = (function () {
   "use strict";
   var page = window.LapPage, t = page.t, esc = page.esc, clock = page.clock;
@@ -127,7 +129,8 @@ window.LapPage.list = (function () {
     }) : spec.again ? [button(0, t("count_number", "Count {number}", {number: spec.number}))] : [];
     tr.innerHTML = "<td>" + clock(spec.at) + "</td><td>" + esc(spec.number) + "</td><td>" +
       (one ? esc(one.name) + "</td><td>" + esc(one["class"]) : "</td><td>") +
-      '</td><td><span class="why">' + esc(spec.text) + "</span>" + oldNote(spec) + buttons.join("") + "</td>";
+      '</td><td><span class="why">' + esc(spec.text) + "</span>" + oldNote(spec) + buttons.join("") +
+      ' <button type="button" class="small remove-row">' + esc(t("remove", "Remove")) + "</button></td>";
     return tr;
   }
 
@@ -167,6 +170,8 @@ window.LapPage.list = (function () {
   // typed too long ago for that, at the time of the click (late: when it was typed; laps.js
   // says so when it counted).
   recent.addEventListener("click", function (ev) {
+    var remove = ev.target.closest("button.remove-row");
+    if (remove) { removeRow(remove); return; }
     var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
     if (!row || !row.spec || !page.submit) return;
     var spec = row.spec, runner = spec.runners[Number(button.dataset.index)], late = tooOld(spec);
@@ -178,6 +183,21 @@ window.LapPage.list = (function () {
                  typedAt: late ? undefined : spec.typedAt, late: late ? spec.typedAt : undefined});
     page.focusField();
   });
+
+  // Removing a row not counted takes two presses, as a void does: the first arms the button
+  // (a digit typed disarms it: lap_voids.js), a second one too soon after it does nothing.
+  function removeRow(button) {
+    var row = button.closest("tr");
+    if (!button.dataset.armed) { page.arm(button, t("really_remove", "Really remove?")); return; }
+    if (!page.armedLongEnough(button)) return;
+    page.disarm(button);
+    row.parentNode.removeChild(row);
+    forget(row.spec);
+    // As a void, shown as a warning (flash and tone): one removed by mistake is not missed.
+    page.show("warn", esc(t("removed", "Removed from the list: {number} was not counted.",
+                            {number: row.spec ? row.spec.number : ""})));
+    if (page.focusField) page.focusField();
+  }
 
   // Other helpers on this laptop (a second screen, a tablet): their laps and voids reach
   // the list every few seconds. Never while a lap or a void is on its way, nor with an

@@ -5,26 +5,9 @@
   var list = document.querySelector("#recent tbody"), field = document.getElementById("start_number");
   if (!list || !field || !window.LapPage) return;
   var page = window.LapPage, t = page.t, esc = page.esc, show = page.show, post = page.post;
-  var ARM_MS = 4000;  // how long a Void button waits for its second press
-  var READ_MS = 300;  // a second press sooner than this after the first (a double tap) does not void
   var tapped = false; // the last press was a finger's: no focus on the field (no keyboard popping up)
 
-  // Void takes two presses: the first arms the button for a few seconds.
-  function arm(button) {
-    button.dataset.armed = String(Date.now());
-    button.dataset.label = button.textContent;
-    button.textContent = t("really_void", "Really void?");
-    button.classList.add("armed");
-    button.armTimer = setTimeout(function () { disarm(button); }, ARM_MS);
-  }
-
-  function disarm(button) {
-    clearTimeout(button.armTimer);
-    if (!button.dataset.armed) return;
-    delete button.dataset.armed;
-    button.textContent = button.dataset.label;
-    button.classList.remove("armed");
-  }
+  var arm = page.arm, disarm = page.disarm;
 
   function voidAnswered(f, res) {
     var row = f.closest("tr"), button = f.querySelector("button");
@@ -51,8 +34,9 @@
     if (!f.classList.contains("void-form")) return;
     ev.preventDefault();
     var voids = /\/void$/.test(f.action), data = new URLSearchParams();
-    if (voids && !button.dataset.armed) { arm(button); return; }
-    if (voids && Date.now() - Number(button.dataset.armed) < READ_MS) return;
+    // Void takes two presses (lap_common.js: arm): a double tap does not void.
+    if (voids && !button.dataset.armed) { arm(button, t("really_void", "Really void?")); return; }
+    if (voids && !page.armedLongEnough(button)) return;
     if (voids) data.append("confirm", "1");  // the second press: void, do not ask again
     page.state.voiding += 1;
     post(f.action, data).then(function (res) { page.state.voiding -= 1; voidAnswered(f, res); }, function () {
