@@ -355,10 +355,15 @@ def serve(launch: Callable[[list[tuple[str, subprocess.Popen]]], str]) -> int:
     previous = signal.signal(signal.SIGTERM, raise_interrupt), \
         signal.signal(signal.SIGINT, signal.default_int_handler)
     running: list[tuple[str, subprocess.Popen]] = []
+    banner = None
     try:
-        print(launch(running), flush=True)
+        banner = launch(running)
+        print(banner, flush=True)
         return supervise(running)
     except KeyboardInterrupt:
+        if banner is not None:  # Ctrl+C right after the banner, before supervise's own try
+            say("Ctrl+C: stopping")
+            return 0
         say("interrupted during start: stopping")
         return 130
     finally:

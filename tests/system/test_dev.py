@@ -207,6 +207,29 @@ def test_a_process_killed_by_a_signal_fails_too():
         dev.stop(running, timeout=5)
 
 
+class CtrlCWhilePrinted(str):
+    """A banner whose printing meets a Ctrl+C: the moment after it is shown, before supervise."""
+
+    def __str__(self) -> str:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("banner, expected", [(CtrlCWhilePrinted("ready"), 0), (None, 130)])
+def test_ctrl_c_after_the_banner_is_a_clean_stop_and_during_start_is_not(banner, expected):
+    started = []
+
+    def launch(running: list) -> str:
+        """Start one process; then the banner, or a Ctrl+C before it."""
+        running.append(("laptop", sleeper()))
+        started.extend(running)
+        if banner is None:
+            raise KeyboardInterrupt
+        return banner
+
+    assert dev.serve(launch) == expected
+    assert started[0][1].returncode == -signal.SIGTERM   # stopped either way
+
+
 def test_stop_kills_what_ignores_sigterm():
     proc = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
                              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
