@@ -39,7 +39,10 @@ SELECT id, at, jump_ms, after_seq FROM clock_jump WHERE {where} ORDER BY rowid L
 
 def boot_ms() -> int:
     """Return the boot clock in ms: time since boot, suspended time included, never set."""
-    clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+    clock = getattr(time, "CLOCK_BOOTTIME", getattr(time, "CLOCK_MONOTONIC", None))
+    if clock is None or not hasattr(time, "clock_gettime_ns"):
+        # Windows has no clock_gettime: its monotonic clock (GetTickCount64) counts suspended time too.
+        return time.monotonic_ns() // 1_000_000
     return time.clock_gettime_ns(clock) // 1_000_000
 
 

@@ -41,6 +41,11 @@ for name in ("poll", "epoll", "devpoll", "kqueue"):
         delattr(select, name)
 if hasattr(socket, "AF_UNIX"):
     del socket.AF_UNIX
+import time
+for name in [n for n in dir(time) if n.startswith(("clock_", "CLOCK_"))] + [
+        "pthread_getcpuclockid", "tzset"]:
+    if hasattr(time, name):
+        delattr(time, name)
 # What Windows has for file locks, for code that falls back to it without fcntl. os.name
 # stays "posix": the standard library's own Windows branches (pathlib, shutil) need Windows.
 msvcrt = types.ModuleType("msvcrt")
@@ -49,7 +54,7 @@ msvcrt.locking = lambda fd, mode, nbytes: None
 sys.modules["msvcrt"] = msvcrt
 '''
 RUNTIME = r'''
-import json, sys, threading, urllib.request
+import json, re, sys, threading, urllib.parse, urllib.request
 from pathlib import Path
 from lapsync.laptop import create_app, scheduler, serve, client
 from lapsync.laptop.client import cli, state, transport
@@ -73,9 +78,16 @@ out["error"] = state.sync_state(__import__("lapsync.laptop.db", fromlist=["conne
 server = create_server(app, host="127.0.0.1", port=0, threads=2)
 thread = threading.Thread(target=server.run, daemon=True)
 thread.start()
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-page = opener.open(f"http://127.0.0.1:{server.effective_port}/login", timeout=10)
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                     urllib.request.HTTPCookieProcessor())
+base = f"http://127.0.0.1:{server.effective_port}"
+page = opener.open(f"{base}/login", timeout=10)
 out["page"], out["server"] = page.status, page.headers.get("Server")
+token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode()).group(1)
+form = urllib.parse.urlencode({"name": "ada", "password": "correct-horse", "csrf_token": token})
+logged_in = opener.open(f"{base}/login", data=form.encode(), timeout=10)  # the login's clock check
+out["login"] = urllib.parse.urlparse(logged_in.geturl()).path, logged_in.status
+out["laps_page"] = opener.open(f"{base}/", timeout=10).read().decode().count('id="start_number"')
 server.close()
 out["log"] = (folder / "logs" / "laptop.log").exists()
 print(json.dumps(out))
@@ -92,4 +104,5 @@ def test_the_laptop_runtime_imports_and_serves_without_posix_only_parts(tmp_path
     assert out["status"] == 0
     assert "cannot be reached" in out["error"]
     assert out["page"] == 200 and out["server"] == "waitress"
+    assert out["login"] == ["/", 200] and out["laps_page"] == 1  # logged in: the lap page
     assert out["log"]
