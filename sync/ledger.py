@@ -45,7 +45,7 @@ RUNNER_UPSERT_ANY = (RUNNER_UPSERT.format(number="excluded.start_number")
 # Each class's spellings with their runners (but one's), in roster order: lapsync/classes.py
 # keeps the most used (ties: the first).
 SPELLINGS = """
-SELECT class, count(*) AS runners FROM runner
+SELECT class, count(*) AS runners, min(start_number) AS first FROM runner
 WHERE merged_into IS NULL AND id IS DISTINCT FROM %s
 GROUP BY class ORDER BY min(start_number), class
 """
@@ -156,6 +156,12 @@ def class_spellings(conn: psycopg.Connection, except_id: str | None = None) -> d
     """Map each class key to the spelling the roster has for it (leaving one runner out)."""
     rows = conn.execute(SPELLINGS, [except_id]).fetchall()
     return classes.preferred((row["class"], row["runners"]) for row in rows)
+
+
+def class_rows(conn: psycopg.Connection) -> list[tuple[str, int, int]]:
+    """Return each stored spelling with its live runners and lowest start number (classes.tallied)."""
+    return [(row["class"], row["runners"], row["first"])
+            for row in conn.execute(SPELLINGS, [None]).fetchall()]
 
 
 class Deltas:

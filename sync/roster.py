@@ -31,11 +31,11 @@ from lapsync.roster_csv import RosterError
 from lapsync.runners import (Imported, RunnerForm, added_text, roster_upload, saved_text,
                              typed_runner, validate_runner)
 
-from . import clock, labels, search
+from . import class_names, clock, labels, search
 from .auth import admin_required, login_required
 from .blocks import check_unreserved, free_gap_end, next_free_number, reserved_ranges
 from .db import connection, get_db, now_ms, write_transaction
-from .ledger import class_spellings, detect_clashes, upsert_runner
+from .ledger import class_rows, class_spellings, detect_clashes, upsert_runner
 from .settings import get_settings
 
 bp = Blueprint("roster", __name__, url_prefix="/runners")
@@ -56,6 +56,13 @@ SELECT id, n, name, class, grade, %(hlc)s, %(origin)s, nextval('change_id_seq')
 FROM unnest(%(ids)s::text[], %(numbers)s::int[], %(names)s::text[], %(classes)s::text[],
             %(grades)s::int[]) WITH ORDINALITY AS t(id, n, name, class, grade, pos)
 ORDER BY pos
+"""
+# Runners of a class the import writes in another spelling: central's edit, like the import.
+RESPELL_MANY = """
+UPDATE runner AS r SET class = t.written, hlc = %(hlc)s, origin = %(origin)s,
+    change_id = nextval('change_id_seq')
+FROM unnest(%(stored)s::text[], %(written)s::text[]) AS t(stored, written)
+WHERE r.class = t.stored
 """
 # The same test detect_clashes applies, for many runners at once: which of them clash?
 CLASHING = """
@@ -156,7 +163,9 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> Imported:
 
     One hlc for the whole import: each runner is its own last-writer-wins register,
     so they may share a timestamp, and 10,000 ticks within one millisecond would
-    overrun the clock's counter. A class the roster has takes its spelling there.
+    overrun the clock's counter. Each class takes the spelling most of the roster's runners
+    and the file's rows have (lapsync/classes.py, tallied): the roster's runners of a class
+    the file's spelling wins are re-spelled with the import's stamp, so laptops pull them.
     """
     with write_transaction(conn):
         existing = [(r["start_number"], r["name"], r["class"]) for r in
@@ -165,10 +174,14 @@ def import_roster(conn: psycopg.Connection, data: bytes) -> Imported:
         following = next_free_number(conn)
         runners = roster_file.parse_roster(data, existing, unreserved_validator(conn),
                                            free_gap_end(conn, following))
-        respelled = classes.unify(runners, class_spellings(conn))
+        roster = class_rows(conn)
+        respelled, moved = classes.unify_with_roster(runners, roster)
         ids = [new_id() for _runner in runners]
+        stamp = {"hlc": clock.tick(conn), "origin": clock.node_id(conn)}
+        conn.execute(RESPELL_MANY, {**stamp, "stored": list(moved), "written": list(moved.values())})
+        class_names.follow(conn, moved, {name for name, _count, _first in roster})
         conn.execute(INSERT_MANY, {
-            "hlc": clock.tick(conn), "origin": clock.node_id(conn), "ids": ids,
+            **stamp, "ids": ids,
             "numbers": [r["start_number"] for r in runners], "names": [r["name"] for r in runners],
             "classes": [r["class"] for r in runners], "grades": [r["grade"] for r in runners]})
         now, by_id = now_ms(), dict(zip(ids, runners))

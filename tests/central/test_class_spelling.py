@@ -11,6 +11,8 @@ import io
 import re
 
 from sync.clock import node_id
+from sync.devices import find_device
+from sync.pull import pull
 from sync.sponsors.pledges import add_pledge
 from tests.central.test_results import late_laps
 from tests.central.test_roster import (_boxes, add, edit, pulled_runners, pushed_runner, runners,
@@ -113,3 +115,50 @@ def test_a_pushed_runner_gets_the_class_s_spelling_and_its_laptop_pulls_it(
     assert (stored["class"], stored["origin"]) == ("8B", node_id(central_db))
     assert stored["hlc"] > stamp
     assert pulled_runners(central_db, device_token)[late]["class"] == "8B"
+
+
+def pulled_since(conn, token: str, cursor: int) -> dict:
+    """Return {runner id: data} of the runners a laptop pulls after cursor."""
+    page = pull(conn, find_device(conn, token), cursor, 1000)
+    return {c["id"]: c["data"] for c in page["changes"] if c["entity"] == "runner"}
+
+
+def test_the_school_s_file_outvotes_a_spelling_typed_once_on_a_laptop(
+        central_admin, central_db, device_token):
+    paul = pushed_runner(central_db, device_token, 90001, "Paul Pohl", "9 a")
+    before = next(r for r in runners(central_db) if r["id"] == paul)
+    central_db.execute("INSERT INTO class_teacher (class_name, email, updated_ms) "
+                       "VALUES ('9 a', 'teacher@school.example', 1)")
+    central_db.execute("INSERT INTO mail_out (to_addr, subject, body_text, kind, class_name, "
+                       "status, created_ms) VALUES ('teacher@school.example', 'List', 'x', "
+                       "'class_list', '9 a', 'queued', 1)")
+    cursor = central_db.execute("SELECT max(change_id) AS n FROM runner").fetchone()["n"]
+    data = "Name,Klasse,Jahrgang\nQuirin Quast,9A,9\nRita Rot,9A,9\nSven Sauer,9a,9\n".encode()
+    assert upload(central_admin, data).status_code == 302
+    assert flashes(central_admin) == [
+        "Imported 3 runners from roster.csv.",
+        "9 a, 9a written as 9A, as most of the roster and the file have it: 2 runners"]
+    assert {c for _n, c in classes(central_db)} == {"9A"}
+    after = next(r for r in runners(central_db) if r["id"] == paul)
+    # Central's own edit, with the import's stamp: every laptop pulls the new spelling.
+    quirin = next(r for r in runners(central_db) if r["name"] == "Quirin Quast")
+    assert (after["hlc"], after["origin"]) == (quirin["hlc"], node_id(central_db))
+    assert after["hlc"] > before["hlc"] and after["change_id"] > before["change_id"]
+    pulled = pulled_since(central_db, device_token, cursor)
+    assert pulled[paul]["class"] == "9A"
+    assert sorted(d["class"] for d in pulled.values()) == ["9A"] * 4
+    # The class teacher's address and the queued class list go with the class.
+    assert central_db.execute("SELECT class_name, email FROM class_teacher").fetchall() == [
+        {"class_name": "9A", "email": "teacher@school.example"}]
+    assert central_db.execute("SELECT class_name FROM mail_out").fetchone() == {"class_name": "9A"}
+
+
+def test_a_tie_keeps_the_roster_s_spelling_and_changes_no_runner_of_the_roster(
+        central_admin, central_db, device_token):
+    paul = pushed_runner(central_db, device_token, 90001, "Paul Pohl", "9 a")
+    before = next(r for r in runners(central_db) if r["id"] == paul)
+    assert upload(central_admin, b"Name,Klasse,Jahrgang\nQuirin Quast,9A,9\n").status_code == 302
+    assert flashes(central_admin) == ["Imported 1 runner from roster.csv.",
+                                      "9A written as 9 a, as on the roster: 1 runner"]
+    assert {c for _n, c in classes(central_db)} == {"9 a"}
+    assert next(r for r in runners(central_db) if r["id"] == paul) == before

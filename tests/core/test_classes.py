@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lapsync.classes import most_used, preferred, respelled_text, spelled, unify
+from lapsync.classes import (most_used, preferred, respelled_text, spelled, tallied, unify,
+                             unify_with_roster)
 from lapsync.names import class_fold
 
 
@@ -44,3 +45,32 @@ def test_an_import_in_one_spelling_reports_nothing():
     runners = [{"class": "8B"}, {"class": "7a"}]
     assert unify(runners, {"8b": "8B"}) == []
     assert [r["class"] for r in runners] == ["8B", "7a"]
+
+
+def rows(*classes_and_numbers):
+    """Return import rows of (class, start number)."""
+    return [{"class": c, "start_number": n} for c, n in classes_and_numbers]
+
+
+def test_central_s_import_counts_the_roster_and_the_file_together():
+    runners = rows(("9A", 11), ("9A", 12), ("9a", 13))
+    notes, moved = unify_with_roster(runners, [("9 a", 1, 9000), ("8B", 2, 1)])
+    assert [r["class"] for r in runners] == ["9A", "9A", "9A"]
+    assert moved == {"9 a": "9A"}  # the roster's runners of 9 a are re-spelled; 8B untouched
+    assert [(n.typed, n.written, n.runners, n.roster_runners) for n in notes] == [
+        (["9 a", "9a"], "9A", 2, 1)]
+    assert respelled_text(notes[0]) == (
+        "9 a, 9a written as 9A, as most of the roster and the file have it: 2 runners")
+
+
+def test_central_s_import_ties_to_the_roster_s_spelling_then_to_the_lowest_number():
+    assert tallied([("9 a", 1, 50)], rows(("9A", 11))) == {"9a": "9 a"}
+    assert tallied([("9 a", 1, 50), ("9a", 1, 40)], rows(("9A", 11))) == {"9a": "9a"}
+    assert tallied([], rows(("9A", 12), ("9 a", 11))) == {"9a": "9 a"}
+    # Spellings of the roster tie among themselves as in migration 0013: the lowest number.
+    assert tallied([("7C", 1, 702), ("7c", 1, 701)], rows(("7 c", 703))) == {"7c": "7c"}
+
+
+def test_central_s_import_in_the_roster_s_spelling_reports_and_moves_nothing():
+    runners = rows(("8B", 5))
+    assert unify_with_roster(runners, [("8B", 3, 1), ("7a", 2, 4)]) == ([], {})
