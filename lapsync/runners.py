@@ -36,7 +36,7 @@ def validate_runner(start_number, name, class_, grade) -> dict:
     if not 1 <= start_number <= MAX_START_NUMBER:
         raise InputError("invalid_start_number",
                          _("Start numbers run from 1 to %(max)s.", max=MAX_START_NUMBER))
-    name, class_ = (unicodedata.normalize("NFC", str(text or "").strip()) for text in (name, class_))
+    name = unicodedata.normalize("NFC", str(name or "").strip())
     if not 1 <= len(name) <= MAX_NAME:
         raise InputError("invalid_name", _("The name must be 1 to %(max)s characters.",
                                            max=MAX_NAME))
@@ -45,12 +45,7 @@ def validate_runner(start_number, name, class_, grade) -> dict:
     if refused_character(name):
         raise InputError("invalid_name", _("The name must not contain invisible characters "
                                            "such as %(char)s.", char=refused_character(name)))
-    if not 1 <= len(class_) <= MAX_CLASS or CONTROL_CHARS.search(class_):
-        raise InputError("invalid_class", _("The class must be 1 to %(max)s characters "
-                                            "on one line.", max=MAX_CLASS))
-    if refused_character(class_):
-        raise InputError("invalid_class", _("The class must not contain invisible characters "
-                                            "such as %(char)s.", char=refused_character(class_)))
+    class_ = clean_class(class_)
     try:
         grade = whole_number(grade)
     except ValueError:
@@ -59,6 +54,18 @@ def validate_runner(start_number, name, class_, grade) -> dict:
         raise InputError("invalid_grade", _("The grade must be %(low)s to %(high)s.",
                                             low=GRADES.start, high=GRADES.stop - 1))
     return {"start_number": start_number, "name": name, "class": class_, "grade": grade}
+
+
+def clean_class(text) -> str:
+    """Return a class name as stored (trimmed, NFC) or raise InputError."""
+    class_ = unicodedata.normalize("NFC", str(text or "").strip())
+    if not 1 <= len(class_) <= MAX_CLASS or CONTROL_CHARS.search(class_):
+        raise InputError("invalid_class", _("The class must be 1 to %(max)s characters "
+                                            "on one line.", max=MAX_CLASS))
+    if refused_character(class_):
+        raise InputError("invalid_class", _("The class must not contain invisible characters "
+                                            "such as %(char)s.", char=refused_character(class_)))
+    return class_
 
 
 def roster_upload(template: str, importer, db, index_endpoint: str):

@@ -27,6 +27,7 @@ from . import (
     auth,
     backup,
     charts,
+    class_rename,
     clock,
     clock_jumps,
     connect_code,
@@ -161,6 +162,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     review.init_app(app)
     clock_jumps.init_app(app)
     roster.init_app(app)
+    class_rename.init_app(app)
     results.init_app(app)
     result_sheets.init_app(app)
     sponsors.init_app(app)

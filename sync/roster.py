@@ -218,10 +218,17 @@ def index():
     """List the runners (search by name or number, filter by class); admins get the actions."""
     query = request.args.get("q", "").strip()[:MAX_RUNNER_NAME]
     class_name = request.args.get("class", "").strip()[:MAX_CLASS + 1]  # too long: no match
+    return roster_page(query, class_name)
+
+
+def roster_page(query: str, class_name: str, rename_error: InputError | None = None) -> str:
+    """Render the runners page (with a refused rename of its class and what was typed)."""
     conn = get_db()
+    classes_ = list_classes(conn)
     return render_template("roster.html", runners=search_runners(conn, query, class_name),
-                           classes=list_classes(conn), q=query, class_name=class_name,
-                           is_admin=g.user["role"] == "admin")
+                           classes=classes_, q=query, class_name=class_name,
+                           is_admin=g.user["role"] == "admin", rename_error=rename_error,
+                           renamable=class_name in classes_)
 
 
 @bp.route("/new", methods=["GET", "POST"])

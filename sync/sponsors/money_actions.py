@@ -30,6 +30,10 @@ def describe_more(action: str, d: dict, currency: str = "EUR") -> str:
             if action == "letters_queued" else \
             _("Queued the list of class %(class_name)s for %(to)s.", class_name=d.get("class"),
               to=d.get("to"))
+    if action == "class_renamed":
+        return _("Renamed class %(old)s to %(new)s: %(runners)s runners (joined: %(joined)s).",
+                 old=d.get("from"), new=d.get("to"), runners=d.get("runners"),
+                 joined=", ".join(d.get("joined") or []) or "–")
     if action == "class_teacher":
         return _("Set the class teacher's address of %(class_name)s to %(to)s.",
                  class_name=d.get("class"), to=d.get("to") or "–")
