@@ -153,9 +153,11 @@ class RunnerForm:
             return None  # the form still opens: a number is typed
 
     def serve(self, runner: dict | None, save: Callable[..., dict],
-              refused: Callable[[InputError], dict], message: Callable[[dict], str]):
+              refused: Callable[[InputError], dict], message: Callable[[dict], str],
+              after: Callable[[dict], str | None] = lambda saved: None):
         """Show the form of runner (GET), or save(*fields) and go back to the list with message."""
-        # refused(error) returns the fields to show again with the error of a refused save.
+        # refused(error) returns the fields to show again with the error of a refused save;
+        # after(saved) a page to go to instead of the list (None: the list).
         if runner is None:
             abort(404, _("There is no such runner."))
         if request.method == "GET":
@@ -165,4 +167,4 @@ class RunnerForm:
         except InputError as exc:
             return self.page(refused(exc), exc, exc.status)
         flash(message(saved))
-        return redirect(url_for(self.index_endpoint))
+        return redirect(after(saved) or url_for(self.index_endpoint))

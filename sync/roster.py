@@ -19,6 +19,7 @@ from flask import (
     g,
     render_template,
     request,
+    url_for,
 )
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
@@ -28,8 +29,8 @@ from lapsync.errors import InputError
 from lapsync.ids import new_id
 from lapsync.protocol import MAX_CLASS, MAX_RUNNER_NAME
 from lapsync.roster_csv import RosterError
-from lapsync.runners import (Imported, RunnerForm, added_text, roster_upload, saved_text,
-                             typed_runner, validate_runner)
+from lapsync.runners import (Imported, RunnerForm, added_text, clean_class, roster_upload,
+                             saved_text, typed_runner, validate_runner)
 
 from . import class_names, clock, labels, search
 from .auth import admin_required, login_required
@@ -239,14 +240,34 @@ def new():
                       lambda exc: typed_runner(), added_text)
 
 
+def _respelled(runner: dict) -> bool:
+    """Tell whether a saved runner's class is written otherwise than the edit form typed it."""
+    return clean_class(request.form.get("class")) != runner["class"]
+
+
+def _edited_text(runner: dict) -> str:
+    """Say which runner was saved, and how its class is written if not as typed."""
+    if not _respelled(runner):
+        return saved_text(runner)
+    return _("Saved %(name)s in class %(class_name)s: the class is written so for all its "
+             "runners. To write it %(typed)s, use “Rename class” below.", name=runner["name"],
+             class_name=runner["class"], typed=clean_class(request.form.get("class")))
+
+
 @bp.route("/<runner_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(runner_id: str):
-    """Edit a runner (admin); laptops take the edit at their next pull (newest edit wins)."""
+    """Edit a runner (admin); laptops take the edit at their next pull (newest edit wins).
+
+    A class typed in another spelling keeps the class's (edit_runner): the runners page of
+    the class, where it can be renamed, says so.
+    """
     return FORM.serve(get_runner(get_db(), runner_id),
                       lambda *fields: edit_runner(get_db(), runner_id, request.form.get("version"),
                                                   *fields),
-                      lambda exc: _refused_edit(runner_id, exc), saved_text)
+                      lambda exc: _refused_edit(runner_id, exc), _edited_text,
+                      lambda runner: url_for("roster.index", **{"class": runner["class"]})
+                      if _respelled(runner) else None)
 
 
 @bp.route("/import", methods=["GET", "POST"])

@@ -10,7 +10,7 @@ import pytest
 from sync.clock import node_id
 from sync.sponsors.money_log import money_log
 from tests.central.test_class_spelling import flashes, pulled_since
-from tests.central.test_roster import add, pushed_runner, runners
+from tests.central.test_roster import add, edit, pushed_runner, runners
 
 
 def rename(client, old: str, new: str, **headers):
@@ -150,3 +150,21 @@ def test_an_unknown_class_is_a_404(central_admin, central_db, device_token):
     answer = rename(central_admin, "9b", "9B")
     assert answer.status_code == 404 and "There is no class 9b." in answer.get_data(as_text=True)
     assert runners(central_db) == before
+
+
+def test_an_edit_to_another_spelling_says_how_the_class_is_written_and_points_to_the_rename(
+        central_admin, central_db, device_token):
+    pushed_runner(central_db, device_token, 90001, "Paul Pohl", "9 a")
+    pushed_runner(central_db, device_token, 90002, "Quirin Quast", "9 a")
+    quirin = runners(central_db)[1]
+    answer = edit(central_admin, quirin, **{"class": "9A"})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/runners/?class=9+a"
+    page = central_admin.get(answer.headers["Location"]).get_data(as_text=True)
+    assert ("Saved Quirin Quast in class 9 a: the class is written so for all its runners. "
+            "To write it 9A, use “Rename class” below.") in page
+    assert 'action="/runners/classes/rename"' in page
+    assert runners(central_db)[1]["class"] == "9 a"
+    # As typed: the plain message, back to the list.
+    answer = edit(central_admin, runners(central_db)[1], **{"class": " 9 a "}, grade="8")
+    assert answer.headers["Location"] == "/runners/"
+    assert flashes(central_admin) == ["Saved Quirin Quast."]
