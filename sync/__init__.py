@@ -27,6 +27,7 @@ from . import (
     auth,
     backup,
     charts,
+    class_names,
     class_rename,
     clock,
     clock_jumps,
@@ -163,6 +164,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     clock_jumps.init_app(app)
     roster.init_app(app)
     class_rename.init_app(app)
+    class_names.init_app(app)
     results.init_app(app)
     result_sheets.init_app(app)
     sponsors.init_app(app)

@@ -10,6 +10,8 @@ import csv
 import io
 import re
 
+import pytest
+
 from sync.clock import node_id
 from sync.devices import find_device
 from sync.pull import pull
@@ -162,3 +164,61 @@ def test_a_tie_keeps_the_roster_s_spelling_and_changes_no_runner_of_the_roster(
                                       "9A written as 9 a, as on the roster: 1 runner"]
     assert {c for _n, c in classes(central_db)} == {"9 a"}
     assert next(r for r in runners(central_db) if r["id"] == paul) == before
+
+
+def mixed_event(client, conn, users) -> None:
+    """Import MIXED (class 8B of 4 runners and 7a) with a lap and a pledge for each runner."""
+    assert upload(client, MIXED).status_code == 302
+    for runner in runners(conn):
+        late_laps(conn, runner["id"], 2)
+        add_pledge(conn, users["ada"], runner["id"],
+                   {"sponsor_name": f"Sponsor {runner['start_number']}", "kind": "fixed",
+                    "rate_cents": "100"})
+
+
+# (the page asked for in another spelling, the page of the class's spelling, what it shows)
+OTHER_SPELLINGS = [
+    ("/sponsors/classes/8b/list", "/sponsors/classes/8B/list", r"<tr data-pledge="),
+    ("/sponsors/classes/8%20b/list", "/sponsors/classes/8B/list", r"<tr data-pledge="),
+    ("/sponsors/letters?class=8b", "/sponsors/letters?class=8B", r'<article class="letter"'),
+    ("/admin/certificates/class/8b", "/admin/certificates/class/8B",
+     r'<article class="certificate"'),
+    ("/sponsors/outstanding?class=8+b", "/sponsors/outstanding?class=8B", r"<tr data-pledge="),
+    ("/sponsors/?class=8b&page=1", "/sponsors/?class=8B&page=1", r"<tr data-pledge="),
+    ("/standings/?class=8b&sort=name", "/standings/?class=8B&sort=name", r"<tr data-runner="),
+    ("/runners/?class=8b", "/runners/?class=8B", r"<tr data-runner="),
+    ("/runners/sheets?class=8b&per_page=2", "/runners/sheets?class=8B&per_page=2",
+     r'class="bib-digits"'),
+    ("/admin/results/classes?class=%EF%BC%98b", "/admin/results/classes?class=8B",
+     r"<tr data-runner="),
+]
+
+
+@pytest.mark.parametrize(("asked", "shown", "row"), OTHER_SPELLINGS)
+def test_a_class_in_another_spelling_in_a_url_goes_to_the_class_s_page(
+        central_admin, central_db, central_users, asked, shown, row):
+    mixed_event(central_admin, central_db, central_users)
+    answer = central_admin.get(asked)
+    assert answer.status_code == 302 and answer.headers["Location"] == shown
+    page = central_admin.get(shown).get_data(as_text=True)
+    assert len(re.findall(row, page)) >= 4
+
+
+def test_a_class_as_spelled_or_unknown_is_the_page_s_to_answer(central_admin, central_db,
+                                                                central_users):
+    mixed_event(central_admin, central_db, central_users)
+    assert central_admin.get("/sponsors/classes/8B/list").status_code == 200
+    answer = central_admin.get("/sponsors/classes/9z/list")
+    assert answer.status_code == 404 and "There is no class 9z." in answer.get_data(as_text=True)
+    assert central_admin.get("/standings/?class=9z").status_code == 200
+    assert central_admin.get("/sponsors/letters?class=").status_code == 200
+    # A form posted with another spelling is not sent elsewhere (a redirect would drop it).
+    answer = central_admin.post("/sponsors/classes/8b/teacher",
+                                data={"email": "", "csrf_token": central_admin.csrf})
+    assert answer.status_code == 404
+
+
+def test_a_visitor_logs_in_first(central_app, central_admin, central_db, central_users):
+    mixed_event(central_admin, central_db, central_users)
+    answer = central_app.test_client().get("/sponsors/classes/8b/list")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
