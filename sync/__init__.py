@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import psycopg
-from flask import Flask, Response, g, redirect, url_for
+from flask import Flask, Response, g, has_request_context, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFProtect
@@ -176,8 +176,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     def navigation() -> dict:
         """The admin menu: only the rooms this build has (each blueprint adds its own)."""
         admin = g.get("user") is not None and g.user["role"] == "admin"
+        room = request.blueprint if has_request_context() else None
+        room = "sponsors" if room in sponsors.BLUEPRINTS else room
         return {"nav": [(endpoint, label) for endpoint, label in NAV if endpoint in app.view_functions
-                        and (admin or endpoint not in ADMIN_NAV)]}
+                        and (admin or endpoint not in ADMIN_NAV)], "nav_room": room}
 
     @app.get("/")
     def index() -> Response:

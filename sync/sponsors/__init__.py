@@ -15,9 +15,12 @@ from . import (
     statement_views,
 )
 
+ROOMS = (mail_views, statement_views, freeze_views, letter_views, class_lists, sponsor_views,
+         payments, money_exports)
+BLUEPRINTS = frozenset(room.bp.name for room in ROOMS)   # the menu's "Sponsors" on each
+
 
 def init_app(app: Flask) -> None:
     """Register the sponsors' pages, exports and commands."""
-    for room in (mail_views, statement_views, freeze_views, letter_views, class_lists,
-                 sponsor_views, payments, money_exports):
+    for room in ROOMS:
         room.init_app(app)

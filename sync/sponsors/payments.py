@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from lapsync.errors import InputError, wants_json
 from lapsync.ids import new_id
@@ -177,16 +178,27 @@ def pay(pledge_id: str):
                            methods=METHODS)
 
 
+def flash_with_statement_link(text: str) -> None:
+    """Flash text followed by a link to the bank statement page, where a transfer waits again."""
+    flash(Markup('{} <a href="{}">{}</a>').format(text, url_for("statement.index"),
+                                                  _("Open the bank statement page")))
+
+
 @bp.post("/payments/<payment_id>/delete")
 @admin_required
 def delete(payment_id: str):
     """Delete a payment recorded by mistake (admin, logged)."""
     payment = delete_payment(get_db(), g.user["id"], payment_id)
     if payment["parts"] > 1:
-        flash(_("Deleted the payment of %(amount)s and the other parts of the same bank "
-                "transfer (%(num)s payments in all); the transfer waits on the bank statement "
-                "page again.", amount=money(payment["amount_cents"], get_db()),
-                num=payment["parts"]))
+        flash_with_statement_link(_(
+            "Deleted the payment of %(amount)s and the other parts of the same bank "
+            "transfer (%(num)s payments in all); the transfer waits on the bank statement "
+            "page again.", amount=money(payment["amount_cents"], get_db()),
+            num=payment["parts"]))
+    elif payment["statement_line_id"] is not None:
+        flash_with_statement_link(_(
+            "Deleted the payment of %(amount)s; its bank transfer waits on the bank statement "
+            "page again.", amount=money(payment["amount_cents"], get_db())))
     else:
         flash(_("Deleted the payment of %(amount)s.",
                 amount=money(payment["amount_cents"], get_db())))
