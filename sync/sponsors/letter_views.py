@@ -7,6 +7,7 @@ import psycopg
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from lapsync.protocol import MAX_CLASS
 
@@ -14,7 +15,7 @@ from ..auth import admin_required, login_required
 from ..db import get_db
 from ..roster import list_classes
 from .freeze import current_freeze, letter_rows
-from .letters import KINDS, gets_letter, letter_context, letter_text, letters, letters_and_left_out
+from .letters import KINDS, gets_letter, letter_batch, letter_context, letter_text
 from .mail import queue_mail
 from .money_log import log_money
 
@@ -66,12 +67,12 @@ def index():
     if class_name is None and pledge is None:
         return render_template("letters_index.html", classes=class_summary(conn),
                                frozen=current_freeze(conn) is not None)
-    found, left_out = letters_and_left_out(conn, class_name=class_name, kind=kind,
-                                           pledge_ids=[pledge] if pledge else None)
+    found, left_out, waiting = letter_batch(conn, class_name=class_name, kind=kind,
+                                            pledge_ids=[pledge] if pledge else None)
     ctx = letter_context(conn)
     title = _("class %(name)s", name=class_name) if class_name else _("one pledge")
     return render_template(
-        "letters.html", letters=found, left_out=left_out, ctx=ctx, title=title,
+        "letters.html", letters=found, left_out=left_out, waiting=waiting, ctx=ctx, title=title,
         class_name=class_name, kind=kind,
         frozen=current_freeze(conn) is not None, is_admin=g.user["role"] == "admin",
         bank_ready=bool(ctx["bank"].get("iban") and ctx["bank"].get("account_holder")),
@@ -88,8 +89,8 @@ def queue():
     if class_name is None:
         abort(400, description=_("Choose a class."))
     ctx = letter_context(conn)
-    found = [letter for letter in letters(conn, class_name=class_name, kind=kind)
-             if letter["row"]["email"]]
+    batch = letter_batch(conn, class_name=class_name, kind=kind)
+    found = [letter for letter in batch.letters if letter["row"]["email"]]
     with conn.transaction():
         for letter in found:
             queue_mail(conn, to=letter["row"]["email"], subject=letter["subject"],
@@ -99,6 +100,13 @@ def queue():
                                                          "count": len(found)})
     flash(ngettext("%(num)s e-mail queued. Check the list, then send it.",
                    "%(num)s e-mails queued. Check the list, then send them.", len(found)))
+    held = [each for each in batch.waiting if each["row"]["email"]]
+    if held:
+        flash(Markup('{} <a href="{}">{}</a>').format(ngettext(
+            "%(num)s reminder was not queued: a bank transfer naming its pledge waits on the "
+            "bank statement page.", "%(num)s reminders were not queued: bank transfers naming "
+            "their pledges wait on the bank statement page.", len(held)),
+            url_for("statement.index"), _("Open the bank statement page")))
     return redirect(url_for("mail.index"))
 
 

@@ -6,9 +6,12 @@ still to pay), "thanks" (a fixed pledge, or any pledge paid in full), or "remind
 is in force (sync/freeze.py). A letter with money outstanding carries the organiser's
 bank details, the pledge's RF reference and a GiroCode for that amount (EUR only: the
 EPC standard knows no other currency). The same paragraphs make the printed letter and
-the e-mail, so both say the same.
+the e-mail, so both say the same. A reminder is held back while a bank transfer naming
+its pledge's reference waits on the statement page: that may well be the money it asks for.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import psycopg
 from flask_babel import format_decimal, ngettext
@@ -22,8 +25,13 @@ from .amounts import money
 from .freeze import letter_rows
 from .girocode import girocode
 from .pledges import format_reference
+from .statement import find_references
 
 KINDS = ("letter", "thanks", "reminder")
+WAITING_SQL = """
+SELECT id, booked_on, amount_cents, purpose, counterparty FROM statement_line
+WHERE payment_id IS NULL AND ignored_ms IS NULL ORDER BY booked_on, id
+"""
 
 
 def letter_kind(row: dict) -> str:
@@ -138,15 +146,24 @@ def of_kind(row: dict, kind: str | None) -> bool:
     return kind is None or letter_kind(row) == kind
 
 
+class LetterBatch(NamedTuple):
+    """The letters of a page, the pledges left out because their runner did not run, and the
+    reminders held back because a bank transfer naming their pledge waits for an admin."""
+
+    letters: list[dict]
+    left_out: list[dict]
+    waiting: list[dict]
+
+
 def letters(conn: psycopg.Connection, **filters) -> list[dict]:
     """Return the letters of a class (or of given pledges), of one kind or each its own."""
-    return letters_and_left_out(conn, **filters)[0]
+    return letter_batch(conn, **filters).letters
 
 
-def letters_and_left_out(conn: psycopg.Connection, *, class_name: str | None = None,
-                         pledge_ids: list[str] | None = None,
-                         kind: str | None = None) -> tuple[list[dict], list[dict]]:
-    """Return letters() and the pledge rows left out because their runner did not run."""
+def letter_batch(conn: psycopg.Connection, *, class_name: str | None = None,
+                 pledge_ids: list[str] | None = None, kind: str | None = None) -> LetterBatch:
+    """Return letters(), the pledge rows left out because their runner did not run and, for
+    reminders, those held back by a waiting transfer ({row, lines})."""
     ctx = letter_context(conn)
     found, left_out = [], []
     for row in letter_rows(conn, class_name=class_name, pledge_ids=pledge_ids):
@@ -155,10 +172,27 @@ def letters_and_left_out(conn: psycopg.Connection, *, class_name: str | None = N
         if not of_kind(row, kind) and (gets_letter(row) or not row["paid_cents"]):
             continue
         if gets_letter(row):
-            found.append(build_letter(row, kind if kind == "reminder" else letter_kind(row), ctx))
+            found.append(row)
         else:
             left_out.append(row)
-    return found, left_out
+    # A reminder to a sponsor whose transfer only waits to be assigned asks for money paid.
+    credits = waiting_credits(conn, found) if kind == "reminder" else {}
+    waiting = [{"row": row, "lines": credits[row["id"]]} for row in found if row["id"] in credits]
+    return LetterBatch([build_letter(row, kind if kind == "reminder" else letter_kind(row), ctx)
+                        for row in found if row["id"] not in credits], left_out, waiting)
+
+
+def waiting_credits(conn: psycopg.Connection, rows: list[dict]) -> dict[str, list[dict]]:
+    """Return, by pledge id, the bank statement credits waiting for an admin (neither booked
+    nor ignored) whose purpose names the pledge's reference: one query for all the rows."""
+    by_reference = {row["reference"]: row["id"] for row in rows}
+    found: dict[str, list[dict]] = {}
+    if not by_reference:
+        return found
+    for line in conn.execute(WAITING_SQL):
+        for reference in find_references(line["purpose"], by_reference)[0]:
+            found.setdefault(by_reference[reference], []).append(line)
+    return found
 
 
 def letter_text(letter: dict, ctx: dict) -> str:

@@ -2,8 +2,9 @@
 
 Central runs on a loopback port with class 5a of tests.central.test_letters; the organiser
 logs in through the form and only taps links: the sponsors' links lead to letters, the
-freeze, the bank statement and the e-mail queue, and a deleted bank payment's message leads
-back to the statement page where its transfer waits. No page scrolls sideways.
+freeze, the bank statement and the e-mail queue, a deleted bank payment's message leads
+back to the statement page where its transfer waits, and the reminders name a transfer
+that waits there instead of asking for money that may be paid. No page scrolls sideways.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from playwright.sync_api import expect
 from sync.sponsors.pledges import format_reference
 from sync.sponsors.statement import import_statement
 from tests.central.test_letters import school  # noqa: F401  (the class 5a fixture)
+from tests.central.test_letters_waiting import waiting_transfer
 from tests.pg import CENTRAL_PASSWORD
 
 KEPT_PAGE = {"timeout_ms": 8_000, "locale": "de-DE", "viewport": {"width": 390, "height": 844}}
@@ -77,4 +79,26 @@ def test_a_deleted_bank_payment_links_to_the_statement_page_where_it_waits(
     flash.get_by_role("link").click()
     expect(page).to_have_url(re.compile(r"/sponsors/statement/$"))
     expect(page.get_by_role("cell", name=purpose)).to_be_visible()
+    assert page.evaluate(FITS)
+
+
+def test_reminders_name_the_transfer_that_waits_and_lead_to_it(page, live_central, central_db,
+                                                               school):  # noqa: F811
+    waiting_transfer(central_db, school)
+    log_in(page, live_central)
+    page.goto(f"{live_central}/sponsors/")
+    tap(page, "letters-link", "/sponsors/letters")
+    page.get_by_role("link", name="Erinnerungen (Klasse 5a)", exact=True).click()
+    expect(page).to_have_url(re.compile(r"kind=reminder"))
+    expect(page.locator("article.letter")).to_have_count(1)           # Opa Berg's only
+    held = page.locator("#waiting-credits")
+    expect(held).to_be_visible()
+    expect(held.locator("li")).to_have_count(2)
+    for sponsor in ("Oma Berg", "Firma Groß"):
+        expect(held.locator("li", has_text=sponsor)).to_contain_text("5,00\xa0€")
+        expect(held.locator("li", has_text=sponsor)).to_contain_text("Hans Müller")
+    assert page.evaluate(FITS)
+    held.locator("#waiting-statement-link").click()
+    expect(page).to_have_url(re.compile(r"/sponsors/statement/$"))
+    expect(page.get_by_role("cell", name="Hans Müller")).to_be_visible()
     assert page.evaluate(FITS)
