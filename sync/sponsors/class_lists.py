@@ -1,14 +1,17 @@
 """The list per class for the class teacher: each pupil's sponsors, amounts, paid and open.
 
 The teacher's e-mail address per class (table class_teacher, central only) is set by an
-admin on the list's page; with it, the list can be queued as an e-mail (sync/mail.py).
+admin on the list's page; with it, the list can be queued as an e-mail (sync/mail.py),
+which is written anew with the figures of the moment it is sent.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import psycopg
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import force_locale, get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from lapsync.errors import InputError
 
@@ -20,7 +23,7 @@ from ..roster import list_classes
 from .amounts import money, sum_rows
 from .freeze import current_freeze, letter_rows
 from .letters import gets_letter, km_text, pledge_text
-from .mail import queue_mail
+from .mail import due_mail, queue_mail
 from .money_log import log_money
 from .pledges import clean_email
 
@@ -105,6 +108,36 @@ def class_list_text(class_name: str, groups: list[dict], total: dict, currency: 
     return "\n".join(lines) + "\n"
 
 
+def class_list_body(conn: psycopg.Connection, class_name: str) -> str:
+    """Return a class's list as the teacher's e-mail text, with the figures of now."""
+    rows = letter_rows(conn, class_name=class_name)
+    return class_list_text(class_name, pupils(rows), sum_rows(rows),
+                           money_settings(conn)["currency"], event_info(conn))
+
+
+def refresh_class_lists(conn: psycopg.Connection, ids: list[int] | None = None) -> int:
+    """Write the due class lists (of ids) anew just before a send; return how many.
+
+    A list states every figure of its class, and any payment, pledge, freeze, void or lap
+    may change one after it was queued: writing it anew when it goes out is simpler and
+    surer than withdrawing it at each of those. Each is written in the language it was
+    queued in; one whose class is gone (renamed) is withdrawn instead.
+    """
+    lists = [mail for mail in due_mail(conn, ids=ids) if mail["kind"] == "class_list"]
+    known, written = set(list_classes(conn)) if lists else set(), 0
+    with conn.transaction():
+        for mail in lists:
+            if mail["class_name"] not in known:
+                conn.execute("UPDATE mail_out SET status = 'withdrawn' WHERE id = %s "
+                             "AND status = 'queued'", [mail["id"]])
+                continue
+            with force_locale(mail["locale"]) if mail["locale"] else nullcontext():
+                body = class_list_body(conn, mail["class_name"])
+            written += conn.execute("UPDATE mail_out SET body_text = %s WHERE id = %s "
+                                    "AND status = 'queued'", [body, mail["id"]]).rowcount
+    return written
+
+
 def known_class(conn: psycopg.Connection, class_name: str) -> str:
     """Return the class name if the roster has it, else abort 404."""
     if class_name not in list_classes(conn):
@@ -144,12 +177,11 @@ def queue(class_name: str):
     email = teacher_email(conn, known_class(conn, class_name))
     if email is None:
         raise InputError("no_teacher", _("Set the class teacher's e-mail address first."), 409)
-    rows, currency, event = letter_rows(conn, class_name=class_name), \
-        money_settings(conn)["currency"], event_info(conn)
-    body = class_list_text(class_name, pupils(rows), sum_rows(rows), currency, event)
+    body = class_list_body(conn, class_name)
     with conn.transaction():
         queue_mail(conn, to=email, subject=_("Sponsors of class %(name)s", name=class_name),
-                   body=body, kind="class_list", class_name=class_name)
+                   body=body, kind="class_list", class_name=class_name,
+                   locale=str(get_locale()))
         log_money(conn, g.user["id"], "class_list_queued", {"class": class_name, "to": email})
     flash(_("The class list is queued for %(email)s. Check the list, then send it.", email=email))
     return redirect(url_for("mail.index"))

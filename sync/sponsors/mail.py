@@ -31,16 +31,17 @@ SMTP_TIMEOUT_S = 20
 KINDS = ("letter", "reminder", "thanks", "class_list")
 WITH_FIGURES = ("letter", "reminder", "thanks")   # a sponsor's mails that state its amounts
 QUEUE_COLUMNS = ("id, to_addr, subject, body_text, body_html, kind, pledge_id, class_name, "
-                 "status, attempts, last_error, next_try_ms, created_ms, sent_ms")
+                 "status, attempts, last_error, next_try_ms, created_ms, sent_ms, locale")
 
 
 def queue_mail(conn: psycopg.Connection, *, to: str, subject: str, body: str, kind: str,
                html: str | None = None, pledge_id: str | None = None,
-               class_name: str | None = None) -> int:
+               class_name: str | None = None, locale: str | None = None) -> int:
     """Queue one mail (caller's transaction; nothing is sent); return its id.
 
     A mail of the same kind for the same pledge or class that is still queued is
-    replaced, so queuing the letters twice never sends two.
+    replaced, so queuing the letters twice never sends two. locale is the language it is
+    written in, for a class list written anew when it is sent.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
@@ -49,9 +50,10 @@ def queue_mail(conn: psycopg.Connection, *, to: str, subject: str, body: str, ki
                  [kind, pledge_id, class_name])
     return conn.execute(
         "INSERT INTO mail_out (to_addr, subject, body_text, body_html, kind, pledge_id, "
-        "class_name, status, attempts, next_try_ms, created_ms) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, 'queued', 0, 0, %s) RETURNING id",
-        [to, subject, body, html, kind, pledge_id, class_name, now_ms()]).fetchone()["id"]
+        "class_name, status, attempts, next_try_ms, created_ms, locale) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, 'queued', 0, 0, %s, %s) RETURNING id",
+        [to, subject, body, html, kind, pledge_id, class_name, now_ms(),
+         locale]).fetchone()["id"]
 
 
 def withdraw_mail(conn: psycopg.Connection, pledge_id: str) -> int:

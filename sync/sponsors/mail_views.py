@@ -11,6 +11,7 @@ from lapsync.errors import InputError
 from ..auth import admin_required, login_required
 from ..bank_settings import bank_mail_settings
 from ..db import connection, get_db, write_transaction
+from .class_lists import refresh_class_lists
 from .mail import due_mail, mail_counts, mail_list, send_due
 from .money_log import log_money
 
@@ -19,6 +20,7 @@ bp = Blueprint("mail", __name__, url_prefix="/sponsors/mail")
 
 def send_and_log(conn, user_id: str | None, ids: list[int] | None = None) -> dict:
     """Send the due mails (of ids) and log who sent how many; return the counts."""
+    refresh_class_lists(conn, ids)
     report = send_due(conn, ids=ids)
     if any(report.values()):
         with write_transaction(conn):

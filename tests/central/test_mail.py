@@ -9,19 +9,24 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from aiosmtpd.controller import Controller
 
 from lapsync.devkit.processes import free_port
+from lapsync.protocol import validate_push
 from sync.bank_settings import save_bank_mail
 from sync.db import write_transaction
+from sync.devices import find_device
+from sync.push import push
+from sync.sponsors.freeze import decide, freeze_results
 from sync.sponsors.mail import backoff_ms, due_mail, mail_list, queue_mail, send_due
 from sync.sponsors.payments import add_payment, delete_payment
 from sync.sponsors.pledges import delete_pledge, edit_pledge
 from sync.sponsors.statement import record_payment
 from tests.central.test_letters import school  # noqa: F401  (class 5a with pledges)
+from tests.pg import Outbox, register
 
 SENDER = "Sponsorenlauf <lauf@schule.de>"
 
@@ -298,3 +303,90 @@ def test_a_payment_to_a_pledge_with_nothing_queued_withdraws_nothing(central_db,
     logged = central_db.execute("SELECT details FROM money_log WHERE action = 'payment_add' "
                                 "ORDER BY id DESC LIMIT 1").fetchone()["details"]
     assert "withdrawn_mail" not in logged
+
+
+def queue_class_list(admin, language: str = "de-DE,de;q=0.9") -> None:
+    """Set class 5a's teacher and queue its list as the class list page does, in a language."""
+    admin.post("/sponsors/classes/5a/teacher", data={"csrf_token": admin.csrf,
+                                                     "email": "lehrerin@schule.de"})
+    admin.post("/sponsors/classes/5a/queue", data={"csrf_token": admin.csrf},
+               headers={"Accept-Language": language})
+
+
+def class_total(amount: str, paid: str, still_open: str) -> str:
+    """Return the German class list's total line."""
+    return f"Klasse gesamt: {amount}\xa0€ erlaufen, {paid}\xa0€ bezahlt, {still_open}\xa0€ offen."
+
+
+def change_the_class(conn, made: dict, how: str) -> None:
+    """Change class 5a's figures after its list was queued."""
+    if how == "payment":
+        add_payment(conn, made["admin"], made["ids"]["firma"],
+                    {"amount_cents": "20", "paid_on": "2025-07-02", "method": "cash"})
+    elif how == "pledge added":
+        made["pledge"](made["ben"], "Tante Lap", "fixed", "5")
+    else:   # laps arrive from a second laptop (accepted into the freeze, if there is one)
+        box = Outbox()
+        box.lap(made["ben"])
+        box.lap(made["ben"])
+        push(conn, find_device(conn, register(conn, "laptop-b")), validate_push(box.body()))
+        if how == "laps accepted into the freeze":
+            decide(conn, made["admin"], made["ids"]["ben"], accept=True)
+
+
+@pytest.mark.parametrize("how, total", [
+    ("payment", ("43,00", "34,00", "9,00")), ("pledge added", ("48,00", "14,00", "34,00")),
+    ("laps arrive", ("45,00", "14,00", "31,00")),
+    ("laps accepted into the freeze", ("45,00", "14,00", "31,00"))])
+def test_a_queued_class_list_goes_out_with_the_figures_of_its_sending(
+        central_app, central_admin, central_db, school, smtp, how, total):  # noqa: F811
+    inbox, port = smtp
+    configure(central_db, port)
+    if how == "laps accepted into the freeze":
+        freeze_results(central_db, school["admin"])
+    queue_class_list(central_admin)
+    (queued,) = due_mail(central_db)
+    assert class_total("43,00", "14,00", "29,00") in queued["body_text"]
+    change_the_class(central_db, school, how)
+    # Sent from the command line (English): the list is in the German it was queued in.
+    result = central_app.test_cli_runner().invoke(args=["send-mail"])
+    assert result.exit_code == 0 and "Sent 1 e-mails" in result.output
+    ((to, message),) = inbox.messages
+    body = lines(message)
+    assert to == ["lehrerin@schule.de"] and message["Subject"] == "Sponsoren der Klasse 5a"
+    assert body.startswith("Sponsoren der Klasse 5a – Sponsorenlauf 2025\n")
+    assert class_total(*total) in body
+    if how.startswith("laps"):
+        assert "8 Ben Cruz: 2 Runden, 0,8 km – erlaufen 2,00\xa0€, offen 2,00\xa0€" in body
+    stored = central_db.execute("SELECT status, body_text FROM mail_out").fetchone()
+    assert stored == {"status": "sent", "body_text": body}    # the record says what went out
+
+
+def test_the_mail_page_says_when_each_mail_was_queued_and_that_lists_are_written_anew(
+        central_admin, central_db, school):  # noqa: F811
+    queue_class_list(central_admin, "en")
+    queue(central_db, to="eva@example.org", subject="Ihr Brief", body="Hallo", pledge_id="p1")
+    central_db.execute("UPDATE mail_out SET created_ms = %s WHERE kind = 'class_list'",
+                       [int(datetime(2026, 12, 8, 15, 13).timestamp() * 1000)])
+    page = central_admin.get("/sponsors/mail/", headers={"Accept-Language": "en"}).get_data(
+        as_text=True)
+    for table in ("due-mail", "mail-list"):
+        rows = page[page.index(f'id="{table}"'):]
+        rows = rows[:rows.index("</table>")]
+        assert "<th>Queued at</th>" in rows
+        queued_at = re.findall(r'<td class="queued-at">([^<]+)</td>', rows)
+        assert len(queued_at) == 2 and sum("2026-12-08 15:13" in q for q in queued_at) == 1
+        assert rows.count("written anew with the latest figures when sent") == 1
+
+
+def test_a_queued_list_of_a_class_that_is_gone_is_withdrawn_not_sent(
+        central_app, central_admin, central_db, school, smtp):  # noqa: F811
+    inbox, port = smtp
+    configure(central_db, port)
+    queue_class_list(central_admin)
+    central_db.execute("UPDATE runner SET class = '5b' WHERE class = '5a'")
+    result = central_app.test_cli_runner().invoke(args=["send-mail"])
+    assert result.exit_code == 0 and inbox.messages == []
+    assert [m["status"] for m in mail_list(central_db)] == ["withdrawn"]
+    page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
+    assert "withdrawn: there is no class of this name any more; queue its list again" in page
