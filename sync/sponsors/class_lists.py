@@ -77,9 +77,10 @@ def pupil_line(pupil: dict, currency: str) -> str:
     """Return a pupil's line of the teacher's e-mail: laps (or did not run) and money."""
     amount = money(pupil["total"]["amount_cents"], currency=currency)
     still_open = money(pupil["total"]["outstanding_cents"], currency=currency)
-    if not ran(pupil):   # no lap that counts: never "0 laps, 0 km"
-        return _("%(number)s %(name)s: did not run (no lap that counts) – raised %(amount)s, "
-                 "open %(open)s", number=pupil["start_number"], name=pupil["name"],
+    if not ran(pupil):   # no lap that counts: never "0 laps, 0 km", nor "raised"
+        # Only fixed pledges owe anything then: promised, not run for.
+        return _("%(number)s %(name)s: did not run (no lap that counts) – fixed pledges "
+                 "%(amount)s, open %(open)s", number=pupil["start_number"], name=pupil["name"],
                  amount=amount, open=still_open)
     return _("%(number)s %(name)s: %(laps)s, %(km)s km – raised %(amount)s, open %(open)s",
              number=pupil["start_number"], name=pupil["name"],

@@ -10,7 +10,9 @@ one per class, each ending in a total row.
 
 Outstanding never goes below 0: what a sponsor paid beyond the pledge is in a column of
 its own (overpaid), as the pages show it, so that each column's sum is the page's figure
-(sum_rows). Each pledge carries the RF reference its letter prints and the postal address.
+(sum_rows). Each pledge carries the RF reference its letter prints and the postal address,
+then whether its runner did not run and whether a letter goes out for it (a pledge per lap or
+km of a runner who did not run owes nothing and gets none).
 """
 from __future__ import annotations
 
@@ -34,17 +36,20 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from ..auth import login_required
 from ..db import get_db
 from ..money_settings import money_settings
-from ..results import GermanDecimal, excel_safe, export_filename
+from ..results import GermanDecimal, excel_safe, export_filename, ran
 from ..settings import get_settings
 from ..workbooks import XLSX_TYPE, cell, download, sheet_title
 from .amounts import sum_rows
 from .freeze import letter_rows
+from .letters import gets_letter
 from .pledges import KINDS, format_reference
 from .sponsor_views import kind_label
 
 bp = Blueprint("money_exports", __name__, url_prefix="/sponsors")
+# did_not_run and letter come last: columns that were there keep their places.
 COLUMNS = ("sponsor", "email", "start_number", "name", "class", "kind", "rate", "cap", "laps",
-           "distance_m", "amount", "paid", "outstanding", "overpaid", "reference", "address")
+           "distance_m", "amount", "paid", "outstanding", "overpaid", "reference", "address",
+           "did_not_run", "letter")
 MONEY = frozenset(COLUMNS.index(c) for c in ("rate", "cap", "amount", "paid", "outstanding",
                                              "overpaid"))
 ADDRESS = COLUMNS.index("address")
@@ -59,7 +64,8 @@ def labels() -> list[str]:
     """Return the column headings in the reader's language (the workbook and German CSV)."""
     return [_("Sponsor"), _("E-mail"), _("Start number"), _("Name"), _("Class"), _("Kind"),
             _("Pledge"), _("Cap"), _("Laps"), _("Distance (m)"), _("Amount"), _("Paid"),
-            _("Outstanding"), _("Overpaid"), _("Payment reference"), _("Address")]
+            _("Outstanding"), _("Overpaid"), _("Payment reference"), _("Address"),
+            _("Did not run"), _("Letter")]
 
 
 def safe_text(value: str | None) -> str:
@@ -92,6 +98,7 @@ class Style:
     kind: Callable[[str], str]
     money: Callable[[int | None], object]
     distance: Callable[[int | float | None], object]
+    words: Callable[[], tuple[str, str]] = lambda: ("yes", "no")
     delimiter: str = ","
 
 
@@ -101,28 +108,32 @@ ENGLISH = Style(lambda: list(COLUMNS), safe_text, str, money_cells(units, ""),
 # amounts-de.csv (written under force_locale("de")): German Excel's ";" and 5,00.
 GERMAN = Style(labels, safe_text, kind_label,
                money_cells(lambda cents: GermanDecimal(units(cents), 2, trim=False), ""),
-               lambda metres: "" if metres is None else GermanDecimal(metres, 2), ";")
+               lambda metres: "" if metres is None else GermanDecimal(metres, 2),
+               lambda: (_("yes"), _("no")), ";")
 # amounts.xlsx: numbers stay numbers; text cells become string cells (workbooks.cell).
 SHEET = Style(labels, lambda text: text or None, kind_label, money_cells(units, None),
-              lambda metres: metres)
+              lambda metres: metres, lambda: (_("yes"), _("no")))
 
 
 def named_once(style: Style) -> Style:
-    """Return style with each kind named once: a gettext call per pledge costs as much as the rest."""
-    names = {kind: style.kind(kind) for kind in KINDS}
-    return replace(style, kind=lambda kind: names.get(kind, kind))
+    """Return style with each kind (and yes, no) named once: a gettext call per pledge costs as
+    much as the rest."""
+    names, words = {kind: style.kind(kind) for kind in KINDS}, style.words()
+    return replace(style, kind=lambda kind: names.get(kind, kind), words=lambda: words)
 
 
 def export_row(row: dict, style: Style) -> list:
-    """Return one pledge as cells in style: outstanding never below 0, overpayment apart."""
-    owed = row["outstanding_cents"]
+    """Return one pledge as cells in style: outstanding never below 0, overpayment apart,
+    then whether its runner did not run (yes or empty) and whether a letter goes out."""
+    owed, (yes, no) = row["outstanding_cents"], style.words()
     return [style.text(row["sponsor_name"]), style.text(row["email"]), row["start_number"],
             style.text(row["name"]), style.text(row["class"]), style.kind(row["kind"]),
             style.money(row["rate_cents"]), style.money(row["cap_cents"]), row["laps"],
             style.distance(row["distance_m"]), style.money(row["amount_cents"]),
             style.money(row["paid_cents"]), style.money(max(owed, 0)),
             style.money(max(-owed, 0)), format_reference(row["reference"]),
-            style.text(row["address"])]
+            style.text(row["address"]), style.text(None if ran(row) else yes),
+            yes if gets_letter(row) else no]
 
 
 def amounts_csv(rows: list[dict], style: Style = ENGLISH) -> str:

@@ -290,3 +290,26 @@ def test_lifting_the_freeze_is_refused_when_the_list_changed_and_a_kept_figure_g
     assert "Gave up the kept figure of Firma for 1 Anna: €25.00 (was €20.00)." in texts
     assert ("Lifted the freeze of the results. Letters that changed: Oma for 1 Anna "
             "€5.00 → €4.50. Kept figures that stay: 1.") in texts
+
+
+def test_the_changes_page_says_did_not_run_not_0_laps(central_admin, central_db, event):
+    carl = event["box"].runner(3, "Carl", "5a")          # on the roster, never ran
+    event["send"]()
+    freeze_results(central_db, event["admin"])
+    for lap_id in event["laps"][event["ben"]]:           # every lap of Ben's voided in review
+        lap = lap_state(central_db, lap_id)
+        void_lap(central_db, event["admin"], lap["id"], lap["version"])
+    bakery = add_pledge(central_db, event["admin"], carl, {"sponsor_name": "Bäckerei",
+                                                           "kind": "fixed", "rate_cents": "10"})
+    page = central_admin.get("/sponsors/changes", headers={"Accept-Language": "en"}).get_data(
+        as_text=True)
+
+    def cells(pledge_id: str) -> tuple[str, str]:
+        """Return a case's frozen and new figures as the page writes them, tags stripped."""
+        row = page[page.index(f'<tr data-pledge="{pledge_id}"'):]
+        row = row[:row.index("</tr>")]
+        return tuple(re.sub(r"<[^>]+>", "", re.search(f'<td class="{which}">(.*?)</td>', row,
+                                                      re.S).group(1)) for which in ("old", "new"))
+    assert cells(event["tante"]) == ("4 laps, 1.60 km: €4.00", "did not run: €0.00")
+    assert cells(bakery) == ("–", "did not run: €10.00")
+    assert "0 laps" not in page

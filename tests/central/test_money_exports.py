@@ -18,6 +18,7 @@ from sync.sponsors.pledges import add_pledge, format_reference
 from sync.settings import set_setting
 from sync.workbooks import sheet_title
 from tests.central.test_results import BOM, run
+from tests.pg import register
 
 HEADERS = {"en": {"Accept-Language": "en-US,en;q=0.9"}, "de": {"Accept-Language": "de-DE,de;q=0.9"}}
 # The sponsors page's money: "€1,234.50" in English, "1.234,50 €" in German.
@@ -120,7 +121,7 @@ def test_the_workbook_carries_reference_address_and_text_as_text(central_viewer,
     sponsors = {row[0]: row for row in sheet_rows(book.worksheets[0])[1:-1]}
     refs = references(central_db)
     assert sponsors["Oma"] == ["Oma", "oma@example.org", 1, "Anna Berg", "5a", "per lap", 0.5, None,
-                               10, 4000, 5, 1.5, 3.5, 0, refs[pledges["oma"]], ADDRESS]
+                               10, 4000, 5, 1.5, 3.5, 0, refs[pledges["oma"]], ADDRESS, None, "yes"]
     assert sponsors['=HYPERLINK("x")'][5:14] == ["per km", 1.25, 4, 10, 4000, 4, 0, 4, 0]  # text, no formula
     assert sponsors["Tante Eva; Köln"][10:15] == [20, 25, 0, 5, refs[pledges["eva"]]]
     assert book.worksheets[0].cell(row=3, column=COLUMNS.index("address") + 1).alignment.wrap_text
@@ -139,8 +140,9 @@ def test_the_german_csv_adds_up_to_the_german_page(central_viewer, central_db, p
     refs = references(central_db)
     text = data.decode("utf-8-sig")
     assert ('"Tante Eva; Köln";"";2;"Ben Cruz";"6b";"fest";20,00;"";3;1200;20,00;25,00;0,00;5,00;'
-            f'"{refs[pledges["eva"]]}";""\r\n') in text
-    assert f'"pro Runde";0,50;"";10;4000;5,00;1,50;3,50;0,00;"{refs[pledges["oma"]]}";"{ADDRESS}"\r\n' in text
+            f'"{refs[pledges["eva"]]}";"";"";"ja"\r\n') in text
+    assert (f'"pro Runde";0,50;"";10;4000;5,00;1,50;3,50;0,00;"{refs[pledges["oma"]]}";"{ADDRESS}";'
+            '"";"ja"\r\n') in text
 
 
 def test_amounts_csv_bytes(central_viewer, central_db, pledges):
@@ -151,13 +153,13 @@ def test_amounts_csv_bytes(central_viewer, central_db, pledges):
     assert response.get_data() == (
         "\ufeff"
         '"sponsor","email","start_number","name","class","kind","rate","cap","laps","distance_m",'
-        '"amount","paid","outstanding","overpaid","reference","address"\r\n'
+        '"amount","paid","outstanding","overpaid","reference","address","did_not_run","letter"\r\n'
         f'"\'=HYPERLINK(""x"")","",1,"Anna Berg","5a","per_km",1.25,4.00,10,4000,4.00,0.00,4.00,0.00,'
-        f'"{refs[pledges["firma"]]}",""\r\n'
+        f'"{refs[pledges["firma"]]}","","","yes"\r\n'
         '"Oma","oma@example.org",1,"Anna Berg","5a","per_lap",0.50,"",10,4000,5.00,1.50,3.50,0.00,'
-        f'"{refs[pledges["oma"]]}","{ADDRESS}"\r\n'
+        f'"{refs[pledges["oma"]]}","{ADDRESS}","","yes"\r\n'
         '"Tante Eva; Köln","",2,"Ben Cruz","6b","fixed",20.00,"",3,1200,20.00,25.00,0.00,5.00,'
-        f'"{refs[pledges["eva"]]}",""\r\n'
+        f'"{refs[pledges["eva"]]}","","","yes"\r\n'
     ).encode("utf-8")
 
 
@@ -188,7 +190,7 @@ def test_exports_without_pledges(central_viewer):
         assert central_viewer.get(f"/sponsors/{path}").get_data().count(b"\r\n") == 1
     book = openpyxl.load_workbook(io.BytesIO(central_viewer.get("/sponsors/amounts.xlsx").get_data()))
     assert book.sheetnames == ["All pledges"]
-    assert sheet_rows(book.worksheets[0])[1] == ["Total"] + [None] * 9 + [0, 0, 0, 0, None, None]
+    assert sheet_rows(book.worksheets[0])[1] == ["Total"] + [None] * 9 + [0, 0, 0, 0] + [None] * 4
 
 
 def test_an_overpaid_pledge_shows_what_was_overpaid_not_a_negative_outstanding(
@@ -199,3 +201,38 @@ def test_an_overpaid_pledge_shows_what_was_overpaid_not_a_negative_outstanding(
     assert "overpaid by €5.00" in outstanding and "-" not in outstanding
     class_list = central_viewer.get("/sponsors/classes/6b/list").get_data(as_text=True)
     assert "overpaid by €5.00" in class_list and "-€5.00" not in class_list
+
+
+def test_pledges_of_a_runner_who_did_not_run_are_marked_last_with_whether_a_letter_goes_out(
+        central_viewer, central_db, pledges):
+    carl = run(central_db, register(central_db, "laptop-b"), [(3, "Carl Dorn", "6b", 0)])["Carl Dorn"]
+    for name, kind, rate in (("Onkel Lap", "per_lap", "1"), ("Bäckerei Dorn", "fixed", "10")):
+        add_pledge(central_db, None, carl, {"sponsor_name": name, "kind": kind, "rate_cents": rate})
+    files = {"en": ("amounts.csv", ",", "did_not_run", ("yes", "no")),
+             "de": ("amounts-de.csv", ";", "Nicht gelaufen", ("ja", "nein"))}
+    for path, delimiter, heading, (yes, no) in files.values():
+        text = central_viewer.get(f"/sponsors/{path}").get_data().decode("utf-8-sig")
+        header, *rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        assert len(header) == len(COLUMNS) and header[-2] == heading, path
+        marks = {row[0]: row[-2:] for row in rows}
+        assert marks == {"Onkel Lap": [yes, no], "Bäckerei Dorn": [yes, yes], "Oma": ["", yes],
+                         '\'=HYPERLINK("x")': ["", yes], "Tante Eva; Köln": ["", yes]}, path
+        assert {row[0]: row[COLUMNS.index("address")] for row in rows}["Oma"] == ADDRESS
+    for lang, (yes, no) in (("en", ("yes", "no")), ("de", ("ja", "nein"))):
+        book = openpyxl.load_workbook(io.BytesIO(central_viewer.get(
+            "/sponsors/amounts.xlsx", headers=HEADERS[lang]).get_data()))
+        header, *rows, total = sheet_rows(book["6b"])
+        assert header[-2] == {"en": "Did not run", "de": "Nicht gelaufen"}[lang]
+        assert header[-1] == "Letter" or lang == "de"
+        assert total[-2:] == [None, None]
+        assert {row[0]: row[-2:] for row in rows} == {
+            "Onkel Lap": [yes, no], "Bäckerei Dorn": [yes, yes], "Tante Eva; Köln": [None, yes]}
+
+
+def test_the_german_files_head_the_letter_column_brief(central_viewer, central_db):
+    # Needs the German catalogue's "Letter" -> "Brief".
+    text = central_viewer.get("/sponsors/amounts-de.csv").get_data().decode("utf-8-sig")
+    assert text.splitlines()[0].endswith('"Nicht gelaufen";"Brief"')
+    book = openpyxl.load_workbook(io.BytesIO(central_viewer.get(
+        "/sponsors/amounts.xlsx", headers=HEADERS["de"]).get_data()))
+    assert sheet_rows(book.worksheets[0])[0][-2:] == ["Nicht gelaufen", "Brief"]
