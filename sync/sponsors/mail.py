@@ -6,7 +6,8 @@ SMTP settings (sync/bank_settings.py). Each send takes the queued mails that are
 over one SMTP connection. A mail the server refuses for now (a 4xx answer, a dropped
 connection, no server) stays queued with its error and waits BACKOFF_S x 2^(attempts-1)
 (at most MAX_BACKOFF_S) before the next send takes it; after MAX_ATTEMPTS, or at a
-permanent refusal (5xx), it is failed and shown as such.
+permanent refusal (5xx), it is failed and shown as such. Its last error is kept as one
+plain English sentence (error_text) that the mail page shows in the reader's language.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import psycopg
 from flask_babel import gettext as _
 
 from lapsync.errors import InputError
+from lapsync.i18n import N_
 
 from ..bank_settings import bank_mail_settings
 from ..db import now_ms, write_transaction
@@ -88,6 +90,14 @@ def mail_list(conn: psycopg.Connection, limit: int = 500) -> list[dict]:
                         "ORDER BY id DESC LIMIT %s", [limit]).fetchall()
 
 
+def waiting_retry(conn: psycopg.Connection, now: int | None = None) -> dict:
+    """Return how many queued mails wait for their next try after a failure ("count") and
+    from when a send takes the first of them again ("next_ms", None without any)."""
+    return conn.execute("SELECT count(*) AS count, min(next_try_ms) AS next_ms FROM mail_out "
+                        "WHERE status = 'queued' AND next_try_ms > %s",
+                        [now_ms() if now is None else now]).fetchone()
+
+
 def mail_counts(conn: psycopg.Connection) -> dict:
     """Return how many mails are queued, sent, failed and withdrawn."""
     rows = conn.execute("SELECT status, count(*) AS n FROM mail_out GROUP BY status")
@@ -150,15 +160,66 @@ def backoff_ms(attempts: int) -> int:
     return min(BACKOFF_S * 2 ** (attempts - 1), MAX_BACKOFF_S) * 1000
 
 
+def server_answer(exc: Exception) -> str:
+    """Return an SMTP server's answer as it gave it: code and text ("451 4.3.0 Try later")."""
+    text = getattr(exc, "smtp_error", b"")
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{getattr(exc, 'smtp_code', '')} {text}".strip()
+
+
+def error_text(exc: Exception, server: str) -> str:
+    """Say in one plain English sentence why a mail did not go out (the catalogue has each,
+    so that the mail page shows it in the reader's language: lapsync.i18n.recorded_text)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        to, (code, text) = next(iter(exc.recipients.items()))
+        return N_("The mail server refused the address %(to)s: %(answer)s") % {
+            "to": to, "answer": server_answer(smtplib.SMTPResponseException(code, text))}
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return N_("The mail server did not accept the user name and password (%(server)s).") \
+            % {"server": server}
+    if isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPHeloError)):
+        return N_("The mail server refused the connection (%(server)s): %(answer)s") % {
+            "server": server, "answer": server_answer(exc)}
+    if isinstance(exc, smtplib.SMTPResponseException):
+        if is_permanent(exc):
+            return N_("The mail server refused the e-mail: %(answer)s") % {
+                "answer": server_answer(exc)}
+        return N_("The mail server refused the e-mail for now: %(answer)s") % {
+            "answer": server_answer(exc)}
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return N_("The mail server closed the connection (%(server)s).") % {"server": server}
+    return connection_error_text(exc, server)
+
+
+def connection_error_text(exc: Exception, server: str) -> str:
+    """Say why the mail server could not be reached or spoken to, in one English sentence."""
+    if isinstance(exc, ConnectionRefusedError):
+        message = N_("The mail server refused the connection (%(server)s).")
+    elif isinstance(exc, socket.gaierror):
+        message = N_("The mail server's name was not found (%(server)s).")
+    elif isinstance(exc, TimeoutError):
+        message = N_("The mail server did not answer in time (%(server)s).")
+    elif isinstance(exc, ssl.SSLError):
+        message = N_("The encrypted connection to the mail server failed (%(server)s).")
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        message = N_("The mail server does not support the encryption or login the settings "
+                     "ask for (%(server)s).")
+    elif isinstance(exc, smtplib.SMTPException):
+        message = N_("The mail server did not accept the e-mail (%(server)s).")
+    else:
+        message = N_("The mail server could not be reached (%(server)s).")
+    return message % {"server": server}
+
+
 def record_result(conn: psycopg.Connection, mail: dict, error: Exception | None,
-                  now: int) -> str:
+                  now: int, server: str = "") -> str:
     """Store one attempt's outcome; return the mail's new status."""
     if error is None:
         status, message, next_try = "sent", None, mail["next_try_ms"]
     else:
         attempts = mail["attempts"] + 1
         status = "failed" if is_permanent(error) or attempts >= MAX_ATTEMPTS else "queued"
-        message, next_try = f"{type(error).__name__}: {error}"[:500], now + backoff_ms(attempts)
+        message, next_try = error_text(error, server)[:500], now + backoff_ms(attempts)
     with write_transaction(conn):
         conn.execute("UPDATE mail_out SET status = %s, attempts = attempts + 1, "
                      "last_error = coalesce(%s, last_error), next_try_ms = %s, "
@@ -180,15 +241,16 @@ def send_due(conn: psycopg.Connection, now: int | None = None,
     mails, report = due_mail(conn, now, ids), {"sent": 0, "queued": 0, "failed": 0}
     if not mails:
         return report
+    where = f"{config['smtp_host']}:{config['smtp_port']}"
     try:
         server = connect(config)
     except (OSError, smtplib.SMTPException) as exc:
         for mail in mails:
-            report[record_result(conn, mail, exc, now)] += 1
+            report[record_result(conn, mail, exc, now, where)] += 1
         return report
     with server:
         for mail in mails:
-            report[record_result(conn, mail, deliver(server, config, mail), now)] += 1
+            report[record_result(conn, mail, deliver(server, config, mail), now, where)] += 1
     return report
 
 

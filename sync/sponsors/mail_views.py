@@ -12,7 +12,7 @@ from ..auth import admin_required, login_required
 from ..bank_settings import bank_mail_settings
 from ..db import connection, get_db, write_transaction
 from .class_lists import refresh_class_lists
-from .mail import due_mail, mail_counts, mail_list, send_due
+from .mail import due_mail, mail_counts, mail_list, send_due, waiting_retry
 from .money_log import log_money
 
 bp = Blueprint("mail", __name__, url_prefix="/sponsors/mail")
@@ -43,7 +43,7 @@ def index():
     conn = get_db()
     settings = bank_mail_settings(conn)
     return render_template("mail.html", due=due_mail(conn), mails=mail_list(conn),
-                           counts=mail_counts(conn),
+                           counts=mail_counts(conn), waiting=waiting_retry(conn),
                            configured="smtp_host" in settings and "smtp_from" in settings)
 
 

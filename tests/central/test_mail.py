@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 
 from lapsync.devkit.processes import free_port
 from lapsync.protocol import validate_push
+from lapsync.text import date_time_text
 from sync.bank_settings import save_bank_mail
 from sync.db import write_transaction
 from sync.devices import find_device
@@ -129,7 +130,8 @@ def test_a_server_refusing_for_now_then_accepting_shows_a_retry(central_db, smtp
     assert send_due(central_db, now=1_000_000) == {"sent": 0, "queued": 1, "failed": 0}
     row = central_db.execute("SELECT * FROM mail_out WHERE id = %s", [mail_id]).fetchone()
     assert row["status"] == "queued" and row["attempts"] == 1
-    assert "451" in row["last_error"] and row["next_try_ms"] == 1_000_000 + backoff_ms(1)
+    assert row["last_error"] == "The mail server refused the e-mail for now: 451 4.3.0 Try again later"
+    assert row["next_try_ms"] == 1_000_000 + backoff_ms(1)
     # Before its backoff has passed a send leaves it alone; after it, it goes out.
     assert send_due(central_db, now=1_000_000 + backoff_ms(1) - 1) == {"sent": 0, "queued": 0,
                                                                         "failed": 0}
@@ -147,19 +149,21 @@ def test_a_permanent_refusal_fails_at_once_and_the_rest_goes_out(central_db, smt
     first = queue(central_db, to="a@example.org", subject="A", body="a", pledge_id="p1")
     queue(central_db, to="b@example.org", subject="B", body="b", pledge_id="p2")
     assert send_due(central_db) == {"sent": 1, "queued": 0, "failed": 1}
-    assert central_db.execute("SELECT status FROM mail_out WHERE id = %s",
-                              [first]).fetchone()["status"] == "failed"
+    assert central_db.execute("SELECT status, last_error FROM mail_out WHERE id = %s",
+                              [first]).fetchone() == {
+        "status": "failed", "last_error": "The mail server refused the e-mail: 550 5.7.1 Rejected"}
     assert [to for to, _m in inbox.messages] == [["b@example.org"]]
 
 
 def test_no_server_listening_keeps_every_mail_queued_and_backs_off(central_db):
-    configure(central_db, free_port())
+    port = free_port()
+    configure(central_db, port)
     queue(central_db, to="a@example.org", subject="A", body="a")
     assert send_due(central_db, now=5_000) == {"sent": 0, "queued": 1, "failed": 0}
     assert send_due(central_db, now=5_000 + backoff_ms(1)) == {"sent": 0, "queued": 1, "failed": 0}
     row = central_db.execute("SELECT * FROM mail_out").fetchone()
     assert row["attempts"] == 2 and row["next_try_ms"] == 5_000 + backoff_ms(1) + backoff_ms(2)
-    assert "ConnectionRefusedError" in row["last_error"]
+    assert row["last_error"] == f"The mail server refused the connection (127.0.0.1:{port})."
 
 
 def test_queuing_again_replaces_the_queued_mail_of_the_same_pledge(central_db):
@@ -390,3 +394,40 @@ def test_a_queued_list_of_a_class_that_is_gone_is_withdrawn_not_sent(
     assert [m["status"] for m in mail_list(central_db)] == ["withdrawn"]
     page = central_admin.get("/sponsors/mail/").get_data(as_text=True)
     assert "withdrawn: there is no class of this name any more; queue its list again" in page
+
+
+def test_after_a_failed_send_the_page_says_what_waits_till_when_and_why_in_plain_words(
+        central_app, central_admin, central_db):
+    port = free_port()                       # nothing listens there
+    configure(central_db, port)
+    for to in ("a@example.org", "b@example.org"):
+        queue(central_db, to=to, subject="Brief", body="Hallo", pledge_id=to)
+    page = central_admin.post("/sponsors/mail/send", follow_redirects=True, data={
+        "csrf_token": central_admin.csrf, "mail": [str(m["id"]) for m in due_mail(central_db)]},
+        headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Sent 0 e-mails; 2 wait for another try; 0 failed." in page
+    assert "<h1>E-mail queue</h1>" in page and "Would go out now: 0 e-mails" in page
+    assert "Nothing is due now." in page and "Nothing is waiting to be sent." not in page
+    next_ms = central_db.execute("SELECT min(next_try_ms) AS t FROM mail_out").fetchone()["t"]
+    with central_app.test_request_context(headers={"Accept-Language": "en"}):
+        when = date_time_text(next_ms)
+    waiting = re.search(r'<p class="feedback warn" id="retry-waiting">(.*?)</p>', page, re.S)
+    assert waiting and waiting.group(1) == (
+        f"2 queued e-mails wait for another try after a failed one: a send takes them again "
+        f"from {when}.")
+    errors = re.findall(r'<td class="last-error">(.*?)</td>', page)
+    assert errors == [f"The mail server refused the connection (127.0.0.1:{port})."] * 2
+    assert "Errno" not in page and "ConnectionRefusedError" not in page
+    assert "All e-mails: 2 queued, 0 sent, 0 failed" in page
+
+
+def test_the_last_error_reads_in_german(central_admin, central_db):
+    # Needs the German catalogue's "The mail server refused the connection (%(server)s)."
+    port = free_port()
+    configure(central_db, port)
+    queue(central_db, to="a@example.org", subject="Brief", body="Hallo")
+    send_due(central_db)
+    page = central_admin.get("/sponsors/mail/", headers={"Accept-Language": "de"}).get_data(
+        as_text=True)
+    assert re.findall(r'<td class="last-error">(.*?)</td>', page) == [
+        f"Der Mailserver hat die Verbindung abgelehnt (127.0.0.1:{port})."]
