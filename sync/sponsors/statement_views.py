@@ -19,7 +19,6 @@ from ..db import connection, get_db
 from .freeze import letter_rows
 from .sponsor_views import search
 from .statement import (
-    StatementError,
     assign_line,
     ignore_line,
     import_statement,
@@ -27,6 +26,7 @@ from .statement import (
     open_lines,
     split_line,
 )
+from .statement_csv import StatementError
 
 bp = Blueprint("statement", __name__, url_prefix="/sponsors/statement")
 MAX_QUERY = 100

@@ -14,8 +14,8 @@ import pytest
 
 from sync.sponsors.pledges import add_pledge, format_reference
 from sync.roster import import_roster
-from sync.sponsors.statement import StatementError, find_reference, import_statement, open_lines, \
-    parse_amount, parse_statement
+from sync.sponsors.statement import find_reference, import_statement, open_lines
+from sync.sponsors.statement_csv import StatementError, parse_amount, parse_statement
 
 ROSTER = b"Name,Klasse,Jahrgang,Startnummer\nAnna Berg,5a,5,7\nBen Cruz,6b,6,8\n"
 
