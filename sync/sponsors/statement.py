@@ -148,12 +148,14 @@ def import_statement(conn: psycopg.Connection, user_id: str | None, data: bytes,
     """Import a statement: new credits matched by reference become payments; return counts.
 
     Counts: lines (bookings read), debits (skipped), known (imported before), matched
-    (recorded as payments now), unmatched (new lines left for an admin).
+    (payments recorded now: a transfer split over pledges counts one each), unmatched (new
+    lines left for an admin); overpaid lists the credits booked to a pledge that then has
+    been paid more than it owes (see overpaid_by).
     """
     lines = parse_statement(data)
     credits = [line for line in lines if line["amount_cents"] > 0]
     report = {"lines": len(lines), "debits": len(lines) - len(credits), "known": 0,
-              "matched": 0, "unmatched": 0}
+              "matched": 0, "unmatched": 0, "overpaid": []}
     with conn.transaction():
         pledges = {row["reference"]: row for row in conn.execute(LIVE_PLEDGES_SQL)}
         for line, key in zip(credits, line_keys(credits)):
@@ -167,10 +169,21 @@ def import_statement(conn: psycopg.Connection, user_id: str | None, data: bytes,
             if parts is None:
                 report["unmatched"] += 1
                 continue
-            settle(conn, user_id, row["id"], line, parts, "reference")
-            report["matched"] += 1
+            report["matched"] += len(settle(conn, user_id, row["id"], line, parts, "reference"))
+            report["overpaid"] += overpaid_by(conn, line, [pledge for pledge, _cents in parts])
         log_money(conn, user_id, "statement_import", {"file": filename[:200], **report})
     return report
+
+
+def overpaid_by(conn: psycopg.Connection, line: dict, pledges: list[dict]) -> list[dict]:
+    """Return, per pledge a credit was just booked to that is now paid more than it owes
+    (what its letter states), the credit and the pledge: {amount_cents, counterparty,
+    sponsor, runner, overpaid_cents}."""
+    rows = letter_rows(conn, pledge_ids=[pledge["id"] for pledge in pledges])
+    return [{"amount_cents": line["amount_cents"], "counterparty": line["counterparty"],
+             "sponsor": row["sponsor_name"], "runner": runner_text(row),
+             "overpaid_cents": -row["outstanding_cents"]}
+            for row in rows if row["outstanding_cents"] < 0]
 
 
 def auto_parts(conn: psycopg.Connection, line: dict,

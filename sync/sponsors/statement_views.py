@@ -16,6 +16,7 @@ from lapsync.roster_csv import MAX_BYTES
 
 from ..auth import admin_required, login_required
 from ..db import connection, get_db
+from .amounts import money
 from .freeze import letter_rows
 from .sponsor_views import search
 from .statement import (
@@ -37,7 +38,18 @@ def report_text(report: dict, filename: str) -> str:
     # Counts after a colon each: no plural to agree with (1 or many, in both languages).
     return _("%(file)s – bookings read: %(lines)s; payments recorded by their reference: "
              "%(matched)s; new credits left to assign: %(unmatched)s; imported before: "
-             "%(known)s; debits skipped: %(debits)s.", file=filename, **report)
+             "%(known)s; debits skipped: %(debits)s.", file=filename, lines=report["lines"],
+             matched=report["matched"], unmatched=report["unmatched"], known=report["known"],
+             debits=report["debits"])
+
+
+def overpaid_texts(conn: psycopg.Connection, report: dict) -> list[str]:
+    """Name each credit the import booked to a pledge that is now paid more than it owes."""
+    return [_("%(amount)s from %(who)s booked to %(sponsor)s for %(runner)s: paid more than "
+              "it owes (overpaid by %(over)s).", amount=money(each["amount_cents"], conn),
+              who=each["counterparty"] or "–", sponsor=each["sponsor"], runner=each["runner"],
+              over=money(each["overpaid_cents"], conn))
+            for each in report["overpaid"]]
 
 
 def render_page(status: int = 200, line_id: str | None = None, query: str | None = None,
@@ -115,6 +127,8 @@ def upload():
             raise
         return render_page(exc.status, problem=exc, filename=upload.filename)
     flash(report_text(report, upload.filename))
+    for text in overpaid_texts(get_db(), report):
+        flash(text, "warning")
     return redirect(url_for("statement.index"))
 
 
@@ -164,7 +178,7 @@ def import_statement_command(file: Path) -> None:
             lines = [exc.message] + [_("line %(line)s: %(message)s", line=n, message=m)
                                      for n, m in exc.problems]
             raise click.ClickException("\n".join(lines)) from None
-    click.echo(report_text(report, file.name))
+        click.echo("\n".join([report_text(report, file.name), *overpaid_texts(conn, report)]))
 
 
 def init_app(app: Flask) -> None:

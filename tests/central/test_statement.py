@@ -61,7 +61,11 @@ def payments(conn) -> list[tuple]:
 
 def test_credits_with_a_reference_become_payments_once(central_app, central_db, pledges, tmp_path):
     report = import_statement(central_db, None, german(pledges), "juni.csv")
-    assert report == {"lines": 5, "debits": 1, "known": 0, "matched": 2, "unmatched": 2}
+    # Ben has run no lap yet: his per-lap pledge owes nothing, the transfer overpays it.
+    assert report == {"lines": 5, "debits": 1, "known": 0, "matched": 2, "unmatched": 2,
+                      "overpaid": [{"amount_cents": 123450, "counterparty": "Tanja Cruz",
+                                    "sponsor": "Tante Cruz", "runner": "8 Ben Cruz (6b)",
+                                    "overpaid_cents": 123450}]}
     assert payments(central_db) == [
         ("Oma Berg", 2000, date(2025, 6, 28), "transfer", pledges["Oma Berg"]["reference"]),
         ("Tante Cruz", 123450, date(2025, 6, 29), "transfer", pledges["Tante Cruz"]["reference"])]
@@ -90,7 +94,8 @@ def test_a_later_export_that_repeats_lines_adds_only_the_new_ones(central_db, pl
                             "10,00;30.06.2025;30.06.2025;K. Groß;Sponsorenlauf Ben Cruz 6b\n")
     report = import_statement(central_db, None, later, "juli.csv")
     # The third identical line of 30.06. is new: a third transfer on that day.
-    assert report == {"lines": 7, "debits": 1, "known": 4, "matched": 1, "unmatched": 1}
+    assert report == {"lines": 7, "debits": 1, "known": 4, "matched": 1, "unmatched": 1,
+                      "overpaid": []}
     assert len(open_lines(central_db)) == 3
 
 

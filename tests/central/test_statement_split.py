@@ -83,7 +83,8 @@ def test_one_transfer_for_two_pledges_is_booked_to_each_its_open_amount(
     before = reminders(central_admin)
     assert before.count("Dear Oma Kühn,") == 2 and "Dear Herr Lang," in before
     page = upload(central_admin, statement(kuehn), headers={"Accept-Language": "en"})
-    assert ("stmt2.csv – bookings read: 1; payments recorded by their reference: 1; new credits "
+    # One line, two payments recorded.
+    assert ("stmt2.csv – bookings read: 1; payments recorded by their reference: 2; new credits "
             "left to assign: 0; imported before: 0; debits skipped: 0.") in page
     line = central_db.execute("SELECT * FROM statement_line").fetchone()
     assert payments(central_db) == [("Oma Kühn", 8, 167, line["id"]), ("Oma Kühn", 7, 200, line["id"])]
@@ -100,11 +101,36 @@ def test_one_transfer_for_two_pledges_is_booked_to_each_its_open_amount(
     assert "Dear Oma Kühn," not in after and "Dear Herr Lang," in after
 
 
+def test_the_report_counts_payments_and_names_credits_that_overpay(central_admin, central_db,
+                                                                   kuehn):
+    refs = {key: format_reference(ref) for key, ref in kuehn["refs"].items()}
+    data = statement(kuehn) + (
+        f"12.12.2026;Für Anna {refs['lang']};5,00;Karl Lang\r\n"          # owes 3,00
+        f"13.12.2026;Nochmal {refs['ben']};0,50;\r\n"                     # paid in full above
+        f"14.12.2026;Für Ben {refs['lang']};3,00;Karl Lang\r\n").encode("cp1252")
+    page = upload(central_admin, data, headers={"Accept-Language": "en"})
+    # Four lines: the split two payments, then one each.
+    assert ("stmt2.csv – bookings read: 4; payments recorded by their reference: 5; new credits "
+            "left to assign: 0; imported before: 0; debits skipped: 0.") in page
+    assert len(payments(central_db)) == 5
+    assert re.findall(r'<p class="flash warn" role="status">([^<]*)</p>', page) == [
+        "€5.00 from Karl Lang booked to Herr Lang for 7 Anna Berg (5a): paid more than it owes "
+        "(overpaid by €2.00).",
+        "€0.50 from – booked to Oma Kühn for 8 Ben Berg (5a): paid more than it owes (overpaid "
+        "by €0.50).",
+        "€3.00 from Karl Lang booked to Herr Lang for 7 Anna Berg (5a): paid more than it owes "
+        "(overpaid by €5.00)."]
+    log = central_db.execute("SELECT details FROM money_log WHERE action = 'statement_import'")
+    assert log.fetchone()["details"]["matched"] == 5
+    assert "Imported the bank statement stmt2.csv: 5 payments recorded" in central_admin.get(
+        "/sponsors/log", headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+
 def test_the_letters_figures_count_while_the_results_are_frozen(central_db, kuehn):
     freeze_results(central_db, kuehn["admin"])
     late_laps(central_db, kuehn["runners"]["Anna Berg"], 2)    # live 3,00 €, the letter 2,00 €
     report = import_statement(central_db, None, statement(kuehn), "stmt2.csv")
-    assert report["matched"] == 1
+    assert report["matched"] == 2
     assert [p[2] for p in payments(central_db)] == [167, 200]
 
 
