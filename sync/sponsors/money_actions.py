@@ -17,6 +17,10 @@ def describe_more(action: str, d: dict, currency: str = "EUR") -> str:
         return _("Ignored a credit of %(amount)s from %(who)s: %(purpose)s.",
                  amount=money(d.get("amount_cents"), currency=currency), who=d.get("counterparty"),
                  purpose=d.get("purpose"))
+    if action == "statement_restore":
+        return _("Put an ignored credit of %(amount)s from %(who)s back on the list to "
+                 "assign: %(purpose)s.", amount=money(d.get("amount_cents"), currency=currency),
+                 who=d.get("counterparty") or "–", purpose=d.get("purpose"))
     if action == "mail_send":
         return _("Sent e-mails: %(sent)s sent, %(queued)s to try again, %(failed)s failed.",
                  sent=d.get("sent"), queued=d.get("queued"), failed=d.get("failed"))

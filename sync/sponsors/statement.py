@@ -289,12 +289,43 @@ def named_pledges(conn: psycopg.Connection, lines: list[dict]) -> dict[int, list
             for line_id, ids in named.items() if ids}
 
 
-def ignore_line(conn: psycopg.Connection, user_id: str, line_id: int) -> None:
-    """Mark an unmatched line as no sponsor's payment (logged); it leaves the list."""
+def line_details(line: dict) -> dict:
+    """Return what the money log keeps of a statement line."""
+    return {"amount_cents": line["amount_cents"], "paid_on": line["booked_on"].isoformat(),
+            "purpose": line["purpose"], "counterparty": line["counterparty"]}
+
+
+def ignore_line(conn: psycopg.Connection, user_id: str, line_id: int) -> dict:
+    """Mark an unmatched line as no sponsor's payment (logged); it leaves the list for the
+    ignored ones. Return the line."""
     with conn.transaction():
         line = open_line(conn, line_id)
         conn.execute("UPDATE statement_line SET ignored_ms = %s, ignored_by = %s WHERE id = %s",
                      [now_ms(), user_id, line_id])
-        log_money(conn, user_id, "statement_ignore", {
-            "amount_cents": line["amount_cents"], "paid_on": line["booked_on"].isoformat(),
-            "purpose": line["purpose"], "counterparty": line["counterparty"]})
+        log_money(conn, user_id, "statement_ignore", line_details(line))
+    return line
+
+
+def ignored_lines(conn: psycopg.Connection, limit: int = 1000) -> list[dict]:
+    """Return the credits an admin ignored, the latest first, with who ignored them."""
+    return conn.execute(
+        "SELECT l.id, l.booked_on, l.amount_cents, l.purpose, l.counterparty, l.ignored_ms, "
+        "u.name AS ignored_by_name FROM statement_line l "
+        "LEFT JOIN app_user u ON u.id = l.ignored_by "
+        "WHERE l.ignored_ms IS NOT NULL AND l.payment_id IS NULL "
+        "ORDER BY l.ignored_ms DESC, l.id DESC LIMIT %s", [limit]).fetchall()
+
+
+def restore_line(conn: psycopg.Connection, user_id: str, line_id: int) -> dict:
+    """Put an ignored line back on the list of credits to assign (logged); return it."""
+    with conn.transaction():
+        line = conn.execute("SELECT * FROM statement_line WHERE id = %s FOR UPDATE",
+                            [line_id]).fetchone()
+        if line is None:
+            raise InputError("unknown_line", _("There is no such statement line."), 404)
+        if line["ignored_ms"] is None or line["payment_id"] is not None:
+            raise InputError("line_not_ignored", _("This statement line is not ignored."), 409)
+        conn.execute("UPDATE statement_line SET ignored_ms = NULL, ignored_by = NULL "
+                     "WHERE id = %s", [line_id])
+        log_money(conn, user_id, "statement_restore", line_details(line))
+    return line

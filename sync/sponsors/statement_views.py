@@ -22,9 +22,11 @@ from .sponsor_views import search
 from .statement import (
     assign_line,
     ignore_line,
+    ignored_lines,
     import_statement,
     named_pledges,
     open_lines,
+    restore_line,
     split_line,
 )
 from .statement_csv import StatementError
@@ -69,7 +71,8 @@ def render_page(status: int = 200, line_id: str | None = None, query: str | None
                           typed if chosen else None)
         if rows:
             splits[line["id"]] = rows
-    return render_template("statement.html", lines=lines, query=query, line_id=line_id,
+    return render_template("statement.html", lines=lines, ignored=ignored_lines(conn),
+                           query=query, line_id=line_id,
                            candidates=candidates, splits=splits if is_admin else {},
                            is_admin=is_admin, **context), status
 
@@ -157,9 +160,24 @@ def assign(line_id: int):
 @bp.post("/lines/<int:line_id>/ignore")
 @admin_required
 def ignore(line_id: int):
-    """Take a credit that is no sponsor's payment off the list."""
-    ignore_line(get_db(), g.user["id"], line_id)
-    flash(_("The line is ignored."))
+    """Take a credit that is no sponsor's payment off the list (once the box is ticked)."""
+    if request.form.get("confirm") != "1":
+        raise InputError("not_confirmed", _("Tick the box to confirm that the credit is no "
+                                            "sponsor's payment. Nothing was changed."), 400)
+    line = ignore_line(get_db(), g.user["id"], line_id)
+    flash(_("The credit of %(amount)s from %(who)s is ignored; it is listed under \"Ignored "
+            "credits\", where it can be put back.", amount=money(line["amount_cents"], get_db()),
+            who=line["counterparty"] or "–"))
+    return redirect(url_for("statement.index"))
+
+
+@bp.post("/lines/<int:line_id>/restore")
+@admin_required
+def restore(line_id: int):
+    """Put an ignored credit back on the list of credits to assign."""
+    line = restore_line(get_db(), g.user["id"], line_id)
+    flash(_("The credit of %(amount)s from %(who)s waits on the list again.",
+            amount=money(line["amount_cents"], get_db()), who=line["counterparty"] or "–"))
     return redirect(url_for("statement.index"))
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from sync.sponsors.pledges import add_pledge, format_reference
 from sync.roster import import_roster
-from sync.sponsors.statement import find_reference, import_statement, open_lines
+from tests.pg import central_login
+from sync.sponsors.statement import find_reference, ignored_lines, import_statement, open_lines
 from sync.sponsors.statement_csv import StatementError, parse_amount, parse_statement
 
 ROSTER = b"Name,Klasse,Jahrgang,Startnummer\nAnna Berg,5a,5,7\nBen Cruz,6b,6,8\n"
@@ -161,10 +162,51 @@ def test_an_admin_assigns_an_unmatched_credit_on_the_page(central_admin, central
     assert again.status_code == 409 and len(payments(central_db)) == 3
     second = open_lines(central_db)[0]["id"]
     central_admin.post(f"/sponsors/statement/lines/{second}/ignore",
-                       data={"csrf_token": central_admin.csrf})
+                       data={"csrf_token": central_admin.csrf, "confirm": "1"})
     assert open_lines(central_db) == []
     who = central_db.execute("SELECT by_name FROM money_log WHERE action = 'statement_ignore'")
     assert who.fetchone()["by_name"] == "ada"
+
+
+def test_ignoring_a_credit_asks_first_and_can_be_undone(central_app, central_admin, central_db,
+                                                       pledges):
+    import_statement(central_db, None, german(pledges), "juni.csv")
+    line = open_lines(central_db)[0]["id"]
+    page = central_admin.get("/sponsors/statement/").get_data(as_text=True)
+    assert re.search(rf'action="/sponsors/statement/lines/{line}/ignore" class="inline ignore-form">'
+                     r'\s*<input type="hidden" name="csrf_token"[^>]*>\s*<label><input type="checkbox" '
+                     r'name="confirm" value="1" required> No sponsor(?:\x27|&#39;)s payment</label>', page)
+    # The button alone (a mis-tap) changes nothing.
+    refused = central_admin.post(f"/sponsors/statement/lines/{line}/ignore",
+                                 data={"csrf_token": central_admin.csrf})
+    assert refused.status_code == 400 and "Tick the box to confirm" in refused.get_data(as_text=True)
+    assert len(open_lines(central_db)) == 2
+    page = central_admin.post(f"/sponsors/statement/lines/{line}/ignore", data={
+        "csrf_token": central_admin.csrf, "confirm": "1"}, follow_redirects=True).get_data(as_text=True)
+    assert "The credit of €10.00 from K. Groß is ignored; it is listed under" in page
+    assert [r["id"] for r in ignored_lines(central_db)] == [line] and len(open_lines(central_db)) == 1
+    assert "Ignored credits: 1" in page and "Credits without a pledge: 1" in page
+    assert f'action="/sponsors/statement/lines/{line}/restore"' in page
+    # A viewer sees it, without the button, and cannot put it back.
+    central_viewer = central_app.test_client()
+    central_viewer.csrf = central_login(central_viewer, "vic")
+    viewed = central_viewer.get("/sponsors/statement/").get_data(as_text=True)
+    assert "Ignored credits: 1" in viewed and "/restore" not in viewed
+    assert central_viewer.post(f"/sponsors/statement/lines/{line}/restore",
+                               data={"csrf_token": central_viewer.csrf}).status_code == 403
+    # Put back: it waits again, and the money log says who did what.
+    page = central_admin.post(f"/sponsors/statement/lines/{line}/restore", data={
+        "csrf_token": central_admin.csrf}, follow_redirects=True).get_data(as_text=True)
+    assert "The credit of €10.00 from K. Groß waits on the list again." in page
+    assert ignored_lines(central_db) == [] and line in [r["id"] for r in open_lines(central_db)]
+    assert central_admin.post(f"/sponsors/statement/lines/{line}/restore", data={
+        "csrf_token": central_admin.csrf}).status_code == 409
+    log = central_db.execute("SELECT by_name, action FROM money_log WHERE action IN "
+                             "('statement_ignore', 'statement_restore') ORDER BY id").fetchall()
+    assert [(r["by_name"], r["action"]) for r in log] == [("ada", "statement_ignore"),
+                                                          ("ada", "statement_restore")]
+    assert ("Put an ignored credit of €10.00 from K. Groß back on the list to assign: "
+            "Sponsorenlauf Ben Cruz 6b.") in central_admin.get("/sponsors/log").get_data(as_text=True)
 
 
 def test_a_bad_upload_shows_its_lines_and_records_nothing(central_admin, central_db, pledges):
