@@ -136,13 +136,28 @@ def withdrawn_by(conn: psycopg.Connection, payment_id: str) -> int:
     return (row["details"] or {}).get("withdrawn_mail", 0) if row else 0
 
 
+TRANSFER_PARTS_SQL = """
+SELECT y.statement_line_id, y.amount_cents, p.sponsor_name, r.start_number, r.name
+FROM payment y JOIN pledge p ON p.id = y.pledge_id JOIN runner o ON o.id = p.runner_id
+JOIN runner r ON r.id = coalesce(o.merged_into, o.id)
+WHERE y.statement_line_id = ANY(%s) ORDER BY r.start_number, p.sponsor_name, y.id
+"""
+
+
 def payments_of(conn: psycopg.Connection, pledge_id: str) -> list[dict]:
-    """Return a pledge's payments, oldest first, with who recorded them."""
-    return conn.execute("SELECT p.*, u.name AS by_name, (SELECT count(*) FROM payment s "
+    """Return a pledge's payments, oldest first, with who recorded them; a part of a bank
+    transfer split over pledges also lists every part (`transfer`: amount, sponsor, runner),
+    as deleting it deletes them all."""
+    rows = conn.execute("SELECT p.*, u.name AS by_name, (SELECT count(*) FROM payment s "
                         "WHERE s.statement_line_id = p.statement_line_id) AS parts "
                         "FROM payment p "
                         "LEFT JOIN app_user u ON u.id = p.created_by WHERE p.pledge_id = %s "
                         "ORDER BY p.paid_on, p.created_ms, p.id", [pledge_id]).fetchall()
+    split = sorted({row["statement_line_id"] for row in rows if row["parts"] > 1})
+    parts: dict[int, list[dict]] = {}
+    for part in conn.execute(TRANSFER_PARTS_SQL, [split]) if split else []:
+        parts.setdefault(part["statement_line_id"], []).append(part)
+    return [{**row, "transfer": parts.get(row["statement_line_id"], [])} for row in rows]
 
 
 def method_label(method: str) -> str:
@@ -187,7 +202,10 @@ def flash_with_statement_link(text: str) -> None:
 @bp.post("/payments/<payment_id>/delete")
 @admin_required
 def delete(payment_id: str):
-    """Delete a payment recorded by mistake (admin, logged)."""
+    """Delete a payment recorded by mistake (admin, logged, once the box is ticked)."""
+    if request.form.get("confirm") != "1":
+        raise InputError("not_confirmed", _("Tick the box to confirm that the payment is to be "
+                                            "deleted. Nothing was deleted."), 400)
     payment = delete_payment(get_db(), g.user["id"], payment_id)
     if payment["parts"] > 1:
         flash_with_statement_link(_(

@@ -2,6 +2,7 @@
 sponsors page (the amounts exports: test_money_exports.py)."""
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -46,7 +47,16 @@ def test_an_admin_records_and_deletes_payments(central_admin, central_db, pledge
     page = central_admin.get(f"/sponsors/{pledges['oma']}").get_data(as_text=True)
     assert "2025-07-02" in page and "in der Klasse" in page and "cash" in page
     payment = central_db.execute("SELECT id FROM payment WHERE method = 'cash'").fetchone()["id"]
-    assert post(central_admin, f"/sponsors/payments/{payment}/delete").status_code == 302
+    assert re.search(rf'action="/sponsors/payments/{payment}/delete" class="inline delete-payment">'
+                     r'\s*<input type="hidden" name="csrf_token"[^>]*>\s*<label><input type="checkbox" '
+                     r'name="confirm" value="1" required>\s*Yes, delete this payment of €1.00</label>',
+                     page)
+    # The button alone (a mis-tap) deletes nothing.
+    refused = post(central_admin, f"/sponsors/payments/{payment}/delete")
+    assert refused.status_code == 400 and "Tick the box to confirm that the payment is to be " \
+        "deleted. Nothing was deleted." in refused.get_data(as_text=True)
+    assert pledge_amounts(central_db, pledge_ids=[pledges["oma"]])[0]["paid_cents"] == 400
+    assert post(central_admin, f"/sponsors/payments/{payment}/delete", confirm="1").status_code == 302
     assert pledge_amounts(central_db, pledge_ids=[pledges["oma"]])[0]["paid_cents"] == 300
     log = [(r["action"], r["by_name"], r["payment_id"] is not None)
            for r in central_db.execute("SELECT * FROM money_log WHERE action LIKE 'payment%%' ORDER BY id")]
@@ -78,7 +88,7 @@ def test_no_payment_for_a_deleted_or_unknown_pledge(central_admin, central_db, p
     form = {"amount_cents": "5", "paid_on": "2025-07-01", "method": "cash", "reference": "", "note": ""}
     assert post(central_admin, f"/sponsors/{pledges['eva']}/pay", **form).status_code == 404
     assert post(central_admin, "/sponsors/nosuchpledge/pay", **form).status_code == 404
-    assert post(central_admin, "/sponsors/payments/nosuch/delete").status_code == 404
+    assert post(central_admin, "/sponsors/payments/nosuch/delete", confirm="1").status_code == 404
     assert central_db.execute("SELECT count(*) AS n FROM payment").fetchone()["n"] == 0
 
 

@@ -73,7 +73,7 @@ def test_a_pledge_with_payments_is_not_deleted_until_they_are(central_admin, cen
     [row] = pledge_amounts(central_db)
     assert (row["id"], row["paid_cents"]) == (pledge_id, 1250)       # nothing was deleted
     payment = central_db.execute("SELECT id FROM payment").fetchone()["id"]
-    assert post(central_admin, f"/sponsors/payments/{payment}/delete").status_code == 302
+    assert post(central_admin, f"/sponsors/payments/{payment}/delete", confirm="1").status_code == 302
     page = central_admin.get(f"/sponsors/{pledge_id}").get_data(as_text=True)
     assert "Yes, delete the pledge of Herr Schäfer" in page
     assert post(central_admin, f"/sponsors/{pledge_id}/delete", confirm="1").status_code == 302

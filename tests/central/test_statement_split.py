@@ -226,10 +226,18 @@ def test_a_split_is_recorded_whole_and_undone_whole(central_admin, central_db, k
     assert len(payments(central_db)) == 2
     # Deleting one part on the pledge's page deletes the other too: the line waits again.
     page = central_admin.get(f"/sponsors/{ids['ben']}", headers={"Accept-Language": "en"})
-    assert "Part of one bank transfer split over 2 pledges" in page.get_data(as_text=True)
+    text = " ".join(page.get_data(as_text=True).split())
+    assert "Part of one bank transfer split over 2 pledges" in text
+    # The confirmation names every part the deletion takes, the other pledge's too.
+    assert ('name="confirm" value="1" required> Yes, delete all 2 parts of this bank transfer: '
+            "€2.00 from Oma Kühn for Anna Berg (7); €1.50 from Oma Kühn for Ben Berg (8)</label>") in text
     part = central_db.execute("SELECT id FROM payment WHERE pledge_id = %s", [ids["ben"]]).fetchone()
+    assert central_admin.post(f"/sponsors/payments/{part['id']}/delete",
+                              data={"csrf_token": central_admin.csrf}).status_code == 400
+    assert len(payments(central_db)) == 2
     page = central_admin.post(f"/sponsors/payments/{part['id']}/delete",
-                              data={"csrf_token": central_admin.csrf}, follow_redirects=True,
+                              data={"csrf_token": central_admin.csrf, "confirm": "1"},
+                              follow_redirects=True,
                               headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "and the other parts of the same bank transfer (2 payments in all)" in page
     assert payments(central_db) == [] and [r["id"] for r in open_lines(central_db)] == [line]
