@@ -39,6 +39,9 @@ MAX_ADDRESS = 400
 MAX_ADDRESS_LINES = 6
 MAX_CENTS = 10_000_000          # 100,000.00 per lap, km or sum: beyond any sponsor card
 AMOUNT = re.compile(r"(\d{1,7})(?:[.,](\d{1,2}))?")
+# Thousands grouped by one separator, decimals after the other: 1.000,00 or 1,000.00. Without
+# decimals ("1.000", "1,000") the separator could be either: refused, as before.
+GROUPED = re.compile(r"([1-9]\d{0,2}(?:\.\d{3})+),(\d{1,2})|([1-9]\d{0,2}(?:,\d{3})+)\.(\d{1,2})")
 EMAIL = re.compile(r"[^@\s<>\"(),;:]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
 # Reference payloads: no 0/O or 1/I, so a reference read aloud or typed stays right.
 REFERENCE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -53,7 +56,8 @@ WHERE p.id = %s
 
 
 def parse_cents(value: Any) -> int:
-    """Read an amount in currency units ("0,50", "1.25", "20", or a number) as cents."""
+    """Read an amount in currency units ("0,50", "1.25", "20", "1.000,00", "1,000.00", or a
+    number) as cents."""
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         try:
             cents = Decimal(str(value)) * 100
@@ -63,10 +67,13 @@ def parse_cents(value: Any) -> int:
             raise ValueError
         return int(cents)
     text = "".join(str(value or "").split()).removesuffix("€").removeprefix("€")
-    match = AMOUNT.fullmatch(text)
-    if not match:
+    if match := AMOUNT.fullmatch(text):
+        whole, decimals = match[1], match[2]
+    elif match := GROUPED.fullmatch(text):
+        whole, decimals = re.sub(r"\D", "", match[1] or match[3]), match[2] or match[4]
+    else:
         raise ValueError
-    cents = int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+    cents = int(whole) * 100 + int((decimals or "0").ljust(2, "0"))
     if not 0 < cents <= MAX_CENTS:
         raise ValueError
     return cents

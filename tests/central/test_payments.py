@@ -68,8 +68,18 @@ def test_an_admin_records_and_deletes_payments(central_admin, central_db, pledge
     assert "3,00\xa0€" in german and "Cent" not in german
 
 
+@pytest.mark.parametrize("typed, cents", [("1.000,00", 100000), ("1,000.50", 100050)])
+def test_the_payment_form_takes_a_thousands_separator(central_admin, central_db, pledges, typed,
+                                                      cents):
+    response = post(central_admin, f"/sponsors/{pledges['eva']}/pay", amount_cents=typed,
+                    paid_on="2025-07-01", method="transfer", reference="", note="")
+    assert response.status_code == 302
+    assert central_db.execute("SELECT amount_cents FROM payment").fetchone()["amount_cents"] == cents
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("amount_cents", "0", "The amount must be above 0"), ("amount_cents", "x", "The amount must be above 0"),
+    ("amount_cents", "1.000", "The amount must be above 0"),    # 1,00 € or 1000,00 €?
     ("paid_on", "2025-02-30", "The date must be a real date"), ("paid_on", "", "The date must be a real date"),
     ("method", "cheque", "The method must be transfer, cash or other."),
     ("reference", "x" * 201, "The reference must be one line"),

@@ -32,13 +32,21 @@ def post(client, path: str, **form):
 
 @pytest.mark.parametrize("text, cents", [("0,50", 50), ("1.25", 125), ("20", 2000), (" 3,5 ", 350),
                                          ("1000", 100000), ("0.01", 1), ("2 €", 200), (0.5, 50),
-                                         (20, 2000)])
+                                         (20, 2000),
+                                         # A thousands separator beside decimals is unambiguous.
+                                         ("1.000,00", 100000), ("1,000.00", 100000),
+                                         ("12.345,6", 1234560), ("99,999.99 €", 9999999),
+                                         ("1 000,00", 100000), ("100.000,00", 10000000)])
 def test_amounts_are_read_with_comma_or_point(text, cents):
     assert parse_cents(text) == cents
 
 
-@pytest.mark.parametrize("text", ["", "0", "0,00", "-1", "1,234", "1.000,00", "abc", "1e3", "½",
-                                  "100000,01", True, 0.001])
+@pytest.mark.parametrize("text", ["", "0", "0,00", "-1", "1,234", "abc", "1e3", "½",
+                                  "100000,01", True, 0.001,
+                                  # 1 or 1000? Grouping without decimals, mixed or misplaced.
+                                  "1.000", "1,000", "1.000.000", "1.000.00", "1,000,00",
+                                  "1.00,00", "1,000,5", "01.000,00", "1.0000,00", ",50.000,00",
+                                  "100.000,01", "1.000,001", "-1.000,00"])
 def test_bad_amounts_are_refused(text):
     with pytest.raises(ValueError):
         parse_cents(text)
