@@ -115,6 +115,7 @@ def test_one_transfer_is_split_over_two_pledges_by_typing(page, central, central
     expect(error).to_contain_text(page.text["wrong"])
     expect(error).to_have_attribute("role", "alert")
     expect(error).to_be_in_viewport()                          # the page opens at the form
+    expect(error).to_be_focused()                              # a screen reader reads it
     assert payments(central_db) == []
     expect(ben).to_have_value(page.text["wrong_ben"])
     no_sideways_scroll(page)
