@@ -70,7 +70,7 @@ def test_a_deleted_statement_payment_says_where_its_transfer_waits_with_a_link(
     payment = central_db.execute("SELECT id FROM payment WHERE pledge_id = %s "
                                  "AND statement_line_id IS NOT NULL", [ids["oma"]]).fetchone()
     page = central_admin.post(f"/sponsors/payments/{payment['id']}/delete",
-                              data={"csrf_token": central_admin.csrf},
+                              data={"csrf_token": central_admin.csrf, "confirm": "1"},
                               follow_redirects=True).get_data(as_text=True)
     (flash,) = re.findall(r'<p class="flash good" role="status">(.*?)</p>', page, re.S)
     assert "waits on the bank statement page again." in flash

@@ -73,6 +73,7 @@ def test_a_deleted_bank_payment_links_to_the_statement_page_where_it_waits(
     log_in(page, live_central)
     page.goto(f"{live_central}/sponsors/{ids['oma']}")
     row = page.locator("#payments tr", has_text="4,00")
+    row.get_by_role("checkbox").check()          # deleting money asks first
     row.get_by_role("button", name="Löschen").click()
     flash = page.locator(".flash")
     expect(flash).to_contain_text("die Überweisung wartet wieder auf der Seite Kontoauszug.")
