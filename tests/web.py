@@ -67,3 +67,12 @@ class KeptPage:
     def close(self) -> None:
         """Close the context and its pages."""
         self.context.close()
+
+
+def fits_width(page) -> bool:
+    """Tell whether the page, its stylesheets applied, does not scroll sideways.
+
+    A check right after a navigation can see the page before its CSS: it then overflows.
+    """
+    page.wait_for_load_state("load")
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

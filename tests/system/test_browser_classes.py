@@ -22,6 +22,7 @@ from tests.central.test_results import late_laps
 from tests.central.test_roster import pushed_runner
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD
+from tests.web import fits_width
 
 SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
 TEXT = {
@@ -49,7 +50,7 @@ def page(request, browser):
 
 def fits(page) -> None:
     """Check that the page needs no sideways scrolling."""
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits_width(page)
 
 
 def test_an_imported_mixed_roster_is_one_class_on_central_s_pages(

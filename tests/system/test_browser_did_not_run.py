@@ -19,6 +19,7 @@ from sync.sponsors.pledges import add_pledge
 from tests.central.test_letters import school  # noqa: F401  (the class 5a fixture)
 from tests.pg import Outbox, register
 from tests.system.test_browser_letters import open_letters
+from tests.web import fits_width
 
 GERMAN = ("Name", "Passwort", "Anmelden")
 
@@ -90,7 +91,7 @@ def test_the_letters_overview_counts_the_e_mails_the_class_page_offers(
 
 def fits(page) -> bool:
     """Tell whether the page's root does not scroll sideways."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    return fits_width(page)
 
 
 def test_the_money_pages_mark_the_child_who_did_not_run(

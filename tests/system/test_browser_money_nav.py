@@ -17,9 +17,9 @@ from sync.sponsors.statement import import_statement
 from tests.central.test_letters import school  # noqa: F401  (the class 5a fixture)
 from tests.central.test_letters_waiting import waiting_transfer
 from tests.pg import CENTRAL_PASSWORD
+from tests.web import fits_width
 
 KEPT_PAGE = {"timeout_ms": 8_000, "locale": "de-DE", "viewport": {"width": 390, "height": 844}}
-FITS = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
 def log_in(page, url: str) -> None:
@@ -38,7 +38,7 @@ def tap(page, link_id: str, path: str) -> None:
     link.click()
     expect(page).to_have_url(re.compile(re.escape(path) + "$"))
     expect(page.locator(f"#sponsor-links #{link_id}")).to_have_attribute("aria-current", "page")
-    assert page.evaluate(FITS), path
+    assert fits_width(page), path
 
 
 def test_the_organiser_reaches_every_money_page_by_its_links(page, live_central, central_db,
@@ -80,7 +80,7 @@ def test_a_deleted_bank_payment_links_to_the_statement_page_where_it_waits(
     flash.get_by_role("link").click()
     expect(page).to_have_url(re.compile(r"/sponsors/statement/$"))
     expect(page.get_by_role("cell", name=purpose)).to_be_visible()
-    assert page.evaluate(FITS)
+    assert fits_width(page)
 
 
 def test_reminders_name_the_transfer_that_waits_and_lead_to_it(page, live_central, central_db,
@@ -98,8 +98,8 @@ def test_reminders_name_the_transfer_that_waits_and_lead_to_it(page, live_centra
     for sponsor in ("Oma Berg", "Firma Groß"):
         expect(held.locator("li", has_text=sponsor)).to_contain_text("5,00\xa0€")
         expect(held.locator("li", has_text=sponsor)).to_contain_text("Hans Müller")
-    assert page.evaluate(FITS)
+    assert fits_width(page)
     held.locator("#waiting-statement-link").click()
     expect(page).to_have_url(re.compile(r"/sponsors/statement/$"))
     expect(page.get_by_role("cell", name="Hans Müller")).to_be_visible()
-    assert page.evaluate(FITS)
+    assert fits_width(page)

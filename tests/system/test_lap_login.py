@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from lapsync.laptop.db import connect
 from tests.system.test_lap_page import (
+    number_rows,
     AUDIO_SPY,
     Laptop,
     clash,
@@ -161,7 +162,7 @@ def test_a_held_number_central_gave_away_is_removed_with_a_second_press(context,
     page.locator("#feedback").get_by_role("link", name="Log in").click()
     log_in_here(page)
     held = page.locator(HELD)
-    seven = held.filter(has_text="7")
+    seven = number_rows(held, "7")
     seven.get_by_role("button", name="Count 7").click()
     feedback_is(page, "bad", "No runner has start number 7. Nothing was recorded.")
     expect(seven).to_have_count(1)           # refused: listed as before, still kept
