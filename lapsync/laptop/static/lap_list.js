@@ -4,9 +4,11 @@
 //
 // A row for a number left uncounted is kept in the browser's localStorage until it is counted
 // or removed (a week at most): a reload, a new login after the old one ended, another tab or a
-// tab opened again shows it. Its key makes counting it from two tabs count it once. Every such
-// row has a Remove button (two presses, as Void): a number nobody has any more (central gave
-// the runner another) would otherwise stay listed for the week.
+// tab opened again shows it. So is a warning or a choice on screen not answered yet, and a
+// row's number whose count is on its way (until it is answered). Its key makes counting it
+// from two tabs count it once. Every such row has a Remove button (two presses, as Void): a
+// number nobody has any more (central gave the runner another) would otherwise stay listed
+// for the week.
 window.LapPage.list = (function () {
   "use strict";
   var page = window.LapPage, t = page.t, esc = page.esc, clock = page.clock;
@@ -53,6 +55,7 @@ window.LapPage.list = (function () {
   }
 
   function addRow(result, key) {
+    counted(key);
     if (recent.querySelector('tr[data-lap="' + result.lap.id + '"]')) return;
     var r = result.runner;
     place(lapRow({id: result.lap.id, time: result.lap.time, start_number: r.start_number,
@@ -99,19 +102,43 @@ window.LapPage.list = (function () {
     if (spec) keep(stored().filter(function (s) { return s.id !== spec.id; }));
   }
 
+  // A typed number's lap is recorded: none of its kept rows (its key's) is wanted any more.
+  function counted(key) {
+    var specs = stored();
+    if (specs.some(function (s) { return s.key === key; })) {
+      keep(specs.filter(function (s) { return s.key !== key; }));
+    }
+  }
+
+  // What is kept of a number not counted. One typed number keeps one entry (ITEM.spec's id)
+  // as it goes from a warning or choice on screen to a row, to a count from the row.
+  function specFor(item, text, runners, tooSoon, again) {
+    return {id: item.spec ? item.spec.id : page.newKey(), number: String(item.number), text: text,
+            tooSoon: Boolean(tooSoon), again: Boolean(again), at: Date.now(),
+            typedAt: item.late || item.typedAt || Date.now(),
+            key: item.key || page.newKey(),  // counted from the row at most once
+            runners: (runners || []).map(function (r) {
+              return {id: r.id, name: r.name, "class": r["class"], start_number: r.start_number};
+            })};
+  }
+
   // A number left uncounted whose message the next answer replaces (a burst's, a warning or
   // choice typed over, or one refused because the login ended) keeps a row in the list: why,
   // and a button to count it for its runner (too soon: asked again if it still is), for each
   // runner who shares the number, or (again: the number was never asked) for the number.
   function uncounted(item, text, runners, tooSoon, again) {
-    var spec = {id: page.newKey(), number: String(item.number), text: text, tooSoon: Boolean(tooSoon),
-                again: Boolean(again), at: Date.now(), typedAt: item.late || item.typedAt || Date.now(),
-                key: item.key || page.newKey(),  // counted from the row at most once
-                runners: (runners || []).map(function (r) {
-                  return {id: r.id, name: r.name, "class": r["class"], start_number: r.start_number};
-                })};
-    if (countable(spec)) remember(spec);
+    var spec = specFor(item, text, runners, tooSoon, again);
+    if (countable(spec)) remember(spec); else forget(spec);
     place(uncountedRow(spec), item.key);
+  }
+
+  // A warning or a shared number's choice on screen, not answered yet: kept as a row would be
+  // (but not listed: the panel shows it), so that a reload, a closed tab or the end of the
+  // login lists it with its button instead of losing it.
+  function asking(item, text, runners, tooSoon) {
+    var spec = specFor(item, text, runners, tooSoon, false);
+    remember(spec);
+    return spec;
   }
 
   function countable(spec) {
@@ -175,10 +202,9 @@ window.LapPage.list = (function () {
     var button = ev.target.closest("button.count-row"), row = button && button.closest("tr");
     if (!row || !row.spec || !page.submit) return;
     var spec = row.spec, runner = spec.runners[Number(button.dataset.index)], late = tooOld(spec);
-    row.parentNode.removeChild(row);
-    forget(spec);
+    row.parentNode.removeChild(row);  // still kept until its lap is recorded (a reload lists it)
     // Not confirmed: a lap counted meanwhile makes it too soon again, and the helper is asked.
-    page.submit({number: runner ? String(runner.start_number) : spec.number,
+    page.submit({number: runner ? String(runner.start_number) : spec.number, spec: spec,
                  runnerId: runner ? runner.id : undefined, fromRow: row, key: spec.key,
                  typedAt: late ? undefined : spec.typedAt, late: late ? spec.typedAt : undefined});
     page.focusField();
@@ -268,5 +294,5 @@ window.LapPage.list = (function () {
   }
 
   return {rowFor: rowFor, checkingRow: checkingRow, addRow: addRow, uncounted: uncounted,
-          putBack: putBack, keeping: function () { return kept; }};
+          asking: asking, forget: forget, putBack: putBack, keeping: function () { return kept; }};
 })();

@@ -15,7 +15,9 @@
 //   uncounted and is handled as itself; the typed digits stay in the field meanwhile.
 // - A number left uncounted whose message the next answer replaces (one of a burst, a
 //   warning or a choice typed over) keeps a row in the recent list saying why, with a
-//   button there that counts it (one a runner for a shared number).
+//   button there that counts it (one a runner for a shared number). A warning or choice
+//   still on screen is kept too, so that a reload lists it and the end of the login makes
+//   it a row (and names it); so is a row's number until its count is answered.
 // - A number typed after the login ended (or changed in another window, which leaves this
 //   page's form token stale) is not sent: it is listed uncounted with a button (kept over a
 //   reload and a new login: lap_list.js), and the page names the numbers held. The list's
@@ -115,7 +117,8 @@
       return;
     }
     warning = {number: item.number, runnerId: res.runner.id, runner: res.runner, seconds: seconds,
-               shownAt: Date.now(), key: item.key, typedAt: item.typedAt, late: item.late};
+               shownAt: Date.now(), key: item.key, typedAt: item.typedAt, late: item.late,
+               spec: list.asking(item, tooSoonText(seconds), [res.runner], true)};
     show("warn", esc(res.message) + ' <strong class="keys">' +
       esc(t("confirm_hint", "Press Enter to count it, Esc to skip.")) + "</strong> " +
       esc(t("next_number_hint", "Typing the next number leaves it uncounted.")) +
@@ -131,7 +134,8 @@
       return;
     }
     choice = {number: item.number, runners: res.runners, shownAt: Date.now(), key: item.key,
-              typedAt: item.typedAt, late: item.late};
+              typedAt: item.typedAt, late: item.late,
+              spec: list.asking(item, choiceText(item.number, res.runners), res.runners, false)};
     var buttons = res.runners.map(function (runner, i) {
       return '<button type="button" class="pick" data-pick="' + i + '"><kbd>' + (i + 1) + "</kbd> " +
         esc(runner.name) + " (" + esc(runner["class"]) + ")</button>";
@@ -149,8 +153,9 @@
       hold(item, res.error);
       return;
     }
-    if (item.fromRow && !res.lap && res.error !== "too_soon" && res.error !== "ambiguous_start_number") {
-      list.putBack(item.fromRow);  // refused: stays listed (a warning or choice stands for it)
+    // Refused for good: a row's number stays listed and kept; a warning or choice stands for it.
+    if (!res.lap && res.error !== "too_soon" && res.error !== "ambiguous_start_number") {
+      if (item.fromRow) list.putBack(item.fromRow); else list.forget(item.spec);
     }
     if (res.lap) counted(item, res);
     else if (res.error === "too_soon") warned(item, res);
@@ -158,7 +163,9 @@
     else if (item.checks) show("bad", esc(t("checked_not_recorded", "Checked after the laptop app " +
       "answered again: lap {number} was NOT recorded.", {number: item.number})) + " " + esc(res.message || ""));
     else {
-      if (!latest(item)) list.uncounted(item, res.message || t("not_recorded", "Not recorded."));
+      if (!latest(item) && !item.fromRow) {
+        list.uncounted(item, res.message || t("not_recorded", "Not recorded."));
+      }
       show("bad", esc(res.message || t("not_recorded", "Not recorded.")));
     }
   }
@@ -220,12 +227,21 @@
   // login), and so is every number typed or waiting after it.
   function hold(item, why) {
     held = why;
+    leaveAsked();
     if (heldNumbers.indexOf(item.number) < 0) heldNumbers.push(item.number);
     if (item.fromRow) list.putBack(item.fromRow);
     else list.uncounted(item, item.checks ? t("held_unknown", "Not known whether it counted (the " +
       "login ended while it was checked): its button counts it at most once") :
       t("held_row", "Not counted: the login ended"), [], false, true);
     showHeld();
+  }
+
+  // The login ended with a warning or a choice on screen: listed as not counted, and named.
+  function leaveAsked() {
+    var asked = warning || choice;
+    if (!asked) return;
+    if (warning) leaveWarning(); else leaveChoice();
+    if (heldNumbers.indexOf(asked.number) < 0) heldNumbers.push(asked.number);
   }
 
   function showHeld() {
@@ -295,10 +311,11 @@
     var w = warning;
     warning = null;
     submit({number: w.number, confirm: true, runnerId: w.runnerId, key: w.key, typedAt: w.typedAt,
-            late: w.late});
+            late: w.late, spec: w.spec});
   }
 
   function skip(message) {
+    list.forget((warning || choice).spec);  // the helper said no: nothing to keep
     warning = null;
     choice = null;
     show("info", esc(message));
@@ -308,7 +325,7 @@
     var c = choice;
     choice = null;
     submit({number: c.number, runnerId: c.runners[index].id, key: c.key, typedAt: c.typedAt,
-            late: c.late});
+            late: c.late, spec: c.spec});
   }
 
   form.addEventListener("submit", function (ev) {
@@ -386,6 +403,7 @@
   document.addEventListener("lapsync:logged-out", function () {  // the list's poll found out
     if (held) return;
     held = "login_required";
+    leaveAsked();
     showHeld();
   });
 
