@@ -14,11 +14,14 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect
+from tests.conftest import PASSWORD
 from tests.system.test_lap_page import (
     number_rows,
     AUDIO_SPY,
     Laptop,
+    blank_page,
     clash,
     end_sessions,
     feedback_is,
@@ -347,3 +350,104 @@ def test_a_row_s_count_still_on_its_way_at_a_reload_stays_listed_and_counts_once
     assert page.evaluate(STORE) == []
     idle(page)
     assert laptop.laps() == ["3", "2"]
+
+
+# ---- a bib scanned on the login page is kept for the lap page ---------------------------
+
+def scanner(page, number: str) -> None:
+    """Type like a USB barcode scanner: digits and Enter, about 10 ms a key, in one burst."""
+    page.keyboard.type(number + "\n", delay=10)
+
+
+def by_hand(page, text: str) -> None:
+    """Type text as a person does, 100-150 ms a key."""
+    page.keyboard.type(text, delay=120)
+
+
+def test_a_bib_scanned_on_the_login_page_is_kept_and_counts_after_the_login(browser, laptop):
+    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 844})
+    try:
+        page = open_lap_page(context, laptop)
+        typed(page, "1")
+        feedback_is(page, "good", "Anna Berg")
+        end_sessions(laptop)
+        feedback_is(page, "bad", "Log in again before the next number")
+        page.locator("#feedback").get_by_role("link", name="Log in").click()
+        name = page.locator("input[name=name]")
+        expect(name).to_be_focused()
+        scanner(page, "7")                   # a runner passes
+        kept = page.locator("#kept-numbers")
+        expect(kept).to_have_text("Number 7 is kept: log in to count it.")
+        expect(name).to_be_focused()
+        expect(name).to_have_value("")
+        by_hand(page, "to")
+        scanner(page, "17")                  # another, while the name is half typed
+        expect(kept).to_have_text("Numbers 7, 17 are kept: log in to count them.")
+        expect(name).to_be_focused()
+        expect(name).to_have_value("to")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        by_hand(page, "m")
+        page.keyboard.press("Tab")
+        by_hand(page, PASSWORD)
+        logged_in = time.time() * 1000
+        page.keyboard.press("Enter")
+        page.locator("#lap-form[data-pending]").wait_for()
+        held = page.locator(HELD)
+        expect(held.locator("td:nth-child(2)")).to_have_text(["17", "7"])
+        expect(held.first).to_contain_text("Not counted: scanned on the login page")
+        feedback_is(page, "warn", "Typed before and not counted yet: 7, 17.")
+        held.get_by_role("button", name="Count 7").click()
+        feedback_is(page, "good", "Dana Ek (7, 6b)")
+        held.get_by_role("button", name="Count 17").click()
+        feedback_is(page, "good", "Cleo Dahl (17, 6b)")
+        expect(held).to_have_count(0)
+        idle(page)
+        assert laptop.laps() == ["1", "7", "17"]
+        assert all(at < logged_in for at in lap_times(laptop)[1:])   # at the time of the scan
+    finally:
+        context.close()
+
+
+def test_a_user_name_of_digits_typed_by_hand_logs_in_as_before(context, laptop):
+    db = connect(laptop.path)
+    try:
+        create_user(db, "4711", "teacher", PASSWORD)
+    finally:
+        db.close()
+    page = blank_page(context)
+    page.goto(f"{laptop.url}/login")
+    name, password = page.locator("input[name=name]"), page.locator("input[name=password]")
+    expect(name).to_be_focused()
+    by_hand(page, "4711")
+    page.keyboard.press("Enter")             # the form asks for the password, as ever
+    expect(password).to_be_focused()
+    expect(name).to_have_value("4711")
+    expect(page.locator("#kept-numbers")).to_have_count(0)
+    by_hand(page, PASSWORD)
+    page.keyboard.press("Enter")
+    page.locator("#lap-form[data-pending]").wait_for()
+    expect(page.locator(".who")).to_contain_text("4711")
+    assert page.evaluate(STORE) == []
+
+
+def test_a_bib_scanned_on_the_login_page_is_named_in_german_at_768_px(browser, laptop):
+    """Needs the German translations of the login page's new texts."""
+    context = browser.new_context(locale="de-DE", viewport={"width": 768, "height": 1024})
+    try:
+        page = context.new_page()
+        page.goto(f"{laptop.url}/login?next=%2F")
+        name = page.locator("input[name=name]")
+        expect(name).to_be_focused()
+        scanner(page, "37")
+        expect(page.locator("#kept-numbers")).to_have_text(
+            "Nummer 37 ist vorgemerkt: Melden Sie sich an, um sie zu zählen.")
+        expect(name).to_be_focused()
+        expect(name).to_have_value("")
+        log_in_here(page)
+        held = page.locator(HELD)
+        expect(held).to_contain_text("Nicht gezählt: auf der Anmeldeseite gescannt")
+        held.get_by_role("button", name="37 zählen").click()
+        feedback_is(page, "good", "Emil Fox (37, 7c)")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    finally:
+        context.close()
