@@ -451,3 +451,33 @@ def test_a_bib_scanned_on_the_login_page_is_named_in_german_at_768_px(browser, l
         assert page.evaluate("document.documentElement.scrollWidth") <= 768
     finally:
         context.close()
+
+
+# ---- while numbers are held --------------------------------------------------------------
+
+def remove_first_row(page) -> None:
+    """Remove the list's first row not counted: a press, a look, the second press."""
+    row = page.locator(HELD).first
+    row.get_by_role("button", name="Remove").click()
+    expect(row.locator("button.remove-row")).to_have_text("Really remove?")
+    page.wait_for_timeout(400)
+    row.get_by_role("button", name="Really remove?").click()
+
+
+def test_a_row_removed_after_the_login_ended_leaves_the_login_message_on_screen(context, laptop):
+    page = open_lap_page(context, laptop)
+    end_sessions(laptop)
+    for number in ("2", "3", "7"):
+        scan(page, number)
+    feedback_is(page, "bad", "Not counted: 2, 3, 7.")
+    held = page.locator(HELD)
+    expect(held.locator("td:nth-child(2)")).to_have_text(["7", "3", "2"])
+    remove_first_row(page)
+    feedback_is(page, "warn", "Removed from the list: 7 was not counted.")
+    feedback = page.locator("#feedback")
+    expect(feedback).to_contain_text("Your login has ended.")
+    page.wait_for_timeout(3_500)             # the list's poll found the login ended again
+    expect(feedback).to_contain_text("Removed from the list: 7 was not counted.")
+    feedback.get_by_role("link", name="Log in").click()
+    log_in_here(page)
+    expect(held.locator("td:nth-child(2)")).to_have_text(["3", "2"])

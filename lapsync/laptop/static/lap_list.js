@@ -221,7 +221,8 @@ window.LapPage.list = (function () {
     forget(row.spec);
     // As a void, shown as a warning (flash and tone): one removed by mistake is not missed.
     page.show("warn", esc(t("removed", "Removed from the list: {number} was not counted.",
-                            {number: row.spec ? row.spec.number : ""})));
+                            {number: row.spec ? row.spec.number : ""})) +
+                      (page.heldNote ? page.heldNote() : ""));
     if (page.focusField) page.focusField();
   }
 

@@ -244,19 +244,24 @@
     if (heldNumbers.indexOf(asked.number) < 0) heldNumbers.push(asked.number);
   }
 
-  function showHeld() {
+  // What the page says while numbers are held: which, and the way to a login (HTML).
+  function heldText() {
     var again = held === "csrf" ?
-      t("held_csrf", "This page's login changed (a login or logout in another window).") +
+      esc(t("held_csrf", "This page's login changed (a login or logout in another window).")) +
         ' <a href="/">' + esc(t("reload", "Reload the page")) + "</a>" :
-      t("held_login", "Your login has ended.") + ' <a href="/login?next=%2F">' +
+      esc(t("held_login", "Your login has ended.")) + ' <a href="/login?next=%2F">' +
         esc(t("log_in", "Log in")) + "</a>";
     var numbers = {numbers: heldNumbers.join(", ")};
-    show("bad", esc(!heldNumbers.length ? t("held_none", "Log in again before the next number: " +
+    return esc(!heldNumbers.length ? t("held_none", "Log in again before the next number: " +
       "numbers typed until then are listed below, not counted.") : list.keeping() ?
       t("held_numbers", "Not counted: {numbers}. They are listed below: count them there once " +
         "you are logged in again.", numbers) :
       t("held_not_kept", "Not counted: {numbers}. Write them down: this browser cannot keep " +
-        "them over a new login.", numbers)) + " " + again);
+        "them over a new login.", numbers)) + " " + again;
+  }
+
+  function showHeld() {
+    show("bad", heldText());
   }
 
   function send(item) {
@@ -414,6 +419,8 @@
   };
   page.busy = function () { return pending || checking; };
   page.focusField = function () { field.focus(); };
+  // A row removed while numbers are held: the page still says why, and where to log in.
+  page.heldNote = function () { return held ? " " + heldText() : ""; };
 
   document.addEventListener("lapsync:app-down", function () {
     appDown = true;
