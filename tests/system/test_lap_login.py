@@ -481,3 +481,25 @@ def test_a_row_removed_after_the_login_ended_leaves_the_login_message_on_screen(
     feedback.get_by_role("link", name="Log in").click()
     log_in_here(page)
     expect(held.locator("td:nth-child(2)")).to_have_text(["3", "2"])
+
+
+def test_a_held_number_removed_is_no_longer_named_in_german_at_390_px(browser, laptop):
+    context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        page = open_lap_page(context, laptop)
+        end_sessions(laptop)
+        for number in ("2", "3", "7"):
+            scan(page, number)
+        feedback_is(page, "bad", "Nicht gezählt: 2, 3, 7.")
+        row = page.locator(HELD).first
+        row.get_by_role("button", name="Entfernen").click()
+        page.wait_for_timeout(400)
+        row.get_by_role("button", name="Wirklich entfernen?").click()
+        feedback_is(page, "warn", "Aus der Liste entfernt: 7 wurde nicht gezählt. "
+                                  "Nicht gezählt: 2, 3. Sie stehen unten in der Liste")
+        scan(page, "1")
+        feedback_is(page, "bad", "Nicht gezählt: 2, 3, 1. Sie stehen unten in der Liste")
+        expect(page.locator(HELD).locator("td:nth-child(2)")).to_have_text(["1", "3", "2"])
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()

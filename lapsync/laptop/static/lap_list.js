@@ -161,6 +161,15 @@ window.LapPage.list = (function () {
     return tr;
   }
 
+  // The number of a typed number's row not counted (by its key) while it is listed, or null.
+  function listedNumber(key) {
+    var rows = recent.querySelectorAll("tr.not-counted");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].spec && rows[i].spec.key === key) return rows[i].spec.number;
+    }
+    return null;
+  }
+
   function tooOld(spec) {
     return Date.now() - spec.typedAt >= MAX_TYPED_AGO_MS;
   }
@@ -295,5 +304,6 @@ window.LapPage.list = (function () {
   }
 
   return {rowFor: rowFor, checkingRow: checkingRow, addRow: addRow, uncounted: uncounted,
-          asking: asking, forget: forget, putBack: putBack, keeping: function () { return kept; }};
+          asking: asking, forget: forget, putBack: putBack, listedNumber: listedNumber,
+          keeping: function () { return kept; }};
 })();

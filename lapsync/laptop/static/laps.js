@@ -56,7 +56,7 @@
   var downShown = false;     // the feedback says the app is not answering
   var appDown = false;       // the badge's poll found the app not answering
   var held = null;           // why numbers are no longer sent ("login_required", "csrf")
-  var heldNumbers = [];      // the numbers held since: each listed uncounted, with its button
+  var heldKeys = [];         // the typed numbers held since (keys): each listed, with its button
 
   // The feedback panel (lap_common.js), and this page no longer says the app is down.
   function show(kind, html) {
@@ -228,7 +228,7 @@
   function hold(item, why) {
     held = why;
     leaveAsked();
-    if (heldNumbers.indexOf(item.number) < 0) heldNumbers.push(item.number);
+    heldKeys.push(item.key);
     if (item.fromRow) list.putBack(item.fromRow);
     else list.uncounted(item, item.checks ? t("held_unknown", "Not known whether it counted (the " +
       "login ended while it was checked): its button counts it at most once") :
@@ -241,7 +241,17 @@
     var asked = warning || choice;
     if (!asked) return;
     if (warning) leaveWarning(); else leaveChoice();
-    if (heldNumbers.indexOf(asked.number) < 0) heldNumbers.push(asked.number);
+    heldKeys.push(asked.key);
+  }
+
+  // The numbers held that are still listed (one removed is not named), each once.
+  function heldListed() {
+    var numbers = [];
+    heldKeys.forEach(function (key) {
+      var number = list.listedNumber(key);
+      if (number !== null && numbers.indexOf(number) < 0) numbers.push(number);
+    });
+    return numbers;
   }
 
   // What the page says while numbers are held: which, and the way to a login (HTML).
@@ -251,7 +261,7 @@
         ' <a href="/">' + esc(t("reload", "Reload the page")) + "</a>" :
       esc(t("held_login", "Your login has ended.")) + ' <a href="/login?next=%2F">' +
         esc(t("log_in", "Log in")) + "</a>";
-    var numbers = {numbers: heldNumbers.join(", ")};
+    var heldNumbers = heldListed(), numbers = {numbers: heldNumbers.join(", ")};
     return esc(!heldNumbers.length ? t("held_none", "Log in again before the next number: " +
       "numbers typed until then are listed below, not counted.") : list.keeping() ?
       t("held_numbers", "Not counted: {numbers}. They are listed below: count them there once " +
