@@ -503,3 +503,29 @@ def test_a_held_number_removed_is_no_longer_named_in_german_at_390_px(browser, l
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+def test_after_a_new_login_every_number_not_counted_is_named_in_german_at_768_px(browser,
+                                                                                laptop):
+    clash(laptop)                            # 17: Cleo Dahl and Dora Eck
+    context = browser.new_context(locale="de-DE", viewport={"width": 768, "height": 1024})
+    try:
+        page = open_lap_page(context, laptop)
+        typed(page, "1")
+        feedback_is(page, "good", "Anna Berg")
+        typed(page, "1")
+        feedback_is(page, "warn", "Anna Berg (1)")
+        typed(page, "17")                    # the warning typed over: a row
+        feedback_is(page, "warn", "1–2")
+        typed(page, "3")                     # the choice typed over: a row
+        feedback_is(page, "good", "Carl Dorn")
+        end_sessions(laptop)
+        scan(page, "2")
+        feedback_is(page, "bad", "Nicht gezählt: 2.")
+        page.locator("#feedback").get_by_role("link", name="Anmelden").click()
+        log_in_here(page)
+        feedback_is(page, "warn", "Vorher getippt und noch nicht gezählt: 1, 17, 2. Zählen Sie sie "
+                                  "mit ihren Knöpfen in der Liste")
+        expect(page.locator(HELD).locator("td:nth-child(2)")).to_have_text(["2", "17", "1"])
+    finally:
+        context.close()

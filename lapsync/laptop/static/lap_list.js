@@ -295,8 +295,9 @@ window.LapPage.list = (function () {
   var restored = stored();
   restored.forEach(function (spec) { recent.insertBefore(uncountedRow(spec), recent.firstChild); });
   trim();
-  var held = restored.filter(function (spec) { return spec.again; }).map(function (spec) {
-    return spec.number;
+  // Every number kept is one a button counts (held, too soon, shared): each is named once.
+  var held = restored.map(function (spec) { return spec.number; }).filter(function (number, i, all) {
+    return all.indexOf(number) === i;
   });
   if (held.length) {  // after a new login: say so where the helper looks, not below the fold
     page.show("warn", esc(t("held_waiting", "Typed before and not counted yet: {numbers}. Count " +
