@@ -23,12 +23,14 @@ from tests.system.test_lap_page import (
     Laptop,
     blank_page,
     clash,
+    counted_then_warned,
     end_sessions,
     feedback_is,
     idle,
     lap_times,
     log_in_here,
     open_lap_page,
+    read_then_enter,
     renumbered_at_central,
     scan,
     tones,
@@ -529,3 +531,65 @@ def test_after_a_new_login_every_number_not_counted_is_named_in_german_at_768_px
         expect(page.locator(HELD).locator("td:nth-child(2)")).to_have_text(["2", "17", "1"])
     finally:
         context.close()
+
+
+# ---- a lone Enter is for the number field ---------------------------------------------
+
+def test_after_a_first_remove_or_void_press_or_sound_a_lone_enter_counts_the_warning(context,
+                                                                                     laptop):
+    page = open_lap_page(context, laptop)
+    field, toggle = page.locator("#start_number"), page.locator("#sound-toggle")
+    counted_then_warned(page, "1", "Anna Berg")
+    typed(page, "2")                         # the warning typed over: a row with Remove
+    feedback_is(page, "good", "Ben Cruz")
+    typed(page, "2")
+    feedback_is(page, "warn", "Ben Cruz (2) was counted")
+    row = page.locator(HELD)
+    row.get_by_role("button", name="Remove").click()      # tapped by mistake
+    expect(row.locator("button.remove-row")).to_have_text("Really remove?")
+    expect(field).to_be_focused()
+    read_then_enter(page)                    # "Enter counts it", as the warning says
+    feedback_is(page, "good", "Ben Cruz")
+    expect(row).to_have_count(1)             # not removed
+
+    typed(page, "2")
+    feedback_is(page, "warn", "Ben Cruz (2) was counted")
+    lap = page.locator("#recent tbody tr[data-lap]").first
+    lap.get_by_role("button", name="Void").click()
+    expect(lap.locator("button")).to_have_text("Really void?")
+    expect(field).to_be_focused()
+    read_then_enter(page)
+    feedback_is(page, "good", "Ben Cruz")
+
+    typed(page, "2")
+    feedback_is(page, "warn", "Ben Cruz (2) was counted")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    expect(field).to_be_focused()
+    read_then_enter(page)
+    feedback_is(page, "good", "Ben Cruz")
+    expect(toggle).to_have_attribute("aria-pressed", "false")   # not toggled back
+    idle(page)
+    assert laptop.laps() == ["1", "2", "2", "2", "2"]
+
+
+def test_a_held_enter_on_remove_arms_it_and_only_a_fresh_press_removes(context, laptop):
+    page = open_lap_page(context, laptop)
+    counted_then_warned(page, "1", "Anna Berg")
+    typed(page, "2")
+    feedback_is(page, "good", "Ben Cruz")
+    row = page.locator(HELD)
+    remove = row.locator("button.remove-row")
+    remove.focus()                           # Tab, Tab, ... as by keyboard
+    page.keyboard.down("Enter")              # arms it
+    for _ in range(8):                       # the key held: the keyboard repeats it, 0.5 s
+        page.wait_for_timeout(60)
+        page.keyboard.down("Enter")
+    page.keyboard.up("Enter")
+    expect(remove).to_have_text("Really remove?")
+    expect(remove).to_be_focused()           # by keyboard: the second press comes here
+    expect(row).to_have_count(1)
+    page.keyboard.press("Enter")             # a fresh press
+    feedback_is(page, "warn", "Removed from the list: 1 was not counted.")
+    expect(row).to_have_count(0)
+    expect(page.locator("#start_number")).to_be_focused()

@@ -64,6 +64,30 @@ window.LapPage = (function () {
     return Date.now() - Number(button.dataset.armed) >= READ_MS;
   }
 
+  // A key held down repeats: only a fresh press confirms an armed button (Enter acts on keydown).
+  document.addEventListener("keydown", function (ev) {
+    var target = ev.target;
+    if (ev.repeat && (ev.key === "Enter" || ev.key === " ") && target.dataset && target.dataset.armed) {
+      ev.preventDefault();
+    }
+  }, true);
+
+  // How the last button was pressed: a finger's tap leaves the focus (no on-screen keyboard
+  // popping up), and so does the keyboard's (a click with no mouse clicks: its second press
+  // comes on the button).
+  var pressed = {touch: false, keys: false};
+  document.addEventListener("pointerdown", function (ev) { pressed.touch = ev.pointerType === "touch"; }, true);
+  document.addEventListener("click", function (ev) { pressed.keys = ev.detail === 0; }, true);
+
+  // After a button's first press (Void, Remove) or Sound, back to typing numbers: a lone Enter
+  // meant for a warning (or to count the next number) must not reach that button.
+  function backToField(evenAfterKeys) {
+    var field = document.getElementById("start_number");
+    if (field && !pressed.touch && (evenAfterKeys || !pressed.keys)) field.focus();
+  }
+  var soundToggle = document.getElementById("sound-toggle");
+  if (soundToggle) soundToggle.addEventListener("click", function () { backToField(true); });
+
   function clock(ms) {
     return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
   }
@@ -121,7 +145,7 @@ window.LapPage = (function () {
 
   return {
     t: t, newKey: newKey, esc: esc, show: show, clock: clock, day: day, since: since, post: post,
-    arm: arm, disarm: disarm, armedLongEnough: armedLongEnough,
+    arm: arm, disarm: disarm, armedLongEnough: armedLongEnough, backToField: backToField,
     // Counted by both scripts: a recent list fetched before a change of this page is stale.
     state: {changed: 0, voiding: 0}
   };

@@ -223,7 +223,11 @@ window.LapPage.list = (function () {
   // (a digit typed disarms it: lap_voids.js), a second one too soon after it does nothing.
   function removeRow(button) {
     var row = button.closest("tr");
-    if (!button.dataset.armed) { page.arm(button, t("really_remove", "Really remove?")); return; }
+    if (!button.dataset.armed) {
+      page.arm(button, t("really_remove", "Really remove?"));
+      page.backToField();
+      return;
+    }
     if (!page.armedLongEnough(button)) return;
     page.disarm(button);
     row.parentNode.removeChild(row);

@@ -35,7 +35,11 @@
     ev.preventDefault();
     var voids = /\/void$/.test(f.action), data = new URLSearchParams();
     // Void takes two presses (lap_common.js: arm): a double tap does not void.
-    if (voids && !button.dataset.armed) { arm(button, t("really_void", "Really void?")); return; }
+    if (voids && !button.dataset.armed) {
+      arm(button, t("really_void", "Really void?"));
+      page.backToField();
+      return;
+    }
     if (voids && !page.armedLongEnough(button)) return;
     if (voids) data.append("confirm", "1");  // the second press: void, do not ask again
     page.state.voiding += 1;
