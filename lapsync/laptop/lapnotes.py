@@ -77,6 +77,7 @@ def js_strings() -> dict[str, str]:
         "http_error": _("The laptop app answered {status}."),
         "skipped": _("Skipped: nothing was recorded."),
         "held_row": _("Not counted: the login ended"),
+        "held_row_csrf": _("Not counted: this page's login changed in another window"),
         "held_login": _("Your login has ended."),
         "held_csrf": _("This page's login changed (a login or logout in another window)."),
         "held_numbers": _("Not counted: {numbers}. They are listed below: count them there once "

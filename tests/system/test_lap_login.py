@@ -14,6 +14,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from lapsync.devkit.lappage import log_in
 from lapsync.laptop.auth import create_user
 from lapsync.laptop.db import connect
 from tests.conftest import PASSWORD
@@ -593,3 +594,27 @@ def test_a_held_enter_on_remove_arms_it_and_only_a_fresh_press_removes(context, 
     feedback_is(page, "warn", "Removed from the list: 1 was not counted.")
     expect(row).to_have_count(0)
     expect(page.locator("#start_number")).to_be_focused()
+
+
+@pytest.mark.parametrize(("locale", "width", "why"), [
+    ("en-US", 390, "Not counted: this page's login changed in another window"),
+    # Needs the German translation of the new row text.
+    ("de-DE", 768, "Nicht gezählt: Die Anmeldung dieser Seite hat sich in einem anderen Fenster "
+                   "geändert"),
+])
+def test_a_number_held_after_a_login_in_another_window_says_so_in_its_row(browser, laptop,
+                                                                          locale, width, why):
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": 900})
+    try:
+        page = open_lap_page(context, laptop)
+        other = context.new_page()           # the same browser logs in again elsewhere
+        log_in(other, laptop.url, "tom", PASSWORD)
+        other.close()
+        typed(page, "2")
+        feedback_is(page, "bad", re.compile(r"(Not counted|Nicht gezählt): 2\."))
+        held = page.locator(HELD)
+        expect(held.locator(".why")).to_have_text(why)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert laptop.laps() == []
+    finally:
+        context.close()

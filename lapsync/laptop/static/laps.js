@@ -230,10 +230,16 @@
     leaveAsked();
     heldKeys.push(item.key);
     if (item.fromRow) list.putBack(item.fromRow);
-    else list.uncounted(item, item.checks ? t("held_unknown", "Not known whether it counted (the " +
-      "login ended while it was checked): its button counts it at most once") :
-      t("held_row", "Not counted: the login ended"), [], false, true);
+    else list.uncounted(item, heldRowText(item, why), [], false, true);
     showHeld();
+  }
+
+  // Why a held number's row is not counted, as the panel says it.
+  function heldRowText(item, why) {
+    if (item.checks) return t("held_unknown", "Not known whether it counted (the login ended " +
+      "while it was checked): its button counts it at most once");
+    return why === "csrf" ? t("held_row_csrf", "Not counted: this page's login changed in " +
+      "another window") : t("held_row", "Not counted: the login ended");
   }
 
   // The login ended with a warning or a choice on screen: listed as not counted, and named.
