@@ -618,3 +618,27 @@ def test_a_number_held_after_a_login_in_another_window_says_so_in_its_row(browse
         assert laptop.laps() == []
     finally:
         context.close()
+
+
+def test_a_row_removed_or_counted_in_one_tab_leaves_the_other_tabs(context, laptop):
+    page = open_lap_page(context, laptop)
+    end_sessions(laptop)
+    for number in ("2", "3"):
+        scan(page, number)
+    feedback_is(page, "bad", "Not counted: 2, 3.")
+    page.locator("#feedback").get_by_role("link", name="Log in").click()
+    log_in_here(page)
+    other = context.new_page()               # a second tab of the lap page
+    other.goto(f"{laptop.url}/")
+    other.locator("#lap-form[data-pending]").wait_for()
+    numbers = page.locator(HELD).locator("td:nth-child(2)")
+    expect(other.locator(HELD).locator("td:nth-child(2)")).to_have_text(["3", "2"])
+    expect(numbers).to_have_text(["3", "2"])
+    remove_first_row(other)                  # 3 is wrong: removed in the other tab
+    feedback_is(other, "warn", "Removed from the list: 3 was not counted.")
+    expect(numbers).to_have_text(["2"])      # and gone from this one, unreloaded
+    other.locator(HELD).get_by_role("button", name="Count 2").click()
+    feedback_is(other, "good", "Ben Cruz (2, 5a)")
+    expect(numbers).to_have_count(0)
+    idle(other)
+    assert laptop.laps() == ["2"]

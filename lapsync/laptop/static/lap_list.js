@@ -239,6 +239,17 @@ window.LapPage.list = (function () {
     if (page.focusField) page.focusField();
   }
 
+  // A row counted or removed in another tab of this browser leaves this tab's list too: a
+  // number removed as wrong by one helper is not counted by another.
+  window.addEventListener("storage", function (ev) {
+    if ((ev.key !== STORE && ev.key !== null) || !kept) return;
+    var ids = {};
+    stored().forEach(function (spec) { ids[spec.id] = true; });
+    Array.prototype.forEach.call(recent.querySelectorAll("tr.not-counted"), function (tr) {
+      if (tr.spec && countable(tr.spec) && !ids[tr.spec.id]) tr.parentNode.removeChild(tr);
+    });
+  });
+
   // Other helpers on this laptop (a second screen, a tablet): their laps and voids reach
   // the list every few seconds. Never while a lap or a void is on its way, nor with an
   // answer older than this page's latest lap or void, nor over an armed Void button.
