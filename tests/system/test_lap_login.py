@@ -642,3 +642,50 @@ def test_a_row_removed_or_counted_in_one_tab_leaves_the_other_tabs(context, lapt
     expect(numbers).to_have_count(0)
     idle(other)
     assert laptop.laps() == ["2"]
+
+
+# ---- the list at a tablet's width -------------------------------------------------------
+
+BROKEN_WORDS = """() => [...document.querySelectorAll('#recent tbody td:nth-child(3)')].flatMap(td => {
+  const node = td.firstChild, broken = [];
+  if (!node || node.nodeType !== Node.TEXT_NODE) return broken;
+  let at = 0;
+  for (const word of node.textContent.split(' ')) {
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + word.length);
+    if (word && range.getClientRects().length > 1) broken.push(word);
+    at += word.length + 1;
+  }
+  return broken;
+})"""
+
+
+@pytest.fixture
+def laptop_with_longer_names(tmp_path, users_template):
+    """A laptop whose runners have the names of a real class list."""
+    made = Laptop(tmp_path / "names", users_template, roster=[
+        (1, "Anna Bauer", "5a"), (3, "Clara Schmidt", "5b"), (6, "Felix Hoffmann", "6b"),
+        (9, "Jonas Richter", "7b")])
+    yield made
+    made.stop()
+
+
+def test_at_768_px_the_list_breaks_no_name_mid_word_in_german(browser, laptop_with_longer_names):
+    laptop = laptop_with_longer_names
+    context = browser.new_context(locale="de-DE", viewport={"width": 768, "height": 1024})
+    try:
+        page = open_lap_page(context, laptop)
+        for number in ("6", "9", "3", "1"):
+            typed(page, number)
+            feedback_is(page, "good", "(" + number + ",")
+        typed(page, "1")                     # too soon, typed over: a row with its buttons
+        feedback_is(page, "warn", "Anna Bauer (1)")
+        typed(page, "3")
+        feedback_is(page, "warn", "Clara Schmidt (3)")
+        expect(page.locator(HELD)).to_have_count(1)
+        expect(page.locator("#recent tbody td:nth-child(3)").last).to_have_text("Felix Hoffmann")
+        assert page.evaluate(BROKEN_WORDS) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    finally:
+        context.close()
