@@ -76,3 +76,21 @@ def fits_width(page) -> bool:
     """
     page.wait_for_load_state("load")
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def kept_pages_by_size(browser, sizes: dict):
+    """Yield a getter of one kept context and page per size (sizes: name -> (width, height,
+    locale)), each made on first use; close them all after (a module fixture's body)."""
+    kept: dict[str, KeptPage] = {}
+
+    def get(size: str) -> KeptPage:
+        """Return the kept page of size, made now if it is the first use."""
+        if size not in kept:
+            width, height, locale = sizes[size]
+            kept[size] = KeptPage(browser, timeout_ms=8_000, locale=locale,
+                                  viewport={"width": width, "height": height})
+        return kept[size]
+
+    yield get
+    for each in kept.values():
+        each.close()

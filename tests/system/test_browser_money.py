@@ -22,7 +22,7 @@ from sync.settings import set_setting
 from tests.central.test_money_exports import FIGURES, PAGE_MONEY, number
 from tests.central.test_results import run
 from tests.pg import CENTRAL_PASSWORD
-from tests.web import KeptPage, served
+from tests.web import kept_pages_by_size, served
 
 SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
 TEXT = {
@@ -46,17 +46,7 @@ def central(central_app, central_db, central_users, device_token):
 @pytest.fixture(scope="module")
 def kept_pages(browser):
     """One kept context and page per size, made on first use (see tests.web.KeptPage)."""
-    def get(size: str) -> KeptPage:
-        if size not in kept:
-            width, height, locale = SIZES[size]
-            kept[size] = KeptPage(browser, timeout_ms=8_000, locale=locale,
-                                  viewport={"width": width, "height": height})
-        return kept[size]
-
-    kept: dict[str, KeptPage] = {}
-    yield get
-    for each in kept.values():
-        each.close()
+    yield from kept_pages_by_size(browser, SIZES)
 
 
 @pytest.fixture(params=SIZES)
