@@ -44,7 +44,7 @@ def row(day: str, payer: str, payee: str, purpose: str, amount: str, mark: str) 
 
 
 def volksbank(refs: dict, sign: str = "Soll/Haben", marks: tuple = ("H", "S", "S", "H")) -> bytes:
-    """The tester's export: Oma Berg's transfer, a refund to Tante Eck naming her reference,
+    """A Volksbank export: Oma Berg's transfer, a refund to Tante Eck naming her reference,
     the account fee, a credit without a reference; then the balance lines."""
     oma, eck = (format_reference(refs[name]) for name in ("Oma Berg", "Tante Eck"))
     return (PREAMBLE + HEADER.format(sign=sign)

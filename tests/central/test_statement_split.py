@@ -1,7 +1,7 @@
 """One bank transfer for several pledges: booked to each its open amount when they add up,
 else split by an admin on the statement page (all or nothing), undone whole.
 
-The sponsor of the tester's case: Oma Kühn pledged for two grandchildren, got two letters
+The sponsor of this file: Oma Kühn pledged for two grandchildren, got two letters
 with two RF references and paid both in one transfer whose purpose names both.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def kuehn(central_db, device_token, central_users):
 
 
 def statement(kuehn, amount: str = "3,67", second: str | None = None) -> bytes:
-    """The tester's file: one credit naming both of Oma Kühn's references as letters print them."""
+    """A bank file: one credit naming both of Oma Kühn's references as letters print them."""
     second = second or format_reference(kuehn["refs"]["ben"])
     purpose = f"Sponsorenlauf {format_reference(kuehn['refs']['anna'])} und {second}"
     return (HEADER + f"11.12.2026;{purpose};{amount};Max Müller\r\n").encode("cp1252")
