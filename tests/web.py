@@ -69,13 +69,18 @@ class KeptPage:
         self.context.close()
 
 
-def fits_width(page) -> bool:
-    """Tell whether the page, its stylesheets applied, does not scroll sideways.
+def scroll_width(page) -> int:
+    """Return the page's width with its stylesheets applied (the root's scrollWidth).
 
     A check right after a navigation can see the page before its CSS: it then overflows.
     """
     page.wait_for_load_state("load")
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def fits_width(page) -> bool:
+    """Tell whether the page, its stylesheets applied, does not scroll sideways."""
+    return scroll_width(page) <= page.evaluate("window.innerWidth")
 
 
 def kept_pages_by_size(browser, sizes: dict):

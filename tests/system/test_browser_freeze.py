@@ -17,6 +17,7 @@ from sync.sponsors.payments import add_payment
 from sync.sponsors.pledges import add_pledge
 from tests.central.test_freeze import event  # noqa: F401  (Anna, Ben and three pledges)
 from tests.pg import CENTRAL_PASSWORD
+from tests.web import scroll_width
 
 EURO = "\xa0€"     # German amounts: 0,80 € with a no-break space
 ACCEPT = "Neuen Betrag übernehmen"
@@ -77,7 +78,7 @@ def test_the_organiser_lifts_the_freeze_and_kept_figures_stay(
         expect(row(page, "unfreeze-kept", "Oma").locator(".old")).to_contain_text("5,00" + EURO)
         expect(row(page, "unfreeze-kept", "Firma Maßmann").locator(".old")).to_contain_text(
             "0,80" + EURO)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
         confirm.get_by_role("button", name="Ja, Einfrieren aufheben").click()
         expect(page.locator("#freeze-state")).to_have_attribute("data-frozen", "no")
         expect(page.locator("#kept tbody tr")).to_have_count(2)

@@ -27,7 +27,7 @@ from lapsync.laptop.db import connect, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD, register
-from tests.web import served
+from tests.web import fits_width, served
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "locale": "de-DE"}
 TABLET = {"viewport": {"width": 768, "height": 1024}, "locale": "en-US"}
@@ -96,7 +96,7 @@ def user_row(page, name: str):
 
 def fits(page) -> bool:
     """Tell whether the page fits its width (nothing scrolls sideways)."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    return fits_width(page)
 
 
 def test_an_admin_manages_a_teacher_whom_central_and_a_laptop_then_refuse(

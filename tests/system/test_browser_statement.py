@@ -17,7 +17,7 @@ from sync.sponsors.pledges import add_pledge
 from tests.central.test_results import run
 from tests.central.test_statement_split import payments, statement
 from tests.pg import CENTRAL_PASSWORD
-from tests.web import kept_pages_by_size, served
+from tests.web import fits_width, kept_pages_by_size, served
 
 SIZES = {"390x844": (390, 844, "de-DE"), "768x1024": (768, 1024, "en-US")}
 # German strings of this change are proposals until the translations are merged.
@@ -89,7 +89,7 @@ def retype(field, text: str) -> None:
 
 def no_sideways_scroll(page) -> None:
     """Assert that the page fits the screen's width."""
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits_width(page)
 
 
 def test_one_transfer_is_split_over_two_pledges_by_typing(page, central, central_db):

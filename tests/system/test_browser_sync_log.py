@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from lapsync.devkit.browser import type_login_to
 from sync.devices import revoke_device
 from tests.pg import CENTRAL_PASSWORD, Outbox, register
+from tests.web import scroll_width
 
 
 def push(url: str, token: str, body: dict) -> requests.Response:
@@ -83,6 +84,6 @@ def test_the_logs_page_says_why_a_request_was_refused_in_german(
         failure = page.locator('section[data-device="gym"] tr.failure[data-error="device_mismatch"]')
         expect(failure).to_contain_text("Das Gerät 'gym' gehört zu einem anderen Laptop: "
                                         "Registrieren Sie für diesen ein eigenes Gerät.")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
     finally:
         context.close()

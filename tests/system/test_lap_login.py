@@ -37,6 +37,7 @@ from tests.system.test_lap_page import (
     tones,
     typed,
 )
+from tests.web import scroll_width
 
 KEPT_PAGE = {"init_script": AUDIO_SPY, "viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
 STORE = "() => JSON.parse(localStorage.getItem('lapsync.uncounted') || '[]').map(s => s.number)"
@@ -75,6 +76,12 @@ def login_end(laptop: Laptop) -> int:
         return db.execute("SELECT valid_until FROM user_session").fetchone()[0]
     finally:
         db.close()
+
+
+def log_in_again(page) -> None:
+    """Follow the message's "Log in" link and log in as tom there."""
+    page.locator("#feedback").get_by_role("link", name="Log in").click()
+    log_in_here(page)
 
 
 # ---- a login lives 8 h after the helper's last action -------------------------------
@@ -127,8 +134,7 @@ def test_a_held_number_typed_a_day_ago_says_it_counts_when_clicked_and_that_it_d
         end_sessions(laptop)
         typed(page, "2")
         feedback_is(page, "bad", "Not counted: 2.")
-        page.locator("#feedback").get_by_role("link", name="Log in").click()
-        log_in_here(page)
+        log_in_again(page)
         row = page.locator(HELD)
         expect(row).to_contain_text("Not counted: the login ended")
         expect(row.locator(".too-old")).to_have_count(0)
@@ -141,7 +147,7 @@ def test_a_held_number_typed_a_day_ago_says_it_counts_when_clicked_and_that_it_d
         page.reload()
         page.locator("#lap-form[data-pending]").wait_for()
         expect(row.locator(".too-old")).to_contain_text("too long ago")  # kept, and says so
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
         clicked = time.time() * 1000
         row.get_by_role("button", name="Count 2").click()
         feedback_is(page, "good", "Ben Cruz (2, 5a)")
@@ -165,8 +171,7 @@ def test_a_held_number_central_gave_away_is_removed_with_a_second_press(context,
         typed(page, number)
     feedback_is(page, "bad", "Not counted: 7, 2.")
     renumbered_at_central(laptop, laptop.runners[7], 8, was=7)   # 7 is nobody's now
-    page.locator("#feedback").get_by_role("link", name="Log in").click()
-    log_in_here(page)
+    log_in_again(page)
     held = page.locator(HELD)
     seven = number_rows(held, "7")
     seven.get_by_role("button", name="Count 7").click()
@@ -245,7 +250,7 @@ def test_a_held_row_with_remove_fits_390_px_in_german(browser, laptop):
         expect(row.locator(".too-old")).to_contain_text("zu lange her")
         row.get_by_role("button", name="Entfernen").click()
         expect(row.locator("button.remove-row")).to_have_text("Wirklich entfernen?")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
     finally:
         context.close()
 
@@ -268,7 +273,7 @@ def test_a_shared_number_s_choice_left_unanswered_is_listed_after_a_reload(brows
         page.locator("#lap-form[data-pending]").wait_for()
         expect(held).to_contain_text("Not counted: start number 17 belongs to 2 runners")
         expect(held.get_by_role("button")).to_have_text(RUNNER_BUTTONS)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
         held.get_by_role("button", name="Count for Dora Eck").click()
         feedback_is(page, "good", "Dora Eck (17, 6b)")
         expect(held).to_have_count(0)
@@ -277,8 +282,7 @@ def test_a_shared_number_s_choice_left_unanswered_is_listed_after_a_reload(brows
         end_sessions(laptop)                 # a held 17, counted from its row after a login
         scan(page, "17")
         feedback_is(page, "bad", "Not counted: 17.")
-        page.locator("#feedback").get_by_role("link", name="Log in").click()
-        log_in_here(page)
+        log_in_again(page)
         held.get_by_role("button", name="Count 17").click()
         feedback_is(page, "warn", "Type 1–2 and Enter")       # asked which runner
         page.reload()                        # before a digit is typed
@@ -313,7 +317,7 @@ def test_a_choice_on_screen_when_the_login_ends_is_listed_and_named_in_german(br
         log_in_here(page)
         held.get_by_role("button", name="Für Dora Eck zählen").click()
         feedback_is(page, "good", "Dora Eck (17, 6b)")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        assert scroll_width(page) <= 768
         idle(page)
         assert laptop.lap_runner_ids() == [dora]
     finally:
@@ -327,8 +331,7 @@ def test_a_row_s_count_still_on_its_way_at_a_reload_stays_listed_and_counts_once
     for number in ("2", "3"):
         scan(page, number)
     feedback_is(page, "bad", "Not counted: 2, 3.")
-    page.locator("#feedback").get_by_role("link", name="Log in").click()
-    log_in_here(page)
+    log_in_again(page)
     held = page.locator(HELD)
     numbers = held.locator("td:nth-child(2)")
     posts = []
@@ -358,8 +361,19 @@ def test_a_row_s_count_still_on_its_way_at_a_reload_stays_listed_and_counts_once
 # ---- a bib scanned on the login page is kept for the lap page ---------------------------
 
 def scanner(page, number: str) -> None:
-    """Type like a USB barcode scanner: digits and Enter, about 10 ms a key, in one burst."""
-    page.keyboard.type(number + "\n", delay=10)
+    """Type like a USB barcode scanner: digits and Enter, 10 ms a key in one burst.
+
+    The keys carry their own times, as the OS stamps a scanner's: sent one by one by
+    Playwright they could reach the page more than 50 ms apart on a busy machine.
+    """
+    cdp = page.context.new_cdp_session(page)
+    start = time.time()
+    for n, key in enumerate([*number, "Enter"]):
+        code, text, vk = ("Enter", "\r", 13) if key == "Enter" else (f"Digit{key}", key, ord(key))
+        event = {"key": key, "code": code, "windowsVirtualKeyCode": vk, "timestamp": start + n / 100}
+        cdp.send("Input.dispatchKeyEvent", {**event, "type": "keyDown", "text": text})
+        cdp.send("Input.dispatchKeyEvent", {**event, "type": "keyUp", "timestamp": start + n / 100 + .002})
+    cdp.detach()
 
 
 def by_hand(page, text: str) -> None:
@@ -388,7 +402,7 @@ def test_a_bib_scanned_on_the_login_page_is_kept_and_counts_after_the_login(brow
         expect(kept).to_have_text("Numbers 7, 17 are kept: log in to count them.")
         expect(name).to_be_focused()
         expect(name).to_have_value("to")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
         by_hand(page, "m")
         page.keyboard.press("Tab")
         by_hand(page, PASSWORD)
@@ -451,7 +465,7 @@ def test_a_bib_scanned_on_the_login_page_is_named_in_german_at_768_px(browser, l
         expect(held).to_contain_text("Nicht gezählt: auf der Anmeldeseite gescannt")
         held.get_by_role("button", name="37 zählen").click()
         feedback_is(page, "good", "Emil Fox (37, 7c)")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        assert scroll_width(page) <= 768
     finally:
         context.close()
 
@@ -503,7 +517,7 @@ def test_a_held_number_removed_is_no_longer_named_in_german_at_390_px(browser, l
         scan(page, "1")
         feedback_is(page, "bad", "Nicht gezählt: 2, 3, 1. Sie stehen unten in der Liste")
         expect(page.locator(HELD).locator("td:nth-child(2)")).to_have_text(["1", "3", "2"])
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
     finally:
         context.close()
 
@@ -614,7 +628,7 @@ def test_a_number_held_after_a_login_in_another_window_says_so_in_its_row(browse
         feedback_is(page, "bad", re.compile(r"(Not counted|Nicht gezählt): 2\."))
         held = page.locator(HELD)
         expect(held.locator(".why")).to_have_text(why)
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert scroll_width(page) <= width
         assert laptop.laps() == []
     finally:
         context.close()
@@ -626,8 +640,7 @@ def test_a_row_removed_or_counted_in_one_tab_leaves_the_other_tabs(context, lapt
     for number in ("2", "3"):
         scan(page, number)
     feedback_is(page, "bad", "Not counted: 2, 3.")
-    page.locator("#feedback").get_by_role("link", name="Log in").click()
-    log_in_here(page)
+    log_in_again(page)
     other = context.new_page()               # a second tab of the lap page
     other.goto(f"{laptop.url}/")
     other.locator("#lap-form[data-pending]").wait_for()
@@ -686,6 +699,6 @@ def test_at_768_px_the_list_breaks_no_name_mid_word_in_german(browser, laptop_wi
         expect(page.locator(HELD)).to_have_count(1)
         expect(page.locator("#recent tbody td:nth-child(3)").last).to_have_text("Felix Hoffmann")
         assert page.evaluate(BROKEN_WORDS) == []
-        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        assert scroll_width(page) <= 768
     finally:
         context.close()

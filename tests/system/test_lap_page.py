@@ -35,7 +35,7 @@ from lapsync.laptop.laps import write_lap
 from lapsync.laptop.db import connect, device_id, set_meta, transaction
 from lapsync.laptop.runners import add_runner
 from tests.conftest import PASSWORD
-from tests.web import served
+from tests.web import scroll_width, served
 
 # How many numbers the fast-typing test types (bench/bench_typing.py types 1,000).
 TYPING_NUMBERS = int(os.environ.get("LAPSYNC_TYPING_NUMBERS", "60"))
@@ -359,7 +359,7 @@ def test_a_burst_s_uncounted_row_fits_390_px_in_german(browser, laptop_factory):
         row = page.locator("#recent tbody tr.not-counted")
         expect(row).to_contain_text(re.compile(r"Emil Fox.*Nicht gezählt: \d+ s vorher schon gezählt"))
         expect(row.get_by_role("button", name="Trotzdem zählen")).to_be_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
     finally:
         context.close()
 
@@ -1141,7 +1141,7 @@ def test_without_javascript_the_renumber_note_shows_in_german_at_390_px(browser,
         expect(feedback.locator(".renumber-note")).to_have_text(
             "Startnummer 17 hatte auch Dora Eck, bis die Zentrale Dora Eck die Nummer 18 gab: "
             "Ist Dora Eck gelaufen, diese Runde streichen und 18 eingeben.")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
         assert laptop.laps() == ["17"]
     finally:
         context.close()

@@ -24,6 +24,7 @@ from sync import backup, roster
 from sync.events import current_event, start_next_event
 from tests.conftest import PASSWORD
 from tests.pg import CENTRAL_PASSWORD, register
+from tests.web import scroll_width
 
 
 def tom(db) -> str:
@@ -130,7 +131,7 @@ def test_the_organiser_starts_next_years_event_on_the_settings_page_in_german(
                                          "beginnen").click()
         expect(stale.locator("main")).to_contain_text("Eine andere Veranstaltung wurde "
                                                       "inzwischen begonnen")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert scroll_width(page) <= 390
     finally:
         context.close()
     assert central_rows_count(central_db, "runner") == 0
