@@ -35,7 +35,7 @@ from lapsync.commands import (as_restore_command, part_file, refuse_existing,
                               reporting_write_errors)
 
 from . import migrate
-from .db import WRITE_LOCK, close_pool, database_url, init_schema
+from .db import TABLES_LOCK, WRITE_LOCK, close_pool, database_url, init_schema
 from .identity import RENEW
 
 with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
@@ -45,7 +45,7 @@ with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is un
 log = logging.getLogger(__name__)
 # Run before the dump's own statements, in the same transaction: writers wait, and
 # tables a newer schema added (not in the dump) go too.
-CLEAR = (f"SELECT pg_advisory_xact_lock({WRITE_LOCK}); "
+CLEAR = (f"SELECT pg_advisory_xact_lock({TABLES_LOCK}); SELECT pg_advisory_xact_lock({WRITE_LOCK}); "
          "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
 
 

@@ -46,6 +46,10 @@ EMBEDDED_DATABASE = "lapsync"
 # (see write_transaction). Any constant works as long as all writers use it.
 WRITE_LOCK = 0x6C617073  # "laps"
 SCHEMA_LOCK = WRITE_LOCK + 1
+# Held shared by a push that copies its laps before taking the write lock (sync/push.py),
+# and exclusively, before the write lock, by whoever empties or drops tables: such a push
+# holds the lap table while it waits for the write lock, so the other order would deadlock.
+TABLES_LOCK = WRITE_LOCK + 3
 _pool_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -215,8 +219,23 @@ def write_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     milliseconds, while pulls never wait for it.
     """
     with conn.transaction():
+        take_write_lock(conn)
+        yield conn
+
+
+def take_write_lock(conn: psycopg.Connection) -> None:
+    """Take the write lock for the rest of the caller's transaction (see write_transaction)."""
+    conn.execute("SET LOCAL lock_timeout = '30s'")
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+
+
+@contextlib.contextmanager
+def tables_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Run a write transaction that may empty or drop tables (TABLES_LOCK, then the write lock)."""
+    with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '30s'")
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [TABLES_LOCK])
+        take_write_lock(conn)
         yield conn
 
 

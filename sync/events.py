@@ -32,7 +32,7 @@ from lapsync.protocol import ProtocolError, validate_setting
 
 from . import backup
 from .auth import admin_required
-from .db import connection, database_url, get_db, get_meta, set_meta, write_transaction
+from .db import connection, database_url, get_db, get_meta, set_meta, tables_transaction
 from .decisions import USER_ACTIONS, log_decision
 from .settings import render_page
 
@@ -98,7 +98,7 @@ def start_next_event(conn: psycopg.Connection, url: str, folder: Path, user_id: 
     """
     settings = {"event_name": validate_setting("event_name", name),
                 "event_date": validate_setting("event_date", date) if date else None}
-    with write_transaction(conn):
+    with tables_transaction(conn):
         if expected is not None and expected != current_event(conn):
             raise InputError("event_started_already", _(
                 "Another event was started meanwhile (in another window?): reload the page to "

@@ -4,7 +4,9 @@ Rules (see docs/PROTOCOL.md): laps are inserted once by id and never change;
 a lap's void state and every runner and user are last-writer-wins registers by
 (hlc, origin); start-number and name clashes are recorded, never merged. Laps,
 voids and runners commute (sets and registers), so a batch applies them by kind:
-runners and users in seq order, then all laps in one COPY, then voids.
+runners and users in seq order, then all laps in one COPY, then voids. A batch of laps
+alone is copied before the write lock is taken, while another batch holds it, and
+checked under the lock (copy_early).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from lapsync.protocol import last_seq as end_seq
 from . import bulk, clock
 from .authority import apply_runner, own_laps, own_origin, reject_all, void_refusal
 from .clock_jumps import record_jumps
-from .db import now_ms, write_transaction
+from .db import TABLES_LOCK, now_ms, take_write_lock
 from .devices import bind_laptop, lock_device
 from .derived import min_lap_ms
 from .events import check_event
@@ -163,18 +165,23 @@ def still_counted(ahead: Counted | None, laps: dict[str, list], offset: int, min
 
 
 def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, received_at: int,
-                offset: int, deltas: Deltas, ahead: Counted | None = None) -> int:
+                offset: int, deltas: Deltas, ahead: Counted | None = None,
+                early: Early | None = None) -> int:
     """Insert laps central does not have yet (a re-sent lap is a no-op); return how many.
 
     laps holds columns (lap_columns). COPY rather than INSERT ... ON CONFLICT:
     several times faster. New seqs almost never hold a lap central has (or an id
     twice), so the COPY is tried first (in a savepoint); if it meets a known id, the
-    batch's new laps are copied instead. Safe because every writer holds the write
-    lock (sync/db.py): no other transaction inserts laps between the check and the
-    COPY. The laps are counted for the totals, the time buckets and the review queue's
+    batch's new laps are copied instead. Safe because every other writer of laps waits
+    for the write lock (sync/db.py) before it commits: laps another push copied early
+    and has not committed make the COPY wait for it while it waits for this lock, a
+    deadlock PostgreSQL ends by rolling one of them back (push applies it again). The laps are counted for the totals, the time buckets and the review queue's
     pairs (sync/derived.py) while PostgreSQL takes in the COPY, unless they were
-    counted ahead (count_ahead).
+    counted ahead (count_ahead). Laps copied before the lock (copy_early) are not
+    copied again.
     """
+    if early is not None:
+        return early_inserted(conn, laps, offset, deltas, early)
     voided = voided_first(conn, laps["id"])
     counted, min_ms = Deltas(), min_lap_ms(conn)
     known = still_counted(ahead, laps, offset, min_ms, voided)
@@ -203,6 +210,97 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
     return len(laps["id"])
 
 
+class EarlyStale(Exception):
+    """The laps copied before the write lock are not the ones the batch inserts under it."""
+
+
+class Early(NamedTuple):
+    """A batch's laps copied before the write lock, and what that copy assumed."""
+
+    last_seq: int               # the device's last applied seq before this batch
+    columns: tuple[list, ...]   # the lap columns copied (DATA_FIELDS["lap"])
+    offset: int
+    min_ms: int
+    deltas: Deltas              # the laps counted, none taken as voided
+
+
+EARLY_ENTITIES = ("lap", LAP_RUN)
+
+
+def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int,
+               follows: int | None, deadline: float) -> Early | None:
+    """COPY a batch of laps before taking the write lock; None if the batch is not for that.
+
+    PostgreSQL then takes in this batch's laps while another batch (the one before it from
+    the same laptop, or another laptop's) holds the lock. Only a batch of new laps alone
+    that continues the device's applied seqs, or the batch in flight before it
+    (FOLLOWS), whose laps the device may push: under the lock, apply_push checks that it
+    inserts exactly these laps (early_inserted), else the whole transaction is redone
+    the usual way (EarlyStale). Waits until the batch before it is applied (up to DEADLINE).
+    """
+    changes = batch["changes"]
+    if not laps_alone(changes):
+        return None
+    if not conn.execute("SELECT pg_try_advisory_xact_lock_shared(%s) AS ok",
+                        [TABLES_LOCK]).fetchone()["ok"]:
+        return None  # tables are being emptied or dropped: wait for the write lock instead
+    row = conn.execute("SELECT laptop_id, last_seq, revoked_at FROM device WHERE id = %s",
+                       [device["id"]]).fetchone()
+    first = changes[0]["seq"]
+    if row is None or row["revoked_at"] is not None or row["laptop_id"] != batch["device_id"] \
+            or (first != row["last_seq"] + 1 and follows != row["last_seq"] + 1) \
+            or first <= row["last_seq"]:
+        return None
+    laps, refused = own_laps(conn, {**device, **row}, changes, lap_columns(changes))
+    if refused or not laps["id"]:
+        return None
+    redirect_merged(conn, laps)
+    offset, min_ms, deltas = now - batch["device_time"], min_lap_ms(conn), Deltas()
+
+    def count(start: int, end: int) -> None:
+        """Count the laps of one COPY chunk."""
+        deltas.arrived(*(laps[name][start:end] for name in COUNTED), offset, min_ms)
+        if end >= len(laps["id"]):
+            deltas.settle()
+
+    try:
+        with conn.transaction():
+            copy_laps(conn, laps, device, now, offset, count)
+    except psycopg.errors.UniqueViolation:
+        return None  # central has some of them: the usual way finds which
+    wait_applied(conn, device["id"], first - 1, deadline)
+    return Early(first - 1, tuple(laps[name] for name in DATA_FIELDS["lap"]), offset, min_ms,
+                 deltas)
+
+
+def laps_alone(changes: list[dict]) -> bool:
+    """Tell whether a batch holds laps and nothing else (a batch copy_early takes)."""
+    return bool(changes) and all(change["entity"] in EARLY_ENTITIES for change in changes)
+
+
+def wait_applied(conn: psycopg.Connection, device_id: int, last_seq: int, deadline: float) -> None:
+    """Wait until the device's applied seqs reach LAST_SEQ (another batch's commit), or DEADLINE."""
+    query = "SELECT last_seq FROM device WHERE id = %s"
+    while conn.execute(query, [device_id]).fetchone()["last_seq"] < last_seq \
+            and time.monotonic() < deadline:
+        time.sleep(FOLLOW_RETRY_S)
+
+
+def early_inserted(conn: psycopg.Connection, laps: dict[str, list], offset: int, deltas: Deltas,
+                   early: Early) -> int:
+    """Count the laps copied before the lock if they are these laps; else raise EarlyStale."""
+    if early.columns != tuple(laps[name] for name in DATA_FIELDS["lap"]) or offset != early.offset:
+        raise EarlyStale
+    voided, min_ms = voided_first(conn, laps["id"]), min_lap_ms(conn)
+    counted = early.deltas
+    if voided or min_ms != early.min_ms:  # counted anew: a void came first, or a new minimum
+        counted, kept = Deltas(), [i for i, lap_id in enumerate(laps["id"]) if lap_id not in voided]
+        counted.arrived(*([laps[name][i] for i in kept] for name in COUNTED), offset, min_ms)
+        counted.settle()
+    deltas.merge(counted)
+    return len(laps["id"])
+
+
 def redirect_merged(conn: psycopg.Connection, laps: dict[str, list]) -> None:
     """Count laps of a merged runner for its survivor (sent before the laptop knew of the merge)."""
     # All merged runners, not a lookup of the batch's runners: merges are a handful of
@@ -217,8 +315,9 @@ CENTRAL_VOID = ("An admin at central voided this lap: only central can restore i
                 "laptop learns the void at its next pull.")
 
 
-def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
-                  device_time: int, now: int, ahead: Counted | None = None) -> tuple[list[dict], int]:
+def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict], device_time: int,
+                  now: int, ahead: Counted | None = None,
+                  early: Early | None = None) -> tuple[list[dict], int]:
     """Apply new changes of one batch; return (rejected, laps inserted).
 
     What the device may not say (sync/authority.py) is refused item by item.
@@ -236,8 +335,8 @@ def apply_changes(conn: psycopg.Connection, device: dict, changes: list[dict],
     refusals += refused_laps
     if laps["id"]:
         redirect_merged(conn, laps)
-    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas, ahead) \
-        if laps["id"] else 0
+    inserted = insert_laps(conn, laps, device, now, now - device_time, deltas, ahead, early) \
+        if laps["id"] or early else 0
     for change in changes:
         if change["entity"] == "lap_void":
             refusal = void_refusal(conn, device, change["data"])
@@ -291,44 +390,61 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
     FOLLOWS: the first seq of the batch the laptop sent just before this one and has no
     answer to yet. If that batch is exactly what this one lacks, it is waited for (up to
     FOLLOW_WAIT_S, a retry every FOLLOW_RETRY_S) instead of refused as a gap: it was sent
-    first but may reach the write lock second. Anything else is refused at once. Such a
-    batch's laps are counted before the lock (count_ahead), at the time it arrived.
+    first but may reach the write lock second. Anything else is refused at once. A batch
+    of laps is copied before the write lock (copy_early); if what it assumed no longer
+    holds under the lock, it is applied again the usual way, its laps counted before
+    the lock (count_ahead) at the time it arrived.
     EVENT: the event the laptop counts for (its Lapsync-Event header); another than
     central's is refused (sync/events.py).
     """
     deadline, counted = time.monotonic() + FOLLOW_WAIT_S, None
-    if follows is not None:
-        now = now_ms() if now is None else now
-        counted = count_ahead(conn, batch, now)
+    now = now_ms() if now is None else now
+    early = laps_alone(batch["changes"])
     while True:
+        if counted is None and follows is not None and not early:
+            counted = count_ahead(conn, batch, now)
         try:
-            return apply_push(conn, device, batch, now, max_ahead_ms, counted, event)
+            return apply_push(conn, device, batch, now, max_ahead_ms, counted, event,
+                              (follows, deadline) if early else None)
+        except (EarlyStale, psycopg.errors.DeadlockDetected):
+            # A deadlock: another attempt at the same laps copied them early; both are
+            # rolled back whole, and the usual way waits for the lock before any COPY.
+            early = False
+            continue
         except ProtocolError as refused:
             if refused.code != "seq_gap" or follows is None \
                     or refused.extra["resume_from"] != follows or time.monotonic() >= deadline:
                 raise
+        early = False
         time.sleep(FOLLOW_RETRY_S)
 
 
 def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None,
-               max_ahead_ms: int, counted: Counted | None = None, event: str | None = None) -> dict:
+               max_ahead_ms: int, counted: Counted | None = None, event: str | None = None,
+               early: tuple[int | None, float] | None = None) -> dict:
     """Apply a validated push batch in one transaction; return the push answer.
 
     Replays are no-ops: seqs at or below the device's last applied seq are
     skipped; a batch whose first new seq leaves a gap is refused (409) whole. A
     change stamped more than max_ahead_ms ahead of central's clock is refused.
+    EARLY: (follows, deadline) to copy a batch of laps before the write lock (copy_early).
     """
     now = now_ms() if now is None else now
-    with write_transaction(conn):
+    with conn.transaction():
         # A batch holds 1 to 50,000 changes, so its statements' arrays vary as much. After a
         # few batches PostgreSQL may keep a generic plan for a prepared statement (an index
         # lookup per row), far slower for a big batch's thousands of rows than its own plan.
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        conn.execute("SET LOCAL lock_timeout = '30s'")  # as under the write lock
+        copied = copy_early(conn, device, batch, now, *early) if early else None
+        take_write_lock(conn)
         device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
         check_event(conn, event)
         # Under the write lock, as acked_seq: both from the same database (a restore takes it).
         database = {DATABASE_FIELD: current_database(conn)}
         last_seq = device["last_seq"]
+        if copied is not None and copied.last_seq != last_seq:
+            raise EarlyStale
         changes = unapplied(batch["changes"], last_seq)
         if changes and changes[0]["seq"] != last_seq + 1:
             raise ProtocolError("seq_gap", _("Central has applied up to seq %(last)s; this "
@@ -341,7 +457,7 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
                                           min(last_seq, end_seq(batch["changes"][-1])))
         kept, ahead = clock.refuse_ahead(conn, device["laptop_id"], changes, now, max_ahead_ms)
         new_rejected, inserted = apply_changes(conn, device, kept, batch["device_time"], now,
-                                               counted)
+                                               counted, copied)
         new_rejected = sorted(ahead + new_rejected, key=lambda r: r["seq"])
         acked = end_seq(changes[-1]) if changes else last_seq
         record_jumps(conn, device, batch.get(CLOCK_JUMPS, []), now)
