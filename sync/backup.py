@@ -44,8 +44,9 @@ with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is un
 
 log = logging.getLogger(__name__)
 # Run before the dump's own statements, in the same transaction: writers wait, and
-# tables a newer schema added (not in the dump) go too.
-CLEAR = (f"SELECT pg_advisory_xact_lock({TABLES_LOCK}); SELECT pg_advisory_xact_lock({WRITE_LOCK}); "
+# tables a newer schema added (not in the dump) go too. TABLES_LOCK first (sync/db.py).
+CLEAR = (f"SELECT pg_advisory_xact_lock({TABLES_LOCK}); "
+         f"SELECT pg_advisory_xact_lock({WRITE_LOCK}); "
          "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
 
 

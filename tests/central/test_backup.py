@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 
 import click
 import psycopg
@@ -17,8 +19,10 @@ from lapsync.laptop.client.transport import Central
 from lapsync.laptop.db import connect, set_meta
 from lapsync.laptop.laps import record_lap
 from lapsync.laptop.runners import add_runner
+import sync.push
 from sync import backup, create_app, migrate
 from sync.db import close_pool
+from tests.central.test_push_follows import send
 from tests.databases import empty_database
 from tests.pg import Outbox, register
 
@@ -208,3 +212,36 @@ def test_after_a_restore_a_laptop_resends_what_central_lost_at_its_next_sync(
         assert pending_count(laptop) == 0
     finally:
         laptop.close()
+
+
+def test_a_restore_while_a_laptops_laps_wait_for_the_write_lock_does_not_deadlock(
+        pg_url, central_db, device_token, monkeypatch, tmp_path):
+    box = Outbox()
+    ida = box.runner(3, "Ida Lund")
+    for _ in range(5):
+        box.lap(ida)
+    send(pg_url, device_token, box.body(1, 1))
+    file = tmp_path / "central.dump"
+    backup.dump(pg_url, file)
+    copied, applied = threading.Event(), sync.push.wait_applied
+
+    def still_copying(conn, device_id, last_seq, deadline):
+        copied.set()
+        waiting = "SELECT count(*) AS n FROM pg_locks WHERE NOT granted"
+        until = time.monotonic() + 10
+        while conn.execute(waiting).fetchone()["n"] == 0 and time.monotonic() < until:
+            time.sleep(0.02)  # until the restore waits for a lock (its DROP: for these laps)
+        applied(conn, device_id, last_seq, deadline)
+
+    monkeypatch.setattr(sync.push, "wait_applied", still_copying)
+    answers = {}
+    pushing = threading.Thread(target=lambda: answers.setdefault(
+        "push", send(pg_url, device_token, box.body(2, 6))))
+    pushing.start()
+    assert copied.wait(10)
+    backup.restore(pg_url, file)          # waits for the batch, which commits first
+    pushing.join(20)
+    assert answers["push"]["acked_seq"] == 6
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as dumped: the laps came after
+        assert conn.execute("SELECT count(*) FROM lap").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM runner").fetchone()[0] == 1
