@@ -8,11 +8,11 @@ under gunicorn on loopback, a laptop file with --laps pending laps):
      less central's own time, apply_ms), mark (the acknowledged rows marked pushed);
   3. central's side replayed in this process on the very bodies the laptop sent, after
      central forgot the laps: decode (body -> Python), validate, then inside push():
-     counting ahead (each batch after the first is sent behind the one before, as the
-     pipelined laptop sends it, and its laps are counted before the write lock, while the
-     batch before is applied), COPY, counting (the first batch's laps, counted for totals
-     and review while COPY runs), totals, derived (review pairs, chart buckets), the
-     rest, commit.
+     COPY (a batch of laps alone: before the write lock), counting (its laps, counted for
+     totals and review while COPY runs), the write lock, totals, derived (review pairs,
+     chart buckets), the rest and the commit; each batch after the first is sent behind
+     the one before (Lapsync-Follows), as the pipelined laptop sends it. One batch at a
+     time here: the overlap of one batch's COPY with another's statements is not shown.
 --profile DIR also writes cProfile stats of both ends (laptop.prof, central.prof) and
 prints their top functions. Run from the repository root:
 
@@ -206,15 +206,8 @@ def central_side(url: str, token: str, bodies: list[tuple[bytes, dict]], phases:
     phases.wrap(sync.push, "apply_totals", "central: totals")
     phases.wrap(sync.ledger, "keep_in_step", "central: derived (review pairs, buckets)")
     phases.wrap(sync.push, "own_laps", "central: own laps (authority)")
-    original_transaction = sync.push.write_transaction
-
-    @contextlib.contextmanager
-    def timed_transaction(conn):
-        with phases.phase("central: commit"):
-            with original_transaction(conn) as inside:
-                with phases.phase("central: push() rest"):
-                    yield inside
-    sync.push.write_transaction = timed_transaction
+    phases.wrap(sync.push, "take_write_lock", "central: write lock")
+    phases.wrap(sync.push, "apply_push", "central: push() rest, commit")
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         device = find_device(conn, token)
         phases.backend = conn.info.backend_pid
