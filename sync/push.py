@@ -4,8 +4,8 @@ Rules (see docs/PROTOCOL.md): laps are inserted once by id and never change;
 a lap's void state and every runner and user are last-writer-wins registers by
 (hlc, origin); start-number and name clashes are recorded, never merged. Laps,
 voids and runners commute (sets and registers), so a batch applies them by kind:
-runners and users in seq order, then all laps in one COPY, then voids. A batch of laps
-alone is copied before the write lock is taken, while another batch holds it, and
+runners and users in seq order, then all laps in one COPY, then voids. A big batch of
+laps alone is copied before the write lock is taken, while another batch holds it, and
 checked under the lock (copy_early).
 """
 from __future__ import annotations
@@ -175,10 +175,10 @@ def insert_laps(conn: psycopg.Connection, laps: dict[str, list], device: dict, r
     batch's new laps are copied instead. Safe because every other writer of laps waits
     for the write lock (sync/db.py) before it commits: laps another push copied early
     and has not committed make the COPY wait for it while it waits for this lock, a
-    deadlock PostgreSQL ends by rolling one of them back (push applies it again). The laps are counted for the totals, the time buckets and the review queue's
-    pairs (sync/derived.py) while PostgreSQL takes in the COPY, unless they were
-    counted ahead (count_ahead). Laps copied before the lock (copy_early) are not
-    copied again.
+    deadlock PostgreSQL ends by rolling one of them back (push applies it again). The
+    laps are counted for the totals, the time buckets and the review queue's pairs
+    (sync/derived.py) while PostgreSQL takes in the COPY, unless they were counted ahead
+    (count_ahead). Laps copied before the lock (copy_early) are not copied again.
     """
     if early is not None:
         return early_inserted(conn, laps, offset, deltas, early)
@@ -225,6 +225,9 @@ class Early(NamedTuple):
 
 
 EARLY_ENTITIES = ("lap", LAP_RUN)
+# Laps in a batch from which copy_early pays for its extra statements (~1 ms); a
+# laptop keeping up with the track pushes a handful, the usual way.
+EARLY_FROM = 1_000
 
 
 def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int,
@@ -239,7 +242,7 @@ def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int,
     the usual way (EarlyStale). Waits until the batch before it is applied (up to DEADLINE).
     """
     changes = batch["changes"]
-    if not laps_alone(changes):
+    if not early_batch(changes):
         return None
     if not conn.execute("SELECT pg_try_advisory_xact_lock_shared(%s) AS ok",
                         [TABLES_LOCK]).fetchone()["ok"]:
@@ -273,9 +276,10 @@ def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int,
                  deltas)
 
 
-def laps_alone(changes: list[dict]) -> bool:
-    """Tell whether a batch holds laps and nothing else (a batch copy_early takes)."""
-    return bool(changes) and all(change["entity"] in EARLY_ENTITIES for change in changes)
+def early_batch(changes: list[dict]) -> bool:
+    """Tell whether a batch is one for copy_early: laps alone, EARLY_FROM or more of them."""
+    return bool(changes) and all(change["entity"] in EARLY_ENTITIES for change in changes) \
+        and end_seq(changes[-1]) - changes[0]["seq"] + 1 >= EARLY_FROM
 
 
 def wait_applied(conn: psycopg.Connection, device_id: int, last_seq: int, deadline: float) -> None:
@@ -390,8 +394,8 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
     FOLLOWS: the first seq of the batch the laptop sent just before this one and has no
     answer to yet. If that batch is exactly what this one lacks, it is waited for (up to
     FOLLOW_WAIT_S, a retry every FOLLOW_RETRY_S) instead of refused as a gap: it was sent
-    first but may reach the write lock second. Anything else is refused at once. A batch
-    of laps is copied before the write lock (copy_early); if what it assumed no longer
+    first but may reach the write lock second. Anything else is refused at once. A big
+    batch of laps is copied before the write lock (copy_early); if what it assumed no longer
     holds under the lock, it is applied again the usual way, its laps counted before
     the lock (count_ahead) at the time it arrived.
     EVENT: the event the laptop counts for (its Lapsync-Event header); another than
@@ -399,7 +403,7 @@ def push(conn: psycopg.Connection, device: dict, batch: dict, now: int | None = 
     """
     deadline, counted = time.monotonic() + FOLLOW_WAIT_S, None
     now = now_ms() if now is None else now
-    early = laps_alone(batch["changes"])
+    early = early_batch(batch["changes"])
     while True:
         if counted is None and follows is not None and not early:
             counted = count_ahead(conn, batch, now)

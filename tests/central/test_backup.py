@@ -216,6 +216,7 @@ def test_after_a_restore_a_laptop_resends_what_central_lost_at_its_next_sync(
 
 def test_a_restore_while_a_laptops_laps_wait_for_the_write_lock_does_not_deadlock(
         pg_url, central_db, device_token, monkeypatch, tmp_path):
+    monkeypatch.setattr(sync.push, "EARLY_FROM", 1)  # a small batch copied early, as a big one
     box = Outbox()
     ida = box.runner(3, "Ida Lund")
     for _ in range(5):

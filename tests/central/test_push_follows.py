@@ -108,6 +108,15 @@ def counted_at_central(conn) -> dict:
             "in_step": derived.stored(conn) == derived.reference(conn)}
 
 
+PRODUCT_EARLY_FROM = sync.push.EARLY_FROM
+
+
+@pytest.fixture(autouse=True)
+def small_batches_copied_early(monkeypatch) -> None:
+    """Copy this file's small batches before the lock, as a backlog's big ones are."""
+    monkeypatch.setattr(sync.push, "EARLY_FROM", 1)
+
+
 @pytest.fixture
 def early_used(monkeypatch) -> list[bool]:
     """Record, for each batch that inserts laps, whether they were copied before the lock."""
@@ -167,6 +176,24 @@ def test_a_batch_of_laps_is_copied_before_the_lock_and_counts_as_under_it(
     assert early_used == [True, True] and copied_at_lock == [0, 4, 10]
     assert counted_at_central(central_db) == {"total": {ida: 5, ole: 5}, "own": {ida: 5, ole: 5},
                                               "in_step": True}
+
+
+def test_a_laptop_keeping_up_with_the_track_pushes_the_usual_way(
+        pg_url, central_db, device_token, early_used, monkeypatch):
+    monkeypatch.setattr(sync.push, "EARLY_FROM", PRODUCT_EARLY_FROM)
+    box = Outbox()
+    ida = box.runner(3, "Ida Lund")
+    for _ in range(PRODUCT_EARLY_FROM):
+        box.lap(ida)
+    send(pg_url, device_token, box.body(1, 1))
+    send(pg_url, device_token, box.body(2, PRODUCT_EARLY_FROM))       # one lap short
+    send(pg_url, device_token, box.body(PRODUCT_EARLY_FROM + 1))      # one lap
+    box.lap(ida)
+    for _ in range(PRODUCT_EARLY_FROM - 1):
+        box.lap(ida)
+    send(pg_url, device_token, box.body(PRODUCT_EARLY_FROM + 2))      # a backlog of them
+    assert early_used == [False, False, True]
+    assert counted_at_central(central_db)["total"] == {ida: 2 * PRODUCT_EARLY_FROM}
 
 
 def test_a_batch_copies_its_laps_while_the_one_before_holds_the_lock(
