@@ -32,7 +32,7 @@ from .clock_jumps import record_jumps
 from .db import TABLES_LOCK, now_ms, take_write_lock
 from .devices import bind_laptop, lock_device
 from .derived import min_lap_ms
-from .events import check_event
+from .events import check_event, current_event
 from .identity import current_database
 from .ledger import CENTRAL_DECISION, Deltas, apply_totals, apply_void, class_spellings
 from .pushed_users import apply_user
@@ -230,16 +230,17 @@ EARLY_ENTITIES = ("lap", LAP_RUN)
 EARLY_FROM = 1_000
 
 
-def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int,
+def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int, event: str | None,
                follows: int | None, deadline: float) -> Early | None:
     """COPY a batch of laps before taking the write lock; None if the batch is not for that.
 
     PostgreSQL then takes in this batch's laps while another batch (the one before it from
-    the same laptop, or another laptop's) holds the lock. Only a batch of new laps alone
-    that continues the device's applied seqs, or the batch in flight before it
-    (FOLLOWS), whose laps the device may push: under the lock, apply_push checks that it
-    inserts exactly these laps (early_inserted), else the whole transaction is redone
-    the usual way (EarlyStale). Waits until the batch before it is applied (up to DEADLINE).
+    the same laptop, or another laptop's) holds the lock. Only a big batch of new laps
+    alone, named for central's EVENT, that continues the device's applied seqs or the
+    batch in flight before it (FOLLOWS), with laps the device may push. Under the lock,
+    apply_push checks that it inserts exactly these laps (early_inserted), else the whole
+    transaction is redone the usual way (EarlyStale). Waits until the batch before it is
+    applied (up to DEADLINE).
     """
     changes = batch["changes"]
     if not early_batch(changes):
@@ -252,7 +253,7 @@ def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int,
     first = changes[0]["seq"]
     if row is None or row["revoked_at"] is not None or row["laptop_id"] != batch["device_id"] \
             or (first != row["last_seq"] + 1 and follows != row["last_seq"] + 1) \
-            or first <= row["last_seq"]:
+            or first <= row["last_seq"] or event not in (None, current_event(conn)):
         return None
     laps, refused = own_laps(conn, {**device, **row}, changes, lap_columns(changes))
     if refused or not laps["id"]:
@@ -440,7 +441,7 @@ def apply_push(conn: psycopg.Connection, device: dict, batch: dict, now: int | N
         # lookup per row), far slower for a big batch's thousands of rows than its own plan.
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         conn.execute("SET LOCAL lock_timeout = '30s'")  # as under the write lock
-        copied = copy_early(conn, device, batch, now, *early) if early else None
+        copied = copy_early(conn, device, batch, now, event, *early) if early else None
         take_write_lock(conn)
         device = bind_laptop(conn, lock_device(conn, device["id"]), batch["device_id"])
         check_event(conn, event)

@@ -397,3 +397,19 @@ def test_laps_copied_early_by_one_attempt_and_under_the_lock_by_another_count_on
     assert counted_at_central(central_db) == {"total": {ida: 5, ole: 5}, "own": {ida: 5, ole: 5},
                                               "in_step": True}
     assert central_db.execute("SELECT count(*) AS n FROM lap").fetchone()["n"] == 10
+
+
+def test_a_batch_for_the_last_event_is_refused_without_copying_its_laps(
+        pg_url, central_db, device_token, monkeypatch):
+    box = Outbox()
+    laps_of_two_runners(box)
+    send(pg_url, device_token, box.body(1, 2))
+    copies, copy = [], sync.push.copy_laps
+    monkeypatch.setattr(sync.push, "copy_laps", lambda *args: copies.append(1) or copy(*args))
+    before = snapshot(central_db)
+    with psycopg.connect(pg_url, autocommit=True, row_factory=dict_row) as conn, \
+            pytest.raises(ProtocolError) as refused:
+        push(conn, find_device(conn, device_token), validate_push(box.body(3, 12)),
+             event="last-years-event")
+    assert refused.value.code == "event_changed" and copies == []
+    assert snapshot(central_db) == before
