@@ -60,7 +60,7 @@ from lapsync.laptop.db import (  # noqa: E402
 )
 
 DATABASE = "lapsync_bench_wide"
-EVENT_MS = 8 * 3600 * 1000
+EVENT_MS = 8 * 3600 * 1000   # the span of each laptop's laps, ending now
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,8 +92,21 @@ def roster(args: argparse.Namespace) -> list[dict]:
     return runners
 
 
-def fresh_central(server_url: str, runners: list[dict], laptops: int) -> tuple[str, list[str]]:
-    """Create central's database with the roster (COPY) and one device per laptop; return URL and tokens."""
+def helper_users(args: argparse.Namespace) -> list[dict]:
+    """Return one helper per laptop, made at central (users are made only there) and pulled."""
+    from lapsync.laptop.auth import hash_password
+
+    password_hash = hash_password("bench-password")  # one argon2 hash for every helper
+    rng = random.Random(args.seed + 1)
+    return [{"id": "u" + rng.randbytes(12).hex()[1:], "name": f"helper-{n:03d}",
+             "password_hash": password_hash, "role": "teacher", "created_at": 1_700_000_000_000,
+             "hlc": f"{1_700_000_000_000:013d}.{n:04d}", "origin": "central"}
+            for n in range(1, args.laptops + 1)]
+
+
+def fresh_central(server_url: str, runners: list[dict], helpers: list[dict]) -> tuple[str, list[str]]:
+    """Create central's database with the roster (COPY), the helpers and one device per laptop;
+    return URL and tokens."""
     from sync.devices import register_device
 
     url = kit.create_database(server_url, DATABASE)
@@ -103,38 +116,38 @@ def fresh_central(server_url: str, runners: list[dict], laptops: int) -> tuple[s
                 f"COPY runner ({', '.join(columns)}, change_id) FROM STDIN") as copy:
             for n, runner in enumerate(runners, 1):
                 copy.write_row([runner[c] for c in columns] + [n])
-        conn.execute("SELECT setval('change_id_seq', %s)", [len(runners)])
-        tokens = [register_device(conn, f"laptop-{n:03d}") for n in range(1, laptops + 1)]
+        user_columns = ("id", "name", "password_hash", "role", "created_at", "hlc", "origin")
+        with conn.transaction(), conn.cursor().copy(
+                f"COPY app_user ({', '.join(user_columns)}, change_id) FROM STDIN") as copy:
+            for n, user in enumerate(helpers, len(runners) + 1):
+                copy.write_row([user[c] for c in user_columns] + [n])
+        conn.execute("SELECT setval('change_id_seq', %s)", [len(runners) + len(helpers)])
+        tokens = [register_device(conn, f"laptop-{n:03d}") for n in range(1, len(helpers) + 1)]
         conn.execute("VACUUM ANALYZE")
     return url, tokens
 
 
-def laptop_files(args: argparse.Namespace, runners: list[dict], folder: Path) -> list[Path]:
-    """Create one SQLite file per laptop: the roster as pulled, a helper, a device id of its own."""
+def laptop_files(args: argparse.Namespace, runners: list[dict], helpers: list[dict],
+                 folder: Path) -> list[Path]:
+    """Create one SQLite file per laptop: the roster and its helper as pulled, a device id of its own."""
     base = folder / "base.sqlite"
     db = connect(base)
     init_schema(db)
     with transaction(db):
         db.conn.executemany("INSERT INTO runner (id, start_number, name, class, grade, hlc, origin) "
                             "VALUES (:id, :start_number, :name, :class, :grade, :hlc, :origin)", runners)
-        set_meta(db, "pull_cursor", str(len(runners)))  # the roster arrived by an earlier pull
+        # The roster and the helpers arrived by an earlier pull.
+        set_meta(db, "pull_cursor", str(len(runners) + len(helpers)))
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    from lapsync.laptop.auth import hash_password
-    from lapsync.laptop.db import record_change
-
-    password_hash = hash_password("bench-password")  # one argon2 hash for every helper
     paths = []
-    for n in range(1, args.laptops + 1):
+    for n, helper in enumerate(helpers, 1):
         path = folder / f"laptop-{n:03d}.sqlite"
         shutil.copyfile(base, path)
         db = connect(path)
         with transaction(db):
             set_meta(db, "device_id", new_id())
-            user = {"id": new_id(), "name": f"helper-{n:03d}", "password_hash": password_hash,
-                    "role": "teacher", "created_at": 1_700_000_000_000, "hlc": f"{1_700_000_000_000:013d}.0001"}
-            db.table("user").insert(user)
-            record_change(db, "user", user["id"], {**user, "origin": device_id(db)})
+            db.table("user").insert({k: v for k, v in helper.items() if k != "origin"})
         db.close()
         paths.append(path)
     base.unlink()
@@ -162,13 +175,18 @@ class TimedCentral(Central):
             self.log.append((path, time.perf_counter() - started, ok))
 
 
-def record_laps(db, rng: random.Random, runner_ids: list[str], user_id: str, count: int) -> None:
-    """Write laps and their outbox changes exactly as laps.record_lap does, in one transaction."""
-    me, now = device_id(db), int(time.time() * 1000)
+def record_laps(db, rng: random.Random, runner_ids: list[str], user_id: str, count: int,
+                first_time: int, spacing: int) -> None:
+    """Write laps and their outbox changes exactly as laps.record_lap does, in one transaction.
+
+    The laps lie SPACING ms apart from FIRST_TIME, as a laptop spreads its laps over an
+    event: laps a few ms apart would make nearly every lap a close pair for the review queue.
+    """
+    me = device_id(db)
     rows, changes = [], []
     for i in range(count):
         lap = {"id": "c" + rng.randbytes(12).hex()[1:], "runner_id": rng.choice(runner_ids),
-               "created_by": user_id, "time": now + i, "device_id": me}
+               "created_by": user_id, "time": first_time + i * spacing, "device_id": me}
         rows.append(tuple(lap.values()))
         changes.append(("lap", lap["id"], json.dumps(lap, separators=(",", ":")), lap["time"]))
     with transaction(db):
@@ -187,15 +205,17 @@ def run_laptop(spec: dict, laptop: dict, go: threading.Event, out: dict) -> None
     runner_ids = [r[0] for r in db.execute("SELECT id FROM runner")]
     user_id = db.execute("SELECT id FROM user").fetchone()[0]
     central = TimedCentral(spec["url"], laptop["token"], log=log)
+    # This laptop's laps over the EVENT_MS before now, in the order it records them.
+    event_start, spacing = int(time.time() * 1000) - EVENT_MS, EVENT_MS // spec["laps"]
     if spec["mode"] == "backlog":
-        record_laps(db, rng, runner_ids, user_id, spec["laps"])
+        record_laps(db, rng, runner_ids, user_id, spec["laps"], event_start, spacing)
     go.wait()
     started = time.perf_counter()
     sent = 0
     for _ in range(100_000):
         if spec["mode"] == "stream" and pending_count(db) == 0 and sent < spec["laps"]:
             count = min(spec["chunk"], spec["laps"] - sent)
-            record_laps(db, rng, runner_ids, user_id, count)
+            record_laps(db, rng, runner_ids, user_id, count, event_start + sent * spacing, spacing)
             sent += count
         result = sync_once(db, central, force=True)
         if result.error or result.rejected:
@@ -273,8 +293,9 @@ def one_run(args: argparse.Namespace, server_url: str, pgdata: Path, runners: li
     folder = kit.OUT / f"wide-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    url, tokens = fresh_central(server_url, runners, args.laptops)
-    paths = laptop_files(args, runners, folder)
+    helpers = helper_users(args)
+    url, tokens = fresh_central(server_url, runners, helpers)
+    paths = laptop_files(args, runners, helpers, folder)
     central, base = kit.start_central(url, workers, log=folder / "central.log", threads=args.threads)
     children = []
     try:
