@@ -129,6 +129,13 @@ def test_one_transfer_is_split_over_two_pledges_by_typing(page, central, central
     expect(page.locator(".letter")).to_have_count(2)
     for key, count in [("anna", 0), ("ben", 1), ("lang", 1)]:
         expect(page.locator(f".letter[data-pledge='{ids[key]}']")).to_have_count(count)
+    # Anna's pledge page: the payment, one part of the transfer, fits the screen as it is
+    # (a card of labelled rows under 600 px), its box not scrolled sideways either.
+    page.goto(f"{url}/sponsors/{ids['anna']}")
+    table = page.locator("#payments")
+    expect(table.locator(".split-part")).to_be_visible()
+    no_sideways_scroll(page)
+    assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
 
 
 def test_a_transfer_paying_each_pledge_in_full_leaves_no_reminder(page, central, central_db):
