@@ -227,12 +227,15 @@ def open_line(conn: psycopg.Connection, line_id: int) -> dict:
     return line
 
 
-def assign_line(conn: psycopg.Connection, user_id: str, line_id: int, pledge_id: str) -> str:
-    """Record an unmatched line as a payment of the pledge an admin chose; return its id."""
+def assign_line(conn: psycopg.Connection, user_id: str, line_id: int,
+                pledge_id: str) -> tuple[str, list[dict]]:
+    """Record an unmatched line as a payment of the pledge an admin chose; return its id and,
+    if the pledge is now paid more than it owes, the overpayment (overpaid_by)."""
     with conn.transaction():
         line = open_line(conn, line_id)
         pledge = live_pledge(conn, pledge_id)
-        return settle(conn, user_id, line_id, line, [(pledge, line["amount_cents"])], "admin")[0]
+        payment = settle(conn, user_id, line_id, line, [(pledge, line["amount_cents"])], "admin")[0]
+        return payment, overpaid_by(conn, line, [pledge])
 
 
 def parse_parts(typed: dict[str, str]) -> dict[str, int]:
@@ -260,9 +263,10 @@ def parse_parts(typed: dict[str, str]) -> dict[str, int]:
 
 
 def split_line(conn: psycopg.Connection, user_id: str, line_id: int,
-               typed: dict[str, str]) -> list[str]:
+               typed: dict[str, str]) -> tuple[list[str], list[dict]]:
     """Record an unmatched line as payments of several pledges, the amounts an admin typed,
-    all or nothing; they must add up to the line's amount exactly. Return the payment ids."""
+    all or nothing; they must add up to the line's amount exactly. Return the payment ids
+    and the pledges now paid more than they owe (overpaid_by)."""
     parts = parse_parts(typed)
     with conn.transaction():
         line = open_line(conn, line_id)
@@ -274,7 +278,8 @@ def split_line(conn: psycopg.Connection, user_id: str, line_id: int,
                 amount=money(line["amount_cents"], conn)), 422,
                 sum_cents=total, amount_cents=line["amount_cents"])
         pledges = [(live_pledge(conn, pledge_id), cents) for pledge_id, cents in parts.items()]
-        return settle(conn, user_id, line_id, line, pledges, "admin")
+        ids = settle(conn, user_id, line_id, line, pledges, "admin")
+        return ids, overpaid_by(conn, line, [pledge for pledge, _cents in pledges])
 
 
 def named_pledges(conn: psycopg.Connection, lines: list[dict]) -> dict[int, list[dict]]:

@@ -142,11 +142,13 @@ def assign(line_id: int):
     over the pledges the admin typed amounts for (all or nothing)."""
     typed = typed_parts(request.form)
     if typed is None:
-        assign_line(get_db(), g.user["id"], line_id, request.form.get("pledge_id", ""))
+        _payment, overpaid = assign_line(get_db(), g.user["id"], line_id,
+                                         request.form.get("pledge_id", ""))
         flash(_("The payment is recorded."))
+        flash_overpaid(overpaid)
         return redirect(url_for("statement.index"))
     try:
-        ids = split_line(get_db(), g.user["id"], line_id, typed)
+        ids, overpaid = split_line(get_db(), g.user["id"], line_id, typed)
     except InputError as exc:
         if wants_json() or exc.status != 422:
             raise
@@ -154,7 +156,14 @@ def assign(line_id: int):
                            split_error=exc.message, split_errors=exc.extra.get("errors", {}))
     flash(ngettext("The credit is recorded as %(num)s payment.",
                    "The credit is recorded as %(num)s payments, one per pledge.", len(ids)))
+    flash_overpaid(overpaid)
     return redirect(url_for("statement.index"))
+
+
+def flash_overpaid(overpaid: list[dict]) -> None:
+    """Warn of each pledge a credit just booked by hand has paid more than it owes."""
+    for text in overpaid_texts(get_db(), {"overpaid": overpaid}):
+        flash(text, "warning")
 
 
 @bp.post("/lines/<int:line_id>/ignore")

@@ -168,6 +168,24 @@ def test_an_admin_assigns_an_unmatched_credit_on_the_page(central_admin, central
     assert who.fetchone()["by_name"] == "ada"
 
 
+def test_a_credit_assigned_by_hand_that_overpays_its_pledge_is_named(central_admin, central_db,
+                                                                     pledges):
+    central_admin.post("/sponsors/statement/", data={
+        "csrf_token": central_admin.csrf, "file": (io.BytesIO(german(pledges)), "juni.csv")},
+        content_type="multipart/form-data", follow_redirects=True)  # its own messages shown
+    herr = pledges["Herr Groß"]["id"]                      # owes 10,00 €
+    pages = [central_admin.post(f"/sponsors/statement/lines/{line['id']}/assign", data={
+        "csrf_token": central_admin.csrf, "pledge_id": herr}, follow_redirects=True,
+        headers={"Accept-Language": "en"}).get_data(as_text=True)
+        for line in open_lines(central_db)]               # both 10,00 € credits of K. Groß
+    assert "The payment is recorded." in pages[0] and "overpaid" not in pages[0]
+    assert "The payment is recorded." in pages[1]
+    assert re.search(r"€10\.00 from K\. Groß booked to Herr Groß for [^:<]*Ben Cruz[^:<]*: paid "
+                     r"more than it owes \(overpaid by €10\.00\)\.", pages[1])
+    assert [p[:2] for p in payments(central_db) if p[0] == "Herr Groß"] == [
+        ("Herr Groß", 1000), ("Herr Groß", 1000)]
+
+
 def test_ignoring_a_credit_asks_first_and_can_be_undone(central_app, central_admin, central_db,
                                                        pledges):
     import_statement(central_db, None, german(pledges), "juni.csv")
