@@ -219,7 +219,6 @@ class Early(NamedTuple):
 
     last_seq: int               # the device's last applied seq before this batch
     columns: tuple[list, ...]   # the lap columns copied (DATA_FIELDS["lap"])
-    offset: int
     min_ms: int
     deltas: Deltas              # the laps counted, none taken as voided
 
@@ -273,8 +272,7 @@ def copy_early(conn: psycopg.Connection, device: dict, batch: dict, now: int, ev
     except psycopg.errors.UniqueViolation:
         return None  # central has some of them: the usual way finds which
     wait_applied(conn, device["id"], first - 1, deadline)
-    return Early(first - 1, tuple(laps[name] for name in DATA_FIELDS["lap"]), offset, min_ms,
-                 deltas)
+    return Early(first - 1, tuple(laps[name] for name in DATA_FIELDS["lap"]), min_ms, deltas)
 
 
 def early_batch(changes: list[dict]) -> bool:
@@ -294,7 +292,7 @@ def wait_applied(conn: psycopg.Connection, device_id: int, last_seq: int, deadli
 def early_inserted(conn: psycopg.Connection, laps: dict[str, list], offset: int, deltas: Deltas,
                    early: Early) -> int:
     """Count the laps copied before the lock if they are these laps; else raise EarlyStale."""
-    if early.columns != tuple(laps[name] for name in DATA_FIELDS["lap"]) or offset != early.offset:
+    if early.columns != tuple(laps[name] for name in DATA_FIELDS["lap"]):
         raise EarlyStale
     voided, min_ms = voided_first(conn, laps["id"]), min_lap_ms(conn)
     counted = early.deltas

@@ -11,8 +11,9 @@ Intervals between laps subtract the jumps noticed between them (elapsed_ms). The
 the logins (user_session) move with each jump kept: a jump neither ends nor lengthens one.
 
 The checks run where the laptop already works: before each lap is recorded, at each
-sync attempt, and before a login is found ended or renewed (lapsync/laptop/logins.py). A jump while the app was not running is not seen here; an interval
-that comes out negative is then "unknown", never "too soon".
+sync attempt, and before a login is found ended or renewed (lapsync/laptop/logins.py). A
+jump while the app was not running is not seen here; an interval that comes out negative
+is then "unknown", never "too soon".
 """
 from __future__ import annotations
 

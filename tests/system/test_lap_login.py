@@ -84,6 +84,15 @@ def log_in_again(page) -> None:
     log_in_here(page)
 
 
+def held_after_the_login_ended(page, laptop: Laptop, numbers: tuple[str, ...], enter=scan,
+                               said: str = "Not counted") -> None:
+    """End the laptop's logins, enter NUMBERS (scanned, or typed by hand) and see them refused."""
+    end_sessions(laptop)
+    for number in numbers:
+        enter(page, number)
+    feedback_is(page, "bad", f"{said}: {', '.join(numbers)}.")
+
+
 # ---- a login lives 8 h after the helper's last action -------------------------------
 
 def test_a_helper_who_goes_on_typing_is_not_logged_out_when_the_login_s_8_hours_are_over(
@@ -131,9 +140,7 @@ def test_a_held_number_typed_a_day_ago_says_it_counts_when_clicked_and_that_it_d
         page = open_lap_page(context, laptop)
         typed(page, "1")
         feedback_is(page, "good", "Anna Berg")
-        end_sessions(laptop)
-        typed(page, "2")
-        feedback_is(page, "bad", "Not counted: 2.")
+        held_after_the_login_ended(page, laptop, ("2",), enter=typed)
         log_in_again(page)
         row = page.locator(HELD)
         expect(row).to_contain_text("Not counted: the login ended")
@@ -166,10 +173,7 @@ def test_a_held_number_typed_a_day_ago_says_it_counts_when_clicked_and_that_it_d
 
 def test_a_held_number_central_gave_away_is_removed_with_a_second_press(context, laptop):
     page = open_lap_page(context, laptop)
-    end_sessions(laptop)
-    for number in ("7", "2"):
-        typed(page, number)
-    feedback_is(page, "bad", "Not counted: 7, 2.")
+    held_after_the_login_ended(page, laptop, ("7", "2"), enter=typed)
     renumbered_at_central(laptop, laptop.runners[7], 8, was=7)   # 7 is nobody's now
     log_in_again(page)
     held = page.locator(HELD)
@@ -279,9 +283,7 @@ def test_a_shared_number_s_choice_left_unanswered_is_listed_after_a_reload(brows
         expect(held).to_have_count(0)
         assert page.evaluate(STORE) == []
 
-        end_sessions(laptop)                 # a held 17, counted from its row after a login
-        scan(page, "17")
-        feedback_is(page, "bad", "Not counted: 17.")
+        held_after_the_login_ended(page, laptop, ("17",))  # counted from its row after a login
         log_in_again(page)
         held.get_by_role("button", name="Count 17").click()
         feedback_is(page, "warn", "Type 1–2 and Enter")       # asked which runner
@@ -327,10 +329,7 @@ def test_a_choice_on_screen_when_the_login_ends_is_listed_and_named_in_german(br
 def test_a_row_s_count_still_on_its_way_at_a_reload_stays_listed_and_counts_once(context,
                                                                                   laptop):
     page = open_lap_page(context, laptop)
-    end_sessions(laptop)
-    for number in ("2", "3"):
-        scan(page, number)
-    feedback_is(page, "bad", "Not counted: 2, 3.")
+    held_after_the_login_ended(page, laptop, ("2", "3"))
     log_in_again(page)
     held = page.locator(HELD)
     numbers = held.locator("td:nth-child(2)")
@@ -483,10 +482,7 @@ def remove_first_row(page) -> None:
 
 def test_a_row_removed_after_the_login_ended_leaves_the_login_message_on_screen(context, laptop):
     page = open_lap_page(context, laptop)
-    end_sessions(laptop)
-    for number in ("2", "3", "7"):
-        scan(page, number)
-    feedback_is(page, "bad", "Not counted: 2, 3, 7.")
+    held_after_the_login_ended(page, laptop, ("2", "3", "7"))
     held = page.locator(HELD)
     expect(held.locator("td:nth-child(2)")).to_have_text(["7", "3", "2"])
     remove_first_row(page)
@@ -504,10 +500,7 @@ def test_a_held_number_removed_is_no_longer_named_in_german_at_390_px(browser, l
     context = browser.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
     try:
         page = open_lap_page(context, laptop)
-        end_sessions(laptop)
-        for number in ("2", "3", "7"):
-            scan(page, number)
-        feedback_is(page, "bad", "Nicht gezählt: 2, 3, 7.")
+        held_after_the_login_ended(page, laptop, ("2", "3", "7"), said="Nicht gezählt")
         row = page.locator(HELD).first
         row.get_by_role("button", name="Entfernen").click()
         page.wait_for_timeout(400)
@@ -536,9 +529,7 @@ def test_after_a_new_login_every_number_not_counted_is_named_in_german_at_768_px
         feedback_is(page, "warn", "1–2")
         typed(page, "3")                     # the choice typed over: a row
         feedback_is(page, "good", "Carl Dorn")
-        end_sessions(laptop)
-        scan(page, "2")
-        feedback_is(page, "bad", "Nicht gezählt: 2.")
+        held_after_the_login_ended(page, laptop, ("2",), said="Nicht gezählt")
         page.locator("#feedback").get_by_role("link", name="Anmelden").click()
         log_in_here(page)
         feedback_is(page, "warn", "Vorher getippt und noch nicht gezählt: 1, 17, 2. Zählen Sie sie "
@@ -636,10 +627,7 @@ def test_a_number_held_after_a_login_in_another_window_says_so_in_its_row(browse
 
 def test_a_row_removed_or_counted_in_one_tab_leaves_the_other_tabs(context, laptop):
     page = open_lap_page(context, laptop)
-    end_sessions(laptop)
-    for number in ("2", "3"):
-        scan(page, number)
-    feedback_is(page, "bad", "Not counted: 2, 3.")
+    held_after_the_login_ended(page, laptop, ("2", "3"))
     log_in_again(page)
     other = context.new_page()               # a second tab of the lap page
     other.goto(f"{laptop.url}/")
